@@ -1,0 +1,48 @@
+"""Domain errors → HTTP responses with a JSON `ErrorBody`, registered once on the app."""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from llmscope_collector.api.schemas import ErrorBody
+from llmscope_collector.query.store import InvalidTraceId
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(Exception):
+    """The requested resource does not exist."""
+
+
+def _response(status: int, error: str, detail: str) -> Response[bytes]:
+    body = msgspec.json.encode(ErrorBody(status_code=status, error=error, detail=detail))
+    return Response(content=body, status_code=status, media_type="application/json")
+
+
+def invalid_trace_id(_: Request[object, object, object], exc: InvalidTraceId) -> Response[bytes]:
+    return _response(400, "invalid_trace_id", str(exc))
+
+
+def not_found(_: Request[object, object, object], exc: NotFound) -> Response[bytes]:
+    return _response(404, "not_found", str(exc))
+
+
+def http_error(_: Request[object, object, object], exc: HTTPException) -> Response[bytes]:
+    return _response(exc.status_code, "http_error", str(exc.detail))
+
+
+def internal_error(request: Request[object, object, object], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _response(500, "internal_error", "the server failed to answer; see its log")
+
+
+EXCEPTION_HANDLERS = {
+    InvalidTraceId: invalid_trace_id,
+    NotFound: not_found,
+    HTTPException: http_error,
+    Exception: internal_error,
+}

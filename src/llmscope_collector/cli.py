@@ -1,0 +1,80 @@
+"""The `llmscope` command: `serve` (collector + API) and `demo` (the same, plus demo traffic).
+
+Argument parsing and printing only; everything else lives in `server`, `demo` and below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from llmscope_collector.settings import DEFAULT_DATA_DIR, Settings, SettingsError
+
+
+def _add_server_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1; LLMSCOPE_HOST)")
+    parser.add_argument("--otlp-grpc-port", type=int, help="OTLP/gRPC port (default 4317; LLMSCOPE_OTLP_GRPC_PORT)")
+    parser.add_argument("--api-port", type=int, help="HTTP API port (default 8000; LLMSCOPE_API_PORT)")
+    parser.add_argument(
+        "--data-dir", type=Path, help=f"where spans are stored (default {DEFAULT_DATA_DIR}; LLMSCOPE_DATA_DIR)"
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        host=args.host, otlp_grpc_port=args.otlp_grpc_port, api_port=args.api_port, data_dir=args.data_dir
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmscope", description="Observability for LLM applications.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the OTLP collector and the HTTP API")
+    _add_server_flags(serve)
+    demo = sub.add_parser("demo", help="serve, send demo traffic from an instrumented app, print a waterfall")
+    _add_server_flags(demo)
+    demo.add_argument("--traces", type=int, default=3, help="how many demo agent runs to send (default 3)")
+    demo.add_argument("--exit", action="store_true", help="exit after printing instead of serving on")
+    return parser
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from llmscope_collector.server import EmbeddedServer
+
+    try:
+        server = EmbeddedServer(_settings(args))
+        server.start()
+    except SettingsError as exc:
+        print(f"llmscope: {exc}", file=sys.stderr)
+        return 2
+    try:
+        print(
+            f"llmscope {args.command}: OTLP/gRPC on {server.settings.host}:{server.grpc_port}, "
+            f"API on {server.api_url} (docs {server.api_url}/schema/swagger), data in {server.settings.data_dir}",
+            flush=True,
+        )
+        if args.command == "demo":
+            from llmscope_collector.demo import run_demo
+
+            code = run_demo(server, traces=args.traces)
+            if args.exit or code != 0:
+                return code
+        print("serving; press Ctrl-C to stop", flush=True)
+        _wait_for_signal()
+        return 0
+    finally:
+        server.stop()

@@ -1,0 +1,59 @@
+"""`llmscope demo`: drive an instrumented demo app (a separate process) into the running server,
+then print one trace's waterfall, fetched from the HTTP API like any client would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from typing import Any
+
+from llmscope_collector.server import EmbeddedServer
+
+
+def _fetch(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - our own loopback API
+        return json.loads(response.read())
+
+
+def render_waterfall(waterfall: dict[str, Any]) -> str:
+    """An indented tree: one line per span with offset, duration and the GenAI fields."""
+    lines = [
+        f"trace {waterfall['trace_id']}  {waterfall['duration_ms']:.1f} ms  "
+        f"{waterfall['totals']['llm_calls']} LLM calls, {waterfall['totals']['input_tokens']} in / "
+        f"{waterfall['totals']['output_tokens']} out tokens"
+    ]
+    for span in waterfall["spans"]:
+        genai = ""
+        if span.get("request_model"):
+            genai = f"  [{span.get('provider')} {span.get('response_model') or span['request_model']}"
+            genai += f" in={span.get('input_tokens')} out={span.get('output_tokens')}]"
+        status = "  ERROR" if span["status_code"] == "ERROR" else ""
+        marker = "*" if span["critical_path"] else " "
+        lines.append(
+            f"{marker} {'  ' * span['depth']}{span['name']}  +{span['start_offset_ms']:.1f} ms  "
+            f"{span['duration_ms']:.1f} ms{genai}{status}"
+        )
+    lines.append("(* = critical path)")
+    return "\n".join(lines)
+
+
+def run_demo(server: EmbeddedServer, *, traces: int) -> int:
+    endpoint = f"http://{server.settings.host}:{server.grpc_port}"
+    proc = subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "llmscope_sdk._demo_agent", "--endpoint", endpoint, "--traces", str(traces)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if proc.returncode != 0:
+        print(f"demo app failed (exit {proc.returncode}):\n{proc.stderr}", file=sys.stderr)
+        return 1
+    trace_ids = json.loads(proc.stdout.strip().splitlines()[-1])["trace_ids"]
+    server.collector.flush()
+    waterfall = _fetch(f"{server.api_url}/v1/traces/{trace_ids[-1]}")
+    print(render_waterfall(waterfall))
+    print(f"\n{len(trace_ids)} demo traces stored. Open {server.api_url}/v1/traces/{trace_ids[-1]}", flush=True)
+    return 0

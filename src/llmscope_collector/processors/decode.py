@@ -1,0 +1,163 @@
+"""OTLP `ExportTraceServiceRequest` → span columns, grouped by storage partition.
+
+Ids become lowercase hex, times stay integer nanoseconds, attribute values follow the OTel
+"AnyValue for non-OTLP protocols" rules (bytes → base64, maps/arrays → JSON). Spans whose ids are
+invalid are rejected one by one (counted, with a reason) instead of failing the whole request.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import math
+from typing import Any
+
+import msgspec
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from llmscope_collector.processors.normalize import canonical_genai
+from llmscope_collector.storage.schema import COLUMN_NAMES
+
+_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+_STATUS = ("UNSET", "OK", "ERROR")
+_json = msgspec.json.Encoder()
+
+Columns = dict[str, list[Any]]
+PartitionKey = tuple[str, str]  # (project, date)
+
+
+@dataclasses.dataclass
+class DecodedBatch:
+    """Decoded spans by partition plus what was rejected and why."""
+
+    partitions: dict[PartitionKey, Columns] = dataclasses.field(default_factory=dict)
+    accepted: int = 0
+    rejected: int = 0
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+    def columns_for(self, key: PartitionKey) -> Columns:
+        cols = self.partitions.get(key)
+        if cols is None:
+            cols = {name: [] for name in COLUMN_NAMES}
+            self.partitions[key] = cols
+        return cols
+
+
+def any_value(value: AnyValue) -> Any:
+    """Python value of an OTLP AnyValue (JSON-compatible)."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "double_value":
+        d = value.double_value
+        return d if math.isfinite(d) else str(d).replace("inf", "Infinity").replace("nan", "NaN")
+    if kind == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return attributes_dict(value.kvlist_value.values)
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode("ascii")
+    return None
+
+
+def attributes_dict(kvs: Any) -> dict[str, Any]:
+    return {kv.key: any_value(kv.value) for kv in kvs}
+
+
+def _hex_id(raw: bytes, size: int) -> str | None:
+    if len(raw) != size or not any(raw):
+        return None
+    return raw.hex()
+
+
+def _events_json(span: Any) -> str | None:
+    if not span.events:
+        return None
+    events = [
+        {"time_ns": e.time_unix_nano, "name": e.name, "attributes": attributes_dict(e.attributes)}
+        for e in span.events
+    ]
+    return _json.encode(events).decode()
+
+
+def _links_json(span: Any) -> str | None:
+    if not span.links:
+        return None
+    links = [
+        {"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex(), "attributes": attributes_dict(link.attributes)}
+        for link in span.links
+    ]
+    return _json.encode(links).decode()
+
+
+def utc_date(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.timezone.utc).strftime("%Y-%m-%d")
+
+
+def decode_request(request: ExportTraceServiceRequest, project: str) -> DecodedBatch:
+    """Flatten every span of the request into partitioned columns."""
+    batch = DecodedBatch()
+    for resource_spans in request.resource_spans:
+        resource_attrs = attributes_dict(resource_spans.resource.attributes)
+        service = resource_attrs.get("service.name")
+        resource_json = _json.encode(resource_attrs).decode() if resource_attrs else None
+        for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope
+            for span in scope_spans.spans:
+                _decode_span(batch, span, project, service, resource_json, scope.name, scope.version)
+    return batch
+
+
+def _decode_span(
+    batch: DecodedBatch,
+    span: Any,
+    project: str,
+    service: Any,
+    resource_json: str | None,
+    scope_name: str,
+    scope_version: str,
+) -> None:
+    trace_id = _hex_id(span.trace_id, 16)
+    span_id = _hex_id(span.span_id, 8)
+    if trace_id is None or span_id is None:
+        batch.rejected += 1
+        if len(batch.errors) < 5:
+            batch.errors.append(f"span {span.name!r}: trace_id must be 16 bytes and span_id 8 bytes, non-zero")
+        return
+    parent = span.parent_span_id.hex() if span.parent_span_id and any(span.parent_span_id) else None
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    attrs = attributes_dict(span.attributes)
+    cols = batch.columns_for((project, utc_date(start)))
+    row: dict[str, Any] = {
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "parent_span_id": parent,
+        "trace_state": span.trace_state or None,
+        "name": span.name,
+        "kind": _KINDS[span.kind] if 0 <= span.kind < len(_KINDS) else "UNSPECIFIED",
+        "start_ns": start,
+        "end_ns": end,
+        "duration_ns": max(0, end - start),
+        "status_code": _STATUS[span.status.code] if 0 <= span.status.code < len(_STATUS) else "UNSET",
+        "status_message": span.status.message or None,
+        "service_name": None if service is None else str(service),
+        "scope_name": scope_name or None,
+        "scope_version": scope_version or None,
+        "resource_attributes": resource_json,
+        "attributes": _json.encode(attrs).decode() if attrs else None,
+        "events": _events_json(span),
+        "links": _links_json(span),
+    }
+    row.update(canonical_genai(attrs))
+    for name in COLUMN_NAMES:
+        cols[name].append(row[name])
+    batch.accepted += 1
+
+
+__all__ = ["DecodedBatch", "KeyValue", "any_value", "attributes_dict", "decode_request", "utc_date"]

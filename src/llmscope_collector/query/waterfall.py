@@ -1,0 +1,154 @@
+"""Builds a trace's waterfall from its span rows: tree, offsets, self-time, critical path.
+
+Pure Python over rows already fetched, so it is tested without a store. Spans whose parent is not
+in the trace (lost or not yet arrived) become top-level rows flagged `orphan`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from llmscope_collector.query.models import TraceTotals, Waterfall, WaterfallSpan
+
+_NS_PER_MS = 1_000_000
+
+
+def _union_ns(intervals: list[tuple[int, int]]) -> int:
+    """Total length covered by possibly overlapping intervals."""
+    total, cur_start, cur_end = 0, None, None
+    for start, end in sorted(intervals):
+        if cur_end is None or start > cur_end:
+            if cur_end is not None and cur_start is not None:
+                total += cur_end - cur_start
+            cur_start, cur_end = start, end
+        elif end > cur_end:
+            cur_end = end
+    if cur_end is not None and cur_start is not None:
+        total += cur_end - cur_start
+    return total
+
+
+def _critical_path(root: str, rows: dict[str, dict[str, Any]], children: dict[str, list[str]]) -> set[str]:
+    """Jaeger-style: walk back from a span's end, into the last-finishing child, then the child
+    that finished before that one started, and so on."""
+    marked: set[str] = set()
+    stack = [root]
+    while stack:
+        span_id = stack.pop()
+        marked.add(span_id)
+        t = rows[span_id]["end_ns"]
+        first = True
+        for child in sorted(children.get(span_id, ()), key=lambda c: rows[c]["end_ns"], reverse=True):
+            if first or rows[child]["end_ns"] <= t:
+                stack.append(child)
+                t = rows[child]["start_ns"]
+                first = False
+    return marked
+
+
+def build_waterfall(trace_id: str, rows: Sequence[dict[str, Any]]) -> Waterfall:
+    """Rows must all belong to `trace_id`; duplicates of a span id keep the first seen."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        by_id.setdefault(row["span_id"], row)
+    children: dict[str, list[str]] = {}
+    roots: list[str] = []
+    for span_id, row in by_id.items():
+        parent = row["parent_span_id"]
+        if parent and parent in by_id and parent != span_id:
+            children.setdefault(parent, []).append(span_id)
+        else:
+            roots.append(span_id)
+    order_key = lambda s: (by_id[s]["start_ns"], s)  # noqa: E731
+    for kids in children.values():
+        kids.sort(key=order_key)
+    roots.sort(key=order_key)
+    trace_start = min(r["start_ns"] for r in by_id.values())
+    trace_end = max(r["end_ns"] for r in by_id.values())
+    critical: set[str] = set()
+    if roots:
+        longest_root = max(roots, key=lambda s: by_id[s]["end_ns"])
+        critical = _critical_path(longest_root, by_id, children)
+    spans: list[WaterfallSpan] = []
+    stack = [(r, 0) for r in reversed(roots)]
+    while stack:
+        span_id, depth = stack.pop()
+        row = by_id[span_id]
+        kids = children.get(span_id, [])
+        spans.append(_waterfall_span(row, depth, kids, trace_start, by_id, span_id in critical))
+        stack.extend((kid, depth + 1) for kid in reversed(kids))
+    return Waterfall(
+        trace_id=trace_id,
+        project=str(rows[0].get("project") or "default"),
+        start_time_unix_nano=trace_start,
+        duration_ms=(trace_end - trace_start) / _NS_PER_MS,
+        totals=_totals(spans),
+        spans=spans,
+    )
+
+
+def _waterfall_span(
+    row: dict[str, Any],
+    depth: int,
+    kids: list[str],
+    trace_start: int,
+    by_id: dict[str, dict[str, Any]],
+    critical: bool,
+) -> WaterfallSpan:
+    start, end = row["start_ns"], row["end_ns"]
+    covered = _union_ns([(max(start, by_id[k]["start_ns"]), min(end, by_id[k]["end_ns"])) for k in kids])
+    parent = row["parent_span_id"]
+    ttft = row.get("ttft_s")
+    return WaterfallSpan(
+        span_id=row["span_id"],
+        parent_span_id=parent,
+        name=row["name"],
+        kind=row["kind"],
+        status_code=row["status_code"],
+        status_message=row.get("status_message"),
+        service_name=row.get("service_name"),
+        start_offset_ms=(start - trace_start) / _NS_PER_MS,
+        duration_ms=max(0, end - start) / _NS_PER_MS,
+        self_time_ms=max(0, end - start - covered) / _NS_PER_MS,
+        depth=depth,
+        children=kids,
+        critical_path=critical,
+        orphan=bool(parent) and parent not in by_id,
+        operation=row.get("operation"),
+        provider=row.get("provider"),
+        request_model=row.get("request_model"),
+        response_model=row.get("response_model"),
+        response_id=row.get("response_id"),
+        input_tokens=row.get("input_tokens"),
+        output_tokens=row.get("output_tokens"),
+        cache_read_tokens=row.get("cache_read_tokens"),
+        cache_write_tokens=row.get("cache_write_tokens"),
+        reasoning_tokens=row.get("reasoning_tokens"),
+        finish_reasons=row.get("finish_reasons"),
+        error_type=row.get("error_type"),
+        is_stream=row.get("is_stream"),
+        ttft_ms=None if ttft is None else ttft * 1000.0,
+    )
+
+
+LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
+
+
+def _totals(spans: list[WaterfallSpan]) -> TraceTotals:
+    """Trace totals; an LLM span nested directly in another LLM span (e.g. a client library's own
+    span under an instrumentation's span for the same call) is not counted twice."""
+    by_id = {s.span_id: s for s in spans}
+    llm = [
+        s
+        for s in spans
+        if s.operation in LLM_OPERATIONS
+        and not (s.parent_span_id in by_id and by_id[s.parent_span_id].operation in LLM_OPERATIONS)
+    ]
+    return TraceTotals(
+        span_count=len(spans),
+        llm_calls=len(llm),
+        error_count=sum(1 for s in spans if s.status_code == "ERROR"),
+        input_tokens=sum(s.input_tokens or 0 for s in llm),
+        output_tokens=sum(s.output_tokens or 0 for s in llm),
+    )

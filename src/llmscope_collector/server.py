@@ -1,0 +1,106 @@
+"""Runs the collector and the HTTP API together in one process (the embedded default).
+
+The API runs under uvicorn in a background thread on a socket we bind ourselves, so port 0 works
+and "port in use" is reported before anything starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+import uvicorn
+
+from llmscope_collector.api.app import create_app
+from llmscope_collector.pipeline import Collector
+from llmscope_collector.query.store import TraceStore
+from llmscope_collector.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SettingsError(
+            f"{host}:{port} (api_port) is not available: {exc.strerror}. "
+            "Stop the other process or pass --api-port / set LLMSCOPE_API_PORT."
+        ) from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+class EmbeddedServer:
+    """Collector + API; `start()` returns once both accept connections."""
+
+    def __init__(self, settings: Settings) -> None:
+        settings.validate()
+        self.settings = settings
+        self.collector = Collector(settings)
+        self.store = TraceStore(settings.data_dir)
+        self._api_socket: socket.socket | None = None
+        self._uvicorn: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def grpc_port(self) -> int:
+        return self.collector.grpc_port
+
+    @property
+    def api_port(self) -> int:
+        assert self._api_socket is not None
+        return int(self._api_socket.getsockname()[1])
+
+    @property
+    def api_url(self) -> str:
+        host = f"[{self.settings.host}]" if ":" in self.settings.host else self.settings.host
+        return f"http://{host}:{self.api_port}"
+
+    def start(self) -> None:
+        self._api_socket = _bind(self.settings.host, self.settings.api_port)
+        try:
+            self.collector.start()
+        except OSError as exc:
+            self._api_socket.close()
+            raise SettingsError(f"{exc}. Pass --otlp-grpc-port / set LLMSCOPE_OTLP_GRPC_PORT.") from None
+        app = create_app(self.store, buffered=lambda: self.collector.writer.buffered_rows)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        self._uvicorn = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._uvicorn.run, kwargs={"sockets": [self._api_socket]}, name="llmscope-api", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._uvicorn.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the HTTP API did not start; see the log above")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        """Stop the API, then drain and flush the collector. Safe to call twice."""
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if self._api_socket is not None:
+            self._api_socket.close()
+            self._api_socket = None
+        self.collector.stop()
+        self.store.close()
+
+    def __enter__(self) -> EmbeddedServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,14 @@
+"""llmscope SDK: OpenTelemetry GenAI instrumentation for the anthropic and openai clients.
+
+    import llmscope
+    llmscope.instrument()      # patches the installed clients, exports OTLP to the collector
+"""
+
+from __future__ import annotations
+
+from llmscope_sdk._instrumentor import instrument, instrumented, uninstrument
+from llmscope_sdk._setup import configure, flush, shutdown
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "configure", "flush", "instrument", "instrumented", "shutdown", "uninstrument"]

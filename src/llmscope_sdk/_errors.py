@@ -1,0 +1,47 @@
+"""Guards that keep telemetry failures away from the user's code.
+
+Instrumentation must never raise into, slow down or change the result of the wrapped call. A bug
+in our code is logged once per call site and swallowed. Tests set LLMSCOPE_RAISE_INTERNAL_ERRORS=1
+so such bugs fail loudly there instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from types import TracebackType
+
+log = logging.getLogger("llmscope")
+
+
+def _should_raise() -> bool:
+    return os.environ.get("LLMSCOPE_RAISE_INTERNAL_ERRORS", "") == "1"
+
+
+def log_internal_error(where: str) -> None:
+    """Log the exception being handled; re-raise it when tests asked for that."""
+    if _should_raise():
+        raise
+    log.warning("llmscope internal error in %s; your code is unaffected", where, exc_info=True)
+
+
+class handle_internal_errors:  # noqa: N801 - used like a function: `with handle_internal_errors("x"):`
+    """Context manager that swallows (and logs) any exception from telemetry code."""
+
+    __slots__ = ("_where",)
+
+    def __init__(self, where: str) -> None:
+        self._where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        if _should_raise():
+            return False
+        log.warning("llmscope internal error in %s; your code is unaffected", self._where, exc_info=exc)
+        return True

@@ -1,0 +1,15 @@
+"""Patch targets for the `anthropic` client (both the 0.x/1.x and the 2.x lines)."""
+
+from __future__ import annotations
+
+from llmscope_sdk._providers._registry import PatchTarget
+from llmscope_sdk._providers.anthropic._patch import async_messages_create, messages_create
+
+MODULE = "anthropic.resources.messages"
+
+TARGETS: tuple[PatchTarget, ...] = (
+    PatchTarget(MODULE, "Messages", "create", messages_create),
+    PatchTarget(MODULE, "AsyncMessages", "create", async_messages_create),
+)
+
+__all__ = ["TARGETS"]

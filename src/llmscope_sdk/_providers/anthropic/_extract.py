@@ -1,0 +1,102 @@
+"""Anthropic request params → span attributes; Message responses and usage → attributes.
+
+Anthropic reports `input_tokens` WITHOUT cached tokens, while OTel's `gen_ai.usage.input_tokens`
+must include them: the total is input + cache_read + cache_creation (the classic double/under-count
+bug in peer instrumentations comes from getting this wrong).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from llmscope_sdk import _attributes as A
+
+PROVIDER_NAME = "anthropic"
+
+# Anthropic stop reasons → OTel finish reasons.
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_call",
+    "pause_turn": "pause",
+    "refusal": "content_filter",
+}
+
+
+def server_attributes(instance: Any) -> dict[str, Any]:
+    """server.address/port from the resource's client, found by shape (no private imports)."""
+    client = getattr(instance, "_client", None)
+    url = getattr(client, "base_url", None)
+    host = getattr(url, "host", None)
+    if not host:
+        return {}
+    attrs: dict[str, Any] = {A.SERVER_ADDRESS: str(host)}
+    port = getattr(url, "port", None)
+    if port is None:
+        port = 443 if getattr(url, "scheme", "https") == "https" else 80
+    attrs[A.SERVER_PORT] = int(port)
+    return attrs
+
+
+def request_attributes(kwargs: Mapping[str, Any], instance: Any) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        A.OPERATION: "chat",
+        A.PROVIDER: PROVIDER_NAME,
+        A.SYSTEM: PROVIDER_NAME,
+    }
+    model = kwargs.get("model")
+    if isinstance(model, str):
+        attrs[A.REQUEST_MODEL] = model
+    for key, attr, kind in _REQUEST_PARAMS:
+        value = kwargs.get(key)
+        if isinstance(value, kind) and not isinstance(value, bool):
+            attrs[attr] = value
+    stops = kwargs.get("stop_sequences")
+    if isinstance(stops, (list, tuple)) and all(isinstance(s, str) for s in stops):
+        attrs[A.REQUEST_STOP_SEQUENCES] = list(stops)
+    if kwargs.get("stream") is True:
+        attrs[A.REQUEST_STREAM] = True
+    attrs.update(server_attributes(instance))
+    return attrs
+
+
+_REQUEST_PARAMS: tuple[tuple[str, str, type | tuple[type, ...]], ...] = (
+    ("max_tokens", A.REQUEST_MAX_TOKENS, int),
+    ("temperature", A.REQUEST_TEMPERATURE, (int, float)),
+    ("top_p", A.REQUEST_TOP_P, (int, float)),
+    ("top_k", A.REQUEST_TOP_K, int),
+)
+
+
+def usage_attributes(usage: Any) -> dict[str, Any]:
+    """OTel usage attributes from an Anthropic `Usage` (or the same shape)."""
+    if usage is None:
+        return {}
+    raw_input = getattr(usage, "input_tokens", None) or 0
+    cache_read = getattr(usage, "cache_read_input_tokens", None) or 0
+    cache_creation = getattr(usage, "cache_creation_input_tokens", None) or 0
+    attrs: dict[str, Any] = {A.USAGE_INPUT: int(raw_input + cache_read + cache_creation)}
+    output = getattr(usage, "output_tokens", None)
+    if output is not None:
+        attrs[A.USAGE_OUTPUT] = int(output)
+    attrs[A.USAGE_CACHE_READ] = int(cache_read)
+    attrs[A.USAGE_CACHE_CREATION] = int(cache_creation)
+    return attrs
+
+
+def response_attributes(message: Any) -> dict[str, Any]:
+    """Attributes from a non-streamed `Message` (detected by shape)."""
+    attrs: dict[str, Any] = {}
+    msg_id = getattr(message, "id", None)
+    if isinstance(msg_id, str):
+        attrs[A.RESPONSE_ID] = msg_id
+    model = getattr(message, "model", None)
+    if isinstance(model, str):
+        attrs[A.RESPONSE_MODEL] = model
+    stop_reason = getattr(message, "stop_reason", None)
+    if isinstance(stop_reason, str):
+        attrs[A.RESPONSE_FINISH_REASONS] = [FINISH_REASONS.get(stop_reason, stop_reason)]
+    attrs.update(usage_attributes(getattr(message, "usage", None)))
+    return attrs

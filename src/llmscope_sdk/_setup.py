@@ -1,0 +1,95 @@
+"""`configure()`: get a TracerProvider that exports to llmscope, or reuse the app's own.
+
+If the application already set an SDK TracerProvider, llmscope adds nothing to it: the app's
+exporters decide where spans go (OpenTelemetry's own advice for libraries).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+from llmscope_sdk._config import SdkSettings
+
+_lock = threading.Lock()
+_provider: trace.TracerProvider | None = None
+_owned: TracerProvider | None = None
+
+
+def _exporter(settings: SdkSettings) -> SpanExporter:
+    headers = {"authorization": f"Bearer {settings.api_key}"} if settings.api_key else None
+    if settings.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        insecure = settings.endpoint.startswith("http://")
+        return GrpcExporter(endpoint=settings.endpoint, insecure=insecure, headers=headers)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    endpoint = settings.endpoint.rstrip("/")
+    if not endpoint.endswith("/v1/traces"):
+        endpoint += "/v1/traces"
+    return HttpExporter(endpoint=endpoint, headers=headers)
+
+
+def _app_provider() -> trace.TracerProvider | None:
+    """The provider the application registered itself, if any (not the API's proxy/no-op)."""
+    current = trace.get_tracer_provider()
+    if isinstance(current, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+        return None
+    return current
+
+
+def configure(
+    *,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    service_name: str | None = None,
+    api_key: str | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
+) -> trace.TracerProvider:
+    """Set up (once) where llmscope's spans go; returns the provider in use."""
+    global _provider, _owned
+    with _lock:
+        if tracer_provider is not None:
+            _provider = tracer_provider
+            return _provider
+        if _provider is not None:
+            return _provider
+        existing = _app_provider()
+        if existing is not None:
+            _provider = existing
+            return existing
+        settings = SdkSettings.resolve(
+            endpoint=endpoint, protocol=protocol, service_name=service_name, api_key=api_key
+        )
+        provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
+        provider.add_span_processor(BatchSpanProcessor(_exporter(settings)))
+        trace.set_tracer_provider(provider)
+        _provider = _owned = provider
+        return provider
+
+
+def get_provider() -> trace.TracerProvider:
+    return _provider if _provider is not None else configure()
+
+
+def flush(timeout_s: float = 5.0) -> bool:
+    """Export everything ended so far; bounded so it can never hang the app."""
+    provider = _provider
+    force_flush = getattr(provider, "force_flush", None)
+    if force_flush is None:
+        return True
+    return bool(force_flush(int(timeout_s * 1000)))
+
+
+def shutdown() -> None:
+    """Flush and stop the provider llmscope created (an app's own provider is left alone)."""
+    global _provider, _owned
+    with _lock:
+        if _owned is not None:
+            _owned.shutdown()
+        _provider = _owned = None
