@@ -13,7 +13,7 @@ from llmscope_collector.server import EmbeddedServer
 
 
 def _fetch(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - our own loopback API
+    with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
 
 
@@ -41,7 +41,7 @@ def render_waterfall(waterfall: dict[str, Any]) -> str:
 
 def run_demo(server: EmbeddedServer, *, traces: int) -> int:
     endpoint = f"http://{server.settings.host}:{server.grpc_port}"
-    proc = subprocess.run(  # noqa: S603 - our own module, fixed arguments
+    proc = subprocess.run(
         [sys.executable, "-m", "llmscope_sdk._demo_agent", "--endpoint", endpoint, "--traces", str(traces)],
         capture_output=True,
         text=True,

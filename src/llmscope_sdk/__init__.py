@@ -1,7 +1,7 @@
 """llmscope SDK: OpenTelemetry GenAI instrumentation for the anthropic and openai clients.
 
-    import llmscope
-    llmscope.instrument()      # patches the installed clients, exports OTLP to the collector
+import llmscope
+llmscope.instrument()      # patches the installed clients, exports OTLP to the collector
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from opentelemetry import trace
 import llmscope_sdk
 from llmscope_sdk.simulator import SimulatedProvider
 
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-sonnet-4-6"
 QUESTIONS = (
     "Which city should we pick for the offsite, Lisbon or Porto?",
     "Summarize yesterday's incident report for the on-call channel.",

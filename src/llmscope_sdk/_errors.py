@@ -25,7 +25,7 @@ def log_internal_error(where: str) -> None:
     log.warning("llmscope internal error in %s; your code is unaffected", where, exc_info=True)
 
 
-class handle_internal_errors:  # noqa: N801 - used like a function: `with handle_internal_errors("x"):`
+class handle_internal_errors:
     """Context manager that swallows (and logs) any exception from telemetry code."""
 
     __slots__ = ("_where",)

@@ -63,9 +63,7 @@ def configure(
         if existing is not None:
             _provider = existing
             return existing
-        settings = SdkSettings.resolve(
-            endpoint=endpoint, protocol=protocol, service_name=service_name, api_key=api_key
-        )
+        settings = SdkSettings.resolve(endpoint=endpoint, protocol=protocol, service_name=service_name, api_key=api_key)
         provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
         provider.add_span_processor(BatchSpanProcessor(_exporter(settings)))
         trace.set_tracer_provider(provider)

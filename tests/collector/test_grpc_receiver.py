@@ -36,10 +36,22 @@ def _two_span_request(trace_id: bytes) -> bytes:
     now = time.time_ns()
     spans = [
         f.span(trace_id, root, "root", now, now + 50_000_000),
-        f.span(trace_id, child, "chat m", now + 10_000_000, now + 40_000_000, parent=root, kind=3,
-               attrs={"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
-                      "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 12,
-                      "gen_ai.usage.output_tokens": 7}),
+        f.span(
+            trace_id,
+            child,
+            "chat m",
+            now + 10_000_000,
+            now + 40_000_000,
+            parent=root,
+            kind=3,
+            attrs={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o",
+                "gen_ai.usage.input_tokens": 12,
+                "gen_ai.usage.output_tokens": 7,
+            },
+        ),
     ]
     return f.request(spans).SerializeToString()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import msgspec
 from litestar import Request, Response
@@ -23,19 +24,19 @@ def _response(status: int, error: str, detail: str) -> Response[bytes]:
     return Response(content=body, status_code=status, media_type="application/json")
 
 
-def invalid_trace_id(_: Request[object, object, object], exc: InvalidTraceId) -> Response[bytes]:
+def invalid_trace_id(_: Request[Any, Any, Any], exc: InvalidTraceId) -> Response[bytes]:
     return _response(400, "invalid_trace_id", str(exc))
 
 
-def not_found(_: Request[object, object, object], exc: NotFound) -> Response[bytes]:
+def not_found(_: Request[Any, Any, Any], exc: NotFound) -> Response[bytes]:
     return _response(404, "not_found", str(exc))
 
 
-def http_error(_: Request[object, object, object], exc: HTTPException) -> Response[bytes]:
+def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     return _response(exc.status_code, "http_error", str(exc.detail))
 
 
-def internal_error(request: Request[object, object, object], exc: Exception) -> Response[bytes]:
+def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _response(500, "internal_error", "the server failed to answer; see its log")
 

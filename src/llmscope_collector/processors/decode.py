@@ -80,8 +80,7 @@ def _events_json(span: Any) -> str | None:
     if not span.events:
         return None
     events = [
-        {"time_ns": e.time_unix_nano, "name": e.name, "attributes": attributes_dict(e.attributes)}
-        for e in span.events
+        {"time_ns": e.time_unix_nano, "name": e.name, "attributes": attributes_dict(e.attributes)} for e in span.events
     ]
     return _json.encode(events).decode()
 

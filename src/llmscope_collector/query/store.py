@@ -42,7 +42,7 @@ class TraceStore:
         try:
             result = cur.execute(query, {"glob": self._glob, **params})
             names = [d[0] for d in result.description or ()]
-            return [dict(zip(names, row)) for row in result.fetchall()]
+            return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
         finally:
             cur.close()
 

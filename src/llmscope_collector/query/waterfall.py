@@ -97,7 +97,8 @@ def _waterfall_span(
     critical: bool,
 ) -> WaterfallSpan:
     start, end = row["start_ns"], row["end_ns"]
-    covered = _union_ns([(max(start, by_id[k]["start_ns"]), min(end, by_id[k]["end_ns"])) for k in kids])
+    clipped = [(max(start, by_id[k]["start_ns"]), min(end, by_id[k]["end_ns"])) for k in kids]
+    covered = _union_ns([(lo, hi) for lo, hi in clipped if hi > lo])
     parent = row["parent_span_id"]
     ttft = row.get("ttft_s")
     return WaterfallSpan(

@@ -22,9 +22,21 @@ class SystemController(Controller):
         try:
             counts = store.counts()
         except Exception:
-            body = Health(status="degraded", storage="unavailable", spans=0, traces=0,
-                          buffered_spans=buffered(), version=__version__)
+            body = Health(
+                status="degraded",
+                storage="unavailable",
+                spans=0,
+                traces=0,
+                buffered_spans=buffered(),
+                version=__version__,
+            )
             return Response(body, status_code=503)
-        body = Health(status="ok", storage="ok", spans=counts.spans, traces=counts.traces,
-                      buffered_spans=buffered(), version=__version__)
+        body = Health(
+            status="ok",
+            storage="ok",
+            spans=counts.spans,
+            traces=counts.traces,
+            buffered_spans=buffered(),
+            version=__version__,
+        )
         return Response(body, status_code=200)
