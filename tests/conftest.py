@@ -17,7 +17,14 @@ os.environ.setdefault("LLMSCOPE_RAISE_INTERNAL_ERRORS", "1")
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(host="127.0.0.1", otlp_grpc_port=0, api_port=0, data_dir=tmp_path / "data", flush_interval_s=0.2)
+    return Settings(
+        host="127.0.0.1",
+        otlp_grpc_port=0,
+        otlp_http_port=0,
+        api_port=0,
+        data_dir=tmp_path / "data",
+        flush_interval_s=0.2,
+    )
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ class CollectorError(Exception):
 
     grpc_code: grpc.StatusCode = grpc.StatusCode.INTERNAL
     http_status: int = 500
+    # Seconds a client should wait before resending; set only on retryable errors (gRPC RetryInfo, HTTP Retry-After).
+    retry_after_s: float | None = None
 
 
 class InvalidPayload(CollectorError):
@@ -35,3 +37,21 @@ class Unavailable(CollectorError):
 
     grpc_code = grpc.StatusCode.UNAVAILABLE
     http_status = 503
+    retry_after_s = 1.0
+
+
+class RateLimited(Unavailable):
+    """The project is over its span rate; retryable after `retry_after_s` (HTTP 429, gRPC UNAVAILABLE + RetryInfo)."""
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Unauthenticated(CollectorError):
+    """Missing, unknown or revoked API key; not retryable."""
+
+    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+    http_status = 401

@@ -16,6 +16,10 @@ from typing import Any
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_OTLP_GRPC_PORT = 4317
+DEFAULT_OTLP_HTTP_PORT = 4318
+AUTH_MODES = ("auto", "required", "off")
+LOG_FORMATS = ("text", "json")
+_PORT_FIELDS = ("otlp_grpc_port", "otlp_http_port", "api_port")
 DEFAULT_API_PORT = 8000
 DEFAULT_DATA_DIR = "./llmscope-data"
 
@@ -36,6 +40,19 @@ class Settings:
     flush_interval_s: float = 1.0
     grpc_max_receive_bytes: int = 64 * 1024 * 1024
     grpc_workers: int = 8
+    otlp_http_port: int = DEFAULT_OTLP_HTTP_PORT
+    http_max_body_bytes: int = 64 * 1024 * 1024
+    http_workers: int = 8
+    # auto: API keys required unless listening on loopback only; required; off (explicit opt-out).
+    auth: str = "auto"
+    admin_token: str = dataclasses.field(default="", repr=False)
+    # Per-project span rate (token bucket); 0 = unlimited. Burst 0 = one second's worth.
+    rate_limit_spans_per_s: float = 0.0
+    rate_limit_burst: int = 0
+    # Per-span limits; over them values are truncated / attributes dropped and the span is marked. 0 = no limit.
+    max_span_attributes: int = 1024
+    max_attribute_value_bytes: int = 1024 * 1024
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -58,18 +75,32 @@ class Settings:
         except ValueError:
             if self.host != "localhost":
                 raise SettingsError(f"host {self.host!r} is not an IP address (e.g. 127.0.0.1)") from None
-        for name in ("otlp_grpc_port", "api_port"):
+        for name in _PORT_FIELDS:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise SettingsError(f"{name} must be 0..65535, got {port} (set {_ENV_NAMES[name]})")
-        if self.otlp_grpc_port and self.otlp_grpc_port == self.api_port:
-            raise SettingsError(f"otlp_grpc_port and api_port are both {self.api_port}; pick two ports")
+        used = [p for p in (getattr(self, n) for n in _PORT_FIELDS) if p]
+        if len(used) != len(set(used)):
+            raise SettingsError("otlp_grpc_port, otlp_http_port and api_port must differ; pick distinct ports")
+        self._check_ingest_options()
         if self.flush_rows < 1 or self.flush_interval_s <= 0:
             raise SettingsError("flush_rows must be >= 1 and flush_interval_s > 0")
         self._check_data_dir()
         if check_ports:
-            for name in ("otlp_grpc_port", "api_port"):
+            for name in _PORT_FIELDS:
                 _check_port_free(self.host, getattr(self, name), name)
+
+    def _check_ingest_options(self) -> None:
+        if self.auth not in AUTH_MODES:
+            raise SettingsError(f"auth must be one of {', '.join(AUTH_MODES)}, got {self.auth!r} (set LLMSCOPE_AUTH)")
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(f"log_format must be text or json, got {self.log_format!r} (set LLMSCOPE_LOG_FORMAT)")
+        for name in ("http_max_body_bytes", "http_workers"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be >= 1 (set {_ENV_NAMES[name]})")
+        for name in ("rate_limit_spans_per_s", "rate_limit_burst", "max_span_attributes", "max_attribute_value_bytes"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must be >= 0, 0 meaning no limit (set {_ENV_NAMES[name]})")
 
     def _check_data_dir(self) -> None:
         try:
@@ -89,6 +120,16 @@ _ENV_NAMES: dict[str, str] = {
     "flush_interval_s": "LLMSCOPE_FLUSH_INTERVAL_S",
     "grpc_max_receive_bytes": "LLMSCOPE_GRPC_MAX_RECEIVE_BYTES",
     "grpc_workers": "LLMSCOPE_GRPC_WORKERS",
+    "otlp_http_port": "LLMSCOPE_OTLP_HTTP_PORT",
+    "http_max_body_bytes": "LLMSCOPE_HTTP_MAX_BODY_BYTES",
+    "http_workers": "LLMSCOPE_HTTP_WORKERS",
+    "auth": "LLMSCOPE_AUTH",
+    "admin_token": "LLMSCOPE_ADMIN_TOKEN",
+    "rate_limit_spans_per_s": "LLMSCOPE_RATE_LIMIT_SPANS_PER_S",
+    "rate_limit_burst": "LLMSCOPE_RATE_LIMIT_BURST",
+    "max_span_attributes": "LLMSCOPE_MAX_SPAN_ATTRIBUTES",
+    "max_attribute_value_bytes": "LLMSCOPE_MAX_ATTRIBUTE_VALUE_BYTES",
+    "log_format": "LLMSCOPE_LOG_FORMAT",
 }
 
 
