@@ -9,6 +9,34 @@ and start with the `llmscope serve` command.
 
 from __future__ import annotations
 
-from llmscope_sdk import __version__, configure, flush, instrument, instrumented, shutdown, uninstrument
+from llmscope_sdk import (
+    __version__,
+    configure,
+    flush,
+    instrument,
+    instrumented,
+    metadata,
+    prompt,
+    session,
+    shutdown,
+    tags,
+    trace,
+    uninstrument,
+    user,
+)
 
-__all__ = ["__version__", "configure", "flush", "instrument", "instrumented", "shutdown", "uninstrument"]
+__all__ = [
+    "__version__",
+    "configure",
+    "flush",
+    "instrument",
+    "instrumented",
+    "metadata",
+    "prompt",
+    "session",
+    "shutdown",
+    "tags",
+    "trace",
+    "uninstrument",
+    "user",
+]

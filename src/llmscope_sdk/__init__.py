@@ -6,9 +6,25 @@ llmscope.instrument()      # patches the installed clients, exports OTLP to the 
 
 from __future__ import annotations
 
+from llmscope_sdk._context import metadata, prompt, session, tags, user
+from llmscope_sdk._decorators import trace
 from llmscope_sdk._instrumentor import instrument, instrumented, uninstrument
 from llmscope_sdk._setup import configure, flush, shutdown
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "configure", "flush", "instrument", "instrumented", "shutdown", "uninstrument"]
+__all__ = [
+    "__version__",
+    "configure",
+    "flush",
+    "instrument",
+    "instrumented",
+    "metadata",
+    "prompt",
+    "session",
+    "shutdown",
+    "tags",
+    "trace",
+    "uninstrument",
+    "user",
+]

@@ -1,7 +1,7 @@
 """`instrument()` / `uninstrument()`: wrap every supported client method once, undo it exactly.
 
-Clients that are not installed are skipped silently; a second `instrument()` is a no-op, so
-no call ever gets two spans from llmscope.
+Clients that are not installed are skipped silently; a second `instrument()` is a no-op for
+methods already wrapped, so no call ever gets two spans from llmscope. No network I/O happens here.
 """
 
 from __future__ import annotations
@@ -12,16 +12,19 @@ import threading
 from typing import Any
 
 import wrapt
-from opentelemetry.trace import Tracer
 
 from llmscope_sdk import _attributes as A
+from llmscope_sdk._content import Redactor, resolve_policy
 from llmscope_sdk._errors import log_internal_error
+from llmscope_sdk._metrics import GenAIMetrics
 from llmscope_sdk._providers import PROVIDERS
 from llmscope_sdk._providers._registry import PatchTarget
+from llmscope_sdk._runtime import Telemetry
 from llmscope_sdk._setup import get_provider
 
 _lock = threading.Lock()
 _patched: dict[str, tuple[Any, str, Any]] = {}  # key -> (class, method name, original attribute)
+_telemetry: Telemetry | None = None
 
 
 def _targets(name: str) -> tuple[PatchTarget, ...]:
@@ -33,43 +36,72 @@ def _targets(name: str) -> tuple[PatchTarget, ...]:
     return targets
 
 
-def _wrap(target: PatchTarget, tracer: Tracer) -> None:
+def _wrap(target: PatchTarget, telemetry: Telemetry) -> None:
     module = importlib.import_module(target.module)
     cls = getattr(module, target.cls, None)
     if cls is None or not hasattr(cls, target.method):
         return  # this client version lacks the method: nothing to wrap
     original = cls.__dict__.get(target.method)
-    wrapt.wrap_function_wrapper(cls, target.method, target.factory(tracer))
+    wrapt.wrap_function_wrapper(cls, target.method, target.factory(telemetry))
     _patched[target.key] = (cls, target.method, original)
 
 
-def instrument(providers: tuple[str, ...] | None = None) -> list[str]:
-    """Patch the installed LLM clients; returns the names of the methods now instrumented."""
+def instrument(
+    *,
+    capture_content: bool | None = None,
+    max_content_chars: int | None = None,
+    redact: Redactor | None = None,
+    providers: tuple[str, ...] | None = None,
+) -> list[str]:
+    """Patch the installed LLM clients; returns the names of the methods now instrumented.
+
+    `capture_content=None` follows OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT (default off).
+    Calling again with other content settings re-wraps with the new settings.
+    """
+    global _telemetry
     with _lock:
-        tracer = get_provider().get_tracer("llmscope", schema_url=A.SCHEMA_URL)
+        provider = get_provider()
+        telemetry = Telemetry(
+            tracer=provider.get_tracer("llmscope", schema_url=A.SCHEMA_URL),
+            metrics=GenAIMetrics(),
+            content=resolve_policy(capture_content, max_content_chars, redact),
+        )
+        if _telemetry is not None and _telemetry.content != telemetry.content:
+            _unwrap_all()
+        _telemetry = telemetry if _telemetry is None or not _patched else _telemetry
         for name in providers or tuple(PROVIDERS):
             try:
                 for target in _targets(name):
                     if target.key not in _patched:
-                        _wrap(target, tracer)
+                        _wrap(target, _telemetry)
             except Exception:
                 log_internal_error(f"instrument {name}")
         return sorted(_patched)
 
 
+def _unwrap_all() -> None:
+    for cls, method, original in _patched.values():
+        if original is not None:
+            setattr(cls, method, original)
+        else:
+            try:
+                delattr(cls, method)
+            except AttributeError:
+                pass
+    _patched.clear()
+
+
 def uninstrument() -> None:
     """Restore every original method."""
+    global _telemetry
     with _lock:
-        for cls, method, original in _patched.values():
-            if original is not None:
-                setattr(cls, method, original)
-            else:
-                try:
-                    delattr(cls, method)
-                except AttributeError:
-                    pass
-        _patched.clear()
+        _unwrap_all()
+        _telemetry = None
 
 
 def instrumented() -> list[str]:
     return sorted(_patched)
+
+
+def current_telemetry() -> Telemetry | None:
+    return _telemetry

@@ -14,25 +14,37 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from llmscope_sdk._config import SdkSettings
+from llmscope_sdk._context import ScopeSpanProcessor
 
 _lock = threading.Lock()
 _provider: trace.TracerProvider | None = None
 _owned: TracerProvider | None = None
 
 
-def _exporter(settings: SdkSettings) -> SpanExporter:
-    headers = {"authorization": f"Bearer {settings.api_key}"} if settings.api_key else None
+def _exporter(settings: SdkSettings, extra_headers: dict[str, str] | None) -> SpanExporter:
+    headers = dict(extra_headers or {})
+    if settings.api_key:
+        headers["authorization"] = f"Bearer {settings.api_key}"
     if settings.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
         insecure = settings.endpoint.startswith("http://")
-        return GrpcExporter(endpoint=settings.endpoint, insecure=insecure, headers=headers)
+        return GrpcExporter(endpoint=settings.endpoint, insecure=insecure, headers=headers or None)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
     endpoint = settings.endpoint.rstrip("/")
     if not endpoint.endswith("/v1/traces"):
         endpoint += "/v1/traces"
-    return HttpExporter(endpoint=endpoint, headers=headers)
+    return HttpExporter(endpoint=endpoint, headers=headers or None)
+
+
+def _add_scope_processor(provider: trace.TracerProvider) -> None:
+    """Stamp sessions/users/tags on every span of this provider (once per provider)."""
+    add = getattr(provider, "add_span_processor", None)
+    if add is None or getattr(provider, "_llmscope_scope_processor", False):
+        return
+    add(ScopeSpanProcessor())
+    provider._llmscope_scope_processor = True  # type: ignore[attr-defined]
 
 
 def _app_provider() -> trace.TracerProvider | None:
@@ -49,23 +61,33 @@ def configure(
     protocol: str | None = None,
     service_name: str | None = None,
     api_key: str | None = None,
+    headers: dict[str, str] | None = None,
+    resource: dict[str, str] | None = None,
+    max_queue_size: int = 2048,
     tracer_provider: trace.TracerProvider | None = None,
 ) -> trace.TracerProvider:
-    """Set up (once) where llmscope's spans go; returns the provider in use."""
+    """Set up (once) where llmscope's spans go; returns the provider in use.
+
+    No network call happens here: the exporter connects lazily, retries with backoff, and a full
+    queue drops spans (counted by the OTel SDK) instead of blocking the application.
+    """
     global _provider, _owned
     with _lock:
         if tracer_provider is not None:
+            _add_scope_processor(tracer_provider)
             _provider = tracer_provider
             return _provider
         if _provider is not None:
             return _provider
         existing = _app_provider()
         if existing is not None:
+            _add_scope_processor(existing)
             _provider = existing
             return existing
         settings = SdkSettings.resolve(endpoint=endpoint, protocol=protocol, service_name=service_name, api_key=api_key)
-        provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
-        provider.add_span_processor(BatchSpanProcessor(_exporter(settings)))
+        provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name, **(resource or {})}))
+        _add_scope_processor(provider)
+        provider.add_span_processor(BatchSpanProcessor(_exporter(settings, headers), max_queue_size=max_queue_size))
         trace.set_tracer_provider(provider)
         _provider = _owned = provider
         return provider

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from opentelemetry.trace import Tracer
+from llmscope_sdk._runtime import Telemetry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,7 +14,7 @@ class PatchTarget:
     module: str
     cls: str
     method: str
-    factory: Callable[[Tracer], Callable[..., Any]]
+    factory: Callable[[Telemetry], Callable[..., Any]]
 
     @property
     def key(self) -> str:

@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmscope_sdk import _attributes as A
+from llmscope_sdk._content import ContentPolicy
+from llmscope_sdk._providers._shape import field, given
+from llmscope_sdk._providers.anthropic import _messages
 
 PROVIDER_NAME = "anthropic"
 
@@ -71,14 +74,14 @@ _REQUEST_PARAMS: tuple[tuple[str, str, type | tuple[type, ...]], ...] = (
 
 
 def usage_attributes(usage: Any) -> dict[str, Any]:
-    """OTel usage attributes from an Anthropic `Usage` (or the same shape)."""
+    """OTel usage attributes from an Anthropic `Usage` (object or dict of the same shape)."""
     if usage is None:
         return {}
-    raw_input = getattr(usage, "input_tokens", None) or 0
-    cache_read = getattr(usage, "cache_read_input_tokens", None) or 0
-    cache_creation = getattr(usage, "cache_creation_input_tokens", None) or 0
+    raw_input = field(usage, "input_tokens") or 0
+    cache_read = field(usage, "cache_read_input_tokens") or 0
+    cache_creation = field(usage, "cache_creation_input_tokens") or 0
     attrs: dict[str, Any] = {A.USAGE_INPUT: int(raw_input + cache_read + cache_creation)}
-    output = getattr(usage, "output_tokens", None)
+    output = field(usage, "output_tokens")
     if output is not None:
         attrs[A.USAGE_OUTPUT] = int(output)
     attrs[A.USAGE_CACHE_READ] = int(cache_read)
@@ -86,7 +89,22 @@ def usage_attributes(usage: Any) -> dict[str, Any]:
     return attrs
 
 
-def response_attributes(message: Any) -> dict[str, Any]:
+def request_content(kwargs: Mapping[str, Any], policy: ContentPolicy, attrs: dict[str, Any]) -> None:
+    """Opt-in content attributes of the request (no-op unless capture is on)."""
+    if not policy.capture:
+        return
+    messages = kwargs.get("messages")
+    if messages is not None and given(messages):
+        policy.encode(A.INPUT_MESSAGES, _messages.input_messages(messages), attrs)
+    policy.encode(A.SYSTEM_INSTRUCTIONS, _messages.system_instructions(kwargs.get("system")), attrs)
+    policy.encode(A.TOOL_DEFINITIONS, _messages.tool_definitions(kwargs.get("tools")), attrs)
+
+
+def finish_reason(stop_reason: Any) -> str | None:
+    return FINISH_REASONS.get(stop_reason, stop_reason) if isinstance(stop_reason, str) else None
+
+
+def response_attributes(message: Any, policy: ContentPolicy | None = None) -> dict[str, Any]:
     """Attributes from a non-streamed `Message` (detected by shape)."""
     attrs: dict[str, Any] = {}
     msg_id = getattr(message, "id", None)
@@ -99,4 +117,7 @@ def response_attributes(message: Any) -> dict[str, Any]:
     if isinstance(stop_reason, str):
         attrs[A.RESPONSE_FINISH_REASONS] = [FINISH_REASONS.get(stop_reason, stop_reason)]
     attrs.update(usage_attributes(getattr(message, "usage", None)))
+    if policy is not None and policy.capture:
+        output = _messages.output_messages(getattr(message, "content", None), finish_reason(stop_reason))
+        policy.encode(A.OUTPUT_MESSAGES, output, attrs)
     return attrs
