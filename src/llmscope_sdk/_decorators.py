@@ -43,7 +43,7 @@ class _SpanSpec:
     def __init__(self, func: Callable[..., Any], name: str | None, kind: str, attributes: dict[str, Any]) -> None:
         self.func = func
         self.kind = kind
-        base = name or getattr(func, "__qualname__", getattr(func, "__name__", "function"))
+        base = name or getattr(func, "__name__", "function")
         operation = _OPERATIONS.get(kind)
         self.span_name: str = f"{operation} {base}" if operation else str(base)
         self.attributes: dict[str, Any] = {KIND_ATTR: kind, **attributes}
