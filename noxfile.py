@@ -39,6 +39,29 @@ def tests_matrix(session: nox.Session) -> None:
     session.run("pytest", "-q", "-m", "not slow", *session.posargs)
 
 
+# Oldest supported client lines (declared in pyproject's extras) and the newest published.
+CLIENTS = {
+    "oldest": ["anthropic==0.40.0", "openai==1.40.0", "httpx<0.28"],
+    "latest": ["--upgrade", "anthropic", "openai"],
+}
+
+
+@nox.session(python=PYTHONS)
+@nox.parametrize("clients", list(CLIENTS))
+def matrix(session: nox.Session, clients: str) -> None:
+    """SDK tests on every supported CPython, with the oldest and the newest anthropic/openai clients."""
+    session.install("-e", ".[test]")
+    session.install(*CLIENTS[clients])
+    session.run(
+        "python",
+        "-c",
+        "import anthropic, openai; print('anthropic', anthropic.__version__, 'openai', openai.__version__)",
+    )
+    # The simulator's own tests exercise API features only the newest clients have.
+    skip = ["--ignore=tests/sdk/test_simulator.py"] if clients == "oldest" else []
+    session.run("pytest", "-q", "-m", "not slow", "tests/sdk", *skip, *session.posargs)
+
+
 @nox.session(python=DEFAULT_PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff (style, imports, bugbear) and mypy --strict on the packages."""

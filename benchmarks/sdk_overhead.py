@@ -1,0 +1,156 @@
+"""SDK overhead per call: µs added (paired blocks in one process) through an in-process mock transport.
+
+    python benchmarks/sdk_overhead.py --calls 2000 --blocks 20 [--json out.json]
+    python benchmarks/sdk_overhead.py --callgrind-run instrumented|plain --calls K   (used under valgrind)
+
+No sockets: the anthropic client talks to an `httpx(2).MockTransport` returning a fixed Message, so the
+figure is the instrumentation's own cost (span, attributes, metrics, batch processor), not network noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import anthropic
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+import llmscope
+from llmscope_sdk import _setup
+
+try:  # anthropic 2.x ships its own httpx fork
+    import httpx2 as httpx_mod
+except ImportError:  # pragma: no cover - older client lines
+    import httpx as httpx_mod  # type: ignore[no-redef]
+
+MODEL = "claude-sonnet-4-6"
+BODY = json.dumps(
+    {
+        "id": "msg_01bench",
+        "type": "message",
+        "role": "assistant",
+        "model": MODEL,
+        "content": [{"type": "text", "text": "Hello! " * 20}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 25, "output_tokens": 40, "cache_read_input_tokens": 0,
+                  "cache_creation_input_tokens": 0},
+    }
+).encode()
+
+
+class _DiscardExporter(SpanExporter):
+    def __init__(self) -> None:
+        self.count = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.count += len(spans)
+        return SpanExportResult.SUCCESS
+
+
+def _handler(request: Any) -> Any:
+    return httpx_mod.Response(200, content=BODY, headers={"content-type": "application/json"})
+
+
+def make_client() -> anthropic.Anthropic:
+    http_client = httpx_mod.Client(transport=httpx_mod.MockTransport(_handler))
+    return anthropic.Anthropic(api_key="bench", base_url="http://bench.local", http_client=http_client,
+                               max_retries=0)
+
+
+def setup_provider() -> tuple[TracerProvider, _DiscardExporter]:
+    exporter = _DiscardExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=8192))
+    _setup._provider = None
+    llmscope.configure(tracer_provider=provider)
+    return provider, exporter
+
+
+def _call(client: anthropic.Anthropic) -> None:
+    client.messages.create(model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "Hi there"}])
+
+
+def _block(client: anthropic.Anthropic, calls: int) -> float:
+    gc.collect()
+    start = time.perf_counter_ns()
+    for _ in range(calls):
+        _call(client)
+    return (time.perf_counter_ns() - start) / calls / 1000.0
+
+
+def paired_blocks(calls: int, blocks: int) -> dict[str, Any]:
+    """Alternate plain/instrumented blocks so drift on a noisy machine hits both sides alike."""
+    client = make_client()
+    provider, exporter = setup_provider()
+    for _ in range(200):  # warm up both paths
+        _call(client)
+    llmscope.instrument()
+    for _ in range(200):
+        _call(client)
+    plain, inst, diffs = [], [], []
+    for i in range(blocks):
+        order = (False, True) if i % 2 == 0 else (True, False)
+        timings = {}
+        for instrumented in order:
+            if instrumented:
+                llmscope.instrument()
+            else:
+                llmscope.uninstrument()
+            timings[instrumented] = _block(client, calls)
+        plain.append(timings[False])
+        inst.append(timings[True])
+        diffs.append(timings[True] - timings[False])
+    llmscope.uninstrument()
+    provider.shutdown()
+    return {
+        "calls_per_block": calls,
+        "blocks": blocks,
+        "plain_us_per_call": statistics.median(plain),
+        "instrumented_us_per_call": statistics.median(inst),
+        "added_us_median": statistics.median(diffs),
+        "added_us_min": min(diffs),
+        "added_us_max": max(diffs),
+        "spans_exported": exporter.count,
+    }
+
+
+def callgrind_run(mode: str, calls: int) -> None:
+    """One process under valgrind: K calls, plain or instrumented (a second run with K=0 is the baseline)."""
+    client = make_client()
+    provider, _ = setup_provider()
+    if mode == "instrumented":
+        llmscope.instrument()
+    _call(client)  # first call pays lazy imports in both modes
+    for _ in range(calls):
+        _call(client)
+    provider.force_flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--blocks", type=int, default=20)
+    parser.add_argument("--json")
+    parser.add_argument("--callgrind-run", choices=["instrumented", "plain"])
+    args = parser.parse_args(argv)
+    if args.callgrind_run:
+        callgrind_run(args.callgrind_run, args.calls)
+        return 0
+    result = paired_blocks(args.calls, args.blocks)
+    print(json.dumps(result, indent=2))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

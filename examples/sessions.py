@@ -1,0 +1,42 @@
+"""Sessions, users, tags and prompt versions: every span started inside carries them, including
+spans in threads started with a copied context and in asyncio tasks.
+
+    python examples/sessions.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import anthropic
+
+import llmscope
+from llmscope_sdk.simulator import SimulatedProvider
+
+MODEL = "claude-haiku-4-5"
+
+
+async def chat_turns(client: anthropic.AsyncAnthropic, turns: list[str]) -> None:
+    history: list[dict] = []
+    for turn in turns:
+        history.append({"role": "user", "content": turn})
+        with llmscope.prompt("support-reply", version=2):
+            reply = await client.messages.create(model=MODEL, max_tokens=120, messages=history)  # type: ignore[arg-type]
+        history.append({"role": "assistant", "content": reply.content[0].text})  # type: ignore[union-attr]
+
+
+async def main() -> None:
+    llmscope.instrument()
+    with SimulatedProvider(seed=2) as sim:
+        client = anthropic.AsyncAnthropic(base_url=sim.base_url, api_key="sim")
+        conversations = {"s-1001": ["My invoice is wrong", "It was charged twice"], "s-1002": ["Reset my password"]}
+        tasks = []
+        for session_id, turns in conversations.items():
+            with llmscope.session(session_id, user_id=f"user-{session_id[-1]}"), llmscope.tags("support", "eu"):
+                tasks.append(asyncio.create_task(chat_turns(client, turns)))  # the task copies the context
+        await asyncio.gather(*tasks)
+    llmscope.flush()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
