@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from llmscope_collector.processors.normalize import canonical_genai
+from llmscope_collector.processors.normalize import GENAI_COLUMNS, canonical_genai
 
 CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     (
@@ -113,7 +115,154 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 ]
 
 
+CASES += [
+    (
+        "prompt-identity-all-dialects",
+        {"gen_ai.prompt.name": "triage", "gen_ai.prompt.version": "3"},
+        {"prompt_name": "triage", "prompt_version": "3"},
+    ),
+    (
+        "openinference-prompt-template-and-tags",
+        {"llm.prompt_template.version": "v7", "tag.tags": '["a", "b"]', "metadata": '{"team": "ml", "n": 3}'},
+        {"prompt_version": "v7", "tags": ["a", "b"], "metadata": [("n", "3"), ("team", "ml")]},
+    ),
+    (
+        "traceloop-prompt-and-association",
+        {
+            "traceloop.prompt.key": "summarize",
+            "traceloop.prompt.version": 2,
+            "traceloop.association.properties.user_id": "u7",
+            "traceloop.association.properties.tenant": "acme",
+        },
+        {"prompt_name": "summarize", "prompt_version": "2", "user_id": "u7", "metadata": [("tenant", "acme")]},
+    ),
+    (
+        "llmscope-sdk-attributes",
+        {
+            "llmscope.tags": ["beta", "beta", "eu"],
+            "llmscope.metadata.plan": "pro",
+            "llmscope.stream.ended_by": "break",
+            "llmscope.span.kind": "tool",
+        },
+        {"tags": ["beta", "eu"], "metadata": [("plan", "pro")], "stream_ended_by": "break", "span_type": "tool"},
+    ),
+    (
+        "totals-explicit-and-derived",
+        {"gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 4},
+        {"total_tokens": 14},
+    ),
+    (
+        "openinference-total-and-reasoning",
+        {"llm.token_count.total": 99, "llm.token_count.completion_details.reasoning": 12},
+        {"total_tokens": 99, "reasoning_tokens": 12},
+    ),
+    (
+        "finish-reasons-normalized",
+        {"gen_ai.completion.0.finish_reason": "end_turn", "gen_ai.completion.1.finish_reason": "tool_use"},
+        {"finish_reasons": ["stop", "tool_call"]},
+    ),
+    (
+        "openinference-provider-pairs",
+        {"llm.provider": "azure", "llm.system": "openai", "llm.invocation_parameters": '{"model": "gpt-x"}'},
+        {"provider": "azure.ai.openai", "request_model": "gpt-x"},
+    ),
+    (
+        "traceloop-kinds-tool-and-agent",
+        {"traceloop.span.kind": "tool", "traceloop.entity.name": "search"},
+        {"operation": "execute_tool", "tool_name": "search", "agent_name": None},
+    ),
+    (
+        "openinference-tool-and-agent",
+        {"openinference.span.kind": "AGENT", "agent.name": "planner", "tool.id": "call_1"},
+        {"operation": "invoke_agent", "agent_name": "planner", "tool_call_id": "call_1"},
+    ),
+    (
+        "openinference-completions-api",
+        {"openinference.span.kind": "LLM", "llm.prompts.0.prompt.text": "hi"},
+        {"operation": "text_completion"},
+    ),
+    (
+        "server-address-from-api-base",
+        {"gen_ai.openai.api_base": "https://example.openai.azure.com/v1"},
+        {"server_address": "example.openai.azure.com"},
+    ),
+    (
+        "stream-from-invocation-parameters",
+        {"llm.invocation_parameters": '{"stream": true}'},
+        {"is_stream": True},
+    ),
+]
+
+
 @pytest.mark.parametrize(("attrs", "expected"), [(a, e) for _, a, e in CASES], ids=[c[0] for c in CASES])
 def test_dialect_maps_to_canonical(attrs: dict[str, Any], expected: dict[str, Any]) -> None:
     out = canonical_genai(attrs)
     assert {k: out[k] for k in expected} == expected
+
+
+_KEYS = st.sampled_from(
+    [
+        "gen_ai.operation.name",
+        "gen_ai.provider.name",
+        "gen_ai.system",
+        "llm.provider",
+        "llm.system",
+        "gen_ai.request.model",
+        "llm.model_name",
+        "gen_ai.usage.input_tokens",
+        "llm.token_count.prompt",
+        "gen_ai.usage.total_tokens",
+        "gen_ai.response.finish_reasons",
+        "gen_ai.completion.0.finish_reason",
+        "llm.invocation_parameters",
+        "metadata",
+        "tag.tags",
+        "llmscope.tags",
+        "llmscope.metadata.x",
+        "traceloop.association.properties.k",
+        "openinference.span.kind",
+        "traceloop.span.kind",
+        "gen_ai.openai.api_base",
+        "gen_ai.response.time_to_first_chunk",
+        "session.id",
+        "user.id",
+    ]
+)
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.sampled_from(["[1, 2", "{", "[]", "{}", '{"model": 5}', '["x", null]', "http://[::1", "LLM", "tool"]),
+)
+_VALUES = st.recursive(_SCALARS, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=5), kids))
+_ATTRS = st.dictionaries(st.one_of(_KEYS, st.text(max_size=20)), _VALUES, max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_ATTRS)
+def test_arbitrary_attribute_maps_never_crash_and_fill_every_column(attrs: dict[str, Any]) -> None:
+    out = canonical_genai(attrs)
+    assert set(out) == set(GENAI_COLUMNS)
+    for column in ("input_tokens", "output_tokens", "total_tokens"):
+        assert out[column] is None or (isinstance(out[column], int) and -(2**63) <= out[column] < 2**63)
+
+
+_EXPLICIT = {
+    "gen_ai.operation.name": ("operation", "embeddings"),
+    "gen_ai.provider.name": ("provider", "openai"),
+    "gen_ai.request.model": ("request_model", "m-explicit"),
+    "gen_ai.usage.input_tokens": ("input_tokens", 321),
+    "gen_ai.conversation.id": ("session_id", "conv-explicit"),
+    "gen_ai.prompt.name": ("prompt_name", "p-explicit"),
+    "gen_ai.tool.name": ("tool_name", "t-explicit"),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ATTRS, st.sampled_from(sorted(_EXPLICIT)))
+def test_explicit_gen_ai_attribute_always_wins_over_aliases(noise: dict[str, Any], key: str) -> None:
+    column, value = _EXPLICIT[key]
+    attrs = {**noise, key: value}
+    assert canonical_genai(attrs)[column] == value

@@ -17,8 +17,9 @@ import msgspec
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from llmscope_collector.processors.messages import split_content
 from llmscope_collector.processors.normalize import canonical_genai
-from llmscope_collector.storage.schema import COLUMN_NAMES
+from llmscope_collector.storage.schema import BUFFER_COLUMNS, CONTENT_ITEMS
 
 _KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS = ("UNSET", "OK", "ERROR")
@@ -40,7 +41,7 @@ class DecodedBatch:
     def columns_for(self, key: PartitionKey) -> Columns:
         cols = self.partitions.get(key)
         if cols is None:
-            cols = {name: [] for name in COLUMN_NAMES}
+            cols = {name: [] for name in BUFFER_COLUMNS}
             self.partitions[key] = cols
         return cols
 
@@ -95,6 +96,17 @@ def _links_json(span: Any) -> str | None:
     return _json.encode(links).decode()
 
 
+# Filled at flush by the stitcher (`processors.stitch`), which prices spans and marks duplicates.
+_UNPRICED = {
+    "cost_usd": None,
+    "cost_input_usd": None,
+    "cost_output_usd": None,
+    "cost_known": None,
+    "cost_source": None,
+    "llm_dup": None,
+}
+
+
 def utc_date(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.timezone.utc).strftime("%Y-%m-%d")
 
@@ -132,6 +144,13 @@ def _decode_span(
     parent = span.parent_span_id.hex() if span.parent_span_id and any(span.parent_span_id) else None
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
     attrs = attributes_dict(span.attributes)
+    genai = canonical_genai(attrs)
+    split = split_content(attrs)
+    items = [(item.hash, item.body) for item in split.items]
+    refs = [
+        {"kind": item.kind, "source": item.source, "hash": h, "bytes": len(item.body)}
+        for item, (h, _) in zip(split.items, items, strict=True)
+    ]
     cols = batch.columns_for((project, utc_date(start)))
     row: dict[str, Any] = {
         "trace_id": trace_id,
@@ -149,12 +168,16 @@ def _decode_span(
         "scope_name": scope_name or None,
         "scope_version": scope_version or None,
         "resource_attributes": resource_json,
-        "attributes": _json.encode(attrs).decode() if attrs else None,
+        "attributes": _json.encode(split.attributes).decode() if split.attributes else None,
         "events": _events_json(span),
         "links": _links_json(span),
+        "content_refs": refs or None,
+        "content_bytes": sum(r["bytes"] for r in refs) if refs else None,
+        CONTENT_ITEMS: items,
+        **_UNPRICED,
     }
-    row.update(canonical_genai(attrs))
-    for name in COLUMN_NAMES:
+    row.update(genai)
+    for name in BUFFER_COLUMNS:
         cols[name].append(row[name])
     batch.accepted += 1
 
