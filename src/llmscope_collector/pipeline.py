@@ -1,62 +1,209 @@
-"""The one place the collector's stages are wired: receiver → decode → Parquet writer.
+"""The one place the collector's stages are wired: receiver → WAL → decode → Parquet writer.
 
-Start order is storage first, receiver last; stop order is the reverse, so no accepted span is
-left behind in a buffer when the process exits.
+Start order is storage first (finish interrupted compactions, open the WAL, start replaying),
+receivers last; stop order is the reverse: stop accepting, drain in-flight exports (each waits for
+its WAL fsync), consume the WAL to its end, flush Parquet, commit the cursor, close the WAL.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from llmscope_collector.data_dir_lock import DataDirLock
+from llmscope_collector.ingest_status import IngestStatus
+from llmscope_collector.processors.decode import decode_request
 from llmscope_collector.receiver._export import TraceExporter
-from llmscope_collector.receiver.grpc import OtlpGrpcReceiver
+from llmscope_collector.receiver.front import OtlpReceivers
 from llmscope_collector.settings import Settings
-from llmscope_collector.storage.parquet_writer import ParquetSpanWriter
+from llmscope_collector.storage import compaction, retention
+from llmscope_collector.storage.dedupe import RecentSpanIds, seed_from_files
+from llmscope_collector.storage.layout import iter_partitions, wal_dir
+from llmscope_collector.storage.maintenance import MaintenanceScheduler, Task
+from llmscope_collector.storage.parquet_writer import ParquetSpanWriter, remove_stale_temp_files
+from llmscope_collector.storage.wal_ranges import scan as scan_wal_ranges
+from llmscope_collector.wal.consumer import ConsumerOptions, WalConsumer
+from llmscope_collector.wal.cursor import CommitCursor
+from llmscope_collector.wal.log import WalOptions, WriteAheadLog
+from llmscope_collector.wal.segment import WalRecord
 
 log = logging.getLogger(__name__)
 
 
+class DecodeIntoParquet:
+    """The WAL consumer's sink: raw OTLP bytes → decoded columns → Parquet writer."""
+
+    def __init__(self, writer: ParquetSpanWriter) -> None:
+        self._writer = writer
+
+    def consume(self, record: WalRecord) -> int:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(record.payload)
+        return self._writer.add(decode_request(request, record.project), record.lsn)
+
+    def flush(self, wal_start: int, wal_end: int) -> int:
+        return self._writer.flush(wal_start, wal_end)
+
+    @property
+    def buffered_rows(self) -> int:
+        return self._writer.buffered_rows
+
+
+@dataclasses.dataclass
+class _Durable:
+    """The parts that exist only while the collector runs (they own files under the data dir)."""
+
+    wal: WriteAheadLog
+    consumer: WalConsumer
+    maintenance: MaintenanceScheduler
+
+
 class Collector:
-    """OTLP ingest into the Parquet store under `settings.data_dir`."""
+    """OTLP ingest into the Parquet store under `settings.data_dir`, through the write-ahead log."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.writer = ParquetSpanWriter(
-            settings.data_dir, flush_rows=settings.flush_rows, flush_interval_s=settings.flush_interval_s
+        self.recent = RecentSpanIds(settings.dedupe_window_spans)
+        self.writer = ParquetSpanWriter(settings.data_dir, self.recent)
+        self.exporter = TraceExporter()
+        self.receivers = OtlpReceivers(self.exporter, settings)  # OTLP/gRPC + OTLP/HTTP, auth, rate limits
+        self.compactor = compaction.Compactor(
+            settings.data_dir,
+            compaction.CompactionOptions(
+                target_rows=settings.compaction_target_rows, target_bytes=settings.compaction_target_bytes
+            ),
+            committed_lsn=self._committed_lsn,
         )
-        self.exporter = TraceExporter(self.writer)
-        self.grpc = OtlpGrpcReceiver(
-            self.exporter,
-            host=settings.host,
-            port=settings.otlp_grpc_port,
-            max_receive_bytes=settings.grpc_max_receive_bytes,
-            workers=settings.grpc_workers,
-        )
+        self.retention = retention.RetentionPolicy.parse(settings.retention_days, settings.retention_project_days)
+        self.retention_deleted = 0
+        self._lock = DataDirLock(settings.data_dir)
+        self._durable: _Durable | None = None
         self._started = False
 
     @property
     def grpc_port(self) -> int:
-        return self.grpc.port
+        return self.receivers.grpc_port
+
+    @property
+    def http_port(self) -> int:
+        return self.receivers.http_port
 
     def start(self) -> None:
-        self.writer.start()
+        self._lock.acquire()
         try:
-            self.grpc.start()
+            self._durable = self._open_storage()
+            self.exporter.open(self._durable.wal)
+            self.receivers.start()
         except BaseException:
-            self.writer.close()
+            self._close_storage()
+            self._lock.release()
             raise
+        self._durable.maintenance.start()
         self._started = True
 
-    def flush(self) -> int:
-        """Make everything accepted so far queryable."""
-        return self.writer.flush()
+    def _open_storage(self) -> _Durable:
+        data_dir = self.settings.data_dir
+        compaction.recover(data_dir)
+        remove_stale_temp_files([p.path for p in iter_partitions(data_dir)])
+        directory = wal_dir(data_dir, self.settings.wal_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        cursor = CommitCursor(directory)
+        stored = scan_wal_ranges(data_dir, cursor.lsn)
+        self.writer.skip_stored(stored)
+        seed_from_files(self.recent, data_dir)
+        wal = WriteAheadLog(directory, self._wal_options(), committed_lsn=cursor.lsn, floor_lsn=stored.max_end)
+        options = ConsumerOptions(flush_rows=self.settings.flush_rows, flush_interval_s=self.settings.flush_interval_s)
+        consumer = WalConsumer(wal, cursor, DecodeIntoParquet(self.writer), options)
+        consumer.start()
+        maintenance = MaintenanceScheduler(
+            [
+                Task("compaction", self.settings.compaction_interval_s, self.compactor.run_once),
+                Task("retention", self.settings.retention_interval_s, self._apply_retention),
+            ]
+        )
+        return _Durable(wal, consumer, maintenance)
+
+    def _wal_options(self) -> WalOptions:
+        s = self.settings
+        return WalOptions(
+            segment_bytes=s.wal_segment_bytes,
+            fsync=s.wal_fsync,
+            max_lag_bytes=s.wal_max_lag_bytes,
+            min_free_disk_bytes=s.min_free_disk_bytes,
+        )
+
+    def _committed_lsn(self) -> int:
+        return self._durable.consumer.committed_lsn if self._durable else 0
+
+    def _apply_retention(self, _stop: threading.Event) -> retention.CleanupReport:
+        report = retention.cleanup(self.settings.data_dir, self.retention, dry_run=False)
+        self.retention_deleted += report.partitions
+        return report
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Make everything acknowledged so far queryable; returns the spans written meanwhile."""
+        before = self.writer.rows_written
+        if self._durable is not None and not self._durable.consumer.flush(timeout):
+            log.warning("flush: the WAL consumer did not catch up within %.0fs", timeout)
+        return self.writer.rows_written - before
+
+    def ingest_status(self) -> IngestStatus:
+        """WAL lag and durability counters for `/health`."""
+        durable = self._durable
+        if durable is None:
+            return IngestStatus()
+        wal = durable.wal.stats()
+        consumer = durable.consumer.stats
+        return IngestStatus(
+            accepting=self._started and wal.failed is None and not wal.disk_low,
+            wal_lag_bytes=wal.lag_bytes,
+            wal_lag_records=wal.lag_records,
+            wal_segments=wal.segments,
+            wal_fsyncs=wal.fsyncs,
+            wal_last_fsync_ms=wal.last_fsync_ms,
+            wal_records_appended=wal.records_appended,
+            wal_failed=wal.failed,
+            disk_low=wal.disk_low,
+            spans_buffered=self.writer.buffered_rows,
+            spans_written=self.writer.rows_written,
+            files_written=self.writer.files_written,
+            duplicates_dropped=self.writer.duplicates_dropped,
+            replay_done=consumer.replay_done,
+            replayed_records=consumer.replayed_records,
+            replayed_spans=consumer.replayed_spans,
+            replay_skipped_spans=self.writer.replay_skipped,
+            corrupt_bytes_truncated=wal.corrupt_bytes_truncated,
+            corrupt_bytes_skipped=wal.corrupt_bytes_skipped,
+            quarantined_records=consumer.quarantined,
+            flush_failures=consumer.flush_failures,
+            compacted_files=self.compactor.totals.files_in,
+            compaction_duplicates_removed=self.compactor.totals.duplicates_removed,
+            retention_partitions_deleted=self.retention_deleted,
+        )
 
     def stop(self) -> None:
-        """Stop accepting, drain in-flight exports, write what is buffered."""
+        """Stop accepting, drain in-flight exports, consume the WAL, flush Parquet, commit, close."""
         if not self._started:
             return
         self._started = False
+        durable = self._durable
+        assert durable is not None
+        durable.maintenance.request_stop()
         self.exporter.close()
-        self.grpc.stop()
-        self.writer.close()
+        self.receivers.stop()
+        self._close_storage()
+        self._lock.release()
         log.info("collector stopped: %d spans written", self.writer.rows_written)
+
+    def _close_storage(self) -> None:
+        durable, self._durable = self._durable, None
+        if durable is None:
+            return
+        durable.maintenance.request_stop()
+        durable.wal.stop_appends()
+        durable.consumer.stop()
+        durable.wal.close()
+        durable.maintenance.stop()

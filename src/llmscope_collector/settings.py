@@ -53,6 +53,19 @@ class Settings:
     max_span_attributes: int = 1024
     max_attribute_value_bytes: int = 1024 * 1024
     log_format: str = "text"
+    # Durability (WAL) and storage maintenance; see docs/collector.md "Durability and storage".
+    wal_dir: str = ""  # empty: <data_dir>/wal
+    wal_segment_bytes: int = 64 * 1024 * 1024
+    wal_fsync: bool = True  # off only for benchmarks: an ack then no longer survives a power cut
+    wal_max_lag_bytes: int = 512 * 1024 * 1024  # WAL not yet in Parquet above this: refuse (retryable)
+    min_free_disk_bytes: int = 256 * 1024 * 1024
+    dedupe_window_spans: int = 250_000
+    compaction_interval_s: float = 60.0  # 0 disables
+    compaction_target_rows: int = 500_000
+    compaction_target_bytes: int = 128 * 1024 * 1024
+    retention_days: int = 30  # 0 keeps data forever
+    retention_project_days: str = ""  # per-project overrides, e.g. "staging=7,audit=365"
+    retention_interval_s: float = 3600.0  # 0 disables the scheduled cleanup
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -83,6 +96,7 @@ class Settings:
         if len(used) != len(set(used)):
             raise SettingsError("otlp_grpc_port, otlp_http_port and api_port must differ; pick distinct ports")
         self._check_ingest_options()
+        self._check_durability_options()
         if self.flush_rows < 1 or self.flush_interval_s <= 0:
             raise SettingsError("flush_rows must be >= 1 and flush_interval_s > 0")
         self._check_data_dir()
@@ -101,6 +115,22 @@ class Settings:
         for name in ("rate_limit_spans_per_s", "rate_limit_burst", "max_span_attributes", "max_attribute_value_bytes"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must be >= 0, 0 meaning no limit (set {_ENV_NAMES[name]})")
+
+    def _check_durability_options(self) -> None:
+        from llmscope_collector.storage.retention import RetentionError, parse_project_days
+
+        for name in ("wal_segment_bytes", "wal_max_lag_bytes", "compaction_target_rows", "compaction_target_bytes"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be >= 1 (set {_ENV_NAMES[name]})")
+        for name in ("min_free_disk_bytes", "dedupe_window_spans", "compaction_interval_s", "retention_days"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must be >= 0 (set {_ENV_NAMES[name]})")
+        if self.retention_interval_s < 0:
+            raise SettingsError("retention_interval_s must be >= 0, 0 disabling the scheduled cleanup")
+        try:
+            parse_project_days(self.retention_project_days)
+        except RetentionError as exc:
+            raise SettingsError(f"{exc} (set LLMSCOPE_RETENTION_PROJECT_DAYS)") from None
 
     def _check_data_dir(self) -> None:
         try:
@@ -130,11 +160,30 @@ _ENV_NAMES: dict[str, str] = {
     "max_span_attributes": "LLMSCOPE_MAX_SPAN_ATTRIBUTES",
     "max_attribute_value_bytes": "LLMSCOPE_MAX_ATTRIBUTE_VALUE_BYTES",
     "log_format": "LLMSCOPE_LOG_FORMAT",
+    "wal_dir": "LLMSCOPE_WAL_DIR",
+    "wal_segment_bytes": "LLMSCOPE_WAL_SEGMENT_BYTES",
+    "wal_fsync": "LLMSCOPE_WAL_FSYNC",
+    "wal_max_lag_bytes": "LLMSCOPE_WAL_MAX_LAG_BYTES",
+    "min_free_disk_bytes": "LLMSCOPE_MIN_FREE_DISK_BYTES",
+    "dedupe_window_spans": "LLMSCOPE_DEDUPE_WINDOW_SPANS",
+    "compaction_interval_s": "LLMSCOPE_COMPACTION_INTERVAL_S",
+    "compaction_target_rows": "LLMSCOPE_COMPACTION_TARGET_ROWS",
+    "compaction_target_bytes": "LLMSCOPE_COMPACTION_TARGET_BYTES",
+    "retention_days": "LLMSCOPE_RETENTION_DAYS",
+    "retention_project_days": "LLMSCOPE_RETENTION_PROJECT_DAYS",
+    "retention_interval_s": "LLMSCOPE_RETENTION_INTERVAL_S",
 }
+
+
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 def _coerce(name: str, raw: str) -> Any:
     field_type = {f.name: f.type for f in dataclasses.fields(Settings)}[name]
+    if field_type == "bool":
+        if raw.strip().lower() not in _BOOLS:
+            raise SettingsError(f"{_ENV_NAMES[name]}={raw!r} is not a boolean (use 1/0, true/false, on/off)")
+        return _BOOLS[raw.strip().lower()]
     try:
         if field_type == "int":
             return int(raw)

@@ -1,13 +1,16 @@
-"""Transport-neutral OTLP trace export: bytes in, `ExportResult` out.
+"""Transport-neutral OTLP trace export: bytes in, `ExportResult` out, acked only once durable.
 
-Both transports (gRPC now, HTTP next) call `TraceExporter.export`, so validation, partial
-success and error mapping are written once.
+Both transports call `TraceExporter.export`, so validation, partial success and error mapping are
+written once. The hot path is cheap on purpose: parse the protobuf (C code), check the span ids
+(the only per-span rejection, answered synchronously as `partial_success`), append the raw bytes to
+the write-ahead log and return once they are fsynced. The expensive decode into columns happens
+later, on the WAL consumer thread, from the same bytes.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+from typing import Any, Protocol
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -17,13 +20,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from llmscope_collector.errors import InvalidPayload, Unavailable
-from llmscope_collector.processors.decode import DecodedBatch, decode_request
+from llmscope_collector.storage.layout import valid_project
+
+_MAX_MESSAGES = 5
 
 
-class SpanSink(Protocol):
-    """The next stage: takes ownership of decoded spans."""
+class RequestLog(Protocol):
+    """The next stage: durably records a request before it is acknowledged (the WAL)."""
 
-    def append(self, batch: DecodedBatch) -> None: ...
+    def append(self, project: str, payload: bytes) -> int: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,28 +47,58 @@ class ExportResult:
 
 
 class TraceExporter:
-    """Decodes an OTLP request and hands accepted spans to `next_stage`."""
+    """Validates an OTLP request and appends it to the WAL; OK means the request is on disk."""
 
-    def __init__(self, next_stage: SpanSink) -> None:
+    def __init__(self, next_stage: RequestLog | None = None) -> None:
         self._next = next_stage
         self._closed = False
         self.spans_accepted = 0
         self.spans_rejected = 0
 
+    def open(self, next_stage: RequestLog) -> None:
+        """Start accepting into `next_stage` (the WAL is opened only when the collector starts)."""
+        self._next = next_stage
+        self._closed = False
+
     def close(self) -> None:
         self._closed = True
 
     def export(self, payload: bytes, project: str = "default") -> ExportResult:
-        if self._closed:
-            raise Unavailable("collector is shutting down")
+        """Raises `InvalidPayload` (do not retry) or `Unavailable` (retry later); else the spans are durable."""
+        wal = self._next
+        if self._closed or wal is None:
+            raise Unavailable("collector is not accepting data (starting or shutting down)")
+        if not valid_project(project):
+            raise InvalidPayload(f"invalid project name {project!r}")
         request = ExportTraceServiceRequest()
         try:
             request.ParseFromString(payload)
         except DecodeError as exc:
             raise InvalidPayload(f"request is not a valid ExportTraceServiceRequest protobuf: {exc}") from None
-        batch = decode_request(request, project)
-        if batch.accepted:
-            self._next.append(batch)
-        self.spans_accepted += batch.accepted
-        self.spans_rejected += batch.rejected
-        return ExportResult(batch.accepted, batch.rejected, "; ".join(batch.errors))
+        accepted, rejected, errors = check_span_ids(request)
+        if accepted:
+            wal.append(project, payload)
+        self.spans_accepted += accepted
+        self.spans_rejected += rejected
+        return ExportResult(accepted, rejected, "; ".join(errors))
+
+
+def check_span_ids(request: ExportTraceServiceRequest) -> tuple[int, int, list[str]]:
+    """(accepted, rejected, up to 5 reasons): the same id rule the decoder applies, without decoding."""
+    accepted = rejected = 0
+    errors: list[str] = []
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                if _valid_ids(span):
+                    accepted += 1
+                    continue
+                rejected += 1
+                if len(errors) < _MAX_MESSAGES:
+                    errors.append(f"span {span.name!r}: trace_id must be 16 bytes and span_id 8 bytes, non-zero")
+    return accepted, rejected, errors
+
+
+def _valid_ids(span: Any) -> bool:
+    trace_id, span_id = span.trace_id, span.span_id
+    return len(trace_id) == 16 and len(span_id) == 8 and any(trace_id) and any(span_id)

@@ -1,17 +1,32 @@
-"""Where span files live under the data dir.
+"""Where span files and the WAL live under the data dir.
 
 Paths and globs are built here only, from the data dir and validated partition values, so that
 no request value can ever reach a file path or the SQL text.
+
+```
+<data_dir>/spans/project=<p>/date=<YYYY-MM-DD>/part-<walstart>-<walend>-<rand>.parquet   one WAL flush
+<data_dir>/spans/project=<p>/date=<YYYY-MM-DD>/compact-<rand>.parquet                   compaction output
+<data_dir>/wal/<base lsn>.wal, wal/cursor, wal/LOCK, wal/quarantine/                     write-ahead log
+<data_dir>/compaction/<id>.json                                                         compaction intents
+```
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 SPANS_DIR = "spans"
+WAL_DIR = "wal"
+COMPACTION_DIR = "compaction"
 _PROJECT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_PART_RE = re.compile(r"^part-([0-9a-f]{16})-([0-9a-f]{16})-[0-9a-f]{12}\.parquet$")
+_SKIP_DATASETS = frozenset({WAL_DIR, COMPACTION_DIR})
 
 
 def valid_project(project: str) -> bool:
@@ -19,15 +34,30 @@ def valid_project(project: str) -> bool:
     return bool(_PROJECT_RE.match(project))
 
 
-def partition_dir(data_dir: Path, project: str, date: str) -> Path:
+def partition_dir(data_dir: Path, project: str, date: str, dataset: str = SPANS_DIR) -> Path:
     if not valid_project(project):
         raise ValueError(f"invalid project name {project!r}")
-    return data_dir / SPANS_DIR / f"project={project}" / f"date={date}"
+    if not _DATE_RE.match(date):
+        raise ValueError(f"invalid partition date {date!r}")
+    return data_dir / dataset / f"project={project}" / f"date={date}"
 
 
-def new_part_path(data_dir: Path, project: str, date: str, start_ns: int) -> Path:
-    """A unique, time-sortable file name for one flushed batch."""
-    return partition_dir(data_dir, project, date) / f"part-{start_ns:020d}-{uuid.uuid4().hex[:12]}.parquet"
+def new_part_path(data_dir: Path, project: str, date: str, wal_start: int, wal_end: int) -> Path:
+    """A unique file name for one flush that says which WAL range `[wal_start, wal_end)` it holds."""
+    name = f"part-{wal_start:016x}-{wal_end:016x}-{uuid.uuid4().hex[:12]}.parquet"
+    return partition_dir(data_dir, project, date) / name
+
+
+def compacted_part_path(partition: Path) -> Path:
+    return partition / f"compact-{uuid.uuid4().hex[:12]}.parquet"
+
+
+def wal_range_of(name: str) -> tuple[int, int] | None:
+    """The WAL range encoded in a flush file's name; None for compacted or older files."""
+    match = _PART_RE.match(name)
+    if match is None:
+        return None
+    return int(match.group(1), 16), int(match.group(2), 16)
 
 
 def spans_glob(data_dir: Path) -> str:
@@ -37,3 +67,48 @@ def spans_glob(data_dir: Path) -> str:
 def has_span_files(data_dir: Path) -> bool:
     root = data_dir / SPANS_DIR
     return root.is_dir() and any(root.glob("project=*/date=*/*.parquet"))
+
+
+def wal_dir(data_dir: Path, configured: str = "") -> Path:
+    """The WAL directory: `configured` when set (e.g. a faster disk), else `<data_dir>/wal`."""
+    return Path(configured) if configured else data_dir / WAL_DIR
+
+
+@dataclasses.dataclass(frozen=True)
+class Partition:
+    dataset: str
+    project: str
+    date: str
+    path: Path
+
+
+def iter_partitions(data_dir: Path, dataset: str | None = SPANS_DIR) -> Iterator[Partition]:
+    """Every `<dataset>/project=*/date=*` directory (all datasets when `dataset` is None), sorted."""
+    if not data_dir.is_dir():
+        return
+    datasets = [dataset] if dataset else sorted(p.name for p in data_dir.iterdir() if p.is_dir())
+    for name in datasets:
+        if name in _SKIP_DATASETS:
+            continue
+        yield from _dataset_partitions(data_dir / name, name)
+
+
+def _dataset_partitions(root: Path, dataset: str) -> Iterator[Partition]:
+    if not root.is_dir():
+        return
+    for project_dir in sorted(root.glob("project=*")):
+        project = project_dir.name.removeprefix("project=")
+        if not project_dir.is_dir() or not valid_project(project):
+            continue
+        for date_dir in sorted(project_dir.glob("date=*")):
+            date = date_dir.name.removeprefix("date=")
+            if date_dir.is_dir() and _DATE_RE.match(date):
+                yield Partition(dataset, project, date, date_dir)
+
+
+def parquet_files(partition: Path) -> list[Path]:
+    """The visible Parquet files of a partition (temporary files excluded), sorted by name."""
+    try:
+        return sorted(Path(e.path) for e in os.scandir(partition) if e.name.endswith(".parquet") and e.is_file())
+    except FileNotFoundError:
+        return []

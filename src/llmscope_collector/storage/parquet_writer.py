@@ -1,120 +1,154 @@
 """Buffers decoded spans and writes them as immutable Parquet files, one per partition per flush.
 
-Files are written to a temporary name and renamed into place, so a reader (DuckDB) never sees a
-half-written file. Flushes happen when the buffer reaches `flush_rows`, every `flush_interval_s`
-from a background thread, and on `close()`.
+Only the WAL consumer thread calls this class, in WAL order. Each flush covers one WAL range
+`[wal_start, wal_end)`; every file it writes carries that range in its name and metadata, and is
+written to a temporary name, fsynced, renamed into place and its directory fsynced, so when
+`flush` returns the rows are durable and the consumer may advance the WAL cursor past them.
+Duplicates (same project, trace_id, span_id) are dropped on the way in against a window of
+recently seen ids; spans a previous process already stored for that WAL range are skipped.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from llmscope_collector.durable_io import fsync_dir
 from llmscope_collector.processors.decode import Columns, DecodedBatch, PartitionKey
+from llmscope_collector.storage.dedupe import RecentSpanIds, span_key
 from llmscope_collector.storage.layout import new_part_path
-from llmscope_collector.storage.schema import COLUMN_NAMES, SPAN_SCHEMA
+from llmscope_collector.storage.schema import SPAN_SCHEMA
+from llmscope_collector.storage.wal_ranges import META_WAL_END, META_WAL_START, WalCoverage
 
 log = logging.getLogger(__name__)
 
 
 class ParquetSpanWriter:
-    """Thread-safe span sink that owns the Parquet files under the data dir."""
+    """Span sink that owns the flush files under the data dir (single-threaded: the WAL consumer)."""
 
-    def __init__(self, data_dir: Path, *, flush_rows: int = 50_000, flush_interval_s: float = 1.0) -> None:
+    def __init__(self, data_dir: Path, recent: RecentSpanIds, *, row_group_size: int = 64_000) -> None:
         self._data_dir = data_dir
-        self._flush_rows = flush_rows
-        self._flush_interval_s = flush_interval_s
-        self._lock = threading.Lock()
-        self._flush_lock = threading.Lock()
+        self._recent = recent
+        self._row_group_size = row_group_size
+        self._coverage = WalCoverage()
         self._buffer: dict[PartitionKey, Columns] = {}
         self._buffered_rows = 0
-        self._closed = threading.Event()
-        self._thread: threading.Thread | None = None
         self.rows_written = 0
         self.files_written = 0
+        self.duplicates_dropped = 0
+        self.replay_skipped = 0
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="llmscope-parquet-flush", daemon=True)
-        self._thread.start()
-
-    def append(self, batch: DecodedBatch) -> None:
-        """Take ownership of a decoded batch; may flush synchronously when the buffer is full."""
-        with self._lock:
-            for key, cols in batch.partitions.items():
-                target = self._buffer.get(key)
-                if target is None:
-                    self._buffer[key] = cols
-                else:
-                    for name in COLUMN_NAMES:
-                        target[name].extend(cols[name])
-            self._buffered_rows += batch.accepted
-            full = self._buffered_rows >= self._flush_rows
-        if full:
-            self.flush()
-
-    def flush(self) -> int:
-        """Write everything buffered so far; returns the number of rows written."""
-        with self._flush_lock:
-            with self._lock:
-                pending, self._buffer = self._buffer, {}
-                self._buffered_rows = 0
-            written = 0
-            for (project, date), cols in pending.items():
-                try:
-                    written += self._write_partition(project, date, cols)
-                except BaseException:
-                    self._requeue((project, date), cols)
-                    raise
-            return written
-
-    def _requeue(self, key: PartitionKey, cols: Columns) -> None:
-        """Put a batch that failed to write back in the buffer so a later flush retries it."""
-        with self._lock:
-            target = self._buffer.setdefault(key, {name: [] for name in COLUMN_NAMES})
-            for name in COLUMN_NAMES:
-                target[name][:0] = cols[name]
-            self._buffered_rows += len(cols["span_id"])
-
-    def _write_partition(self, project: str, date: str, cols: Columns) -> int:
-        table = pa.Table.from_pydict(cols, schema=SPAN_SCHEMA)
-        table = table.sort_by([("trace_id", "ascending"), ("start_ns", "ascending")])
-        path = new_part_path(self._data_dir, project, date, _first_start(cols))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        pq.write_table(table, tmp, compression="zstd", row_group_size=64_000)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        self.rows_written += table.num_rows
-        self.files_written += 1
-        return int(table.num_rows)
-
-    def _run(self) -> None:
-        while not self._closed.wait(self._flush_interval_s):
-            try:
-                self.flush()
-            except Exception:
-                log.exception("periodic Parquet flush failed; data stays buffered for the next try")
-
-    def close(self) -> None:
-        """Stop the flush thread and write what is left."""
-        self._closed.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self.flush()
+    def skip_stored(self, coverage: WalCoverage) -> None:
+        """Spans of these (partition, WAL range) pairs are already in files: replay must not write them again."""
+        self._coverage = coverage
 
     @property
     def buffered_rows(self) -> int:
         return self._buffered_rows
 
+    def add(self, batch: DecodedBatch, lsn: int) -> int:
+        """Buffer the spans of the WAL record at `lsn` that are not stored yet; returns how many."""
+        added = 0
+        for key, cols in batch.partitions.items():
+            if self._coverage and self._coverage.contains(key, lsn):
+                self._remember(key[0], cols)
+                self.replay_skipped += len(cols["span_id"])
+                continue
+            added += self._buffer_new(key, cols)
+        return added
 
-def _first_start(cols: Columns) -> int:
-    starts: list[Any] = cols["start_ns"]
-    return min(starts) if starts else time.time_ns()
+    def _remember(self, project: str, cols: Columns) -> None:
+        for trace_id, span_id in zip(cols["trace_id"], cols["span_id"], strict=True):
+            self._recent.add(span_key(project, trace_id, span_id))
+
+    def _buffer_new(self, key: PartitionKey, cols: Columns) -> int:
+        project = key[0]
+        keep = [
+            i
+            for i, (trace_id, span_id) in enumerate(zip(cols["trace_id"], cols["span_id"], strict=True))
+            if self._recent.add(span_key(project, trace_id, span_id))
+        ]
+        total = len(cols["span_id"])
+        self.duplicates_dropped += total - len(keep)
+        if not keep:
+            return 0
+        if len(keep) < total:
+            cols = {name: [values[i] for i in keep] for name, values in cols.items()}
+        target = self._buffer.get(key)
+        if target is None:
+            self._buffer[key] = cols
+        else:
+            for name, values in cols.items():
+                target.setdefault(name, []).extend(values)
+        self._buffered_rows += len(keep)
+        return len(keep)
+
+    def flush(self, wal_start: int, wal_end: int) -> int:
+        """Durably write every buffered partition as a file holding WAL range `[wal_start, wal_end)`.
+
+        On an error the partitions not yet written stay buffered; the caller retries with the same range.
+        """
+        written = 0
+        for key in list(self._buffer):
+            cols = self._buffer[key]
+            written += self._write_partition(key, cols, wal_start, wal_end)
+            del self._buffer[key]
+            self._buffered_rows -= len(cols["span_id"])
+        return written
+
+    def _write_partition(self, key: PartitionKey, cols: Columns, wal_start: int, wal_end: int) -> int:
+        project, date = key
+        table = pa.Table.from_pydict(cols, schema=SPAN_SCHEMA)
+        table = table.sort_by([("trace_id", "ascending"), ("start_ns", "ascending")])
+        metadata: dict[bytes | str, bytes | str] = dict(SPAN_SCHEMA.metadata or {})
+        metadata.update({META_WAL_START: str(wal_start), META_WAL_END: str(wal_end)})
+        table = table.replace_schema_metadata(metadata)
+        path = new_part_path(self._data_dir, project, date, wal_start, wal_end)
+        _ensure_dir(path.parent)
+        write_durably(table, path, row_group_size=self._row_group_size)
+        self.rows_written += table.num_rows
+        self.files_written += 1
+        return int(table.num_rows)
+
+
+def write_durably(table: pa.Table, path: Path, *, row_group_size: int) -> None:
+    """Write to `<path>.tmp`, fsync, rename into place, fsync the directory: all or nothing, and durable."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def _ensure_dir(path: Path) -> None:
+    """Create a partition directory so that its entry survives a crash (each new level's parent fsynced)."""
+    if path.is_dir():
+        return
+    missing: list[Path] = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    path.mkdir(parents=True, exist_ok=True)
+    for created in reversed(missing):
+        fsync_dir(created.parent)
+
+
+def remove_stale_temp_files(partitions: list[Path]) -> int:
+    """Delete `*.tmp` leftovers of writes a crash interrupted (never visible to readers)."""
+    removed = 0
+    for directory in partitions:
+        for entry in os.scandir(directory):
+            if entry.name.endswith(".tmp"):
+                Path(entry.path).unlink(missing_ok=True)
+                removed += 1
+    return removed

@@ -1,0 +1,30 @@
+"""Crash-safe file system steps shared by the WAL, the Parquet writer and compaction.
+
+POSIX makes a create, rename or unlink durable only once the containing directory is fsynced;
+forgetting that step is how "renamed, then lost after a power cut" happens.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a create/rename/unlink in `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_durably(data: bytes, path: Path) -> None:
+    """Atomically replace `path` with `data` (temp file + fsync + rename + directory fsync)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)

@@ -1,0 +1,348 @@
+"""Compaction: merge a partition's small span files into large ones, removing duplicate spans.
+
+Each flush writes one small file per partition, and DuckDB pays per file; compaction merges them
+into files of up to `target_rows` / `target_bytes` (zstd, sorted by trace_id then start_ns, row
+groups of `row_group_size`). While merging it removes every duplicate (trace_id, span_id): within
+the merged files and against the partition's other files, so exactly-once storage holds even for a
+retry the in-memory window missed. Files are rewritten with the current schema (missing columns
+become nulls; unknown columns are kept), which is also how files migrate to a new schema version.
+
+Crash safety: outputs are written and fsynced under temporary names, then an intent file listing
+inputs and outputs is made durable, then outputs are renamed in and inputs removed, then the
+intent is deleted. `recover()` at start rolls an interrupted compaction forward (all outputs ready)
+or back (otherwise). Inputs of a schema migration are moved to `compaction/backup/` instead of
+deleted, so a migration can be rolled back by moving them back (see docs/collector.md).
+Only files whose WAL range is committed are touched, so replay never depends on a merged file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from llmscope_collector.durable_io import fsync_dir, replace_durably
+from llmscope_collector.storage.layout import (
+    COMPACTION_DIR,
+    Partition,
+    compacted_part_path,
+    iter_partitions,
+    parquet_files,
+    wal_range_of,
+)
+from llmscope_collector.storage.parquet_writer import write_durably
+from llmscope_collector.storage.schema import SCHEMA_VERSION, SPAN_SCHEMA
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION_KEY = b"llmscope.schema_version"
+BACKUP_DIR = "backup"
+BACKUP_KEEP_S = 7 * 86400
+_KEY_COLUMNS = ["trace_id", "span_id"]
+
+
+@dataclasses.dataclass(frozen=True)
+class CompactionOptions:
+    target_rows: int = 500_000
+    target_bytes: int = 128 * 1024 * 1024
+    row_group_size: int = 100_000
+
+
+@dataclasses.dataclass
+class CompactionStats:
+    partitions: int = 0
+    files_in: int = 0
+    files_out: int = 0
+    rows_in: int = 0
+    rows_out: int = 0
+    duplicates_removed: int = 0
+    errors: int = 0
+
+    def add(self, other: CompactionStats) -> None:
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+
+class _Intent(msgspec.Struct, kw_only=True):
+    partition: str
+    inputs: list[str]
+    outputs: list[str]
+    backup: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _FileInfo:
+    path: Path
+    rows: int
+    size: int
+    schema_version: str | None
+
+
+class Compactor:
+    """Merges small files per partition; `committed_lsn` says which flush files are safe to touch."""
+
+    def __init__(self, data_dir: Path, options: CompactionOptions, committed_lsn: Callable[[], int]) -> None:
+        self._data_dir = data_dir
+        self._opts = options
+        self._committed = committed_lsn
+        self._intents = data_dir / COMPACTION_DIR
+        self.totals = CompactionStats()
+
+    # -- planning -------------------------------------------------------------------------------
+
+    def run_once(self, stop: threading.Event | None = None) -> CompactionStats:
+        """One pass over every partition; stops early (between partitions) when `stop` is set."""
+        stats = CompactionStats()
+        for partition in iter_partitions(self._data_dir):
+            if stop is not None and stop.is_set():
+                break
+            try:
+                stats.add(self.compact_partition(partition))
+            except Exception:
+                stats.errors += 1
+                log.exception("compaction of %s failed; its files are unchanged", partition.path)
+        self._expire_backups()
+        self.totals.add(stats)
+        return stats
+
+    def compact_partition(self, partition: Partition) -> CompactionStats:
+        stats = CompactionStats()
+        infos = self._eligible(partition.path)
+        for group in self._groups(infos):
+            others = [p for p in parquet_files(partition.path) if p not in {i.path for i in group}]
+            stats.add(self._merge(partition, group, others))
+        return stats
+
+    def _eligible(self, partition: Path) -> list[_FileInfo]:
+        committed = self._committed()
+        infos = []
+        for path in parquet_files(partition):
+            wal_range = wal_range_of(path.name)
+            if wal_range is not None and wal_range[1] > committed:
+                continue  # replay may still need to know this file exists as it is
+            info = _file_info(path)
+            if info is not None:
+                infos.append(info)
+        return infos
+
+    def _groups(self, infos: list[_FileInfo]) -> list[list[_FileInfo]]:
+        """Runs of small files up to the target size; a lone file only when its schema is outdated."""
+        small = [i for i in infos if i.rows < self._opts.target_rows // 2 and i.size < self._opts.target_bytes // 2]
+        groups: list[list[_FileInfo]] = []
+        current: list[_FileInfo] = []
+        rows = size = 0
+        for info in small:
+            if current and (rows + info.rows > self._opts.target_rows or size + info.size > self._opts.target_bytes):
+                groups.append(current)
+                current, rows, size = [], 0, 0
+            current.append(info)
+            rows += info.rows
+            size += info.size
+        if current:
+            groups.append(current)
+        outdated = [[i] for i in infos if i not in small and i.schema_version != SCHEMA_VERSION]
+        return [g for g in groups if len(g) > 1 or g[0].schema_version != SCHEMA_VERSION] + outdated
+
+    def _expire_backups(self) -> None:
+        _expire_backups_in(self._intents / BACKUP_DIR, time.time())
+
+    # -- merging --------------------------------------------------------------------------------
+
+    def _merge(self, partition: Partition, group: list[_FileInfo], others: list[Path]) -> CompactionStats:
+        tables = [pq.read_table(info.path) for info in group]
+        merged = pa.concat_tables([conform(t, _target_schema(tables)) for t in tables])
+        rows_in = merged.num_rows
+        merged = drop_duplicate_spans(merged)
+        merged = _drop_stored_elsewhere(merged, others)
+        merged = merged.sort_by([("trace_id", "ascending"), ("start_ns", "ascending")])
+        metadata = {SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), b"llmscope.compacted_from": str(len(group)).encode()}
+        merged = merged.replace_schema_metadata(metadata)
+        migrating = any(info.schema_version != SCHEMA_VERSION for info in group)
+        self._swap(partition, [i.path for i in group], merged, backup=migrating)
+        out_files = -(-merged.num_rows // self._opts.target_rows) if merged.num_rows else 0
+        log.info(
+            "compacted %d files (%d rows) of %s into %d (%d rows)",
+            len(group),
+            rows_in,
+            partition.path,
+            out_files,
+            merged.num_rows,
+        )
+        return CompactionStats(
+            partitions=1,
+            files_in=len(group),
+            files_out=out_files,
+            rows_in=rows_in,
+            rows_out=merged.num_rows,
+            duplicates_removed=rows_in - merged.num_rows,
+        )
+
+    def _swap(self, partition: Partition, inputs: list[Path], merged: pa.Table, *, backup: bool) -> None:
+        """Write outputs, record the intent, rename outputs in, retire inputs, forget the intent."""
+        outputs = []
+        for offset in range(0, merged.num_rows, self._opts.target_rows):
+            path = compacted_part_path(partition.path)
+            tmp = path.with_name(path.name + ".tmp")
+            write_durably(merged.slice(offset, self._opts.target_rows), tmp, row_group_size=self._opts.row_group_size)
+            outputs.append(path)
+        intent_id = uuid.uuid4().hex[:16]
+        backup_dir = self._intents / BACKUP_DIR / intent_id if backup else None
+        intent = _Intent(
+            partition=str(partition.path),
+            inputs=[p.name for p in inputs],
+            outputs=[p.name for p in outputs],
+            backup=str(backup_dir) if backup_dir else None,
+        )
+        self._intents.mkdir(parents=True, exist_ok=True)
+        intent_path = self._intents / f"{intent_id}.json"
+        replace_durably(msgspec.json.encode(intent), intent_path)
+        _roll_forward(intent)
+        intent_path.unlink()
+
+
+def _file_info(path: Path) -> _FileInfo | None:
+    try:
+        meta = pq.read_metadata(path)
+        size = path.stat().st_size
+    except (OSError, ValueError) as exc:
+        log.warning("compaction skips %s: %s", path, exc)
+        return None
+    version = (meta.metadata or {}).get(SCHEMA_VERSION_KEY)
+    return _FileInfo(path, meta.num_rows, size, version.decode() if version else None)
+
+
+def _target_schema(tables: list[pa.Table]) -> pa.Schema:
+    """The current span schema, then any column the files have that it does not (never dropped)."""
+    fields = list(SPAN_SCHEMA)
+    known = set(SPAN_SCHEMA.names)
+    for table in tables:
+        for field in table.schema:
+            if field.name not in known:
+                fields.append(field)
+                known.add(field.name)
+    return pa.schema(fields)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` with exactly `schema`'s columns: missing ones as nulls, types cast to the current ones."""
+    arrays = []
+    for field in schema:
+        if field.name in table.column_names:
+            column = table.column(field.name)
+            arrays.append(column if column.type == field.type else column.cast(field.type))
+        else:
+            arrays.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def drop_duplicate_spans(table: pa.Table) -> pa.Table:
+    """Keep the first row of each (trace_id, span_id)."""
+    if table.num_rows < 2:
+        return table
+    indexed = table.append_column("__row", pa.array(range(table.num_rows), pa.int64()))
+    firsts = indexed.group_by(_KEY_COLUMNS, use_threads=False).aggregate([("__row", "min")])
+    if firsts.num_rows == table.num_rows:
+        return table
+    rows = firsts.column("__row_min")
+    return table.take(pc.take(rows, pc.sort_indices(rows)))
+
+
+def _keys(table: pa.Table) -> pa.ChunkedArray:
+    return pc.binary_join_element_wise(table.column("trace_id"), table.column("span_id"), "")
+
+
+def _drop_stored_elsewhere(table: pa.Table, others: list[Path]) -> pa.Table:
+    """Remove rows whose span is already in another file of the partition (reads only the id columns)."""
+    if not others or not table.num_rows:
+        return table
+    trace_ids = pc.unique(table.column("trace_id"))
+    keys = _keys(table)
+    found: list[pa.Array] = []
+    for path in others:
+        try:
+            ids = pq.read_table(path, columns=_KEY_COLUMNS)
+        except (OSError, ValueError):
+            continue  # removed meanwhile (retention) or not ours to judge
+        ids = ids.filter(pc.is_in(ids.column("trace_id"), value_set=trace_ids))
+        if ids.num_rows:
+            found.append(_keys(ids).combine_chunks())
+    if not found:
+        return table
+    stored = pa.concat_arrays(found)
+    return table.filter(pc.invert(pc.is_in(keys, value_set=stored)))
+
+
+def _roll_forward(intent: _Intent) -> None:
+    partition = Path(intent.partition)
+    for name in intent.outputs:
+        tmp = partition / (name + ".tmp")
+        if tmp.exists():
+            os.replace(tmp, partition / name)
+    fsync_dir(partition)
+    backup = Path(intent.backup) if intent.backup else None
+    if backup is not None:
+        backup.mkdir(parents=True, exist_ok=True)
+    for name in intent.inputs:
+        source = partition / name
+        if not source.exists():
+            continue
+        if backup is not None:
+            shutil.move(str(source), backup / f"{partition.parent.name}_{partition.name}_{name}")
+        else:
+            source.unlink()
+    fsync_dir(partition)
+
+
+def _roll_back(intent: _Intent) -> None:
+    partition = Path(intent.partition)
+    for name in intent.outputs:
+        (partition / name).unlink(missing_ok=True)
+        (partition / (name + ".tmp")).unlink(missing_ok=True)
+    if partition.exists():
+        fsync_dir(partition)
+
+
+def recover(data_dir: Path) -> int:
+    """Finish or undo compactions a crash interrupted; returns how many intents were resolved."""
+    intents_dir = data_dir / COMPACTION_DIR
+    if not intents_dir.is_dir():
+        return 0
+    resolved = 0
+    for path in sorted(intents_dir.glob("*.json")):
+        try:
+            intent = msgspec.json.decode(path.read_bytes(), type=_Intent)
+        except (OSError, msgspec.DecodeError) as exc:
+            log.error("unreadable compaction intent %s (%s); leaving the files as they are", path, exc)
+            path.unlink()
+            continue
+        partition = Path(intent.partition)
+        ready = all((partition / n).exists() or (partition / (n + ".tmp")).exists() for n in intent.outputs)
+        if ready:
+            _roll_forward(intent)
+        else:
+            _roll_back(intent)
+        path.unlink()
+        resolved += 1
+    return resolved
+
+
+def _expire_backups_in(root: Path, now: float) -> None:
+    if not root.is_dir():
+        return
+    for entry in root.iterdir():
+        try:
+            if now - entry.stat().st_mtime > BACKUP_KEEP_S:
+                shutil.rmtree(entry)
+        except OSError as exc:
+            log.warning("cannot remove old compaction backup %s: %s", entry, exc)

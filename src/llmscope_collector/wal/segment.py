@@ -1,0 +1,199 @@
+"""WAL record framing and segment files.
+
+A segment is `{base_lsn:020d}.wal`: an 8-byte magic header, then records back to back. A record is
+`u32 body_len | u32 crc32(body) | body` with `body = u8 kind | u8 project_len | project | payload`
+(payload = the raw OTLP request bytes). LSNs (log sequence numbers) are logical byte positions that
+never go backwards: the record at file offset `o` of a segment has LSN `base + o - HEADER_SIZE`, so
+the next segment's base is the previous segment's end and headers take no LSN space.
+
+A crash can leave a torn record at the end of the last segment; `scan_valid_end` finds where the
+valid records stop so the log can truncate there instead of failing to start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from llmscope_collector.durable_io import fsync_dir
+
+MAGIC = b"LSWAL\x00\x01\n"
+HEADER_SIZE = len(MAGIC)
+RECORD_HEADER = struct.Struct("<II")
+_BODY_PREFIX = struct.Struct("<BB")
+KIND_OTLP_TRACES = 1
+MAX_BODY = 512 * 1024 * 1024
+_NAME_RE = re.compile(r"^(\d{20})\.wal$")
+
+
+class CorruptRecord(ValueError):
+    """A record whose length, kind or checksum is wrong: a torn write or damaged disk."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WalRecord:
+    """One accepted export request, as read back from the log."""
+
+    lsn: int
+    end: int
+    project: str
+    payload: bytes
+
+
+def encode_record(project: str, payload: bytes) -> list[bytes]:
+    """The record as buffers for `writev`, so a large payload is never copied."""
+    name = project.encode("utf-8")
+    if len(name) > 255:
+        raise ValueError("project name longer than 255 bytes")
+    prefix = _BODY_PREFIX.pack(KIND_OTLP_TRACES, len(name)) + name
+    crc = zlib.crc32(payload, zlib.crc32(prefix))
+    body_len = len(prefix) + len(payload)
+    return [RECORD_HEADER.pack(body_len, crc) + prefix, payload]
+
+
+def record_size(parts: list[bytes]) -> int:
+    return sum(len(p) for p in parts)
+
+
+def decode_body(body: bytes | memoryview, crc: int, lsn: int, end: int) -> WalRecord:
+    """Check and unpack one record body; `CorruptRecord` when it is not what was written."""
+    if zlib.crc32(body) != crc:
+        raise CorruptRecord(f"checksum mismatch at LSN {lsn}")
+    if len(body) < _BODY_PREFIX.size:
+        raise CorruptRecord(f"record at LSN {lsn} is too short")
+    kind, name_len = _BODY_PREFIX.unpack_from(body)
+    if kind != KIND_OTLP_TRACES or len(body) < _BODY_PREFIX.size + name_len:
+        raise CorruptRecord(f"record at LSN {lsn} has unknown kind {kind}")
+    start = _BODY_PREFIX.size
+    project = bytes(body[start : start + name_len]).decode("utf-8", errors="replace")
+    return WalRecord(lsn, end, project, bytes(body[start + name_len :]))
+
+
+def segment_name(base: int) -> str:
+    return f"{base:020d}.wal"
+
+
+def list_segments(wal_dir: Path) -> list[tuple[int, Path]]:
+    """Segment files sorted by base LSN; anything else in the directory is ignored."""
+    found = []
+    for entry in os.scandir(wal_dir):
+        match = _NAME_RE.match(entry.name)
+        if match and entry.is_file():
+            found.append((int(match.group(1)), Path(entry.path)))
+    return sorted(found)
+
+
+def create_segment(wal_dir: Path, base: int) -> int:
+    """Create a segment holding only the header (fsynced, directory too); returns an append fd."""
+    path = wal_dir / segment_name(base)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, MAGIC)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    fsync_dir(wal_dir)
+    return fd
+
+
+def iter_records(path: Path, base: int, start_lsn: int, end_lsn: int) -> Iterator[WalRecord]:
+    """Records of one segment in `[start_lsn, end_lsn)`; raises `CorruptRecord` where they stop making sense."""
+    offset = HEADER_SIZE + max(0, start_lsn - base)
+    limit = HEADER_SIZE + (end_lsn - base)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        while offset < limit:
+            lsn = base + offset - HEADER_SIZE
+            head = _pread_exact(fd, RECORD_HEADER.size, offset)
+            if len(head) < RECORD_HEADER.size:
+                raise CorruptRecord(f"truncated record header at LSN {lsn}")
+            body_len, crc = RECORD_HEADER.unpack(head)
+            total = RECORD_HEADER.size + body_len
+            if body_len < _BODY_PREFIX.size or body_len > MAX_BODY or offset + total > limit:
+                raise CorruptRecord(f"record at LSN {lsn} has an impossible length {body_len}")
+            body = _pread_exact(fd, body_len, offset + RECORD_HEADER.size)
+            if len(body) < body_len:
+                raise CorruptRecord(f"truncated record at LSN {lsn}")
+            yield decode_body(body, crc, lsn, lsn + total)
+            offset += total
+    finally:
+        os.close(fd)
+
+
+def _pread_exact(fd: int, size: int, offset: int) -> bytes:
+    """`size` bytes at `offset`, fewer only at end of file."""
+    data = os.pread(fd, size, offset)
+    if len(data) == size or not data:
+        return data
+    chunks = [data]
+    got = len(data)
+    while got < size:
+        more = os.pread(fd, size - got, offset + got)
+        if not more:
+            break
+        chunks.append(more)
+        got += len(more)
+    return b"".join(chunks)
+
+
+def scan_valid_end(path: Path, base: int) -> tuple[int, int]:
+    """(LSN after the last valid record, records seen) for a segment possibly torn by a crash."""
+    size = path.stat().st_size
+    if size < HEADER_SIZE:
+        return base, 0
+    with open(path, "rb") as fh:
+        if fh.read(HEADER_SIZE) != MAGIC:
+            return base, 0
+    end_lsn = base + size - HEADER_SIZE
+    valid = base
+    count = 0
+    try:
+        for record in iter_records(path, base, base, end_lsn):
+            valid = record.end
+            count += 1
+    except CorruptRecord:
+        pass
+    return valid, count
+
+
+def truncate_segment(path: Path, base: int, valid_end: int) -> int:
+    """Cut a torn tail off; returns the number of bytes removed. A segment with no valid header is emptied."""
+    size = path.stat().st_size
+    keep = HEADER_SIZE + (valid_end - base)
+    with open(path, "r+b") as fh:
+        fh.seek(0)
+        head_ok = fh.read(HEADER_SIZE) == MAGIC
+        if not head_ok:
+            keep = 0
+        fh.truncate(keep)
+        os.fsync(fh.fileno())
+    return max(0, size - keep)
+
+
+def count_records(path: Path, base: int, start_lsn: int, end_lsn: int) -> int:
+    """How many records lie in `[start_lsn, end_lsn)`, reading only their headers; stops at nonsense."""
+    offset = HEADER_SIZE + max(0, start_lsn - base)
+    limit = HEADER_SIZE + (end_lsn - base)
+    count = 0
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        while offset + RECORD_HEADER.size <= limit:
+            head = os.pread(fd, RECORD_HEADER.size, offset)
+            if len(head) < RECORD_HEADER.size:
+                break
+            body_len, _ = RECORD_HEADER.unpack(head)
+            if body_len < _BODY_PREFIX.size or body_len > MAX_BODY:
+                break
+            offset += RECORD_HEADER.size + body_len
+            if offset > limit:
+                break
+            count += 1
+    finally:
+        os.close(fd)
+    return count
