@@ -12,6 +12,14 @@ import os
 from types import TracebackType
 
 log = logging.getLogger("llmscope")
+_logged: set[str] = set()
+
+
+def _log(where: str, exc_info: object) -> None:
+    """Warn once per kind of failure (then debug), so a persistent bug cannot flood the app's logs."""
+    level = logging.DEBUG if where in _logged else logging.WARNING
+    _logged.add(where)
+    log.log(level, "llmscope internal error in %s; your code is unaffected", where, exc_info=exc_info)  # type: ignore[arg-type]
 
 
 def _should_raise() -> bool:
@@ -22,7 +30,7 @@ def log_internal_error(where: str) -> None:
     """Log the exception being handled; re-raise it when tests asked for that."""
     if _should_raise():
         raise
-    log.warning("llmscope internal error in %s; your code is unaffected", where, exc_info=True)
+    _log(where, True)
 
 
 class handle_internal_errors:
@@ -43,5 +51,5 @@ class handle_internal_errors:
             return False
         if _should_raise():
             return False
-        log.warning("llmscope internal error in %s; your code is unaffected", self._where, exc_info=exc)
+        _log(self._where, exc)
         return True

@@ -21,6 +21,7 @@ from llmscope_sdk._providers import PROVIDERS
 from llmscope_sdk._providers._registry import PatchTarget
 from llmscope_sdk._runtime import Telemetry
 from llmscope_sdk._setup import get_provider
+from llmscope_sdk._versions import check as check_version
 
 _lock = threading.Lock()
 _patched: dict[str, tuple[Any, str, Any]] = {}  # key -> (class, method name, original attribute)
@@ -31,6 +32,7 @@ def _targets(name: str) -> tuple[PatchTarget, ...]:
     probe, targets_module = PROVIDERS[name]
     if importlib.util.find_spec(probe) is None:
         return ()
+    check_version(probe)
     module = importlib.import_module(targets_module)
     targets: tuple[PatchTarget, ...] = module.TARGETS
     return targets

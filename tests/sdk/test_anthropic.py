@@ -126,3 +126,29 @@ def test_telemetry_failure_never_reaches_the_user(
     client = anthropic.Anthropic(base_url=sim.base_url, api_key="k", max_retries=0)
     message = client.messages.create(model=MODEL, max_tokens=8, messages=[{"role": "user", "content": "a"}])
     assert message.content  # the user's result is intact
+
+
+@pytest.mark.parametrize(
+    ("kind", "exc_type", "error_type"),
+    [
+        ("timeout", anthropic.APITimeoutError, "anthropic.APITimeoutError"),
+        ("disconnect", anthropic.APIConnectionError, "anthropic.APIConnectionError"),
+    ],
+)
+def test_timeouts_and_connection_errors(
+    sim: SimulatedProvider, spans: InMemorySpanExporter, kind: str, exc_type: type, error_type: str
+) -> None:
+    sim.fail_next(kind=kind, count=1, delay_s=2.0)
+    client = anthropic.Anthropic(base_url=sim.base_url, api_key="k", max_retries=0, timeout=0.3)
+    with pytest.raises(exc_type):
+        client.messages.create(model=MODEL, max_tokens=8, messages=[{"role": "user", "content": "x"}])
+    (span,) = _ours(spans)
+    assert dict(span.attributes or {})["error.type"] == error_type
+    assert span.status.status_code == StatusCode.ERROR
+
+
+def test_version_ranges_are_checked() -> None:
+    from llmscope_sdk import _versions
+
+    assert _versions.parse("2.13.0") == (2, 13, 0) and _versions.parse("1.40.0rc1") == (1, 40, 0)
+    assert _versions.check("anthropic")  # the installed client is inside the tested range
