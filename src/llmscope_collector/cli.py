@@ -6,18 +6,25 @@ Argument parsing and printing only; everything else lives in `server`, `demo` an
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from llmscope_collector.settings import DEFAULT_DATA_DIR, Settings, SettingsError
+from llmscope_collector.log_config import configure_logging
+from llmscope_collector.settings import AUTH_MODES, DEFAULT_DATA_DIR, LOG_FORMATS, Settings, SettingsError
 
 
 def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1; LLMSCOPE_HOST)")
     parser.add_argument("--otlp-grpc-port", type=int, help="OTLP/gRPC port (default 4317; LLMSCOPE_OTLP_GRPC_PORT)")
+    parser.add_argument("--otlp-http-port", type=int, help="OTLP/HTTP port (default 4318; LLMSCOPE_OTLP_HTTP_PORT)")
+    parser.add_argument(
+        "--auth",
+        choices=AUTH_MODES,
+        help="API keys: auto = required unless on loopback (default), required, off (LLMSCOPE_AUTH)",
+    )
+    parser.add_argument("--log-format", choices=LOG_FORMATS, help="text (default) or json (LLMSCOPE_LOG_FORMAT)")
     parser.add_argument("--api-port", type=int, help="HTTP API port (default 8000; LLMSCOPE_API_PORT)")
     parser.add_argument(
         "--data-dir", type=Path, help=f"where spans are stored (default {DEFAULT_DATA_DIR}; LLMSCOPE_DATA_DIR)"
@@ -26,7 +33,13 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
-        host=args.host, otlp_grpc_port=args.otlp_grpc_port, api_port=args.api_port, data_dir=args.data_dir
+        host=args.host,
+        otlp_grpc_port=args.otlp_grpc_port,
+        otlp_http_port=args.otlp_http_port,
+        api_port=args.api_port,
+        data_dir=args.data_dir,
+        auth=args.auth,
+        log_format=args.log_format,
     )
 
 
@@ -52,11 +65,12 @@ def _wait_for_signal() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from llmscope_collector.server import EmbeddedServer
 
     try:
-        server = EmbeddedServer(_settings(args))
+        settings = _settings(args)
+        configure_logging(settings.log_format)
+        server = EmbeddedServer(settings)
         server.start()
     except SettingsError as exc:
         print(f"llmscope: {exc}", file=sys.stderr)
@@ -64,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(
             f"llmscope {args.command}: OTLP/gRPC on {server.settings.host}:{server.grpc_port}, "
+            f"OTLP/HTTP on {server.settings.host}:{server.http_port}, "
             f"API on {server.api_url} (docs {server.api_url}/schema/swagger), data in {server.settings.data_dir}",
             flush=True,
         )
+        policy = server.collector.receivers.policy
+        print(f"llmscope {policy.describe()}; {policy.admin.describe()}", flush=True)
         if args.command == "demo":
             from llmscope_collector.demo import run_demo
 

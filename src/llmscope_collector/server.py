@@ -14,6 +14,8 @@ import time
 import uvicorn
 
 from llmscope_collector.api.app import create_app
+from llmscope_collector.api.http_metrics import HttpMetrics, HttpMetricsMiddleware
+from llmscope_collector.api.request_id import RequestIdMiddleware
 from llmscope_collector.pipeline import Collector
 from llmscope_collector.query.store import TraceStore
 from llmscope_collector.settings import Settings, SettingsError
@@ -55,6 +57,11 @@ class EmbeddedServer:
         return self.collector.grpc_port
 
     @property
+    def http_port(self) -> int:
+        """The OTLP/HTTP port."""
+        return self.collector.http_port
+
+    @property
     def api_port(self) -> int:
         assert self._api_socket is not None
         return int(self._api_socket.getsockname()[1])
@@ -70,9 +77,19 @@ class EmbeddedServer:
             self.collector.start()
         except OSError as exc:
             self._api_socket.close()
-            raise SettingsError(f"{exc}. Pass --otlp-grpc-port / set LLMSCOPE_OTLP_GRPC_PORT.") from None
-        app = create_app(self.store, buffered=lambda: self.collector.writer.buffered_rows)
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+            raise SettingsError(
+                f"{exc}. Pass --otlp-grpc-port / --otlp-http-port or set LLMSCOPE_OTLP_*_PORT."
+            ) from None
+        receivers = self.collector.receivers
+        self.http_metrics = HttpMetrics()
+        app = create_app(
+            self.store,
+            buffered=lambda: self.collector.writer.buffered_rows,
+            auth=receivers.policy,
+            metric_sets=[receivers.stats.metric_set(), self.http_metrics.metric_set()],
+        )
+        asgi = RequestIdMiddleware(HttpMetricsMiddleware(app, self.http_metrics))
+        config = uvicorn.Config(asgi, log_level="warning", log_config=None, access_log=False, lifespan="on")
         self._uvicorn = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._uvicorn.run, kwargs={"sockets": [self._api_socket]}, name="llmscope-api", daemon=True

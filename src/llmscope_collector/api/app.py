@@ -2,34 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
 from llmscope_collector import __version__
+from llmscope_collector.api.auth import AUTH_EXCEPTION_HANDLERS, AUTH_POLICY_STATE, CALLER_PROJECT
+from llmscope_collector.api.controllers.metrics_prometheus import METRIC_SETS_STATE, PrometheusController
+from llmscope_collector.api.controllers.projects import ProjectController
 from llmscope_collector.api.controllers.system import SystemController
 from llmscope_collector.api.controllers.traces import TraceController
 from llmscope_collector.api.exceptions import EXCEPTION_HANDLERS
+from llmscope_collector.auth.policy import AuthPolicy
+from llmscope_collector.prometheus_text import MetricSet
 from llmscope_collector.query.store import TraceStore
 
 
-def create_app(store: TraceStore, *, buffered: Callable[[], int] = lambda: 0, debug: bool = False) -> Litestar:
-    """The API over `store`; `buffered` reports spans accepted but not yet in Parquet."""
+def create_app(
+    store: TraceStore,
+    *,
+    buffered: Callable[[], int] = lambda: 0,
+    auth: AuthPolicy | None = None,
+    metric_sets: Sequence[MetricSet] = (),
+    debug: bool = False,
+) -> Litestar:
+    """The API over `store`; `buffered` reports spans accepted but not yet in Parquet.
+
+    `auth` is the collector's policy (API keys, admin token); without it every caller reads `default`
+    and project administration is refused. `metric_sets` are published on `/metrics`.
+    """
     return Litestar(
-        route_handlers=[TraceController, SystemController],
+        route_handlers=[TraceController, SystemController, ProjectController, PrometheusController],
+        state=State({AUTH_POLICY_STATE: auth, METRIC_SETS_STATE: list(metric_sets)}),
         dependencies={
             "store": Provide(lambda: store, use_cache=True, sync_to_thread=False),
             "buffered": Provide(lambda: buffered, use_cache=True, sync_to_thread=False),
+            "auth_policy": Provide(lambda: auth, use_cache=True, sync_to_thread=False),
+            "caller_project": CALLER_PROJECT,
         },
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers={**EXCEPTION_HANDLERS, **AUTH_EXCEPTION_HANDLERS},  # type: ignore[arg-type,dict-item]
         openapi_config=OpenAPIConfig(
             title="llmscope API",
             version=__version__,
             path="/schema",
             render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()],
         ),
+        logging_config=None,  # the process configures logging (log_config.py), not Litestar
         debug=debug,
     )

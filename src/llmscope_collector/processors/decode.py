@@ -17,6 +17,7 @@ import msgspec
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from llmscope_collector.processors.limits import apply_span_limits
 from llmscope_collector.processors.messages import split_content
 from llmscope_collector.processors.normalize import canonical_genai
 from llmscope_collector.storage.schema import BUFFER_COLUMNS, CONTENT_ITEMS
@@ -143,7 +144,7 @@ def _decode_span(
         return
     parent = span.parent_span_id.hex() if span.parent_span_id and any(span.parent_span_id) else None
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
-    attrs = attributes_dict(span.attributes)
+    attrs = apply_span_limits(span, attributes_dict(span.attributes))  # limits + anomaly marks (limits.py)
     genai = canonical_genai(attrs)
     split = split_content(attrs)
     items = [(item.hash, item.body) for item in split.items]

@@ -1,7 +1,10 @@
-"""OTLP/gRPC `TraceService/Export` server: a thin shell over `TraceExporter`.
+"""OTLP/gRPC `TraceService/Export` server: a thin shell over `IngestGate`.
 
 The method is registered with identity (de)serializers so the raw request bytes reach our own
 decoder: a malformed body then yields INVALID_ARGUMENT with a message, not a grpcio INTERNAL.
+grpcio itself decompresses `grpc-encoding: gzip` requests and enforces the receive limit on the
+decompressed message (RESOURCE_EXHAUSTED, no RetryInfo: not retryable). Retryable refusals carry a
+`google.rpc.RetryInfo` in `grpc-status-details-bin`, as the OTLP spec asks for throttling.
 """
 
 from __future__ import annotations
@@ -11,24 +14,40 @@ from concurrent import futures
 from typing import Any
 
 import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
 
-from llmscope_collector.errors import CollectorError
-from llmscope_collector.receiver._export import TraceExporter
+from llmscope_collector.errors import CollectorError, Unavailable
+from llmscope_collector.receiver.gate import IngestGate
 
 log = logging.getLogger(__name__)
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+TRANSPORT = "grpc"
 
 
 def _identity(data: bytes) -> bytes:
     return data
 
 
+def status_details(exc: CollectorError) -> bytes | None:
+    """A serialized `google.rpc.Status` with RetryInfo for retryable errors, else None."""
+    if exc.retry_after_s is None:
+        return None
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(max(1, int(exc.retry_after_s * 1e9)))
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    status = status_pb2.Status(code=exc.grpc_code.value[0], message=str(exc), details=[detail])
+    return bytes(status.SerializeToString())
+
+
 class OtlpGrpcReceiver:
     """Owns the grpcio server; `start()` binds, `stop()` drains in-flight calls."""
 
-    def __init__(self, exporter: TraceExporter, *, host: str, port: int, max_receive_bytes: int, workers: int):
-        self._exporter = exporter
+    def __init__(self, gate: IngestGate, *, host: str, port: int, max_receive_bytes: int, workers: int):
+        self._gate = gate
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llmscope-otlp-grpc"),
             options=[
@@ -60,11 +79,24 @@ class OtlpGrpcReceiver:
         self._server.stop(grace_s).wait()
 
     def _export(self, payload: bytes, context: Any) -> bytes:
+        stats = self._gate.stats
+        stats.in_flight.inc(TRANSPORT)
+        stats.received_bytes.inc(TRANSPORT, amount=len(payload))
         try:
-            result = self._exporter.export(payload)
+            metadata = {key: value for key, value in context.invocation_metadata() if isinstance(value, str)}
+            result = self._gate.export(payload, metadata.get, TRANSPORT)
         except CollectorError as exc:
-            context.abort(exc.grpc_code, str(exc))
+            _abort(context, exc)
         except Exception:
             log.exception("OTLP/gRPC export failed")
-            context.abort(grpc.StatusCode.UNAVAILABLE, "internal error while storing spans; retry later")
+            _abort(context, Unavailable("internal error while storing spans; retry later"))
+        finally:
+            stats.in_flight.dec(TRANSPORT)
         return bytes(result.to_response().SerializeToString())
+
+
+def _abort(context: Any, exc: CollectorError) -> None:
+    details = status_details(exc)
+    if details is not None:
+        context.set_trailing_metadata(((STATUS_DETAILS_KEY, details),))
+    context.abort(exc.grpc_code, str(exc))

@@ -1,0 +1,19 @@
+"""`GET /metrics`: Prometheus text format of the ingest, WAL and API metrics of this server."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, Response, get
+
+from llmscope_collector.prometheus_text import CONTENT_TYPE, MetricSet
+
+METRIC_SETS_STATE = "metric_sets"
+
+
+class PrometheusController(Controller):
+    tags = ["system"]
+
+    @get("/metrics", operation_id="metrics", include_in_schema=False, sync_to_thread=False)
+    def metrics(self, request: Request) -> Response[str]:  # type: ignore[type-arg]
+        sets: list[MetricSet] = request.app.state.get(METRIC_SETS_STATE, [])
+        body = "".join(metric_set.render() for metric_set in sets)
+        return Response(body, media_type=CONTENT_TYPE)
