@@ -477,3 +477,74 @@ def test_identical_results_and_errors_with_and_without(
     without = _outcome(client, request)
     llmscope_sdk.instrument()
     assert with_instrumentation == without
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+)
+part_types = st.sampled_from(["text", "image_url", "input_audio", "file", "refusal", "input_text", "input_image"])
+item_types = st.sampled_from(["message", "function_call", "function_call_output", "reasoning", "web_search_call"])
+parts = st.fixed_dictionaries({"type": part_types}, optional={"text": json_values, "image_url": json_values})
+items = st.fixed_dictionaries(
+    {"role": st.sampled_from(["user", "assistant", "system", "developer", "tool", "function"])},
+    optional={
+        "type": item_types,
+        "content": st.one_of(st.text(max_size=10), st.lists(parts, max_size=3), st.none()),
+        "tool_calls": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "id": st.text(max_size=5),
+                    "function": st.fixed_dictionaries({"name": st.text(max_size=5), "arguments": st.text(max_size=12)}),
+                }
+            ),
+            max_size=2,
+        ),
+        "arguments": st.text(max_size=12),
+        "summary": st.lists(st.fixed_dictionaries({"text": st.text(max_size=8)}), max_size=2),
+    },
+)
+
+
+@given(messages=st.lists(items, max_size=4))
+def test_content_conversion_is_total_and_json(messages: list[dict[str, Any]]) -> None:
+    """Odd or partly-typed message shapes never break content capture, and always give JSON."""
+    from llmscope_sdk._providers.openai import _messages, _responses
+
+    chat = _messages.input_messages(messages)
+    responses = _responses.input_messages(messages)
+    assert len(chat) == len(responses) == len(messages)
+    assert all(isinstance(m["parts"], list) for m in chat + responses)
+    json.dumps([chat, responses], default=str)
+
+
+def test_less_common_parts() -> None:
+    from llmscope_sdk._providers.openai import _messages, _responses
+
+    chat = _messages.input_messages(
+        [
+            {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "UklG", "format": "wav"}}]},
+            {"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]},
+            {"role": "assistant", "content": None, "function_call": {"name": "f", "arguments": '{"a": 1}'}},
+            {"role": "function", "name": "f", "content": "done"},
+        ]
+    )
+    assert [m["parts"][0] for m in chat] == [
+        {"type": "blob", "modality": "audio", "mime_type": "audio/wav", "content": "UklG"},
+        {"type": "file", "modality": "document", "file_id": "file-1"},
+        {"type": "tool_call", "id": None, "name": "f", "arguments": {"a": 1}},
+        {"type": "tool_call_response", "id": None, "response": "done"},
+    ]
+    assert chat[3]["role"] == "tool" and chat[3]["name"] == "f"
+    reasoning = {"type": "reasoning", "summary": [{"type": "summary_text", "text": "thinking"}]}
+    hosted = {"type": "web_search_call", "id": "ws_1", "status": "completed"}
+    assert _responses.output_messages([reasoning, hosted], "stop")[0]["parts"] == [
+        {"type": "reasoning", "content": "thinking"},
+        {
+            "type": "server_tool_call",
+            "id": "ws_1",
+            "name": "web_search_call",
+            "server_tool_call": {"type": "web_search_call"},
+        },
+    ]

@@ -335,3 +335,20 @@ def test_responses_stream_of_stored_response_is_not_a_new_call(
     with pytest.raises(openai.NotFoundError), manager:  # the simulator stores no responses
         pass
     assert _ours(spans) == []
+
+
+def test_concurrent_async_helpers_keep_their_own_spans(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+    client = _async_client(sim)
+
+    async def one(question: str) -> Any:
+        messages = [{"role": "user", "content": question}]
+        slow = {"x-sim-chunk-delay-ms": "2"}
+        async with chat_helpers(client).stream(model=MODEL, messages=messages, extra_headers=slow) as stream:
+            return await stream.get_final_completion()
+
+    async def run() -> list[Any]:
+        return list(await asyncio.gather(one("first question"), one("second question")))
+
+    finals = asyncio.run(run())
+    ids = sorted(_attrs(s)["gen_ai.response.id"] for s in _ours(spans))
+    assert ids == sorted(f.id for f in finals) and len(set(ids)) == 2

@@ -87,10 +87,11 @@ def tool_call_part(call: Any) -> Part:
 
 
 def _tool_response(content: Any) -> Any:
+    """A tool result is a string or a list of text parts: recorded as one string."""
     if not given(content) or isinstance(content, str):
         return content if given(content) else None
     texts = [field(part, "text") for part in content if field(part, "type") == "text"]
-    return "\n".join(t for t in texts if t)
+    return "\n".join(t for t in texts if isinstance(t, str))
 
 
 def message_parts(message: Any) -> list[Part]:

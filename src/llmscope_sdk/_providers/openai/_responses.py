@@ -81,7 +81,7 @@ def _content_parts(content: Any) -> list[Part]:
 
 
 def _reasoning(item: Any) -> Part:
-    texts = [field(s, "text") for s in (field(item, "summary") or []) + (field(item, "content") or [])]
+    texts = [field(s, "text") for s in [*(field(item, "summary") or ()), *(field(item, "content") or ())]]
     return {"type": "reasoning", "content": "\n".join(t for t in texts if isinstance(t, str))}
 
 
