@@ -125,3 +125,14 @@ def test_loopback_rejects_a_wrong_key_but_accepts_none(server: EmbeddedServer) -
 def test_auth_file_on_disk_is_valid_json(server: EmbeddedServer) -> None:
     doc = json.loads((server.settings.data_dir / "auth" / "projects.json").read_text())
     assert doc["version"] == 1 and doc["projects"][0]["name"] == "default"
+
+
+def test_settings_reject_unknown_auth_and_log_modes(settings: Settings) -> None:
+    from llmscope_collector.settings import SettingsError
+
+    for bad in ({"auth": "maybe"}, {"log_format": "xml"}, {"rate_limit_spans_per_s": -1}, {"http_max_body_bytes": 0}):
+        with pytest.raises(SettingsError):
+            dataclasses.replace(settings, **bad).validate(check_ports=False)  # type: ignore[arg-type]
+    same_port = dataclasses.replace(settings, otlp_grpc_port=5555, otlp_http_port=5555)
+    with pytest.raises(SettingsError, match="must differ"):
+        same_port.validate(check_ports=False)
