@@ -65,11 +65,15 @@ def make_client() -> anthropic.Anthropic:
                                max_retries=0)
 
 
-def setup_provider() -> tuple[TracerProvider, _DiscardExporter]:
+def setup_provider(lean: bool = True) -> tuple[TracerProvider, _DiscardExporter]:
+    """llmscope's own provider (lean spans) as `configure()` builds it, exporting to a discarding exporter."""
     exporter = _DiscardExporter()
+    _setup._provider = None
+    if lean:
+        provider = llmscope.configure(exporter=exporter)
+        return provider, exporter  # type: ignore[return-value]
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=8192))
-    _setup._provider = None
     llmscope.configure(tracer_provider=provider)
     return provider, exporter
 
@@ -88,8 +92,9 @@ def _block(client: anthropic.Anthropic, calls: int) -> float:
 
 def paired_blocks(calls: int, blocks: int) -> dict[str, Any]:
     """Alternate plain/instrumented blocks so drift on a noisy machine hits both sides alike."""
-    client = make_client()
     provider, exporter = setup_provider()
+    llmscope.instrument()  # before the client exists, as an app does at start-up
+    client = make_client()
     for _ in range(200):  # warm up both paths
         _call(client)
     llmscope.instrument()
@@ -123,15 +128,18 @@ def paired_blocks(calls: int, blocks: int) -> dict[str, Any]:
 
 
 def callgrind_run(mode: str, calls: int) -> None:
-    """One process under valgrind: K calls, plain or instrumented (a second run with K=0 is the baseline)."""
-    client = make_client()
-    provider, _ = setup_provider()
+    """One process under valgrind: K calls, plain (no llmscope at all) or instrumented as an app sets it up;
+    a second run with K=0 is the baseline, so start-up costs cancel out."""
+    provider = None
     if mode == "instrumented":
+        provider, _ = setup_provider()
         llmscope.instrument()
+    client = make_client()
     _call(client)  # first call pays lazy imports in both modes
     for _ in range(calls):
         _call(client)
-    provider.force_flush()
+    if provider is not None:
+        provider.force_flush()
 
 
 def main(argv: list[str] | None = None) -> int:

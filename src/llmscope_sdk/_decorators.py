@@ -22,7 +22,7 @@ from llmscope_sdk._content import ContentPolicy, capture_from_env
 from llmscope_sdk._errors import handle_internal_errors, log_internal_error
 from llmscope_sdk._instrumentor import current_telemetry
 from llmscope_sdk._invocation import error_type
-from llmscope_sdk._setup import get_provider
+from llmscope_sdk._setup import tracer
 
 F = TypeVar("F", bound=Callable[..., Any])
 Kind = Literal["agent", "tool", "retrieval", "workflow", "chain", "task", "span"]
@@ -68,8 +68,7 @@ class _SpanSpec:
             policy = self._policy()
             if policy.capture:
                 policy.encode(self._input_attr(), self._arguments(args, kwargs), attrs)
-            tracer = get_provider().get_tracer("llmscope", schema_url=A.SCHEMA_URL)
-            return tracer.start_span(self.span_name, kind=SpanKind.INTERNAL, attributes=attrs), policy
+            return tracer().start_span(self.span_name, kind=SpanKind.INTERNAL, attributes=attrs), policy
         except Exception:
             log_internal_error("trace start")
             return None

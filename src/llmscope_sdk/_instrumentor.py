@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import threading
 from typing import Any
 
 import wrapt
 
-from llmscope_sdk import _attributes as A
 from llmscope_sdk._content import Redactor, resolve_policy
 from llmscope_sdk._errors import log_internal_error
 from llmscope_sdk._metrics import GenAIMetrics
 from llmscope_sdk._providers import PROVIDERS
 from llmscope_sdk._providers._registry import PatchTarget
 from llmscope_sdk._runtime import Telemetry
-from llmscope_sdk._setup import get_provider
+from llmscope_sdk._setup import tracer
 from llmscope_sdk._versions import check as check_version
 
 _lock = threading.Lock()
@@ -39,6 +39,8 @@ def _targets(name: str) -> tuple[PatchTarget, ...]:
 
 
 def _wrap(target: PatchTarget, telemetry: Telemetry) -> None:
+    if importlib.util.find_spec(target.module) is None:
+        return  # this client version has no such module
     module = importlib.import_module(target.module)
     cls = getattr(module, target.cls, None)
     if cls is None or not hasattr(cls, target.method):
@@ -54,17 +56,21 @@ def instrument(
     max_content_chars: int | None = None,
     redact: Redactor | None = None,
     providers: tuple[str, ...] | None = None,
+    client_spans: bool = False,
 ) -> list[str]:
     """Patch the installed LLM clients; returns the names of the methods now instrumented.
 
     `capture_content=None` follows OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT (default off).
-    Calling again with other content settings re-wraps with the new settings.
+    Calling again with other content settings re-wraps with the new settings. Unless `client_spans`,
+    clients that emit their own span per call (anthropic 2.x) are asked not to, for clients created
+    from now on: llmscope's span already covers the call, and a second one only costs time.
     """
     global _telemetry
+    if not client_spans:
+        _quiet_client_spans()
     with _lock:
-        provider = get_provider()
         telemetry = Telemetry(
-            tracer=provider.get_tracer("llmscope", schema_url=A.SCHEMA_URL),
+            tracer=tracer(),
             metrics=GenAIMetrics(),
             content=resolve_policy(capture_content, max_content_chars, redact),
         )
@@ -79,6 +85,12 @@ def instrument(
             except Exception:
                 log_internal_error(f"instrument {name}")
         return sorted(_patched)
+
+
+def _quiet_client_spans() -> None:
+    """anthropic 2.x reads ANTHROPIC_OPEN_TELEMETRY when a client is built; an explicit user value wins."""
+    if "ANTHROPIC_OPEN_TELEMETRY" not in os.environ:
+        os.environ["ANTHROPIC_OPEN_TELEMETRY"] = "false"
 
 
 def _unwrap_all() -> None:

@@ -6,6 +6,7 @@ exporters decide where spans go (OpenTelemetry's own advice for libraries).
 
 from __future__ import annotations
 
+import os
 import threading
 
 from opentelemetry import trace
@@ -13,12 +14,15 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+from llmscope_sdk import _attributes as A
 from llmscope_sdk._config import SdkSettings
 from llmscope_sdk._context import ScopeSpanProcessor
+from llmscope_sdk._lean import LeanSpanDrain
 
 _lock = threading.Lock()
 _provider: trace.TracerProvider | None = None
 _owned: TracerProvider | None = None
+_drain: LeanSpanDrain | None = None
 
 
 def _exporter(settings: SdkSettings, extra_headers: dict[str, str] | None) -> SpanExporter:
@@ -52,6 +56,8 @@ def _app_provider() -> trace.TracerProvider | None:
     current = trace.get_tracer_provider()
     if isinstance(current, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
         return None
+    if getattr(current, "_llmscope_owned", False):
+        return None  # one llmscope created earlier and has since shut down
     return current
 
 
@@ -64,6 +70,7 @@ def configure(
     headers: dict[str, str] | None = None,
     resource: dict[str, str] | None = None,
     max_queue_size: int = 2048,
+    exporter: SpanExporter | None = None,
     tracer_provider: trace.TracerProvider | None = None,
 ) -> trace.TracerProvider:
     """Set up (once) where llmscope's spans go; returns the provider in use.
@@ -71,7 +78,7 @@ def configure(
     No network call happens here: the exporter connects lazily, retries with backoff, and a full
     queue drops spans (counted by the OTel SDK) instead of blocking the application.
     """
-    global _provider, _owned
+    global _provider, _owned, _drain
     with _lock:
         if tracer_provider is not None:
             _add_scope_processor(tracer_provider)
@@ -87,10 +94,34 @@ def configure(
         settings = SdkSettings.resolve(endpoint=endpoint, protocol=protocol, service_name=service_name, api_key=api_key)
         provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name, **(resource or {})}))
         _add_scope_processor(provider)
-        provider.add_span_processor(BatchSpanProcessor(_exporter(settings, headers), max_queue_size=max_queue_size))
+        batch = BatchSpanProcessor(exporter or _exporter(settings, headers), max_queue_size=max_queue_size)
+        if _lean_allowed():
+            _drain = LeanSpanDrain(batch, provider.resource, _version(), A.SCHEMA_URL)
+            provider.add_span_processor(_drain)  # before `batch`: flush/shutdown drain lean spans first
+        provider.add_span_processor(batch)
+        provider._llmscope_owned = True  # type: ignore[attr-defined]
         trace.set_tracer_provider(provider)
         _provider = _owned = provider
         return provider
+
+
+def _lean_allowed() -> bool:
+    """Lean spans implement parent-based always-on sampling only, and can be switched off."""
+    return os.environ.get("OTEL_TRACES_SAMPLER") is None and os.environ.get("LLMSCOPE_LEAN_SPANS", "1") != "0"
+
+
+def _version() -> str:
+    from llmscope_sdk import __version__
+
+    return __version__
+
+
+def tracer() -> trace.Tracer:
+    """The tracer for llmscope's own spans: lean when llmscope owns the provider, else the SDK's."""
+    provider = get_provider()
+    if _drain is not None and provider is _owned:
+        return _drain.tracer()
+    return provider.get_tracer("llmscope", _version(), schema_url=A.SCHEMA_URL)
 
 
 def get_provider() -> trace.TracerProvider:
@@ -108,8 +139,8 @@ def flush(timeout_s: float = 5.0) -> bool:
 
 def shutdown() -> None:
     """Flush and stop the provider llmscope created (an app's own provider is left alone)."""
-    global _provider, _owned
+    global _provider, _owned, _drain
     with _lock:
         if _owned is not None:
             _owned.shutdown()
-        _provider = _owned = None
+        _provider = _owned = _drain = None

@@ -12,7 +12,7 @@ from typing import Any
 
 from llmscope_sdk import _attributes as A
 from llmscope_sdk._content import ContentPolicy
-from llmscope_sdk._providers._shape import field, given
+from llmscope_sdk._providers._shape import field, given, server_attributes
 from llmscope_sdk._providers.anthropic import _messages
 
 PROVIDER_NAME = "anthropic"
@@ -26,21 +26,6 @@ FINISH_REASONS = {
     "pause_turn": "pause",
     "refusal": "content_filter",
 }
-
-
-def server_attributes(instance: Any) -> dict[str, Any]:
-    """server.address/port from the resource's client, found by shape (no private imports)."""
-    client = getattr(instance, "_client", None)
-    url = getattr(client, "base_url", None)
-    host = getattr(url, "host", None)
-    if not host:
-        return {}
-    attrs: dict[str, Any] = {A.SERVER_ADDRESS: str(host)}
-    port = getattr(url, "port", None)
-    if port is None:
-        port = 443 if getattr(url, "scheme", "https") == "https" else 80
-    attrs[A.SERVER_PORT] = int(port)
-    return attrs
 
 
 def request_attributes(kwargs: Mapping[str, Any], instance: Any) -> dict[str, Any]:

@@ -15,8 +15,10 @@ from llmscope_sdk._providers._shape import field, given
 def _tool_result_content(content: Any) -> Any:
     if isinstance(content, str) or content is None:
         return content
-    texts = [field(block, "text") for block in content if field(block, "type") == "text"]
-    return "\n".join(t for t in texts if t) if texts else [_part(b) for b in content]
+    blocks = list(content)
+    if blocks and all(field(block, "type") == "text" for block in blocks):
+        return "\n".join(str(field(block, "text", "")) for block in blocks)
+    return [_part(block) for block in blocks]
 
 
 def _part(block: Any) -> dict[str, Any]:

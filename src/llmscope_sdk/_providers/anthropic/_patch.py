@@ -12,6 +12,7 @@ from typing import Any
 
 from llmscope_sdk._errors import log_internal_error
 from llmscope_sdk._invocation import Invocation
+from llmscope_sdk._providers._shape import parsed_body
 from llmscope_sdk._providers.anthropic import _extract
 from llmscope_sdk._providers.anthropic._stream import MessageAccumulator
 from llmscope_sdk._runtime import Telemetry
@@ -37,16 +38,10 @@ def _start(t: Telemetry, instance: Any, kwargs: dict[str, Any]) -> Invocation | 
         return None
 
 
-def _parsed(result: Any) -> Any:
-    """`with_raw_response` returns an HTTP response wrapper: telemetry reads its parsed body."""
-    if hasattr(result, "usage") or not callable(getattr(result, "parse", None)):
-        return result
-    return result.parse()
-
-
 def _finish(inv: Invocation, t: Telemetry, result: Any) -> None:
     try:
-        attrs = _extract.response_attributes(_parsed(result), t.content)
+        parsed = parsed_body(result)
+        attrs = {} if parsed is None else _extract.response_attributes(parsed, t.content)
     except Exception:
         log_internal_error("anthropic response")
         attrs = {}

@@ -12,7 +12,7 @@ from typing import Any
 
 from llmscope_sdk import _attributes as A
 from llmscope_sdk._content import ContentPolicy
-from llmscope_sdk._providers._shape import field, given
+from llmscope_sdk._providers._shape import field, given, server_attributes
 from llmscope_sdk._providers.openai import _messages
 
 PROVIDER_NAME = "openai"
@@ -36,18 +36,6 @@ _CHAT_NUMBERS = (
 
 def _client_url(instance: Any) -> Any:
     return getattr(getattr(instance, "_client", None), "base_url", None)
-
-
-def server_attributes(instance: Any) -> dict[str, Any]:
-    """server.address/port from the resource's client `base_url`, found by shape."""
-    url = _client_url(instance)
-    host = getattr(url, "host", None)
-    if not host:
-        return {}
-    port = getattr(url, "port", None)
-    if port is None:
-        port = 443 if getattr(url, "scheme", "https") == "https" else 80
-    return {A.SERVER_ADDRESS: str(host), A.SERVER_PORT: int(port)}
 
 
 def _is_azure(instance: Any) -> bool:

@@ -21,6 +21,7 @@ from typing import Any
 from llmscope_sdk._content import ContentPolicy
 from llmscope_sdk._errors import log_internal_error
 from llmscope_sdk._invocation import Invocation
+from llmscope_sdk._providers._shape import parsed_body
 from llmscope_sdk._runtime import Telemetry
 from llmscope_sdk._streams import (
     Accumulator,
@@ -104,18 +105,9 @@ def _start(api: Api, t: Telemetry, instance: Any, kwargs: Mapping[str, Any]) -> 
         return None
 
 
-def _parsed(result: Any) -> Any:
-    """`with_raw_response` wraps the parsed body: read it only if the client already read the HTTP
-    body. `with_streaming_response` has not, and parsing there would consume the user's stream."""
-    http = getattr(result, "http_response", None)
-    if http is None or not callable(getattr(result, "parse", None)):
-        return result
-    return result.parse() if getattr(http, "is_stream_consumed", False) is True else None
-
-
 def _finish(inv: Invocation, api: Api, t: Telemetry, result: Any) -> None:
     try:
-        parsed = _parsed(result)
+        parsed = parsed_body(result)
         attrs = {} if parsed is None else api.response(parsed, t.content)
     except Exception:
         log_internal_error(f"openai {api.name} response")

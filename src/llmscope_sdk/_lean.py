@@ -1,0 +1,222 @@
+"""Lean spans: llmscope's own GenAI spans without the OTel SDK span machinery on the hot path.
+
+An OTel SDK span costs tens of microseconds (attribute validation, locks, processor fan-out) on
+the caller's thread. When llmscope created the TracerProvider itself, its spans are instead plain
+records implementing the OTel `Span` API (so context propagation and child spans work unchanged)
+that are queued on `end()`; a `LeanSpanDrain` processor converts them to SDK `ReadableSpan`s off
+the hot path and hands them to the provider's batch processor, so they leave through the same
+exporter, retry and queue limits as every other span. Sampling is parent-based always-on (the
+provider's default); with a custom `OTEL_TRACES_SAMPLER` llmscope uses SDK spans instead.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from llmscope_sdk._context import scope_attributes
+
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_getrandbits = random.getrandbits
+
+
+class LeanSpan(trace.Span):
+    """A recording span that is only a record until the drain converts it."""
+
+    __slots__ = (
+        "_attributes",
+        "_context",
+        "_end_ns",
+        "_ended",
+        "_events",
+        "_kind",
+        "_name",
+        "_parent",
+        "_queue",
+        "_start_ns",
+        "_status",
+    )
+
+    def __init__(
+        self,
+        queue: collections.deque[LeanSpan],
+        name: str,
+        kind: SpanKind,
+        context: SpanContext,
+        parent: SpanContext | None,
+        attributes: dict[str, Any],
+    ) -> None:
+        self._queue = queue
+        self._name = name
+        self._kind = kind
+        self._context = context
+        self._parent = parent
+        self._attributes = attributes
+        self._events: list[Event] = []
+        self._status = Status(StatusCode.UNSET)
+        self._start_ns = time.time_ns()
+        self._end_ns = 0
+        self._ended = False
+
+    def get_span_context(self) -> SpanContext:
+        return self._context
+
+    def is_recording(self) -> bool:
+        return not self._ended
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if not self._ended and value is not None:
+            self._attributes[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        if not self._ended:
+            self._attributes.update((k, v) for k, v in attributes.items() if v is not None)
+
+    def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
+        if not self._ended:
+            self._events.append(Event(name, dict(attributes or {}), timestamp or time.time_ns()))
+
+    def update_name(self, name: str) -> None:
+        self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if self._ended:
+            return
+        self._status = status if isinstance(status, Status) else Status(status, description)
+
+    def record_exception(
+        self, exception: BaseException, attributes: Any = None, timestamp: int | None = None, escaped: bool = False
+    ) -> None:
+        cls = type(exception)
+        module = cls.__module__
+        attrs = {
+            "exception.type": cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}",
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(cls, exception, exception.__traceback__)),
+            "exception.escaped": str(escaped),
+            **dict(attributes or {}),
+        }
+        self.add_event("exception", attrs, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._ended:
+            return
+        self._end_ns = end_time or time.time_ns()
+        self._ended = True
+        self._queue.append(self)
+
+    def to_readable(self, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
+        return ReadableSpan(
+            name=self._name,
+            context=self._context,
+            parent=self._parent,
+            resource=resource,
+            attributes=self._attributes,
+            events=tuple(self._events),
+            kind=self._kind,
+            status=self._status,
+            start_time=self._start_ns,
+            end_time=self._end_ns,
+            instrumentation_scope=scope,
+        )
+
+
+class LeanTracer(trace.Tracer):
+    """Starts `LeanSpan`s; parent-based sampling, scope attributes merged in at start."""
+
+    def __init__(self, queue: collections.deque[LeanSpan]) -> None:
+        self._queue = queue
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Any = None,
+        links: Any = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace.Span:
+        parent = trace.get_current_span(context).get_span_context()
+        span_id = _getrandbits(64) or 1
+        if parent.is_valid:
+            if not parent.trace_flags.sampled:
+                return trace.NonRecordingSpan(
+                    SpanContext(parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state)
+                )
+            ctx = SpanContext(parent.trace_id, span_id, False, _SAMPLED, parent.trace_state)
+        else:
+            ctx = SpanContext(_getrandbits(128) or 1, span_id, False, _SAMPLED)
+        attrs = dict(attributes) if attributes else {}
+        scoped = scope_attributes(attrs.get("gen_ai.operation.name"))
+        if scoped:
+            attrs.update(scoped)
+        return LeanSpan(self._queue, name, kind, ctx, parent if parent.is_valid else None, attrs)
+
+    def start_as_current_span(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        span = self.start_span(name, *args, **{k: v for k, v in kwargs.items() if k != "end_on_exit"})
+        return trace.use_span(span, end_on_exit=kwargs.get("end_on_exit", True))
+
+
+class LeanSpanDrain(SpanProcessor):
+    """Moves ended lean spans into `target` (the provider's batch processor) off the hot path.
+
+    Registered on the provider before `target`, so the provider's `force_flush()` and `shutdown()`
+    (also at interpreter exit) drain lean spans first.
+    """
+
+    def __init__(
+        self, target: SpanProcessor, resource: Resource, version: str, schema_url: str, interval_s: float = 0.2
+    ) -> None:
+        self.queue: collections.deque[LeanSpan] = collections.deque()
+        self._target = target
+        self._resource = resource
+        self._scope = InstrumentationScope("llmscope", version, schema_url)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._interval_s = interval_s
+        self._thread = threading.Thread(target=self._run, name="llmscope-lean-drain", daemon=True)
+        self._thread.start()
+
+    def tracer(self) -> LeanTracer:
+        return LeanTracer(self.queue)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self.drain()
+
+    def drain(self) -> int:
+        with self._lock:
+            moved = 0
+            queue, target = self.queue, self._target
+            while queue:
+                target.on_end(queue.popleft().to_readable(self._resource, self._scope))
+                moved += 1
+            return moved
+
+    def on_start(self, span: Any, parent_context: Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self.drain()
+        return True
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self.drain()
