@@ -62,6 +62,36 @@ def matrix(session: nox.Session, clients: str) -> None:
     session.run("pytest", "-q", "-m", "not slow", "tests/sdk", *skip, *session.posargs)
 
 
+# Third-party instrumentations whose spans the collector must understand (tests/interop, docs/interop.md).
+# One venv each: the package pinned to the version the matrix states, plus the newest clients it
+# declares support for (its `_instruments` range; instrument() silently does nothing outside it).
+INTEROP: dict[str, list[str]] = {
+    "otel-genai-openai": ["opentelemetry-instrumentation-genai-openai==1.3b0", "openai<4"],
+    "otel-genai-anthropic": ["opentelemetry-instrumentation-genai-anthropic==1.3b0", "anthropic<3"],
+    # 2.4b0 declares opentelemetry-util-genai>=0.4b0 but imports a module that 1.x removed.
+    "otel-openai-v2": ["opentelemetry-instrumentation-openai-v2==2.4b0", "opentelemetry-util-genai<1", "openai<4"],
+    "openllmetry-openai": ["opentelemetry-instrumentation-openai==0.62.4", "openai<4"],
+    "openllmetry-anthropic": ["opentelemetry-instrumentation-anthropic==0.62.4", "anthropic<3"],
+    "openinference-openai": ["openinference-instrumentation-openai==0.1.66", "openai>=2.8,<4"],
+    "openinference-anthropic": ["openinference-instrumentation-anthropic==3.1.0", "anthropic>=1.8,<3"],
+    "plain-otel": [],
+}
+
+
+# --system-site-packages: the dev/CI image already has llmscope's heavy deps (duckdb, pyarrow, grpcio),
+# so each venv only adds the instrumentation and its client pins (which shadow the global ones).
+@nox.session(python=DEFAULT_PYTHON, venv_params=["--system-site-packages"])
+@nox.parametrize("package", list(INTEROP), ids=list(INTEROP))
+def interop(session: nox.Session, package: str) -> None:
+    """Real third-party instrumentations → OTLP → collector → API; writes docs/interop.md's matrix."""
+    session.install("-e", ".[test]", "opentelemetry-instrumentation-wsgi", *INTEROP[package])
+    test_file = f"tests/interop/test_{package.replace('-', '_')}.py"
+    # `python -m`: pytest itself may come from the system site-packages, its script would run the global Python.
+    env = {"LLMSCOPE_INTEROP": package}
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", test_file, *session.posargs, env=env)
+    session.run("python", "tests/interop/matrix.py")
+
+
 @nox.session(python=DEFAULT_PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff (style, imports, bugbear) and mypy --strict on the packages."""

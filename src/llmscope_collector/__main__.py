@@ -2,4 +2,5 @@
 
 from llmscope_collector.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # guarded: decode worker processes (spawn) import the main module
+    raise SystemExit(main())

@@ -52,7 +52,49 @@ def _parser() -> argparse.ArgumentParser:
     _add_server_flags(demo)
     demo.add_argument("--traces", type=int, default=3, help="how many demo agent runs to send (default 3)")
     demo.add_argument("--exit", action="store_true", help="exit after printing instead of serving on")
+    _add_cleanup_parser(sub)
     return parser
+
+
+def _add_cleanup_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cleanup = sub.add_parser("cleanup", help="delete date partitions older than the retention TTL, print stats")
+    cleanup.add_argument(
+        "--data-dir", type=Path, help=f"where spans are stored (default {DEFAULT_DATA_DIR}; LLMSCOPE_DATA_DIR)"
+    )
+    cleanup.add_argument("--dry-run", action="store_true", help="only report what would be deleted")
+    cleanup.add_argument(
+        "--retention-days", type=int, help="TTL in days, 0 = keep (default 30; LLMSCOPE_RETENTION_DAYS)"
+    )
+    cleanup.add_argument(
+        "--project-days", help="per-project TTLs, e.g. staging=7,audit=365 (LLMSCOPE_RETENTION_PROJECT_DAYS)"
+    )
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    from llmscope_collector.storage.retention import RetentionError, RetentionPolicy, cleanup
+
+    settings = Settings.from_env(
+        data_dir=args.data_dir, retention_days=args.retention_days, retention_project_days=args.project_days
+    )
+    try:
+        policy = RetentionPolicy.parse(settings.retention_days, settings.retention_project_days)
+    except RetentionError as exc:
+        print(f"llmscope: {exc}", file=sys.stderr)
+        return 2
+    report = cleanup(settings.data_dir, policy, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for item in report.expired:
+        print(
+            f"  {item.dataset}/project={item.project}/date={item.date}: {item.files} files, {item.bytes} bytes, "
+            f"{item.rows} rows"
+        )
+    print(
+        f"llmscope cleanup: {verb} {report.partitions} partitions, {report.files} files, {report.bytes} bytes, "
+        f"{report.spans} spans; kept {report.kept_partitions} partitions (data in {settings.data_dir})"
+    )
+    for error in report.errors:
+        print(f"llmscope cleanup: could not delete {error}", file=sys.stderr)
+    return 1 if report.errors else 0
 
 
 def _wait_for_signal() -> None:
@@ -65,6 +107,8 @@ def _wait_for_signal() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "cleanup":
+        return _cleanup(args)
     from llmscope_collector.server import EmbeddedServer
 
     try:

@@ -10,10 +10,12 @@ import fcntl
 import os
 from pathlib import Path
 
+from llmscope_collector.settings import SettingsError
+
 LOCK_FILE = ".lock"
 
 
-class DataDirInUse(RuntimeError):
+class DataDirInUse(SettingsError):
     """Another live process holds the data dir."""
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections.abc import Sequence
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
+from llmscope_collector.alerts.service import AlertService
 from llmscope_collector.data_dir_lock import DataDirLock
 from llmscope_collector.ingest_status import IngestStatus
-from llmscope_collector.processors.decode import decode_request
+from llmscope_collector.processors.cost import PriceBook
+from llmscope_collector.processors.decode import DecodedBatch
+from llmscope_collector.processors.decode_pool import DecodePool
+from llmscope_collector.processors.stitch import Stitcher
 from llmscope_collector.receiver._export import TraceExporter
 from llmscope_collector.receiver.front import OtlpReceivers
 from llmscope_collector.settings import Settings
@@ -34,15 +37,24 @@ log = logging.getLogger(__name__)
 
 
 class DecodeIntoParquet:
-    """The WAL consumer's sink: raw OTLP bytes → decoded columns → Parquet writer."""
+    """The WAL consumer's sink: raw OTLP bytes → decoded columns (worker processes) → Parquet writer."""
 
-    def __init__(self, writer: ParquetSpanWriter) -> None:
+    def __init__(self, writer: ParquetSpanWriter, pool: DecodePool) -> None:
         self._writer = writer
+        self._pool = pool
 
-    def consume(self, record: WalRecord) -> int:
-        request = ExportTraceServiceRequest()
-        request.ParseFromString(record.payload)
-        return self._writer.add(decode_request(request, record.project), record.lsn)
+    def consume(self, records: Sequence[WalRecord]) -> list[int | BaseException]:
+        decoded = self._pool.decode([(r.project, r.payload) for r in records])
+        return [
+            outcome if isinstance(outcome, BaseException) else self._add(outcome, record.lsn)
+            for record, outcome in zip(records, decoded, strict=True)
+        ]
+
+    def _add(self, batch: DecodedBatch, lsn: int) -> int | BaseException:
+        try:
+            return self._writer.add(batch, lsn)
+        except Exception as exc:  # a bug in buffering one batch must not stop the others
+            return exc
 
     def flush(self, wal_start: int, wal_end: int) -> int:
         return self._writer.flush(wal_start, wal_end)
@@ -59,6 +71,7 @@ class _Durable:
     wal: WriteAheadLog
     consumer: WalConsumer
     maintenance: MaintenanceScheduler
+    decode_pool: DecodePool
 
 
 class Collector:
@@ -67,9 +80,11 @@ class Collector:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.recent = RecentSpanIds(settings.dedupe_window_spans)
-        self.writer = ParquetSpanWriter(settings.data_dir, self.recent)
+        self.stitcher = Stitcher(settings.data_dir, PriceBook.from_file(settings.prices_file))
+        self.writer = ParquetSpanWriter(settings.data_dir, self.recent, hook=self.stitcher)
         self.exporter = TraceExporter()
         self.receivers = OtlpReceivers(self.exporter, settings)  # OTLP/gRPC + OTLP/HTTP, auth, rate limits
+        self.alerts = AlertService.from_settings(settings)  # rule evaluation over stored spans + notifications
         self.compactor = compaction.Compactor(
             settings.data_dir,
             compaction.CompactionOptions(
@@ -102,6 +117,7 @@ class Collector:
             self._lock.release()
             raise
         self._durable.maintenance.start()
+        self.alerts.start()
         self._started = True
 
     def _open_storage(self) -> _Durable:
@@ -116,7 +132,8 @@ class Collector:
         seed_from_files(self.recent, data_dir)
         wal = WriteAheadLog(directory, self._wal_options(), committed_lsn=cursor.lsn, floor_lsn=stored.max_end)
         options = ConsumerOptions(flush_rows=self.settings.flush_rows, flush_interval_s=self.settings.flush_interval_s)
-        consumer = WalConsumer(wal, cursor, DecodeIntoParquet(self.writer), options)
+        pool = DecodePool(self.settings.decode_workers)
+        consumer = WalConsumer(wal, cursor, DecodeIntoParquet(self.writer, pool), options)
         consumer.start()
         maintenance = MaintenanceScheduler(
             [
@@ -124,7 +141,7 @@ class Collector:
                 Task("retention", self.settings.retention_interval_s, self._apply_retention),
             ]
         )
-        return _Durable(wal, consumer, maintenance)
+        return _Durable(wal, consumer, maintenance, pool)
 
     def _wal_options(self) -> WalOptions:
         s = self.settings
@@ -186,6 +203,7 @@ class Collector:
 
     def stop(self) -> None:
         """Stop accepting, drain in-flight exports, consume the WAL, flush Parquet, commit, close."""
+        self.alerts.stop()
         if not self._started:
             return
         self._started = False
@@ -205,5 +223,6 @@ class Collector:
         durable.maintenance.request_stop()
         durable.wal.stop_appends()
         durable.consumer.stop()
+        durable.decode_pool.close()
         durable.wal.close()
         durable.maintenance.stop()

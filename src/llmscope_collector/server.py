@@ -47,7 +47,7 @@ class EmbeddedServer:
         settings.validate()
         self.settings = settings
         self.collector = Collector(settings)
-        self.store = TraceStore(settings.data_dir)
+        self.store = TraceStore(settings.data_dir, trace_idle_s=settings.trace_idle_s)
         self._api_socket: socket.socket | None = None
         self._uvicorn: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -75,6 +75,9 @@ class EmbeddedServer:
         self._api_socket = _bind(self.settings.host, self.settings.api_port)
         try:
             self.collector.start()
+        except SettingsError:
+            self._api_socket.close()
+            raise
         except OSError as exc:
             self._api_socket.close()
             raise SettingsError(
@@ -85,6 +88,8 @@ class EmbeddedServer:
         app = create_app(
             self.store,
             buffered=lambda: self.collector.writer.buffered_rows,
+            ingest=self.collector.ingest_status,
+            alerts=self.collector.alerts,
             auth=receivers.policy,
             metric_sets=[receivers.stats.metric_set(), self.http_metrics.metric_set()],
         )

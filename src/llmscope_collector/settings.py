@@ -60,12 +60,29 @@ class Settings:
     wal_max_lag_bytes: int = 512 * 1024 * 1024  # WAL not yet in Parquet above this: refuse (retryable)
     min_free_disk_bytes: int = 256 * 1024 * 1024
     dedupe_window_spans: int = 250_000
+    decode_workers: int = 1  # processes decoding WAL records under load (frees the GIL for receivers); 0 = inline
     compaction_interval_s: float = 60.0  # 0 disables
     compaction_target_rows: int = 500_000
     compaction_target_bytes: int = 128 * 1024 * 1024
     retention_days: int = 30  # 0 keeps data forever
     retention_project_days: str = ""  # per-project overrides, e.g. "staging=7,audit=365"
     retention_interval_s: float = 3600.0  # 0 disables the scheduled cleanup
+    # Data model and queries.
+    prices_file: str = ""  # JSON/TOML model pattern → USD per million tokens; overrides genai-prices
+    trace_idle_s: float = 300.0  # a trace without its root is shown "incomplete" after this much quiet
+
+    # Alerts (docs/alerts.md): evaluation cadence, notification delivery, outgoing mail.
+    alerts_tick_s: float = 5.0  # how often due rules are looked at; 0 disables scheduled evaluation
+    alerts_delivery_timeout_s: float = 10.0
+    alerts_delivery_attempts: int = 6  # then the notification becomes a dead letter
+    alerts_retry_base_s: float = 2.0  # first retry delay; doubles per attempt (with jitter)
+    alerts_delivery_workers: int = 4
+    smtp_host: str = ""  # empty: email channels are refused
+    smtp_port: int = 587
+    smtp_tls: str = "starttls"  # starttls, ssl or none
+    smtp_username: str = ""
+    smtp_password: str = dataclasses.field(default="", repr=False)
+    smtp_from: str = "llmscope@localhost"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -97,6 +114,8 @@ class Settings:
             raise SettingsError("otlp_grpc_port, otlp_http_port and api_port must differ; pick distinct ports")
         self._check_ingest_options()
         self._check_durability_options()
+        self._check_alert_options()
+        self._check_model_options()
         if self.flush_rows < 1 or self.flush_interval_s <= 0:
             raise SettingsError("flush_rows must be >= 1 and flush_interval_s > 0")
         self._check_data_dir()
@@ -122,15 +141,40 @@ class Settings:
         for name in ("wal_segment_bytes", "wal_max_lag_bytes", "compaction_target_rows", "compaction_target_bytes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1 (set {_ENV_NAMES[name]})")
-        for name in ("min_free_disk_bytes", "dedupe_window_spans", "compaction_interval_s", "retention_days"):
+        for name in ("min_free_disk_bytes", "dedupe_window_spans", "decode_workers", "compaction_interval_s"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must be >= 0 (set {_ENV_NAMES[name]})")
-        if self.retention_interval_s < 0:
-            raise SettingsError("retention_interval_s must be >= 0, 0 disabling the scheduled cleanup")
+        if self.retention_days < 0 or self.retention_interval_s < 0:
+            raise SettingsError("retention_days and retention_interval_s must be >= 0 (0 = keep forever / no run)")
         try:
             parse_project_days(self.retention_project_days)
         except RetentionError as exc:
             raise SettingsError(f"{exc} (set LLMSCOPE_RETENTION_PROJECT_DAYS)") from None
+
+    def _check_model_options(self) -> None:
+        from llmscope_collector.processors.cost import PriceFileError, load_price_file
+
+        if self.trace_idle_s <= 0:
+            raise SettingsError("trace_idle_s must be > 0 (set LLMSCOPE_TRACE_IDLE_S)")
+        if self.prices_file:
+            try:
+                load_price_file(Path(self.prices_file))
+            except PriceFileError as exc:
+                raise SettingsError(f"{exc} (set LLMSCOPE_PRICES_FILE)") from None
+
+    def _check_alert_options(self) -> None:
+        if self.alerts_tick_s < 0:
+            raise SettingsError("alerts_tick_s must be >= 0, 0 = no scheduled evaluation (set LLMSCOPE_ALERTS_TICK_S)")
+        for name in ("alerts_delivery_timeout_s", "alerts_retry_base_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be > 0 (set {_ENV_NAMES[name]})")
+        for name in ("alerts_delivery_attempts", "alerts_delivery_workers"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be >= 1 (set {_ENV_NAMES[name]})")
+        if self.smtp_tls not in ("starttls", "ssl", "none"):
+            raise SettingsError(f"smtp_tls must be starttls, ssl or none: {self.smtp_tls!r} (set LLMSCOPE_SMTP_TLS)")
+        if not 1 <= self.smtp_port <= 65535:
+            raise SettingsError(f"smtp_port must be 1..65535, got {self.smtp_port} (set LLMSCOPE_SMTP_PORT)")
 
     def _check_data_dir(self) -> None:
         try:
@@ -166,12 +210,26 @@ _ENV_NAMES: dict[str, str] = {
     "wal_max_lag_bytes": "LLMSCOPE_WAL_MAX_LAG_BYTES",
     "min_free_disk_bytes": "LLMSCOPE_MIN_FREE_DISK_BYTES",
     "dedupe_window_spans": "LLMSCOPE_DEDUPE_WINDOW_SPANS",
+    "decode_workers": "LLMSCOPE_DECODE_WORKERS",
     "compaction_interval_s": "LLMSCOPE_COMPACTION_INTERVAL_S",
     "compaction_target_rows": "LLMSCOPE_COMPACTION_TARGET_ROWS",
     "compaction_target_bytes": "LLMSCOPE_COMPACTION_TARGET_BYTES",
     "retention_days": "LLMSCOPE_RETENTION_DAYS",
     "retention_project_days": "LLMSCOPE_RETENTION_PROJECT_DAYS",
     "retention_interval_s": "LLMSCOPE_RETENTION_INTERVAL_S",
+    "alerts_tick_s": "LLMSCOPE_ALERTS_TICK_S",
+    "alerts_delivery_timeout_s": "LLMSCOPE_ALERTS_DELIVERY_TIMEOUT_S",
+    "alerts_delivery_attempts": "LLMSCOPE_ALERTS_DELIVERY_ATTEMPTS",
+    "alerts_retry_base_s": "LLMSCOPE_ALERTS_RETRY_BASE_S",
+    "alerts_delivery_workers": "LLMSCOPE_ALERTS_DELIVERY_WORKERS",
+    "smtp_host": "LLMSCOPE_SMTP_HOST",
+    "smtp_port": "LLMSCOPE_SMTP_PORT",
+    "smtp_tls": "LLMSCOPE_SMTP_TLS",
+    "smtp_username": "LLMSCOPE_SMTP_USERNAME",
+    "smtp_password": "LLMSCOPE_SMTP_PASSWORD",
+    "smtp_from": "LLMSCOPE_SMTP_FROM",
+    "prices_file": "LLMSCOPE_PRICES_FILE",
+    "trace_idle_s": "LLMSCOPE_TRACE_IDLE_S",
 }
 
 

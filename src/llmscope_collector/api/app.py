@@ -11,13 +11,21 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
 from llmscope_collector import __version__
+from llmscope_collector.alerts.service import AlertService
 from llmscope_collector.api.auth import AUTH_EXCEPTION_HANDLERS, AUTH_POLICY_STATE, CALLER_PROJECT
+from llmscope_collector.api.controllers.alerts import AlertController
+from llmscope_collector.api.controllers.costs import CostController
+from llmscope_collector.api.controllers.metrics import MetricsController
 from llmscope_collector.api.controllers.metrics_prometheus import METRIC_SETS_STATE, PrometheusController
 from llmscope_collector.api.controllers.projects import ProjectController
+from llmscope_collector.api.controllers.prompts import PromptController
+from llmscope_collector.api.controllers.sessions import SessionController
+from llmscope_collector.api.controllers.spans import SpanController
 from llmscope_collector.api.controllers.system import SystemController
 from llmscope_collector.api.controllers.traces import TraceController
 from llmscope_collector.api.exceptions import EXCEPTION_HANDLERS
 from llmscope_collector.auth.policy import AuthPolicy
+from llmscope_collector.ingest_status import IngestStatus
 from llmscope_collector.prometheus_text import MetricSet
 from llmscope_collector.query.store import TraceStore
 
@@ -26,8 +34,10 @@ def create_app(
     store: TraceStore,
     *,
     buffered: Callable[[], int] = lambda: 0,
+    ingest: Callable[[], IngestStatus] = IngestStatus,
     auth: AuthPolicy | None = None,
     metric_sets: Sequence[MetricSet] = (),
+    alerts: AlertService | None = None,
     debug: bool = False,
 ) -> Litestar:
     """The API over `store`; `buffered` reports spans accepted but not yet in Parquet.
@@ -36,13 +46,26 @@ def create_app(
     and project administration is refused. `metric_sets` are published on `/metrics`.
     """
     return Litestar(
-        route_handlers=[TraceController, SystemController, ProjectController, PrometheusController],
+        route_handlers=[
+            TraceController,
+            SpanController,
+            SessionController,
+            CostController,
+            MetricsController,
+            PromptController,
+            SystemController,
+            ProjectController,
+            PrometheusController,
+            *([AlertController] if alerts is not None else []),  # alert rules need the collector's evaluator
+        ],
         state=State({AUTH_POLICY_STATE: auth, METRIC_SETS_STATE: list(metric_sets)}),
         dependencies={
             "store": Provide(lambda: store, use_cache=True, sync_to_thread=False),
             "buffered": Provide(lambda: buffered, use_cache=True, sync_to_thread=False),
+            "ingest": Provide(lambda: ingest, use_cache=True, sync_to_thread=False),
             "auth_policy": Provide(lambda: auth, use_cache=True, sync_to_thread=False),
             "caller_project": CALLER_PROJECT,
+            "alerts": Provide(lambda: alerts, use_cache=True, sync_to_thread=False),
         },
         exception_handlers={**EXCEPTION_HANDLERS, **AUTH_EXCEPTION_HANDLERS},  # type: ignore[arg-type,dict-item]
         openapi_config=OpenAPIConfig(

@@ -7,9 +7,10 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 
 from llmscope_collector.api.schemas import ErrorBody
+from llmscope_collector.query.filters import InvalidFilter
 from llmscope_collector.query.store import InvalidTraceId
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,19 @@ def invalid_trace_id(_: Request[Any, Any, Any], exc: InvalidTraceId) -> Response
     return _response(400, "invalid_trace_id", str(exc))
 
 
+def invalid_filter(_: Request[Any, Any, Any], exc: InvalidFilter) -> Response[bytes]:
+    return _response(400, "invalid_parameter", str(exc))
+
+
+def invalid_parameter(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    """Litestar's own parameter validation, rephrased to name the parameter(s) at fault."""
+    problems = []
+    for item in exc.extra if isinstance(exc.extra, list) else ():
+        if isinstance(item, dict) and item.get("key"):
+            problems.append(f"{item['key']}: {item.get('message', 'invalid value')}")
+    return _response(400, "invalid_parameter", "; ".join(problems) or str(exc.detail))
+
+
 def not_found(_: Request[Any, Any, Any], exc: NotFound) -> Response[bytes]:
     return _response(404, "not_found", str(exc))
 
@@ -43,6 +57,8 @@ def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[
 
 EXCEPTION_HANDLERS = {
     InvalidTraceId: invalid_trace_id,
+    InvalidFilter: invalid_filter,
+    ValidationException: invalid_parameter,
     NotFound: not_found,
     HTTPException: http_error,
     Exception: internal_error,

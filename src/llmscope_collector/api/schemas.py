@@ -6,7 +6,23 @@ from typing import Literal
 
 import msgspec
 
-from llmscope_collector.query.models import StoreCounts, TraceTotals, Waterfall, WaterfallSpan
+from llmscope_collector.ingest_status import IngestStatus
+from llmscope_collector.query.models import (
+    CostReport,
+    DeletionReport,
+    Metrics,
+    MetricsSeries,
+    PromptList,
+    PromptVersions,
+    SessionDetail,
+    SessionPage,
+    SpanDetail,
+    StoreCounts,
+    TracePage,
+    TraceTotals,
+    Waterfall,
+    WaterfallSpan,
+)
 
 
 class ErrorBody(msgspec.Struct, kw_only=True):
@@ -24,6 +40,25 @@ class Health(msgspec.Struct, kw_only=True):
     traces: int
     buffered_spans: int
     version: str
+    # Durable ingest: WAL lag (acked, not yet in Parquet), fsync latency, replay and repair counters.
+    ingest: IngestStatus = msgspec.field(default_factory=IngestStatus)
 
 
-__all__ = ["ErrorBody", "Health", "StoreCounts", "TraceTotals", "Waterfall", "WaterfallSpan"]
+__all__ = [
+    "CostReport",
+    "DeletionReport",
+    "ErrorBody",
+    "Health",
+    "Metrics",
+    "MetricsSeries",
+    "PromptList",
+    "PromptVersions",
+    "SessionDetail",
+    "SessionPage",
+    "SpanDetail",
+    "StoreCounts",
+    "TracePage",
+    "TraceTotals",
+    "Waterfall",
+    "WaterfallSpan",
+]

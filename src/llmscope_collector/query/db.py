@@ -5,9 +5,22 @@ Each caller takes its own cursor (`cursor()`), which DuckDB makes safe across th
 
 from __future__ import annotations
 
+import re
 import threading
+from typing import Any
 
 import duckdb
+
+_PARAM_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def bind(query: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters `query` names: DuckDB refuses extra ones, and callers pass shared sets."""
+    names = set(_PARAM_RE.findall(query))
+    missing = names - params.keys()
+    if missing:
+        raise KeyError(f"query parameters not given: {sorted(missing)}")
+    return {k: v for k, v in params.items() if k in names}
 
 
 class Database:

@@ -1,18 +1,85 @@
-"""`TraceStore`: the only reader of the span store; all SQL comes from `query.sql`."""
+"""`TraceStore`: the only reader of the data dir; all SQL comes from `query.sql`.
+
+Every data method takes the caller's `project` and reads only that project's files (its own
+globs) and rows (`project = $project` on the summary tables), so one tenant can never see
+another's data. List views read the summary index; span-level roll-ups read light span columns
+only; captured content is read for one span's detail and for `q=` search, never for lists.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import time
+from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from llmscope_collector.query import sql
-from llmscope_collector.query.db import Database
-from llmscope_collector.query.models import StoreCounts, Waterfall
+import duckdb
+import msgspec
+
+from llmscope_collector.processors.messages import display_value, rehydrate_attributes
+from llmscope_collector.query import rollups, sessions, sql
+from llmscope_collector.query.db import Database, bind
+from llmscope_collector.query.filters import Cursor, InvalidFilter, TimeRange, TraceQuery, span_dates
+from llmscope_collector.query.index import SummaryIndex
+from llmscope_collector.query.models import (
+    ContentPart,
+    CostReport,
+    DeletionReport,
+    Metrics,
+    MetricsSeries,
+    PromptList,
+    PromptVersions,
+    SessionDetail,
+    SessionPage,
+    SpanDetail,
+    StoreCounts,
+    TracePage,
+    Waterfall,
+)
+from llmscope_collector.query.rows import money, trace_summary
 from llmscope_collector.query.waterfall import build_waterfall
-from llmscope_collector.storage.layout import has_span_files, spans_glob
+from llmscope_collector.storage.layout import has_span_files, project_glob, spans_glob
 
 _TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_SPAN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+_VANISHED_FILE_RETRIES = 3
+_json = msgspec.json.Decoder()
+_GENAI_FIELDS = (
+    "operation",
+    "span_type",
+    "provider",
+    "request_model",
+    "response_model",
+    "response_id",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "finish_reasons",
+    "error_type",
+    "session_id",
+    "user_id",
+    "is_stream",
+    "ttft_s",
+    "prompt_name",
+    "prompt_version",
+    "tags",
+    "stream_ended_by",
+    "tool_name",
+    "tool_call_id",
+    "agent_name",
+    "server_address",
+)
+
+
+def _is_vanished_file(exc: Exception) -> bool:
+    text = str(exc)
+    return "No such file" in text or "No files found" in text or "Cannot open file" in text
 
 
 class InvalidTraceId(ValueError):
@@ -27,30 +94,238 @@ def normalize_trace_id(trace_id: str) -> str:
     return tid
 
 
+def normalize_span_id(span_id: str) -> str:
+    sid = span_id.strip().lower()
+    if not _SPAN_ID_RE.match(sid) or sid == "0" * 16:
+        raise InvalidTraceId(f"span id must be 16 hexadecimal characters and not all zeros, got {span_id!r}")
+    return sid
+
+
 class TraceStore:
     """Reads traces from the Parquet files under `data_dir` through DuckDB."""
 
-    def __init__(self, data_dir: Path, db: Database | None = None) -> None:
+    def __init__(self, data_dir: Path, db: Database | None = None, *, trace_idle_s: float = 300.0) -> None:
         self._data_dir = data_dir
         self._glob = spans_glob(data_dir)
         self._db = db or Database()
+        self._index = SummaryIndex(data_dir, self._db)
+        self._idle_ns = int(trace_idle_s * 1e9)
+
+    @property
+    def data_dir(self) -> Path:
+        return self._data_dir
+
+    @property
+    def index(self) -> SummaryIndex:
+        return self._index
 
     def _rows(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        if not has_span_files(self._data_dir):
+        # Compaction and retention delete files; a file globbed just before its removal makes DuckDB
+        # fail to open it. The data is in the replacement file by then, so globbing again succeeds.
+        for attempt in range(_VANISHED_FILE_RETRIES + 1):
+            if "glob" not in params and not has_span_files(self._data_dir):
+                return []
+            cur = self._db.cursor()
+            try:
+                result = cur.execute(query, bind(query, {"glob": self._glob, **params}))
+                names = [d[0] for d in result.description or ()]
+                return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+            except duckdb.IOException as exc:
+                if attempt == _VANISHED_FILE_RETRIES or not _is_vanished_file(exc):
+                    raise
+            finally:
+                cur.close()
+            time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def rows(self, project: str, query: str, params: dict[str, Any], dataset: str = "spans") -> list[dict[str, Any]]:
+        """Run `query` with `$glob` bound to the project's files of `dataset` (no files: no rows)."""
+        glob = project_glob(self._data_dir, dataset, project)
+        if glob is None:
             return []
+        return self._rows(query, {**params, "glob": glob})
+
+    def table_rows(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run `query` over the summary tables (refreshed first); no files are globbed."""
+        self._index.refresh()
         cur = self._db.cursor()
         try:
-            result = cur.execute(query, {"glob": self._glob, **params})
+            result = cur.execute(query, bind(query, params))
             names = [d[0] for d in result.description or ()]
             return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
         finally:
             cur.close()
 
-    def get_trace(self, trace_id: str) -> Waterfall | None:
+    def state_params(self) -> dict[str, Any]:
+        return {"now_ns": time.time_ns(), "idle_ns": self._idle_ns}
+
+    # -- traces ----------------------------------------------------------------------------------
+
+    def get_trace(self, trace_id: str, project: str = "default") -> Waterfall | None:
         """The waterfall of one trace, or None when no span of it is stored."""
         tid = normalize_trace_id(trace_id)
-        rows = self._rows(sql.TRACE_SPANS, {"trace_id": tid})
-        return build_waterfall(tid, rows) if rows else None
+        summary = self._summary_row(project, tid)
+        dates = span_dates(summary["start_ns"], summary["start_ns"] + summary["duration_ns"]) if summary else None
+        rows = self.rows(project, sql.TRACE_SPANS, {"trace_id": tid, **(dates or TimeRange().params())})
+        rows = [r for r in rows if r["trace_id"] == tid]
+        if not rows:
+            return None
+        waterfall = build_waterfall(tid, rows)
+        if summary is not None:
+            waterfall.state = summary["state"]
+            waterfall.session_id = summary["session_id"]
+            waterfall.user_id = summary["user_id"]
+        return waterfall
+
+    def _summary_row(self, project: str, trace_id: str) -> dict[str, Any] | None:
+        rows = self.table_rows(sql.TRACE_SUMMARY, {"project": project, "trace_id": trace_id, **self.state_params()})
+        return rows[0] if rows else None
+
+    def list_traces(self, project: str, query: TraceQuery) -> TracePage:
+        """One page of trace summaries, newest first by default; `next_cursor` continues it."""
+        names, params = self._trace_filters(project, query)
+        cursor = Cursor.decode(query.cursor, query.sort, query.order) if query.cursor else None
+        if cursor is not None:
+            params["cursor_key"] = _cursor_key(query.sort, cursor.key)
+            params["cursor_trace"] = cursor.last
+        text = sql.list_traces(names, query.sort, query.order, cursor is not None)
+        rows = self.table_rows(text, {**params, "project": project, "limit": query.limit + 1})
+        page = [trace_summary(r) for r in rows[: query.limit]]
+        next_cursor = None
+        if len(rows) > query.limit:
+            last = rows[query.limit - 1]
+            next_cursor = Cursor(query.sort, query.order, str(last["sort_key"]), last["trace_id"]).encode()
+        return TracePage(traces=page, next_cursor=next_cursor)
+
+    def _trace_filters(self, project: str, query: TraceQuery) -> tuple[list[str], dict[str, Any]]:
+        values: dict[str, Any] = {
+            "service": query.service,
+            "model": query.model,
+            "provider": query.provider,
+            "session": query.session,
+            "user": query.user,
+            "prompt_name": query.prompt_name,
+            "tag": query.tag,
+            "min_cost": query.min_cost,
+            "min_tokens": query.min_tokens,
+            "state": query.state,
+        }
+        if query.time.from_ns:
+            values["from_ns"] = query.time.from_ns
+        if query.time.bounded and query.time.to_ns < TimeRange().to_ns:
+            values["to_ns"] = query.time.to_ns
+        if query.prompt_version is not None:
+            values["prompt_ref"] = f"{query.prompt_name}@{query.prompt_version}"
+        if query.min_duration_ms is not None:
+            values["min_duration_ns"] = int(query.min_duration_ms * 1_000_000)
+        params = {k: v for k, v in values.items() if v is not None}
+        names = list(params)
+        if query.status is not None:
+            names.append("errors" if query.status == "error" else "no_errors")
+        if "state" in params:
+            params.update(self.state_params())
+        matched = self._span_matches(project, query)
+        if matched is not None:
+            names.append("trace_ids")
+            params["trace_ids"] = matched
+        params.update(self.state_params())
+        return names, params
+
+    def _span_matches(self, project: str, query: TraceQuery) -> list[str] | None:
+        """Trace ids matching the span-level filters (attributes, content search); None when there are none."""
+        if not query.attrs and query.q is None:
+            return None
+        matched: set[str] | None = None
+        time_params = query.time.params()
+        for path, value in query.attrs:
+            rows = self.rows(project, sql.ATTR_MATCH, {"attr_path": path, "attr_value": value, **time_params})
+            ids = {r["trace_id"] for r in rows}
+            matched = ids if matched is None else matched & ids
+        if query.q is not None:
+            hashes = [
+                r["hash"] for r in self.rows(project, sql.CONTENT_SEARCH, {"q": query.q, **time_params}, "content")
+            ]
+            rows = self.rows(project, sql.SPANS_WITH_CONTENT, {"hashes": hashes, **time_params}) if hashes else []
+            ids = {r["trace_id"] for r in rows}
+            matched = ids if matched is None else matched & ids
+        return sorted(matched or ())
+
+    # -- spans -----------------------------------------------------------------------------------
+
+    def get_span(self, project: str, trace_id: str, span_id: str) -> SpanDetail | None:
+        """One span with every attribute, its events and its captured content (rehydrated)."""
+        tid, sid = normalize_trace_id(trace_id), normalize_span_id(span_id)
+        summary = self._summary_row(project, tid)
+        dates = span_dates(summary["start_ns"], summary["start_ns"] + summary["duration_ns"]) if summary else None
+        rows = self.rows(project, sql.SPAN_DETAIL, {"trace_id": tid, "span_id": sid, **(dates or TimeRange().params())})
+        if not rows:
+            return None
+        row = rows[0]
+        content = self._content(project, row)
+        late_dup = self.table_rows(sql.LATE_DUP, {"project": project, "trace_id": tid, "span_id": sid})[0]["n"]
+        return _span_detail(row, content, counted=_span_counted(row, bool(late_dup)))
+
+    def _content(self, project: str, row: dict[str, Any]) -> list[ContentPart]:
+        refs = row.get("content_refs") or []
+        if not refs:
+            return []
+        date = row["date"].isoformat() if isinstance(row.get("date"), dt.date) else str(row.get("date"))
+        glob = project_glob(self._data_dir, "content", project, date)
+        hashes = sorted({r["hash"] for r in refs})
+        found = (
+            {r["hash"]: r["body"] for r in self._rows(sql.CONTENT_BODIES, {"glob": glob, "hashes": hashes})}
+            if glob
+            else {}
+        )
+        parts = []
+        for ref in refs:
+            body = found.get(ref["hash"])
+            value = None if body is None else _json.decode(body)
+            parts.append(
+                ContentPart(
+                    kind=ref["kind"],
+                    source=ref["source"],
+                    hash=ref["hash"],
+                    bytes=ref["bytes"] or 0,
+                    value=value,
+                    available=body is not None,
+                )
+            )
+        return parts
+
+    # -- sessions, roll-ups, deletion (delegated) ------------------------------------------------
+
+    def list_sessions(
+        self, project: str, time_range: TimeRange, user: str | None, limit: int, cursor: str | None
+    ) -> SessionPage:
+        return sessions.list_sessions(self, project, time_range, user, limit, cursor)
+
+    def get_session(self, project: str, session_id: str, limit: int = 500) -> SessionDetail | None:
+        return sessions.get_session(self, project, session_id, limit)
+
+    def delete_session(self, project: str, session_id: str) -> DeletionReport:
+        from llmscope_collector.query.deletion import delete_session
+
+        return delete_session(self, project, session_id)
+
+    def costs(
+        self, project: str, group_by: Sequence[str], time_range: TimeRange, filters: dict[str, str]
+    ) -> CostReport:
+        return rollups.costs(self, project, list(group_by), time_range, filters)
+
+    def metrics_summary(self, project: str, time_range: TimeRange, filters: dict[str, str]) -> Metrics:
+        return rollups.metrics_summary(self, project, time_range, filters)
+
+    def metrics_series(
+        self, project: str, interval: str, group_by: str | None, time_range: TimeRange, filters: dict[str, str]
+    ) -> MetricsSeries:
+        return rollups.metrics_series(self, project, interval, group_by, time_range, filters)
+
+    def prompts(self, project: str, time_range: TimeRange) -> PromptList:
+        return rollups.prompts(self, project, time_range)
+
+    def prompt_versions(self, project: str, name: str, time_range: TimeRange) -> PromptVersions:
+        return rollups.prompt_versions(self, project, name, time_range)
 
     def counts(self) -> StoreCounts:
         rows = self._rows(sql.COUNTS, {})
@@ -60,3 +335,58 @@ class TraceStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _cursor_key(sort: str, raw: str) -> Any:
+    try:
+        return Decimal(raw) if sort == "cost" else int(raw)
+    except (ValueError, ArithmeticError):
+        raise InvalidFilter("cursor", "is not a cursor returned by this endpoint") from None
+
+
+def _decode_json(raw: str | None, default: Any) -> Any:
+    if not raw:
+        return default
+    try:
+        return _json.decode(raw)
+    except msgspec.DecodeError:
+        return default
+
+
+def _span_counted(row: dict[str, Any], late_dup: bool) -> bool | None:
+    if row.get("operation") not in sql.LLM_OPERATION_SET:
+        return None
+    return not (row.get("llm_dup") or late_dup)
+
+
+def _span_detail(row: dict[str, Any], content: list[ContentPart], counted: bool | None) -> SpanDetail:
+    light = _decode_json(row.get("attributes"), {})
+    items = [(c.kind, c.source, c.value) for c in content if c.available]
+    for part in content:
+        part.value = display_value(part.value)
+    return SpanDetail(
+        trace_id=row["trace_id"],
+        span_id=row["span_id"],
+        parent_span_id=row["parent_span_id"],
+        name=row["name"],
+        kind=row["kind"],
+        start_time_unix_nano=row["start_ns"],
+        end_time_unix_nano=row["end_ns"],
+        duration_ms=(row["duration_ns"] or 0) / 1_000_000,
+        status_code=row["status_code"],
+        status_message=row["status_message"],
+        service_name=row["service_name"],
+        scope_name=row["scope_name"],
+        scope_version=row["scope_version"],
+        resource_attributes=_decode_json(row.get("resource_attributes"), {}),
+        attributes=rehydrate_attributes(light, items),
+        events=_decode_json(row.get("events"), []),
+        links=_decode_json(row.get("links"), []),
+        genai={name: row.get(name) for name in _GENAI_FIELDS if row.get(name) is not None}
+        | ({"metadata": dict(row["metadata"])} if row.get("metadata") else {}),
+        cost_usd=money(row.get("cost_usd")),
+        cost_known=row.get("cost_known"),
+        cost_source=row.get("cost_source"),
+        counted=counted,
+        content=content,
+    )

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llmscope_collector.query.models import TraceTotals, Waterfall, WaterfallSpan
+import msgspec
+
+from llmscope_collector.processors.normalize import LLM_OPERATIONS as LLM_OPERATION_NAMES
+from llmscope_collector.query.models import ContentRef, SpanEvent, SpanException, TraceTotals, Waterfall, WaterfallSpan
 
 _NS_PER_MS = 1_000_000
 
@@ -101,6 +104,7 @@ def _waterfall_span(
     covered = _union_ns([(lo, hi) for lo, hi in clipped if hi > lo])
     parent = row["parent_span_id"]
     ttft = row.get("ttft_s")
+    events, exceptions = _events(row.get("events"), trace_start)
     return WaterfallSpan(
         span_id=row["span_id"],
         parent_span_id=parent,
@@ -116,40 +120,90 @@ def _waterfall_span(
         children=kids,
         critical_path=critical,
         orphan=bool(parent) and parent not in by_id,
-        operation=row.get("operation"),
-        provider=row.get("provider"),
-        request_model=row.get("request_model"),
-        response_model=row.get("response_model"),
-        response_id=row.get("response_id"),
-        input_tokens=row.get("input_tokens"),
-        output_tokens=row.get("output_tokens"),
-        cache_read_tokens=row.get("cache_read_tokens"),
-        cache_write_tokens=row.get("cache_write_tokens"),
-        reasoning_tokens=row.get("reasoning_tokens"),
-        finish_reasons=row.get("finish_reasons"),
-        error_type=row.get("error_type"),
-        is_stream=row.get("is_stream"),
         ttft_ms=None if ttft is None else ttft * 1000.0,
+        cost_usd=None if row.get("cost_usd") is None else float(row["cost_usd"]),
+        counted=_counted(row, by_id),
+        events=events,
+        exceptions=exceptions,
+        content=[ContentRef(kind=c["kind"], bytes=c["bytes"] or 0) for c in row.get("content") or ()],
+        **{name: row.get(name) for name in _COPIED},
     )
 
 
-LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
+_COPIED = (
+    "operation",
+    "span_type",
+    "provider",
+    "request_model",
+    "response_model",
+    "response_id",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "finish_reasons",
+    "error_type",
+    "is_stream",
+    "prompt_name",
+    "prompt_version",
+    "tool_name",
+    "agent_name",
+    "cost_known",
+)
+LLM_OPERATIONS = frozenset(LLM_OPERATION_NAMES)
+_json = msgspec.json.Decoder()
+
+
+def _counted(row: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> bool | None:
+    """None for non-LLM spans; False for an LLM span nested in an LLM span (the same call, counted once)."""
+    if row.get("operation") not in LLM_OPERATIONS:
+        return None
+    parent = by_id.get(row["parent_span_id"] or "")
+    nested = parent is not None and parent is not row and parent.get("operation") in LLM_OPERATIONS
+    return not (nested or row.get("llm_dup"))
+
+
+def _events(raw: str | None, trace_start: int) -> tuple[list[SpanEvent], list[SpanException]]:
+    if not raw:
+        return [], []
+    try:
+        decoded = _json.decode(raw)
+    except msgspec.DecodeError:
+        return [], []
+    events: list[SpanEvent] = []
+    exceptions: list[SpanException] = []
+    for event in decoded if isinstance(decoded, list) else ():
+        attrs = event.get("attributes") or {}
+        offset = (int(event.get("time_ns") or trace_start) - trace_start) / _NS_PER_MS
+        if event.get("name") == "exception":
+            exceptions.append(
+                SpanException(
+                    type=attrs.get("exception.type"),
+                    message=attrs.get("exception.message"),
+                    stacktrace=attrs.get("exception.stacktrace"),
+                    offset_ms=offset,
+                )
+            )
+        events.append(SpanEvent(name=str(event.get("name")), offset_ms=offset, attributes=attrs))
+    return events, exceptions
 
 
 def _totals(spans: list[WaterfallSpan]) -> TraceTotals:
-    """Trace totals; an LLM span nested directly in another LLM span (e.g. a client library's own
-    span under an instrumentation's span for the same call) is not counted twice."""
-    by_id = {s.span_id: s for s in spans}
-    llm = [
-        s
-        for s in spans
-        if s.operation in LLM_OPERATIONS
-        and not (s.parent_span_id in by_id and by_id[s.parent_span_id].operation in LLM_OPERATIONS)
-    ]
+    """Trace totals over counted LLM spans only: an LLM span nested directly in another LLM span (e.g.
+    a client library's own span under an instrumentation's span for the same call) is not counted twice."""
+    llm = [s for s in spans if s.counted]
+    known = [s.cost_usd for s in llm if s.cost_known and s.cost_usd is not None]
     return TraceTotals(
         span_count=len(spans),
         llm_calls=len(llm),
         error_count=sum(1 for s in spans if s.status_code == "ERROR"),
         input_tokens=sum(s.input_tokens or 0 for s in llm),
         output_tokens=sum(s.output_tokens or 0 for s in llm),
+        cache_read_tokens=sum(s.cache_read_tokens or 0 for s in llm),
+        cache_write_tokens=sum(s.cache_write_tokens or 0 for s in llm),
+        total_tokens=sum(s.total_tokens or 0 for s in llm),
+        cost_usd=sum(known) if known or not llm else None,
+        cost_unknown=len(llm) - len(known),
     )

@@ -4,7 +4,8 @@ OTLP JSON differs from the proto3 JSON mapping in one way that matters here: tra
 hex strings, not base64. They are rewritten to base64 in place, then `json_format` does the rest
 (lowerCamelCase or original field names, enums as integers, 64-bit integers as strings or numbers,
 unknown fields ignored). An id that is not hex becomes empty, so only that span is rejected
-(partial success) instead of the whole request.
+(partial success) instead of the whole request. Plain documents take the faster direct builder in
+`otlp_json_fast`; anything unusual goes through `json_format`, which has the final word.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from llmscope_collector.errors import InvalidPayload
+from llmscope_collector.receiver.otlp_json_fast import NotFast, build_request
 
 _ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 
@@ -63,6 +65,14 @@ def json_to_protobuf(body: bytes) -> bytes:
         raise InvalidPayload(f"request body is not valid UTF-8 JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise InvalidPayload("an OTLP/JSON request must be a JSON object with 'resourceSpans'")
+    try:
+        return bytes(build_request(doc).SerializeToString())
+    except (NotFast, ValueError, TypeError, OverflowError, RecursionError):
+        pass  # not the plain documented shape: let json_format decide (same result, or the error)
+    return _via_json_format(doc)
+
+
+def _via_json_format(doc: dict[str, Any]) -> bytes:
     _rewrite_request_ids(doc)
     message = ExportTraceServiceRequest()
     try:

@@ -64,6 +64,20 @@ def spans_glob(data_dir: Path) -> str:
     return str(data_dir / SPANS_DIR / "project=*" / "date=*" / "*.parquet")
 
 
+# Datasets the query layer may glob (an allowlist: the name becomes part of a path).
+QUERY_DATASETS = frozenset({SPANS_DIR, "content", "traces", "llm_dups"})
+
+
+def project_glob(data_dir: Path, dataset: str, project: str, date: str = "*") -> str | None:
+    """The glob of one project's files in `dataset` (one date, or all), or None when it has none yet."""
+    if dataset not in QUERY_DATASETS or not valid_project(project) or (date != "*" and not _DATE_RE.match(date)):
+        raise ValueError(f"invalid dataset/project/date {dataset!r}/{project!r}/{date!r}")
+    root = data_dir / dataset / f"project={project}"
+    if not any(root.glob(f"date={date}/*.parquet")):
+        return None
+    return str(root / f"date={date}" / "*.parquet")
+
+
 def has_span_files(data_dir: Path) -> bool:
     root = data_dir / SPANS_DIR
     return root.is_dir() and any(root.glob("project=*/date=*/*.parquet"))

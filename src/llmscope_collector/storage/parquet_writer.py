@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -27,15 +28,36 @@ from llmscope_collector.storage.wal_ranges import META_WAL_END, META_WAL_START, 
 log = logging.getLogger(__name__)
 
 
+class FlushHook(Protocol):
+    """Runs inside each flush, on the writer's thread (implemented by `processors.stitch.Stitcher`).
+
+    `before_write` may fill columns of the rows in place (cost, duplicate marks) and stores what must
+    be durable before the span file (captured content); `after_write` follows a durable span file;
+    `after_flush` ends the flush; `repair` gets, at start, the stored WAL ranges replay will skip.
+    """
+
+    def before_write(self, key: PartitionKey, cols: Columns) -> None: ...
+
+    def after_write(self, key: PartitionKey, cols: Columns, wal_start: int, wal_end: int) -> None: ...
+
+    def after_flush(self, wal_start: int, wal_end: int) -> None: ...
+
+    def repair(self, ranges: dict[PartitionKey, list[tuple[int, int]]]) -> int: ...
+
+
 class ParquetSpanWriter:
     """Span sink that owns the flush files under the data dir (single-threaded: the WAL consumer)."""
 
-    def __init__(self, data_dir: Path, recent: RecentSpanIds, *, row_group_size: int = 64_000) -> None:
+    def __init__(
+        self, data_dir: Path, recent: RecentSpanIds, *, row_group_size: int = 64_000, hook: FlushHook | None = None
+    ) -> None:
         self._data_dir = data_dir
+        self._hook = hook
         self._recent = recent
         self._row_group_size = row_group_size
         self._coverage = WalCoverage()
         self._buffer: dict[PartitionKey, Columns] = {}
+        self._buffered_keys: set[str] = set()  # exact dedupe within a flush, whatever the window size
         self._buffered_rows = 0
         self.rows_written = 0
         self.files_written = 0
@@ -45,6 +67,8 @@ class ParquetSpanWriter:
     def skip_stored(self, coverage: WalCoverage) -> None:
         """Spans of these (partition, WAL range) pairs are already in files: replay must not write them again."""
         self._coverage = coverage
+        if self._hook is not None:
+            self._hook.repair(coverage.ranges)
 
     @property
     def buffered_rows(self) -> int:
@@ -67,11 +91,12 @@ class ParquetSpanWriter:
 
     def _buffer_new(self, key: PartitionKey, cols: Columns) -> int:
         project = key[0]
-        keep = [
-            i
-            for i, (trace_id, span_id) in enumerate(zip(cols["trace_id"], cols["span_id"], strict=True))
-            if self._recent.add(span_key(project, trace_id, span_id))
-        ]
+        keep = []
+        for i, (trace_id, span_id) in enumerate(zip(cols["trace_id"], cols["span_id"], strict=True)):
+            key = span_key(project, trace_id, span_id)
+            if self._recent.add(key) and key not in self._buffered_keys:
+                self._buffered_keys.add(key)
+                keep.append(i)
         total = len(cols["span_id"])
         self.duplicates_dropped += total - len(keep)
         if not keep:
@@ -98,10 +123,15 @@ class ParquetSpanWriter:
             written += self._write_partition(key, cols, wal_start, wal_end)
             del self._buffer[key]
             self._buffered_rows -= len(cols["span_id"])
+        self._buffered_keys.clear()
+        if self._hook is not None:
+            self._hook.after_flush(wal_start, wal_end)
         return written
 
     def _write_partition(self, key: PartitionKey, cols: Columns, wal_start: int, wal_end: int) -> int:
         project, date = key
+        if self._hook is not None:
+            self._hook.before_write(key, cols)
         table = pa.Table.from_pydict(cols, schema=SPAN_SCHEMA)
         table = table.sort_by([("trace_id", "ascending"), ("start_ns", "ascending")])
         metadata: dict[bytes | str, bytes | str] = dict(SPAN_SCHEMA.metadata or {})
@@ -110,6 +140,8 @@ class ParquetSpanWriter:
         path = new_part_path(self._data_dir, project, date, wal_start, wal_end)
         _ensure_dir(path.parent)
         write_durably(table, path, row_group_size=self._row_group_size)
+        if self._hook is not None:
+            self._hook.after_write(key, cols, wal_start, wal_end)
         self.rows_written += table.num_rows
         self.files_written += 1
         return int(table.num_rows)

@@ -133,10 +133,11 @@ TRACE_DELTA_SCHEMA = pa.schema(
         ("cost_unknown", pa.int64()),
         ("session_id", pa.string()),
         ("user_id", pa.string()),
-        ("prompts", pa.list_(pa.string())),
+        ("prompts", pa.list_(pa.string())),  # "name@version" (or "name" when unversioned)
         ("models", pa.list_(pa.string())),
         ("providers", pa.list_(pa.string())),
         ("tags", pa.list_(pa.string())),
+        ("prompt_names", pa.list_(pa.string())),
     ],
     metadata=_META,
 )

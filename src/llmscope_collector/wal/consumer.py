@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -28,8 +29,8 @@ QUARANTINE_DIR = "quarantine"
 class RecordSink(Protocol):
     """Where consumed records go: buffers them, then makes a WAL range durable in one `flush`."""
 
-    def consume(self, record: WalRecord) -> int:
-        """Buffer one record; returns the spans it contributed."""
+    def consume(self, records: Sequence[WalRecord]) -> list[int | BaseException]:
+        """Buffer records in order; per record the spans it contributed, or why it could not be processed."""
         ...
 
     def flush(self, wal_start: int, wal_end: int) -> int: ...
@@ -90,8 +91,8 @@ class WalConsumer:
         while True:
             timeout = self._wait_time(last_flush)
             records, next_pos = self._wal.read(pos, max_bytes=self._opts.max_read_bytes, timeout=timeout)
-            for record in records:
-                self._consume(record)
+            if records:
+                self._consume(records)
             caught_up = not records and next_pos == pos
             pos = next_pos
             records_since += len(records)
@@ -123,18 +124,17 @@ class WalConsumer:
         with self._cond:
             return self._stopping
 
-    def _consume(self, record: WalRecord) -> None:
-        try:
-            spans = self._sink.consume(record)
-        except Exception:
-            log.exception("WAL record at LSN %d could not be processed; quarantined", record.lsn)
-            self._quarantine(record)
-            return
-        self.stats.records_consumed += 1
-        self.stats.spans_consumed += spans
-        if record.lsn < self._replay_end:
-            self.stats.replayed_records += 1
-            self.stats.replayed_spans += spans
+    def _consume(self, records: list[WalRecord]) -> None:
+        for record, outcome in zip(records, self._sink.consume(records), strict=True):
+            if isinstance(outcome, BaseException):
+                log.error("WAL record at LSN %d could not be processed (%r); quarantined", record.lsn, outcome)
+                self._quarantine(record)
+                continue
+            self.stats.records_consumed += 1
+            self.stats.spans_consumed += outcome
+            if record.lsn < self._replay_end:
+                self.stats.replayed_records += 1
+                self.stats.replayed_spans += outcome
 
     def _flush(self, start: int, end: int, records: int) -> bool:
         """Make `[start, end)` durable and commit it, retrying on errors; False when abandoned at stop."""

@@ -4,6 +4,7 @@ the partial-success count is exact, and the collector keeps serving valid reques
 from __future__ import annotations
 
 import base64
+import copy
 import gzip
 import json
 from collections.abc import Iterator
@@ -22,6 +23,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+from llmscope_collector.errors import InvalidPayload
+from llmscope_collector.receiver.otlp_json import _via_json_format
+from llmscope_collector.receiver.otlp_json_fast import NotFast, build_request
 from llmscope_collector.server import EmbeddedServer
 from llmscope_collector.settings import Settings
 from tests.collector.receivers.clients import grpc_export, post, valid_request
@@ -84,8 +88,8 @@ def _valid_ids(span: Span) -> bool:
     return len(span.trace_id) == 16 and any(span.trace_id) and len(span.span_id) == 8 and any(span.span_id)
 
 
-def _to_otlp_json(request: ExportTraceServiceRequest) -> bytes:
-    doc: dict[str, Any] = json_format.MessageToDict(request)
+def _to_otlp_json(request: ExportTraceServiceRequest, *, int_enums: bool = False) -> bytes:
+    doc: dict[str, Any] = json_format.MessageToDict(request, use_integers_for_enums=int_enums)
     for resource_spans in doc.get("resourceSpans", []):
         for scope_spans in resource_spans.get("scopeSpans", []):
             for span in scope_spans.get("spans", []):
@@ -174,3 +178,54 @@ def test_invalid_utf8_is_rejected_with_a_message_on_both_transports(fuzz_server:
 @given(st.binary(max_size=300) | text.map(str.encode))
 def test_arbitrary_json_bodies_are_200_or_400(fuzz_server: EmbeddedServer, body: bytes) -> None:
     assert post(fuzz_server, body, "application/json").status_code in (200, 400)
+
+
+def _json_format_path(doc: dict[str, Any]) -> ExportTraceServiceRequest | None:
+    try:
+        return ExportTraceServiceRequest.FromString(_via_json_format(copy.deepcopy(doc)))
+    except InvalidPayload:
+        return None
+
+
+def _fast_path(doc: dict[str, Any]) -> ExportTraceServiceRequest | None:
+    try:
+        return build_request(copy.deepcopy(doc))
+    except (NotFast, ValueError, TypeError, OverflowError):
+        return None
+
+
+@FUZZ
+@given(requests, st.booleans())
+def test_fast_json_builder_equals_json_format(request: ExportTraceServiceRequest, int_enums: bool) -> None:
+    doc = json.loads(_to_otlp_json(request, int_enums=int_enums))
+    reference = _json_format_path(doc)
+    fast = _fast_path(doc)
+    assert reference is not None
+    if int_enums:
+        assert fast == reference == request
+    else:
+        assert fast is None or fast == reference
+
+
+odd_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), text, st.just("NaN"), st.just("12"),
+    st.just("0x1f"), st.just(" 5"), st.just("AAE="), st.just("AAE"), st.lists(st.integers(), max_size=2),
+    st.just({}), st.just({"values": []}), st.just({"stringValue": "x", "intValue": 1}),
+)  # fmt: skip
+odd_keys = st.sampled_from(
+    ["traceId", "spanId", "name", "kind", "flags", "startTimeUnixNano", "status", "attributes", "events", "links",
+     "droppedAttributesCount", "trace_id", "start_time_unix_nano", "futureField"]
+)  # fmt: skip
+odd_any_keys = st.sampled_from(
+    ["stringValue", "intValue", "boolValue", "doubleValue", "bytesValue", "arrayValue", "kvlistValue", "int_value"]
+)
+
+
+@FUZZ
+@given(st.dictionaries(odd_keys, odd_values, max_size=4), st.dictionaries(odd_any_keys, odd_values, max_size=2))
+def test_fast_builder_never_disagrees_on_odd_input(span: dict[str, Any], value: dict[str, Any]) -> None:
+    span = {**span, "attributes": [{"key": "k", "value": value}]}
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    fast = _fast_path(doc)
+    if fast is not None:
+        assert fast == _json_format_path(doc)

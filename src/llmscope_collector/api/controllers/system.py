@@ -1,4 +1,4 @@
-"""`/health`: reports instead of raising, so a broken store shows as `degraded` with a 503."""
+"""`/health`: reports instead of raising, so a broken store or WAL shows as `degraded` with a 503."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 
 from llmscope_collector import __version__
 from llmscope_collector.api.schemas import Health
+from llmscope_collector.ingest_status import IngestStatus
 from llmscope_collector.query.store import TraceStore
 
 
@@ -17,8 +18,12 @@ class SystemController(Controller):
 
     @get("/health", operation_id="health", sync_to_thread=True)
     def health(
-        self, store: NamedDependency[TraceStore], buffered: NamedDependency[Callable[[], int]]
+        self,
+        store: NamedDependency[TraceStore],
+        buffered: NamedDependency[Callable[[], int]],
+        ingest: NamedDependency[Callable[[], IngestStatus]],
     ) -> Response[Health]:
+        status = ingest()
         try:
             counts = store.counts()
         except Exception:
@@ -29,14 +34,16 @@ class SystemController(Controller):
                 traces=0,
                 buffered_spans=buffered(),
                 version=__version__,
+                ingest=status,
             )
             return Response(body, status_code=503)
         body = Health(
-            status="ok",
+            status="ok" if status.healthy else "degraded",
             storage="ok",
             spans=counts.spans,
             traces=counts.traces,
             buffered_spans=buffered(),
             version=__version__,
+            ingest=status,
         )
-        return Response(body, status_code=200)
+        return Response(body, status_code=200 if status.healthy else 503)

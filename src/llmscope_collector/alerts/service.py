@@ -1,0 +1,145 @@
+"""`AlertService`: the alerts subsystem as the collector runs it and the API calls it.
+
+Wires the store, the metric reader, the evaluator and the dispatcher together, and holds the
+operations behind `/v1/alerts` so that the controller only translates HTTP.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from llmscope_collector.alerts.channels import Senders, SmtpConfig
+from llmscope_collector.alerts.db import AlertDb
+from llmscope_collector.alerts.dispatcher import Dispatcher
+from llmscope_collector.alerts.evaluator import Evaluator
+from llmscope_collector.alerts.metrics import MetricReader, Observation
+from llmscope_collector.alerts.outbox import Delivery, Outbox
+from llmscope_collector.alerts.rules import Rule, RuleSpec, keep_secrets, validate
+from llmscope_collector.alerts.state import Level, RuleState
+from llmscope_collector.alerts.store import AlertEvent, RuleStore
+from llmscope_collector.query.db import Database
+from llmscope_collector.settings import Settings
+
+
+class DeliveryOptions(msgspec.Struct, kw_only=True, frozen=True):
+    timeout_s: float = 10.0
+    max_attempts: int = 6
+    retry_base_s: float = 2.0
+    workers: int = 4
+
+
+class AlertService:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        smtp: SmtpConfig | None = None,
+        tick_s: float = 5.0,
+        delivery: DeliveryOptions | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        delivery = delivery or DeliveryOptions()
+        self.smtp = smtp or SmtpConfig()
+        self._clock = clock
+        self._db = AlertDb(data_dir)
+        self.rules = RuleStore(self._db)
+        self.outbox = Outbox(self._db)
+        self._duck = Database(threads=1, memory_limit="512MB")
+        self.dispatcher = Dispatcher(
+            self.outbox,
+            Senders(self.smtp, timeout_s=delivery.timeout_s).send,
+            timeout_s=delivery.timeout_s,
+            workers=delivery.workers,
+            max_attempts=delivery.max_attempts,
+            retry_base_s=delivery.retry_base_s,
+        )
+        reader = MetricReader(data_dir, self._duck)
+        self.evaluator = Evaluator(
+            self._db, self.rules, reader, on_enqueued=self.dispatcher.wake, tick_s=tick_s, clock=clock
+        )
+        self._running = False
+        self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AlertService:
+        smtp = SmtpConfig(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            tls=settings.smtp_tls,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            sender=settings.smtp_from,
+        )
+        delivery = DeliveryOptions(
+            timeout_s=settings.alerts_delivery_timeout_s,
+            max_attempts=settings.alerts_delivery_attempts,
+            retry_base_s=settings.alerts_retry_base_s,
+            workers=settings.alerts_delivery_workers,
+        )
+        return cls(settings.data_dir, smtp=smtp, tick_s=settings.alerts_tick_s, delivery=delivery)
+
+    def start(self) -> None:
+        self.dispatcher.start()
+        self.evaluator.start()
+        self._running = True
+
+    def stop(self) -> None:
+        """Stop evaluating, finish sends in progress, close the databases. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._running:
+            self.evaluator.stop()
+            self.dispatcher.stop()
+        self._duck.close()
+        self._db.close()
+
+    # --- rules ---
+
+    def create_rule(self, project: str, spec: RuleSpec) -> Rule:
+        validate(spec, email_enabled=self.smtp.enabled)
+        now = self._clock()
+        fields = msgspec.structs.asdict(spec)
+        rule = Rule(**fields, id=uuid.uuid4().hex, project=project, created_at=now, updated_at=now)
+        self.rules.create(rule)
+        return rule
+
+    def replace_rule(self, project: str, rule_id: str, spec: RuleSpec) -> Rule:
+        old = self.rules.get(project, rule_id)
+        spec = keep_secrets(spec, old)
+        validate(spec, email_enabled=self.smtp.enabled)
+        updated_at = max(self._clock(), old.updated_at + 1e-6)  # a new version, even within one clock tick
+        fields = msgspec.structs.asdict(spec)
+        rule = Rule(**fields, id=rule_id, project=project, created_at=old.created_at, updated_at=updated_at)
+        self.rules.replace(rule)
+        return rule
+
+    def state(self, rule_id: str) -> RuleState:
+        return self.rules.state(rule_id)
+
+    def test_rule(self, project: str, rule_id: str) -> tuple[Rule, Observation, Level | None, float]:
+        """Evaluate once, now, without touching the rule's state; returns what it saw and when."""
+        rule = self.rules.get(project, rule_id)
+        now = self._clock()
+        observed, level = self.evaluator.observe(rule, now)
+        return rule, observed, level, now
+
+    # --- history and deliveries ---
+
+    def events(
+        self, project: str, *, rule_id: str | None = None, before_id: int | None = None, limit: int = 100
+    ) -> list[AlertEvent]:
+        return self.rules.events(project, rule_id=rule_id, before_id=before_id, limit=limit)
+
+    def dead_letters(self, project: str, limit: int = 100) -> list[Delivery]:
+        return self.outbox.listing(project, "dead", limit)
+
+    def redeliver(self, project: str, delivery_id: str) -> Delivery:
+        delivery = self.outbox.redeliver(project, delivery_id, self._clock())
+        self.dispatcher.wake()
+        return delivery

@@ -1,0 +1,50 @@
+"""`/v1/costs`: tokens and USD by model, provider, project, service, user, session, prompt, day or hour."""
+
+from __future__ import annotations
+
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+from llmscope_collector.api.schemas import CostReport, ErrorBody
+from llmscope_collector.query.filters import TimeRange
+from llmscope_collector.query.rollups import parse_group_by
+from llmscope_collector.query.store import TraceStore
+
+
+def span_filters(service: str | None, model: str | None, provider: str | None) -> dict[str, str]:
+    values = {"service": service, "model": model, "provider": provider}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+class CostController(Controller):
+    path = "/v1/costs"
+    tags = ["costs"]
+
+    @get(
+        "/",
+        operation_id="getCosts",
+        summary="Cost roll-up; `cost_unknown` counts calls with no price (never counted as $0)",
+        responses={400: ResponseSpec(data_container=ErrorBody, description="A parameter is invalid")},
+        sync_to_thread=True,
+    )
+    def costs(
+        self,
+        store: NamedDependency[TraceStore],
+        caller_project: NamedDependency[str],
+        group_by: str | None = Parameter(
+            default="model", description="Comma-separated: model|provider|project|service|user|session|prompt|day|hour"
+        ),
+        from_: str | None = Parameter(query="from", default=None, description="ISO 8601 time or epoch ns"),
+        to: str | None = Parameter(default=None, description="ISO 8601 time or epoch ns (exclusive)"),
+        service: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+    ) -> CostReport:
+        return store.costs(
+            caller_project,
+            parse_group_by(group_by),
+            TimeRange.parse(from_, to),
+            span_filters(service, model, provider),
+        )

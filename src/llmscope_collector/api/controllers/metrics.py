@@ -1,0 +1,64 @@
+"""`/v1/metrics`: LLM call count, error rate, latency and TTFT percentiles, tokens, cost."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+from llmscope_collector.api.controllers.costs import span_filters
+from llmscope_collector.api.schemas import ErrorBody, Metrics, MetricsSeries
+from llmscope_collector.query.filters import TimeRange
+from llmscope_collector.query.store import TraceStore
+
+_BAD = {400: ResponseSpec(data_container=ErrorBody, description="A parameter is invalid")}
+
+
+class MetricsController(Controller):
+    path = "/v1/metrics"
+    tags = ["metrics"]
+
+    @get(
+        "/summary",
+        operation_id="getMetricsSummary",
+        summary="Totals over a time range",
+        responses=_BAD,
+        sync_to_thread=True,
+    )
+    def summary(
+        self,
+        store: NamedDependency[TraceStore],
+        caller_project: NamedDependency[str],
+        from_: str | None = Parameter(query="from", default=None),
+        to: str | None = None,
+        service: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+    ) -> Metrics:
+        return store.metrics_summary(caller_project, TimeRange.parse(from_, to), span_filters(service, model, provider))
+
+    @get(
+        "/timeseries",
+        operation_id="getMetricsTimeseries",
+        summary="The same metrics per time bucket",
+        responses=_BAD,
+        sync_to_thread=True,
+    )
+    def timeseries(
+        self,
+        store: NamedDependency[TraceStore],
+        caller_project: NamedDependency[str],
+        interval: Literal["1m", "1h", "1d"] = "1h",
+        group_by: Literal["model", "service"] | None = None,
+        from_: str | None = Parameter(query="from", default=None),
+        to: str | None = None,
+        service: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+    ) -> MetricsSeries:
+        return store.metrics_series(
+            caller_project, interval, group_by, TimeRange.parse(from_, to), span_filters(service, model, provider)
+        )

@@ -1,0 +1,42 @@
+"""`/v1/prompts`: how each prompt (and each version of it) performs: uses, tokens, latency, errors, cost."""
+
+from __future__ import annotations
+
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import Parameter
+
+from llmscope_collector.api.schemas import PromptList, PromptVersions
+from llmscope_collector.query.filters import TimeRange
+from llmscope_collector.query.store import TraceStore
+
+
+class PromptController(Controller):
+    path = "/v1/prompts"
+    tags = ["prompts"]
+
+    @get("/", operation_id="listPrompts", summary="Prompts used by LLM calls", sync_to_thread=True)
+    def list_prompts(
+        self,
+        store: NamedDependency[TraceStore],
+        caller_project: NamedDependency[str],
+        from_: str | None = Parameter(query="from", default=None),
+        to: str | None = None,
+    ) -> PromptList:
+        return store.prompts(caller_project, TimeRange.parse(from_, to))
+
+    @get(
+        "/{name:str}/versions",
+        operation_id="listPromptVersions",
+        summary="Per-version stats of one prompt",
+        sync_to_thread=True,
+    )
+    def versions(
+        self,
+        store: NamedDependency[TraceStore],
+        caller_project: NamedDependency[str],
+        name: str,
+        from_: str | None = Parameter(query="from", default=None),
+        to: str | None = None,
+    ) -> PromptVersions:
+        return store.prompt_versions(caller_project, name, TimeRange.parse(from_, to))

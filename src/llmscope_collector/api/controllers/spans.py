@@ -1,0 +1,39 @@
+"""`/v1/spans/{trace_id}/{span_id}`: one span with all raw attributes, events and captured content."""
+
+from __future__ import annotations
+
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+from llmscope_collector.api.exceptions import NotFound
+from llmscope_collector.api.schemas import ErrorBody, SpanDetail
+from llmscope_collector.query.store import TraceStore
+
+
+class SpanController(Controller):
+    path = "/v1/spans"
+    tags = ["spans"]
+
+    @get(
+        "/{trace_id:str}/{span_id:str}",
+        operation_id="getSpan",
+        summary="One span: every attribute as sent, events, links, cost and its content from the content store",
+        responses={
+            400: ResponseSpec(data_container=ErrorBody, description="Malformed trace or span id"),
+            404: ResponseSpec(data_container=ErrorBody, description="No such span is stored"),
+        },
+        sync_to_thread=True,
+    )
+    def get_span(
+        self,
+        store: NamedDependency[TraceStore],
+        caller_project: NamedDependency[str],
+        trace_id: str = Parameter(description="32 hex characters"),
+        span_id: str = Parameter(description="16 hex characters"),
+    ) -> SpanDetail:
+        span = store.get_span(caller_project, trace_id, span_id)
+        if span is None:
+            raise NotFound(f"span {span_id.lower()} of trace {trace_id.lower()} is not stored (yet)")
+        return span

@@ -1,0 +1,182 @@
+"""The summary index: per-trace summaries and late duplicate marks, cached in DuckDB memory.
+
+List views (traces, sessions) must answer in ≤100 ms at millions of spans, so they never scan
+spans: they read the `traces` table, the merge of the stitcher's summary deltas. The table is kept
+current incrementally: each refresh lists the delta files (re-scanning only partition directories
+whose mtime changed), loads the new files and merges them into the affected rows. When files
+disappear (deletion, retention) the table is rebuilt, except for compaction: a compacted file
+names its inputs in its metadata, and if those were all loaded it brings nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from llmscope_collector.query import sql
+from llmscope_collector.query.db import Database, bind
+
+log = logging.getLogger(__name__)
+
+TRACES_DATASET = "traces"
+DUPS_DATASET = "llm_dups"
+COMPACTED_FROM = b"llmscope.compacted_from"
+_RETRIES = 3
+
+
+class _DatasetFiles:
+    """The Parquet files of one dataset, listed incrementally by partition directory mtime."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._dirs: dict[str, tuple[int, frozenset[str]]] = {}
+
+    def current(self) -> set[str]:
+        files: set[str] = set()
+        seen: set[str] = set()
+        for date_dir in self._partition_dirs():
+            seen.add(date_dir)
+            try:
+                mtime = os.stat(date_dir).st_mtime_ns
+            except FileNotFoundError:
+                continue
+            cached = self._dirs.get(date_dir)
+            if cached is None or cached[0] != mtime:
+                cached = (mtime, frozenset(_parquet_names(date_dir)))
+                self._dirs[date_dir] = cached
+            files.update(os.path.join(date_dir, name) for name in cached[1])
+        for gone in set(self._dirs) - seen:
+            del self._dirs[gone]
+        return files
+
+    def _partition_dirs(self) -> list[str]:
+        dirs: list[str] = []
+        for project in _subdirs(str(self._root), "project="):
+            dirs.extend(_subdirs(project, "date="))
+        return dirs
+
+
+def _subdirs(path: str, prefix: str) -> list[str]:
+    try:
+        return [e.path for e in os.scandir(path) if e.name.startswith(prefix) and e.is_dir()]
+    except FileNotFoundError:
+        return []
+
+
+def _parquet_names(directory: str) -> list[str]:
+    try:
+        return [e.name for e in os.scandir(directory) if e.name.endswith(".parquet")]
+    except FileNotFoundError:
+        return []
+
+
+def _compacted_inputs(path: str) -> set[str] | None:
+    """The input files a compacted file replaced (same directory), or None for a plain file."""
+    try:
+        meta = pq.read_metadata(path).metadata or {}
+    except OSError:
+        return None
+    raw = meta.get(COMPACTED_FROM)
+    if raw is None:
+        return None
+    return {os.path.join(os.path.dirname(path), name) for name in json.loads(raw)}
+
+
+class SummaryIndex:
+    """Owns the `traces` and `llm_dups` tables of `db`; `refresh()` before reading them."""
+
+    def __init__(self, data_dir: Path, db: Database) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._files = {name: _DatasetFiles(data_dir / name) for name in (TRACES_DATASET, DUPS_DATASET)}
+        self._loaded: dict[str, set[str]] = {name: set() for name in self._files}
+        self.full_reloads = 0
+        cur = db.cursor()
+        try:
+            cur.execute(sql.CREATE_TRACES)
+            cur.execute(sql.CREATE_LLM_DUPS)
+        finally:
+            cur.close()
+
+    def refresh(self) -> None:
+        """Bring both tables up to date with the files on disk."""
+        with self._lock:
+            for attempt in range(_RETRIES + 1):
+                try:
+                    for dataset in self._files:
+                        self._refresh(dataset)
+                    return
+                except duckdb.IOException:  # a file vanished between listing and reading
+                    if attempt == _RETRIES:
+                        raise
+                    time.sleep(0.01 * (attempt + 1))
+
+    def invalidate(self) -> None:
+        """Forget what was loaded: the next refresh rebuilds both tables (after a deletion)."""
+        with self._lock:
+            for loaded in self._loaded.values():
+                loaded.clear()
+            self._run([sql.CLEAR_TRACES, sql.CLEAR_DUPS], {})
+
+    def _refresh(self, dataset: str) -> None:
+        files = self._files[dataset].current()
+        loaded = self._loaded[dataset]
+        added, removed = files - loaded, loaded - files
+        if removed:
+            remaining = self._absorb_compaction(added, removed, loaded)
+            if remaining is None:
+                self._full(dataset, files)
+                return
+            added = remaining
+            loaded -= removed
+        if added:
+            self._incremental(dataset, sorted(added))
+            loaded |= added
+
+    def _absorb_compaction(self, added: set[str], removed: set[str], loaded: set[str]) -> set[str] | None:
+        """Added files minus compaction outputs whose inputs were all loaded; None if a rebuild is needed."""
+        replaced: set[str] = set()
+        remaining = set(added)
+        for path in added:
+            inputs = _compacted_inputs(path)
+            if inputs is not None and inputs <= loaded:
+                replaced |= inputs
+                remaining.discard(path)
+                loaded.add(path)
+        return remaining if removed <= replaced else None
+
+    def _full(self, dataset: str, files: set[str]) -> None:
+        self.full_reloads += 1
+        if not files:
+            self._run([sql.CLEAR_TRACES if dataset == TRACES_DATASET else sql.CLEAR_DUPS], {})
+        else:
+            load = sql.LOAD_TRACES_FULL if dataset == TRACES_DATASET else sql.LOAD_DUPS_FULL
+            self._run([load], {"files": sorted(files)})
+        self._loaded[dataset] = set(files)
+
+    def _incremental(self, dataset: str, files: list[str]) -> None:
+        if dataset == DUPS_DATASET:
+            self._run([sql.APPEND_DUPS], {"files": files})
+            return
+        # One cursor for all: the staging tables are temporary (per connection).
+        self._run([sql.STAGE_DELTAS, sql.MERGE_STAGED, *sql.REPLACE_MERGED], {"files": files})
+
+    def _run(self, statements: list[str], params: dict[str, object]) -> None:
+        cur = self._db.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            for statement in statements:
+                cur.execute(statement, bind(statement, params) if "$" in statement else None)
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        finally:
+            cur.close()

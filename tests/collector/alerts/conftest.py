@@ -1,0 +1,216 @@
+"""Real receivers for alert notifications (HTTP webhook, SMTP) and an alert service on a fake clock."""
+
+from __future__ import annotations
+
+import dataclasses
+import http.server
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from email.message import Message
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from llmscope_collector.alerts.channels import SmtpConfig
+from llmscope_collector.alerts.service import AlertService, DeliveryOptions
+from llmscope_collector.settings import Settings
+
+from .traffic import T0
+
+
+class FakeClock:
+    """Time the test moves by hand (Unix seconds)."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+
+@dataclasses.dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Receiver:
+    """An HTTP endpoint on 127.0.0.1:<ephemeral> that records POSTs and answers with the queued
+    status codes (200 once they run out); `hang()` makes it hold every request until closed."""
+
+    def __init__(self) -> None:
+        self.requests: queue.Queue[Received] = queue.Queue()
+        self.statuses: list[int] = []
+        self._hang = False
+        self._release = threading.Event()
+        self.held = threading.Event()  # set once a request is being held by `hang()`
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if receiver._hang:
+                    receiver.held.set()
+                    receiver._release.wait(30)
+                    return
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                receiver.requests.put(Received(self.path, headers, body))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="test-webhook", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+
+    def hang(self) -> None:
+        self._hang = True
+
+    def next(self, timeout: float = 10.0) -> Received:
+        return self.requests.get(timeout=timeout)
+
+    def close(self) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+class _Mailbox:
+    """aiosmtpd handler keeping every message received."""
+
+    def __init__(self) -> None:
+        self.messages: queue.Queue[tuple[list[str], Message]] = queue.Queue()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.put((list(envelope.rcpt_tos), BytesParser().parsebytes(envelope.content)))
+        return "250 OK"
+
+
+class _Smtpd(Controller):
+    """aiosmtpd bound to an ephemeral port (the stock controller only knows the port it was given)."""
+
+    def _trigger_server(self) -> None:
+        assert self.server is not None
+        self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
+
+
+@dataclasses.dataclass
+class SmtpServer:
+    mailbox: _Mailbox
+    config: SmtpConfig
+
+    def next(self, timeout: float = 10.0) -> tuple[list[str], Message]:
+        return self.mailbox.messages.get(timeout=timeout)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll until `predicate()` is truthy; fails the test after `timeout` (a hang, not a timing check)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def webhook() -> Iterator[Receiver]:
+    receiver = Receiver()
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
+@pytest.fixture
+def smtpd() -> Iterator[SmtpServer]:
+    mailbox = _Mailbox()
+    controller = _Smtpd(mailbox, hostname="127.0.0.1", port=0)
+    controller.start()
+    try:
+        config = SmtpConfig(host="127.0.0.1", port=controller.port, tls="none", sender="alerts@llmscope.test")
+        yield SmtpServer(mailbox, config)
+    finally:
+        controller.stop()
+
+
+FAST_DELIVERY = DeliveryOptions(timeout_s=2.0, max_attempts=3, retry_base_s=0.01, workers=4)
+
+
+@pytest.fixture
+def make_service(data_dir: Path, clock: FakeClock) -> Iterator[Callable[..., AlertService]]:
+    """Alert services on the fake clock; evaluation only when the test ticks; each one stopped at the end."""
+    started: list[AlertService] = []
+
+    def make(**kwargs: Any) -> AlertService:
+        kwargs.setdefault("tick_s", 0)
+        kwargs.setdefault("delivery", FAST_DELIVERY)
+        service = AlertService(kwargs.pop("data_dir", data_dir), clock=clock, **kwargs)
+        service.start()
+        started.append(service)
+        return service
+
+    yield make
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture
+def service(make_service: Callable[..., AlertService]) -> AlertService:
+    return make_service()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """The embedded server's settings for these tests: the scheduler is off, tests tick by hand."""
+    return Settings(
+        host="127.0.0.1",
+        otlp_grpc_port=0,
+        otlp_http_port=0,
+        api_port=0,
+        data_dir=tmp_path / "server-data",
+        flush_interval_s=0.2,
+        alerts_tick_s=0,
+        alerts_retry_base_s=0.01,
+        alerts_delivery_timeout_s=2.0,
+    )

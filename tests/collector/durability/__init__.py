@@ -1,0 +1,1 @@
+"""Durability: write-ahead log, replay, exactly-once storage, compaction, retention, crash recovery."""

@@ -1,0 +1,48 @@
+"""Shared helpers for the durability tests: OTLP payloads with known span ids, and counting what is stored."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import duckdb
+
+from llmscope_collector.storage.layout import has_span_files, spans_glob
+from tests import otlp_factory as f
+
+DAY_NS = 86_400 * 10**9
+
+
+def payload(span_ids: list[bytes], trace_id: bytes | None = None, start_ns: int | None = None) -> bytes:
+    """One request with one span per id, all in `trace_id`, else each in a trace derived from its id.
+
+    Deriving the trace from the span id makes a resent id the same span, as a client retry would be.
+    """
+    start = start_ns if start_ns is not None else time.time_ns()
+    spans = [
+        f.span(trace_id or sid * 2, sid, f"op-{i}", start + i, start + i + 1_000_000) for i, sid in enumerate(span_ids)
+    ]
+    return f.request(spans).SerializeToString()
+
+
+def stored_counts(data_dir: Path) -> tuple[int, int]:
+    """(rows, distinct (trace_id, span_id)) over every span file, via DuckDB."""
+    if not has_span_files(data_dir):
+        return 0, 0
+    with duckdb.connect() as con:
+        row = con.execute(
+            "SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM read_parquet($glob, union_by_name = true)",
+            {"glob": spans_glob(data_dir)},
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def stored_span_ids(data_dir: Path) -> list[str]:
+    if not has_span_files(data_dir):
+        return []
+    with duckdb.connect() as con:
+        rows = con.execute(
+            "SELECT span_id FROM read_parquet($glob, union_by_name = true)", {"glob": spans_glob(data_dir)}
+        ).fetchall()
+    return [r[0] for r in rows]

@@ -1,0 +1,120 @@
+"""WAL record framing and torn-tail recovery: whatever a crash leaves at the end of the last segment,
+startup keeps every complete record before it and truncates the rest, never failing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from llmscope_collector.wal import segment as seg
+from llmscope_collector.wal.log import WalOptions, WriteAheadLog
+
+projects = st.from_regex(r"[A-Za-z0-9_-]{1,20}", fullmatch=True)
+payloads = st.binary(min_size=0, max_size=2048)
+
+
+def _write_segment(path: Path, records: list[tuple[str, bytes]]) -> list[int]:
+    """A segment at base 0 holding `records`; returns each record's end LSN."""
+    ends = []
+    with open(path, "wb") as fh:
+        fh.write(seg.MAGIC)
+        lsn = 0
+        for project, payload in records:
+            parts = seg.encode_record(project, payload)
+            fh.write(b"".join(parts))
+            lsn += seg.record_size(parts)
+            ends.append(lsn)
+    return ends
+
+
+@given(records=st.lists(st.tuples(projects, payloads), min_size=1, max_size=8))
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_records_round_trip(tmp_path: Path, records: list[tuple[str, bytes]]) -> None:
+    path = tmp_path / seg.segment_name(0)
+    ends = _write_segment(path, records)
+    read = list(seg.iter_records(path, 0, 0, ends[-1]))
+    assert [(r.project, r.payload) for r in read] == records
+    assert [r.end for r in read] == ends
+    assert seg.count_records(path, 0, 0, ends[-1]) == len(records)
+
+
+@given(
+    records=st.lists(st.tuples(projects, payloads), min_size=1, max_size=6),
+    cut=st.floats(min_value=0.0, max_value=1.0, exclude_max=True),
+    garbage=st.binary(max_size=64),
+)
+@settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_torn_tail_keeps_every_complete_record(
+    tmp_path: Path, records: list[tuple[str, bytes]], cut: float, garbage: bytes
+) -> None:
+    """Cut the last record anywhere (and maybe append junk): recovery keeps the others, truncates the rest."""
+    wal_dir = tmp_path / f"wal-{os.urandom(4).hex()}"
+    wal_dir.mkdir()
+    path = wal_dir / seg.segment_name(0)
+    ends = _write_segment(path, records)
+    last_start = ends[-2] if len(ends) > 1 else 0
+    keep_bytes = seg.HEADER_SIZE + last_start + int(cut * (ends[-1] - last_start))
+    with open(path, "r+b") as fh:
+        fh.truncate(keep_bytes)
+        fh.seek(0, os.SEEK_END)
+        fh.write(garbage)
+    wal = WriteAheadLog(wal_dir, WalOptions(fsync=False))
+    try:
+        got, _ = wal.read(0, max_bytes=1 << 30)
+        assert [(r.project, r.payload) for r in got] == records[:-1]
+        assert wal.stats().corrupt_bytes_truncated == keep_bytes + len(garbage) - seg.HEADER_SIZE - last_start
+        assert wal.start_lsn == last_start
+    finally:
+        wal.close()
+
+
+def test_zero_filled_tail_is_not_a_record(tmp_path: Path) -> None:
+    """A file system may extend a file with zeros before the data lands: zeros never parse as a record."""
+    path = tmp_path / seg.segment_name(0)
+    ends = _write_segment(path, [("p", b"abc")])
+    with open(path, "ab") as fh:
+        fh.write(b"\x00" * 4096)
+    assert seg.scan_valid_end(path, 0) == (ends[-1], 1)
+
+
+def test_corrupt_byte_in_a_sealed_segment_is_skipped_and_counted(tmp_path: Path) -> None:
+    """Damage in the middle of an older segment skips that segment's rest; later segments still replay."""
+    first = tmp_path / seg.segment_name(0)
+    ends = _write_segment(first, [("p", b"one"), ("p", b"two" * 100), ("p", b"three")])
+    second = tmp_path / seg.segment_name(ends[-1])
+    with open(second, "wb") as fh:
+        fh.write(seg.MAGIC + b"".join(seg.encode_record("p", b"four")))
+    with open(first, "r+b") as fh:
+        fh.seek(seg.HEADER_SIZE + ends[0] + 20)
+        fh.write(b"\xff")
+    wal = WriteAheadLog(tmp_path, WalOptions(fsync=False))
+    try:
+        payloads_read = []
+        pos = 0
+        while True:
+            got, pos_next = wal.read(pos)
+            if not got and pos_next == pos:
+                break
+            payloads_read += [r.payload for r in got]
+            pos = pos_next
+        assert payloads_read == [b"one", b"four"]
+        assert wal.stats().corrupt_bytes_skipped == ends[-1] - ends[0]
+    finally:
+        wal.close()
+
+
+@pytest.mark.parametrize("content", [b"", b"LSW", b"not a wal segment at all"])
+def test_segment_without_a_valid_header_is_dropped(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / seg.segment_name(0)).write_bytes(content)
+    wal = WriteAheadLog(tmp_path, WalOptions(fsync=False))
+    try:
+        assert wal.read(0) == ([], 0)
+        wal.append("p", b"after")
+        got, _ = wal.read(0)
+        assert [r.payload for r in got] == [b"after"]
+    finally:
+        wal.close()
