@@ -45,7 +45,8 @@ def test_stock_exporters_with_api_key_land_in_the_keys_project(settings: Setting
         files = list((server.settings.data_dir / "spans").glob("project=team-a/date=*/*.parquet"))
         assert files and not list((server.settings.data_dir / "spans").glob("project=default/*/*.parquet"))
         for trace_id in trace_ids:
-            assert server.store.get_trace(trace_id) is not None
+            assert server.store.get_trace(trace_id, "team-a") is not None
+            assert server.store.get_trace(trace_id) is None  # not visible from another project
 
 
 def test_stock_http_exporter_without_key_is_refused_not_retried_forever(settings: Settings) -> None:

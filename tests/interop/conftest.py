@@ -16,14 +16,16 @@ _PARAM = os.environ.get("LLMSCOPE_INTEROP", "")
 _OWN_FILE = f"test_{_PARAM.replace('-', '_')}.py"
 collect_ignore_glob = [p.name for p in Path(__file__).parent.glob("test_*.py") if p.name != _OWN_FILE]
 
-# Content capture on, as a user who wants prompts in llmscope sets it (read at instrument time).
-os.environ.setdefault("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
-
 if _PARAM:
-    from llmscope_collector.server import EmbeddedServer
-    from llmscope_sdk.simulator import SimulatedProvider
+    # Content capture on, as a user who wants prompts in llmscope sets it (read at instrument time).
+    # Only inside an interop run: the default run imports this conftest too and must not see it.
+    os.environ.setdefault("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
+
     from tests.interop.harness import AppPipeline, Recorder, write_results
     from tests.interop.scenarios import Bench, Package
+
+    from llmscope_collector.server import EmbeddedServer
+    from llmscope_sdk.simulator import SimulatedProvider
 
     _recorders: list[Recorder] = []
     _packages: list[Package] = []

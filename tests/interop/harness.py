@@ -175,7 +175,9 @@ class Recorder:
 
 
 def _known_gap(check: Check) -> str | None:
-    return next((why for (feature, key), why in KNOWN_GAPS.items() if feature == check.feature and key in check.note), None)
+    return next(
+        (why for (feature, key), why in KNOWN_GAPS.items() if feature == check.feature and key in check.note), None
+    )
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -33,7 +33,7 @@ COLUMNS = [
     ("content", "content"),
     ("plain trace", "plain OTel trace"),
 ]
-SYMBOLS = {"ok": "✅", "absent": "➖", "upstream": "⚠️", "gap": "❌", "wrong": "❌"}
+SYMBOLS = {"ok": "✅", "absent": "➖", "upstream": "⚠️", "gap": "❌", "wrong": "❌"}  # noqa: RUF001
 ORDER = [
     "otel-genai-openai",
     "otel-genai-anthropic",
@@ -74,7 +74,7 @@ def render(rows: list[dict[str, Any]]) -> str:
     sdk = sorted({r["otel_sdk"] for r in rows if r.get("otel_sdk")})
     lines += [
         "",
-        f"OpenTelemetry SDK {', '.join(sdk)}. ✅ shown right · ➖ the package does not send it · "
+        f"OpenTelemetry SDK {', '.join(sdk)}. ✅ shown right · ➖ the package does not send it · "  # noqa: RUF001
         "⚠️ the package sends a wrong value (stored as sent) · ❌ sent but not recognized by llmscope.",
         "",
     ]

@@ -21,11 +21,6 @@ import pytest
 from opentelemetry import propagate
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 from opentelemetry.trace import SpanKind
-
-import llmscope_sdk
-from llmscope_collector.server import EmbeddedServer
-from llmscope_sdk import _setup
-from llmscope_sdk.simulator import SimulatedProvider
 from tests.interop.harness import (
     AppPipeline,
     Recorder,
@@ -36,6 +31,11 @@ from tests.interop.harness import (
     llm_spans,
     raw_attributes,
 )
+
+import llmscope_sdk
+from llmscope_collector.server import EmbeddedServer
+from llmscope_sdk import _setup
+from llmscope_sdk.simulator import SimulatedProvider
 
 OPENAI_MODEL = "gpt-4o-mini"
 ANTHROPIC_MODEL = "claude-sonnet-4-6"
@@ -241,7 +241,9 @@ def check_calls(bench: Bench) -> None:
     rec.ok("tokens", totals["input_tokens"] == shown_input, f"totals.input_tokens {totals['input_tokens']}")
     if "cost_usd" in totals and all("cost_usd" in s for s in spans):
         total = sum(s["cost_usd"] or 0 for s in spans)
-        rec.ok("cost", abs((totals["cost_usd"] or 0) - total) < 1e-9, f"totals.cost_usd {totals['cost_usd']} != {total}")
+        rec.ok(
+            "cost", abs((totals["cost_usd"] or 0) - total) < 1e-9, f"totals.cost_usd {totals['cost_usd']} != {total}"
+        )
     rec.verify()
 
 
@@ -257,7 +259,11 @@ def _check_span(bench: Bench, trace_id: str, span: dict[str, Any], call: Call, r
         else:
             rec.upstream("status", f"{label}: package leaves the span status {raw_span.status.status_code.name}")
         rec.present(
-            "status", f"{label}: error type", span["error_type"], raw, (r"error\.type", r"event:exception:exception\.type")
+            "status",
+            f"{label}: error type",
+            span["error_type"],
+            raw,
+            (r"error\.type", r"event:exception:exception\.type"),
         )
         return
     rec.ok("status", span["status_code"] != "ERROR", f"{label}: status ERROR on a successful call")
@@ -397,7 +403,8 @@ def check_mixed_trace(bench: Bench, front: AppPipeline) -> None:
     rec.ok(
         "mixed trace",
         (totals["input_tokens"], totals["output_tokens"]) == (call.input_tokens, call.output_tokens),
-        f"totals tokens {totals['input_tokens']}/{totals['output_tokens']}, call {call.input_tokens}/{call.output_tokens}",
+        f"totals tokens {totals['input_tokens']}/{totals['output_tokens']}, "
+        f"call {call.input_tokens}/{call.output_tokens}",
     )
     if "cost_usd" in totals and outer:
         rec.ok("mixed trace", totals["cost_usd"] == outer[0].get("cost_usd"), f"totals.cost_usd {totals['cost_usd']}")
@@ -412,7 +419,11 @@ def _one_call(bench: Bench) -> Call:
         reply = client.chat.completions.create(model=OPENAI_MODEL, messages=[{"role": "user", "content": QUESTION}])
         assert reply.usage is not None
         return Call(
-            "chat", "openai", OPENAI_MODEL, input_tokens=reply.usage.prompt_tokens, output_tokens=reply.usage.completion_tokens
+            "chat",
+            "openai",
+            OPENAI_MODEL,
+            input_tokens=reply.usage.prompt_tokens,
+            output_tokens=reply.usage.completion_tokens,
         )
     import anthropic
 

@@ -4,7 +4,6 @@ includes cache tokens), `llm.finish_reason` as Anthropic says it (`end_turn`).""
 from __future__ import annotations
 
 from openinference.instrumentation.anthropic import AnthropicInstrumentor
-
 from tests.interop.harness import AppPipeline
 from tests.interop.scenarios import Bench, Package, check_calls, check_mixed_trace
 

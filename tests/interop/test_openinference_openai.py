@@ -4,7 +4,6 @@ flattened `llm.input_messages.N.*` content and the whole request/response as `in
 from __future__ import annotations
 
 from openinference.instrumentation.openai import OpenAIInstrumentor
-
 from tests.interop.harness import AppPipeline
 from tests.interop.scenarios import Bench, Package, check_calls, check_mixed_trace
 

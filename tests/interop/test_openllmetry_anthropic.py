@@ -4,7 +4,6 @@ span names like `anthropic.chat`."""
 from __future__ import annotations
 
 from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
-
 from tests.interop.harness import AppPipeline
 from tests.interop.scenarios import Bench, Package, check_calls, check_mixed_trace
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from opentelemetry.instrumentation.openai import OpenAIInstrumentor
-
 from tests.interop.harness import AppPipeline
 from tests.interop.scenarios import Bench, Package, check_calls, check_mixed_trace
 

@@ -4,7 +4,6 @@ including `gen_ai.usage.cache_write.input_tokens` (the rename of cache_creation)
 from __future__ import annotations
 
 from opentelemetry.instrumentation.genai.anthropic import AnthropicInstrumentor
-
 from tests.interop.harness import AppPipeline
 from tests.interop.scenarios import Bench, Package, check_calls, check_mixed_trace
 

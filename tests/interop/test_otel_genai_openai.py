@@ -4,7 +4,6 @@ content as JSON `gen_ai.input.messages`/`gen_ai.output.messages` on the span (SP
 from __future__ import annotations
 
 from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
-
 from tests.interop.harness import AppPipeline
 from tests.interop.scenarios import Bench, Package, check_calls, check_mixed_trace
 

@@ -4,7 +4,6 @@ deprecated `gen_ai.system`, content only as log events (which a traces backend n
 from __future__ import annotations
 
 from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
-
 from tests.interop.harness import AppPipeline
 from tests.interop.scenarios import Bench, Package, check_calls, check_mixed_trace
 

@@ -15,7 +15,6 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 from opentelemetry.trace import Status, StatusCode
-
 from tests.interop.harness import AppPipeline, fetch_trace, get_json, hex_span_id, hex_trace_id
 from tests.interop.scenarios import Bench, Package, http_get, wsgi_server
 

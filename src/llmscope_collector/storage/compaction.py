@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from llmscope_collector.durable_io import fsync_dir, replace_durably
 from llmscope_collector.storage.layout import (
+    COMPACTED_PREFIX,
     COMPACTION_DIR,
     Partition,
     compacted_part_path,
@@ -87,6 +88,12 @@ class _FileInfo:
     rows: int
     size: int
     schema_version: str | None
+
+
+def _needs_rewrite(info: _FileInfo) -> bool:
+    """A file worth rewriting on its own: an outdated schema, or a flush file never checked against the
+    partition's other files (the ingest window is bounded; a retry it missed is removed here, once)."""
+    return info.schema_version != SCHEMA_VERSION or not info.path.name.startswith(COMPACTED_PREFIX)
 
 
 class Compactor:
@@ -151,8 +158,8 @@ class Compactor:
             size += info.size
         if current:
             groups.append(current)
-        outdated = [[i] for i in infos if i not in small and i.schema_version != SCHEMA_VERSION]
-        return [g for g in groups if len(g) > 1 or g[0].schema_version != SCHEMA_VERSION] + outdated
+        alone = [[i] for i in infos if i not in small and _needs_rewrite(i)]
+        return [g for g in groups if len(g) > 1 or _needs_rewrite(g[0])] + alone
 
     def _expire_backups(self) -> None:
         _expire_backups_in(self._intents / BACKUP_DIR, time.time())

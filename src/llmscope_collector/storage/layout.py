@@ -48,8 +48,11 @@ def new_part_path(data_dir: Path, project: str, date: str, wal_start: int, wal_e
     return partition_dir(data_dir, project, date) / name
 
 
+COMPACTED_PREFIX = "compact-"
+
+
 def compacted_part_path(partition: Path) -> Path:
-    return partition / f"compact-{uuid.uuid4().hex[:12]}.parquet"
+    return partition / f"{COMPACTED_PREFIX}{uuid.uuid4().hex[:12]}.parquet"
 
 
 def wal_range_of(name: str) -> tuple[int, int] | None:

@@ -93,9 +93,9 @@ class ParquetSpanWriter:
         project = key[0]
         keep = []
         for i, (trace_id, span_id) in enumerate(zip(cols["trace_id"], cols["span_id"], strict=True)):
-            key = span_key(project, trace_id, span_id)
-            if self._recent.add(key) and key not in self._buffered_keys:
-                self._buffered_keys.add(key)
+            skey = span_key(project, trace_id, span_id)
+            if self._recent.add(skey) and skey not in self._buffered_keys:
+                self._buffered_keys.add(skey)
                 keep.append(i)
         total = len(cols["span_id"])
         self.duplicates_dropped += total - len(keep)

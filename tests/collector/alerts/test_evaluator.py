@@ -123,9 +123,7 @@ def test_traffic_stop_fires_no_data_and_resolves_when_traffic_returns(
     assert _kinds(service, rule) == ["firing", "resolved"]
 
 
-def test_nested_llm_spans_count_once_and_filters_apply(
-    service: AlertService, clock: FakeClock, data_dir: Path
-) -> None:
+def test_nested_llm_spans_count_once_and_filters_apply(service: AlertService, clock: FakeClock, data_dir: Path) -> None:
     write_calls(data_dir, steady(T0 - 10 * MIN, T0, MIN, nested_duplicate=True, input_tokens=100, output_tokens=20))
     write_calls(data_dir, steady(T0 - 10 * MIN, T0, MIN, model="claude-sonnet-4", provider="anthropic", user="u1"))
     everything = _rule(service, metric="request_count", window="1h", alert_threshold=1000)
@@ -197,7 +195,9 @@ def test_rules_are_project_scoped_and_due_by_their_interval(
 ) -> None:
     write_calls(data_dir, steady(T0 - 10 * MIN, T0, MIN), project="team-a")
     write_calls(data_dir, steady(T0 - 10 * MIN, T0, MIN, cost_usd=1.0), project="team-b")
-    spec = msgspec.convert({"name": "c", "metric": "cost_usd", "window": "1h", "alert_threshold": 5.0, "every": "5m"}, RuleSpec)
+    spec = msgspec.convert(
+        {"name": "c", "metric": "cost_usd", "window": "1h", "alert_threshold": 5.0, "every": "5m"}, RuleSpec
+    )
     rule_a, rule_b = service.create_rule("team-a", spec), service.create_rule("team-b", spec)
     [event] = _tick(service, clock, T0)
     assert event.rule_id == rule_b.id and event.project == "team-b"

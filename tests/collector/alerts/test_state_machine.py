@@ -53,7 +53,16 @@ def test_cooldown_holds_a_quick_refire_pending() -> None:
     t = _timing(cooldown_s=300)
     steps = _run(["alert", "ok", "alert", "alert", "alert", "alert", "alert", "alert"], t)
     # resolved at 60 s; may fire again only from 360 s (index 6)
-    assert [s for s, _ in steps] == ["firing", "resolved", "pending", "pending", "pending", "pending", "firing", "firing"]
+    assert [s for s, _ in steps] == [
+        "firing",
+        "resolved",
+        "pending",
+        "pending",
+        "pending",
+        "pending",
+        "firing",
+        "firing",
+    ]
 
 
 def test_renotify_reminds_while_firing() -> None:

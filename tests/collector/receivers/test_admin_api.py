@@ -38,8 +38,8 @@ def test_project_and_key_lifecycle(server: EmbeddedServer) -> None:
     [
         ("post", "/v1/projects", {"name": "no spaces"}, 400, "invalid_name"),
         ("post", "/v1/projects", {"name": "default"}, 409, "conflict"),
-        ("post", "/v1/projects", {"nom": "x"}, 400, "http_error"),
-        ("post", "/v1/projects", {"name": "x", "rate_limit_spans_per_s": -1}, 400, "http_error"),
+        ("post", "/v1/projects", {"nom": "x"}, 400, "invalid_parameter"),
+        ("post", "/v1/projects", {"name": "x", "rate_limit_spans_per_s": -1}, 400, "invalid_parameter"),
         ("get", "/v1/projects/nope", None, 404, "not_found"),
         ("post", "/v1/projects/nope/keys", {}, 404, "not_found"),
         ("delete", "/v1/projects/default/keys/000000000000", None, 404, "not_found"),
