@@ -118,6 +118,9 @@ TRACE_ROW = f"""t.trace_id, t.root_name, t.root_span_id, t.root_service, t.root_
   t.cache_read_tokens, t.cache_write_tokens, t.reasoning_tokens, t.total_tokens, t.cost_usd, t.cost_unknown,
   t.session_id, t.user_id, t.models, t.providers, t.prompts, t.tags, t.has_root, {_STATE} AS state"""
 
+# A trace's cost as shown: NULL when every LLM call of it is unpriced (unknown is never $0).
+_KNOWN_COST = "(CASE WHEN t.llm_calls > 0 AND t.cost_unknown >= t.llm_calls THEN NULL ELSE t.cost_usd END)"
+
 # Filter name → predicate on `traces t`; `$name` is bound by the store (see query.filters).
 TRACE_FILTERS: dict[str, str] = {
     "from_ns": "t.start_ns >= $from_ns",
@@ -133,7 +136,7 @@ TRACE_FILTERS: dict[str, str] = {
     "prompt_ref": "list_contains(t.prompts, $prompt_ref)",
     "tag": "list_contains(t.tags, $tag)",
     "min_duration_ns": "t.end_ns - t.start_ns >= $min_duration_ns",
-    "min_cost": "t.cost_usd >= $min_cost",
+    "min_cost": f"{_KNOWN_COST} >= $min_cost",
     "min_tokens": "t.total_tokens >= $min_tokens",
     "state": f"({_STATE}) = $state",
     "trace_ids": "list_contains($trace_ids, t.trace_id)",
@@ -143,7 +146,7 @@ TRACE_FILTERS: dict[str, str] = {
 SORT_KEYS: dict[str, str] = {
     "start": "t.start_ns",
     "duration": "(t.end_ns - t.start_ns)",
-    "cost": "t.cost_usd",
+    "cost": f"coalesce({_KNOWN_COST}, -1)",  # unknown cost sorts below $0, and keyset paging needs no NULLs
     "tokens": "t.total_tokens",
 }
 _AFTER = {
