@@ -3,6 +3,7 @@ then print one trace's waterfall, fetched from the HTTP API like any client woul
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -40,6 +41,9 @@ def render_waterfall(waterfall: dict[str, Any]) -> str:
 
 
 def run_demo(server: EmbeddedServer, *, traces: int) -> int:
+    if importlib.util.find_spec("anthropic") is None:
+        print("llmscope demo drives the anthropic client: pip install 'llmscope[demo]'", file=sys.stderr)
+        return 1
     endpoint = f"http://{server.settings.host}:{server.grpc_port}"
     proc = subprocess.run(
         [sys.executable, "-m", "llmscope_sdk._demo_agent", "--endpoint", endpoint, "--traces", str(traces)],
@@ -51,9 +55,13 @@ def run_demo(server: EmbeddedServer, *, traces: int) -> int:
     if proc.returncode != 0:
         print(f"demo app failed (exit {proc.returncode}):\n{proc.stderr}", file=sys.stderr)
         return 1
-    trace_ids = json.loads(proc.stdout.strip().splitlines()[-1])["trace_ids"]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    trace_ids, showcase = report["trace_ids"], report.get("showcase_trace_ids", [])
     server.collector.flush()
     waterfall = _fetch(f"{server.api_url}/v1/traces/{trace_ids[-1]}")
     print(render_waterfall(waterfall))
-    print(f"\n{len(trace_ids)} demo traces stored. Open {server.api_url}/v1/traces/{trace_ids[-1]}", flush=True)
+    print(f"\n{len(trace_ids)} demo traces stored", end="")
+    if showcase:
+        print(f", plus {len(showcase)} more (a support chat session, a tool call, a provider error)", end="")
+    print(f". Open {server.api_url}/v1/traces/{trace_ids[-1]}", flush=True)
     return 0
