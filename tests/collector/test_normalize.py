@@ -194,9 +194,98 @@ CASES += [
 ]
 
 
+CASES += [
+    (
+        "openinference-response-id-from-output-value",
+        {"openinference.span.kind": "LLM", "output.value": '{"id": "chatcmpl-1", "model": "gpt-4o"}'},
+        {"response_id": "chatcmpl-1"},
+    ),
+    (
+        "output-value-id-only-on-llm-spans",
+        {"openinference.span.kind": "CHAIN", "output.value": '{"id": "row-7"}'},
+        {"response_id": None},
+    ),
+    (
+        "explicit-response-id-wins-over-output-value",
+        {"gen_ai.response.id": "r-1", "openinference.span.kind": "LLM", "output.value": '{"id": "r-2"}'},
+        {"response_id": "r-1"},
+    ),
+]
+
+
 @pytest.mark.parametrize(("attrs", "expected"), [(a, e) for _, a, e in CASES], ids=[c[0] for c in CASES])
 def test_dialect_maps_to_canonical(attrs: dict[str, Any], expected: dict[str, Any]) -> None:
     out = canonical_genai(attrs)
+    assert {k: out[k] for k in expected} == expected
+
+
+def _event(name: str, time_ns: int, **attributes: Any) -> dict[str, Any]:
+    return {"name": name, "time_ns": time_ns, "attributes": attributes}
+
+
+START = 1_700_000_000_000_000_000
+EVENT_CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]], bool, dict[str, Any]]] = [
+    (
+        "openinference-first-token-event",
+        {"openinference.span.kind": "LLM"},
+        [_event("First Token Stream Event", START + 250_000_000)],
+        False,
+        {"ttft_s": 0.25, "error_type": None},
+    ),
+    (
+        "openllmetry-chunk-events-first-one-counts",
+        {"gen_ai.is_streaming": True},
+        [_event("gen_ai.content.completion.chunk", START + t) for t in (40_000_000, 10_000_000, 90_000_000)],
+        False,
+        {"ttft_s": 0.01},
+    ),
+    (
+        "explicit-time-to-first-chunk-wins",
+        {"gen_ai.response.time_to_first_chunk": 0.5},
+        [_event("First Token Stream Event", START + 1_000)],
+        False,
+        {"ttft_s": 0.5},
+    ),
+    (
+        "event-before-the-span-start-is-ignored",
+        {},
+        [_event("First Token Stream Event", START - 5)],
+        False,
+        {"ttft_s": None},
+    ),
+    (
+        "exception-event-names-the-error-of-a-failed-span",
+        {"openinference.span.kind": "LLM"},
+        [_event("exception", START + 1, **{"exception.type": "openai.InternalServerError"})],
+        True,
+        {"error_type": "openai.InternalServerError"},
+    ),
+    (
+        "handled-exception-on-a-successful-span-is-no-error",
+        {},
+        [_event("exception", START + 1, **{"exception.type": "KeyError"})],
+        False,
+        {"error_type": None},
+    ),
+    (
+        "explicit-error-type-wins-over-exception-event",
+        {"error.type": "500"},
+        [_event("exception", START + 1, **{"exception.type": "InternalServerError"})],
+        True,
+        {"error_type": "500"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("attrs", "events", "failed", "expected"),
+    [(a, ev, f, e) for _, a, ev, f, e in EVENT_CASES],
+    ids=[c[0] for c in EVENT_CASES],
+)
+def test_span_events_fill_columns_no_attribute_names(
+    attrs: dict[str, Any], events: list[dict[str, Any]], failed: bool, expected: dict[str, Any]
+) -> None:
+    out = canonical_genai(attrs, events, start_ns=START, failed=failed)
     assert {k: out[k] for k in expected} == expected
 
 
@@ -266,3 +355,26 @@ def test_explicit_gen_ai_attribute_always_wins_over_aliases(noise: dict[str, Any
     column, value = _EXPLICIT[key]
     attrs = {**noise, key: value}
     assert canonical_genai(attrs)[column] == value
+
+
+_EVENTS = st.lists(
+    st.fixed_dictionaries(
+        {
+            "name": st.sampled_from(["exception", "First Token Stream Event", "gen_ai.content.completion.chunk", "x"]),
+            "time_ns": st.one_of(st.integers(min_value=0, max_value=2**64), st.none(), st.text(max_size=3)),
+            "attributes": st.one_of(st.dictionaries(st.sampled_from(["exception.type", "k"]), _VALUES), _VALUES),
+        }
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ATTRS, _EVENTS, st.one_of(st.none(), st.integers(min_value=0, max_value=2**64)), st.booleans())
+def test_arbitrary_events_never_crash(
+    attrs: dict[str, Any], events: list[dict[str, Any]], start_ns: int | None, failed: bool
+) -> None:
+    out = canonical_genai(attrs, events, start_ns=start_ns, failed=failed)
+    assert set(out) == set(GENAI_COLUMNS)
+    assert out["ttft_s"] is None or out["ttft_s"] >= 0
+    assert out["error_type"] is None or isinstance(out["error_type"], str)

@@ -83,9 +83,11 @@ def llm_spans(waterfall: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def raw_attributes(span: ReadableSpan) -> dict[str, Any]:
-    """Span attributes plus event attributes as `event:<event name>:<key>` (where errors often live)."""
+    """Span attributes plus event attributes as `event:<event name>:<key>` (where errors often live),
+    and each event's name as `event:<event name>` (some events say it all by their time alone)."""
     attrs: dict[str, Any] = dict(span.attributes or {})
     for event in span.events:
+        attrs.setdefault(f"event:{event.name}", None)  # None: never taken for a value the provider returned
         for key, value in (event.attributes or {}).items():
             attrs[f"event:{event.name}:{key}"] = value
     return attrs
@@ -212,7 +214,7 @@ def write_results(
         "package": distribution,
         "dialect": dialect,
         "version": _version(distribution) if distribution else None,
-        "clients": {name: _version(name) for name in clients},
+        "clients": {name: _version(name) for name in clients if name},  # plain-otel has no client
         "otel_sdk": _version("opentelemetry-sdk"),
         "info": dict(sorted(info.items())),
         "features": dict(sorted(features.items())),

@@ -182,7 +182,8 @@ def anthropic_calls(bench: Bench) -> list[Call]:
     args: dict[str, Any] = {"model": ANTHROPIC_MODEL, "max_tokens": 64, "messages": messages}
     calls = [
         _anthropic_call("messages (cache write)", client.messages.create(system=system, **args)),
-        _anthropic_call("messages (cache read)", client.messages.create(system=system, temperature=0.5, **args)),
+        # No sampling parameter to vary it: anthropic 2.x's create() has no `temperature` any more.
+        _anthropic_call("messages (cache read)", client.messages.create(system=system, **args)),
     ]
     with client.messages.stream(system=system, **args) as stream:
         for _ in stream.text_stream:
@@ -284,7 +285,11 @@ def _check_span(bench: Bench, trace_id: str, span: dict[str, Any], call: Call, r
             f"{label}: time to first chunk",
             span["ttft_ms"],
             raw,
-            (r"gen_ai\.response\.time_to_first_chunk", r"event:First Token Stream Event"),
+            (
+                r"gen_ai\.response\.time_to_first_chunk",
+                r"event:First Token Stream Event",
+                r"event:(gen_ai|llm)\.content\.completion\.chunk",
+            ),
         )
     if "cost_usd" in span:
         rec.ok("cost", (span["cost_usd"] or 0) > 0, f"{label}: cost_usd {span['cost_usd']!r}")

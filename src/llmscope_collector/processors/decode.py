@@ -24,6 +24,7 @@ from llmscope_collector.storage.schema import BUFFER_COLUMNS, CONTENT_ITEMS
 
 _KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS = ("UNSET", "OK", "ERROR")
+_STATUS_ERROR = _STATUS.index("ERROR")
 _json = msgspec.json.Encoder()
 
 Columns = dict[str, list[Any]]
@@ -78,13 +79,10 @@ def _hex_id(raw: bytes, size: int) -> str | None:
     return raw.hex()
 
 
-def _events_json(span: Any) -> str | None:
-    if not span.events:
-        return None
-    events = [
+def _events(span: Any) -> list[dict[str, Any]]:
+    return [
         {"time_ns": e.time_unix_nano, "name": e.name, "attributes": attributes_dict(e.attributes)} for e in span.events
     ]
-    return _json.encode(events).decode()
 
 
 def _links_json(span: Any) -> str | None:
@@ -145,7 +143,8 @@ def _decode_span(
     parent = span.parent_span_id.hex() if span.parent_span_id and any(span.parent_span_id) else None
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
     attrs = apply_span_limits(span, attributes_dict(span.attributes))  # limits + anomaly marks (limits.py)
-    genai = canonical_genai(attrs)
+    events = _events(span) if span.events else []
+    genai = canonical_genai(attrs, events, start_ns=start, failed=span.status.code == _STATUS_ERROR)
     split = split_content(attrs)
     items = [(item.hash, item.body) for item in split.items]
     refs = [
@@ -170,7 +169,7 @@ def _decode_span(
         "scope_version": scope_version or None,
         "resource_attributes": resource_json,
         "attributes": _json.encode(split.attributes).decode() if split.attributes else None,
-        "events": _events_json(span),
+        "events": _json.encode(events).decode() if events else None,
         "links": _links_json(span),
         "content_refs": refs or None,
         "content_bytes": sum(r["bytes"] for r in refs) if refs else None,

@@ -5,12 +5,16 @@ OpenLLMetry/Traceloop, llmscope's own `llmscope.*`). For each column the first s
 wins, so an explicit current `gen_ai.*` attribute always beats an alias. Pure functions over an
 attribute map that never raise: a malformed value is dropped from the column (it stays in the raw
 attributes), so one odd sender cannot fail a batch.
+
+Some dialects put a column's value in a span event rather than an attribute (OpenInference's
+`First Token Stream Event`, OpenLLMetry's per-chunk events, the `exception` event of a failed
+call); those are the last rows of the table, used only when no attribute names the value.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,7 +56,6 @@ FINISH_REASONS: dict[str, str] = {
 
 _STR_COLUMNS: dict[str, tuple[str, ...]] = {
     "response_model": ("gen_ai.response.model", "llm.response.model_name", "llm.model_name"),
-    "response_id": ("gen_ai.response.id",),
     "error_type": ("error.type",),
     "session_id": ("gen_ai.conversation.id", "session.id", "traceloop.association.properties.session_id"),
     "user_id": ("user.id", "enduser.id", "traceloop.association.properties.user_id", "gen_ai.user", "llm.user"),
@@ -98,6 +101,14 @@ _INT_COLUMNS: dict[str, tuple[str, ...]] = {
         "llm.usage.reasoning_tokens",
     ),
 }
+# Events whose first occurrence marks the first streamed chunk: time to first chunk = event time - span start.
+FIRST_CHUNK_EVENTS = frozenset(
+    {
+        "First Token Stream Event",  # OpenInference (openai)
+        "gen_ai.content.completion.chunk",  # OpenLLMetry (one per chunk)
+        "llm.content.completion.chunk",  # OpenLLMetry, older releases
+    }
+)
 _TOTAL_TOKEN_KEYS = ("gen_ai.usage.total_tokens", "llm.token_count.total", "llm.usage.total_tokens")
 
 _OPENINFERENCE_OPERATIONS = {
@@ -256,6 +267,15 @@ def _is_stream(attrs: Mapping[str, Any]) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+def _response_id(attrs: Mapping[str, Any]) -> str | None:
+    """`gen_ai.response.id`, else the `id` of an OpenInference LLM span's JSON `output.value` (the response body)."""
+    explicit = _as_str(attrs.get("gen_ai.response.id"))
+    if explicit or attrs.get("openinference.span.kind") != "LLM":
+        return explicit
+    output = _json_value(attrs.get("output.value"))
+    return _as_str(output.get("id")) if isinstance(output, dict) else None
+
+
 def _ttft(attrs: Mapping[str, Any]) -> float | None:
     value = attrs.get("gen_ai.response.time_to_first_chunk")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and value >= 0:
@@ -327,6 +347,7 @@ def _metadata(attrs: Mapping[str, Any]) -> list[tuple[str, str]] | None:
 
 
 _DERIVED: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+    "response_id": _response_id,
     "operation": _operation,
     "provider": _provider,
     "request_model": _request_model,
@@ -344,8 +365,43 @@ _DERIVED: dict[str, Callable[[Mapping[str, Any]], Any]] = {
 GENAI_COLUMNS: tuple[str, ...] = (*_STR_COLUMNS, *_INT_COLUMNS, *_DERIVED, "total_tokens")
 
 
-def canonical_genai(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """Canonical GenAI column values for one span's attributes (None where absent)."""
+def _first_chunk_s(events: Sequence[Mapping[str, Any]], start_ns: int | None) -> float | None:
+    if start_ns is None:
+        return None
+    times = [
+        t
+        for e in events
+        if e.get("name") in FIRST_CHUNK_EVENTS
+        and isinstance(t := e.get("time_ns"), int)
+        and not isinstance(t, bool)
+        and t >= start_ns
+    ]
+    return (min(times) - start_ns) / 1e9 if times else None
+
+
+def _exception_type(events: Sequence[Mapping[str, Any]]) -> str | None:
+    """The `exception.type` of the last `exception` event (the one that ended the span)."""
+    for event in reversed(events):
+        attributes = event.get("attributes")
+        if event.get("name") == "exception" and isinstance(attributes, Mapping):
+            value = _as_str(attributes.get("exception.type"))
+            if value:
+                return value
+    return None
+
+
+def canonical_genai(
+    attrs: Mapping[str, Any],
+    events: Sequence[Mapping[str, Any]] = (),
+    *,
+    start_ns: int | None = None,
+    failed: bool = False,
+) -> dict[str, Any]:
+    """Canonical GenAI column values for one span's attributes (None where absent).
+
+    `events` are the span's events as `{"time_ns", "name", "attributes"}`; `start_ns` its start and
+    `failed` whether its status is ERROR (an `exception` event on a span that succeeded was handled,
+    so it names no error type)."""
     out: dict[str, Any] = {}
     for column, keys in _STR_COLUMNS.items():
         out[column] = _as_str(_first(attrs, keys))
@@ -354,4 +410,9 @@ def canonical_genai(attrs: Mapping[str, Any]) -> dict[str, Any]:
     for column, derive in _DERIVED.items():
         out[column] = derive(attrs)
     out["total_tokens"] = _total_tokens(attrs, out)
+    if events:
+        if out["ttft_s"] is None:
+            out["ttft_s"] = _first_chunk_s(events, start_ns)
+        if out["error_type"] is None and failed:
+            out["error_type"] = _exception_type(events)
     return out
