@@ -14,6 +14,7 @@ from llmscope_collector import __version__
 from llmscope_collector.alerts.service import AlertService
 from llmscope_collector.api.auth import AUTH_EXCEPTION_HANDLERS, AUTH_POLICY_STATE, CALLER_PROJECT
 from llmscope_collector.api.controllers.alerts import AlertController
+from llmscope_collector.api.controllers.cleanup import CleanupController, Retention
 from llmscope_collector.api.controllers.costs import CostController
 from llmscope_collector.api.controllers.metrics import MetricsController
 from llmscope_collector.api.controllers.metrics_prometheus import METRIC_SETS_STATE, PrometheusController
@@ -23,6 +24,7 @@ from llmscope_collector.api.controllers.sessions import SessionController
 from llmscope_collector.api.controllers.spans import SpanController
 from llmscope_collector.api.controllers.system import SystemController
 from llmscope_collector.api.controllers.traces import TraceController
+from llmscope_collector.api.controllers.ui import UI_ROUTER
 from llmscope_collector.api.exceptions import EXCEPTION_HANDLERS
 from llmscope_collector.auth.policy import AuthPolicy
 from llmscope_collector.ingest_status import IngestStatus
@@ -38,6 +40,7 @@ def create_app(
     auth: AuthPolicy | None = None,
     metric_sets: Sequence[MetricSet] = (),
     alerts: AlertService | None = None,
+    retention: Retention | None = None,
     debug: bool = False,
 ) -> Litestar:
     """The API over `store`; `buffered` reports spans accepted but not yet in Parquet.
@@ -56,6 +59,8 @@ def create_app(
             SystemController,
             ProjectController,
             PrometheusController,
+            CleanupController,
+            UI_ROUTER,  # the web UI at / and the live trace stream
             *([AlertController] if alerts is not None else []),  # alert rules need the collector's evaluator
         ],
         state=State({AUTH_POLICY_STATE: auth, METRIC_SETS_STATE: list(metric_sets)}),
@@ -66,6 +71,7 @@ def create_app(
             "auth_policy": Provide(lambda: auth, use_cache=True, sync_to_thread=False),
             "caller_project": CALLER_PROJECT,
             "alerts": Provide(lambda: alerts, use_cache=True, sync_to_thread=False),
+            "retention": Provide(lambda: retention, use_cache=True, sync_to_thread=False),
         },
         exception_handlers={**EXCEPTION_HANDLERS, **AUTH_EXCEPTION_HANDLERS},  # type: ignore[arg-type,dict-item]
         openapi_config=OpenAPIConfig(

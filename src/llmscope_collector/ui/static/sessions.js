@@ -1,0 +1,112 @@
+// Sessions: the list with per-session metrics, and one session as a timeline of its traces.
+import { api } from "./api.js";
+import { href } from "./app.js";
+import { traceTable } from "./traces.js";
+import { clear, empty, errorBox, fmtCost, fmtInt, fmtMs, fmtTokens, h, nsToMs, rowKeys, timeEl } from "./util.js";
+
+export async function render(root, route) {
+  const p = route.params;
+  const form = h("form", { class: "filters", role: "search", "aria-label": "Session filters" },
+    h("label", null, "User", h("input", { name: "user", value: p.get("user") || "", "data-search": "" })),
+    h("button", { class: "primary", type: "submit" }, "Apply"));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const user = new FormData(form).get("user");
+    location.hash = href("sessions", [], user ? { user } : {});
+  });
+  const box = h("div");
+  const more = h("div", { class: "more" });
+  root.append(h("h1", null, "Sessions"), form, box, more);
+  const tbody = h("tbody");
+  const table = h("table", { class: "data", "aria-label": "Sessions" },
+    h("thead", null, h("tr", null, ["Session", "User", "First activity", "Last activity", "Traces", "LLM calls", "Tokens", "Cost", "Errors", "p50", "p95"]
+      .map((c, i) => h("th", { scope: "col", class: i >= 4 ? "num" : null }, c)))),
+    tbody);
+  rowKeys(tbody, "tr.rowlink", (tr) => { location.hash = href("session", [tr.dataset.sessionId]); });
+  let count = 0;
+
+  async function load(cursor) {
+    const page = await api("/v1/sessions", { params: { user: p.get("user"), cursor, limit: 50 } });
+    for (const ss of page.sessions) {
+      count++;
+      tbody.append(h("tr", { class: "rowlink", tabindex: 0, dataset: { sessionId: ss.session_id }, onclick: () => { location.hash = href("session", [ss.session_id]); } },
+        h("td", null, h("a", { href: href("session", [ss.session_id]), tabindex: -1 }, ss.session_id)),
+        h("td", null, ss.user_id || "–"),
+        h("td", null, timeEl(ss.first_activity_unix_nano)),
+        h("td", null, timeEl(ss.last_activity_unix_nano)),
+        h("td", { class: "num" }, fmtInt(ss.trace_count)),
+        h("td", { class: "num" }, fmtInt(ss.llm_calls)),
+        h("td", { class: "num", title: `${fmtInt(ss.input_tokens)} in / ${fmtInt(ss.output_tokens)} out` }, fmtTokens(ss.total_tokens)),
+        h("td", { class: "num" }, fmtCost(ss.cost_usd, ss.cost_unknown)),
+        h("td", { class: "num" + (ss.error_traces ? " status-error" : "") }, ss.error_traces ? `${ss.error_traces} traces` : "0"),
+        h("td", { class: "num" }, fmtMs(ss.latency.p50_ms)),
+        h("td", { class: "num" }, fmtMs(ss.latency.p95_ms)),
+      ));
+    }
+    clear(box).append(count ? table : empty("No sessions yet. Traces carry a session when the app sets `session.id` (llmscope.session(...) in the SDK)."));
+    clear(more);
+    if (page.next_cursor) more.append(h("button", { type: "button", onclick: () => load(page.next_cursor).catch((err) => more.append(errorBox(err))) }, "Load more"));
+  }
+  try { await load(null); } catch (err) { box.append(errorBox(err)); }
+}
+
+export async function renderSession(root, route) {
+  const id = route.args[0];
+  root.append(h("p", { class: "muted" }, h("a", { href: "#/sessions" }, "← Sessions")));
+  let detail;
+  try {
+    detail = await api(`/v1/sessions/${encodeURIComponent(id)}`);
+  } catch (err) {
+    root.append(h("h1", null, "Session ", h("code", null, id)), errorBox(err));
+    return;
+  }
+  const ss = detail.session;
+  root.append(h("h1", null, "Session ", h("code", null, ss.session_id)),
+    h("dl", { class: "cards" },
+      card("User", ss.user_id || "–"),
+      card("First activity", timeEl(ss.first_activity_unix_nano)),
+      card("Last activity", timeEl(ss.last_activity_unix_nano)),
+      card("Traces", fmtInt(ss.trace_count)),
+      card("LLM calls", fmtInt(ss.llm_calls)),
+      card("Tokens", `${fmtTokens(ss.input_tokens)} in / ${fmtTokens(ss.output_tokens)} out`),
+      card("Cost", fmtCost(ss.cost_usd, ss.cost_unknown)),
+      card("Errors", h("span", { class: ss.error_count ? "status-error" : null }, fmtInt(ss.error_count))),
+      card("Latency p50 / p95", `${fmtMs(ss.latency.p50_ms)} / ${fmtMs(ss.latency.p95_ms)}`),
+    ));
+  const traces = [...detail.traces].sort((a, b) => nsToMs(a.start_time_unix_nano) - nsToMs(b.start_time_unix_nano));
+  root.append(h("h2", null, "Timeline"), timeline(traces));
+  if (detail.traces_truncated) root.append(h("p", { class: "notice" }, "Only the first traces of this session are shown."));
+  root.append(h("h2", null, "Traces"), traceTable(traces));
+}
+
+// One row per trace on the session's axis (first start → last end); the gaps are the user's think time.
+function timeline(traces) {
+  const box = h("section", { class: "timeline", "aria-label": "Session timeline" });
+  if (!traces.length) return box;
+  const t0 = nsToMs(traces[0].start_time_unix_nano);
+  const t1 = Math.max(...traces.map((t) => nsToMs(t.start_time_unix_nano) + t.duration_ms));
+  const span = Math.max(t1 - t0, 1);
+  const axis = h("div", { class: "wf-axis" });
+  for (let i = 0; i <= 4; i++) axis.append(h("span", { style: { left: `${i * 25}%`, transform: i === 4 ? "translateX(-100%)" : i ? "translateX(-50%)" : "none" } }, `+${fmtMs((span * i) / 4)}`));
+  box.append(h("div", { class: "tl-axis", "aria-hidden": "true" }, h("div", { style: { padding: "0 10px" } }, "Trace"), axis));
+  let prevEnd = null;
+  for (const t of traces) {
+    const start = nsToMs(t.start_time_unix_nano);
+    const left = ((start - t0) / span) * 100;
+    const width = (t.duration_ms / span) * 100;
+    const gap = prevEnd === null ? null : start - prevEnd;
+    prevEnd = Math.max(prevEnd ?? 0, start + t.duration_ms);
+    const title = `${t.name || t.trace_id}\n+${fmtMs(start - t0)} · ${fmtMs(t.duration_ms)} · ${fmtTokens(t.total_tokens)} tokens · ${fmtCost(t.cost_usd, t.cost_unknown)}${t.error_count ? ` · ${t.error_count} errors` : ""}`;
+    box.append(h("div", { class: "tl-row" },
+      h("div", { class: "tl-label" }, timeEl(t.start_time_unix_nano), h("a", { href: href("trace", [t.trace_id]) }, t.name || t.trace_id.slice(0, 8))),
+      h("div", { class: "tl-track" },
+        h("a", { class: "tl-bar" + (t.status === "error" ? " err" : ""), href: href("trace", [t.trace_id]), tabindex: -1, title, "aria-label": title, style: { left: `${left}%`, width: `${width}%` } }),
+        gap !== null && gap > 0 ? h("span", { class: "tl-gap", style: left > 70 ? { right: `calc(${100 - left}% + 4px)` } : { left: `calc(${left + width}% + 4px)` } }, `${fmtMs(t.duration_ms)} · after ${fmtMs(gap)} idle`) : h("span", { class: "tl-gap", style: { left: `calc(${left + width}% + 4px)` } }, fmtMs(t.duration_ms)),
+      )));
+  }
+  return box;
+}
+
+function card(label, value) {
+  return h("div", null, h("dt", null, label), h("dd", null, value));
+}

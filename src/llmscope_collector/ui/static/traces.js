@@ -1,0 +1,209 @@
+// Traces: filters + full-text search, sortable columns, cursor pagination, live tail over SSE.
+import { api, parseJson, stream } from "./api.js";
+import { currentRoute, href, setParams } from "./app.js";
+import { clear, empty, errorBox, fmtCost, fmtInt, fmtMs, fmtTokens, h, rowKeys, shortId, timeEl } from "./util.js";
+
+const FILTERS = [
+  ["q", "Search prompts & completions", "search"],
+  ["service", "Service"],
+  ["model", "Model"],
+  ["provider", "Provider"],
+  ["session", "Session"],
+  ["user", "User"],
+  ["tag", "Tag"],
+  ["prompt_name", "Prompt"],
+  ["min_duration_ms", "Min duration (ms)", "number"],
+  ["min_tokens", "Min tokens", "number"],
+  ["min_cost", "Min cost ($)", "text"],
+];
+// Server-side sorts (the API's `sort`); "errors" sorts the loaded rows (the API has no such sort).
+const COLUMNS = [
+  { key: "start", label: "Start", sort: "start" },
+  { key: "name", label: "Trace" },
+  { key: "service", label: "Service" },
+  { key: "duration", label: "Duration", sort: "duration", num: true },
+  { key: "spans", label: "Spans", num: true },
+  { key: "llm", label: "LLM calls", num: true },
+  { key: "tokens", label: "Tokens", sort: "tokens", num: true },
+  { key: "cost", label: "Cost", sort: "cost", num: true },
+  { key: "errors", label: "Errors", sort: "errors", num: true },
+  { key: "models", label: "Models" },
+  { key: "session", label: "Session" },
+];
+
+export function traceRow(t, { fresh = false } = {}) {
+  const open = () => { location.hash = href("trace", [t.trace_id]); };
+  const tr = h("tr", {
+    class: "rowlink" + (fresh ? " fresh" : ""), tabindex: 0, dataset: { traceId: t.trace_id },
+    onclick: (e) => { if (!e.target.closest("a")) open(); },
+  },
+    h("td", { class: "nowrap" }, timeEl(t.start_time_unix_nano)),
+    h("td", null, h("a", { href: href("trace", [t.trace_id]), tabindex: -1 }, t.name || "(no root yet)"),
+      t.state !== "complete" ? h("span", { class: "tag", title: "complete: root arrived; in_progress: still receiving; incomplete: idle without root" }, t.state) : null,
+      h("div", { class: "muted mono" }, shortId(t.trace_id))),
+    h("td", null, t.service_name || "–"),
+    h("td", { class: "num" }, fmtMs(t.duration_ms)),
+    h("td", { class: "num" }, fmtInt(t.span_count)),
+    h("td", { class: "num" }, fmtInt(t.llm_calls)),
+    h("td", { class: "num", title: `${fmtInt(t.input_tokens)} in / ${fmtInt(t.output_tokens)} out` }, fmtTokens(t.total_tokens)),
+    h("td", { class: "num" }, fmtCost(t.cost_usd, t.cost_unknown)),
+    h("td", { class: "num" + (t.error_count ? " status-error" : "") }, t.error_count ? fmtInt(t.error_count) : "0"),
+    h("td", null, (t.models || []).map((m) => h("span", { class: "tag" }, m))),
+    h("td", null, t.session_id ? h("a", { href: href("session", [t.session_id]), tabindex: -1 }, t.session_id) : "–"),
+  );
+  return tr;
+}
+
+export function traceTable(traces, { sort, order, onSort } = {}) {
+  const headRow = h("tr", null, COLUMNS.map((c) => {
+    const active = sort === c.sort && c.sort;
+    const th = h("th", { scope: "col", class: c.num ? "num" : null, "aria-sort": active ? (order === "asc" ? "ascending" : "descending") : null });
+    if (c.sort && onSort) th.append(h("button", { class: "sort", type: "button", onclick: () => onSort(c.sort) }, c.label));
+    else th.append(c.label);
+    return th;
+  }));
+  const body = h("tbody", null, traces.map((t) => traceRow(t)));
+  const table = h("table", { class: "data", "aria-label": "Traces" }, h("thead", null, headRow), body);
+  rowKeys(body, "tr.rowlink", (tr) => { location.hash = href("trace", [tr.dataset.traceId]); });
+  return table;
+}
+
+function matchesLive(t, p) {
+  const eq = (k, v) => !p.get(k) || v === p.get(k);
+  if (!eq("service", t.service_name) && !(t.services || []).includes(p.get("service"))) return false;
+  if (p.get("model") && !(t.models || []).includes(p.get("model"))) return false;
+  if (p.get("provider") && !(t.providers || []).includes(p.get("provider"))) return false;
+  if (p.get("status") && p.get("status") !== t.status) return false;
+  if (!eq("session", t.session_id) || !eq("user", t.user_id)) return false;
+  if (p.get("tag") && !(t.tags || []).includes(p.get("tag"))) return false;
+  // Filters the stream cannot judge (search, attributes, minimums, time) pause the live rows.
+  return !["q", "min_duration_ms", "min_tokens", "min_cost", "from", "to", "prompt_name", "state"].some((k) => p.get(k));
+}
+
+export async function render(root, route) {
+  const p = route.params;
+  const sort = p.get("sort") || "start";
+  const order = p.get("order") || "desc";
+  let stopLive = null;
+
+  const form = h("form", { class: "filters", role: "search", "aria-label": "Trace filters" });
+  for (const [name, label, type] of FILTERS) {
+    form.append(h("label", null, label, h("input", {
+      name, type: type || "text", value: p.get(name) || "", class: type === "number" ? "narrow" : null,
+      "data-search": name === "q" ? "" : null, placeholder: name === "q" ? "text in captured content  ( / )" : null,
+      min: type === "number" ? 0 : null,
+    })));
+  }
+  const statusSel = h("select", { name: "status" }, ["", "error", "ok"].map((v) => h("option", { value: v, selected: p.get("status") === v }, v || "any")));
+  const stateSel = h("select", { name: "state" }, ["", "complete", "in_progress", "incomplete"].map((v) => h("option", { value: v, selected: p.get("state") === v }, v || "any")));
+  form.append(h("label", null, "Status", statusSel), h("label", null, "State", stateSel));
+  const toLocal = (iso) => (iso ? iso.slice(0, 16) : "");
+  form.append(
+    h("label", null, "From (local)", h("input", { name: "from", type: "datetime-local", value: p.get("from") ? toLocal(localIso(p.get("from"))) : "" })),
+    h("label", null, "To (local)", h("input", { name: "to", type: "datetime-local", value: p.get("to") ? toLocal(localIso(p.get("to"))) : "" })),
+    h("button", { class: "primary", type: "submit" }, "Apply"),
+    h("button", { type: "button", onclick: () => { location.hash = href("traces"); } }, "Clear"),
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const next = {};
+    for (const [k, v] of new FormData(form)) {
+      if (!v) continue;
+      next[k] = (k === "from" || k === "to") ? new Date(v).toISOString() : v;
+    }
+    for (const k of ["sort", "order", "live"]) if (p.get(k)) next[k] = p.get(k);
+    location.hash = href("traces", [], next);
+  });
+
+  const liveDot = h("span", { class: "live-dot", "aria-hidden": "true" });
+  const liveText = h("span", { class: "muted" }, "");
+  const liveBtn = h("button", { type: "button", "aria-pressed": p.get("live") === "1" ? "true" : "false", title: "Show new traces as they are stored (Server-Sent Events)" },
+    liveDot, "Live tail");
+  const count = h("span", { class: "muted", "aria-live": "polite" });
+  const toolbar = h("div", { class: "toolbar" }, liveBtn, liveText, h("span", { class: "spacer" }), count);
+  const tableBox = h("div");
+  const more = h("div", { class: "more" });
+  root.append(h("h1", null, "Traces"), form, toolbar, tableBox, more);
+
+  const params = {};
+  for (const [k, v] of p) if (!["live", "order", "sort"].includes(k)) params[k] = v;
+  if (sort !== "errors") { params.sort = sort; params.order = order; }
+  params.limit = 50;
+  let rows = [];
+  let tbody = null;
+
+  function onSort(col) {
+    const next = Object.fromEntries(p);
+    next.order = col === sort && order === "desc" ? "asc" : "desc";
+    next.sort = col;
+    location.hash = href("traces", [], next);
+  }
+
+  function draw() {
+    const shown = sort === "errors" ? [...rows].sort((a, b) => (order === "asc" ? 1 : -1) * (a.error_count - b.error_count)) : rows;
+    clear(tableBox);
+    if (!shown.length) {
+      tableBox.append(empty(Object.keys(params).length > 3 ? "No trace matches these filters." : "No traces yet. Send some with the SDK, or run `llmscope demo`."));
+    }
+    const table = traceTable(shown, { sort, order, onSort });
+    tbody = table.tBodies[0];
+    if (shown.length) tableBox.append(table);
+    count.textContent = `${rows.length} trace${rows.length === 1 ? "" : "s"} shown`;
+  }
+
+  async function load(cursor) {
+    const page = await api("/v1/traces", { params: { ...params, cursor } });
+    rows = cursor ? rows.concat(page.traces) : page.traces;
+    draw();
+    clear(more);
+    if (page.next_cursor) {
+      more.append(h("button", { type: "button", onclick: async (e) => { e.target.disabled = true; try { await load(page.next_cursor); } catch (err) { more.append(errorBox(err)); } } }, "Load more"));
+    }
+  }
+
+  function setLive(on) {
+    liveBtn.setAttribute("aria-pressed", on ? "true" : "false");
+    if (stopLive) { stopLive(); stopLive = null; }
+    const next = Object.fromEntries(currentRoute().params);
+    if (on) next.live = "1"; else delete next.live;
+    setParams(next);
+    if (!on) { liveDot.className = "live-dot"; liveText.textContent = ""; return; }
+    const live = sort === "start" && order === "desc";
+    stopLive = stream("/v1/traces/stream", { backfill: 0 }, (msg) => {
+      if (msg.event !== "trace") return;
+      const t = parseJson(msg.data);
+      const i = rows.findIndex((r) => r.trace_id === t.trace_id);
+      if (i >= 0) {
+        rows[i] = t;
+        const old = tbody && tbody.querySelector(`tr[data-trace-id="${t.trace_id}"]`);
+        if (old) old.replaceWith(traceRow(t, { fresh: true }));
+        return;
+      }
+      if (!live || !matchesLive(t, p)) return;
+      rows.unshift(t);
+      if (!tbody) { draw(); return; }
+      tbody.prepend(traceRow(t, { fresh: true }));
+      count.textContent = `${rows.length} traces shown`;
+    }, (state, err) => {
+      liveDot.className = "live-dot " + (state === "live" ? "live" : state === "error" ? "error" : "");
+      liveText.textContent = state === "live" ? (live ? "watching for new traces" : "updating shown traces (sort by start ↓ to see new ones)")
+        : state === "error" ? `stream error: ${err && err.message}` : state === "connecting" ? "connecting…" : "";
+    });
+  }
+  liveBtn.addEventListener("click", () => setLive(liveBtn.getAttribute("aria-pressed") !== "true"));
+
+  try {
+    await load(null);
+  } catch (err) {
+    tableBox.append(errorBox(err));
+  }
+  if (p.get("live") === "1") setLive(true);
+  return () => { if (stopLive) stopLive(); };
+}
+
+function localIso(text) {
+  const d = new Date(text);
+  if (Number.isNaN(d.getTime())) return "";
+  const off = d.getTimezoneOffset() * 60000;
+  return new Date(d.getTime() - off).toISOString();
+}
