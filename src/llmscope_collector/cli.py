@@ -13,6 +13,7 @@ from pathlib import Path
 
 from llmscope_collector.log_config import configure_logging
 from llmscope_collector.settings import AUTH_MODES, DEFAULT_DATA_DIR, LOG_FORMATS, Settings, SettingsError
+from llmscope_collector.tail import add_tail_parser, run_tail
 
 
 def _add_server_flags(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--traces", type=int, default=3, help="how many demo agent runs to send (default 3)")
     demo.add_argument("--exit", action="store_true", help="exit after printing instead of serving on")
     _add_cleanup_parser(sub)
+    add_tail_parser(sub)
     return parser
 
 
@@ -109,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "cleanup":
         return _cleanup(args)
+    if args.command == "tail":
+        return run_tail(args)
     from llmscope_collector.server import EmbeddedServer
 
     try:
