@@ -156,9 +156,17 @@ class Collector:
         return self._durable.consumer.committed_lsn if self._durable else 0
 
     def _apply_retention(self, _stop: threading.Event) -> retention.CleanupReport:
-        report = retention.cleanup(self.settings.data_dir, self.retention, dry_run=False)
-        self.retention_deleted += report.partitions
+        return self.cleanup(dry_run=False)
+
+    def cleanup(self, *, dry_run: bool) -> retention.CleanupReport:
+        """Apply (or, dry, only measure) the retention policy now; the scheduled run calls this too."""
+        report = retention.cleanup(self.settings.data_dir, self.retention, dry_run=dry_run)
+        if not dry_run:
+            self.retention_deleted += report.partitions
         return report
+
+    def retention_stats(self) -> retention.RetentionStats:
+        return retention.stats(self.settings.data_dir, self.retention)
 
     def flush(self, timeout: float = 30.0) -> int:
         """Make everything acknowledged so far queryable; returns the spans written meanwhile."""

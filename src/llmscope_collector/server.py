@@ -90,6 +90,7 @@ class EmbeddedServer:
             buffered=lambda: self.collector.writer.buffered_rows,
             ingest=self.collector.ingest_status,
             alerts=self.collector.alerts,
+            retention=self.collector,
             auth=receivers.policy,
             metric_sets=[receivers.stats.metric_set(), self.http_metrics.metric_set()],
         )

@@ -33,12 +33,22 @@ def invalid_filter(_: Request[Any, Any, Any], exc: InvalidFilter) -> Response[by
     return _response(400, "invalid_parameter", str(exc))
 
 
-def invalid_parameter(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+def _public_name(request: Request[Any, Any, Any], key: str) -> str:
+    """The name the client sent (`state`), not the handler's argument name (`trace_state`)."""
+    try:
+        parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
+    except (AttributeError, KeyError):  # pragma: no cover - not a route with a parsed signature
+        return key
+    kwarg = getattr(parameter, "kwarg_definition", None)
+    return str(getattr(kwarg, "query", None) or getattr(kwarg, "header", None) or key)
+
+
+def invalid_parameter(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
     """Litestar's own parameter validation, rephrased to name the parameter(s) at fault."""
     problems = []
     for item in exc.extra if isinstance(exc.extra, list) else ():
         if isinstance(item, dict) and item.get("key"):
-            problems.append(f"{item['key']}: {item.get('message', 'invalid value')}")
+            problems.append(f"{_public_name(request, str(item['key']))}: {item.get('message', 'invalid value')}")
     return _response(400, "invalid_parameter", "; ".join(problems) or str(exc.detail))
 
 
@@ -46,7 +56,9 @@ def not_found(_: Request[Any, Any, Any], exc: NotFound) -> Response[bytes]:
     return _response(404, "not_found", str(exc))
 
 
-def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    if exc.status_code >= 500:  # Litestar wraps its own failures (e.g. a dependency it cannot check): log the cause
+        log.error("%s on %s %s", exc.status_code, request.method, request.url.path, exc_info=exc)
     return _response(exc.status_code, "http_error", str(exc.detail))
 
 

@@ -78,6 +78,52 @@ class CleanupReport(msgspec.Struct, kw_only=True):
     errors: list[str] = msgspec.field(default_factory=list)
 
 
+class DatasetUsage(msgspec.Struct, kw_only=True):
+    """What one project keeps in one dataset, and the TTL that applies to it (0: kept forever)."""
+
+    dataset: str
+    project: str
+    ttl_days: int
+    partitions: int = 0
+    files: int = 0
+    bytes: int = 0
+    rows: int = 0
+    oldest_date: str | None = None
+    newest_date: str | None = None
+
+
+class RetentionStats(msgspec.Struct, kw_only=True):
+    """Storage by dataset and project, the policy, and what a cleanup run now would delete."""
+
+    default_days: int
+    project_days: dict[str, int]
+    usage: list[DatasetUsage]
+    would_delete: CleanupReport
+
+
+def stats(data_dir: Path, policy: RetentionPolicy, *, now: dt.datetime | None = None) -> RetentionStats:
+    """Measure every partition (file metadata only, no data read) and dry-run the policy."""
+    usage: dict[tuple[str, str], DatasetUsage] = {}
+    for partition in iter_partitions(data_dir, dataset=None):
+        key = (partition.dataset, partition.project)
+        entry = usage.setdefault(
+            key, DatasetUsage(dataset=key[0], project=key[1], ttl_days=policy.days_for(partition.project))
+        )
+        measured = _measure(partition)
+        entry.partitions += 1
+        entry.files += measured.files
+        entry.bytes += measured.bytes
+        entry.rows += measured.rows
+        entry.oldest_date = min(entry.oldest_date or partition.date, partition.date)
+        entry.newest_date = max(entry.newest_date or partition.date, partition.date)
+    return RetentionStats(
+        default_days=policy.default_days,
+        project_days=dict(policy.project_days),
+        usage=[usage[k] for k in sorted(usage)],
+        would_delete=cleanup(data_dir, policy, dry_run=True, now=now),
+    )
+
+
 def is_expired(date: str, days: int, now: dt.datetime) -> bool:
     """True when the whole UTC day `date` ended at least `days` days before `now`."""
     if days <= 0:
