@@ -64,12 +64,14 @@ def test_critical_path_follows_last_finishing_chain() -> None:
     assert {k for k, s in by.items() if s.critical_path} == {"root", "late", "mid", "early"}
 
 
-def test_orphans_are_top_level_and_flagged() -> None:
+def test_orphans_are_flagged_under_a_synthetic_root() -> None:
     rows = [row("root", None, 0, 10), row("lost-child", "missing-parent", 5, 8)]
     wf = build_waterfall("t" * 32, rows)
     orphan = next(s for s in wf.spans if s.span_id == "lost-child")
-    assert orphan.orphan and orphan.depth == 0
+    synthetic = next(s for s in wf.spans if s.synthetic)
+    assert orphan.orphan and orphan.depth == 1 and synthetic.children == ["lost-child"] and synthetic.depth == 0
     assert not next(s for s in wf.spans if s.span_id == "root").orphan
+    assert wf.totals.span_count == 2
 
 
 def test_nested_llm_span_is_not_counted_twice() -> None:
@@ -100,9 +102,10 @@ def random_trees(draw: st.DrawFn) -> list[dict[str, Any]]:
 @given(random_trees())
 def test_every_span_appears_once_children_follow_parents(rows: list[dict[str, Any]]) -> None:
     wf = build_waterfall("t" * 32, rows)
-    ids = [s.span_id for s in wf.spans]
+    ids = [s.span_id for s in wf.spans if not s.synthetic]
     assert sorted(ids) == sorted(r["span_id"] for r in rows)
-    position = {sid: i for i, sid in enumerate(ids)}
+    assert len(wf.spans) - len(ids) == (1 if any(s.orphan for s in wf.spans) else 0)
+    position = {s.span_id: i for i, s in enumerate(wf.spans)}
     for s in wf.spans:
         assert 0 <= s.self_time_ms <= s.duration_ms
         for kid in s.children:

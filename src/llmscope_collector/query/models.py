@@ -47,7 +47,10 @@ class WaterfallSpan(msgspec.Struct, kw_only=True):
     depth: int
     children: list[str]
     critical_path: bool
+    # The parent is not stored (lost or not arrived yet): shown under the trace's synthetic root.
     orphan: bool
+    # The row standing in for missing parents (span id all zeros); not a stored span, not in the totals.
+    synthetic: bool = False
     operation: str | None = None
     span_type: str | None = None
     provider: str | None = None

@@ -1,7 +1,9 @@
 """Builds a trace's waterfall from its span rows: tree, offsets, self-time, critical path.
 
 Pure Python over rows already fetched, so it is tested without a store. Spans whose parent is not
-in the trace (lost or not yet arrived) become top-level rows flagged `orphan`.
+in the trace (lost or not yet arrived) are flagged `orphan` and shown under one synthetic root row
+(`synthetic`, span id all zeros, which no real span may have) spanning them; it is not counted in
+the totals.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from llmscope_collector.processors.normalize import LLM_OPERATIONS as LLM_OPERAT
 from llmscope_collector.query.models import ContentRef, SpanEvent, SpanException, TraceTotals, Waterfall, WaterfallSpan
 
 _NS_PER_MS = 1_000_000
+SYNTHETIC_ROOT_ID = "0" * 16
 
 
 def _union_ns(intervals: list[tuple[int, int]]) -> int:
@@ -57,18 +60,26 @@ def build_waterfall(trace_id: str, rows: Sequence[dict[str, Any]]) -> Waterfall:
         by_id.setdefault(row["span_id"], row)
     children: dict[str, list[str]] = {}
     roots: list[str] = []
+    orphans: list[str] = []
     for span_id, row in by_id.items():
         parent = row["parent_span_id"]
         if parent and parent in by_id and parent != span_id:
             children.setdefault(parent, []).append(span_id)
+        elif parent and parent != span_id:
+            orphans.append(span_id)
         else:
             roots.append(span_id)
+    real = dict(by_id)
+    if orphans:
+        by_id[SYNTHETIC_ROOT_ID] = _synthetic_root(trace_id, [by_id[o] for o in orphans])
+        children[SYNTHETIC_ROOT_ID] = orphans
+        roots.append(SYNTHETIC_ROOT_ID)
     order_key = lambda s: (by_id[s]["start_ns"], s)  # noqa: E731
     for kids in children.values():
         kids.sort(key=order_key)
     roots.sort(key=order_key)
-    trace_start = min(r["start_ns"] for r in by_id.values())
-    trace_end = max(r["end_ns"] for r in by_id.values())
+    trace_start = min(r["start_ns"] for r in real.values())
+    trace_end = max(r["end_ns"] for r in real.values())
     critical: set[str] = set()
     if roots:
         longest_root = max(roots, key=lambda s: by_id[s]["end_ns"])
@@ -79,16 +90,31 @@ def build_waterfall(trace_id: str, rows: Sequence[dict[str, Any]]) -> Waterfall:
         span_id, depth = stack.pop()
         row = by_id[span_id]
         kids = children.get(span_id, [])
-        spans.append(_waterfall_span(row, depth, kids, trace_start, by_id, span_id in critical))
+        spans.append(_waterfall_span(row, depth, kids, trace_start, by_id, span_id in critical, real))
         stack.extend((kid, depth + 1) for kid in reversed(kids))
     return Waterfall(
         trace_id=trace_id,
         project=str(rows[0].get("project") or "default"),
         start_time_unix_nano=trace_start,
         duration_ms=(trace_end - trace_start) / _NS_PER_MS,
-        totals=_totals(spans),
+        totals=_totals([s for s in spans if not s.synthetic]),
         spans=spans,
     )
+
+
+def _synthetic_root(trace_id: str, orphans: list[dict[str, Any]]) -> dict[str, Any]:
+    """The row shown in place of the missing parent(s), spanning the orphans."""
+    return {
+        "trace_id": trace_id,
+        "span_id": SYNTHETIC_ROOT_ID,
+        "parent_span_id": None,
+        "name": "(missing parent span)",
+        "kind": "INTERNAL",
+        "status_code": "UNSET",
+        "start_ns": min(o["start_ns"] for o in orphans),
+        "end_ns": max(o["end_ns"] for o in orphans),
+        "synthetic": True,
+    }
 
 
 def _waterfall_span(
@@ -98,6 +124,7 @@ def _waterfall_span(
     trace_start: int,
     by_id: dict[str, dict[str, Any]],
     critical: bool,
+    real: dict[str, dict[str, Any]],
 ) -> WaterfallSpan:
     start, end = row["start_ns"], row["end_ns"]
     clipped = [(max(start, by_id[k]["start_ns"]), min(end, by_id[k]["end_ns"])) for k in kids]
@@ -119,10 +146,11 @@ def _waterfall_span(
         depth=depth,
         children=kids,
         critical_path=critical,
-        orphan=bool(parent) and parent not in by_id,
+        orphan=bool(parent) and parent not in real,
+        synthetic=bool(row.get("synthetic")),
         ttft_ms=None if ttft is None else ttft * 1000.0,
         cost_usd=None if row.get("cost_usd") is None else float(row["cost_usd"]),
-        counted=_counted(row, by_id),
+        counted=_counted(row, real),
         events=events,
         exceptions=exceptions,
         content=[ContentRef(kind=c["kind"], bytes=c["bytes"] or 0) for c in row.get("content") or ()],
