@@ -100,3 +100,12 @@ def lint(session: nox.Session) -> None:
     session.install("-e", ".[test]", "ruff>=0.6", "mypy>=1.10")
     session.run("ruff", "check", "src", "tests", "noxfile.py")
     session.run("mypy")
+
+
+# Not in nox.options.sessions: benchmarks never run with the tests. `nox -s bench -- --quick` is a
+# few-minute run (1M-span store, short windows); the default is the full run (1M and 10M spans).
+@nox.session(python=DEFAULT_PYTHON, venv_params=["--system-site-packages"])
+def bench(session: nox.Session) -> None:
+    """Benchmark suite (ingest, SDK overhead, queries): writes docs/benchmarks.md and docs/benchmarks.json."""
+    session.install("-e", ".[test]", "pyinstrument>=4.6", "py-spy>=0.3.14")
+    session.run("python", "benchmarks/run_suite.py", *session.posargs)

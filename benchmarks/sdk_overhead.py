@@ -2,6 +2,8 @@
 
     python benchmarks/sdk_overhead.py --calls 2000 --blocks 20 [--json out.json]
     python benchmarks/sdk_overhead.py --callgrind-run instrumented|plain --calls K   (used under valgrind)
+    python benchmarks/sdk_overhead.py --impl openllmetry|openinference ...   (a peer instead of llmscope)
+    python benchmarks/sdk_overhead.py --pyinstrument 2000   (where the instrumented call's time goes)
 
 No sockets: the anthropic client talks to an `httpx(2).MockTransport` returning a fixed Message, so the
 figure is the instrumentation's own cost (span, attributes, metrics, batch processor), not network noise.
@@ -78,6 +80,39 @@ def setup_provider(lean: bool = True) -> tuple[TracerProvider, _DiscardExporter]
     return provider, exporter
 
 
+class _Impl:
+    """Turns one instrumentation on and off: llmscope, or a peer's `AnthropicInstrumentor` on an OTel provider."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.exporter = _DiscardExporter()
+        if name == "llmscope":
+            self.provider, self.exporter = setup_provider()
+            self._peer: Any = None
+            return
+        if name == "openllmetry":
+            from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
+        elif name == "openinference":
+            from openinference.instrumentation.anthropic import AnthropicInstrumentor  # type: ignore[no-redef]
+        else:
+            raise ValueError(name)
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(BatchSpanProcessor(self.exporter, max_queue_size=8192))
+        self._peer = AnthropicInstrumentor()
+
+    def on(self) -> None:
+        if self._peer is None:
+            llmscope.instrument()
+        elif not self._peer.is_instrumented_by_opentelemetry:
+            self._peer.instrument(tracer_provider=self.provider)
+
+    def off(self) -> None:
+        if self._peer is None:
+            llmscope.uninstrument()
+        elif self._peer.is_instrumented_by_opentelemetry:
+            self._peer.uninstrument()
+
+
 def _call(client: anthropic.Anthropic) -> None:
     client.messages.create(model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "Hi there"}])
 
@@ -90,14 +125,15 @@ def _block(client: anthropic.Anthropic, calls: int) -> float:
     return (time.perf_counter_ns() - start) / calls / 1000.0
 
 
-def paired_blocks(calls: int, blocks: int) -> dict[str, Any]:
+def paired_blocks(calls: int, blocks: int, impl_name: str = "llmscope") -> dict[str, Any]:
     """Alternate plain/instrumented blocks so drift on a noisy machine hits both sides alike."""
-    provider, exporter = setup_provider()
-    llmscope.instrument()  # before the client exists, as an app does at start-up
+    impl = _Impl(impl_name)
+    provider, exporter = impl.provider, impl.exporter
+    impl.on()  # before the client exists, as an app does at start-up
     client = make_client()
     for _ in range(200):  # warm up both paths
         _call(client)
-    llmscope.instrument()
+    impl.off()
     for _ in range(200):
         _call(client)
     plain, inst, diffs = [], [], []
@@ -106,16 +142,17 @@ def paired_blocks(calls: int, blocks: int) -> dict[str, Any]:
         timings = {}
         for instrumented in order:
             if instrumented:
-                llmscope.instrument()
+                impl.on()
             else:
-                llmscope.uninstrument()
+                impl.off()
             timings[instrumented] = _block(client, calls)
         plain.append(timings[False])
         inst.append(timings[True])
         diffs.append(timings[True] - timings[False])
-    llmscope.uninstrument()
+    impl.off()
     provider.shutdown()
     return {
+        "impl": impl_name,
         "calls_per_block": calls,
         "blocks": blocks,
         "plain_us_per_call": statistics.median(plain),
@@ -127,13 +164,14 @@ def paired_blocks(calls: int, blocks: int) -> dict[str, Any]:
     }
 
 
-def callgrind_run(mode: str, calls: int) -> None:
-    """One process under valgrind: K calls, plain (no llmscope at all) or instrumented as an app sets it up;
-    a second run with K=0 is the baseline, so start-up costs cancel out."""
+def callgrind_run(mode: str, calls: int, impl_name: str = "llmscope") -> None:
+    """One process under valgrind: K calls, plain (no instrumentation at all) or instrumented as an app sets it
+    up; a second run with K=0 is the baseline, so start-up costs cancel out."""
     provider = None
     if mode == "instrumented":
-        provider, _ = setup_provider()
-        llmscope.instrument()
+        impl = _Impl(impl_name)
+        provider = impl.provider
+        impl.on()
     client = make_client()
     _call(client)  # first call pays lazy imports in both modes
     for _ in range(calls):
@@ -142,17 +180,38 @@ def callgrind_run(mode: str, calls: int) -> None:
         provider.force_flush()
 
 
+def profile(calls: int) -> str:
+    """pyinstrument's view of `calls` instrumented calls (the top of the call tree)."""
+    from pyinstrument import Profiler
+
+    _Impl("llmscope").on()
+    client = make_client()
+    for _ in range(200):
+        _call(client)
+    profiler = Profiler(interval=0.0001)
+    profiler.start()
+    for _ in range(calls):
+        _call(client)
+    profiler.stop()
+    return str(profiler.output_text(unicode=False, color=False))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--blocks", type=int, default=20)
     parser.add_argument("--json")
     parser.add_argument("--callgrind-run", choices=["instrumented", "plain"])
+    parser.add_argument("--impl", choices=["llmscope", "openllmetry", "openinference"], default="llmscope")
+    parser.add_argument("--pyinstrument", type=int, default=0, metavar="CALLS")
     args = parser.parse_args(argv)
-    if args.callgrind_run:
-        callgrind_run(args.callgrind_run, args.calls)
+    if args.pyinstrument:
+        print(profile(args.pyinstrument))
         return 0
-    result = paired_blocks(args.calls, args.blocks)
+    if args.callgrind_run:
+        callgrind_run(args.callgrind_run, args.calls, args.impl)
+        return 0
+    result = paired_blocks(args.calls, args.blocks, args.impl)
     print(json.dumps(result, indent=2))
     if args.json:
         with open(args.json, "w") as fh:

@@ -147,7 +147,8 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(60)
-    print(f"spans acked: {total} in {elapsed:.2f}s = {total / elapsed:,.0f} spans/s ({args.requests / elapsed:,.0f} req/s)")
+    rate, req_rate = total / elapsed, args.requests / elapsed
+    print(f"spans acked: {total} in {elapsed:.2f}s = {rate:,.0f} spans/s ({req_rate:,.0f} req/s)")
     print(f"fsyncs: {fsyncs} = {fsyncs / elapsed:,.0f}/s, {args.requests / max(fsyncs, 1):.1f} requests per fsync")
     print(f"spans already in Parquet when the last ack returned: {written_at_ack}; retryable refusals: {refused}")
     print(f"all spans in Parquet after {end_to_end:.2f}s = {total / end_to_end:,.0f} spans/s end to end")

@@ -1,0 +1,214 @@
+"""Query latencies on a generated store (see gen_store.py): in-process `TraceStore` and over HTTP.
+
+    python benchmarks/queries.py --data-dir /tmp/store [--runs 3] [--samples 30] [--no-http] [--json out.json]
+
+Per run: a fresh `TraceStore` (its first call loads the trace summary index: reported as `cold`),
+then `--samples` calls of each query; a run's figure is the p50 (and p95) of its samples, and the
+reported figure is the median of the runs' figures with their min-max. Trace ids are sampled from
+the store by seed, so every run and every machine asks for the same traces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ingest import start_server, stop_server
+
+from llmscope_collector.alerts.metrics import MetricReader
+from llmscope_collector.alerts.rules import Rule
+from llmscope_collector.query.db import Database
+from llmscope_collector.query.filters import TimeRange, TraceQuery
+from llmscope_collector.query.store import TraceStore
+
+PROJECT = "default"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def summary(per_run: list[float], unit: str = "ms") -> dict[str, Any]:
+    return {
+        "median": statistics.median(per_run),
+        "min": min(per_run),
+        "max": max(per_run),
+        "runs": per_run,
+        "unit": unit,
+    }
+
+
+def sample_trace_ids(data_dir: Path, n: int, seed: int) -> list[str]:
+    """`n` trace ids of the store, the same for a given store and seed."""
+    glob = str(data_dir / "traces" / "project=*" / "date=*" / "*.parquet")
+    ids = [r[0] for r in duckdb.sql(f"SELECT DISTINCT trace_id FROM read_parquet('{glob}') ORDER BY 1").fetchall()]  # noqa: S608
+    return random.Random(seed).sample(ids, min(n, len(ids)))
+
+
+def store_end(data_dir: Path) -> float:
+    glob = str(data_dir / "traces" / "project=*" / "date=*" / "*.parquet")
+    rows = duckdb.sql(f"SELECT max(end_ns) FROM read_parquet('{glob}')").fetchall()  # noqa: S608
+    return float(rows[0][0]) / 1e9
+
+
+def alert_rules() -> list[Rule]:
+    def rule(name: str, metric: str, window: str, threshold: float) -> Rule:
+        return Rule(
+            name=name,
+            metric=metric,
+            window=window,
+            alert_threshold=threshold,  # type: ignore[arg-type]
+            id=f"bench-{name}",
+            project=PROJECT,
+            created_at=0.0,
+            updated_at=0.0,
+        )
+
+    return [
+        rule("cost-1h", "cost_usd", "1h", 100.0),
+        rule("p95-latency-5m", "latency_p95", "5m", 5000.0),
+        rule("error-rate-1h", "error_rate", "1h", 0.05),
+        rule("budget-month", "cost_usd", "month", 10000.0),
+    ]
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000.0
+
+
+def in_process(
+    data_dir: Path, runs: int, samples: int, seed: int
+) -> tuple[dict[str, Any], dict[str, Callable[[], Any]]]:
+    """Figures of the in-process queries, and one callable per query (for profiling)."""
+    ids = sample_trace_ids(data_dir, samples, seed)
+    now = store_end(data_dir)
+    rules = alert_rules()
+    per_run: dict[str, list[float]] = {}
+    calls: dict[str, Callable[[], Any]] = {}
+    for _ in range(runs):
+        store = TraceStore(data_dir)
+        reader = MetricReader(data_dir, Database())
+        calls = {
+            "waterfall": lambda s=store: s.get_trace(ids[0], PROJECT),
+            "trace_list": lambda s=store: s.list_traces(PROJECT, TraceQuery(limit=50)),
+            "cost_rollup_model_day": lambda s=store: s.costs(PROJECT, ["model", "day"], TimeRange(), {}),
+            "session_list": lambda s=store: s.list_sessions(PROJECT, TimeRange(), None, 50, None),
+            **{f"alert_{r.name}": (lambda r=r, rd=reader: rd.observe(r, now)) for r in rules},
+        }
+        per_run.setdefault("index_cold_load", []).append(_timed(calls["trace_list"]))
+        waterfalls = [_timed(lambda t=t, s=store: s.get_trace(t, PROJECT)) for t in ids]
+        per_run.setdefault("waterfall_p50", []).append(pct(waterfalls, 0.5))
+        per_run.setdefault("waterfall_p95", []).append(pct(waterfalls, 0.95))
+        for name in ("trace_list", "cost_rollup_model_day", "session_list", *(f"alert_{r.name}" for r in rules)):
+            reps = max(3, samples // 3)
+            times = [_timed(calls[name]) for _ in range(reps)]
+            per_run.setdefault(f"{name}_p50", []).append(pct(times, 0.5))
+            per_run.setdefault(f"{name}_p95", []).append(pct(times, 0.95))
+        store.close()
+    return {name: summary(values) for name, values in per_run.items()}, calls
+
+
+def over_http(data_dir: Path, runs: int, samples: int, seed: int) -> dict[str, Any]:
+    """The same queries through `llmscope serve` on this store (client-side latency, keep-alive)."""
+    ids = sample_trace_ids(data_dir, samples, seed)
+    env = {"LLMSCOPE_COMPACTION_INTERVAL_S": "0", "LLMSCOPE_RETENTION_DAYS": "0", "LLMSCOPE_ALERTS_TICK_S": "0"}
+    server = start_server(data_dir, env)
+    per_run: dict[str, list[float]] = {}
+    try:
+        host, port = server.api.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=120)
+
+        def get(path: str) -> float:
+            start = time.perf_counter()
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"GET {path}: {resp.status} {body[:300]!r}")
+            return (time.perf_counter() - start) * 1000.0
+
+        get("/v1/traces?limit=50")  # loads the summary index once, like a first page view
+        for _ in range(runs):
+            waterfalls = [get(f"/v1/traces/{t}") for t in ids]
+            per_run.setdefault("waterfall_p50", []).append(pct(waterfalls, 0.5))
+            per_run.setdefault("waterfall_p95", []).append(pct(waterfalls, 0.95))
+            for name, path in (
+                ("trace_list", "/v1/traces?limit=50"),
+                ("cost_rollup_model_day", "/v1/costs?group_by=model,day"),
+                ("session_list", "/v1/sessions?limit=50"),
+            ):
+                times = [get(path) for _ in range(max(3, samples // 3))]
+                per_run.setdefault(f"{name}_p50", []).append(pct(times, 0.5))
+                per_run.setdefault(f"{name}_p95", []).append(pct(times, 0.95))
+        conn.close()
+    finally:
+        stop_server(server)
+    return {name: summary(values) for name, values in per_run.items()}
+
+
+def profile_top(fn: Callable[[], Any], lines: int = 30) -> str:
+    """The top of a pyinstrument profile of `fn` (called a few times), or why there is none."""
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        return "(pyinstrument not installed)"
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    for _ in range(3):
+        fn()
+    profiler.stop()
+    text = profiler.output_text(unicode=False, color=False, show_all=False)
+    return "\n".join(text.splitlines()[:lines])
+
+
+def run(data_dir: Path, runs: int, samples: int, seed: int, http: bool) -> dict[str, Any]:
+    figures, calls = in_process(data_dir, runs, samples, seed)
+    out: dict[str, Any] = {"in_process": figures, "profile_calls": sorted(calls)}
+    if http:
+        out["http"] = over_http(data_dir, runs, samples, seed)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-http", action="store_true")
+    parser.add_argument("--json")
+    parser.add_argument("--profile", help="print the pyinstrument profile of one query (e.g. waterfall)")
+    args = parser.parse_args(argv)
+    if args.profile:
+        _, calls = in_process(args.data_dir, 1, 3, args.seed)
+        store_fn = calls[args.profile]
+        store_fn()  # warm (index loaded)
+        print(profile_top(store_fn, 60))
+        return 0
+    result = run(args.data_dir, args.runs, args.samples, args.seed, not args.no_http)
+    text = json.dumps(result, indent=2, default=str)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

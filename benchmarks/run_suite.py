@@ -1,0 +1,606 @@
+# ruff: noqa: RUF001 - the report is typeset: en dashes for ranges, multiplication signs for ratios
+"""The benchmark suite behind `nox -s bench`: ingest, SDK overhead, queries; writes docs/benchmarks.{md,json}.
+
+    python benchmarks/run_suite.py [--quick] [--only ingest,sdk,queries] [--sizes 1000000,10000000]
+
+Every part runs in its own child process (its CPU and memory are its own). Each figure is the median
+of several runs with their min-max; comparisons are ratios of figures measured in the same run.
+Targets missed get the top of a profile next to them (py-spy for the collector under load,
+pyinstrument for queries and the SDK). Generated stores are cached under --store-dir by size and seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PY = sys.executable
+
+TARGETS: dict[str, tuple[str, float, str]] = {  # key: (comparison, value, what the target says)
+    "ingest_spans_per_s": (">=", 100_000, "≥ 100k spans/s sustained, WAL on, 2 cores (issue 4)"),
+    "ingest_peak_rss_mb": ("<=", 300, "RSS ≤ 300 MB (issue 4)"),
+    "sdk_added_us": ("<=", 20, "≤ 20 µs added per call (issue 3)"),
+    "sdk_added_instructions": ("<=", 100_000, "≤ 100k instructions added per call (issue 3)"),
+    "waterfall_p95_ms": ("<=", 50, "waterfall p95 ≤ 50 ms at 10M spans (issue 5)"),
+    "trace_list_ms": ("<=", 100, "trace list page ≤ 100 ms (issue 5)"),
+    "cost_rollup_ms": ("<=", 300, "cost roll-up by model×day ≤ 300 ms (issue 5)"),
+    "session_list_ms": ("<=", 100, "session list ≤ 100 ms (issue 5)"),
+}
+
+QUICK = {
+    "ingest": ["--seconds", "8", "--runs", "3", "--warmup", "3", "--http-seconds", "4", "--py-spy", "8"],
+    "sdk_blocks": ["--calls", "500", "--blocks", "10"],
+    "callgrind_calls": 50,
+    "queries": ["--runs", "3", "--samples", "20"],
+    "sizes": [1_000_000],
+}
+FULL = {
+    "ingest": ["--seconds", "20", "--runs", "5", "--warmup", "5", "--http-seconds", "8", "--py-spy", "15"],
+    "sdk_blocks": ["--calls", "2000", "--blocks", "20"],
+    "callgrind_calls": 200,
+    "queries": ["--runs", "5", "--samples", "40"],
+    "sizes": [1_000_000, 10_000_000],
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def run_json(cmd: list[str], timeout: float) -> Any:
+    """Run a bench script that writes its figures with --json; return them."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        out = fh.name
+    try:
+        subprocess.run([*cmd, "--json", out], check=True, timeout=timeout, stdout=subprocess.DEVNULL, cwd=ROOT)
+        return json.loads(Path(out).read_text())
+    finally:
+        os.unlink(out)
+
+
+def run_text(cmd: list[str], timeout: float) -> str:
+    try:
+        done = subprocess.run(cmd, check=True, timeout=timeout, capture_output=True, text=True, cwd=ROOT)
+    except (subprocess.SubprocessError, OSError) as exc:
+        return f"(profile failed: {exc!r})"[:500]
+    return done.stdout
+
+
+# -- parts ---------------------------------------------------------------------------------------
+
+
+def bench_ingest(mode: dict[str, Any]) -> dict[str, Any]:
+    log("ingest: gRPC, then OTLP/HTTP protobuf and JSON, against llmscope serve")
+    return dict(run_json([PY, str(HERE / "ingest.py"), *mode["ingest"]], timeout=3600))
+
+
+def callgrind_instructions(mode: str, calls: int, impl: str = "llmscope") -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        cmd = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            PY,
+            str(HERE / "sdk_overhead.py"),
+            "--callgrind-run",
+            mode,
+            "--calls",
+            str(calls),
+            "--impl",
+            impl,
+        ]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=7200, cwd=ROOT)
+        for line in out.read_text(errors="replace").splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError("no instruction total in the callgrind output")
+
+
+def bench_sdk(mode: dict[str, Any], impl: str = "llmscope", python: str = PY) -> dict[str, Any]:
+    log(f"sdk ({impl}): paired blocks (µs added)")
+    blocks = run_json([python, str(HERE / "sdk_overhead.py"), *mode["sdk_blocks"], "--impl", impl], timeout=3600)
+    result: dict[str, Any] = {"paired": blocks}
+    if shutil.which("valgrind") is None:
+        result["callgrind"] = {"error": "valgrind not installed"}
+        return result
+    k = int(mode["callgrind_calls"])
+    log(f"sdk ({impl}): callgrind, 4 runs (plain/instrumented x 0/{k} calls), 2 at a time")
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:  # instruction counts do not depend on what else runs
+        jobs = {
+            (m, n): pool.submit(callgrind_instructions, m, n, impl) for m in ("plain", "instrumented") for n in (0, k)
+        }
+        counts = {key: job.result() for key, job in jobs.items()}
+    plain = (counts[("plain", k)] - counts[("plain", 0)]) / k
+    inst = (counts[("instrumented", k)] - counts[("instrumented", 0)]) / k
+    result["callgrind"] = {
+        "calls": k,
+        "plain_per_call": plain,
+        "instrumented_per_call": inst,
+        "added_per_call": inst - plain,
+        "raw": {f"{m}_{n}": v for (m, n), v in counts.items()},
+    }
+    return result
+
+
+def store_for(size: int, seed: int, store_dir: Path) -> tuple[Path, dict[str, Any]]:
+    path = store_dir / f"spans{size}-seed{seed}"
+    marker = store_dir / f"spans{size}-seed{seed}.json"
+    if marker.exists() and marker.stat().st_size > 0 and (path / "spans").is_dir():
+        log(f"queries: reusing the generated store {path}")
+        return path, dict(json.loads(marker.read_text()))
+    shutil.rmtree(path, ignore_errors=True)
+    log(f"queries: generating a {size:,}-span store in {path}")
+    done = subprocess.run(
+        [PY, str(HERE / "gen_store.py"), "--data-dir", str(path), "--spans", str(size), "--seed", str(seed)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=6 * 3600,
+        cwd=ROOT,
+    )
+    marker.write_text(done.stdout)
+    return path, dict(json.loads(done.stdout))
+
+
+def bench_queries(mode: dict[str, Any], sizes: list[int], store_dir: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for size in sizes:
+        path, gen = store_for(size, 1, store_dir)
+        log(f"queries: {size:,} spans (in process and over HTTP)")
+        figures = run_json([PY, str(HERE / "queries.py"), "--data-dir", str(path), *mode["queries"]], timeout=3600)
+        figures["store"] = gen
+        figures["store_path"] = str(path)
+        out[str(size)] = figures
+    return out
+
+
+# -- report --------------------------------------------------------------------------------------
+
+
+def hit(key: str, value: float | None) -> str:
+    if value is None:
+        return "not measured"
+    op, target, _ = TARGETS[key]
+    ok = value >= target if op == ">=" else value <= target
+    return "**hit**" if ok else "**MISS**"
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kb = 0
+    try:
+        mem_kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))  # type: ignore[union-attr]
+    except (OSError, AttributeError):
+        pass
+    versions = {}
+    for dist in (
+        "llmscope",
+        "duckdb",
+        "pyarrow",
+        "grpcio",
+        "protobuf",
+        "litestar",
+        "uvicorn",
+        "msgspec",
+        "anthropic",
+        "opentelemetry-sdk",
+        "py-spy",
+        "pyinstrument",
+    ):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
+    valgrind = (
+        subprocess.run(["valgrind", "--version"], capture_output=True, text=True).stdout.strip()
+        if shutil.which("valgrind")
+        else None
+    )
+    return {
+        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "git_commit": commit.strip(),
+        "valgrind": valgrind,
+        "versions": versions,
+    }
+
+
+def _f(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def _mm(fig: dict[str, Any] | None, digits: int = 1, scale: float = 1.0) -> tuple[str, str]:
+    if not fig:
+        return "–", "–"
+    return _f(fig["median"] * scale, digits), f"{_f(fig['min'] * scale, digits)}–{_f(fig['max'] * scale, digits)}"
+
+
+def _code(text: str) -> str:
+    return "```\n" + text.rstrip() + "\n```\n"
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `nox -s bench` (`benchmarks/run_suite.py`); do not edit by hand. Figures are medians of",
+        "several runs with their min–max; ratios compare figures measured in the same run. The machine is shared",
+        "and noisy: other work ran on the same 2 cores during these runs, so wall-clock figures are pessimistic;",
+        "the instruction counts (callgrind) are deterministic.",
+        "",
+        f"- Mode: **{results['mode']}** ({results['mode_note']})",
+        f"- Date: {m['date_utc']}; llmscope commit `{m['git_commit']}`",
+        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, "
+        f"CPython {m['python']}; {m['valgrind'] or 'no valgrind'}",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
+        "",
+        "## Summary against the targets",
+        "",
+        "| Figure | Median | Min–max | Target | |",
+        "|---|---|---|---|---|",
+    ]
+    summary: list[tuple[str, str, str, str, str]] = []
+    ing = results.get("ingest")
+    if ing:
+        g = ing["grpc"]
+        med, mm = _mm(g["spans_per_s"], 0)
+        summary.append(
+            (
+                "Ingest, OTLP/gRPC, WAL on (spans/s acked)",
+                med,
+                mm,
+                TARGETS["ingest_spans_per_s"][2],
+                hit("ingest_spans_per_s", g["spans_per_s"]["median"]),
+            )
+        )
+        summary.append(
+            (
+                "Collector peak RSS under that load (MB, process tree)",
+                _f(g["peak_rss_mb"], 0),
+                "one run",
+                TARGETS["ingest_peak_rss_mb"][2],
+                hit("ingest_peak_rss_mb", g["peak_rss_mb"]),
+            )
+        )
+    sdk = results.get("sdk", {}).get("llmscope")
+    if sdk:
+        p = sdk["paired"]
+        summary.append(
+            (
+                "SDK: µs added per non-streaming call",
+                _f(p["added_us_median"]),
+                f"{_f(p['added_us_min'])}–{_f(p['added_us_max'])}",
+                TARGETS["sdk_added_us"][2],
+                hit("sdk_added_us", p["added_us_median"]),
+            )
+        )
+        cg = sdk.get("callgrind", {})
+        if "added_per_call" in cg:
+            summary.append(
+                (
+                    "SDK: instructions added per call (callgrind)",
+                    _f(cg["added_per_call"], 0),
+                    "deterministic",
+                    TARGETS["sdk_added_instructions"][2],
+                    hit("sdk_added_instructions", cg["added_per_call"]),
+                )
+            )
+    queries = results.get("queries", {})
+    for size, q in sorted(queries.items(), key=lambda kv: int(kv[0])):
+        ip = q["in_process"]
+        label = f"{int(size) / 1e6:g}M spans"
+        for key, fig, name in (
+            ("waterfall_p95_ms", "waterfall_p95", "Waterfall p95, TraceStore.get_trace"),
+            ("trace_list_ms", "trace_list_p50", "Trace list page (50), p50"),
+            ("cost_rollup_ms", "cost_rollup_model_day_p50", "Cost roll-up model×day, p50"),
+            ("session_list_ms", "session_list_p50", "Session list page (50), p50"),
+        ):
+            med, mm = _mm(ip.get(fig))
+            summary.append((f"{name} ({label}, ms)", med, mm, TARGETS[key][2], hit(key, ip[fig]["median"])))
+    for row in summary:
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+
+    if ing:
+        g = ing["grpc"]
+        cfg = ing["config"]
+        lines += [
+            "## 1. Ingest (OTLP load generator → `llmscope serve`)",
+            "",
+            f"`benchmarks/ingest.py`: a child `llmscope serve` on loopback, WAL on with fsync (group commit), temp "
+            f"data dir. The client sends pre-serialized `ExportTraceServiceRequest`s of {cfg['spans_per_request']:.0f} "
+            f"spans ({cfg['proto_bytes_per_request'] / 1024:.0f} KiB protobuf, "
+            f"{cfg['json_bytes_per_request'] / 1024:.0f} KiB JSON): {cfg['traces_per_request']} realistic agent traces "
+            "(invoke_agent root, chat spans with gen_ai.* attributes and ~1 KB captured content, execute_tool spans), "
+            f"{cfg['templates']} templates made unique per send by swapping trace ids; {cfg['threads']} threads, one "
+            f"call in flight each, over {cfg['channels']} gRPC channels (TCP connections). {cfg['runs']} consecutive "
+            f"windows of {cfg['seconds']:g} s after {cfg['warmup']:g} s warm-up (HTTP: {cfg['http_seconds']:g} s). "
+            "Refused calls (UNAVAILABLE/429/503: WAL backpressure) are retried after 20 ms and not counted.",
+            "",
+            "| Figure | Median | Min–max |",
+            "|---|---|---|",
+        ]
+        for label, key, digits in (
+            ("gRPC spans/s acked", "spans_per_s", 0),
+            ("gRPC Export latency p50 (ms)", "latency_p50_ms", 1),
+            ("gRPC Export latency p99 (ms)", "latency_p99_ms", 1),
+            ("gRPC refused calls/s (backpressure, retried)", "refused_per_s", 1),
+            ("Collector CPU (cores, process tree)", "collector_cpu", 2),
+            ("Load generator CPU (cores)", "client_cpu", 2),
+        ):
+            med, mm = _mm(g[key], digits)
+            lines.append(f"| {label} | {med} | {mm} |")
+        for proto, title in (("http_protobuf", "OTLP/HTTP protobuf"), ("http_json", "OTLP/HTTP JSON")):
+            h = ing.get(proto)
+            if h:
+                for label, key, digits in (
+                    (f"{title} spans/s acked", "spans_per_s", 0),
+                    (f"{title} latency p99 (ms)", "latency_p99_ms", 1),
+                    (f"{title} collector CPU (cores)", "collector_cpu", 2),
+                    (f"{title} client CPU (cores)", "client_cpu", 2),
+                ):
+                    med, mm = _mm(h[key], digits)
+                    lines.append(f"| {label} | {med} | {mm} |")
+        disk = g["disk"]
+        written = max(g["spans_written"], 1)
+        stored = disk["spans"] + disk["content"] + disk["traces"] + disk["llm_dups"]
+        lines += [
+            "",
+            f"- Peak RSS of the collector's process tree (main + decode workers, sampled every 100 ms from /proc): "
+            f"**{g['peak_rss_mb']:.0f} MB** (idle after start: {g['idle_rss_mb']:.0f} MB).",
+            f"- Spans acked in the whole gRPC run: {g['spans_acked']:,}; all of them were in Parquet "
+            f"{g['drain_after_load_s']:.1f} s after the load stopped ({g['spans_written']:,} written).",
+            f"- Bytes on disk after compaction, this run: {stored / written:.0f} B/span "
+            f"(spans {disk['spans'] / written:.0f}, content {disk['content'] / written:.0f}, trace summaries "
+            f"{disk['traces'] / written:.0f}). The load generator repeats {cfg['templates']} templates' content, "
+            "which the content store deduplicates, so see the generated store below for unique content.",
+        ]
+        if ing.get("http_protobuf"):
+            r = ing["http_protobuf"]["spans_per_s"]["median"] / max(g["spans_per_s"]["median"], 1e-9)
+            lines.append(f"- Ratio OTLP/HTTP protobuf ÷ gRPC throughput (same run): {r:.2f}.")
+        if ing.get("http_json") and ing.get("http_protobuf"):
+            r = ing["http_json"]["spans_per_s"]["median"] / max(ing["http_protobuf"]["spans_per_s"]["median"], 1e-9)
+            lines.append(f"- Ratio OTLP/HTTP JSON ÷ protobuf throughput (same run): {r:.2f}.")
+        prof = g.get("profile")
+        if prof and "own_pct" in prof:
+            lines += [
+                "",
+                f"Profile of the collector under gRPC load (py-spy, {prof['seconds']:g} s, all threads and "
+                f"decode workers, {prof['samples']} samples, idle threads excluded): top frames by own time, then "
+                "by total time (% of samples).",
+                "",
+            ]
+            lines.append(_code("\n".join(f"{pct:5.1f}%  {frame}" for frame, pct in prof["own_pct"][:20])))
+            lines.append(_code("\n".join(f"{pct:5.1f}%  {frame}" for frame, pct in prof["total_pct"][:25])))
+        elif prof:
+            lines += ["", f"(py-spy profile failed: {prof.get('error')})"]
+        lines.append("")
+
+    sdks = results.get("sdk", {})
+    if sdks:
+        lines += [
+            "## 2. SDK overhead (non-streaming anthropic `messages.create`, in-process mock transport)",
+            "",
+            "`benchmarks/sdk_overhead.py`: the real anthropic client over an `httpx.MockTransport` returning a fixed "
+            "Message (no sockets). µs added = median over blocks of (instrumented − plain) µs/call, blocks alternating "
+            "in one process; instructions added = callgrind total of K calls minus 0 calls, instrumented minus "
+            "plain, divided by K. Spans go through the real batch processor to a discarding exporter.",
+            "",
+            "| Implementation | Plain µs/call | Instrumented µs/call | µs added (median) | min–max | "
+            "Plain instr./call | Instr. added/call | Ratio to llmscope (instr.) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        base = sdks.get("llmscope", {}).get("callgrind", {}).get("added_per_call")
+        for impl, s in sdks.items():
+            if "error" in s:
+                lines.append(f"| {impl} | {s['error']} | | | | | | |")
+                continue
+            p, cg = s["paired"], s.get("callgrind", {})
+            added = cg.get("added_per_call")
+            ratio = f"{added / base:.1f}×" if added and base else "–"
+            lines.append(
+                f"| {impl} | {_f(p['plain_us_per_call'])} | {_f(p['instrumented_us_per_call'])} | "
+                f"{_f(p['added_us_median'])} | {_f(p['added_us_min'])}–{_f(p['added_us_max'])} | "
+                f"{_f(cg.get('plain_per_call'), 0)} | {_f(added, 0)} | {ratio} |"
+            )
+        lines.append("")
+        note = results.get("sdk_note")
+        if note:
+            lines += [note, ""]
+        prof = results.get("sdk_profile")
+        if prof:
+            lines += ["Where an instrumented call's time goes (pyinstrument, top of the tree):", "", _code(prof)]
+
+    if queries:
+        lines += [
+            "## 3. Queries on a generated store",
+            "",
+            "`benchmarks/gen_store.py` writes a deterministic store (by seed) with the collector's own code: "
+            "`otlp_traces` requests → `decode_request` → `ParquetSpanWriter` with the stitcher hook (pricing, trace "
+            "summary deltas, content store) in flushes of 50k spans → one compaction pass. Traces are spread over "
+            "30 days (one partition per day). `benchmarks/queries.py` then times, per run, a fresh `TraceStore` "
+            "(first call = loading the trace summary index: `index cold load`) and N calls of each query; a run's "
+            "figure is the p50/p95 of its calls; the table shows the median of the runs' figures and their "
+            "min–max. Over HTTP: the same against `llmscope serve` on that data dir (client-side, keep-alive). "
+            "Alert rules: `MetricReader.observe` (what the evaluator runs per rule) at the store's last instant.",
+            "",
+        ]
+        sizes = sorted(queries, key=int)
+        header = "| Query (ms) | " + " | ".join(f"{int(s) / 1e6:g}M median | min–max" for s in sizes) + " | Target |"
+        lines += [header, "|---|" + "---|---|" * len(sizes) + "---|"]
+        names = list(queries[sizes[0]]["in_process"])
+        target_of = {
+            "waterfall_p95": "≤ 50 (at 10M)",
+            "trace_list_p50": "≤ 100",
+            "cost_rollup_model_day_p50": "≤ 300",
+            "session_list_p50": "≤ 100",
+        }
+        for name in names:
+            cells = []
+            for s in sizes:
+                med, mm = _mm(queries[s]["in_process"].get(name))
+                cells += [med, mm]
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {target_of.get(name, '')} |")
+        if any("http" in queries[s] for s in sizes):
+            lines += [
+                "",
+                "Over HTTP (`llmscope serve`, same store):",
+                "",
+                header.replace("Target", "In-process ratio"),
+                "|---|" + "---|---|" * len(sizes) + "---|",
+            ]
+            for name in queries[sizes[0]].get("http", {}):
+                cells = []
+                for s in sizes:
+                    med, mm = _mm(queries[s].get("http", {}).get(name))
+                    cells += [med, mm]
+                ip = queries[sizes[0]]["in_process"].get(name)
+                hp = queries[sizes[0]].get("http", {}).get(name)
+                ratio = f"{hp['median'] / ip['median']:.2f}" if ip and hp and ip["median"] else "–"
+                lines.append(f"| {name} | " + " | ".join(cells) + f" | {ratio} |")
+        lines.append("")
+        for s in sizes:
+            st = queries[s]["store"]
+            b = st["bytes"]
+            n = max(st["spans"], 1)
+            total = sum(v for k, v in b.items() if k in ("spans", "content", "traces", "llm_dups"))
+            lines.append(
+                f"- Store {int(s) / 1e6:g}M: {st['spans']:,} spans, {st['traces']:,} traces, generated in "
+                f"{st['generate_s']:g} s + compaction {st['compact_s']:g} s; on disk after compaction "
+                f"**{total / n:.0f} B/span** (spans {b.get('spans', 0) / n:.0f}, content (deduplicated) "
+                f"{b.get('content', 0) / n:.0f}, trace summaries {b.get('traces', 0) / n:.0f})."
+            )
+        if len(sizes) > 1:
+            lines += [
+                "",
+                f"Scaling {int(sizes[0]) / 1e6:g}M → {int(sizes[-1]) / 1e6:g}M spans (ratio of medians; "
+                f"{int(sizes[-1]) / int(sizes[0]):g}× the data; ≈1 = flat, ≈{int(sizes[-1]) / int(sizes[0]):g} = "
+                "linear):",
+                "",
+            ]
+            for name in names:
+                a = queries[sizes[0]]["in_process"][name]["median"]
+                z = queries[sizes[-1]]["in_process"][name]["median"]
+                lines.append(f"- {name}: {z / a:.2f}×")
+        lines.append("")
+        profs = results.get("query_profiles", {})
+        for name, text in profs.items():
+            lines += [f"Profile of `{name}` (missed its target; pyinstrument, 3 calls, warm index):", "", _code(text)]
+
+    notes = results.get("notes")
+    if notes:
+        lines += ["## Notes and what is not measured yet", "", *[f"- {n}" for n in notes], ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a few-minute run: 1M-span store, short windows")
+    parser.add_argument("--only", default="ingest,sdk,queries", help="comma-separated parts to run")
+    parser.add_argument("--sizes", help="store sizes for the query benchmark, e.g. 1000000,10000000")
+    parser.add_argument("--store-dir", type=Path, default=Path(tempfile.gettempdir()) / "llmscope-bench-stores")
+    parser.add_argument(
+        "--peer-python",
+        action="append",
+        default=[],
+        metavar="IMPL=PYTHON",
+        help="measure a peer instrumentation with that interpreter (its own venv), "
+        "e.g. openllmetry=/tmp/peers/bin/python",
+    )
+    parser.add_argument("--out-md", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--out-json", type=Path, default=ROOT / "docs" / "benchmarks.json")
+    parser.add_argument("--note", action="append", default=[], help="a line for the report's notes")
+    args = parser.parse_args(argv)
+    mode = QUICK if args.quick else FULL
+    parts = set(args.only.split(","))
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else mode["sizes"]
+    results: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "mode_note": ", ".join(
+            f"{k}: {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in mode.items() if k != "sizes"
+        )
+        + f"; store sizes {', '.join(f'{s:,}' for s in sizes)}",
+        "machine": machine(),
+        "targets": {k: {"op": op, "value": v, "text": t} for k, (op, v, t) in TARGETS.items()},
+        "notes": list(args.note),
+    }
+    started = time.perf_counter()
+    if "sdk" in parts:
+        results["sdk"] = {"llmscope": bench_sdk(mode)}
+        for spec in args.peer_python:
+            impl, _, python = spec.partition("=")
+            try:
+                results["sdk"][impl] = bench_sdk(mode, impl, python)
+            except (subprocess.SubprocessError, OSError, RuntimeError) as exc:
+                results["sdk"][impl] = {"error": f"failed: {exc!r}"[:300]}
+        s = results["sdk"]["llmscope"]
+        missed = (
+            s["paired"]["added_us_median"] > TARGETS["sdk_added_us"][1]
+            or s.get("callgrind", {}).get("added_per_call", 0) > TARGETS["sdk_added_instructions"][1]
+        )
+        if missed:
+            results["sdk_profile"] = "\n".join(
+                run_text([PY, str(HERE / "sdk_overhead.py"), "--pyinstrument", "2000"], 600).splitlines()[:45]
+            )
+    if "ingest" in parts:
+        results["ingest"] = bench_ingest(mode)
+    if "queries" in parts:
+        results["queries"] = bench_queries(mode, sizes, args.store_dir)
+        largest = results["queries"][str(max(sizes))]
+        profiles = {}
+        for fig, call, key in (
+            ("waterfall_p95", "waterfall", "waterfall_p95_ms"),
+            ("trace_list_p50", "trace_list", "trace_list_ms"),
+            ("cost_rollup_model_day_p50", "cost_rollup_model_day", "cost_rollup_ms"),
+            ("session_list_p50", "session_list", "session_list_ms"),
+        ):
+            if hit(key, largest["in_process"][fig]["median"]) == "**MISS**":
+                log(f"queries: profiling {call}")
+                text = run_text(
+                    [PY, str(HERE / "queries.py"), "--data-dir", largest["store_path"], "--profile", call], 900
+                )
+                profiles[call] = "\n".join(text.splitlines()[:45])
+        results["query_profiles"] = profiles
+    results["elapsed_s"] = round(time.perf_counter() - started)
+    args.out_json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    args.out_md.write_text(render(results))
+    log(f"wrote {args.out_md} and {args.out_json} in {results['elapsed_s']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
