@@ -38,6 +38,7 @@ let cleanup = null;
 let token = 0;
 
 async function render() {
+  showWho();
   const route = currentRoute();
   const main = document.getElementById("main");
   for (const a of document.querySelectorAll("[data-nav]")) {

@@ -2,7 +2,7 @@
 import { api } from "./api.js";
 import { href } from "./app.js";
 import { barChart, lineChart } from "./charts.js";
-import { clear, errorBox, fmtCost, fmtInt, fmtMs, fmtPct, fmtTokens, h, nsToMs, timeEl } from "./util.js";
+import { clear, colorFor, errorBox, fmtCost, fmtInt, fmtMs, fmtPct, fmtTokens, h, nsToMs, timeEl } from "./util.js";
 
 const RANGES = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3, all: null };
 const AUTO_INTERVAL = { "1h": "1m", "24h": "1h", "7d": "1h", "30d": "1d", all: "1d" };
@@ -64,17 +64,18 @@ export async function render(root, route) {
   if (costs instanceof Error) byGroup.append(errorBox(costs));
   else {
     const label = (g) => g.key[group] ?? "(none)";
+    const tint = (g) => colorFor(`${group}:${label(g)}`);
     const groups = [...costs.groups].sort((a, b) => (b.usage.cost_usd || 0) - (a.usage.cost_usd || 0));
     byGroup.append(
-      barChart({ title: `Cost by ${group}`, fmt: (v) => fmtCost(v), items: groups.map((g) => ({ label: label(g), value: g.usage.cost_usd, title: `${fmtCost(g.usage.cost_usd, g.usage.cost_unknown)} over ${g.usage.llm_calls} calls` })) }),
-      barChart({ title: `Tokens by ${group}`, fmt: fmtTokens, items: groups.map((g) => ({ label: label(g), value: g.usage.total_tokens, title: `${fmtInt(g.usage.input_tokens)} in / ${fmtInt(g.usage.output_tokens)} out` })) }),
-      barChart({ title: `LLM calls by ${group}`, fmt: fmtInt, items: groups.map((g) => ({ label: label(g), value: g.usage.llm_calls })) }),
+      barChart({ title: `Cost by ${group}`, fmt: (v) => fmtCost(v), items: groups.map((g) => ({ label: label(g), color: tint(g), value: g.usage.cost_usd, title: `${fmtCost(g.usage.cost_usd, g.usage.cost_unknown)} over ${g.usage.llm_calls} calls` })) }),
+      barChart({ title: `Tokens by ${group}`, fmt: fmtTokens, items: groups.map((g) => ({ label: label(g), color: tint(g), value: g.usage.total_tokens, title: `${fmtInt(g.usage.input_tokens)} in / ${fmtInt(g.usage.output_tokens)} out` })) }),
+      barChart({ title: `LLM calls by ${group}`, fmt: fmtInt, items: groups.map((g) => ({ label: label(g), color: tint(g), value: g.usage.llm_calls })) }),
     );
   }
 
   if (grouped instanceof Error) series.append(errorBox(grouped));
   else {
-    const by = seriesBy(grouped.points);
+    const by = seriesBy(grouped.points, tsGroup || "all");
     const note = tsGroup ? null : "all providers";
     series.append(
       lineChart({ domain, title: "Cost (USD)", note, fmt: (v) => fmtCost(v), series: by((m) => m.usage.cost_usd) }),
@@ -93,7 +94,7 @@ export async function render(root, route) {
   await promptSection(prompts, p, from, nav);
 }
 
-function seriesBy(points) {
+function seriesBy(points, group) {
   return (pick) => {
     const map = new Map();
     for (const pt of points) {
@@ -101,7 +102,7 @@ function seriesBy(points) {
       if (!map.has(key)) map.set(key, []);
       map.get(key).push({ x: nsToMs(pt.time_unix_nano), y: pick(pt.metrics) });
     }
-    return [...map].map(([name, pts]) => ({ name, points: pts }));
+    return [...map].map(([name, pts]) => ({ name, points: pts, color: colorFor(`${group}:${name}`) }));
   };
 }
 

@@ -175,7 +175,7 @@ export async function render(root, route) {
         h("span", { class: "nm" }, sp.name),
         kids && !open ? h("span", { class: "tag" }, `+${descendants(sp)}`) : null,
         sp.orphan ? h("span", { class: "tag", title: "parent span not stored" }, "orphan") : null),
-      h("div", { class: "wf-info" }, llmInfo(sp)),
+      h("div", { class: "wf-info", title: llmInfo(sp) }, llmInfo(sp)),
       h("div", { class: "wf-track" }, bar, dur),
     );
   }

@@ -167,3 +167,10 @@ const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948
 export function color(i) {
   return PALETTE[i % PALETTE.length];
 }
+
+// One color per series name for the whole page, so a model has the same color in every chart.
+const assigned = new Map();
+export function colorFor(name) {
+  if (!assigned.has(name)) assigned.set(name, color(assigned.size));
+  return assigned.get(name);
+}

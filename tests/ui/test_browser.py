@@ -1,0 +1,224 @@
+"""The web UI in real headless Chromium against a real server with demo data.
+
+Each test opens one view the way a user would, checks what is on screen against the API, and
+saves a screenshot under test-artifacts/ui/.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from llmscope_collector.server import EmbeddedServer
+from tests.ui.conftest import BIG_TRACE_SPANS, shot
+from tests.ui.traffic import ERROR_TRACE, agent_trace, send, trace_id
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright to run the UI tests")
+expect = sync_api.expect
+
+
+def _open(page: Any, fragment: str) -> None:
+    page.goto(f"{page.base_url}/{fragment}")
+
+
+def _api(server: EmbeddedServer, path: str) -> Any:
+    return httpx.get(f"{server.api_url}{path}", timeout=10).json()
+
+
+def test_trace_list_filters_search_sort_and_keyboard(page: Any, ui_server: EmbeddedServer) -> None:
+    _open(page, "")
+    rows = page.locator("table.data tbody tr.rowlink")
+    expect(rows).to_have_count(13)  # 12 agent traces + the big one
+    expect(page.locator("nav a[aria-current=page]")).to_have_text("Traces")
+    # Times are in the viewer's zone, with the exact instant on hover.
+    first_time = rows.first.locator("time")
+    assert re.search(r"\.\d{9}Z$", first_time.get_attribute("title") or "")
+    shot(page, "01-traces")
+
+    page.fill("input[name=service]", "chatbot")
+    page.click("button:has-text('Apply')")
+    expect(rows).to_have_count(6)
+    assert "service=chatbot" in page.url
+    rows.first.locator("td").nth(2).filter(has_text="chatbot").wait_for()
+
+    # Full-text search in captured content, from a shared URL.
+    _open(page, "#/traces?q=ticket%207")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-trace-id", trace_id(7))
+
+    _open(page, "#/traces?status=error")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-trace-id", trace_id(ERROR_TRACE))
+
+    # Sorting by a column header is a server-side sort kept in the URL.
+    _open(page, "#/traces")
+    expect(rows).to_have_count(13)
+    page.click("th button.sort:has-text('Cost')")
+    expect(page.locator("th[aria-sort=descending]")).to_have_text("Cost")
+    assert "sort=cost" in page.url
+    expect(rows.first).to_have_attribute("data-trace-id", trace_id(0x40))  # 8,999 small calls cost the most
+
+    # Keyboard: focus a row, move down, open with Enter.
+    rows.first.focus()
+    page.keyboard.press("ArrowDown")
+    second = rows.nth(1).get_attribute("data-trace-id")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(f"#/trace/{second}"))
+
+
+def test_waterfall_and_llm_span_details(page: Any, ui_server: EmbeddedServer) -> None:
+    tid = trace_id(7)
+    _open(page, "#/traces")
+    page.click(f"tr[data-trace-id='{tid}'] a")
+    page.wait_for_url(re.compile(f"#/trace/{tid}"))
+    wf_rows = page.locator(".wf-row")
+    expect(wf_rows).to_have_count(5)
+    names = [n.strip() for n in page.locator(".wf-row .nm").all_inner_texts()]
+    assert names == [
+        "invoke_agent support-bot",
+        "chat claude-sonnet-4-6",
+        "execute_tool search_docs",
+        "GET /search",
+        "chat gpt-4o",
+    ]
+    expect(page.locator(".wf-row[aria-level='3']")).to_have_count(1)  # GET /search under the tool
+    expect(page.locator(".wf-bar.crit")).not_to_have_count(0)
+    # Bars share one time axis: the answer starts after the tool call ends.
+    boxes = [wf_rows.nth(i).locator(".wf-bar").bounding_box() for i in (2, 4)]
+    assert boxes[0] and boxes[1] and boxes[1]["x"] >= boxes[0]["x"] + boxes[0]["width"] - 1
+
+    llm = wf_rows.nth(1)
+    expect(llm.locator(".wf-info")).to_contain_text("claude-sonnet-4-6")
+    expect(llm.locator(".wf-info")).to_contain_text("TTFT 120 ms")
+    llm.click()
+    panel = page.locator("aside.panel")
+    expect(panel.locator("h2")).to_have_text("chat claude-sonnet-4-6")
+    waterfall = _api(ui_server, f"/v1/traces/{tid}")
+    span = next(s for s in waterfall["spans"] if s["name"] == "chat claude-sonnet-4-6")
+    expect(panel.locator(".llm-in")).to_have_text(f"{span['input_tokens']:,}")
+    expect(panel.locator(".llm-out")).to_have_text(str(span["output_tokens"]))
+    assert span["cost_usd"] is not None
+    expect(panel.locator(".llm-cost")).to_have_text(f"${span['cost_usd']}")
+    # The captured chat as a conversation, the tool call inside the assistant's message.
+    expect(panel.locator(".msg.user")).to_contain_text("ticket 7")
+    expect(panel.locator(".msg.assistant .toolcall")).to_contain_text("search_docs")
+    assert f"span={span['span_id']}" in page.url  # the selected span is shareable
+    shot(page, "02-waterfall-llm-span")
+
+    # Keyboard in the waterfall: down to the tool, collapse it, Escape closes the panel.
+    page.keyboard.press("ArrowDown")
+    expect(panel.locator("h2")).to_have_text("execute_tool search_docs")
+    page.keyboard.press("ArrowLeft")
+    expect(wf_rows).to_have_count(4)
+    page.keyboard.press("ArrowRight")
+    expect(wf_rows).to_have_count(5)
+    page.keyboard.press("Escape")
+    expect(panel).to_be_hidden()
+
+
+def test_error_span_shows_exception_in_dark_mode(page: Any) -> None:
+    page.emulate_media(color_scheme="dark")
+    _open(page, f"#/trace/{trace_id(ERROR_TRACE)}?span=0004000000000003")
+    expect(page.locator(".wf-row.err .nm")).to_have_text("execute_tool search_docs")
+    expect(page.locator(".wf-bar.err")).to_have_count(1)
+    panel = page.locator("aside.panel")
+    expect(panel.locator(".exc")).to_contain_text("TimeoutError")
+    expect(panel.locator(".exc")).to_contain_text("search backend did not answer")
+    bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert bg == "rgb(20, 23, 28)"
+    shot(page, "03-error-span-dark")
+
+
+def test_ten_thousand_span_trace_is_virtualized(page: Any) -> None:
+    started = time.monotonic()
+    _open(page, f"#/trace/{trace_id(0x40)}")
+    expect(page.locator(".wf-scroll")).to_have_attribute("aria-label", f"Waterfall of {BIG_TRACE_SPANS} spans")
+    page.locator(".wf-row").first.wait_for()
+    loaded = time.monotonic() - started
+    rendered = page.locator(".wf-row").count()
+    assert 10 < rendered < 120, rendered  # only the rows in view (plus overscan) are in the DOM
+    assert loaded < 8, f"the 10,000-span trace took {loaded:.1f} s to show"
+    # Jump to the end: the last span gets a row, the page stays responsive.
+    page.locator(".wf-scroll").focus()
+    page.keyboard.press("End")
+    expect(page.locator(".wf-row[aria-selected=true] .nm")).to_have_text(re.compile(r"#9999$"))
+    assert page.locator(".wf-row").count() < 120
+    shot(page, "04-big-trace-end")
+    page.click("button:has-text('Collapse all')")
+    expect(page.locator(".wf-row")).to_have_count(1)
+    page.click("button:has-text('Expand all')")
+    assert page.locator(".wf-row").count() > 10
+
+
+def test_sessions_list_and_timeline(page: Any) -> None:
+    _open(page, "#/sessions")
+    rows = page.locator("table.data tbody tr.rowlink")
+    expect(rows).to_have_count(4)  # alpha, beta, gamma and the batch job
+    shot(page, "05-sessions")
+    page.click("tr[data-session-id='sess-alpha'] a")
+    page.wait_for_url(re.compile("#/session/sess-alpha"))
+    expect(page.locator(".tl-row")).to_have_count(4)
+    expect(page.locator(".tl-bar.err")).to_have_count(1)  # trace 3 of the session failed
+    expect(page.locator("table.data tbody tr.rowlink")).to_have_count(4)
+    shot(page, "06-session-timeline")
+
+
+def test_cost_and_metric_charts(page: Any) -> None:
+    _open(page, "#/costs?range=24h&group=model")
+    cost = page.locator("figure[data-chart='Cost by model']")
+    expect(cost.locator("svg rect")).to_have_count(3)
+    summary = cost.locator("svg").get_attribute("aria-label") or ""
+    assert all(model in summary for model in ("claude-sonnet-4-6", "gpt-4o-2024-08-06", "gpt-4o-mini")), summary
+    expect(page.locator("figure[data-chart='Cost (USD)'] svg circle")).not_to_have_count(0)
+    expect(page.locator("figure[data-chart='Latency'] svg circle")).not_to_have_count(0)
+    # Prompt versions compared side by side.
+    expect(page.locator("figure[data-chart='Uses'] svg rect")).to_have_count(2)
+    shot(page, "07-costs", full_page=True)
+    page.select_option("select[name=group]", "provider")
+    expect(page.locator("figure[data-chart='Cost by provider'] svg rect")).to_have_count(2)
+    assert "group=provider" in page.url
+
+
+def test_live_tail_shows_a_new_trace(page: Any, ui_server: EmbeddedServer) -> None:
+    _open(page, "#/traces?live=1")
+    expect(page.locator(".live-dot.live")).to_have_count(1)
+    rows = page.locator("table.data tbody tr.rowlink")
+    expect(rows).to_have_count(13)
+    new_service, spans = agent_trace(20, time.time_ns() - 30 * 1_000_000_000)
+    send(ui_server, [(new_service, spans)])
+    expect(page.locator(f"tr[data-trace-id='{trace_id(20)}']")).to_have_count(1, timeout=15_000)
+    shot(page, "08-live-tail")
+
+
+def test_settings_keys_and_alert_rules(page: Any, ui_server: EmbeddedServer) -> None:
+    _open(page, "#/settings")
+    expect(page.locator(".notice")).to_contain_text("admin token")
+    page.fill("input[name=key]", ui_server.collector.receivers.policy.admin.value)
+    page.click("button:has-text('Save')")
+    project = page.locator("fieldset.project[data-project=default]")
+    expect(project).to_be_visible()
+    page.fill("fieldset.project[data-project=default] input[name=key_name]", "ui-test")
+    page.click("fieldset.project[data-project=default] button:has-text('Create API key')")
+    secret = page.locator("[data-new-key]")
+    expect(secret).to_have_text(re.compile(r"\S{20,}"))
+    expect(project.locator("tbody tr")).to_have_count(1)
+    shot(page, "09-settings-new-key")
+    page.once("dialog", lambda d: d.accept())
+    project.locator("button:has-text('Revoke')").click()
+    expect(project.locator(".pill.muted")).to_have_text("revoked")
+
+    page.evaluate("localStorage.clear()")
+    _open(page, "#/alerts?edit=new")
+    page.fill("input[name=name]", "Spend over a dollar")
+    page.fill("input[name=alert_threshold]", "1")
+    page.click("button:has-text('Create rule')")
+    rule = page.locator("tr[data-rule-id]")
+    expect(rule).to_have_count(1)
+    expect(rule).to_contain_text("cost_usd > 1")
+    rule.locator("button:has-text('Test')").click()
+    expect(rule).to_contain_text("samples")
+    shot(page, "10-alerts")
