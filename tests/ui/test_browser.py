@@ -6,6 +6,7 @@ saves a screenshot under test-artifacts/ui/.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from typing import Any
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from llmscope_collector.server import EmbeddedServer
+from tests.otlp_factory import request
 from tests.ui.conftest import BIG_TRACE_SPANS, shot
 from tests.ui.traffic import ERROR_TRACE, agent_trace, send, trace_id
 
@@ -222,3 +224,42 @@ def test_settings_keys_and_alert_rules(page: Any, ui_server: EmbeddedServer) -> 
     rule.locator("button:has-text('Test')").click()
     expect(rule).to_contain_text("samples")
     shot(page, "10-alerts")
+
+
+@pytest.fixture
+def keyed_server(settings: Any) -> Any:
+    """A server that requires API keys even on loopback, with one trace sent with a key."""
+    server = EmbeddedServer(dataclasses.replace(settings, auth="required"))
+    server.start()
+    try:
+        admin = {"authorization": f"Bearer {server.collector.receivers.policy.admin.value}"}
+        created = httpx.post(f"{server.api_url}/v1/projects/default/keys", json={"name": "ui"}, headers=admin)
+        key = created.json()["key"]
+        service, spans = agent_trace(0, time.time_ns() - 60 * 1_000_000_000)
+        body = request(spans, service=service).SerializeToString()
+        headers = {"content-type": "application/x-protobuf", "authorization": f"Bearer {key}"}
+        httpx.post(f"http://127.0.0.1:{server.http_port}/v1/traces", content=body, headers=headers).raise_for_status()
+        server.collector.flush()
+        yield server, key
+    finally:
+        server.stop()
+
+
+def test_pasted_api_key_unlocks_the_ui_when_keys_are_required(browser: Any, keyed_server: Any) -> None:
+    server, key = keyed_server
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(f"{server.api_url}/")
+        expect(page.locator(".error-box")).to_contain_text("paste an API key in Settings")
+        page.click("nav a:has-text('Settings')")
+        page.fill("input[name=key]", key)
+        page.click("button:has-text('Save')")
+        expect(page.locator("#who")).to_contain_text(key[-4:])
+        page.click("nav a:has-text('Traces')")
+        expect(page.locator("table.data tbody tr.rowlink")).to_have_count(1, timeout=15_000)
+        page.click("button:has-text('Live tail')")  # the stream sends the key too (fetch, not EventSource)
+        expect(page.locator(".live-dot.live")).to_have_count(1)
+        shot(page, "11-with-api-key")
+    finally:
+        context.close()

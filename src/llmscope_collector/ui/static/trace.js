@@ -23,9 +23,10 @@ function llmInfo(sp) {
     else if (sp.cost_known === false) bits.push("unpriced");
     if (sp.ttft_ms !== null && sp.ttft_ms !== undefined) bits.push(`TTFT ${fmtMs(sp.ttft_ms)}`);
     if (sp.counted === false) bits.push("(nested duplicate, not summed)");
+    if (sp.error_type) bits.push(`⚠ ${sp.error_type}`);
     return bits.join(" · ");
   }
-  if (isTool(sp)) return `tool ${sp.tool_name || ""}`.trim();
+  if (isTool(sp)) return `tool ${sp.tool_name || ""}`.trim() + (sp.error_type ? ` · ⚠ ${sp.error_type}` : "");
   if (sp.agent_name) return `agent ${sp.agent_name}`;
   return sp.service_name || "";
 }
@@ -189,6 +190,7 @@ export async function render(root, route) {
   function refresh() {
     computeVisible();
     spacer.style.height = `${visible.length * ROW}px`;
+    scroller.style.height = `${visible.length * ROW + 2}px`; // capped by max-height; small traces leave no empty box
     paint();
   }
 
