@@ -38,7 +38,7 @@ export async function render(root, route) {
         h("td", { class: "num" }, fmtInt(ss.llm_calls)),
         h("td", { class: "num", title: `${fmtInt(ss.input_tokens)} in / ${fmtInt(ss.output_tokens)} out` }, fmtTokens(ss.total_tokens)),
         h("td", { class: "num" }, fmtCost(ss.cost_usd, ss.cost_unknown)),
-        h("td", { class: "num" + (ss.error_traces ? " status-error" : "") }, ss.error_traces ? `${ss.error_traces} traces` : "0"),
+        h("td", { class: "num" + (ss.error_traces ? " status-error" : "") }, ss.error_traces ? `${ss.error_traces} trace${ss.error_traces === 1 ? "" : "s"}` : "0"),
         h("td", { class: "num" }, fmtMs(ss.latency.p50_ms)),
         h("td", { class: "num" }, fmtMs(ss.latency.p95_ms)),
       ));
