@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from llmscope_collector.server import EmbeddedServer
+from llmscope_collector.settings import Settings
 from llmscope_collector.tail import format_line, sse_events, tail
 from tests.ui.traffic import agent_trace, send, trace_id, wait_for_traces
 
@@ -132,3 +133,25 @@ def test_ui_is_served_with_its_assets(server: EmbeddedServer) -> None:
     # The UI is not an API: it stays out of the OpenAPI document, the stream is in it.
     paths = httpx.get(f"{server.api_url}/schema/openapi.json").json()["paths"]
     assert "/v1/traces/stream" in paths and "/" not in paths
+
+
+def test_open_stream_does_not_hold_up_server_stop(settings: Settings) -> None:
+    server = EmbeddedServer(settings)
+    server.start()
+    ended = threading.Event()
+
+    def read() -> None:
+        with httpx.stream("GET", f"{server.api_url}/v1/traces/stream", timeout=30) as response:
+            for _ in response.iter_lines():
+                pass
+        ended.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    try:
+        reader.start()
+        time.sleep(0.5)  # the stream is open and idle
+    finally:
+        started = time.monotonic()
+        server.stop()
+    assert time.monotonic() - started < 5
+    assert ended.wait(5)

@@ -10,8 +10,9 @@ reconnect with `backfill=0` sends only what is new from then on.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 import anyio
@@ -27,7 +28,23 @@ from llmscope_collector.query.store import TraceStore
 
 PAGE = 200  # traces looked at per poll: a burst larger than this between two polls shows its newest only
 KEEPALIVE_S = 15.0
+EXIT_CHECK_S = 0.2
 _encode = msgspec.json.Encoder()
+
+
+def server_exiting() -> Callable[[], bool]:
+    """The `should_exit` flag of the uvicorn server running this event loop, or never.
+
+    uvicorn waits for running responses before it shuts down, and an open stream never ends by
+    itself: without this, stopping the server with a browser tab on the live tail would wait for
+    the stream's `max_s` (or the embedded server's join timeout).
+    """
+    for task in asyncio.all_tasks():
+        frame = getattr(task.get_coro(), "cr_frame", None)
+        owner = frame.f_locals.get("self") if frame is not None else None
+        if type(owner).__module__.startswith("uvicorn") and hasattr(owner, "should_exit"):
+            return lambda: bool(getattr(owner, "should_exit", False))
+    return lambda: False
 
 
 def _version(t: TraceSummary) -> tuple[object, ...]:
@@ -39,6 +56,7 @@ async def trace_events(
 ) -> AsyncIterator[ServerSentEventMessage]:
     """The stream's messages; the first poll sends the newest `backfill` traces, later polls the changes."""
     query = TraceQuery(limit=PAGE)
+    exiting = server_exiting()
     seen: dict[str, tuple[object, ...]] | None = None
     deadline = time.monotonic() + max_s
     last_sent = time.monotonic()
@@ -55,12 +73,16 @@ async def trace_events(
             yield ServerSentEventMessage(data=_encode.encode(trace).decode(), event="trace", id=trace.trace_id)
             last_sent = time.monotonic()
         now = time.monotonic()
-        if now >= deadline:
+        if now >= deadline or exiting():
             return
         if now - last_sent >= KEEPALIVE_S:
             yield ServerSentEventMessage(data=None, comment="keepalive")
             last_sent = now
-        await anyio.sleep(min(interval_s, max(0.0, deadline - now)))
+        wake = min(now + interval_s, deadline)
+        while (left := wake - time.monotonic()) > 0:
+            if exiting():
+                return
+            await anyio.sleep(min(EXIT_CHECK_S, left))
 
 
 class TraceStreamController(Controller):
