@@ -17,6 +17,7 @@ from typing import Annotated
 
 import anyio
 import msgspec
+import uvicorn
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import Parameter
@@ -42,7 +43,7 @@ def server_exiting() -> Callable[[], bool]:
     for task in asyncio.all_tasks():
         frame = getattr(task.get_coro(), "cr_frame", None)
         owner = frame.f_locals.get("self") if frame is not None else None
-        if type(owner).__module__.startswith("uvicorn") and hasattr(owner, "should_exit"):
+        if isinstance(owner, uvicorn.Server):
             return lambda: bool(getattr(owner, "should_exit", False))
     return lambda: False
 
