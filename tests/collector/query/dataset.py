@@ -170,6 +170,8 @@ def _llm_span(rng: random.Random, trace_id: str, parent: str, start: int, servic
     }
     if cache:
         attrs["gen_ai.usage.cache_read.input_tokens"] = cache
+    if rng.random() < 0.5:
+        attrs["gen_ai.response.time_to_first_chunk"] = rng.randrange(1, 50) / 100
     prompt = rng.choice(PROMPTS)
     if prompt is not None:
         attrs["gen_ai.prompt.name"], attrs["gen_ai.prompt.version"] = prompt
