@@ -40,7 +40,7 @@ def _public_name(request: Request[Any, Any, Any], key: str) -> str:
     except (AttributeError, KeyError):  # pragma: no cover - not a route with a parsed signature
         return key
     kwarg = getattr(parameter, "kwarg_definition", None)
-    return str(getattr(kwarg, "query", None) or getattr(kwarg, "header", None) or key)
+    return str(getattr(kwarg, "name", None) or getattr(kwarg, "query", None) or key)
 
 
 def invalid_parameter(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:

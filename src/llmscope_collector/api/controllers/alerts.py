@@ -10,9 +10,10 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Body, Parameter
+from litestar.params import Body, FromPath, FromQuery, Parameter
 
 from llmscope_collector.alerts.budget import Forecast
 from llmscope_collector.alerts.outbox import Delivery, UnknownDelivery
@@ -115,26 +116,38 @@ class AlertController(Controller):
     }
 
     @post("/rules", operation_id="createAlertRule", responses=_BAD, sync_to_thread=True)
-    def create_rule(self, alerts: AlertService, caller_project: str, data: RuleBody) -> RuleView:
+    def create_rule(
+        self, alerts: NamedDependency[AlertService], caller_project: NamedDependency[str], data: RuleBody
+    ) -> RuleView:
         rule = alerts.create_rule(caller_project, data)
         return _view(rule, alerts.state(rule.id))
 
     @get("/rules", operation_id="listAlertRules", sync_to_thread=True)
-    def list_rules(self, alerts: AlertService, caller_project: str) -> list[RuleView]:
+    def list_rules(self, alerts: NamedDependency[AlertService], caller_project: NamedDependency[str]) -> list[RuleView]:
         return [_view(rule, alerts.state(rule.id)) for rule in alerts.rules.of_project(caller_project)]
 
     @get("/rules/{rule_id:str}", operation_id="getAlertRule", responses=_MISSING, sync_to_thread=True)
-    def get_rule(self, alerts: AlertService, caller_project: str, rule_id: str) -> RuleView:
+    def get_rule(
+        self, alerts: NamedDependency[AlertService], caller_project: NamedDependency[str], rule_id: FromPath[str]
+    ) -> RuleView:
         return _view(alerts.rules.get(caller_project, rule_id), alerts.state(rule_id))
 
     @put("/rules/{rule_id:str}", operation_id="replaceAlertRule", responses=_BAD | _MISSING, sync_to_thread=True)
-    def replace_rule(self, alerts: AlertService, caller_project: str, rule_id: str, data: RuleBody) -> RuleView:
+    def replace_rule(
+        self,
+        alerts: NamedDependency[AlertService],
+        caller_project: NamedDependency[str],
+        rule_id: FromPath[str],
+        data: RuleBody,
+    ) -> RuleView:
         """Replace the whole rule. A webhook given without `secret` keeps its current secret."""
         rule = alerts.replace_rule(caller_project, rule_id, data)
         return _view(rule, alerts.state(rule.id))
 
     @delete("/rules/{rule_id:str}", operation_id="deleteAlertRule", responses=_MISSING, sync_to_thread=True)
-    def delete_rule(self, alerts: AlertService, caller_project: str, rule_id: str) -> None:
+    def delete_rule(
+        self, alerts: NamedDependency[AlertService], caller_project: NamedDependency[str], rule_id: FromPath[str]
+    ) -> None:
         alerts.rules.delete(caller_project, rule_id)
 
     @post(
@@ -145,7 +158,9 @@ class AlertController(Controller):
         status_code=200,
         sync_to_thread=True,
     )
-    def test_rule(self, alerts: AlertService, caller_project: str, rule_id: str) -> RuleTestResult:
+    def test_rule(
+        self, alerts: NamedDependency[AlertService], caller_project: NamedDependency[str], rule_id: FromPath[str]
+    ) -> RuleTestResult:
         rule, observed, level, now = alerts.test_rule(caller_project, rule_id)
         return RuleTestResult(
             rule_id=rule.id,
@@ -161,9 +176,9 @@ class AlertController(Controller):
     @get("/events", operation_id="listAlertEvents", sync_to_thread=True)
     def list_events(
         self,
-        alerts: AlertService,
-        caller_project: str,
-        rule_id: str | None = None,
+        alerts: NamedDependency[AlertService],
+        caller_project: NamedDependency[str],
+        rule_id: FromQuery[str | None] = None,
         before: Annotated[int | None, Parameter(ge=1, description="Page: ids below this")] = None,
         limit: Limit = 100,
     ) -> list[AlertEvent]:
@@ -171,7 +186,9 @@ class AlertController(Controller):
         return alerts.events(caller_project, rule_id=rule_id, before_id=before, limit=limit)
 
     @get("/dead-letters", operation_id="listAlertDeadLetters", sync_to_thread=True)
-    def list_dead_letters(self, alerts: AlertService, caller_project: str, limit: Limit = 100) -> list[DeadLetter]:
+    def list_dead_letters(
+        self, alerts: NamedDependency[AlertService], caller_project: NamedDependency[str], limit: Limit = 100
+    ) -> list[DeadLetter]:
         return [_dead_letter(d) for d in alerts.dead_letters(caller_project, limit)]
 
     @post(
@@ -182,5 +199,7 @@ class AlertController(Controller):
         status_code=202,
         sync_to_thread=True,
     )
-    def redeliver(self, alerts: AlertService, caller_project: str, delivery_id: str) -> DeadLetter:
+    def redeliver(
+        self, alerts: NamedDependency[AlertService], caller_project: NamedDependency[str], delivery_id: FromPath[str]
+    ) -> DeadLetter:
         return _dead_letter(alerts.redeliver(caller_project, delivery_id))

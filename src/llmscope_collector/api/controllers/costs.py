@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 
+from llmscope_collector.api.controllers.traces import From, To
 from llmscope_collector.api.schemas import CostReport, ErrorBody
 from llmscope_collector.query.filters import TimeRange
 from llmscope_collector.query.rollups import parse_group_by
@@ -33,14 +36,17 @@ class CostController(Controller):
         self,
         store: NamedDependency[TraceStore],
         caller_project: NamedDependency[str],
-        group_by: str | None = Parameter(
-            default="model", description="Comma-separated: model|provider|project|service|user|session|prompt|day|hour"
-        ),
-        from_: str | None = Parameter(query="from", default=None, description="ISO 8601 time or epoch ns"),
-        to: str | None = Parameter(default=None, description="ISO 8601 time or epoch ns (exclusive)"),
-        service: str | None = None,
-        model: str | None = None,
-        provider: str | None = None,
+        group_by: Annotated[
+            str | None,
+            QueryParameter(
+                description="Comma-separated, at most 3: model|provider|project|service|user|session|prompt|day|hour"
+            ),
+        ] = "model",
+        from_: From = None,
+        to: To = None,
+        service: FromQuery[str | None] = None,
+        model: FromQuery[str | None] = None,
+        provider: FromQuery[str | None] = None,
     ) -> CostReport:
         return store.costs(
             caller_project,

@@ -7,9 +7,10 @@ from typing import Literal
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromQuery
 
 from llmscope_collector.api.controllers.costs import span_filters
+from llmscope_collector.api.controllers.traces import From, To
 from llmscope_collector.api.schemas import ErrorBody, Metrics, MetricsSeries
 from llmscope_collector.query.filters import TimeRange
 from llmscope_collector.query.store import TraceStore
@@ -32,11 +33,11 @@ class MetricsController(Controller):
         self,
         store: NamedDependency[TraceStore],
         caller_project: NamedDependency[str],
-        from_: str | None = Parameter(query="from", default=None),
-        to: str | None = None,
-        service: str | None = None,
-        model: str | None = None,
-        provider: str | None = None,
+        from_: From = None,
+        to: To = None,
+        service: FromQuery[str | None] = None,
+        model: FromQuery[str | None] = None,
+        provider: FromQuery[str | None] = None,
     ) -> Metrics:
         return store.metrics_summary(caller_project, TimeRange.parse(from_, to), span_filters(service, model, provider))
 
@@ -51,13 +52,13 @@ class MetricsController(Controller):
         self,
         store: NamedDependency[TraceStore],
         caller_project: NamedDependency[str],
-        interval: Literal["1m", "1h", "1d"] = "1h",
-        group_by: Literal["model", "service"] | None = None,
-        from_: str | None = Parameter(query="from", default=None),
-        to: str | None = None,
-        service: str | None = None,
-        model: str | None = None,
-        provider: str | None = None,
+        interval: FromQuery[Literal["1m", "1h", "1d"]] = "1h",
+        group_by: FromQuery[Literal["model", "service"] | None] = None,
+        from_: From = None,
+        to: To = None,
+        service: FromQuery[str | None] = None,
+        model: FromQuery[str | None] = None,
+        provider: FromQuery[str | None] = None,
     ) -> MetricsSeries:
         return store.metrics_series(
             caller_project, interval, group_by, TimeRange.parse(from_, to), span_filters(service, model, provider)

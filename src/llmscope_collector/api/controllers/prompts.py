@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import FromPath
 
+from llmscope_collector.api.controllers.traces import From, To
 from llmscope_collector.api.schemas import PromptList, PromptVersions
 from llmscope_collector.query.filters import TimeRange
 from llmscope_collector.query.store import TraceStore
@@ -20,8 +21,8 @@ class PromptController(Controller):
         self,
         store: NamedDependency[TraceStore],
         caller_project: NamedDependency[str],
-        from_: str | None = Parameter(query="from", default=None),
-        to: str | None = None,
+        from_: From = None,
+        to: To = None,
     ) -> PromptList:
         return store.prompts(caller_project, TimeRange.parse(from_, to))
 
@@ -35,8 +36,8 @@ class PromptController(Controller):
         self,
         store: NamedDependency[TraceStore],
         caller_project: NamedDependency[str],
-        name: str,
-        from_: str | None = Parameter(query="from", default=None),
-        to: str | None = None,
+        name: FromPath[str],
+        from_: From = None,
+        to: To = None,
     ) -> PromptVersions:
         return store.prompt_versions(caller_project, name, TimeRange.parse(from_, to))

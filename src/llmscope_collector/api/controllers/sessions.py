@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, delete, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import DeletionReport, ErrorBody, SessionDetail, SessionPage
@@ -30,11 +32,13 @@ class SessionController(Controller):
         self,
         store: NamedDependency[TraceStore],
         caller_project: NamedDependency[str],
-        from_: str | None = Parameter(query="from", default=None, description="Active at or after (ISO 8601)"),
-        to: str | None = Parameter(default=None, description="Started before (ISO 8601)"),
-        user: str | None = None,
-        limit: int = Parameter(default=50, ge=1, le=1000),
-        cursor: str | None = None,
+        from_: Annotated[
+            str | None, QueryParameter(name="from", description="Active at or after (ISO 8601 or epoch ns)")
+        ] = None,
+        to: Annotated[str | None, QueryParameter(description="Started before (ISO 8601 or epoch ns)")] = None,
+        user: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
+        cursor: Annotated[str | None, QueryParameter(description="`next_cursor` of the previous page")] = None,
     ) -> SessionPage:
         return store.list_sessions(caller_project, TimeRange.parse(from_, to), user, limit, cursor)
 
@@ -49,8 +53,8 @@ class SessionController(Controller):
         self,
         store: NamedDependency[TraceStore],
         caller_project: NamedDependency[str],
-        session_id: str,
-        limit: int = Parameter(default=500, ge=1, le=5000, description="Most traces returned"),
+        session_id: FromPath[str],
+        limit: Annotated[int, QueryParameter(ge=1, le=5000, description="Most traces returned")] = 500,
     ) -> SessionDetail:
         detail = store.get_session(caller_project, session_id, limit)
         if detail is None:
@@ -66,7 +70,7 @@ class SessionController(Controller):
         sync_to_thread=True,
     )
     def delete_session(
-        self, store: NamedDependency[TraceStore], caller_project: NamedDependency[str], session_id: str
+        self, store: NamedDependency[TraceStore], caller_project: NamedDependency[str], session_id: FromPath[str]
     ) -> DeletionReport:
         report = store.delete_session(caller_project, session_id)
         if report.traces_deleted == 0:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import PathParameter
 
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import ErrorBody, SpanDetail
@@ -30,8 +32,8 @@ class SpanController(Controller):
         self,
         store: NamedDependency[TraceStore],
         caller_project: NamedDependency[str],
-        trace_id: str = Parameter(description="32 hex characters"),
-        span_id: str = Parameter(description="16 hex characters"),
+        trace_id: Annotated[str, PathParameter(description="32 hex characters")],
+        span_id: Annotated[str, PathParameter(description="16 hex characters")],
     ) -> SpanDetail:
         span = store.get_span(caller_project, trace_id, span_id)
         if span is None:

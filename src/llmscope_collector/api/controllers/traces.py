@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromQuery, PathParameter, QueryParameter
 
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import ErrorBody, TracePage, Waterfall
 from llmscope_collector.query.filters import TimeRange, TraceQuery, attr_filters, parse_decimal
 from llmscope_collector.query.store import TraceStore
 
+From = Annotated[str | None, QueryParameter(name="from", description="ISO 8601 time or epoch ns")]
+To = Annotated[str | None, QueryParameter(description="ISO 8601 time or epoch ns (exclusive)")]
 _BAD_REQUEST = {400: ResponseSpec(data_container=ErrorBody, description="A parameter is invalid; the body names it")}
 
 
@@ -33,28 +35,31 @@ class TraceController(Controller):
         request: Request[Any, Any, Any],
         store: NamedDependency[TraceStore],
         caller_project: NamedDependency[str],
-        from_: str | None = Parameter(query="from", default=None, description="ISO 8601 time or epoch ns"),
-        to: str | None = Parameter(default=None, description="ISO 8601 time or epoch ns (exclusive)"),
-        service: str | None = None,
-        model: str | None = None,
-        provider: str | None = None,
-        status: Literal["error", "ok"] | None = None,
-        trace_state: Literal["complete", "in_progress", "incomplete"] | None = Parameter(
-            query="state", default=None, description="complete: root arrived; incomplete: idle without root"
-        ),
-        session: str | None = None,
-        user: str | None = None,
-        prompt_name: str | None = None,
-        prompt_version: str | None = None,
-        tag: str | None = None,
-        min_duration_ms: float | None = Parameter(default=None, ge=0),
-        min_cost: str | None = Parameter(default=None, description="USD"),
-        min_tokens: int | None = Parameter(default=None, ge=0),
-        q: str | None = Parameter(default=None, description="Full-text search in captured prompts/completions"),
-        sort: Literal["start", "duration", "cost", "tokens"] = "start",
-        order: Literal["asc", "desc"] = "desc",
-        limit: int = Parameter(default=50, ge=1, le=1000),
-        cursor: str | None = Parameter(default=None, description="`next_cursor` of the previous page"),
+        from_: From = None,
+        to: To = None,
+        service: FromQuery[str | None] = None,
+        model: FromQuery[str | None] = None,
+        provider: FromQuery[str | None] = None,
+        status: FromQuery[Literal["error", "ok"] | None] = None,
+        trace_state: Annotated[
+            Literal["complete", "in_progress", "incomplete"] | None,
+            QueryParameter(name="state", description="complete: root arrived; incomplete: idle without root"),
+        ] = None,
+        session: FromQuery[str | None] = None,
+        user: FromQuery[str | None] = None,
+        prompt_name: FromQuery[str | None] = None,
+        prompt_version: Annotated[str | None, QueryParameter(description="Needs prompt_name")] = None,
+        tag: FromQuery[str | None] = None,
+        min_duration_ms: Annotated[float | None, QueryParameter(ge=0)] = None,
+        min_cost: Annotated[str | None, QueryParameter(description="USD (decimal)")] = None,
+        min_tokens: Annotated[int | None, QueryParameter(ge=0)] = None,
+        q: Annotated[
+            str | None, QueryParameter(description="Full-text search in captured prompts/completions (1-1000 chars)")
+        ] = None,
+        sort: FromQuery[Literal["start", "duration", "cost", "tokens"]] = "start",
+        order: FromQuery[Literal["asc", "desc"]] = "desc",
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
+        cursor: Annotated[str | None, QueryParameter(description="`next_cursor` of the previous page")] = None,
     ) -> TracePage:
         query = TraceQuery(
             time=TimeRange.parse(from_, to),
@@ -94,7 +99,7 @@ class TraceController(Controller):
         self,
         store: NamedDependency[TraceStore],
         caller_project: NamedDependency[str],
-        trace_id: str = Parameter(description="32 hex characters, as in W3C traceparent"),
+        trace_id: Annotated[str, PathParameter(description="32 hex characters, as in W3C traceparent")],
     ) -> Waterfall:
         waterfall = store.get_trace(trace_id, caller_project)
         if waterfall is None:
