@@ -150,6 +150,12 @@ def test_ten_thousand_span_trace_is_virtualized(page: Any) -> None:
     expect(page.locator(".wf-row[aria-selected=true] .nm")).to_have_text(re.compile(r"#9999$"))
     assert page.locator(".wf-row").count() < 120
     shot(page, "04-big-trace-end")
+    # Find a span by name: Enter jumps to it.
+    page.fill("input[placeholder^='Find span']", "#4322")
+    expect(page.locator(".toolbar")).to_contain_text("1 match")
+    page.press("input[placeholder^='Find span']", "Enter")
+    expect(page.locator(".wf-row[aria-selected=true] .nm")).to_have_text("chat gpt-4o-mini #4322")
+    expect(page.locator("aside.panel h2")).to_have_text("chat gpt-4o-mini #4322")
     page.click("button:has-text('Collapse all')")
     expect(page.locator(".wf-row")).to_have_count(1)
     page.click("button:has-text('Expand all')")

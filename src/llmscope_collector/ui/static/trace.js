@@ -103,7 +103,34 @@ export async function render(root, route) {
     updateParams({ depth: d || null });
     refresh();
   });
+  const findBox = h("input", { type: "search", "data-search": "", placeholder: "Find span  ( / )", "aria-label": "Find span by name, model, tool or service", size: 22 });
+  const findCount = h("span", { class: "muted", "aria-live": "polite" });
+  let matches = [];
+  let matchSet = new Set();
+  let matchPos = -1;
+  findBox.addEventListener("input", debounce(() => {
+    const q = findBox.value.trim().toLowerCase();
+    matches = [];
+    if (q) {
+      for (const sp of spans) {
+        const hay = `${sp.name} ${sp.request_model || ""} ${sp.response_model || ""} ${sp.tool_name || ""} ${sp.service_name || ""} ${sp.span_id}`.toLowerCase();
+        if (hay.includes(q)) matches.push(sp.span_id);
+      }
+    }
+    matchSet = new Set(matches);
+    matchPos = -1;
+    findCount.textContent = q ? `${matches.length} match${matches.length === 1 ? "" : "es"}` : "";
+    paint();
+  }, 150));
+  findBox.addEventListener("keydown", (e) => {
+    if (e.key !== "Enter" || !matches.length) return;
+    e.preventDefault();
+    matchPos = (matchPos + (e.shiftKey ? -1 : 1) + matches.length) % matches.length;
+    findCount.textContent = `${matchPos + 1} of ${matches.length}`;
+    select(matches[matchPos]);
+  });
   root.append(h("div", { class: "toolbar" },
+    findBox, findCount,
     h("label", { class: "inline" }, "Show", depthSel),
     h("button", { type: "button", onclick: () => { collapsed.clear(); depthSel.value = "0"; updateParams({ depth: null }); refresh(); } }, "Expand all"),
     h("button", { type: "button", onclick: () => { collapseBelow(1); depthSel.value = "1"; updateParams({ depth: 1 }); refresh(); } }, "Collapse all"),
@@ -114,7 +141,7 @@ export async function render(root, route) {
       h("span", null, h("i", { style: { background: "var(--bar)" } }), "other"),
       h("span", null, h("i", { style: { background: "var(--err)" } }), "error"),
       h("span", null, h("i", { style: { background: "transparent", boxShadow: "0 0 0 2px var(--crit)" } }), "critical path ◆")),
-    h("span", { class: "muted" }, "↑↓ move · ←→ collapse/expand · Enter details · Esc close"),
+    h("span", { class: "muted" }, "↑↓ move · ←→ collapse/expand · Enter details · Esc close · Enter in Find: next match"),
   ));
 
   // Time axis
@@ -165,7 +192,7 @@ export async function render(root, route) {
     const tip = `${sp.name}\nstart +${fmtMs(sp.start_offset_ms)}, duration ${fmtMs(sp.duration_ms)} (self ${fmtMs(sp.self_time_ms)})`
       + `${sp.critical_path ? "\non the critical path" : ""}${err ? `\nERROR ${sp.status_message || sp.error_type || ""}` : ""}${sp.orphan ? "\norphan: parent not stored" : ""}`;
     return h("div", {
-      class: "wf-row" + (err ? " err" : ""), id: `span-${sp.span_id}`, role: "treeitem", "aria-level": sp.depth + 1,
+      class: "wf-row" + (err ? " err" : "") + (matchSet.has(sp.span_id) ? " match" : ""), id: `span-${sp.span_id}`, role: "treeitem", "aria-level": sp.depth + 1,
       "aria-expanded": kids ? String(open) : null, "aria-selected": sp.span_id === selected ? "true" : "false",
       "aria-setsize": visible.length, "aria-posinset": r + 1,
       style: { top: `${r * ROW}px` }, dataset: { spanId: sp.span_id }, title: tip,
