@@ -182,13 +182,16 @@ def test_cost_and_metric_charts(page: Any) -> None:
     summary = cost.locator("svg").get_attribute("aria-label") or ""
     assert all(model in summary for model in ("claude-sonnet-4-6", "gpt-4o-2024-08-06", "gpt-4o-mini")), summary
     expect(page.locator("figure[data-chart='Cost (USD)'] svg circle")).not_to_have_count(0)
-    expect(page.locator("figure[data-chart='Latency'] svg circle")).not_to_have_count(0)
+    expect(page.locator("figure[data-chart='Latency (all)'] svg circle")).not_to_have_count(0)
     # Prompt versions compared side by side.
     expect(page.locator("figure[data-chart='Uses'] svg rect")).to_have_count(2)
     shot(page, "07-costs", full_page=True)
     page.select_option("select[name=group]", "provider")
     expect(page.locator("figure[data-chart='Cost by provider'] svg rect")).to_have_count(2)
     assert "group=provider" in page.url
+    legend = page.locator("figure[data-chart='Cost (USD)'] .chart-legend")
+    expect(legend).to_contain_text("anthropic")
+    expect(legend).to_contain_text("openai")
 
 
 def test_live_tail_shows_a_new_trace(page: Any, ui_server: EmbeddedServer) -> None:

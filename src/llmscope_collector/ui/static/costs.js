@@ -39,12 +39,16 @@ export async function render(root, route) {
 
   const base = { from, ...filters };
   const domain = [from ? Date.parse(from) : null, Date.now()];
-  const tsGroup = group === "provider" ? null : group; // the time series groups by model or service only
-  const [summary, costs, grouped, overall] = await Promise.all([
+  // /v1/metrics/timeseries groups by model or service; by provider, usage over time comes from
+  // /v1/costs?group_by=provider,hour|day and the rates are shown for all providers together.
+  const tsGroup = group === "provider" ? null : group;
+  const bucket = interval === "1d" ? "day" : "hour";
+  const [summary, costs, grouped, overall, providerUsage] = await Promise.all([
     api("/v1/metrics/summary", { params: base }),
     api("/v1/costs", { params: { ...base, group_by: group } }),
     api("/v1/metrics/timeseries", { params: { ...base, interval, group_by: tsGroup } }),
     api("/v1/metrics/timeseries", { params: { ...base, interval } }),
+    group === "provider" ? api("/v1/costs", { params: { ...base, group_by: `provider,${bucket}` } }) : Promise.resolve(null),
   ].map((pr) => pr.catch((err) => err)));
 
   if (summary instanceof Error) summaryBox.append(errorBox(summary));
@@ -77,21 +81,47 @@ export async function render(root, route) {
   else {
     const by = seriesBy(grouped.points, tsGroup || "all");
     const note = tsGroup ? null : "all providers";
+    if (providerUsage && !(providerUsage instanceof Error)) {
+      const usage = usageBy(providerUsage.groups, bucket);
+      const per = bucket === "day" ? "per day" : "per hour";
+      series.append(
+        lineChart({ domain, title: "Cost (USD)", note: per, fmt: (v) => fmtCost(v), series: usage((u) => u.cost_usd) }),
+        lineChart({ domain, title: "Tokens", note: per, fmt: fmtTokens, series: usage((u) => u.total_tokens) }),
+        lineChart({ domain, title: "LLM calls", note: per, fmt: fmtInt, series: usage((u) => u.llm_calls) }),
+      );
+    } else {
+      series.append(
+        lineChart({ domain, title: "Cost (USD)", note, fmt: (v) => fmtCost(v), series: by((m) => m.usage.cost_usd) }),
+        lineChart({ domain, title: "Tokens", note, fmt: fmtTokens, series: by((m) => m.usage.total_tokens) }),
+        lineChart({ domain, title: "LLM calls", note, fmt: fmtInt, series: by((m) => m.requests) }),
+      );
+    }
     series.append(
-      lineChart({ domain, title: "Cost (USD)", note, fmt: (v) => fmtCost(v), series: by((m) => m.usage.cost_usd) }),
-      lineChart({ domain, title: "Tokens", note, fmt: fmtTokens, series: by((m) => m.usage.total_tokens) }),
-      lineChart({ domain, title: "LLM calls", note, fmt: fmtInt, series: by((m) => m.requests) }),
       lineChart({ domain, title: "Error rate", note, fmt: fmtPct, series: by((m) => m.error_rate) }),
+      lineChart({ domain, title: "Latency p95", note, fmt: fmtMs, series: by((m) => m.latency.p95_ms) }),
+      lineChart({ domain, title: "TTFT p95", note, fmt: fmtMs, series: by((m) => m.ttft.p95_ms) }),
     );
   }
   if (!(overall instanceof Error)) {
     const one = (name, pick) => ({ name, points: overall.points.map((pt) => ({ x: nsToMs(pt.time_unix_nano), y: pick(pt.metrics) })) });
     series.append(
-      lineChart({ domain, title: "Latency", fmt: fmtMs, series: [one("p50", (m) => m.latency.p50_ms), one("p95", (m) => m.latency.p95_ms), one("p99", (m) => m.latency.p99_ms)] }),
-      lineChart({ domain, title: "Time to first token", fmt: fmtMs, series: [one("p50", (m) => m.ttft.p50_ms), one("p95", (m) => m.ttft.p95_ms), one("p99", (m) => m.ttft.p99_ms)] }),
+      lineChart({ domain, title: "Latency (all)", fmt: fmtMs, series: [one("p50", (m) => m.latency.p50_ms), one("p95", (m) => m.latency.p95_ms), one("p99", (m) => m.latency.p99_ms)] }),
+      lineChart({ domain, title: "Time to first token (all)", fmt: fmtMs, series: [one("p50", (m) => m.ttft.p50_ms), one("p95", (m) => m.ttft.p95_ms), one("p99", (m) => m.ttft.p99_ms)] }),
     );
   }
   await promptSection(prompts, p, from, nav);
+}
+
+function usageBy(groups, bucket) {
+  return (pick) => {
+    const map = new Map();
+    for (const g of groups) {
+      const key = g.key.provider ?? "(none)";
+      if (!map.has(key)) map.set(key, []);
+      map.get(key).push({ x: Date.parse(g.key[bucket]), y: pick(g.usage) });
+    }
+    return [...map].map(([name, pts]) => ({ name, points: pts, color: colorFor(`provider:${name}`) }));
+  };
 }
 
 function seriesBy(points, group) {
