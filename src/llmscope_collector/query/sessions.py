@@ -40,7 +40,7 @@ def list_sessions(
         position = Cursor.decode(cursor, _CURSOR_SORT, "desc")
         params["cursor_key"] = _int_key(position.key)
         params["cursor_session"] = position.last
-    rows = store.table_rows(sql.list_sessions(filters, cursor is not None), params)
+    rows = store.table_rows(sql.list_sessions(filters, bool(cursor)), params)
     page = rows[:limit]
     latency = _latencies(store, project, [r["session_id"] for r in page])
     sessions = [session_summary(r, latency.get(r["session_id"])) for r in page]

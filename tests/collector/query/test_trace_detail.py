@@ -291,6 +291,13 @@ def test_invalid_parameters_are_400_naming_the_field(
     assert body["detail"].startswith(field), body["detail"]
 
 
+@pytest.mark.parametrize("route", ["/v1/traces", "/v1/sessions"])
+def test_empty_parameters_mean_unset(server: EmbeddedServer, route: str) -> None:
+    status, body = get(server, route + "?cursor=&from=&to=&limit=3")
+    assert status == 200, body
+    assert body == ok(server, route + "?limit=3")
+
+
 def test_sample_generated_corpus_is_queryable(server: EmbeddedServer) -> None:
     traces: list[GenTrace] = generate(99, 30)
     listed = ok(server, f"/v1/traces?from={T0_NS}&to={T0_NS + 86_400 * NS}&limit=1000")["traces"]

@@ -179,7 +179,7 @@ class AlertController(Controller):
         alerts: NamedDependency[AlertService],
         caller_project: NamedDependency[str],
         rule_id: FromQuery[str | None] = None,
-        before: Annotated[int | None, Parameter(ge=1, description="Page: ids below this")] = None,
+        before: Annotated[int | None, Parameter(ge=1, le=2**63 - 1, description="Page: ids below this")] = None,
         limit: Limit = 100,
     ) -> list[AlertEvent]:
         """State changes, newest first; `before=<last id seen>` pages back."""

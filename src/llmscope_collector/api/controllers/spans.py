@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter
 
+from llmscope_collector.api.controllers.traces import SPAN_ID_PATTERN, TRACE_ID_PATTERN
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import ErrorBody, SpanDetail
 from llmscope_collector.query.store import TraceStore
@@ -32,8 +33,8 @@ class SpanController(Controller):
         self,
         store: NamedDependency[TraceStore],
         caller_project: NamedDependency[str],
-        trace_id: Annotated[str, PathParameter(description="32 hex characters")],
-        span_id: Annotated[str, PathParameter(description="16 hex characters")],
+        trace_id: Annotated[str, PathParameter(description="32 hex characters", schema_extra=TRACE_ID_PATTERN)],
+        span_id: Annotated[str, PathParameter(description="16 hex characters", schema_extra=SPAN_ID_PATTERN)],
     ) -> SpanDetail:
         span = store.get_span(caller_project, trace_id, span_id)
         if span is None:

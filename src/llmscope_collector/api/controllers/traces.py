@@ -16,6 +16,9 @@ from llmscope_collector.query.store import TraceStore
 
 From = Annotated[str | None, QueryParameter(name="from", description="ISO 8601 time or epoch ns")]
 To = Annotated[str | None, QueryParameter(description="ISO 8601 time or epoch ns (exclusive)")]
+# Documented only (the handler checks ids itself, with an error that says what a valid id looks like).
+TRACE_ID_PATTERN: dict[str, Any] = {"pattern": "^[0-9a-fA-F]{32}$"}
+SPAN_ID_PATTERN: dict[str, Any] = {"pattern": "^[0-9a-fA-F]{16}$"}
 _BAD_REQUEST = {400: ResponseSpec(data_container=ErrorBody, description="A parameter is invalid; the body names it")}
 
 
@@ -99,7 +102,9 @@ class TraceController(Controller):
         self,
         store: NamedDependency[TraceStore],
         caller_project: NamedDependency[str],
-        trace_id: Annotated[str, PathParameter(description="32 hex characters, as in W3C traceparent")],
+        trace_id: Annotated[
+            str, PathParameter(description="32 hex characters, as in W3C traceparent", schema_extra=TRACE_ID_PATTERN)
+        ],
     ) -> Waterfall:
         waterfall = store.get_trace(trace_id, caller_project)
         if waterfall is None:

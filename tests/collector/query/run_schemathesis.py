@@ -1,0 +1,61 @@
+"""Schemathesis against the served OpenAPI document (`nox -s schemathesis`).
+
+Starts an embedded server (ports 0, a temp data dir) with demo traffic from the instrumented demo
+app plus a generated corpus, then runs schemathesis on `/schema/openapi.json` with the admin token
+(so the admin routes are exercised too), checking that no response is a 5xx and that every response
+matches the documented schema. The exit code is schemathesis'. Run from the repository root:
+
+    python -m tests.collector.query.run_schemathesis [extra schemathesis options]
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from llmscope_collector.demo import run_demo
+from llmscope_collector.server import EmbeddedServer
+from llmscope_collector.settings import Settings
+from tests.collector.query.dataset import export, generate
+
+ADMIN = "schemathesis-admin-token"
+CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
+
+
+def main(argv: list[str]) -> int:
+    with tempfile.TemporaryDirectory(prefix="llmscope-schemathesis-") as tmp:
+        settings = Settings(
+            host="127.0.0.1",
+            otlp_grpc_port=0,
+            otlp_http_port=0,
+            api_port=0,
+            data_dir=Path(tmp) / "data",
+            flush_interval_s=0.2,
+            admin_token=ADMIN,
+            retention_days=0,
+            alerts_tick_s=0,
+        )
+        with EmbeddedServer(settings) as server:
+            if run_demo(server, traces=10) != 0:
+                return 1
+            export(server, generate(1, 60))
+            command = [
+                sys.executable, "-m", "schemathesis.cli", "run", f"{server.api_url}/schema/openapi.json",
+                "--checks", CHECKS,
+                "--exclude-path", "/v1/traces/stream",  # Server-Sent Events: a stream, not a response
+                "--header", f"Authorization: Bearer {ADMIN}",
+                "--max-examples", "40",
+                "--seed", "20261130",
+                "--workers", "2",
+                "--generation-database", "none",
+                "--no-color",
+                *argv,
+            ]  # fmt: skip
+            print(" ".join(command), flush=True)
+            return subprocess.run(command, check=False).returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
