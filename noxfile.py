@@ -109,3 +109,10 @@ def bench(session: nox.Session) -> None:
     """Benchmark suite (ingest, SDK overhead, queries): writes docs/benchmarks.md and docs/benchmarks.json."""
     session.install("-e", ".[test]", "pyinstrument>=4.6", "py-spy>=0.3.14")
     session.run("python", "benchmarks/run_suite.py", *session.posargs)
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def schemathesis(session: nox.Session) -> None:
+    """Schemathesis against the served OpenAPI (demo data, port 0): no 5xx, no schema violation. Not default."""
+    session.install("-e", ".[test,demo]", "schemathesis>=4,<5")
+    session.run("python", "-m", "tests.collector.query.run_schemathesis", *session.posargs)
