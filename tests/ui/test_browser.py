@@ -52,6 +52,14 @@ def test_trace_list_filters_search_sort_and_keyboard(page: Any, ui_server: Embed
     expect(rows).to_have_count(1)
     expect(rows.first).to_have_attribute("data-trace-id", trace_id(7))
 
+    # Any span attribute, from the form.
+    _open(page, "#/traces")
+    page.fill("input[name=_attr]", "gen_ai.tool.call.id=call_5")
+    page.click("button:has-text('Apply')")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-trace-id", trace_id(5))
+    assert "attr.gen_ai.tool.call.id=call_5" in page.url
+
     _open(page, "#/traces?status=error")
     expect(rows).to_have_count(1)
     expect(rows.first).to_have_attribute("data-trace-id", trace_id(ERROR_TRACE))

@@ -94,6 +94,9 @@ export async function render(root, route) {
       min: type === "number" ? 0 : null,
     })));
   }
+  // `attr.<key>=<value>` filters on any span attribute; one is editable here, more via the URL.
+  const attrs = [...p].filter(([k]) => k.startsWith("attr.")).map(([k, v]) => `${k.slice(5)}=${v}`);
+  form.append(h("label", null, "Attribute (key=value)", h("input", { name: "_attr", value: attrs.join(" "), placeholder: "user.tier=gold" })));
   const statusSel = h("select", { name: "status" }, ["", "error", "ok"].map((v) => h("option", { value: v, selected: p.get("status") === v }, v || "any")));
   const stateSel = h("select", { name: "state" }, ["", "complete", "in_progress", "incomplete"].map((v) => h("option", { value: v, selected: p.get("state") === v }, v || "any")));
   form.append(h("label", null, "Status", statusSel), h("label", null, "State", stateSel));
@@ -109,6 +112,13 @@ export async function render(root, route) {
     const next = {};
     for (const [k, v] of new FormData(form)) {
       if (!v) continue;
+      if (k === "_attr") {
+        for (const pair of String(v).split(/\s+/)) {
+          const i = pair.indexOf("=");
+          if (i > 0) next[`attr.${pair.slice(0, i)}`] = pair.slice(i + 1);
+        }
+        continue;
+      }
       next[k] = (k === "from" || k === "to") ? new Date(v).toISOString() : v;
     }
     for (const k of ["sort", "order", "live"]) if (p.get(k)) next[k] = p.get(k);
