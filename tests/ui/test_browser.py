@@ -229,6 +229,9 @@ def test_settings_keys_and_alert_rules(page: Any, ui_server: EmbeddedServer) -> 
     page.once("dialog", lambda d: d.accept())
     project.locator("button:has-text('Revoke')").click()
     expect(project.locator(".pill.muted")).to_have_text("revoked")
+    page.fill("input[name=name]", "team-ui")
+    page.click("button:has-text('Create project')")
+    expect(page.locator("fieldset.project[data-project=team-ui]")).to_be_visible()
 
     page.evaluate("localStorage.clear()")
     _open(page, "#/alerts?edit=new")
@@ -241,6 +244,13 @@ def test_settings_keys_and_alert_rules(page: Any, ui_server: EmbeddedServer) -> 
     rule.locator("button:has-text('Test')").click()
     expect(rule).to_contain_text("samples")
     shot(page, "10-alerts")
+    rule.locator("a:has-text('Edit')").click()
+    expect(page.locator("input[name=name]")).to_have_value("Spend over a dollar")
+    page.fill("input[name=alert_threshold]", "2.5")
+    page.select_option("select[name=severity]", "warning")
+    page.click("button:has-text('Save rule')")
+    expect(rule).to_contain_text("cost_usd > 2.5")
+    expect(rule).to_contain_text("warning")
 
 
 @pytest.fixture
