@@ -21,6 +21,7 @@ _MAX_NS = 2**63 - 1
 _ATTR_KEY_RE = re.compile(r"^[^\"\\\x00-\x1f]{1,256}$")
 MAX_ATTR_FILTERS = 8
 _SESSION_ID_RE = re.compile(r"^[^\x00-\x1f]{1,512}$")
+_EPOCH_NS_RE = re.compile(r"^[0-9]{1,30}$")
 
 Sort = Literal["start", "duration", "cost", "tokens"]
 Order = Literal["asc", "desc"]
@@ -41,7 +42,7 @@ def parse_time(field: str, value: str | None) -> int | None:
     if value is None or value == "":
         return None
     text = value.strip()
-    if text.isdigit():
+    if _EPOCH_NS_RE.match(text):  # ASCII digits only: str.isdigit() also accepts "²"
         return min(int(text), _MAX_NS)
     try:
         parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
@@ -51,7 +52,8 @@ def parse_time(field: str, value: str | None) -> int | None:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return int(parsed.timestamp()) * 1_000_000_000 + parsed.microsecond * 1000
+    ns = int(parsed.timestamp()) * 1_000_000_000 + parsed.microsecond * 1000
+    return max(0, min(ns, _MAX_NS))  # stored times are int64 ns since the epoch
 
 
 @dataclasses.dataclass(frozen=True)

@@ -248,6 +248,7 @@ def test_span_errors(server: EmbeddedServer, path: str, status: int, error: str)
 INVALID = [
     ("/v1/traces", {"from": "yesterday"}, "from"),
     ("/v1/traces", {"to": "2026-13-45"}, "to"),
+    ("/v1/prompts", {"to": "1\u00b2"}, "to"),  # a superscript digit is not an epoch ns
     ("/v1/traces", {"from": "2026-03-16", "to": "2026-03-15"}, "to"),
     ("/v1/traces", {"min_cost": "cheap"}, "min_cost"),
     ("/v1/traces", {"min_cost": "-1"}, "min_cost"),
@@ -296,6 +297,16 @@ def test_empty_parameters_mean_unset(server: EmbeddedServer, route: str) -> None
     status, body = get(server, route + "?cursor=&from=&to=&limit=3")
     assert status == 200, body
     assert body == ok(server, route + "?limit=3")
+
+
+@pytest.mark.parametrize(
+    "route", ["/v1/traces", "/v1/sessions", "/v1/costs", "/v1/metrics/summary", "/v1/metrics/timeseries", "/v1/prompts"]
+)
+def test_times_beyond_int64_nanoseconds_are_clamped(server: EmbeddedServer, route: str) -> None:
+    status, body = get(server, route + "?from=1900-01-01&to=2999-12-31T23:00:00%2B01:00")
+    assert status == 200, body
+    status, body = get(server, route + "?from=99999999999999999999999")
+    assert status == 200, body
 
 
 def test_sample_generated_corpus_is_queryable(server: EmbeddedServer) -> None:
