@@ -125,7 +125,7 @@ def test_ui_is_served_with_its_assets(server: EmbeddedServer) -> None:
     assert index.status_code == 200
     assert index.headers["content-type"].startswith("text/html")
     assert "script-src 'self'" in index.headers["content-security-policy"]
-    assert '<script type="module" src="/ui/static/app.js">' in index.text
+    assert '<script type="module" src="ui/static/app.js">' in index.text
     for asset, kind in [("app.js", "javascript"), ("trace.js", "javascript"), ("app.css", "text/css")]:
         response = httpx.get(f"{server.api_url}/ui/static/{asset}")
         assert response.status_code == 200 and kind in response.headers["content-type"], asset

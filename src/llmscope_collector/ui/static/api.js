@@ -47,10 +47,15 @@ export function parseJson(text) {
   return JSON.parse(text, nsReviver);
 }
 
+// Paths are resolved against the page, so the UI also works behind a proxy under a path prefix.
+function url(path, params) {
+  return path.replace(/^\//, "") + qs(params);
+}
+
 export async function api(path, { method = "GET", body, params, signal } = {}) {
   const init = { method, headers: headers(body !== undefined ? { "content-type": "application/json" } : {}), signal };
   if (body !== undefined) init.body = JSON.stringify(body);
-  const res = await fetch(path + qs(params), init);
+  const res = await fetch(url(path, params), init);
   const text = await res.text();
   let data = null;
   if (text) {
@@ -70,7 +75,7 @@ export function stream(path, params, onEvent, onState) {
     while (!stopped) {
       try {
         onState && onState("connecting");
-        const res = await fetch(path + qs(params), { headers: headers({ accept: "text/event-stream" }), signal: ctrl.signal });
+        const res = await fetch(url(path, params), { headers: headers({ accept: "text/event-stream" }), signal: ctrl.signal });
         if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
         onState && onState("live");
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
