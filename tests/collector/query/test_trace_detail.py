@@ -3,6 +3,7 @@ data route, over real HTTP on traces sent through OTLP/gRPC."""
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 from collections.abc import Iterator
 from decimal import Decimal
@@ -167,6 +168,28 @@ def test_orphans_are_flagged_under_a_synthetic_root(server: EmbeddedServer) -> N
     assert root["depth"] == 0 and root["children"] == [_hex(11)] and spans["X"]["depth"] == 1
     assert root["start_offset_ms"] == 5.0 and root["duration_ms"] == 25.0
     assert wf["totals"]["span_count"] == 3  # the synthetic row is not a span
+
+
+def test_trace_state_filter(server: EmbeddedServer) -> None:
+    """A trace whose root has not arrived is in progress (then incomplete once idle, see below)."""
+    rootless = "3df7651916cd43dd8448eb211c80319c"
+    _send(server, [_span(rootless, 20, 98, 0, 10, name="early-child")])
+    server.collector.flush()
+    in_progress = {t["trace_id"] for t in ok(server, "/v1/traces?state=in_progress&limit=1000")["traces"]}
+    complete = {t["trace_id"] for t in ok(server, "/v1/traces?state=complete&limit=1000")["traces"]}
+    assert rootless in in_progress and rootless not in complete and TRACE in complete and TRACE not in in_progress
+    assert ok(server, f"/v1/traces/{rootless}")["state"] == "in_progress"
+    assert not ok(server, "/v1/traces?state=incomplete")["traces"]
+
+
+def test_idle_rootless_trace_is_incomplete(tmp_path_factory: pytest.TempPathFactory) -> None:
+    with EmbeddedServer(query_settings(tmp_path_factory, trace_idle_s=0.001)) as srv:
+        _send(srv, [_span(ORPHANS, 11, 99, 5, 30, name="X")])
+        srv.collector.flush()
+        time.sleep(0.01)  # longer than the idle time: the state no longer depends on how fast the test runs
+        listed = ok(srv, "/v1/traces?state=incomplete")["traces"]
+        assert [t["trace_id"] for t in listed] == [ORPHANS] and listed[0]["state"] == "incomplete"
+        assert not ok(srv, "/v1/traces?state=in_progress")["traces"]
 
 
 def test_waterfall_of_ten_thousand_spans(server: EmbeddedServer) -> None:

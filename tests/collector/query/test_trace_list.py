@@ -70,6 +70,10 @@ def _matches(trace: GenTrace, params: dict[str, str]) -> bool:
             return False
         if name == "attr.app.tier" and trace.tier != value:
             return False
+        if name == "attr.service.name" and trace.service != value:  # a resource attribute
+            return False
+        if name == "attr.user.id" and trace.user != value:
+            return False
         if name == "q" and value.lower() not in trace.text.lower():
             return False
     return True
@@ -125,6 +129,8 @@ SINGLE_FILTERS: list[dict[str, str]] = [
     {"min_cost": "0.02"},
     {"min_tokens": "6000"},
     {"attr.app.tier": "gold"},
+    {"attr.service.name": "support"},
+    {"attr.user.id": "u-3", "attr.app.tier": "silver"},
     {"q": "banana"},
     {"q": "quartz"},  # stored as "Quartz": the search is case-insensitive
     {"q": "no-such-word-anywhere"},
