@@ -62,8 +62,8 @@ def render(rows: list[dict[str, Any]]) -> str:
         cells = [f"`{row['package']}`", row["version"] or "—", clients or "—", row["dialect"]]
         for key, _ in used:
             cell = row["features"].get(key)
-            if cell is None:
-                cells.append("")
+            if cell is None:  # not applicable (an LLM column on the plain trace, and the reverse)
+                cells.append("—")
                 continue
             mark = SYMBOLS[cell["outcome"]]
             for note in cell["notes"]:
