@@ -47,9 +47,10 @@ class _DayJob:
     flush_rows: int
 
 
-def _generate_day(job: _DayJob) -> tuple[int, int]:
+def _generate_day(job: _DayJob, fsync: bool = False) -> tuple[int, int]:
     """One day's traces (seeded by seed and day, so the store does not depend on the worker count)."""
-    os.fsync = _no_fsync  # a generator, not a collector: durability of these files does not matter
+    if not fsync:
+        os.fsync = _no_fsync  # a worker of a generator: durability of these files does not matter
     stitcher = Stitcher(job.data_dir, PriceBook())
     writer = ParquetSpanWriter(job.data_dir, RecentSpanIds(200_000), hook=stitcher)
     base = lsn = flushed_at = job.day * _LSN_PER_DAY
@@ -94,13 +95,13 @@ def generate(
         for d in range(days)
     ]
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers) as pool:
-        results = pool.map(_generate_day, jobs, chunksize=1)
+    if workers <= 0:  # in this process (tests); os.fsync is left alone here
+        results = [_generate_day(job, fsync=True) for job in jobs]
+    else:
+        with ctx.Pool(workers) as pool:
+            results = pool.map(_generate_day, jobs, chunksize=1)
     generated_s = time.perf_counter() - started
-    files = None
-    if compact:
-        with ctx.Pool(1) as pool:  # a fresh process: the parent has no collector state to share
-            files = pool.apply(_compact, (data_dir,))
+    files = _compact(data_dir) if compact else None
     return {
         "spans": sum(r[0] for r in results),
         "traces": per_day * days,

@@ -45,6 +45,7 @@ from otlp_traces import TRACE_MARKER, TraceShape, requests
 
 METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _BANNER = re.compile(r"OTLP/gRPC on [^:]+:(\d+), OTLP/HTTP on [^:]+:(\d+), API on (http://\S+) ")
+_FRAME = re.compile(r"^\S.* \([^()]+:\d+\)$")  # "function (file.py:line)"; not process/thread labels
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -314,19 +315,23 @@ def http_sender_factory(port: int, content_type: str) -> Callable[[int], Sender]
 
 
 def measure_windows(server: Server, load: Load, warmup_s: float, seconds: float, runs: int) -> list[dict[str, Any]]:
-    """Consecutive windows after a warm-up: throughput, latency and CPU of both sides per window."""
+    """Consecutive windows after a warm-up: throughput (acked and written to Parquet), latency, CPU of both sides."""
     time.sleep(warmup_s)
     windows = []
     for _ in range(runs):
+        h0 = health(server)["ingest"]
         t0, c0, s0, r0 = time.perf_counter(), self_cpu_s(), tree_cpu_s(server.proc.pid), load.refused
         time.sleep(seconds)
         t1, c1, s1, r1 = time.perf_counter(), self_cpu_s(), tree_cpu_s(server.proc.pid), load.refused
+        h1 = health(server)["ingest"]
         done = [d for d in list(load.done) if t0 <= d[0] < t1]
         lat = sorted(d[1] for d in done) or [float("nan")]
         elapsed = t1 - t0
         windows.append(
             {
                 "spans_per_s": sum(d[2] for d in done) / elapsed,
+                "written_spans_per_s": (int(h1["spans_written"]) - int(h0["spans_written"])) / elapsed,
+                "wal_lag_mb_at_end": int(h1.get("wal_lag_bytes", 0)) / 2**20,
                 "requests_per_s": len(done) / elapsed,
                 "latency_p50_ms": lat[len(lat) // 2] * 1000,
                 "latency_p99_ms": lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000,
@@ -363,7 +368,7 @@ def grpc_run(args: argparse.Namespace, protos: list[bytes], spans: list[int]) ->
             acked = sum(d[2] for d in load.done)
             drain_start = time.perf_counter()
             written = 0
-            while time.perf_counter() - drain_start < 600:
+            while time.perf_counter() - drain_start < 300:
                 written = int(health(server)["ingest"]["spans_written"])
                 if written >= acked:
                     break
@@ -376,6 +381,8 @@ def grpc_run(args: argparse.Namespace, protos: list[bytes], spans: list[int]) ->
     return {
         "windows": windows,
         "spans_per_s": med(windows, "spans_per_s"),
+        "written_spans_per_s": med(windows, "written_spans_per_s"),
+        "wal_lag_mb_at_end": med(windows, "wal_lag_mb_at_end"),
         "latency_p50_ms": med(windows, "latency_p50_ms"),
         "latency_p99_ms": med(windows, "latency_p99_ms"),
         "collector_cpu": med(windows, "collector_cpu"),
@@ -393,7 +400,10 @@ def grpc_run(args: argparse.Namespace, protos: list[bytes], spans: list[int]) ->
 
 
 def py_spy_top(pid: int, seconds: float, top: int = 25) -> dict[str, Any]:
-    """Sample the collector (and its decode workers) under load with py-spy: top frames by own and total time."""
+    """Sample the collector (and its decode workers) under load with py-spy: top frames by own and total time.
+
+    `--gil`: only the thread holding the GIL is sampled in each process, so idle threads and threads waiting
+    for I/O do not show up: what is left is where each interpreter's one core of Python goes."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "profile.txt"
         cmd = [
@@ -410,6 +420,7 @@ def py_spy_top(pid: int, seconds: float, top: int = 25) -> dict[str, Any]:
             "--output",
             str(out),
             "--subprocesses",
+            "--gil",
             "--nonblocking",
         ]
         try:
@@ -424,7 +435,7 @@ def py_spy_top(pid: int, seconds: float, top: int = 25) -> dict[str, Any]:
             if not stack or not count_text.isdigit():
                 continue
             count = int(count_text)
-            frames = [f for f in stack.split(";") if not f.startswith("process ") and not f.startswith("thread ")]
+            frames = [f for f in stack.split(";") if _FRAME.match(f)]
             if not frames:
                 continue
             samples += count
@@ -476,6 +487,9 @@ def http_run(args: argparse.Namespace, bodies: list[bytes], spans: list[int], co
     return {
         "windows": windows,
         "spans_per_s": med(windows, "spans_per_s"),
+        "written_spans_per_s": med(windows, "written_spans_per_s"),
+        "wal_lag_mb_at_end": med(windows, "wal_lag_mb_at_end"),
+        "refused_per_s": med(windows, "refused_per_s"),
         "latency_p99_ms": med(windows, "latency_p99_ms"),
         "collector_cpu": med(windows, "collector_cpu"),
         "client_cpu": med(windows, "client_cpu"),

@@ -1,0 +1,41 @@
+"""Smoke test of the benchmark tooling at tiny sizes: the generators run and the query bench reads their store.
+
+No timings are asserted (benchmarks only run in `nox -s bench`); this only keeps the scripts working.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+gen_store = pytest.importorskip("gen_store")
+otlp_traces = pytest.importorskip("otlp_traces")
+queries = pytest.importorskip("queries")
+
+
+def test_trace_generator_is_deterministic() -> None:
+    def payloads() -> list[bytes]:
+        return [r.SerializeToString() for r, _ in otlp_traces.requests(5, 6, 3, 1_700_000_000 * 10**9, 60.0)]
+
+    first = payloads()
+    assert first == payloads() and len(first) == 2
+
+
+def test_store_generator_and_query_bench(tmp_path: Path) -> None:
+    data = tmp_path / "store"
+    result = gen_store.generate(data, 300, days=2, workers=0, flush_rows=100)
+    assert result["spans"] >= 250
+    figures, _calls = queries.in_process(data, runs=1, samples=2, seed=1)
+    assert {"waterfall_p95", "trace_list_p50", "cost_rollup_model_day_p50", "session_list_p50"} <= set(figures)
+    store = queries.TraceStore(data)
+    try:
+        (trace_id,) = queries.sample_trace_ids(data, 1, seed=1)
+        waterfall = store.get_trace(trace_id, "default")
+        assert waterfall is not None and waterfall.spans
+    finally:
+        store.close()
