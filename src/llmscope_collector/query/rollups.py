@@ -56,9 +56,8 @@ def costs(
 ) -> CostReport:
     names, params = _span_filters(filters)
     params.update(time_range.params())
-    rows = store.rows(project, sql.costs(group_by, names), params) if group_by else []
-    if group_by:
-        store.index.refresh()  # llm_dups must be current for COUNTED_LLM
+    # llm_dups (COUNTED_LLM) and traces (user/session keys) must be current before either query runs.
+    rows = _with_index(store, project, sql.costs(group_by, names), params) if group_by else []
     total_rows = _with_index(store, project, sql.costs([], names), params)
     total = usage(total_rows[0]) if total_rows else usage({})
     groups = [CostGroup(key={g: _text(r[f"key_{g}"]) for g in group_by}, usage=usage(r)) for r in rows]

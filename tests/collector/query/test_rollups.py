@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from llmscope_collector.server import EmbeddedServer
-from tests.collector.query.dataset import NS, T0_NS, GenSpan, GenTrace, expected_cost, ok
+from tests.collector.query.dataset import NS, T0_NS, GenSpan, GenTrace, expected_cost, export, ok
 
 CENT = Decimal("0.01")
 
@@ -264,3 +264,49 @@ def test_prompt_list_and_version_comparison(populated: EmbeddedServer, corpus: l
                 sums.add(span)
             sums.check(stats["usage"])
     assert ok(populated, "/v1/prompts/never-used/versions") == {"name": "never-used", "versions": []}
+
+
+def test_late_parent_makes_its_nested_llm_child_a_duplicate_in_every_view(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The client library's span is written first; the instrumentation's span for the same call comes
+    in a later flush. From then on every view counts the call once, the first query included."""
+    from tests.collector.query.conftest import query_settings
+    from tests.collector.query.dataset import generate
+
+    call = next(s for t in generate(5, 20) for s in t.spans if s.is_llm and s.model == "gpt-4o")
+    parent = call
+    child = GenSpan(
+        call.trace_id,
+        "c" * 16,
+        parent.span_id,
+        "chat gpt-4o (client)",
+        parent.start_ns + 1000,
+        parent.end_ns - 1000,
+        parent.service,
+        {k: v for k, v in parent.attrs.items() if k != "gen_ai.input.messages"},
+        kind=3,
+        provider="openai",
+        model="gpt-4o",
+        input_tokens=parent.input_tokens,
+        output_tokens=parent.output_tokens,
+        cache_read=parent.cache_read,
+    )
+    with EmbeddedServer(query_settings(tmp_path_factory)) as server:
+        export(server, [GenTrace(call.trace_id, [child], parent.service, None, None, "gold", None)])
+        export(server, [GenTrace(call.trace_id, [parent], parent.service, None, None, "gold", None)])
+        want = Sums()
+        want.add(parent)
+        for group_by in ("model", "user", ""):
+            body = ok(server, f"/v1/costs?group_by={group_by}")
+            want.check(body["total"])
+            for group in body["groups"]:
+                want.check(group["usage"])
+        assert ok(server, "/v1/metrics/summary")["requests"] == 1
+        if "gen_ai.prompt.name" in parent.attrs:
+            assert ok(server, "/v1/prompts")["prompts"][0]["stats"]["uses"] == 1
+        (row,) = ok(server, "/v1/traces")["traces"]
+        assert row["llm_calls"] == 1 and row["total_tokens"] == parent.input_tokens + parent.output_tokens
+        wf = ok(server, f"/v1/traces/{call.trace_id}")
+        assert wf["totals"]["llm_calls"] == 1
+        assert ok(server, f"/v1/spans/{call.trace_id}/{'c' * 16}")["counted"] is False
