@@ -227,16 +227,22 @@ _SESSION_AGG = """min(t.start_ns) AS first_ns, max(t.end_ns) AS last_ns, count(*
   sum(t.error_count)::BIGINT AS error_count, count(*) FILTER (WHERE t.error_count > 0) AS error_traces,
   arg_min(t.user_id, t.start_ns) FILTER (WHERE t.user_id IS NOT NULL) AS user_id"""
 
+# Filters select sessions (one of their traces matches); the aggregates are over the whole session.
 SESSION_FILTERS: dict[str, str] = {
-    "from_ns": "t.end_ns >= $from_ns",
-    "to_ns": "t.start_ns < $to_ns",
-    "user": "t.user_id = $user",
+    "from_ns": "f.end_ns >= $from_ns",
+    "to_ns": "f.start_ns < $to_ns",
+    "user": "f.user_id = $user",
 }
 _SESSION_AFTER = "(last_ns < $cursor_key OR (last_ns = $cursor_key AND session_id < $cursor_session))"
 
 
 def list_sessions(filters: list[str], after: bool) -> str:
-    where = ["t.project = $project", "t.session_id IS NOT NULL", *(SESSION_FILTERS[f] for f in filters)]
+    where = ["t.project = $project", "t.session_id IS NOT NULL"]
+    if filters:
+        matching = " AND ".join(
+            ["f.project = $project", "f.session_id IS NOT NULL", *(SESSION_FILTERS[f] for f in filters)]
+        )
+        where.append(f"t.session_id IN (SELECT f.session_id FROM traces f WHERE {matching})")  # noqa: S608
     having = f"HAVING {_SESSION_AFTER}" if after else ""
     return f"""
 SELECT t.session_id AS session_id, {_SESSION_AGG}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -79,15 +79,21 @@ def test_session_list_metrics_order_and_pages(server: EmbeddedServer, corpus: li
 
 
 def test_session_list_filters(server: EmbeddedServer, corpus: list[GenTrace]) -> None:
-    body = ok(server, "/v1/sessions?user=u-1&limit=100")
-    # A session's user is its earliest trace's user; the filter keeps sessions with traces of that user.
-    want = {t.session for t in corpus if t.session and t.user == "u-1"}
-    assert {s["session_id"] for s in body["sessions"]} == want
+    """Filters pick sessions (one of their traces matches); each row still describes the whole session."""
     middle = sorted(t.start_ns for t in corpus)[45]
-    body = ok(server, f"/v1/sessions?from={middle}&limit=100")
-    assert {s["session_id"] for s in body["sessions"]} == {
-        t.session for t in corpus if t.session and t.end_ns >= middle
-    }
+    cases: list[tuple[str, Callable[[GenTrace], bool]]] = [
+        ("user=u-1", lambda t: t.user == "u-1"),
+        (f"from={middle}", lambda t: t.end_ns >= middle),
+        (f"to={middle}", lambda t: t.start_ns < middle),
+        (f"to={middle}&user=u-2", lambda t: t.start_ns < middle and t.user == "u-2"),
+    ]
+    sessions = _sessions(corpus)
+    for query, keep in cases:
+        body = ok(server, f"/v1/sessions?{query}&limit=100")
+        want = {t.session for t in corpus if t.session and keep(t)}
+        assert {s["session_id"] for s in body["sessions"]} == want, query
+        for row in body["sessions"]:
+            _check_summary(row, sessions[row["session_id"]])
 
 
 def test_one_session_with_its_traces_in_order(server: EmbeddedServer, corpus: list[GenTrace]) -> None:
