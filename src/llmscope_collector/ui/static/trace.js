@@ -187,8 +187,9 @@ export async function render(root, route) {
     if (sp.ttft_ms && sp.duration_ms > 0) bar.append(h("span", { class: "ttft", style: { width: `${Math.min(100, (sp.ttft_ms / sp.duration_ms) * 100)}%` } }));
     // The duration label goes right of the bar, else left of it, else inside it (a bar across the axis).
     const durStyle = left + width <= 80 ? { left: `calc(${left + width}% + 4px)` }
-      : left >= 15 ? { right: `calc(${100 - left}% + 4px)` } : { right: `calc(${100 - left - width}% + 6px)`, color: "#fff" };
-    const dur = h("span", { class: "wf-dur", style: durStyle }, fmtMs(sp.duration_ms));
+      : left >= 15 ? { right: `calc(${100 - left}% + 4px)` } : { right: `calc(${100 - left - width}% + 4px)` };
+    const inside = left + width > 80 && left < 15;
+    const dur = h("span", { class: "wf-dur" + (inside ? " inside" : ""), style: durStyle }, fmtMs(sp.duration_ms));
     const tip = `${sp.name}\nstart +${fmtMs(sp.start_offset_ms)}, duration ${fmtMs(sp.duration_ms)} (self ${fmtMs(sp.self_time_ms)})`
       + `${sp.critical_path ? "\non the critical path" : ""}${err ? `\nERROR ${sp.status_message || sp.error_type || ""}` : ""}${sp.orphan ? "\norphan: parent not stored" : ""}`;
     return h("div", {
