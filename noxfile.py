@@ -74,7 +74,7 @@ INTEROP: dict[str, list[str]] = {
     "openllmetry-anthropic": ["opentelemetry-instrumentation-anthropic==0.62.4", "anthropic<3"],
     "openinference-openai": ["openinference-instrumentation-openai==0.1.66", "openai>=2.8,<4"],
     "openinference-anthropic": ["openinference-instrumentation-anthropic==3.1.0", "anthropic>=1.8,<3"],
-    "plain-otel": [],
+    "plain-otel": ["opentelemetry-instrumentation-wsgi==0.66b2"],
 }
 
 
