@@ -148,7 +148,7 @@ export async function render(root, route) {
   const step = niceStep(total, 5);
   const axis = h("div", { class: "wf-axis", "aria-hidden": "true" });
   for (let v = 0; v <= total + 1e-9; v += step) axis.append(h("span", { style: { left: `${(v / total) * 100}%` } }, fmtMs(v)));
-  const head = h("div", { class: "wf-head", role: "presentation" }, h("div", null, `Span (${fmtInt(spans.length)})`), h("div", null, "Model · tokens · cost · TTFT"), axis);
+  const head = h("div", { class: "wf-head", role: "presentation" }, h("div", null, `Span (${fmtInt(spans.length)})`), h("div", { class: "wf-info" }, "Model · tokens · cost · TTFT"), axis);
   const spacer = h("div", { class: "wf-spacer" });
   const scroller = h("div", {
     class: "wf-scroll", tabindex: 0, role: "tree", "aria-label": `Waterfall of ${spans.length} spans`, "aria-multiselectable": "false",
