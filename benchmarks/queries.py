@@ -100,35 +100,39 @@ def _repeat(timed: Callable[[], float], samples: int, budget_ms: float = 5000.0)
     return times
 
 
-def in_process(
-    data_dir: Path, runs: int, samples: int, seed: int
-) -> tuple[dict[str, Any], dict[str, Callable[[], Any]]]:
-    """Figures of the in-process queries, and one callable per query (for profiling)."""
+def query_calls(data_dir: Path, ids: list[str], now: float) -> tuple[TraceStore, dict[str, Callable[[], Any]]]:
+    """A fresh store and one callable per query (the caller closes the store)."""
+    store = TraceStore(data_dir)
+    reader = MetricReader(data_dir, Database())
+    calls: dict[str, Callable[[], Any]] = {
+        "waterfall": lambda: store.get_trace(ids[0], PROJECT),
+        "trace_list": lambda: store.list_traces(PROJECT, TraceQuery(limit=50)),
+        "cost_rollup_model_day": lambda: store.costs(PROJECT, ["model", "day"], TimeRange(), {}),
+        "session_list": lambda: store.list_sessions(PROJECT, TimeRange(), None, 50, None),
+        **{f"alert_{r.name}": (lambda r=r: reader.observe(r, now)) for r in alert_rules()},
+    }
+    return store, calls
+
+
+def in_process(data_dir: Path, runs: int, samples: int, seed: int) -> dict[str, Any]:
+    """Figures of the in-process queries."""
     ids = sample_trace_ids(data_dir, samples, seed)
     now = store_end(data_dir)
-    rules = alert_rules()
     per_run: dict[str, list[float]] = {}
-    calls: dict[str, Callable[[], Any]] = {}
     for _ in range(runs):
-        store = TraceStore(data_dir)
-        reader = MetricReader(data_dir, Database())
-        calls = {
-            "waterfall": lambda s=store: s.get_trace(ids[0], PROJECT),
-            "trace_list": lambda s=store: s.list_traces(PROJECT, TraceQuery(limit=50)),
-            "cost_rollup_model_day": lambda s=store: s.costs(PROJECT, ["model", "day"], TimeRange(), {}),
-            "session_list": lambda s=store: s.list_sessions(PROJECT, TimeRange(), None, 50, None),
-            **{f"alert_{r.name}": (lambda r=r, rd=reader: rd.observe(r, now)) for r in rules},
-        }
+        store, calls = query_calls(data_dir, ids, now)
         per_run.setdefault("index_cold_load", []).append(_timed(calls["trace_list"]))
         waterfalls = [_timed(lambda t=t, s=store: s.get_trace(t, PROJECT)) for t in ids]
         per_run.setdefault("waterfall_p50", []).append(pct(waterfalls, 0.5))
         per_run.setdefault("waterfall_p95", []).append(pct(waterfalls, 0.95))
-        for name in ("trace_list", "cost_rollup_model_day", "session_list", *(f"alert_{r.name}" for r in rules)):
-            times = _repeat(lambda f=calls[name]: _timed(f), samples)
+        for name, fn in calls.items():
+            if name == "waterfall":
+                continue
+            times = _repeat(lambda f=fn: _timed(f), samples)
             per_run.setdefault(f"{name}_p50", []).append(pct(times, 0.5))
             per_run.setdefault(f"{name}_p95", []).append(pct(times, 0.95))
         store.close()
-    return {name: summary(values) for name, values in per_run.items()}, calls
+    return {name: summary(values) for name, values in per_run.items()}
 
 
 def over_http(data_dir: Path, runs: int, samples: int, seed: int) -> dict[str, Any]:
@@ -169,6 +173,50 @@ def over_http(data_dir: Path, runs: int, samples: int, seed: int) -> dict[str, A
     return {name: summary(values) for name, values in per_run.items()}
 
 
+class _TimedCursor:
+    """A DuckDB cursor that records how long each `execute` takes, and which SQL it ran."""
+
+    def __init__(self, cursor: Any, log: list[tuple[float, str]]) -> None:
+        self._cursor = cursor
+        self._log = log
+
+    def execute(self, query: str, *args: Any) -> Any:
+        start = time.perf_counter()
+        result = self._cursor.execute(query, *args)
+        self._log.append((time.perf_counter() - start, query))
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+def sql_breakdown(fn: Callable[[], Any], calls: int = 3) -> str:
+    """Which SQL statements a query runs and how long DuckDB spends executing each (named after `query.sql`)."""
+    from llmscope_collector.query import db as db_module
+    from llmscope_collector.query import sql as sql_module
+
+    names = {v: k for k, v in vars(sql_module).items() if isinstance(v, str) and k.isupper()}
+    log: list[tuple[float, str]] = []
+    original = db_module.Database.cursor
+    db_module.Database.cursor = lambda self: _TimedCursor(original(self), log)  # type: ignore[method-assign]
+    try:
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        total = time.perf_counter() - start
+    finally:
+        db_module.Database.cursor = original  # type: ignore[method-assign]
+    by_sql: dict[str, list[float]] = {}
+    for elapsed, query in log:
+        by_sql.setdefault(query, []).append(elapsed)
+    lines = [f"{calls} calls, {total * 1000 / calls:.1f} ms per call; DuckDB execute time per statement:"]
+    for query, times in sorted(by_sql.items(), key=lambda kv: -sum(kv[1])):
+        label = names.get(query) or "dynamic: " + " ".join(query.split())[:150]
+        share = 100 * sum(times) / max(total, 1e-9)
+        lines.append(f"{share:5.1f}%  {sum(times) * 1000 / calls:8.1f} ms/call  x{len(times) // calls}  {label}")
+    return "\n".join(lines)
+
+
 def profile_top(fn: Callable[[], Any], lines: int = 30) -> str:
     """The top of a pyinstrument profile of `fn` (called a few times), or why there is none."""
     try:
@@ -185,8 +233,7 @@ def profile_top(fn: Callable[[], Any], lines: int = 30) -> str:
 
 
 def run(data_dir: Path, runs: int, samples: int, seed: int, http: bool) -> dict[str, Any]:
-    figures, calls = in_process(data_dir, runs, samples, seed)
-    out: dict[str, Any] = {"in_process": figures, "profile_calls": sorted(calls)}
+    out: dict[str, Any] = {"in_process": in_process(data_dir, runs, samples, seed)}
     if http:
         out["http"] = over_http(data_dir, runs, samples, seed)
     return out
@@ -203,10 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", help="print the pyinstrument profile of one query (e.g. waterfall)")
     args = parser.parse_args(argv)
     if args.profile:
-        _, calls = in_process(args.data_dir, 1, 3, args.seed)
-        store_fn = calls[args.profile]
-        store_fn()  # warm (index loaded)
-        print(profile_top(store_fn, 60))
+        ids = sample_trace_ids(args.data_dir, 3, args.seed)
+        store, calls = query_calls(args.data_dir, ids, store_end(args.data_dir))
+        calls[args.profile]()  # warm: the summary index is loaded
+        print(sql_breakdown(calls[args.profile]))
+        print()
+        print(profile_top(calls[args.profile], 40))
+        store.close()
         return 0
     result = run(args.data_dir, args.runs, args.samples, args.seed, not args.no_http)
     text = json.dumps(result, indent=2, default=str)

@@ -44,10 +44,11 @@ TARGETS: dict[str, tuple[str, float, str]] = {  # key: (comparison, value, what 
 STANDING_NOTES = [
     "SDK overhead is measured on non-streaming calls only; streaming (`stream=True`, `messages.stream`) is not "
     "benchmarked yet.",
-    "Peers (OpenLLMetry `opentelemetry-instrumentation-anthropic`, OpenInference "
-    "`openinference-instrumentation-anthropic`) are measured only when `--peer-python IMPL=PYTHON` points at a venv "
-    "that has them (`nox -s bench` does not build those venvs); their plain instructions/call reuse llmscope's "
-    "plain run (same anthropic client version, no instrumentation imported).",
+    "Peers (OpenLLMetry `opentelemetry-instrumentation-anthropic` 0.62.4, OpenInference "
+    "`openinference-instrumentation-anthropic` 3.1.0) run in their own venvs (built once under --store-dir: "
+    "llmscope editable + the peer), each with its own `TracerProvider` + `BatchSpanProcessor` to a discarding "
+    "exporter; their plain instructions/call reuse llmscope's plain run (same anthropic client version, nothing "
+    "instrumented or imported).",
     "Ingest figures come from one collector per protocol; the load generator runs on the same 2 cores, so its CPU "
     "(reported) is taken from the collector's budget.",
     "The query targets of issue 5 are stated at 10M spans; figures at 1M are shown against them for reference.",
@@ -152,6 +153,33 @@ def bench_sdk(
         "raw": {f"{m}_{n}": v for (m, n), v in counts.items()},
     }
     return result
+
+
+# Same pins as the interop sessions in noxfile.py; each peer in its own venv (their pins may clash).
+PEERS: dict[str, list[str]] = {
+    "openllmetry": ["opentelemetry-instrumentation-anthropic==0.62.4", "anthropic<3"],
+    "openinference": ["openinference-instrumentation-anthropic==3.1.0", "anthropic>=1.8,<3"],
+}
+_PEER_MODULES = {
+    "openllmetry": "opentelemetry.instrumentation.anthropic",
+    "openinference": "openinference.instrumentation.anthropic",
+}
+
+
+def peer_python(impl: str, venvs: Path) -> str:
+    """A venv with llmscope (editable) and the peer's package, built once under `venvs` and reused."""
+    venv = venvs / f"peer-{impl}"
+    python = venv / "bin" / "python"
+    probe = [str(python), "-c", f"import {_PEER_MODULES[impl]}, anthropic, llmscope"]
+    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+        return str(python)
+    log(f"sdk: building the {impl} venv in {venv}")
+    base = getattr(sys, "_base_executable", PY)
+    subprocess.run([base, "-m", "venv", "--system-site-packages", str(venv)], check=True, capture_output=True)
+    pip = [str(python), "-m", "pip", "install", "-q", "-e", str(ROOT), *PEERS[impl]]
+    subprocess.run(pip, check=True, capture_output=True, timeout=1800)
+    subprocess.run(probe, check=True, capture_output=True)
+    return str(python)
 
 
 def store_for(size: int, seed: int, store_dir: Path) -> tuple[Path, dict[str, Any]]:
@@ -570,6 +598,7 @@ def main(argv: list[str] | None = None) -> int:
         help="measure a peer instrumentation with that interpreter (its own venv), "
         "e.g. openllmetry=/tmp/peers/bin/python",
     )
+    parser.add_argument("--no-peers", action="store_true", help="skip OpenLLMetry/OpenInference (no venvs built)")
     parser.add_argument("--out-md", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--out-json", type=Path, default=ROOT / "docs" / "benchmarks.json")
     parser.add_argument("--note", action="append", default=[], help="a line for the report's notes")
@@ -590,8 +619,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     if "sdk" in parts:
         results["sdk"] = {"llmscope": bench_sdk(mode)}
-        for spec in args.peer_python:
-            impl, _, python = spec.partition("=")
+        peers = dict(spec.partition("=")[::2] for spec in args.peer_python)
+        for impl in [] if args.no_peers else [p for p in PEERS if p not in peers]:
+            try:
+                peers[impl] = peer_python(impl, args.store_dir)
+            except (subprocess.SubprocessError, OSError) as exc:
+                results["sdk"][impl] = {"error": f"venv not built: {exc!r}"[:300]}
+        for impl, python in peers.items():
             base = results["sdk"]["llmscope"].get("callgrind", {}).get("plain_per_call")
             try:
                 results["sdk"][impl] = bench_sdk(mode, impl, python, base)

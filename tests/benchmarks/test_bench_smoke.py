@@ -30,7 +30,7 @@ def test_store_generator_and_query_bench(tmp_path: Path) -> None:
     data = tmp_path / "store"
     result = gen_store.generate(data, 300, days=2, workers=0, flush_rows=100)
     assert result["spans"] >= 250
-    figures, _calls = queries.in_process(data, runs=1, samples=2, seed=1)
+    figures = queries.in_process(data, runs=1, samples=2, seed=1)
     assert {"waterfall_p95", "trace_list_p50", "cost_rollup_model_day_p50", "session_list_p50"} <= set(figures)
     store = queries.TraceStore(data)
     try:
