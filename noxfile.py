@@ -100,7 +100,7 @@ def interop(session: nox.Session, package: str) -> None:
 def lint(session: nox.Session) -> None:
     """ruff (style, imports, bugbear) and mypy --strict on the packages."""
     session.install("-e", ".[test]", "ruff>=0.6", "mypy>=1.10")
-    session.run("ruff", "check", "src", "tests", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "noxfile.py", "benchmarks")
     session.run("mypy")
 
 
