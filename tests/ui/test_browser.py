@@ -288,5 +288,11 @@ def test_pasted_api_key_unlocks_the_ui_when_keys_are_required(browser: Any, keye
         page.click("button:has-text('Live tail')")  # the stream sends the key too (fetch, not EventSource)
         expect(page.locator(".live-dot.live")).to_have_count(1)
         shot(page, "11-with-api-key")
+        # Deleting a session (real deletion on disk), with the key.
+        page.click("a:has-text('sess-alpha')")
+        page.once("dialog", lambda d: d.accept())
+        page.click("button:has-text('Delete session')")
+        page.wait_for_url(re.compile("#/sessions$"))
+        expect(page.locator(".empty")).to_contain_text("No sessions yet")
     finally:
         context.close()

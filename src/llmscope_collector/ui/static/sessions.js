@@ -61,7 +61,17 @@ export async function renderSession(root, route) {
     return;
   }
   const ss = detail.session;
-  root.append(h("h1", null, "Session ", h("code", null, ss.session_id)),
+  const status = h("span", { role: "status", class: "muted" });
+  const remove = h("button", { type: "button", class: "danger", onclick: async () => {
+    if (!confirm(`Delete session ${ss.session_id}: its ${ss.trace_count} traces, their spans and captured content, from disk? This cannot be undone.`)) return;
+    remove.disabled = true;
+    try {
+      const report = await api(`/v1/sessions/${encodeURIComponent(ss.session_id)}`, { method: "DELETE" });
+      status.textContent = `Deleted ${report.traces_deleted} traces, ${report.spans_deleted} spans.`;
+      location.hash = href("sessions");
+    } catch (err) { remove.disabled = false; status.textContent = err.message; }
+  } }, "Delete session");
+  root.append(h("div", { class: "toolbar" }, h("h1", { style: { margin: 0 } }, "Session ", h("code", null, ss.session_id)), h("span", { class: "spacer" }), remove, status),
     h("dl", { class: "cards" },
       card("User", ss.user_id || "–"),
       card("First activity", timeEl(ss.first_activity_unix_nano)),

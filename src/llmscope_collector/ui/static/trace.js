@@ -82,6 +82,7 @@ export async function render(root, route) {
     h("p", { class: "muted" }, h("a", { href: "#/traces" }, "← Traces"), wf.session_id ? [" · session ", h("a", { href: href("session", [wf.session_id]) }, wf.session_id)] : null,
       wf.user_id ? ` · user ${wf.user_id}` : null),
     h("h1", null, root0 ? root0.name : "Trace", wf.state && wf.state !== "complete" ? h("span", { class: "tag" }, wf.state) : null,
+      wf.state === "in_progress" ? h("button", { type: "button", title: "Spans of this trace are still arriving", onclick: () => window.dispatchEvent(new HashChangeEvent("hashchange")) }, "Refresh") : null,
       h("code", { class: "muted", title: "trace id" }, wf.trace_id)),
     h("dl", { class: "cards" },
       card("Start", timeEl(wf.start_time_unix_nano)),
