@@ -72,9 +72,11 @@ def test_trace_list_filters_search_sort_and_keyboard(page: Any, ui_server: Embed
     assert "sort=cost" in page.url
     expect(rows.first).to_have_attribute("data-trace-id", trace_id(0x40))  # 8,999 small calls cost the most
 
-    # Keyboard: focus a row, move down, open with Enter.
-    rows.first.focus()
-    page.keyboard.press("ArrowDown")
+    # Keyboard: "j" enters the list, moves down, Enter opens the row.
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("j")
+    expect(rows.first).to_be_focused()
+    page.keyboard.press("j")
     second = rows.nth(1).get_attribute("data-trace-id")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(f"#/trace/{second}"))

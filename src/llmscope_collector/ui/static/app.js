@@ -77,6 +77,12 @@ document.addEventListener("keydown", (e) => {
     const box = document.querySelector("[data-search]");
     if (box) { e.preventDefault(); box.focus(); }
   }
+  // "j" (or ↓) with nothing focused enters the page's list or waterfall.
+  const idle = document.activeElement === document.body || document.activeElement === document.getElementById("main");
+  if (idle && (e.key === "j" || e.key === "ArrowDown")) {
+    const first = document.querySelector(".wf-scroll, tr.rowlink");
+    if (first) { e.preventDefault(); first.focus(); }
+  }
 });
 showWho();
 render();
