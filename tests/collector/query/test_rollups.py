@@ -310,3 +310,32 @@ def test_late_parent_makes_its_nested_llm_child_a_duplicate_in_every_view(
         wf = ok(server, f"/v1/traces/{call.trace_id}")
         assert wf["totals"]["llm_calls"] == 1
         assert ok(server, f"/v1/spans/{call.trace_id}/{'c' * 16}")["counted"] is False
+
+
+def test_user_price_file_prices_unknown_models_and_overrides_the_db(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """With a price file, the unknown model gets a price and gpt-4o the file's price, not the DB's."""
+    from tests.collector.query.conftest import query_settings
+    from tests.collector.query.dataset import generate
+
+    prices = tmp_path_factory.mktemp("prices") / "prices.json"
+    prices.write_text(
+        '{"mystery-*": {"input": 2, "output": 8, "cache_read": 0.5}, "gpt-4o": {"input": 1, "output": 1}}'
+    )
+    corpus = generate(77, 40)
+    rates = {"mystery-model-9": (Decimal(2), Decimal(8), Decimal("0.5")), "gpt-4o": (Decimal(1), Decimal(1), None)}
+    with EmbeddedServer(query_settings(tmp_path_factory, prices_file=str(prices))) as server:
+        export(server, corpus)
+        body = ok(server, "/v1/costs?group_by=model")
+        got = {g["key"]["model"]: g["usage"] for g in body["groups"]}
+        for model, (rate_in, rate_out, rate_cache) in rates.items():
+            spans = [s for _, s in _calls(corpus) if s.model == model]
+            want = Decimal(0)
+            for s in spans:
+                leaf = s.input_tokens - (s.cache_read if rate_cache is not None else 0)
+                want += (rate_in * leaf + (rate_cache or 0) * s.cache_read + rate_out * s.output_tokens) / 1_000_000
+            usage = got[model]
+            assert usage["cost_unknown"] == 0 and usage["llm_calls"] == len(spans) > 0
+            assert abs(Decimal(str(usage["cost_usd"])) - want) < Decimal("1e-9")
+        span = next(s for _, s in _calls(corpus) if s.model == "mystery-model-9")
+        detail = ok(server, f"/v1/spans/{span.trace_id}/{span.span_id}")
+        assert detail["cost_known"] is True and detail["cost_source"] == "user:mystery-*"
