@@ -52,14 +52,24 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServ
         server.stop()
 
 
+# CI installs Chromium and sets this, so a missing browser fails the run instead of skipping the UI tests.
+REQUIRE_BROWSER = os.environ.get("LLMSCOPE_REQUIRE_BROWSER", "") not in ("", "0")
+
+
+def _unavailable(reason: str) -> None:
+    if REQUIRE_BROWSER:
+        pytest.fail(f"{reason} (LLMSCOPE_REQUIRE_BROWSER is set)")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (the UI tests use the system browser)")
+        _unavailable(f"{CHROMIUM} is missing: apt-get install chromium (the UI tests use the system browser)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("playwright is not installed: pip install playwright (no browser download is needed)")
+        _unavailable("playwright is not installed: pip install playwright (no browser download is needed)")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
