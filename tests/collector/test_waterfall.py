@@ -74,6 +74,16 @@ def test_orphans_are_flagged_under_a_synthetic_root() -> None:
     assert wf.totals.span_count == 2
 
 
+def test_parent_cycles_still_show_every_span_once() -> None:
+    rows = [row("root", None, 0, 100), row("a", "b", 10, 20), row("b", "a", 15, 30), row("c", "b", 16, 18)]
+    wf = build_waterfall("t" * 32, rows)
+    ids = [s.span_id for s in wf.spans if not s.synthetic]
+    assert sorted(ids) == ["a", "b", "c", "root"] and wf.totals.span_count == 4
+    by = {s.span_id: s for s in wf.spans}
+    assert by["a"].orphan and by["a"].depth == 1 and by["b"].depth == 2 and by["c"].depth == 3
+    assert not by["b"].orphan and by["0" * 16].children == ["a"]
+
+
 def test_nested_llm_span_is_not_counted_twice() -> None:
     llm = {"operation": "chat", "input_tokens": 10, "output_tokens": 5}
     rows = [
@@ -93,6 +103,8 @@ def random_trees(draw: st.DrawFn) -> list[dict[str, Any]]:
         parent = None if i == 0 else f"s{draw(st.integers(0, i - 1))}"
         if draw(st.booleans()) and i and draw(st.integers(0, 9)) == 0:
             parent = "missing"
+        elif draw(st.integers(0, 19)) == 0:  # any span, later ones too: parent links may form cycles
+            parent = f"s{draw(st.integers(0, n - 1))}"
         start = draw(st.integers(0, 1000))
         rows.append(row(f"s{i}", parent, start, start + draw(st.integers(0, 500))))
     return draw(st.permutations(rows))

@@ -3,7 +3,7 @@
 Pure Python over rows already fetched, so it is tested without a store. Spans whose parent is not
 in the trace (lost or not yet arrived) are flagged `orphan` and shown under one synthetic root row
 (`synthetic`, span id all zeros, which no real span may have) spanning them; it is not counted in
-the totals.
+the totals. Parent links that form a cycle are cut at the cycle's earliest span, shown as an orphan.
 """
 
 from __future__ import annotations
@@ -70,6 +70,8 @@ def build_waterfall(trace_id: str, rows: Sequence[dict[str, Any]]) -> Waterfall:
         else:
             roots.append(span_id)
     real = dict(by_id)
+    detached = _break_cycles(by_id, children, [*roots, *orphans])
+    orphans.extend(detached)
     if orphans:
         by_id[SYNTHETIC_ROOT_ID] = _synthetic_root(trace_id, [by_id[o] for o in orphans])
         children[SYNTHETIC_ROOT_ID] = orphans
@@ -90,7 +92,8 @@ def build_waterfall(trace_id: str, rows: Sequence[dict[str, Any]]) -> Waterfall:
         span_id, depth = stack.pop()
         row = by_id[span_id]
         kids = children.get(span_id, [])
-        spans.append(_waterfall_span(row, depth, kids, trace_start, by_id, span_id in critical, real))
+        orphan = span_id in detached or (bool(row["parent_span_id"]) and row["parent_span_id"] not in real)
+        spans.append(_waterfall_span(row, depth, kids, trace_start, by_id, span_id in critical, real, orphan))
         stack.extend((kid, depth + 1) for kid in reversed(kids))
     return Waterfall(
         trace_id=trace_id,
@@ -100,6 +103,30 @@ def build_waterfall(trace_id: str, rows: Sequence[dict[str, Any]]) -> Waterfall:
         totals=_totals([s for s in spans if not s.synthetic]),
         spans=spans,
     )
+
+
+def _break_cycles(by_id: dict[str, dict[str, Any]], children: dict[str, list[str]], tops: list[str]) -> list[str]:
+    """Spans unreachable from the top rows (their parent links form a cycle): the earliest of each cycle
+    is cut from its parent and returned, to be shown as an orphan, so every span is shown once."""
+    seen: set[str] = set()
+
+    def mark(start: str) -> None:
+        stack = [start]
+        while stack:
+            span_id = stack.pop()
+            if span_id not in seen:
+                seen.add(span_id)
+                stack.extend(children.get(span_id, ()))
+
+    for top in tops:
+        mark(top)
+    detached: list[str] = []
+    for span_id in sorted(by_id, key=lambda s: (by_id[s]["start_ns"], s)):
+        if span_id not in seen:
+            children[by_id[span_id]["parent_span_id"]].remove(span_id)
+            detached.append(span_id)
+            mark(span_id)
+    return detached
 
 
 def _synthetic_root(trace_id: str, orphans: list[dict[str, Any]]) -> dict[str, Any]:
@@ -125,6 +152,7 @@ def _waterfall_span(
     by_id: dict[str, dict[str, Any]],
     critical: bool,
     real: dict[str, dict[str, Any]],
+    orphan: bool,
 ) -> WaterfallSpan:
     start, end = row["start_ns"], row["end_ns"]
     clipped = [(max(start, by_id[k]["start_ns"]), min(end, by_id[k]["end_ns"])) for k in kids]
@@ -146,7 +174,7 @@ def _waterfall_span(
         depth=depth,
         children=kids,
         critical_path=critical,
-        orphan=bool(parent) and parent not in real,
+        orphan=orphan,
         synthetic=bool(row.get("synthetic")),
         ttft_ms=None if ttft is None else ttft * 1000.0,
         cost_usd=None if row.get("cost_usd") is None else float(row["cost_usd"]),
