@@ -63,6 +63,7 @@ def run_demo(server: EmbeddedServer, *, traces: int) -> int:
     print(f"\n{len(trace_ids)} demo traces stored", end="")
     if showcase:
         print(f", plus {len(showcase)} more (a support chat session, a tool call, a provider error)", end="")
-    print(f".\nOpen the UI at {server.api_url}/#/trace/{trace_ids[-1]} (JSON: {server.api_url}/v1/traces/{trace_ids[-1]})")
+    last = trace_ids[-1]
+    print(f".\nOpen the UI at {server.api_url}/#/trace/{last} (JSON: {server.api_url}/v1/traces/{last})")
     print("Stop with Ctrl-C.", flush=True)
     return 0
