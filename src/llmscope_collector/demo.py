@@ -64,6 +64,5 @@ def run_demo(server: EmbeddedServer, *, traces: int) -> int:
     if showcase:
         print(f", plus {len(showcase)} more (a support chat session, a tool call, a provider error)", end="")
     last = trace_ids[-1]
-    print(f".\nOpen the UI at {server.api_url}/#/trace/{last} (JSON: {server.api_url}/v1/traces/{last})")
-    print("Stop with Ctrl-C.", flush=True)
+    print(f".\nOpen the UI at {server.api_url}/#/trace/{last} (JSON: {server.api_url}/v1/traces/{last})", flush=True)
     return 0
