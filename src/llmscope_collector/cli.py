@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"llmscope {args.command}: OTLP/gRPC on {server.settings.host}:{server.grpc_port}, "
             f"OTLP/HTTP on {server.settings.host}:{server.http_port}, "
-            f"UI and API on {server.api_url} (API docs {server.api_url}/schema/swagger), "
+            f"API on {server.api_url} (web UI {server.api_url}/, docs {server.api_url}/schema/swagger), "
             f"data in {server.settings.data_dir}",
             flush=True,
         )
