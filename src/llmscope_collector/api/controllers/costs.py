@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, QueryParameter
 
-from llmscope_collector.api.controllers.traces import From, To
+from llmscope_collector.api.controllers.traces import UNAUTHENTICATED, From, To
 from llmscope_collector.api.schemas import CostReport, ErrorBody
 from llmscope_collector.query.filters import TimeRange
 from llmscope_collector.query.rollups import parse_group_by
@@ -29,7 +29,10 @@ class CostController(Controller):
         "/",
         operation_id="getCosts",
         summary="Cost roll-up; `cost_unknown` counts calls with no price (never counted as $0)",
-        responses={400: ResponseSpec(data_container=ErrorBody, description="A parameter is invalid")},
+        responses={
+            400: ResponseSpec(data_container=ErrorBody, description="A parameter is invalid"),
+            **UNAUTHENTICATED,
+        },
         sync_to_thread=True,
     )
     def costs(

@@ -10,12 +10,12 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery
 
 from llmscope_collector.api.controllers.costs import span_filters
-from llmscope_collector.api.controllers.traces import From, To
+from llmscope_collector.api.controllers.traces import UNAUTHENTICATED, From, To
 from llmscope_collector.api.schemas import ErrorBody, Metrics, MetricsSeries
 from llmscope_collector.query.filters import TimeRange
 from llmscope_collector.query.store import TraceStore
 
-_BAD = {400: ResponseSpec(data_container=ErrorBody, description="A parameter is invalid")}
+_BAD = {400: ResponseSpec(data_container=ErrorBody, description="A parameter is invalid"), **UNAUTHENTICATED}
 
 
 class MetricsController(Controller):

@@ -6,7 +6,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from llmscope_collector.api.controllers.traces import From, To
+from llmscope_collector.api.controllers.traces import UNAUTHENTICATED, From, To
 from llmscope_collector.api.schemas import PromptList, PromptVersions
 from llmscope_collector.query.filters import TimeRange
 from llmscope_collector.query.store import TraceStore
@@ -16,7 +16,13 @@ class PromptController(Controller):
     path = "/v1/prompts"
     tags = ["prompts"]
 
-    @get("/", operation_id="listPrompts", summary="Prompts used by LLM calls", sync_to_thread=True)
+    @get(
+        "/",
+        operation_id="listPrompts",
+        summary="Prompts used by LLM calls",
+        responses=UNAUTHENTICATED,
+        sync_to_thread=True,
+    )
     def list_prompts(
         self,
         store: NamedDependency[TraceStore],
@@ -30,6 +36,7 @@ class PromptController(Controller):
         "/{name:str}/versions",
         operation_id="listPromptVersions",
         summary="Per-version stats of one prompt",
+        responses=UNAUTHENTICATED,
         sync_to_thread=True,
     )
     def versions(

@@ -9,12 +9,16 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, QueryParameter
 
+from llmscope_collector.api.controllers.traces import UNAUTHENTICATED
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import DeletionReport, ErrorBody, SessionDetail, SessionPage
 from llmscope_collector.query.filters import TimeRange
 from llmscope_collector.query.store import TraceStore
 
-_NOT_FOUND = {404: ResponseSpec(data_container=ErrorBody, description="No trace of this session is stored")}
+_NOT_FOUND = {
+    404: ResponseSpec(data_container=ErrorBody, description="No trace of this session is stored"),
+    **UNAUTHENTICATED,
+}
 
 
 class SessionController(Controller):
@@ -25,7 +29,10 @@ class SessionController(Controller):
         "/",
         operation_id="listSessions",
         summary="Sessions by last activity: traces, LLM calls, tokens, cost, errors, p50/p95 latency",
-        responses={400: ResponseSpec(data_container=ErrorBody, description="A parameter is invalid")},
+        responses={
+            400: ResponseSpec(data_container=ErrorBody, description="A parameter is invalid"),
+            **UNAUTHENTICATED,
+        },
         sync_to_thread=True,
     )
     def list_sessions(

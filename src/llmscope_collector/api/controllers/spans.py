@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter
 
-from llmscope_collector.api.controllers.traces import SPAN_ID_PATTERN, TRACE_ID_PATTERN
+from llmscope_collector.api.controllers.traces import SPAN_ID_PATTERN, TRACE_ID_PATTERN, UNAUTHENTICATED
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import ErrorBody, SpanDetail
 from llmscope_collector.query.store import TraceStore
@@ -24,6 +24,7 @@ class SpanController(Controller):
         operation_id="getSpan",
         summary="One span: every attribute as sent, events, links, cost and its content from the content store",
         responses={
+            **UNAUTHENTICATED,
             400: ResponseSpec(data_container=ErrorBody, description="Malformed trace or span id"),
             404: ResponseSpec(data_container=ErrorBody, description="No such span is stored"),
         },

@@ -19,7 +19,12 @@ To = Annotated[str | None, QueryParameter(description="ISO 8601 time or epoch ns
 # Documented only (the handler checks ids itself, with an error that says what a valid id looks like).
 TRACE_ID_PATTERN: dict[str, Any] = {"pattern": "^[0-9a-fA-F]{32}$"}
 SPAN_ID_PATTERN: dict[str, Any] = {"pattern": "^[0-9a-fA-F]{16}$"}
-_BAD_REQUEST = {400: ResponseSpec(data_container=ErrorBody, description="A parameter is invalid; the body names it")}
+# Every data route: the caller's credentials may be missing, unknown or revoked.
+UNAUTHENTICATED = {401: ResponseSpec(data_container=ErrorBody, description="Missing, unknown or revoked API key")}
+_BAD_REQUEST = {
+    400: ResponseSpec(data_container=ErrorBody, description="A parameter is invalid; the body names it"),
+    **UNAUTHENTICATED,
+}
 
 
 class TraceController(Controller):
@@ -93,6 +98,7 @@ class TraceController(Controller):
         operation_id="getTrace",
         summary="The waterfall of one trace: tree, timings, per-span cost, events, exceptions, content sizes",
         responses={
+            **UNAUTHENTICATED,
             400: ResponseSpec(data_container=ErrorBody, description="Malformed trace id"),
             404: ResponseSpec(data_container=ErrorBody, description="No span of this trace is stored"),
         },
