@@ -3,9 +3,11 @@
 Starts an embedded server (ports 0, a temp data dir) with demo traffic from the instrumented demo
 app plus a generated corpus, then runs schemathesis on `/schema/openapi.json` with the admin token
 (so the admin routes are exercised too), checking that no response is a 5xx and that every response
-matches the documented schema. The exit code is schemathesis'. Run from the repository root:
+matches the documented schema. With `--as-project`, keys are required and the run uses a project's
+API key instead (the data routes as a tenant sees them; admin routes answer 403). The exit code is
+schemathesis'. Run from the repository root:
 
-    python -m tests.collector.query.run_schemathesis [extra schemathesis options]
+    python -m tests.collector.query.run_schemathesis [--as-project] [extra schemathesis options]
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance
 
 
 def main(argv: list[str]) -> int:
+    as_project = "--as-project" in argv
+    argv = [a for a in argv if a != "--as-project"]
     with tempfile.TemporaryDirectory(prefix="llmscope-schemathesis-") as tmp:
         settings = Settings(
             host="127.0.0.1",
@@ -36,23 +40,31 @@ def main(argv: list[str]) -> int:
             admin_token=ADMIN,
             retention_days=0,
             alerts_tick_s=0,
+            auth="required" if as_project else "auto",
         )
         with EmbeddedServer(settings) as server:
-            if run_demo(server, traces=10) != 0:
-                return 1
-            export(server, generate(1, 60))
+            credential = ADMIN
+            if as_project:
+                store = server.collector.receivers.auth_store
+                store.create_project("fuzz")
+                _, credential = store.create_key("fuzz")
+                export(server, generate(1, 60), metadata=(("authorization", f"Bearer {credential}"),))
+            else:
+                if run_demo(server, traces=10) != 0:
+                    return 1
+                export(server, generate(1, 60))
             command = [
                 sys.executable, "-m", "schemathesis.cli", "run", f"{server.api_url}/schema/openapi.json",
                 "--checks", CHECKS,
                 "--exclude-path", "/v1/traces/stream",  # Server-Sent Events: a stream, not a response
-                "--header", f"Authorization: Bearer {ADMIN}",
+                "--header", f"Authorization: Bearer {credential}",
                 "--max-examples", "40",
                 "--seed", "20261130",
                 "--workers", "2",
                 "--generation-database", "none",
                 "--no-color",
                 *argv,
-            ]  # fmt: skip
+            ]
             print(" ".join(command), flush=True)
             return subprocess.run(command, check=False).returncode
 
