@@ -117,4 +117,5 @@ def bench(session: nox.Session) -> None:
 def schemathesis(session: nox.Session) -> None:
     """Schemathesis against the served OpenAPI (demo data, port 0): no 5xx, no schema violation. Not default."""
     session.install("-e", ".[test,demo]", "schemathesis>=4,<5")
-    session.run("python", "-m", "tests.collector.query.run_schemathesis", *session.posargs)
+    session.run("python", "-m", "tests.collector.query.run_schemathesis", *session.posargs)  # admin token
+    session.run("python", "-m", "tests.collector.query.run_schemathesis", "--as-project", *session.posargs)
