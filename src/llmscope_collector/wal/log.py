@@ -71,6 +71,7 @@ class WriteAheadLog:
         self._pending_records = 0
         self._failed: str | None = None
         self._closing = False
+        self._wakeups = 0  # bumped by wake_readers(): a waiting reader returns early when it changes
         self._disk_low = False
         self._disk_checked = 0.0
         self.fsyncs = 0
@@ -262,12 +263,13 @@ class WriteAheadLog:
     def _wait_for_data(self, lsn: int, timeout: float) -> tuple[_Segment, int, int] | None:
         deadline = time.monotonic() + timeout
         with self._cond:
+            wakeups = self._wakeups
             while True:
                 located = self._locate(lsn)
                 if located is not None:
                     return located
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or (self._closing and not self._pending):
+                if remaining <= 0 or wakeups != self._wakeups or (self._closing and not self._pending):
                     return None
                 self._cond.wait(remaining)
 
@@ -280,8 +282,9 @@ class WriteAheadLog:
         return None
 
     def wake_readers(self) -> None:
-        """Cut a reader's wait short (the consumer is asked to flush or stop)."""
+        """Cut a reader's wait short (the consumer is asked to flush or stop), even with no new data."""
         with self._cond:
+            self._wakeups += 1
             self._cond.notify_all()
 
     def release(self, lsn: int, records: int) -> None:
