@@ -298,3 +298,33 @@ def test_pasted_api_key_unlocks_the_ui_when_keys_are_required(browser: Any, keye
         expect(page.locator(".empty")).to_contain_text("No sessions yet")
     finally:
         context.close()
+
+
+def test_orphans_sit_under_a_synthetic_root_that_explains_itself(browser: Any, server: EmbeddedServer) -> None:
+    """A trace whose spans name a parent never received: the waterfall shows them under the API's
+    synthetic root, and selecting that row explains it instead of asking for a span that does not exist."""
+    from tests import otlp_factory as f
+
+    tid, now = f.new_trace_id(), time.time_ns()
+    lost_parent = f.new_span_id()
+    spans = [
+        f.span(tid, f.new_span_id(), "retry worker", now, now + 2_000_000, parent=lost_parent),
+        f.span(tid, f.new_span_id(), "cache lookup", now + 500_000, now + 900_000, parent=lost_parent),
+    ]
+    send(server, [("worker", spans)])
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{server.api_url}/#/trace/{tid.hex()}")
+        rows = page.locator(".wf-row")
+        expect(rows).to_have_count(3)
+        rows.first.click()
+        expect(page.locator("aside, .panel").filter(has_text="Not a stored span").first).to_be_visible()
+        for name in ("retry worker", "cache lookup"):
+            expect(page.locator(".wf-row").filter(has_text=name)).to_have_count(1)
+        shot(page, "12-orphans")
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"

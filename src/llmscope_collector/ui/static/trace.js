@@ -311,6 +311,12 @@ export async function render(root, route) {
     const sp = spans[byId.get(id)];
     panel.hidden = false;
     layout.classList.add("with-panel");
+    if (sp.synthetic) {  // the API's stand-in parent of orphans: nothing stored to fetch
+      clear(panel).append(spanHeader(sp), h("p", null,
+        "Not a stored span. The spans below it name a parent that was never received (lost, or not arrived yet), " +
+        "so they are grouped here. It covers their time and counts in no total."));
+      return;
+    }
     clear(panel).append(spanHeader(sp), h("p", { class: "muted" }, "Loading…"));
     let detail = null;
     let failure = null;
