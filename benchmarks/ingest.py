@@ -146,12 +146,17 @@ def tree_rss_mb(pid: int) -> float:
 class RssSampler(threading.Thread):
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         super().__init__(daemon=True)
-        self.pid, self.interval, self.peak_mb = pid, interval, 0.0
+        self.pid, self.interval, self.peak_mb, self.main_peak_mb = pid, interval, 0.0, 0.0
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.wait(self.interval):
             self.peak_mb = max(self.peak_mb, tree_rss_mb(self.pid))
+            try:
+                main = int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * _PAGE_KB / 1024.0
+            except OSError:
+                continue
+            self.main_peak_mb = max(self.main_peak_mb, main)
 
     def stop(self) -> float:
         self._halt.set()
@@ -393,6 +398,7 @@ def grpc_run(args: argparse.Namespace, protos: list[bytes], spans: list[int]) ->
         "spans_written": written,
         "drain_after_load_s": drain_s,
         "peak_rss_mb": peak_rss,
+        "main_process_peak_rss_mb": sampler.main_peak_mb,
         "idle_rss_mb": idle_rss,
         "disk": disk,
         "profile": profile,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import statistics
 import sys
 import time
@@ -168,6 +169,8 @@ def callgrind_run(mode: str, calls: int, impl_name: str = "llmscope") -> None:
     """One process under valgrind: K calls, plain (no instrumentation at all) or instrumented as an app sets it
     up; a second run with K=0 is the baseline, so start-up costs cancel out."""
     provider = None
+    if mode == "plain-quiet":  # the anthropic 2.x client's own span off, as llmscope.instrument() sets it
+        os.environ["ANTHROPIC_OPEN_TELEMETRY"] = "false"
     if mode == "instrumented":
         impl = _Impl(impl_name)
         provider = impl.provider
@@ -205,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--blocks", type=int, default=20)
     parser.add_argument("--json")
-    parser.add_argument("--callgrind-run", choices=["instrumented", "plain"])
+    parser.add_argument("--callgrind-run", choices=["instrumented", "plain", "plain-quiet"])
     parser.add_argument("--impl", choices=["llmscope", "openllmetry", "openinference"], default="llmscope")
     parser.add_argument("--pyinstrument", type=int, default=0, metavar="CALLS")
     args = parser.parse_args(argv)
