@@ -46,6 +46,8 @@ from otlp_traces import TRACE_MARKER, TraceShape, requests
 METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _BANNER = re.compile(r"OTLP/gRPC on [^:]+:(\d+), OTLP/HTTP on [^:]+:(\d+), API on (http://\S+) ")
 _FRAME = re.compile(r"^\S.* \([^()]+:\d+\)$")  # "function (file.py:line)"; not process/thread labels
+# Frames every stack has (thread/process start-up, executors): left out of the "total" ranking.
+_PLUMBING = re.compile(r"\((threading|multiprocessing/\w+|concurrent/futures/\w+|<string>)\.py:\d+\)$|^<module> ")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -446,7 +448,7 @@ def py_spy_top(pid: int, seconds: float, top: int = 25) -> dict[str, Any]:
                 continue
             samples += count
             own[frames[-1]] = own.get(frames[-1], 0) + count
-            for frame in set(frames):
+            for frame in {f for f in frames if not _PLUMBING.search(f)}:
                 total[frame] = total.get(frame, 0) + count
 
     def ranked(table: dict[str, int]) -> list[tuple[str, float]]:
