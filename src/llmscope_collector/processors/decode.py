@@ -17,7 +17,7 @@ import msgspec
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from llmscope_collector.processors.limits import apply_span_limits
+from llmscope_collector.processors.limits import MAX_TIME_NS, apply_span_limits
 from llmscope_collector.processors.messages import split_content
 from llmscope_collector.processors.normalize import canonical_genai
 from llmscope_collector.storage.schema import BUFFER_COLUMNS, CONTENT_ITEMS
@@ -141,7 +141,7 @@ def _decode_span(
             batch.errors.append(f"span {span.name!r}: trace_id must be 16 bytes and span_id 8 bytes, non-zero")
         return
     parent = span.parent_span_id.hex() if span.parent_span_id and any(span.parent_span_id) else None
-    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    start, end = min(span.start_time_unix_nano, MAX_TIME_NS), min(span.end_time_unix_nano, MAX_TIME_NS)
     attrs = apply_span_limits(span, attributes_dict(span.attributes))  # limits + anomaly marks (limits.py)
     events = _events(span) if span.events else []
     genai = canonical_genai(attrs, events, start_ns=start, failed=span.status.code == _STATUS_ERROR)

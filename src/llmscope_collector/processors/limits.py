@@ -24,6 +24,9 @@ DROPPED_ATTRIBUTES = "llmscope.dropped_attributes_count"
 END_BEFORE_START = "llmscope.end_before_start"
 UNKNOWN_KIND = "llmscope.unknown_span_kind"
 UNKNOWN_STATUS = "llmscope.unknown_status_code"
+TIME_OUT_OF_RANGE = "llmscope.time_out_of_range"
+MAX_TIME_NS = 2**63 - 1
+"""OTLP times are unsigned 64-bit; stored ones are signed (year 2262): later times are clamped and marked."""
 _PRIORITY_PREFIXES = ("gen_ai.", "llm.", "openinference.", "traceloop.", "session.", "user.", "input.", "output.")
 _MAX_KIND, _MAX_STATUS = 5, 2
 
@@ -83,6 +86,8 @@ def apply_span_limits(span: Any, attrs: dict[str, Any]) -> dict[str, Any]:
             marks[TRUNCATED_ATTRIBUTES] = truncated
     if span.end_time_unix_nano < span.start_time_unix_nano:
         marks[END_BEFORE_START] = True
+    if max(span.start_time_unix_nano, span.end_time_unix_nano) > MAX_TIME_NS:
+        marks[TIME_OUT_OF_RANGE] = True
     if not 0 <= span.kind <= _MAX_KIND:
         marks[UNKNOWN_KIND] = span.kind
     if not 0 <= span.status.code <= _MAX_STATUS:
@@ -100,6 +105,7 @@ _REASONS = {
     END_BEFORE_START: "end_before_start",
     UNKNOWN_KIND: "unknown_span_kind",
     UNKNOWN_STATUS: "unknown_status_code",
+    TIME_OUT_OF_RANGE: "time_out_of_range",
 }
 
 

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Protocol
 
+import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -26,6 +27,9 @@ from llmscope_collector.storage.schema import SPAN_SCHEMA
 from llmscope_collector.storage.wal_ranges import META_WAL_END, META_WAL_START, WalCoverage
 
 log = logging.getLogger(__name__)
+
+QUARANTINE_DIR = "quarantine"
+_json = msgspec.json.Encoder(enc_hook=repr)  # whatever a row holds, it is written as something readable
 
 
 class FlushHook(Protocol):
@@ -63,6 +67,7 @@ class ParquetSpanWriter:
         self.files_written = 0
         self.duplicates_dropped = 0
         self.replay_skipped = 0
+        self.rows_quarantined = 0
 
     def skip_stored(self, coverage: WalCoverage) -> None:
         """Spans of these (partition, WAL range) pairs are already in files: replay must not write them again."""
@@ -132,7 +137,15 @@ class ParquetSpanWriter:
         project, date = key
         if self._hook is not None:
             self._hook.before_write(key, cols)
-        table = pa.Table.from_pydict(cols, schema=SPAN_SCHEMA)
+        try:
+            table = pa.Table.from_pydict(cols, schema=SPAN_SCHEMA)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
+            # A row Arrow cannot store would fail this flush forever and hold up the whole WAL behind
+            # it: set such rows aside (kept as JSON, counted, logged) and write the others.
+            cols = self._set_aside(cols, wal_start, wal_end, exc)
+            if not cols["span_id"]:
+                return 0
+            table = pa.Table.from_pydict(cols, schema=SPAN_SCHEMA)
         table = table.sort_by([("trace_id", "ascending"), ("start_ns", "ascending")])
         metadata: dict[bytes | str, bytes | str] = dict(SPAN_SCHEMA.metadata or {})
         metadata.update({META_WAL_START: str(wal_start), META_WAL_END: str(wal_end)})
@@ -145,6 +158,32 @@ class ParquetSpanWriter:
         self.rows_written += table.num_rows
         self.files_written += 1
         return int(table.num_rows)
+
+
+    def _set_aside(self, cols: Columns, wal_start: int, wal_end: int, exc: BaseException) -> Columns:
+        """Keep the rows Arrow accepts; append the others to `quarantine/spans-<walstart>-<walend>.jsonl`."""
+        names = list(cols)
+        bad = [i for i in range(len(cols["span_id"])) if not _storable({n: [cols[n][i]] for n in SPAN_SCHEMA.names})]
+        if bad:
+            directory = self._data_dir / QUARANTINE_DIR
+            _ensure_dir(directory)
+            lines = [_json.encode({n: cols[n][i] for n in SPAN_SCHEMA.names}) for i in bad]
+            with open(directory / f"spans-{wal_start:016x}-{wal_end:016x}.jsonl", "ab") as fh:
+                fh.write(b"\n".join(lines) + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            self.rows_quarantined += len(bad)
+            log.error("%d span(s) could not be stored (%s); kept in %s", len(bad), exc, directory)
+        skip = set(bad)
+        return {n: [v for i, v in enumerate(cols[n]) if i not in skip] for n in names}
+
+
+def _storable(row: Columns) -> bool:
+    try:
+        pa.Table.from_pydict(row, schema=SPAN_SCHEMA)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        return False
+    return True
 
 
 def write_durably(table: pa.Table, path: Path, *, row_group_size: int) -> None:
