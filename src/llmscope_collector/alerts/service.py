@@ -23,6 +23,7 @@ from llmscope_collector.alerts.rules import Rule, RuleSpec, keep_secrets, valida
 from llmscope_collector.alerts.state import Level, RuleState
 from llmscope_collector.alerts.store import AlertEvent, RuleStore
 from llmscope_collector.query.db import Database
+from llmscope_collector.query.store import SPILL_DIR
 from llmscope_collector.settings import Settings
 
 
@@ -49,7 +50,7 @@ class AlertService:
         self._db = AlertDb(data_dir)
         self.rules = RuleStore(self._db)
         self.outbox = Outbox(self._db)
-        self._duck = Database(threads=1, memory_limit="512MB")
+        self._duck = Database(threads=1, memory_limit="512MB", spill_dir=data_dir / SPILL_DIR)
         self.dispatcher = Dispatcher(
             self.outbox,
             Senders(self.smtp, timeout_s=delivery.timeout_s).send,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import threading
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -26,11 +27,13 @@ def bind(query: str, params: dict[str, Any]) -> dict[str, Any]:
 class Database:
     """Owns an in-memory DuckDB that reads the Parquet store."""
 
-    def __init__(self, *, threads: int = 2, memory_limit: str = "2GB") -> None:
+    def __init__(self, *, threads: int = 2, memory_limit: str = "2GB", spill_dir: Path | None = None) -> None:
         self._conn = duckdb.connect(":memory:")
         self._conn.execute("SET TimeZone = 'UTC'")
         self._conn.execute(f"SET threads = {int(threads)}")
         self._conn.execute("SET memory_limit = ?", [memory_limit])
+        if spill_dir is not None:  # else DuckDB spills big sorts into `.tmp` of the working directory
+            self._conn.execute("SET temp_directory = ?", [str(spill_dir)])
         self._lock = threading.Lock()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:

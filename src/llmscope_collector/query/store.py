@@ -101,13 +101,17 @@ def normalize_span_id(span_id: str) -> str:
     return sid
 
 
+SPILL_DIR = "tmp"
+"""Where DuckDB may spill a query bigger than its memory limit (under the data dir, not the cwd)."""
+
+
 class TraceStore:
     """Reads traces from the Parquet files under `data_dir` through DuckDB."""
 
     def __init__(self, data_dir: Path, db: Database | None = None, *, trace_idle_s: float = 300.0) -> None:
         self._data_dir = data_dir
         self._glob = spans_glob(data_dir)
-        self._db = db or Database()
+        self._db = db or Database(spill_dir=data_dir / SPILL_DIR)
         self._index = SummaryIndex(data_dir, self._db)
         self._idle_ns = int(trace_idle_s * 1e9)
 
