@@ -61,9 +61,9 @@ def sample_trace_ids(data_dir: Path, n: int, seed: int) -> list[str]:
 
 def store_end(data_dir: Path) -> float:
     glob = str(data_dir / "traces" / "project=*" / "date=*" / "*.parquet")
-    # The last trace *start*: every store's last day (a trace ending after midnight would put "now" in a new,
-    # empty month and make the month-to-date budget rule read nothing).
-    rows = duckdb.sql(f"SELECT max(start_ns) FROM read_parquet('{glob}')").fetchall()  # noqa: S608
+    # The last root span start (a trace running past midnight has a summary delta dated after it, which would put
+    # "now" in a new, empty month and make the month-to-date budget rule read nothing).
+    rows = duckdb.sql(f"SELECT max(start_ns) FROM read_parquet('{glob}') WHERE has_root").fetchall()  # noqa: S608
     return float(rows[0][0]) / 1e9
 
 
