@@ -117,7 +117,8 @@ def callgrind_instructions(mode: str, calls: int, impl: str = "llmscope", python
             "--impl",
             impl,
         ]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=7200, cwd=ROOT)
+        env = {**os.environ, "PYTHONHASHSEED": "0"}  # same hashes, same dict/set layouts in every run
+        subprocess.run(cmd, check=True, capture_output=True, timeout=7200, cwd=ROOT, env=env)
         for line in out.read_text(errors="replace").splitlines():
             if line.startswith(("summary:", "totals:")):
                 return int(line.split()[1])
