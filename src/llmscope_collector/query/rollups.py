@@ -58,8 +58,11 @@ def costs(
     params.update(time_range.params())
     # llm_dups (COUNTED_LLM) and traces (user/session keys) must be current before either query runs.
     rows = _with_index(store, project, sql.costs(group_by, names), params) if group_by else []
-    total_rows = _with_index(store, project, sql.costs([], names), params)
-    total = usage(total_rows[0]) if total_rows else usage({})
+    if rows and len(rows) < sql.COST_GROUPS_LIMIT:
+        total = usage(_summed(rows))  # every counted span is in exactly one group: no second scan
+    else:
+        total_rows = _with_index(store, project, sql.costs([], names), params)
+        total = usage(total_rows[0]) if total_rows else usage({})
     groups = [CostGroup(key={g: _text(r[f"key_{g}"]) for g in group_by}, usage=usage(r)) for r in rows]
     return CostReport(
         group_by=group_by,
@@ -68,6 +71,11 @@ def costs(
         total=total,
         groups=groups,
     )
+
+
+def _summed(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The usage sums over all groups (exact: integers and DuckDB's decimal cost sums)."""
+    return {name: sum((r[name] for r in rows if r[name] is not None), start=0) for name in sql.USAGE_COLUMNS}
 
 
 def _with_index(store: TraceStore, project: str, text: str, params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -300,6 +300,18 @@ GROUP_KEYS: dict[str, str] = {
 _NEEDS_TRACE = frozenset({"user", "session"})
 _TRACE_JOIN = "LEFT JOIN traces t ON t.project = s.project AND t.trace_id = s.trace_id"
 
+USAGE_COLUMNS = (
+    "llm_calls",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "cost_usd",
+    "cost_unknown",
+)
+COST_GROUPS_LIMIT = 10_000
 _USAGE_SUMS = """count(*) AS llm_calls, sum(s.input_tokens)::BIGINT AS input_tokens,
   sum(s.output_tokens)::BIGINT AS output_tokens, sum(s.cache_read_tokens)::BIGINT AS cache_read_tokens,
   sum(s.cache_write_tokens)::BIGINT AS cache_write_tokens, sum(s.reasoning_tokens)::BIGINT AS reasoning_tokens,
@@ -327,7 +339,7 @@ FROM {SPANS} s {join}
 WHERE {" AND ".join(where)}
 {group}
 ORDER BY cost_usd DESC NULLS LAST, llm_calls DESC
-LIMIT 10000"""  # noqa: S608 - fragments from allowlists only
+LIMIT {COST_GROUPS_LIMIT}"""  # noqa: S608 - fragments from allowlists only
 
 
 _METRICS = f"""{_USAGE_SUMS},
