@@ -662,6 +662,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, group in groups.items():
             if key in previous and group not in parts:
                 results[key] = previous[key]
+        results["notes"] += [n for n in previous.get("notes", ()) if n.startswith("Merged report")]
         kept = ", ".join(sorted({"sdk", "ingest", "queries"} - parts))
         results["notes"].append(
             f"Merged report: {kept} from the run of {previous['machine']['date_utc']} (commit "
