@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -33,6 +36,19 @@ def decode_payload(project: str, payload: bytes) -> DecodedBatch:
 
 
 Decoded = DecodedBatch | BaseException
+_PARENT_CHECK_S = 1.0
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this worker when the collector is gone, even after a SIGKILL (or the
+    OOM killer), which gives the pool no chance to shut its workers down."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(_PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="llmscope-parent-watch", daemon=True).start()
 
 
 class DecodePool:
@@ -53,7 +69,9 @@ class DecodePool:
         try:
             if self._pool is None:
                 context = multiprocessing.get_context("spawn")  # fork is unsafe in a process running gRPC
-                self._pool = ProcessPoolExecutor(self._workers, mp_context=context)
+                self._pool = ProcessPoolExecutor(
+                    self._workers, mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(),)
+                )
             return [self._pool.submit(decode_payload, project, payload) for project, payload in items]
         except (BrokenProcessPool, RuntimeError, OSError) as exc:
             self._broken(exc)
