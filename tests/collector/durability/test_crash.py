@@ -154,10 +154,14 @@ def run_crash_scenario(data_dir: Path, kills: int, seed: int) -> dict[str, int]:
         time.sleep(rng.uniform(0.4, 1.0))
     finally:
         load.finish()
-    ingest = _wait_caught_up(child)
-    sample = rng.sample(sorted(load.acked), min(25, len(load.acked)))
-    api_counts = [_trace_span_count(child, span_id) for span_id in sample]
-    assert child.terminate() == 0
+    try:
+        ingest = _wait_caught_up(child)
+        sample = rng.sample(sorted(load.acked), min(25, len(load.acked)))
+        api_counts = [_trace_span_count(child, span_id) for span_id in sample]
+        assert child.terminate() == 0
+    finally:
+        if child.proc.poll() is None:  # a failed check above: never leave the collector running
+            child.kill()
     stored = stored_span_ids(data_dir)
     unique = set(stored)
     counts = {
