@@ -101,6 +101,7 @@ class SummaryIndex:
         cur = db.cursor()
         try:
             cur.execute(sql.CREATE_TRACES)
+            cur.execute(sql.INDEX_TRACES)
             cur.execute(sql.CREATE_LLM_DUPS)
         finally:
             cur.close()
@@ -157,8 +158,8 @@ class SummaryIndex:
         if not files:
             self._run([sql.CLEAR_TRACES if dataset == TRACES_DATASET else sql.CLEAR_DUPS], {})
         else:
-            load = sql.LOAD_TRACES_FULL if dataset == TRACES_DATASET else sql.LOAD_DUPS_FULL
-            self._run([load], {"files": sorted(files)})
+            load = [sql.LOAD_TRACES_FULL, sql.INDEX_TRACES] if dataset == TRACES_DATASET else [sql.LOAD_DUPS_FULL]
+            self._run(load, {"files": sorted(files)})
         self._loaded[dataset] = set(files)
 
     def _incremental(self, dataset: str, files: list[str]) -> None:

@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS traces (
   models VARCHAR[], providers VARCHAR[], tags VARCHAR[], prompt_names VARCHAR[]
 )"""
 
+# Point lookups of one trace (waterfall, stream) would scan every summary row without it: ~10 ms at 1.8M
+# traces, ~1 ms with it. `CREATE OR REPLACE TABLE` drops it, so a full reload creates it again.
+INDEX_TRACES = "CREATE INDEX IF NOT EXISTS traces_trace_id ON traces (trace_id)"
+
 CREATE_LLM_DUPS = "CREATE TABLE IF NOT EXISTS llm_dups (project VARCHAR, trace_id VARCHAR, span_id VARCHAR)"
 
 _TRACE_COLUMNS = """project, trace_id, start_ns, end_ns, updated_ns, has_root, root_span_id, root_name, root_service,

@@ -41,7 +41,7 @@ from llmscope_collector.query.models import (
 )
 from llmscope_collector.query.rows import money, trace_summary
 from llmscope_collector.query.waterfall import build_waterfall
-from llmscope_collector.storage.layout import has_span_files, project_glob, spans_glob
+from llmscope_collector.storage.layout import has_span_files, project_date_globs, project_glob, spans_glob
 
 _TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _SPAN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -105,6 +105,20 @@ SPILL_DIR = "tmp"
 """Where DuckDB may spill a query bigger than its memory limit (under the data dir, not the cwd)."""
 
 
+_MAX_LISTED_DATES = 62
+
+
+def _partition_dates(params: dict[str, Any]) -> list[str] | None:
+    """The dates a `from_date`..`to_date` query can touch, when few enough to list their partitions."""
+    first, last = params.get("from_date"), params.get("to_date")
+    if not isinstance(first, dt.date) or not isinstance(last, dt.date) or last < first:
+        return None
+    days = (last - first).days
+    if days > _MAX_LISTED_DATES:
+        return None
+    return [(first + dt.timedelta(days=n)).isoformat() for n in range(days + 1)]
+
+
 class TraceStore:
     """Reads traces from the Parquet files under `data_dir` through DuckDB."""
 
@@ -144,6 +158,10 @@ class TraceStore:
 
     def rows(self, project: str, query: str, params: dict[str, Any], dataset: str = "spans") -> list[dict[str, Any]]:
         """Run `query` with `$glob` bound to the project's files of `dataset` (no files: no rows)."""
+        dates = _partition_dates(params)
+        if dates is not None:
+            globs = project_date_globs(self._data_dir, dataset, project, dates)
+            return self._rows(query, {**params, "glob": globs}) if globs else []
         glob = project_glob(self._data_dir, dataset, project)
         if glob is None:
             return []

@@ -81,6 +81,17 @@ def project_glob(data_dir: Path, dataset: str, project: str, date: str = "*") ->
     return str(root / f"date={date}" / "*.parquet")
 
 
+def project_date_globs(data_dir: Path, dataset: str, project: str, dates: list[str]) -> list[str]:
+    """The globs of the given dates' partitions of one project that hold files (a narrow query then
+    opens only those files: DuckDB reads every globbed file's schema before it prunes partitions)."""
+    globs = []
+    for date in dates:
+        glob = project_glob(data_dir, dataset, project, date)
+        if glob is not None:
+            globs.append(glob)
+    return globs
+
+
 def has_span_files(data_dir: Path) -> bool:
     root = data_dir / SPANS_DIR
     return root.is_dir() and any(root.glob("project=*/date=*/*.parquet"))
