@@ -18,18 +18,23 @@ def _fetch(url: str) -> Any:
         return json.loads(response.read())
 
 
+def _usd(cost: float | None) -> str:
+    return "cost unknown" if cost is None else f"${cost:.6f}"
+
+
 def render_waterfall(waterfall: dict[str, Any]) -> str:
     """An indented tree: one line per span with offset, duration and the GenAI fields."""
+    totals = waterfall["totals"]
     lines = [
         f"trace {waterfall['trace_id']}  {waterfall['duration_ms']:.1f} ms  "
-        f"{waterfall['totals']['llm_calls']} LLM calls, {waterfall['totals']['input_tokens']} in / "
-        f"{waterfall['totals']['output_tokens']} out tokens"
+        f"{totals['llm_calls']} LLM calls, {totals['input_tokens']} in / "
+        f"{totals['output_tokens']} out tokens, {_usd(totals.get('cost_usd'))}"
     ]
     for span in waterfall["spans"]:
         genai = ""
         if span.get("request_model"):
             genai = f"  [{span.get('provider')} {span.get('response_model') or span['request_model']}"
-            genai += f" in={span.get('input_tokens')} out={span.get('output_tokens')}]"
+            genai += f" in={span.get('input_tokens')} out={span.get('output_tokens')} {_usd(span.get('cost_usd'))}]"
         status = "  ERROR" if span["status_code"] == "ERROR" else ""
         marker = "*" if span["critical_path"] else " "
         lines.append(
