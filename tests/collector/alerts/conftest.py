@@ -201,15 +201,11 @@ def service(make_service: Callable[..., AlertService]) -> AlertService:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """The embedded server's settings for these tests: the scheduler is off, tests tick by hand."""
-    return Settings(
-        host="127.0.0.1",
-        otlp_grpc_port=0,
-        otlp_http_port=0,
-        api_port=0,
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    """The shared test settings (tests/conftest.py), with the scheduler off: these tests tick by hand."""
+    return dataclasses.replace(
+        settings,
         data_dir=tmp_path / "server-data",
-        flush_interval_s=0.2,
         alerts_tick_s=0,
         alerts_retry_base_s=0.01,
         alerts_delivery_timeout_s=2.0,
