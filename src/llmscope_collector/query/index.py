@@ -1,4 +1,4 @@
-"""The summary index: per-trace summaries and late duplicate marks, cached in DuckDB memory.
+"""The summary index: per-trace summaries, per-session summaries and late duplicate marks, in DuckDB memory.
 
 List views (traces, sessions) must answer in ≤100 ms at millions of spans, so they never scan
 spans: they read the `traces` table, the merge of the stitcher's summary deltas. The table is kept
@@ -6,6 +6,10 @@ current incrementally: each refresh lists the delta files (re-scanning only part
 whose mtime changed), loads the new files and merges them into the affected rows. When files
 disappear (deletion, retention) the table is rebuilt, except for compaction: a compacted file
 names its inputs in its metadata, and if those were all loaded it brings nothing new.
+
+The `sessions` table follows `traces` in the same transaction: a merge recomputes only the sessions
+of the merged traces (before and after), a rebuild recomputes all of them. The session list then
+reads one row per session instead of grouping every trace summary of the project per request.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -31,7 +37,7 @@ COMPACTED_FROM = b"llmscope.compacted_from"
 _RETRIES = 3
 
 
-class _DatasetFiles:
+class DatasetFiles:
     """The Parquet files of one dataset, listed incrementally by partition directory mtime."""
 
     def __init__(self, root: Path) -> None:
@@ -95,7 +101,7 @@ class SummaryIndex:
     def __init__(self, data_dir: Path, db: Database) -> None:
         self._db = db
         self._lock = threading.Lock()
-        self._files = {name: _DatasetFiles(data_dir / name) for name in (TRACES_DATASET, DUPS_DATASET)}
+        self._files = {name: DatasetFiles(data_dir / name) for name in (TRACES_DATASET, DUPS_DATASET)}
         self._loaded: dict[str, set[str]] = {name: set() for name in self._files}
         self.full_reloads = 0
         cur = db.cursor()
@@ -103,28 +109,43 @@ class SummaryIndex:
             cur.execute(sql.CREATE_TRACES)
             cur.execute(sql.INDEX_TRACES)
             cur.execute(sql.CREATE_LLM_DUPS)
+            cur.execute(sql.CREATE_SESSIONS)
         finally:
             cur.close()
 
     def refresh(self) -> None:
-        """Bring both tables up to date with the files on disk."""
+        """Bring the tables up to date with the files on disk."""
         with self._lock:
-            for attempt in range(_RETRIES + 1):
-                try:
-                    for dataset in self._files:
-                        self._refresh(dataset)
-                    return
-                except duckdb.IOException:  # a file vanished between listing and reading
-                    if attempt == _RETRIES:
-                        raise
-                    time.sleep(0.01 * (attempt + 1))
+            self._refresh_all()
+
+    @contextmanager
+    def held(self) -> Iterator[frozenset[str]]:
+        """Refresh, then keep the tables as they are (no refresh, no invalidation) until the block ends.
+
+        Yields the `llm_dups` files loaded: a cache derived from `llm_dups` (query.partials) records
+        which marks it was computed with, and this is the only way to know they are the table's.
+        """
+        with self._lock:
+            self._refresh_all()
+            yield frozenset(self._loaded[DUPS_DATASET])
+
+    def _refresh_all(self) -> None:
+        for attempt in range(_RETRIES + 1):
+            try:
+                for dataset in self._files:
+                    self._refresh(dataset)
+                return
+            except duckdb.IOException:  # a file vanished between listing and reading
+                if attempt == _RETRIES:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
 
     def invalidate(self) -> None:
-        """Forget what was loaded: the next refresh rebuilds both tables (after a deletion)."""
+        """Forget what was loaded: the next refresh rebuilds the tables (after a deletion)."""
         with self._lock:
             for loaded in self._loaded.values():
                 loaded.clear()
-            self._run([sql.CLEAR_TRACES, sql.CLEAR_DUPS], {})
+            self._run([sql.CLEAR_TRACES, sql.CLEAR_SESSIONS, sql.CLEAR_DUPS], {})
 
     def _refresh(self, dataset: str) -> None:
         files = self._files[dataset].current()
@@ -155,11 +176,12 @@ class SummaryIndex:
 
     def _full(self, dataset: str, files: set[str]) -> None:
         self.full_reloads += 1
-        if not files:
-            self._run([sql.CLEAR_TRACES if dataset == TRACES_DATASET else sql.CLEAR_DUPS], {})
+        if dataset == DUPS_DATASET:
+            self._run([sql.LOAD_DUPS_FULL] if files else [sql.CLEAR_DUPS], {"files": sorted(files)})
+        elif files:
+            self._run([sql.LOAD_TRACES_FULL, sql.INDEX_TRACES, *sql.LOAD_SESSIONS_FULL], {"files": sorted(files)})
         else:
-            load = [sql.LOAD_TRACES_FULL, sql.INDEX_TRACES] if dataset == TRACES_DATASET else [sql.LOAD_DUPS_FULL]
-            self._run(load, {"files": sorted(files)})
+            self._run([sql.CLEAR_TRACES, sql.CLEAR_SESSIONS], {})
         self._loaded[dataset] = set(files)
 
     def _incremental(self, dataset: str, files: list[str]) -> None:
@@ -167,7 +189,16 @@ class SummaryIndex:
             self._run([sql.APPEND_DUPS], {"files": files})
             return
         # One cursor for all: the staging tables are temporary (per connection).
-        self._run([sql.STAGE_DELTAS, sql.MERGE_STAGED, *sql.REPLACE_MERGED], {"files": files})
+        self._run(
+            [
+                sql.STAGE_DELTAS,
+                sql.MERGE_STAGED,
+                sql.STAGE_TOUCHED_SESSIONS,
+                *sql.REPLACE_MERGED,
+                *sql.REPLACE_TOUCHED_SESSIONS,
+            ],
+            {"files": files},
+        )
 
     def _run(self, statements: list[str], params: dict[str, object]) -> None:
         cur = self._db.cursor()

@@ -25,7 +25,9 @@ from llmscope_collector.query.models import (
     PromptVersion,
     PromptVersions,
 )
+from llmscope_collector.query.partials import PARTIAL_FILTERS, PARTIAL_GROUPS, HourSplit
 from llmscope_collector.query.rows import usage
+from llmscope_collector.storage.layout import SPANS_DIR, project_date_globs
 
 if TYPE_CHECKING:
     from llmscope_collector.query.store import TraceStore
@@ -56,12 +58,12 @@ def costs(
 ) -> CostReport:
     names, params = _span_filters(filters)
     params.update(time_range.params())
-    # llm_dups (COUNTED_LLM) and traces (user/session keys) must be current before either query runs.
-    rows = _with_index(store, project, sql.costs(group_by, names), params) if group_by else []
+    query = _from_partials if usable(group_by, names) else _from_spans
+    rows = query(store, project, group_by, names, params) if group_by else []
     if rows and len(rows) < sql.COST_GROUPS_LIMIT:
         total = usage(_summed(rows))  # every counted span is in exactly one group: no second scan
     else:
-        total_rows = _with_index(store, project, sql.costs([], names), params)
+        total_rows = query(store, project, [], names, params)
         total = usage(total_rows[0]) if total_rows else usage({})
     groups = [CostGroup(key={g: _text(r[f"key_{g}"]) for g in group_by}, usage=usage(r)) for r in rows]
     return CostReport(
@@ -71,6 +73,29 @@ def costs(
         total=total,
         groups=groups,
     )
+
+
+def usable(group_by: list[str], filters: list[str]) -> bool:
+    """Whether the cost partials hold every key and filter column (user and session keys need `traces`)."""
+    return set(group_by) <= PARTIAL_GROUPS and set(filters) <= PARTIAL_FILTERS
+
+
+def _from_spans(
+    store: TraceStore, project: str, group_by: list[str], names: list[str], params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    # llm_dups (COUNTED_LLM) and traces (user/session keys) must be current before the scan.
+    return _with_index(store, project, sql.costs(group_by, names), params)
+
+
+def _from_partials(
+    store: TraceStore, project: str, group_by: list[str], names: list[str], params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The same rows as `_from_spans`: whole hours from the partials, the range's edge hours from spans."""
+    store.partials.refresh()
+    split = HourSplit.of(params["from_ns"], params["to_ns"])
+    globs = project_date_globs(store.data_dir, SPANS_DIR, project, split.edge_dates())
+    text = sql.partial_costs(group_by, names, edges=bool(globs))
+    return store.table_rows(text, {**params, **split.params(), "project": project, "glob": globs}, refresh=False)
 
 
 def _summed(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -110,6 +110,25 @@ APPEND_DUPS = f"INSERT INTO llm_dups SELECT project, trace_id, span_id FROM {FIL
 CLEAR_TRACES = "DELETE FROM traces"
 CLEAR_DUPS = "DELETE FROM llm_dups"
 
+# The `sessions` table: one row per session, the aggregates of `_SESSION_AGG` over its traces, kept in step
+# with `traces` (a page of the session list reads it instead of grouping every trace summary per request).
+_SESSION_ROWS = """
+INSERT INTO sessions BY NAME
+SELECT t.project AS project, t.session_id AS session_id, {agg}
+FROM traces t
+WHERE t.session_id IS NOT NULL {where}
+GROUP BY t.project, t.session_id"""
+
+CLEAR_SESSIONS = "DELETE FROM sessions"
+
+# Before `REPLACE_MERGED`: the sessions the merged traces belonged to (a trace may change session) ...
+STAGE_TOUCHED_SESSIONS = """
+CREATE OR REPLACE TEMP TABLE touched_sessions AS
+SELECT DISTINCT project, session_id FROM traces
+WHERE session_id IS NOT NULL AND (project, trace_id) IN (SELECT project, trace_id FROM merged_stage)
+UNION
+SELECT DISTINCT project, session_id FROM merged_stage WHERE session_id IS NOT NULL"""
+
 # ---------------------------------------------------------------------------------------------
 # Trace list
 
@@ -231,6 +250,29 @@ _SESSION_AGG = """min(t.start_ns) AS first_ns, max(t.end_ns) AS last_ns, count(*
   sum(t.error_count)::BIGINT AS error_count, count(*) FILTER (WHERE t.error_count > 0) AS error_traces,
   arg_min(t.user_id, t.start_ns) FILTER (WHERE t.user_id IS NOT NULL) AS user_id"""
 
+_SESSION_COLUMNS = """session_id, first_ns, last_ns, trace_count, span_count, llm_calls, input_tokens, output_tokens,
+  cache_read_tokens, cache_write_tokens, total_tokens, cost_usd, cost_unknown, error_count, error_traces, user_id"""
+
+CREATE_SESSIONS = """
+CREATE TABLE IF NOT EXISTS sessions (
+  project VARCHAR, session_id VARCHAR, first_ns BIGINT, last_ns BIGINT, trace_count BIGINT, span_count BIGINT,
+  llm_calls BIGINT, input_tokens BIGINT, output_tokens BIGINT, cache_read_tokens BIGINT, cache_write_tokens BIGINT,
+  total_tokens BIGINT, cost_usd DECIMAL(38, 12), cost_unknown BIGINT, error_count BIGINT, error_traces BIGINT,
+  user_id VARCHAR
+)"""
+
+LOAD_SESSIONS_FULL = [CLEAR_SESSIONS, _SESSION_ROWS.format(agg=_SESSION_AGG, where="")]
+
+# ... and after it, those sessions' rows recomputed from their traces (deleted when none is left).
+REPLACE_TOUCHED_SESSIONS = [
+    "DELETE FROM sessions WHERE (project, session_id) IN (SELECT project, session_id FROM touched_sessions)",
+    _SESSION_ROWS.format(
+        agg=_SESSION_AGG,
+        where="AND (t.project, t.session_id) IN (SELECT project, session_id FROM touched_sessions)",
+    ),
+    "DROP TABLE IF EXISTS touched_sessions",
+]
+
 # Filters select sessions (one of their traces matches); the aggregates are over the whole session.
 SESSION_FILTERS: dict[str, str] = {
     "from_ns": "f.end_ns >= $from_ns",
@@ -241,19 +283,20 @@ _SESSION_AFTER = "(last_ns < $cursor_key OR (last_ns = $cursor_key AND session_i
 
 
 def list_sessions(filters: list[str], after: bool) -> str:
-    where = ["t.project = $project", "t.session_id IS NOT NULL"]
+    """A page of the `sessions` table; filters keep sessions having one matching trace (a semi-join on
+    `traces`), the aggregates stay those of the whole session."""
+    where = ["t.project = $project"]
     if filters:
         matching = " AND ".join(
             ["f.project = $project", "f.session_id IS NOT NULL", *(SESSION_FILTERS[f] for f in filters)]
         )
         where.append(f"t.session_id IN (SELECT f.session_id FROM traces f WHERE {matching})")  # noqa: S608
-    having = f"HAVING {_SESSION_AFTER}" if after else ""
+    if after:
+        where.append(_SESSION_AFTER)
     return f"""
-SELECT t.session_id AS session_id, {_SESSION_AGG}
-FROM traces t
+SELECT {_SESSION_COLUMNS}
+FROM sessions t
 WHERE {" AND ".join(where)}
-GROUP BY t.session_id
-{having}
 ORDER BY last_ns DESC, session_id DESC
 LIMIT $limit"""  # noqa: S608 - fragments from allowlists only
 
@@ -394,3 +437,83 @@ WHERE {COUNTED_LLM} AND {SPAN_RANGE} AND s.prompt_name = $prompt_name
 GROUP BY s.prompt_version
 ORDER BY last_ns DESC
 LIMIT 10000"""  # noqa: S608
+
+# ---------------------------------------------------------------------------------------------
+# Cost partials (query.partials): per span file, the counted LLM calls summed by hour and by the
+# span columns that group keys and filters are made of. A roll-up over them re-sums exact integers
+# and decimals, so it equals the scan of the spans; user/session keys need `traces` and are not here.
+
+CREATE_PARTIALS = """
+CREATE TABLE IF NOT EXISTS llm_partials (
+  file VARCHAR, project VARCHAR, date DATE, hour TIMESTAMP, model VARCHAR, provider VARCHAR, service VARCHAR,
+  prompt_name VARCHAR, prompt_version VARCHAR, llm_calls BIGINT, input_tokens BIGINT, output_tokens BIGINT,
+  cache_read_tokens BIGINT, cache_write_tokens BIGINT, reasoning_tokens BIGINT, total_tokens BIGINT,
+  cost_usd DECIMAL(38, 12), cost_unknown BIGINT
+)"""
+
+# The partial columns of a span `s` (the hour keeps the day: `day` and `hour` keys are made from it).
+# No range ever includes a negative start (`from_ns` >= 0), so such spans are left out of the partials.
+_PARTIAL_OF_SPAN = """s.project AS project, s.date AS date,
+  date_trunc('hour', make_timestamp(s.start_ns // 1000)) AS hour, coalesce(s.response_model, s.request_model) AS model,
+  s.provider AS provider, s.service_name AS service, s.prompt_name AS prompt_name, s.prompt_version AS prompt_version"""
+
+LOAD_PARTIALS = f"""
+INSERT INTO llm_partials BY NAME
+SELECT s.filename AS file, {_PARTIAL_OF_SPAN}, {_USAGE_SUMS}
+FROM read_parquet($files, hive_partitioning = true, union_by_name = true, filename = true) s
+WHERE {COUNTED_LLM} AND s.start_ns >= 0
+GROUP BY ALL"""  # noqa: S608 - constant text
+
+DROP_PARTIALS = "DELETE FROM llm_partials WHERE list_contains($files, file)"
+CLEAR_PARTIALS = "DELETE FROM llm_partials"
+
+# Group name → key expression over a partial row `p` (the same values as GROUP_KEYS over its spans).
+PARTIAL_KEYS: dict[str, str] = {
+    "model": "p.model",
+    "provider": "p.provider",
+    "project": "p.project",
+    "service": "p.service",
+    "prompt": "CASE WHEN p.prompt_version IS NULL THEN p.prompt_name ELSE p.prompt_name || '@' || p.prompt_version END",
+    "day": "strftime(p.hour, '%Y-%m-%d')",
+    "hour": "strftime(p.hour, '%Y-%m-%dT%H:00:00Z')",
+}
+PARTIAL_FILTERS: dict[str, str] = {
+    "service": "p.service = $service",
+    "model": "p.model = $model",
+    "provider": "p.provider = $provider",
+    "prompt_name": "p.prompt_name = $prompt_name",
+}
+_PARTIAL_SUMS = """sum(p.llm_calls)::BIGINT AS llm_calls, sum(p.input_tokens)::BIGINT AS input_tokens,
+  sum(p.output_tokens)::BIGINT AS output_tokens, sum(p.cache_read_tokens)::BIGINT AS cache_read_tokens,
+  sum(p.cache_write_tokens)::BIGINT AS cache_write_tokens, sum(p.reasoning_tokens)::BIGINT AS reasoning_tokens,
+  sum(p.total_tokens)::BIGINT AS total_tokens, sum(p.cost_usd) AS cost_usd,
+  sum(p.cost_unknown)::BIGINT AS cost_unknown"""
+
+# Whole hours of the range come from the partials; spans of its partial first and last hours (`$edge_*`,
+# half-open) from a scan of those hours' date partitions only (`$glob`).
+_PARTIAL_HOURS = """p.project = $project AND p.hour >= make_timestamp($hours_from_ns // 1000)
+  AND p.hour < make_timestamp($hours_to_ns // 1000) AND p.date >= $from_date AND p.date <= $to_date"""
+_EDGE_SPANS = f"""
+  SELECT {_PARTIAL_OF_SPAN}, {_USAGE_SUMS}
+  FROM {SPANS} s
+  WHERE {COUNTED_LLM} AND {SPAN_RANGE}
+    AND ((s.start_ns >= $edge1_from_ns AND s.start_ns < $edge1_to_ns)
+         OR (s.start_ns >= $edge2_from_ns AND s.start_ns < $edge2_to_ns))
+  GROUP BY ALL"""  # noqa: S608 - constant text
+
+
+def partial_costs(group_by: list[str], filters: list[str], edges: bool) -> str:
+    """`costs(group_by, filters)` answered from the partials (plus the edge hours' spans when `edges`)."""
+    source = f"SELECT * EXCLUDE (file) FROM llm_partials p WHERE {_PARTIAL_HOURS}"  # noqa: S608
+    if edges:
+        source += f"\n  UNION ALL BY NAME{_EDGE_SPANS}"
+    keys = [f"{PARTIAL_KEYS[g]} AS key_{g}" for g in group_by]
+    where = [PARTIAL_FILTERS[f] for f in filters] or ["true"]
+    group = f"GROUP BY {', '.join(f'key_{g}' for g in group_by)}" if group_by else ""
+    return f"""
+SELECT {", ".join([*keys, _PARTIAL_SUMS])}
+FROM ({source}) p
+WHERE {" AND ".join(where)}
+{group}
+ORDER BY cost_usd DESC NULLS LAST, llm_calls DESC
+LIMIT {COST_GROUPS_LIMIT}"""  # noqa: S608 - fragments from allowlists only

@@ -39,6 +39,7 @@ from llmscope_collector.query.models import (
     TracePage,
     Waterfall,
 )
+from llmscope_collector.query.partials import CostPartials
 from llmscope_collector.query.rows import money, trace_summary
 from llmscope_collector.query.waterfall import build_waterfall
 from llmscope_collector.storage.layout import has_span_files, project_date_globs, project_glob, spans_glob
@@ -127,6 +128,7 @@ class TraceStore:
         self._glob = spans_glob(data_dir)
         self._db = db or Database(spill_dir=data_dir / SPILL_DIR)
         self._index = SummaryIndex(data_dir, self._db)
+        self._partials = CostPartials(data_dir, self._db, self._index)
         self._idle_ns = int(trace_idle_s * 1e9)
 
     @property
@@ -136,6 +138,10 @@ class TraceStore:
     @property
     def index(self) -> SummaryIndex:
         return self._index
+
+    @property
+    def partials(self) -> CostPartials:
+        return self._partials
 
     def _rows(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         # Compaction and retention delete files; a file globbed just before its removal makes DuckDB
@@ -167,16 +173,24 @@ class TraceStore:
             return []
         return self._rows(query, {**params, "glob": glob})
 
-    def table_rows(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        """Run `query` over the summary tables (refreshed first); no files are globbed."""
-        self._index.refresh()
-        cur = self._db.cursor()
-        try:
-            result = cur.execute(query, bind(query, params))
-            names = [d[0] for d in result.description or ()]
-            return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
-        finally:
-            cur.close()
+    def table_rows(self, query: str, params: dict[str, Any], *, refresh: bool = True) -> list[dict[str, Any]]:
+        """Run `query` over the in-memory tables (the summary index refreshed first unless the caller just
+        did); files are read only where the query names a `$glob` the caller bound."""
+        if refresh:
+            self._index.refresh()
+        for attempt in range(_VANISHED_FILE_RETRIES + 1):
+            cur = self._db.cursor()
+            try:
+                result = cur.execute(query, bind(query, params))
+                names = [d[0] for d in result.description or ()]
+                return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+            except duckdb.IOException as exc:
+                if attempt == _VANISHED_FILE_RETRIES or not _is_vanished_file(exc):
+                    raise
+            finally:
+                cur.close()
+            time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def state_params(self) -> dict[str, Any]:
         return {"now_ns": time.time_ns(), "idle_ns": self._idle_ns}
