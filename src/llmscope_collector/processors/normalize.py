@@ -14,8 +14,9 @@ call); those are the last rows of the table, used only when no attribute names t
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 # Old `gen_ai.system` values and other dialects' provider names → `gen_ai.provider.name` values.
@@ -137,7 +138,7 @@ def _present(value: Any) -> bool:
 def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
     for key in keys:
         value = attrs.get(key)
-        if _present(value):
+        if value is not None and value != "" and value != []:  # _present, inlined (hot)
             return value
     return None
 
@@ -214,10 +215,22 @@ def normalize_provider(value: str) -> str:
     return PROVIDER_RENAMES.get(lowered, lowered)
 
 
+_PROVIDERS: dict[str, str] = {}  # normalize_provider memo: a deployment sends a handful of provider names
+
+
+def _normalized_provider(value: str) -> str:
+    provider = _PROVIDERS.get(value)
+    if provider is None:
+        if len(_PROVIDERS) >= 1024:
+            _PROVIDERS.clear()
+        provider = _PROVIDERS[value] = normalize_provider(value)
+    return provider
+
+
 def _provider(attrs: Mapping[str, Any]) -> str | None:
     explicit = _as_str(_first(attrs, ("gen_ai.provider.name", "gen_ai.system")))
     if explicit:
-        return normalize_provider(explicit)
+        return _normalized_provider(explicit)
     oi_provider = (_as_str(attrs.get("llm.provider")) or "").lower()
     oi_system = (_as_str(attrs.get("llm.system")) or "").lower()
     if oi_provider == "azure":
@@ -346,21 +359,57 @@ def _metadata(attrs: Mapping[str, Any]) -> list[tuple[str, str]] | None:
     return sorted(merged.items()) or None
 
 
-_DERIVED: dict[str, Callable[[Mapping[str, Any]], Any]] = {
-    "response_id": _response_id,
-    "operation": _operation,
-    "provider": _provider,
-    "request_model": _request_model,
-    "finish_reasons": _finish_reasons,
-    "is_stream": _is_stream,
-    "ttft_s": _ttft,
-    "span_type": _span_type,
-    "tags": _tags,
-    "metadata": _metadata,
-    "tool_name": _tool_name,
-    "agent_name": _agent_name,
-    "server_address": _server_address,
+# Derived columns: how each is computed, and every attribute key it reads (a prefix family counts
+# through `_SCANNED_PREFIXES`). A column none of whose keys is on a span is None without running.
+_DERIVED: dict[str, tuple[Callable[[Mapping[str, Any]], Any], tuple[str, ...]]] = {
+    "response_id": (_response_id, ("gen_ai.response.id", "openinference.span.kind", "output.value")),
+    "operation": (
+        _operation,
+        ("gen_ai.operation.name", "openinference.span.kind", "llm.request.type", "traceloop.span.kind"),
+    ),
+    "provider": (_provider, ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")),
+    "request_model": (
+        _request_model,
+        (
+            "gen_ai.request.model",
+            "llm.request.model_name",
+            "llm.model_name",
+            "embedding.model_name",
+            "llm.invocation_parameters",
+        ),
+    ),
+    "finish_reasons": (
+        _finish_reasons,
+        (
+            "gen_ai.response.finish_reasons",
+            "llm.finish_reason",
+            "gen_ai.response.finish_reason",
+            "gen_ai.response.stop_reason",
+            "llm.response.finish_reason",
+            "llm.response.stop_reason",
+        ),
+    ),
+    "is_stream": (
+        _is_stream,
+        ("gen_ai.request.stream", "gen_ai.is_streaming", "llm.is_streaming", "llm.invocation_parameters"),
+    ),
+    "ttft_s": (_ttft, ("gen_ai.response.time_to_first_chunk",)),
+    "span_type": (_span_type, ("llmscope.span.kind", "openinference.span.kind", "traceloop.span.kind")),
+    "tags": (_tags, _TAG_KEYS),
+    "metadata": (
+        _metadata,
+        ("metadata", "traceloop.association.properties.session_id", "traceloop.association.properties.user_id"),
+    ),
+    "tool_name": (_tool_name, ("gen_ai.tool.name", "tool.name", "traceloop.span.kind", "traceloop.entity.name")),
+    "agent_name": (_agent_name, ("gen_ai.agent.name", "agent.name", "traceloop.span.kind", "traceloop.entity.name")),
+    "server_address": (_server_address, ("server.address", "gen_ai.openai.api_base", "llm.openai.api_base")),
 }
+# Key families read by scanning every key: a span with one of these runs the columns that scan them.
+_SCANNED_PREFIXES: dict[str, tuple[str, ...]] = {
+    "finish_reasons": ("gen_ai.completion.",),
+    "metadata": (_TRACELOOP_ASSOCIATION, _METADATA_PREFIX),
+}
+_SCAN_ANY = tuple(p for prefixes in _SCANNED_PREFIXES.values() for p in prefixes)
 
 GENAI_COLUMNS: tuple[str, ...] = (*_STR_COLUMNS, *_INT_COLUMNS, *_DERIVED, "total_tokens")
 
@@ -390,6 +439,79 @@ def _exception_type(events: Sequence[Mapping[str, Any]]) -> str | None:
     return None
 
 
+class _Plan(NamedTuple):
+    """What one set of present table keys needs, built once per key set so that a span probes no
+    absent alias: per column its present keys in priority order, and the derived columns to run."""
+
+    str_columns: tuple[str, ...]  # columns with exactly one present key, fetched by one C-level getter
+    str_values: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    int_columns: tuple[str, ...]
+    int_values: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    multi: tuple[tuple[str, tuple[str, ...], bool], ...]  # (column, present keys, is int): first present wins
+    derived: tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...]
+    scanning: tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...]  # `derived` plus the scanning columns
+    total_keys: tuple[str, ...]
+
+
+_TABLE_COLUMNS = {**{c: (k, False) for c, k in _STR_COLUMNS.items()}, **{c: (k, True) for c, k in _INT_COLUMNS.items()}}
+_KNOWN_KEYS = frozenset(
+    k
+    for keys in (*_STR_COLUMNS.values(), *_INT_COLUMNS.values(), *(r for _, r in _DERIVED.values()), _TOTAL_TOKEN_KEYS)
+    for k in keys
+)
+_EMPTY_ROW = dict.fromkeys(GENAI_COLUMNS)
+_PLANS: dict[frozenset[str], _Plan] = {}
+_MAX_PLANS = 4096  # distinct table-key sets are few per deployment; the bound only stops a pathological sender
+# Keys seen not to belong to a scanned family (table keys that do are in their column's reads): a span whose
+# keys are all here needs no prefix check. Grows with the key vocabulary, bounded like the plans.
+_NOT_SCANNED: set[str] = set(_KNOWN_KEYS)
+_MAX_NOT_SCANNED = 65536
+
+
+def _getter(keys: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The values of `keys` as a tuple (itemgetter returns a bare value for one key)."""
+    if not keys:
+        return lambda attrs: ()
+    if len(keys) == 1:
+        key = keys[0]
+        return lambda attrs: (attrs[key],)
+    return operator.itemgetter(*keys)
+
+
+def _plan(known: frozenset[str]) -> _Plan:
+    present = {c: (tuple(k for k in keys if k in known), is_int) for c, (keys, is_int) in _TABLE_COLUMNS.items()}
+    singles = {c: (keys[0], is_int) for c, (keys, is_int) in present.items() if len(keys) == 1}
+    str_keys = {c: k for c, (k, is_int) in singles.items() if not is_int}
+    int_keys = {c: k for c, (k, is_int) in singles.items() if is_int}
+    derived = tuple((column, derive) for column, (derive, reads) in _DERIVED.items() if not known.isdisjoint(reads))
+    return _Plan(
+        tuple(str_keys),
+        _getter(tuple(str_keys.values())),
+        tuple(int_keys),
+        _getter(tuple(int_keys.values())),
+        tuple((c, keys, is_int) for c, (keys, is_int) in present.items() if len(keys) > 1),
+        derived,
+        tuple((c, d) for c, (d, _) in _DERIVED.items() if c in _SCANNED_PREFIXES or (c, d) in derived),
+        tuple(k for k in _TOTAL_TOKEN_KEYS if k in known),
+    )
+
+
+def _has_scanned_family(attrs: Mapping[str, Any]) -> bool:
+    """Whether a key outside the table belongs to a family some column reads by scanning every key."""
+    if _NOT_SCANNED.issuperset(attrs):
+        return False
+    found = False
+    for key in attrs:
+        if key not in _NOT_SCANNED:
+            if key.startswith(_SCAN_ANY):
+                found = True
+            else:
+                if len(_NOT_SCANNED) >= _MAX_NOT_SCANNED:
+                    _NOT_SCANNED.intersection_update(_KNOWN_KEYS)
+                _NOT_SCANNED.add(key)
+    return found
+
+
 def canonical_genai(
     attrs: Mapping[str, Any],
     events: Sequence[Mapping[str, Any]] = (),
@@ -402,14 +524,36 @@ def canonical_genai(
     `events` are the span's events as `{"time_ns", "name", "attributes"}`; `start_ns` its start and
     `failed` whether its status is ERROR (an `exception` event on a span that succeeded was handled,
     so it names no error type)."""
-    out: dict[str, Any] = {}
-    for column, keys in _STR_COLUMNS.items():
-        out[column] = _as_str(_first(attrs, keys))
-    for column, keys in _INT_COLUMNS.items():
-        out[column] = _as_int(_first(attrs, keys))
-    for column, derive in _DERIVED.items():
+    known = _KNOWN_KEYS.intersection(attrs)
+    plan = _PLANS.get(known)
+    if plan is None:
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        plan = _PLANS[known] = _plan(known)
+    out = _EMPTY_ROW.copy()
+    if plan.str_columns:
+        for column, value in zip(plan.str_columns, plan.str_values(attrs), strict=True):
+            if type(value) is str:
+                if value:
+                    out[column] = value
+            elif value is not None and value != []:  # _present
+                out[column] = _as_str(value)
+    if plan.int_columns:
+        for column, value in zip(plan.int_columns, plan.int_values(attrs), strict=True):
+            if type(value) is int and -(2**63) <= value < 2**63:
+                out[column] = value
+            elif value is not None and value != "" and value != []:  # _present
+                out[column] = _as_int(value)
+    for column, keys, is_int in plan.multi:
+        value = _first(attrs, keys)
+        if value is not None:
+            out[column] = _as_int(value) if is_int else _as_str(value)
+    for column, derive in plan.scanning if _has_scanned_family(attrs) else plan.derived:
         out[column] = derive(attrs)
-    out["total_tokens"] = _total_tokens(attrs, out)
+    if plan.total_keys:
+        out["total_tokens"] = _total_tokens(attrs, out)
+    elif out["input_tokens"] is not None or out["output_tokens"] is not None:
+        out["total_tokens"] = (out["input_tokens"] or 0) + (out["output_tokens"] or 0)
     if events:
         if out["ttft_s"] is None:
             out["ttft_s"] = _first_chunk_s(events, start_ns)

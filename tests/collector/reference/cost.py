@@ -1,0 +1,325 @@
+# Frozen copy of src/llmscope_collector/processors/cost.py at 149fe9a, the reference the
+# optimized module is proven equal to (tests/collector/test_hotpath_equivalence.py). Do not edit.
+"""What each LLM call cost, computed at ingest from a maintained price DB (`genai-prices`).
+
+Token counts follow OTel: `input_tokens` INCLUDES cache reads and writes, which is also what
+genai-prices' `Usage` expects (it prices `input - cache_read - cache_write` at the input rate and the
+cache parts at their own rates). A sender that reports cache tokens beyond its input count is using
+the provider's exclusive convention (Anthropic's raw API), so the cache tokens are added back.
+
+Price lookups are cached per (provider, model) and the arithmetic for plain token prices is done
+here (the same leaf rules and tier cliffs as genai-prices, checked against it by a property test),
+so pricing a span costs microseconds. An unknown model or provider gives cost NULL and
+`cost_known = false`, never $0. A user price file (`LLMSCOPE_PRICES_FILE`, JSON or TOML: model glob →
+USD per million input/output/cache tokens) overrides the DB.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import fnmatch
+import json
+import sys
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from genai_prices import Usage, data_snapshot
+from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices, calc_unit_price
+
+# genai-prices provider ids for OTel `gen_ai.provider.name` values it would not match by itself.
+_PROVIDER_IDS = {
+    "azure.ai.openai": "azure",
+    "azure.ai.inference": "azure",
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "x_ai": "x-ai",
+    "mistral_ai": "mistral",
+    "moonshot_ai": "moonshotai",
+    "together_ai": "together",
+    "aws.bedrock": "aws",
+}
+_TOKEN_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "requests_kcount")
+# Prices of units a span never reports (modality/TTL subsets, searches, pages, audio hours): they count 0,
+# and being subsets they leave the input/cache leaves unchanged, so they are safe to ignore.
+_INERT_KEYS = frozenset(
+    {
+        "cache_write_1h_mtok",
+        "cache_write_5m_mtok",
+        "input_audio_mtok",
+        "input_image_mtok",
+        "input_video_mtok",
+        "cache_audio_read_mtok",
+        "cache_image_read_mtok",
+        "output_audio_mtok",
+        "output_image_mtok",
+        "output_video_mtok",
+        "output_citation_mtok",
+        "web_searches_kcount",
+        "storage_searches_kcount",
+        "input_text_messages_kcount",
+        "input_document_kpages",
+        "input_annotated_document_kpages",
+        "audio_hours",
+        "input_audio_hours",
+    }
+)
+_QUANTUM = Decimal("0.000000000001")  # the storage scale (12 decimals)
+_MILLION = Decimal(1_000_000)
+
+
+class PriceFileError(ValueError):
+    """The user price file is unreadable or malformed; the message says where."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Usage4:
+    """A span's token counts in OTel convention (input includes cache)."""
+
+    input: int
+    output: int
+    cache_read: int
+    cache_write: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanCost:
+    total: Decimal | None
+    input: Decimal | None
+    output: Decimal | None
+    known: bool
+    source: str | None
+
+
+UNKNOWN = SpanCost(None, None, None, False, None)
+FREE = SpanCost(Decimal(0), Decimal(0), Decimal(0), True, "no-usage")
+
+
+@dataclasses.dataclass(frozen=True)
+class UserPrice:
+    """One row of the user price file: USD per million tokens for models matching `pattern`."""
+
+    pattern: str
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+    per_request: Decimal = Decimal(0)
+    provider: str | None = None
+
+    def matches(self, provider: str | None, model: str) -> bool:
+        if self.provider is not None and (provider or "").lower() != self.provider.lower():
+            return False
+        return fnmatch.fnmatchcase(model.lower(), self.pattern.lower())
+
+    def cost(self, usage: Usage4) -> SpanCost:
+        leaf_input = usage.input
+        cache = Decimal(0)
+        if self.cache_read is not None:
+            leaf_input -= usage.cache_read
+            cache += self.cache_read * usage.cache_read
+        if self.cache_write is not None:
+            leaf_input -= usage.cache_write
+            cache += self.cache_write * usage.cache_write
+        cost_in = (self.input * leaf_input + cache) / _MILLION
+        cost_out = self.output * usage.output / _MILLION
+        return _priced(cost_in, cost_out, f"user:{self.pattern}", self.per_request)
+
+
+def _priced(cost_in: Decimal, cost_out: Decimal, source: str, other: Decimal = Decimal(0)) -> SpanCost:
+    """Quantized to the storage scale; `other` (per-request fees) counts in the total only, as in genai-prices."""
+    cost_in = cost_in.quantize(_QUANTUM, ROUND_HALF_EVEN)
+    cost_out = cost_out.quantize(_QUANTUM, ROUND_HALF_EVEN)
+    return SpanCost(cost_in + cost_out + other.quantize(_QUANTUM, ROUND_HALF_EVEN), cost_in, cost_out, True, source)
+
+
+@dataclasses.dataclass(frozen=True)
+class _DbModel:
+    provider: Provider
+    model: ModelInfo
+    source: str
+
+
+def sanitize_usage(
+    input_tokens: int | None, output: int | None, cache_read: int | None, cache_write: int | None
+) -> Usage4:
+    """Counts as OTel defines them: non-negative, with cache tokens inside `input`."""
+    values = [max(0, v or 0) for v in (input_tokens, output, cache_read, cache_write)]
+    inp, out, read, write = values
+    if read + write > inp:  # exclusive convention (e.g. raw Anthropic usage): input did not include cache
+        inp += read + write
+    return Usage4(inp, out, read, write)
+
+
+class PriceBook:
+    """Prices spans; thread-compatible (one flush thread) with an unbounded per-model cache."""
+
+    def __init__(self, user_prices: tuple[UserPrice, ...] = ()) -> None:
+        self._user_prices = user_prices
+        self._snapshot = data_snapshot.get_snapshot()
+        self._cache: dict[tuple[str | None, str], UserPrice | _DbModel | None] = {}
+
+    @classmethod
+    def from_file(cls, path: str | Path | None) -> PriceBook:
+        """The price book with the user's price file (`LLMSCOPE_PRICES_FILE`) on top, if one is set."""
+        return cls(load_price_file(Path(path)) if path else ())
+
+    def cost(
+        self,
+        provider: str | None,
+        models: tuple[str | None, ...],
+        start_ns: int,
+        usage: Usage4 | None,
+        *,
+        error: bool = False,
+    ) -> SpanCost:
+        """The cost of one LLM call; `models` in preference order (response model first)."""
+        if usage is None:
+            return FREE if error else UNKNOWN  # a failed call without usage is not billed
+        for model in models:
+            if model:
+                priced = self._lookup(provider, model)
+                if priced is not None:
+                    return self._apply(priced, usage, start_ns)
+        return UNKNOWN
+
+    def _lookup(self, provider: str | None, model: str) -> UserPrice | _DbModel | None:
+        key = (provider, model)
+        if key not in self._cache:
+            self._cache[key] = self._resolve(provider, model)
+        return self._cache[key]
+
+    def _resolve(self, provider: str | None, model: str) -> UserPrice | _DbModel | None:
+        for price in self._user_prices:
+            if price.matches(provider, model):
+                return price
+        provider_id = _PROVIDER_IDS.get(provider, provider) if provider else None
+        try:
+            found_provider, found_model = self._snapshot.find_provider_model(model, None, provider_id, None)
+        except LookupError:
+            return None
+        return _DbModel(found_provider, found_model, f"genai-prices:{found_provider.id}/{found_model.id}")
+
+    def _apply(self, priced: UserPrice | _DbModel, usage: Usage4, start_ns: int) -> SpanCost:
+        if isinstance(priced, UserPrice):
+            return priced.cost(usage)
+        when = dt.datetime.fromtimestamp(start_ns / 1e9, tz=dt.timezone.utc)
+        prices = priced.model.prices
+        model_price = prices if isinstance(prices, ModelPrice) else priced.model.get_prices(when)
+        try:
+            fast = _fast_cost(model_price, usage)
+            if fast is not None:
+                return _priced(fast[0], fast[1], priced.source, fast[2])
+            calc = priced.model.calc_price(
+                Usage(
+                    input_tokens=usage.input,
+                    output_tokens=usage.output,
+                    cache_read_tokens=usage.cache_read,
+                    cache_write_tokens=usage.cache_write,
+                ),
+                priced.provider,
+                genai_request_timestamp=when,
+            )
+        except (ValueError, ArithmeticError):
+            return UNKNOWN
+        return _priced(
+            calc.input_price, calc.output_price, priced.source, calc.total_price - calc.input_price - calc.output_price
+        )
+
+
+def _fast_cost(price: ModelPrice, usage: Usage4) -> tuple[Decimal, Decimal, Decimal] | None:
+    """Input, output and per-request cost for plain token prices; None when genai-prices' full rules are needed."""
+    values = {k: v for k, v in vars(price).items() if v is not None and not k.startswith("_")}
+    if any(k not in _TOKEN_KEYS and k not in _INERT_KEYS for k in values):
+        return None
+    leaf_input = usage.input
+    if "cache_read_mtok" in values:
+        leaf_input -= usage.cache_read
+    if "cache_write_mtok" in values:
+        leaf_input -= usage.cache_write
+    tiers_on = usage.input
+    cost_in = calc_unit_price(values.get("input_mtok"), leaf_input, tiers_on, 1_000_000)
+    cost_in += calc_unit_price(values.get("cache_read_mtok"), usage.cache_read, tiers_on, 1_000_000)
+    cost_in += calc_unit_price(values.get("cache_write_mtok"), usage.cache_write, tiers_on, 1_000_000)
+    cost_out = calc_unit_price(values.get("output_mtok"), usage.output, tiers_on, 1_000_000)
+    per_request = calc_unit_price(values.get("requests_kcount"), 1, tiers_on, 1000)
+    return cost_in, cost_out, per_request
+
+
+_PRICE_FIELDS = {"input", "output", "cache_read", "cache_write", "per_request", "provider"}
+
+
+def load_price_file(path: Path) -> tuple[UserPrice, ...]:
+    """Parse `{model_glob: {input, output, cache_read?, cache_write?, per_request?, provider?}}` (USD/MTok)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PriceFileError(f"price file {path}: {exc.strerror}") from None
+    try:
+        data = _parse_price_text(path, text)
+    except ValueError as exc:
+        raise PriceFileError(f"price file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from None
+    table = data.get("models", data) if isinstance(data, dict) else None
+    if not isinstance(table, dict) or not table:
+        raise PriceFileError(f"price file {path}: expected a table of model pattern → prices")
+    return tuple(_user_price(path, pattern, row) for pattern, row in table.items())
+
+
+def _parse_price_text(path: Path, text: str) -> Any:
+    if path.suffix.lower() == ".toml":
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - Python 3.10
+            import tomli as tomllib  # type: ignore[import-not-found, no-redef]
+        return tomllib.loads(text)
+    return json.loads(text)
+
+
+def _user_price(path: Path, pattern: str, row: Any) -> UserPrice:
+    where = f"price file {path}, model {pattern!r}"
+    if not isinstance(row, dict):
+        raise PriceFileError(f"{where}: expected a table with input/output prices")
+    unknown = set(row) - _PRICE_FIELDS
+    if unknown:
+        raise PriceFileError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_PRICE_FIELDS)}")
+    for required in ("input", "output"):
+        if required not in row:
+            raise PriceFileError(f"{where}: missing {required!r} (USD per million tokens)")
+    provider = row.get("provider")
+    return UserPrice(
+        pattern=pattern,
+        input=_usd(where, "input", row["input"]),
+        output=_usd(where, "output", row["output"]),
+        cache_read=None if row.get("cache_read") is None else _usd(where, "cache_read", row["cache_read"]),
+        cache_write=None if row.get("cache_write") is None else _usd(where, "cache_write", row["cache_write"]),
+        per_request=_usd(where, "per_request", row.get("per_request", 0)),
+        provider=None if provider is None else str(provider),
+    )
+
+
+def _usd(where: str, field: str, value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise PriceFileError(f"{where}: {field} must be a number, got {value!r}")
+    try:
+        price = Decimal(str(value))
+    except InvalidOperation:
+        raise PriceFileError(f"{where}: {field} must be a number, got {value!r}") from None
+    if not price.is_finite() or price < 0:
+        raise PriceFileError(f"{where}: {field} must be a finite number >= 0, got {value!r}")
+    return price
+
+
+__all__ = [
+    "FREE",
+    "UNKNOWN",
+    "PriceBook",
+    "PriceFileError",
+    "SpanCost",
+    "TieredPrices",
+    "Usage4",
+    "UserPrice",
+    "load_price_file",
+    "sanitize_usage",
+]

@@ -1,0 +1,420 @@
+# Frozen copy of src/llmscope_collector/processors/normalize.py at 149fe9a, the reference the
+# optimized module is proven equal to (tests/collector/test_hotpath_equivalence.py). Do not edit.
+"""Attribute dialects → canonical GenAI columns.
+
+One table decides for every dialect (OTel gen_ai.* current and deprecated names, OpenInference,
+OpenLLMetry/Traceloop, llmscope's own `llmscope.*`). For each column the first source key present
+wins, so an explicit current `gen_ai.*` attribute always beats an alias. Pure functions over an
+attribute map that never raise: a malformed value is dropped from the column (it stays in the raw
+attributes), so one odd sender cannot fail a batch.
+
+Some dialects put a column's value in a span event rather than an attribute (OpenInference's
+`First Token Stream Event`, OpenLLMetry's per-chunk events, the `exception` event of a failed
+call); those are the last rows of the table, used only when no attribute names the value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+# Old `gen_ai.system` values and other dialects' provider names → `gen_ai.provider.name` values.
+PROVIDER_RENAMES: dict[str, str] = {
+    "az.ai.openai": "azure.ai.openai",
+    "az.ai.inference": "azure.ai.inference",
+    "azure": "azure.ai.inference",
+    "vertex_ai": "gcp.vertex_ai",
+    "vertexai": "gcp.vertex_ai",
+    "gemini": "gcp.gemini",
+    "google": "gcp.gen_ai",
+    "xai": "x_ai",
+    "mistralai": "mistral_ai",
+    "moonshot": "moonshot_ai",
+    "aws": "aws.bedrock",
+    "amazon": "aws.bedrock",
+    "bedrock": "aws.bedrock",
+    "together": "together_ai",
+}
+
+# Operations whose spans are model calls: they carry tokens and cost.
+LLM_OPERATIONS: tuple[str, ...] = ("chat", "text_completion", "generate_content", "embeddings")
+
+# Finish reasons of every dialect → the OTel values (`stop`, `length`, `content_filter`, `tool_call`, `error`).
+FINISH_REASONS: dict[str, str] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "eos": "stop",
+    "max_tokens": "length",
+    "max_output_tokens": "length",
+    "model_length": "length",
+    "tool_use": "tool_call",
+    "tool_calls": "tool_call",
+    "function_call": "tool_call",
+    "safety": "content_filter",
+    "refusal": "content_filter",
+}
+
+_STR_COLUMNS: dict[str, tuple[str, ...]] = {
+    "response_model": ("gen_ai.response.model", "llm.response.model_name", "llm.model_name"),
+    "error_type": ("error.type",),
+    "session_id": ("gen_ai.conversation.id", "session.id", "traceloop.association.properties.session_id"),
+    "user_id": ("user.id", "enduser.id", "traceloop.association.properties.user_id", "gen_ai.user", "llm.user"),
+    "prompt_name": ("gen_ai.prompt.name", "traceloop.prompt.key", "prompt.id"),
+    "prompt_version": (
+        "gen_ai.prompt.version",
+        "llm.prompt_template.version",
+        "traceloop.prompt.version",
+        "traceloop.prompt.version_name",
+    ),
+    "tool_call_id": ("gen_ai.tool.call.id", "tool.id", "tool_call.id"),
+    "stream_ended_by": ("llmscope.stream.ended_by",),
+}
+
+_INT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "input_tokens": (
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.prompt_tokens",
+        "llm.token_count.prompt",
+        "llm.usage.prompt_tokens",
+    ),
+    "output_tokens": (
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.completion_tokens",
+        "llm.token_count.completion",
+        "llm.usage.completion_tokens",
+    ),
+    "cache_read_tokens": (
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cache_read_input_tokens",
+        "llm.token_count.prompt_details.cache_read",
+    ),
+    "cache_write_tokens": (
+        "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_write.input_tokens",
+        "gen_ai.usage.cache_creation_input_tokens",
+        "llm.token_count.prompt_details.cache_write",
+    ),
+    "reasoning_tokens": (
+        "gen_ai.usage.reasoning.output_tokens",
+        "gen_ai.usage.reasoning_tokens",
+        "llm.token_count.completion_details.reasoning",
+        "llm.usage.reasoning_tokens",
+    ),
+}
+# Events whose first occurrence marks the first streamed chunk: time to first chunk = event time - span start.
+FIRST_CHUNK_EVENTS = frozenset(
+    {
+        "First Token Stream Event",  # OpenInference (openai)
+        "gen_ai.content.completion.chunk",  # OpenLLMetry (one per chunk)
+        "llm.content.completion.chunk",  # OpenLLMetry, older releases
+    }
+)
+_TOTAL_TOKEN_KEYS = ("gen_ai.usage.total_tokens", "llm.token_count.total", "llm.usage.total_tokens")
+
+_OPENINFERENCE_OPERATIONS = {
+    "LLM": "chat",
+    "EMBEDDING": "embeddings",
+    "RETRIEVER": "retrieval",
+    "TOOL": "execute_tool",
+    "AGENT": "invoke_agent",
+}
+_LLM_REQUEST_TYPES = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings", "rerank": "rerank"}
+_TRACELOOP_OPERATIONS = {
+    "workflow": "invoke_workflow",
+    "agent": "invoke_agent",
+    "tool": "execute_tool",
+    "task": "execute_task",
+}
+_TAG_KEYS = ("llmscope.tags", "tag.tags")
+_METADATA_PREFIX = "llmscope.metadata."
+_TRACELOOP_ASSOCIATION = "traceloop.association.properties."
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value != "" and value != []
+
+
+def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = attrs.get(key)
+        if _present(value):
+            return value
+    return None
+
+
+def _as_str(value: Any) -> str | None:
+    if not _present(value) or isinstance(value, (dict, list)):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else None
+    if isinstance(value, float) and value.is_integer():
+        return _as_int(int(value))
+    if isinstance(value, str):
+        try:
+            return _as_int(int(value.strip()))
+        except ValueError:
+            return None
+    return None
+
+
+def _json_value(value: Any) -> Any:
+    """A JSON-encoded string attribute decoded, or the value itself when it is not JSON."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _invocation_parameters(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    params = _json_value(attrs.get("llm.invocation_parameters"))
+    return params if isinstance(params, dict) else {}
+
+
+def _str_list(value: Any) -> list[str] | None:
+    value = _json_value(value)
+    if isinstance(value, str):
+        return [value] if value else None
+    if isinstance(value, list):
+        items = [s for v in value if (s := _as_str(v)) is not None]
+        return items or None
+    return None
+
+
+def _operation(attrs: Mapping[str, Any]) -> str | None:
+    explicit = _as_str(attrs.get("gen_ai.operation.name"))
+    if explicit:
+        return explicit
+    oi_kind = attrs.get("openinference.span.kind")
+    if isinstance(oi_kind, str) and oi_kind.upper() in _OPENINFERENCE_OPERATIONS:
+        op = _OPENINFERENCE_OPERATIONS[oi_kind.upper()]
+        if op == "chat" and any(k.startswith(("llm.prompts.", "llm.choices.")) for k in attrs):
+            return "text_completion"
+        return op
+    request_type = attrs.get("llm.request.type")
+    if isinstance(request_type, str) and request_type in _LLM_REQUEST_TYPES:
+        return _LLM_REQUEST_TYPES[request_type]
+    traceloop_kind = attrs.get("traceloop.span.kind")
+    if isinstance(traceloop_kind, str):
+        return _TRACELOOP_OPERATIONS.get(traceloop_kind)
+    return None
+
+
+def normalize_provider(value: str) -> str:
+    lowered = value.strip().lower()
+    return PROVIDER_RENAMES.get(lowered, lowered)
+
+
+def _provider(attrs: Mapping[str, Any]) -> str | None:
+    explicit = _as_str(_first(attrs, ("gen_ai.provider.name", "gen_ai.system")))
+    if explicit:
+        return normalize_provider(explicit)
+    oi_provider = (_as_str(attrs.get("llm.provider")) or "").lower()
+    oi_system = (_as_str(attrs.get("llm.system")) or "").lower()
+    if oi_provider == "azure":
+        return "azure.ai.openai" if oi_system == "openai" else "azure.ai.inference"
+    if oi_provider == "google" and oi_system == "vertexai":
+        return "gcp.vertex_ai"
+    value = oi_provider or oi_system
+    return normalize_provider(value) if value else None
+
+
+def _request_model(attrs: Mapping[str, Any]) -> str | None:
+    value = _as_str(
+        _first(attrs, ("gen_ai.request.model", "llm.request.model_name", "llm.model_name", "embedding.model_name"))
+    )
+    return value or _as_str(_invocation_parameters(attrs).get("model"))
+
+
+def _finish_reasons(attrs: Mapping[str, Any]) -> list[str] | None:
+    value = _first(
+        attrs,
+        (
+            "gen_ai.response.finish_reasons",
+            "llm.finish_reason",
+            "gen_ai.response.finish_reason",
+            "gen_ai.response.stop_reason",
+            "llm.response.finish_reason",
+            "llm.response.stop_reason",
+        ),
+    )
+    reasons = _str_list(value)
+    if reasons is None:
+        indexed = sorted(
+            (k, v) for k, v in attrs.items() if k.startswith("gen_ai.completion.") and k.endswith(".finish_reason")
+        )
+        reasons = [s for _, v in indexed if (s := _as_str(v)) is not None] or None
+    if reasons is None:
+        return None
+    return [FINISH_REASONS.get(r.lower(), r) for r in reasons]
+
+
+def _is_stream(attrs: Mapping[str, Any]) -> bool | None:
+    value = _first(attrs, ("gen_ai.request.stream", "gen_ai.is_streaming", "llm.is_streaming"))
+    if value is None:
+        value = _invocation_parameters(attrs).get("stream")
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value if isinstance(value, bool) else None
+
+
+def _response_id(attrs: Mapping[str, Any]) -> str | None:
+    """`gen_ai.response.id`, else the `id` of an OpenInference LLM span's JSON `output.value` (the response body)."""
+    explicit = _as_str(attrs.get("gen_ai.response.id"))
+    if explicit or attrs.get("openinference.span.kind") != "LLM":
+        return explicit
+    output = _json_value(attrs.get("output.value"))
+    return _as_str(output.get("id")) if isinstance(output, dict) else None
+
+
+def _ttft(attrs: Mapping[str, Any]) -> float | None:
+    value = attrs.get("gen_ai.response.time_to_first_chunk")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and value >= 0:
+        return float(value)
+    return None
+
+
+def _total_tokens(attrs: Mapping[str, Any], out: Mapping[str, Any]) -> int | None:
+    explicit = _as_int(_first(attrs, _TOTAL_TOKEN_KEYS))
+    if explicit is not None:
+        return explicit
+    if out["input_tokens"] is None and out["output_tokens"] is None:
+        return None
+    return (out["input_tokens"] or 0) + (out["output_tokens"] or 0)
+
+
+def _traceloop_entity(attrs: Mapping[str, Any], kind: str) -> str | None:
+    return _as_str(attrs.get("traceloop.entity.name")) if attrs.get("traceloop.span.kind") == kind else None
+
+
+def _tool_name(attrs: Mapping[str, Any]) -> str | None:
+    return _as_str(_first(attrs, ("gen_ai.tool.name", "tool.name"))) or _traceloop_entity(attrs, "tool")
+
+
+def _agent_name(attrs: Mapping[str, Any]) -> str | None:
+    return _as_str(_first(attrs, ("gen_ai.agent.name", "agent.name"))) or _traceloop_entity(attrs, "agent")
+
+
+def _server_address(attrs: Mapping[str, Any]) -> str | None:
+    explicit = _as_str(attrs.get("server.address"))
+    if explicit:
+        return explicit
+    base = _as_str(_first(attrs, ("gen_ai.openai.api_base", "llm.openai.api_base")))
+    if not base:
+        return None
+    try:
+        return urlsplit(base).hostname
+    except ValueError:
+        return None
+
+
+def _span_type(attrs: Mapping[str, Any]) -> str | None:
+    value = _as_str(_first(attrs, ("llmscope.span.kind", "openinference.span.kind", "traceloop.span.kind")))
+    return value.lower() if value else None
+
+
+def _tags(attrs: Mapping[str, Any]) -> list[str] | None:
+    tags: list[str] = []
+    for key in _TAG_KEYS:
+        tags.extend(_str_list(attrs.get(key)) or ())
+    return list(dict.fromkeys(tags)) or None
+
+
+def _metadata(attrs: Mapping[str, Any]) -> list[tuple[str, str]] | None:
+    """`llmscope.metadata.<k>` wins over Traceloop association properties and OpenInference `metadata`."""
+    merged: dict[str, str] = {}
+    oi = _json_value(attrs.get("metadata"))
+    if isinstance(oi, dict):
+        merged.update({str(k): s for k, v in oi.items() if (s := _as_str(v)) is not None})
+    for key, value in attrs.items():
+        if key.startswith(_TRACELOOP_ASSOCIATION) and (s := _as_str(value)) is not None:
+            name = key[len(_TRACELOOP_ASSOCIATION) :]
+            if name not in ("session_id", "user_id"):
+                merged[name] = s
+    for key, value in attrs.items():
+        if key.startswith(_METADATA_PREFIX) and (s := _as_str(value)) is not None:
+            merged[key[len(_METADATA_PREFIX) :]] = s
+    return sorted(merged.items()) or None
+
+
+_DERIVED: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+    "response_id": _response_id,
+    "operation": _operation,
+    "provider": _provider,
+    "request_model": _request_model,
+    "finish_reasons": _finish_reasons,
+    "is_stream": _is_stream,
+    "ttft_s": _ttft,
+    "span_type": _span_type,
+    "tags": _tags,
+    "metadata": _metadata,
+    "tool_name": _tool_name,
+    "agent_name": _agent_name,
+    "server_address": _server_address,
+}
+
+GENAI_COLUMNS: tuple[str, ...] = (*_STR_COLUMNS, *_INT_COLUMNS, *_DERIVED, "total_tokens")
+
+
+def _first_chunk_s(events: Sequence[Mapping[str, Any]], start_ns: int | None) -> float | None:
+    if start_ns is None:
+        return None
+    times = [
+        t
+        for e in events
+        if e.get("name") in FIRST_CHUNK_EVENTS
+        and isinstance(t := e.get("time_ns"), int)
+        and not isinstance(t, bool)
+        and t >= start_ns
+    ]
+    return (min(times) - start_ns) / 1e9 if times else None
+
+
+def _exception_type(events: Sequence[Mapping[str, Any]]) -> str | None:
+    """The `exception.type` of the last `exception` event (the one that ended the span)."""
+    for event in reversed(events):
+        attributes = event.get("attributes")
+        if event.get("name") == "exception" and isinstance(attributes, Mapping):
+            value = _as_str(attributes.get("exception.type"))
+            if value:
+                return value
+    return None
+
+
+def canonical_genai(
+    attrs: Mapping[str, Any],
+    events: Sequence[Mapping[str, Any]] = (),
+    *,
+    start_ns: int | None = None,
+    failed: bool = False,
+) -> dict[str, Any]:
+    """Canonical GenAI column values for one span's attributes (None where absent).
+
+    `events` are the span's events as `{"time_ns", "name", "attributes"}`; `start_ns` its start and
+    `failed` whether its status is ERROR (an `exception` event on a span that succeeded was handled,
+    so it names no error type)."""
+    out: dict[str, Any] = {}
+    for column, keys in _STR_COLUMNS.items():
+        out[column] = _as_str(_first(attrs, keys))
+    for column, keys in _INT_COLUMNS.items():
+        out[column] = _as_int(_first(attrs, keys))
+    for column, derive in _DERIVED.items():
+        out[column] = derive(attrs)
+    out["total_tokens"] = _total_tokens(attrs, out)
+    if events:
+        if out["ttft_s"] is None:
+            out["ttft_s"] = _first_chunk_s(events, start_ns)
+        if out["error_type"] is None and failed:
+            out["error_type"] = _exception_type(events)
+    return out
