@@ -151,6 +151,9 @@ class SummaryIndex:
         files = self._files[dataset].current()
         loaded = self._loaded[dataset]
         added, removed = files - loaded, loaded - files
+        if added and not loaded:  # the first load: one build, no merge into (empty) rows
+            self._full(dataset, files)
+            return
         if removed:
             remaining = self._absorb_compaction(added, removed, loaded)
             if remaining is None:

@@ -81,9 +81,29 @@ FROM (
   GROUP BY project, trace_id
 )"""  # noqa: S608 - constant text
 
+# `_MERGE` of a trace with one delta: that delta, normalized as the merge would (lists sorted, distinct).
+_SINGLE = """project, trace_id, start_ns, end_ns, updated_ns, has_root,
+  CASE WHEN root_span_id IS NOT NULL THEN root_span_id END AS root_span_id,
+  CASE WHEN root_span_id IS NOT NULL THEN root_name END AS root_name,
+  CASE WHEN root_span_id IS NOT NULL THEN root_service END AS root_service,
+  CASE WHEN root_span_id IS NOT NULL THEN root_status END AS root_status,
+  list_sort(list_distinct(services)) AS services, span_count::BIGINT AS span_count, llm_calls::BIGINT AS llm_calls,
+  error_count::BIGINT AS error_count, input_tokens::BIGINT AS input_tokens, output_tokens::BIGINT AS output_tokens,
+  cache_read_tokens::BIGINT AS cache_read_tokens, cache_write_tokens::BIGINT AS cache_write_tokens,
+  reasoning_tokens::BIGINT AS reasoning_tokens, total_tokens::BIGINT AS total_tokens,
+  cost_usd::DECIMAL(38, 12) AS cost_usd, cost_unknown::BIGINT AS cost_unknown, session_id, user_id,
+  list_sort(list_distinct(prompts)) AS prompts, list_sort(list_distinct(models)) AS models,
+  list_sort(list_distinct(providers)) AS providers, list_sort(list_distinct(tags)) AS tags,
+  list_sort(list_distinct(prompt_names)) AS prompt_names"""
+
+# Nearly every trace has one delta (its spans arrive in one flush): those skip the grouping, which made the
+# cold load ~2x slower at 1.8M traces. A NULL start goes through `_MERGE` (arg_min ignores it there).
 LOAD_TRACES_FULL = f"""
 CREATE OR REPLACE TABLE traces AS
-WITH src AS (SELECT {_TRACE_COLUMNS} FROM {FILES})
+WITH deltas AS (SELECT {_TRACE_COLUMNS}, count(*) OVER (PARTITION BY project, trace_id) AS n FROM {FILES}),
+src AS (SELECT * EXCLUDE (n) FROM deltas WHERE n > 1 OR start_ns IS NULL)
+SELECT {_SINGLE} FROM deltas WHERE n = 1 AND start_ns IS NOT NULL
+UNION ALL BY NAME
 {_MERGE}"""  # noqa: S608 - constant text
 
 STAGE_DELTAS = f"CREATE OR REPLACE TEMP TABLE delta_stage AS SELECT {_TRACE_COLUMNS} FROM {FILES}"  # noqa: S608
