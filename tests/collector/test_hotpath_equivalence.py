@@ -8,12 +8,17 @@ before the per-span CPU work; these properties generate attribute maps mixing ev
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
 from typing import Any
 
+from genai_prices import data_snapshot
+from genai_prices.types import ModelPrice, StartDateConstraint, TieredPrices
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmscope_collector.processors import normalize
+from llmscope_collector.processors import cost, normalize
+from tests.collector.reference import cost as ref_cost
 from tests.collector.reference import normalize as ref_normalize
 
 # Every key any column reads, a member of every scanned family, and some keys nothing reads.
@@ -179,3 +184,156 @@ def test_every_key_a_column_reads_is_in_the_key_index() -> None:
         for key in normalize._KNOWN_KEYS:
             if key.startswith(prefixes):
                 assert key in normalize._DERIVED[column][1], (column, key)
+
+
+# --- pricing -------------------------------------------------------------------------------------------
+
+_SNAPSHOT = data_snapshot.get_snapshot()
+_DB_MODELS = sorted({(p.id, m.id) for p in _SNAPSHOT.providers for m in p.models})
+# The shapes the fast path must get right, over-sampled: tiered, cache-priced, dated and other conditional prices.
+_SPECIAL_MODELS = sorted(
+    (p.id, m.id)
+    for p in _SNAPSHOT.providers
+    for m in p.models
+    if not isinstance(m.prices, ModelPrice)
+    or any(isinstance(v, TieredPrices) for v in vars(m.prices).values())
+    or getattr(m.prices, "cache_read_mtok", None) is not None
+)
+_DAY_NS = 86_400 * 10**9
+# Days some price starts on: a call just before such a midnight must see the old price, just after the new one.
+_PRICE_CHANGE_DAYS = sorted(
+    {
+        (c.constraint.start_date - dt.date(1970, 1, 1)).days
+        for p in _SNAPSHOT.providers
+        for m in p.models
+        if not isinstance(m.prices, ModelPrice)
+        for c in m.prices
+        if isinstance(c.constraint, StartDateConstraint)
+    }
+)
+_START_NS = st.one_of(
+    st.builds(
+        lambda day, offset: day * _DAY_NS + offset,
+        st.sampled_from(_PRICE_CHANGE_DAYS),
+        st.one_of(
+            st.integers(min_value=-3000, max_value=3000),  # float seconds round to microseconds here
+            st.sampled_from([-1, -499, -500, -501, -(10**6), -(10**6) - 1, 10**6, 10**6 - 1]),
+        ),
+    ),
+    st.builds(
+        lambda day, offset: day * _DAY_NS + offset,
+        st.integers(min_value=19_000, max_value=21_000),  # 2022 - 2027: around genai-prices' price changes
+        st.one_of(
+            st.integers(min_value=0, max_value=_DAY_NS - 1),
+            st.integers(min_value=-(10**7), max_value=10**7),  # a few ms either side of midnight
+            st.sampled_from([0, 1, _DAY_NS - 1, 10**6, _DAY_NS - 10**6, 10**6 - 1, _DAY_NS - 10**6 + 1]),
+        ),
+    ),
+    st.sampled_from([0, 2**63 - 1, 2**63 - 10**6, -1, -(10**18)]),
+)
+_COUNT = st.one_of(st.none(), st.integers(min_value=-5, max_value=3_000_000), st.sampled_from([200_000, 200_001]))
+_USAGE = st.one_of(
+    st.none(),
+    st.builds(cost.sanitize_usage, _COUNT, _COUNT, _COUNT, _COUNT),
+    st.builds(cost.Usage4, *(st.integers(min_value=-(10**6), max_value=10**7) for _ in range(4))),
+)
+_USER_ROWS = st.lists(
+    st.tuples(
+        st.sampled_from(["gpt-4o*", "claude-*", "*", "custom-model"]),
+        st.decimals(min_value=0, max_value=100, places=3),
+        st.decimals(min_value=0, max_value=100, places=3),
+        st.one_of(st.none(), st.decimals(min_value=0, max_value=10, places=4)),
+        st.one_of(st.none(), st.sampled_from(["openai", "Anthropic"])),
+    ),
+    max_size=2,
+)
+
+
+def _books(rows: list[tuple[str, Decimal, Decimal, Decimal | None, str | None]]) -> tuple[Any, Any]:
+    def prices(kind: Any) -> tuple[Any, ...]:
+        return tuple(kind(pattern, i, o, cache_read=c, provider=p) for pattern, i, o, c, p in rows)
+
+    return cost.PriceBook(prices(cost.UserPrice)), ref_cost.PriceBook(prices(ref_cost.UserPrice))
+
+
+def _outcome(fn: Any) -> str:
+    try:
+        return repr(fn())
+    except Exception as exc:  # the same failure counts as the same outcome
+        return f"raised {type(exc).__name__}"
+
+
+_PROVIDERS = st.one_of(st.none(), st.sampled_from(sorted(cost._PROVIDER_IDS)), st.sampled_from(["openai", "nope"]))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    model=st.one_of(st.sampled_from(_SPECIAL_MODELS), st.sampled_from(_DB_MODELS)),
+    use_db_provider=st.booleans(),
+    provider=_PROVIDERS,
+    request_model=st.one_of(st.none(), st.sampled_from(["", "gpt-4o", "custom-model", "no-such-model"])),
+    start_ns=_START_NS,
+    usage=_USAGE,
+    error=st.booleans(),
+    rows=_USER_ROWS,
+)
+def test_price_book_cost_equals_reference(
+    model: tuple[str, str],
+    use_db_provider: bool,
+    provider: str | None,
+    request_model: str | None,
+    start_ns: int,
+    usage: cost.Usage4 | None,
+    error: bool,
+    rows: list[tuple[str, Decimal, Decimal, Decimal | None, str | None]],
+) -> None:
+    book, ref_book = _books(rows)
+    args = (model[0] if use_db_provider else provider, (model[1], request_model), start_ns, usage)
+    expected = _outcome(lambda: ref_book.cost(*args, error=error))
+    assert _outcome(lambda: book.cost(*args, error=error)) == expected
+    assert _outcome(lambda: book.cost(*args, error=error)) == expected  # again, from the caches
+
+
+_DATED_MODELS = {
+    (p.id, m.id): sorted(
+        (c.constraint.start_date - dt.date(1970, 1, 1)).days
+        for c in m.prices
+        if isinstance(c.constraint, StartDateConstraint)
+    )
+    for p in _SNAPSHOT.providers
+    for m in p.models
+    if not isinstance(m.prices, ModelPrice)
+}
+
+
+@st.composite
+def _dated_calls(draw: st.DrawFn) -> tuple[tuple[str, str], list[tuple[int, cost.Usage4]]]:
+    """A model with conditional prices, called around the midnights its prices change (and elsewhere)."""
+    model = draw(st.sampled_from(sorted(_DATED_MODELS)))
+    days = _DATED_MODELS[model] or [20_000]
+    near_change = st.builds(
+        lambda day, offset: day * _DAY_NS + offset,
+        st.sampled_from(days),
+        st.one_of(
+            st.integers(min_value=-3000, max_value=3000),
+            st.sampled_from([-1, -499, -500, -501, -(10**6), -(10**6) - 1, 10**6, 10**6 - 1]),
+        ),
+    )
+    usage = st.builds(
+        cost.sanitize_usage, *(st.integers(min_value=1, max_value=300_000) for _ in range(2)), _COUNT, _COUNT
+    )
+    calls = draw(st.lists(st.tuples(st.one_of(near_change, near_change, _START_NS), usage), min_size=2, max_size=8))
+    return model, calls
+
+
+@settings(max_examples=400, deadline=None)
+@given(case=_dated_calls())
+def test_one_price_book_prices_a_model_over_time_like_the_reference(
+    case: tuple[tuple[str, str], list[tuple[int, cost.Usage4]]],
+) -> None:
+    """One book across days and tiers: its per-day and per-price caches never answer for another day."""
+    model, calls = case
+    book, ref_book = cost.PriceBook(), ref_cost.PriceBook()
+    for start_ns, usage in calls:
+        args = (model[0], (model[1],), start_ns, usage)
+        assert _outcome(lambda a=args: book.cost(*a)) == _outcome(lambda a=args: ref_book.cost(*a))

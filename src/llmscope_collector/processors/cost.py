@@ -5,15 +5,17 @@ genai-prices' `Usage` expects (it prices `input - cache_read - cache_write` at t
 cache parts at their own rates). A sender that reports cache tokens beyond its input count is using
 the provider's exclusive convention (Anthropic's raw API), so the cache tokens are added back.
 
-Price lookups are cached per (provider, model) and the arithmetic for plain token prices is done
-here (the same leaf rules and tier cliffs as genai-prices, checked against it by a property test),
-so pricing a span costs microseconds. An unknown model or provider gives cost NULL and
+Price lookups are cached per (provider, model), a model's dated price per UTC day, and each price's
+per-token rates per tier band; the arithmetic for plain token prices is done here (the same leaf
+rules, tier cliffs and Decimal operations as genai-prices, checked against it by property tests), so
+pricing a span is a few dict lookups and Decimal multiplications (~2 µs). An unknown model or provider gives cost NULL and
 `cost_known = false`, never $0. A user price file (`LLMSCOPE_PRICES_FILE`, JSON or TOML: model glob →
 USD per million input/output/cache tokens) overrides the DB.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import fnmatch
@@ -24,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from genai_prices import Usage, data_snapshot
-from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices, calc_unit_price
+from genai_prices.types import (
+    ModelInfo,
+    ModelPrice,
+    Provider,
+    StartDateConstraint,
+    TieredPrices,
+    calc_unit_price,
+)
 
 # genai-prices provider ids for OTel `gen_ai.provider.name` values it would not match by itself.
 _PROVIDER_IDS = {
@@ -158,6 +167,8 @@ class PriceBook:
         self._user_prices = user_prices
         self._snapshot = data_snapshot.get_snapshot()
         self._cache: dict[tuple[str | None, str], UserPrice | _DbModel | None] = {}
+        self._rates: dict[int, tuple[ModelPrice, _Rates | None]] = {}  # by id of a snapshot ModelPrice
+        self._dated: dict[tuple[int, int], tuple[ModelInfo, ModelPrice]] = {}  # by (id of model, UTC day)
 
     @classmethod
     def from_file(cls, path: str | Path | None) -> PriceBook:
@@ -185,9 +196,10 @@ class PriceBook:
 
     def _lookup(self, provider: str | None, model: str) -> UserPrice | _DbModel | None:
         key = (provider, model)
-        if key not in self._cache:
-            self._cache[key] = self._resolve(provider, model)
-        return self._cache[key]
+        found = self._cache.get(key, _MISSING)
+        if found is _MISSING:
+            found = self._cache[key] = self._resolve(provider, model)
+        return found  # type: ignore[return-value]
 
     def _resolve(self, provider: str | None, model: str) -> UserPrice | _DbModel | None:
         for price in self._user_prices:
@@ -203,13 +215,18 @@ class PriceBook:
     def _apply(self, priced: UserPrice | _DbModel, usage: Usage4, start_ns: int) -> SpanCost:
         if isinstance(priced, UserPrice):
             return priced.cost(usage)
-        when = dt.datetime.fromtimestamp(start_ns / 1e9, tz=dt.timezone.utc)
+        when: dt.datetime | None = None
         prices = priced.model.prices
-        model_price = prices if isinstance(prices, ModelPrice) else priced.model.get_prices(when)
+        if type(start_ns) is int and 0 <= start_ns <= _MAX_NS:  # no timestamp conversion can fail
+            model_price = prices if isinstance(prices, ModelPrice) else self._dated_price(priced.model, start_ns)
+        else:
+            when = dt.datetime.fromtimestamp(start_ns / 1e9, tz=dt.timezone.utc)
+            model_price = prices if isinstance(prices, ModelPrice) else priced.model.get_prices(when)
         try:
-            fast = _fast_cost(model_price, usage)
-            if fast is not None:
-                return _priced(fast[0], fast[1], priced.source, fast[2])
+            rates = self._rates_of(model_price)
+            if rates is not None:
+                cost_in, cost_out, per_request = rates.cost(usage)
+                return _priced(cost_in, cost_out, priced.source, per_request)
             calc = priced.model.calc_price(
                 Usage(
                     input_tokens=usage.input,
@@ -218,7 +235,7 @@ class PriceBook:
                     cache_write_tokens=usage.cache_write,
                 ),
                 priced.provider,
-                genai_request_timestamp=when,
+                genai_request_timestamp=when or dt.datetime.fromtimestamp(start_ns / 1e9, tz=dt.timezone.utc),
             )
         except (ValueError, ArithmeticError):
             return UNKNOWN
@@ -226,24 +243,119 @@ class PriceBook:
             calc.input_price, calc.output_price, priced.source, calc.total_price - calc.input_price - calc.output_price
         )
 
+    def _dated_price(self, model: ModelInfo, start_ns: int) -> ModelPrice:
+        """The model's conditional price in force at `start_ns`, cached per UTC day when only dates decide it."""
+        conditional = model.prices
+        assert not isinstance(conditional, ModelPrice)
+        if _MARGIN_NS <= start_ns % _DAY_NS < _DAY_NS - _MARGIN_NS and all(
+            isinstance(c.constraint, (StartDateConstraint, type(None))) for c in conditional
+        ):
+            key = (id(model), start_ns // _DAY_NS)  # the snapshot keeps `model` alive, so its id is stable
+            found = self._dated.get(key)
+            if found is None or found[0] is not model:
+                found = self._dated[key] = (model, model.get_prices(_when(start_ns)))
+            return found[1]
+        return model.get_prices(_when(start_ns))
 
-def _fast_cost(price: ModelPrice, usage: Usage4) -> tuple[Decimal, Decimal, Decimal] | None:
-    """Input, output and per-request cost for plain token prices; None when genai-prices' full rules are needed."""
-    values = {k: v for k, v in vars(price).items() if v is not None and not k.startswith("_")}
-    if any(k not in _TOKEN_KEYS and k not in _INERT_KEYS for k in values):
-        return None
-    leaf_input = usage.input
-    if "cache_read_mtok" in values:
-        leaf_input -= usage.cache_read
-    if "cache_write_mtok" in values:
-        leaf_input -= usage.cache_write
-    tiers_on = usage.input
-    cost_in = calc_unit_price(values.get("input_mtok"), leaf_input, tiers_on, 1_000_000)
-    cost_in += calc_unit_price(values.get("cache_read_mtok"), usage.cache_read, tiers_on, 1_000_000)
-    cost_in += calc_unit_price(values.get("cache_write_mtok"), usage.cache_write, tiers_on, 1_000_000)
-    cost_out = calc_unit_price(values.get("output_mtok"), usage.output, tiers_on, 1_000_000)
-    per_request = calc_unit_price(values.get("requests_kcount"), 1, tiers_on, 1000)
-    return cost_in, cost_out, per_request
+    def _rates_of(self, price: ModelPrice) -> _Rates | None:
+        found = self._rates.get(id(price))
+        if found is None or found[0] is not price:
+            found = self._rates[id(price)] = (price, _Rates.of(price))
+        return found[1]
+
+
+def _when(start_ns: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(start_ns / 1e9, tz=dt.timezone.utc)
+
+
+_MISSING = object()
+_MAX_NS = 2**63 - 1
+_DAY_NS = 86_400 * 10**9
+# Within this of midnight the float timestamp genai-prices sees might round to the other day: not cached.
+_MARGIN_NS = 10**6
+_ZERO = Decimal(0)
+
+
+_Band = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None, Decimal]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Rates:
+    """One `ModelPrice`'s token prices, resolved once, for prices the plain leaf/tier rules cover.
+
+    Tier cliffs are resolved ahead too: `bands[i]` holds the plain per-unit prices (and the per-request
+    fee) in force when the input count exceeds exactly `i` of the `starts`, so a call is a bisect and
+    a few Decimal operations — the same operations genai-prices' `calc_unit_price` does."""
+
+    input: Decimal | TieredPrices | None
+    cache_read: Decimal | TieredPrices | None
+    cache_write: Decimal | TieredPrices | None
+    output: Decimal | TieredPrices | None
+    requests: Decimal | TieredPrices | None
+    starts: tuple[int, ...]
+    bands: tuple[_Band, ...]  # empty when a price is not plain Decimals over int tier starts
+
+    @classmethod
+    def of(cls, price: ModelPrice) -> _Rates | None:
+        """None when genai-prices' full rules are needed (a price for a unit not covered here)."""
+        values = {k: v for k, v in vars(price).items() if v is not None and not k.startswith("_")}
+        if any(k not in _TOKEN_KEYS and k not in _INERT_KEYS for k in values):
+            return None
+        fields = ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok", "requests_kcount")
+        inp, read, write, out, requests = prices = tuple(values.get(k) for k in fields)
+        tiered = [p for p in prices if isinstance(p, TieredPrices)]
+        starts = sorted({tier.start for p in tiered for tier in p.tiers})
+        plain = all(
+            p is None
+            or type(p) is Decimal
+            or (type(p) is TieredPrices and type(p.base) is Decimal and all(type(t.price) is Decimal for t in p.tiers))
+            for p in prices
+        ) and all(type(s) is int for s in starts)
+        bands: list[_Band] = []
+        if plain:
+            # A count in band i exceeds starts[:i] and no more; a representative count picks each price's tier.
+            for count in [starts[0] if starts else 0, *(s + 1 for s in starts)]:
+                b_in, b_read, b_write, b_out, b_requests = (_tier_price(p, count) for p in prices)
+                fee = _ZERO if b_requests is None else b_requests * Decimal(1) / 1000
+                bands.append((b_in, b_read, b_write, b_out, fee))
+        return cls(inp, read, write, out, requests, tuple(starts), tuple(bands))
+
+    def cost(self, usage: Usage4) -> tuple[Decimal, Decimal, Decimal]:
+        """Input, output and per-request cost: the leaf rules and tier cliffs of genai-prices."""
+        inp, read, write, out = usage.input, usage.cache_read, usage.cache_write, usage.output
+        if self.bands and type(inp) is int and type(read) is int and type(write) is int and type(out) is int:
+            p_in, p_read, p_write, p_out, fee = self.bands[bisect.bisect_left(self.starts, inp)]
+            leaf_input = inp
+            if p_read is not None:
+                leaf_input -= read
+            if p_write is not None:
+                leaf_input -= write
+            cost_in = _ZERO if p_in is None else p_in * Decimal(leaf_input) / _MILLION
+            cost_in += _ZERO if p_read is None else p_read * Decimal(read) / _MILLION
+            cost_in += _ZERO if p_write is None else p_write * Decimal(write) / _MILLION
+            return cost_in, _ZERO if p_out is None else p_out * Decimal(out) / _MILLION, fee
+        leaf_input = usage.input
+        if self.cache_read is not None:
+            leaf_input -= usage.cache_read
+        if self.cache_write is not None:
+            leaf_input -= usage.cache_write
+        tiers_on = usage.input
+        cost_in = calc_unit_price(self.input, leaf_input, tiers_on, 1_000_000)
+        cost_in += calc_unit_price(self.cache_read, usage.cache_read, tiers_on, 1_000_000)
+        cost_in += calc_unit_price(self.cache_write, usage.cache_write, tiers_on, 1_000_000)
+        cost_out = calc_unit_price(self.output, usage.output, tiers_on, 1_000_000)
+        return cost_in, cost_out, calc_unit_price(self.requests, 1, tiers_on, 1000)
+
+
+def _tier_price(price: Decimal | TieredPrices | None, total_input_tokens: int) -> Decimal | None:
+    """The per-unit price `calc_unit_price` applies at this input count (its cliff rule, verbatim)."""
+    if not isinstance(price, TieredPrices):
+        return price
+    applicable = price.base
+    for tier in reversed(price.tiers):
+        if total_input_tokens > tier.start:
+            return tier.price
+    return applicable
 
 
 _PRICE_FIELDS = {"input", "output", "cache_read", "cache_write", "per_request", "provider"}
