@@ -8,7 +8,9 @@ before the per-span CPU work; these properties generate attribute maps mixing ev
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import os
 from decimal import Decimal
 from typing import Any
 
@@ -17,8 +19,10 @@ from genai_prices.types import ModelPrice, StartDateConstraint, TieredPrices
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmscope_collector.processors import cost, normalize
+from llmscope_collector.processors import cost, limits, messages, normalize
 from tests.collector.reference import cost as ref_cost
+from tests.collector.reference import limits as ref_limits
+from tests.collector.reference import messages as ref_messages
 from tests.collector.reference import normalize as ref_normalize
 
 # Every key any column reads, a member of every scanned family, and some keys nothing reads.
@@ -337,3 +341,115 @@ def test_one_price_book_prices_a_model_over_time_like_the_reference(
     for start_ns, usage in calls:
         args = (model[0], (model[1],), start_ns, usage)
         assert _outcome(lambda a=args: book.cost(*a)) == _outcome(lambda a=args: ref_book.cost(*a))
+
+
+# --- content split and span limits ----------------------------------------------------------------------
+
+_MESSAGE_JSON = st.sampled_from(
+    [
+        '[{"role": "user", "parts": [{"type": "text", "content": "hi"}]}, {"role": "assistant", "parts": []}]',
+        '[{"b": 1, "a": [2, {"d": null, "c": "x"}]}]',
+        '{"not": "a list"}',
+        "[1, 2",
+        "plain text",
+        "[]",
+    ]
+)
+_FLAT_KEYS = st.builds(
+    "{}.{}.{}".format,
+    st.sampled_from(sorted(ref_messages._FLAT_PREFIXES)),
+    st.sampled_from(["0", "1", "2", "01", "10", "999999", "1000000", "x"]),
+    st.sampled_from(
+        [
+            "message.role",
+            "message.content",
+            "message.tool_call_id",
+            "message.contents.0.message_content.type",
+            "message.contents.0.message_content.text",
+            "message.tool_calls.0.tool_call.function.name",
+            "role",
+            "content",
+            "tool_calls.0.name",
+            "finish_reason",
+            "prompt.text",
+            "completion.text",
+            "tool.json_schema",
+            "name",
+            "parameters",
+            "",
+            "a\n",
+        ]
+    ),
+)
+_CONTENT_KEYS = st.sampled_from(
+    sorted({*ref_messages._JSON_MESSAGE_KEYS, *ref_messages._JSON_WHOLE_KEYS, *ref_messages._VALUE_KEYS})
+)
+_CONTENT_ATTRS = st.dictionaries(
+    st.one_of(_FLAT_KEYS, _FLAT_KEYS, _CONTENT_KEYS, _KEYS, st.text(max_size=8)),
+    st.one_of(_MESSAGE_JSON, _VALUES),
+    max_size=12,
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(attrs=_CONTENT_ATTRS)
+def test_split_content_equals_reference(attrs: dict[str, Any]) -> None:
+    expected = repr(ref_messages.split_content(attrs))
+    assert repr(messages.split_content(attrs)) == expected
+    assert repr(messages.split_content(attrs)) == expected  # again, with every key now remembered
+
+
+@dataclasses.dataclass
+class _Status:
+    code: int
+
+
+@dataclasses.dataclass
+class _Span:
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    kind: int
+    status: _Status
+
+
+_LONG_VALUES = st.one_of(
+    _VALUES,
+    st.text(min_size=0, max_size=40),
+    st.text(alphabet="aé€😀", min_size=5, max_size=40),
+    st.lists(st.text(max_size=12), max_size=4),
+    st.dictionaries(st.text(max_size=4), st.text(max_size=12), max_size=3),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    attrs=st.dictionaries(st.one_of(_KEYS, st.text(max_size=8)), _LONG_VALUES, max_size=12),
+    max_attributes=st.sampled_from([0, 1, 3, 1024]),
+    max_value_bytes=st.sampled_from([0, 1, 5, 16, 40, 1024 * 1024]),
+    times=st.tuples(*(st.sampled_from([0, 5, 2**63 - 1, 2**63, 2**64 - 1]) for _ in range(2))),
+    kind=st.integers(min_value=-1, max_value=7),
+    status=st.integers(min_value=-1, max_value=4),
+)
+def test_apply_span_limits_equals_reference(
+    attrs: dict[str, Any],
+    max_attributes: int,
+    max_value_bytes: int,
+    times: tuple[int, int],
+    kind: int,
+    status: int,
+) -> None:
+    saved = limits.active_span_limits()
+    env = {name: os.environ.get(name) for name in limits._ENV.values()}
+    limits.configure_span_limits(limits.SpanLimits(max_attributes, max_value_bytes))
+    try:
+        span = _Span(times[0], times[1], kind, _Status(status))
+        expected = ref_limits.apply_span_limits(span, dict(attrs))
+        actual = limits.apply_span_limits(span, dict(attrs))
+    finally:
+        limits.configure_span_limits(saved)
+        for name, value in env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    assert repr(actual) == repr(expected)

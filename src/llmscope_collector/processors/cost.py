@@ -8,9 +8,10 @@ the provider's exclusive convention (Anthropic's raw API), so the cache tokens a
 Price lookups are cached per (provider, model), a model's dated price per UTC day, and each price's
 per-token rates per tier band; the arithmetic for plain token prices is done here (the same leaf
 rules, tier cliffs and Decimal operations as genai-prices, checked against it by property tests), so
-pricing a span is a few dict lookups and Decimal multiplications (~2 µs). An unknown model or provider gives cost NULL and
-`cost_known = false`, never $0. A user price file (`LLMSCOPE_PRICES_FILE`, JSON or TOML: model glob →
-USD per million input/output/cache tokens) overrides the DB.
+pricing a span is a few dict lookups and Decimal multiplications (~2 µs). An unknown model or
+provider gives cost NULL and `cost_known = false`, never $0. A user price file
+(`LLMSCOPE_PRICES_FILE`, JSON or TOML: model glob → USD per million input/output/cache tokens)
+overrides the DB.
 """
 
 from __future__ import annotations

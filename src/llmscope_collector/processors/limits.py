@@ -78,20 +78,28 @@ def apply_span_limits(span: Any, attrs: dict[str, Any]) -> dict[str, Any]:
         marks[DROPPED_ATTRIBUTES] = len(attrs) - len(kept)
         attrs = kept
     if limits.max_value_bytes:
-        truncated = [key for key, value in attrs.items() if _over(value, limits.max_value_bytes)]
+        limit = limits.max_value_bytes
+        truncated = []
+        for key, value in attrs.items():  # `_over`, with its common answers inline (no call per value)
+            kind = type(value)
+            if (kind is str and len(value) * 4 <= limit) or kind in _NEVER_OVER:
+                continue
+            if _over(value, limit):
+                truncated.append(key)
         if truncated:
             attrs = dict(attrs)
             for key in truncated:
                 attrs[key] = _truncate(attrs[key], limits.max_value_bytes)
             marks[TRUNCATED_ATTRIBUTES] = truncated
-    if span.end_time_unix_nano < span.start_time_unix_nano:
+    start, end, kind, status = span.start_time_unix_nano, span.end_time_unix_nano, span.kind, span.status.code
+    if end < start:
         marks[END_BEFORE_START] = True
-    if max(span.start_time_unix_nano, span.end_time_unix_nano) > MAX_TIME_NS:
+    if max(start, end) > MAX_TIME_NS:
         marks[TIME_OUT_OF_RANGE] = True
-    if not 0 <= span.kind <= _MAX_KIND:
-        marks[UNKNOWN_KIND] = span.kind
-    if not 0 <= span.status.code <= _MAX_STATUS:
-        marks[UNKNOWN_STATUS] = span.status.code
+    if not 0 <= kind <= _MAX_KIND:
+        marks[UNKNOWN_KIND] = kind
+    if not 0 <= status <= _MAX_STATUS:
+        marks[UNKNOWN_STATUS] = status
     if not marks:
         return attrs
     for key in marks:
@@ -113,6 +121,9 @@ def _keep_first(attrs: dict[str, Any], limit: int) -> dict[str, Any]:
     """The first `limit` attributes, well-known GenAI/OpenInference/OpenLLMetry keys before the rest."""
     ranked = sorted(attrs, key=lambda key: not key.startswith(_PRIORITY_PREFIXES))
     return {key: attrs[key] for key in ranked[:limit]}
+
+
+_NEVER_OVER = frozenset({int, float, bool, bytes, type(None)})  # value types `_over` is always False for
 
 
 def _over(value: Any, limit: int) -> bool:

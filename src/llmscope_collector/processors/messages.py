@@ -259,6 +259,30 @@ def _json_list(value: Any) -> list[Any] | None:
     return parsed if isinstance(parsed, list) else None
 
 
+# Parsed keys (the flattened dialects' regex costs more than the rest of a span's split): keys that are
+# not flattened content, and those that are with their parts. Bounded by the key vocabulary, reset if huge.
+_NOT_FLAT: set[str] = set()
+_FLAT_KEYS: dict[str, tuple[str, int, str]] = {}
+_MAX_KEYS = 65536
+
+
+def _flat_key(key: str) -> tuple[str, int, str] | None:
+    """`(prefix, index, rest)` of a flattened-dialect key, None for any other key (remembered either way)."""
+    parsed = _FLAT_KEYS.get(key)
+    if parsed is not None:
+        return parsed
+    match = _FLAT_RE.match(key)
+    if match is None:
+        if len(_NOT_FLAT) >= _MAX_KEYS:
+            _NOT_FLAT.clear()
+        _NOT_FLAT.add(key)
+        return None
+    if len(_FLAT_KEYS) >= _MAX_KEYS:
+        _FLAT_KEYS.clear()
+    parsed = _FLAT_KEYS[key] = (match.group(1), int(match.group(2)), match.group(3))
+    return parsed
+
+
 @dataclasses.dataclass
 class SplitContent:
     """A span's attributes without content, and the content items in display order."""
@@ -272,11 +296,14 @@ def split_content(attrs: Mapping[str, Any]) -> SplitContent:
     light = dict(attrs)
     items: list[ContentItem] = []
     flat: dict[str, dict[int, dict[str, Any]]] = {}
-    for key in attrs:
-        match = _FLAT_RE.match(key)
-        if match:
-            prefix, index, rest = match.group(1), int(match.group(2)), match.group(3)
-            flat.setdefault(prefix, {}).setdefault(index, {})[rest] = light.pop(key)
+    if not _NOT_FLAT.issuperset(attrs):  # most spans have no flattened content: no regex at all
+        for key in attrs:
+            if key in _NOT_FLAT:
+                continue
+            parsed = _flat_key(key)
+            if parsed is not None:
+                prefix, index, rest = parsed
+                flat.setdefault(prefix, {}).setdefault(index, {})[rest] = light.pop(key)
     for key, kind in _JSON_WHOLE_KEYS.items():
         if key in light:
             items.append(ContentItem(kind, key, _dumps(_json_value(light.pop(key)))))
