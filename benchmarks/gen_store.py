@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from otlp_traces import NS_PER_S, TraceShape, requests
 
-from llmscope_collector.processors.cost import PriceBook
 from llmscope_collector.processors.decode import decode_request
 from llmscope_collector.processors.stitch import Stitcher
 from llmscope_collector.storage.compaction import CompactionOptions, Compactor
@@ -51,7 +50,7 @@ def _generate_day(job: _DayJob, fsync: bool = False) -> tuple[int, int]:
     """One day's traces (seeded by seed and day, so the store does not depend on the worker count)."""
     if not fsync:
         os.fsync = _no_fsync  # a worker of a generator: durability of these files does not matter
-    stitcher = Stitcher(job.data_dir, PriceBook())
+    stitcher = Stitcher(job.data_dir)
     writer = ParquetSpanWriter(job.data_dir, RecentSpanIds(200_000), hook=stitcher)
     base = lsn = flushed_at = job.day * _LSN_PER_DAY
     for request, _n in requests(job.seed * 100_003 + job.day, job.traces, 20, job.start_ns, 86400.0, TraceShape()):

@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 
 def fsync_dir(path: Path) -> None:
     """Make a create/rename/unlink in `path` durable."""
@@ -27,4 +30,18 @@ def replace_durably(data: bytes, path: Path) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def write_durably(table: pa.Table, path: Path, *, row_group_size: int) -> None:
+    """Write to `<path>.tmp`, fsync, rename into place, fsync the directory: all or nothing, and durable."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)

@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from llmscope_collector.alerts.service import AlertService
 from llmscope_collector.data_dir_lock import DataDirLock
 from llmscope_collector.ingest_status import IngestStatus
-from llmscope_collector.processors.cost import PriceBook
 from llmscope_collector.processors.decode import DecodedBatch
-from llmscope_collector.processors.decode_pool import DecodePool
+from llmscope_collector.processors.decode_pool import DecodePool, PendingDecode
 from llmscope_collector.processors.stitch import Stitcher
 from llmscope_collector.receiver._export import TraceExporter
 from llmscope_collector.receiver.front import OtlpReceivers
@@ -37,24 +36,18 @@ log = logging.getLogger(__name__)
 
 
 class DecodeIntoParquet:
-    """The WAL consumer's sink: raw OTLP bytes → decoded columns (worker processes) → Parquet writer."""
+    """The WAL consumer's sink: raw OTLP bytes → Arrow tables (worker processes) → Parquet writer."""
 
     def __init__(self, writer: ParquetSpanWriter, pool: DecodePool) -> None:
         self._writer = writer
         self._pool = pool
 
-    def consume(self, records: Sequence[WalRecord]) -> list[int | BaseException]:
-        decoded = self._pool.decode([(r.project, r.payload) for r in records])
-        return [
-            outcome if isinstance(outcome, BaseException) else self._add(outcome, record.lsn)
-            for record, outcome in zip(records, decoded, strict=True)
-        ]
+    def submit(self, records: Sequence[WalRecord]) -> _Decoding:
+        return _Decoding(self._writer, records, self._pool.submit([(r.project, r.payload) for r in records]))
 
-    def _add(self, batch: DecodedBatch, lsn: int) -> int | BaseException:
-        try:
-            return self._writer.add(batch, lsn)
-        except Exception as exc:  # a bug in buffering one batch must not stop the others
-            return exc
+    def consume(self, records: Sequence[WalRecord]) -> list[int | BaseException]:
+        """Decode and buffer `records` now (what the consumer does in two steps)."""
+        return self.submit(records).consume()
 
     def flush(self, wal_start: int, wal_end: int) -> int:
         return self._writer.flush(wal_start, wal_end)
@@ -62,6 +55,31 @@ class DecodeIntoParquet:
     @property
     def buffered_rows(self) -> int:
         return self._writer.buffered_rows
+
+
+class _Decoding:
+    """One WAL read being decoded; `consume` buffers its spans in the writer, in record order."""
+
+    def __init__(self, writer: ParquetSpanWriter, records: Sequence[WalRecord], pending: PendingDecode) -> None:
+        self._writer = writer
+        self._records = records
+        self._pending = pending
+
+    def ready(self) -> bool:
+        return self._pending.ready()
+
+    def consume(self) -> list[int | BaseException]:
+        decoded = self._pending.results()
+        return [
+            outcome if isinstance(outcome, BaseException) else self._add(outcome, record.lsn)
+            for record, outcome in zip(self._records, decoded, strict=True)
+        ]
+
+    def _add(self, batch: DecodedBatch, lsn: int) -> int | BaseException:
+        try:
+            return self._writer.add(batch, lsn)
+        except Exception as exc:  # a bug in buffering one batch must not stop the others
+            return exc
 
 
 @dataclasses.dataclass
@@ -80,7 +98,7 @@ class Collector:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.recent = RecentSpanIds(settings.dedupe_window_spans)
-        self.stitcher = Stitcher(settings.data_dir, PriceBook.from_file(settings.prices_file))
+        self.stitcher = Stitcher(settings.data_dir)
         self.writer = ParquetSpanWriter(settings.data_dir, self.recent, hook=self.stitcher)
         self.exporter = TraceExporter()
         self.receivers = OtlpReceivers(self.exporter, settings)  # OTLP/gRPC + OTLP/HTTP, auth, rate limits
@@ -132,7 +150,8 @@ class Collector:
         seed_from_files(self.recent, data_dir)
         wal = WriteAheadLog(directory, self._wal_options(), committed_lsn=cursor.lsn, floor_lsn=stored.max_end)
         options = ConsumerOptions(flush_rows=self.settings.flush_rows, flush_interval_s=self.settings.flush_interval_s)
-        pool = DecodePool(self.settings.decode_workers)
+        prices_file = str(self.settings.prices_file) if self.settings.prices_file else None
+        pool = DecodePool(self.settings.decode_workers, prices_file)
         consumer = WalConsumer(wal, cursor, DecodeIntoParquet(self.writer, pool), options)
         consumer.start()
         maintenance = MaintenanceScheduler(

@@ -1,10 +1,11 @@
 """Decoding OTLP requests in worker processes, so it does not compete with the receivers for the GIL.
 
-Decoding a span into columns is pure Python (~15-30 µs); done on the consumer thread it halves
-what the gRPC/HTTP threads can acknowledge. Under load the consumer hands whole WAL batches to a
-process pool and gets `DecodedBatch`es back in order (unpickling costs ~1 µs per span). Small
-batches (light traffic) are decoded inline, so an idle collector never starts a process. If the
-pool breaks, decoding falls back to inline and the pool is recreated on the next large batch.
+Decoding, normalizing and pricing a span is pure Python (~20-40 µs); done on the consumer thread
+it would cap ingest at one core and halve what the gRPC/HTTP threads can acknowledge. Under load
+the consumer hands WAL records to a process pool and gets `DecodedBatch`es (Arrow tables: cheap to
+send back) in order. Small batches (light traffic) are decoded inline, so an idle collector never
+starts a process. If the pool breaks, decoding falls back to inline and the pool is recreated on
+the next large batch.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from llmscope_collector.processors.cost import PriceBook
 from llmscope_collector.processors.decode import DecodedBatch, decode_request
 
 log = logging.getLogger(__name__)
@@ -28,20 +30,30 @@ _POOL_MIN_RECORDS = 8
 _POOL_MIN_BYTES = 512 * 1024
 
 
-def decode_payload(project: str, payload: bytes) -> DecodedBatch:
-    """Raw `ExportTraceServiceRequest` bytes → columns (runs in a worker process or inline)."""
+_worker_prices: PriceBook | None = None
+
+
+def decode_payload(project: str, payload: bytes, prices: PriceBook | None = None) -> DecodedBatch:
+    """Raw `ExportTraceServiceRequest` bytes → Arrow tables (runs in a worker process or inline)."""
     request = ExportTraceServiceRequest()
     request.ParseFromString(payload)
-    return decode_request(request, project)
+    return decode_request(request, project, prices or _worker_prices)
 
 
 Decoded = DecodedBatch | BaseException
 _PARENT_CHECK_S = 1.0
 
 
+def init_worker(parent_pid: int, prices_file: str | None) -> None:
+    """Worker initializer: the collector's price book, and exit when the collector is gone."""
+    global _worker_prices
+    _worker_prices = PriceBook.from_file(prices_file)
+    exit_with_parent(parent_pid)
+
+
 def exit_with_parent(parent_pid: int) -> None:
-    """Worker initializer: end this worker when the collector is gone, even after a SIGKILL (or the
-    OOM killer), which gives the pool no chance to shut its workers down."""
+    """End this worker when the collector is gone, even after a SIGKILL (or the OOM killer), which
+    gives the pool no chance to shut its workers down."""
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -54,35 +66,52 @@ def exit_with_parent(parent_pid: int) -> None:
 class DecodePool:
     """Decodes `(project, payload)` pairs in order; exceptions are returned per item, not raised."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, prices_file: str | None = None) -> None:
         self._workers = workers
+        self._prices_file = prices_file
+        self._prices: PriceBook | None = None
         self._pool: ProcessPoolExecutor | None = None
 
     def decode(self, items: Sequence[tuple[str, bytes]]) -> list[Decoded]:
+        return self.submit(items).results()
+
+    def submit(self, items: Sequence[tuple[str, bytes]]) -> PendingDecode:
+        """Start decoding `items`; the results come in order from `results()` (inline ones at once)."""
         if self._workers > 0 and _large(items):
             futures = self._submit(items)
             if futures is not None:
-                return [self._result(future, item) for future, item in zip(futures, items, strict=True)]
-        return [_inline(project, payload) for project, payload in items]
+                return PendingDecode(self, items, futures)
+        return PendingDecode(self, items, None, [self.inline(project, payload) for project, payload in items])
+
+    def inline(self, project: str, payload: bytes) -> Decoded:
+        if self._prices is None:
+            self._prices = PriceBook.from_file(self._prices_file)
+        try:
+            return decode_payload(project, payload, self._prices)
+        except Exception as exc:
+            return exc
 
     def _submit(self, items: Sequence[tuple[str, bytes]]) -> list[Future[DecodedBatch]] | None:
         try:
             if self._pool is None:
                 context = multiprocessing.get_context("spawn")  # fork is unsafe in a process running gRPC
                 self._pool = ProcessPoolExecutor(
-                    self._workers, mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(),)
+                    self._workers,
+                    mp_context=context,
+                    initializer=init_worker,
+                    initargs=(os.getpid(), self._prices_file),
                 )
             return [self._pool.submit(decode_payload, project, payload) for project, payload in items]
         except (BrokenProcessPool, RuntimeError, OSError) as exc:
             self._broken(exc)
             return None
 
-    def _result(self, future: Future[DecodedBatch], item: tuple[str, bytes]) -> Decoded:
+    def result(self, future: Future[DecodedBatch], item: tuple[str, bytes]) -> Decoded:
         try:
             return future.result()
         except BrokenProcessPool as exc:
             self._broken(exc)
-            return _inline(*item)
+            return self.inline(*item)
         except Exception as exc:
             return exc
 
@@ -98,12 +127,31 @@ class DecodePool:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+class PendingDecode:
+    """Decodes in flight for one WAL read; lets the consumer write earlier ones meanwhile."""
+
+    def __init__(
+        self,
+        pool: DecodePool,
+        items: Sequence[tuple[str, bytes]],
+        futures: list[Future[DecodedBatch]] | None,
+        done: list[Decoded] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._items = items
+        self._futures = futures
+        self._done = done
+
+    def ready(self) -> bool:
+        return self._futures is None or all(f.done() for f in self._futures)
+
+    def results(self) -> list[Decoded]:
+        """Per item, its batch or why it could not be decoded (waits for the workers)."""
+        if self._done is None:
+            assert self._futures is not None
+            self._done = [self._pool.result(f, item) for f, item in zip(self._futures, self._items, strict=True)]
+        return self._done
+
+
 def _large(items: Sequence[tuple[str, bytes]]) -> bool:
     return len(items) >= _POOL_MIN_RECORDS or sum(len(p) for _, p in items) >= _POOL_MIN_BYTES
-
-
-def _inline(project: str, payload: bytes) -> Decoded:
-    try:
-        return decode_payload(project, payload)
-    except Exception as exc:
-        return exc

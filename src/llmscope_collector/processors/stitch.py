@@ -2,10 +2,9 @@
 
 It is the Parquet writer's flush hook, so it sees exactly the rows being written, in WAL order:
 
-1. `before_write` (per partition, before the span file): price every LLM span (`processors.cost`),
-   mark an LLM span nested directly in another LLM span as `llm_dup` (the anthropic client's own
-   span under the SDK's span for the same call: counted once), and store the partition's captured
-   content (`storage.content`) so no written span ever points at missing content.
+1. `before_write` (per partition, before the span file): mark an LLM span nested directly in
+   another LLM span as `llm_dup` (the anthropic client's own span under the SDK's span for the
+   same call: counted once). Spans arrive priced by the decode workers (`processors.pricing`).
 2. `after_write` (after the span file is durable): write a per-trace summary *delta* for the rows of
    that file, named by the same WAL range. A trace's summary is the merge of its deltas (sums,
    min/max, unions), so spans arriving in any order, in several requests, from several services,
@@ -32,21 +31,21 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from llmscope_collector.processors.cost import UNKNOWN, PriceBook, SpanCost, sanitize_usage
-from llmscope_collector.processors.decode import Columns, PartitionKey
+from llmscope_collector.durable_io import write_durably
+from llmscope_collector.processors.decode import PartitionKey
 from llmscope_collector.processors.normalize import LLM_OPERATIONS
-from llmscope_collector.storage.content import ContentStore
 from llmscope_collector.storage.layout import SPANS_DIR, parquet_files, partition_dir, wal_range_of
-from llmscope_collector.storage.parquet_writer import write_durably
-from llmscope_collector.storage.schema import CONTENT_ITEMS, LLM_DUP_SCHEMA, SPAN_SCHEMA, TRACE_DELTA_SCHEMA
+from llmscope_collector.storage.schema import COST_TYPE, LLM_DUP_SCHEMA, SPAN_SCHEMA, TRACE_DELTA_SCHEMA
 
 log = logging.getLogger(__name__)
 
 TRACES_DIR = "traces"
 LLM_DUPS_DIR = "llm_dups"
 _LLM = frozenset(LLM_OPERATIONS)
+_LLM_VALUES = pa.array(sorted(_LLM), pa.string())
 _TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 _SUM_FIELDS = (*_TOKEN_FIELDS, "total_tokens", "llm_calls", "cost_unknown")
 
@@ -89,18 +88,8 @@ class _Correction:
 class Stitcher:
     """Flush hook of `ParquetSpanWriter` (single-threaded: called from the writer's thread only)."""
 
-    def __init__(
-        self,
-        data_dir: Path,
-        prices: PriceBook | None = None,
-        content: ContentStore | None = None,
-        *,
-        window_s: float = 600.0,
-        max_traces: int = 200_000,
-    ) -> None:
+    def __init__(self, data_dir: Path, *, window_s: float = 600.0, max_traces: int = 200_000) -> None:
         self._data_dir = data_dir
-        self._prices = prices or PriceBook()
-        self._content = content or ContentStore(data_dir)
         self._window_s = window_s
         self._max_traces = max_traces
         self._windows: OrderedDict[tuple[str, str], _Window] = OrderedDict()
@@ -112,44 +101,49 @@ class Stitcher:
 
     # -- hook API ---------------------------------------------------------------------------------
 
-    def before_write(self, key: PartitionKey, cols: Columns) -> None:
-        """Price and mark the rows of one partition in place, then store their content."""
+    def before_write(self, key: PartitionKey, spans: pa.Table) -> pa.Table:
+        """The partition's rows with `llm_dup` set on LLM rows (True for a nested duplicate)."""
         project, date = key
         self._evict(time.monotonic())
-        rows = range(len(cols["span_id"]))
-        for i in rows:
-            if cols["operation"][i] in _LLM:
-                window = self._window(project, cols["trace_id"][i])
-                window.register(cols["span_id"][i], cols["parent_span_id"][i], date)
-        for i in rows:
-            self._price_and_mark(project, cols, i)
-        items = cols.get(CONTENT_ITEMS)
-        if items:
-            self._content.write(project, date, (item for span_items in items for item in span_items))
+        is_llm = llm_mask(spans)
+        positions = pc.indices_nonzero(is_llm).to_pylist()
+        if not positions:
+            return spans
+        llm = spans.select(_LLM_FIELDS).take(positions).to_pydict()
+        for trace_id, span_id, parent in zip(llm["trace_id"], llm["span_id"], llm["parent_span_id"], strict=True):
+            self._window(project, trace_id).register(span_id, parent, date)
+        dups = [j for j in range(len(positions)) if self._mark(project, llm, j)]
+        marks = pc.if_else(is_llm, pa.scalar(False), pa.scalar(None, pa.bool_()))
+        if dups:
+            values = marks.to_pylist()
+            for j in dups:
+                values[positions[j]] = True
+            marks = pa.array(values, pa.bool_())
+        return spans.set_column(spans.schema.get_field_index("llm_dup"), "llm_dup", marks)
 
-    def after_write(self, key: PartitionKey, cols: Columns, wal_start: int, wal_end: int) -> None:
+    def after_write(self, key: PartitionKey, spans: pa.Table, wal_start: int, wal_end: int) -> None:
         """Write the partition's trace deltas, named by the WAL range of the span file just written.
 
         Never raises: the span file is already durable, and failing here would make the writer write
         it again. A failed delta is recomputed from the span file at the end of the flush (or at start).
         """
         try:
-            self._write_deltas(key, cols, wal_start, wal_end)
+            self._write_deltas(key, spans, wal_start, wal_end)
         except Exception:
             log.exception(
                 "trace summary delta for %s WAL [%d, %d) failed; recomputing it later", key, wal_start, wal_end
             )
             self._repair_later.setdefault(key, []).append((wal_start, wal_end))
 
-    def _write_deltas(self, key: PartitionKey, cols: Columns, wal_start: int, wal_end: int) -> None:
+    def _write_deltas(self, key: PartitionKey, spans: pa.Table, wal_start: int, wal_end: int) -> None:
         project, date = key
-        for i in range(len(cols["span_id"])):
-            if cols["operation"][i] in _LLM:
-                span = self._window(project, cols["trace_id"][i]).spans.get(cols["span_id"][i])
-                if span is not None:
-                    span.written = True
-        corrections = self._take_corrections(project, set(cols["trace_id"]))
-        table = trace_deltas(cols, corrections)
+        llm = spans.filter(llm_mask(spans)).select(["trace_id", "span_id"]).to_pydict()
+        for trace_id, span_id in zip(llm["trace_id"], llm["span_id"], strict=True):
+            span = self._window(project, trace_id).spans.get(span_id)
+            if span is not None:
+                span.written = True
+        corrections = self._take_corrections(project, pc.unique(spans.column("trace_id")).to_pylist())
+        table = trace_deltas(spans, corrections)
         self._write(TRACES_DIR, project, date, table, wal_start, wal_end)
         self.deltas_written += table.num_rows
 
@@ -196,8 +190,8 @@ class Stitcher:
                 wal_range = wal_range_of(path.name)
                 if wal_range is None or wal_range in have or wal_range not in wanted:
                     continue
-                cols = pq.read_table(path, schema=SPAN_SCHEMA).to_pydict()
-                self._write(TRACES_DIR, project, date, trace_deltas(cols, []), *wal_range)
+                spans = pq.read_table(path, schema=SPAN_SCHEMA)
+                self._write(TRACES_DIR, project, date, trace_deltas(spans, []), *wal_range)
                 repaired += 1
         return repaired
 
@@ -220,30 +214,17 @@ class Stitcher:
                 return
             del self._windows[key]
 
-    def _price_and_mark(self, project: str, cols: Columns, i: int) -> None:
-        if cols["operation"][i] not in _LLM:
-            return
-        cost = self._price(cols, i)
-        cols["cost_usd"][i], cols["cost_input_usd"][i], cols["cost_output_usd"][i] = cost.total, cost.input, cost.output
-        cols["cost_known"][i], cols["cost_source"][i] = cost.known, cost.source
-        window = self._window(project, cols["trace_id"][i])
-        span_id = cols["span_id"][i]
+    def _mark(self, project: str, llm: dict[str, list[Any]], j: int) -> bool:
+        """Mark LLM row `j` a duplicate when its parent is an LLM span of the same trace; True if so."""
+        trace_id, span_id = llm["trace_id"][j], llm["span_id"][j]
+        window = self._window(project, trace_id)
         span = window.spans[span_id]
         span.dup = span.parent in window.spans and span.parent != span_id
-        cols["llm_dup"][i] = span.dup
-        span.contribution = _llm_contribution(cols, i)
+        span.contribution = _llm_contribution(llm, j)
         if span.dup:
             self.dups_marked += 1
-        self._correct_written_children(project, cols["trace_id"][i], span_id, window)
-
-    def _price(self, cols: Columns, i: int) -> SpanCost:
-        tokens = [cols[f][i] for f in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")]
-        usage = None if all(t is None for t in tokens) else sanitize_usage(*tokens)
-        models = (cols["response_model"][i], cols["request_model"][i])
-        if not any(models):
-            return UNKNOWN
-        error = cols["status_code"][i] == "ERROR"
-        return self._prices.cost(cols["provider"][i], models, cols["start_ns"][i], usage, error=error)
+        self._correct_written_children(project, trace_id, span_id, window)
+        return span.dup
 
     def _correct_written_children(self, project: str, trace_id: str, parent_id: str, window: _Window) -> None:
         """A parent arriving after its LLM children were written: those children become duplicates."""
@@ -271,102 +252,156 @@ class Stitcher:
         write_durably(table, directory / name, row_group_size=64_000)
 
 
-def _llm_contribution(cols: Columns, i: int) -> dict[str, Any]:
+def llm_mask(spans: pa.Table) -> pa.ChunkedArray:
+    """True for the rows that are model calls (they carry tokens and cost)."""
+    return pc.fill_null(pc.is_in(spans.column("operation"), value_set=_LLM_VALUES), False)
+
+
+_LLM_FIELDS = ["trace_id", "span_id", "parent_span_id", *_TOKEN_FIELDS, "total_tokens", "cost_known", "cost_usd"]
+
+
+def _llm_contribution(llm: dict[str, list[Any]], j: int) -> dict[str, Any]:
     """What one counted LLM span adds to its trace's sums."""
-    contribution: dict[str, Any] = {f: cols[f][i] or 0 for f in (*_TOKEN_FIELDS, "total_tokens")}
+    contribution: dict[str, Any] = {f: llm[f][j] or 0 for f in (*_TOKEN_FIELDS, "total_tokens")}
     contribution["llm_calls"] = 1
-    known = bool(cols["cost_known"][i])
+    known = bool(llm["cost_known"][j])
     contribution["cost_unknown"] = 0 if known else 1
-    contribution["cost_usd"] = cols["cost_usd"][i] if known else Decimal(0)
+    contribution["cost_usd"] = llm["cost_usd"][j] if known else Decimal(0)
     return contribution
 
 
-@dataclasses.dataclass
-class _Delta:
-    start_ns: int
-    end_ns: int
-    has_root: bool = False
-    root: dict[str, Any] = dataclasses.field(default_factory=dict)
-    span_count: int = 0
-    error_count: int = 0
-    sums: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(_SUM_FIELDS, 0))
-    cost: Decimal = Decimal(0)
-    session_id: str | None = None
-    user_id: str | None = None
-    sets: dict[str, dict[str, None]] = dataclasses.field(default_factory=dict)
-
-    def add(self, field: str, value: str | None) -> None:
-        if value:
-            self.sets.setdefault(field, {})[value] = None
-
-    def apply(self, contribution: dict[str, Any], sign: int) -> None:
-        for field in _SUM_FIELDS:
-            self.sums[field] += sign * int(contribution.get(field) or 0)
-        self.cost += sign * (contribution.get("cost_usd") or Decimal(0))
+def _present(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Empty strings as null: a summary lists only values that say something."""
+    return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
 
 
-def trace_deltas(cols: Columns | dict[str, list[Any]], corrections: list[_Correction]) -> pa.Table:
+def _where(mask: Any, values: Any, otherwise: Any) -> Any:
+    return pc.if_else(mask, values, otherwise)
+
+
+def _delta_inputs(spans: pa.Table) -> pa.Table:
+    """One row per span of what it adds to its trace's delta (zeros/nulls where it adds nothing)."""
+    counted = pc.and_(llm_mask(spans), pc.invert(pc.fill_null(spans.column("llm_dup"), False)))
+    known = pc.and_(counted, pc.fill_null(spans.column("cost_known"), False))
+    parent = spans.column("parent_span_id")
+    name, version = _present(spans.column("prompt_name")), _present(spans.column("prompt_version"))
+    both = pc.and_(pc.is_valid(name), pc.is_valid(version))
+    model = pc.coalesce(_present(spans.column("response_model")), _present(spans.column("request_model")))
+    none = pa.scalar(None, pa.string())
+    columns: dict[str, Any] = {
+        "trace_id": spans.column("trace_id"),
+        "start_ns": spans.column("start_ns"),
+        "end_ns": spans.column("end_ns"),
+        "is_root": pc.or_kleene(pc.is_null(parent), pc.equal(parent, "")),
+        "error_count": pc.cast(pc.fill_null(pc.equal(spans.column("status_code"), "ERROR"), False), pa.int64()),
+        "llm_calls": pc.cast(counted, pa.int64()),
+        "cost_unknown": pc.cast(pc.and_(counted, pc.invert(known)), pa.int64()),
+        "cost_usd": _where(known, pc.fill_null(spans.column("cost_usd"), 0), pa.scalar(0, COST_TYPE)),
+        "session_id": _present(spans.column("session_id")),
+        "user_id": _present(spans.column("user_id")),
+        "services": _present(spans.column("service_name")),
+        "prompt_names": name,
+        "prompts": _where(both, pc.binary_join_element_wise(name, version, "@"), name),
+        "models": _where(counted, model, none),
+        "providers": _where(counted, _present(spans.column("provider")), none),
+    }
+    for field in (*_TOKEN_FIELDS, "total_tokens"):
+        columns[field] = _where(counted, pc.fill_null(spans.column(field), 0), pa.scalar(0, pa.int64()))
+    return pa.table(columns)
+
+
+_SUMMED = (*_TOKEN_FIELDS, "total_tokens", "llm_calls", "error_count", "cost_unknown", "cost_usd")
+_SETS = ("services", "prompts", "prompt_names", "models", "providers")
+
+
+def trace_deltas(spans: pa.Table, corrections: list[_Correction]) -> pa.Table:
     """Per-trace summary deltas of these span rows, minus the contributions of late-found duplicates."""
-    deltas: dict[str, _Delta] = {}
-    for i in range(len(cols["span_id"])):
-        trace_id = cols["trace_id"][i]
-        delta = deltas.get(trace_id)
-        if delta is None:
-            delta = deltas[trace_id] = _Delta(cols["start_ns"][i], cols["end_ns"][i])
-        _add_span(delta, cols, i)
+    inputs = _delta_inputs(spans)
+    aggregates: list[tuple[str, str]] = [
+        ("start_ns", "min"),
+        ("end_ns", "max"),
+        ("trace_id", "count"),
+        ("is_root", "any"),
+        ("session_id", "first"),
+        ("user_id", "first"),
+        *((field, "sum") for field in _SUMMED),
+        *((field, "distinct") for field in _SETS),
+    ]
+    grouped = pa.TableGroupBy(inputs, "trace_id", use_threads=False).aggregate(aggregates)
+    out: dict[str, Any] = {
+        "trace_id": grouped.column("trace_id"),
+        "updated_ns": pa.array([time.time_ns()] * grouped.num_rows, pa.int64()),
+        "start_ns": grouped.column("start_ns_min"),
+        "end_ns": grouped.column("end_ns_max"),
+        "has_root": grouped.column("is_root_any"),
+        "span_count": grouped.column("trace_id_count"),
+        "session_id": grouped.column("session_id_first"),
+        "user_id": grouped.column("user_id_first"),
+        "tags": _tag_sets(spans, grouped.column("trace_id")),
+    }
+    out.update({field: grouped.column(f"{field}_sum") for field in _SUMMED})
+    out.update({field: _none_if_empty(grouped.column(f"{field}_distinct")) for field in _SETS})
+    out.update(_roots(spans, grouped.column("trace_id")))
+    table = pa.table({name: out[name] for name in TRACE_DELTA_SCHEMA.names}).cast(TRACE_DELTA_SCHEMA)
+    table = table.sort_by("trace_id")
+    return _corrected(table, corrections) if corrections else table
+
+
+def _none_if_empty(lists: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pc.if_else(pc.equal(pc.list_value_length(lists), 0), pa.scalar(None, lists.type), lists)
+
+
+def _aligned(trace_ids: pa.ChunkedArray, keyed: pa.Table, column: str) -> pa.ChunkedArray:
+    """`keyed[column]` in the order of `trace_ids` (null where a trace has no row)."""
+    where = pc.index_in(trace_ids, value_set=keyed.column("trace_id"))
+    return pc.take(keyed.column(column), where)
+
+
+def _tag_sets(spans: pa.Table, trace_ids: pa.ChunkedArray) -> pa.ChunkedArray:
+    tags = spans.column("tags").combine_chunks()
+    flat = pa.table(
+        {
+            "trace_id": pc.take(spans.column("trace_id"), pc.list_parent_indices(tags)),
+            "tag": _present(pc.list_flatten(tags)),
+        }
+    )
+    grouped = pa.TableGroupBy(flat, "trace_id", use_threads=False).aggregate([("tag", "distinct")])
+    if grouped.num_rows == 0:
+        return pa.chunked_array([pa.nulls(len(trace_ids), pa.list_(pa.string()))])
+    return _none_if_empty(
+        pc.fill_null(_aligned(trace_ids, grouped, "tag_distinct"), pa.scalar([], pa.list_(pa.string())))
+    )
+
+
+_ROOT_FIELDS = {
+    "root_span_id": "span_id",
+    "root_name": "name",
+    "root_service": "service_name",
+    "root_status": "status_code",
+}
+
+
+def _roots(spans: pa.Table, trace_ids: pa.ChunkedArray) -> dict[str, Any]:
+    """The root span's fields per trace (the last root row when a trace has several)."""
+    parent = spans.column("parent_span_id")
+    roots = spans.filter(pc.or_kleene(pc.is_null(parent), pc.equal(parent, ""))).select(["trace_id", *_ROOT_FIELDS.values()])
+    if roots.num_rows == 0:
+        return {name: pa.nulls(len(trace_ids), pa.string()) for name in _ROOT_FIELDS}
+    last = pa.TableGroupBy(roots, "trace_id", use_threads=False).aggregate(
+        [(column, "last", pc.ScalarAggregateOptions(skip_nulls=False)) for column in _ROOT_FIELDS.values()]
+    )
+    return {name: _aligned(trace_ids, last, f"{column}_last") for name, column in _ROOT_FIELDS.items()}
+
+
+def _corrected(table: pa.Table, corrections: list[_Correction]) -> pa.Table:
+    """Subtract late-found duplicates' contributions from their traces' rows (rare: a Python pass is fine)."""
+    rows = table.to_pylist()
+    by_trace = {row["trace_id"]: row for row in rows}
     for c in corrections:
-        if c.trace_id in deltas:
-            deltas[c.trace_id].apply(c.contribution, -1)
-    return _delta_table(deltas)
-
-
-def _add_span(delta: _Delta, cols: Columns | dict[str, list[Any]], i: int) -> None:
-    delta.start_ns = min(delta.start_ns, cols["start_ns"][i])
-    delta.end_ns = max(delta.end_ns, cols["end_ns"][i])
-    delta.span_count += 1
-    delta.error_count += cols["status_code"][i] == "ERROR"
-    if not cols["parent_span_id"][i]:
-        delta.has_root = True
-        delta.root = {
-            "root_span_id": cols["span_id"][i],
-            "root_name": cols["name"][i],
-            "root_service": cols["service_name"][i],
-            "root_status": cols["status_code"][i],
-        }
-    delta.session_id = delta.session_id or cols["session_id"][i]
-    delta.user_id = delta.user_id or cols["user_id"][i]
-    delta.add("services", cols["service_name"][i])
-    for tag in cols["tags"][i] or ():
-        delta.add("tags", tag)
-    name, version = cols["prompt_name"][i], cols["prompt_version"][i]
-    delta.add("prompt_names", name)
-    delta.add("prompts", f"{name}@{version}" if name and version else name)
-    if cols["operation"][i] in _LLM and not cols["llm_dup"][i]:
-        delta.apply(_llm_contribution(cols, i), +1)
-        delta.add("models", cols["response_model"][i] or cols["request_model"][i])
-        delta.add("providers", cols["provider"][i])
-
-
-def _delta_table(deltas: dict[str, _Delta]) -> pa.Table:
-    now = time.time_ns()
-    rows: dict[str, list[Any]] = {name: [] for name in TRACE_DELTA_SCHEMA.names}
-    for trace_id, d in sorted(deltas.items()):
-        row: dict[str, Any] = {
-            "trace_id": trace_id,
-            "updated_ns": now,
-            "start_ns": d.start_ns,
-            "end_ns": d.end_ns,
-            "has_root": d.has_root,
-            "span_count": d.span_count,
-            "error_count": d.error_count,
-            "cost_usd": d.cost,
-            "session_id": d.session_id,
-            "user_id": d.user_id,
-            **d.sums,
-            **d.root,
-        }
-        for field in ("services", "tags", "prompts", "prompt_names", "models", "providers"):
-            row[field] = list(d.sets.get(field, {})) or None
-        for name in TRACE_DELTA_SCHEMA.names:
-            rows[name].append(row.get(name))
-    return pa.Table.from_pydict(rows, schema=TRACE_DELTA_SCHEMA)
+        row = by_trace.get(c.trace_id)
+        if row is None:
+            continue
+        for field in _SUM_FIELDS:
+            row[field] -= int(c.contribution.get(field) or 0)
+        row["cost_usd"] -= c.contribution.get("cost_usd") or Decimal(0)
+    return pa.Table.from_pylist(rows, schema=TRACE_DELTA_SCHEMA)

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from llmscope_collector.durable_io import fsync_dir, replace_durably
+from llmscope_collector.durable_io import fsync_dir, replace_durably, write_durably
 from llmscope_collector.storage.layout import (
     COMPACTED_PREFIX,
     COMPACTION_DIR,
@@ -42,7 +42,6 @@ from llmscope_collector.storage.layout import (
     parquet_files,
     wal_range_of,
 )
-from llmscope_collector.storage.parquet_writer import write_durably
 from llmscope_collector.storage.schema import SCHEMA_VERSION, SPAN_SCHEMA
 
 log = logging.getLogger(__name__)

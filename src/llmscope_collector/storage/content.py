@@ -15,14 +15,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from llmscope_collector.durable_io import write_durably
 from llmscope_collector.storage.layout import partition_dir
-from llmscope_collector.storage.parquet_writer import write_durably
 from llmscope_collector.storage.schema import CONTENT_SCHEMA
 
 CONTENT_DIR = "content"
@@ -39,18 +38,24 @@ class ContentStore:
         self.items_skipped = 0
         self.bytes_written = 0
 
-    def write(self, project: str, date: str, items: Iterable[tuple[str, str]]) -> int:
-        """Store the `(hash, body)` items not stored yet in this partition; returns how many were new."""
-        new: dict[str, str] = {}
-        for content_hash, body in items:
-            key = (project, date, content_hash)
-            if key in self._recent or content_hash in new:
-                self.items_skipped += 1
-                continue
-            new[content_hash] = body
+    def write(self, project: str, date: str, items: pa.Table) -> int:
+        """Store the items (`CONTENT_ITEM_SCHEMA`) not stored yet in this partition; returns how many were new.
+
+        A chat resends its history in every call, so most items of a flush repeat: each hash is
+        kept once (its first row), and not at all when this partition stored it recently."""
+        hashes = items.column("hash").to_pylist()
+        recent = self._recent
+        seen: set[str] = set()
+        keep: list[bool] = []
+        for content_hash in hashes:
+            fresh = content_hash not in seen and (project, date, content_hash) not in recent
+            seen.add(content_hash)
+            keep.append(fresh)
+        new = [h for h, fresh in zip(hashes, keep, strict=True) if fresh]
+        self.items_skipped += len(hashes) - len(new)
         if not new:
             return 0
-        self._write_file(project, date, new)
+        self._write_file(project, date, items.filter(pa.array(keep)) if len(new) < len(hashes) else items)
         for content_hash in new:
             self._remember((project, date, content_hash))
         self.items_written += len(new)
@@ -61,19 +66,13 @@ class ContentStore:
         if len(self._recent) > self._capacity:
             self._recent.popitem(last=False)
 
-    def _write_file(self, project: str, date: str, items: dict[str, str]) -> None:
-        hashes = sorted(items)
-        bodies = [items[h] for h in hashes]
-        table = pa.Table.from_pydict(
-            {
-                "hash": hashes,
-                "body": bodies,
-                "bytes": [len(b.encode()) for b in bodies],
-                "first_seen_ns": [time.time_ns()] * len(hashes),
-            },
-            schema=CONTENT_SCHEMA,
-        )
+    def _write_file(self, project: str, date: str, items: pa.Table) -> None:
+        items = items.sort_by("hash")
+        sizes = pc.binary_length(items.column("body")).cast(pa.int64())
+        stamps = pa.array([time.time_ns()] * items.num_rows, pa.int64())
+        table = pa.Table.from_arrays([items.column("hash"), items.column("body"), sizes, stamps], schema=CONTENT_SCHEMA)
         self.bytes_written += int(pc.sum(table["bytes"]).as_py() or 0)
         directory = partition_dir(self._data_dir, project, date, CONTENT_DIR)
         directory.mkdir(parents=True, exist_ok=True)
         write_durably(table, directory / f"part-{uuid.uuid4().hex}.parquet", row_group_size=8_192)
+

@@ -15,12 +15,11 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-import msgspec
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from llmscope_collector.durable_io import fsync_dir
-from llmscope_collector.processors.decode import Columns, DecodedBatch, PartitionKey
+from llmscope_collector.durable_io import fsync_dir, write_durably
+from llmscope_collector.processors.decode import DecodedBatch, DecodedPart, PartitionKey
+from llmscope_collector.storage.content import ContentStore
 from llmscope_collector.storage.dedupe import RecentSpanIds, span_key
 from llmscope_collector.storage.layout import new_part_path
 from llmscope_collector.storage.schema import SPAN_SCHEMA
@@ -29,38 +28,54 @@ from llmscope_collector.storage.wal_ranges import META_WAL_END, META_WAL_START, 
 log = logging.getLogger(__name__)
 
 QUARANTINE_DIR = "quarantine"
-_json = msgspec.json.Encoder(enc_hook=repr)  # whatever a row holds, it is written as something readable
 
 
 class FlushHook(Protocol):
     """Runs inside each flush, on the writer's thread (implemented by `processors.stitch.Stitcher`).
 
-    `before_write` may fill columns of the rows in place (cost, duplicate marks) and stores what must
-    be durable before the span file (captured content); `after_write` follows a durable span file;
-    `after_flush` ends the flush; `repair` gets, at start, the stored WAL ranges replay will skip.
+    `before_write` gets a partition's rows before its span file and returns them with `llm_dup`
+    set; `after_write` follows a durable span file; `after_flush` ends the flush; `repair` gets,
+    at start, the stored WAL ranges replay will skip.
     """
 
-    def before_write(self, key: PartitionKey, cols: Columns) -> None: ...
+    def before_write(self, key: PartitionKey, spans: pa.Table) -> pa.Table: ...
 
-    def after_write(self, key: PartitionKey, cols: Columns, wal_start: int, wal_end: int) -> None: ...
+    def after_write(self, key: PartitionKey, spans: pa.Table, wal_start: int, wal_end: int) -> None: ...
 
     def after_flush(self, wal_start: int, wal_end: int) -> None: ...
 
     def repair(self, ranges: dict[PartitionKey, list[tuple[int, int]]]) -> int: ...
 
 
+class _Buffer:
+    """One partition's decoded parts waiting for the next flush."""
+
+    def __init__(self) -> None:
+        self.spans: list[pa.Table] = []
+        self.content: list[pa.Table] = []
+        self.unstorable: list[bytes] = []
+        self.rows = 0
+
+
 class ParquetSpanWriter:
     """Span sink that owns the flush files under the data dir (single-threaded: the WAL consumer)."""
 
     def __init__(
-        self, data_dir: Path, recent: RecentSpanIds, *, row_group_size: int = 64_000, hook: FlushHook | None = None
+        self,
+        data_dir: Path,
+        recent: RecentSpanIds,
+        *,
+        row_group_size: int = 64_000,
+        hook: FlushHook | None = None,
+        content: ContentStore | None = None,
     ) -> None:
         self._data_dir = data_dir
         self._hook = hook
         self._recent = recent
+        self._content = content or ContentStore(data_dir)
         self._row_group_size = row_group_size
         self._coverage = WalCoverage()
-        self._buffer: dict[PartitionKey, Columns] = {}
+        self._buffer: dict[PartitionKey, _Buffer] = {}
         self._buffered_keys: set[str] = set()  # exact dedupe within a flush, whatever the window size
         self._buffered_rows = 0
         self.rows_written = 0
@@ -68,6 +83,10 @@ class ParquetSpanWriter:
         self.duplicates_dropped = 0
         self.replay_skipped = 0
         self.rows_quarantined = 0
+
+    @property
+    def content(self) -> ContentStore:
+        return self._content
 
     def skip_stored(self, coverage: WalCoverage) -> None:
         """Spans of these (partition, WAL range) pairs are already in files: replay must not write them again."""
@@ -82,40 +101,30 @@ class ParquetSpanWriter:
     def add(self, batch: DecodedBatch, lsn: int) -> int:
         """Buffer the spans of the WAL record at `lsn` that are not stored yet; returns how many."""
         added = 0
-        for key, cols in batch.partitions.items():
+        for key, part in batch.partitions.items():
+            keys = _span_keys(key[0], part.spans)
             if self._coverage and self._coverage.contains(key, lsn):
-                self._remember(key[0], cols)
-                self.replay_skipped += len(cols["span_id"])
+                for skey in keys:
+                    self._recent.add(skey)
+                self.replay_skipped += len(keys)
                 continue
-            added += self._buffer_new(key, cols)
+            added += self._buffer_new(key, part, keys)
         return added
 
-    def _remember(self, project: str, cols: Columns) -> None:
-        for trace_id, span_id in zip(cols["trace_id"], cols["span_id"], strict=True):
-            self._recent.add(span_key(project, trace_id, span_id))
-
-    def _buffer_new(self, key: PartitionKey, cols: Columns) -> int:
-        project = key[0]
-        keep = []
-        for i, (trace_id, span_id) in enumerate(zip(cols["trace_id"], cols["span_id"], strict=True)):
-            skey = span_key(project, trace_id, span_id)
-            if self._recent.add(skey) and skey not in self._buffered_keys:
-                self._buffered_keys.add(skey)
-                keep.append(i)
-        total = len(cols["span_id"])
-        self.duplicates_dropped += total - len(keep)
-        if not keep:
+    def _buffer_new(self, key: PartitionKey, part: DecodedPart, keys: list[str]) -> int:
+        keep = [self._recent.add(skey) and skey not in self._buffered_keys for skey in keys]
+        kept = sum(keep)
+        self._buffered_keys.update(k for k, fresh in zip(keys, keep, strict=True) if fresh)
+        self.duplicates_dropped += len(keys) - kept
+        buffer = self._buffer.setdefault(key, _Buffer())
+        buffer.unstorable.extend(part.unstorable)
+        if not kept and not part.unstorable:
             return 0
-        if len(keep) < total:
-            cols = {name: [values[i] for i in keep] for name, values in cols.items()}
-        target = self._buffer.get(key)
-        if target is None:
-            self._buffer[key] = cols
-        else:
-            for name, values in cols.items():
-                target.setdefault(name, []).extend(values)
-        self._buffered_rows += len(keep)
-        return len(keep)
+        buffer.spans.append(part.spans if kept == len(keys) else part.spans.filter(pa.array(keep)))
+        buffer.content.append(part.content)
+        buffer.rows += kept
+        self._buffered_rows += kept
+        return kept
 
     def flush(self, wal_start: int, wal_end: int) -> int:
         """Durably write every buffered partition as a file holding WAL range `[wal_start, wal_end)`.
@@ -124,28 +133,28 @@ class ParquetSpanWriter:
         """
         written = 0
         for key in list(self._buffer):
-            cols = self._buffer[key]
-            written += self._write_partition(key, cols, wal_start, wal_end)
+            buffer = self._buffer[key]
+            written += self._write_partition(key, buffer, wal_start, wal_end)
             del self._buffer[key]
-            self._buffered_rows -= len(cols["span_id"])
+            self._buffered_rows -= buffer.rows
         self._buffered_keys.clear()
         if self._hook is not None:
             self._hook.after_flush(wal_start, wal_end)
         return written
 
-    def _write_partition(self, key: PartitionKey, cols: Columns, wal_start: int, wal_end: int) -> int:
+    def _write_partition(self, key: PartitionKey, buffer: _Buffer, wal_start: int, wal_end: int) -> int:
         project, date = key
+        if buffer.unstorable:
+            self._set_aside(buffer.unstorable, wal_start, wal_end)
+            buffer.unstorable = []
+        if not buffer.rows:
+            return 0
+        table = pa.concat_tables(buffer.spans)
         if self._hook is not None:
-            self._hook.before_write(key, cols)
-        try:
-            table = pa.Table.from_pydict(cols, schema=SPAN_SCHEMA)
-        except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
-            # A row Arrow cannot store would fail this flush forever and hold up the whole WAL behind
-            # it: set such rows aside (kept as JSON, counted, logged) and write the others.
-            cols = self._set_aside(cols, wal_start, wal_end, exc)
-            if not cols["span_id"]:
-                return 0
-            table = pa.Table.from_pydict(cols, schema=SPAN_SCHEMA)
+            table = self._hook.before_write(key, table)
+        if buffer.content:  # content first: a durable span never points at missing content
+            self._content.write(project, date, pa.concat_tables(buffer.content))
+            buffer.content = []
         table = table.sort_by([("trace_id", "ascending"), ("start_ns", "ascending")])
         metadata: dict[bytes | str, bytes | str] = dict(SPAN_SCHEMA.metadata or {})
         metadata.update({META_WAL_START: str(wal_start), META_WAL_END: str(wal_end)})
@@ -154,50 +163,27 @@ class ParquetSpanWriter:
         _ensure_dir(path.parent)
         write_durably(table, path, row_group_size=self._row_group_size)
         if self._hook is not None:
-            self._hook.after_write(key, cols, wal_start, wal_end)
+            self._hook.after_write(key, table, wal_start, wal_end)
         self.rows_written += table.num_rows
         self.files_written += 1
         return int(table.num_rows)
 
-
-    def _set_aside(self, cols: Columns, wal_start: int, wal_end: int, exc: BaseException) -> Columns:
-        """Keep the rows Arrow accepts; append the others to `quarantine/spans-<walstart>-<walend>.jsonl`."""
-        names = list(cols)
-        bad = [i for i in range(len(cols["span_id"])) if not _storable({n: [cols[n][i]] for n in SPAN_SCHEMA.names})]
-        if bad:
-            directory = self._data_dir / QUARANTINE_DIR
-            _ensure_dir(directory)
-            lines = [_json.encode({n: cols[n][i] for n in SPAN_SCHEMA.names}) for i in bad]
-            with open(directory / f"spans-{wal_start:016x}-{wal_end:016x}.jsonl", "ab") as fh:
-                fh.write(b"\n".join(lines) + b"\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            self.rows_quarantined += len(bad)
-            log.error("%d span(s) could not be stored (%s); kept in %s", len(bad), exc, directory)
-        skip = set(bad)
-        return {n: [v for i, v in enumerate(cols[n]) if i not in skip] for n in names}
-
-
-def _storable(row: Columns) -> bool:
-    try:
-        pa.Table.from_pydict(row, schema=SPAN_SCHEMA)
-    except (pa.ArrowException, OverflowError, TypeError, ValueError):
-        return False
-    return True
-
-
-def write_durably(table: pa.Table, path: Path, *, row_group_size: int) -> None:
-    """Write to `<path>.tmp`, fsync, rename into place, fsync the directory: all or nothing, and durable."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
-        with open(tmp, "rb") as fh:
+    def _set_aside(self, lines: list[bytes], wal_start: int, wal_end: int) -> None:
+        """Rows Arrow could not store (found at decode) go to `quarantine/spans-<walstart>-<walend>.jsonl`."""
+        directory = self._data_dir / QUARANTINE_DIR
+        _ensure_dir(directory)
+        with open(directory / f"spans-{wal_start:016x}-{wal_end:016x}.jsonl", "ab") as fh:
+            fh.write(b"\n".join(lines) + b"\n")
+            fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+        self.rows_quarantined += len(lines)
+        log.error("%d span(s) could not be stored; kept in %s", len(lines), directory)
+
+
+def _span_keys(project: str, spans: pa.Table) -> list[str]:
+    trace_ids = spans.column("trace_id").to_pylist()
+    span_ids = spans.column("span_id").to_pylist()
+    return [span_key(project, t, s) for t, s in zip(trace_ids, span_ids, strict=True)]
 
 
 def _ensure_dir(path: Path) -> None:

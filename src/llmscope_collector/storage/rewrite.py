@@ -17,10 +17,9 @@ from pathlib import Path
 import msgspec
 import pyarrow as pa
 
-from llmscope_collector.durable_io import replace_durably
+from llmscope_collector.durable_io import replace_durably, write_durably
 from llmscope_collector.storage.compaction import _Intent, _roll_forward
 from llmscope_collector.storage.layout import COMPACTION_DIR
-from llmscope_collector.storage.parquet_writer import write_durably
 
 _RANGED = re.compile(r"^(part-[0-9a-f]{16}-[0-9a-f]{16}-)[0-9a-f]{12}\.parquet$")
 

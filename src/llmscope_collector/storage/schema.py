@@ -98,6 +98,9 @@ COLUMN_NAMES: tuple[str, ...] = tuple(SPAN_SCHEMA.names)
 CONTENT_ITEMS = "content_items"
 BUFFER_COLUMNS: tuple[str, ...] = (*COLUMN_NAMES, CONTENT_ITEMS)
 
+# Content items as decoded (per request partition), before the content store stamps and stores them.
+CONTENT_ITEM_SCHEMA = pa.schema([("hash", pa.string()), ("body", pa.string())])
+
 CONTENT_SCHEMA = pa.schema(
     [
         ("hash", pa.string()),

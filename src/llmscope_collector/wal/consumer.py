@@ -1,8 +1,10 @@
 """The WAL consumer: one thread that moves records, in order, from the log into the sink (Parquet).
 
-It reads only durable records, hands each to the sink, and every `flush_rows` spans or
-`flush_interval_s` asks the sink to make them durable as one WAL range; only then does the cursor
-advance and the consumed segments get deleted. On start it simply begins at the cursor, which is
+It reads only durable records and hands each read to the sink, which starts decoding it (in
+worker processes); while they decode, the consumer buffers the reads before it, in order, so
+decoding and writing overlap. Every `flush_rows` spans or `flush_interval_s` it asks the sink to
+make what it buffered durable as one WAL range; only then does the cursor advance and the consumed
+segments get deleted. On start it simply begins at the cursor, which is
 the replay. A record the sink cannot process (a bug, not bad client input: that was refused before
 the ack) is copied to `wal/quarantine/` and skipped, so one bad record never blocks the rest.
 """
@@ -13,6 +15,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -26,11 +29,23 @@ log = logging.getLogger(__name__)
 QUARANTINE_DIR = "quarantine"
 
 
+class SinkBatch(Protocol):
+    """One read's records on their way into the sink (being decoded)."""
+
+    def ready(self) -> bool:
+        """True when `consume` would not wait."""
+        ...
+
+    def consume(self) -> list[int | BaseException]:
+        """Buffer the records, in order; per record the spans it contributed, or why it could not be processed."""
+        ...
+
+
 class RecordSink(Protocol):
     """Where consumed records go: buffers them, then makes a WAL range durable in one `flush`."""
 
-    def consume(self, records: Sequence[WalRecord]) -> list[int | BaseException]:
-        """Buffer records in order; per record the spans it contributed, or why it could not be processed."""
+    def submit(self, records: Sequence[WalRecord]) -> SinkBatch:
+        """Start processing records (called in WAL order; their batches are consumed in the same order)."""
         ...
 
     def flush(self, wal_start: int, wal_end: int) -> int: ...
@@ -45,6 +60,7 @@ class ConsumerOptions:
     flush_interval_s: float = 1.0
     max_read_bytes: int = 8 * 1024 * 1024
     stop_timeout_s: float = 60.0
+    reads_in_flight: int = 3  # reads being decoded while earlier ones are written
 
 
 @dataclasses.dataclass
@@ -85,26 +101,42 @@ class WalConsumer:
     # -- the loop -------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        pos = start = self._cursor.lsn
+        pos = done = start = self._cursor.lsn  # read up to `pos`; handed to the sink up to `done`
+        inflight: deque[tuple[list[WalRecord], SinkBatch, int]] = deque()
         records_since = 0
         last_flush = time.monotonic()
         while True:
-            timeout = self._wait_time(last_flush)
-            records, next_pos = self._wal.read(pos, max_bytes=self._opts.max_read_bytes, timeout=timeout)
-            if records:
-                self._consume(records)
-            caught_up = not records and next_pos == pos
-            pos = next_pos
-            records_since += len(records)
-            if caught_up and not self.stats.replay_done and pos >= self._replay_end:
+            read_nothing = False
+            if len(inflight) < self._opts.reads_in_flight:
+                timeout = 0.0 if inflight else self._wait_time(last_flush)
+                records, next_pos = self._wal.read(pos, max_bytes=self._opts.max_read_bytes, timeout=timeout)
+                if records:
+                    inflight.append((records, self._sink.submit(records), next_pos))
+                    records_since += len(records)
+                elif not inflight:
+                    done = next_pos  # nothing pending: skipped bytes (if any) count as consumed
+                read_nothing = not records and next_pos == pos
+                pos = next_pos
+            done = self._drain(inflight, done, wait=read_nothing or len(inflight) >= self._opts.reads_in_flight)
+            caught_up = read_nothing and not inflight
+            if caught_up and not self.stats.replay_done and done >= self._replay_end:
                 self._replay_finished()
             if self._flush_due(last_flush, caught_up):
-                if pos > start and not self._flush(start, pos, records_since):
+                if done > start and not self._flush(start, done, records_since - _records(inflight)):
                     return
-                start, records_since, last_flush = pos, 0, time.monotonic()
+                start, records_since, last_flush = done, _records(inflight), time.monotonic()
                 self._notify_committed()
             if caught_up and self._stopping_now():
                 return
+
+    def _drain(self, inflight: deque[tuple[list[WalRecord], SinkBatch, int]], done: int, *, wait: bool) -> int:
+        """Consume finished reads in order (waiting for the oldest when `wait`); returns the new `done`."""
+        while inflight and (wait or inflight[0][1].ready()):
+            records, batch, end = inflight.popleft()
+            self._consume(records, batch.consume())
+            done = end
+            wait = False
+        return done
 
     def _wait_time(self, last_flush: float) -> float:
         with self._cond:
@@ -124,8 +156,8 @@ class WalConsumer:
         with self._cond:
             return self._stopping
 
-    def _consume(self, records: list[WalRecord]) -> None:
-        for record, outcome in zip(records, self._sink.consume(records), strict=True):
+    def _consume(self, records: list[WalRecord], outcomes: list[int | BaseException]) -> None:
+        for record, outcome in zip(records, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 log.error("WAL record at LSN %d could not be processed (%r); quarantined", record.lsn, outcome)
                 self._quarantine(record)
@@ -216,3 +248,7 @@ class WalConsumer:
                 self._abandon = True
                 self._cond.notify_all()
             self._thread.join(5)
+
+
+def _records(inflight: deque[tuple[list[WalRecord], SinkBatch, int]]) -> int:
+    return sum(len(records) for records, _, _ in inflight)

@@ -7,8 +7,12 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from llmscope_collector.pipeline import DecodeIntoParquet
-from llmscope_collector.processors.decode import Columns, PartitionKey
+from llmscope_collector.processors import decode
+from llmscope_collector.processors.cost import PriceBook
+from llmscope_collector.processors.decode import Columns
 from llmscope_collector.processors.decode_pool import DecodePool
 from llmscope_collector.server import EmbeddedServer
 from llmscope_collector.storage.dedupe import RecentSpanIds
@@ -37,27 +41,21 @@ def test_times_beyond_int64_are_clamped_marked_and_the_collector_keeps_flushing(
     assert server.collector.flush(timeout=20) == 1
 
 
-class _CorruptFirstRow:
-    """A flush hook standing in for any upstream bug that leaves a value Arrow cannot store."""
+def test_an_unstorable_row_is_set_aside_and_the_others_are_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stands in for any upstream bug that leaves a value Arrow cannot store in one decoded row.
+    real = decode.price_rows
 
-    def before_write(self, key: PartitionKey, cols: Columns) -> None:
+    def corrupt_first_row(cols: Columns, prices: PriceBook) -> None:
+        real(cols, prices)
         cols["input_tokens"][0] = 2**70
 
-    def after_write(self, key: PartitionKey, cols: Columns, wal_start: int, wal_end: int) -> None:
-        pass
-
-    def after_flush(self, wal_start: int, wal_end: int) -> None:
-        pass
-
-    def repair(self, ranges: dict[PartitionKey, list[tuple[int, int]]]) -> int:
-        return 0
-
-
-def test_an_unstorable_row_is_set_aside_and_the_others_are_written(tmp_path: Path) -> None:
-    writer = ParquetSpanWriter(tmp_path, RecentSpanIds(0), hook=_CorruptFirstRow())
-    sink = DecodeIntoParquet(writer, DecodePool(0))
+    monkeypatch.setattr(decode, "price_rows", corrupt_first_row)
+    writer = ParquetSpanWriter(tmp_path, RecentSpanIds(0))
+    sink = DecodeIntoParquet(writer, DecodePool(0))  # inline decode: the patch applies
     ids = [(n + 1).to_bytes(8, "big") for n in range(5)]
-    sink.consume([WalRecord(0, 1, "default", payload(ids))])
+    assert sink.consume([WalRecord(0, 1, "default", payload(ids))]) == [4]
     assert writer.flush(0, 1) == 4  # returns instead of raising (a raise would be retried forever)
     assert stored_counts(tmp_path) == (4, 4)
     assert writer.rows_quarantined == 1

@@ -1,0 +1,122 @@
+"""The stitcher's vectorized trace deltas equal a plain row-by-row model of what a delta means.
+
+`trace_deltas` aggregates a flush's span rows per trace with Arrow group-bys (it runs on the single
+writer thread, so it must not loop in Python per span); the model below is the obvious Python
+loop: first/last/sum/union per trace in row order, LLM sums only for counted (non-duplicate) calls.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmscope_collector.processors.stitch import trace_deltas
+from llmscope_collector.storage.schema import SPAN_SCHEMA
+
+_LLM = {"chat", "text_completion", "generate_content", "embeddings"}
+_TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+_SUMS = (*_TOKENS, "total_tokens", "llm_calls", "cost_unknown", "error_count")
+
+
+def _model(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        d = out.setdefault(
+            r["trace_id"],
+            {"start_ns": r["start_ns"], "end_ns": r["end_ns"], "has_root": False, "span_count": 0,
+             "cost_usd": Decimal(0), "session_id": None, "user_id": None, "root_span_id": None, "root_name": None,
+             "root_service": None, "root_status": None, **dict.fromkeys(_SUMS, 0),
+             **{k: {} for k in ("services", "tags", "prompts", "prompt_names", "models", "providers")}},
+        )
+        d["start_ns"], d["end_ns"] = min(d["start_ns"], r["start_ns"]), max(d["end_ns"], r["end_ns"])
+        d["span_count"] += 1
+        d["error_count"] += r["status_code"] == "ERROR"
+        if not r["parent_span_id"]:
+            d["has_root"] = True
+            d.update(root_span_id=r["span_id"], root_name=r["name"], root_service=r["service_name"],
+                     root_status=r["status_code"])
+        d["session_id"] = d["session_id"] or r["session_id"] or None
+        d["user_id"] = d["user_id"] or r["user_id"] or None
+        name, version = r["prompt_name"] or None, r["prompt_version"] or None
+        for field, value in (("services", r["service_name"]), ("prompt_names", name),
+                             ("prompts", f"{name}@{version}" if name and version else name)):
+            if value:
+                d[field][value] = None
+        for tag in r["tags"] or ():
+            if tag:
+                d["tags"][tag] = None
+        if r["operation"] in _LLM and not r["llm_dup"]:
+            for f in (*_TOKENS, "total_tokens"):
+                d[f] += r[f] or 0
+            d["llm_calls"] += 1
+            known = bool(r["cost_known"])
+            d["cost_unknown"] += 0 if known else 1
+            d["cost_usd"] += r["cost_usd"] if known and r["cost_usd"] is not None else Decimal(0)
+            model = r["response_model"] or r["request_model"]
+            if model:
+                d["models"][model] = None
+            if r["provider"]:
+                d["providers"][r["provider"]] = None
+    for d in out.values():
+        for k in ("services", "tags", "prompts", "prompt_names", "models", "providers"):
+            d[k] = list(d[k]) or None
+    return out
+
+
+_SETS = ("services", "tags", "prompts", "prompt_names", "models", "providers")
+_text = st.sampled_from([None, "", "a", "b", "c@1"])
+_tokens = st.one_of(st.none(), st.integers(0, 10_000))
+
+
+@st.composite
+def _rows(draw: st.DrawFn) -> list[dict[str, Any]]:
+    count = draw(st.integers(1, 30))
+    rows = []
+    for i in range(count):
+        start = draw(st.integers(0, 1000))
+        row: dict[str, Any] = dict.fromkeys(SPAN_SCHEMA.names)
+        row.update(
+            trace_id=draw(st.sampled_from(["t1", "t2", "t3"])),
+            span_id=f"s{i}",
+            parent_span_id=draw(st.sampled_from([None, "", "s0", "s1"])),
+            name=draw(_text),
+            start_ns=start,
+            end_ns=start + draw(st.integers(0, 1000)),
+            status_code=draw(st.sampled_from(["OK", "ERROR", "UNSET"])),
+            service_name=draw(_text),
+            operation=draw(st.sampled_from([None, "chat", "embeddings", "execute_tool", "invoke_agent"])),
+            llm_dup=draw(st.sampled_from([None, False, True])),
+            cost_known=draw(st.sampled_from([None, False, True])),
+            cost_usd=draw(st.one_of(st.none(), st.decimals(0, 5, places=12))),
+            session_id=draw(_text),
+            user_id=draw(_text),
+            tags=draw(st.one_of(st.none(), st.lists(_text.filter(lambda t: t is not None), max_size=3))),
+            prompt_name=draw(_text),
+            prompt_version=draw(st.sampled_from([None, "", "1", "2"])),
+            response_model=draw(_text),
+            request_model=draw(_text),
+            provider=draw(_text),
+            **{f: draw(_tokens) for f in (*_TOKENS, "total_tokens")},
+        )
+        rows.append(row)
+    return rows
+
+
+@settings(max_examples=100)
+@given(_rows())
+def test_vectorized_deltas_equal_the_row_by_row_model(rows: list[dict[str, Any]]) -> None:
+    table = pa.Table.from_pylist(rows, schema=SPAN_SCHEMA)
+    got = {r.pop("trace_id"): r for r in trace_deltas(table, []).to_pylist()}
+    expected = _model(rows)
+    assert list(got) == sorted(expected)  # one row per trace, sorted by trace id
+    for trace_id, want in expected.items():
+        row = got[trace_id]
+        row.pop("updated_ns")
+        for field in _SETS:  # unions: their order carries no meaning (DuckDB merges deltas' lists unordered)
+            row[field] = sorted(row[field]) if row[field] is not None else None
+            want[field] = sorted(want[field]) if want[field] is not None else None
+        assert row == want, trace_id
