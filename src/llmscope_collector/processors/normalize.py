@@ -191,6 +191,9 @@ def _str_list(value: Any) -> list[str] | None:
     return None
 
 
+_starts_completions_api = operator.methodcaller("startswith", ("llm.prompts.", "llm.choices."))
+
+
 def _operation(attrs: Mapping[str, Any]) -> str | None:
     explicit = _as_str(attrs.get("gen_ai.operation.name"))
     if explicit:
@@ -198,7 +201,7 @@ def _operation(attrs: Mapping[str, Any]) -> str | None:
     oi_kind = attrs.get("openinference.span.kind")
     if isinstance(oi_kind, str) and oi_kind.upper() in _OPENINFERENCE_OPERATIONS:
         op = _OPENINFERENCE_OPERATIONS[oi_kind.upper()]
-        if op == "chat" and any(k.startswith(("llm.prompts.", "llm.choices.")) for k in attrs):
+        if op == "chat" and any(map(_starts_completions_api, attrs)):
             return "text_completion"
         return op
     request_type = attrs.get("llm.request.type")
@@ -449,7 +452,7 @@ class _Plan(NamedTuple):
     int_values: Callable[[Mapping[str, Any]], tuple[Any, ...]]
     multi: tuple[tuple[str, tuple[str, ...], bool], ...]  # (column, present keys, is int): first present wins
     derived: tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...]
-    scanning: tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...]  # `derived` plus the scanning columns
+    derived_columns: frozenset[str]
     total_keys: tuple[str, ...]
 
 
@@ -491,20 +494,20 @@ def _plan(known: frozenset[str]) -> _Plan:
         _getter(tuple(int_keys.values())),
         tuple((c, keys, is_int) for c, (keys, is_int) in present.items() if len(keys) > 1),
         derived,
-        tuple((c, d) for c, (d, _) in _DERIVED.items() if c in _SCANNED_PREFIXES or (c, d) in derived),
+        frozenset(c for c, _ in derived),
         tuple(k for k in _TOTAL_TOKEN_KEYS if k in known),
     )
 
 
-def _has_scanned_family(attrs: Mapping[str, Any]) -> bool:
-    """Whether a key outside the table belongs to a family some column reads by scanning every key."""
+def _scanned_columns(attrs: Mapping[str, Any]) -> dict[str, None]:
+    """The columns a key outside the table is read by, through a scanned family (usually none)."""
+    found: dict[str, None] = {}
     if _NOT_SCANNED.issuperset(attrs):
-        return False
-    found = False
+        return found
     for key in attrs:
         if key not in _NOT_SCANNED:
             if key.startswith(_SCAN_ANY):
-                found = True
+                found.update((c, None) for c, prefixes in _SCANNED_PREFIXES.items() if key.startswith(prefixes))
             else:
                 if len(_NOT_SCANNED) >= _MAX_NOT_SCANNED:
                     _NOT_SCANNED.intersection_update(_KNOWN_KEYS)
@@ -548,8 +551,12 @@ def canonical_genai(
         value = _first(attrs, keys)
         if value is not None:
             out[column] = _as_int(value) if is_int else _as_str(value)
-    for column, derive in plan.scanning if _has_scanned_family(attrs) else plan.derived:
+    for column, derive in plan.derived:
         out[column] = derive(attrs)
+    if len(attrs) > len(known):  # only keys outside the table can belong to a scanned family
+        for column in _scanned_columns(attrs):
+            if column not in plan.derived_columns:
+                out[column] = _DERIVED[column][0](attrs)
     if plan.total_keys:
         out["total_tokens"] = _total_tokens(attrs, out)
     elif out["input_tokens"] is not None or out["output_tokens"] is not None:
