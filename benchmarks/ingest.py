@@ -110,14 +110,19 @@ def health(server: Server) -> dict[str, Any]:
 
 
 def process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants (the collector's decode workers)."""
+    """`pid` and its descendants (the collector's decode workers).
+
+    Each thread lists the children it started in its own `task/<tid>/children`: the decode pool is
+    started by the WAL consumer thread, so every thread's list is read, not only the main one's."""
     pids, frontier = [pid], [pid]
     while frontier:
         parent = frontier.pop()
-        try:
-            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-        except OSError:
-            continue
+        children: list[str] = []
+        for task in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                children += task.read_text().split()
+            except OSError:
+                continue
         for child in map(int, children):
             pids.append(child)
             frontier.append(child)

@@ -50,7 +50,13 @@ _TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_wr
 _SUM_FIELDS = (*_TOKEN_FIELDS, "total_tokens", "llm_calls", "cost_unknown")
 
 
-@dataclasses.dataclass
+# What one counted LLM span adds to its trace's sums, in `_CONTRIBUTION_FIELDS` order (a tuple: the
+# window holds one per recent LLM span, tens of thousands, so it must be small).
+Contribution = tuple[Any, ...]
+_CONTRIBUTION_FIELDS = (*_TOKEN_FIELDS, "total_tokens", "cost_unknown", "cost_usd")
+
+
+@dataclasses.dataclass(slots=True)
 class _LlmSpan:
     """What the stitcher remembers of a recent LLM span: enough to undo its contribution."""
 
@@ -58,10 +64,10 @@ class _LlmSpan:
     date: str
     written: bool = False
     dup: bool = False
-    contribution: dict[str, Any] = dataclasses.field(default_factory=dict)
+    contribution: Contribution = ()
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class _Window:
     """A recent trace's LLM spans, and which of them have which parent."""
 
@@ -88,7 +94,7 @@ class _Correction:
 class Stitcher:
     """Flush hook of `ParquetSpanWriter` (single-threaded: called from the writer's thread only)."""
 
-    def __init__(self, data_dir: Path, *, window_s: float = 600.0, max_traces: int = 200_000) -> None:
+    def __init__(self, data_dir: Path, *, window_s: float = 600.0, max_traces: int = 50_000) -> None:
         self._data_dir = data_dir
         self._window_s = window_s
         self._max_traces = max_traces
@@ -233,7 +239,7 @@ class Stitcher:
             if span.written and not span.dup and span_id != parent_id:
                 span.dup = True
                 self.dups_marked += 1
-                correction = _Correction(project, span.date, trace_id, span_id, span.contribution)
+                correction = _Correction(project, span.date, trace_id, span_id, contribution_dict(span.contribution))
                 self._pending.append(correction)
                 self._unsubtracted.setdefault((project, trace_id), []).append(correction)
 
@@ -260,14 +266,16 @@ def llm_mask(spans: pa.Table) -> pa.ChunkedArray:
 _LLM_FIELDS = ["trace_id", "span_id", "parent_span_id", *_TOKEN_FIELDS, "total_tokens", "cost_known", "cost_usd"]
 
 
-def _llm_contribution(llm: dict[str, list[Any]], j: int) -> dict[str, Any]:
-    """What one counted LLM span adds to its trace's sums."""
-    contribution: dict[str, Any] = {f: llm[f][j] or 0 for f in (*_TOKEN_FIELDS, "total_tokens")}
-    contribution["llm_calls"] = 1
+def _llm_contribution(llm: dict[str, list[Any]], j: int) -> Contribution:
+    """What one counted LLM span adds to its trace's sums (see `_CONTRIBUTION_FIELDS`)."""
     known = bool(llm["cost_known"][j])
-    contribution["cost_unknown"] = 0 if known else 1
-    contribution["cost_usd"] = llm["cost_usd"][j] if known else Decimal(0)
-    return contribution
+    tokens = tuple(llm[f][j] or 0 for f in (*_TOKEN_FIELDS, "total_tokens"))
+    return (*tokens, 0 if known else 1, llm["cost_usd"][j] if known else Decimal(0))
+
+
+def contribution_dict(contribution: Contribution) -> dict[str, Any]:
+    """A contribution by field name (plus the one LLM call it is)."""
+    return {**dict(zip(_CONTRIBUTION_FIELDS, contribution, strict=True)), "llm_calls": 1}
 
 
 def _present(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -384,7 +392,8 @@ _ROOT_FIELDS = {
 def _roots(spans: pa.Table, trace_ids: pa.ChunkedArray) -> dict[str, Any]:
     """The root span's fields per trace (the last root row when a trace has several)."""
     parent = spans.column("parent_span_id")
-    roots = spans.filter(pc.or_kleene(pc.is_null(parent), pc.equal(parent, ""))).select(["trace_id", *_ROOT_FIELDS.values()])
+    is_root = pc.or_kleene(pc.is_null(parent), pc.equal(parent, ""))
+    roots = spans.filter(is_root).select(["trace_id", *_ROOT_FIELDS.values()])
     if roots.num_rows == 0:
         return {name: pa.nulls(len(trace_ids), pa.string()) for name in _ROOT_FIELDS}
     last = pa.TableGroupBy(roots, "trace_id", use_threads=False).aggregate(

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import OrderedDict
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from llmscope_collector.durable_io import write_durably
+from llmscope_collector.storage.dedupe import RecentSpanIds
 from llmscope_collector.storage.layout import partition_dir
 from llmscope_collector.storage.schema import CONTENT_SCHEMA
 
@@ -30,10 +30,9 @@ CONTENT_DIR = "content"
 class ContentStore:
     """Writes content items; single-threaded (the flush thread)."""
 
-    def __init__(self, data_dir: Path, *, recent_capacity: int = 500_000) -> None:
+    def __init__(self, data_dir: Path, *, recent_capacity: int = 200_000) -> None:
         self._data_dir = data_dir
-        self._capacity = recent_capacity
-        self._recent: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        self._recent = RecentSpanIds(recent_capacity)  # a bounded FIFO set: "project/date/hash" keys
         self.items_written = 0
         self.items_skipped = 0
         self.bytes_written = 0
@@ -48,7 +47,7 @@ class ContentStore:
         seen: set[str] = set()
         keep: list[bool] = []
         for content_hash in hashes:
-            fresh = content_hash not in seen and (project, date, content_hash) not in recent
+            fresh = content_hash not in seen and f"{project}/{date}/{content_hash}" not in recent
             seen.add(content_hash)
             keep.append(fresh)
         new = [h for h, fresh in zip(hashes, keep, strict=True) if fresh]
@@ -57,14 +56,12 @@ class ContentStore:
             return 0
         self._write_file(project, date, items.filter(pa.array(keep)) if len(new) < len(hashes) else items)
         for content_hash in new:
-            self._remember((project, date, content_hash))
+            self._remember(f"{project}/{date}/{content_hash}")
         self.items_written += len(new)
         return len(new)
 
-    def _remember(self, key: tuple[str, str, str]) -> None:
-        self._recent[key] = None
-        if len(self._recent) > self._capacity:
-            self._recent.popitem(last=False)
+    def _remember(self, key: str) -> None:
+        self._recent.add(key)
 
     def _write_file(self, project: str, date: str, items: pa.Table) -> None:
         items = items.sort_by("hash")

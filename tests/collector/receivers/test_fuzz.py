@@ -201,10 +201,18 @@ def test_fast_json_builder_equals_json_format(request: ExportTraceServiceRequest
     reference = _json_format_path(doc)
     fast = _fast_path(doc)
     assert reference is not None
+    # Compared as wire bytes: messages holding a NaN double never compare equal (NaN != NaN), and a
+    # NaN read back from JSON has the canonical bits, not necessarily the generated ones.
     if int_enums:
-        assert fast == reference == request
+        assert fast is not None and _wire(fast) == _wire(reference)
+        assert _wire(reference) == _wire(request) or '"NaN"' in json.dumps(doc)
     else:
-        assert fast is None or fast == reference
+        assert fast is None or _wire(fast) == _wire(reference)
+
+
+def _wire(message: ExportTraceServiceRequest | None) -> bytes:
+    assert message is not None
+    return message.SerializeToString(deterministic=True)
 
 
 odd_values = st.one_of(
