@@ -40,6 +40,10 @@ class WalOptions:
     segment_bytes: int = 64 * 1024 * 1024
     fsync: bool = True
     max_lag_bytes: int = 512 * 1024 * 1024
+    # Over the lag limit an append first waits this long for the writer to catch up: a client that
+    # is refused resends its whole request, so under sustained overload refusing at once spends the
+    # collector's CPU on receiving requests it throws away; waiting queues them instead.
+    max_lag_wait_s: float = 1.0
     min_free_disk_bytes: int = 256 * 1024 * 1024
     sync_timeout_s: float = 30.0
 
@@ -129,7 +133,7 @@ class WriteAheadLog:
         parts = seg.encode_record(project, payload)
         size = seg.record_size(parts)
         with self._cond:
-            self._check_accepting(size)
+            self._wait_for_room(size)
             lsn = self._write_lsn
             self._write_lsn += size
             self._pending.extend(parts)
@@ -144,6 +148,23 @@ class WriteAheadLog:
                     raise Unavailable("write-ahead log sync timed out; retry later")
                 self._cond.wait(remaining)
         return lsn
+
+    def _wait_for_room(self, size: int) -> None:
+        """Raise `Unavailable` unless the log accepts `size` bytes, waiting up to `max_lag_wait_s` for lag room."""
+        deadline = time.monotonic() + self._opts.max_lag_wait_s
+        while True:
+            try:
+                self._check_accepting(size)
+                return
+            except Unavailable:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._over_lag(size):
+                    raise
+                self._cond.wait(remaining)
+
+    def _over_lag(self, size: int) -> bool:
+        lag = self._write_lsn - self._committed
+        return self._failed is None and not self._closing and lag > 0 and lag + size > self._opts.max_lag_bytes
 
     def _check_accepting(self, size: int) -> None:
         if self._failed is not None:

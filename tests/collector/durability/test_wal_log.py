@@ -74,13 +74,29 @@ def test_segments_rotate_by_size_and_are_deleted_once_committed(tmp_path: Path) 
 
 
 def test_lag_over_the_limit_is_refused_with_a_retryable_error_until_released(tmp_path: Path) -> None:
-    wal = WriteAheadLog(tmp_path, WalOptions(fsync=False, max_lag_bytes=10_000))
+    wal = WriteAheadLog(tmp_path, WalOptions(fsync=False, max_lag_bytes=10_000, max_lag_wait_s=0.05))
     try:
         wal.append("p", b"x" * 6000)
         with pytest.raises(Unavailable, match="behind"):
             wal.append("p", b"y" * 6000)
         wal.release(wal.durable_lsn, 1)
         wal.append("p", b"y" * 6000)
+    finally:
+        wal.close()
+
+
+def test_an_append_over_the_lag_limit_waits_for_the_writer_instead_of_refusing(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path, WalOptions(fsync=False, max_lag_bytes=10_000, max_lag_wait_s=30.0))
+    try:
+        first = wal.append("p", b"x" * 6000)
+        appended: list[int] = []
+        waiter = threading.Thread(target=lambda: appended.append(wal.append("p", b"y" * 6000)))
+        waiter.start()
+        waiter.join(0.3)
+        assert waiter.is_alive() and not appended  # queued, not refused
+        wal.release(wal.durable_lsn, 1)  # the writer caught up: the waiting append goes in
+        waiter.join(10)
+        assert appended and appended[0] > first
     finally:
         wal.close()
 
