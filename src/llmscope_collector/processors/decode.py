@@ -26,7 +26,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from llmscope_collector.processors.cost import PriceBook
 from llmscope_collector.processors.limits import MAX_TIME_NS, apply_span_limits
 from llmscope_collector.processors.messages import split_content
-from llmscope_collector.processors.normalize import canonical_genai
+from llmscope_collector.processors.normalize import GENAI_COLUMNS, canonical_genai
 from llmscope_collector.processors.pricing import price_rows
 from llmscope_collector.storage.schema import BUFFER_COLUMNS, CONTENT_ITEM_SCHEMA, CONTENT_ITEMS, SPAN_SCHEMA
 
@@ -80,18 +80,54 @@ class DecodedBatch:
     errors: list[str] = dataclasses.field(default_factory=list)
 
 
+# The values of a decoded row, in this order: the span's own fields, the cost columns (filled by
+# `price_rows`), then `canonical_genai`'s columns (its dict is always in `GENAI_COLUMNS` order).
+_SPAN_FIELDS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "trace_state",
+    "name",
+    "kind",
+    "start_ns",
+    "end_ns",
+    "duration_ns",
+    "status_code",
+    "status_message",
+    "service_name",
+    "scope_name",
+    "scope_version",
+    "resource_attributes",
+    "attributes",
+    "events",
+    "links",
+    "content_refs",
+    "content_bytes",
+    CONTENT_ITEMS,
+)
+_COST_FIELDS = ("cost_usd", "cost_input_usd", "cost_output_usd", "cost_known", "cost_source", "llm_dup")
+_ROW_FIELDS = (*_SPAN_FIELDS, *_COST_FIELDS, *GENAI_COLUMNS)
+_NO_COST = (None,) * len(_COST_FIELDS)
+if sorted(_ROW_FIELDS) != sorted(BUFFER_COLUMNS):  # a schema column this decoder does not fill
+    raise RuntimeError(f"decoded row fields {sorted(set(BUFFER_COLUMNS) ^ set(_ROW_FIELDS))} do not match the schema")
+
+
 class _Rows:
-    """Column lists per partition while a request is decoded."""
+    """Row tuples per partition while a request is decoded; turned into columns once, at the end
+    (a C-level transpose instead of ~55 list appends per span)."""
 
     def __init__(self) -> None:
-        self.partitions: dict[PartitionKey, Columns] = {}
+        self.partitions: dict[PartitionKey, list[tuple[Any, ...]]] = {}
 
-    def columns_for(self, key: PartitionKey) -> Columns:
-        cols = self.partitions.get(key)
-        if cols is None:
-            cols = {name: [] for name in BUFFER_COLUMNS}
-            self.partitions[key] = cols
-        return cols
+    def add(self, key: PartitionKey, row: tuple[Any, ...]) -> None:
+        rows = self.partitions.get(key)
+        if rows is None:
+            rows = self.partitions[key] = []
+        rows.append(row)
+
+    @staticmethod
+    def columns(rows: list[tuple[Any, ...]]) -> Columns:
+        return {name: list(values) for name, values in zip(_ROW_FIELDS, zip(*rows, strict=True), strict=True)}
 
 
 def any_value(value: AnyValue) -> Any:
@@ -145,16 +181,6 @@ def _links_json(span: Any) -> str | None:
     return _json.encode(links).decode()
 
 
-# Cost columns are filled by `price_rows` once the partition is decoded; `llm_dup` by the stitcher.
-_UNPRICED = {
-    "cost_usd": None,
-    "cost_input_usd": None,
-    "cost_output_usd": None,
-    "cost_known": None,
-    "cost_source": None,
-    "llm_dup": None,
-}
-
 
 _NS_PER_DAY = 86_400 * 10**9
 _dates: dict[int, str] = {}
@@ -200,7 +226,8 @@ def decode_request(request: ExportTraceServiceRequest, project: str, prices: Pri
             for span in scope_spans.spans:
                 _decode_span(batch, rows, span, project, service, resource_json, scope.name, scope.version)
     book = prices or default_prices()
-    for key, cols in rows.partitions.items():
+    for key, part_rows in rows.partitions.items():
+        cols = rows.columns(part_rows)
         price_rows(cols, book)
         batch.partitions[key] = to_part(cols)
     return batch
@@ -258,38 +285,35 @@ def _decode_span(
     genai = canonical_genai(attrs, events, start_ns=start, failed=span.status.code == _STATUS_ERROR)
     split = split_content(attrs)
     items = [(item.hash, item.body) for item in split.items]
-    refs = [
-        {"kind": item.kind, "source": item.source, "hash": h, "bytes": len(item.body)}
-        for item, (h, _) in zip(split.items, items, strict=True)
-    ]
-    cols = rows.columns_for((project, utc_date(start)))
-    row: dict[str, Any] = {
-        "trace_id": trace_id,
-        "span_id": span_id,
-        "parent_span_id": parent,
-        "trace_state": span.trace_state or None,
-        "name": span.name,
-        "kind": _KINDS[span.kind] if 0 <= span.kind < len(_KINDS) else "UNSPECIFIED",
-        "start_ns": start,
-        "end_ns": end,
-        "duration_ns": max(0, end - start),
-        "status_code": _STATUS[span.status.code] if 0 <= span.status.code < len(_STATUS) else "UNSET",
-        "status_message": span.status.message or None,
-        "service_name": None if service is None else str(service),
-        "scope_name": scope_name or None,
-        "scope_version": scope_version or None,
-        "resource_attributes": resource_json,
-        "attributes": _json.encode(split.attributes).decode() if split.attributes else None,
-        "events": _json.encode(events).decode() if events else None,
-        "links": _links_json(span),
-        "content_refs": refs or None,
-        "content_bytes": sum(r["bytes"] for r in refs) if refs else None,
-        CONTENT_ITEMS: items,
-        **_UNPRICED,
-    }
-    row.update(genai)
-    for name in BUFFER_COLUMNS:
-        cols[name].append(row[name])
+    # (kind, source, hash, bytes): Arrow builds the `content_refs` structs from tuples faster than from dicts
+    refs = [(item.kind, item.source, h, len(item.body)) for item, (h, _) in zip(split.items, items, strict=True)]
+    status = span.status
+    row = (
+        trace_id,
+        span_id,
+        parent,
+        span.trace_state or None,
+        span.name,
+        _KINDS[span.kind] if 0 <= span.kind < len(_KINDS) else "UNSPECIFIED",
+        start,
+        end,
+        max(0, end - start),
+        _STATUS[status.code] if 0 <= status.code < len(_STATUS) else "UNSET",
+        status.message or None,
+        None if service is None else str(service),
+        scope_name or None,
+        scope_version or None,
+        resource_json,
+        _json.encode(split.attributes).decode() if split.attributes else None,
+        _json.encode(events).decode() if events else None,
+        _links_json(span),
+        refs or None,
+        sum(ref[3] for ref in refs) if refs else None,
+        items,
+        *_NO_COST,
+        *genai.values(),
+    )
+    rows.add((project, utc_date(start)), row)
     batch.accepted += 1
 
 
