@@ -20,6 +20,7 @@ from llmscope_collector.processors.decode_pool import DecodePool, PendingDecode
 from llmscope_collector.processors.stitch import Stitcher
 from llmscope_collector.receiver._export import TraceExporter
 from llmscope_collector.receiver.front import OtlpReceivers
+from llmscope_collector.receiver.otlp_json import json_to_protobuf
 from llmscope_collector.settings import Settings
 from llmscope_collector.storage import compaction, retention
 from llmscope_collector.storage.dedupe import RecentSpanIds, seed_from_files
@@ -101,7 +102,12 @@ class Collector:
         self.stitcher = Stitcher(settings.data_dir)
         self.writer = ParquetSpanWriter(settings.data_dir, self.recent, hook=self.stitcher)
         self.exporter = TraceExporter()
-        self.receivers = OtlpReceivers(self.exporter, settings)  # OTLP/gRPC + OTLP/HTTP, auth, rate limits
+        prices_file = str(settings.prices_file) if settings.prices_file else None
+        # Worker processes for the per-span Python work: WAL decoding, and OTLP/JSON conversion for the receiver.
+        self.decode_pool = DecodePool(settings.decode_workers, prices_file)
+        self.receivers = OtlpReceivers(  # OTLP/gRPC + OTLP/HTTP, auth, rate limits
+            self.exporter, settings, json_converter=self._json_to_protobuf
+        )
         self.alerts = AlertService.from_settings(settings)  # rule evaluation over stored spans + notifications
         self.compactor = compaction.Compactor(
             settings.data_dir,
@@ -115,6 +121,9 @@ class Collector:
         self._lock = DataDirLock(settings.data_dir)
         self._durable: _Durable | None = None
         self._started = False
+
+    def _json_to_protobuf(self, body: bytes) -> bytes:
+        return self.decode_pool.offload(len(body), json_to_protobuf, body)
 
     @property
     def grpc_port(self) -> int:
@@ -150,9 +159,7 @@ class Collector:
         seed_from_files(self.recent, data_dir)
         wal = WriteAheadLog(directory, self._wal_options(), committed_lsn=cursor.lsn, floor_lsn=stored.max_end)
         options = ConsumerOptions(flush_rows=self.settings.flush_rows, flush_interval_s=self.settings.flush_interval_s)
-        prices_file = str(self.settings.prices_file) if self.settings.prices_file else None
-        pool = DecodePool(self.settings.decode_workers, prices_file)
-        consumer = WalConsumer(wal, cursor, DecodeIntoParquet(self.writer, pool), options)
+        consumer = WalConsumer(wal, cursor, DecodeIntoParquet(self.writer, self.decode_pool), options)
         consumer.start()
         maintenance = MaintenanceScheduler(
             [
@@ -160,7 +167,7 @@ class Collector:
                 Task("retention", self.settings.retention_interval_s, self._apply_retention),
             ]
         )
-        return _Durable(wal, consumer, maintenance, pool)
+        return _Durable(wal, consumer, maintenance, self.decode_pool)
 
     def _wal_options(self) -> WalOptions:
         s = self.settings

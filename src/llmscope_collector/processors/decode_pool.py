@@ -15,9 +15,10 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import ParamSpec, TypeVar
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 
 _POOL_MIN_RECORDS = 8
 _POOL_MIN_BYTES = 512 * 1024
+_OFFLOAD_MIN_BYTES = 64 * 1024
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 _worker_prices: PriceBook | None = None
@@ -71,6 +75,7 @@ class DecodePool:
         self._prices_file = prices_file
         self._prices: PriceBook | None = None
         self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     def decode(self, items: Sequence[tuple[str, bytes]]) -> list[Decoded]:
         return self.submit(items).results()
@@ -83,6 +88,26 @@ class DecodePool:
                 return PendingDecode(self, items, futures)
         return PendingDecode(self, items, None, [self.inline(project, payload) for project, payload in items])
 
+    @property
+    def running(self) -> bool:
+        """Whether worker processes are up (they start on the first large batch or offloaded call)."""
+        return self._pool is not None
+
+    def offload(self, size: int, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """`fn(*args)` in a worker process when the input is large (`size` bytes), else here; its
+        exceptions are raised here either way. For CPU-bound receiver work (OTLP/JSON → protobuf)
+        that would otherwise hold the receivers' GIL."""
+        if self._workers <= 0 or size < _OFFLOAD_MIN_BYTES:
+            return fn(*args, **kwargs)
+        pool = self._executor()
+        if pool is None:
+            return fn(*args, **kwargs)
+        try:
+            return pool.submit(fn, *args, **kwargs).result()
+        except BrokenProcessPool as exc:
+            self._broken(exc)
+            return fn(*args, **kwargs)
+
     def inline(self, project: str, payload: bytes) -> Decoded:
         if self._prices is None:
             self._prices = PriceBook.from_file(self._prices_file)
@@ -92,19 +117,31 @@ class DecodePool:
             return exc
 
     def _submit(self, items: Sequence[tuple[str, bytes]]) -> list[Future[DecodedBatch]] | None:
+        pool = self._executor()
+        if pool is None:
+            return None
         try:
-            if self._pool is None:
-                context = multiprocessing.get_context("spawn")  # fork is unsafe in a process running gRPC
-                self._pool = ProcessPoolExecutor(
-                    self._workers,
-                    mp_context=context,
-                    initializer=init_worker,
-                    initargs=(os.getpid(), self._prices_file),
-                )
-            return [self._pool.submit(decode_payload, project, payload) for project, payload in items]
+            return [pool.submit(decode_payload, project, payload) for project, payload in items]
         except (BrokenProcessPool, RuntimeError, OSError) as exc:
             self._broken(exc)
             return None
+
+    def _executor(self) -> ProcessPoolExecutor | None:
+        """The worker pool, started on first use (None if it cannot start: callers then work inline)."""
+        with self._lock:  # the WAL consumer and the OTLP/HTTP threads both submit
+            if self._pool is None:
+                context = multiprocessing.get_context("spawn")  # fork is unsafe in a process running gRPC
+                try:
+                    self._pool = ProcessPoolExecutor(
+                        self._workers,
+                        mp_context=context,
+                        initializer=init_worker,
+                        initargs=(os.getpid(), self._prices_file),
+                    )
+                except (RuntimeError, OSError) as exc:
+                    log.error("decode worker pool cannot start (%s); working inline", exc)
+                    return None
+            return self._pool
 
     def result(self, future: Future[DecodedBatch], item: tuple[str, bytes]) -> Decoded:
         try:
@@ -117,12 +154,14 @@ class DecodePool:
 
     def _broken(self, exc: BaseException) -> None:
         log.error("decode worker pool failed (%s); decoding inline until it is restarted", exc)
-        pool, self._pool = self._pool, None
+        with self._lock:
+            pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
-        pool, self._pool = self._pool, None
+        with self._lock:
+            pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 

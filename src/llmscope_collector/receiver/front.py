@@ -13,8 +13,9 @@ from llmscope_collector.processors.limits import SpanLimits, configure_span_limi
 from llmscope_collector.receiver._export import TraceExporter
 from llmscope_collector.receiver.gate import IngestGate
 from llmscope_collector.receiver.grpc import OtlpGrpcReceiver
-from llmscope_collector.receiver.http import OtlpHttpReceiver
+from llmscope_collector.receiver.http import JsonConverter, OtlpHttpReceiver
 from llmscope_collector.receiver.limiter import RateLimiter
+from llmscope_collector.receiver.otlp_json import json_to_protobuf
 from llmscope_collector.receiver.stats import IngestStats
 from llmscope_collector.settings import Settings, SettingsError
 
@@ -24,7 +25,9 @@ AUTH_DIR = "auth"
 class OtlpReceivers:
     """OTLP/gRPC + OTLP/HTTP over one `IngestGate`; start gRPC then HTTP, stop in reverse."""
 
-    def __init__(self, exporter: TraceExporter, settings: Settings) -> None:
+    def __init__(
+        self, exporter: TraceExporter, settings: Settings, *, json_converter: JsonConverter = json_to_protobuf
+    ) -> None:
         auth_dir = settings.data_dir / AUTH_DIR
         try:
             admin = load_admin_token(auth_dir, settings.admin_token)
@@ -51,6 +54,7 @@ class OtlpReceivers:
             port=settings.otlp_http_port,
             max_body_bytes=settings.http_max_body_bytes,
             workers=settings.http_workers,
+            json_converter=json_converter,
         )
 
     @property

@@ -18,6 +18,7 @@ import math
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 TRACES_PATH = "/v1/traces"
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
+# OTLP/JSON body → serialized protobuf request, raising `InvalidPayload` (the collector runs it in its
+# worker processes: converting is CPU-bound Python that would otherwise hold the receivers' GIL).
+JsonConverter = Callable[[bytes], bytes]
 _MEDIA_TYPES = {"application/x-protobuf": PROTOBUF, "application/protobuf": PROTOBUF, "application/json": JSON}
 TRANSPORT = "http"
 _DRAIN_LIMIT = 256 * 1024 * 1024  # read (and discard) this much of an oversized body so the client sees the 413
@@ -87,8 +91,18 @@ def _media_type(headers: Headers) -> str | None:
 class OtlpHttpReceiver:
     """Owns the uvicorn server thread and the export worker pool."""
 
-    def __init__(self, gate: IngestGate, *, host: str, port: int, max_body_bytes: int, workers: int) -> None:
+    def __init__(
+        self,
+        gate: IngestGate,
+        *,
+        host: str,
+        port: int,
+        max_body_bytes: int,
+        workers: int,
+        json_converter: JsonConverter = json_to_protobuf,
+    ) -> None:
         self._gate = gate
+        self._json_to_protobuf = json_converter
         self._host, self._port = host, port
         self._limit = max_body_bytes
         self._max_in_flight = workers * 4
@@ -209,7 +223,7 @@ class OtlpHttpReceiver:
         try:
             payload = inflate(body, headers.get("content-encoding", "").strip().lower(), self._limit)
             if media_type == JSON:
-                payload = json_to_protobuf(payload)
+                payload = self._json_to_protobuf(payload)
         except (InvalidPayload, PayloadTooLarge) as exc:
             self._gate.stats.refused(TRANSPORT, "too_large" if isinstance(exc, PayloadTooLarge) else "invalid")
             return error_reply(exc, media_type)
