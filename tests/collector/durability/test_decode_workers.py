@@ -8,6 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
+from pathlib import Path
+
+from llmscope_collector.processors.decode_pool import DecodePool
+from tests import otlp_factory as f
 
 _SCRIPT = """
 import sys, time
@@ -50,3 +55,38 @@ def test_workers_exit_when_the_collector_is_killed() -> None:
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, "decode workers outlived the killed collector"
+
+
+def test_workers_price_with_the_collectors_price_file_like_inline_decoding(tmp_path: Path) -> None:
+    """Pricing runs in the workers: they must load the user's price file, and agree with inline decoding."""
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"mystery-*": {"input": 2, "output": 8}}')
+    now = time.time_ns()
+    attrs = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "mystery-model",
+        "gen_ai.usage.input_tokens": 1000,
+        "gen_ai.usage.output_tokens": 100,
+    }
+    items = [
+        ("default", _one_span_request(now, attrs)) for _ in range(16)  # enough records to go to the pool
+    ]
+    pooled, inline = DecodePool(1, str(prices)), DecodePool(0, str(prices))
+    try:
+        by_pool, by_inline = pooled.decode(items), inline.decode(items)
+        assert pooled.running
+    finally:
+        pooled.close()
+    for a, b in zip(by_pool, by_inline, strict=True):
+        assert not isinstance(a, BaseException) and not isinstance(b, BaseException)
+        [part_a] = a.partitions.values()
+        [part_b] = b.partitions.values()
+        assert part_a.spans.equals(part_b.spans)
+        row = part_a.spans.select(["cost_usd", "cost_known", "cost_source"]).to_pylist()[0]
+        assert row == {"cost_usd": Decimal("0.002800000000"), "cost_known": True, "cost_source": "user:mystery-*"}
+
+
+def _one_span_request(now: int, attrs: dict[str, object]) -> bytes:
+    span = f.span(f.new_trace_id(), f.new_span_id(), "chat", now, now + 1, attrs=attrs)
+    return bytes(f.request([span]).SerializeToString())
