@@ -144,14 +144,17 @@ class TraceStore:
         return self._partials
 
     def _rows(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if "glob" not in params and not has_span_files(self._data_dir):
+            return []
+        return self._execute(query, {"glob": self._glob, **params})
+
+    def _execute(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         # Compaction and retention delete files; a file globbed just before its removal makes DuckDB
         # fail to open it. The data is in the replacement file by then, so globbing again succeeds.
         for attempt in range(_VANISHED_FILE_RETRIES + 1):
-            if "glob" not in params and not has_span_files(self._data_dir):
-                return []
             cur = self._db.cursor()
             try:
-                result = cur.execute(query, bind(query, {"glob": self._glob, **params}))
+                result = cur.execute(query, bind(query, params))
                 names = [d[0] for d in result.description or ()]
                 return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
             except duckdb.IOException as exc:
@@ -178,19 +181,7 @@ class TraceStore:
         did); files are read only where the query names a `$glob` the caller bound."""
         if refresh:
             self._index.refresh()
-        for attempt in range(_VANISHED_FILE_RETRIES + 1):
-            cur = self._db.cursor()
-            try:
-                result = cur.execute(query, bind(query, params))
-                names = [d[0] for d in result.description or ()]
-                return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
-            except duckdb.IOException as exc:
-                if attempt == _VANISHED_FILE_RETRIES or not _is_vanished_file(exc):
-                    raise
-            finally:
-                cur.close()
-            time.sleep(0.01 * (attempt + 1))
-        raise AssertionError("unreachable")
+        return self._execute(query, params)
 
     def state_params(self) -> dict[str, Any]:
         return {"now_ns": time.time_ns(), "idle_ns": self._idle_ns}
