@@ -3,10 +3,11 @@
     python benchmarks/gen_store.py --data-dir /tmp/store --spans 1000000 [--seed 1] [--days 30]
 
 Traces from `otlp_traces` (same seed → same spans) go through the collector's decode
-(`decode_request`), its Parquet writer with the stitcher hook (pricing, trace summary deltas,
-content store) in flushes of `--flush-rows` spans, then one compaction pass — what a collector
-that ingested this traffic and compacted in the background leaves on disk. Trace start times
-are spread evenly over `--days` days ending at `--end` (UTC), so partitions are per day.
+(`decode_request`: normalization, content split, pricing), its Parquet writer (content store) with
+the stitcher hook (nested-duplicate marks, trace summary deltas) in flushes of `--flush-rows` spans,
+then one compaction pass — what a collector that ingested this traffic and compacted in the
+background leaves on disk. Trace start times are spread evenly over `--days` days ending at
+`--end` (UTC), so partitions are per day.
 """
 
 from __future__ import annotations

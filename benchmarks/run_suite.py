@@ -541,8 +541,9 @@ def render(results: dict[str, Any]) -> str:
             "## 3. Queries on a generated store",
             "",
             "`benchmarks/gen_store.py` writes a deterministic store (by seed) with the collector's own code: "
-            "`otlp_traces` requests → `decode_request` → `ParquetSpanWriter` with the stitcher hook (pricing, trace "
-            "summary deltas, content store) in flushes of 50k spans → one compaction pass. Traces are spread over "
+            "`otlp_traces` requests → `decode_request` (normalization, content split, pricing) → `ParquetSpanWriter` "
+            "(content store) with the stitcher hook (nested-duplicate marks, trace summary deltas) in flushes of 50k "
+            "spans → one compaction pass. Traces are spread over "
             "30 days (one partition per day). `benchmarks/queries.py` then times, per run, a fresh `TraceStore` "
             "(first call = loading the trace summary index: `index cold load`) and N calls of each query; a run's "
             "figure is the p50/p95 of its calls; the table shows the median of the runs' figures and their "
