@@ -143,7 +143,7 @@ class Stitcher:
 
     def _write_deltas(self, key: PartitionKey, spans: pa.Table, wal_start: int, wal_end: int) -> None:
         project, date = key
-        llm = spans.filter(llm_mask(spans)).select(["trace_id", "span_id"]).to_pydict()
+        llm = spans.select(["trace_id", "span_id"]).filter(llm_mask(spans)).to_pydict()  # no copy of wide columns
         for trace_id, span_id in zip(llm["trace_id"], llm["span_id"], strict=True):
             span = self._window(project, trace_id).spans.get(span_id)
             if span is not None:
