@@ -126,6 +126,23 @@ _TRACELOOP_OPERATIONS = {
     "tool": "execute_tool",
     "task": "execute_task",
 }
+# Alias keys of the derived columns, in priority order: read by their functions and listed as the
+# columns' reads in `_DERIVED` (one list each, so the two cannot drift apart).
+_FINISH_REASON_KEYS = (
+    "gen_ai.response.finish_reasons",
+    "llm.finish_reason",
+    "gen_ai.response.finish_reason",
+    "gen_ai.response.stop_reason",
+    "llm.response.finish_reason",
+    "llm.response.stop_reason",
+)
+_PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system")
+_REQUEST_MODEL_KEYS = ("gen_ai.request.model", "llm.request.model_name", "llm.model_name", "embedding.model_name")
+_STREAM_KEYS = ("gen_ai.request.stream", "gen_ai.is_streaming", "llm.is_streaming")
+_TOOL_NAME_KEYS = ("gen_ai.tool.name", "tool.name")
+_AGENT_NAME_KEYS = ("gen_ai.agent.name", "agent.name")
+_API_BASE_KEYS = ("gen_ai.openai.api_base", "llm.openai.api_base")
+_SPAN_TYPE_KEYS = ("llmscope.span.kind", "openinference.span.kind", "traceloop.span.kind")
 _TAG_KEYS = ("llmscope.tags", "tag.tags")
 _METADATA_PREFIX = "llmscope.metadata."
 _TRACELOOP_ASSOCIATION = "traceloop.association.properties."
@@ -231,7 +248,7 @@ def _normalized_provider(value: str) -> str:
 
 
 def _provider(attrs: Mapping[str, Any]) -> str | None:
-    explicit = _as_str(_first(attrs, ("gen_ai.provider.name", "gen_ai.system")))
+    explicit = _as_str(_first(attrs, _PROVIDER_KEYS))
     if explicit:
         return _normalized_provider(explicit)
     oi_provider = (_as_str(attrs.get("llm.provider")) or "").lower()
@@ -246,23 +263,13 @@ def _provider(attrs: Mapping[str, Any]) -> str | None:
 
 def _request_model(attrs: Mapping[str, Any]) -> str | None:
     value = _as_str(
-        _first(attrs, ("gen_ai.request.model", "llm.request.model_name", "llm.model_name", "embedding.model_name"))
+        _first(attrs, _REQUEST_MODEL_KEYS)
     )
     return value or _as_str(_invocation_parameters(attrs).get("model"))
 
 
 def _finish_reasons(attrs: Mapping[str, Any]) -> list[str] | None:
-    value = _first(
-        attrs,
-        (
-            "gen_ai.response.finish_reasons",
-            "llm.finish_reason",
-            "gen_ai.response.finish_reason",
-            "gen_ai.response.stop_reason",
-            "llm.response.finish_reason",
-            "llm.response.stop_reason",
-        ),
-    )
+    value = _first(attrs, _FINISH_REASON_KEYS)
     reasons = _str_list(value)
     if reasons is None:
         indexed = sorted(
@@ -275,7 +282,7 @@ def _finish_reasons(attrs: Mapping[str, Any]) -> list[str] | None:
 
 
 def _is_stream(attrs: Mapping[str, Any]) -> bool | None:
-    value = _first(attrs, ("gen_ai.request.stream", "gen_ai.is_streaming", "llm.is_streaming"))
+    value = _first(attrs, _STREAM_KEYS)
     if value is None:
         value = _invocation_parameters(attrs).get("stream")
     if isinstance(value, str) and value.lower() in ("true", "false"):
@@ -313,18 +320,18 @@ def _traceloop_entity(attrs: Mapping[str, Any], kind: str) -> str | None:
 
 
 def _tool_name(attrs: Mapping[str, Any]) -> str | None:
-    return _as_str(_first(attrs, ("gen_ai.tool.name", "tool.name"))) or _traceloop_entity(attrs, "tool")
+    return _as_str(_first(attrs, _TOOL_NAME_KEYS)) or _traceloop_entity(attrs, "tool")
 
 
 def _agent_name(attrs: Mapping[str, Any]) -> str | None:
-    return _as_str(_first(attrs, ("gen_ai.agent.name", "agent.name"))) or _traceloop_entity(attrs, "agent")
+    return _as_str(_first(attrs, _AGENT_NAME_KEYS)) or _traceloop_entity(attrs, "agent")
 
 
 def _server_address(attrs: Mapping[str, Any]) -> str | None:
     explicit = _as_str(attrs.get("server.address"))
     if explicit:
         return explicit
-    base = _as_str(_first(attrs, ("gen_ai.openai.api_base", "llm.openai.api_base")))
+    base = _as_str(_first(attrs, _API_BASE_KEYS))
     if not base:
         return None
     try:
@@ -334,7 +341,7 @@ def _server_address(attrs: Mapping[str, Any]) -> str | None:
 
 
 def _span_type(attrs: Mapping[str, Any]) -> str | None:
-    value = _as_str(_first(attrs, ("llmscope.span.kind", "openinference.span.kind", "traceloop.span.kind")))
+    value = _as_str(_first(attrs, _SPAN_TYPE_KEYS))
     return value.lower() if value else None
 
 
@@ -370,42 +377,20 @@ _DERIVED: dict[str, tuple[Callable[[Mapping[str, Any]], Any], tuple[str, ...]]] 
         _operation,
         ("gen_ai.operation.name", "openinference.span.kind", "llm.request.type", "traceloop.span.kind"),
     ),
-    "provider": (_provider, ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")),
-    "request_model": (
-        _request_model,
-        (
-            "gen_ai.request.model",
-            "llm.request.model_name",
-            "llm.model_name",
-            "embedding.model_name",
-            "llm.invocation_parameters",
-        ),
-    ),
-    "finish_reasons": (
-        _finish_reasons,
-        (
-            "gen_ai.response.finish_reasons",
-            "llm.finish_reason",
-            "gen_ai.response.finish_reason",
-            "gen_ai.response.stop_reason",
-            "llm.response.finish_reason",
-            "llm.response.stop_reason",
-        ),
-    ),
-    "is_stream": (
-        _is_stream,
-        ("gen_ai.request.stream", "gen_ai.is_streaming", "llm.is_streaming", "llm.invocation_parameters"),
-    ),
+    "provider": (_provider, (*_PROVIDER_KEYS, "llm.provider", "llm.system")),
+    "request_model": (_request_model, (*_REQUEST_MODEL_KEYS, "llm.invocation_parameters")),
+    "finish_reasons": (_finish_reasons, _FINISH_REASON_KEYS),
+    "is_stream": (_is_stream, (*_STREAM_KEYS, "llm.invocation_parameters")),
     "ttft_s": (_ttft, ("gen_ai.response.time_to_first_chunk",)),
-    "span_type": (_span_type, ("llmscope.span.kind", "openinference.span.kind", "traceloop.span.kind")),
+    "span_type": (_span_type, _SPAN_TYPE_KEYS),
     "tags": (_tags, _TAG_KEYS),
     "metadata": (
         _metadata,
         ("metadata", "traceloop.association.properties.session_id", "traceloop.association.properties.user_id"),
     ),
-    "tool_name": (_tool_name, ("gen_ai.tool.name", "tool.name", "traceloop.span.kind", "traceloop.entity.name")),
-    "agent_name": (_agent_name, ("gen_ai.agent.name", "agent.name", "traceloop.span.kind", "traceloop.entity.name")),
-    "server_address": (_server_address, ("server.address", "gen_ai.openai.api_base", "llm.openai.api_base")),
+    "tool_name": (_tool_name, (*_TOOL_NAME_KEYS, "traceloop.span.kind", "traceloop.entity.name")),
+    "agent_name": (_agent_name, (*_AGENT_NAME_KEYS, "traceloop.span.kind", "traceloop.entity.name")),
+    "server_address": (_server_address, ("server.address", *_API_BASE_KEYS)),
 }
 # Key families read by scanning every key: a span with one of these runs the columns that scan them.
 _SCANNED_PREFIXES: dict[str, tuple[str, ...]] = {
