@@ -1,0 +1,364 @@
+# Frozen copy of src/llmscope_collector/processors/messages.py at 1a12e86 (after the flattened-key cache, before
+# the decode-path CPU work): the reference decode (reference/decode.py) splits content with it. Do not edit.
+"""Captured content → OTel GenAI message JSON, split out of a span's attributes.
+
+Every dialect's prompt/completion attributes (OTel `gen_ai.input.messages` & co., OpenInference
+`input.value` and flattened `llm.input_messages.*`, Traceloop `gen_ai.prompt.N.*`) become a list of
+`ContentItem`s: one per message, so a chat that resends its history yields the same items (same
+hash) on every call and the content store keeps each once. Flattened dialects keep their original
+keys in the message's `_raw` field (relative to the message index), so the span's attributes can
+be rebuilt exactly (`rehydrate_attributes`). Never raises on odd input: anything not understood
+stays in the attributes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+_encode_sorted = msgspec.json.Encoder(order="sorted")
+_decode = msgspec.json.Decoder()
+
+# JSON-valued attributes, each a whole value of one content kind.
+_JSON_MESSAGE_KEYS = {"gen_ai.input.messages": "input", "gen_ai.output.messages": "output"}
+_JSON_WHOLE_KEYS = {
+    "gen_ai.system_instructions": "system",
+    "gen_ai.tool.definitions": "tools",
+}
+# Opaque payloads (stored as they came, one item each).
+_VALUE_KEYS = {
+    "input.value": "input_value",
+    "output.value": "output_value",
+    "llmscope.input": "input_value",
+    "llmscope.output": "output_value",
+    "traceloop.entity.input": "input_value",
+    "traceloop.entity.output": "output_value",
+    "gen_ai.tool.call.arguments": "tool_arguments",
+    "gen_ai.tool.call.result": "tool_result",
+    "gen_ai.prompt": "input_value",
+    "gen_ai.completion": "output_value",
+}
+# Flattened, indexed dialects: prefix → content kind.
+_FLAT_PREFIXES = {
+    "llm.input_messages": "input",
+    "llm.output_messages": "output",
+    "gen_ai.prompt": "input",
+    "gen_ai.completion": "output",
+    "llm.prompts": "input",
+    "llm.choices": "output",
+    "llm.tools": "tools",
+    "llm.request.functions": "tools",
+}
+_FLAT_RE = re.compile(
+    r"^(llm\.input_messages|llm\.output_messages|gen_ai\.prompt|gen_ai\.completion|llm\.prompts"
+    r"|llm\.choices|llm\.tools|llm\.request\.functions)\.(0|[1-9]\d{0,5})\.(.+)$"
+)
+_MESSAGE_KINDS = frozenset({"input", "output", "tools"})
+_ROLE_RENAMES = {"agent": "assistant", "function": "tool", "human": "user", "ai": "assistant", "model": "assistant"}
+_DATA_URL_RE = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;base64)?,(.*)$", re.S)
+
+
+@dataclasses.dataclass(frozen=True)
+class ContentItem:
+    """One stored piece of content: `body` is JSON text, `hash` its content address."""
+
+    kind: str
+    source: str
+    body: str
+
+    @property
+    def hash(self) -> str:
+        return content_hash(self.body)
+
+
+def content_hash(body: str) -> str:
+    """128-bit BLAKE2b of the body: collisions are negligible and it is fast."""
+    return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return _encode_sorted.encode(value).decode()
+    except (TypeError, msgspec.EncodeError, UnicodeDecodeError):
+        return json.dumps(value, sort_keys=True, default=str)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("[", "{"):
+        try:
+            return _decode.decode(value)
+        except msgspec.DecodeError:
+            return value
+    return value
+
+
+def _block_to_part(block: Any) -> dict[str, Any]:
+    """A provider content block (Anthropic/OpenAI shapes) as an OTel message part."""
+    if not isinstance(block, dict):
+        return {"type": "text", "content": block if isinstance(block, str) else _dumps(block)}
+    kind = block.get("type")
+    if kind == "text" and "text" in block:
+        return {"type": "text", "content": block["text"]}
+    if kind == "tool_use":
+        return {"type": "tool_call", "id": block.get("id"), "name": block.get("name"), "arguments": block.get("input")}
+    if kind == "tool_result":
+        return {"type": "tool_call_response", "id": block.get("tool_use_id"), "response": block.get("content")}
+    if kind in ("thinking", "reasoning"):
+        return {"type": "reasoning", "content": block.get("thinking") or block.get("text") or block.get("content")}
+    if kind in ("image_url", "image"):
+        url = block.get("image_url", {}).get("url") if isinstance(block.get("image_url"), dict) else block.get("url")
+        if isinstance(url, str):
+            return _image_part(url)
+    return dict(block)
+
+
+def _image_part(url: str) -> dict[str, Any]:
+    match = _DATA_URL_RE.match(url)
+    if match:
+        part: dict[str, Any] = {"type": "blob", "modality": "image", "content": match.group(3)}
+        if match.group(1):
+            part["mime_type"] = match.group(1)
+        return part
+    return {"type": "uri", "modality": "image", "uri": url}
+
+
+def _content_parts(content: Any) -> list[dict[str, Any]]:
+    """Message content of any shape (string, JSON string of blocks, list of blocks) → parts."""
+    content = _json_value(content)
+    if content is None or content == "":
+        return []
+    if isinstance(content, list):
+        return [_block_to_part(b) for b in content]
+    if isinstance(content, dict):
+        return [_block_to_part(content)]
+    return [{"type": "text", "content": content if isinstance(content, str) else _dumps(content)}]
+
+
+def _nested(fields: Mapping[str, Any], prefix: str) -> dict[int, dict[str, Any]]:
+    """`prefix.<j>.<rest>` keys of one message → {j: {rest: value}}."""
+    out: dict[int, dict[str, Any]] = {}
+    for key, value in fields.items():
+        if key.startswith(prefix):
+            index, _, rest = key[len(prefix) :].partition(".")
+            if index.isdigit() and rest:
+                out.setdefault(int(index), {})[rest] = value
+    return dict(sorted(out.items()))
+
+
+def _role(value: Any, default: str) -> str:
+    role = value if isinstance(value, str) and value else default
+    return _ROLE_RENAMES.get(role, role)
+
+
+def _openinference_message(fields: Mapping[str, Any], default_role: str) -> dict[str, Any]:
+    role = _role(fields.get("message.role"), default_role)
+    parts: list[dict[str, Any]] = []
+    content = fields.get("message.content")
+    if role == "tool" and fields.get("message.tool_call_id") is not None:
+        parts.append({"type": "tool_call_response", "id": fields.get("message.tool_call_id"), "response": content})
+    else:
+        parts.extend(_content_parts(content))
+    for item in _nested(fields, "message.contents.").values():
+        kind = item.get("message_content.type")
+        if kind == "image" and isinstance(item.get("message_content.image.image.url"), str):
+            parts.append(_image_part(item["message_content.image.image.url"]))
+        elif kind == "reasoning":
+            parts.append({"type": "reasoning", "content": item.get("message_content.text")})
+        else:
+            parts.append({"type": "text", "content": item.get("message_content.text")})
+    for call in _nested(fields, "message.tool_calls.").values():
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": call.get("tool_call.id"),
+                "name": call.get("tool_call.function.name"),
+                "arguments": _json_value(call.get("tool_call.function.arguments")),
+            }
+        )
+    if fields.get("message.function_call_name") is not None:
+        parts.append(
+            {
+                "type": "tool_call",
+                "name": fields.get("message.function_call_name"),
+                "arguments": _json_value(fields.get("message.function_call_arguments_json")),
+            }
+        )
+    message: dict[str, Any] = {"role": role, "parts": parts}
+    if fields.get("message.name") is not None:
+        message["name"] = fields["message.name"]
+    if fields.get("message.finish_reason") is not None:
+        message["finish_reason"] = fields["message.finish_reason"]
+    return message
+
+
+def _traceloop_message(fields: Mapping[str, Any], default_role: str) -> dict[str, Any]:
+    role = _role(fields.get("role"), default_role)
+    parts: list[dict[str, Any]] = []
+    if role == "tool" and fields.get("tool_call_id") is not None:
+        parts.append({"type": "tool_call_response", "id": fields["tool_call_id"], "response": fields.get("content")})
+    else:
+        parts.extend(_content_parts(fields.get("content")))
+    for call in _nested(fields, "tool_calls.").values():
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": call.get("id"),
+                "name": call.get("name"),
+                "arguments": _json_value(call.get("arguments")),
+            }
+        )
+    message: dict[str, Any] = {"role": role, "parts": parts}
+    if fields.get("finish_reason") is not None:
+        message["finish_reason"] = fields["finish_reason"]
+    return message
+
+
+def _flat_value(prefix: str, fields: Mapping[str, Any]) -> Any:
+    """One flattened entry → its normalized JSON value (message, or tool definition)."""
+    if prefix == "llm.input_messages":
+        return _openinference_message(fields, "user")
+    if prefix == "llm.output_messages":
+        return _openinference_message(fields, "assistant")
+    if prefix == "gen_ai.prompt":
+        return _traceloop_message(fields, "user")
+    if prefix == "gen_ai.completion":
+        return _traceloop_message(fields, "assistant")
+    if prefix == "llm.prompts":
+        return {"role": "user", "parts": _content_parts(fields.get("prompt.text"))}
+    if prefix == "llm.choices":
+        return {"role": "assistant", "parts": _content_parts(fields.get("completion.text"))}
+    if prefix == "llm.tools":
+        return _tool_definition(_json_value(fields.get("tool.json_schema")))
+    return {
+        "type": "function",
+        "name": fields.get("name"),
+        "description": fields.get("description"),
+        "parameters": _json_value(fields.get("parameters")),
+    }
+
+
+def _tool_definition(schema: Any) -> Any:
+    """OpenAI `{type: function, function: {...}}` → OTel `{type, name, description, parameters}`."""
+    if isinstance(schema, dict) and isinstance(schema.get("function"), dict):
+        fn = schema["function"]
+        return {
+            "type": schema.get("type", "function"),
+            "name": fn.get("name"),
+            "description": fn.get("description"),
+            "parameters": fn.get("parameters"),
+        }
+    return schema
+
+
+def _json_list(value: Any) -> list[Any] | None:
+    parsed = _json_value(value)
+    return parsed if isinstance(parsed, list) else None
+
+
+# Parsed keys (the flattened dialects' regex costs more than the rest of a span's split): keys that are
+# not flattened content, and those that are with their parts. Bounded by the key vocabulary, reset if huge.
+_NOT_FLAT: set[str] = set()
+_FLAT_KEYS: dict[str, tuple[str, int, str]] = {}
+_MAX_KEYS = 65536
+
+
+def _flat_key(key: str) -> tuple[str, int, str] | None:
+    """`(prefix, index, rest)` of a flattened-dialect key, None for any other key (remembered either way)."""
+    parsed = _FLAT_KEYS.get(key)
+    if parsed is not None:
+        return parsed
+    match = _FLAT_RE.match(key)
+    if match is None:
+        if len(_NOT_FLAT) >= _MAX_KEYS:
+            _NOT_FLAT.clear()
+        _NOT_FLAT.add(key)
+        return None
+    if len(_FLAT_KEYS) >= _MAX_KEYS:
+        _FLAT_KEYS.clear()
+    parsed = _FLAT_KEYS[key] = (match.group(1), int(match.group(2)), match.group(3))
+    return parsed
+
+
+@dataclasses.dataclass
+class SplitContent:
+    """A span's attributes without content, and the content items in display order."""
+
+    attributes: dict[str, Any]
+    items: list[ContentItem]
+
+
+def split_content(attrs: Mapping[str, Any]) -> SplitContent:
+    """Move every content attribute out of `attrs` (a new dict is returned; `attrs` is not changed)."""
+    light = dict(attrs)
+    items: list[ContentItem] = []
+    flat: dict[str, dict[int, dict[str, Any]]] = {}
+    if not _NOT_FLAT.issuperset(attrs):  # most spans have no flattened content: no regex at all
+        for key in attrs:
+            if key in _NOT_FLAT:
+                continue
+            parsed = _flat_key(key)
+            if parsed is not None:
+                prefix, index, rest = parsed
+                flat.setdefault(prefix, {}).setdefault(index, {})[rest] = light.pop(key)
+    for key, kind in _JSON_WHOLE_KEYS.items():
+        if key in light:
+            items.append(ContentItem(kind, key, _dumps(_json_value(light.pop(key)))))
+    for key, kind in _JSON_MESSAGE_KEYS.items():
+        if key in light:
+            items.extend(_message_items(kind, key, light.pop(key)))
+    for prefix, entries in flat.items():
+        kind = _FLAT_PREFIXES[prefix]
+        for position, (index, fields) in enumerate(sorted(entries.items())):
+            value = _flat_value(prefix, fields)
+            body = {"value": value, "_raw": fields} if kind == "tools" else {**value, "_raw": fields}
+            if index != position:
+                body["_index"] = index
+            items.append(ContentItem(kind, prefix, _dumps(body)))
+    for key, kind in _VALUE_KEYS.items():
+        if key in light:
+            items.append(ContentItem(kind, key, _dumps(light.pop(key))))
+    return SplitContent(light, items)
+
+
+def _message_items(kind: str, key: str, value: Any) -> list[ContentItem]:
+    messages = _json_list(value)
+    if messages is None:  # not a JSON array: keep it whole, losslessly
+        return [ContentItem(f"{kind}_value", key, _dumps(value))]
+    return [ContentItem(kind, key, _dumps(m)) for m in messages]
+
+
+def rehydrate_attributes(attrs: Mapping[str, Any], items: Iterable[tuple[str, str, Any]]) -> dict[str, Any]:
+    """The span's original attributes from the light ones plus its content `(kind, source, body)` items."""
+    out = dict(attrs)
+    grouped: dict[str, list[Any]] = {}
+    for kind, source, body in items:
+        if source in _JSON_MESSAGE_KEYS and kind in _MESSAGE_KINDS:
+            grouped.setdefault(source, []).append(body)
+        elif source in _FLAT_PREFIXES and kind in _MESSAGE_KINDS and isinstance(body, dict):
+            index = body.get("_index", len(grouped.setdefault(source, [])))
+            grouped.setdefault(source, []).append(None)
+            for rest, value in (body.get("_raw") or {}).items():
+                out[f"{source}.{index}.{rest}"] = value
+        elif source in _JSON_WHOLE_KEYS:
+            out[source] = body if isinstance(body, str) else _dumps(body)
+        else:
+            out[source] = body
+    for source, bodies in grouped.items():
+        if source in _JSON_MESSAGE_KEYS:
+            out[source] = _dumps(bodies)
+    return out
+
+
+def display_value(body: Any) -> Any:
+    """A stored body as shown to users: the normalized value without the `_raw` source keys."""
+    if isinstance(body, dict) and "_raw" in body:
+        if "value" in body and set(body) <= {"value", "_raw", "_index"}:
+            return body["value"]
+        return {k: v for k, v in body.items() if k not in ("_raw", "_index")}
+    return body
