@@ -113,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         return _cleanup(args)
     if args.command == "tail":
         return run_tail(args)
+    from llmscope_collector.process_memory import tune_process_memory
     from llmscope_collector.server import EmbeddedServer
 
+    tune_process_memory()  # this process is the collector: before any of its threads start
     try:
         settings = _settings(args)
         configure_logging(settings.log_format)

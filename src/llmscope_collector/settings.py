@@ -36,7 +36,7 @@ class Settings:
     otlp_grpc_port: int = DEFAULT_OTLP_GRPC_PORT
     api_port: int = DEFAULT_API_PORT
     data_dir: Path = Path(DEFAULT_DATA_DIR)
-    flush_rows: int = 50_000
+    flush_rows: int = 10_000
     flush_interval_s: float = 1.0
     grpc_max_receive_bytes: int = 64 * 1024 * 1024
     grpc_workers: int = 8

@@ -22,6 +22,7 @@ from typing import ParamSpec, TypeVar
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from llmscope_collector.process_memory import tune_process_memory
 from llmscope_collector.processors.cost import PriceBook
 from llmscope_collector.processors.decode import DecodedBatch, decode_request
 
@@ -49,8 +50,10 @@ _PARENT_CHECK_S = 1.0
 
 
 def init_worker(parent_pid: int, prices_file: str | None) -> None:
-    """Worker initializer: the collector's price book, and exit when the collector is gone."""
+    """Worker initializer: the collector's price book and allocator settings, and exit when the
+    collector is gone."""
     global _worker_prices
+    tune_process_memory()
     _worker_prices = PriceBook.from_file(prices_file)
     exit_with_parent(parent_pid)
 

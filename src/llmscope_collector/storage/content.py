@@ -32,7 +32,7 @@ class ContentStore:
 
     def __init__(self, data_dir: Path, *, recent_capacity: int = 200_000) -> None:
         self._data_dir = data_dir
-        self._recent = RecentSpanIds(recent_capacity)  # a bounded FIFO set: "project/date/hash" keys
+        self._recent = RecentSpanIds(recent_capacity)  # recently stored items: `_item_key`s
         self.items_written = 0
         self.items_skipped = 0
         self.bytes_written = 0
@@ -44,10 +44,11 @@ class ContentStore:
         kept once (its first row), and not at all when this partition stored it recently."""
         hashes = items.column("hash").to_pylist()
         recent = self._recent
+        partition = f"{date}{project}".encode()
         seen: set[str] = set()
         keep: list[bool] = []
         for content_hash in hashes:
-            fresh = content_hash not in seen and f"{project}/{date}/{content_hash}" not in recent
+            fresh = content_hash not in seen and _item_key(content_hash, partition) not in recent
             seen.add(content_hash)
             keep.append(fresh)
         new = [h for h, fresh in zip(hashes, keep, strict=True) if fresh]
@@ -56,12 +57,9 @@ class ContentStore:
             return 0
         self._write_file(project, date, items.filter(pa.array(keep)) if len(new) < len(hashes) else items)
         for content_hash in new:
-            self._remember(f"{project}/{date}/{content_hash}")
+            self._recent.add(_item_key(content_hash, partition))
         self.items_written += len(new)
         return len(new)
-
-    def _remember(self, key: str) -> None:
-        self._recent.add(key)
 
     def _write_file(self, project: str, date: str, items: pa.Table) -> None:
         items = items.sort_by("hash")
@@ -73,3 +71,17 @@ class ContentStore:
         directory.mkdir(parents=True, exist_ok=True)
         write_durably(table, directory / f"part-{uuid.uuid4().hex}.parquet", row_group_size=8_192)
 
+
+
+def _item_key(content_hash: str, partition: bytes) -> bytes:
+    """Window key of an item in a partition: the hash's 16 bytes when it is hex (always, for hashes
+    this collector computed: half the memory of the text), then the partition; a first byte tells
+    that form from the text one."""
+    if len(content_hash) == 32:
+        try:
+            raw = bytes.fromhex(content_hash)
+        except ValueError:
+            raw = b""
+        if len(raw) == 16:
+            return b"h" + raw + partition
+    return b"t" + content_hash.encode() + b"/" + partition

@@ -76,7 +76,7 @@ class ParquetSpanWriter:
         self._row_group_size = row_group_size
         self._coverage = WalCoverage()
         self._buffer: dict[PartitionKey, _Buffer] = {}
-        self._buffered_keys: set[str] = set()  # exact dedupe within a flush, whatever the window size
+        self._buffered_keys: set[bytes] = set()  # exact dedupe within a flush, whatever the window size
         self._buffered_rows = 0
         self.rows_written = 0
         self.files_written = 0
@@ -111,7 +111,7 @@ class ParquetSpanWriter:
             added += self._buffer_new(key, part, keys)
         return added
 
-    def _buffer_new(self, key: PartitionKey, part: DecodedPart, keys: list[str]) -> int:
+    def _buffer_new(self, key: PartitionKey, part: DecodedPart, keys: list[bytes]) -> int:
         keep = [self._recent.add(skey) and skey not in self._buffered_keys for skey in keys]
         kept = sum(keep)
         self._buffered_keys.update(k for k, fresh in zip(keys, keep, strict=True) if fresh)
@@ -180,7 +180,7 @@ class ParquetSpanWriter:
         log.error("%d span(s) could not be stored; kept in %s", len(lines), directory)
 
 
-def _span_keys(project: str, spans: pa.Table) -> list[str]:
+def _span_keys(project: str, spans: pa.Table) -> list[bytes]:
     trace_ids = spans.column("trace_id").to_pylist()
     span_ids = spans.column("span_id").to_pylist()
     return [span_key(project, t, s) for t, s in zip(trace_ids, span_ids, strict=True)]

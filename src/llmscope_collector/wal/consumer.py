@@ -56,7 +56,7 @@ class RecordSink(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class ConsumerOptions:
-    flush_rows: int = 50_000
+    flush_rows: int = 10_000
     flush_interval_s: float = 1.0
     max_read_bytes: int = 8 * 1024 * 1024
     stop_timeout_s: float = 60.0

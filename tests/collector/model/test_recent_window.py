@@ -1,0 +1,60 @@
+"""The dedupe windows (`RecentSpanIds`, used for span ids and content hashes) against a plain model.
+
+The window is what stops a client retry from writing a span twice, so the property that matters
+is: every one of the `capacity` newest distinct keys is recognized as a duplicate, and memory
+stays bounded (four generations of a quarter of `capacity` and the current one: ~1.25x)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmscope_collector.storage.content import _item_key
+from llmscope_collector.storage.dedupe import RecentSpanIds, span_key
+
+_hex = st.text("0123456789abcdef", min_size=0, max_size=40)
+_id_text = st.one_of(_hex, st.text(max_size=40))
+
+
+@settings(max_examples=300, deadline=None)
+@given(capacity=st.integers(0, 40), keys=st.lists(st.integers(0, 60).map(lambda i: f"k{i}".encode()), max_size=300))
+def test_window_remembers_the_newest_capacity_keys(capacity: int, keys: list[bytes]) -> None:
+    window = RecentSpanIds(capacity)
+    newest: list[bytes] = []  # distinct keys, newest last (the model)
+    for key in keys:
+        recent = newest[-capacity:] if capacity else []
+        fresh = window.add(key)
+        if capacity <= 0:
+            assert fresh
+            continue
+        if key in recent:
+            assert not fresh, "a key among the newest `capacity` must be recognized"
+        if fresh:
+            newest = [k for k in newest if k != key] + [key]
+        generation = max(1, -(-capacity // 4))
+        assert len(window) <= 5 * generation - 1  # four full generations and the current one
+        assert all(k in window for k in newest[-capacity:])
+
+
+@settings(max_examples=500, deadline=None)
+@given(a=st.tuples(st.text(max_size=8), _id_text, _id_text), b=st.tuples(st.text(max_size=8), _id_text, _id_text))
+def test_span_keys_are_equal_only_for_the_same_span(a: tuple[str, str, str], b: tuple[str, str, str]) -> None:
+    assert (span_key(*a) == span_key(*b)) == (a == b)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    a=st.tuples(_id_text, st.text(max_size=12)),
+    b=st.tuples(_id_text, st.text(max_size=12)),
+)
+def test_content_keys_are_equal_only_for_the_same_item(a: tuple[str, str], b: tuple[str, str]) -> None:
+    # partition bytes are "<date><project>" with a fixed-length date
+    def key(item: tuple[str, str]) -> bytes:
+        return _item_key(item[0], f"2026-11-30{item[1]}".encode())
+
+    assert (key(a) == key(b)) == (a == b)
+
+
+def test_real_ids_use_the_compact_form() -> None:
+    key = span_key("default", "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
+    assert len(key) == 1 + 24 + len("default")
