@@ -455,6 +455,15 @@ def render(results: dict[str, Any]) -> str:
             f"- Peak RSS of the collector's process tree (main + decode workers, sampled every 100 ms from /proc): "
             f"**{g['peak_rss_mb']:.0f} MB** (of which the main process at its peak: "
             f"{g.get('main_process_peak_rss_mb', 0):.0f} MB; idle after start: {g['idle_rss_mb']:.0f} MB).",
+            *(
+                [
+                    f"- Peak PSS of the same tree (shared library pages counted once over the processes, as a "
+                    f"container's memory limit counts them): **{g['peak_pss_mb']:.0f} MB** (idle after start: "
+                    f"{g.get('idle_pss_mb', 0):.0f} MB)."
+                ]
+                if "peak_pss_mb" in g
+                else []
+            ),
             f"- Spans acked in the whole gRPC run: {g['spans_acked']:,}; all of them were in Parquet "
             f"{g['drain_after_load_s']:.1f} s after the load stopped ({g['spans_written']:,} written).",
             f"- Bytes on disk after compaction, this run: {stored / written:.0f} B/span "
