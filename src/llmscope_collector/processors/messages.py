@@ -12,10 +12,10 @@ stays in the attributes.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
+from hashlib import blake2b
 from typing import Any
 
 import msgspec
@@ -77,7 +77,7 @@ class ContentItem:
 
 def content_hash(body: str) -> str:
     """128-bit BLAKE2b of the body: collisions are negligible and it is fast."""
-    return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
+    return blake2b(body.encode(), digest_size=16).hexdigest()
 
 
 def _dumps(value: Any) -> str:
@@ -85,6 +85,18 @@ def _dumps(value: Any) -> str:
         return _encode_sorted.encode(value).decode()
     except (TypeError, msgspec.EncodeError, UnicodeDecodeError):
         return json.dumps(value, sort_keys=True, default=str)
+
+
+def _hashed(value: Any) -> tuple[str, str]:
+    """`(content_hash(body), body)` of `_dumps(value)`, hashing the encoder's bytes (no re-encoding:
+    a body that decoded from them encodes back to the same bytes)."""
+    try:
+        raw = _encode_sorted.encode(value)
+        body = raw.decode()
+    except (TypeError, msgspec.EncodeError, UnicodeDecodeError):
+        body = json.dumps(value, sort_keys=True, default=str)
+        raw = body.encode()
+    return blake2b(raw, digest_size=16).hexdigest(), body
 
 
 def _json_value(value: Any) -> Any:
@@ -293,42 +305,79 @@ class SplitContent:
 
 def split_content(attrs: Mapping[str, Any]) -> SplitContent:
     """Move every content attribute out of `attrs` (a new dict is returned; `attrs` is not changed)."""
+    light, values = _split(attrs, copy=True)
+    return SplitContent(light, [ContentItem(kind, source, _dumps(value)) for kind, source, value in values])
+
+
+ContentRef = tuple[str, str, str, int]
+"""`(kind, source, hash, len(body))` of one content item: a span's `content_refs` entry."""
+
+
+def split_hashed(attrs: dict[str, Any]) -> tuple[dict[str, Any], list[ContentRef], list[tuple[str, str]]]:
+    """`split_content` for the decoder: the light attributes (`attrs` itself when it holds no content:
+    the caller must not change either), each item's ref and its `(hash, body)`, as plain tuples
+    (no dataclass per item, each body hashed from the bytes it was encoded to)."""
+    light, values = _split(attrs, copy=False)
+    refs: list[ContentRef] = []
+    bodies: list[tuple[str, str]] = []
+    for kind, source, value in values:
+        pair = _hashed(value)
+        refs.append((kind, source, pair[0], len(pair[1])))
+        bodies.append(pair)
+    return light, refs, bodies
+
+
+# Every whole-attribute content key: a span holding none of them (and no flattened key) has no content.
+_CONTENT_KEYS = frozenset((*_JSON_WHOLE_KEYS, *_JSON_MESSAGE_KEYS, *_VALUE_KEYS))
+
+
+def _split(attrs: Mapping[str, Any], *, copy: bool) -> tuple[dict[str, Any], list[tuple[str, str, Any]]]:
+    """The attributes without content, and `(kind, source, JSON value)` of each item in display order."""
+    items: list[tuple[str, str, Any]] = []
+    no_flat = _NOT_FLAT.issuperset(attrs)  # most spans have no flattened content: no regex at all
+    if no_flat and _CONTENT_KEYS.isdisjoint(attrs):  # nor any other (most non-LLM spans)
+        return (dict(attrs) if copy or not isinstance(attrs, dict) else attrs), items
     light = dict(attrs)
-    items: list[ContentItem] = []
-    flat: dict[str, dict[int, dict[str, Any]]] = {}
-    if not _NOT_FLAT.issuperset(attrs):  # most spans have no flattened content: no regex at all
-        for key in attrs:
-            if key in _NOT_FLAT:
-                continue
-            parsed = _flat_key(key)
-            if parsed is not None:
-                prefix, index, rest = parsed
-                flat.setdefault(prefix, {}).setdefault(index, {})[rest] = light.pop(key)
+    groups = {} if no_flat else _flat_groups(attrs, light)
     for key, kind in _JSON_WHOLE_KEYS.items():
         if key in light:
-            items.append(ContentItem(kind, key, _dumps(_json_value(light.pop(key)))))
+            items.append((kind, key, _json_value(light.pop(key))))
     for key, kind in _JSON_MESSAGE_KEYS.items():
         if key in light:
-            items.extend(_message_items(kind, key, light.pop(key)))
-    for prefix, entries in flat.items():
+            _message_items(items, kind, key, light.pop(key))
+    for prefix, entries in groups.items():
         kind = _FLAT_PREFIXES[prefix]
         for position, (index, fields) in enumerate(sorted(entries.items())):
             value = _flat_value(prefix, fields)
             body = {"value": value, "_raw": fields} if kind == "tools" else {**value, "_raw": fields}
             if index != position:
                 body["_index"] = index
-            items.append(ContentItem(kind, prefix, _dumps(body)))
+            items.append((kind, prefix, body))
     for key, kind in _VALUE_KEYS.items():
         if key in light:
-            items.append(ContentItem(kind, key, _dumps(light.pop(key))))
-    return SplitContent(light, items)
+            items.append((kind, key, light.pop(key)))
+    return light, items
 
 
-def _message_items(kind: str, key: str, value: Any) -> list[ContentItem]:
+def _flat_groups(attrs: Mapping[str, Any], light: dict[str, Any]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Flattened-dialect attributes moved out of `light`, as {prefix: {index: {rest: value}}}."""
+    flat: dict[str, dict[int, dict[str, Any]]] = {}
+    for key in attrs:
+        if key in _NOT_FLAT:
+            continue
+        parsed = _flat_key(key)
+        if parsed is not None:
+            prefix, index, rest = parsed
+            flat.setdefault(prefix, {}).setdefault(index, {})[rest] = light.pop(key)
+    return flat
+
+
+def _message_items(items: list[tuple[str, str, Any]], kind: str, key: str, value: Any) -> None:
     messages = _json_list(value)
     if messages is None:  # not a JSON array: keep it whole, losslessly
-        return [ContentItem(f"{kind}_value", key, _dumps(value))]
-    return [ContentItem(kind, key, _dumps(m)) for m in messages]
+        items.append((f"{kind}_value", key, value))
+    else:
+        items.extend((kind, key, m) for m in messages)
 
 
 def rehydrate_attributes(attrs: Mapping[str, Any], items: Iterable[tuple[str, str, Any]]) -> dict[str, Any]:
