@@ -90,3 +90,26 @@ def test_workers_price_with_the_collectors_price_file_like_inline_decoding(tmp_p
 def _one_span_request(now: int, attrs: dict[str, object]) -> bytes:
     span = f.span(f.new_trace_id(), f.new_span_id(), "chat", now, now + 1, attrs=attrs)
     return bytes(f.request([span]).SerializeToString())
+
+
+def test_pooled_records_come_back_in_order_and_a_bad_one_fails_alone() -> None:
+    """Records go to the workers several to a task: a malformed record is that record's error only,
+    and results keep WAL order across tasks (75 records: three tasks of at most 32)."""
+    now = time.time_ns()
+    items = [("default", _one_span_request(now + n, {"n": n})) for n in range(75)]
+    items[40] = ("default", b"\xff\xff not a protobuf")
+    pooled, inline = DecodePool(1), DecodePool(0)
+    try:
+        by_pool, by_inline = pooled.decode(items), inline.decode(items)
+        assert pooled.running
+    finally:
+        pooled.close()
+    assert isinstance(by_pool[40], Exception) and isinstance(by_inline[40], Exception)
+    for n, (a, b) in enumerate(zip(by_pool, by_inline, strict=True)):
+        if n == 40:
+            continue
+        assert not isinstance(a, BaseException) and not isinstance(b, BaseException)
+        [part_a] = a.partitions.values()
+        [part_b] = b.partitions.values()
+        assert part_a.spans.equals(part_b.spans)
+        assert part_a.spans.column("start_ns").to_pylist() == [now + n]
