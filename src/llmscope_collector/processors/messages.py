@@ -387,6 +387,7 @@ def split_hashed(attrs: dict[str, Any]) -> tuple[dict[str, Any], list[ContentRef
 
 # Every whole-attribute content key: a span holding none of them (and no flattened key) has no content.
 _CONTENT_KEYS = frozenset((*_JSON_WHOLE_KEYS, *_JSON_MESSAGE_KEYS, *_VALUE_KEYS))
+_VALUE_KEY_SET = frozenset(_VALUE_KEYS)
 
 
 def _split(attrs: Mapping[str, Any], *, copy: bool) -> tuple[dict[str, Any], list[tuple[str, str, Hashed]]]:
@@ -411,9 +412,10 @@ def _split(attrs: Mapping[str, Any], *, copy: bool) -> tuple[dict[str, Any], lis
             if index != position:
                 body["_index"] = index
             items.append((kind, prefix, _hashed(body)))
-    for key, kind in _VALUE_KEYS.items():
-        if key in light:
-            items.append((kind, key, _hashed(light.pop(key))))
+    if not _VALUE_KEY_SET.isdisjoint(light):  # (one C call: LLM spans rarely have any of these 10 keys)
+        for key, kind in _VALUE_KEYS.items():
+            if key in light:
+                items.append((kind, key, _hashed(light.pop(key))))
     return light, items
 
 
