@@ -4,8 +4,9 @@
 
 The collector runs with the WAL on (fsync, group commit) in a temp data dir. The client sends
 pre-serialized `ExportTraceServiceRequest`s of realistic LLM traces (`otlp_traces`): a small set of
-templates whose trace ids are made unique per send by swapping an 8-byte marker (a C-level
-`bytes.replace`), so the client spends its CPU on the wire, not on protobuf. Several threads share
+templates whose trace ids and captured content are made unique per send by swapping markers (C-level
+`bytes.replace`s), so the client spends its CPU on the wire, not on protobuf, and the collector sees
+new content in every request, as from real traffic. Several threads share
 several gRPC channels (separate TCP connections), each thread one call in flight.
 
 Measured per window of `--seconds` (after a warm-up), `--runs` consecutive windows: spans acked per
@@ -41,7 +42,7 @@ from google.protobuf.json_format import MessageToDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from otlp_traces import TRACE_MARKER, TraceShape, requests
+from otlp_traces import CONTENT_MARKER, TRACE_MARKER, TraceShape, requests
 
 METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _BANNER = re.compile(r"OTLP/gRPC on [^:]+:(\d+), OTLP/HTTP on [^:]+:(\d+), API on (http://\S+) ")
@@ -229,6 +230,7 @@ def _otlp_json(request: Any) -> dict[str, Any]:
 
 
 _MARKER_HEX = TRACE_MARKER.hex().encode()
+_CONTENT_MARKER = CONTENT_MARKER.encode()
 
 
 class Counter:
@@ -278,6 +280,7 @@ def drive(
             n = counter.take()
             unique = n.to_bytes(8, "big")
             body = bodies[i % len(bodies)].replace(marker, unique.hex().encode() if hex_marker else unique)
+            body = body.replace(_CONTENT_MARKER, unique.hex().encode())
             i += threads
             while not load.stop.is_set():
                 start = time.perf_counter()

@@ -5,8 +5,8 @@ Each trace is what an instrumented agent sends: an `invoke_agent` root (INTERNAL
 history grows turn by turn, as real agents resend it) and `execute_tool` spans between them.
 Sessions group several traces; users own several sessions; ~2% of LLM calls fail.
 
-Used by the ingest load generator (`ingest.py`: pre-serialized requests whose trace ids are made
-unique per send by replacing an 8-byte marker) and by the store generator (`gen_store.py`).
+Used by the ingest load generator (`ingest.py`: pre-serialized requests whose trace ids and
+content are made unique per send by replacing markers) and by the store generator (`gen_store.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 # The first 8 bytes of every trace id of a template request: the load generator swaps them for a
 # counter so each send carries new traces (the collector deduplicates on trace_id + span_id).
 TRACE_MARKER = bytes.fromhex("7e57ab1e5eed0b0e")
+# In every generated text of a marker template (user messages, answers, tool results), swapped for
+# the same counter in hex: each send then carries new content, as real traffic does, instead of
+# the templates' content over and over (which any per-process cache of parsed content would hit).
+CONTENT_MARKER = "c0ntentmark3r0ff"
 
 MODELS = [  # (provider, request model, response model, weight): all priced by genai-prices
     ("anthropic", "claude-sonnet-4-5", "claude-sonnet-4-5-20250929", 5),
@@ -129,6 +133,7 @@ class TraceFactory:
         self.rng = random.Random(seed)
         self.shape = shape or TraceShape()
         self.marker = marker
+        self._tag = f" [{CONTENT_MARKER}]" if marker else ""
         self._models = [m for m in MODELS for _ in range(m[3])]
         self._session = ""
         self._session_left = 0
@@ -159,7 +164,7 @@ class TraceFactory:
         t = start_ns + rng.randrange(1, 5) * 1_000_000
         system = f"You are {service}, a helpful assistant. " + _text(rng, 20)
         history: list[dict[str, object]] = [
-            {"role": "user", "parts": [{"type": "text", "content": _text(rng, shape.user_words)}]}
+            {"role": "user", "parts": [{"type": "text", "content": _text(rng, shape.user_words) + self._tag}]}
         ]
         failed = False
         for call in range(rng.randint(*shape.llm_calls)):
@@ -171,7 +176,7 @@ class TraceFactory:
             cache_read = (input_tokens // 2) if call > 0 and provider == "anthropic" else 0
             last = call == shape.llm_calls[1] - 1 or rng.random() < 0.2
             tool = None if last or error else rng.choice(TOOLS)
-            answer = _text(rng, shape.answer_words)
+            answer = _text(rng, shape.answer_words) + self._tag
             out_parts: list[dict[str, object]] = [{"type": "text", "content": answer}]
             if tool:
                 out_parts.append(
@@ -243,7 +248,7 @@ class TraceFactory:
                 break
             tool_id = self._id(8)
             tool_duration = rng.randrange(5, 800) * 1_000_000
-            result = _text(rng, 30)
+            result = _text(rng, 30) + self._tag
             spans.append(
                 Span(
                     trace_id=trace_id,

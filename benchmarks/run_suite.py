@@ -468,8 +468,8 @@ def render(results: dict[str, Any]) -> str:
             f"{g['drain_after_load_s']:.1f} s after the load stopped ({g['spans_written']:,} written).",
             f"- Bytes on disk after compaction, this run: {stored / written:.0f} B/span "
             f"(spans {disk['spans'] / written:.0f}, content {disk['content'] / written:.0f}, trace summaries "
-            f"{disk['traces'] / written:.0f}). The load generator repeats {cfg['templates']} templates' content, "
-            "which the content store deduplicates, so see the generated store below for unique content.",
+            f"{disk['traces'] / written:.0f}). Each send carries new user messages, answers and tool results; "
+            "system prompts repeat, as in real traffic, and are stored once.",
         ]
         key = "written_spans_per_s"
         if ing.get("http_protobuf"):
