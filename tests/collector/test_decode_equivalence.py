@@ -39,8 +39,7 @@ _DAY_NS = 86_400 * 10**9
 _TODAY = 20_400 * _DAY_NS
 _BAD_UTF8 = "\u2603bad\u2603"  # the snowmen become invalid UTF-8 in 1 request in 10, plain ASCII in others
 
-# Message arrays as senders write them (any JSON, any spacing, escaped or not) and odd texts: the decoder
-# parses only the array and each message it has not seen, which must give what parsing it all gives.
+# Message arrays as senders write them (any JSON, any spacing, escaped or not) and odd texts.
 _json_leaves = st.one_of(
     st.none(),
     st.booleans(),
@@ -232,7 +231,7 @@ def _outcome(decode: Any, payload: bytes, book: PriceBook) -> Any:
 def assert_same_decode(payload: bytes) -> None:
     """`decode_payload` and the reference give equal batches (or fail alike)."""
     old = _outcome(ref_decode.decode_payload, payload, _REF_BOOK)
-    for _ in range(2):  # twice: the second time, every content item is one the decoder has seen
+    for _ in range(2):  # twice: the second time with the per-process key caches warm
         _assert_same(_outcome(decode_payload, payload, _BOOK), old)
 
 

@@ -22,7 +22,6 @@ import msgspec
 
 _encode_sorted = msgspec.json.Encoder(order="sorted")
 _decode = msgspec.json.Decoder()
-_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
 
 # JSON-valued attributes, each a whole value of one content kind.
 _JSON_MESSAGE_KEYS = {"gen_ai.input.messages": "input", "gen_ai.output.messages": "output"}
@@ -102,66 +101,15 @@ Hashed = tuple[str, str]
 """`(content_hash(body), body)` of one content item."""
 
 
-class _Memo:
-    """Items hashed lately, by their source text. A chat resends its history on every call, so most
-    of a span's messages were seen before: a dict lookup (SipHash, ~5x cheaper than BLAKE2b, and no
-    JSON parse or encode) finds them. Bounded: long keys are not kept, and it is emptied when full."""
-
-    def __init__(self, max_total: int = 4 << 20, max_key: int = 64 << 10) -> None:
-        self.items: dict[Any, Hashed] = {}
-        self._total = 0
-        self._max_total = max_total
-        self._max_key = max_key
-
-    def put(self, key: bytes | str, pair: Hashed) -> Hashed:
-        if len(key) <= self._max_key:
-            if self._total + len(key) > self._max_total:
-                self.items.clear()
-                self._total = 0
-            self.items[key] = pair
-            self._total += len(key)
-        return pair
-
-
-_BODIES, _TEXTS, _MESSAGES = _Memo(), _Memo(), _Memo()  # by encoded body, whole JSON text, raw message text
-
-
 def _hashed(value: Any) -> Hashed:
     """`(content_hash(body), body)` of `body = _dumps(value)`, hashing the encoder's bytes (no
     re-encoding: a body that decoded from them encodes back to the same bytes)."""
     try:
         raw = _encode_sorted.encode(value)
-        pair = _BODIES.items.get(raw)
-        return _BODIES.put(raw, (_digest(raw), raw.decode())) if pair is None else pair
+        return _digest(raw), raw.decode()
     except (TypeError, msgspec.EncodeError, UnicodeDecodeError):
         body = json.dumps(value, sort_keys=True, default=str)
         return _digest(body.encode()), body
-
-
-def _hashed_json(value: Any) -> Hashed:
-    """`_hashed(_json_value(value))`, remembered by the JSON text (a system prompt repeats on every call)."""
-    if type(value) is not str:
-        return _hashed(_json_value(value))
-    pair = _TEXTS.items.get(value)
-    return _TEXTS.put(value, _hashed(_json_value(value))) if pair is None else pair
-
-
-def _hashed_messages(value: Any) -> list[Hashed] | None:
-    """`[_hashed(m) for m in _json_list(value)]` of a JSON array text, or None to take that path (not
-    a JSON array, or not a string). Only the array is parsed; its messages are found by their raw text
-    when seen before (only new ones are parsed), each parsed exactly as within the array."""
-    if type(value) is not str or value[:1] != "[":
-        return None
-    try:
-        raws = _raw_list.decode(value)
-        pairs = []
-        for raw in raws:
-            key = bytes(raw)
-            pair = _MESSAGES.items.get(key)
-            pairs.append(_MESSAGES.put(key, _hashed(_decode.decode(key))) if pair is None else pair)
-    except msgspec.DecodeError:  # (invalid anywhere: the whole text is not a JSON array)
-        return None
-    return pairs
 
 
 def _json_value(value: Any) -> Any:
@@ -400,7 +348,7 @@ def _split(attrs: Mapping[str, Any], *, copy: bool) -> tuple[dict[str, Any], lis
     groups = {} if no_flat else _flat_groups(attrs, light)
     for key, kind in _JSON_WHOLE_KEYS.items():
         if key in light:
-            items.append((kind, key, _hashed_json(light.pop(key))))
+            items.append((kind, key, _hashed(_json_value(light.pop(key)))))
     for key, kind in _JSON_MESSAGE_KEYS.items():
         if key in light:
             _message_items(items, kind, key, light.pop(key))
@@ -433,10 +381,6 @@ def _flat_groups(attrs: Mapping[str, Any], light: dict[str, Any]) -> dict[str, d
 
 
 def _message_items(items: list[tuple[str, str, Hashed]], kind: str, key: str, value: Any) -> None:
-    pairs = _hashed_messages(value)
-    if pairs is not None:
-        items.extend((kind, key, pair) for pair in pairs)
-        return
     messages = _json_list(value)
     if messages is None:  # not a JSON array: keep it whole, losslessly
         items.append((f"{kind}_value", key, _hashed(value)))
