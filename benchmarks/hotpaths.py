@@ -1,17 +1,21 @@
 """Per-span CPU of the ingest hot paths, in-process: the whole decode, normalization, content split, limits, pricing.
 
-    python benchmarks/hotpaths.py [--requests 8] [--repeat 5] [--reference]
+    python benchmarks/hotpaths.py [--requests 8] [--repeat 5] [--reference] [--baseline REV]
 
 Spans are the realistic agent traces of `otlp_traces` (as `ingest.py` sends them). Each function is
 timed over every span's decoded attributes (best of `--repeat` passes, µs per span; pricing per LLM
 span). `--reference` also times the frozen pre-optimization copies in `tests/collector/reference`,
 in the same run, so before/after numbers share one machine state (the whole decode against
 `reference/decode.py`, the content split with its items hashed as the decoder needs them).
+`--baseline REV` times the modules as committed at a git revision too (e.g. HEAD, to measure the
+change in the working tree against the last commit in one run).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -26,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from ingest import build_templates  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 
-from llmscope_collector.processors import cost, limits, messages, normalize  # noqa: E402
+from llmscope_collector.processors import cost, limits, messages, normalize, pricing  # noqa: E402
 from llmscope_collector.processors.decode import attributes_dict  # noqa: E402
 from llmscope_collector.processors.decode_pool import decode_payload  # noqa: E402
 
@@ -69,6 +73,60 @@ def _price_args(spans: list[tuple[Any, dict[str, Any], list[dict[str, Any]]]]) -
     return args
 
 
+_PRICED_COLUMNS = ("operation", "provider", "request_model", "response_model", *pricing._USAGE)
+_COST_COLUMNS = ("cost_usd", "cost_input_usd", "cost_output_usd", "cost_known", "cost_source")
+
+
+def _price_cols(spans: list[tuple[Any, dict[str, Any], list[dict[str, Any]]]]) -> dict[str, list[Any]]:
+    """The columns `price_rows` reads, as decode hands them over (every span: it skips the non-LLM rows)."""
+    rows = [normalize.canonical_genai(a, e, start_ns=s.start_time_unix_nano) for s, a, e in spans]
+    cols = {c: [r[c] for r in rows] for c in _PRICED_COLUMNS}
+    cols["start_ns"] = [s.start_time_unix_nano for s, _, _ in spans]
+    cols["status_code"] = ["ERROR" if s.status.code == 2 else "UNSET" for s, _, _ in spans]
+    for name in _COST_COLUMNS:
+        cols[name] = [None] * len(spans)
+    return cols
+
+
+def _reference_price_rows(cst: ModuleType) -> Callable[[dict[str, list[Any]], Any], None]:
+    """`pricing.price_rows` as it was before the per-span CPU work (it calls `cst`'s PriceBook)."""
+    llm = frozenset(normalize.LLM_OPERATIONS)
+
+    def price(cols: dict[str, list[Any]], i: int, prices: Any) -> Any:
+        tokens = [cols[f][i] for f in pricing._USAGE]
+        usage = None if all(t is None for t in tokens) else cst.sanitize_usage(*tokens)
+        models = (cols["response_model"][i], cols["request_model"][i])
+        if not any(models):
+            return cst.UNKNOWN
+        error = cols["status_code"][i] == "ERROR"
+        return prices.cost(cols["provider"][i], models, cols["start_ns"][i], usage, error=error)
+
+    def price_rows(cols: dict[str, list[Any]], prices: Any) -> None:
+        for i, operation in enumerate(cols["operation"]):
+            if operation not in llm:
+                continue
+            c = price(cols, i, prices)
+            cols["cost_usd"][i], cols["cost_input_usd"][i], cols["cost_output_usd"][i] = c.total, c.input, c.output
+            cols["cost_known"][i], cols["cost_source"][i] = c.known, c.source
+
+    return price_rows
+
+
+def _modules_at(rev: str) -> tuple[ModuleType, ModuleType, ModuleType, ModuleType]:
+    """normalize, messages, limits and cost as committed at `rev` (imported under their own names)."""
+    mods = []
+    for name in ("normalize", "messages", "limits", "cost"):
+        path = f"src/llmscope_collector/processors/{name}.py"
+        source = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True).stdout
+        spec = importlib.util.spec_from_loader(f"_baseline_{name}", loader=None)
+        assert spec is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up
+        exec(compile(source, f"{rev}:{path}", "exec"), module.__dict__)
+        mods.append(module)
+    return mods[0], mods[1], mods[2], mods[3]
+
+
 def _split_hashed(msgs: ModuleType, attrs: dict[str, Any]) -> object:
     if hasattr(msgs, "split_hashed"):
         return msgs.split_hashed(attrs)
@@ -80,6 +138,7 @@ def _measure(
     mods: tuple[ModuleType, ModuleType, ModuleType, ModuleType],
     spans: list[tuple[Any, dict[str, Any], list[dict[str, Any]]]],
     price_args: list[tuple[Any, ...]],
+    price_rows: Callable[[dict[str, list[Any]], Any], None],
     repeat: int,
 ) -> dict[str, float]:
     norm, msgs, lim, cst = mods
@@ -88,6 +147,7 @@ def _measure(
     for a in price_args:  # warm the per-model caches: steady-state ingest prices cache hits
         book.cost(*a)
     limited = [lim.apply_span_limits(span, attrs) for span, attrs, _ in spans]
+    cols = _price_cols(spans)
     results = {
         "canonical_genai": _best(
             lambda: [norm.canonical_genai(a, e, start_ns=s.start_time_unix_nano) for s, a, e in spans], n, repeat
@@ -95,7 +155,11 @@ def _measure(
         "split_content + hashes": _best(lambda: [_split_hashed(msgs, a) for a in limited], n, repeat),
         "apply_span_limits": _best(lambda: [lim.apply_span_limits(s, a) for s, a, _ in spans], n, repeat),
         "PriceBook.cost (per LLM span)": _best(lambda: [book.cost(*a) for a in price_args], len(price_args), repeat),
+        "price_rows (per span)": _best(lambda: price_rows(cols, book), n, repeat),
     }
+    results["normalize + limits + price_rows"] = sum(
+        results[k] for k in ("canonical_genai", "apply_span_limits", "price_rows (per span)")
+    )
     print(f"{label}:")
     for name, us in results.items():
         print(f"  {name:32s} {us:8.2f} µs")
@@ -107,6 +171,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--reference", action="store_true", help="also time tests/collector/reference")
+    parser.add_argument("--baseline", metavar="REV", help="also time the modules as committed at this git revision")
     args = parser.parse_args()
     protos, _, counts = build_templates(args.requests, 40, 3)
     spans = _spans(protos)
@@ -119,14 +184,22 @@ def main() -> None:
 
         ref = _best(lambda: [ref_decode("default", p) for p in protos], sum(counts), args.repeat)
         print(f"decode_payload, reference (before): {ref:.2f} µs/span ({(1 - decode / ref) * 100:.0f}% less now)")
-    _measure("current", (normalize, messages, limits, cost), spans, price_args, args.repeat)
+    now = _measure("current", (normalize, messages, limits, cost), spans, price_args, pricing.price_rows, args.repeat)
+    if args.baseline:
+        base = _modules_at(args.baseline)
+        then = _measure(f"at {args.baseline}", base, spans, price_args, _reference_price_rows(base[3]), args.repeat)
+        for name in then:
+            print(f"  {name:32s} {(1 - now[name] / then[name]) * 100:5.0f}% less now")
     if args.reference:
         from tests.collector.reference import cost as rc
         from tests.collector.reference import limits as rl
         from tests.collector.reference import messages as rm
         from tests.collector.reference import normalize as rn
 
-        _measure("reference (before)", (rn, rm, rl, rc), spans, price_args, args.repeat)
+        ref_price_rows = _reference_price_rows(rc)
+        before = _measure("reference (before)", (rn, rm, rl, rc), spans, price_args, ref_price_rows, args.repeat)
+        for name in before:
+            print(f"  {name:32s} {(1 - now[name] / before[name]) * 100:5.0f}% less now")
 
 
 if __name__ == "__main__":

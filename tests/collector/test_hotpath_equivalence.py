@@ -19,7 +19,7 @@ from genai_prices.types import ModelPrice, StartDateConstraint, TieredPrices
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmscope_collector.processors import cost, limits, messages, normalize
+from llmscope_collector.processors import cost, limits, messages, normalize, pricing
 from tests.collector.reference import cost as ref_cost
 from tests.collector.reference import limits as ref_limits
 from tests.collector.reference import messages as ref_messages
@@ -172,6 +172,37 @@ def test_canonical_genai_equals_reference(
     _same(normalize.canonical_genai(attrs, events, start_ns=start_ns, failed=failed), expected)
 
 
+# Spans whose explicit keys take the plans' verbatim/memo paths: non-empty strings, finish reason lists.
+_EXPLICIT_ATTRS = st.dictionaries(
+    st.sampled_from([*normalize._VERBATIM.values(), "gen_ai.provider.name"]), st.one_of(_WORDS, _VALUES), max_size=7
+)
+_FINISH_LISTS = st.one_of(
+    st.none(), st.lists(_WORDS, min_size=1, max_size=3), st.lists(st.one_of(_WORDS, _SCALARS), max_size=3)
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    explicit=_EXPLICIT_ATTRS,
+    finish_reasons=_FINISH_LISTS,
+    attrs=st.dictionaries(st.one_of(_KEYS, st.text(max_size=8)), _VALUES, max_size=6),
+    many=st.booleans(),
+)
+def test_canonical_genai_explicit_keys_and_long_spans_equal_reference(
+    explicit: dict[str, Any], finish_reasons: list[Any] | None, attrs: dict[str, Any], many: bool
+) -> None:
+    """The verbatim columns, provider memo and finish reason lists, on spans that get a key-tuple plan or not."""
+    merged = {**attrs, **explicit}
+    if finish_reasons is not None:
+        merged["gen_ai.response.finish_reasons"] = finish_reasons
+    if many:  # more keys than a key-tuple plan is remembered for: the key-set plan every time
+        merged.update((f"gen_ai.prompt.{i}.content", "x") for i in range(normalize._MAX_KEYED_ATTRS))
+    expected = ref_normalize.canonical_genai(merged)
+    _same(normalize.canonical_genai(merged), expected)
+    _same(normalize.canonical_genai(merged), expected)
+    _same(normalize.canonical_genai(dict(reversed(merged.items()))), expected)  # another key order, another plan
+
+
 def test_canonical_genai_equals_reference_on_dialect_fixtures() -> None:
     """The realistic shapes of each dialect (the normalize table's cases) agree too."""
     from tests.collector.test_normalize import CASES
@@ -296,6 +327,63 @@ def test_price_book_cost_equals_reference(
     expected = _outcome(lambda: ref_book.cost(*args, error=error))
     assert _outcome(lambda: book.cost(*args, error=error)) == expected
     assert _outcome(lambda: book.cost(*args, error=error)) == expected  # again, from the caches
+
+
+def _reference_price_rows(cols: dict[str, list[Any]], prices: Any) -> None:
+    """`pricing.price_rows` as it was before it priced rows as tuples (over the reference PriceBook)."""
+    for i, operation in enumerate(cols["operation"]):
+        if operation not in frozenset(normalize.LLM_OPERATIONS):
+            continue
+        tokens = [cols[f][i] for f in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")]
+        usage = None if all(t is None for t in tokens) else ref_cost.sanitize_usage(*tokens)
+        models = (cols["response_model"][i], cols["request_model"][i])
+        if not any(models):
+            c = ref_cost.UNKNOWN
+        else:
+            error = cols["status_code"][i] == "ERROR"
+            c = prices.cost(cols["provider"][i], models, cols["start_ns"][i], usage, error=error)
+        cols["cost_usd"][i], cols["cost_input_usd"][i], cols["cost_output_usd"][i] = c.total, c.input, c.output
+        cols["cost_known"][i], cols["cost_source"][i] = c.known, c.source
+
+
+_PRICED_ROW = st.fixed_dictionaries(
+    {
+        "operation": st.sampled_from([*normalize.LLM_OPERATIONS, "execute_tool", None]),
+        "model": st.one_of(st.sampled_from(_SPECIAL_MODELS), st.sampled_from(_DB_MODELS)),
+        "use_db_provider": st.booleans(),
+        "provider": _PROVIDERS,
+        "response_model": st.booleans(),
+        "request_model": st.one_of(st.none(), st.sampled_from(["", "gpt-4o", "custom-model", "no-such-model"])),
+        "start_ns": _START_NS,
+        "tokens": st.tuples(_COUNT, _COUNT, _COUNT, _COUNT),
+        "status_code": st.sampled_from(["ERROR", "OK", "UNSET"]),
+    }
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(rows=st.lists(_PRICED_ROW, max_size=6), user_rows=_USER_ROWS)
+def test_price_rows_equals_reference(rows: list[dict[str, Any]], user_rows: Any) -> None:
+    """The cost columns `price_rows` fills, row for row, as the reference PriceBook prices them."""
+    book, ref_book = _books(user_rows)
+    cols: dict[str, list[Any]] = {
+        "operation": [r["operation"] for r in rows],
+        "provider": [r["model"][0] if r["use_db_provider"] else r["provider"] for r in rows],
+        "response_model": [r["model"][1] if r["response_model"] else None for r in rows],
+        "request_model": [r["request_model"] for r in rows],
+        "start_ns": [r["start_ns"] for r in rows],
+        "status_code": [r["status_code"] for r in rows],
+    }
+    for k, name in enumerate(pricing._USAGE):
+        cols[name] = [r["tokens"][k] for r in rows]
+    for name in pricing._COST:
+        cols[name] = [None] * len(rows)
+    expected = {name: list(values) for name, values in cols.items()}
+    _reference_price_rows(expected, ref_book)
+    pricing.price_rows(cols, book)
+    assert repr(cols) == repr(expected)
+    pricing.price_rows(cols, book)  # again, from the caches
+    assert repr(cols) == repr(expected)
 
 
 _DATED_MODELS = {

@@ -8,7 +8,8 @@ the provider's exclusive convention (Anthropic's raw API), so the cache tokens a
 Price lookups are cached per (provider, model), a model's dated price per UTC day, and each price's
 per-token rates per tier band; the arithmetic for plain token prices is done here (the same leaf
 rules, tier cliffs and Decimal operations as genai-prices, checked against it by property tests), so
-pricing a span is a few dict lookups and Decimal multiplications (~2 µs). An unknown model or
+pricing a span is a few dict lookups and Decimal multiplications (~1 µs; `cost_row`, for `price_rows`,
+also skips the two frozen dataclasses per span that `cost` returns and takes). An unknown model or
 provider gives cost NULL and `cost_known = false`, never $0. A user price file
 (`LLMSCOPE_PRICES_FILE`, JSON or TOML: model glob → USD per million input/output/cache tokens)
 overrides the DB.
@@ -103,6 +104,12 @@ class SpanCost:
 
 UNKNOWN = SpanCost(None, None, None, False, None)
 FREE = SpanCost(Decimal(0), Decimal(0), Decimal(0), True, "no-usage")
+CostRow = tuple[Decimal | None, Decimal | None, Decimal | None, bool, str | None]
+"""A `SpanCost`'s fields as a tuple: what `price_rows` stores, without a dataclass per span."""
+UNKNOWN_ROW: CostRow = (None, None, None, False, None)
+_FREE_ROW: CostRow = (Decimal(0), Decimal(0), Decimal(0), True, "no-usage")
+Counts = tuple[int, int, int, int]
+"""A `Usage4`'s fields: input (cache included), output, cache read, cache write."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,24 +130,29 @@ class UserPrice:
         return fnmatch.fnmatchcase(model.lower(), self.pattern.lower())
 
     def cost(self, usage: Usage4) -> SpanCost:
-        leaf_input = usage.input
+        return SpanCost(*self.cost_row((usage.input, usage.output, usage.cache_read, usage.cache_write)))
+
+    def cost_row(self, counts: Counts) -> CostRow:
+        inp, out, read, write = counts
+        leaf_input = inp
         cache = Decimal(0)
         if self.cache_read is not None:
-            leaf_input -= usage.cache_read
-            cache += self.cache_read * usage.cache_read
+            leaf_input -= read
+            cache += self.cache_read * read
         if self.cache_write is not None:
-            leaf_input -= usage.cache_write
-            cache += self.cache_write * usage.cache_write
+            leaf_input -= write
+            cache += self.cache_write * write
         cost_in = (self.input * leaf_input + cache) / _MILLION
-        cost_out = self.output * usage.output / _MILLION
+        cost_out = self.output * out / _MILLION
         return _priced(cost_in, cost_out, f"user:{self.pattern}", self.per_request)
 
 
-def _priced(cost_in: Decimal, cost_out: Decimal, source: str, other: Decimal = Decimal(0)) -> SpanCost:
+def _priced(cost_in: Decimal, cost_out: Decimal, source: str, other: Decimal = Decimal(0)) -> CostRow:
     """Quantized to the storage scale; `other` (per-request fees) counts in the total only, as in genai-prices."""
     cost_in = cost_in.quantize(_QUANTUM, ROUND_HALF_EVEN)
     cost_out = cost_out.quantize(_QUANTUM, ROUND_HALF_EVEN)
-    return SpanCost(cost_in + cost_out + other.quantize(_QUANTUM, ROUND_HALF_EVEN), cost_in, cost_out, True, source)
+    fee = _ZERO_QUANTIZED if other is _ZERO else other.quantize(_QUANTUM, ROUND_HALF_EVEN)
+    return cost_in + cost_out + fee, cost_in, cost_out, True, source
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,11 +166,18 @@ def sanitize_usage(
     input_tokens: int | None, output: int | None, cache_read: int | None, cache_write: int | None
 ) -> Usage4:
     """Counts as OTel defines them: non-negative, with cache tokens inside `input`."""
-    values = [max(0, v or 0) for v in (input_tokens, output, cache_read, cache_write)]
-    inp, out, read, write = values
+    return Usage4(*sanitized_counts(input_tokens, output, cache_read, cache_write))
+
+
+def sanitized_counts(inp: int | None, out: int | None, read: int | None, write: int | None) -> Counts:
+    """`sanitize_usage` as a tuple (`max(0, v or 0)` spelled out: a span's four counts in one expression)."""
+    inp = inp if inp and inp > 0 else 0
+    out = out if out and out > 0 else 0
+    read = read if read and read > 0 else 0
+    write = write if write and write > 0 else 0
     if read + write > inp:  # exclusive convention (e.g. raw Anthropic usage): input did not include cache
         inp += read + write
-    return Usage4(inp, out, read, write)
+    return inp, out, read, write
 
 
 class PriceBook:
@@ -186,14 +205,27 @@ class PriceBook:
         error: bool = False,
     ) -> SpanCost:
         """The cost of one LLM call; `models` in preference order (response model first)."""
-        if usage is None:
-            return FREE if error else UNKNOWN  # a failed call without usage is not billed
+        counts = None if usage is None else (usage.input, usage.output, usage.cache_read, usage.cache_write)
+        return SpanCost(*self.cost_row(provider, models, start_ns, counts, error=error))
+
+    def cost_row(
+        self,
+        provider: str | None,
+        models: tuple[str | None, ...],
+        start_ns: int,
+        counts: Counts | None,
+        *,
+        error: bool = False,
+    ) -> CostRow:
+        """`cost` as a tuple of its fields, from a `Usage4`'s fields (no dataclass built per span)."""
+        if counts is None:
+            return _FREE_ROW if error else UNKNOWN_ROW  # a failed call without usage is not billed
         for model in models:
             if model:
                 priced = self._lookup(provider, model)
                 if priced is not None:
-                    return self._apply(priced, usage, start_ns)
-        return UNKNOWN
+                    return self._apply(priced, counts, start_ns)
+        return UNKNOWN_ROW
 
     def _lookup(self, provider: str | None, model: str) -> UserPrice | _DbModel | None:
         key = (provider, model)
@@ -213,9 +245,9 @@ class PriceBook:
             return None
         return _DbModel(found_provider, found_model, f"genai-prices:{found_provider.id}/{found_model.id}")
 
-    def _apply(self, priced: UserPrice | _DbModel, usage: Usage4, start_ns: int) -> SpanCost:
+    def _apply(self, priced: UserPrice | _DbModel, counts: Counts, start_ns: int) -> CostRow:
         if isinstance(priced, UserPrice):
-            return priced.cost(usage)
+            return priced.cost_row(counts)
         when: dt.datetime | None = None
         prices = priced.model.prices
         if type(start_ns) is int and 0 <= start_ns <= _MAX_NS:  # no timestamp conversion can fail
@@ -226,20 +258,16 @@ class PriceBook:
         try:
             rates = self._rates_of(model_price)
             if rates is not None:
-                cost_in, cost_out, per_request = rates.cost(usage)
+                cost_in, cost_out, per_request = rates.cost(*counts)
                 return _priced(cost_in, cost_out, priced.source, per_request)
+            inp, out, read, write = counts
             calc = priced.model.calc_price(
-                Usage(
-                    input_tokens=usage.input,
-                    output_tokens=usage.output,
-                    cache_read_tokens=usage.cache_read,
-                    cache_write_tokens=usage.cache_write,
-                ),
+                Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=read, cache_write_tokens=write),
                 priced.provider,
                 genai_request_timestamp=when or dt.datetime.fromtimestamp(start_ns / 1e9, tz=dt.timezone.utc),
             )
         except (ValueError, ArithmeticError):
-            return UNKNOWN
+            return UNKNOWN_ROW
         return _priced(
             calc.input_price, calc.output_price, priced.source, calc.total_price - calc.input_price - calc.output_price
         )
@@ -275,6 +303,7 @@ _DAY_NS = 86_400 * 10**9
 # Within this of midnight the float timestamp genai-prices sees might round to the other day: not cached.
 _MARGIN_NS = 10**6
 _ZERO = Decimal(0)
+_ZERO_QUANTIZED = _ZERO.quantize(_QUANTUM, ROUND_HALF_EVEN)
 
 
 _Band = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None, Decimal]
@@ -284,9 +313,11 @@ _Band = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None, De
 class _Rates:
     """One `ModelPrice`'s token prices, resolved once, for prices the plain leaf/tier rules cover.
 
-    Tier cliffs are resolved ahead too: `bands[i]` holds the plain per-unit prices (and the per-request
+    Tier cliffs are resolved ahead too: `bands[i]` holds the plain prices per token (and the per-request
     fee) in force when the input count exceeds exactly `i` of the `starts`, so a call is a bisect and
-    a few Decimal operations — the same operations genai-prices' `calc_unit_price` does."""
+    a few Decimal operations. genai-prices computes `price * tokens / 1_000_000`; a band holds
+    `price / 1_000_000` (exact: a shift of the exponent), and `price_per_token * tokens` rounds the
+    same coefficient to the same value, so only the division per call is saved."""
 
     input: Decimal | TieredPrices | None
     cache_read: Decimal | TieredPrices | None
@@ -318,34 +349,38 @@ class _Rates:
             for count in [starts[0] if starts else 0, *(s + 1 for s in starts)]:
                 b_in, b_read, b_write, b_out, b_requests = (_tier_price(p, count) for p in prices)
                 fee = _ZERO if b_requests is None else b_requests * Decimal(1) / 1000
-                bands.append((b_in, b_read, b_write, b_out, fee))
+                bands.append((_per_token(b_in), _per_token(b_read), _per_token(b_write), _per_token(b_out), fee))
         return cls(inp, read, write, out, requests, tuple(starts), tuple(bands))
 
-    def cost(self, usage: Usage4) -> tuple[Decimal, Decimal, Decimal]:
-        """Input, output and per-request cost: the leaf rules and tier cliffs of genai-prices."""
-        inp, read, write, out = usage.input, usage.cache_read, usage.cache_write, usage.output
+    def cost(self, inp: int, out: int, read: int, write: int) -> tuple[Decimal, Decimal, Decimal]:
+        """Input, output and per-request cost of a `Usage4`'s counts: the leaf rules and tier cliffs of genai-prices.
+
+        The zero terms are added as genai-prices adds them (`0 + -0` is `0`: the sign of a zero cost is kept)."""
         if self.bands and type(inp) is int and type(read) is int and type(write) is int and type(out) is int:
-            p_in, p_read, p_write, p_out, fee = self.bands[bisect.bisect_left(self.starts, inp)]
+            p_in, p_read, p_write, p_out, fee = self.bands[bisect.bisect_left(self.starts, inp) if self.starts else 0]
             leaf_input = inp
             if p_read is not None:
                 leaf_input -= read
             if p_write is not None:
                 leaf_input -= write
-            cost_in = _ZERO if p_in is None else p_in * Decimal(leaf_input) / _MILLION
-            cost_in += _ZERO if p_read is None else p_read * Decimal(read) / _MILLION
-            cost_in += _ZERO if p_write is None else p_write * Decimal(write) / _MILLION
-            return cost_in, _ZERO if p_out is None else p_out * Decimal(out) / _MILLION, fee
-        leaf_input = usage.input
+            cost_in = _ZERO if p_in is None else p_in * leaf_input
+            cost_in += _ZERO if p_read is None else p_read * read
+            cost_in += _ZERO if p_write is None else p_write * write
+            return cost_in, _ZERO if p_out is None else p_out * out, fee
+        leaf_input = inp
         if self.cache_read is not None:
-            leaf_input -= usage.cache_read
+            leaf_input -= read
         if self.cache_write is not None:
-            leaf_input -= usage.cache_write
-        tiers_on = usage.input
-        cost_in = calc_unit_price(self.input, leaf_input, tiers_on, 1_000_000)
-        cost_in += calc_unit_price(self.cache_read, usage.cache_read, tiers_on, 1_000_000)
-        cost_in += calc_unit_price(self.cache_write, usage.cache_write, tiers_on, 1_000_000)
-        cost_out = calc_unit_price(self.output, usage.output, tiers_on, 1_000_000)
-        return cost_in, cost_out, calc_unit_price(self.requests, 1, tiers_on, 1000)
+            leaf_input -= write
+        cost_in = calc_unit_price(self.input, leaf_input, inp, 1_000_000)
+        cost_in += calc_unit_price(self.cache_read, read, inp, 1_000_000)
+        cost_in += calc_unit_price(self.cache_write, write, inp, 1_000_000)
+        cost_out = calc_unit_price(self.output, out, inp, 1_000_000)
+        return cost_in, cost_out, calc_unit_price(self.requests, 1, inp, 1000)
+
+
+def _per_token(price: Decimal | None) -> Decimal | None:
+    return None if price is None else price / _MILLION
 
 
 def _tier_price(price: Decimal | TieredPrices | None, total_input_tokens: int) -> Decimal | None:
@@ -425,6 +460,9 @@ def _usd(where: str, field: str, value: Any) -> Decimal:
 __all__ = [
     "FREE",
     "UNKNOWN",
+    "UNKNOWN_ROW",
+    "CostRow",
+    "Counts",
     "PriceBook",
     "PriceFileError",
     "SpanCost",
@@ -433,4 +471,5 @@ __all__ = [
     "UserPrice",
     "load_price_file",
     "sanitize_usage",
+    "sanitized_counts",
 ]

@@ -72,6 +72,32 @@ def active_span_limits() -> SpanLimits:
 def apply_span_limits(span: Any, attrs: dict[str, Any]) -> dict[str, Any]:
     """`attrs` within the active limits, plus `llmscope.*` marks for whatever was changed or odd."""
     limits = _active
+    start, end, kind, status = span.start_time_unix_nano, span.end_time_unix_nano, span.kind, span.status.code
+    if (  # the usual span, nothing to change or mark: returned as it is
+        start <= end <= MAX_TIME_NS
+        and 0 <= kind <= _MAX_KIND
+        and 0 <= status <= _MAX_STATUS
+        and (not limits.max_attributes or len(attrs) <= limits.max_attributes)
+        and (not limits.max_value_bytes or _none_over(attrs, limits.max_value_bytes))
+    ):
+        return attrs
+    return _limited(limits, start, end, kind, status, attrs)
+
+
+def _none_over(attrs: dict[str, Any], limit: int) -> bool:
+    """`not any(_over(value, limit) for value in attrs.values())`, with `_over`'s common answers inline."""
+    quarter = limit >> 2  # len * 4 <= limit: a character is at most 4 UTF-8 bytes
+    for value in attrs.values():
+        if type(value) is str:
+            if len(value) > quarter and _over(value, limit):
+                return False
+        elif type(value) not in _NEVER_OVER and _over(value, limit):
+            return False
+    return True
+
+
+def _limited(limits: SpanLimits, start: int, end: int, kind: int, status: int, attrs: dict[str, Any]) -> dict[str, Any]:
+    """`apply_span_limits` for a span that may need a change or a mark."""
     marks: dict[str, Any] = {}
     if limits.max_attributes and len(attrs) > limits.max_attributes:
         kept = _keep_first(attrs, limits.max_attributes)
@@ -81,8 +107,8 @@ def apply_span_limits(span: Any, attrs: dict[str, Any]) -> dict[str, Any]:
         limit = limits.max_value_bytes
         truncated = []
         for key, value in attrs.items():  # `_over`, with its common answers inline (no call per value)
-            kind = type(value)
-            if (kind is str and len(value) * 4 <= limit) or kind in _NEVER_OVER:
+            value_type = type(value)
+            if (value_type is str and len(value) * 4 <= limit) or value_type in _NEVER_OVER:
                 continue
             if _over(value, limit):
                 truncated.append(key)
@@ -91,7 +117,6 @@ def apply_span_limits(span: Any, attrs: dict[str, Any]) -> dict[str, Any]:
             for key in truncated:
                 attrs[key] = _truncate(attrs[key], limits.max_value_bytes)
             marks[TRUNCATED_ATTRIBUTES] = truncated
-    start, end, kind, status = span.start_time_unix_nano, span.end_time_unix_nano, span.kind, span.status.code
     if end < start:
         marks[END_BEFORE_START] = True
     if max(start, end) > MAX_TIME_NS:

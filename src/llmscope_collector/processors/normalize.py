@@ -248,6 +248,11 @@ def _normalized_provider(value: str) -> str:
 
 
 def _provider(attrs: Mapping[str, Any]) -> str | None:
+    seen = attrs.get("gen_ai.provider.name")
+    if type(seen) is str:  # the usual case, a name normalized before (the memo holds no empty name)
+        provider = _PROVIDERS.get(seen)
+        if provider is not None:
+            return provider
     explicit = _as_str(_first(attrs, _PROVIDER_KEYS))
     if explicit:
         return _normalized_provider(explicit)
@@ -262,13 +267,20 @@ def _provider(attrs: Mapping[str, Any]) -> str | None:
 
 
 def _request_model(attrs: Mapping[str, Any]) -> str | None:
-    value = _as_str(
-        _first(attrs, _REQUEST_MODEL_KEYS)
-    )
+    value = _as_str(_first(attrs, _REQUEST_MODEL_KEYS))
     return value or _as_str(_invocation_parameters(attrs).get("model"))
 
 
 def _finish_reasons(attrs: Mapping[str, Any]) -> list[str] | None:
+    value = attrs.get(_FINISH_REASON_KEYS[0])
+    if type(value) is list and value:  # the usual case, non-empty strings: `_str_list` would keep them all
+        fast: list[str] = []
+        for reason in value:
+            if type(reason) is not str or not reason:
+                break
+            fast.append(FINISH_REASONS.get(reason.lower(), reason))
+        else:
+            return fast
     value = _first(attrs, _FINISH_REASON_KEYS)
     reasons = _str_list(value)
     if reasons is None:
@@ -392,6 +404,16 @@ _DERIVED: dict[str, tuple[Callable[[Mapping[str, Any]], Any], tuple[str, ...]]] 
     "agent_name": (_agent_name, (*_AGENT_NAME_KEYS, "traceloop.span.kind", "traceloop.entity.name")),
     "server_address": (_server_address, ("server.address", *_API_BASE_KEYS)),
 }
+# Derived columns whose first read key, when a non-empty `str`, is the column's value whatever else is
+# present: a plan fetches those values with the table's string columns and runs the column only otherwise.
+_VERBATIM = {
+    "response_id": "gen_ai.response.id",
+    "operation": "gen_ai.operation.name",
+    "request_model": "gen_ai.request.model",
+    "tool_name": "gen_ai.tool.name",
+    "agent_name": "gen_ai.agent.name",
+    "server_address": "server.address",
+}
 # Key families read by scanning every key: a span with one of these runs the columns that scan them.
 _SCANNED_PREFIXES: dict[str, tuple[str, ...]] = {
     "finish_reasons": ("gen_ai.completion.",),
@@ -427,12 +449,17 @@ def _exception_type(events: Sequence[Mapping[str, Any]]) -> str | None:
     return None
 
 
+_Slow = Callable[[Mapping[str, Any], Any], Any]
+"""A plan's string column when its value is not a non-empty `str`: (attrs, value) → the column's value."""
+
+
 class _Plan(NamedTuple):
     """What one set of present table keys needs, built once per key set so that a span probes no
     absent alias: per column its present keys in priority order, and the derived columns to run."""
 
-    str_columns: tuple[str, ...]  # columns with exactly one present key, fetched by one C-level getter
+    str_columns: tuple[str, ...]  # string columns with one present key or a verbatim one, fetched by one getter
     str_values: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    str_slow: tuple[_Slow, ...]  # per column, for a value that is not a non-empty `str`
     int_columns: tuple[str, ...]
     int_values: Callable[[Mapping[str, Any]], tuple[Any, ...]]
     multi: tuple[tuple[str, tuple[str, ...], bool], ...]  # (column, present keys, is int): first present wins
@@ -450,6 +477,11 @@ _KNOWN_KEYS = frozenset(
 _EMPTY_ROW = dict.fromkeys(GENAI_COLUMNS)
 _PLANS: dict[frozenset[str], _Plan] = {}
 _MAX_PLANS = 4096  # distinct table-key sets are few per deployment; the bound only stops a pathological sender
+# The plan of a span's whole key tuple (scanned-family columns included): an instrumentation sends its spans'
+# keys in the same order, so one tuple hash finds the plan. Spans with many keys (flattened messages,
+# whose keys vary with the conversation) take the key-set way, so the memo holds at most 4096 x 64 keys.
+_KEYED_PLANS: dict[tuple[str, ...], _Plan] = {}
+_MAX_KEYED_ATTRS = 64
 # Keys seen not to belong to a scanned family (table keys that do are in their column's reads): a span whose
 # keys are all here needs no prefix check. Grows with the key vocabulary, bounded like the plans.
 _NOT_SCANNED: set[str] = set(_KNOWN_KEYS)
@@ -466,22 +498,55 @@ def _getter(keys: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, .
     return operator.itemgetter(*keys)
 
 
+def _str_value(attrs: Mapping[str, Any], value: Any) -> Any:
+    return _as_str(value)
+
+
+def _run(derive: Callable[[Mapping[str, Any]], Any]) -> _Slow:
+    return lambda attrs, value: derive(attrs)
+
+
 def _plan(known: frozenset[str]) -> _Plan:
     present = {c: (tuple(k for k in keys if k in known), is_int) for c, (keys, is_int) in _TABLE_COLUMNS.items()}
     singles = {c: (keys[0], is_int) for c, (keys, is_int) in present.items() if len(keys) == 1}
-    str_keys = {c: k for c, (k, is_int) in singles.items() if not is_int}
+    str_keys: dict[str, tuple[str, _Slow]] = {c: (k, _str_value) for c, (k, is_int) in singles.items() if not is_int}
     int_keys = {c: k for c, (k, is_int) in singles.items() if is_int}
-    derived = tuple((column, derive) for column, (derive, reads) in _DERIVED.items() if not known.isdisjoint(reads))
+    runs = {column: derive for column, (derive, reads) in _DERIVED.items() if not known.isdisjoint(reads)}
+    for column, key in _VERBATIM.items():
+        if key in known:
+            str_keys[column] = (key, _run(runs.pop(column)))
     return _Plan(
         tuple(str_keys),
-        _getter(tuple(str_keys.values())),
+        _getter(tuple(k for k, _ in str_keys.values())),
+        tuple(slow for _, slow in str_keys.values()),
         tuple(int_keys),
         _getter(tuple(int_keys.values())),
         tuple((c, keys, is_int) for c, (keys, is_int) in present.items() if len(keys) > 1),
-        derived,
-        frozenset(c for c, _ in derived),
+        tuple(runs.items()),
+        frozenset(c for c, (_, reads) in _DERIVED.items() if not known.isdisjoint(reads)),
         tuple(k for k in _TOTAL_TOKEN_KEYS if k in known),
     )
+
+
+def _keyed_plan(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> _Plan:
+    """The plan of the span's table keys, plus the columns its other keys are read by (and remembered)."""
+    known = _KNOWN_KEYS.intersection(keys)
+    plan = _PLANS.get(known)
+    if plan is None:
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        plan = _PLANS[known] = _plan(known)
+    if len(keys) > len(known):  # only keys outside the table can belong to a scanned family
+        extra = tuple((c, _DERIVED[c][0]) for c in _scanned_columns(attrs) if c not in plan.derived_columns)
+        if extra:
+            plan = plan._replace(
+                derived=plan.derived + extra, derived_columns=plan.derived_columns.union(c for c, _ in extra)
+            )
+    if len(keys) <= _MAX_KEYED_ATTRS:
+        if len(_KEYED_PLANS) >= _MAX_PLANS:
+            _KEYED_PLANS.clear()
+        _KEYED_PLANS[keys] = plan
+    return plan
 
 
 def _scanned_columns(attrs: Mapping[str, Any]) -> dict[str, None]:
@@ -512,20 +577,15 @@ def canonical_genai(
     `events` are the span's events as `{"time_ns", "name", "attributes"}`; `start_ns` its start and
     `failed` whether its status is ERROR (an `exception` event on a span that succeeded was handled,
     so it names no error type)."""
-    known = _KNOWN_KEYS.intersection(attrs)
-    plan = _PLANS.get(known)
-    if plan is None:
-        if len(_PLANS) >= _MAX_PLANS:
-            _PLANS.clear()
-        plan = _PLANS[known] = _plan(known)
+    keys = tuple(attrs)
+    plan = _KEYED_PLANS.get(keys) or _keyed_plan(attrs, keys)
     out = _EMPTY_ROW.copy()
     if plan.str_columns:
-        for column, value in zip(plan.str_columns, plan.str_values(attrs), strict=True):
-            if type(value) is str:
-                if value:
-                    out[column] = value
-            elif value is not None and value != []:  # _present
-                out[column] = _as_str(value)
+        for column, value, slow in zip(plan.str_columns, plan.str_values(attrs), plan.str_slow, strict=True):
+            if type(value) is str and value:
+                out[column] = value
+            else:
+                out[column] = slow(attrs, value)
     if plan.int_columns:
         for column, value in zip(plan.int_columns, plan.int_values(attrs), strict=True):
             if type(value) is int and -(2**63) <= value < 2**63:
@@ -538,10 +598,6 @@ def canonical_genai(
             out[column] = _as_int(value) if is_int else _as_str(value)
     for column, derive in plan.derived:
         out[column] = derive(attrs)
-    if len(attrs) > len(known):  # only keys outside the table can belong to a scanned family
-        for column in _scanned_columns(attrs):
-            if column not in plan.derived_columns:
-                out[column] = _DERIVED[column][0](attrs)
     if plan.total_keys:
         out["total_tokens"] = _total_tokens(attrs, out)
     elif out["input_tokens"] is not None or out["output_tokens"] is not None:

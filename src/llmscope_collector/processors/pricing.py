@@ -2,34 +2,40 @@
 
 A span's cost depends on that span only (its provider, models, tokens, start time and status), so
 it is computed where the span is decoded, in the decode workers, not on the single writer thread.
+Rows are priced as tuples of the `SpanCost` fields (`PriceBook.cost_row`): building a `Usage4` and a
+`SpanCost` per span (frozen dataclasses) cost as much as the pricing itself.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from llmscope_collector.processors.cost import UNKNOWN, PriceBook, SpanCost, sanitize_usage
+from llmscope_collector.processors.cost import UNKNOWN_ROW, PriceBook, sanitized_counts
 from llmscope_collector.processors.normalize import LLM_OPERATIONS
 
 _LLM = frozenset(LLM_OPERATIONS)
 _USAGE = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+_COST = ("cost_usd", "cost_input_usd", "cost_output_usd", "cost_known", "cost_source")
 
 
 def price_rows(cols: dict[str, list[Any]], prices: PriceBook) -> None:
     """Fill `cost_*` of every LLM row in place (other rows keep None: they are not model calls)."""
-    for i, operation in enumerate(cols["operation"]):
-        if operation not in _LLM:
-            continue
-        cost = _price(cols, i, prices)
-        cols["cost_usd"][i], cols["cost_input_usd"][i], cols["cost_output_usd"][i] = cost.total, cost.input, cost.output
-        cols["cost_known"][i], cols["cost_source"][i] = cost.known, cost.source
-
-
-def _price(cols: dict[str, list[Any]], i: int, prices: PriceBook) -> SpanCost:
-    tokens = [cols[f][i] for f in _USAGE]
-    usage = None if all(t is None for t in tokens) else sanitize_usage(*tokens)
-    models = (cols["response_model"][i], cols["request_model"][i])
-    if not any(models):
-        return UNKNOWN
-    error = cols["status_code"][i] == "ERROR"
-    return prices.cost(cols["provider"][i], models, cols["start_ns"][i], usage, error=error)
+    rows = [i for i, operation in enumerate(cols["operation"]) if operation in _LLM]
+    if not rows:
+        return
+    inputs, outputs, reads, writes = (cols[f] for f in _USAGE)
+    providers, responses, requests = cols["provider"], cols["response_model"], cols["request_model"]
+    starts, codes = cols["start_ns"], cols["status_code"]
+    total, cost_in, cost_out, known, source = (cols[f] for f in _COST)
+    for i in rows:
+        inp, out, read, write = inputs[i], outputs[i], reads[i], writes[i]
+        if inp is None and out is None and read is None and write is None:
+            counts = None
+        else:
+            counts = sanitized_counts(inp, out, read, write)
+        models = (responses[i], requests[i])
+        if models[0] or models[1]:
+            row = prices.cost_row(providers[i], models, starts[i], counts, error=codes[i] == "ERROR")
+        else:
+            row = UNKNOWN_ROW
+        total[i], cost_in[i], cost_out[i], known[i], source[i] = row
