@@ -16,19 +16,25 @@ Why deltas and not a DuckDB view over spans: the summaries are what list/session
 (≤100 ms at 10M spans), and a GROUP BY over all spans cannot meet that; deltas cost O(batch) at
 ingest. A crash between a span file and its delta is repaired at start (`repair`): span files whose
 WAL range has no delta get one recomputed from the file.
+
+The window of recent traces holds one small value per span id (see `_Trace`), built from Arrow
+columns a flush at a time: at 30k spans/s it remembers hundreds of thousands of LLM spans, and it
+runs on the writer's single thread, so its memory and per-span Python work are kept minimal.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
+import struct
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -50,36 +56,98 @@ _TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_wr
 _SUM_FIELDS = (*_TOKEN_FIELDS, "total_tokens", "llm_calls", "cost_unknown")
 
 
-# What one counted LLM span adds to its trace's sums, in `_CONTRIBUTION_FIELDS` order (a tuple: the
-# window holds one per recent LLM span, tens of thousands, so it must be small).
-Contribution = tuple[Any, ...]
-_CONTRIBUTION_FIELDS = (*_TOKEN_FIELDS, "total_tokens", "cost_unknown", "cost_usd")
+class _State:
+    """A window value that needs no data of its own (compared by identity)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
 
 
-@dataclasses.dataclass(slots=True)
-class _LlmSpan:
-    """What the stitcher remembers of a recent LLM span: enough to undo its contribution."""
+# The states of a span id in a `_Trace` that carry no data. A non-duplicate LLM span under another span
+# (a parent that is not, or not yet, an LLM span of the trace) is instead its contribution blob (bytes,
+# see `_blobs`): the only spans that can be corrected later, so the only ones that keep their numbers.
+_UNSEEN: Final = _State("unseen")  # only named as a parent by LLM spans so far
+_NEW: Final = _State("new")  # registered by the batch being marked, not marked yet
+_DUP: Final = _State("dup")  # a nested duplicate (final: its parent stays registered)
+_NO_PARENT: Final = _State("no-parent")  # not a duplicate, parent null
+_EMPTY_PARENT: Final = _State("empty-parent")  # not a duplicate, parent ""
+_OWN_PARENT: Final = _State("own-parent")  # its own parent: never a duplicate
+_FALSY_PARENT: Final = {_NO_PARENT: None, _EMPTY_PARENT: ""}
 
-    parent: str | None
-    date: str
-    written: bool = False
-    dup: bool = False
-    contribution: Contribution = ()
+
+class _Trace(dict[Any, Any]):
+    """A recent trace's window: span id → a `_State`, a blob, or a box `(state, child ids...)`.
+
+    A box is a span (or a parent only named so far) with blob children: how a parent arriving late
+    finds the written children to correct, and (scanned) a re-marked blob's parent. One dict per trace
+    and no per-span objects besides the blobs: a third of the memory of per-span records.
+    """
+
+    __slots__ = ("project", "touched", "unwritten")
+    project: str
+    touched: float
+    unwritten: set[Any] | None  # blob spans registered but not yet in a written span file
 
 
-@dataclasses.dataclass(slots=True)
-class _Window:
-    """A recent trace's LLM spans, and which of them have which parent."""
+def _registered(value: Any) -> bool:
+    """Whether a window value is an LLM span of the trace (not just a parent named by one)."""
+    return value is not None and not (type(value) is tuple and value[0] is _UNSEEN)
 
-    spans: dict[str, _LlmSpan] = dataclasses.field(default_factory=dict)
-    children: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-    touched: float = 0.0
 
-    def register(self, span_id: str, parent: str | None, date: str) -> None:
-        if span_id not in self.spans:
-            self.spans[span_id] = _LlmSpan(parent, date)
-            if parent:
-                self.children.setdefault(parent, []).append(span_id)
+# A blob: token width (4 or 8 bytes per field), date code (int32: `_date_code`), the six token counts,
+# then the cost in units of 1e-12 USD (int64, `_COST_UNKNOWN` when unknown).
+_HEADER = struct.Struct("<Bi")
+_TOKENS = {4: struct.Struct("<6i"), 8: struct.Struct("<6q")}
+_COST = struct.Struct("<q")
+_COST_UNKNOWN: Final = -(2**63)
+_COST_SCALE = pa.scalar(Decimal(10**12), pa.decimal128(13, 0))
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def _reblob(old: bytes, new: bytes) -> bytes:
+    """`new`'s numbers with `old`'s date (a span keeps the date it was first registered with)."""
+    return new[:1] + old[1:5] + new[5:]
+
+
+def contribution_dict(blob: bytes) -> dict[str, Any]:
+    """What a blob's span added to its trace's sums, by field name (plus the one LLM call it is)."""
+    width = blob[0]
+    tokens = _TOKENS[width].unpack_from(blob, 5)
+    (cost,) = _COST.unpack_from(blob, 5 + 6 * width)
+    unknown = cost == _COST_UNKNOWN
+    return {
+        **dict(zip((*_TOKEN_FIELDS, "total_tokens"), tokens, strict=True)),
+        "cost_unknown": 1 if unknown else 0,
+        "cost_usd": Decimal(0) if unknown else Decimal(cost).scaleb(-12),
+        "llm_calls": 1,
+    }
+
+
+def _fixed(values: pa.Array, width: int) -> pa.Array:
+    """A null-free integer array's values as `width`-byte little-endian strings (viewed, not converted)."""
+    view = pa.Array.from_buffers(pa.binary(width), len(values), [None, values.buffers()[1]], values.offset)
+    return pc.cast(view, pa.binary())
+
+
+def _blobs(llm: pa.Table, date_code: int) -> list[bytes]:
+    """Every LLM row's blob, built in Arrow: reading the numbers into Python per row cost more than the
+    rest of marking, and a bytes object holds them in a fifth of a tuple of ints and a Decimal."""
+    tokens = [pc.fill_null(llm.column(f), 0).combine_chunks() for f in (*_TOKEN_FIELDS, "total_tokens")]
+    narrow = all(_INT32[0] <= (m := pc.min_max(t).as_py())["min"] and m["max"] <= _INT32[1] for t in tokens)
+    width = 4 if narrow else 8
+    if narrow:
+        tokens = [pc.cast(t, pa.int32()) for t in tokens]
+    known = pc.fill_null(llm.column("cost_known"), False)
+    cost = pc.fill_null(pc.cast(pc.multiply(llm.column("cost_usd"), _COST_SCALE), pa.int64()), 0)
+    cost = pc.if_else(known, cost, pa.scalar(_COST_UNKNOWN, pa.int64())).combine_chunks()
+    header = pa.scalar(_HEADER.pack(width, date_code), pa.binary())
+    parts = [header, *(_fixed(t, width) for t in tokens), _fixed(cost, 8)]
+    return pc.binary_join_element_wise(*parts, b"").to_pylist()  # type: ignore[no-any-return]
 
 
 @dataclasses.dataclass
@@ -98,7 +166,10 @@ class Stitcher:
         self._data_dir = data_dir
         self._window_s = window_s
         self._max_traces = max_traces
-        self._windows: OrderedDict[tuple[str, str], _Window] = OrderedDict()
+        # By trace id; by (project, trace id) for a trace whose id another project's window already has.
+        self._windows: OrderedDict[str | tuple[str, str], _Trace] = OrderedDict()
+        self._odd_dates: dict[str, int] = {}  # partition dates not in ISO form (none come from decode)
+        self._parents: dict[int, dict[Any, Any]] = {}  # per trace (by id()), a batch's blob → parent scan
         self._pending: list[_Correction] = []
         self._unsubtracted: dict[tuple[str, str], list[_Correction]] = {}
         self._repair_later: dict[PartitionKey, list[tuple[int, int]]] = {}
@@ -110,22 +181,21 @@ class Stitcher:
     def before_write(self, key: PartitionKey, spans: pa.Table) -> pa.Table:
         """The partition's rows with `llm_dup` set on LLM rows (True for a nested duplicate)."""
         project, date = key
-        self._evict(time.monotonic())
+        now = time.monotonic()
+        self._evict(now)
         is_llm = llm_mask(spans)
-        positions = pc.indices_nonzero(is_llm).to_pylist()
-        if not positions:
+        llm = spans.select(_LLM_FIELDS).filter(is_llm)
+        if not llm.num_rows:
             return spans
-        llm = spans.select(_LLM_FIELDS).take(positions).to_pydict()
-        for trace_id, span_id, parent in zip(llm["trace_id"], llm["span_id"], llm["parent_span_id"], strict=True):
-            self._window(project, trace_id).register(span_id, parent, date)
-        dups = [j for j in range(len(positions)) if self._mark(project, llm, j)]
-        marks = pc.if_else(is_llm, pa.scalar(False), pa.scalar(None, pa.bool_()))
-        if dups:
-            values = marks.to_pylist()
-            for j in dups:
-                values[positions[j]] = True
-            marks = pa.array(values, pa.bool_())
-        return spans.set_column(spans.schema.get_field_index("llm_dup"), "llm_dup", marks)
+        trace_ids = llm.column("trace_id").to_pylist()
+        span_ids = llm.column("span_id").to_pylist()
+        parents = llm.column("parent_span_id").to_pylist()
+        blobs = _blobs(llm, self._date_code(date))  # all Arrow work first: the window changes below
+        traces = self._touch(project, trace_ids, now)
+        _register(traces, trace_ids, span_ids)
+        self._parents.clear()
+        dups = self._mark(project, traces, zip(trace_ids, span_ids, parents, blobs, strict=True))
+        return spans.set_column(spans.schema.get_field_index("llm_dup"), "llm_dup", _marks(is_llm, dups))
 
     def after_write(self, key: PartitionKey, spans: pa.Table, wal_start: int, wal_end: int) -> None:
         """Write the partition's trace deltas, named by the WAL range of the span file just written.
@@ -143,12 +213,8 @@ class Stitcher:
 
     def _write_deltas(self, key: PartitionKey, spans: pa.Table, wal_start: int, wal_end: int) -> None:
         project, date = key
-        llm = spans.select(["trace_id", "span_id"]).filter(llm_mask(spans)).to_pydict()  # no copy of wide columns
-        for trace_id, span_id in zip(llm["trace_id"], llm["span_id"], strict=True):
-            span = self._window(project, trace_id).spans.get(span_id)
-            if span is not None:
-                span.written = True
-        corrections = self._take_corrections(project, pc.unique(spans.column("trace_id")).to_pylist())
+        self._note_written(project, spans.select(["trace_id", "span_id"]).filter(llm_mask(spans)))
+        corrections = self._take_corrections(project, spans)
         table = trace_deltas(spans, corrections)
         self._write(TRACES_DIR, project, date, table, wal_start, wal_end)
         self.deltas_written += table.num_rows
@@ -201,50 +267,166 @@ class Stitcher:
                 repaired += 1
         return repaired
 
-    # -- marking and pricing ------------------------------------------------------------------------
+    # -- the window -------------------------------------------------------------------------------
 
-    def _window(self, project: str, trace_id: str) -> _Window:
+    def _touch(self, project: str, trace_ids: list[str], now: float) -> dict[str, _Trace]:
+        """The windows of these rows' traces by id, created if new, moved to the LRU end in the order of
+        each trace's last row (as touching every row in turn would leave them), touched `now`."""
+        found: dict[str, _Trace] = {}
+        windows = self._windows
+        for trace_id in reversed(dict.fromkeys(reversed(trace_ids))):
+            trace = windows.get(trace_id)
+            if trace is not None and trace.project == project:
+                windows.move_to_end(trace_id)
+            else:
+                trace = self._touch_keyed(project, trace_id, trace is None)
+            trace.touched = now
+            found[trace_id] = trace
+        return found
+
+    def _touch_keyed(self, project: str, trace_id: str, id_free: bool) -> _Trace:
+        """A window not under its bare trace id: under (project, trace id), or new (at the LRU end)."""
         key = (project, trace_id)
-        window = self._windows.get(key)
-        if window is None:
-            window = self._windows[key] = _Window()
-        else:
+        trace = self._windows.get(key)
+        if trace is not None:
             self._windows.move_to_end(key)
-        window.touched = time.monotonic()
-        return window
+            return trace
+        trace = _Trace()
+        trace.project, trace.unwritten = project, None
+        self._windows[trace_id if id_free else key] = trace
+        return trace
 
     def _evict(self, now: float) -> None:
-        while self._windows:
-            key, window = next(iter(self._windows.items()))
-            if now - window.touched < self._window_s and len(self._windows) <= self._max_traces:
+        windows = self._windows
+        while windows:
+            key = next(iter(windows))
+            if now - windows[key].touched < self._window_s and len(windows) <= self._max_traces:
                 return
-            del self._windows[key]
+            del windows[key]
 
-    def _mark(self, project: str, llm: dict[str, list[Any]], j: int) -> bool:
-        """Mark LLM row `j` a duplicate when its parent is an LLM span of the same trace; True if so."""
-        trace_id, span_id = llm["trace_id"][j], llm["span_id"][j]
-        window = self._window(project, trace_id)
-        span = window.spans[span_id]
-        span.dup = span.parent in window.spans and span.parent != span_id
-        span.contribution = _llm_contribution(llm, j)
-        if span.dup:
+    def _date_code(self, date: str) -> int:
+        """A partition date as a blob stores it: its day number (negative: an odd date's index)."""
+        try:
+            day = dt.date.fromisoformat(date).toordinal()
+            if dt.date.fromordinal(day).isoformat() == date:
+                return day
+        except ValueError:
+            pass
+        return -1 - self._odd_dates.setdefault(date, len(self._odd_dates))
+
+    def _date_of(self, blob: bytes) -> str:
+        code = _HEADER.unpack_from(blob)[1]
+        return dt.date.fromordinal(code).isoformat() if code > 0 else list(self._odd_dates)[-1 - code]
+
+    def _note_written(self, project: str, llm: pa.Table) -> None:
+        """The LLM spans of a durable span file: from now on, a late parent makes them corrections."""
+        trace_ids = llm.column("trace_id").to_pylist()
+        traces = self._touch(project, trace_ids, time.monotonic())
+        if not any(trace.unwritten for trace in traces.values()):
+            return
+        for trace_id, span_id in zip(trace_ids, llm.column("span_id").to_pylist(), strict=True):
+            unwritten = traces[trace_id].unwritten
+            if unwritten:
+                unwritten.discard(span_id)
+        for trace in traces.values():
+            if trace.unwritten is not None and not trace.unwritten:
+                trace.unwritten = None
+
+    # -- marking --------------------------------------------------------------------------------------
+
+    def _mark(self, project: str, traces: dict[str, _Trace], rows: Iterable[tuple[Any, ...]]) -> list[bool]:
+        """Mark each LLM row (trace, span, parent, blob) a duplicate when its parent is an LLM span of the
+        same trace; whether each is. The first mark of a childless span is inlined: it is most rows."""
+        dups: list[bool] = []
+        for trace_id, span_id, parent, blob in rows:
+            trace = traces[trace_id]
+            value = trace[span_id]
+            if value is _NEW:
+                value = trace[span_id] = self._settle_new(trace, span_id, parent, blob)
+            elif value is not _DUP:
+                value = self._mark_known(project, trace_id, trace, span_id, value, parent, blob)
+            dups.append(value is _DUP)
+        self.dups_marked += dups.count(True)
+        return dups
+
+    def _mark_known(
+        self, project: str, trace_id: str, trace: _Trace, span_id: str, value: Any, parent: str | None, blob: bytes
+    ) -> Any:
+        """Mark a span seen before (or with children waiting); correct its written children; its state."""
+        box = value if type(value) is tuple else None
+        state = value if box is None else box[0]
+        if state is _NEW:
+            state = self._settle_new(trace, span_id, parent, blob)
+        elif state is not _DUP:
+            state = self._settle(trace, span_id, state, blob)
+        if box is None:
+            trace[span_id] = state
+        else:
+            trace[span_id] = self._correct_written_children(project, trace_id, trace, (state, *box[1:]))
+        return state
+
+    def _settle_new(self, trace: _Trace, span_id: str, parent: Any, blob: bytes) -> Any:
+        """A span's state at its first mark: `_DUP`, a `_State` for a span with no parent, or its blob."""
+        if parent == span_id:
+            return _OWN_PARENT
+        siblings = trace.get(parent)
+        if siblings is not None and (type(siblings) is not tuple or siblings[0] is not _UNSEEN):
+            return _DUP  # `_registered(siblings)`, inlined
+        if not parent:
+            return _NO_PARENT if parent is None else _EMPTY_PARENT
+        trace[parent] = (_UNSEEN, span_id) if siblings is None else (*siblings, span_id)
+        if self._parents:
+            self._parents.pop(id(trace), None)
+        if trace.unwritten is None:
+            trace.unwritten = {span_id}
+        else:
+            trace.unwritten.add(span_id)
+        return blob
+
+    def _settle(self, trace: _Trace, span_id: str, state: Any, blob: bytes) -> Any:
+        """A marked span's state after another row of it: a span keeps its first parent and date."""
+        if type(state) is bytes:
+            if _registered(trace.get(self._parent_of(trace, span_id))):
+                return _DUP
+            return state if blob == state else _reblob(state, blob)
+        if state is _OWN_PARENT:
+            return state
+        return _DUP if _registered(trace.get(_FALSY_PARENT[state])) else state
+
+    def _parent_of(self, trace: _Trace, span_id: str) -> Any:
+        """A blob span's parent: the box listing it (rare: a span marked twice; one scan per trace and batch)."""
+        parents = self._parents.get(id(trace))
+        if parents is None:
+            boxes = ((key, value) for key, value in trace.items() if type(value) is tuple)
+            parents = self._parents[id(trace)] = {child: key for key, value in boxes for child in value[1:]}
+        return parents[span_id]
+
+    def _correct_written_children(self, project: str, trace_id: str, trace: _Trace, box: tuple[Any, ...]) -> Any:
+        """A parent marked after its LLM children were written: those children become duplicates.
+
+        Returns the parent's window value: the box of its children still unwritten, else its state."""
+        unwritten = trace.unwritten or ()
+        waiting = []
+        for child in box[1:]:
+            value = trace[child]
+            state = value[0] if type(value) is tuple else value
+            if type(state) is not bytes:
+                continue  # a duplicate by now
+            if child in unwritten:
+                waiting.append(child)
+                continue
+            trace[child] = (_DUP, *value[1:]) if type(value) is tuple else _DUP
             self.dups_marked += 1
-        self._correct_written_children(project, trace_id, span_id, window)
-        return span.dup
+            correction = _Correction(project, self._date_of(state), trace_id, child, contribution_dict(state))
+            self._pending.append(correction)
+            self._unsubtracted.setdefault((project, trace_id), []).append(correction)
+        return (box[0], *waiting) if waiting else box[0]
 
-    def _correct_written_children(self, project: str, trace_id: str, parent_id: str, window: _Window) -> None:
-        """A parent arriving after its LLM children were written: those children become duplicates."""
-        for span_id in window.children.get(parent_id, ()):
-            span = window.spans[span_id]
-            if span.written and not span.dup and span_id != parent_id:
-                span.dup = True
-                self.dups_marked += 1
-                correction = _Correction(project, span.date, trace_id, span_id, contribution_dict(span.contribution))
-                self._pending.append(correction)
-                self._unsubtracted.setdefault((project, trace_id), []).append(correction)
-
-    def _take_corrections(self, project: str, trace_ids: Iterable[str]) -> list[_Correction]:
+    def _take_corrections(self, project: str, spans: pa.Table) -> list[_Correction]:
+        if not self._unsubtracted:
+            return []
         taken: list[_Correction] = []
+        trace_ids: Iterable[str] = pc.unique(spans.column("trace_id")).to_pylist()
         for trace_id in trace_ids:
             taken.extend(self._unsubtracted.pop((project, trace_id), ()))
         return taken
@@ -258,24 +440,31 @@ class Stitcher:
         write_durably(table, directory / name, row_group_size=64_000)
 
 
+def _register(traces: dict[str, _Trace], trace_ids: list[str], span_ids: list[str]) -> None:
+    """Register a batch's LLM spans before marking any (a parent later in the batch still counts)."""
+    for trace_id, span_id in zip(trace_ids, span_ids, strict=True):
+        trace = traces[trace_id]
+        value = trace.get(span_id)
+        if value is None:
+            trace[span_id] = _NEW
+        elif type(value) is tuple and value[0] is _UNSEEN:
+            trace[span_id] = (_NEW, *value[1:])
+
+
+def _marks(is_llm: pa.ChunkedArray, dups: list[bool]) -> pa.Array | pa.ChunkedArray:
+    """`llm_dup` for every row: null for non-LLM rows, else whether the row is a nested duplicate."""
+    if True not in dups:
+        return pc.if_else(is_llm, pa.scalar(False), pa.scalar(None, pa.bool_()))
+    nulls = pa.nulls(len(is_llm), pa.bool_())
+    return pc.replace_with_mask(nulls, is_llm.combine_chunks(), pa.array(dups, pa.bool_()))
+
+
 def llm_mask(spans: pa.Table) -> pa.ChunkedArray:
     """True for the rows that are model calls (they carry tokens and cost)."""
     return pc.fill_null(pc.is_in(spans.column("operation"), value_set=_LLM_VALUES), False)
 
 
 _LLM_FIELDS = ["trace_id", "span_id", "parent_span_id", *_TOKEN_FIELDS, "total_tokens", "cost_known", "cost_usd"]
-
-
-def _llm_contribution(llm: dict[str, list[Any]], j: int) -> Contribution:
-    """What one counted LLM span adds to its trace's sums (see `_CONTRIBUTION_FIELDS`)."""
-    known = bool(llm["cost_known"][j])
-    tokens = tuple(llm[f][j] or 0 for f in (*_TOKEN_FIELDS, "total_tokens"))
-    return (*tokens, 0 if known else 1, llm["cost_usd"][j] if known else Decimal(0))
-
-
-def contribution_dict(contribution: Contribution) -> dict[str, Any]:
-    """A contribution by field name (plus the one LLM call it is)."""
-    return {**dict(zip(_CONTRIBUTION_FIELDS, contribution, strict=True)), "llm_calls": 1}
 
 
 def _present(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
