@@ -34,6 +34,25 @@ def span_key(project: str, trace_id: str, span_id: str) -> bytes:
     return f"t{trace_id}/{span_id}/{project}".encode()
 
 
+def span_keys(project: str, trace_ids: list[str], span_ids: list[str]) -> list[bytes]:
+    """`[span_key(project, t, s) ...]` for a batch; the decoder's ids (always 32 + 16 hex digits) take
+    an inline path, anything else goes through `span_key`."""
+    tail = project.encode()
+    fromhex = bytes.fromhex
+    keys: list[bytes] = []
+    for trace_id, span_id in zip(trace_ids, span_ids, strict=True):
+        if len(trace_id) == 32 and len(span_id) == 16:
+            try:
+                ids = fromhex(trace_id + span_id)
+            except ValueError:
+                ids = b""
+            if len(ids) == 24:
+                keys.append(b"h" + ids + tail)
+                continue
+        keys.append(span_key(project, trace_id, span_id))
+    return keys
+
+
 class RecentSpanIds:
     """A bounded window of keys that remembers at least the `capacity` newest ones.
 
@@ -55,7 +74,12 @@ class RecentSpanIds:
         return len(self._current) + sum(len(g) for g in self._old)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._current or any(key in generation for generation in self._old)
+        if key in self._current:
+            return True
+        for generation in self._old:  # noqa: SIM110 (a loop, not any(<generator>): this runs per span)
+            if key in generation:
+                return True
+        return False
 
     def add(self, key: bytes) -> bool:
         """Remember `key`; False when it was already known (a duplicate)."""
@@ -63,6 +87,29 @@ class RecentSpanIds:
             return True
         if key in self:
             return False
+        self._remember(key)
+        return True
+
+    def add_batch(self, keys: list[bytes]) -> list[bool]:
+        """`[self.add(key) for key in keys]`, with the lookups done as C-level set differences over
+        the batch (each generation is probed once per distinct key, without a Python call per key)."""
+        if self.capacity <= 0:
+            return [True] * len(keys)
+        unseen = set(keys)
+        for generation in (self._current, *self._old):
+            if unseen:
+                unseen = unseen.difference(generation)  # iterates `unseen`, probing the generation
+        fresh: list[bool] = []
+        for key in keys:
+            if key in unseen:  # the first time in the batch of a key not known before it
+                unseen.discard(key)
+                self._remember(key)
+                fresh.append(True)
+            else:  # known (a duplicate: rare), asked as `add` would be at this point
+                fresh.append(self.add(key))
+        return fresh
+
+    def _remember(self, key: bytes) -> None:
         current = self._current
         current.add(key)
         if len(current) >= self._generation_size:
@@ -70,7 +117,6 @@ class RecentSpanIds:
             self._current = set()
             if len(self._old) > self._OLD_GENERATIONS:
                 self._old.popleft()
-        return True
 
     def add_all(self, keys: Iterable[bytes]) -> None:
         for key in keys:

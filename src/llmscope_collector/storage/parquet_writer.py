@@ -20,7 +20,7 @@ import pyarrow as pa
 from llmscope_collector.durable_io import fsync_dir, write_durably
 from llmscope_collector.processors.decode import DecodedBatch, DecodedPart, PartitionKey
 from llmscope_collector.storage.content import ContentStore
-from llmscope_collector.storage.dedupe import RecentSpanIds, span_key
+from llmscope_collector.storage.dedupe import RecentSpanIds, span_keys
 from llmscope_collector.storage.layout import new_part_path
 from llmscope_collector.storage.schema import SPAN_SCHEMA
 from llmscope_collector.storage.wal_ranges import META_WAL_END, META_WAL_START, WalCoverage
@@ -112,7 +112,8 @@ class ParquetSpanWriter:
         return added
 
     def _buffer_new(self, key: PartitionKey, part: DecodedPart, keys: list[bytes]) -> int:
-        keep = [self._recent.add(skey) and skey not in self._buffered_keys for skey in keys]
+        buffered = self._buffered_keys
+        keep = [fresh and skey not in buffered for fresh, skey in zip(self._recent.add_batch(keys), keys, strict=True)]
         kept = sum(keep)
         self._buffered_keys.update(k for k, fresh in zip(keys, keep, strict=True) if fresh)
         self.duplicates_dropped += len(keys) - kept
@@ -181,9 +182,7 @@ class ParquetSpanWriter:
 
 
 def _span_keys(project: str, spans: pa.Table) -> list[bytes]:
-    trace_ids = spans.column("trace_id").to_pylist()
-    span_ids = spans.column("span_id").to_pylist()
-    return [span_key(project, t, s) for t, s in zip(trace_ids, span_ids, strict=True)]
+    return span_keys(project, spans.column("trace_id").to_pylist(), spans.column("span_id").to_pylist())
 
 
 def _ensure_dir(path: Path) -> None:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmscope_collector.storage.content import _item_key
-from llmscope_collector.storage.dedupe import RecentSpanIds, span_key
+from llmscope_collector.storage.dedupe import RecentSpanIds, span_key, span_keys
 
 _hex = st.text("0123456789abcdef", min_size=0, max_size=40)
 _id_text = st.one_of(_hex, st.text(max_size=40))
@@ -58,3 +58,23 @@ def test_content_keys_are_equal_only_for_the_same_item(a: tuple[str, str], b: tu
 def test_real_ids_use_the_compact_form() -> None:
     key = span_key("default", "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
     assert len(key) == 1 + 24 + len("default")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    capacity=st.integers(0, 40),
+    batches=st.lists(st.lists(st.integers(0, 60).map(lambda i: f"k{i}".encode()), max_size=30), max_size=20),
+)
+def test_add_batch_is_add_per_key(capacity: int, batches: list[list[bytes]]) -> None:
+    one_by_one, batched = RecentSpanIds(capacity), RecentSpanIds(capacity)
+    for batch in batches:
+        assert batched.add_batch(batch) == [one_by_one.add(key) for key in batch]
+        assert len(batched) == len(one_by_one)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=8), _id_text, _id_text), max_size=20), st.text(max_size=8))
+def test_span_keys_batch_equals_span_key(ids: list[tuple[str, str, str]], project: str) -> None:
+    traces = [t for _, t, _ in ids]
+    spans = [s for _, _, s in ids]
+    assert span_keys(project, traces, spans) == [span_key(project, t, s) for t, s in zip(traces, spans, strict=True)]
