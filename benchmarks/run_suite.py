@@ -414,7 +414,8 @@ def render(results: dict[str, Any]) -> str:
             f"spans ({cfg['proto_bytes_per_request'] / 1024:.0f} KiB protobuf, "
             f"{cfg['json_bytes_per_request'] / 1024:.0f} KiB JSON): {cfg['traces_per_request']} realistic agent traces "
             "(invoke_agent root, chat spans with gen_ai.* attributes and ~1 KB captured content, execute_tool spans), "
-            f"{cfg['templates']} templates made unique per send by swapping trace ids and captured content; {cfg['threads']} threads, one "
+            f"{cfg['templates']} templates made unique per send by swapping trace ids and captured content; "
+            f"{cfg['threads']} threads, one "
             f"call in flight each, over {cfg['channels']} gRPC channels (TCP connections). {cfg['runs']} consecutive "
             f"windows of {cfg['seconds']:g} s after {cfg['warmup']:g} s warm-up (HTTP: {cfg['http_seconds']:g} s). "
             "Refused calls (UNAVAILABLE/429/503: WAL backpressure) are retried after 20 ms and not counted.",
