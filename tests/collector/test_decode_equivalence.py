@@ -20,10 +20,8 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import (
     AnyValue,
-    ArrayValue,
     InstrumentationScope,
     KeyValue,
-    KeyValueList,
 )
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
@@ -33,6 +31,7 @@ from llmscope_collector.processors.cost import PriceBook
 from llmscope_collector.processors.decode_pool import decode_payload
 from tests.collector.reference import decode as ref_decode
 from tests.collector.test_hotpath_equivalence import _CONTENT_KEYS, _FLAT_KEYS, _KEYS, _MESSAGE_JSON, _WORDS
+from tests.otlp_strategies import any_value_trees
 
 _BOOK, _REF_BOOK = PriceBook(), PriceBook()
 _DAY_NS = 86_400 * 10**9
@@ -104,16 +103,7 @@ _scalars = st.one_of(
     st.binary(max_size=6).map(lambda v: AnyValue(bytes_value=v)),
     st.just(AnyValue()),
 )
-_values = st.recursive(
-    _scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3).map(lambda vs: AnyValue(array_value=ArrayValue(values=vs))),
-        st.lists(st.tuples(_text, inner), max_size=3).map(
-            lambda kvs: AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key=k, value=v) for k, v in kvs]))
-        ),
-    ),
-    max_leaves=6,
-)
+_values = any_value_trees(_scalars, _text, max_leaves=6)
 _GENAI = st.sampled_from(
     [
         ("gen_ai.operation.name", AnyValue(string_value="chat")),

@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from llmscope_collector.errors import InvalidPayload
@@ -29,6 +29,7 @@ from llmscope_collector.receiver.otlp_json_fast import NotFast, build_request
 from llmscope_collector.server import EmbeddedServer
 from llmscope_collector.settings import Settings
 from tests.collector.receivers.clients import grpc_export, post, valid_request
+from tests.otlp_strategies import any_value_trees
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
@@ -51,16 +52,7 @@ def _any_values() -> st.SearchStrategy[AnyValue]:
         st.binary(max_size=20).map(lambda v: AnyValue(bytes_value=v)),
         st.just(AnyValue()),
     )
-    return st.recursive(
-        scalars,
-        lambda inner: st.one_of(
-            st.lists(inner, max_size=3).map(lambda vs: AnyValue(array_value=ArrayValue(values=vs))),
-            st.lists(st.tuples(text, inner), max_size=3).map(
-                lambda kvs: AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key=k, value=v) for k, v in kvs]))
-            ),
-        ),
-        max_leaves=8,
-    )
+    return any_value_trees(scalars, text, max_leaves=8)
 
 
 @st.composite
