@@ -42,22 +42,22 @@ class ContentStore:
 
         A chat resends its history in every call, so most items of a flush repeat: each hash is
         kept once (its first row), and not at all when this partition stored it recently."""
-        hashes = items.column("hash").to_pylist()
-        recent = self._recent
         partition = f"{date}{project}".encode()
-        seen: set[str] = set()
+        keys = [_item_key(h, partition) for h in items.column("hash").to_pylist()]
+        unknown = self._recent.unknown(keys)
         keep: list[bool] = []
-        for content_hash in hashes:
-            fresh = content_hash not in seen and _item_key(content_hash, partition) not in recent
-            seen.add(content_hash)
+        new: list[bytes] = []
+        for key in keys:  # the first row of each hash not stored recently
+            fresh = key in unknown
+            if fresh:
+                unknown.discard(key)
+                new.append(key)
             keep.append(fresh)
-        new = [h for h, fresh in zip(hashes, keep, strict=True) if fresh]
-        self.items_skipped += len(hashes) - len(new)
+        self.items_skipped += len(keys) - len(new)
         if not new:
             return 0
-        self._write_file(project, date, items.filter(pa.array(keep)) if len(new) < len(hashes) else items)
-        for content_hash in new:
-            self._recent.add(_item_key(content_hash, partition))
+        self._write_file(project, date, items.filter(pa.array(keep)) if len(new) < len(keys) else items)
+        self._recent.remember_new(new)  # only once the file is durable: a failed write is retried whole
         self.items_written += len(new)
         return len(new)
 

@@ -95,10 +95,10 @@ class RecentSpanIds:
         the batch (each generation is probed once per distinct key, without a Python call per key)."""
         if self.capacity <= 0:
             return [True] * len(keys)
-        unseen = set(keys)
-        for generation in (self._current, *self._old):
-            if unseen:
-                unseen = unseen.difference(generation)  # iterates `unseen`, probing the generation
+        unseen = self._unknown(keys)
+        if len(unseen) == len(keys):  # all new and distinct (the usual batch): remembered in bulk
+            self.remember_new(keys)
+            return [True] * len(keys)
         fresh: list[bool] = []
         for key in keys:
             if key in unseen:  # the first time in the batch of a key not known before it
@@ -109,14 +109,39 @@ class RecentSpanIds:
                 fresh.append(self.add(key))
         return fresh
 
+    def unknown(self, keys: Iterable[bytes]) -> set[bytes]:
+        """The distinct keys of `keys` the window does not hold (nothing is remembered)."""
+        return self._unknown(keys) if self.capacity > 0 else set(keys)
+
+    def _unknown(self, keys: Iterable[bytes]) -> set[bytes]:
+        unseen = set(keys)
+        for generation in (self._current, *self._old):
+            if unseen:
+                unseen = unseen.difference(generation)  # iterates `unseen`, probing the generation
+        return unseen
+
+    def remember_new(self, keys: list[bytes]) -> None:
+        """Remember keys the window does not hold (as `add` of each, in order, without the lookups)."""
+        if self.capacity <= 0:
+            return
+        i = 0
+        while i < len(keys):
+            room = self._generation_size - len(self._current)
+            self._current.update(keys[i : i + room])
+            i += room
+            if len(self._current) >= self._generation_size:
+                self._roll()
+
     def _remember(self, key: bytes) -> None:
-        current = self._current
-        current.add(key)
-        if len(current) >= self._generation_size:
-            self._old.append(frozenset(current))  # sized to fit: ~half the table of a grown set
-            self._current = set()
-            if len(self._old) > self._OLD_GENERATIONS:
-                self._old.popleft()
+        self._current.add(key)
+        if len(self._current) >= self._generation_size:
+            self._roll()
+
+    def _roll(self) -> None:
+        self._old.append(frozenset(self._current))  # sized to fit: ~half the table of a grown set
+        self._current = set()
+        if len(self._old) > self._OLD_GENERATIONS:
+            self._old.popleft()
 
     def add_all(self, keys: Iterable[bytes]) -> None:
         for key in keys:

@@ -78,3 +78,26 @@ def test_span_keys_batch_equals_span_key(ids: list[tuple[str, str, str]], projec
     traces = [t for _, t, _ in ids]
     spans = [s for _, _, s in ids]
     assert span_keys(project, traces, spans) == [span_key(project, t, s) for t, s in zip(traces, spans, strict=True)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    capacity=st.integers(0, 40),
+    batches=st.lists(st.lists(st.integers(0, 200).map(lambda i: f"k{i}".encode()), max_size=30), max_size=20),
+)
+def test_remember_new_is_add_per_key(capacity: int, batches: list[list[bytes]]) -> None:
+    """What the content store does: look up a batch, write, then remember the unknown keys."""
+    one_by_one, bulk = RecentSpanIds(capacity), RecentSpanIds(capacity)
+    for batch in batches:
+        unknown = bulk.unknown(batch)
+        new = [k for k in dict.fromkeys(batch) if k in unknown]
+        assert new == [k for k in dict.fromkeys(batch) if k not in one_by_one or capacity <= 0]
+        bulk.remember_new(new)
+        for key in new:
+            one_by_one.add(key)
+        assert len(bulk) == len(one_by_one)
+        assert all((k in bulk) == (k in one_by_one) for k in range_keys())
+
+
+def range_keys() -> list[bytes]:
+    return [f"k{i}".encode() for i in range(201)]
