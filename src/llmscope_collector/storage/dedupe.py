@@ -144,8 +144,7 @@ class RecentSpanIds:
             self._old.popleft()
 
     def add_all(self, keys: Iterable[bytes]) -> None:
-        for key in keys:
-            self.add(key)
+        self.add_batch(list(keys))
 
 
 def seed_from_files(recent: RecentSpanIds, data_dir: Path) -> int:

@@ -104,8 +104,7 @@ class ParquetSpanWriter:
         for key, part in batch.partitions.items():
             keys = _span_keys(key[0], part.spans)
             if self._coverage and self._coverage.contains(key, lsn):
-                for skey in keys:
-                    self._recent.add(skey)
+                self._recent.add_all(keys)
                 self.replay_skipped += len(keys)
                 continue
             added += self._buffer_new(key, part, keys)
