@@ -102,12 +102,12 @@ class SpanCost:
     source: str | None
 
 
-UNKNOWN = SpanCost(None, None, None, False, None)
-FREE = SpanCost(Decimal(0), Decimal(0), Decimal(0), True, "no-usage")
 CostRow = tuple[Decimal | None, Decimal | None, Decimal | None, bool, str | None]
 """A `SpanCost`'s fields as a tuple: what `price_rows` stores, without a dataclass per span."""
 UNKNOWN_ROW: CostRow = (None, None, None, False, None)
 _FREE_ROW: CostRow = (Decimal(0), Decimal(0), Decimal(0), True, "no-usage")
+UNKNOWN = SpanCost(*UNKNOWN_ROW)
+FREE = SpanCost(*_FREE_ROW)
 Counts = tuple[int, int, int, int]
 """A `Usage4`'s fields: input (cache included), output, cache read, cache write."""
 

@@ -91,10 +91,18 @@ def _digest(raw: bytes) -> str:
 
 
 def _dumps(value: Any) -> str:
+    return _encoded(value)[1]
+
+
+def _encoded(value: Any) -> tuple[bytes, str]:
+    """A value's canonical JSON (sorted keys) as UTF-8 bytes and as text; what msgspec cannot encode
+    (or encodes to bytes that are not UTF-8) goes through `json.dumps` with `str` for unknown types."""
     try:
-        return _encode_sorted.encode(value).decode()
+        raw = _encode_sorted.encode(value)
+        return raw, raw.decode()
     except (TypeError, msgspec.EncodeError, UnicodeDecodeError):
-        return json.dumps(value, sort_keys=True, default=str)
+        body = json.dumps(value, sort_keys=True, default=str)
+        return body.encode(), body
 
 
 Hashed = tuple[str, str]
@@ -104,12 +112,8 @@ Hashed = tuple[str, str]
 def _hashed(value: Any) -> Hashed:
     """`(content_hash(body), body)` of `body = _dumps(value)`, hashing the encoder's bytes (no
     re-encoding: a body that decoded from them encodes back to the same bytes)."""
-    try:
-        raw = _encode_sorted.encode(value)
-        return _digest(raw), raw.decode()
-    except (TypeError, msgspec.EncodeError, UnicodeDecodeError):
-        body = json.dumps(value, sort_keys=True, default=str)
-        return _digest(body.encode()), body
+    raw, body = _encoded(value)
+    return _digest(raw), body
 
 
 def _json_value(value: Any) -> Any:
