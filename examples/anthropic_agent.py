@@ -13,7 +13,7 @@ import json
 import anthropic
 
 import llmscope
-from llmscope_sdk.simulator import SimulatedProvider
+from llmscope_sim import SimulatedProvider
 
 MODEL = "claude-sonnet-4-6"
 TOOLS = [

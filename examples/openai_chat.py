@@ -17,7 +17,7 @@ import openai
 from opentelemetry import trace as otel_trace
 
 import llmscope
-from llmscope_sdk.simulator import SimulatedProvider
+from llmscope_sim import SimulatedProvider
 
 MODEL = "gpt-4o-mini"
 TOOLS: Any = [

@@ -11,7 +11,7 @@ import asyncio
 import anthropic
 
 import llmscope
-from llmscope_sdk.simulator import SimulatedProvider
+from llmscope_sim import SimulatedProvider
 
 MODEL = "claude-haiku-4-5"
 

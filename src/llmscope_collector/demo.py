@@ -51,7 +51,7 @@ def run_demo(server: EmbeddedServer, *, traces: int) -> int:
         return 1
     endpoint = f"http://{server.settings.host}:{server.grpc_port}"
     proc = subprocess.run(
-        [sys.executable, "-m", "llmscope_sdk._demo_agent", "--endpoint", endpoint, "--traces", str(traces)],
+        [sys.executable, "-m", "llmscope_sim.demo_agent", "--endpoint", endpoint, "--traces", str(traces)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 import llmscope_sdk
 from llmscope_collector.server import EmbeddedServer
 from llmscope_sdk import _setup
-from llmscope_sdk.simulator import SimulatedProvider
+from llmscope_sim import SimulatedProvider
 
 MODEL = "claude-sonnet-4-6"
 

@@ -25,7 +25,7 @@ if _PARAM:
     from tests.interop.scenarios import Bench, Package
 
     from llmscope_collector.server import EmbeddedServer
-    from llmscope_sdk.simulator import SimulatedProvider
+    from llmscope_sim import SimulatedProvider
 
     _recorders: list[Recorder] = []
     _packages: list[Package] = []

@@ -35,7 +35,7 @@ from tests.interop.harness import (
 import llmscope_sdk
 from llmscope_collector.server import EmbeddedServer
 from llmscope_sdk import _setup
-from llmscope_sdk.simulator import SimulatedProvider
+from llmscope_sim import SimulatedProvider
 
 OPENAI_MODEL = "gpt-4o-mini"
 ANTHROPIC_MODEL = "claude-sonnet-4-6"

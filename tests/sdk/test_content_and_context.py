@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import llmscope_sdk
 from llmscope_sdk._content import capture_from_env
-from llmscope_sdk.simulator import SimulatedProvider
+from llmscope_sim import SimulatedProvider
 
 MODEL = "claude-sonnet-4-6"
 TOOLS = [

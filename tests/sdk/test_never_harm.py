@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 import llmscope_sdk
 from llmscope_sdk import _setup
-from llmscope_sdk.simulator import SimulatedProvider
+from llmscope_sim import SimulatedProvider
 
 MODEL = "claude-sonnet-4-6"
 TOOLS = [{"name": "lookup", "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}}}]

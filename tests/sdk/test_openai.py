@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import llmscope_sdk
-from llmscope_sdk.simulator import SimulatedProvider
+from llmscope_sim import SimulatedProvider
 
 MODEL = "gpt-4o"
 EMBEDDING_MODEL = "text-embedding-3-small"

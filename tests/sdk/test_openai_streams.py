@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 import llmscope_sdk
-from llmscope_sdk.simulator import SimulatedProvider
+from llmscope_sim import SimulatedProvider
 from tests.sdk.test_openai import cached_tokens, chat_helpers, needs_responses
 
 MODEL = "gpt-4o"

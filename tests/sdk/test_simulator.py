@@ -22,7 +22,7 @@ import anthropic
 import openai
 import pytest
 
-from llmscope_sdk.simulator import RecordedRequest, SimulatedProvider
+from llmscope_sim import RecordedRequest, SimulatedProvider
 
 MODEL_A = "claude-sim-1"
 MODEL_O = "gpt-sim-1"
@@ -479,7 +479,7 @@ def test_stop_is_idempotent_and_prompt_with_open_connections() -> None:
 def test_module_entry_point() -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llmscope_sdk.simulator", "--port", "0", "--seed", "7"],
+        [sys.executable, "-m", "llmscope_sim", "--port", "0", "--seed", "7"],
         stdout=subprocess.PIPE,
         text=True,
         env=env,

@@ -1,5 +1,8 @@
 """A deterministic simulated LLM provider (Anthropic Messages + OpenAI APIs) on a local port.
 
+A tool for tests and demos, kept out of the SDK an application imports (`llmscope_sdk`); run it
+alone with `python -m llmscope_sim`, and `python -m llmscope_sim.demo_agent` is the demo app.
+
 Lets tests, `llmscope demo` and benchmarks drive the real `anthropic` and `openai` clients
 without network access or API keys::
 

@@ -5,7 +5,7 @@ Before those runs it sends a showcase of what llmscope records, so every API vie
 something to show: a support chat session of several turns (OpenAI, streamed, with a tool call and
 two prompt versions), a tool-using anthropic agent, and an overloaded provider's error.
 
-Run as a separate process (`python -m llmscope_sdk._demo_agent --endpoint ...`) so the demo data
+Run as a separate process (`python -m llmscope_sim.demo_agent --endpoint ...`) so the demo data
 crosses the real OTLP wire exactly as a user's app would send it. Prints one JSON line:
 `{"trace_ids": [...]}`.
 """
@@ -21,9 +21,8 @@ from typing import Any
 import anthropic
 from opentelemetry import trace
 
-import llmscope_sdk
-from llmscope_sdk._decorators import trace as traced
-from llmscope_sdk.simulator import SimulatedProvider
+import llmscope
+from llmscope_sim import SimulatedProvider
 
 MODEL = "claude-sonnet-4-6"
 QUESTIONS = (
@@ -76,7 +75,7 @@ WEATHER_TOOL: Any = {
 }
 
 
-@traced(name="get_weather", kind="tool")
+@llmscope.trace(name="get_weather", kind="tool")
 def _get_weather(city: str) -> str:
     return f"light rain in {city}, 14 C"
 
@@ -112,11 +111,11 @@ def _support_chat(base_url: str) -> list[str]:
     history: list[dict[str, str]] = [{"role": "system", "content": "You are a patient support agent."}]
     turns = ("My invoice shows two charges.", "It was on the 3rd of the month.", "Can you refund one?")
     trace_ids = []
-    with llmscope_sdk.session("demo-support-chat", user_id="customer-42"), llmscope_sdk.tags("support", "demo"):
+    with llmscope.session("demo-support-chat", user_id="customer-42"), llmscope.tags("support", "demo"):
         for turn, text in enumerate(turns):
             history.append({"role": "user", "content": text})
             with (
-                llmscope_sdk.prompt("support-reply", version="2" if turn else "1"),
+                llmscope.prompt("support-reply", version="2" if turn else "1"),
                 tracer.start_as_current_span("support turn") as span,
             ):
                 stream = client.chat.completions.create(
@@ -156,16 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-showcase", dest="showcase", action="store_false", help="only the planner runs")
     args = parser.parse_args(argv)
-    llmscope_sdk.configure(endpoint=args.endpoint, service_name="llmscope-demo")
-    llmscope_sdk.instrument()
+    llmscope.configure(endpoint=args.endpoint, service_name="llmscope-demo")
+    llmscope.instrument()
     trace_ids = []
     with SimulatedProvider(seed=args.seed) as sim:
         extra = showcase(sim.base_url) if args.showcase else []
         for i in range(args.traces):
             question = QUESTIONS[i % len(QUESTIONS)]
             trace_ids.append(run_agent(sim.base_url, question, f"demo-session-{i // 3}", f"user-{i % 2}"))
-    ok = llmscope_sdk.flush(timeout_s=10)
-    llmscope_sdk.shutdown()
+    ok = llmscope.flush(timeout_s=10)
+    llmscope.shutdown()
     print(json.dumps({"trace_ids": trace_ids, "showcase_trace_ids": extra, "flushed": ok}))
     return 0 if ok else 1
 

@@ -1,4 +1,4 @@
-"""`python -m llmscope_sdk.simulator`: run the simulated provider until SIGINT/SIGTERM.
+"""`python -m llmscope_sim`: run the simulated provider until SIGINT/SIGTERM.
 
 Useful for pointing a non-Python app or a manual `curl` at a deterministic provider.
 """
@@ -14,7 +14,7 @@ from ._server import SimulatedProvider
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m llmscope_sdk.simulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m llmscope_sim", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--seed", type=int, default=0)
