@@ -21,12 +21,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from llmscope_collector.errors import InvalidPayload, Unavailable
 from llmscope_collector.storage.layout import valid_project
+from llmscope_collector.wal.errors import WalError
 
 _MAX_MESSAGES = 5
 
 
 class RequestLog(Protocol):
-    """The next stage: durably records a request before it is acknowledged (the WAL)."""
+    """The next stage: durably records a request before it is acknowledged (the WAL).
+
+    `append` raises a `WalError` when it cannot; the exporter answers it as OTLP "unavailable"."""
 
     def append(self, project: str, payload: bytes) -> int: ...
 
@@ -77,7 +80,10 @@ class TraceExporter:
             raise InvalidPayload(f"request is not a valid ExportTraceServiceRequest protobuf: {exc}") from None
         accepted, rejected, errors = check_span_ids(request)
         if accepted:
-            wal.append(project, payload)
+            try:
+                wal.append(project, payload)
+            except WalError as exc:  # full, closing or failed: the client keeps the data and resends
+                raise Unavailable(str(exc)) from exc
         self.spans_accepted += accepted
         self.spans_rejected += rejected
         return ExportResult(accepted, rejected, "; ".join(errors))

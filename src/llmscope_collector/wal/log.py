@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from llmscope_collector.errors import Unavailable
 from llmscope_collector.wal import segment as seg
-from llmscope_collector.wal.segment import CorruptRecord, WalRecord
+from llmscope_collector.wal.errors import WalClosed, WalCorrupt, WalFailed, WalFull
+from llmscope_collector.wal.segment import WalRecord
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,9 @@ class WriteAheadLog:
     # -- append (many threads) -----------------------------------------------------------------
 
     def append(self, project: str, payload: bytes) -> int:
-        """Durably log one request; returns its LSN. Raises `Unavailable` when the caller should retry later."""
+        """Durably log one request; returns its LSN.
+
+        Raises a `WalUnavailable` (`WalFull`, `WalClosed`, `WalFailed`) when the caller should retry later."""
         parts = seg.encode_record(project, payload)
         size = seg.record_size(parts)
         with self._cond:
@@ -142,21 +144,22 @@ class WriteAheadLog:
             deadline = time.monotonic() + self._opts.sync_timeout_s
             while self._durable < lsn + size:
                 if self._failed is not None:
-                    raise Unavailable(f"write-ahead log failed ({self._failed}); the collector needs a restart")
+                    raise WalFailed(f"write-ahead log failed ({self._failed}); the collector needs a restart")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise Unavailable("write-ahead log sync timed out; retry later")
+                    raise WalFailed("write-ahead log sync timed out; retry later")
                 self._cond.wait(remaining)
         return lsn
 
     def _wait_for_room(self, size: int) -> None:
-        """Raise `Unavailable` unless the log accepts `size` bytes, waiting up to `max_lag_wait_s` for lag room."""
+        """Raise `WalFull` (or `WalClosed`/`WalFailed`) unless the log accepts `size` bytes; waits up to
+        `max_lag_wait_s` for lag room."""
         deadline = time.monotonic() + self._opts.max_lag_wait_s
         while True:
             try:
                 self._check_accepting(size)
                 return
-            except Unavailable:
+            except WalFull:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._over_lag(size):
                     raise
@@ -168,14 +171,14 @@ class WriteAheadLog:
 
     def _check_accepting(self, size: int) -> None:
         if self._failed is not None:
-            raise Unavailable(f"write-ahead log failed ({self._failed}); the collector needs a restart")
+            raise WalFailed(f"write-ahead log failed ({self._failed}); the collector needs a restart")
         if self._closing:
-            raise Unavailable("collector is shutting down")
+            raise WalClosed("collector is shutting down")
         lag = self._write_lsn - self._committed
         if lag > 0 and lag + size > self._opts.max_lag_bytes:
-            raise Unavailable(f"ingest is {lag} bytes behind (limit {self._opts.max_lag_bytes}); retry later")
+            raise WalFull(f"ingest is {lag} bytes behind (limit {self._opts.max_lag_bytes}); retry later")
         if self._disk_low:
-            raise Unavailable(f"less than {self._opts.min_free_disk_bytes} bytes free on the data disk; retry later")
+            raise WalFull(f"less than {self._opts.min_free_disk_bytes} bytes free on the data disk; retry later")
 
     # -- flusher (one thread) ------------------------------------------------------------------
 
@@ -272,7 +275,7 @@ class WriteAheadLog:
                 size += record.end - record.lsn
                 if size >= max_bytes:
                     break
-        except CorruptRecord as exc:
+        except WalCorrupt as exc:
             if records:
                 return records, records[-1].end
             with self._cond:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmscope_collector.durable_io import fsync_dir
+from llmscope_collector.wal.errors import WalCorrupt
 
 MAGIC = b"LSWAL\x00\x01\n"
 HEADER_SIZE = len(MAGIC)
@@ -29,10 +30,6 @@ _BODY_PREFIX = struct.Struct("<BB")
 KIND_OTLP_TRACES = 1
 MAX_BODY = 512 * 1024 * 1024
 _NAME_RE = re.compile(r"^(\d{20})\.wal$")
-
-
-class CorruptRecord(ValueError):
-    """A record whose length, kind or checksum is wrong: a torn write or damaged disk."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,14 +58,14 @@ def record_size(parts: list[bytes]) -> int:
 
 
 def decode_body(body: bytes | memoryview, crc: int, lsn: int, end: int) -> WalRecord:
-    """Check and unpack one record body; `CorruptRecord` when it is not what was written."""
+    """Check and unpack one record body; `WalCorrupt` when it is not what was written."""
     if zlib.crc32(body) != crc:
-        raise CorruptRecord(f"checksum mismatch at LSN {lsn}")
+        raise WalCorrupt(f"checksum mismatch at LSN {lsn}")
     if len(body) < _BODY_PREFIX.size:
-        raise CorruptRecord(f"record at LSN {lsn} is too short")
+        raise WalCorrupt(f"record at LSN {lsn} is too short")
     kind, name_len = _BODY_PREFIX.unpack_from(body)
     if kind != KIND_OTLP_TRACES or len(body) < _BODY_PREFIX.size + name_len:
-        raise CorruptRecord(f"record at LSN {lsn} has unknown kind {kind}")
+        raise WalCorrupt(f"record at LSN {lsn} has unknown kind {kind}")
     start = _BODY_PREFIX.size
     project = bytes(body[start : start + name_len]).decode("utf-8", errors="replace")
     return WalRecord(lsn, end, project, bytes(body[start + name_len :]))
@@ -103,7 +100,7 @@ def create_segment(wal_dir: Path, base: int) -> int:
 
 
 def iter_records(path: Path, base: int, start_lsn: int, end_lsn: int) -> Iterator[WalRecord]:
-    """Records of one segment in `[start_lsn, end_lsn)`; raises `CorruptRecord` where they stop making sense."""
+    """Records of one segment in `[start_lsn, end_lsn)`; raises `WalCorrupt` where they stop making sense."""
     offset = HEADER_SIZE + max(0, start_lsn - base)
     limit = HEADER_SIZE + (end_lsn - base)
     fd = os.open(path, os.O_RDONLY)
@@ -112,14 +109,14 @@ def iter_records(path: Path, base: int, start_lsn: int, end_lsn: int) -> Iterato
             lsn = base + offset - HEADER_SIZE
             head = _pread_exact(fd, RECORD_HEADER.size, offset)
             if len(head) < RECORD_HEADER.size:
-                raise CorruptRecord(f"truncated record header at LSN {lsn}")
+                raise WalCorrupt(f"truncated record header at LSN {lsn}")
             body_len, crc = RECORD_HEADER.unpack(head)
             total = RECORD_HEADER.size + body_len
             if body_len < _BODY_PREFIX.size or body_len > MAX_BODY or offset + total > limit:
-                raise CorruptRecord(f"record at LSN {lsn} has an impossible length {body_len}")
+                raise WalCorrupt(f"record at LSN {lsn} has an impossible length {body_len}")
             body = _pread_exact(fd, body_len, offset + RECORD_HEADER.size)
             if len(body) < body_len:
-                raise CorruptRecord(f"truncated record at LSN {lsn}")
+                raise WalCorrupt(f"truncated record at LSN {lsn}")
             yield decode_body(body, crc, lsn, lsn + total)
             offset += total
     finally:
@@ -157,7 +154,7 @@ def scan_valid_end(path: Path, base: int) -> tuple[int, int]:
         for record in iter_records(path, base, base, end_lsn):
             valid = record.end
             count += 1
-    except CorruptRecord:
+    except WalCorrupt:
         pass
     return valid, count
 

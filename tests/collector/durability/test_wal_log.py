@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from llmscope_collector.errors import Unavailable
 from llmscope_collector.wal import segment as seg
 from llmscope_collector.wal.cursor import CURSOR_FILE, CommitCursor
+from llmscope_collector.wal.errors import WalFailed, WalFull
 from llmscope_collector.wal.log import WalOptions, WriteAheadLog
 from llmscope_collector.wal.segment import WalRecord
 
@@ -77,7 +77,7 @@ def test_lag_over_the_limit_is_refused_with_a_retryable_error_until_released(tmp
     wal = WriteAheadLog(tmp_path, WalOptions(fsync=False, max_lag_bytes=10_000, max_lag_wait_s=0.05))
     try:
         wal.append("p", b"x" * 6000)
-        with pytest.raises(Unavailable, match="behind"):
+        with pytest.raises(WalFull, match="behind"):
             wal.append("p", b"y" * 6000)
         wal.release(wal.durable_lsn, 1)
         wal.append("p", b"y" * 6000)
@@ -107,7 +107,7 @@ def test_low_disk_space_refuses_appends(tmp_path: Path) -> None:
         deadline = time.monotonic() + 10
         while not wal.stats().disk_low and time.monotonic() < deadline:
             time.sleep(0.01)
-        with pytest.raises(Unavailable, match="free"):
+        with pytest.raises(WalFull, match="free"):
             wal.append("p", b"x")
     finally:
         wal.close()
@@ -119,9 +119,9 @@ def test_an_io_error_fails_the_log_for_good_and_acks_nothing(tmp_path: Path) -> 
     wal.append("p", b"before")
     os.close(wal._fd)  # the next writev fails with EBADF, like a dying disk would with EIO
     wal._fd = os.open(os.devnull, os.O_RDONLY)
-    with pytest.raises(Unavailable, match="failed"):
+    with pytest.raises(WalFailed, match="failed"):
         wal.append("p", b"lost")
-    with pytest.raises(Unavailable, match="restart"):
+    with pytest.raises(WalFailed, match="restart"):
         wal.append("p", b"later")
     assert wal.stats().failed
     wal.close()
