@@ -79,6 +79,9 @@ class Settings:
     alerts_delivery_attempts: int = 6  # then the notification becomes a dead letter
     alerts_retry_base_s: float = 2.0  # first retry delay; doubles per attempt (with jitter)
     alerts_delivery_workers: int = 4
+    # Hosts and networks (CIDR) webhook/Slack URLs may reach although they are not public addresses
+    # (loopback, private, link-local...): "hooks.internal,10.1.0.0/16". Empty: public addresses only.
+    alerts_allow_destinations: str = ""
     smtp_host: str = ""  # empty: email channels are refused
     smtp_port: int = 587
     smtp_tls: str = "starttls"  # starttls, ssl or none
@@ -173,6 +176,12 @@ class Settings:
         for name in ("alerts_delivery_attempts", "alerts_delivery_workers"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1 (set {_ENV_NAMES[name]})")
+        from llmscope_collector.alerts.destinations import parse_allow_list
+
+        try:
+            parse_allow_list(self.alerts_allow_destinations)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         if self.smtp_tls not in ("starttls", "ssl", "none"):
             raise SettingsError(f"smtp_tls must be starttls, ssl or none: {self.smtp_tls!r} (set LLMSCOPE_SMTP_TLS)")
         if not 1 <= self.smtp_port <= 65535:
@@ -224,6 +233,7 @@ _ENV_NAMES: dict[str, str] = {
     "alerts_delivery_attempts": "LLMSCOPE_ALERTS_DELIVERY_ATTEMPTS",
     "alerts_retry_base_s": "LLMSCOPE_ALERTS_RETRY_BASE_S",
     "alerts_delivery_workers": "LLMSCOPE_ALERTS_DELIVERY_WORKERS",
+    "alerts_allow_destinations": "LLMSCOPE_ALERTS_ALLOW_DESTINATIONS",
     "smtp_host": "LLMSCOPE_SMTP_HOST",
     "smtp_port": "LLMSCOPE_SMTP_PORT",
     "smtp_tls": "LLMSCOPE_SMTP_TLS",

@@ -34,7 +34,7 @@ _SCHEMA = (
         id TEXT PRIMARY KEY, project TEXT NOT NULL, rule_id TEXT NOT NULL, event_id INTEGER NOT NULL,
         channel BLOB NOT NULL, payload BLOB NOT NULL, status TEXT NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, last_error TEXT,
-        created_at REAL NOT NULL, updated_at REAL NOT NULL)""",
+        created_at REAL NOT NULL, updated_at REAL NOT NULL, public_error TEXT)""",
     "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_at)",
     "CREATE INDEX IF NOT EXISTS outbox_by_project ON outbox (project, status, updated_at)",
 )
@@ -57,6 +57,7 @@ class AlertDb:
         with self.transaction() as conn:
             for statement in _SCHEMA:
                 conn.execute(statement)
+            _add_missing_columns(conn)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -78,3 +79,14 @@ class AlertDb:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+_ADDED_COLUMNS = (("outbox", "public_error", "TEXT"),)
+"""Columns added after a table first shipped: created on open in databases made before them."""
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    for table, column, kind in _ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")

@@ -112,10 +112,10 @@ class Dispatcher:
         try:
             self._send(delivery)
         except DeliveryError as err:
-            self._failed(delivery, attempts, str(err), err.retryable)
+            self._failed(delivery, attempts, (str(err), err.public), err.retryable)
         except Exception as err:  # a bug in rendering or sending: keep the row, say so, retry later
             log.exception("alert delivery %s failed unexpectedly", delivery.id)
-            self._failed(delivery, attempts, f"internal error: {err!r}", True)
+            self._failed(delivery, attempts, (f"internal error: {err!r}", "internal error in the collector"), True)
         else:
             self._outbox.delivered(delivery.id, attempts, self._clock())
         finally:
@@ -123,13 +123,15 @@ class Dispatcher:
                 self._in_flight.discard(delivery.id)
             self._wake.set()
 
-    def _failed(self, delivery: Delivery, attempts: int, error: str, retryable: bool) -> None:
+    def _failed(self, delivery: Delivery, attempts: int, errors: tuple[str, str], retryable: bool) -> None:
+        """`errors`: the detail (admin, log) and the public sentence (project keys)."""
+        error, public = errors
         now = self._clock()
         if not retryable or attempts >= self._max_attempts:
             log.warning("alert delivery %s dead after %d attempt(s): %s", delivery.id, attempts, error)
-            self._outbox.dead(delivery.id, attempts, error, now)
+            self._outbox.dead(delivery.id, attempts, error, now, public)
             return
-        self._outbox.retry_later(delivery.id, attempts, now + self.backoff_s(attempts), error, now)
+        self._outbox.retry_later(delivery.id, attempts, now + self.backoff_s(attempts), error, now, public)
 
     def backoff_s(self, attempts: int) -> float:
         """Exponential from `retry_base_s`, capped, with jitter so many failing rows do not retry in step."""

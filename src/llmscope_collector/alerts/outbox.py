@@ -27,13 +27,15 @@ _INSERT = """INSERT OR IGNORE INTO outbox
 (id, project, rule_id, event_id, channel, payload, status, attempts, next_at, created_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?, ?)"""
 _COLUMNS = """id, project, rule_id, event_id, channel, payload, status, attempts, next_at, last_error,
-created_at, updated_at"""
+created_at, updated_at, public_error"""
 _DUE = f"SELECT {_COLUMNS} FROM outbox WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?"  # noqa: S608
 _LEASE = "UPDATE outbox SET next_at = ? WHERE id = ? AND status = 'pending'"
 _NEXT_DUE = "SELECT min(next_at) FROM outbox WHERE status = 'pending'"
-_DELIVERED = "UPDATE outbox SET status = 'delivered', attempts = ?, last_error = NULL, updated_at = ? WHERE id = ?"
-_RETRY = "UPDATE outbox SET attempts = ?, next_at = ?, last_error = ?, updated_at = ? WHERE id = ?"
-_DEAD = "UPDATE outbox SET status = 'dead', attempts = ?, last_error = ?, updated_at = ? WHERE id = ?"
+_DELIVERED = """UPDATE outbox SET status = 'delivered', attempts = ?, last_error = NULL, public_error = NULL,
+updated_at = ? WHERE id = ?"""
+_RETRY = "UPDATE outbox SET attempts = ?, next_at = ?, last_error = ?, public_error = ?, updated_at = ? WHERE id = ?"
+_DEAD = """UPDATE outbox SET status = 'dead', attempts = ?, last_error = ?, public_error = ?, updated_at = ?
+WHERE id = ?"""
 _LIST = f"""SELECT {_COLUMNS} FROM outbox WHERE project = ? AND status = ?
 ORDER BY updated_at DESC, id LIMIT ?"""  # noqa: S608
 _REDELIVER = """UPDATE outbox SET status = 'pending', attempts = 0, next_at = 0, updated_at = ?
@@ -64,10 +66,12 @@ class Delivery(msgspec.Struct, kw_only=True):
     last_error: str | None
     created_at: float
     updated_at: float
+    public_error: str | None = None
+    """`last_error` without host, address or OS detail: what a project key is shown."""
 
 
 def _delivery(row: tuple[Any, ...]) -> Delivery:
-    id_, project, rule_id, event_id, channel, payload, status, attempts, next_at, error, created, updated = row
+    id_, project, rule_id, event_id, channel, payload, status, attempts, next_at, error, created, updated, public = row
     return Delivery(
         id=id_,
         project=project,
@@ -81,6 +85,7 @@ def _delivery(row: tuple[Any, ...]) -> Delivery:
         last_error=error,
         created_at=created,
         updated_at=updated,
+        public_error=public,
     )
 
 
@@ -119,13 +124,15 @@ class Outbox:
         with self._db.transaction() as conn:
             conn.execute(_DELIVERED, (attempts, now, delivery_id))
 
-    def retry_later(self, delivery_id: str, attempts: int, at: float, error: str, now: float) -> None:
+    def retry_later(
+        self, delivery_id: str, attempts: int, at: float, error: str, now: float, public: str | None = None
+    ) -> None:
         with self._db.transaction() as conn:
-            conn.execute(_RETRY, (attempts, at, error, now, delivery_id))
+            conn.execute(_RETRY, (attempts, at, error, public, now, delivery_id))
 
-    def dead(self, delivery_id: str, attempts: int, error: str, now: float) -> None:
+    def dead(self, delivery_id: str, attempts: int, error: str, now: float, public: str | None = None) -> None:
         with self._db.transaction() as conn:
-            conn.execute(_DEAD, (attempts, error, now, delivery_id))
+            conn.execute(_DEAD, (attempts, error, public, now, delivery_id))
 
     def listing(self, project: str, status: OutboxStatus, limit: int = 100) -> list[Delivery]:
         """Newest first."""

@@ -15,11 +15,12 @@ import msgspec
 
 from llmscope_collector.alerts.channels import Senders, SmtpConfig
 from llmscope_collector.alerts.db import AlertDb
+from llmscope_collector.alerts.destinations import DestinationPolicy, DestinationRefused
 from llmscope_collector.alerts.dispatcher import Dispatcher
 from llmscope_collector.alerts.evaluator import Evaluator
 from llmscope_collector.alerts.metrics import MetricReader, Observation
 from llmscope_collector.alerts.outbox import Delivery, Outbox
-from llmscope_collector.alerts.rules import Rule, RuleSpec, keep_secrets, validate
+from llmscope_collector.alerts.rules import EmailChannel, Rule, RuleError, RuleSpec, keep_secrets, validate
 from llmscope_collector.alerts.state import Level, RuleState
 from llmscope_collector.alerts.store import AlertEvent, RuleStore
 from llmscope_collector.query.db import Database
@@ -42,10 +43,12 @@ class AlertService:
         smtp: SmtpConfig | None = None,
         tick_s: float = 5.0,
         delivery: DeliveryOptions | None = None,
+        destinations: DestinationPolicy | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         delivery = delivery or DeliveryOptions()
         self.smtp = smtp or SmtpConfig()
+        self.destinations = destinations or DestinationPolicy()
         self._clock = clock
         self._db = AlertDb(data_dir)
         self.rules = RuleStore(self._db)
@@ -53,7 +56,7 @@ class AlertService:
         self._duck = Database(threads=1, memory_limit="512MB", spill_dir=data_dir / SPILL_DIR)
         self.dispatcher = Dispatcher(
             self.outbox,
-            Senders(self.smtp, timeout_s=delivery.timeout_s).send,
+            Senders(self.smtp, timeout_s=delivery.timeout_s, destinations=self.destinations).send,
             timeout_s=delivery.timeout_s,
             workers=delivery.workers,
             max_attempts=delivery.max_attempts,
@@ -82,7 +85,10 @@ class AlertService:
             retry_base_s=settings.alerts_retry_base_s,
             workers=settings.alerts_delivery_workers,
         )
-        return cls(settings.data_dir, smtp=smtp, tick_s=settings.alerts_tick_s, delivery=delivery)
+        destinations = DestinationPolicy.from_allow_list(settings.alerts_allow_destinations)
+        return cls(
+            settings.data_dir, smtp=smtp, tick_s=settings.alerts_tick_s, delivery=delivery, destinations=destinations
+        )
 
     def start(self) -> None:
         self.dispatcher.start()
@@ -102,8 +108,19 @@ class AlertService:
 
     # --- rules ---
 
-    def create_rule(self, project: str, spec: RuleSpec) -> Rule:
+    def _validate(self, spec: RuleSpec) -> None:
+        """The rule's own checks, then where its URLs point (refused before anything is stored)."""
         validate(spec, email_enabled=self.smtp.enabled)
+        for index, channel in enumerate(spec.channels):
+            if isinstance(channel, EmailChannel):
+                continue
+            try:
+                self.destinations.check_url(channel.url)
+            except DestinationRefused as exc:
+                raise RuleError(f"channels[{index}].url: {exc}") from None
+
+    def create_rule(self, project: str, spec: RuleSpec) -> Rule:
+        self._validate(spec)
         now = self._clock()
         fields = msgspec.structs.asdict(spec)
         rule = Rule(**fields, id=uuid.uuid4().hex, project=project, created_at=now, updated_at=now)
@@ -113,7 +130,7 @@ class AlertService:
     def replace_rule(self, project: str, rule_id: str, spec: RuleSpec) -> Rule:
         old = self.rules.get(project, rule_id)
         spec = keep_secrets(spec, old)
-        validate(spec, email_enabled=self.smtp.enabled)
+        self._validate(spec)
         updated_at = max(self._clock(), old.updated_at + 1e-6)  # a new version, even within one clock tick
         fields = msgspec.structs.asdict(spec)
         rule = Rule(**fields, id=rule_id, project=project, created_at=old.created_at, updated_at=updated_at)

@@ -12,7 +12,12 @@ from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
 from llmscope_collector import __version__
 from llmscope_collector.alerts.service import AlertService
-from llmscope_collector.api.auth import AUTH_EXCEPTION_HANDLERS, AUTH_POLICY_STATE, CALLER_PROJECT
+from llmscope_collector.api.auth import (
+    AUTH_EXCEPTION_HANDLERS,
+    AUTH_POLICY_STATE,
+    CALLER_IS_ADMIN,
+    CALLER_PROJECT,
+)
 from llmscope_collector.api.controllers.alerts import AlertController
 from llmscope_collector.api.controllers.cleanup import CleanupController, Retention
 from llmscope_collector.api.controllers.costs import CostController
@@ -70,6 +75,7 @@ def create_app(
             "ingest": Provide(lambda: ingest, use_cache=True, sync_to_thread=False),
             "auth_policy": Provide(lambda: auth, use_cache=True, sync_to_thread=False),
             "caller_project": CALLER_PROJECT,
+            "caller_is_admin": CALLER_IS_ADMIN,
             "alerts": Provide(lambda: alerts, use_cache=True, sync_to_thread=False),
             "retention": Provide(lambda: retention, use_cache=True, sync_to_thread=False),
         },

@@ -58,6 +58,16 @@ def caller_project(request: Request[Any, Any, Any]) -> str:
 CALLER_PROJECT = Provide(caller_project, sync_to_thread=False)
 
 
+def caller_is_admin(request: Request[Any, Any, Any]) -> bool:
+    """Whether the caller holds the admin token (or the API runs without an auth store at all):
+    who may see operator detail such as delivery errors' hosts and per-project metrics."""
+    policy = _policy(request)
+    return policy is None or policy.is_admin(request.headers.get)
+
+
+CALLER_IS_ADMIN = Provide(caller_is_admin, sync_to_thread=False)
+
+
 def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard: the admin token in `authorization: Bearer …`; 401 without it, 403 with a project key."""
     policy = _policy(connection)

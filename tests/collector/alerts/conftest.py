@@ -18,6 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from llmscope_collector.alerts.channels import SmtpConfig
+from llmscope_collector.alerts.destinations import DestinationPolicy
 from llmscope_collector.alerts.service import AlertService, DeliveryOptions
 from llmscope_collector.settings import Settings
 
@@ -175,6 +176,8 @@ def smtpd() -> Iterator[SmtpServer]:
 
 
 FAST_DELIVERY = DeliveryOptions(timeout_s=2.0, max_attempts=3, retry_base_s=0.01, workers=4)
+LOOPBACK_ALLOWED = "127.0.0.0/8"
+"""The receivers here listen on loopback, which alert destinations may reach only when allowed."""
 
 
 @pytest.fixture
@@ -185,6 +188,7 @@ def make_service(data_dir: Path, clock: FakeClock) -> Iterator[Callable[..., Ale
     def make(**kwargs: Any) -> AlertService:
         kwargs.setdefault("tick_s", 0)
         kwargs.setdefault("delivery", FAST_DELIVERY)
+        kwargs.setdefault("destinations", DestinationPolicy.from_allow_list(LOOPBACK_ALLOWED))
         service = AlertService(kwargs.pop("data_dir", data_dir), clock=clock, **kwargs)
         service.start()
         started.append(service)
@@ -202,10 +206,12 @@ def service(make_service: Callable[..., AlertService]) -> AlertService:
 
 @pytest.fixture
 def settings(settings: Settings, tmp_path: Path) -> Settings:
-    """The shared test settings (tests/conftest.py), with the scheduler off: these tests tick by hand."""
+    """The shared test settings (tests/conftest.py), with the scheduler off: these tests tick by hand,
+    and loopback receivers allowed."""
     return dataclasses.replace(
         settings,
         data_dir=tmp_path / "server-data",
+        alerts_allow_destinations=LOOPBACK_ALLOWED,
         alerts_tick_s=0,
         alerts_retry_base_s=0.01,
         alerts_delivery_timeout_s=2.0,

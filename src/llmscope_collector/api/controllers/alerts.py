@@ -48,7 +48,9 @@ class RuleTestResult(msgspec.Struct, kw_only=True):
 
 
 class DeadLetter(msgspec.Struct, kw_only=True):
-    """A notification that could not be delivered after its last attempt."""
+    """A notification that could not be delivered after its last attempt. `last_error` names the
+    receiver's host and the network error for the admin token only; project keys get a generic
+    sentence (so failed deliveries cannot be used to probe the collector's network)."""
 
     id: str
     rule_id: str
@@ -66,18 +68,21 @@ def _view(rule: Rule, state: RuleState) -> RuleView:
     return RuleView(**fields, state=state)
 
 
-def _dead_letter(delivery: Delivery) -> DeadLetter:
+def _dead_letter(delivery: Delivery, admin: bool) -> DeadLetter:
     return DeadLetter(
         id=delivery.id,
         rule_id=delivery.rule_id,
         event_id=delivery.event_id,
         channel=redacted([delivery.channel])[0],
         attempts=delivery.attempts,
-        last_error=delivery.last_error,
+        last_error=delivery.last_error if admin else delivery.public_error or _GENERIC_ERROR,
         created_at=delivery.created_at,
         updated_at=delivery.updated_at,
         event=delivery.event,
     )
+
+
+_GENERIC_ERROR = "delivery failed"
 
 
 def _error(status: int, error: str, detail: str) -> Response[bytes]:
@@ -187,9 +192,13 @@ class AlertController(Controller):
 
     @get("/dead-letters", operation_id="listAlertDeadLetters", sync_to_thread=True)
     def list_dead_letters(
-        self, alerts: NamedDependency[AlertService], caller_project: NamedDependency[str], limit: Limit = 100
+        self,
+        alerts: NamedDependency[AlertService],
+        caller_project: NamedDependency[str],
+        caller_is_admin: NamedDependency[bool],
+        limit: Limit = 100,
     ) -> list[DeadLetter]:
-        return [_dead_letter(d) for d in alerts.dead_letters(caller_project, limit)]
+        return [_dead_letter(d, caller_is_admin) for d in alerts.dead_letters(caller_project, limit)]
 
     @post(
         "/dead-letters/{delivery_id:str}/redeliver",
@@ -200,6 +209,10 @@ class AlertController(Controller):
         sync_to_thread=True,
     )
     def redeliver(
-        self, alerts: NamedDependency[AlertService], caller_project: NamedDependency[str], delivery_id: FromPath[str]
+        self,
+        alerts: NamedDependency[AlertService],
+        caller_project: NamedDependency[str],
+        caller_is_admin: NamedDependency[bool],
+        delivery_id: FromPath[str],
     ) -> DeadLetter:
-        return _dead_letter(alerts.redeliver(caller_project, delivery_id))
+        return _dead_letter(alerts.redeliver(caller_project, delivery_id), caller_is_admin)
