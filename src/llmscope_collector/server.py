@@ -18,7 +18,7 @@ from llmscope_collector.api.http_metrics import HttpMetrics, HttpMetricsMiddlewa
 from llmscope_collector.api.request_id import RequestIdMiddleware
 from llmscope_collector.pipeline import Collector
 from llmscope_collector.query.store import TraceStore
-from llmscope_collector.settings import Settings, SettingsError
+from llmscope_collector.settings import Settings, SettingsError, env_var, flag
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise SettingsError(
             f"{host}:{port} (api_port) is not available: {exc.strerror}. "
-            "Stop the other process or pass --api-port / set LLMSCOPE_API_PORT."
+            f"Stop the other process or pass {flag('api_port')} / set {env_var('api_port')}."
         ) from None
     sock.listen(128)
     sock.set_inheritable(True)

@@ -1,4 +1,6 @@
-"""Collector settings: one table maps each option to its env var and default.
+"""Collector settings: one dataclass declares each option and its default; its env var is derived.
+
+Every field `name` is read from `LLMSCOPE_<NAME>` (`env_var`), so a new option needs one line.
 
 Precedence is command-line flag > environment > default. Validation happens once, at start, so a
 misconfigured server fails with a sentence instead of a traceback halfway through serving.
@@ -95,7 +97,7 @@ class Settings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for field in dataclasses.fields(cls):
-            raw = env.get(_ENV_NAMES[field.name])
+            raw = env.get(env_var(field.name))
             if raw is not None and raw != "":
                 values[field.name] = _coerce(field.name, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -113,7 +115,7 @@ class Settings:
         for name in _PORT_FIELDS:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
-                raise SettingsError(f"{name} must be 0..65535, got {port} (set {_ENV_NAMES[name]})")
+                raise SettingsError(f"{name} must be 0..65535, got {port} (set {env_var(name)})")
         used = [p for p in (getattr(self, n) for n in _PORT_FIELDS) if p]
         if len(used) != len(set(used)):
             raise SettingsError("otlp_grpc_port, otlp_http_port and api_port must differ; pick distinct ports")
@@ -130,52 +132,57 @@ class Settings:
 
     def _check_ingest_options(self) -> None:
         if self.auth not in AUTH_MODES:
-            raise SettingsError(f"auth must be one of {', '.join(AUTH_MODES)}, got {self.auth!r} (set LLMSCOPE_AUTH)")
+            modes = ", ".join(AUTH_MODES)
+            raise SettingsError(f"auth must be one of {modes}, got {self.auth!r} (set {env_var('auth')})")
         if self.log_format not in LOG_FORMATS:
-            raise SettingsError(f"log_format must be text or json, got {self.log_format!r} (set LLMSCOPE_LOG_FORMAT)")
+            raise SettingsError(
+                f"log_format must be text or json, got {self.log_format!r} (set {env_var('log_format')})"
+            )
         for name in ("http_max_body_bytes", "http_workers"):
             if getattr(self, name) < 1:
-                raise SettingsError(f"{name} must be >= 1 (set {_ENV_NAMES[name]})")
+                raise SettingsError(f"{name} must be >= 1 (set {env_var(name)})")
         for name in ("rate_limit_spans_per_s", "rate_limit_burst", "max_span_attributes", "max_attribute_value_bytes"):
             if getattr(self, name) < 0:
-                raise SettingsError(f"{name} must be >= 0, 0 meaning no limit (set {_ENV_NAMES[name]})")
+                raise SettingsError(f"{name} must be >= 0, 0 meaning no limit (set {env_var(name)})")
 
     def _check_durability_options(self) -> None:
         from llmscope_collector.storage.retention import RetentionError, parse_project_days
 
         for name in ("wal_segment_bytes", "wal_max_lag_bytes", "compaction_target_rows", "compaction_target_bytes"):
             if getattr(self, name) < 1:
-                raise SettingsError(f"{name} must be >= 1 (set {_ENV_NAMES[name]})")
+                raise SettingsError(f"{name} must be >= 1 (set {env_var(name)})")
         for name in ("min_free_disk_bytes", "dedupe_window_spans", "decode_workers", "compaction_interval_s"):
             if getattr(self, name) < 0:
-                raise SettingsError(f"{name} must be >= 0 (set {_ENV_NAMES[name]})")
+                raise SettingsError(f"{name} must be >= 0 (set {env_var(name)})")
         if self.retention_days < 0 or self.retention_interval_s < 0:
             raise SettingsError("retention_days and retention_interval_s must be >= 0 (0 = keep forever / no run)")
         try:
             parse_project_days(self.retention_project_days)
         except RetentionError as exc:
-            raise SettingsError(f"{exc} (set LLMSCOPE_RETENTION_PROJECT_DAYS)") from None
+            raise SettingsError(f"{exc} (set {env_var('retention_project_days')})") from None
 
     def _check_model_options(self) -> None:
         from llmscope_collector.processors.cost import PriceFileError, load_price_file
 
         if self.trace_idle_s <= 0:
-            raise SettingsError("trace_idle_s must be > 0 (set LLMSCOPE_TRACE_IDLE_S)")
+            raise SettingsError(f"trace_idle_s must be > 0 (set {env_var('trace_idle_s')})")
         if self.prices_file:
             try:
                 load_price_file(Path(self.prices_file))
             except PriceFileError as exc:
-                raise SettingsError(f"{exc} (set LLMSCOPE_PRICES_FILE)") from None
+                raise SettingsError(f"{exc} (set {env_var('prices_file')})") from None
 
     def _check_alert_options(self) -> None:
         if self.alerts_tick_s < 0:
-            raise SettingsError("alerts_tick_s must be >= 0, 0 = no scheduled evaluation (set LLMSCOPE_ALERTS_TICK_S)")
+            raise SettingsError(
+                f"alerts_tick_s must be >= 0, 0 = no scheduled evaluation (set {env_var('alerts_tick_s')})"
+            )
         for name in ("alerts_delivery_timeout_s", "alerts_retry_base_s"):
             if getattr(self, name) <= 0:
-                raise SettingsError(f"{name} must be > 0 (set {_ENV_NAMES[name]})")
+                raise SettingsError(f"{name} must be > 0 (set {env_var(name)})")
         for name in ("alerts_delivery_attempts", "alerts_delivery_workers"):
             if getattr(self, name) < 1:
-                raise SettingsError(f"{name} must be >= 1 (set {_ENV_NAMES[name]})")
+                raise SettingsError(f"{name} must be >= 1 (set {env_var(name)})")
         from llmscope_collector.alerts.destinations import parse_allow_list
 
         try:
@@ -183,9 +190,11 @@ class Settings:
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
         if self.smtp_tls not in ("starttls", "ssl", "none"):
-            raise SettingsError(f"smtp_tls must be starttls, ssl or none: {self.smtp_tls!r} (set LLMSCOPE_SMTP_TLS)")
+            raise SettingsError(
+                f"smtp_tls must be starttls, ssl or none: {self.smtp_tls!r} (set {env_var('smtp_tls')})"
+            )
         if not 1 <= self.smtp_port <= 65535:
-            raise SettingsError(f"smtp_port must be 1..65535, got {self.smtp_port} (set LLMSCOPE_SMTP_PORT)")
+            raise SettingsError(f"smtp_port must be 1..65535, got {self.smtp_port} (set {env_var('smtp_port')})")
 
     def _check_data_dir(self) -> None:
         try:
@@ -193,66 +202,33 @@ class Settings:
         except OSError as exc:
             raise SettingsError(f"data dir {self.data_dir} cannot be created: {exc.strerror}") from None
         if not os.access(self.data_dir, os.W_OK):
-            raise SettingsError(f"data dir {self.data_dir} is not writable (set LLMSCOPE_DATA_DIR)")
+            raise SettingsError(f"data dir {self.data_dir} is not writable (set {env_var('data_dir')})")
 
 
-_ENV_NAMES: dict[str, str] = {
-    "host": "LLMSCOPE_HOST",
-    "otlp_grpc_port": "LLMSCOPE_OTLP_GRPC_PORT",
-    "api_port": "LLMSCOPE_API_PORT",
-    "data_dir": "LLMSCOPE_DATA_DIR",
-    "flush_rows": "LLMSCOPE_FLUSH_ROWS",
-    "flush_interval_s": "LLMSCOPE_FLUSH_INTERVAL_S",
-    "grpc_max_receive_bytes": "LLMSCOPE_GRPC_MAX_RECEIVE_BYTES",
-    "grpc_workers": "LLMSCOPE_GRPC_WORKERS",
-    "otlp_http_port": "LLMSCOPE_OTLP_HTTP_PORT",
-    "http_max_body_bytes": "LLMSCOPE_HTTP_MAX_BODY_BYTES",
-    "http_workers": "LLMSCOPE_HTTP_WORKERS",
-    "auth": "LLMSCOPE_AUTH",
-    "admin_token": "LLMSCOPE_ADMIN_TOKEN",
-    "rate_limit_spans_per_s": "LLMSCOPE_RATE_LIMIT_SPANS_PER_S",
-    "rate_limit_burst": "LLMSCOPE_RATE_LIMIT_BURST",
-    "max_span_attributes": "LLMSCOPE_MAX_SPAN_ATTRIBUTES",
-    "max_attribute_value_bytes": "LLMSCOPE_MAX_ATTRIBUTE_VALUE_BYTES",
-    "log_format": "LLMSCOPE_LOG_FORMAT",
-    "wal_dir": "LLMSCOPE_WAL_DIR",
-    "wal_segment_bytes": "LLMSCOPE_WAL_SEGMENT_BYTES",
-    "wal_fsync": "LLMSCOPE_WAL_FSYNC",
-    "wal_max_lag_bytes": "LLMSCOPE_WAL_MAX_LAG_BYTES",
-    "min_free_disk_bytes": "LLMSCOPE_MIN_FREE_DISK_BYTES",
-    "dedupe_window_spans": "LLMSCOPE_DEDUPE_WINDOW_SPANS",
-    "decode_workers": "LLMSCOPE_DECODE_WORKERS",
-    "compaction_interval_s": "LLMSCOPE_COMPACTION_INTERVAL_S",
-    "compaction_target_rows": "LLMSCOPE_COMPACTION_TARGET_ROWS",
-    "compaction_target_bytes": "LLMSCOPE_COMPACTION_TARGET_BYTES",
-    "retention_days": "LLMSCOPE_RETENTION_DAYS",
-    "retention_project_days": "LLMSCOPE_RETENTION_PROJECT_DAYS",
-    "retention_interval_s": "LLMSCOPE_RETENTION_INTERVAL_S",
-    "alerts_tick_s": "LLMSCOPE_ALERTS_TICK_S",
-    "alerts_delivery_timeout_s": "LLMSCOPE_ALERTS_DELIVERY_TIMEOUT_S",
-    "alerts_delivery_attempts": "LLMSCOPE_ALERTS_DELIVERY_ATTEMPTS",
-    "alerts_retry_base_s": "LLMSCOPE_ALERTS_RETRY_BASE_S",
-    "alerts_delivery_workers": "LLMSCOPE_ALERTS_DELIVERY_WORKERS",
-    "alerts_allow_destinations": "LLMSCOPE_ALERTS_ALLOW_DESTINATIONS",
-    "smtp_host": "LLMSCOPE_SMTP_HOST",
-    "smtp_port": "LLMSCOPE_SMTP_PORT",
-    "smtp_tls": "LLMSCOPE_SMTP_TLS",
-    "smtp_username": "LLMSCOPE_SMTP_USERNAME",
-    "smtp_password": "LLMSCOPE_SMTP_PASSWORD",
-    "smtp_from": "LLMSCOPE_SMTP_FROM",
-    "prices_file": "LLMSCOPE_PRICES_FILE",
-    "trace_idle_s": "LLMSCOPE_TRACE_IDLE_S",
-}
+ENV_PREFIX = "LLMSCOPE_"
+
+
+def env_var(field: str) -> str:
+    """The environment variable of a `Settings` field: `LLMSCOPE_` + its name in capitals, for every field."""
+    return ENV_PREFIX + field.upper()
+
+
+def flag(field: str) -> str:
+    """The command-line flag of a `Settings` field (only some fields have one; see `cli.py`)."""
+    return "--" + field.replace("_", "-")
 
 
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
+_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Settings)}  # annotations are strings (`from __future__`)
+
+
 def _coerce(name: str, raw: str) -> Any:
-    field_type = {f.name: f.type for f in dataclasses.fields(Settings)}[name]
+    field_type = _FIELD_TYPES[name]
     if field_type == "bool":
         if raw.strip().lower() not in _BOOLS:
-            raise SettingsError(f"{_ENV_NAMES[name]}={raw!r} is not a boolean (use 1/0, true/false, on/off)")
+            raise SettingsError(f"{env_var(name)}={raw!r} is not a boolean (use 1/0, true/false, on/off)")
         return _BOOLS[raw.strip().lower()]
     try:
         if field_type == "int":
@@ -260,7 +236,7 @@ def _coerce(name: str, raw: str) -> Any:
         if field_type == "float":
             return float(raw)
     except ValueError:
-        raise SettingsError(f"{_ENV_NAMES[name]}={raw!r} is not a number") from None
+        raise SettingsError(f"{env_var(name)}={raw!r} is not a number") from None
     return raw
 
 
@@ -272,8 +248,7 @@ def _check_port_free(host: str, port: int, name: str) -> None:
         try:
             sock.bind((host, port))
         except OSError as exc:
-            flag = "--" + name.replace("_", "-")
             raise SettingsError(
                 f"{host}:{port} ({name}) is not available: {exc.strerror}. "
-                f"Stop the other process or pass {flag} / set {_ENV_NAMES[name]}."
+                f"Stop the other process or pass {flag(name)} / set {env_var(name)}."
             ) from None
