@@ -17,6 +17,7 @@ from llmscope_collector.api.auth import (
     AUTH_POLICY_STATE,
     CALLER_IS_ADMIN,
     CALLER_PROJECT,
+    SEES_SERVER_DETAIL,
 )
 from llmscope_collector.api.controllers.alerts import AlertController
 from llmscope_collector.api.controllers.cleanup import CleanupController, Retention
@@ -76,6 +77,7 @@ def create_app(
             "auth_policy": Provide(lambda: auth, use_cache=True, sync_to_thread=False),
             "caller_project": CALLER_PROJECT,
             "caller_is_admin": CALLER_IS_ADMIN,
+            "sees_server_detail": SEES_SERVER_DETAIL,
             "alerts": Provide(lambda: alerts, use_cache=True, sync_to_thread=False),
             "retention": Provide(lambda: retention, use_cache=True, sync_to_thread=False),
         },

@@ -68,6 +68,26 @@ def caller_is_admin(request: Request[Any, Any, Any]) -> bool:
 CALLER_IS_ADMIN = Provide(caller_is_admin, sync_to_thread=False)
 
 
+def _sees_server_detail(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """Whether the caller may see server-wide detail (every project's counts, WAL state): anyone
+    while keys are optional (loopback, `--auth off`); with keys required, the admin token only."""
+    policy = _policy(connection)
+    return policy is None or policy.mode != "required" or policy.is_admin(connection.headers.get)
+
+
+def sees_server_detail(request: Request[Any, Any, Any]) -> bool:
+    return _sees_server_detail(request)
+
+
+SEES_SERVER_DETAIL = Provide(sees_server_detail, sync_to_thread=False)
+
+
+def admin_when_keys_required(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Guard for server-wide routes (`/metrics`): open while keys are optional, else as `admin_only`."""
+    if not _sees_server_detail(connection):
+        admin_only(connection, handler)
+
+
 def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard: the admin token in `authorization: Bearer …`; 401 without it, 403 with a project key."""
     policy = _policy(connection)

@@ -33,15 +33,18 @@ class ErrorBody(msgspec.Struct, kw_only=True):
     detail: str
 
 
-class Health(msgspec.Struct, kw_only=True):
+class Health(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """`status` is the liveness answer anyone gets. The counts and the ingest detail (every
+    project's together) are left out for callers without the admin token when keys are required."""
+
     status: Literal["ok", "degraded"]
     storage: Literal["ok", "unavailable"]
-    spans: int
-    traces: int
-    buffered_spans: int
     version: str
+    spans: int | None = None
+    traces: int | None = None
+    buffered_spans: int | None = None
     # Durable ingest: WAL lag (acked, not yet in Parquet), fsync latency, replay and repair counters.
-    ingest: IngestStatus = msgspec.field(default_factory=IngestStatus)
+    ingest: IngestStatus | None = None
 
 
 __all__ = [

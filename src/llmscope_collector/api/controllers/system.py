@@ -1,14 +1,19 @@
-"""`/health`: reports instead of raising, so a broken store or WAL shows as `degraded` with a 503."""
+"""`/health`: reports instead of raising, so a broken store or WAL shows as `degraded` with a 503.
+
+The status (and 200/503) is for everyone: a liveness probe needs no key. With API keys required,
+the counts and the ingest detail need the admin token (they add up every project).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import msgspec
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 
 from llmscope_collector import __version__
-from llmscope_collector.api.schemas import Health
+from llmscope_collector.api.schemas import Health, StoreCounts
 from llmscope_collector.ingest_status import IngestStatus
 from llmscope_collector.query.store import TraceStore
 
@@ -22,28 +27,25 @@ class SystemController(Controller):
         store: NamedDependency[TraceStore],
         buffered: NamedDependency[Callable[[], int]],
         ingest: NamedDependency[Callable[[], IngestStatus]],
+        sees_server_detail: NamedDependency[bool],
     ) -> Response[Health]:
         status = ingest()
         try:
-            counts = store.counts()
+            counts: StoreCounts | None = store.counts()
         except Exception:
-            body = Health(
-                status="degraded",
-                storage="unavailable",
-                spans=0,
-                traces=0,
+            counts = None
+        healthy = counts is not None and status.healthy
+        body = Health(
+            status="ok" if healthy else "degraded",
+            storage="ok" if counts is not None else "unavailable",
+            version=__version__,
+        )
+        if sees_server_detail:
+            body = msgspec.structs.replace(
+                body,
+                spans=counts.spans if counts else 0,
+                traces=counts.traces if counts else 0,
                 buffered_spans=buffered(),
-                version=__version__,
                 ingest=status,
             )
-            return Response(body, status_code=503)
-        body = Health(
-            status="ok" if status.healthy else "degraded",
-            storage="ok",
-            spans=counts.spans,
-            traces=counts.traces,
-            buffered_spans=buffered(),
-            version=__version__,
-            ingest=status,
-        )
-        return Response(body, status_code=200 if status.healthy else 503)
+        return Response(body, status_code=200 if healthy else 503)
