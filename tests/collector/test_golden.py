@@ -1,0 +1,39 @@
+"""The ingest processors give the recorded outputs on fixed inputs (golden files).
+
+`tests/collector/golden/<name>.jsonl` holds, for seeded inputs covering every dialect's keys, odd
+values, OTLP requests with content, events, links, bad ids, limits, unstorable costs and bad UTF-8,
+the benchmark traces, every genai-prices model and stitcher flush sequences, what normalize, the
+content split, the whole decode path, the price book and the stitcher returned when it was
+recorded. Any behaviour change shows up as a differing case. When the change is intended:
+
+    python -m tests.collector.golden.regen [normalize messages decode pricing stitch]
+
+then review `git diff tests/collector/golden/` (each changed line is one case's new output) and
+commit it with the change. Property tests of the behaviour itself are in `test_processor_properties.py`
+and `model/test_stitch.py`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.collector.golden import cases
+from tests.collector.golden.store import NAMES, check, golden_path, read
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_processors_give_the_recorded_outputs(name: str) -> None:
+    check(name)
+
+
+def test_every_golden_file_is_recorded_with_its_case_count() -> None:
+    for name in NAMES:
+        header, stored = read(name)
+        assert header["golden"] == name and header["cases"] == len(stored), golden_path(name)
+
+
+def test_every_key_the_normalizer_reads_is_a_golden_case() -> None:
+    """A key added to the normalizer's table gets per-key cases (the check above then asks to record them)."""
+    _, stored = read("normalize")
+    for case_id, _ in cases.normalize_cases():
+        assert case_id in stored, f"{case_id}: run `python -m tests.collector.golden.regen normalize`"
