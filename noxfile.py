@@ -81,12 +81,13 @@ INTEROP: dict[str, list[str]] = {
 # --system-site-packages: where the interpreter already has llmscope's heavy deps (duckdb, pyarrow,
 # grpcio), pip reuses them and each venv only adds the instrumentation and its client pins (which
 # shadow the global ones); where it has not (CI's clean python), pip installs them from its cache.
-# Only what the interop tests import: not the `test` extra (playwright, SMTP server, both clients).
+# Only what the interop tests import: the `server` extra (they run the collector), not the `test`
+# extra (playwright, SMTP server, both clients).
 @nox.session(python=DEFAULT_PYTHON, venv_params=["--system-site-packages"])
 @nox.parametrize("package", list(INTEROP), ids=list(INTEROP))
 def interop(session: nox.Session, package: str) -> None:
     """Real third-party instrumentations → OTLP → collector → API; writes docs/interop.md's matrix."""
-    session.install("-e", ".", "pytest>=8", "opentelemetry-instrumentation-wsgi", *INTEROP[package])
+    session.install("-e", ".[server]", "pytest>=8", "opentelemetry-instrumentation-wsgi", *INTEROP[package])
     test_file = f"tests/interop/test_{package.replace('-', '_')}.py"
     # `python -m`: pytest itself may come from the system site-packages, its script would run the global Python.
     env = {"LLMSCOPE_INTEROP": package}

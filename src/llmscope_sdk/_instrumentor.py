@@ -6,10 +6,12 @@ methods already wrapped, so no call ever gets two spans from llmscope. No networ
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import wrapt
@@ -26,6 +28,8 @@ from llmscope_sdk._versions import check as check_version
 _lock = threading.Lock()
 _patched: dict[str, tuple[Any, str, Any]] = {}  # key -> (class, method name, original attribute)
 _telemetry: Telemetry | None = None
+_QUIET_ENV = "ANTHROPIC_OPEN_TELEMETRY"
+_env_set = False  # instrument() set _QUIET_ENV itself, so uninstrument() removes it
 
 
 def _targets(name: str) -> tuple[PatchTarget, ...]:
@@ -66,9 +70,9 @@ def instrument(
     from now on: llmscope's span already covers the call, and a second one only costs time.
     """
     global _telemetry
-    if not client_spans:
-        _quiet_client_spans()
     with _lock:
+        if not client_spans:
+            _quiet_client_spans()
         telemetry = Telemetry(
             tracer=tracer(),
             metrics=GenAIMetrics(),
@@ -89,8 +93,18 @@ def instrument(
 
 def _quiet_client_spans() -> None:
     """anthropic 2.x reads ANTHROPIC_OPEN_TELEMETRY when a client is built; an explicit user value wins."""
-    if "ANTHROPIC_OPEN_TELEMETRY" not in os.environ:
-        os.environ["ANTHROPIC_OPEN_TELEMETRY"] = "false"
+    global _env_set
+    if _QUIET_ENV not in os.environ:
+        os.environ[_QUIET_ENV] = "false"
+        _env_set = True
+
+
+def _restore_env() -> None:
+    """Undo `_quiet_client_spans()` unless the value was changed since (then it is the user's)."""
+    global _env_set
+    if _env_set and os.environ.get(_QUIET_ENV) == "false":
+        del os.environ[_QUIET_ENV]
+    _env_set = False
 
 
 def _unwrap_all() -> None:
@@ -106,11 +120,46 @@ def _unwrap_all() -> None:
 
 
 def uninstrument() -> None:
-    """Restore every original method."""
+    """Undo everything `instrument()` did: every original method, and the environment it set."""
     global _telemetry
     with _lock:
         _unwrap_all()
+        _restore_env()
         _telemetry = None
+
+
+@contextlib.contextmanager
+def instrumentation_override(**options: Any) -> Iterator[list[str]]:
+    """`instrument(**options)` for the block, then the instrumentation that was there before it.
+
+    For `llmscope.testing`: a test instruments with its own provider and settings, and an app that
+    was already instrumented is wrapped again as it was (same telemetry, same methods) afterwards.
+    """
+    with _lock:
+        saved = _telemetry, set(_patched), _env_set
+    uninstrument()
+    try:
+        yield instrument(**options)
+    finally:
+        uninstrument()
+        telemetry, keys, env_set = saved
+        if telemetry is not None and keys:
+            _rewrap(telemetry, keys, env_set)
+
+
+def _rewrap(telemetry: Telemetry, keys: set[str], env_set: bool) -> None:
+    global _telemetry
+    with _lock:
+        if env_set:
+            _quiet_client_spans()
+        _telemetry = telemetry
+        for name in PROVIDERS:
+            try:
+                for target in _targets(name):
+                    if target.key in keys and target.key not in _patched:
+                        _wrap(target, telemetry)
+            except Exception:
+                log_internal_error(f"instrument {name}")
 
 
 def instrumented() -> list[str]:

@@ -7,11 +7,19 @@ that are queued on `end()`; a `LeanSpanDrain` processor converts them to SDK `Re
 the hot path and hands them to the provider's batch processor, so they leave through the same
 exporter, retry and queue limits as every other span. Sampling is parent-based always-on (the
 provider's default); with a custom `OTEL_TRACES_SAMPLER` llmscope uses SDK spans instead.
+
+The shortcut is only taken while it is invisible: the provider's processors are then llmscope's
+own (the scope stamp, done inline here, and the batch processor, which only needs `on_end`). Once
+the application adds a processor of its own to that provider (`OwnedTracerProvider`), new spans
+are SDK spans, so every processor sees `on_start` and `on_end` as the OpenTelemetry contract says;
+lean spans still queued at that moment are shown to it too when drained. The queue is bounded:
+past `max_queue_size` ended spans waiting, a span is dropped and counted (`dropped`).
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import random
 import threading
 import time
@@ -22,14 +30,37 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from llmscope_sdk._context import scope_attributes
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _getrandbits = random.getrandbits
+_log = logging.getLogger("llmscope")
+
+
+class OwnedTracerProvider(TracerProvider):
+    """The TracerProvider `configure()` creates when the application has none.
+
+    After `seal()` (the end of `configure()`), every processor added is the application's own and is
+    remembered in `app_processors`: llmscope's tracer then starts SDK spans so that processor sees
+    them start and end.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.app_processors: tuple[SpanProcessor, ...] = ()
+        self._sealed = False
+
+    def seal(self) -> None:
+        self._sealed = True
+
+    def add_span_processor(self, span_processor: SpanProcessor) -> None:
+        super().add_span_processor(span_processor)
+        if self._sealed:
+            self.app_processors = (*self.app_processors, span_processor)
 
 
 class LeanSpan(trace.Span):
@@ -42,23 +73,26 @@ class LeanSpan(trace.Span):
         "_ended",
         "_events",
         "_kind",
+        "_links",
         "_name",
         "_parent",
-        "_queue",
+        "_sink",
         "_start_ns",
         "_status",
     )
 
     def __init__(
         self,
-        queue: collections.deque[LeanSpan],
+        sink: LeanSpanDrain,
         name: str,
         kind: SpanKind,
         context: SpanContext,
         parent: SpanContext | None,
         attributes: dict[str, Any],
+        links: tuple[Link, ...],
     ) -> None:
-        self._queue = queue
+        self._sink = sink
+        self._links = links
         self._name = name
         self._kind = kind
         self._context = context
@@ -88,6 +122,10 @@ class LeanSpan(trace.Span):
         if not self._ended:
             self._events.append(Event(name, dict(attributes or {}), timestamp or time.time_ns()))
 
+    def add_link(self, context: SpanContext, attributes: Any = None) -> None:
+        if not self._ended and context.is_valid:
+            self._links = (*self._links, Link(context, dict(attributes) if attributes else None))
+
     def update_name(self, name: str) -> None:
         self._name = name
 
@@ -115,7 +153,7 @@ class LeanSpan(trace.Span):
             return
         self._end_ns = end_time or time.time_ns()
         self._ended = True
-        self._queue.append(self)
+        self._sink.put(self)
 
     def to_readable(self, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
         return ReadableSpan(
@@ -125,6 +163,7 @@ class LeanSpan(trace.Span):
             resource=resource,
             attributes=self._attributes,
             events=tuple(self._events),
+            links=self._links,
             kind=self._kind,
             status=self._status,
             start_time=self._start_ns,
@@ -134,10 +173,13 @@ class LeanSpan(trace.Span):
 
 
 class LeanTracer(trace.Tracer):
-    """Starts `LeanSpan`s; parent-based sampling, scope attributes merged in at start."""
+    """Starts `LeanSpan`s (parent-based sampling, scope attributes merged in at start), or SDK spans
+    from `sdk_tracer` once the application added a processor of its own to the provider."""
 
-    def __init__(self, queue: collections.deque[LeanSpan]) -> None:
-        self._queue = queue
+    def __init__(self, sink: LeanSpanDrain, provider: OwnedTracerProvider, sdk_tracer: trace.Tracer) -> None:
+        self._sink = sink
+        self._provider = provider
+        self._sdk_tracer = sdk_tracer
 
     def start_span(
         self,
@@ -150,6 +192,10 @@ class LeanTracer(trace.Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
     ) -> trace.Span:
+        if self._provider.app_processors:
+            return self._sdk_tracer.start_span(
+                name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
+            )
         parent = trace.get_current_span(context).get_span_context()
         span_id = _getrandbits(64) or 1
         if parent.is_valid:
@@ -164,7 +210,8 @@ class LeanTracer(trace.Tracer):
         scoped = scope_attributes(attrs.get("gen_ai.operation.name"))
         if scoped:
             attrs.update(scoped)
-        return LeanSpan(self._queue, name, kind, ctx, parent if parent.is_valid else None, attrs)
+        kept = tuple(link for link in links if link.context.is_valid) if links else ()
+        return LeanSpan(self._sink, name, kind, ctx, parent if parent.is_valid else None, attrs, kept)
 
     def start_as_current_span(self, name: str, *args: Any, **kwargs: Any) -> Any:
         span = self.start_span(name, *args, **{k: v for k, v in kwargs.items() if k != "end_on_exit"})
@@ -175,27 +222,63 @@ class LeanSpanDrain(SpanProcessor):
     """Moves ended lean spans into `target` (the provider's batch processor) off the hot path.
 
     Registered on the provider before `target`, so the provider's `force_flush()` and `shutdown()`
-    (also at interpreter exit) drain lean spans first.
+    (also at interpreter exit) drain lean spans first. At most `max_queue_size` ended spans wait;
+    the drain wakes early when half of that is reached, and a span ended on a full queue is dropped
+    and counted in `dropped` (logged once), like the batch processor's own full queue.
     """
 
     def __init__(
-        self, target: SpanProcessor, resource: Resource, version: str, schema_url: str, interval_s: float = 0.2
+        self,
+        target: SpanProcessor,
+        provider: OwnedTracerProvider,
+        version: str,
+        schema_url: str,
+        *,
+        max_queue_size: int = 2048,
+        interval_s: float = 0.2,
     ) -> None:
         self.queue: collections.deque[LeanSpan] = collections.deque()
+        self.max_queue_size = max_queue_size
+        self.dropped = 0
+        self._wake_at = max(1, max_queue_size // 2)
         self._target = target
-        self._resource = resource
+        self._provider = provider
+        self._resource = provider.resource
         self._scope = InstrumentationScope("llmscope", version, schema_url)
+        self._tracer = LeanTracer(self, provider, provider.get_tracer("llmscope", version, schema_url=schema_url))
         self._lock = threading.Lock()
+        self._drop_lock = threading.Lock()
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._interval_s = interval_s
         self._thread = threading.Thread(target=self._run, name="llmscope-lean-drain", daemon=True)
         self._thread.start()
 
     def tracer(self) -> LeanTracer:
-        return LeanTracer(self.queue)
+        return self._tracer
+
+    def put(self, span: LeanSpan) -> None:
+        """Called by `LeanSpan.end()` on the application's thread: an append, or a counted drop."""
+        queue = self.queue
+        waiting = len(queue)
+        if waiting >= self.max_queue_size:
+            self._drop()
+            return
+        queue.append(span)
+        if waiting + 1 == self._wake_at:
+            self._wake.set()
+
+    def _drop(self) -> None:
+        with self._drop_lock:
+            self.dropped += 1
+            first = self.dropped == 1
+        if first:
+            _log.warning("llmscope: %d ended spans wait to be exported; dropping new ones", self.max_queue_size)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
+        while not self._stop.is_set():
+            self._wake.wait(self._interval_s)
+            self._wake.clear()
             self.drain()
 
     def drain(self) -> int:
@@ -203,7 +286,10 @@ class LeanSpanDrain(SpanProcessor):
             moved = 0
             queue, target = self.queue, self._target
             while queue:
-                target.on_end(queue.popleft().to_readable(self._resource, self._scope))
+                readable = queue.popleft().to_readable(self._resource, self._scope)
+                _deliver(target, readable)
+                for processor in self._provider.app_processors:  # lean spans started before it was added
+                    _deliver(processor, readable)
                 moved += 1
             return moved
 
@@ -219,4 +305,13 @@ class LeanSpanDrain(SpanProcessor):
 
     def shutdown(self) -> None:
         self._stop.set()
+        self._wake.set()
         self.drain()
+
+
+def _deliver(processor: SpanProcessor, span: ReadableSpan) -> None:
+    """A failing processor loses this span, never the drain thread (which would silence all later ones)."""
+    try:
+        processor.on_end(span)
+    except Exception:
+        _log.warning("llmscope: span processor %r failed on a span", processor, exc_info=True)

@@ -6,8 +6,11 @@ exporters decide where spans go (OpenTelemetry's own advice for libraries).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import weakref
+from collections.abc import Iterator
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -17,12 +20,13 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from llmscope_sdk import _attributes as A
 from llmscope_sdk._config import SdkSettings
 from llmscope_sdk._context import ScopeSpanProcessor
-from llmscope_sdk._lean import LeanSpanDrain
+from llmscope_sdk._lean import LeanSpanDrain, OwnedTracerProvider
 
 _lock = threading.Lock()
 _provider: trace.TracerProvider | None = None
 _owned: TracerProvider | None = None
 _drain: LeanSpanDrain | None = None
+_scoped: weakref.WeakSet[trace.TracerProvider] = weakref.WeakSet()  # providers given a ScopeSpanProcessor
 
 
 def _exporter(settings: SdkSettings, extra_headers: dict[str, str] | None) -> SpanExporter:
@@ -45,10 +49,10 @@ def _exporter(settings: SdkSettings, extra_headers: dict[str, str] | None) -> Sp
 def _add_scope_processor(provider: trace.TracerProvider) -> None:
     """Stamp sessions/users/tags on every span of this provider (once per provider)."""
     add = getattr(provider, "add_span_processor", None)
-    if add is None or getattr(provider, "_llmscope_scope_processor", False):
+    if add is None or provider in _scoped:
         return
     add(ScopeSpanProcessor())
-    provider._llmscope_scope_processor = True  # type: ignore[attr-defined]
+    _scoped.add(provider)  # remembered here: no attribute is set on the application's object
 
 
 def _app_provider() -> trace.TracerProvider | None:
@@ -56,7 +60,7 @@ def _app_provider() -> trace.TracerProvider | None:
     current = trace.get_tracer_provider()
     if isinstance(current, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
         return None
-    if getattr(current, "_llmscope_owned", False):
+    if isinstance(current, OwnedTracerProvider):
         return None  # one llmscope created earlier and has since shut down
     return current
 
@@ -92,14 +96,16 @@ def configure(
             _provider = existing
             return existing
         settings = SdkSettings.resolve(endpoint=endpoint, protocol=protocol, service_name=service_name, api_key=api_key)
-        provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name, **(resource or {})}))
+        provider = OwnedTracerProvider(
+            resource=Resource.create({"service.name": settings.service_name, **(resource or {})})
+        )
         _add_scope_processor(provider)
         batch = BatchSpanProcessor(exporter or _exporter(settings, headers), max_queue_size=max_queue_size)
         if _lean_allowed():
-            _drain = LeanSpanDrain(batch, provider.resource, _version(), A.SCHEMA_URL)
+            _drain = LeanSpanDrain(batch, provider, _version(), A.SCHEMA_URL, max_queue_size=max_queue_size)
             provider.add_span_processor(_drain)  # before `batch`: flush/shutdown drain lean spans first
         provider.add_span_processor(batch)
-        provider._llmscope_owned = True  # type: ignore[attr-defined]
+        provider.seal()  # processors added from here on are the application's (lean spans step aside)
         trace.set_tracer_provider(provider)
         _provider = _owned = provider
         return provider
@@ -122,6 +128,24 @@ def tracer() -> trace.Tracer:
     if _drain is not None and provider is _owned:
         return _drain.tracer()
     return provider.get_tracer("llmscope", _version(), schema_url=A.SCHEMA_URL)
+
+
+@contextlib.contextmanager
+def provider_override(provider: trace.TracerProvider) -> Iterator[None]:
+    """Inside the block llmscope's spans go to `provider`; the previous setup is back after it.
+
+    For `llmscope.testing`: a test routes spans to its own provider without touching the app's.
+    """
+    global _provider, _owned, _drain
+    with _lock:
+        saved = _provider, _owned, _drain
+        _add_scope_processor(provider)
+        _provider, _owned, _drain = provider, None, None
+    try:
+        yield
+    finally:
+        with _lock:
+            _provider, _owned, _drain = saved
 
 
 def get_provider() -> trace.TracerProvider:

@@ -19,9 +19,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-import llmscope_sdk
+from llmscope.testing import instrumented_with
 from llmscope_collector.server import EmbeddedServer
-from llmscope_sdk import _setup
 from llmscope_sim import SimulatedProvider
 
 MODEL = "claude-sonnet-4-6"
@@ -32,14 +31,10 @@ def provider(server: EmbeddedServer) -> Iterator[TracerProvider]:
     exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{server.grpc_port}", insecure=True)
     tp = TracerProvider(resource=Resource.create({"service.name": "e2e-app"}))
     tp.add_span_processor(BatchSpanProcessor(exporter))
-    _setup._provider = None
-    llmscope_sdk.configure(tracer_provider=tp)
-    llmscope_sdk.instrument()
     try:
-        yield tp
+        with instrumented_with(tp):
+            yield tp
     finally:
-        llmscope_sdk.uninstrument()
-        _setup._provider = None
         tp.shutdown()
 
 

@@ -32,9 +32,8 @@ from tests.interop.harness import (
     raw_attributes,
 )
 
-import llmscope_sdk
+from llmscope.testing import instrumented_with
 from llmscope_collector.server import EmbeddedServer
-from llmscope_sdk import _setup
 from llmscope_sim import SimulatedProvider
 
 OPENAI_MODEL = "gpt-4o-mini"
@@ -95,16 +94,10 @@ class Bench:
         """The package (and optionally llmscope's SDK, wrapped around it) on the app's provider."""
         instrumentor = self.package.instrumentor()
         instrumentor.instrument(tracer_provider=self.app.provider)
-        if with_llmscope:
-            _setup._provider = None
-            llmscope_sdk.configure(tracer_provider=self.app.provider)
-            llmscope_sdk.instrument()
         try:
-            yield
+            with instrumented_with(self.app.provider) if with_llmscope else contextlib.nullcontext():
+                yield
         finally:
-            if with_llmscope:
-                llmscope_sdk.uninstrument()
-                _setup._provider = None
             instrumentor.uninstrument()
 
 

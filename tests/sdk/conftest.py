@@ -1,17 +1,18 @@
-"""SDK fixtures: an in-memory span exporter, the simulated provider, instrumented clients."""
+"""SDK fixtures: the simulated provider, and llmscope's spans captured the way users capture them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import llmscope_sdk
-from llmscope_sdk import _instrumentor, _setup
+from llmscope.pytest_plugin import capllmscope  # noqa: F401  (see below)
+from llmscope.testing import CapturedSpans, capture_spans
 from llmscope_sim import SimulatedProvider
+
+# `capllmscope` is the fixture users get from the `pytest11` entry point of an installed llmscope;
+# imported above too, so an editable checkout whose entry points predate it has the fixture.
 
 
 @pytest.fixture
@@ -21,19 +22,10 @@ def sim() -> Iterator[SimulatedProvider]:
 
 
 @pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """Instrument with a private TracerProvider that records finished spans in memory."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    llmscope_sdk.uninstrument()
-    _setup._provider = None
-    llmscope_sdk.configure(tracer_provider=provider)
-    llmscope_sdk.instrument()
-    try:
-        yield exporter
-    finally:
-        llmscope_sdk.uninstrument()
-        _setup._provider = None
-        assert not _instrumentor.instrumented()
-        provider.shutdown()
+def spans() -> Iterator[CapturedSpans]:
+    """Instrumented clients whose spans are recorded in memory: the public `llmscope.testing` helper
+    (what the `capllmscope` fixture gives users), so these tests also prove it restores the setup."""
+    with capture_spans() as captured:
+        yield captured
+    assert not llmscope_sdk.instrumented()
+

@@ -6,21 +6,21 @@ import asyncio
 
 import anthropic
 import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 import llmscope_sdk
+from llmscope.testing import CapturedSpans
 from llmscope_sim import SimulatedProvider
 
 MODEL = "claude-sonnet-4-6"
 
 
-def _ours(exporter: InMemorySpanExporter) -> list:
+def _ours(exporter: CapturedSpans) -> list:
     """Spans llmscope made (the anthropic 2.x client may add its own under ours)."""
-    return [s for s in exporter.get_finished_spans() if s.instrumentation_scope.name == "llmscope"]
+    return [s for s in exporter.spans if s.instrumentation_scope.name == "llmscope"]
 
 
-def test_sync_create_span_attributes(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_sync_create_span_attributes(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = anthropic.Anthropic(base_url=sim.base_url, api_key="k", max_retries=0)
     message = client.messages.create(
         model=MODEL, max_tokens=64, stop_sequences=["END"], messages=[{"role": "user", "content": "hello there"}]
@@ -40,7 +40,7 @@ def test_sync_create_span_attributes(sim: SimulatedProvider, spans: InMemorySpan
     assert span.status.status_code == StatusCode.UNSET
 
 
-def test_async_create_is_child_of_current_span(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_async_create_is_child_of_current_span(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = anthropic.AsyncAnthropic(base_url=sim.base_url, api_key="k", max_retries=0)
     tracer = llmscope_sdk.configure().get_tracer("test")
 
@@ -51,13 +51,13 @@ def test_async_create_is_child_of_current_span(sim: SimulatedProvider, spans: In
             )
 
     message = asyncio.run(call())
-    parent = next(s for s in spans.get_finished_spans() if s.name == "parent")
+    parent = next(s for s in spans.spans if s.name == "parent")
     (span,) = _ours(spans)
     assert span.parent is not None and span.parent.span_id == parent.context.span_id
     assert dict(span.attributes or {})["gen_ai.response.id"] == message.id
 
 
-def test_error_is_recorded_and_reraised_unchanged(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_error_is_recorded_and_reraised_unchanged(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = anthropic.Anthropic(base_url=sim.base_url, api_key="k", max_retries=0)
     with pytest.raises(anthropic.InternalServerError) as info:
         client.messages.create(
@@ -75,7 +75,7 @@ def test_error_is_recorded_and_reraised_unchanged(sim: SimulatedProvider, spans:
     assert any(e.name == "exception" for e in span.events)
 
 
-def test_cache_tokens_are_included_in_input_total(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_cache_tokens_are_included_in_input_total(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = anthropic.Anthropic(base_url=sim.base_url, api_key="k", max_retries=0)
     system = [{"type": "text", "text": "long shared context " * 50, "cache_control": {"type": "ephemeral"}}]
     first = client.messages.create(
@@ -101,7 +101,7 @@ def test_cache_tokens_are_included_in_input_total(sim: SimulatedProvider, spans:
 
 
 def test_uninstrument_restores_and_instrument_is_idempotent(
-    sim: SimulatedProvider, spans: InMemorySpanExporter
+    sim: SimulatedProvider, spans: CapturedSpans
 ) -> None:
     client = anthropic.Anthropic(base_url=sim.base_url, api_key="k", max_retries=0)
     llmscope_sdk.instrument()  # second call: must not double-wrap
@@ -113,7 +113,7 @@ def test_uninstrument_restores_and_instrument_is_idempotent(
 
 
 def test_telemetry_failure_never_reaches_the_user(
-    sim: SimulatedProvider, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+    sim: SimulatedProvider, spans: CapturedSpans, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from llmscope_sdk._providers.anthropic import _extract
 
@@ -136,7 +136,7 @@ def test_telemetry_failure_never_reaches_the_user(
     ],
 )
 def test_timeouts_and_connection_errors(
-    sim: SimulatedProvider, spans: InMemorySpanExporter, kind: str, exc_type: type, error_type: str
+    sim: SimulatedProvider, spans: CapturedSpans, kind: str, exc_type: type, error_type: str
 ) -> None:
     sim.fail_next(kind=kind, count=1, delay_s=2.0)
     client = anthropic.Anthropic(base_url=sim.base_url, api_key="k", max_retries=0, timeout=0.3)

@@ -9,18 +9,18 @@ from typing import Any
 
 import anthropic
 import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
 import llmscope_sdk
+from llmscope.testing import CapturedSpans
 from llmscope_sim import SimulatedProvider
 
 MODEL = "claude-sonnet-4-6"
 MESSAGES = [{"role": "user", "content": "tell me a story about streams"}]
 
 
-def _ours(exporter: InMemorySpanExporter) -> list[Any]:
-    return [s for s in exporter.get_finished_spans() if s.instrumentation_scope.name == "llmscope"]
+def _ours(exporter: CapturedSpans) -> list[Any]:
+    return [s for s in exporter.spans if s.instrumentation_scope.name == "llmscope"]
 
 
 def _client(sim: SimulatedProvider) -> anthropic.Anthropic:
@@ -31,7 +31,7 @@ def _dump(events: list[Any]) -> list[dict[str, Any]]:
     return [e.model_dump() for e in events]
 
 
-def test_exhausted_stream_same_events_and_full_usage(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_exhausted_stream_same_events_and_full_usage(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     instrumented = list(client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES, stream=True))
     llmscope_sdk.uninstrument()
@@ -51,7 +51,7 @@ def test_exhausted_stream_same_events_and_full_usage(sim: SimulatedProvider, spa
     assert span.end_time >= span.start_time
 
 
-def test_break_then_drop_ends_span_once(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_break_then_drop_ends_span_once(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     for _event in client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES, stream=True):
         break
@@ -61,7 +61,7 @@ def test_break_then_drop_ends_span_once(sim: SimulatedProvider, spans: InMemoryS
     assert span.status.status_code == StatusCode.UNSET
 
 
-def test_close_and_context_manager(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_close_and_context_manager(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     stream = client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES, stream=True)
     next(iter(stream))
@@ -73,7 +73,7 @@ def test_close_and_context_manager(sim: SimulatedProvider, spans: InMemorySpanEx
     assert ended == ["closed", "closed"]
 
 
-def test_broken_stream_records_error_and_reraises(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_broken_stream_records_error_and_reraises(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     with pytest.raises(Exception) as info:
         list(
@@ -93,7 +93,7 @@ def test_broken_stream_records_error_and_reraises(sim: SimulatedProvider, spans:
     assert attrs["gen_ai.response.id"]  # what arrived before the break is kept
 
 
-def test_stream_helper_text_stream_and_final_message(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_stream_helper_text_stream_and_final_message(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     with client.messages.stream(model=MODEL, max_tokens=100, messages=MESSAGES) as stream:
         text = "".join(stream.text_stream)
@@ -108,7 +108,7 @@ def test_stream_helper_text_stream_and_final_message(sim: SimulatedProvider, spa
     assert attrs["llmscope.stream.ended_by"] == "exhausted"
 
 
-def test_stream_helper_exited_early(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_stream_helper_exited_early(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     with client.messages.stream(model=MODEL, max_tokens=100, messages=MESSAGES) as stream:
         next(iter(stream))
@@ -116,7 +116,7 @@ def test_stream_helper_exited_early(sim: SimulatedProvider, spans: InMemorySpanE
     assert dict(span.attributes or {})["llmscope.stream.ended_by"] == "closed"
 
 
-def test_async_stream_create_and_helper(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_async_stream_create_and_helper(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = anthropic.AsyncAnthropic(base_url=sim.base_url, api_key="k", max_retries=0)
 
     async def run() -> tuple[list[Any], Any]:
@@ -136,7 +136,7 @@ def test_async_stream_create_and_helper(sim: SimulatedProvider, spans: InMemoryS
         assert attrs["llmscope.stream.ended_by"] == "exhausted"
 
 
-def test_async_stream_break_is_ended(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_async_stream_break_is_ended(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = anthropic.AsyncAnthropic(base_url=sim.base_url, api_key="k", max_retries=0)
 
     async def run() -> None:

@@ -11,9 +11,9 @@ from typing import Any
 
 import anthropic
 import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import llmscope_sdk
+from llmscope.testing import CapturedSpans
 from llmscope_sdk._content import capture_from_env
 from llmscope_sim import SimulatedProvider
 
@@ -27,8 +27,8 @@ TOOLS = [
 ]
 
 
-def _ours(exporter: InMemorySpanExporter) -> list[Any]:
-    return [s for s in exporter.get_finished_spans() if s.instrumentation_scope.name == "llmscope"]
+def _ours(exporter: CapturedSpans) -> list[Any]:
+    return [s for s in exporter.spans if s.instrumentation_scope.name == "llmscope"]
 
 
 def _client(sim: SimulatedProvider) -> anthropic.Anthropic:
@@ -53,13 +53,13 @@ def test_capture_env_values(value: str, expected: bool) -> None:
     assert capture_from_env({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": value}) is expected
 
 
-def test_content_off_by_default(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_content_off_by_default(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     _client(sim).messages.create(model=MODEL, max_tokens=20, messages=[{"role": "user", "content": "secret"}])
     (span,) = _ours(spans)
     assert not any(k.startswith("gen_ai.input") or k.startswith("gen_ai.output") for k in span.attributes or {})
 
 
-def test_tool_round_trip_content_json(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_tool_round_trip_content_json(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     llmscope_sdk.instrument(capture_content=True)
     client = _client(sim)
     first = client.messages.create(
@@ -96,7 +96,7 @@ def test_tool_round_trip_content_json(sim: SimulatedProvider, spans: InMemorySpa
     assert json.loads(b["gen_ai.output.messages"])[0]["parts"][0]["content"] == second.content[0].text  # type: ignore[union-attr]
 
 
-def test_streamed_output_content_matches_final_message(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_streamed_output_content_matches_final_message(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     llmscope_sdk.instrument(capture_content=True)
     with _client(sim).messages.stream(
         model=MODEL,
@@ -116,7 +116,7 @@ def test_streamed_output_content_matches_final_message(sim: SimulatedProvider, s
     assert parts == expected
 
 
-def test_redaction_hook_and_truncation_marker(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_redaction_hook_and_truncation_marker(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     def redact(name: str, value: Any) -> Any:
         return None if name == "gen_ai.output.messages" else json.dumps(value).replace("hunter2", "[REDACTED]")
 
@@ -130,7 +130,7 @@ def test_redaction_hook_and_truncation_marker(sim: SimulatedProvider, spans: InM
     assert list(attrs["llmscope.content.truncated"]) == ["gen_ai.input.messages"]
 
 
-def test_session_user_tags_metadata_prompt_flow_to_spans(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_session_user_tags_metadata_prompt_flow_to_spans(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     tracer = llmscope_sdk.configure().get_tracer("app")
     with (
@@ -142,7 +142,7 @@ def test_session_user_tags_metadata_prompt_flow_to_spans(sim: SimulatedProvider,
     ):
         client.messages.create(model=MODEL, max_tokens=20, messages=[{"role": "user", "content": "hi"}])
     client.messages.create(model=MODEL, max_tokens=20, messages=[{"role": "user", "content": "outside"}])
-    handler = next(s for s in spans.get_finished_spans() if s.name == "handler")
+    handler = next(s for s in spans.spans if s.name == "handler")
     inside, outside = (dict(s.attributes or {}) for s in _ours(spans))
     h = dict(handler.attributes or {})
     assert h["session.id"] == "s-123" and h["user.id"] == "u-9" and list(h["llmscope.tags"]) == ["beta", "eu"]
@@ -154,7 +154,7 @@ def test_session_user_tags_metadata_prompt_flow_to_spans(sim: SimulatedProvider,
 
 
 def test_scope_crosses_threads_with_copied_context_and_tasks(
-    sim: SimulatedProvider, spans: InMemorySpanExporter
+    sim: SimulatedProvider, spans: CapturedSpans
 ) -> None:
     client = _client(sim)
     aclient = anthropic.AsyncAnthropic(base_url=sim.base_url, api_key="k", max_retries=0)
@@ -181,7 +181,7 @@ def test_scope_crosses_threads_with_copied_context_and_tasks(
     assert sessions == ["s-deco"] * 3
 
 
-def test_trace_decorator_kinds_nesting_and_errors(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_trace_decorator_kinds_nesting_and_errors(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
 
     @llmscope_sdk.trace(kind="tool")
@@ -200,7 +200,7 @@ def test_trace_decorator_kinds_nesting_and_errors(sim: SimulatedProvider, spans:
     assert agent("weather?") == "rain in Paris"
     with pytest.raises(KeyError, match="missing"):
         broken()
-    by_name = {s.name: s for s in spans.get_finished_spans()}
+    by_name = {s.name: s for s in spans.spans}
     root, tool, llm = by_name["invoke_agent planner"], by_name["execute_tool get_weather"], by_name[f"chat {MODEL}"]
     assert tool.parent is not None and tool.parent.span_id == root.context.span_id
     assert llm.parent is not None and llm.parent.span_id == root.context.span_id
@@ -211,7 +211,7 @@ def test_trace_decorator_kinds_nesting_and_errors(sim: SimulatedProvider, spans:
     assert dict(err.attributes or {})["error.type"] == "KeyError" and err.status.status_code.name == "ERROR"
 
 
-def test_trace_decorator_generators_and_async_capture(spans: InMemorySpanExporter) -> None:
+def test_trace_decorator_generators_and_async_capture(spans: CapturedSpans) -> None:
     llmscope_sdk.instrument(capture_content=True)
     tracer = llmscope_sdk.configure().get_tracer("app")
 
@@ -246,9 +246,9 @@ def test_trace_decorator_generators_and_async_capture(spans: InMemorySpanExporte
     gen_early = docs(10)
     next(gen_early)
     gen_early.close()
-    by_name = {s.name: s for s in spans.get_finished_spans()}
+    by_name = {s.name: s for s in spans.spans}
     tool = dict(by_name["execute_tool lookup"].attributes or {})
     assert json.loads(tool["gen_ai.tool.call.arguments"]) == {"key": "k"}
     assert json.loads(tool["gen_ai.tool.call.result"]) == {"key": "k", "value": "v"}
-    retrievals = [s for s in spans.get_finished_spans() if s.name.startswith("retrieval")]
+    retrievals = [s for s in spans.spans if s.name.startswith("retrieval")]
     assert len(retrievals) == 2 and all(s.end_time for s in retrievals)

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 import llmscope_sdk
-from llmscope_sdk import _setup
+from llmscope.testing import instrumented_with
 from llmscope_sim import SimulatedProvider
 
 MODEL = "claude-sonnet-4-6"
@@ -83,19 +83,14 @@ def test_dead_collector_full_queue_and_broken_exporter_never_reach_the_call(sim:
         BatchSpanProcessor(dead, max_queue_size=2, max_export_batch_size=1, schedule_delay_millis=10)
     )
     provider.add_span_processor(BatchSpanProcessor(_ExplodingExporter(), max_queue_size=2, max_export_batch_size=1))
-    llmscope_sdk.uninstrument()
-    _setup._provider = None
-    llmscope_sdk.configure(tracer_provider=provider)
-    llmscope_sdk.instrument()
     try:
-        client = anthropic.Anthropic(base_url=sim.base_url, api_key="k", max_retries=0)
-        results = [
-            client.messages.create(model=MODEL, max_tokens=5, messages=[{"role": "user", "content": f"m{i}"}])
-            for i in range(30)
-        ]
-        assert len({r.id for r in results}) == 30
-        llmscope_sdk.flush(timeout_s=0.5)  # bounded even though nothing can be delivered
+        with instrumented_with(provider):
+            client = anthropic.Anthropic(base_url=sim.base_url, api_key="k", max_retries=0)
+            results = [
+                client.messages.create(model=MODEL, max_tokens=5, messages=[{"role": "user", "content": f"m{i}"}])
+                for i in range(30)
+            ]
+            assert len({r.id for r in results}) == 30
+            llmscope_sdk.flush(timeout_s=0.5)  # bounded even though nothing can be delivered
     finally:
-        llmscope_sdk.uninstrument()
-        _setup._provider = None
         provider.shutdown()

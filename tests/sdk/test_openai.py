@@ -13,10 +13,10 @@ import pytest
 import wrapt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 import llmscope_sdk
+from llmscope.testing import CapturedSpans
 from llmscope_sim import SimulatedProvider
 
 MODEL = "gpt-4o"
@@ -35,8 +35,8 @@ TOOLS = [
 LONG_SYSTEM = {"role": "system", "content": "You answer questions about a long shared context. " * 20}
 
 
-def _ours(exporter: InMemorySpanExporter) -> list[Any]:
-    return [s for s in exporter.get_finished_spans() if s.instrumentation_scope.name == "llmscope"]
+def _ours(exporter: CapturedSpans) -> list[Any]:
+    return [s for s in exporter.spans if s.instrumentation_scope.name == "llmscope"]
 
 
 def _attrs(span: Any) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def _port(sim: SimulatedProvider) -> int:
 # ----------------------------------------------------------------------------- chat completions
 
 
-def test_sync_chat_span_attributes(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_sync_chat_span_attributes(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     completion = _client(sim).chat.completions.create(
         model=MODEL,
         messages=USER,  # type: ignore[arg-type]
@@ -110,7 +110,7 @@ def test_sync_chat_span_attributes(sim: SimulatedProvider, spans: InMemorySpanEx
     assert not any(k.startswith(("gen_ai.input", "gen_ai.output.messages")) for k in attrs)  # content off
 
 
-def test_max_completion_tokens_wins(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_max_completion_tokens_wins(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     if (
         "max_completion_tokens"
         not in inspect.signature(openai.resources.chat.completions.Completions.create).parameters
@@ -120,7 +120,7 @@ def test_max_completion_tokens_wins(sim: SimulatedProvider, spans: InMemorySpanE
     assert _attrs(_ours(spans)[0])["gen_ai.request.max_tokens"] == 9
 
 
-def test_async_chat_is_child_of_current_span(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_async_chat_is_child_of_current_span(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     tracer = llmscope_sdk.configure().get_tracer("test")
 
     async def call() -> Any:
@@ -128,14 +128,14 @@ def test_async_chat_is_child_of_current_span(sim: SimulatedProvider, spans: InMe
             return await _async_client(sim).chat.completions.create(model=MODEL, messages=USER, max_tokens=16)  # type: ignore[arg-type]
 
     completion = asyncio.run(call())
-    parent = next(s for s in spans.get_finished_spans() if s.name == "parent")
+    parent = next(s for s in spans.spans if s.name == "parent")
     (span,) = _ours(spans)
     assert span.parent is not None and span.parent.span_id == parent.context.span_id
     assert _attrs(span)["gen_ai.response.id"] == completion.id
     assert _attrs(span)["gen_ai.request.max_tokens"] == 16
 
 
-def test_n_choices_one_finish_reason_each(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_n_choices_one_finish_reason_each(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     llmscope_sdk.instrument(capture_content=True)
     completion = _client(sim).chat.completions.create(model=MODEL, messages=USER, n=3, max_tokens=4)  # type: ignore[arg-type]
     attrs = _attrs(_ours(spans)[0])
@@ -145,7 +145,7 @@ def test_n_choices_one_finish_reason_each(sim: SimulatedProvider, spans: InMemor
     assert [o["parts"][0]["content"] for o in outputs] == [c.message.content for c in completion.choices]
 
 
-def test_tool_call_round_trip_content(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_tool_call_round_trip_content(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     llmscope_sdk.instrument(capture_content=True)
     client = _client(sim)
     messages: list[Any] = [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "Paris?"}]
@@ -178,7 +178,7 @@ def test_tool_call_round_trip_content(sim: SimulatedProvider, spans: InMemorySpa
     ]
 
 
-def test_image_parts_become_uri_and_blob(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_image_parts_become_uri_and_blob(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     llmscope_sdk.instrument(capture_content=True)
     content = [
         {"type": "text", "text": "what is this?"},
@@ -196,7 +196,7 @@ def test_image_parts_become_uri_and_blob(sim: SimulatedProvider, spans: InMemory
 
 @pytest.mark.parametrize("status", [400, 429, 500])
 def test_error_is_recorded_and_reraised_unchanged(
-    sim: SimulatedProvider, spans: InMemorySpanExporter, status: int
+    sim: SimulatedProvider, spans: CapturedSpans, status: int
 ) -> None:
     with pytest.raises(openai.APIStatusError) as info:
         _client(sim).chat.completions.create(
@@ -213,7 +213,7 @@ def test_error_is_recorded_and_reraised_unchanged(
     assert any(e.name == "exception" for e in span.events)
 
 
-def test_azure_client_is_azure_provider(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_azure_client_is_azure_provider(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = openai.AzureOpenAI(base_url=sim.base_url + "/v1", api_key="k", api_version="2024-10-21", max_retries=0)
     with pytest.raises(openai.NotFoundError):  # the simulator has no Azure deployment routes
         client.chat.completions.create(model=MODEL, messages=USER)  # type: ignore[arg-type]
@@ -222,7 +222,7 @@ def test_azure_client_is_azure_provider(sim: SimulatedProvider, spans: InMemoryS
     assert attrs["error.type"] == "openai.NotFoundError"
 
 
-def test_cached_tokens_counted_once(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_cached_tokens_counted_once(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     results = [
         client.chat.completions.create(model=MODEL, messages=[LONG_SYSTEM, {"role": "user", "content": q}])  # type: ignore[list-item]
@@ -240,7 +240,7 @@ def test_cached_tokens_counted_once(sim: SimulatedProvider, spans: InMemorySpanE
 
 
 def test_with_raw_response_returns_raw_and_reads_parsed_body(
-    sim: SimulatedProvider, spans: InMemorySpanExporter
+    sim: SimulatedProvider, spans: CapturedSpans
 ) -> None:
     raw = _client(sim).chat.completions.with_raw_response.create(model=MODEL, messages=USER)  # type: ignore[arg-type]
     assert hasattr(raw, "http_response")  # the raw object, unchanged
@@ -250,7 +250,7 @@ def test_with_raw_response_returns_raw_and_reads_parsed_body(
     assert completion.usage is not None and attrs["gen_ai.usage.output_tokens"] == completion.usage.completion_tokens
 
 
-def test_with_streaming_response_body_is_left_to_the_user(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_with_streaming_response_body_is_left_to_the_user(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     with client.chat.completions.with_streaming_response.create(model=MODEL, messages=USER) as response:  # type: ignore[arg-type]
         lines = [line for line in response.iter_lines() if line]
@@ -264,7 +264,7 @@ def chat_helpers(client: Any) -> Any:
     return client.chat.completions if hasattr(client.chat.completions, "stream") else client.beta.chat.completions
 
 
-def test_chat_parse_helper_gets_one_span(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_chat_parse_helper_gets_one_span(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     completion = chat_helpers(_client(sim)).parse(
         model=MODEL,
         messages=USER,  # type: ignore[arg-type]
@@ -278,7 +278,7 @@ def test_chat_parse_helper_gets_one_span(sim: SimulatedProvider, spans: InMemory
 
 
 @needs_responses
-def test_responses_create_sync_and_async(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_responses_create_sync_and_async(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     llmscope_sdk.instrument(capture_content=True)
     kwargs: dict[str, Any] = {
         "model": MODEL,
@@ -314,7 +314,7 @@ def test_responses_create_sync_and_async(sim: SimulatedProvider, spans: InMemory
 
 
 @needs_responses
-def test_responses_tool_round_trip_and_cache(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_responses_tool_round_trip_and_cache(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     llmscope_sdk.instrument(capture_content=True)
     client = _client(sim)
     tools: Any = [{"type": "function", **TOOLS[0]["function"]}]
@@ -348,7 +348,7 @@ def test_responses_tool_round_trip_and_cache(sim: SimulatedProvider, spans: InMe
 
 
 @needs_responses
-def test_responses_cached_tokens_counted_once(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_responses_cached_tokens_counted_once(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     instructions = LONG_SYSTEM["content"]
     results = [client.responses.create(model=MODEL, input=q, instructions=instructions) for q in ("one", "two")]
@@ -361,7 +361,7 @@ def test_responses_cached_tokens_counted_once(sim: SimulatedProvider, spans: InM
 
 
 @needs_responses
-def test_responses_incomplete_is_length(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_responses_incomplete_is_length(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     response = _client(sim).responses.create(model=MODEL, input="Tell me a long story.", max_output_tokens=1)
     assert response.status == "incomplete"
     assert list(_attrs(_ours(spans)[0])["gen_ai.response.finish_reasons"]) == ["length"]
@@ -371,7 +371,7 @@ def test_responses_incomplete_is_length(sim: SimulatedProvider, spans: InMemoryS
 
 
 @pytest.mark.parametrize("encoding", ["float", "base64"])
-def test_embeddings_sync_and_async(sim: SimulatedProvider, spans: InMemorySpanExporter, encoding: str) -> None:
+def test_embeddings_sync_and_async(sim: SimulatedProvider, spans: CapturedSpans, encoding: str) -> None:
     kwargs: dict[str, Any] = {
         "model": EMBEDDING_MODEL,
         "input": ["a", "bb"],
@@ -394,7 +394,7 @@ def test_embeddings_sync_and_async(sim: SimulatedProvider, spans: InMemorySpanEx
         assert "gen_ai.usage.output_tokens" not in attrs
 
 
-def test_embeddings_dimension_from_response(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_embeddings_dimension_from_response(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     for encoding in ("float", "base64"):
         _client(sim).embeddings.create(model=EMBEDDING_MODEL, input="x", encoding_format=encoding)  # type: ignore[arg-type]
     assert [_attrs(s)["gen_ai.embeddings.dimension.count"] for s in _ours(spans)] == [8, 8]  # simulator default
@@ -404,7 +404,7 @@ def test_embeddings_dimension_from_response(sim: SimulatedProvider, spans: InMem
 
 
 def test_uninstrument_restores_and_instrument_is_idempotent(
-    sim: SimulatedProvider, spans: InMemorySpanExporter
+    sim: SimulatedProvider, spans: CapturedSpans
 ) -> None:
     client = _client(sim)
     classes = (openai.resources.chat.completions.Completions, openai.resources.embeddings.AsyncEmbeddings)
@@ -421,7 +421,7 @@ def test_uninstrument_restores_and_instrument_is_idempotent(
 
 
 def test_telemetry_failure_never_reaches_the_user(
-    sim: SimulatedProvider, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+    sim: SimulatedProvider, spans: CapturedSpans, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from llmscope_sdk._providers.openai import _extract
 
@@ -466,7 +466,7 @@ def _outcome(client: openai.OpenAI, request: dict[str, Any]) -> tuple[str, Any]:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(request=chat_requests)
 def test_identical_results_and_errors_with_and_without(
-    sim: SimulatedProvider, spans: InMemorySpanExporter, request: dict[str, Any]
+    sim: SimulatedProvider, spans: CapturedSpans, request: dict[str, Any]
 ) -> None:
     client = _client(sim)
     llmscope_sdk.uninstrument()

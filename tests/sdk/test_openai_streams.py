@@ -11,10 +11,10 @@ from typing import Any
 
 import openai
 import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
 import llmscope_sdk
+from llmscope.testing import CapturedSpans
 from llmscope_sim import SimulatedProvider
 from tests.sdk.test_openai import cached_tokens, chat_helpers, needs_responses
 
@@ -33,8 +33,8 @@ USAGE = {"include_usage": True}
 BROKEN = {"x-sim-disconnect": "mid-stream"}
 
 
-def _ours(exporter: InMemorySpanExporter) -> list[Any]:
-    return [s for s in exporter.get_finished_spans() if s.instrumentation_scope.name == "llmscope"]
+def _ours(exporter: CapturedSpans) -> list[Any]:
+    return [s for s in exporter.spans if s.instrumentation_scope.name == "llmscope"]
 
 
 def _attrs(span: Any) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def _dump(chunks: list[Any]) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------- chat: create(stream=True)
 
 
-def test_exhausted_stream_with_usage_same_chunks(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_exhausted_stream_with_usage_same_chunks(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     kwargs: dict[str, Any] = {"model": MODEL, "messages": MESSAGES, "stream": True, "stream_options": USAGE}
     instrumented = list(client.chat.completions.create(**kwargs))
@@ -78,7 +78,7 @@ def test_exhausted_stream_with_usage_same_chunks(sim: SimulatedProvider, spans: 
     assert attrs["llmscope.stream.ended_by"] == "exhausted"
 
 
-def test_without_include_usage_token_counts_stay_unset(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_without_include_usage_token_counts_stay_unset(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     chunks = list(_client(sim).chat.completions.create(model=MODEL, messages=MESSAGES, stream=True))
     assert all(c.usage is None for c in chunks)
     attrs = _attrs(_ours(spans)[0])
@@ -86,7 +86,7 @@ def test_without_include_usage_token_counts_stay_unset(sim: SimulatedProvider, s
     assert list(attrs["gen_ai.response.finish_reasons"]) == ["stop"]
 
 
-def test_streamed_cached_tokens_counted_once(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_streamed_cached_tokens_counted_once(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     system = {"role": "system", "content": "A long shared prefix for the prompt cache. " * 20}
     last = []
@@ -103,7 +103,7 @@ def test_streamed_cached_tokens_counted_once(sim: SimulatedProvider, spans: InMe
     assert cached_tokens(last[1].usage) > 0
 
 
-def test_streamed_tool_calls_reassembled_by_index(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_streamed_tool_calls_reassembled_by_index(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     llmscope_sdk.instrument(capture_content=True)
     client = _client(sim)
     kwargs: dict[str, Any] = {"model": MODEL, "messages": MESSAGES, "tools": TOOLS, "n": 2}
@@ -132,7 +132,7 @@ def test_streamed_tool_calls_reassembled_by_index(sim: SimulatedProvider, spans:
     assert json.loads(attrs["gen_ai.output.messages"]) == expected
 
 
-def test_break_then_drop_ends_span_once(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_break_then_drop_ends_span_once(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     for _chunk in _client(sim).chat.completions.create(model=MODEL, messages=MESSAGES, stream=True):
         break
     gc.collect()
@@ -141,7 +141,7 @@ def test_break_then_drop_ends_span_once(sim: SimulatedProvider, spans: InMemoryS
     assert span.status.status_code == StatusCode.UNSET
 
 
-def test_close_and_context_manager(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_close_and_context_manager(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
     next(iter(stream))
@@ -152,7 +152,7 @@ def test_close_and_context_manager(sim: SimulatedProvider, spans: InMemorySpanEx
     assert [_attrs(s)["llmscope.stream.ended_by"] for s in _ours(spans)] == ["closed", "closed"]
 
 
-def test_broken_stream_records_error_and_reraises(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_broken_stream_records_error_and_reraises(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     received: list[Any] = []
     with pytest.raises(Exception) as info:
@@ -171,7 +171,7 @@ def test_broken_stream_records_error_and_reraises(sim: SimulatedProvider, spans:
     assert list(attrs["gen_ai.response.finish_reasons"]) == ["error"]
 
 
-def test_async_stream_exhausted_and_closed(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_async_stream_exhausted_and_closed(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _async_client(sim)
 
     async def run() -> list[Any]:
@@ -193,7 +193,7 @@ def test_async_stream_exhausted_and_closed(sim: SimulatedProvider, spans: InMemo
     assert _attrs(third)["llmscope.stream.ended_by"] == "closed"
 
 
-def test_async_broken_stream(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_async_broken_stream(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _async_client(sim)
 
     async def run() -> None:
@@ -211,7 +211,7 @@ def test_async_broken_stream(sim: SimulatedProvider, spans: InMemorySpanExporter
 # --------------------------------------------------------------------- chat: the stream() helper
 
 
-def test_chat_stream_helper_one_span_sync(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_chat_stream_helper_one_span_sync(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     with chat_helpers(client).stream(model=MODEL, messages=MESSAGES, stream_options=USAGE) as stream:
         events = [event.type for event in stream]
@@ -230,7 +230,7 @@ def test_chat_stream_helper_one_span_sync(sim: SimulatedProvider, spans: InMemor
     assert len(_ours(spans)) == 2
 
 
-def test_chat_stream_helper_one_span_async(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_chat_stream_helper_one_span_async(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _async_client(sim)
 
     async def run() -> Any:
@@ -243,7 +243,7 @@ def test_chat_stream_helper_one_span_async(sim: SimulatedProvider, spans: InMemo
     assert _attrs(span)["gen_ai.usage.input_tokens"] == final.usage.prompt_tokens
 
 
-def test_chat_stream_helper_error_on_enter(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_chat_stream_helper_error_on_enter(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     with (
         pytest.raises(openai.InternalServerError),
@@ -260,7 +260,7 @@ def test_chat_stream_helper_error_on_enter(sim: SimulatedProvider, spans: InMemo
 
 
 @needs_responses
-def test_responses_create_stream_sync(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_responses_create_stream_sync(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     instrumented = list(client.responses.create(model=MODEL, input="hi there", stream=True))
     llmscope_sdk.uninstrument()
@@ -278,7 +278,7 @@ def test_responses_create_stream_sync(sim: SimulatedProvider, spans: InMemorySpa
 
 
 @needs_responses
-def test_responses_stream_broken_keeps_partial_output(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_responses_stream_broken_keeps_partial_output(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     llmscope_sdk.instrument(capture_content=True)
     with pytest.raises(Exception):  # noqa: B017 - whatever the client raises for a dropped connection
         list(_client(sim).responses.create(model=MODEL, input="hi", stream=True, extra_headers=BROKEN))
@@ -288,7 +288,7 @@ def test_responses_stream_broken_keeps_partial_output(sim: SimulatedProvider, sp
 
 
 @needs_responses
-def test_responses_stream_helper_sync(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_responses_stream_helper_sync(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     llmscope_sdk.instrument(capture_content=True)
     client = _client(sim)
     with client.responses.stream(model=MODEL, input="hi", tools=[{"type": "function", **TOOLS[0]["function"]}]) as s:
@@ -307,7 +307,7 @@ def test_responses_stream_helper_sync(sim: SimulatedProvider, spans: InMemorySpa
 
 
 @needs_responses
-def test_responses_stream_helper_and_create_async(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_responses_stream_helper_and_create_async(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _async_client(sim)
 
     async def run() -> tuple[Any, list[Any]]:
@@ -329,7 +329,7 @@ def test_responses_stream_helper_and_create_async(sim: SimulatedProvider, spans:
 
 @needs_responses
 def test_responses_stream_of_stored_response_is_not_a_new_call(
-    sim: SimulatedProvider, spans: InMemorySpanExporter
+    sim: SimulatedProvider, spans: CapturedSpans
 ) -> None:
     manager = _client(sim).responses.stream(response_id="resp_123")
     with pytest.raises(openai.NotFoundError), manager:  # the simulator stores no responses
@@ -337,7 +337,7 @@ def test_responses_stream_of_stored_response_is_not_a_new_call(
     assert _ours(spans) == []
 
 
-def test_concurrent_async_helpers_keep_their_own_spans(sim: SimulatedProvider, spans: InMemorySpanExporter) -> None:
+def test_concurrent_async_helpers_keep_their_own_spans(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _async_client(sim)
 
     async def one(question: str) -> Any:
