@@ -30,6 +30,11 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", type=Path, help=f"where spans are stored (default {DEFAULT_DATA_DIR}; LLMSCOPE_DATA_DIR)"
     )
+    parser.add_argument(
+        "--storage",
+        help="s3://bucket/prefix: store every dataset in object storage, credentials and endpoint from the "
+        "AWS_* variables; the data dir then holds the WAL and a query cache (LLMSCOPE_STORAGE; docs/scale.md)",
+    )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -39,6 +44,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         otlp_http_port=args.otlp_http_port,
         api_port=args.api_port,
         data_dir=args.data_dir,
+        storage=args.storage,
         auth=args.auth,
         log_format=args.log_format,
     )

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from llmscope_collector.alerts.service import AlertService
 from llmscope_collector.data_dir_lock import DataDirLock
@@ -23,10 +24,13 @@ from llmscope_collector.receiver.front import OtlpReceivers
 from llmscope_collector.receiver.otlp_json import json_to_protobuf
 from llmscope_collector.settings import Settings
 from llmscope_collector.storage import compaction, retention
+from llmscope_collector.storage.cluster import ClusterStorage, query_dir
 from llmscope_collector.storage.dedupe import RecentSpanIds, seed_from_files
 from llmscope_collector.storage.layout import iter_partitions, wal_dir
 from llmscope_collector.storage.maintenance import MaintenanceScheduler, Task
 from llmscope_collector.storage.parquet_writer import ParquetSpanWriter, remove_stale_temp_files
+from llmscope_collector.storage.tables import LocalTables, TableSink
+from llmscope_collector.storage.wal_ranges import WalCoverage
 from llmscope_collector.storage.wal_ranges import scan as scan_wal_ranges
 from llmscope_collector.wal.consumer import ConsumerOptions, WalConsumer
 from llmscope_collector.wal.cursor import CommitCursor
@@ -99,8 +103,11 @@ class Collector:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.recent = RecentSpanIds(settings.dedupe_window_spans)
-        self.stitcher = Stitcher(settings.data_dir)
-        self.writer = ParquetSpanWriter(settings.data_dir, self.recent, hook=self.stitcher)
+        # Cluster mode (`storage = s3://...`): files go to the bucket, queries read its local mirror.
+        self.cluster = ClusterStorage(settings) if settings.storage else None
+        tables: TableSink = self.cluster.tables if self.cluster else LocalTables(settings.data_dir)
+        self.stitcher = Stitcher(settings.data_dir, tables=tables)
+        self.writer = ParquetSpanWriter(settings.data_dir, self.recent, hook=self.stitcher, tables=tables)
         self.exporter = TraceExporter()
         prices_file = str(settings.prices_file) if settings.prices_file else None
         # Worker processes for the per-span Python work: WAL decoding, and OTLP/JSON conversion for the receiver.
@@ -154,20 +161,38 @@ class Collector:
         directory = wal_dir(data_dir, self.settings.wal_dir)
         directory.mkdir(parents=True, exist_ok=True)
         cursor = CommitCursor(directory)
-        stored = scan_wal_ranges(data_dir, cursor.lsn)
+        stored = self._stored_ranges(directory, cursor.lsn)
         self.writer.skip_stored(stored)
-        seed_from_files(self.recent, data_dir)
+        self.sync_bucket()  # cluster mode: the window is seeded from what any collector stored, up to now
+        seed_from_files(self.recent, query_dir(self.settings))
         wal = WriteAheadLog(directory, self._wal_options(), committed_lsn=cursor.lsn, floor_lsn=stored.max_end)
         options = ConsumerOptions(flush_rows=self.settings.flush_rows, flush_interval_s=self.settings.flush_interval_s)
         consumer = WalConsumer(wal, cursor, DecodeIntoParquet(self.writer, self.decode_pool), options)
         consumer.start()
-        maintenance = MaintenanceScheduler(
-            [
-                Task("compaction", self.settings.compaction_interval_s, self.compactor.run_once),
-                Task("retention", self.settings.retention_interval_s, self._apply_retention),
-            ]
-        )
-        return _Durable(wal, consumer, maintenance, self.decode_pool)
+        return _Durable(wal, consumer, MaintenanceScheduler(self._maintenance_tasks()), self.decode_pool)
+
+    def _stored_ranges(self, directory: Path, committed_lsn: int) -> WalCoverage:
+        """The WAL ranges already in flush files (on disk, or this collector's objects in the bucket)."""
+        if self.cluster is None:
+            return scan_wal_ranges(self.settings.data_dir, committed_lsn)
+        self.cluster.open(directory)
+        return self.cluster.tables.coverage(committed_lsn)
+
+    def _maintenance_tasks(self) -> list[Task]:
+        """Compaction and retention on a data dir; in cluster mode only the mirror's refresh (retention
+        is the bucket's lifecycle rules, and compaction of shared objects is not done: docs/scale.md)."""
+        s = self.settings
+        if self.cluster is not None:
+            return [Task("bucket-sync", s.bucket_sync_interval_s, lambda _stop: self.sync_bucket())]
+        return [
+            Task("compaction", s.compaction_interval_s, self.compactor.run_once),
+            Task("retention", s.retention_interval_s, self._apply_retention),
+        ]
+
+    def sync_bucket(self) -> None:
+        """Cluster mode: bring the query mirror up to date with the bucket (a no-op on a data dir)."""
+        if self.cluster is not None:
+            self.cluster.mirror.sync()
 
     def _wal_options(self) -> WalOptions:
         s = self.settings
@@ -199,6 +224,7 @@ class Collector:
         before = self.writer.rows_written
         if self._durable is not None and not self._durable.consumer.flush(timeout):
             log.warning("flush: the WAL consumer did not catch up within %.0fs", timeout)
+        self.sync_bucket()
         return self.writer.rows_written - before
 
     def ingest_status(self) -> IngestStatus:

@@ -19,6 +19,7 @@ from llmscope_collector.api.request_id import RequestIdMiddleware
 from llmscope_collector.pipeline import Collector
 from llmscope_collector.query.store import TraceStore
 from llmscope_collector.settings import Settings, SettingsError, env_var, flag
+from llmscope_collector.storage.cluster import query_dir
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class EmbeddedServer:
         settings.validate()
         self.settings = settings
         self.collector = Collector(settings)
-        self.store = TraceStore(settings.data_dir, trace_idle_s=settings.trace_idle_s)
+        self.store = TraceStore(query_dir(settings), trace_idle_s=settings.trace_idle_s)
         self._api_socket: socket.socket | None = None
         self._uvicorn: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None

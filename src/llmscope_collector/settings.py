@@ -71,6 +71,11 @@ class Settings:
     retention_days: int = 30  # 0 keeps data forever
     retention_project_days: str = ""  # per-project overrides, e.g. "staging=7,audit=365"
     retention_interval_s: float = 3600.0  # 0 disables the scheduled cleanup
+    # Cluster mode (docs/scale.md): "s3://bucket/prefix" makes object storage the system of record
+    # (endpoint and credentials from the standard AWS_* variables); empty = the data dir (the default).
+    storage: str = ""
+    collector_id: str = ""  # ends this collector's object keys; empty: a random id kept in the WAL dir
+    bucket_sync_interval_s: float = 2.0  # how often the API's local mirror of the bucket is refreshed
     # Data model and queries.
     prices_file: str = ""  # JSON/TOML model pattern → USD per million tokens; overrides genai-prices
     trace_idle_s: float = 300.0  # a trace without its root is shown "incomplete" after this much quiet
@@ -126,6 +131,7 @@ class Settings:
         if self.flush_rows < 1 or self.flush_interval_s <= 0:
             raise SettingsError("flush_rows must be >= 1 and flush_interval_s > 0")
         self._check_data_dir()
+        self._check_storage()
         if check_ports:
             for name in _PORT_FIELDS:
                 _check_port_free(self.host, getattr(self, name), name)
@@ -195,6 +201,26 @@ class Settings:
             )
         if not 1 <= self.smtp_port <= 65535:
             raise SettingsError(f"smtp_port must be 1..65535, got {self.smtp_port} (set {env_var('smtp_port')})")
+
+    def _check_storage(self) -> None:
+        from llmscope_collector.storage.layout import valid_collector_id
+        from llmscope_collector.storage.objects import StorageUrl, StorageUrlError
+
+        if self.storage:
+            try:
+                StorageUrl.parse(self.storage)
+            except StorageUrlError as exc:
+                raise SettingsError(f"{exc} (set {env_var('storage')} or --storage)") from None
+            try:
+                import obstore  # noqa: F401
+            except ImportError:
+                raise SettingsError("--storage s3://... needs the S3 client: pip install 'llmscope[s3]'") from None
+        if self.collector_id and not valid_collector_id(self.collector_id):
+            raise SettingsError(
+                f"collector_id must be 1-32 lowercase letters or digits (set {env_var('collector_id')})"
+            )
+        if self.bucket_sync_interval_s <= 0:
+            raise SettingsError(f"bucket_sync_interval_s must be > 0 (set {env_var('bucket_sync_interval_s')})")
 
     def _check_data_dir(self) -> None:
         try:

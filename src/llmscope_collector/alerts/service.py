@@ -45,6 +45,7 @@ class AlertService:
         delivery: DeliveryOptions | None = None,
         destinations: DestinationPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        spans_dir: Path | None = None,
     ) -> None:
         delivery = delivery or DeliveryOptions()
         self.smtp = smtp or SmtpConfig()
@@ -62,7 +63,7 @@ class AlertService:
             max_attempts=delivery.max_attempts,
             retry_base_s=delivery.retry_base_s,
         )
-        reader = MetricReader(data_dir, self._duck)
+        reader = MetricReader(spans_dir or data_dir, self._duck)  # spans_dir: cluster mode's bucket mirror
         self.evaluator = Evaluator(
             self._db, self.rules, reader, on_enqueued=self.dispatcher.wake, tick_s=tick_s, clock=clock
         )
@@ -86,8 +87,15 @@ class AlertService:
             workers=settings.alerts_delivery_workers,
         )
         destinations = DestinationPolicy.from_allow_list(settings.alerts_allow_destinations)
+        from llmscope_collector.storage.cluster import query_dir
+
         return cls(
-            settings.data_dir, smtp=smtp, tick_s=settings.alerts_tick_s, delivery=delivery, destinations=destinations
+            settings.data_dir,
+            smtp=smtp,
+            tick_s=settings.alerts_tick_s,
+            delivery=delivery,
+            destinations=destinations,
+            spans_dir=query_dir(settings),
         )
 
     def start(self) -> None:

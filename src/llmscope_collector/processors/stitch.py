@@ -29,7 +29,6 @@ import datetime as dt
 import logging
 import struct
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 from decimal import Decimal
@@ -38,13 +37,12 @@ from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from llmscope_collector.durable_io import write_durably
 from llmscope_collector.processors.decode import PartitionKey
 from llmscope_collector.processors.normalize import LLM_OPERATIONS
-from llmscope_collector.storage.layout import SPANS_DIR, parquet_files, partition_dir, wal_range_of
+from llmscope_collector.storage.layout import SPANS_DIR, wal_range_of
 from llmscope_collector.storage.schema import COST_TYPE, LLM_DUP_SCHEMA, SPAN_SCHEMA, TRACE_DELTA_SCHEMA
+from llmscope_collector.storage.tables import LocalTables, TableSink
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +160,10 @@ class _Correction:
 class Stitcher:
     """Flush hook of `ParquetSpanWriter` (single-threaded: called from the writer's thread only)."""
 
-    def __init__(self, data_dir: Path, *, window_s: float = 600.0, max_traces: int = 50_000) -> None:
-        self._data_dir = data_dir
+    def __init__(
+        self, data_dir: Path, *, window_s: float = 600.0, max_traces: int = 50_000, tables: TableSink | None = None
+    ) -> None:
+        self._tables = tables or LocalTables(data_dir)
         self._window_s = window_s
         self._max_traces = max_traces
         # By trace id; by (project, trace id) for a trace whose id another project's window already has.
@@ -255,14 +255,12 @@ class Stitcher:
         """Recompute deltas for span files (by partition and WAL range) that have none; returns how many."""
         repaired = 0
         for (project, date), wanted in ranges.items():
-            have = {
-                wal_range_of(p.name) for p in parquet_files(partition_dir(self._data_dir, project, date, TRACES_DIR))
-            }
-            for path in parquet_files(partition_dir(self._data_dir, project, date, SPANS_DIR)):
-                wal_range = wal_range_of(path.name)
+            have = {wal_range_of(name) for name in self._tables.names(TRACES_DIR, project, date)}
+            for name in self._tables.names(SPANS_DIR, project, date):
+                wal_range = wal_range_of(name)
                 if wal_range is None or wal_range in have or wal_range not in wanted:
                     continue
-                spans = pq.read_table(path, schema=SPAN_SCHEMA)
+                spans = self._tables.read(SPANS_DIR, project, date, name, schema=SPAN_SCHEMA)
                 self._write(TRACES_DIR, project, date, trace_deltas(spans, []), *wal_range)
                 repaired += 1
         return repaired
@@ -434,10 +432,8 @@ class Stitcher:
     def _write(self, dataset: str, project: str, date: str, table: pa.Table, wal_start: int, wal_end: int) -> None:
         if table.num_rows == 0:
             return
-        directory = partition_dir(self._data_dir, project, date, dataset)
-        directory.mkdir(parents=True, exist_ok=True)
-        name = f"part-{wal_start:016x}-{wal_end:016x}-{uuid.uuid4().hex[:12]}.parquet"
-        write_durably(table, directory / name, row_group_size=64_000)
+        name = self._tables.part_name(wal_start, wal_end)
+        self._tables.write(dataset, project, date, name, table, row_group_size=64_000)
 
 
 def _register(traces: dict[str, _Trace], trace_ids: list[str], span_ids: list[str]) -> None:

@@ -19,10 +19,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from llmscope_collector.durable_io import write_durably
 from llmscope_collector.storage.dedupe import RecentSpanIds
-from llmscope_collector.storage.layout import partition_dir
 from llmscope_collector.storage.schema import CONTENT_SCHEMA
+from llmscope_collector.storage.tables import LocalTables, TableSink
 
 CONTENT_DIR = "content"
 
@@ -30,8 +29,9 @@ CONTENT_DIR = "content"
 class ContentStore:
     """Writes content items; single-threaded (the flush thread)."""
 
-    def __init__(self, data_dir: Path, *, recent_capacity: int = 200_000) -> None:
+    def __init__(self, data_dir: Path, *, recent_capacity: int = 200_000, tables: TableSink | None = None) -> None:
         self._data_dir = data_dir
+        self._tables = tables or LocalTables(data_dir)
         self._recent = RecentSpanIds(recent_capacity)  # recently stored items: `_item_key`s
         self.items_written = 0
         self.items_skipped = 0
@@ -67,10 +67,8 @@ class ContentStore:
         stamps = pa.array([time.time_ns()] * items.num_rows, pa.int64())
         table = pa.Table.from_arrays([items.column("hash"), items.column("body"), sizes, stamps], schema=CONTENT_SCHEMA)
         self.bytes_written += int(pc.sum(table["bytes"]).as_py() or 0)
-        directory = partition_dir(self._data_dir, project, date, CONTENT_DIR)
-        directory.mkdir(parents=True, exist_ok=True)
-        write_durably(table, directory / f"part-{uuid.uuid4().hex}.parquet", row_group_size=8_192)
-
+        name = f"part-{uuid.uuid4().hex}.parquet"  # content is addressed by hash: repeats collapse on read
+        self._tables.write(CONTENT_DIR, project, date, name, table, row_group_size=8_192)
 
 
 def _item_key(content_hash: str, partition: bytes) -> bytes:

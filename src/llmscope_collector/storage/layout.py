@@ -5,6 +5,7 @@ no request value can ever reach a file path or the SQL text.
 
 ```
 <data_dir>/spans/project=<p>/date=<YYYY-MM-DD>/part-<walstart>-<walend>-<rand>.parquet   one WAL flush
+    (in object storage: part-<walstart>-<walend>-<collector id>.parquet, a deterministic key)
 <data_dir>/spans/project=<p>/date=<YYYY-MM-DD>/compact-<rand>.parquet                   compaction output
 <data_dir>/wal/<base lsn>.wal, wal/cursor, wal/LOCK, wal/quarantine/                     write-ahead log
 <data_dir>/compaction/<id>.json                                                         compaction intents
@@ -25,7 +26,8 @@ WAL_DIR = "wal"
 COMPACTION_DIR = "compaction"
 _PROJECT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_PART_RE = re.compile(r"^part-([0-9a-f]{16})-([0-9a-f]{16})-[0-9a-f]{12}\.parquet$")
+_PART_RE = re.compile(r"^part-([0-9a-f]{16})-([0-9a-f]{16})-([0-9a-z]{1,32})\.parquet$")
+_COLLECTOR_ID_RE = re.compile(r"^[0-9a-z]{1,32}$")
 _SKIP_DATASETS = frozenset({WAL_DIR, COMPACTION_DIR})
 
 
@@ -34,18 +36,44 @@ def valid_project(project: str) -> bool:
     return bool(_PROJECT_RE.match(project))
 
 
-def partition_dir(data_dir: Path, project: str, date: str, dataset: str = SPANS_DIR) -> Path:
+def valid_collector_id(collector_id: str) -> bool:
+    """Collector ids end object keys (and are matched by `wal_range_of`): lowercase letters and digits."""
+    return bool(_COLLECTOR_ID_RE.match(collector_id))
+
+
+def partition_key(project: str, date: str, dataset: str = SPANS_DIR) -> str:
+    """`<dataset>/project=<p>/date=<d>`: a partition's place, on disk and in object storage alike."""
     if not valid_project(project):
         raise ValueError(f"invalid project name {project!r}")
     if not _DATE_RE.match(date):
         raise ValueError(f"invalid partition date {date!r}")
-    return data_dir / dataset / f"project={project}" / f"date={date}"
+    return f"{dataset}/project={project}/date={date}"
+
+
+def partition_of_key(key: str) -> tuple[str, str, str, str] | None:
+    """(dataset, project, date, name) of an object key laid out as `partition_key(...)/name`, else None."""
+    parts = key.split("/")
+    if len(parts) != 4 or not parts[1].startswith("project=") or not parts[2].startswith("date="):
+        return None
+    project, date = parts[1].removeprefix("project="), parts[2].removeprefix("date=")
+    if not valid_project(project) or not _DATE_RE.match(date):
+        return None
+    return parts[0], project, date, parts[3]
+
+
+def partition_dir(data_dir: Path, project: str, date: str, dataset: str = SPANS_DIR) -> Path:
+    return data_dir / partition_key(project, date, dataset)
+
+
+def part_name(wal_start: int, wal_end: int, suffix: str = "") -> str:
+    """The file name of one flush's file: the WAL range `[wal_start, wal_end)` it holds, then `suffix`
+    (a collector id: a deterministic object key) or, on disk, a random one."""
+    return f"part-{wal_start:016x}-{wal_end:016x}-{suffix or uuid.uuid4().hex[:12]}.parquet"
 
 
 def new_part_path(data_dir: Path, project: str, date: str, wal_start: int, wal_end: int) -> Path:
     """A unique file name for one flush that says which WAL range `[wal_start, wal_end)` it holds."""
-    name = f"part-{wal_start:016x}-{wal_end:016x}-{uuid.uuid4().hex[:12]}.parquet"
-    return partition_dir(data_dir, project, date) / name
+    return partition_dir(data_dir, project, date) / part_name(wal_start, wal_end)
 
 
 COMPACTED_PREFIX = "compact-"
@@ -61,6 +89,12 @@ def wal_range_of(name: str) -> tuple[int, int] | None:
     if match is None:
         return None
     return int(match.group(1), 16), int(match.group(2), 16)
+
+
+def part_suffix(name: str) -> str | None:
+    """The last field of a flush file's name (random on disk, the writer's collector id in a bucket)."""
+    match = _PART_RE.match(name)
+    return match.group(3) if match else None
 
 
 def spans_glob(data_dir: Path) -> str:

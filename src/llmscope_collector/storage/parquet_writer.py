@@ -17,12 +17,12 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from llmscope_collector.durable_io import fsync_dir, write_durably
 from llmscope_collector.processors.decode import DecodedBatch, DecodedPart, PartitionKey
 from llmscope_collector.storage.content import ContentStore
 from llmscope_collector.storage.dedupe import RecentSpanIds, span_keys
-from llmscope_collector.storage.layout import new_part_path
+from llmscope_collector.storage.layout import SPANS_DIR
 from llmscope_collector.storage.schema import SPAN_SCHEMA
+from llmscope_collector.storage.tables import LocalTables, TableSink, ensure_dir
 from llmscope_collector.storage.wal_ranges import META_WAL_END, META_WAL_START, WalCoverage
 
 log = logging.getLogger(__name__)
@@ -68,11 +68,13 @@ class ParquetSpanWriter:
         row_group_size: int = 64_000,
         hook: FlushHook | None = None,
         content: ContentStore | None = None,
+        tables: TableSink | None = None,
     ) -> None:
         self._data_dir = data_dir
+        self._tables = tables or LocalTables(data_dir)
         self._hook = hook
         self._recent = recent
-        self._content = content or ContentStore(data_dir)
+        self._content = content or ContentStore(data_dir, tables=self._tables)
         self._row_group_size = row_group_size
         self._coverage = WalCoverage()
         self._buffer: dict[PartitionKey, _Buffer] = {}
@@ -159,9 +161,8 @@ class ParquetSpanWriter:
         metadata: dict[bytes | str, bytes | str] = dict(SPAN_SCHEMA.metadata or {})
         metadata.update({META_WAL_START: str(wal_start), META_WAL_END: str(wal_end)})
         table = table.replace_schema_metadata(metadata)
-        path = new_part_path(self._data_dir, project, date, wal_start, wal_end)
-        _ensure_dir(path.parent)
-        write_durably(table, path, row_group_size=self._row_group_size)
+        name = self._tables.part_name(wal_start, wal_end)
+        self._tables.write(SPANS_DIR, project, date, name, table, row_group_size=self._row_group_size)
         if self._hook is not None:
             self._hook.after_write(key, table, wal_start, wal_end)
         self.rows_written += table.num_rows
@@ -171,7 +172,7 @@ class ParquetSpanWriter:
     def _set_aside(self, lines: list[bytes], wal_start: int, wal_end: int) -> None:
         """Rows Arrow could not store (found at decode) go to `quarantine/spans-<walstart>-<walend>.jsonl`."""
         directory = self._data_dir / QUARANTINE_DIR
-        _ensure_dir(directory)
+        ensure_dir(directory)
         with open(directory / f"spans-{wal_start:016x}-{wal_end:016x}.jsonl", "ab") as fh:
             fh.write(b"\n".join(lines) + b"\n")
             fh.flush()
@@ -182,20 +183,6 @@ class ParquetSpanWriter:
 
 def _span_keys(project: str, spans: pa.Table) -> list[bytes]:
     return span_keys(project, spans.column("trace_id").to_pylist(), spans.column("span_id").to_pylist())
-
-
-def _ensure_dir(path: Path) -> None:
-    """Create a partition directory so that its entry survives a crash (each new level's parent fsynced)."""
-    if path.is_dir():
-        return
-    missing: list[Path] = []
-    probe = path
-    while not probe.exists():
-        missing.append(probe)
-        probe = probe.parent
-    path.mkdir(parents=True, exist_ok=True)
-    for created in reversed(missing):
-        fsync_dir(created.parent)
 
 
 def remove_stale_temp_files(partitions: list[Path]) -> int:
