@@ -6,6 +6,7 @@ exporters decide where spans go (OpenTelemetry's own advice for libraries).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import threading
@@ -18,6 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from llmscope_sdk import _attributes as A
+from llmscope_sdk import _delivery
 from llmscope_sdk._config import SdkSettings
 from llmscope_sdk._context import ScopeSpanProcessor
 from llmscope_sdk._lean import LeanSpanDrain, OwnedTracerProvider
@@ -27,6 +29,7 @@ _provider: trace.TracerProvider | None = None
 _owned: TracerProvider | None = None
 _drain: LeanSpanDrain | None = None
 _scoped: weakref.WeakSet[trace.TracerProvider] = weakref.WeakSet()  # providers given a ScopeSpanProcessor
+_report: _delivery.DeliveryReport | None = None  # the exporter of `_owned`, counting what it failed to send
 
 
 def _exporter(settings: SdkSettings, extra_headers: dict[str, str] | None) -> SpanExporter:
@@ -82,7 +85,7 @@ def configure(
     No network call happens here: the exporter connects lazily, retries with backoff, and a full
     queue drops spans (counted by the OTel SDK) instead of blocking the application.
     """
-    global _provider, _owned, _drain
+    global _provider, _owned, _drain, _report
     with _lock:
         if tracer_provider is not None:
             _add_scope_processor(tracer_provider)
@@ -97,10 +100,12 @@ def configure(
             return existing
         settings = SdkSettings.resolve(endpoint=endpoint, protocol=protocol, service_name=service_name, api_key=api_key)
         provider = OwnedTracerProvider(
-            resource=Resource.create({"service.name": settings.service_name, **(resource or {})})
+            resource=Resource.create({"service.name": settings.service_name, **(resource or {})}),
+            shutdown_on_exit=False,  # `_shutdown_at_exit` instead: the SDK's own waits up to 30 s per batch
         )
         _add_scope_processor(provider)
-        batch = BatchSpanProcessor(exporter or _exporter(settings, headers), max_queue_size=max_queue_size)
+        _report = _delivery.DeliveryReport(exporter or _exporter(settings, headers))
+        batch = BatchSpanProcessor(_report, max_queue_size=max_queue_size)
         if _lean_allowed():
             _drain = LeanSpanDrain(batch, provider, _version(), A.SCHEMA_URL, max_queue_size=max_queue_size)
             provider.add_span_processor(_drain)  # before `batch`: flush/shutdown drain lean spans first
@@ -108,6 +113,8 @@ def configure(
         provider.seal()  # processors added from here on are the application's (lean spans step aside)
         trace.set_tracer_provider(provider)
         _provider = _owned = provider
+        atexit.unregister(_shutdown_at_exit)  # once, whatever the number of configure/shutdown cycles
+        atexit.register(_shutdown_at_exit)
         return provider
 
 
@@ -153,18 +160,31 @@ def get_provider() -> trace.TracerProvider:
 
 
 def flush(timeout_s: float = 5.0) -> bool:
-    """Export everything ended so far; bounded so it can never hang the app."""
+    """Export everything ended so far, within `timeout_s` (exporter timeouts included).
+
+    True when it was all delivered; False when the deadline passed or an export failed (the spans
+    may still go out later, in the background).
+    """
     provider = _provider
     force_flush = getattr(provider, "force_flush", None)
     if force_flush is None:
         return True
-    return bool(force_flush(int(timeout_s * 1000)))
+    return _delivery.flush(force_flush, _report if provider is _owned else None, timeout_s)
 
 
-def shutdown() -> None:
-    """Flush and stop the provider llmscope created (an app's own provider is left alone)."""
-    global _provider, _owned, _drain
+def shutdown(timeout_s: float = _delivery.DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
+    """Flush and stop the provider llmscope created, within `timeout_s` (an app's own provider is
+    left alone). False when spans were left undelivered."""
+    global _provider, _owned, _drain, _report
     with _lock:
-        if _owned is not None:
-            _owned.shutdown()
-        _provider = _owned = _drain = None
+        owned, report = _owned, _report
+        _provider = _owned = _drain = _report = None
+    if owned is None:
+        return True
+    return _delivery.shutdown(owned.shutdown, report, timeout_s)
+
+
+def _shutdown_at_exit() -> None:
+    """At interpreter exit: send what is left within `LLMSCOPE_SHUTDOWN_TIMEOUT_S` (default 5 s)."""
+    if _owned is not None:
+        shutdown(_delivery.exit_timeout_s())
