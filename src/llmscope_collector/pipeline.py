@@ -16,12 +16,14 @@ from pathlib import Path
 from llmscope_collector.alerts.service import AlertService
 from llmscope_collector.data_dir_lock import DataDirLock
 from llmscope_collector.ingest_status import IngestStatus
+from llmscope_collector.metrics import IngestStatusCollector, Metrics
 from llmscope_collector.processors.decode import DecodedBatch
 from llmscope_collector.processors.decode_pool import DecodePool, PendingDecode
 from llmscope_collector.processors.stitch import Stitcher
 from llmscope_collector.receiver._export import TraceExporter
 from llmscope_collector.receiver.front import OtlpReceivers
 from llmscope_collector.receiver.otlp_json import json_to_protobuf
+from llmscope_collector.runtime import Runtime
 from llmscope_collector.settings import Settings
 from llmscope_collector.storage import compaction, retention
 from llmscope_collector.storage.cluster import ClusterStorage, query_dir
@@ -43,12 +45,14 @@ log = logging.getLogger(__name__)
 class DecodeIntoParquet:
     """The WAL consumer's sink: raw OTLP bytes → Arrow tables (worker processes) → Parquet writer."""
 
-    def __init__(self, writer: ParquetSpanWriter, pool: DecodePool) -> None:
+    def __init__(self, writer: ParquetSpanWriter, pool: DecodePool, metrics: Metrics | None = None) -> None:
         self._writer = writer
         self._pool = pool
+        self._metrics = metrics or Metrics()
 
     def submit(self, records: Sequence[WalRecord]) -> _Decoding:
-        return _Decoding(self._writer, records, self._pool.submit([(r.project, r.payload) for r in records]))
+        pending = self._pool.submit([(r.project, r.payload) for r in records])
+        return _Decoding(self._writer, records, pending, self._metrics)
 
     def consume(self, records: Sequence[WalRecord]) -> list[int | BaseException]:
         """Decode and buffer `records` now (what the consumer does in two steps)."""
@@ -65,10 +69,13 @@ class DecodeIntoParquet:
 class _Decoding:
     """One WAL read being decoded; `consume` buffers its spans in the writer, in record order."""
 
-    def __init__(self, writer: ParquetSpanWriter, records: Sequence[WalRecord], pending: PendingDecode) -> None:
+    def __init__(
+        self, writer: ParquetSpanWriter, records: Sequence[WalRecord], pending: PendingDecode, metrics: Metrics
+    ) -> None:
         self._writer = writer
         self._records = records
         self._pending = pending
+        self._metrics = metrics
 
     def ready(self) -> bool:
         return self._pending.ready()
@@ -82,9 +89,11 @@ class _Decoding:
 
     def _add(self, batch: DecodedBatch, lsn: int) -> int | BaseException:
         try:
-            return self._writer.add(batch, lsn)
+            added = self._writer.add(batch, lsn)
         except Exception as exc:  # a bug in buffering one batch must not stop the others
             return exc
+        self._metrics.count_marks(batch.marked)  # counted where it was decoded (often a worker), added here
+        return added
 
 
 @dataclasses.dataclass
@@ -102,6 +111,8 @@ class Collector:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # This server's limits and metrics, handed to every stage below (nothing is process-wide).
+        self.runtime = Runtime.for_settings(settings)
         self.recent = RecentSpanIds(settings.dedupe_window_spans)
         # Cluster mode (`storage = s3://...`): files go to the bucket, queries read its local mirror.
         self.cluster = ClusterStorage(settings) if settings.storage else None
@@ -111,9 +122,9 @@ class Collector:
         self.exporter = TraceExporter()
         prices_file = str(settings.prices_file) if settings.prices_file else None
         # Worker processes for the per-span Python work: WAL decoding, and OTLP/JSON conversion for the receiver.
-        self.decode_pool = DecodePool(settings.decode_workers, prices_file)
+        self.decode_pool = DecodePool(settings.decode_workers, prices_file, self.runtime.limits)
         self.receivers = OtlpReceivers(  # OTLP/gRPC + OTLP/HTTP, auth, rate limits
-            self.exporter, settings, json_converter=self._json_to_protobuf
+            self.exporter, self.runtime, json_converter=self._json_to_protobuf
         )
         self.alerts = AlertService.from_settings(settings)  # rule evaluation over stored spans + notifications
         self.compactor = compaction.Compactor(
@@ -128,6 +139,7 @@ class Collector:
         self._lock = DataDirLock(settings.data_dir)
         self._durable: _Durable | None = None
         self._started = False
+        self.runtime.metrics.add_collector(IngestStatusCollector(self.ingest_status))  # read at scrape time
 
     def _json_to_protobuf(self, body: bytes) -> bytes:
         return self.decode_pool.offload(len(body), json_to_protobuf, body)
@@ -167,7 +179,9 @@ class Collector:
         seed_from_files(self.recent, query_dir(self.settings))
         wal = WriteAheadLog(directory, self._wal_options(), committed_lsn=cursor.lsn, floor_lsn=stored.max_end)
         options = ConsumerOptions(flush_rows=self.settings.flush_rows, flush_interval_s=self.settings.flush_interval_s)
-        consumer = WalConsumer(wal, cursor, DecodeIntoParquet(self.writer, self.decode_pool), options)
+        consumer = WalConsumer(
+            wal, cursor, DecodeIntoParquet(self.writer, self.decode_pool, self.runtime.metrics), options
+        )
         consumer.start()
         return _Durable(wal, consumer, MaintenanceScheduler(self._maintenance_tasks()), self.decode_pool)
 

@@ -85,7 +85,7 @@ class EmbeddedServer:
                 f"{exc}. Pass --otlp-grpc-port / --otlp-http-port or set LLMSCOPE_OTLP_*_PORT."
             ) from None
         receivers = self.collector.receivers
-        self.http_metrics = HttpMetrics()
+        self.http_metrics = HttpMetrics(self.collector.runtime.metrics.registry)
         app = create_app(
             self.store,
             buffered=lambda: self.collector.writer.buffered_rows,
@@ -93,7 +93,7 @@ class EmbeddedServer:
             alerts=self.collector.alerts,
             retention=self.collector,
             auth=receivers.policy,
-            metric_sets=[receivers.stats.metric_set(), self.http_metrics.metric_set()],
+            metrics=self.collector.runtime.metrics,
         )
         asgi = RequestIdMiddleware(HttpMetricsMiddleware(app, self.http_metrics))
         config = uvicorn.Config(asgi, log_level="warning", log_config=None, access_log=False, lifespan="on")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 from decimal import Decimal
 from typing import Any
 
@@ -526,18 +525,11 @@ def test_apply_span_limits_equals_reference(
     kind: int,
     status: int,
 ) -> None:
-    saved = limits.active_span_limits()
-    env = {name: os.environ.get(name) for name in limits._ENV.values()}
-    limits.configure_span_limits(limits.SpanLimits(max_attributes, max_value_bytes))
-    try:
-        span = _Span(times[0], times[1], kind, _Status(status))
-        expected = ref_limits.apply_span_limits(span, dict(attrs))
-        actual = limits.apply_span_limits(span, dict(attrs))
-    finally:
-        limits.configure_span_limits(saved)
-        for name, value in env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    span_limits = limits.SpanLimits(max_attributes, max_value_bytes)
+    span = _Span(times[0], times[1], kind, _Status(status))
+    expected_marks: dict[str, int] = {}
+    marks: dict[str, int] = {}
+    expected = ref_limits.apply_span_limits(span, dict(attrs), span_limits, expected_marks)
+    actual = limits.apply_span_limits(span, dict(attrs), span_limits, marks)
     assert repr(actual) == repr(expected)
+    assert marks == expected_marks

@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
 from llmscope_collector.server import EmbeddedServer
 from llmscope_collector.settings import Settings
+from tests.collector.receivers.clients import accepted, requests
 
 
 def _send(exporter: SpanExporter, name: str) -> str:
@@ -38,9 +39,8 @@ def test_stock_exporters_with_api_key_land_in_the_keys_project(settings: Setting
         )
         grpc_exporter = GrpcExporter(endpoint=f"127.0.0.1:{server.grpc_port}", insecure=True, headers=headers)
         trace_ids = {_send(http, "via-http"), _send(grpc_exporter, "via-grpc")}
-        stats = server.collector.receivers.stats
-        assert stats.spans_accepted.value("team-a") == 2
-        assert stats.requests.value("http", "accepted") == 1 and stats.requests.value("grpc", "accepted") == 1
+        assert accepted(server, "team-a") == 2
+        assert requests(server, "http", "accepted") == 1 and requests(server, "grpc", "accepted") == 1
         server.collector.flush()
         files = list((server.settings.data_dir / "spans").glob("project=team-a/date=*/*.parquet"))
         assert files and not list((server.settings.data_dir / "spans").glob("project=default/*/*.parquet"))
@@ -53,4 +53,4 @@ def test_stock_http_exporter_without_key_is_refused_not_retried_forever(settings
     with EmbeddedServer(dataclasses.replace(settings, auth="required")) as server:
         http = HttpExporter(endpoint=f"http://127.0.0.1:{server.http_port}/v1/traces", timeout=5)
         _send(http, "no-key")
-        assert server.collector.receivers.stats.requests.value("http", "unauthenticated") == 1
+        assert requests(server, "http", "unauthenticated") == 1

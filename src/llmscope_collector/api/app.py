@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -23,7 +23,7 @@ from llmscope_collector.api.controllers.alerts import AlertController
 from llmscope_collector.api.controllers.cleanup import CleanupController, Retention
 from llmscope_collector.api.controllers.costs import CostController
 from llmscope_collector.api.controllers.metrics import MetricsController
-from llmscope_collector.api.controllers.metrics_prometheus import METRIC_SETS_STATE, PrometheusController
+from llmscope_collector.api.controllers.metrics_prometheus import METRICS_STATE, PrometheusController
 from llmscope_collector.api.controllers.projects import ProjectController
 from llmscope_collector.api.controllers.prompts import PromptController
 from llmscope_collector.api.controllers.sessions import SessionController
@@ -34,7 +34,7 @@ from llmscope_collector.api.controllers.ui import UI_ROUTER
 from llmscope_collector.api.exceptions import EXCEPTION_HANDLERS
 from llmscope_collector.auth.policy import AuthPolicy
 from llmscope_collector.ingest_status import IngestStatus
-from llmscope_collector.prometheus_text import MetricSet
+from llmscope_collector.metrics import Metrics
 from llmscope_collector.query.store import TraceStore
 
 
@@ -44,7 +44,7 @@ def create_app(
     buffered: Callable[[], int] = lambda: 0,
     ingest: Callable[[], IngestStatus] = IngestStatus,
     auth: AuthPolicy | None = None,
-    metric_sets: Sequence[MetricSet] = (),
+    metrics: Metrics | None = None,
     alerts: AlertService | None = None,
     retention: Retention | None = None,
     debug: bool = False,
@@ -52,7 +52,7 @@ def create_app(
     """The API over `store`; `buffered` reports spans accepted but not yet in Parquet.
 
     `auth` is the collector's policy (API keys, admin token); without it every caller reads `default`
-    and project administration is refused. `metric_sets` are published on `/metrics`.
+    and project administration is refused. `metrics` (the server's registry) is published on `/metrics`.
     """
     return Litestar(
         route_handlers=[
@@ -69,7 +69,7 @@ def create_app(
             UI_ROUTER,  # the web UI at / and the live trace stream
             *([AlertController] if alerts is not None else []),  # alert rules need the collector's evaluator
         ],
-        state=State({AUTH_POLICY_STATE: auth, METRIC_SETS_STATE: list(metric_sets)}),
+        state=State({AUTH_POLICY_STATE: auth, METRICS_STATE: metrics}),
         dependencies={
             "store": Provide(lambda: store, use_cache=True, sync_to_thread=False),
             "buffered": Provide(lambda: buffered, use_cache=True, sync_to_thread=False),

@@ -9,23 +9,28 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from llmscope_collector.prometheus_text import Counter, Gauge, Histogram, MetricSet
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 ASGIApp = Any
 
 
 class HttpMetrics:
-    def __init__(self) -> None:
+    """Declared on the server's registry (`Runtime.metrics.registry`)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
-            "llmscope_http_requests_total", "API requests by method, route and status.", ("method", "route", "status")
+            "llmscope_http_requests",
+            "API requests by method, route and status.",
+            ("method", "route", "status"),
+            registry=registry,
         )
         self.duration = Histogram(
-            "llmscope_http_request_duration_seconds", "API request duration by method and route.", ("method", "route")
+            "llmscope_http_request_duration_seconds",
+            "API request duration by method and route.",
+            ("method", "route"),
+            registry=registry,
         )
-        self.in_flight = Gauge("llmscope_http_requests_in_flight", "API requests being served.")
-
-    def metric_set(self) -> MetricSet:
-        return MetricSet([self.requests, self.duration, self.in_flight])
+        self.in_flight = Gauge("llmscope_http_requests_in_flight", "API requests being served.", registry=registry)
 
 
 class HttpMetricsMiddleware:
@@ -55,5 +60,5 @@ class HttpMetricsMiddleware:
             self.metrics.in_flight.dec()
             route = scope.get("path_template") or "unmatched"
             method = scope["method"]
-            self.metrics.requests.inc(method, route, str(status))
-            self.metrics.duration.observe(time.perf_counter() - started, method, route)
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.duration.labels(method, route).observe(time.perf_counter() - started)

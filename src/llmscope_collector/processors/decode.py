@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from llmscope_collector.processors.cost import PriceBook
-from llmscope_collector.processors.limits import MAX_TIME_NS, apply_span_limits
+from llmscope_collector.processors.limits import DEFAULT_LIMITS, MAX_TIME_NS, Marks, SpanLimits, apply_span_limits
 from llmscope_collector.processors.messages import split_hashed
 from llmscope_collector.processors.normalize import GENAI_COLUMNS, canonical_genai
 from llmscope_collector.processors.pricing import price_rows
@@ -73,12 +73,16 @@ def _ipc_bytes(table: pa.Table) -> bytes:
 
 @dataclasses.dataclass
 class DecodedBatch:
-    """Decoded spans by partition plus what was rejected and why."""
+    """Decoded spans by partition plus what was rejected and why, and how many spans were marked.
+
+    `marked` (reason → spans) is counted where the spans were decoded, often a worker process, and
+    comes back with the batch so the server that owns it adds it to its own metrics."""
 
     partitions: dict[PartitionKey, DecodedPart] = dataclasses.field(default_factory=dict)
     accepted: int = 0
     rejected: int = 0
     errors: list[str] = dataclasses.field(default_factory=list)
+    marked: Marks = dataclasses.field(default_factory=dict)
 
 
 # The values of a decoded row, in this order: the span's own fields, the cost columns (filled by
@@ -205,8 +209,14 @@ def default_prices() -> PriceBook:
     return _default_prices
 
 
-def decode_request(request: ExportTraceServiceRequest, project: str, prices: PriceBook | None = None) -> DecodedBatch:
-    """Flatten, normalize and price every span of the request into one Arrow table per partition."""
+def decode_request(
+    request: ExportTraceServiceRequest,
+    project: str,
+    prices: PriceBook | None = None,
+    limits: SpanLimits = DEFAULT_LIMITS,
+) -> DecodedBatch:
+    """Flatten, normalize and price every span of the request into one Arrow table per partition;
+    `limits` are the server's span limits (marks are counted in the batch's `marked`)."""
     batch = DecodedBatch()
     parts: _Partitions = {}
     for resource_spans in request.resource_spans:
@@ -220,7 +230,7 @@ def decode_request(request: ExportTraceServiceRequest, project: str, prices: Pri
             scope = scope_spans.scope
             context = (project, *resource, scope.name or None, scope.version or None)
             for span in scope_spans.spans:
-                _decode_span(batch, parts, span, context)
+                _decode_span(batch, parts, span, context, limits)
     book = prices or default_prices()
     for key, rows in parts.items():
         batch.accepted += len(rows)
@@ -298,7 +308,7 @@ _Context = tuple[str, str | None, str | None, str | None, str | None]
 """(project, service_name, resource_attributes, scope_name, scope_version): the same for a scope's spans."""
 
 
-def _decode_span(batch: DecodedBatch, parts: _Partitions, span: Any, context: _Context) -> None:
+def _decode_span(batch: DecodedBatch, parts: _Partitions, span: Any, context: _Context, limits: SpanLimits) -> None:
     trace_id, span_id = span.trace_id, span.span_id
     if len(trace_id) != 16 or len(span_id) != 8 or trace_id == _NO_TRACE or span_id == _NO_SPAN:
         batch.rejected += 1
@@ -309,7 +319,7 @@ def _decode_span(batch: DecodedBatch, parts: _Partitions, span: Any, context: _C
     parent, kind, status = span.parent_span_id, span.kind, span.status
     code = status.code
     start, end = min(span.start_time_unix_nano, MAX_TIME_NS), min(span.end_time_unix_nano, MAX_TIME_NS)
-    attrs = apply_span_limits(span, attributes_dict(span.attributes))  # limits + anomaly marks (limits.py)
+    attrs = apply_span_limits(span, attributes_dict(span.attributes), limits, batch.marked)  # limits.py
     events = _events(span) if span.events else []
     genai = canonical_genai(attrs, events, start_ns=start, failed=code == _STATUS_ERROR)
     light, refs, items = split_hashed(attrs)

@@ -26,6 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from llmscope_collector.process_memory import tune_process_memory
 from llmscope_collector.processors.cost import PriceBook
 from llmscope_collector.processors.decode import DecodedBatch, decode_request
+from llmscope_collector.processors.limits import DEFAULT_LIMITS, SpanLimits
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,26 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-_worker_prices: PriceBook | None = None
+@dataclasses.dataclass(frozen=True)
+class _WorkerContext:
+    """What a worker decodes with: its server's price book and span limits (set by `init_worker`)."""
+
+    prices: PriceBook | None = None
+    limits: SpanLimits = DEFAULT_LIMITS
 
 
-def decode_payload(project: str, payload: bytes, prices: PriceBook | None = None) -> DecodedBatch:
-    """Raw `ExportTraceServiceRequest` bytes → Arrow tables (runs in a worker process or inline)."""
+# A worker process belongs to one pool, hence one server: the initializer sets this once per worker.
+_worker = _WorkerContext()
+
+
+def decode_payload(
+    project: str, payload: bytes, prices: PriceBook | None = None, limits: SpanLimits | None = None
+) -> DecodedBatch:
+    """Raw `ExportTraceServiceRequest` bytes → Arrow tables (runs in a worker process or inline);
+    without `prices`/`limits`, the worker's (`init_worker`)."""
     request = ExportTraceServiceRequest()
     request.ParseFromString(payload)
-    return decode_request(request, project, prices or _worker_prices)
+    return decode_request(request, project, prices or _worker.prices, limits or _worker.limits)
 
 
 Decoded = DecodedBatch | BaseException
@@ -64,15 +77,17 @@ def decode_payloads(items: Sequence[tuple[str, bytes]]) -> list[Decoded]:
         except Exception as exc:
             out.append(exc)
     return out
+
+
 _PARENT_CHECK_S = 1.0
 
 
-def init_worker(parent_pid: int, prices_file: str | None) -> None:
-    """Worker initializer: the collector's price book and allocator settings, and exit when the
-    collector is gone."""
-    global _worker_prices
+def init_worker(parent_pid: int, prices_file: str | None, limits: SpanLimits = DEFAULT_LIMITS) -> None:
+    """Worker initializer: the collector's price book, span limits and allocator settings, and exit
+    when the collector is gone."""
+    global _worker
     tune_process_memory()
-    _worker_prices = PriceBook.from_file(prices_file)
+    _worker = _WorkerContext(PriceBook.from_file(prices_file), limits)
     exit_with_parent(parent_pid)
 
 
@@ -91,9 +106,10 @@ def exit_with_parent(parent_pid: int) -> None:
 class DecodePool:
     """Decodes `(project, payload)` pairs in order; exceptions are returned per item, not raised."""
 
-    def __init__(self, workers: int, prices_file: str | None = None) -> None:
+    def __init__(self, workers: int, prices_file: str | None = None, limits: SpanLimits = DEFAULT_LIMITS) -> None:
         self._workers = workers
         self._prices_file = prices_file
+        self._limits = limits  # handed to each worker by its initializer, used as is inline
         self._prices: PriceBook | None = None
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -133,7 +149,7 @@ class DecodePool:
         if self._prices is None:
             self._prices = PriceBook.from_file(self._prices_file)
         try:
-            return decode_payload(project, payload, self._prices)
+            return decode_payload(project, payload, self._prices, self._limits)
         except Exception as exc:
             return exc
 
@@ -157,7 +173,7 @@ class DecodePool:
                         self._workers,
                         mp_context=context,
                         initializer=init_worker,
-                        initargs=(os.getpid(), self._prices_file),
+                        initargs=(os.getpid(), self._prices_file, self._limits),
                     )
                 except (RuntimeError, OSError) as exc:
                     log.error("decode worker pool cannot start (%s); working inline", exc)

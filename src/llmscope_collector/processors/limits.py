@@ -6,18 +6,18 @@ returns the attributes to store. Over-long values are cut (at a UTF-8 boundary) 
 keys kept first) and counted in `llmscope.dropped_attributes_count`; an end before the start or an
 out-of-range kind/status code is kept as sent and flagged. Each mark is counted by reason.
 
-The limits are process-wide (set once at collector start) because decoding has no other context.
+The limits are the server's (`Runtime.limits`), passed in by the decoder; marks are counted into
+the caller's `marked` mapping (the decoded batch's), which travels back from a decode worker with
+its batch and is added to that server's `llmscope_ingest_spans_marked_total`. Nothing here is
+process-wide, so two collectors in one process keep their own limits and counts.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
 import msgspec
-
-from llmscope_collector.prometheus_text import Counter
 
 TRUNCATED_ATTRIBUTES = "llmscope.truncated_attributes"
 DROPPED_ATTRIBUTES = "llmscope.dropped_attributes_count"
@@ -30,12 +30,6 @@ MAX_TIME_NS = 2**63 - 1
 _PRIORITY_PREFIXES = ("gen_ai.", "llm.", "openinference.", "traceloop.", "session.", "user.", "input.", "output.")
 _MAX_KIND, _MAX_STATUS = 5, 2
 
-SPANS_MARKED = Counter(
-    "llmscope_ingest_spans_marked_total",
-    "Spans stored with a limit or anomaly mark (llmscope.* attributes), by reason.",
-    ("reason",),
-)
-
 
 @dataclasses.dataclass(frozen=True)
 class SpanLimits:
@@ -45,33 +39,13 @@ class SpanLimits:
     max_value_bytes: int = 1024 * 1024
 
 
-# Decode worker processes are spawned, not forked: they read the limits from the environment they inherit.
-_ENV = {"max_attributes": "LLMSCOPE_MAX_SPAN_ATTRIBUTES", "max_value_bytes": "LLMSCOPE_MAX_ATTRIBUTE_VALUE_BYTES"}
+DEFAULT_LIMITS = SpanLimits()
+Marks = dict[str, int]
+"""Spans marked, by reason (`MARK_REASONS`' values): filled while a request is decoded."""
 
 
-def _from_env() -> SpanLimits:
-    values = {field: int(os.environ[name]) for field, name in _ENV.items() if os.environ.get(name, "").isdigit()}
-    return SpanLimits(**values)
-
-
-_active = _from_env()
-
-
-def configure_span_limits(limits: SpanLimits) -> None:
-    """Set the limits for this process and for decode workers it starts later."""
-    global _active
-    _active = limits
-    for field, name in _ENV.items():
-        os.environ[name] = str(getattr(limits, field))
-
-
-def active_span_limits() -> SpanLimits:
-    return _active
-
-
-def apply_span_limits(span: Any, attrs: dict[str, Any]) -> dict[str, Any]:
-    """`attrs` within the active limits, plus `llmscope.*` marks for whatever was changed or odd."""
-    limits = _active
+def apply_span_limits(span: Any, attrs: dict[str, Any], limits: SpanLimits, marked: Marks) -> dict[str, Any]:
+    """`attrs` within `limits`, plus `llmscope.*` marks for whatever was changed or odd (counted in `marked`)."""
     start, end, kind, status = span.start_time_unix_nano, span.end_time_unix_nano, span.kind, span.status.code
     if (  # the usual span, nothing to change or mark: returned as it is
         start <= end <= MAX_TIME_NS
@@ -81,7 +55,7 @@ def apply_span_limits(span: Any, attrs: dict[str, Any]) -> dict[str, Any]:
         and (not limits.max_value_bytes or _none_over(attrs, limits.max_value_bytes))
     ):
         return attrs
-    return _limited(limits, start, end, kind, status, attrs)
+    return _limited(limits, start, end, kind, status, attrs, marked)
 
 
 def _none_over(attrs: dict[str, Any], limit: int) -> bool:
@@ -96,7 +70,9 @@ def _none_over(attrs: dict[str, Any], limit: int) -> bool:
     return True
 
 
-def _limited(limits: SpanLimits, start: int, end: int, kind: int, status: int, attrs: dict[str, Any]) -> dict[str, Any]:
+def _limited(
+    limits: SpanLimits, start: int, end: int, kind: int, status: int, attrs: dict[str, Any], marked: Marks
+) -> dict[str, Any]:
     """`apply_span_limits` for a span that may need a change or a mark."""
     marks: dict[str, Any] = {}
     if limits.max_attributes and len(attrs) > limits.max_attributes:
@@ -128,11 +104,12 @@ def _limited(limits: SpanLimits, start: int, end: int, kind: int, status: int, a
     if not marks:
         return attrs
     for key in marks:
-        SPANS_MARKED.inc(_REASONS[key])
+        reason = MARK_REASONS[key]
+        marked[reason] = marked.get(reason, 0) + 1
     return {**attrs, **marks}
 
 
-_REASONS = {
+MARK_REASONS = {  # the `reason` label of llmscope_ingest_spans_marked_total, per mark
     DROPPED_ATTRIBUTES: "dropped_attributes",
     TRUNCATED_ATTRIBUTES: "truncated_value",
     END_BEFORE_START: "end_before_start",

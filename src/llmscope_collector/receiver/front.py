@@ -1,4 +1,4 @@
-"""Both OTLP receivers and what they share (auth, rate limits, counters), built from `Settings`.
+"""Both OTLP receivers and what they share (auth, rate limits, counters), built from the server's `Runtime`.
 
 `pipeline.py` hands this the exporter; everything the receivers need is constructed here so the
 pipeline wiring stays one line per stage.
@@ -9,7 +9,6 @@ from __future__ import annotations
 from llmscope_collector.auth.admin_token import load_admin_token
 from llmscope_collector.auth.policy import AuthPolicy
 from llmscope_collector.auth.store import AuthStore
-from llmscope_collector.processors.limits import SpanLimits, configure_span_limits
 from llmscope_collector.receiver._export import TraceExporter
 from llmscope_collector.receiver.gate import IngestGate
 from llmscope_collector.receiver.grpc import OtlpGrpcReceiver
@@ -17,7 +16,8 @@ from llmscope_collector.receiver.http import JsonConverter, OtlpHttpReceiver
 from llmscope_collector.receiver.limiter import RateLimiter
 from llmscope_collector.receiver.otlp_json import json_to_protobuf
 from llmscope_collector.receiver.stats import IngestStats
-from llmscope_collector.settings import Settings, SettingsError
+from llmscope_collector.runtime import Runtime
+from llmscope_collector.settings import SettingsError
 
 AUTH_DIR = "auth"
 
@@ -26,8 +26,9 @@ class OtlpReceivers:
     """OTLP/gRPC + OTLP/HTTP over one `IngestGate`; start gRPC then HTTP, stop in reverse."""
 
     def __init__(
-        self, exporter: TraceExporter, settings: Settings, *, json_converter: JsonConverter = json_to_protobuf
+        self, exporter: TraceExporter, runtime: Runtime, *, json_converter: JsonConverter = json_to_protobuf
     ) -> None:
+        settings = runtime.settings
         auth_dir = settings.data_dir / AUTH_DIR
         try:
             admin = load_admin_token(auth_dir, settings.admin_token)
@@ -38,8 +39,7 @@ class OtlpReceivers:
         self.limiter = RateLimiter(
             settings.rate_limit_spans_per_s, settings.rate_limit_burst, overrides=self.auth_store.rate_limit
         )
-        self.stats = IngestStats()
-        configure_span_limits(SpanLimits(settings.max_span_attributes, settings.max_attribute_value_bytes))
+        self.stats = IngestStats(runtime.metrics.registry)
         self.gate = IngestGate(exporter, self.policy, self.limiter, self.stats)
         self.grpc = OtlpGrpcReceiver(
             self.gate,

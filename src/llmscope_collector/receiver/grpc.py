@@ -80,8 +80,8 @@ class OtlpGrpcReceiver:
 
     def _export(self, payload: bytes, context: Any) -> bytes:
         stats = self._gate.stats
-        stats.in_flight.inc(TRANSPORT)
-        stats.received_bytes.inc(TRANSPORT, amount=len(payload))
+        stats.in_flight.labels(TRANSPORT).inc()
+        stats.received_bytes.labels(TRANSPORT).inc(len(payload))
         try:
             metadata = {key: value for key, value in context.invocation_metadata() if isinstance(value, str)}
             result = self._gate.export(payload, metadata.get, TRANSPORT)
@@ -91,7 +91,7 @@ class OtlpGrpcReceiver:
             log.exception("OTLP/gRPC export failed")
             _abort(context, Unavailable("internal error while storing spans; retry later"))
         finally:
-            stats.in_flight.dec(TRANSPORT)
+            stats.in_flight.labels(TRANSPORT).dec()
         return bytes(result.to_response().SerializeToString())
 
 

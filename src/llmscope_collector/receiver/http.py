@@ -182,12 +182,12 @@ class OtlpHttpReceiver:
             await _drain(receive)
             return self._refuse(Unavailable("too many export requests in flight; retry later"), reply_type)
         self._in_flight += 1
-        self._gate.stats.in_flight.inc(TRANSPORT)
+        self._gate.stats.in_flight.labels(TRANSPORT).inc()
         try:
             return await self._export(headers, receive, reply_type)
         finally:
             self._in_flight -= 1
-            self._gate.stats.in_flight.dec(TRANSPORT)
+            self._gate.stats.in_flight.labels(TRANSPORT).dec()
 
     def _precheck(self, headers: Headers, media_type: str | None) -> _Reply | None:
         """415 for content types/encodings we cannot read, 413 for a declared length over the limit."""
@@ -215,7 +215,7 @@ class OtlpHttpReceiver:
         body = await _read_body(receive, self._limit)
         if body is None:
             return self._refuse(PayloadTooLarge(f"request body exceeds the {self._limit} byte limit"), media_type)
-        self._gate.stats.received_bytes.inc(TRANSPORT, amount=len(body))
+        self._gate.stats.received_bytes.labels(TRANSPORT).inc(len(body))
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._export_sync, body, headers, media_type)
 

@@ -1,6 +1,10 @@
-"""Ingest counters by transport, outcome, project and reason, published on the API's /metrics."""
+"""Ingest counters by transport, outcome, project and reason, published on the API's /metrics.
+
+Declared on the server's registry (`Runtime.metrics.registry`), so each server counts its own."""
 
 from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from llmscope_collector.errors import (
     CollectorError,
@@ -10,8 +14,6 @@ from llmscope_collector.errors import (
     Unauthenticated,
     Unavailable,
 )
-from llmscope_collector.processors.limits import SPANS_MARKED
-from llmscope_collector.prometheus_text import Counter, Gauge, MetricSet
 from llmscope_collector.receiver._export import ExportResult
 
 _OUTCOMES: tuple[tuple[type[CollectorError], str], ...] = (
@@ -31,34 +33,38 @@ def outcome_of(exc: BaseException) -> str:
 class IngestStats:
     """Thread-safe counters shared by both receivers."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
-            "llmscope_ingest_requests_total", "OTLP export requests by transport and outcome.", ("transport", "outcome")
+            "llmscope_ingest_requests",
+            "OTLP export requests by transport and outcome.",
+            ("transport", "outcome"),
+            registry=registry,
         )
         self.spans_accepted = Counter(
-            "llmscope_ingest_spans_accepted_total", "Spans accepted for storage, by project.", ("project",)
+            "llmscope_ingest_spans_accepted", "Spans accepted for storage, by project.", ("project",), registry=registry
         )
         self.spans_rejected = Counter(
-            "llmscope_ingest_spans_rejected_total",
+            "llmscope_ingest_spans_rejected",
             "Spans refused inside accepted requests (OTLP partial_success), by reason.",
             ("reason",),
+            registry=registry,
         )
         self.received_bytes = Counter(
-            "llmscope_ingest_received_bytes_total", "Request body bytes as received (compressed).", ("transport",)
+            "llmscope_ingest_received_bytes",
+            "Request body bytes as received (compressed).",
+            ("transport",),
+            registry=registry,
         )
-        self.in_flight = Gauge("llmscope_ingest_requests_in_flight", "Export requests being processed.", ("transport",))
+        self.in_flight = Gauge(
+            "llmscope_ingest_requests_in_flight", "Export requests being processed.", ("transport",), registry=registry
+        )
 
     def exported(self, transport: str, project: str, result: ExportResult) -> None:
-        self.requests.inc(transport, "partial" if result.rejected else "accepted")
+        self.requests.labels(transport, "partial" if result.rejected else "accepted").inc()
         if result.accepted:
-            self.spans_accepted.inc(project, amount=result.accepted)
+            self.spans_accepted.labels(project).inc(result.accepted)
         if result.rejected:
-            self.spans_rejected.inc("invalid_span", amount=result.rejected)
+            self.spans_rejected.labels("invalid_span").inc(result.rejected)
 
     def refused(self, transport: str, outcome: str) -> None:
-        self.requests.inc(transport, outcome)
-
-    def metric_set(self) -> MetricSet:
-        return MetricSet(
-            [self.requests, self.spans_accepted, self.spans_rejected, SPANS_MARKED, self.received_bytes, self.in_flight]
-        )
+        self.requests.labels(transport, outcome).inc()

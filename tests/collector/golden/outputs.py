@@ -8,13 +8,12 @@ records the exception's type and message as its output.
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import hashlib
 import json
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -78,24 +77,13 @@ _DECODE_PRICES = (
 )
 
 
-@contextlib.contextmanager
-def span_limits(max_attributes: int, max_value_bytes: int) -> Iterator[None]:
-    """Decode under these span limits (this process only), restoring the previous ones after."""
-    saved = limits.active_span_limits()
-    limits._active = limits.SpanLimits(max_attributes, max_value_bytes)
-    try:
-        yield
-    finally:
-        limits._active = saved
-
-
 def decode_output(case: DecodeCase) -> Any:
     """Accepted/rejected counts, errors and per partition its span rows, content items and unstorable rows."""
-    with span_limits(case.max_attributes, case.max_value_bytes):
-        try:
-            batch = decode_payload("proj", case.payload, PriceBook(_DECODE_PRICES))
-        except Exception as exc:  # the same failure is the same outcome
-            return _raised(exc)
+    span_limits = limits.SpanLimits(case.max_attributes, case.max_value_bytes)
+    try:
+        batch = decode_payload("proj", case.payload, PriceBook(_DECODE_PRICES), span_limits)
+    except Exception as exc:  # the same failure is the same outcome
+        return _raised(exc)
     partitions = []
     for key, part in batch.partitions.items():
         if not (part.spans.schema.equals(SPAN_SCHEMA) and part.content.schema.equals(CONTENT_ITEM_SCHEMA)):

@@ -55,5 +55,14 @@ def valid_request(spans: int = 2, **attrs: Any) -> bytes:
     return bytes(f.request(built).SerializeToString())
 
 
+def metric(server: EmbeddedServer, name: str, **labels: str) -> float:
+    """A sample of the server's own registry (what its /metrics shows), 0 if never counted."""
+    return server.collector.runtime.metrics.value(name, **labels)
+
+
+def requests(server: EmbeddedServer, transport: str, outcome: str) -> float:
+    return metric(server, "llmscope_ingest_requests_total", transport=transport, outcome=outcome)
+
+
 def accepted(server: EmbeddedServer, project: str = "default") -> float:
-    return server.collector.receivers.stats.spans_accepted.value(project)
+    return metric(server, "llmscope_ingest_spans_accepted_total", project=project)

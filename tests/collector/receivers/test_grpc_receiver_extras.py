@@ -10,7 +10,7 @@ import pytest
 
 from llmscope_collector.server import EmbeddedServer
 from llmscope_collector.settings import Settings
-from tests.collector.receivers.clients import accepted, grpc_export, retry_info, valid_request
+from tests.collector.receivers.clients import accepted, grpc_export, requests, retry_info, valid_request
 
 
 def test_gzip_compressed_request_is_accepted(server: EmbeddedServer) -> None:
@@ -40,8 +40,7 @@ def test_rate_limited_project_gets_unavailable_with_retry_info(settings: Setting
         delay = retry_info(info.value)
         assert delay is not None and delay.retry_delay.seconds >= 4
         assert "rate limit" in (info.value.details() or "")
-        stats = server.collector.receivers.stats
-        assert stats.requests.value("grpc", "rate_limited") == 1 and accepted(server) == 5
+        assert requests(server, "grpc", "rate_limited") == 1 and accepted(server) == 5
 
 
 def test_shutdown_refusal_is_retryable(settings: Settings) -> None:

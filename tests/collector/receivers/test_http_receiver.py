@@ -11,7 +11,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from llmscope_collector.server import EmbeddedServer
 from llmscope_collector.settings import Settings
-from tests.collector.receivers.clients import accepted, post, traces_url, valid_request
+from tests.collector.receivers.clients import accepted, metric, post, requests, traces_url, valid_request
 
 SPEC_EXAMPLE = {  # opentelemetry-proto examples/trace.json, trimmed
     "resourceSpans": [
@@ -75,8 +75,8 @@ def test_rejected_spans_give_partial_success_in_the_request_type(server: Embedde
     assert response.status_code == 200
     partial = response.json()["partialSuccess"]
     assert partial["rejectedSpans"] == "1" and "trace_id" in partial["errorMessage"]
-    stats = server.collector.receivers.stats
-    assert stats.spans_rejected.value("invalid_span") == 1 and accepted(server) == 1
+    rejected = metric(server, "llmscope_ingest_spans_rejected_total", reason="invalid_span")
+    assert rejected == 1 and accepted(server) == 1
 
 
 def test_undecodable_protobuf_is_400_with_status_and_bad_request(server: EmbeddedServer) -> None:
@@ -126,7 +126,7 @@ def test_over_limit_bodies_are_413_compressed_or_not(tmp_path, settings: Setting
         response = post(server, bomb, content_encoding="gzip")
         assert response.status_code == 413 and "limit" in status_pb2.Status.FromString(response.content).message
         assert post(server, valid_request(1)).status_code == 200  # still serving
-        assert server.collector.receivers.stats.requests.value("http", "too_large") == 2
+        assert requests(server, "http", "too_large") == 2
 
 
 def _spans(doc: dict) -> list[dict]:  # type: ignore[type-arg]

@@ -9,7 +9,6 @@ import logging
 import httpx
 
 from llmscope_collector.log_config import REQUEST_ID, JsonFormatter
-from llmscope_collector.prometheus_text import Counter, Histogram
 from llmscope_collector.server import EmbeddedServer
 from tests.collector.receivers.clients import grpc_export, post, valid_request
 
@@ -19,14 +18,16 @@ def test_metrics_endpoint_reports_ingest_and_http(server: EmbeddedServer) -> Non
     post(server, b"garbage")
     httpx.get(server.api_url + "/v1/traces/zz", timeout=10)
     text = httpx.get(server.api_url + "/metrics", timeout=10).text
-    assert 'llmscope_ingest_spans_accepted_total{project="default"} 2' in text
-    assert 'llmscope_ingest_requests_total{transport="http",outcome="invalid"} 1' in text
-    assert 'llmscope_ingest_requests_total{transport="grpc",outcome="accepted"} 1' in text
-    assert 'llmscope_http_requests_total{method="GET",route="/v1/traces/{trace_id}",status="400"} 1' in text
+    assert 'llmscope_ingest_spans_accepted_total{project="default"} 2.0' in text
+    assert 'llmscope_ingest_requests_total{outcome="invalid",transport="http"} 1.0' in text
+    assert 'llmscope_ingest_requests_total{outcome="accepted",transport="grpc"} 1.0' in text
+    assert 'llmscope_http_requests_total{method="GET",route="/v1/traces/{trace_id}",status="400"} 1.0' in text
     assert (
-        'llmscope_http_request_duration_seconds_bucket{method="GET",route="/v1/traces/{trace_id}",le="+Inf"} 1' in text
+        'llmscope_http_request_duration_seconds_bucket{le="+Inf",method="GET",route="/v1/traces/{trace_id}"} 1.0'
+        in text
     )
-    assert "llmscope_http_requests_in_flight 1" in text  # the /metrics request itself
+    assert "llmscope_http_requests_in_flight 1.0" in text  # the /metrics request itself
+    assert "llmscope_wal_records_appended_total 1.0" in text  # read from the WAL at scrape time
 
 
 def test_request_id_is_echoed_when_sane_and_generated_otherwise(server: EmbeddedServer) -> None:
@@ -57,15 +58,3 @@ def test_json_log_lines_carry_the_request_id() -> None:
     line = json.loads(stream.getvalue())
     assert line["message"] == "hello x" and line["request_id"] == "rid-1" and line["status"] == 201
     assert line["level"] == "WARNING" and line["ts"].endswith("+00:00")
-
-
-def test_text_format_escapes_and_accumulates() -> None:
-    counter = Counter("c_total", "help", ("l",))
-    counter.inc('a"b\\c\nd', amount=2)
-    assert 'c_total{l="a\\"b\\\\c\\nd"} 2' in counter.render()
-    histogram = Histogram("h", "help", buckets=(1.0, 2.0))
-    for value in (0.5, 1.5, 3.0):
-        histogram.observe(value)
-    lines = histogram.render()
-    assert 'h_bucket{le="1"} 1' in lines and 'h_bucket{le="2"} 2' in lines and 'h_bucket{le="+Inf"} 3' in lines
-    assert "h_sum 5" in lines and "h_count 3" in lines

@@ -16,7 +16,7 @@ import pytest
 from llmscope_collector.server import EmbeddedServer
 from llmscope_collector.settings import Settings
 from llmscope_collector.wal.errors import WalClosed, WalFull
-from tests.collector.receivers.clients import accepted, grpc_export, post, retry_info, valid_request
+from tests.collector.receivers.clients import accepted, grpc_export, post, requests, retry_info, valid_request
 
 
 def _assert_refused_as_retryable(server: EmbeddedServer, message: str) -> None:
@@ -29,9 +29,8 @@ def _assert_refused_as_retryable(server: EmbeddedServer, message: str) -> None:
     assert response.status_code == 503
     assert int(response.headers["retry-after"]) >= 1
     assert accepted(server) == 0
-    stats = server.collector.receivers.stats
-    assert stats.requests.value("grpc", "unavailable") == 1
-    assert stats.requests.value("http", "unavailable") == 1
+    assert requests(server, "grpc", "unavailable") == 1
+    assert requests(server, "http", "unavailable") == 1
 
 
 def test_a_full_wal_is_answered_unavailable_on_both_transports(settings: Settings) -> None:

@@ -1,7 +1,8 @@
 # Frozen copy of src/llmscope_collector/processors/decode.py at 1a12e86 (plus decode_pool.decode_payload), the
 # reference the optimized decode path is proven equal to (tests/collector/test_decode_equivalence.py).
 # It uses the live normalize/limits/cost/pricing/schema modules (not changed by that work) and the frozen
-# messages of the same commit (reference/messages_v2.py). Do not edit.
+# messages of the same commit (reference/messages_v2.py). Do not edit (except: the span limits are a
+# parameter since the live limits stopped being process-wide).
 """OTLP `ExportTraceServiceRequest` → priced Arrow span tables, one per storage partition.
 
 Ids become lowercase hex, times stay integer nanoseconds, attribute values follow the OTel
@@ -28,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from llmscope_collector.processors.cost import PriceBook
-from llmscope_collector.processors.limits import MAX_TIME_NS, apply_span_limits
+from llmscope_collector.processors.limits import DEFAULT_LIMITS, MAX_TIME_NS, SpanLimits, apply_span_limits
 from llmscope_collector.processors.normalize import GENAI_COLUMNS, canonical_genai
 from llmscope_collector.processors.pricing import price_rows
 from llmscope_collector.storage.schema import BUFFER_COLUMNS, CONTENT_ITEM_SCHEMA, CONTENT_ITEMS, SPAN_SCHEMA
@@ -216,7 +217,12 @@ def default_prices() -> PriceBook:
     return _default_prices
 
 
-def decode_request(request: ExportTraceServiceRequest, project: str, prices: PriceBook | None = None) -> DecodedBatch:
+def decode_request(
+    request: ExportTraceServiceRequest,
+    project: str,
+    prices: PriceBook | None = None,
+    limits: SpanLimits = DEFAULT_LIMITS,
+) -> DecodedBatch:
     """Flatten, normalize and price every span of the request into one Arrow table per partition."""
     batch = DecodedBatch()
     rows = _Rows()
@@ -227,7 +233,7 @@ def decode_request(request: ExportTraceServiceRequest, project: str, prices: Pri
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope
             for span in scope_spans.spans:
-                _decode_span(batch, rows, span, project, service, resource_json, scope.name, scope.version)
+                _decode_span(batch, rows, span, project, service, resource_json, scope.name, scope.version, limits)
     book = prices or default_prices()
     for key, part_rows in rows.partitions.items():
         cols = rows.columns(part_rows)
@@ -273,6 +279,7 @@ def _decode_span(
     resource_json: str | None,
     scope_name: str,
     scope_version: str,
+    limits: SpanLimits,
 ) -> None:
     trace_id = _hex_id(span.trace_id, 16)
     span_id = _hex_id(span.span_id, 8)
@@ -283,7 +290,7 @@ def _decode_span(
         return
     parent = span.parent_span_id.hex() if span.parent_span_id and any(span.parent_span_id) else None
     start, end = min(span.start_time_unix_nano, MAX_TIME_NS), min(span.end_time_unix_nano, MAX_TIME_NS)
-    attrs = apply_span_limits(span, attributes_dict(span.attributes))  # limits + anomaly marks (limits.py)
+    attrs = apply_span_limits(span, attributes_dict(span.attributes), limits, {})  # limits + anomaly marks
     events = _events(span) if span.events else []
     genai = canonical_genai(attrs, events, start_ns=start, failed=span.status.code == _STATUS_ERROR)
     split = split_content(attrs)
@@ -320,8 +327,10 @@ def _decode_span(
     batch.accepted += 1
 
 
-def decode_payload(project: str, payload: bytes, prices: PriceBook | None = None) -> DecodedBatch:
+def decode_payload(
+    project: str, payload: bytes, prices: PriceBook | None = None, limits: SpanLimits = DEFAULT_LIMITS
+) -> DecodedBatch:
     """decode_pool.decode_payload as it was (inline: no worker price book here)."""
     request = ExportTraceServiceRequest()
     request.ParseFromString(payload)
-    return decode_request(request, project, prices)
+    return decode_request(request, project, prices, limits)

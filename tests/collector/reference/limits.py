@@ -14,13 +14,9 @@ The limits are process-wide (set once at collector start) because decoding has n
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
 import msgspec
-
-from llmscope_collector.processors import limits as _live
-from llmscope_collector.prometheus_text import Counter
 
 TRUNCATED_ATTRIBUTES = "llmscope.truncated_attributes"
 DROPPED_ATTRIBUTES = "llmscope.dropped_attributes_count"
@@ -33,11 +29,8 @@ MAX_TIME_NS = 2**63 - 1
 _PRIORITY_PREFIXES = ("gen_ai.", "llm.", "openinference.", "traceloop.", "session.", "user.", "input.", "output.")
 _MAX_KIND, _MAX_STATUS = 5, 2
 
-SPANS_MARKED = Counter(
-    "llmscope_ingest_spans_marked_total",
-    "Spans stored with a limit or anomaly mark (llmscope.* attributes), by reason.",
-    ("reason",),
-)
+# (Edited: the marks are counted into the caller's `marked` and the limits are a parameter, as in the
+# live module since it stopped being process-wide; the limiting itself is as frozen.)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,33 +41,8 @@ class SpanLimits:
     max_value_bytes: int = 1024 * 1024
 
 
-# Decode worker processes are spawned, not forked: they read the limits from the environment they inherit.
-_ENV = {"max_attributes": "LLMSCOPE_MAX_SPAN_ATTRIBUTES", "max_value_bytes": "LLMSCOPE_MAX_ATTRIBUTE_VALUE_BYTES"}
-
-
-def _from_env() -> SpanLimits:
-    values = {field: int(os.environ[name]) for field, name in _ENV.items() if os.environ.get(name, "").isdigit()}
-    return SpanLimits(**values)
-
-
-_active = _from_env()
-
-
-def configure_span_limits(limits: SpanLimits) -> None:
-    """Set the limits for this process and for decode workers it starts later."""
-    global _active
-    _active = limits
-    for field, name in _ENV.items():
-        os.environ[name] = str(getattr(limits, field))
-
-
-def active_span_limits() -> SpanLimits:
-    return _active
-
-
-def apply_span_limits(span: Any, attrs: dict[str, Any]) -> dict[str, Any]:
+def apply_span_limits(span: Any, attrs: dict[str, Any], limits: Any, marked: dict[str, int]) -> dict[str, Any]:
     """`attrs` within the active limits, plus `llmscope.*` marks for whatever was changed or odd."""
-    limits = _live.active_span_limits()  # the live module's limits, so both sides see the same ones
     marks: dict[str, Any] = {}
     if limits.max_attributes and len(attrs) > limits.max_attributes:
         kept = _keep_first(attrs, limits.max_attributes)
@@ -98,7 +66,7 @@ def apply_span_limits(span: Any, attrs: dict[str, Any]) -> dict[str, Any]:
     if not marks:
         return attrs
     for key in marks:
-        SPANS_MARKED.inc(_REASONS[key])
+        marked[_REASONS[key]] = marked.get(_REASONS[key], 0) + 1
     return {**attrs, **marks}
 
 

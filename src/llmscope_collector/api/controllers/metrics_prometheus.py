@@ -1,4 +1,5 @@
-"""`GET /metrics`: Prometheus text format of the ingest, WAL and API metrics of this server.
+"""`GET /metrics`: the ingest, WAL, storage and API metrics of this server (prometheus-client), in
+the Prometheus text format or OpenMetrics, as the scraper's `Accept` asks.
 
 The series name every project and its span counts, so with API keys required only the admin token
 may scrape them (`authorization: Bearer <admin token>` in the scrape config); open on loopback."""
@@ -8,9 +9,9 @@ from __future__ import annotations
 from litestar import Controller, Request, Response, get
 
 from llmscope_collector.api.auth import admin_when_keys_required
-from llmscope_collector.prometheus_text import CONTENT_TYPE, MetricSet
+from llmscope_collector.metrics import Metrics
 
-METRIC_SETS_STATE = "metric_sets"
+METRICS_STATE = "metrics"
 
 
 class PrometheusController(Controller):
@@ -23,7 +24,7 @@ class PrometheusController(Controller):
         sync_to_thread=False,
         guards=[admin_when_keys_required],
     )
-    def metrics(self, request: Request) -> Response[str]:  # type: ignore[type-arg]
-        sets: list[MetricSet] = request.app.state.get(METRIC_SETS_STATE, [])
-        body = "".join(metric_set.render() for metric_set in sets)
-        return Response(body, media_type=CONTENT_TYPE)
+    def metrics(self, request: Request) -> Response[bytes]:  # type: ignore[type-arg]
+        metrics: Metrics = request.app.state.get(METRICS_STATE) or Metrics()  # an app without a server: none
+        body, content_type = metrics.exposition(request.headers.get("accept"))
+        return Response(body, media_type=content_type)
