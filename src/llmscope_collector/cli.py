@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from llmscope_collector.log_config import configure_logging
+from llmscope_collector.proxy_command import add_proxy_parser, run_proxy
 from llmscope_collector.settings import AUTH_MODES, DEFAULT_DATA_DIR, LOG_FORMATS, Settings, SettingsError
 from llmscope_collector.tail import add_tail_parser, run_tail
 
@@ -35,6 +36,11 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
         help="s3://bucket/prefix: store every dataset in object storage, credentials and endpoint from the "
         "AWS_* variables; the data dir then holds the WAL and a query cache (LLMSCOPE_STORAGE; docs/scale.md)",
     )
+    parser.add_argument(
+        "--proxy-port",
+        type=int,
+        help="also run the capture proxy on this port, e.g. 8787 (docs/proxy.md; LLMSCOPE_PROXY_PORT)",
+    )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -47,6 +53,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         storage=args.storage,
         auth=args.auth,
         log_format=args.log_format,
+        proxy_port=args.proxy_port,
     )
 
 
@@ -61,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--exit", action="store_true", help="exit after printing instead of serving on")
     _add_cleanup_parser(sub)
     add_tail_parser(sub)
+    add_proxy_parser(sub)
     return parser
 
 
@@ -119,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         return _cleanup(args)
     if args.command == "tail":
         return run_tail(args)
+    if args.command == "proxy":
+        return run_proxy(args)
     from llmscope_collector.process_memory import tune_process_memory
     from llmscope_collector.server import EmbeddedServer
 
@@ -139,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
             f"data in {server.settings.data_dir}",
             flush=True,
         )
+        if server.proxy is not None:
+            print(
+                f"llmscope capture proxy on {server.proxy.url}: OpenAI base_url {server.proxy.url}/v1, "
+                f"Anthropic base_url {server.proxy.url} (docs/proxy.md)",
+                flush=True,
+            )
         policy = server.collector.receivers.policy
         print(f"llmscope {policy.describe()}; {policy.admin.describe()}", flush=True)
         if args.command == "demo":

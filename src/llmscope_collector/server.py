@@ -10,16 +10,23 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from llmscope_collector.api.app import create_app
 from llmscope_collector.api.http_metrics import HttpMetrics, HttpMetricsMiddleware
 from llmscope_collector.api.request_id import RequestIdMiddleware
+from llmscope_collector.errors import Unauthenticated
 from llmscope_collector.pipeline import Collector
 from llmscope_collector.query.store import TraceStore
+from llmscope_collector.receiver.gate import IngestGate
 from llmscope_collector.settings import Settings, SettingsError, env_var, flag
 from llmscope_collector.storage.cluster import query_dir
+
+if TYPE_CHECKING:
+    from llmscope_proxy import ProxyServer
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +59,7 @@ class EmbeddedServer:
         self._api_socket: socket.socket | None = None
         self._uvicorn: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self.proxy: ProxyServer | None = None
 
     @property
     def grpc_port(self) -> int:
@@ -108,9 +116,18 @@ class EmbeddedServer:
                 self.stop()
                 raise RuntimeError("the HTTP API did not start; see the log above")
             time.sleep(0.01)
+        if self.settings.proxy_port >= 0:
+            try:
+                self.proxy = _capture_proxy(self.settings, self.collector.receivers.gate)
+            except BaseException:
+                self.stop()
+                raise
 
     def stop(self) -> None:
-        """Stop the API, then drain and flush the collector. Safe to call twice."""
+        """Stop the proxy and the API, then drain and flush the collector. Safe to call twice."""
+        if self.proxy is not None:
+            self.proxy.stop()  # its last spans reach the gate before the receivers close
+            self.proxy = None
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
         if self._thread is not None:
@@ -128,3 +145,30 @@ class EmbeddedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _capture_proxy(settings: Settings, gate: IngestGate) -> ProxyServer:
+    """The started capture proxy inside `serve`: its spans enter the collector's own ingest gate in process,
+    so the same key checks, rate limits and WAL apply as to spans sent over OTLP. The proxy is a
+    client of the collector (like the SDK): this composition root is the only place they meet."""
+    from llmscope_proxy import ProxyAuthError, ProxyConfig, ProxyPortError, ProxyServer
+
+    def sink(payload: bytes, credentials: Mapping[str, str]) -> None:
+        gate.export(payload, credentials.get, "proxy")
+
+    def authorize(credentials: tuple[tuple[str, str], ...]) -> None:
+        try:
+            gate.policy.project_for(dict(credentials).get)
+        except Unauthenticated as exc:
+            raise ProxyAuthError(str(exc)) from None
+
+    config = ProxyConfig(
+        openai_base_url=settings.proxy_openai_base_url,
+        anthropic_base_url=settings.proxy_anthropic_base_url,
+        capture_content=settings.proxy_capture_content,
+    )
+    server = ProxyServer(config, sink, authorize, host=settings.host, port=settings.proxy_port)
+    try:
+        return server.start()
+    except ProxyPortError as exc:
+        raise SettingsError(f"{exc}. Pass --proxy-port or set LLMSCOPE_PROXY_PORT.") from None

@@ -95,6 +95,12 @@ class Settings:
     smtp_username: str = ""
     smtp_password: str = dataclasses.field(default="", repr=False)
     smtp_from: str = "llmscope@localhost"
+    # Capture proxy (docs/proxy.md): apps point their OpenAI/Anthropic base URL at it. -1 = off,
+    # 0 = any free port. Upstream URLs are what the provider's client takes as `base_url`.
+    proxy_port: int = -1
+    proxy_openai_base_url: str = "https://api.openai.com/v1"
+    proxy_anthropic_base_url: str = "https://api.anthropic.com"
+    proxy_capture_content: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -128,6 +134,7 @@ class Settings:
         self._check_durability_options()
         self._check_alert_options()
         self._check_model_options()
+        self._check_proxy_options(check_ports)
         if self.flush_rows < 1 or self.flush_interval_s <= 0:
             raise SettingsError("flush_rows must be >= 1 and flush_interval_s > 0")
         self._check_data_dir()
@@ -135,6 +142,19 @@ class Settings:
         if check_ports:
             for name in _PORT_FIELDS:
                 _check_port_free(self.host, getattr(self, name), name)
+
+    def _check_proxy_options(self, check_ports: bool) -> None:
+        if self.proxy_port < 0:
+            return
+        if self.proxy_port > 65535:
+            raise SettingsError(f"proxy_port must be 0..65535 (or -1: off), got {self.proxy_port} (set --proxy-port)")
+        if self.proxy_port and self.proxy_port in {getattr(self, n) for n in _PORT_FIELDS}:
+            raise SettingsError("proxy_port must differ from the OTLP and API ports; pick a distinct port")
+        for name in ("proxy_openai_base_url", "proxy_anthropic_base_url"):
+            if not str(getattr(self, name)).startswith(("http://", "https://")):
+                raise SettingsError(f"{name} must be an http(s) URL, got {getattr(self, name)!r} (set {env_var(name)})")
+        if check_ports:
+            _check_port_free(self.host, self.proxy_port, "proxy_port")
 
     def _check_ingest_options(self) -> None:
         if self.auth not in AUTH_MODES:
