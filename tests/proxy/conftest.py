@@ -17,7 +17,6 @@ from llmscope_collector.server import EmbeddedServer
 from llmscope_collector.settings import Settings
 from llmscope_proxy import ProxyConfig, ProxyServer
 from llmscope_sim import SimulatedProvider
-from tests.sdk.conftest import spans  # noqa: F401  (the SDK's in-memory span capture, for equivalence)
 
 
 def any_value(value: AnyValue) -> Any:

@@ -15,8 +15,8 @@ import anthropic
 import httpx
 import openai
 import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from llmscope.testing import capture_spans
 from llmscope_proxy import ProxyConfig, ProxyServer
 from llmscope_sim import SimulatedProvider
 from tests.proxy.conftest import CapturedSpans
@@ -94,27 +94,16 @@ def _clients(base: str, **headers: str) -> tuple[openai.OpenAI, anthropic.Anthro
 
 @pytest.mark.parametrize("name", list(CALLS))
 def test_a_call_through_the_proxy_gives_the_sdks_span(
-    name: str,
-    sim: SimulatedProvider,
-    proxy: ProxyServer,
-    captured: CapturedSpans,
-    spans: InMemorySpanExporter,
-    monkeypatch: pytest.MonkeyPatch,
+    name: str, sim: SimulatedProvider, proxy: ProxyServer, captured: CapturedSpans
 ) -> None:
-    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
-    import llmscope_sdk
-
-    llmscope_sdk.uninstrument()
-    llmscope_sdk.instrument(capture_content=True)
-    direct = CALLS[name](*_clients(sim.base_url))  # instrumented, straight to the provider
-    llmscope_sdk.uninstrument()
+    with capture_spans(capture_content=True) as sdk:  # instrumented, straight to the provider
+        direct = CALLS[name](*_clients(sim.base_url))
     sim.clear(cache=True)  # the second call must not hit the provider's prompt cache
     proxied = CALLS[name](*_clients(proxy.url))  # not instrumented: only the proxy sees it
     assert proxy.recorder.flush(10)
 
-    sdk_spans = [s for s in spans.get_finished_spans() if s.attributes and "gen_ai.operation.name" in s.attributes]
-    assert len(sdk_spans) == 1 and len(captured.items) == 1
-    sdk_span, (proxy_span, proxy_attrs, _) = sdk_spans[0], captured.items[0]
+    assert len(sdk.llm_spans) == 1 and len(captured.items) == 1
+    sdk_span, (proxy_span, proxy_attrs, _) = sdk.llm_spans[0], captured.items[0]
     sdk_attrs = {k: list(v) if isinstance(v, tuple) else v for k, v in dict(sdk_span.attributes or {}).items()}
     if name == "embeddings":  # the client asks for base64 on the wire when the app did not say: the
         assert proxy_attrs.pop("gen_ai.request.encoding_formats") == ["base64"]  # proxy sees the wire
@@ -188,23 +177,21 @@ def test_upstream_errors_pass_through_unchanged_and_are_recorded(
 
 
 def test_the_sdk_and_the_proxy_name_an_upstream_error_alike(
-    sim: SimulatedProvider, proxy: ProxyServer, captured: CapturedSpans, spans: InMemorySpanExporter
+    sim: SimulatedProvider, proxy: ProxyServer, captured: CapturedSpans
 ) -> None:
-    import llmscope_sdk
-
+    sdk_types: list[object] = []
     for status in (400, 401, 404, 500):
-        llmscope_sdk.instrument()
-        sim.fail_next(status)
-        with pytest.raises(anthropic.APIStatusError):
-            _messages(*_clients(sim.base_url))
-        llmscope_sdk.uninstrument()
+        with capture_spans() as sdk:
+            sim.fail_next(status)
+            with pytest.raises(anthropic.APIStatusError):
+                _messages(*_clients(sim.base_url))
+        sdk_types += [a["error.type"] for a in sdk.attributes()]
         sim.fail_next(status)
         with pytest.raises(anthropic.APIStatusError):
             _messages(*_clients(proxy.url))
     assert proxy.recorder.flush(10)
-    sdk_types = [s.attributes["error.type"] for s in spans.get_finished_spans() if s.attributes]
     assert [a["error.type"] for a in captured.attributes()] == sdk_types
-    assert sdk_types[0] == "anthropic.BadRequestError"
+    assert sdk_types[0] == "anthropic.BadRequestError" and len(sdk_types) == 4
 
 
 def test_unreachable_upstream_is_a_502_in_the_providers_shape(captured: CapturedSpans) -> None:
