@@ -199,12 +199,71 @@ def normalize_cases() -> Iterator[tuple[str, dict[str, Any]]]:
     for key in sorted({*KEYS, *normalize._KNOWN_KEYS}):
         for i, sent in enumerate(KEY_VALUES):
             yield f"key:{key}:{i}", {"attrs": {key: sent}, "events": [], "start_ns": None, "failed": False}
+    yield from _priority_cases()
+    for i, (attrs, events, failed) in enumerate(_EVENT_CASES):
+        yield f"event:{i}", {"attrs": attrs, "events": events, "start_ns": _START, "failed": failed}
     rng = random.Random(1401)
     for i in range(700):
         yield f"mix:{i}", _mixed_span(rng)
     rng = random.Random(1402)
     for i in range(150):
         yield f"explicit:{i}", _explicit_span(rng)
+
+
+def _column_reads() -> dict[str, tuple[str, ...]]:
+    """Each canonical column's source keys in the normalizer's priority order (its own table)."""
+    reads = {column: keys for column, (keys, _) in normalize._TABLE_COLUMNS.items()}
+    reads.update({column: keys for column, (_, keys) in normalize._DERIVED.items()})
+    reads["total_tokens"] = normalize._TOTAL_TOKEN_KEYS
+    return reads
+
+
+_PAIR_VALUES: dict[str, tuple[Any, Any]] = {
+    "is_stream": (True, False),
+    "server_address": ("https://first.example/v1", "https://second.example/v1"),
+    "finish_reasons": (["end_turn"], ["length"]),
+    "metadata": ('{"k": "first"}', '{"k": "second"}'),
+}
+
+
+def _priority_cases() -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every ordered pair of a column's source keys sent together with different values: which one wins."""
+    for column, keys in sorted(_column_reads().items()):
+        is_int = column.endswith("_tokens")
+        first, second = _PAIR_VALUES.get(column, (11, 22) if is_int else (f"{column}-a", f"{column}-b"))
+        for a in keys:
+            for b in keys:
+                if a != b:
+                    attrs = {a: first, b: second}
+                    yield f"pair:{column}:{a}:{b}", {"attrs": attrs, "events": [], "start_ns": None, "failed": False}
+
+
+_START = 1_700_000_000 * 10**9
+
+
+def _ev(name: str, offset_ns: Any, **attributes: Any) -> dict[str, Any]:
+    time_ns = offset_ns if not isinstance(offset_ns, int) or isinstance(offset_ns, bool) else _START + offset_ns
+    return {"name": name, "time_ns": time_ns, "attributes": attributes}
+
+
+# Span events that fill columns: (attributes, events, failed).
+_EVENT_CASES: tuple[tuple[dict[str, Any], list[dict[str, Any]], bool], ...] = (
+    ({}, [_ev("First Token Stream Event", 0)], False),
+    ({}, [_ev("First Token Stream Event", -1)], False),
+    ({}, [_ev("First Token Stream Event", 1)], False),
+    ({}, [_ev("gen_ai.content.completion.chunk", t) for t in (40_000_000, 10_000_000, 90_000_000)], False),
+    ({}, [_ev("llm.content.completion.chunk", 5), _ev("First Token Stream Event", 3)], False),
+    ({}, [_ev("First Token Stream Event", True), _ev("First Token Stream Event", None)], False),
+    ({"gen_ai.response.time_to_first_chunk": 0.5}, [_ev("First Token Stream Event", 1000)], False),
+    ({"gen_ai.response.time_to_first_chunk": -1}, [_ev("First Token Stream Event", 1000)], False),
+    ({}, [_ev("exception", 1, **{"exception.type": "openai.InternalServerError"})], True),
+    ({}, [_ev("exception", 1, **{"exception.type": "KeyError"})], False),
+    ({"error.type": "500"}, [_ev("exception", 1, **{"exception.type": "InternalServerError"})], True),
+    ({}, [_ev("exception", 1, **{"exception.type": "A"}), _ev("exception", 2, **{"exception.type": "B"})], True),
+    ({}, [_ev("exception", 1, **{"exception.type": "A"}), _ev("exception", 2, **{"exception.type": ""})], True),
+    ({}, [{"name": "exception", "time_ns": 1, "attributes": None}], True),
+    ({}, [_ev("other", 5), _ev("exception", 9)], True),
+)
 
 
 def _mixed_span(rng: random.Random) -> dict[str, Any]:
@@ -246,6 +305,99 @@ def message_cases() -> Iterator[tuple[str, dict[str, Any]]]:
     rng = random.Random(1403)
     for i in range(400):
         yield f"content:{i}", content_attrs(rng, rng.randint(0, 12))
+    rng = random.Random(1406)
+    for i in range(150):
+        yield f"dialect:{i}", dialect_content(rng)
+
+
+_BLOCKS = (
+    {"type": "text", "text": "hello"},
+    {"type": "tool_use", "id": "tu_1", "name": "get_weather", "input": {"city": "Paris"}},
+    {"type": "tool_result", "tool_use_id": "tu_1", "content": "sunny"},
+    {"type": "thinking", "thinking": "let me see"},
+    {"type": "reasoning", "text": "because"},
+    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+    {"type": "image", "url": "https://example.com/cat.png"},
+    {"type": "image_url", "image_url": "not-a-dict"},
+    {"type": "document", "source": {"data": "x"}},
+    "bare string block",
+    7,
+)
+_ROLES = ("user", "assistant", "system", "tool", "agent", "function", "human", "ai", "model", "", None)
+_URLS = ("data:image/jpeg;base64,/9j/4AAQ", "data:,plain", "https://example.com/a.png", 5)
+
+
+def _content_value(rng: random.Random) -> Any:
+    pick = rng.randrange(5)
+    if pick == 0:
+        return rng.choice(("What is the weather?", "", "Sure.", SNOWMAN))
+    if pick == 1:
+        return json.dumps(rng.sample(_BLOCKS, rng.randint(1, 3)))
+    if pick == 2:
+        return json.dumps(rng.choice(_BLOCKS))
+    return rng.choice((None, 12, ["a", "b"], {"k": 1}, "[not json"))
+
+
+def _openinference_fields(rng: random.Random) -> dict[str, Any]:
+    fields: dict[str, Any] = {"message.role": rng.choice(_ROLES), "message.content": _content_value(rng)}
+    for j in range(rng.choice((0, 0, 1, 2))):
+        kind = rng.choice(("text", "image", "reasoning", None))
+        fields[f"message.contents.{j}.message_content.type"] = kind
+        fields[f"message.contents.{j}.message_content.text"] = rng.choice(("part text", None))
+        if kind == "image":
+            fields[f"message.contents.{j}.message_content.image.image.url"] = rng.choice(_URLS)
+    for j in range(rng.choice((0, 0, 1, 2))):
+        fields[f"message.tool_calls.{j}.tool_call.id"] = f"call_{j}"
+        fields[f"message.tool_calls.{j}.tool_call.function.name"] = "get_order"
+        fields[f"message.tool_calls.{j}.tool_call.function.arguments"] = rng.choice(('{"id": 4}', "{bad", None))
+    optional = {
+        "message.tool_call_id": "call_0",
+        "message.function_call_name": "lookup",
+        "message.function_call_arguments_json": '{"q": "x"}',
+        "message.name": "bob",
+        "message.finish_reason": "stop",
+    }
+    fields.update((k, v) for k, v in optional.items() if rng.random() < 0.2)
+    return fields
+
+
+def _traceloop_fields(rng: random.Random) -> dict[str, Any]:
+    fields: dict[str, Any] = {"role": rng.choice(_ROLES), "content": _content_value(rng)}
+    for j in range(rng.choice((0, 0, 1, 2))):
+        fields[f"tool_calls.{j}.id"] = f"toolu_{j}"
+        fields[f"tool_calls.{j}.name"] = "search_docs"
+        fields[f"tool_calls.{j}.arguments"] = rng.choice(('{"q": "refund"}', "plain", None))
+    optional = {"tool_call_id": "toolu_0", "finish_reason": "end_turn"}
+    fields.update((k, v) for k, v in optional.items() if rng.random() < 0.3)
+    return fields
+
+
+def _tool_fields(rng: random.Random, prefix: str) -> dict[str, Any]:
+    if prefix == "llm.tools":
+        schema = {"type": "function", "function": {"name": "get_weather", "description": "d", "parameters": {}}}
+        return {"tool.json_schema": rng.choice((json.dumps(schema), '{"name": "raw"}', "not json"))}
+    return {"name": "get_weather", "description": rng.choice(("d", None)), "parameters": rng.choice(("{}", "{x"))}
+
+
+def dialect_content(rng: random.Random) -> dict[str, Any]:
+    """A span's content as one dialect's instrumentation writes it: flattened messages, tools, or JSON."""
+    attrs: dict[str, Any] = {"gen_ai.operation.name": "chat"}
+    for prefix in rng.sample(FLAT_PREFIXES, rng.randint(1, 3)):
+        indexes = sorted(rng.sample(range(4), rng.randint(1, 3))) if rng.random() < 0.3 else range(rng.randint(1, 3))
+        for index in indexes:
+            if prefix in ("llm.input_messages", "llm.output_messages"):
+                fields = _openinference_fields(rng)
+            elif prefix in ("gen_ai.prompt", "gen_ai.completion"):
+                fields = _traceloop_fields(rng)
+            elif prefix in ("llm.prompts", "llm.choices"):
+                fields = {"prompt.text" if prefix == "llm.prompts" else "completion.text": _content_value(rng)}
+            else:
+                fields = _tool_fields(rng, prefix)
+            attrs.update((f"{prefix}.{index}.{rest}", v) for rest, v in fields.items())
+    if rng.random() < 0.3:
+        key = rng.choice(("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions"))
+        attrs[key] = rng.choice(MESSAGE_JSON)
+    return attrs
 
 
 def _flat_key(rng: random.Random) -> str:
@@ -360,6 +512,11 @@ def _kv(key: str, value: Any) -> KeyValue:
 def _llm_call(rng: random.Random) -> list[KeyValue]:
     """A model call's attributes (tokens up to 10^13: some costs overflow the stored decimal)."""
     tokens: Any = rng.choice((rng.randint(0, 5000), 10**12, "10", str(10**12), -3))
+    if rng.random() < 0.15:  # a call that reported no usage (billed nothing if it failed)
+        return [
+            _kv("gen_ai.operation.name", "chat"),
+            _kv("gen_ai.request.model", rng.choice(_MODELS)),
+        ]
     return [
         _kv("gen_ai.operation.name", rng.choice(("chat", "chat", "text_completion", "embeddings", "invoke_agent"))),
         _kv("gen_ai.provider.name", rng.choice(("openai", "anthropic", "nope"))),
@@ -555,6 +712,12 @@ _PROVIDER_MODELS = (
     ("deepseek", "deepseek-chat"), ("nope", "gpt-4o"), (None, "gpt-4o"), (None, "claude-3-5-haiku-latest"),
     ("openai", "no-such-model"), (None, "no-such-model"),
 )  # fmt: skip
+# OTel `gen_ai.provider.name` values and the genai-prices provider that prices their models.
+_OTEL_PROVIDERS = (
+    ("azure.ai.openai", "azure"), ("azure.ai.inference", "azure"), ("gcp.gemini", "google"),
+    ("gcp.vertex_ai", "google"), ("gcp.gen_ai", "google"), ("x_ai", "x-ai"), ("mistral_ai", "mistral"),
+    ("moonshot_ai", "moonshotai"), ("together_ai", "together"), ("aws.bedrock", "aws"),
+)  # fmt: skip
 _ODD_COUNTS: tuple[Counts | None, ...] = (
     None, (None, None, None, None), (-5, 10, None, 3), (10, -1, -2, -3), (0, 0, 5, 0), (3_000_000, 3_000_000, 0, 0),
 )  # fmt: skip
@@ -566,6 +729,10 @@ def call_cases() -> Iterator[tuple[str, CallCase]]:
     usage = (1200, 300, 200, 100)
     for provider, model in _PROVIDER_MODELS:
         yield f"call:provider:{provider}:{model}", CallCase(provider, (model,), _NOON, usage)
+    snapshot = {p.id: p for p in data_snapshot.get_snapshot().providers}
+    for otel_name, db_id in _OTEL_PROVIDERS:
+        for model in sorted(m.id for m in snapshot[db_id].models)[:4] if db_id in snapshot else ():
+            yield f"call:otel:{otel_name}:{model}", CallCase(otel_name, (model,), _NOON, usage)
     fallbacks = (("no-such-model", "gpt-4o"), ("", "gpt-4o"), (None, None), ("gpt-4o", "no-such-model"))
     for i, models in enumerate(fallbacks):
         yield f"call:fallback:{i}", CallCase("openai", models, _NOON, usage)

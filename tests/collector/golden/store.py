@@ -24,7 +24,7 @@ from tests.collector.golden.outputs import OUTPUTS, jsonable, prices_digest
 GOLDEN_DIR = Path(__file__).resolve().parent
 REGEN = "python -m tests.collector.golden.regen"
 NAMES = tuple(GENERATORS)
-_INLINE_INPUTS = {"normalize", "messages"}  # small attribute maps: shown in the file as they are
+_INLINE_INPUTS = {"normalize"}  # small attribute maps: shown in the file as they are
 
 
 def golden_path(name: str) -> Path:
