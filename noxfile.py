@@ -105,6 +105,14 @@ def lint(session: nox.Session) -> None:
     session.run("mypy")
 
 
+@nox.session(python=DEFAULT_PYTHON)
+def proto(session: nox.Session) -> None:
+    """Regenerate llmscope's own protobuf modules (src/llmscope_collector/_proto) from proto/*.proto;
+    commit the result (tests/test_proto_generated.py fails while it is stale)."""
+    session.install("grpcio-tools==1.85.1")  # the version pinned in pyproject's test extra
+    session.run("python", "proto/generate.py", "src")
+
+
 # Not in nox.options.sessions: benchmarks never run with the tests. `nox -s bench -- --quick` is a
 # few-minute run (1M-span store, short windows); the default is the full run (1M and 10M spans).
 @nox.session(python=DEFAULT_PYTHON, venv_params=["--system-site-packages"])

@@ -1,10 +1,12 @@
-"""WAL record framing and segment files.
+"""WAL record framing and segment files; the byte layout is the contract in `proto/wal/v1/record.proto`.
 
 A segment is `{base_lsn:020d}.wal`: an 8-byte magic header, then records back to back. A record is
-`u32 body_len | u32 crc32(body) | body` with `body = u8 kind | u8 project_len | project | payload`
-(payload = the raw OTLP request bytes). LSNs (log sequence numbers) are logical byte positions that
-never go backwards: the record at file offset `o` of a segment has LSN `base + o - HEADER_SIZE`, so
-the next segment's base is the previous segment's end and headers take no LSN space.
+`u32 body_len | u32 crc32(body) | body` where `body` is a `llmscope.wal.v1.WalRecord` (the generated
+`llmscope_collector._proto.wal.v1.record_pb2`): kind, project and the raw OTLP request bytes as
+payload. Segments written before that contract (header `MAGIC_V1`) are still read. LSNs (log
+sequence numbers) are logical byte positions that never go backwards: the record at file offset `o`
+of a segment has LSN `base + o - HEADER_SIZE`, so the next segment's base is the previous segment's
+end and headers take no LSN space.
 
 A crash can leave a torn record at the end of the last segment; `scan_valid_end` finds where the
 valid records stop so the log can truncate there instead of failing to start.
@@ -13,6 +15,7 @@ valid records stop so the log can truncate there instead of failing to start.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import struct
@@ -20,15 +23,25 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from google.protobuf.message import DecodeError
+
+from llmscope_collector._proto.wal.v1.record_pb2 import RECORD_KIND_OTLP_TRACES
+from llmscope_collector._proto.wal.v1.record_pb2 import WalRecord as WalRecordProto
 from llmscope_collector.durable_io import fsync_dir
 from llmscope_collector.wal.errors import WalCorrupt
 
-MAGIC = b"LSWAL\x00\x01\n"
+MAGIC = b"LSWAL\x00\x02\n"  # body: a WalRecord message (proto/wal/v1/record.proto)
+MAGIC_V1 = b"LSWAL\x00\x01\n"  # body: u8 kind | u8 project_len | project | payload (read only)
+_VERSIONS = {MAGIC: 2, MAGIC_V1: 1}
 HEADER_SIZE = len(MAGIC)
 RECORD_HEADER = struct.Struct("<II")
-_BODY_PREFIX = struct.Struct("<BB")
-KIND_OTLP_TRACES = 1
+_BODY_PREFIX = struct.Struct("<BB")  # version 1
+_MIN_BODY = 2  # the smallest body of either version (a kind and nothing else)
+KIND_OTLP_TRACES = RECORD_KIND_OTLP_TRACES
 MAX_BODY = 512 * 1024 * 1024
+# The key of the `payload` field (number 3, length-delimited): written by hand before the payload
+# so the payload goes to writev uncopied; the bytes equal what `SerializeToString` writes.
+_PAYLOAD_KEY = bytes([WalRecordProto.PAYLOAD_FIELD_NUMBER << 3 | 2])
 _NAME_RE = re.compile(r"^(\d{20})\.wal$")
 
 
@@ -44,23 +57,50 @@ class WalRecord:
 
 def encode_record(project: str, payload: bytes) -> list[bytes]:
     """The record as buffers for `writev`, so a large payload is never copied."""
-    name = project.encode("utf-8")
-    if len(name) > 255:
-        raise ValueError("project name longer than 255 bytes")
-    prefix = _BODY_PREFIX.pack(KIND_OTLP_TRACES, len(name)) + name
+    prefix = _fields_before_payload(project)
+    if payload:  # (an empty bytes field is not written, as in proto3's own encoding)
+        prefix += _PAYLOAD_KEY + _varint(len(payload))
     crc = zlib.crc32(payload, zlib.crc32(prefix))
     body_len = len(prefix) + len(payload)
     return [RECORD_HEADER.pack(body_len, crc) + prefix, payload]
+
+
+@functools.lru_cache(maxsize=1024)  # a handful of projects: the same bytes for every record of one
+def _fields_before_payload(project: str) -> bytes:
+    if len(project.encode("utf-8")) > 255:
+        raise ValueError("project name longer than 255 bytes")
+    return bytes(WalRecordProto(kind=RECORD_KIND_OTLP_TRACES, project=project).SerializeToString())
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def record_size(parts: list[bytes]) -> int:
     return sum(len(p) for p in parts)
 
 
-def decode_body(body: bytes | memoryview, crc: int, lsn: int, end: int) -> WalRecord:
+def decode_body(body: bytes | memoryview, crc: int, lsn: int, end: int, version: int = 2) -> WalRecord:
     """Check and unpack one record body; `WalCorrupt` when it is not what was written."""
     if zlib.crc32(body) != crc:
         raise WalCorrupt(f"checksum mismatch at LSN {lsn}")
+    if version == 1:
+        return _decode_body_v1(body, lsn, end)
+    try:
+        message = WalRecordProto.FromString(body)
+    except DecodeError as exc:
+        raise WalCorrupt(f"record at LSN {lsn} is not a WalRecord: {exc}") from None
+    if message.kind != RECORD_KIND_OTLP_TRACES:
+        raise WalCorrupt(f"record at LSN {lsn} has unknown kind {message.kind}")
+    return WalRecord(lsn, end, message.project, message.payload)
+
+
+def _decode_body_v1(body: bytes | memoryview, lsn: int, end: int) -> WalRecord:
     if len(body) < _BODY_PREFIX.size:
         raise WalCorrupt(f"record at LSN {lsn} is too short")
     kind, name_len = _BODY_PREFIX.unpack_from(body)
@@ -105,6 +145,9 @@ def iter_records(path: Path, base: int, start_lsn: int, end_lsn: int) -> Iterato
     limit = HEADER_SIZE + (end_lsn - base)
     fd = os.open(path, os.O_RDONLY)
     try:
+        version = _VERSIONS.get(os.pread(fd, HEADER_SIZE, 0))
+        if version is None:
+            raise WalCorrupt(f"{path.name} does not start with a WAL segment header")
         while offset < limit:
             lsn = base + offset - HEADER_SIZE
             head = _pread_exact(fd, RECORD_HEADER.size, offset)
@@ -112,12 +155,12 @@ def iter_records(path: Path, base: int, start_lsn: int, end_lsn: int) -> Iterato
                 raise WalCorrupt(f"truncated record header at LSN {lsn}")
             body_len, crc = RECORD_HEADER.unpack(head)
             total = RECORD_HEADER.size + body_len
-            if body_len < _BODY_PREFIX.size or body_len > MAX_BODY or offset + total > limit:
+            if body_len < _MIN_BODY or body_len > MAX_BODY or offset + total > limit:
                 raise WalCorrupt(f"record at LSN {lsn} has an impossible length {body_len}")
             body = _pread_exact(fd, body_len, offset + RECORD_HEADER.size)
             if len(body) < body_len:
                 raise WalCorrupt(f"truncated record at LSN {lsn}")
-            yield decode_body(body, crc, lsn, lsn + total)
+            yield decode_body(body, crc, lsn, lsn + total, version)
             offset += total
     finally:
         os.close(fd)
@@ -145,7 +188,7 @@ def scan_valid_end(path: Path, base: int) -> tuple[int, int]:
     if size < HEADER_SIZE:
         return base, 0
     with open(path, "rb") as fh:
-        if fh.read(HEADER_SIZE) != MAGIC:
+        if fh.read(HEADER_SIZE) not in _VERSIONS:
             return base, 0
     end_lsn = base + size - HEADER_SIZE
     valid = base
@@ -165,7 +208,7 @@ def truncate_segment(path: Path, base: int, valid_end: int) -> int:
     keep = HEADER_SIZE + (valid_end - base)
     with open(path, "r+b") as fh:
         fh.seek(0)
-        head_ok = fh.read(HEADER_SIZE) == MAGIC
+        head_ok = fh.read(HEADER_SIZE) in _VERSIONS
         if not head_ok:
             keep = 0
         fh.truncate(keep)
@@ -185,7 +228,7 @@ def count_records(path: Path, base: int, start_lsn: int, end_lsn: int) -> int:
             if len(head) < RECORD_HEADER.size:
                 break
             body_len, _ = RECORD_HEADER.unpack(head)
-            if body_len < _BODY_PREFIX.size or body_len > MAX_BODY:
+            if body_len < _MIN_BODY or body_len > MAX_BODY:
                 break
             offset += RECORD_HEADER.size + body_len
             if offset > limit:
