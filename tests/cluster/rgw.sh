@@ -72,7 +72,7 @@ CONF
 start() {
   command -v radosgw >/dev/null || die "radosgw is not installed (apt-get install -y --no-install-recommends radosgw ceph-mon ceph-osd)"
   mkdir -p "$D"/{run,log,mon.a,osd.0,rgw.a}
-  PORT=${PORT:-$(free_port)}; MON1=$(free_port); MON2=$(free_port); FSID=$(uuidgen)
+  PORT=${PORT:-$(free_port)}; MON1=$(free_port); MON2=$(free_port); FSID=$(python3 -c "import uuid; print(uuid.uuid4())")
   write_conf
   cd "$D"
   ceph-authtool --create-keyring keyring --gen-key -n mon. --cap mon 'allow *' >/dev/null
@@ -81,7 +81,7 @@ start() {
   ceph-mon -c conf -i a -f >"$D/log/mon.out" 2>&1 & echo $! > "$D/run/pids"
   wait_for 60 "ceph-mon" ceph -c conf --connect-timeout 5 mon stat
   local uuid id
-  uuid=$(uuidgen); id=$(ceph -c conf osd new "$uuid")
+  uuid=$(python3 -c "import uuid; print(uuid.uuid4())"); id=$(ceph -c conf osd new "$uuid")
   ceph-osd -c conf -i "$id" --mkfs --osd-uuid "$uuid" >"$D/log/osd-mkfs.out" 2>&1
   ceph-osd -c conf -i "$id" -f >"$D/log/osd.out" 2>&1 & echo $! >> "$D/run/pids"
   wait_for 90 "ceph-osd" sh -c "ceph -c conf osd stat | grep -q '1 up'"
