@@ -19,6 +19,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+# Which operations are model calls is a contract of the stored data (storage.schema); named here too
+# because normalizing is where an operation is decided.
+from llmscope_collector.storage.schema import LLM_OPERATIONS as LLM_OPERATIONS
+
 # Old `gen_ai.system` values and other dialects' provider names → `gen_ai.provider.name` values.
 PROVIDER_RENAMES: dict[str, str] = {
     "az.ai.openai": "azure.ai.openai",
@@ -37,8 +41,6 @@ PROVIDER_RENAMES: dict[str, str] = {
     "together": "together_ai",
 }
 
-# Operations whose spans are model calls: they carry tokens and cost.
-LLM_OPERATIONS: tuple[str, ...] = ("chat", "text_completion", "generate_content", "embeddings")
 
 # Finish reasons of every dialect → the OTel values (`stop`, `length`, `content_filter`, `tool_call`, `error`).
 FINISH_REASONS: dict[str, str] = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmscope_collector.processors.cost import UNKNOWN_ROW, PriceBook, sanitized_counts
-from llmscope_collector.processors.normalize import LLM_OPERATIONS
+from llmscope_collector.storage.schema import LLM_OPERATIONS
 
 _LLM = frozenset(LLM_OPERATIONS)
 _USAGE = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")

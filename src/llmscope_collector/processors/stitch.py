@@ -39,9 +39,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from llmscope_collector.processors.decode import PartitionKey
-from llmscope_collector.processors.normalize import LLM_OPERATIONS
 from llmscope_collector.storage.layout import SPANS_DIR, wal_range_of
-from llmscope_collector.storage.schema import COST_TYPE, LLM_DUP_SCHEMA, SPAN_SCHEMA, TRACE_DELTA_SCHEMA
+from llmscope_collector.storage.schema import (
+    COST_TYPE,
+    LLM_DUP_SCHEMA,
+    LLM_OPERATIONS,
+    SPAN_SCHEMA,
+    TOKEN_COLUMNS,
+    TRACE_COLUMNS,
+    TRACE_DELTA_SCHEMA,
+)
 from llmscope_collector.storage.tables import LocalTables, TableSink
 
 log = logging.getLogger(__name__)
@@ -50,8 +57,8 @@ TRACES_DIR = "traces"
 LLM_DUPS_DIR = "llm_dups"
 _LLM = frozenset(LLM_OPERATIONS)
 _LLM_VALUES = pa.array(sorted(_LLM), pa.string())
-_TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
-_SUM_FIELDS = (*_TOKEN_FIELDS, "total_tokens", "llm_calls", "cost_unknown")
+_TOKEN_FIELDS = TOKEN_COLUMNS  # every token count of a span, summed into its trace's delta
+_SUM_FIELDS = (*_TOKEN_FIELDS, "llm_calls", "cost_unknown")  # what a late duplicate's correction subtracts
 
 
 class _State:
@@ -97,10 +104,10 @@ def _registered(value: Any) -> bool:
     return value is not None and not (type(value) is tuple and value[0] is _UNSEEN)
 
 
-# A blob: token width (4 or 8 bytes per field), date code (int32: `_date_code`), the six token counts,
+# A blob: token width (4 or 8 bytes per field), date code (int32: `_date_code`), the token counts,
 # then the cost in units of 1e-12 USD (int64, `_COST_UNKNOWN` when unknown).
 _HEADER = struct.Struct("<Bi")
-_TOKENS = {4: struct.Struct("<6i"), 8: struct.Struct("<6q")}
+_TOKENS = {4: struct.Struct(f"<{len(_TOKEN_FIELDS)}i"), 8: struct.Struct(f"<{len(_TOKEN_FIELDS)}q")}
 _COST = struct.Struct("<q")
 _COST_UNKNOWN: Final = -(2**63)
 _COST_SCALE = pa.scalar(Decimal(10**12), pa.decimal128(13, 0))
@@ -116,10 +123,10 @@ def contribution_dict(blob: bytes) -> dict[str, Any]:
     """What a blob's span added to its trace's sums, by field name (plus the one LLM call it is)."""
     width = blob[0]
     tokens = _TOKENS[width].unpack_from(blob, 5)
-    (cost,) = _COST.unpack_from(blob, 5 + 6 * width)
+    (cost,) = _COST.unpack_from(blob, 5 + len(_TOKEN_FIELDS) * width)
     unknown = cost == _COST_UNKNOWN
     return {
-        **dict(zip((*_TOKEN_FIELDS, "total_tokens"), tokens, strict=True)),
+        **dict(zip(_TOKEN_FIELDS, tokens, strict=True)),
         "cost_unknown": 1 if unknown else 0,
         "cost_usd": Decimal(0) if unknown else Decimal(cost).scaleb(-12),
         "llm_calls": 1,
@@ -135,7 +142,7 @@ def _fixed(values: pa.Array, width: int) -> pa.Array:
 def _blobs(llm: pa.Table, date_code: int) -> list[bytes]:
     """Every LLM row's blob, built in Arrow: reading the numbers into Python per row cost more than the
     rest of marking, and a bytes object holds them in a fifth of a tuple of ints and a Decimal."""
-    tokens = [pc.fill_null(llm.column(f), 0).combine_chunks() for f in (*_TOKEN_FIELDS, "total_tokens")]
+    tokens = [pc.fill_null(llm.column(f), 0).combine_chunks() for f in _TOKEN_FIELDS]
     narrow = all(_INT32[0] <= (m := pc.min_max(t).as_py())["min"] and m["max"] <= _INT32[1] for t in tokens)
     width = 4 if narrow else 8
     if narrow:
@@ -460,7 +467,7 @@ def llm_mask(spans: pa.Table) -> pa.ChunkedArray:
     return pc.fill_null(pc.is_in(spans.column("operation"), value_set=_LLM_VALUES), False)
 
 
-_LLM_FIELDS = ["trace_id", "span_id", "parent_span_id", *_TOKEN_FIELDS, "total_tokens", "cost_known", "cost_usd"]
+_LLM_FIELDS = ["trace_id", "span_id", "parent_span_id", *_TOKEN_FIELDS, "cost_known", "cost_usd"]
 
 
 def _present(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -498,13 +505,15 @@ def _delta_inputs(spans: pa.Table) -> pa.Table:
         "models": _where(counted, model, none),
         "providers": _where(counted, _present(spans.column("provider")), none),
     }
-    for field in (*_TOKEN_FIELDS, "total_tokens"):
+    for field in _TOKEN_FIELDS:
         columns[field] = _where(counted, pc.fill_null(spans.column(field), 0), pa.scalar(0, pa.int64()))
     return pa.table(columns)
 
 
-_SUMMED = (*_TOKEN_FIELDS, "total_tokens", "llm_calls", "error_count", "cost_unknown", "cost_usd")
-_SETS = ("services", "prompts", "prompt_names", "models", "providers")
+# The summary columns summed (all but the span count) and unioned (all but the tags, which are lists
+# per span) by their declared merge; the root columns' span columns (`source`).
+_SUMMED = tuple(c.name for c in TRACE_COLUMNS if c.merge == "sum" and c.name != "span_count")
+_SETS = tuple(c.name for c in TRACE_COLUMNS if c.merge == "union" and c.name != "tags")
 
 
 def trace_deltas(spans: pa.Table, corrections: list[_Correction]) -> pa.Table:
@@ -566,12 +575,7 @@ def _tag_sets(spans: pa.Table, trace_ids: pa.ChunkedArray) -> pa.ChunkedArray:
     )
 
 
-_ROOT_FIELDS = {
-    "root_span_id": "span_id",
-    "root_name": "name",
-    "root_service": "service_name",
-    "root_status": "status_code",
-}
+_ROOT_FIELDS = {c.name: c.source for c in TRACE_COLUMNS if c.merge == "root"}
 
 
 def _roots(spans: pa.Table, trace_ids: pa.ChunkedArray) -> dict[str, Any]:

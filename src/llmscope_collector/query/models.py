@@ -2,15 +2,97 @@
 
 Money is USD as a float rounded from the exact stored decimal; `cost_usd` is null when no call of
 the group could be priced, and `cost_unknown` counts the calls that could not (never $0).
+
+The structs that serve stored columns get those fields from the declarations in `storage.schema`
+(`_derived`): a waterfall row gets every span column marked `copy`; trace totals, trace and
+session summaries and usage totals get every token count; a trace summary every `served` column.
+Each such struct is written here as its base (the fields computed or renamed by the query layer)
+and built at import with the declared fields added. For the type checker the struct is its base,
+whose `__getattr__`/`__init__` stubs accept the added fields (as `Any`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
+import pyarrow as pa
+
+from llmscope_collector.storage.schema import SPAN_COLUMNS, TRACE_COLUMNS, Column, token_names, waterfall_copied
 
 TraceState = Literal["complete", "in_progress", "incomplete"]
+Field = tuple[str, Any, Any]  # (name, type, default) as `msgspec.defstruct` takes them
+
+
+class _Derived(msgspec.Struct, kw_only=True):
+    """Base of the structs that get fields from the declarations: typed stubs for the added fields."""
+
+    if TYPE_CHECKING:
+
+        def __init__(self, **fields: Any) -> None: ...
+
+        def __getattr__(self, name: str) -> Any: ...
+
+
+def _python_type(type_: pa.DataType) -> Any:
+    """The JSON-facing Python type of a stored Arrow type (decimals are served as floats)."""
+    if pa.types.is_list(type_):
+        return list[_python_type(type_.value_type)]  # type: ignore[misc]
+    if pa.types.is_map(type_):
+        return dict[_python_type(type_.key_type), _python_type(type_.item_type)]  # type: ignore[misc]
+    if pa.types.is_decimal(type_) or pa.types.is_floating(type_):
+        return float
+    if pa.types.is_integer(type_):
+        return int
+    if pa.types.is_boolean(type_):
+        return bool
+    return str
+
+
+def waterfall_fields(span_columns: Sequence[Column]) -> list[Field]:
+    """A waterfall row's copied span columns: as stored, null when the span has no value."""
+    return [(c.name, _python_type(c.type) | None, None) for c in waterfall_copied(span_columns)]
+
+
+def token_fields(span_columns: Sequence[Column]) -> list[Field]:
+    """Every token count, as a total (0 when nothing was counted)."""
+    return [(name, int, 0) for name in token_names(span_columns)]
+
+
+def served_trace_fields(trace_columns: Sequence[Column]) -> list[Field]:
+    """The trace summary columns the trace list serves under their own names."""
+    fields: list[Field] = []
+    for column in trace_columns:
+        if not column.served:
+            continue
+        if column.name == "cost_usd":
+            fields.append((column.name, float | None, None))
+        elif column.merge == "sum":
+            fields.append((column.name, int, 0))
+        elif column.merge == "union":
+            fields.append((column.name, _python_type(column.type), msgspec.field(default_factory=list)))
+        else:
+            fields.append((column.name, _python_type(column.type) | None, None))
+    return fields
+
+
+def summed_trace_fields(trace_columns: Sequence[Column]) -> list[Field]:
+    """The trace summary columns a session adds up (the `sum` ones), as totals."""
+    return [
+        (c.name, float | None, None) if c.name == "cost_usd" else (c.name, int, 0)
+        for c in trace_columns
+        if c.merge == "sum"
+    ]
+
+
+def derived(name: str, base: type[_Derived], fields: Sequence[Field]) -> type[_Derived]:
+    """`base` with the declared `fields` added (those the base writes out itself are its own)."""
+    own = set(base.__struct_fields__)
+    added = [f for f in fields if f[0] not in own]
+    struct = msgspec.defstruct(name, added, bases=(base,), kw_only=True, module=__name__)
+    struct.__doc__ = base.__doc__
+    return struct  # type: ignore[return-value]
 
 
 class ContentRef(msgspec.Struct, kw_only=True):
@@ -31,7 +113,7 @@ class SpanException(msgspec.Struct, kw_only=True):
     offset_ms: float
 
 
-class WaterfallSpan(msgspec.Struct, kw_only=True):
+class _WaterfallSpan(_Derived, kw_only=True):
     """One row of the waterfall, in depth-first order with children sorted by start."""
 
     span_id: str
@@ -51,28 +133,8 @@ class WaterfallSpan(msgspec.Struct, kw_only=True):
     orphan: bool
     # The row standing in for missing parents (span id all zeros); not a stored span, not in the totals.
     synthetic: bool = False
-    operation: str | None = None
-    span_type: str | None = None
-    provider: str | None = None
-    request_model: str | None = None
-    response_model: str | None = None
-    response_id: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_read_tokens: int | None = None
-    cache_write_tokens: int | None = None
-    reasoning_tokens: int | None = None
-    total_tokens: int | None = None
-    finish_reasons: list[str] | None = None
-    error_type: str | None = None
-    is_stream: bool | None = None
     ttft_ms: float | None = None
-    prompt_name: str | None = None
-    prompt_version: str | None = None
-    tool_name: str | None = None
-    agent_name: str | None = None
     cost_usd: float | None = None
-    cost_known: bool | None = None
     # False for an LLM span nested in another LLM span for the same call: shown, not added up.
     counted: bool | None = None
     events: list[SpanEvent] = msgspec.field(default_factory=list)
@@ -80,17 +142,22 @@ class WaterfallSpan(msgspec.Struct, kw_only=True):
     content: list[ContentRef] = msgspec.field(default_factory=list)
 
 
-class TraceTotals(msgspec.Struct, kw_only=True):
+class _TraceTotals(_Derived, kw_only=True):
+    """Totals of a trace's counted LLM calls (plus every token count of the declaration)."""
+
     span_count: int
     llm_calls: int
     error_count: int
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    total_tokens: int = 0
     cost_usd: float | None = None
     cost_unknown: int = 0
+
+
+if TYPE_CHECKING:
+    WaterfallSpan = _WaterfallSpan
+    TraceTotals = _TraceTotals
+else:
+    WaterfallSpan = derived("WaterfallSpan", _WaterfallSpan, waterfall_fields(SPAN_COLUMNS))
+    TraceTotals = derived("TraceTotals", _TraceTotals, token_fields(SPAN_COLUMNS))
 
 
 class Waterfall(msgspec.Struct, kw_only=True):
@@ -110,34 +177,22 @@ class StoreCounts(msgspec.Struct, kw_only=True):
     traces: int
 
 
-class TraceSummary(msgspec.Struct, kw_only=True):
+class _TraceSummary(_Derived, kw_only=True):
     """One row of the trace list (from the stitched summary, never from span content)."""
 
     trace_id: str
     name: str | None
-    root_span_id: str | None
     service_name: str | None
-    services: list[str]
     start_time_unix_nano: int
     duration_ms: float
     state: TraceState
     status: Literal["ok", "error"]
-    span_count: int
-    llm_calls: int
-    error_count: int
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    total_tokens: int
-    cost_usd: float | None
-    cost_unknown: int
-    session_id: str | None
-    user_id: str | None
-    models: list[str]
-    providers: list[str]
-    prompts: list[str]
-    tags: list[str]
+
+
+if TYPE_CHECKING:
+    TraceSummary = _TraceSummary
+else:
+    TraceSummary = derived("TraceSummary", _TraceSummary, served_trace_fields(TRACE_COLUMNS))
 
 
 class TracePage(msgspec.Struct, kw_only=True):
@@ -188,24 +243,22 @@ class LatencyStats(msgspec.Struct, kw_only=True):
     p95_ms: float | None
 
 
-class SessionSummary(msgspec.Struct, kw_only=True):
+class _SessionSummary(_Derived, kw_only=True):
+    """A session: its traces' summed columns (from the declaration) plus when, who and how fast."""
+
     session_id: str
     user_id: str | None
     first_activity_unix_nano: int
     last_activity_unix_nano: int
     trace_count: int
-    span_count: int
-    llm_calls: int
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    total_tokens: int
-    cost_usd: float | None
-    cost_unknown: int
-    error_count: int
     error_traces: int
     latency: LatencyStats
+
+
+if TYPE_CHECKING:
+    SessionSummary = _SessionSummary
+else:
+    SessionSummary = derived("SessionSummary", _SessionSummary, summed_trace_fields(TRACE_COLUMNS))
 
 
 class SessionPage(msgspec.Struct, kw_only=True):
@@ -227,16 +280,18 @@ class DeletionReport(msgspec.Struct, kw_only=True):
     files_rewritten: int
 
 
-class Usage(msgspec.Struct, kw_only=True):
+class _Usage(_Derived, kw_only=True):
+    """What a group of counted LLM calls used: calls, every declared token count, cost."""
+
     llm_calls: int
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    reasoning_tokens: int
-    total_tokens: int
     cost_usd: float | None
     cost_unknown: int
+
+
+if TYPE_CHECKING:
+    Usage = _Usage
+else:
+    Usage = derived("Usage", _Usage, token_fields(SPAN_COLUMNS))
 
 
 class CostGroup(msgspec.Struct, kw_only=True):

@@ -5,7 +5,16 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from llmscope_collector.query.models import LatencyStats, SessionSummary, TraceSummary, Usage
+from llmscope_collector.query.models import (
+    Field,
+    LatencyStats,
+    SessionSummary,
+    TraceSummary,
+    Usage,
+    served_trace_fields,
+    summed_trace_fields,
+)
+from llmscope_collector.storage.schema import TOKEN_COLUMNS, TRACE_COLUMNS
 
 
 def money(value: Decimal | float | None) -> float | None:
@@ -28,65 +37,53 @@ def _cost(row: dict[str, Any]) -> float | None:
 def usage(row: dict[str, Any]) -> Usage:
     return Usage(
         llm_calls=_int(row, "llm_calls"),
-        input_tokens=_int(row, "input_tokens"),
-        output_tokens=_int(row, "output_tokens"),
-        cache_read_tokens=_int(row, "cache_read_tokens"),
-        cache_write_tokens=_int(row, "cache_write_tokens"),
-        reasoning_tokens=_int(row, "reasoning_tokens"),
-        total_tokens=_int(row, "total_tokens"),
         cost_usd=_cost(row),
         cost_unknown=_int(row, "cost_unknown"),
+        **{name: _int(row, name) for name in TOKEN_COLUMNS},
     )
+
+
+def _served(row: dict[str, Any], fields: list[Field]) -> dict[str, Any]:
+    """A struct's declared fields from a result row: totals as ints (0 for none), cost as shown, lists
+    as lists, other values as they are."""
+    values: dict[str, Any] = {}
+    for name, _type, default in fields:
+        if name == "cost_usd":
+            values[name] = _cost(row)
+        elif default == 0:
+            values[name] = _int(row, name)
+        elif default is None:
+            values[name] = row.get(name)
+        else:
+            values[name] = row.get(name) or []
+    return values
+
+
+_TRACE_FIELDS = served_trace_fields(TRACE_COLUMNS)
+_SESSION_FIELDS = summed_trace_fields(TRACE_COLUMNS)
 
 
 def trace_summary(row: dict[str, Any]) -> TraceSummary:
     return TraceSummary(
-        trace_id=row["trace_id"],
+        **_served(row, _TRACE_FIELDS),  # trace_id among them
         name=row["root_name"],
-        root_span_id=row["root_span_id"],
         service_name=row["root_service"] or (row["services"] or [None])[0],
-        services=row["services"] or [],
         start_time_unix_nano=row["start_ns"],
         duration_ms=row["duration_ns"] / 1_000_000,
         state=row["state"],
         status="error" if row["error_count"] else "ok",
-        span_count=_int(row, "span_count"),
-        llm_calls=_int(row, "llm_calls"),
-        error_count=_int(row, "error_count"),
-        input_tokens=_int(row, "input_tokens"),
-        output_tokens=_int(row, "output_tokens"),
-        cache_read_tokens=_int(row, "cache_read_tokens"),
-        cache_write_tokens=_int(row, "cache_write_tokens"),
-        total_tokens=_int(row, "total_tokens"),
-        cost_usd=_cost(row),
-        cost_unknown=_int(row, "cost_unknown"),
-        session_id=row["session_id"],
-        user_id=row["user_id"],
-        models=row["models"] or [],
-        providers=row["providers"] or [],
-        prompts=row["prompts"] or [],
-        tags=row["tags"] or [],
     )
 
 
 def session_summary(row: dict[str, Any], latency_ns: list[float] | None) -> SessionSummary:
     p50, p95 = (latency_ns or [])[:2] if latency_ns and len(latency_ns) >= 2 else (None, None)
     return SessionSummary(
+        **_served(row, _SESSION_FIELDS),
         session_id=row["session_id"],
         user_id=row["user_id"],
         first_activity_unix_nano=int(row["first_ns"]),
         last_activity_unix_nano=int(row["last_ns"]),
         trace_count=_int(row, "trace_count"),
-        span_count=_int(row, "span_count"),
-        llm_calls=_int(row, "llm_calls"),
-        input_tokens=_int(row, "input_tokens"),
-        output_tokens=_int(row, "output_tokens"),
-        cache_read_tokens=_int(row, "cache_read_tokens"),
-        cache_write_tokens=_int(row, "cache_write_tokens"),
-        total_tokens=_int(row, "total_tokens"),
-        cost_usd=_cost(row),
-        cost_unknown=_int(row, "cost_unknown"),
-        error_count=_int(row, "error_count"),
         error_traces=_int(row, "error_traces"),
         latency=LatencyStats(
             p50_ms=None if p50 is None else p50 / 1e6,

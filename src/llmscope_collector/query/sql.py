@@ -7,16 +7,31 @@ validated. File globs are bound too (`$glob`), built by `storage.layout` from va
 
 Two in-memory tables, kept by `query.index`, back the list views: `traces` (per-trace summaries
 merged from the stitcher's deltas) and `llm_dups` (LLM spans found to be nested duplicates late).
+
+Column lists are never typed here: the builders below derive them (tables, merges, SELECT lists,
+usage sums) from the dataset declarations in `storage.schema`, so a declared column is read,
+merged and summed without touching this file.
 """
 
 from __future__ import annotations
 
-from llmscope_collector.processors.normalize import LLM_OPERATIONS
+from collections.abc import Sequence
+
+import pyarrow as pa
+
+from llmscope_collector.storage.schema import (
+    LLM_OPERATIONS,
+    SPAN_COLUMNS,
+    TRACE_COLUMNS,
+    Column,
+    token_names,
+    waterfall_names,
+)
 
 SPANS = "read_parquet($glob, hive_partitioning = true, union_by_name = true)"
 FILES = "read_parquet($files, hive_partitioning = true, union_by_name = true)"
 LLM_OPERATION_SET = frozenset(LLM_OPERATIONS)
-_LLM_LIST = ", ".join(f"'{op}'" for op in LLM_OPERATIONS)  # constants of normalize.LLM_OPERATIONS
+_LLM_LIST = ", ".join(f"'{op}'" for op in LLM_OPERATIONS)  # constants of storage.schema.LLM_OPERATIONS
 
 # An LLM call that counts: not a nested duplicate of its LLM parent (flagged at ingest or later).
 COUNTED_LLM = f"""s.operation IN ({_LLM_LIST})
@@ -28,17 +43,178 @@ COUNTED_LLM = f"""s.operation IN ({_LLM_LIST})
 SPAN_RANGE = "s.start_ns >= $from_ns AND s.start_ns < $to_ns AND s.date >= $from_date AND s.date <= $to_date"
 
 # ---------------------------------------------------------------------------------------------
+# Column lists derived from the declarations (storage.schema)
+
+_DUCKDB_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN", pa.float64(): "DOUBLE"}
+SUM_DECIMAL = "DECIMAL(38, 12)"  # a sum of `COST_TYPE` values: exact, with room for any total
+
+
+def duckdb_type(column: Column) -> str:
+    """The DuckDB type of a declared column (a summed decimal widened so that sums never overflow)."""
+    type_ = column.type
+    if pa.types.is_decimal(type_):
+        return SUM_DECIMAL if column.merge == "sum" else f"DECIMAL({type_.precision}, {type_.scale})"
+    if pa.types.is_list(type_):
+        return f"{duckdb_type(Column(column.name, type_.value_type))}[]"
+    return _DUCKDB_TYPES[type_]
+
+
+def _ddl(table: str, columns: Sequence[tuple[str, str]]) -> str:
+    return f"CREATE TABLE IF NOT EXISTS {table} (\n  " + ", ".join(f"{n} {t}" for n, t in columns) + "\n)"
+
+
+def _sum_type(column: Column) -> str:
+    return SUM_DECIMAL if pa.types.is_decimal(column.type) else "BIGINT"
+
+
+def trace_table(columns: Sequence[Column]) -> str:
+    """The `traces` table: `project` (from the partition path) and every trace summary column."""
+    return _ddl("traces", [("project", "VARCHAR"), *((c.name, duckdb_type(c)) for c in columns)])
+
+
+def trace_column_list(columns: Sequence[Column]) -> str:
+    return ", ".join(["project", *(c.name for c in columns)])
+
+
+def _union(column: str) -> str:
+    return f"list_sort(list_distinct(flatten(list({column}) FILTER (WHERE {column} IS NOT NULL)))) AS {column}"
+
+
+def _merged(column: Column) -> str:
+    """The aggregate that merges one (non-root) column of a trace's deltas."""
+    name = column.name
+    if column.merge == "sum":
+        return f"sum({name})::{_sum_type(column)} AS {name}"
+    if column.merge == "union":
+        return _union(name)
+    if column.merge == "first":
+        return f"arg_min({name}, start_ns) FILTER (WHERE {name} IS NOT NULL) AS {name}"
+    function = {"min": "min", "max": "max", "or": "bool_or"}[column.merge]
+    return f"{function}({name}) AS {name}"
+
+
+def trace_merge(columns: Sequence[Column]) -> str:
+    """Merge deltas (or merged rows plus new deltas, from `src`) into one row per trace: sums, min/max,
+    unions; the root columns are taken together, from one root span (as one record)."""
+    keys = [c.name for c in columns if c.merge == "key"]
+    roots = [c.name for c in columns if c.merge == "root"]
+    outer = [f"root.{c.name} AS {c.name}" if c.merge == "root" else c.name for c in columns]
+    record = ", ".join(f"'{name}': {name}" for name in roots)
+    inner = [_merged(c) for c in columns if c.merge not in ("key", "root")]
+    if roots:
+        inner.append(f"max({{{record}}}) FILTER (WHERE {roots[0]} IS NOT NULL) AS root")
+    group = ", ".join(["project", *keys])
+    return f"""
+SELECT {", ".join(["project", *outer])}
+FROM (
+  SELECT {", ".join([group, *inner])}
+  FROM src
+  GROUP BY {group}
+)"""  # noqa: S608 - derived from the declared columns
+
+
+def trace_single(columns: Sequence[Column]) -> str:
+    """`trace_merge` of a trace with one delta: that delta, normalized as the merge would."""
+    presence = next((c.name for c in columns if c.merge == "root"), "NULL")
+    parts = ["project"]
+    for column in columns:
+        name = column.name
+        if column.merge == "root":
+            parts.append(f"CASE WHEN {presence} IS NOT NULL THEN {name} END AS {name}")
+        elif column.merge == "union":
+            parts.append(f"list_sort(list_distinct({name})) AS {name}")
+        elif column.merge == "sum":
+            parts.append(f"{name}::{_sum_type(column)} AS {name}")
+        else:
+            parts.append(name)
+    return ", ".join(parts)
+
+
+def trace_row(columns: Sequence[Column]) -> str:
+    """A trace list row: every summary column of `traces t`, its duration and its state."""
+    return ", ".join([*(f"t.{c.name}" for c in columns), "t.end_ns - t.start_ns AS duration_ns", f"{_STATE} AS state"])
+
+
+def waterfall_spans(span_columns: Sequence[Column]) -> str:
+    """One trace's span rows for the waterfall: the columns it reads or copies, content refs' kinds and sizes."""
+    return f"""
+SELECT {", ".join(["project", *waterfall_names(span_columns)])},
+       list_transform(content_refs, lambda r: {{'kind': r.kind, 'bytes': r.bytes}}) AS content
+FROM {SPANS}
+WHERE trace_id = $trace_id AND date >= $from_date AND date <= $to_date
+ORDER BY start_ns, span_id
+"""  # noqa: S608 - derived from the declared columns, values are bound
+
+
+def usage_columns(span_columns: Sequence[Column]) -> tuple[str, ...]:
+    """What a usage total holds: calls, every token count, cost and unpriced calls."""
+    return ("llm_calls", *token_names(span_columns), "cost_usd", "cost_unknown")
+
+
+def usage_sums(span_columns: Sequence[Column], table: str = "s") -> str:
+    """The usage totals of counted LLM span rows (`table` = `s`), or re-summed partial rows (`p`)."""
+    tokens = [f"sum({table}.{name})::BIGINT AS {name}" for name in token_names(span_columns)]
+    if table == "s":
+        calls = ["count(*) AS llm_calls"]
+        cost = [
+            "sum(s.cost_usd) FILTER (WHERE s.cost_known) AS cost_usd",
+            "count(*) FILTER (WHERE NOT coalesce(s.cost_known, false)) AS cost_unknown",
+        ]
+    else:
+        calls = [f"sum({table}.llm_calls)::BIGINT AS llm_calls"]
+        cost = [f"sum({table}.cost_usd) AS cost_usd", f"sum({table}.cost_unknown)::BIGINT AS cost_unknown"]
+    return ",\n  ".join([*calls, *tokens, *cost])
+
+
+def partials_table(span_columns: Sequence[Column]) -> str:
+    """`llm_partials`: per span file, hour and group keys (see `_PARTIAL_OF_SPAN`), the usage sums."""
+    columns = [("file", "VARCHAR"), ("project", "VARCHAR"), ("date", "DATE"), ("hour", "TIMESTAMP")]
+    columns += [(n, "VARCHAR") for n in ("model", "provider", "service", "prompt_name", "prompt_version")]
+    usage = [(n, SUM_DECIMAL if n == "cost_usd" else "BIGINT") for n in usage_columns(span_columns)]
+    return _ddl("llm_partials", [*columns, *usage])
+
+
+def _session_sums(trace_columns: Sequence[Column]) -> list[Column]:
+    """The trace summary columns a session adds up over its traces."""
+    return [c for c in trace_columns if c.merge == "sum"]
+
+
+def session_aggregates(trace_columns: Sequence[Column]) -> str:
+    sums = [f"sum(t.{c.name})::{_sum_type(c)} AS {c.name}" for c in _session_sums(trace_columns)]
+    return ",\n  ".join(
+        [
+            "min(t.start_ns) AS first_ns",
+            "max(t.end_ns) AS last_ns",
+            "count(*) AS trace_count",
+            *sums,
+            "count(*) FILTER (WHERE t.error_count > 0) AS error_traces",
+            "arg_min(t.user_id, t.start_ns) FILTER (WHERE t.user_id IS NOT NULL) AS user_id",
+        ]
+    )
+
+
+def _session_table_columns(trace_columns: Sequence[Column]) -> list[tuple[str, str]]:
+    sums = [(c.name, duckdb_type(c)) for c in _session_sums(trace_columns)]
+    head = [("session_id", "VARCHAR"), ("first_ns", "BIGINT"), ("last_ns", "BIGINT"), ("trace_count", "BIGINT")]
+    return [*head, *sums, ("error_traces", "BIGINT"), ("user_id", "VARCHAR")]
+
+
+def session_table(trace_columns: Sequence[Column]) -> str:
+    return _ddl("sessions", [("project", "VARCHAR"), *_session_table_columns(trace_columns)])
+
+
+def session_column_list(trace_columns: Sequence[Column]) -> str:
+    return ", ".join(name for name, _ in _session_table_columns(trace_columns))
+
+
+# ---------------------------------------------------------------------------------------------
 # Summary index (in-memory tables)
 
-CREATE_TRACES = """
-CREATE TABLE IF NOT EXISTS traces (
-  project VARCHAR, trace_id VARCHAR, start_ns BIGINT, end_ns BIGINT, updated_ns BIGINT, has_root BOOLEAN,
-  root_span_id VARCHAR, root_name VARCHAR, root_service VARCHAR, root_status VARCHAR, services VARCHAR[],
-  span_count BIGINT, llm_calls BIGINT, error_count BIGINT, input_tokens BIGINT, output_tokens BIGINT,
-  cache_read_tokens BIGINT, cache_write_tokens BIGINT, reasoning_tokens BIGINT, total_tokens BIGINT,
-  cost_usd DECIMAL(38, 12), cost_unknown BIGINT, session_id VARCHAR, user_id VARCHAR, prompts VARCHAR[],
-  models VARCHAR[], providers VARCHAR[], tags VARCHAR[], prompt_names VARCHAR[]
-)"""
+# The state of a trace: its root arrived; or it is still within the idle window; or it never will.
+_STATE = """CASE WHEN t.has_root THEN 'complete'
+            WHEN $now_ns - t.updated_ns > $idle_ns THEN 'incomplete' ELSE 'in_progress' END"""
+
+CREATE_TRACES = trace_table(TRACE_COLUMNS)
 
 # Point lookups of one trace (waterfall, stream) would scan every summary row without it: ~10 ms at 1.8M
 # traces, ~1 ms with it. `CREATE OR REPLACE TABLE` drops it, so a full reload creates it again.
@@ -46,55 +222,9 @@ INDEX_TRACES = "CREATE INDEX IF NOT EXISTS traces_trace_id ON traces (trace_id)"
 
 CREATE_LLM_DUPS = "CREATE TABLE IF NOT EXISTS llm_dups (project VARCHAR, trace_id VARCHAR, span_id VARCHAR)"
 
-_TRACE_COLUMNS = """project, trace_id, start_ns, end_ns, updated_ns, has_root, root_span_id, root_name, root_service,
-  root_status, services, span_count, llm_calls, error_count, input_tokens, output_tokens, cache_read_tokens,
-  cache_write_tokens, reasoning_tokens, total_tokens, cost_usd, cost_unknown, session_id, user_id, prompts, models,
-  providers, tags, prompt_names"""
-
-
-def _union(column: str) -> str:
-    return f"list_sort(list_distinct(flatten(list({column}) FILTER (WHERE {column} IS NOT NULL)))) AS {column}"
-
-
-# Merge deltas (or merged rows plus new deltas) into one row per trace: sums, min/max, unions.
-_MERGE = f"""
-SELECT project, trace_id, start_ns, end_ns, updated_ns, has_root, root.id AS root_span_id, root.name AS root_name,
-       root.service AS root_service, root.status AS root_status, services, span_count, llm_calls, error_count,
-       input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, cost_usd,
-       cost_unknown, session_id, user_id, prompts, models, providers, tags, prompt_names
-FROM (
-  SELECT project, trace_id, min(start_ns) AS start_ns, max(end_ns) AS end_ns, max(updated_ns) AS updated_ns,
-         bool_or(has_root) AS has_root,
-         max({{'id': root_span_id, 'name': root_name, 'service': root_service, 'status': root_status}})
-           FILTER (WHERE root_span_id IS NOT NULL) AS root,
-         {_union("services")},
-         sum(span_count)::BIGINT AS span_count, sum(llm_calls)::BIGINT AS llm_calls,
-         sum(error_count)::BIGINT AS error_count, sum(input_tokens)::BIGINT AS input_tokens,
-         sum(output_tokens)::BIGINT AS output_tokens, sum(cache_read_tokens)::BIGINT AS cache_read_tokens,
-         sum(cache_write_tokens)::BIGINT AS cache_write_tokens, sum(reasoning_tokens)::BIGINT AS reasoning_tokens,
-         sum(total_tokens)::BIGINT AS total_tokens, sum(cost_usd)::DECIMAL(38, 12) AS cost_usd,
-         sum(cost_unknown)::BIGINT AS cost_unknown,
-         arg_min(session_id, start_ns) FILTER (WHERE session_id IS NOT NULL) AS session_id,
-         arg_min(user_id, start_ns) FILTER (WHERE user_id IS NOT NULL) AS user_id,
-         {_union("prompts")}, {_union("models")}, {_union("providers")}, {_union("tags")}, {_union("prompt_names")}
-  FROM src
-  GROUP BY project, trace_id
-)"""  # noqa: S608 - constant text
-
-# `_MERGE` of a trace with one delta: that delta, normalized as the merge would (lists sorted, distinct).
-_SINGLE = """project, trace_id, start_ns, end_ns, updated_ns, has_root,
-  CASE WHEN root_span_id IS NOT NULL THEN root_span_id END AS root_span_id,
-  CASE WHEN root_span_id IS NOT NULL THEN root_name END AS root_name,
-  CASE WHEN root_span_id IS NOT NULL THEN root_service END AS root_service,
-  CASE WHEN root_span_id IS NOT NULL THEN root_status END AS root_status,
-  list_sort(list_distinct(services)) AS services, span_count::BIGINT AS span_count, llm_calls::BIGINT AS llm_calls,
-  error_count::BIGINT AS error_count, input_tokens::BIGINT AS input_tokens, output_tokens::BIGINT AS output_tokens,
-  cache_read_tokens::BIGINT AS cache_read_tokens, cache_write_tokens::BIGINT AS cache_write_tokens,
-  reasoning_tokens::BIGINT AS reasoning_tokens, total_tokens::BIGINT AS total_tokens,
-  cost_usd::DECIMAL(38, 12) AS cost_usd, cost_unknown::BIGINT AS cost_unknown, session_id, user_id,
-  list_sort(list_distinct(prompts)) AS prompts, list_sort(list_distinct(models)) AS models,
-  list_sort(list_distinct(providers)) AS providers, list_sort(list_distinct(tags)) AS tags,
-  list_sort(list_distinct(prompt_names)) AS prompt_names"""
+_TRACE_COLUMNS = trace_column_list(TRACE_COLUMNS)
+_MERGE = trace_merge(TRACE_COLUMNS)
+_SINGLE = trace_single(TRACE_COLUMNS)
 
 # Nearly every trace has one delta (its spans arrive in one flush): those skip the grouping, which made the
 # cold load ~2x slower at 1.8M traces. A NULL start goes through `_MERGE` (arg_min ignores it there).
@@ -152,14 +282,7 @@ SELECT DISTINCT project, session_id FROM merged_stage WHERE session_id IS NOT NU
 # ---------------------------------------------------------------------------------------------
 # Trace list
 
-# The state of a trace: its root arrived; or it is still within the idle window; or it never will.
-_STATE = """CASE WHEN t.has_root THEN 'complete'
-            WHEN $now_ns - t.updated_ns > $idle_ns THEN 'incomplete' ELSE 'in_progress' END"""
-
-TRACE_ROW = f"""t.trace_id, t.root_name, t.root_span_id, t.root_service, t.root_status, t.services, t.start_ns,
-  t.end_ns - t.start_ns AS duration_ns, t.span_count, t.llm_calls, t.error_count, t.input_tokens, t.output_tokens,
-  t.cache_read_tokens, t.cache_write_tokens, t.reasoning_tokens, t.total_tokens, t.cost_usd, t.cost_unknown,
-  t.session_id, t.user_id, t.models, t.providers, t.prompts, t.tags, t.has_root, {_STATE} AS state"""
+TRACE_ROW = trace_row(TRACE_COLUMNS)
 
 # A trace's cost as shown: NULL when every LLM call of it is unpriced (unknown is never $0).
 _KNOWN_COST = "(CASE WHEN t.llm_calls > 0 AND t.cost_unknown >= t.llm_calls THEN NULL ELSE t.cost_usd END)"
@@ -234,17 +357,7 @@ WHERE {SPAN_RANGE} AND list_has_any(list_transform(s.content_refs, lambda r: r.h
 # ---------------------------------------------------------------------------------------------
 # One trace, one span
 
-TRACE_SPANS = f"""
-SELECT project, trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, duration_ns,
-       status_code, status_message, service_name, scope_name, operation, provider, request_model,
-       response_model, response_id, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-       reasoning_tokens, total_tokens, finish_reasons, error_type, session_id, user_id, is_stream, ttft_s, events,
-       span_type, prompt_name, prompt_version, tool_name, agent_name, cost_usd, cost_known, llm_dup,
-       list_transform(content_refs, lambda r: {{'kind': r.kind, 'bytes': r.bytes}}) AS content
-FROM {SPANS}
-WHERE trace_id = $trace_id AND date >= $from_date AND date <= $to_date
-ORDER BY start_ns, span_id
-"""  # noqa: S608 - constant text, values are bound
+TRACE_SPANS = waterfall_spans(SPAN_COLUMNS)
 
 SPAN_DETAIL = f"""
 SELECT * EXCLUDE (project)
@@ -262,24 +375,9 @@ COUNTS = f"SELECT count(*) AS spans, count(DISTINCT trace_id) AS traces FROM {SP
 # ---------------------------------------------------------------------------------------------
 # Sessions (over the summary table)
 
-_SESSION_AGG = """min(t.start_ns) AS first_ns, max(t.end_ns) AS last_ns, count(*) AS trace_count,
-  sum(t.span_count)::BIGINT AS span_count, sum(t.llm_calls)::BIGINT AS llm_calls,
-  sum(t.input_tokens)::BIGINT AS input_tokens, sum(t.output_tokens)::BIGINT AS output_tokens,
-  sum(t.cache_read_tokens)::BIGINT AS cache_read_tokens, sum(t.cache_write_tokens)::BIGINT AS cache_write_tokens,
-  sum(t.total_tokens)::BIGINT AS total_tokens, sum(t.cost_usd) AS cost_usd, sum(t.cost_unknown)::BIGINT AS cost_unknown,
-  sum(t.error_count)::BIGINT AS error_count, count(*) FILTER (WHERE t.error_count > 0) AS error_traces,
-  arg_min(t.user_id, t.start_ns) FILTER (WHERE t.user_id IS NOT NULL) AS user_id"""
-
-_SESSION_COLUMNS = """session_id, first_ns, last_ns, trace_count, span_count, llm_calls, input_tokens, output_tokens,
-  cache_read_tokens, cache_write_tokens, total_tokens, cost_usd, cost_unknown, error_count, error_traces, user_id"""
-
-CREATE_SESSIONS = """
-CREATE TABLE IF NOT EXISTS sessions (
-  project VARCHAR, session_id VARCHAR, first_ns BIGINT, last_ns BIGINT, trace_count BIGINT, span_count BIGINT,
-  llm_calls BIGINT, input_tokens BIGINT, output_tokens BIGINT, cache_read_tokens BIGINT, cache_write_tokens BIGINT,
-  total_tokens BIGINT, cost_usd DECIMAL(38, 12), cost_unknown BIGINT, error_count BIGINT, error_traces BIGINT,
-  user_id VARCHAR
-)"""
+_SESSION_AGG = session_aggregates(TRACE_COLUMNS)
+_SESSION_COLUMNS = session_column_list(TRACE_COLUMNS)
+CREATE_SESSIONS = session_table(TRACE_COLUMNS)
 
 LOAD_SESSIONS_FULL = [CLEAR_SESSIONS, _SESSION_ROWS.format(agg=_SESSION_AGG, where="")]
 
@@ -367,24 +465,9 @@ GROUP_KEYS: dict[str, str] = {
 _NEEDS_TRACE = frozenset({"user", "session"})
 _TRACE_JOIN = "LEFT JOIN traces t ON t.project = s.project AND t.trace_id = s.trace_id"
 
-USAGE_COLUMNS = (
-    "llm_calls",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-    "cost_usd",
-    "cost_unknown",
-)
+USAGE_COLUMNS = usage_columns(SPAN_COLUMNS)
 COST_GROUPS_LIMIT = 10_000
-_USAGE_SUMS = """count(*) AS llm_calls, sum(s.input_tokens)::BIGINT AS input_tokens,
-  sum(s.output_tokens)::BIGINT AS output_tokens, sum(s.cache_read_tokens)::BIGINT AS cache_read_tokens,
-  sum(s.cache_write_tokens)::BIGINT AS cache_write_tokens, sum(s.reasoning_tokens)::BIGINT AS reasoning_tokens,
-  sum(s.total_tokens)::BIGINT AS total_tokens,
-  sum(s.cost_usd) FILTER (WHERE s.cost_known) AS cost_usd,
-  count(*) FILTER (WHERE NOT coalesce(s.cost_known, false)) AS cost_unknown"""
+_USAGE_SUMS = usage_sums(SPAN_COLUMNS)
 
 # Optional span filters of the roll-ups.
 SPAN_FILTERS: dict[str, str] = {
@@ -463,13 +546,7 @@ LIMIT 10000"""  # noqa: S608
 # span columns that group keys and filters are made of. A roll-up over them re-sums exact integers
 # and decimals, so it equals the scan of the spans; user/session keys need `traces` and are not here.
 
-CREATE_PARTIALS = """
-CREATE TABLE IF NOT EXISTS llm_partials (
-  file VARCHAR, project VARCHAR, date DATE, hour TIMESTAMP, model VARCHAR, provider VARCHAR, service VARCHAR,
-  prompt_name VARCHAR, prompt_version VARCHAR, llm_calls BIGINT, input_tokens BIGINT, output_tokens BIGINT,
-  cache_read_tokens BIGINT, cache_write_tokens BIGINT, reasoning_tokens BIGINT, total_tokens BIGINT,
-  cost_usd DECIMAL(38, 12), cost_unknown BIGINT
-)"""
+CREATE_PARTIALS = partials_table(SPAN_COLUMNS)
 
 # The partial columns of a span `s` (the hour keeps the day: `day` and `hour` keys are made from it).
 # No range ever includes a negative start (`from_ns` >= 0), so such spans are left out of the partials.
@@ -503,11 +580,7 @@ PARTIAL_FILTERS: dict[str, str] = {
     "provider": "p.provider = $provider",
     "prompt_name": "p.prompt_name = $prompt_name",
 }
-_PARTIAL_SUMS = """sum(p.llm_calls)::BIGINT AS llm_calls, sum(p.input_tokens)::BIGINT AS input_tokens,
-  sum(p.output_tokens)::BIGINT AS output_tokens, sum(p.cache_read_tokens)::BIGINT AS cache_read_tokens,
-  sum(p.cache_write_tokens)::BIGINT AS cache_write_tokens, sum(p.reasoning_tokens)::BIGINT AS reasoning_tokens,
-  sum(p.total_tokens)::BIGINT AS total_tokens, sum(p.cost_usd) AS cost_usd,
-  sum(p.cost_unknown)::BIGINT AS cost_unknown"""
+_PARTIAL_SUMS = usage_sums(SPAN_COLUMNS, "p")
 
 # Whole hours of the range come from the partials; spans of its partial first and last hours (`$edge_*`,
 # half-open) from a scan of those hours' date partitions only (`$glob`).

@@ -43,39 +43,13 @@ from llmscope_collector.query.partials import CostPartials
 from llmscope_collector.query.rows import money, trace_summary
 from llmscope_collector.query.waterfall import build_waterfall
 from llmscope_collector.storage.layout import has_span_files, project_date_globs, project_glob, spans_glob
+from llmscope_collector.storage.schema import SPAN_COLUMNS, genai_names
 
 _TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _SPAN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 _VANISHED_FILE_RETRIES = 3
 _json = msgspec.json.Decoder()
-_GENAI_FIELDS = (
-    "operation",
-    "span_type",
-    "provider",
-    "request_model",
-    "response_model",
-    "response_id",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-    "finish_reasons",
-    "error_type",
-    "session_id",
-    "user_id",
-    "is_stream",
-    "ttft_s",
-    "prompt_name",
-    "prompt_version",
-    "tags",
-    "stream_ended_by",
-    "tool_name",
-    "tool_call_id",
-    "agent_name",
-    "server_address",
-)
+_GENAI_FIELDS = genai_names(SPAN_COLUMNS)  # what a span detail serves in `genai`
 
 
 def _is_vanished_file(exc: Exception) -> bool:
@@ -386,6 +360,19 @@ def _span_counted(row: dict[str, Any], late_dup: bool) -> bool | None:
     return not (row.get("llm_dup") or late_dup)
 
 
+def _genai(row: dict[str, Any]) -> dict[str, Any]:
+    """The span's canonical GenAI values that are set (an empty map is not set)."""
+    values: dict[str, Any] = {}
+    for name in _GENAI_FIELDS:
+        value = row.get(name)
+        if isinstance(value, dict):
+            if value:
+                values[name] = dict(value)
+        elif value is not None:
+            values[name] = value
+    return values
+
+
 def _span_detail(row: dict[str, Any], content: list[ContentPart], counted: bool | None) -> SpanDetail:
     light = _decode_json(row.get("attributes"), {})
     items = [(c.kind, c.source, c.value) for c in content if c.available]
@@ -409,8 +396,7 @@ def _span_detail(row: dict[str, Any], content: list[ContentPart], counted: bool 
         attributes=rehydrate_attributes(light, items),
         events=_decode_json(row.get("events"), []),
         links=_decode_json(row.get("links"), []),
-        genai={name: row.get(name) for name in _GENAI_FIELDS if row.get(name) is not None}
-        | ({"metadata": dict(row["metadata"])} if row.get("metadata") else {}),
+        genai=_genai(row),
         cost_usd=money(row.get("cost_usd")),
         cost_known=row.get("cost_known"),
         cost_source=row.get("cost_source"),

@@ -13,8 +13,9 @@ from typing import Any
 
 import msgspec
 
-from llmscope_collector.processors.normalize import LLM_OPERATIONS as LLM_OPERATION_NAMES
 from llmscope_collector.query.models import ContentRef, SpanEvent, SpanException, TraceTotals, Waterfall, WaterfallSpan
+from llmscope_collector.storage.schema import LLM_OPERATIONS as LLM_OPERATION_NAMES
+from llmscope_collector.storage.schema import SPAN_COLUMNS, TOKEN_COLUMNS, waterfall_copied
 
 _NS_PER_MS = 1_000_000
 SYNTHETIC_ROOT_ID = "0" * 16
@@ -186,28 +187,7 @@ def _waterfall_span(
     )
 
 
-_COPIED = (
-    "operation",
-    "span_type",
-    "provider",
-    "request_model",
-    "response_model",
-    "response_id",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-    "finish_reasons",
-    "error_type",
-    "is_stream",
-    "prompt_name",
-    "prompt_version",
-    "tool_name",
-    "agent_name",
-    "cost_known",
-)
+_COPIED = tuple(c.name for c in waterfall_copied(SPAN_COLUMNS))  # served as stored
 LLM_OPERATIONS = frozenset(LLM_OPERATION_NAMES)
 _json = msgspec.json.Decoder()
 
@@ -255,11 +235,7 @@ def _totals(spans: list[WaterfallSpan]) -> TraceTotals:
         span_count=len(spans),
         llm_calls=len(llm),
         error_count=sum(1 for s in spans if s.status_code == "ERROR"),
-        input_tokens=sum(s.input_tokens or 0 for s in llm),
-        output_tokens=sum(s.output_tokens or 0 for s in llm),
-        cache_read_tokens=sum(s.cache_read_tokens or 0 for s in llm),
-        cache_write_tokens=sum(s.cache_write_tokens or 0 for s in llm),
-        total_tokens=sum(s.total_tokens or 0 for s in llm),
         cost_usd=sum(known) if known or not llm else None,
         cost_unknown=len(llm) - len(known),
+        **{name: sum(getattr(s, name) or 0 for s in llm) for name in TOKEN_COLUMNS},
     )

@@ -1,4 +1,10 @@
-"""Parquet schemas of every dataset: the single source of column names and types.
+"""Every dataset's columns, declared once: the single source of column names, types and roles.
+
+Everything else is derived from these declarations, never typed out again: the Parquet schemas
+below, the DuckDB tables and SELECT lists (`query.sql`), the fields of the API's response structs
+(`query.models`), the span detail's `genai` map, the waterfall's copied fields and the stitcher's
+summed columns. Add a column here and it is written, read, merged and served; `tests/collector/
+storage/test_schema.py` proves it for a column added to the declaration.
 
 Columns are only ever added; `SCHEMA_VERSION` goes into every file's metadata so a later reader
 can tell which columns a file may lack (DuckDB reads files with `union_by_name`).
@@ -9,17 +15,26 @@ Datasets:
 - content: captured content, one row per distinct message/payload (content-addressed), so a chat
   that resends its whole history stores each message once; spans keep only `content_refs`.
 - traces: per-trace summary *deltas* written by the stitcher at each flush; a trace's summary is
-  the merge (sums, min/max, unions) of its deltas, so late spans just add a delta.
+  the merge (sums, min/max, unions) of its deltas, so late spans just add a delta. Its token
+  columns are the span token columns: a token count added to spans is summed per trace too.
 - llm_dups: LLM spans found to be nested duplicates only after they were written (their LLM parent
   arrived in a later flush); aggregates skip them like rows flagged `llm_dup`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+from typing import Literal
+
 import pyarrow as pa
 
 SCHEMA_VERSION = "2"
 _META = {"llmscope.schema_version": SCHEMA_VERSION}
+
+# Operations whose spans are model calls: they carry tokens and cost, and only they are counted
+# (`llm_calls`), summed and marked `llm_dup`. A contract of the stored data, so declared here.
+LLM_OPERATIONS: tuple[str, ...] = ("chat", "text_completion", "generate_content", "embeddings")
 
 # USD with 12 decimals: exact sums (DuckDB sums DECIMAL exactly), sub-nano-dollar per-token prices.
 COST_TYPE = pa.decimal128(18, 12)
@@ -30,68 +45,194 @@ CONTENT_REF_TYPE = pa.struct(
     [("kind", pa.string()), ("source", pa.string()), ("hash", pa.string()), ("bytes", pa.int64())]
 )
 
-SPAN_SCHEMA = pa.schema(
-    [
-        ("trace_id", pa.string()),
-        ("span_id", pa.string()),
-        ("parent_span_id", pa.string()),
-        ("trace_state", pa.string()),
-        ("name", pa.string()),
-        ("kind", pa.string()),
-        ("start_ns", pa.int64()),
-        ("end_ns", pa.int64()),
-        ("duration_ns", pa.int64()),
-        ("status_code", pa.string()),
-        ("status_message", pa.string()),
-        ("service_name", pa.string()),
-        ("scope_name", pa.string()),
-        ("scope_version", pa.string()),
-        ("resource_attributes", pa.string()),
-        ("attributes", pa.string()),
-        ("events", pa.string()),
-        ("links", pa.string()),
-        # Canonical GenAI columns (normalized from gen_ai.*, OpenInference, OpenLLMetry).
-        ("operation", pa.string()),
-        ("provider", pa.string()),
-        ("request_model", pa.string()),
-        ("response_model", pa.string()),
-        ("response_id", pa.string()),
-        ("input_tokens", pa.int64()),
-        ("output_tokens", pa.int64()),
-        ("cache_read_tokens", pa.int64()),
-        ("cache_write_tokens", pa.int64()),
-        ("reasoning_tokens", pa.int64()),
-        ("finish_reasons", pa.list_(pa.string())),
-        ("error_type", pa.string()),
-        ("session_id", pa.string()),
-        ("user_id", pa.string()),
-        ("is_stream", pa.bool_()),
-        ("ttft_s", pa.float64()),
-        # --- schema version 2 ---
-        ("total_tokens", pa.int64()),
-        ("span_type", pa.string()),
-        ("prompt_name", pa.string()),
-        ("prompt_version", pa.string()),
-        ("tags", pa.list_(pa.string())),
-        ("metadata", pa.map_(pa.string(), pa.string())),
-        ("stream_ended_by", pa.string()),
-        ("tool_name", pa.string()),
-        ("tool_call_id", pa.string()),
-        ("agent_name", pa.string()),
-        ("server_address", pa.string()),
-        ("cost_usd", COST_TYPE),
-        ("cost_input_usd", COST_TYPE),
-        ("cost_output_usd", COST_TYPE),
-        ("cost_known", pa.bool_()),
-        ("cost_source", pa.string()),
-        ("llm_dup", pa.bool_()),
-        ("content_refs", pa.list_(CONTENT_REF_TYPE)),
-        ("content_bytes", pa.int64()),
-    ],
-    metadata=_META,
+# What a column is, which decides where it goes:
+# - span: the OTel span's own fields (read by name where they are used);
+# - raw: JSON text of what the sender sent (attributes, events, links);
+# - genai: a canonical GenAI column, served in the span detail's `genai` map;
+# - tokens: a token count: served like genai, and summed per trace, per session, per roll-up group;
+# - cost: the price the collector computed; internal: bookkeeping (duplicate marks, content refs).
+Role = Literal["span", "raw", "genai", "tokens", "cost", "internal"]
+# How a trace summary column combines a trace's deltas: `key` groups, `min`/`max`/`sum`, `or` any true,
+# `first` the value of the earliest delta, `root` taken from the root span (as one record), `union`
+# the sorted distinct values of list columns.
+# Whether the trace waterfall selects a span column: `read` (used by name, or converted) or `copy`
+# (served in each waterfall row under its own name, as it is).
+Waterfall = Literal["", "read", "copy"]
+Merge = Literal["", "key", "min", "max", "or", "sum", "first", "root", "union"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One column of a dataset.
+
+    `waterfall` (spans): whether the trace waterfall reads the column or copies it into its rows.
+    `merge`, `source` and `served` are for trace
+    summaries: how deltas combine, the root span column a `root` column comes from, and whether the
+    trace list serves the column under its own name.
+    """
+
+    name: str
+    type: pa.DataType
+    role: Role = "span"
+    nullable: bool = True
+    waterfall: Waterfall = ""
+    merge: Merge = ""
+    source: str = ""
+    served: bool = False
+
+    def field(self) -> pa.Field:
+        return pa.field(self.name, self.type, nullable=self.nullable)
+
+
+def _c(name: str, type_: pa.DataType, role: Role = "span", *, waterfall: Waterfall = "") -> Column:
+    return Column(name, type_, role, waterfall=waterfall)
+
+
+_STR = pa.string()
+_INT = pa.int64()
+_STRS = pa.list_(pa.string())
+
+SPAN_COLUMNS: tuple[Column, ...] = (
+    _c("trace_id", _STR, waterfall="read"),
+    _c("span_id", _STR, waterfall="read"),
+    _c("parent_span_id", _STR, waterfall="read"),
+    _c("trace_state", _STR),
+    _c("name", _STR, waterfall="read"),
+    _c("kind", _STR, waterfall="read"),
+    _c("start_ns", _INT, waterfall="read"),
+    _c("end_ns", _INT, waterfall="read"),
+    _c("duration_ns", _INT, waterfall="read"),
+    _c("status_code", _STR, waterfall="read"),
+    _c("status_message", _STR, waterfall="read"),
+    _c("service_name", _STR, waterfall="read"),
+    _c("scope_name", _STR, waterfall="read"),
+    _c("scope_version", _STR),
+    _c("resource_attributes", _STR, "raw"),
+    _c("attributes", _STR, "raw"),
+    _c("events", _STR, "raw", waterfall="read"),
+    _c("links", _STR, "raw"),
+    # Canonical GenAI columns (normalized from gen_ai.*, OpenInference, OpenLLMetry).
+    _c("operation", _STR, "genai", waterfall="copy"),
+    _c("provider", _STR, "genai", waterfall="copy"),
+    _c("request_model", _STR, "genai", waterfall="copy"),
+    _c("response_model", _STR, "genai", waterfall="copy"),
+    _c("response_id", _STR, "genai", waterfall="copy"),
+    _c("input_tokens", _INT, "tokens", waterfall="copy"),
+    _c("output_tokens", _INT, "tokens", waterfall="copy"),
+    _c("cache_read_tokens", _INT, "tokens", waterfall="copy"),
+    _c("cache_write_tokens", _INT, "tokens", waterfall="copy"),
+    _c("reasoning_tokens", _INT, "tokens", waterfall="copy"),
+    _c("finish_reasons", _STRS, "genai", waterfall="copy"),
+    _c("error_type", _STR, "genai", waterfall="copy"),
+    _c("session_id", _STR, "genai"),
+    _c("user_id", _STR, "genai"),
+    _c("is_stream", pa.bool_(), "genai", waterfall="copy"),
+    _c("ttft_s", pa.float64(), "genai", waterfall="read"),  # the waterfall serves it as `ttft_ms`
+    # --- schema version 2 ---
+    _c("total_tokens", _INT, "tokens", waterfall="copy"),
+    _c("span_type", _STR, "genai", waterfall="copy"),
+    _c("prompt_name", _STR, "genai", waterfall="copy"),
+    _c("prompt_version", _STR, "genai", waterfall="copy"),
+    _c("tags", _STRS, "genai"),
+    _c("metadata", pa.map_(pa.string(), pa.string()), "genai"),
+    _c("stream_ended_by", _STR, "genai"),
+    _c("tool_name", _STR, "genai", waterfall="copy"),
+    _c("tool_call_id", _STR, "genai"),
+    _c("agent_name", _STR, "genai", waterfall="copy"),
+    _c("server_address", _STR, "genai"),
+    _c("cost_usd", COST_TYPE, "cost", waterfall="read"),
+    _c("cost_input_usd", COST_TYPE, "cost"),
+    _c("cost_output_usd", COST_TYPE, "cost"),
+    _c("cost_known", pa.bool_(), "cost", waterfall="copy"),
+    _c("cost_source", _STR, "cost"),
+    _c("llm_dup", pa.bool_(), "internal", waterfall="read"),
+    _c("content_refs", pa.list_(CONTENT_REF_TYPE), "internal"),
+    _c("content_bytes", _INT, "internal"),
 )
 
-COLUMN_NAMES: tuple[str, ...] = tuple(SPAN_SCHEMA.names)
+
+def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
+    """The Parquet/Arrow schema of a dataset's columns (with the schema version in its metadata)."""
+    return pa.schema([c.field() for c in columns], metadata=_META)
+
+
+def names(columns: Sequence[Column], *roles: Role) -> tuple[str, ...]:
+    """The names of the columns (of these roles, when given), in declaration order."""
+    return tuple(c.name for c in columns if not roles or c.role in roles)
+
+
+def token_names(span_columns: Sequence[Column]) -> tuple[str, ...]:
+    """The token counts of a span, in declaration order: what every usage sum adds up."""
+    return names(span_columns, "tokens")
+
+
+def genai_names(span_columns: Sequence[Column]) -> tuple[str, ...]:
+    """The columns a span's detail serves in its `genai` map (canonical GenAI columns and token counts)."""
+    return names(span_columns, "genai", "tokens")
+
+
+def waterfall_names(span_columns: Sequence[Column]) -> tuple[str, ...]:
+    """The span columns the waterfall query selects."""
+    return tuple(c.name for c in span_columns if c.waterfall)
+
+
+def waterfall_copied(span_columns: Sequence[Column]) -> tuple[Column, ...]:
+    """The columns served in each waterfall row as they are (the others are structural or converted)."""
+    return tuple(c for c in span_columns if c.waterfall == "copy")
+
+
+def _t(name: str, type_: pa.DataType, merge: Merge, *, served: bool = False, source: str = "") -> Column:
+    return Column(name, type_, "span", merge=merge, served=served, source=source)
+
+
+def trace_columns(span_columns: Sequence[Column]) -> tuple[Column, ...]:
+    """The trace summary (delta) columns; the token columns are those of `span_columns`, summed."""
+    tokens = [Column(c.name, c.type, "tokens", merge="sum", served=True) for c in span_columns if c.role == "tokens"]
+    return (
+        _t("trace_id", _STR, "key", served=True),
+        _t("updated_ns", _INT, "max"),
+        _t("start_ns", _INT, "min"),
+        _t("end_ns", _INT, "max"),
+        _t("has_root", pa.bool_(), "or"),
+        _t("root_span_id", _STR, "root", served=True, source="span_id"),
+        _t("root_name", _STR, "root", source="name"),
+        _t("root_service", _STR, "root", source="service_name"),
+        _t("root_status", _STR, "root", source="status_code"),
+        _t("services", _STRS, "union", served=True),
+        _t("span_count", _INT, "sum", served=True),
+        _t("llm_calls", _INT, "sum", served=True),
+        _t("error_count", _INT, "sum", served=True),
+        *tokens,
+        Column("cost_usd", COST_TYPE, "cost", merge="sum", served=True),
+        _t("cost_unknown", _INT, "sum", served=True),
+        _t("session_id", _STR, "first", served=True),
+        _t("user_id", _STR, "first", served=True),
+        _t("prompts", _STRS, "union", served=True),  # "name@version" (or "name" when unversioned)
+        _t("models", _STRS, "union", served=True),
+        _t("providers", _STRS, "union", served=True),
+        _t("tags", _STRS, "union", served=True),
+        _t("prompt_names", _STRS, "union"),  # for the prompt filter only
+    )
+
+
+TRACE_COLUMNS = trace_columns(SPAN_COLUMNS)
+
+CONTENT_COLUMNS: tuple[Column, ...] = (
+    _c("hash", _STR),
+    _c("body", _STR),
+    _c("bytes", _INT),
+    _c("first_seen_ns", _INT),
+)
+
+LLM_DUP_COLUMNS: tuple[Column, ...] = (_c("trace_id", _STR), _c("span_id", _STR), _c("marked_ns", _INT))
+
+SPAN_SCHEMA = arrow_schema(SPAN_COLUMNS)
+TRACE_DELTA_SCHEMA = arrow_schema(TRACE_COLUMNS)
+CONTENT_SCHEMA = arrow_schema(CONTENT_COLUMNS)
+LLM_DUP_SCHEMA = arrow_schema(LLM_DUP_COLUMNS)
+
+COLUMN_NAMES: tuple[str, ...] = names(SPAN_COLUMNS)
+TOKEN_COLUMNS: tuple[str, ...] = token_names(SPAN_COLUMNS)
 
 # Buffer-only column: captured content items of each span, taken out by the content store at
 # flush and never written to the span files. Each entry is a list of (hash, body) pairs.
@@ -100,52 +241,3 @@ BUFFER_COLUMNS: tuple[str, ...] = (*COLUMN_NAMES, CONTENT_ITEMS)
 
 # Content items as decoded (per request partition), before the content store stamps and stores them.
 CONTENT_ITEM_SCHEMA = pa.schema([("hash", pa.string()), ("body", pa.string())])
-
-CONTENT_SCHEMA = pa.schema(
-    [
-        ("hash", pa.string()),
-        ("body", pa.string()),
-        ("bytes", pa.int64()),
-        ("first_seen_ns", pa.int64()),
-    ],
-    metadata=_META,
-)
-
-TRACE_DELTA_SCHEMA = pa.schema(
-    [
-        ("trace_id", pa.string()),
-        ("updated_ns", pa.int64()),
-        ("start_ns", pa.int64()),
-        ("end_ns", pa.int64()),
-        ("has_root", pa.bool_()),
-        ("root_span_id", pa.string()),
-        ("root_name", pa.string()),
-        ("root_service", pa.string()),
-        ("root_status", pa.string()),
-        ("services", pa.list_(pa.string())),
-        ("span_count", pa.int64()),
-        ("llm_calls", pa.int64()),
-        ("error_count", pa.int64()),
-        ("input_tokens", pa.int64()),
-        ("output_tokens", pa.int64()),
-        ("cache_read_tokens", pa.int64()),
-        ("cache_write_tokens", pa.int64()),
-        ("reasoning_tokens", pa.int64()),
-        ("total_tokens", pa.int64()),
-        ("cost_usd", COST_TYPE),
-        ("cost_unknown", pa.int64()),
-        ("session_id", pa.string()),
-        ("user_id", pa.string()),
-        ("prompts", pa.list_(pa.string())),  # "name@version" (or "name" when unversioned)
-        ("models", pa.list_(pa.string())),
-        ("providers", pa.list_(pa.string())),
-        ("tags", pa.list_(pa.string())),
-        ("prompt_names", pa.list_(pa.string())),
-    ],
-    metadata=_META,
-)
-
-LLM_DUP_SCHEMA = pa.schema(
-    [("trace_id", pa.string()), ("span_id", pa.string()), ("marked_ns", pa.int64())],
-    metadata=_META,
-)
