@@ -10,6 +10,7 @@ import fcntl
 import os
 from pathlib import Path
 
+from llmscope_collector.file_modes import PRIVATE_FILE, make_private_dir
 from llmscope_collector.settings import SettingsError
 
 LOCK_FILE = ".lock"
@@ -25,8 +26,8 @@ class DataDirLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        make_private_dir(self._path.parent)
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -39,3 +39,8 @@ class IngestStatus(msgspec.Struct, kw_only=True):
     @property
     def healthy(self) -> bool:
         return self.wal_failed is None and not self.disk_low
+
+
+class IngestNotSettled(Exception):
+    """A deletion cannot start now: what was accepted could not all be brought into storage first
+    (`Collector.settle`); the API answers 503 and the caller retries."""

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from llmscope_collector.alerts.service import AlertService
 from llmscope_collector.data_dir_lock import DataDirLock
-from llmscope_collector.ingest_status import IngestStatus
+from llmscope_collector.file_modes import make_private, make_private_dir
+from llmscope_collector.ingest_status import IngestNotSettled, IngestStatus
 from llmscope_collector.metrics import IngestStatusCollector, Metrics
 from llmscope_collector.processors.decode import DecodedBatch
 from llmscope_collector.processors.decode_pool import DecodePool, PendingDecode
@@ -36,6 +37,7 @@ from llmscope_collector.storage.wal_ranges import WalCoverage
 from llmscope_collector.storage.wal_ranges import scan as scan_wal_ranges
 from llmscope_collector.wal.consumer import ConsumerOptions, WalConsumer
 from llmscope_collector.wal.cursor import CommitCursor
+from llmscope_collector.wal.errors import WalError
 from llmscope_collector.wal.log import WalOptions, WriteAheadLog
 from llmscope_collector.wal.segment import WalRecord
 
@@ -168,10 +170,12 @@ class Collector:
 
     def _open_storage(self) -> _Durable:
         data_dir = self.settings.data_dir
+        make_private_dir(data_dir)
+        make_private(data_dir)  # prompts and answers live here: owner only, whatever made the directory
         compaction.recover(data_dir)
         remove_stale_temp_files([p.path for p in iter_partitions(data_dir)])
         directory = wal_dir(data_dir, self.settings.wal_dir)
-        directory.mkdir(parents=True, exist_ok=True)
+        make_private_dir(directory)
         cursor = CommitCursor(directory)
         stored = self._stored_ranges(directory, cursor.lsn)
         self.writer.skip_stored(stored)
@@ -224,7 +228,10 @@ class Collector:
         return self.cleanup(dry_run=False)
 
     def cleanup(self, *, dry_run: bool) -> retention.CleanupReport:
-        """Apply (or, dry, only measure) the retention policy now; the scheduled run calls this too."""
+        """Apply (or, dry, only measure) the retention policy now; the scheduled run calls this too.
+        A real run first settles the WAL, so no expired span outlives its partition there."""
+        if not dry_run:
+            self.settle()
         report = retention.cleanup(self.settings.data_dir, self.retention, dry_run=dry_run)
         if not dry_run:
             self.retention_deleted += report.partitions
@@ -240,6 +247,22 @@ class Collector:
             log.warning("flush: the WAL consumer did not catch up within %.0fs", timeout)
         self.sync_bucket()
         return self.writer.rows_written - before
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Before data is deleted: seal the active WAL segment, write everything acknowledged so far
+        to Parquet, and delete the WAL segments that held it. The deletion that follows then finds
+        every copy in Parquet, and leaves none in the WAL (records are otherwise kept until their
+        64 MiB segment fills up). Raises `IngestNotSettled` when that cannot be done now."""
+        durable = self._durable
+        if durable is None:
+            return
+        try:
+            durable.wal.seal_active(timeout)
+        except WalError as exc:
+            raise IngestNotSettled(f"the write-ahead log cannot be sealed now: {exc}") from None
+        if not durable.consumer.flush(timeout):
+            raise IngestNotSettled("ingest is behind: what was accepted is not all in storage yet; retry later")
+        durable.wal.release(durable.consumer.committed_lsn, 0)
 
     def ingest_status(self) -> IngestStatus:
         """WAL lag and durability counters for `/health`."""

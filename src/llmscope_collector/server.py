@@ -100,6 +100,7 @@ class EmbeddedServer:
             ingest=self.collector.ingest_status,
             alerts=self.collector.alerts,
             retention=self.collector,
+            settle=self.collector.settle,
             auth=receivers.policy,
             metrics=self.collector.runtime.metrics,
         )

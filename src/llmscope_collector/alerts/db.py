@@ -16,6 +16,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from llmscope_collector.file_modes import make_private_dir
+
 ALERTS_DIR = "alerts"
 DB_FILE = "alerts.sqlite3"
 
@@ -45,7 +47,7 @@ class AlertDb:
 
     def __init__(self, data_dir: Path) -> None:
         directory = data_dir / ALERTS_DIR
-        directory.mkdir(parents=True, exist_ok=True)
+        make_private_dir(directory)
         path = directory / DB_FILE
         created = not path.exists()
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

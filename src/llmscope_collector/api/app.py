@@ -47,6 +47,7 @@ def create_app(
     metrics: Metrics | None = None,
     alerts: AlertService | None = None,
     retention: Retention | None = None,
+    settle: Callable[[], None] = lambda: None,
     debug: bool = False,
 ) -> Litestar:
     """The API over `store`; `buffered` reports spans accepted but not yet in Parquet.
@@ -80,6 +81,7 @@ def create_app(
             "sees_server_detail": SEES_SERVER_DETAIL,
             "alerts": Provide(lambda: alerts, use_cache=True, sync_to_thread=False),
             "retention": Provide(lambda: retention, use_cache=True, sync_to_thread=False),
+            "settle_ingest": Provide(lambda: settle, use_cache=True, sync_to_thread=False),
         },
         exception_handlers={**EXCEPTION_HANDLERS, **AUTH_EXCEPTION_HANDLERS},  # type: ignore[arg-type,dict-item]
         openapi_config=OpenAPIConfig(

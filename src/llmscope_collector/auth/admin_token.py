@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from llmscope_collector.auth import keys
+from llmscope_collector.file_modes import make_private_dir
 
 MIN_LENGTH = 16
 
@@ -47,7 +48,7 @@ def load_admin_token(auth_dir: Path, configured: str) -> AdminToken:
     if stored:
         return AdminToken(stored, "file", path)
     token = keys.new_admin_token()
-    auth_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(auth_dir)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, (token + "\n").encode("utf-8"))

@@ -17,6 +17,7 @@ from pathlib import Path
 import msgspec
 
 from llmscope_collector.auth import keys
+from llmscope_collector.file_modes import make_private_dir
 from llmscope_collector.storage.layout import valid_project
 
 DEFAULT_PROJECT = "default"
@@ -96,7 +97,7 @@ class AuthStore:
 
     def _save(self) -> None:
         """Atomic replace: temp file, fsync, rename, fsync the directory. Caller holds the lock."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from llmscope_collector.durable_io import fsync_dir, replace_durably, write_durably
+from llmscope_collector.file_modes import make_private_dir
 from llmscope_collector.storage.layout import (
     COMPACTED_PREFIX,
     COMPACTION_DIR,
@@ -210,7 +211,7 @@ class Compactor:
             outputs=[p.name for p in outputs],
             backup=str(backup_dir) if backup_dir else None,
         )
-        self._intents.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self._intents)
         intent_path = self._intents / f"{intent_id}.json"
         replace_durably(msgspec.json.encode(intent), intent_path)
         _roll_forward(intent)
@@ -298,7 +299,7 @@ def _roll_forward(intent: _Intent) -> None:
     fsync_dir(partition)
     backup = Path(intent.backup) if intent.backup else None
     if backup is not None:
-        backup.mkdir(parents=True, exist_ok=True)
+        make_private_dir(backup)
     for name in intent.inputs:
         source = partition / name
         if not source.exists():

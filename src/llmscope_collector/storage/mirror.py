@@ -21,6 +21,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from llmscope_collector.file_modes import PRIVATE_FILE, make_private_dir
 from llmscope_collector.storage.layout import QUERY_DATASETS, iter_partitions, parquet_files, partition_of_key
 from llmscope_collector.storage.objects import ObjectStore
 
@@ -81,9 +82,10 @@ class BucketMirror:
     def _fetch(self, path: Path, key: str) -> int:
         """Write the object to a hidden temp name, then rename: a query never globs a partial file."""
         data = self._objects.get(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        tmp.write_bytes(data)
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE), "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
         return len(data)
 

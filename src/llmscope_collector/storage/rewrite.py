@@ -18,6 +18,7 @@ import msgspec
 import pyarrow as pa
 
 from llmscope_collector.durable_io import replace_durably, write_durably
+from llmscope_collector.file_modes import make_private_dir
 from llmscope_collector.storage.compaction import _Intent, _roll_forward
 from llmscope_collector.storage.layout import COMPACTION_DIR
 
@@ -43,7 +44,7 @@ def replace_files(data_dir: Path, partition: Path, replacements: Mapping[Path, p
         outputs.append(name)
     intent = _Intent(partition=str(partition), inputs=[p.name for p in replacements], outputs=outputs)
     intents = data_dir / COMPACTION_DIR
-    intents.mkdir(parents=True, exist_ok=True)
+    make_private_dir(intents)
     intent_path = intents / f"rewrite-{uuid.uuid4().hex[:16]}.json"
     replace_durably(msgspec.json.encode(intent), intent_path)
     _roll_forward(intent)

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from llmscope_collector.durable_io import fsync_dir, write_durably
+from llmscope_collector.file_modes import make_private_dir
 from llmscope_collector.storage.layout import (
     SPANS_DIR,
     parquet_files,
@@ -135,6 +136,6 @@ def ensure_dir(path: Path) -> None:
     while not probe.exists():
         missing.append(probe)
         probe = probe.parent
-    path.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path)
     for created in reversed(missing):
         fsync_dir(created.parent)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from llmscope_collector.file_modes import PRIVATE_FILE, make_private_dir
 from llmscope_collector.wal.cursor import CommitCursor
 from llmscope_collector.wal.log import WriteAheadLog
 from llmscope_collector.wal.segment import WalRecord
@@ -208,8 +210,11 @@ class WalConsumer:
         self.stats.quarantined += 1
         directory = self._quarantine_dir()
         try:
-            directory.mkdir(exist_ok=True)
-            (directory / f"{record.lsn:020d}-{record.project}.otlp").write_bytes(record.payload)
+            make_private_dir(directory)
+            path = directory / f"{record.lsn:020d}-{record.project}.otlp"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+            with open(fd, "wb") as fh:
+                fh.write(record.payload)
         except OSError as exc:
             log.error("cannot quarantine WAL record %d: %s", record.lsn, exc)
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from llmscope_collector.file_modes import make_private_dir
 from llmscope_collector.wal import segment as seg
 from llmscope_collector.wal.errors import WalClosed, WalCorrupt, WalFailed, WalFull
 from llmscope_collector.wal.segment import WalRecord
@@ -84,7 +85,9 @@ class WriteAheadLog:
         self.corrupt_bytes_skipped = 0
         self.records_appended = 0
         self._records_committed = 0
-        wal_dir.mkdir(parents=True, exist_ok=True)
+        self._seals_wanted = 0  # seal_active() requests; the flusher thread serves them in order
+        self._seals_done = 0
+        make_private_dir(wal_dir)
         self._segments, end, backlog = self._recover(committed_lsn)
         self._committed = committed_lsn
         self._backlog_records = backlog
@@ -185,18 +188,20 @@ class WriteAheadLog:
     def _flush_loop(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._closing:
+                while not self._pending and not self._closing and self._seals_done == self._seals_wanted:
                     self._check_disk()
                     self._cond.wait(1.0)
-                if not self._pending:
+                seals = self._seals_wanted
+                if not self._pending and self._seals_done == seals:
                     return
                 parts, self._pending = self._pending, []
                 records, self._pending_records = self._pending_records, 0
                 target = self._write_lsn
                 self._check_disk()
             try:
-                self._write_and_sync(parts)
-                if self._active_size >= self._opts.segment_bytes:
+                if parts:
+                    self._write_and_sync(parts)
+                if self._active_size >= self._opts.segment_bytes or (seals != self._seals_done and self._active_size):
                     self._rotate(target)
             except OSError as exc:
                 self._fail(exc)
@@ -204,7 +209,29 @@ class WriteAheadLog:
             with self._cond:
                 self._durable = target
                 self.records_appended += records
+                self._seals_done = seals
                 self._cond.notify_all()
+
+    def seal_active(self, timeout: float = 30.0) -> int:
+        """End the active segment at the current end of the log (a new one takes the appends), so
+        that once consumed every record logged so far can be deleted: after a session is deleted no
+        copy of it may stay in a segment that would otherwise live until 64 MiB more traffic.
+        Returns the LSN where the sealed part ends."""
+        with self._cond:
+            self._seals_wanted += 1
+            ticket = self._seals_wanted
+            self._cond.notify_all()
+            deadline = time.monotonic() + timeout
+            while self._seals_done < ticket:
+                if self._failed is not None:
+                    raise WalFailed(f"write-ahead log failed ({self._failed}); the collector needs a restart")
+                if not self._thread.is_alive():
+                    raise WalClosed("the write-ahead log is closed")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise WalFailed("write-ahead log seal timed out; retry later")
+                self._cond.wait(remaining)
+            return self._durable
 
     def _write_and_sync(self, parts: list[bytes]) -> None:
         for i in range(0, len(parts), _IOV_MAX):

@@ -28,6 +28,7 @@ from google.protobuf.message import DecodeError
 from llmscope_collector._proto.wal.v1.record_pb2 import RECORD_KIND_OTLP_TRACES
 from llmscope_collector._proto.wal.v1.record_pb2 import WalRecord as WalRecordProto
 from llmscope_collector.durable_io import fsync_dir
+from llmscope_collector.file_modes import PRIVATE_FILE
 from llmscope_collector.wal.errors import WalCorrupt
 
 MAGIC = b"LSWAL\x00\x02\n"  # body: a WalRecord message (proto/wal/v1/record.proto)
@@ -128,7 +129,7 @@ def list_segments(wal_dir: Path) -> list[tuple[int, Path]]:
 def create_segment(wal_dir: Path, base: int) -> int:
     """Create a segment holding only the header (fsynced, directory too); returns an append fd."""
     path = wal_dir / segment_name(base)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, PRIVATE_FILE)
     try:
         os.write(fd, MAGIC)
         os.fsync(fd)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from litestar import Controller, delete, get
 from litestar.di import NamedDependency
+from litestar.exceptions import ServiceUnavailableException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from llmscope_collector.api.controllers.traces import UNAUTHENTICATED
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import DeletionReport, ErrorBody, SessionDetail, SessionPage
+from llmscope_collector.ingest_status import IngestNotSettled
 from llmscope_collector.query.filters import TimeRange
 from llmscope_collector.query.store import TraceStore
 
@@ -77,8 +80,19 @@ class SessionController(Controller):
         sync_to_thread=True,
     )
     def delete_session(
-        self, store: NamedDependency[TraceStore], caller_project: NamedDependency[str], session_id: FromPath[str]
+        self,
+        store: NamedDependency[TraceStore],
+        caller_project: NamedDependency[str],
+        settle_ingest: NamedDependency[Callable[[], None]],
+        session_id: FromPath[str],
     ) -> DeletionReport:
+        """Accepted spans still on their way (in the write-ahead log) are stored first, so they are
+        deleted too; afterwards no copy of the session's spans or content is left on disk, the WAL
+        included. 503 when ingest cannot catch up now (retry)."""
+        try:
+            settle_ingest()
+        except IngestNotSettled as exc:
+            raise ServiceUnavailableException(str(exc)) from None
         report = store.delete_session(caller_project, session_id)
         if report.traces_deleted == 0:
             raise NotFound(f"session {session_id!r} has no stored trace")
