@@ -8,6 +8,7 @@ import struct
 import zlib
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -41,9 +42,9 @@ def _frames(path: Path) -> list[bytes]:
 )
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_records_written_by_the_wal_parse_with_the_generated_message(
-    tmp_path_factory: object, records: list[tuple[str, bytes]]
+    tmp_path_factory: pytest.TempPathFactory, records: list[tuple[str, bytes]]
 ) -> None:
-    wal_dir = tmp_path_factory.mktemp("wal")  # type: ignore[attr-defined]
+    wal_dir = tmp_path_factory.mktemp("wal")
     wal = WriteAheadLog(wal_dir, WalOptions(fsync=False))
     try:
         for project, payload in records:
