@@ -6,14 +6,25 @@ latency is the median and p99 of the per-pair differences. Streams: time to the 
 line. The proxy's sink encodes every span to OTLP bytes
 as in `serve` and drops them: this measures the proxy, not the WAL.
 
-    python benchmarks/proxy_overhead.py [--calls 2000] [--streams 300] [--json]
+Throughput is measured on the real deployment: `llmscope serve --proxy-port` in its own process
+(spans into the WAL and Parquet), the simulator in another, and threads of keep-alive clients in
+this one, for a fixed time; beside the same load sent straight to the simulator. The collector
+process's CPU time per proxied call comes from /proc.
+
+    python benchmarks/proxy_overhead.py [--calls 2000] [--streams 300] [--seconds 10] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import statistics
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -84,6 +95,80 @@ def paired(n: int, fn: Any, direct: str, proxied: str) -> dict[str, float]:
     }
 
 
+def _started(proc: subprocess.Popen[str], pattern: str) -> str:
+    """The first match of `pattern` in the process's output (its URL), or fail with what it said."""
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        match = re.search(pattern, line)
+        if match:
+            return match.group(1)
+    raise RuntimeError("process exited before it was ready: " + "".join(seen)[-2000:])
+
+
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _hammer(base: str, seconds: float, threads: int) -> float:
+    done = [0] * threads
+    deadline = time.perf_counter() + seconds
+
+    def worker(i: int) -> None:
+        with httpx.Client(timeout=30) as client:
+            while time.perf_counter() < deadline:
+                response = client.post(f"{base}/v1/chat/completions", json=BODY, headers=HEADERS)
+                assert response.status_code == 200, response.text
+                done[i] += 1
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return sum(done) / (time.perf_counter() - started)
+
+
+def throughput(seconds: float, threads: int = 8) -> dict[str, Any]:
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as data:
+        sim = subprocess.Popen([py, "-m", "llmscope_sim", "--seed", "1"], stdout=subprocess.PIPE, text=True)
+        serve = None
+        try:
+            upstream = _started(sim, r"listening on (http://\S+)")
+            env = {**os.environ, "LLMSCOPE_PROXY_OPENAI_BASE_URL": upstream + "/v1"}
+            ports = ["--otlp-grpc-port", "0", "--otlp-http-port", "0", "--api-port", "0", "--proxy-port", "0"]
+            serve = subprocess.Popen(
+                [py, "-m", "llmscope_collector", "serve", *ports, "--data-dir", data],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
+            proxy = _started(serve, r"capture proxy on (http://\S+):")
+            _hammer(proxy, 1.0, threads)  # warm-up
+            direct = _hammer(upstream, seconds, threads)
+            cpu0 = _cpu_s(serve.pid)
+            proxied = _hammer(proxy, seconds, threads)
+            cpu = _cpu_s(serve.pid) - cpu0
+        finally:
+            for proc in (serve, sim):
+                if proc is not None:
+                    proc.terminate()
+                    proc.wait(30)
+    return {
+        "threads": threads,
+        "seconds": seconds,
+        "direct_calls_per_s": direct,
+        "proxy_calls_per_s": proxied,
+        "serve_cpu_us_per_call": cpu / max(proxied * seconds, 1) * 1e6,
+    }
+
+
 def run(calls: int, streams: int) -> dict[str, Any]:
     sink = _CountingSink()
     with SimulatedProvider(seed=1, record=False) as sim:
@@ -102,9 +187,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--streams", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per throughput run (0: skip)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = run(args.calls, args.streams)
+    if args.seconds > 0:
+        result["throughput"] = throughput(args.seconds)
     print(json.dumps(result, indent=None if args.json else 2))
 
 
