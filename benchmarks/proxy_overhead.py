@@ -11,7 +11,7 @@ Throughput is measured on the real deployment: `llmscope serve --proxy-port` in 
 this one, for a fixed time; beside the same load sent straight to the simulator. The collector
 process's CPU time per proxied call comes from /proc.
 
-    python benchmarks/proxy_overhead.py [--calls 2000] [--streams 300] [--seconds 10] [--json]
+    python benchmarks/proxy_overhead.py [--calls 2000] [--streams 300] [--seconds 10] [--json PATH]
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def throughput(seconds: float, threads: int = 8) -> dict[str, Any]:
                 env=env,
             )
             proxy = _started(serve, r"capture proxy on (http://\S+):")
-            _hammer(proxy, 1.0, threads)  # warm-up
+            _hammer(proxy, 3.0, threads)  # warm-up: the collector's first flushes, imports, pools
             direct = _hammer(upstream, seconds, threads)
             cpu0 = _cpu_s(serve.pid)
             proxied = _hammer(proxy, seconds, threads)
@@ -188,12 +188,16 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--streams", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=10.0, help="per throughput run (0: skip)")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", metavar="PATH", help="write the figures to PATH as JSON (else print them)")
     args = parser.parse_args()
     result = run(args.calls, args.streams)
     if args.seconds > 0:
         result["throughput"] = throughput(args.seconds)
-    print(json.dumps(result, indent=None if args.json else 2))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh)
+    else:
+        print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

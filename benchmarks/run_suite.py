@@ -39,6 +39,8 @@ TARGETS: dict[str, tuple[str, float, str]] = {  # key: (comparison, value, what 
     "trace_list_ms": ("<=", 100, "trace list page ≤ 100 ms (issue 5)"),
     "cost_rollup_ms": ("<=", 300, "cost roll-up by model×day ≤ 300 ms (issue 5)"),
     "session_list_ms": ("<=", 100, "session list ≤ 100 ms (issue 5)"),
+    "proxy_added_p50_ms": ("<=", 1, "capture proxy: ≤ 1 ms p50 added per call (issue 20)"),
+    "proxy_ttft_added_ms": ("<=", 1, "capture proxy: time to first token unchanged within 1 ms (issue 20)"),
 }
 
 STANDING_NOTES = [
@@ -70,6 +72,7 @@ QUICK = {
     "sdk_blocks": ["--calls", "200", "--blocks", "30"],
     "callgrind_calls": 200,
     "queries": ["--runs", "3", "--samples", "20"],
+    "proxy": ["--calls", "500", "--streams", "200", "--seconds", "5"],
     "sizes": [1_000_000],
 }
 FULL = {
@@ -77,6 +80,7 @@ FULL = {
     "sdk_blocks": ["--calls", "200", "--blocks", "100"],
     "callgrind_calls": 200,
     "queries": ["--runs", "5", "--samples", "40"],
+    "proxy": ["--calls", "2000", "--streams", "500", "--seconds", "10"],
     "sizes": [1_000_000, 10_000_000],
 }
 
@@ -110,6 +114,11 @@ def run_text(cmd: list[str], timeout: float) -> str:
 def bench_ingest(mode: dict[str, Any]) -> dict[str, Any]:
     log("ingest: gRPC, then OTLP/HTTP protobuf and JSON, against llmscope serve")
     return dict(run_json([PY, str(HERE / "ingest.py"), *mode["ingest"]], timeout=3600))
+
+
+def bench_proxy(mode: dict[str, Any]) -> dict[str, Any]:
+    log("proxy: paired direct vs proxied calls, then throughput through llmscope serve --proxy-port")
+    return dict(run_json([PY, str(HERE / "proxy_overhead.py"), *mode["proxy"]], timeout=1800))
 
 
 def callgrind_instructions(mode: str, calls: int, impl: str = "llmscope", python: str = PY) -> int:
@@ -634,16 +643,59 @@ def render(results: dict[str, Any]) -> str:
         for name, text in profs.items():
             lines += [f"Profile of `{name}` (missed its target; pyinstrument, 3 calls, warm index):", "", _code(text)]
 
+    lines += _render_proxy(results.get("proxy"))
     notes = results.get("notes")
     if notes:
         lines += ["## Notes and what is not measured yet", "", *[f"- {n}" for n in notes], ""]
     return "\n".join(lines)
 
 
+def _render_proxy(proxy: dict[str, Any] | None) -> list[str]:
+    if not proxy:
+        return []
+    ns, tt = proxy["non_streaming"], proxy["ttft"]
+    rows = [
+        ("Non-streaming call p50", ns, "p50", "proxy_added_p50_ms"),
+        ("Non-streaming call p99", ns, "p99", None),
+        ("Time to first token p50", tt, "p50", "proxy_ttft_added_ms"),
+        ("Time to first token p99", tt, "p99", None),
+    ]
+    lines = [
+        "## Capture proxy",
+        "",
+        "`benchmarks/proxy_overhead.py`: the same call direct to the simulated provider and through the proxy, "
+        f"alternating, keep-alive httpx client ({ns['n']} non-streaming pairs, {tt['n']} streamed pairs; time to "
+        "first token = to the first SSE data line). Added p50 = median of the per-pair differences; added p99 = "
+        "difference of the p99s.",
+        "",
+        "| Figure (ms) | Direct | Through the proxy | Added | Target |",
+        "|---|---|---|---|---|",
+    ]
+    for label, fig, q, target in rows:
+        verdict = f"{hit(target, fig[f'added_{q}_ms'])} ≤ 1" if target else ""
+        lines.append(
+            f"| {label} | {_f(fig[f'direct_{q}_ms'], 2)} | {_f(fig[f'proxy_{q}_ms'], 2)} | "
+            f"{_f(fig[f'added_{q}_ms'], 2)} | {verdict} |"
+        )
+    lines.append("")
+    tp = proxy.get("throughput")
+    if tp:
+        lines += [
+            f"Throughput ({tp['threads']} client threads, {tp['seconds']:g} s each; the simulator, `llmscope serve "
+            "--proxy-port` and the clients share the 2 cores): direct to the simulator "
+            f"{tp['direct_calls_per_s']:,.0f} calls/s, through the proxy inside `serve` (spans into the WAL and "
+            f"Parquet) {tp['proxy_calls_per_s']:,.0f} calls/s "
+            f"({tp['proxy_calls_per_s'] / max(tp['direct_calls_per_s'], 1e-9):.2f}×); the collector process spent "
+            f"{tp['serve_cpu_us_per_call']:,.0f} µs of CPU per proxied call.",
+            "",
+        ]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few-minute run: 1M-span store, short windows")
-    parser.add_argument("--only", default="ingest,sdk,queries", help="comma-separated parts to run")
+    parser.add_argument("--only", default="ingest,sdk,queries,proxy", help="comma-separated parts to run")
     parser.add_argument("--sizes", help="store sizes for the query benchmark, e.g. 1000000,10000000")
     parser.add_argument("--store-dir", type=Path, default=Path(tempfile.gettempdir()) / "llmscope-bench-stores")
     parser.add_argument(
@@ -679,13 +731,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.merge and args.out_json.exists():  # keep the parts not re-run from the last report
         previous = json.loads(args.out_json.read_text())
-        groups = {"sdk": "sdk", "sdk_profile": "sdk", "ingest": "ingest", "queries": "queries"}
+        groups = {"sdk": "sdk", "sdk_profile": "sdk", "ingest": "ingest", "queries": "queries", "proxy": "proxy"}
         groups["query_profiles"] = "queries"
         for key, group in groups.items():
             if key in previous and group not in parts:
                 results[key] = previous[key]
         results["notes"] += [n for n in previous.get("notes", ()) if n.startswith("Merged report")]
-        kept = ", ".join(sorted({"sdk", "ingest", "queries"} - parts))
+        kept = ", ".join(sorted({"sdk", "ingest", "queries", "proxy"} - parts))
         results["notes"].append(
             f"Merged report: {kept} from the run of {previous['machine']['date_utc']} (commit "
             f"`{previous['machine']['git_commit']}`); {', '.join(sorted(parts))} re-run on "
@@ -722,6 +774,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     if "ingest" in parts:
         results["ingest"] = bench_ingest(mode)
+    if "proxy" in parts:
+        results["proxy"] = bench_proxy(mode)
     if "queries" in parts:
         results["queries"] = bench_queries(mode, sizes, args.store_dir)
         largest = results["queries"][str(max(sizes))]
