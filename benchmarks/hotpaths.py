@@ -1,21 +1,18 @@
 """Per-span CPU of the ingest hot paths, in-process: the whole decode, normalization, content split, limits, pricing.
 
-    python benchmarks/hotpaths.py [--requests 8] [--repeat 5] [--reference] [--baseline REV]
+    python benchmarks/hotpaths.py [--requests 8] [--repeat 5] [--baseline REV]
 
 Spans are the realistic agent traces of `otlp_traces` (as `ingest.py` sends them). Each function is
 timed over every span's decoded attributes (best of `--repeat` passes, µs per span; pricing per LLM
-span). `--reference` also times the frozen pre-optimization copies in `tests/collector/reference`,
-in the same run, so before/after numbers share one machine state (the whole decode against
-`reference/decode.py`, the content split with its items hashed as the decoder needs them).
-`--baseline REV` times the modules as committed at a git revision too (e.g. HEAD, to measure the
-change in the working tree against the last commit in one run).
+span). `--baseline REV` times normalize, messages, limits and cost as committed at a git revision too,
+in the same run, so before/after numbers share one machine state: `HEAD` measures the change in the
+working tree. (The modules' imports resolve to the current tree: a revision importing a module since
+removed cannot load, e.g. those before the runtime change removed `prometheus_text`.)
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
+from baseline import module_at  # noqa: E402
 from ingest import build_templates  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 
@@ -114,17 +112,16 @@ def _reference_price_rows(cst: ModuleType) -> Callable[[dict[str, list[Any]], An
 
 def _modules_at(rev: str) -> tuple[ModuleType, ModuleType, ModuleType, ModuleType]:
     """normalize, messages, limits and cost as committed at `rev` (imported under their own names)."""
-    mods = []
-    for name in ("normalize", "messages", "limits", "cost"):
-        path = f"src/llmscope_collector/processors/{name}.py"
-        source = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True).stdout
-        spec = importlib.util.spec_from_loader(f"_baseline_{name}", loader=None)
-        assert spec is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up
-        exec(compile(source, f"{rev}:{path}", "exec"), module.__dict__)
-        mods.append(module)
+    path = "src/llmscope_collector/processors/{}.py"
+    mods = [module_at(rev, path.format(name)) for name in ("normalize", "messages", "limits", "cost")]
     return mods[0], mods[1], mods[2], mods[3]
+
+
+def _limited(lim: ModuleType, span: Any, attrs: dict[str, Any]) -> dict[str, Any]:
+    """`apply_span_limits` at the default limits, called as the module's revision defines it."""
+    if hasattr(lim, "DEFAULT_LIMITS"):  # the server's limits passed in, marks counted in a mapping
+        return lim.apply_span_limits(span, attrs, lim.DEFAULT_LIMITS, {})  # type: ignore[no-any-return]
+    return lim.apply_span_limits(span, attrs)  # type: ignore[no-any-return]  # process-wide limits
 
 
 def _split_hashed(msgs: ModuleType, attrs: dict[str, Any]) -> object:
@@ -146,14 +143,14 @@ def _measure(
     book = cst.PriceBook()
     for a in price_args:  # warm the per-model caches: steady-state ingest prices cache hits
         book.cost(*a)
-    limited = [lim.apply_span_limits(span, attrs) for span, attrs, _ in spans]
+    limited = [_limited(lim, span, attrs) for span, attrs, _ in spans]
     cols = _price_cols(spans)
     results = {
         "canonical_genai": _best(
             lambda: [norm.canonical_genai(a, e, start_ns=s.start_time_unix_nano) for s, a, e in spans], n, repeat
         ),
         "split_content + hashes": _best(lambda: [_split_hashed(msgs, a) for a in limited], n, repeat),
-        "apply_span_limits": _best(lambda: [lim.apply_span_limits(s, a) for s, a, _ in spans], n, repeat),
+        "apply_span_limits": _best(lambda: [_limited(lim, s, a) for s, a, _ in spans], n, repeat),
         "PriceBook.cost (per LLM span)": _best(lambda: [book.cost(*a) for a in price_args], len(price_args), repeat),
         "price_rows (per span)": _best(lambda: price_rows(cols, book), n, repeat),
     }
@@ -166,40 +163,25 @@ def _measure(
     return results
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=8)
+    parser.add_argument("--traces-per-request", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--reference", action="store_true", help="also time tests/collector/reference")
     parser.add_argument("--baseline", metavar="REV", help="also time the modules as committed at this git revision")
-    args = parser.parse_args()
-    protos, _, counts = build_templates(args.requests, 40, 3)
+    args = parser.parse_args(argv)
+    protos, _, counts = build_templates(args.requests, args.traces_per_request, 3)
     spans = _spans(protos)
     price_args = _price_args(spans)
     print(f"{len(spans)} spans ({len(price_args)} LLM spans) in {len(protos)} requests")
     decode = _best(lambda: [decode_payload("default", p) for p in protos], sum(counts), args.repeat)
     print(f"decode_payload (whole span): {decode:.2f} µs/span")
-    if args.reference:
-        from tests.collector.reference.decode import decode_payload as ref_decode
-
-        ref = _best(lambda: [ref_decode("default", p) for p in protos], sum(counts), args.repeat)
-        print(f"decode_payload, reference (before): {ref:.2f} µs/span ({(1 - decode / ref) * 100:.0f}% less now)")
     now = _measure("current", (normalize, messages, limits, cost), spans, price_args, pricing.price_rows, args.repeat)
     if args.baseline:
         base = _modules_at(args.baseline)
         then = _measure(f"at {args.baseline}", base, spans, price_args, _reference_price_rows(base[3]), args.repeat)
         for name in then:
             print(f"  {name:32s} {(1 - now[name] / then[name]) * 100:5.0f}% less now")
-    if args.reference:
-        from tests.collector.reference import cost as rc
-        from tests.collector.reference import limits as rl
-        from tests.collector.reference import messages as rm
-        from tests.collector.reference import normalize as rn
-
-        ref_price_rows = _reference_price_rows(rc)
-        before = _measure("reference (before)", (rn, rm, rl, rc), spans, price_args, ref_price_rows, args.repeat)
-        for name in before:
-            print(f"  {name:32s} {(1 - now[name] / before[name]) * 100:5.0f}% less now")
 
 
 if __name__ == "__main__":

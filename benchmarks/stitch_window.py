@@ -1,7 +1,8 @@
-"""The stitcher's per-trace window: CPU per LLM span and memory held, frozen reference vs current.
+"""The stitcher's per-trace window: CPU per LLM span and memory held, current vs a git revision's.
 
-Feeds the same realistic flushes through `tests/collector/reference/stitch.py` (the stitcher before
-the compact window) and `llmscope_collector.processors.stitch`, each on its own temporary data dir:
+Feeds the same realistic flushes through `llmscope_collector.processors.stitch` (and with `--baseline
+REV`, stitch.py as committed at REV: `4ebbcfb~1` is the stitcher before the compact window), each on
+its own temporary data dir:
 50k traces over two projects, each an agent root, 6 tool spans and 5 LLM spans (3 calls under the
 agent, 2 of them with the client library's nested span under them); 30k spans per flush, a trace's
 spans split over two consecutive flushes, 5% of the nested spans one flush ahead of their parent (so
@@ -13,7 +14,8 @@ they are written, then corrected). Reports, per LLM span:
 * `memory`: bytes tracemalloc sees held by the stitcher after all flushes (50k traces remembered,
   the default `max_traces`), divided by the LLM spans remembered.
 
-Run: `python -m benchmarks.stitch_window [--traces N] [--repeat R]` (best of R runs; ~35 s at the defaults).
+Run: `python -m benchmarks.stitch_window [--traces N] [--repeat R] [--baseline REV]` (best of R runs;
+~35 s at the defaults with a baseline).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from tests.collector.reference import stitch as ref_stitch
+from benchmarks.baseline import module_at
 
 from llmscope_collector.processors import stitch
 from llmscope_collector.storage.schema import SPAN_SCHEMA
@@ -184,16 +186,20 @@ def _held(make: Callable[[Path], Any], flushes: list[Flush]) -> int:
         return held
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--traces", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=2)
-    args = parser.parse_args()
+    parser.add_argument("--baseline", metavar="REV", help="also feed stitch.py as committed at this git revision")
+    args = parser.parse_args(argv)
     flushes = realistic_flushes(args.traces)
     llm_spans = sum(pc.sum(stitch.llm_mask(t)).as_py() for f in flushes for _, t in f)
     spans = sum(t.num_rows for f in flushes for _, t in f)
     print(f"{len(flushes)} flushes, {spans} spans, {llm_spans} LLM spans, {args.traces} traces")
-    for label, module in (("reference", ref_stitch), ("current", stitch)):
+    modules = [("current", stitch)]
+    if args.baseline:
+        modules.insert(0, (args.baseline, module_at(args.baseline, "src/llmscope_collector/processors/stitch.py")))
+    for label, module in modules:
         make: Callable[[Path], Any] = module.Stitcher
         hook = _timed(make, flushes, args.repeat)
         with _no_deltas(module):

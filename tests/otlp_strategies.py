@@ -1,4 +1,4 @@
-"""Hypothesis strategies for OTLP values shared by the fuzz and equivalence tests."""
+"""Hypothesis strategies for OTLP values (the receivers' fuzz tests)."""
 
 from __future__ import annotations
 

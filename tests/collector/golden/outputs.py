@@ -78,7 +78,8 @@ _DECODE_PRICES = (
 
 
 def decode_output(case: DecodeCase) -> Any:
-    """Accepted/rejected counts, errors and per partition its span rows, content items and unstorable rows."""
+    """Accepted/rejected counts, errors, spans marked by reason and per partition its span rows, content
+    items and unstorable rows."""
     span_limits = limits.SpanLimits(case.max_attributes, case.max_value_bytes)
     try:
         batch = decode_payload("proj", case.payload, PriceBook(_DECODE_PRICES), span_limits)
@@ -93,7 +94,7 @@ def decode_output(case: DecodeCase) -> Any:
         partitions.append(
             {"partition": key, "spans": spans, "content": part.content.to_pylist(), "unstorable": unstorable}
         )
-    counts = {"accepted": batch.accepted, "rejected": batch.rejected, "errors": batch.errors}
+    counts = {"accepted": batch.accepted, "rejected": batch.rejected, "errors": batch.errors, "marked": batch.marked}
     return jsonable({**counts, "partitions": partitions})
 
 
@@ -156,7 +157,7 @@ def call_output(case: CallCase) -> Any:
 # --- stitch ---------------------------------------------------------------------------------------
 
 # The stitcher writes its files durably (fsync): in memory where the system offers it, ~10x faster.
-_MEMORY_FS = "/dev/shm" if Path("/dev/shm").is_dir() else None
+MEMORY_FS = "/dev/shm" if Path("/dev/shm").is_dir() else None
 _WALL_CLOCK = {stitch.TRACES_DIR: "updated_ns", stitch.LLM_DUPS_DIR: "marked_ns"}
 
 
@@ -165,7 +166,7 @@ def stitch_output(case: StitchCase) -> Any:
     row written (wall-clock columns left out), by partition and WAL range."""
     clock = SimpleNamespace(now=1000.0)
     fake_time = SimpleNamespace(monotonic=lambda: clock.now, time_ns=time.time_ns)
-    with tempfile.TemporaryDirectory(dir=_MEMORY_FS) as tmp, mock.patch.object(stitch, "time", fake_time):
+    with tempfile.TemporaryDirectory(dir=MEMORY_FS) as tmp, mock.patch.object(stitch, "time", fake_time):
         data_dir = Path(tmp)
         stitcher = stitch.Stitcher(data_dir, window_s=10.0, max_traces=case.max_traces)
         steps = []
