@@ -13,7 +13,6 @@ core, and what crosses back to the collector is Arrow buffers, not millions of P
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime as dt
 import math
 from itertools import chain
@@ -25,10 +24,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from llmscope_collector.processors.cost import PriceBook
-from llmscope_collector.processors.limits import DEFAULT_LIMITS, MAX_TIME_NS, Marks, SpanLimits, apply_span_limits
+from llmscope_collector.processors.limits import DEFAULT_LIMITS, MAX_TIME_NS, SpanLimits, apply_span_limits
 from llmscope_collector.processors.messages import split_hashed
 from llmscope_collector.processors.normalize import GENAI_COLUMNS, canonical_genai
 from llmscope_collector.processors.pricing import price_rows
+from llmscope_collector.storage.batch import DecodedBatch, DecodedPart, PartitionKey
 from llmscope_collector.storage.schema import BUFFER_COLUMNS, CONTENT_ITEM_SCHEMA, CONTENT_ITEMS, SPAN_SCHEMA
 
 _KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
@@ -38,53 +38,6 @@ _json = msgspec.json.Encoder()
 _json_any = msgspec.json.Encoder(enc_hook=repr)  # whatever a row holds, it is set aside as something readable
 
 Columns = dict[str, list[Any]]
-PartitionKey = tuple[str, str]  # (project, date)
-
-
-@dataclasses.dataclass
-class DecodedPart:
-    """One partition's spans of one request, ready to write.
-
-    `spans` has `SPAN_SCHEMA` with cost columns filled (`llm_dup` is the writer's to set);
-    `content` the captured content items (`CONTENT_ITEM_SCHEMA`, one row per distinct hash);
-    `unstorable` rows Arrow could not hold, as JSON lines for the quarantine (never silently lost).
-    """
-
-    spans: pa.Table
-    content: pa.Table
-    unstorable: list[bytes] = dataclasses.field(default_factory=list)
-
-    # Sent back from the decode workers as Arrow IPC streams: ~10x cheaper than pickling the tables.
-    def __getstate__(self) -> tuple[bytes, bytes, list[bytes]]:
-        return _ipc_bytes(self.spans), _ipc_bytes(self.content), self.unstorable
-
-    def __setstate__(self, state: tuple[bytes, bytes, list[bytes]]) -> None:
-        spans, content, self.unstorable = state
-        self.spans = pa.ipc.open_stream(spans).read_all()
-        self.content = pa.ipc.open_stream(content).read_all()
-
-
-def _ipc_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue())
-
-
-@dataclasses.dataclass
-class DecodedBatch:
-    """Decoded spans by partition plus what was rejected and why, and how many spans were marked.
-
-    `marked` (reason → spans) is counted where the spans were decoded, often a worker process, and
-    comes back with the batch so the server that owns it adds it to its own metrics."""
-
-    partitions: dict[PartitionKey, DecodedPart] = dataclasses.field(default_factory=dict)
-    accepted: int = 0
-    rejected: int = 0
-    errors: list[str] = dataclasses.field(default_factory=list)
-    marked: Marks = dataclasses.field(default_factory=dict)
-
-
 # The values of a decoded row, in this order: the span's own fields, the cost columns (filled by
 # `price_rows`), then `canonical_genai`'s columns (its dict is always in `GENAI_COLUMNS` order).
 _SPAN_FIELDS = (

@@ -12,52 +12,26 @@ stays in the attributes.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from hashlib import blake2b
 from typing import Any
 
 import msgspec
 
-_encode_sorted = msgspec.json.Encoder(order="sorted")
+from llmscope_collector.storage.content_items import FLAT_PREFIXES as _FLAT_PREFIXES
+from llmscope_collector.storage.content_items import JSON_MESSAGE_KEYS as _JSON_MESSAGE_KEYS
+from llmscope_collector.storage.content_items import JSON_WHOLE_KEYS as _JSON_WHOLE_KEYS
+from llmscope_collector.storage.content_items import VALUE_KEYS as _VALUE_KEYS
+from llmscope_collector.storage.content_items import canonical_json as _encoded
+from llmscope_collector.storage.content_items import display_value as display_value
+from llmscope_collector.storage.content_items import dumps as _dumps
+from llmscope_collector.storage.content_items import rehydrate_attributes as rehydrate_attributes
+
 _decode = msgspec.json.Decoder()
 
-# JSON-valued attributes, each a whole value of one content kind.
-_JSON_MESSAGE_KEYS = {"gen_ai.input.messages": "input", "gen_ai.output.messages": "output"}
-_JSON_WHOLE_KEYS = {
-    "gen_ai.system_instructions": "system",
-    "gen_ai.tool.definitions": "tools",
-}
-# Opaque payloads (stored as they came, one item each).
-_VALUE_KEYS = {
-    "input.value": "input_value",
-    "output.value": "output_value",
-    "llmscope.input": "input_value",
-    "llmscope.output": "output_value",
-    "traceloop.entity.input": "input_value",
-    "traceloop.entity.output": "output_value",
-    "gen_ai.tool.call.arguments": "tool_arguments",
-    "gen_ai.tool.call.result": "tool_result",
-    "gen_ai.prompt": "input_value",
-    "gen_ai.completion": "output_value",
-}
-# Flattened, indexed dialects: prefix → content kind.
-_FLAT_PREFIXES = {
-    "llm.input_messages": "input",
-    "llm.output_messages": "output",
-    "gen_ai.prompt": "input",
-    "gen_ai.completion": "output",
-    "llm.prompts": "input",
-    "llm.choices": "output",
-    "llm.tools": "tools",
-    "llm.request.functions": "tools",
-}
-_FLAT_RE = re.compile(
-    r"^(llm\.input_messages|llm\.output_messages|gen_ai\.prompt|gen_ai\.completion|llm\.prompts"
-    r"|llm\.choices|llm\.tools|llm\.request\.functions)\.(0|[1-9]\d{0,5})\.(.+)$"
-)
-_MESSAGE_KINDS = frozenset({"input", "output", "tools"})
+
+_FLAT_RE = re.compile(rf"^({'|'.join(map(re.escape, _FLAT_PREFIXES))})\.(0|[1-9]\d{{0,5}})\.(.+)$")
 _ROLE_RENAMES = {"agent": "assistant", "function": "tool", "human": "user", "ai": "assistant", "model": "assistant"}
 _DATA_URL_RE = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;base64)?,(.*)$", re.S)
 
@@ -88,21 +62,6 @@ def _digest(raw: bytes) -> str:
     state = _BLAKE2B_16.copy()
     state.update(raw)
     return state.hexdigest()
-
-
-def _dumps(value: Any) -> str:
-    return _encoded(value)[1]
-
-
-def _encoded(value: Any) -> tuple[bytes, str]:
-    """A value's canonical JSON (sorted keys) as UTF-8 bytes and as text; what msgspec cannot encode
-    (or encodes to bytes that are not UTF-8) goes through `json.dumps` with `str` for unknown types."""
-    try:
-        raw = _encode_sorted.encode(value)
-        return raw, raw.decode()
-    except (TypeError, msgspec.EncodeError, UnicodeDecodeError):
-        body = json.dumps(value, sort_keys=True, default=str)
-        return body.encode(), body
 
 
 Hashed = tuple[str, str]
@@ -390,34 +349,3 @@ def _message_items(items: list[tuple[str, str, Hashed]], kind: str, key: str, va
         items.append((f"{kind}_value", key, _hashed(value)))
     else:
         items.extend((kind, key, _hashed(m)) for m in messages)
-
-
-def rehydrate_attributes(attrs: Mapping[str, Any], items: Iterable[tuple[str, str, Any]]) -> dict[str, Any]:
-    """The span's original attributes from the light ones plus its content `(kind, source, body)` items."""
-    out = dict(attrs)
-    grouped: dict[str, list[Any]] = {}
-    for kind, source, body in items:
-        if source in _JSON_MESSAGE_KEYS and kind in _MESSAGE_KINDS:
-            grouped.setdefault(source, []).append(body)
-        elif source in _FLAT_PREFIXES and kind in _MESSAGE_KINDS and isinstance(body, dict):
-            index = body.get("_index", len(grouped.setdefault(source, [])))
-            grouped.setdefault(source, []).append(None)
-            for rest, value in (body.get("_raw") or {}).items():
-                out[f"{source}.{index}.{rest}"] = value
-        elif source in _JSON_WHOLE_KEYS:
-            out[source] = body if isinstance(body, str) else _dumps(body)
-        else:
-            out[source] = body
-    for source, bodies in grouped.items():
-        if source in _JSON_MESSAGE_KEYS:
-            out[source] = _dumps(bodies)
-    return out
-
-
-def display_value(body: Any) -> Any:
-    """A stored body as shown to users: the normalized value without the `_raw` source keys."""
-    if isinstance(body, dict) and "_raw" in body:
-        if "value" in body and set(body) <= {"value", "_raw", "_index"}:
-            return body["value"]
-        return {k: v for k, v in body.items() if k not in ("_raw", "_index")}
-    return body

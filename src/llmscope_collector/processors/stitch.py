@@ -38,8 +38,8 @@ from typing import Any, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from llmscope_collector.processors.decode import PartitionKey
-from llmscope_collector.storage.layout import SPANS_DIR, wal_range_of
+from llmscope_collector.storage.batch import PartitionKey
+from llmscope_collector.storage.layout import LLM_DUPS_DIR, SPANS_DIR, TRACES_DIR, wal_range_of
 from llmscope_collector.storage.schema import (
     COST_TYPE,
     LLM_DUP_SCHEMA,
@@ -53,8 +53,6 @@ from llmscope_collector.storage.tables import LocalTables, TableSink
 
 log = logging.getLogger(__name__)
 
-TRACES_DIR = "traces"
-LLM_DUPS_DIR = "llm_dups"
 _LLM = frozenset(LLM_OPERATIONS)
 _LLM_VALUES = pa.array(sorted(_LLM), pa.string())
 _TOKEN_FIELDS = TOKEN_COLUMNS  # every token count of a span, summed into its trace's delta

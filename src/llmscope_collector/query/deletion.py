@@ -14,21 +14,17 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
 from llmscope_collector.query import sql
 from llmscope_collector.query.filters import check_session_id
 from llmscope_collector.query.models import DeletionReport
-from llmscope_collector.storage.layout import project_glob
-from llmscope_collector.storage.rewrite import replace_files
+from llmscope_collector.storage.layout import LLM_DUPS_DIR, SPANS_DIR, TRACES_DIR, project_glob
+from llmscope_collector.storage.rewrite import remove_content, remove_traces
 
 if TYPE_CHECKING:
     from llmscope_collector.query.store import TraceStore
 
 _LOCK = threading.Lock()
-_TRACE_DATASETS = ("spans", "traces", "llm_dups")
+_TRACE_DATASETS = (SPANS_DIR, TRACES_DIR, LLM_DUPS_DIR)
 
 
 class _Tally:
@@ -36,7 +32,7 @@ class _Tally:
         self.spans = 0
         self.content = 0
         self.files = 0
-        self.hashes: dict[Path, set[str]] = defaultdict(set)  # content partition → hashes of removed spans
+        self.hashes: dict[tuple[str, str], set[str]] = defaultdict(set)  # (project, date) → removed spans' hashes
 
 
 def delete_session(store: TraceStore, project: str, session_id: str) -> DeletionReport:
@@ -74,58 +70,27 @@ def _files_with(store: TraceStore, project: str, dataset: str, trace_ids: list[s
 
 
 def _still_stored(store: TraceStore, project: str, trace_ids: list[str]) -> bool:
-    return bool(_files_with(store, project, "spans", trace_ids))
+    return bool(_files_with(store, project, SPANS_DIR, trace_ids))
 
 
 def _remove_traces(store: TraceStore, project: str, dataset: str, trace_ids: list[str], tally: _Tally) -> None:
-    wanted = pa.array(trace_ids, type=pa.string())
-    by_partition: dict[Path, dict[Path, pa.Table | None]] = defaultdict(dict)
-    for path in _files_with(store, project, dataset, trace_ids):
-        table = pq.read_table(path)
-        gone = pc.is_in(table.column("trace_id"), value_set=wanted)
-        if dataset == "spans":
-            _collect_hashes(table.filter(gone), path, tally)
-            tally.spans += int(pc.sum(gone).as_py() or 0)
-        by_partition[path.parent][path] = table.filter(pc.invert(gone))
-    for partition, replacements in by_partition.items():
-        replace_files(store.data_dir, partition, replacements)
-        tally.files += len(replacements)
-
-
-def _collect_hashes(removed: pa.Table, span_file: Path, tally: _Tally) -> None:
-    if "content_refs" not in removed.column_names:
-        return
-    content_partition = _content_partition(span_file)
-    for refs in removed.column("content_refs").to_pylist():
-        tally.hashes[content_partition].update(r["hash"] for r in refs or ())
-
-
-def _content_partition(span_file: Path) -> Path:
-    """spans/project=P/date=D/file → content/project=P/date=D."""
-    date_dir = span_file.parent
-    return date_dir.parent.parent.parent / "content" / date_dir.parent.name / date_dir.name
+    removed = remove_traces(store.data_dir, _files_with(store, project, dataset, trace_ids), trace_ids)
+    tally.files += removed.files
+    if dataset == SPANS_DIR:
+        tally.spans += removed.rows
+    for partition, hashes in removed.hashes.items():
+        tally.hashes[partition] |= hashes
 
 
 def _remove_orphan_content(store: TraceStore, tally: _Tally) -> None:
     """Drop content items no remaining span of their partition references."""
-    for partition, hashes in tally.hashes.items():
-        project = partition.parent.name.removeprefix("project=")
-        date = partition.name.removeprefix("date=")
-        spans_glob = project_glob(store.data_dir, "spans", project, date)
+    for (project, date), hashes in tally.hashes.items():
+        spans_glob = project_glob(store.data_dir, SPANS_DIR, project, date)
         still = set()
         if spans_glob is not None:
             still = {r["hash"] for r in store._rows(sql.REFERENCED_HASHES, {"glob": spans_glob}) if r["hash"]}
-        orphans = pa.array(sorted(hashes - still), type=pa.string())
-        if len(orphans) == 0 or not partition.is_dir():
-            continue
-        replacements: dict[Path, pa.Table | None] = {}
-        for path in sorted(partition.glob("*.parquet")):
-            table = pq.read_table(path)
-            gone = pc.is_in(table.column("hash"), value_set=orphans)
-            removed = int(pc.sum(gone).as_py() or 0)
-            if removed:
-                tally.content += removed
-                replacements[path] = table.filter(pc.invert(gone))
-        if replacements:
-            replace_files(store.data_dir, partition, replacements)
-            tally.files += len(replacements)
+        orphans = hashes - still
+        if orphans:
+            removed = remove_content(store.data_dir, project, date, orphans)
+            tally.content += removed.rows
+            tally.files += removed.files

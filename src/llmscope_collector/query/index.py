@@ -28,11 +28,10 @@ import pyarrow.parquet as pq
 
 from llmscope_collector.query import sql
 from llmscope_collector.query.db import Database, bind
+from llmscope_collector.storage.layout import LLM_DUPS_DIR, TRACES_DIR
 
 log = logging.getLogger(__name__)
 
-TRACES_DATASET = "traces"
-DUPS_DATASET = "llm_dups"
 COMPACTED_FROM = b"llmscope.compacted_from"
 _RETRIES = 3
 
@@ -101,7 +100,7 @@ class SummaryIndex:
     def __init__(self, data_dir: Path, db: Database) -> None:
         self._db = db
         self._lock = threading.Lock()
-        self._files = {name: DatasetFiles(data_dir / name) for name in (TRACES_DATASET, DUPS_DATASET)}
+        self._files = {name: DatasetFiles(data_dir / name) for name in (TRACES_DIR, LLM_DUPS_DIR)}
         self._loaded: dict[str, set[str]] = {name: set() for name in self._files}
         self.full_reloads = 0
         cur = db.cursor()
@@ -127,7 +126,7 @@ class SummaryIndex:
         """
         with self._lock:
             self._refresh_all()
-            yield frozenset(self._loaded[DUPS_DATASET])
+            yield frozenset(self._loaded[LLM_DUPS_DIR])
 
     def _refresh_all(self) -> None:
         for attempt in range(_RETRIES + 1):
@@ -179,7 +178,7 @@ class SummaryIndex:
 
     def _full(self, dataset: str, files: set[str]) -> None:
         self.full_reloads += 1
-        if dataset == DUPS_DATASET:
+        if dataset == LLM_DUPS_DIR:
             self._run([sql.LOAD_DUPS_FULL] if files else [sql.CLEAR_DUPS], {"files": sorted(files)})
         elif files:
             self._run([sql.LOAD_TRACES_FULL, sql.INDEX_TRACES, *sql.LOAD_SESSIONS_FULL], {"files": sorted(files)})
@@ -188,7 +187,7 @@ class SummaryIndex:
         self._loaded[dataset] = set(files)
 
     def _incremental(self, dataset: str, files: list[str]) -> None:
-        if dataset == DUPS_DATASET:
+        if dataset == LLM_DUPS_DIR:
             self._run([sql.APPEND_DUPS], {"files": files})
             return
         # One cursor for all: the staging tables are temporary (per connection).

@@ -19,7 +19,6 @@ from typing import Any
 import duckdb
 import msgspec
 
-from llmscope_collector.processors.messages import display_value, rehydrate_attributes
 from llmscope_collector.query import rollups, sessions, sql
 from llmscope_collector.query.db import Database, bind
 from llmscope_collector.query.filters import Cursor, InvalidFilter, TimeRange, TraceQuery, span_dates
@@ -42,7 +41,15 @@ from llmscope_collector.query.models import (
 from llmscope_collector.query.partials import CostPartials
 from llmscope_collector.query.rows import money, trace_summary
 from llmscope_collector.query.waterfall import build_waterfall
-from llmscope_collector.storage.layout import has_span_files, project_date_globs, project_glob, spans_glob
+from llmscope_collector.storage.content_items import display_value, rehydrate_attributes
+from llmscope_collector.storage.layout import (
+    CONTENT_DIR,
+    SPANS_DIR,
+    has_span_files,
+    project_date_globs,
+    project_glob,
+    spans_glob,
+)
 from llmscope_collector.storage.schema import SPAN_COLUMNS, genai_names
 
 _TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -139,7 +146,7 @@ class TraceStore:
             time.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def rows(self, project: str, query: str, params: dict[str, Any], dataset: str = "spans") -> list[dict[str, Any]]:
+    def rows(self, project: str, query: str, params: dict[str, Any], dataset: str = SPANS_DIR) -> list[dict[str, Any]]:
         """Run `query` with `$glob` bound to the project's files of `dataset` (no files: no rows)."""
         dates = _partition_dates(params)
         if dates is not None:
@@ -244,7 +251,7 @@ class TraceStore:
             matched = ids if matched is None else matched & ids
         if query.q is not None:
             hashes = [
-                r["hash"] for r in self.rows(project, sql.CONTENT_SEARCH, {"q": query.q, **time_params}, "content")
+                r["hash"] for r in self.rows(project, sql.CONTENT_SEARCH, {"q": query.q, **time_params}, CONTENT_DIR)
             ]
             rows = self.rows(project, sql.SPANS_WITH_CONTENT, {"hashes": hashes, **time_params}) if hashes else []
             ids = {r["trace_id"] for r in rows}
@@ -271,7 +278,7 @@ class TraceStore:
         if not refs:
             return []
         date = row["date"].isoformat() if isinstance(row.get("date"), dt.date) else str(row.get("date"))
-        glob = project_glob(self._data_dir, "content", project, date)
+        glob = project_glob(self._data_dir, CONTENT_DIR, project, date)
         hashes = sorted({r["hash"] for r in refs})
         found = (
             {r["hash"]: r["body"] for r in self._rows(sql.CONTENT_BODIES, {"glob": glob, "hashes": hashes})}

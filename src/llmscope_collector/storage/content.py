@@ -20,10 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from llmscope_collector.storage.dedupe import RecentSpanIds
+from llmscope_collector.storage.layout import CONTENT_DIR
 from llmscope_collector.storage.schema import CONTENT_SCHEMA
 from llmscope_collector.storage.tables import LocalTables, TableSink
-
-CONTENT_DIR = "content"
 
 
 class ContentStore:

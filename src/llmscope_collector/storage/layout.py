@@ -1,12 +1,17 @@
-"""Where span files and the WAL live under the data dir.
+"""Where every dataset and the WAL live under the data dir: the folder names are declared here only.
 
 Paths and globs are built here only, from the data dir and validated partition values, so that
-no request value can ever reach a file path or the SQL text.
+no request value can ever reach a file path or the SQL text. The datasets (`DATASETS`, columns in
+`storage.schema`) share one partition layout, so a span's content, summary delta and duplicate mark
+are in the same (project, date) partition as the span, and retention drops them together.
 
 ```
 <data_dir>/spans/project=<p>/date=<YYYY-MM-DD>/part-<walstart>-<walend>-<rand>.parquet   one WAL flush
     (in object storage: part-<walstart>-<walend>-<collector id>.parquet, a deterministic key)
 <data_dir>/spans/project=<p>/date=<YYYY-MM-DD>/compact-<rand>.parquet                   compaction output
+<data_dir>/content/project=<p>/date=<YYYY-MM-DD>/part-*.parquet          captured content, by hash
+<data_dir>/traces/project=<p>/date=<YYYY-MM-DD>/part-<walstart>-<walend>-*.parquet  trace summary deltas
+<data_dir>/llm_dups/project=<p>/date=<YYYY-MM-DD>/part-*.parquet         LLM spans found duplicates late
 <data_dir>/wal/<base lsn>.wal, wal/cursor, wal/LOCK, wal/quarantine/                     write-ahead log
 <data_dir>/compaction/<id>.json                                                         compaction intents
 ```
@@ -22,6 +27,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 SPANS_DIR = "spans"
+CONTENT_DIR = "content"
+TRACES_DIR = "traces"
+LLM_DUPS_DIR = "llm_dups"
+DATASETS = (SPANS_DIR, CONTENT_DIR, TRACES_DIR, LLM_DUPS_DIR)  # the partitioned Parquet datasets
 WAL_DIR = "wal"
 COMPACTION_DIR = "compaction"
 _PROJECT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -102,7 +111,7 @@ def spans_glob(data_dir: Path) -> str:
 
 
 # Datasets the query layer may glob (an allowlist: the name becomes part of a path).
-QUERY_DATASETS = frozenset({SPANS_DIR, "content", "traces", "llm_dups"})
+QUERY_DATASETS = frozenset(DATASETS)
 
 
 def project_glob(data_dir: Path, dataset: str, project: str, date: str = "*") -> str | None:

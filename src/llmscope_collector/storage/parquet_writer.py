@@ -17,7 +17,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from llmscope_collector.processors.decode import DecodedBatch, DecodedPart, PartitionKey
+from llmscope_collector.storage.batch import DecodedBatch, DecodedPart, PartitionKey
 from llmscope_collector.storage.content import ContentStore
 from llmscope_collector.storage.dedupe import RecentSpanIds, span_keys
 from llmscope_collector.storage.layout import SPANS_DIR

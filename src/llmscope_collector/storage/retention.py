@@ -19,7 +19,7 @@ from pathlib import Path
 import msgspec
 import pyarrow.parquet as pq
 
-from llmscope_collector.storage.layout import Partition, iter_partitions, parquet_files, valid_project
+from llmscope_collector.storage.layout import SPANS_DIR, Partition, iter_partitions, parquet_files, valid_project
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def cleanup(data_dir: Path, policy: RetentionPolicy, *, dry_run: bool, now: dt.d
         report.partitions += 1
         report.files += measured.files
         report.bytes += measured.bytes
-        report.spans += measured.rows if partition.dataset == "spans" else 0
+        report.spans += measured.rows if partition.dataset == SPANS_DIR else 0
     if not dry_run and report.partitions:
         log.info("retention: deleted %d partitions (%d files, %d bytes)", report.partitions, report.files, report.bytes)
     return report

@@ -1,5 +1,8 @@
 """Rewrite a partition's files without some rows (deletion), crash-safely.
 
+The query layer finds what to delete (which traces, which files hold them, which content is no
+longer referenced); the files are rewritten here, by storage, the only writer of the datasets.
+
 The same protocol as compaction (`storage.compaction`): new files are written and fsynced under
 temporary names, an intent listing inputs and outputs is made durable in `<data_dir>/compaction/`,
 then outputs are renamed in and inputs removed. `compaction.recover()` at start finishes or undoes
@@ -9,18 +12,27 @@ A rewritten flush file keeps its WAL range in its name and metadata, so replay s
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from llmscope_collector.durable_io import replace_durably, write_durably
 from llmscope_collector.file_modes import make_private_dir
 from llmscope_collector.storage.compaction import _Intent, _roll_forward
-from llmscope_collector.storage.layout import COMPACTION_DIR
+from llmscope_collector.storage.layout import (
+    COMPACTION_DIR,
+    CONTENT_DIR,
+    parquet_files,
+    partition_dir,
+    partition_of_key,
+)
 
 _RANGED = re.compile(r"^(part-[0-9a-f]{16}-[0-9a-f]{16}-)[0-9a-f]{12}\.parquet$")
 
@@ -49,3 +61,60 @@ def replace_files(data_dir: Path, partition: Path, replacements: Mapping[Path, p
     replace_durably(msgspec.json.encode(intent), intent_path)
     _roll_forward(intent)
     intent_path.unlink()
+
+
+@dataclasses.dataclass
+class Removed:
+    """What a removal took out: rows, files rewritten (or removed) and, for span files, the content
+    hashes the removed rows referenced, by (project, date) partition (candidates for removal too)."""
+
+    rows: int = 0
+    files: int = 0
+    hashes: dict[tuple[str, str], set[str]] = dataclasses.field(default_factory=dict)
+
+
+def remove_traces(data_dir: Path, files: Iterable[Path], trace_ids: Collection[str]) -> Removed:
+    """Rewrite `files` (of any dataset with a `trace_id` column) without the rows of `trace_ids`."""
+    wanted = pa.array(sorted(trace_ids), type=pa.string())
+    removed = Removed()
+    by_partition: dict[Path, dict[Path, pa.Table | None]] = {}
+    for path in files:
+        table = pq.read_table(path)
+        gone = pc.is_in(table.column("trace_id"), value_set=wanted)
+        removed.rows += int(pc.sum(gone).as_py() or 0)
+        if "content_refs" in table.column_names:
+            _collect_hashes(data_dir, path, table.filter(gone), removed)
+        by_partition.setdefault(path.parent, {})[path] = table.filter(pc.invert(gone))
+    for partition, replacements in by_partition.items():
+        replace_files(data_dir, partition, replacements)
+        removed.files += len(replacements)
+    return removed
+
+
+def _collect_hashes(data_dir: Path, span_file: Path, rows: pa.Table, removed: Removed) -> None:
+    place = partition_of_key(span_file.relative_to(data_dir).as_posix())
+    if place is None:
+        raise ValueError(f"{span_file} is not a partition file of {data_dir}")
+    hashes = removed.hashes.setdefault((place[1], place[2]), set())
+    for refs in rows.column("content_refs").to_pylist():
+        hashes.update(r["hash"] for r in refs or ())
+
+
+def remove_content(data_dir: Path, project: str, date: str, hashes: Collection[str]) -> Removed:
+    """Rewrite one content partition without the items of `hashes` (the caller checked that no
+    remaining span references them)."""
+    partition = partition_dir(data_dir, project, date, CONTENT_DIR)
+    orphans = pa.array(sorted(hashes), type=pa.string())
+    removed = Removed()
+    replacements: dict[Path, pa.Table | None] = {}
+    for path in parquet_files(partition):
+        table = pq.read_table(path)
+        gone = pc.is_in(table.column("hash"), value_set=orphans)
+        count = int(pc.sum(gone).as_py() or 0)
+        if count:
+            removed.rows += count
+            replacements[path] = table.filter(pc.invert(gone))
+    if replacements:
+        replace_files(data_dir, partition, replacements)
+        removed.files += len(replacements)
+    return removed

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from llmscope_collector.processors.decode import PartitionKey
+from llmscope_collector.storage.batch import PartitionKey
 from llmscope_collector.storage.layout import iter_partitions, parquet_files, wal_range_of
 
 log = logging.getLogger(__name__)
