@@ -92,6 +92,13 @@ def _cleanup(args: argparse.Namespace) -> int:
     settings = Settings.from_env(
         data_dir=args.data_dir, retention_days=args.retention_days, retention_project_days=args.project_days
     )
+    if not settings.data_dir.is_dir():
+        print(
+            f"llmscope cleanup: {settings.data_dir} is not a data directory (it does not exist); pass the "
+            "--data-dir that `llmscope serve` uses, or set LLMSCOPE_DATA_DIR",
+            file=sys.stderr,
+        )
+        return 2
     try:
         policy = RetentionPolicy.parse(settings.retention_days, settings.retention_project_days)
     except RetentionError as exc:

@@ -10,6 +10,7 @@ import sys
 import urllib.request
 from typing import Any
 
+from llmscope_collector.money import format_usd
 from llmscope_collector.server import EmbeddedServer
 
 
@@ -19,7 +20,7 @@ def _fetch(url: str) -> Any:
 
 
 def _usd(cost: float | None) -> str:
-    return "cost unknown" if cost is None else f"${cost:.6f}"
+    return "cost unknown" if cost is None else format_usd(cost)
 
 
 def render_waterfall(waterfall: dict[str, Any]) -> str:

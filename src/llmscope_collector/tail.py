@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from llmscope_collector.money import format_usd
 from llmscope_collector.settings import Settings
 
 RECONNECT_S = 1.0
@@ -67,10 +68,15 @@ def sse_events(lines: Iterator[bytes]) -> Iterator[tuple[str, str]]:
             data.append(value)
 
 
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", exc)
+    return getattr(reason, "strerror", None) or str(reason)
+
+
 def _money(usd: float | None, unknown: int) -> str:
     if usd is None:
-        return "unpriced" if unknown else "-"
-    return f"${usd:.4f}" + ("+" if unknown else "")
+        return "unpriced" if unknown else "\u2013"
+    return format_usd(usd) + ("+" if unknown else "")
 
 
 def format_line(trace: dict[str, Any]) -> str:
@@ -101,12 +107,16 @@ def tail(
         headers["authorization"] = f"Bearer {api_key}"
     if project:
         headers["x-llmscope-project"] = project
+    if count is not None:
+        backfill = min(backfill, count)  # the newest `count` stored traces, not the oldest of more
     printed = 0
+    connected = False
     while True:
         query = urllib.parse.urlencode({"backfill": backfill, "interval_ms": interval_ms})
         request = urllib.request.Request(f"{url.rstrip('/')}/v1/traces/stream?{query}", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
+                connected = True
                 for event, data in sse_events(iter(response.readline, b"")):
                     if event != "trace":
                         continue
@@ -123,7 +133,14 @@ def tail(
             print(f"llmscope tail: {url} answered {exc.code}: {detail}", file=sys.stderr)
             return 1
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-            print(f"llmscope tail: cannot read {url} ({exc}); retrying", file=sys.stderr)
+            if not connected:  # nothing ever answered: a wrong URL or no server, not a restart
+                print(
+                    f"llmscope tail: no llmscope server answers at {url} ({_reason(exc)}). Start one with "
+                    "`llmscope serve`, or point --url (or LLMSCOPE_API_URL) at its API.",
+                    file=sys.stderr,
+                )
+                return 1
+            print(f"llmscope tail: lost {url} ({_reason(exc)}); reconnecting", file=sys.stderr)
         backfill = 0  # after a reconnect, only what is new
         time.sleep(RECONNECT_S)
 

@@ -155,3 +155,54 @@ def test_open_stream_does_not_hold_up_server_stop(settings: Settings) -> None:
         server.stop()
     assert time.monotonic() - started < 5
     assert ended.wait(5)
+
+
+def test_tail_count_prints_the_newest_traces(server: EmbeddedServer) -> None:
+    """`--count 3` with the default backfill of 10: the 3 newest stored traces, oldest first."""
+    base = time.time_ns() - 600 * 1_000_000_000
+    send(server, [agent_trace(i, base) for i in range(6)])
+    wait_for_traces(server, 6)
+    out = io.StringIO()
+    assert tail(server.api_url, backfill=10, count=3, interval_ms=100, out=out) == 0
+    printed = [line.split()[1] for line in out.getvalue().splitlines()]
+    assert printed == [trace_id(3), trace_id(4), trace_id(5)]
+
+
+def test_tail_says_when_no_server_answers() -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmscope_collector", "tail", "--url", url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert f"no llmscope server answers at {url}" in proc.stderr
+    assert "llmscope serve" in proc.stderr and "--url" in proc.stderr
+
+
+def test_cleanup_refuses_a_data_dir_that_does_not_exist(tmp_path: Any) -> None:
+    missing = tmp_path / "nonexistent"
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmscope_collector", "cleanup", "--dry-run", "--data-dir", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert str(missing) in proc.stderr and "--data-dir" in proc.stderr
+    assert not missing.exists()  # and nothing was created there
+
+
+def test_tail_and_demo_print_costs_with_the_one_rule() -> None:
+    from llmscope_collector.demo import _usd
+    from llmscope_collector.tail import _money
+
+    assert _money(4e-8, 0) == "$0.00000004" and _money(0.00003615, 1) == "$0.0000361+"
+    assert _usd(0.0008) == "$0.0008" and _usd(None) == "cost unknown"

@@ -2,7 +2,7 @@
 import { api } from "./api.js";
 import { href } from "./app.js";
 import { traceTable } from "./traces.js";
-import { clear, empty, errorBox, fmtCost, fmtInt, fmtMs, fmtTokens, h, nsToMs, rowKeys, timeEl } from "./util.js";
+import { clear, costEl, empty, errorBox, fmtCost, fmtInOut, fmtInt, fmtMs, fmtTokens, h, hasUsage, nsToMs, rowKeys, timeEl } from "./util.js";
 
 export async function render(root, route) {
   const p = route.params;
@@ -36,8 +36,8 @@ export async function render(root, route) {
         h("td", null, timeEl(ss.last_activity_unix_nano)),
         h("td", { class: "num" }, fmtInt(ss.trace_count)),
         h("td", { class: "num" }, fmtInt(ss.llm_calls)),
-        h("td", { class: "num", title: `${fmtInt(ss.input_tokens)} in / ${fmtInt(ss.output_tokens)} out` }, fmtTokens(ss.total_tokens)),
-        h("td", { class: "num" }, fmtCost(ss.cost_usd, ss.cost_unknown)),
+        h("td", { class: "num", title: fmtInOut(ss) }, hasUsage(ss) ? fmtTokens(ss.total_tokens) : "–"),
+        h("td", { class: "num" }, hasUsage(ss) ? costEl(ss.cost_usd, ss.cost_unknown) : "–"),
         h("td", { class: "num" + (ss.error_traces ? " status-error" : "") }, ss.error_traces ? `${ss.error_traces} trace${ss.error_traces === 1 ? "" : "s"}` : "0"),
         h("td", { class: "num" }, fmtMs(ss.latency.p50_ms)),
         h("td", { class: "num" }, fmtMs(ss.latency.p95_ms)),
@@ -78,8 +78,8 @@ export async function renderSession(root, route) {
       card("Last activity", timeEl(ss.last_activity_unix_nano)),
       card("Traces", fmtInt(ss.trace_count)),
       card("LLM calls", fmtInt(ss.llm_calls)),
-      card("Tokens", `${fmtTokens(ss.input_tokens)} in / ${fmtTokens(ss.output_tokens)} out`),
-      card("Cost", fmtCost(ss.cost_usd, ss.cost_unknown)),
+      card("Tokens", fmtInOut(ss)),
+      card("Cost", hasUsage(ss) ? costEl(ss.cost_usd, ss.cost_unknown) : "–"),
       card("Errors", h("span", { class: ss.error_count ? "status-error" : null }, fmtInt(ss.error_count))),
       card("Latency p50 / p95", `${fmtMs(ss.latency.p50_ms)} / ${fmtMs(ss.latency.p95_ms)}`),
     ));

@@ -1,7 +1,7 @@
 // One trace: the waterfall (virtualized rows on a shared time axis) and the selected span's detail.
 import { api } from "./api.js";
 import { currentRoute, href, setParams } from "./app.js";
-import { clear, debounce, errorBox, fmtCost, fmtInt, fmtMs, fmtTokens, h, timeEl } from "./util.js";
+import { clear, costEl, debounce, errorBox, exactUsd, fmtCost, fmtInOut, fmtInt, fmtMs, fmtTokens, h, hasUsage, timeEl } from "./util.js";
 
 const ROW = 28; // px; must match --row in app.css
 const OVERSCAN = 12;
@@ -18,9 +18,11 @@ function isTool(sp) {
 function llmInfo(sp) {
   if (isLlm(sp)) {
     const bits = [sp.response_model || sp.request_model || sp.provider || "LLM"];
-    if (sp.input_tokens !== null || sp.output_tokens !== null) bits.push(`${fmtTokens(sp.input_tokens)}→${fmtTokens(sp.output_tokens)} tok`);
-    if (sp.cost_usd !== null && sp.cost_usd !== undefined) bits.push(fmtCost(sp.cost_usd));
-    else if (sp.cost_known === false) bits.push("unpriced");
+    if (hasUsage(sp)) {
+      bits.push(`${fmtTokens(sp.input_tokens)}→${fmtTokens(sp.output_tokens)} tok`);
+      if (sp.cost_usd !== null && sp.cost_usd !== undefined) bits.push(fmtCost(sp.cost_usd));
+      else if (sp.cost_known === false) bits.push("unpriced");
+    } else bits.push("no usage reported");
     if (sp.ttft_ms !== null && sp.ttft_ms !== undefined) bits.push(`TTFT ${fmtMs(sp.ttft_ms)}`);
     if (sp.counted === false) bits.push("(nested duplicate, not summed)");
     if (sp.error_type) bits.push(`⚠ ${sp.error_type}`);
@@ -89,9 +91,9 @@ export async function render(root, route) {
       card("Duration", fmtMs(wf.duration_ms)),
       card("Spans", fmtInt(t.span_count)),
       card("LLM calls", fmtInt(t.llm_calls)),
-      card("Tokens", h("span", { title: `${fmtInt(t.input_tokens)} in / ${fmtInt(t.output_tokens)} out; cache read ${fmtInt(t.cache_read_tokens)}, write ${fmtInt(t.cache_write_tokens)}` },
-        `${fmtTokens(t.input_tokens)} in / ${fmtTokens(t.output_tokens)} out`)),
-      card("Cost", fmtCost(t.cost_usd, t.cost_unknown)),
+      card("Tokens", h("span", { title: hasUsage(t) ? `${fmtInt(t.input_tokens)} in / ${fmtInt(t.output_tokens)} out; cache read ${fmtInt(t.cache_read_tokens)}, write ${fmtInt(t.cache_write_tokens)}` : "no LLM call reported usage" },
+        fmtInOut(t))),
+      card("Cost", hasUsage(t) ? costEl(t.cost_usd, t.cost_unknown) : "–"),
       card("Errors", h("span", { class: t.error_count ? "status-error" : null }, fmtInt(t.error_count))),
     )));
 
@@ -380,8 +382,8 @@ function spanBody(sp, detail, failure) {
       ["Output tokens", sp.output_tokens !== null ? h("span", { class: "llm-out" }, fmtInt(sp.output_tokens)) : null],
       ["Cache read / write", sp.cache_read_tokens || sp.cache_write_tokens ? `${fmtInt(sp.cache_read_tokens || 0)} / ${fmtInt(sp.cache_write_tokens || 0)}` : null],
       ["Reasoning tokens", sp.reasoning_tokens ? fmtInt(sp.reasoning_tokens) : null],
-      ["Cost", h("span", { class: "llm-cost", title: detail && detail.cost_source ? `price source: ${detail.cost_source}` : null },
-        sp.cost_usd !== null && sp.cost_usd !== undefined ? `$${sp.cost_usd}` : sp.cost_known === false ? "no price known" : "–")],
+      ["Cost", h("span", { class: "llm-cost", title: [sp.cost_usd !== null && sp.cost_usd !== undefined ? exactUsd(sp.cost_usd) : null, detail && detail.cost_source ? `price source: ${detail.cost_source}` : null].filter(Boolean).join("\n") || null },
+        !hasUsage(sp) ? "– (no usage reported)" : sp.cost_usd !== null && sp.cost_usd !== undefined ? fmtCost(sp.cost_usd) : sp.cost_known === false ? "no price known" : "–")],
       ["TTFT", sp.ttft_ms !== null && sp.ttft_ms !== undefined ? fmtMs(sp.ttft_ms) : null],
       ["Streamed", sp.is_stream ? "yes" : null],
       ["Finish", sp.finish_reasons ? sp.finish_reasons.join(", ") : null],

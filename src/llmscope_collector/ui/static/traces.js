@@ -1,7 +1,7 @@
 // Traces: filters + full-text search, sortable columns, cursor pagination, live tail over SSE.
 import { api, parseJson, stream } from "./api.js";
 import { currentRoute, href, setParams } from "./app.js";
-import { clear, empty, errorBox, fmtCost, fmtInt, fmtMs, fmtTokens, h, rowKeys, shortId, timeEl } from "./util.js";
+import { clear, costEl, empty, errorBox, fmtCost, fmtInOut, fmtInt, fmtMs, fmtTokens, h, hasUsage, rowKeys, shortId, timeEl } from "./util.js";
 
 const FILTERS = [
   ["q", "Search prompts & completions", "search"],
@@ -45,8 +45,8 @@ export function traceRow(t, { fresh = false } = {}) {
     h("td", { class: "num" }, fmtMs(t.duration_ms)),
     h("td", { class: "num" }, fmtInt(t.span_count)),
     h("td", { class: "num" }, fmtInt(t.llm_calls)),
-    h("td", { class: "num", title: `${fmtInt(t.input_tokens)} in / ${fmtInt(t.output_tokens)} out` }, fmtTokens(t.total_tokens)),
-    h("td", { class: "num" }, fmtCost(t.cost_usd, t.cost_unknown)),
+    h("td", { class: "num", title: fmtInOut(t) }, hasUsage(t) ? fmtTokens(t.total_tokens) : "–"),
+    h("td", { class: "num" }, hasUsage(t) ? costEl(t.cost_usd, t.cost_unknown) : "–"),
     h("td", { class: "num" + (t.error_count ? " status-error" : "") }, t.error_count ? fmtInt(t.error_count) : "0"),
     h("td", null, (t.models || []).map((m) => h("span", { class: "tag" }, m))),
     h("td", null, t.session_id ? h("a", { href: href("session", [t.session_id]), tabindex: -1 }, t.session_id) : "–"),

@@ -57,14 +57,60 @@ export function fmtTokens(n) {
   return nf.format(n);
 }
 
+// One rule for US dollars everywhere (the same as llmscope_collector/money.py; a browser test holds
+// them equal): a dollar or more to the cent; below, three significant digits in plain decimals.
+const usdCents = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+
+export function fmtUsd(value) {
+  if (value === 0) return "$0";
+  if (!Number.isFinite(value)) return "–";
+  const sign = value < 0 ? "-" : "";
+  const amount = Math.abs(value);
+  if (amount >= 1) return `${sign}$${usdCents.format(amount)}`;
+  if (amount < 1e-12) return `${sign}<$0.000000000001`;
+  const exponent = Number(amount.toExponential().split("e")[1]);
+  const text = amount.toFixed(2 - exponent);
+  if (Number(text) >= 1) return `${sign}$${usdCents.format(Number(text))}`;
+  return `${sign}$${text.replace(/0+$/, "").replace(/\.$/, "")}`;
+}
+
+// The float's shortest decimal form, never in exponent notation: for tooltips and copies.
+export function exactUsd(value) {
+  const sign = value < 0 ? "-" : "";
+  const [digits, exp] = Math.abs(value).toExponential().split("e");
+  const e = Number(exp);
+  const plain = digits.replace(".", "");
+  let text;
+  if (e < 0) text = "0." + "0".repeat(-e - 1) + plain;
+  else if (plain.length > e + 1) text = plain.slice(0, e + 1) + "." + plain.slice(e + 1);
+  else text = plain + "0".repeat(e + 1 - plain.length);
+  return `${sign}$${text}`;
+}
+
 export function fmtCost(usd, unknown = 0) {
   if (usd === null || usd === undefined) return unknown ? "unpriced" : "–";
-  let text;
-  if (usd === 0) text = "$0";
-  else if (usd < 0.01) text = "$" + usd.toPrecision(2);
-  else if (usd < 100) text = "$" + usd.toFixed(usd < 1 ? 4 : 2);
-  else text = "$" + nf.format(Math.round(usd));
+  const text = fmtUsd(usd);
   return unknown ? text + "+" : text;
+}
+
+// Whether any usage was reported: a call that failed before the provider counted tokens has none, and
+// neither does a trace or session whose LLM calls all failed so. Then tokens and cost are unknown
+// ("–"), not 0. A span says so with null counts; a sum can only say so by being 0 with calls in it.
+export function hasUsage(x) {
+  if ("llm_calls" in x) return !(x.llm_calls > 0 && !x.total_tokens && !x.cost_usd);
+  return x.input_tokens !== null && x.input_tokens !== undefined || x.output_tokens !== null && x.output_tokens !== undefined;
+}
+
+// Tokens of a trace/session/span: "1.2k in / 80 out", or "–" when no usage was reported.
+export function fmtInOut(x) {
+  return hasUsage(x) ? `${fmtTokens(x.input_tokens)} in / ${fmtTokens(x.output_tokens)} out` : "–";
+}
+
+// A cost as an element whose tooltip (and copy) holds the exact value.
+export function costEl(usd, unknown = 0) {
+  const text = fmtCost(usd, unknown);
+  if (usd === null || usd === undefined) return h("span", {}, text);
+  return h("span", { class: "usd", title: exactUsd(usd) + (unknown ? " + calls without a known price" : "") }, text);
 }
 
 export function fmtMs(ms) {
