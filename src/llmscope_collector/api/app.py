@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.routes import HTTPRoute
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmscope_collector import __version__
 from llmscope_collector.alerts.service import AlertService
@@ -55,7 +58,8 @@ def create_app(
     `auth` is the collector's policy (API keys, admin token); without it every caller reads `default`
     and project administration is refused. `metrics` (the server's registry) is published on `/metrics`.
     """
-    return Litestar(
+    allowed: dict[str, str] = {}
+    app = Litestar(
         route_handlers=[
             TraceController,
             SpanController,
@@ -91,5 +95,32 @@ def create_app(
             render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()],
         ),
         logging_config=None,  # the process configures logging (log_config.py), not Litestar
+        middleware=[partial(_allow_every_method, allowed)],
         debug=debug,
     )
+    for route in app.routes:
+        if isinstance(route, HTTPRoute):
+            allowed[route.path_format] = allowed[route.path] = ", ".join(sorted(route.methods))
+    return app
+
+
+def _allow_every_method(allowed: dict[str, str], app: ASGIApp) -> ASGIApp:
+    """`OPTIONS` lists every method of the path. Litestar's own answer is made when the first
+    controller method of a path is registered, so it misses those added after it (GET next to POST
+    on `/v1/alerts/rules`). Runs after routing, so the scope names the route's path template."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        methods = allowed.get(str(scope.get("path_template", ""))) if scope.get("method") == "OPTIONS" else None
+        if methods is None:
+            await app(scope, receive, send)
+            return
+
+        async def send_with_allow(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+                message = {**message, "headers": [*headers, (b"allow", methods.encode())]}  # type: ignore[typeddict-item]
+            await send(message)
+
+        await app(scope, receive, send_with_allow)
+
+    return middleware

@@ -59,7 +59,9 @@ def not_found(_: Request[Any, Any, Any], exc: NotFound) -> Response[bytes]:
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     if exc.status_code >= 500:  # Litestar wraps its own failures (e.g. a dependency it cannot check): log the cause
         log.error("%s on %s %s", exc.status_code, request.method, request.url.path, exc_info=exc)
-    return _response(exc.status_code, "http_error", str(exc.detail))
+    response = _response(exc.status_code, "http_error", str(exc.detail))
+    response.headers.update(exc.headers or {})  # e.g. `Allow` on a 405
+    return response
 
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:

@@ -6,6 +6,7 @@ Revoking a key stops it on both receivers and the API with the next request.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Annotated
 
@@ -13,6 +14,7 @@ import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Operation, RequestBody
 from litestar.params import FromPath, JSONBody
 
 from llmscope_collector.api.auth import admin_only
@@ -23,6 +25,15 @@ from llmscope_collector.auth.store import KeyRecord, ProjectRecord
 
 SpansPerSecond = Annotated[float, msgspec.Meta(ge=0, description="Token-bucket rate; 0 = unlimited")]
 Burst = Annotated[int, msgspec.Meta(ge=0, description="Bucket size in spans; 0 = one second's worth")]
+
+
+@dataclasses.dataclass
+class _OptionalBody(Operation):
+    """An operation whose JSON body may be left out (Litestar documents every body as required)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.required = False
 
 
 class ProjectCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -125,6 +136,7 @@ class ProjectController(Controller):
     @post(
         "/{name:str}/keys",
         operation_id="createApiKey",
+        operation_class=_OptionalBody,
         summary="Create an API key; the key is in this response only",
         responses={**_ERRORS, **_NOT_FOUND},
         sync_to_thread=True,

@@ -9,7 +9,7 @@ from litestar import Controller, delete, get
 from litestar.di import NamedDependency
 from litestar.exceptions import ServiceUnavailableException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromQuery, PathParameter, QueryParameter
 
 from llmscope_collector.api.controllers.traces import UNAUTHENTICATED
 from llmscope_collector.api.exceptions import NotFound
@@ -18,6 +18,12 @@ from llmscope_collector.ingest_status import IngestNotSettled
 from llmscope_collector.query.filters import TimeRange
 from llmscope_collector.query.store import TraceStore
 
+SessionId = Annotated[
+    str,
+    PathParameter(
+        description="1-512 characters, no control characters", max_length=512, pattern=r"^[^\x00-\x1f]{1,512}$"
+    ),
+]
 _NOT_FOUND = {
     404: ResponseSpec(data_container=ErrorBody, description="No trace of this session is stored"),
     **UNAUTHENTICATED,
@@ -63,7 +69,7 @@ class SessionController(Controller):
         self,
         store: NamedDependency[TraceStore],
         caller_project: NamedDependency[str],
-        session_id: FromPath[str],
+        session_id: SessionId,
         limit: Annotated[int, QueryParameter(ge=1, le=5000, description="Most traces returned")] = 500,
     ) -> SessionDetail:
         detail = store.get_session(caller_project, session_id, limit)
@@ -84,7 +90,7 @@ class SessionController(Controller):
         store: NamedDependency[TraceStore],
         caller_project: NamedDependency[str],
         settle_ingest: NamedDependency[Callable[[], None]],
-        session_id: FromPath[str],
+        session_id: SessionId,
     ) -> DeletionReport:
         """Accepted spans still on their way (in the write-ahead log) are stored first, so they are
         deleted too; afterwards no copy of the session's spans or content is left on disk, the WAL

@@ -62,7 +62,12 @@ class TraceController(Controller):
         min_cost: Annotated[str | None, QueryParameter(description="USD (decimal)")] = None,
         min_tokens: Annotated[int | None, QueryParameter(ge=0)] = None,
         q: Annotated[
-            str | None, QueryParameter(description="Full-text search in captured prompts/completions (1-1000 chars)")
+            str | None,
+            QueryParameter(
+                description="Full-text search in captured prompts/completions (1-1000 chars)",
+                min_length=1,
+                max_length=1000,
+            ),
         ] = None,
         sort: FromQuery[Literal["start", "duration", "cost", "tokens"]] = "start",
         order: FromQuery[Literal["asc", "desc"]] = "desc",
