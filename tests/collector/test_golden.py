@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.collector.golden import cases
+from tests.collector.golden import cases, store
 from tests.collector.golden.store import NAMES, check, golden_path, read
 
 
@@ -37,3 +37,17 @@ def test_every_key_the_normalizer_reads_is_a_golden_case() -> None:
     _, stored = read("normalize")
     for case_id, _ in cases.normalize_cases():
         assert case_id in stored, f"{case_id}: run `python -m tests.collector.golden.regen normalize`"
+
+
+def test_under_another_genai_prices_release_only_unchanged_prices_are_compared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new genai-prices release must not fail the run for prices it changed: the models whose price data
+    changed (and the calls answered by a database lookup) are skipped with a warning saying how to record
+    them again; every other case is still compared."""
+    lookups = sum(isinstance(c, cases.CallCase) and c.db for _, c in cases.price_cases())
+    models = sum(isinstance(c, cases.PriceCase) for _, c in cases.price_cases())
+    monkeypatch.setattr(store, "_genai_prices_version", lambda: "0.0.0-another-release")
+    with pytest.warns(UserWarning, match=rf"^{lookups} pricing cases not compared: recorded with genai-prices"):
+        store.check("pricing")  # the same price data: every model's line compared
+    monkeypatch.setattr(store, "prices_digest", lambda provider, model: "changed")
+    with pytest.warns(UserWarning, match=rf"^{lookups + models} pricing cases not compared"):
+        store.check("pricing")

@@ -432,14 +432,21 @@ _MODELS = ("gpt-4o", "claude-3-5-haiku-latest", "claude-sonnet-4-5", "no-such-mo
 
 @dataclasses.dataclass(frozen=True)
 class DecodeCase:
-    """One request's bytes and the span limits it is decoded under."""
+    """One request's bytes and the span limits it is decoded under (`SpanLimits` fields; the rest default)."""
 
     payload: bytes
-    max_attributes: int
-    max_value_bytes: int
+    limits: tuple[tuple[str, int], ...]
 
 
-_LIMITS = ((1024, 1024 * 1024), (4, 48), (0, 0), (1024, 16))
+# The server's span limits the requests are decoded under, in turn: the defaults, then small ones that the
+# generated values, keys, names and event lists exceed. A new limit gets a small value here (and the file
+# is recorded again), so that what it cuts shows in the golden file.
+_LIMITS: tuple[dict[str, int], ...] = (
+    {},
+    {"max_attributes": 4, "max_value_bytes": 48},
+    {"max_attributes": 0, "max_value_bytes": 0},
+    {"max_attributes": 1024, "max_value_bytes": 16},
+)
 
 
 def _string(rng: random.Random) -> str:
@@ -625,9 +632,9 @@ def decode_cases() -> Iterator[tuple[str, DecodeCase]]:
         if rng.random() < 0.1:
             payload = payload.replace(SNOWMAN.encode(), _INVALID_UTF8)
         limits = _LIMITS[i % len(_LIMITS)]
-        yield f"request:{i}", DecodeCase(payload, *limits)
+        yield f"request:{i}", DecodeCase(payload, tuple(sorted(limits.items())))
     for i, payload in enumerate(_bench_requests()):
-        yield f"bench:{i}", DecodeCase(payload, *_LIMITS[0])
+        yield f"bench:{i}", DecodeCase(payload, ())
 
 
 def _bench_requests() -> list[bytes]:

@@ -80,7 +80,7 @@ _DECODE_PRICES = (
 def decode_output(case: DecodeCase) -> Any:
     """Accepted/rejected counts, errors, spans marked by reason and per partition its span rows, content
     items and unstorable rows."""
-    span_limits = limits.SpanLimits(case.max_attributes, case.max_value_bytes)
+    span_limits = limits.SpanLimits(**dict(case.limits))
     try:
         batch = decode_payload("proj", case.payload, PriceBook(_DECODE_PRICES), span_limits)
     except Exception as exc:  # the same failure is the same outcome

@@ -97,7 +97,8 @@ def check(name: str) -> None:
     if skipped:
         warnings.warn(
             f"{skipped} pricing cases not compared: recorded with genai-prices {header['genai_prices']}, "
-            f"{_genai_prices_version()} installed and their price data changed (`{_regen(name)}` records them again)",
+            f"{_genai_prices_version()} installed (models whose price data changed, and calls answered by a "
+            f"database lookup); `{_regen(name)}` records them again",
             stacklevel=2,
         )
     if changed or gone:
@@ -113,18 +114,18 @@ def _comparable(case: Case, want: str | None) -> bool:
 
 
 def _report(name: str, total: int, changed: list[tuple[Case, str | None]], gone: list[str]) -> str:
+    path = golden_path(name).relative_to(GOLDEN_DIR.parents[2])
     new = [c.id for c, want in changed if want is None]
     differ = [(c, want) for c, want in changed if want is not None]
     lines = [
-        f"golden file {golden_path(name).relative_to(GOLDEN_DIR.parents[2])}: {len(differ)} of {total} cases "
-        f"give other outputs, {len(new)} cases are new, {len(gone)} are gone.",
-        f"If the change is intended, regenerate it with `{_regen(name)}` (from the repository root) and review",
-        f"`git diff {golden_path(name).relative_to(GOLDEN_DIR.parents[2])}` before committing: every changed line",
-        "is a behaviour change of the processor.",
-        f"differing: {', '.join(c.id for c, _ in differ[:10])}{' ...' if len(differ) > 10 else ''}",
-        f"new: {', '.join(new[:10])}{' ...' if len(new) > 10 else ''}",
-        f"gone: {', '.join(gone[:10])}{' ...' if len(gone) > 10 else ''}",
+        f"golden file {path}: {len(differ)} of {total} cases give other outputs, {len(new)} are new, {len(gone)} gone.",
+        "Each differing case is a behaviour change of the processor. If the change is intended, record the file",
+        f"again with `{_regen(name)}` (from the repository root), review `git diff {path}`",
+        "and commit it with the change.",
     ]
+    for label, ids in (("differing", [c.id for c, _ in differ]), ("new", new), ("gone", gone)):
+        if ids:
+            lines.append(f"{label}: {', '.join(ids[:10])}{' ...' if len(ids) > 10 else ''}")
     for case, want in differ[:2]:
         lines.append(f"--- {case.id}: recorded / +++ now")
         lines.extend(_diff(json.loads(want or "null"), case.line))
