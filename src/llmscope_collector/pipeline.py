@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from llmscope_collector.alerts.service import AlertService
+from llmscope_collector.control.cluster import SharedControl
 from llmscope_collector.data_dir_lock import DataDirLock
 from llmscope_collector.file_modes import make_private, make_private_dir
 from llmscope_collector.ingest_status import IngestNotSettled, IngestStatus
@@ -118,6 +119,8 @@ class Collector:
         self.recent = RecentSpanIds(settings.dedupe_window_spans)
         # Cluster mode (`storage = s3://...`): files go to the bucket, queries read its local mirror.
         self.cluster = ClusterStorage(settings) if settings.storage else None
+        # ... and projects, keys, alert rules and states are shared through it (control.cluster).
+        self.control = SharedControl(self.cluster.objects, settings) if self.cluster else None
         tables: TableSink = self.cluster.tables if self.cluster else LocalTables(settings.data_dir)
         self.stitcher = Stitcher(settings.data_dir, tables=tables)
         self.writer = ParquetSpanWriter(settings.data_dir, self.recent, hook=self.stitcher, tables=tables)
@@ -126,9 +129,13 @@ class Collector:
         # Worker processes for the per-span Python work: WAL decoding, and OTLP/JSON conversion for the receiver.
         self.decode_pool = DecodePool(settings.decode_workers, prices_file, self.runtime.limits)
         self.receivers = OtlpReceivers(  # OTLP/gRPC + OTLP/HTTP, auth, rate limits
-            self.exporter, self.runtime, json_converter=self._json_to_protobuf
+            self.exporter,
+            self.runtime,
+            json_converter=self._json_to_protobuf,
+            auth_store=self.control.auth if self.control else None,
         )
-        self.alerts = AlertService.from_settings(settings)  # rule evaluation over stored spans + notifications
+        # Rule evaluation over stored spans + notifications (in cluster mode under a lease).
+        self.alerts = AlertService.from_settings(settings, shared=self.control.alerts if self.control else None)
         self.compactor = compaction.Compactor(
             settings.data_dir,
             compaction.CompactionOptions(
@@ -165,6 +172,8 @@ class Collector:
             self._lock.release()
             raise
         self._durable.maintenance.start()
+        if self.control is not None:
+            self.control.start()
         self.alerts.start()
         self._started = True
 
@@ -301,6 +310,8 @@ class Collector:
     def stop(self) -> None:
         """Stop accepting, drain in-flight exports, consume the WAL, flush Parquet, commit, close."""
         self.alerts.stop()
+        if self.control is not None:
+            self.control.stop()
         if not self._started:
             return
         self._started = False

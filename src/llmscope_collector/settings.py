@@ -76,6 +76,8 @@ class Settings:
     storage: str = ""
     collector_id: str = ""  # ends this collector's object keys; empty: a random id kept in the WAL dir
     bucket_sync_interval_s: float = 2.0  # how often the API's local mirror of the bucket is refreshed
+    control_refresh_s: float = 2.0  # how often projects, keys and alert rules are re-read from the bucket
+    lease_duration_s: float = 15.0  # alert evaluation's leader lease; a dead leader is replaced within 5/3 of it
     # Data model and queries.
     prices_file: str = ""  # JSON/TOML model pattern → USD per million tokens; overrides genai-prices
     trace_idle_s: float = 300.0  # a trace without its root is shown "incomplete" after this much quiet
@@ -239,8 +241,9 @@ class Settings:
             raise SettingsError(
                 f"collector_id must be 1-32 lowercase letters or digits (set {env_var('collector_id')})"
             )
-        if self.bucket_sync_interval_s <= 0:
-            raise SettingsError(f"bucket_sync_interval_s must be > 0 (set {env_var('bucket_sync_interval_s')})")
+        for name in ("bucket_sync_interval_s", "control_refresh_s", "lease_duration_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be > 0 (set {env_var(name)})")
 
     def _check_data_dir(self) -> None:
         try:

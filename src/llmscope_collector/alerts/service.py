@@ -6,6 +6,7 @@ operations behind `/v1/alerts` so that the controller only translates HTTP.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -21,11 +22,15 @@ from llmscope_collector.alerts.evaluator import Evaluator
 from llmscope_collector.alerts.metrics import MetricReader, Observation
 from llmscope_collector.alerts.outbox import Delivery, Outbox
 from llmscope_collector.alerts.rules import EmailChannel, Rule, RuleError, RuleSpec, keep_secrets, validate
+from llmscope_collector.alerts.shared import SharedAlerts
 from llmscope_collector.alerts.state import Level, RuleState
 from llmscope_collector.alerts.store import AlertEvent, RuleStore
+from llmscope_collector.control.document import Refresher
 from llmscope_collector.query.db import Database
 from llmscope_collector.query.store import SPILL_DIR
 from llmscope_collector.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class DeliveryOptions(msgspec.Struct, kw_only=True, frozen=True):
@@ -46,6 +51,7 @@ class AlertService:
         destinations: DestinationPolicy | None = None,
         clock: Callable[[], float] = time.time,
         spans_dir: Path | None = None,
+        shared: SharedAlerts | None = None,
     ) -> None:
         delivery = delivery or DeliveryOptions()
         self.smtp = smtp or SmtpConfig()
@@ -67,11 +73,18 @@ class AlertService:
         self.evaluator = Evaluator(
             self._db, self.rules, reader, on_enqueued=self.dispatcher.wake, tick_s=tick_s, clock=clock
         )
+        # Cluster mode: rules and states live in the bucket, and only the lease holder evaluates.
+        self.shared = shared
+        self._shared_ticks = (
+            Refresher("alert-tick", tick_s, lambda: shared.tick(self.rules, self.evaluator))
+            if shared is not None and tick_s > 0
+            else None
+        )
         self._running = False
         self._closed = False
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AlertService:
+    def from_settings(cls, settings: Settings, shared: SharedAlerts | None = None) -> AlertService:
         smtp = SmtpConfig(
             host=settings.smtp_host,
             port=settings.smtp_port,
@@ -96,11 +109,18 @@ class AlertService:
             delivery=delivery,
             destinations=destinations,
             spans_dir=query_dir(settings),
+            shared=shared,
         )
 
     def start(self) -> None:
         self.dispatcher.start()
-        self.evaluator.start()
+        if self.shared is None:
+            self.evaluator.start()
+        else:
+            self.shared.pull_rules(self.rules)
+            self.shared.lease.start()
+            if self._shared_ticks is not None:
+                self._shared_ticks.start()
         self._running = True
 
     def stop(self) -> None:
@@ -110,6 +130,10 @@ class AlertService:
         self._closed = True
         if self._running:
             self.evaluator.stop()
+            if self._shared_ticks is not None:
+                self._shared_ticks.stop()
+            if self.shared is not None:
+                self.shared.lease.stop(release=True)  # the next node takes over at once
             self.dispatcher.stop()
         self._duck.close()
         self._db.close()
@@ -132,17 +156,47 @@ class AlertService:
         now = self._clock()
         fields = msgspec.structs.asdict(spec)
         rule = Rule(**fields, id=uuid.uuid4().hex, project=project, created_at=now, updated_at=now)
-        self.rules.create(rule)
+        if self.shared is not None:
+            self.shared.create(self.rules, rule)
+        else:
+            self.rules.create(rule)
         return rule
 
+    def _fresh(self) -> None:
+        """Cluster mode: copy the bucket's rules in before answering (other replicas may have changed
+        them since the last tick); when the bucket cannot be read, answer from the local copy."""
+        if self.shared is None:
+            return
+        try:
+            self.shared.pull_rules(self.rules)
+        except Exception:
+            log.warning("alert rules could not be read from the bucket; answering from the local copy", exc_info=True)
+
+    def rules_of(self, project: str) -> list[Rule]:
+        self._fresh()
+        return self.rules.of_project(project)
+
+    def rule(self, project: str, rule_id: str) -> Rule:
+        self._fresh()
+        return self.rules.get(project, rule_id)
+
+    def delete_rule(self, project: str, rule_id: str) -> None:
+        if self.shared is not None:
+            self.shared.delete(self.rules, project, rule_id)
+        else:
+            self.rules.delete(project, rule_id)
+
     def replace_rule(self, project: str, rule_id: str, spec: RuleSpec) -> Rule:
-        old = self.rules.get(project, rule_id)
+        old = self.rule(project, rule_id)
         spec = keep_secrets(spec, old)
         self._validate(spec)
         updated_at = max(self._clock(), old.updated_at + 1e-6)  # a new version, even within one clock tick
         fields = msgspec.structs.asdict(spec)
         rule = Rule(**fields, id=rule_id, project=project, created_at=old.created_at, updated_at=updated_at)
-        self.rules.replace(rule)
+        if self.shared is not None:
+            self.shared.replace(self.rules, rule)
+        else:
+            self.rules.replace(rule)
         return rule
 
     def state(self, rule_id: str) -> RuleState:
@@ -150,7 +204,7 @@ class AlertService:
 
     def test_rule(self, project: str, rule_id: str) -> tuple[Rule, Observation, Level | None, float]:
         """Evaluate once, now, without touching the rule's state; returns what it saw and when."""
-        rule = self.rules.get(project, rule_id)
+        rule = self.rule(project, rule_id)
         now = self._clock()
         observed, level = self.evaluator.observe(rule, now)
         return rule, observed, level, now

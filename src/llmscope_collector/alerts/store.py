@@ -26,6 +26,9 @@ _LIST_RULES = "SELECT body FROM rules WHERE project = ? ORDER BY created_at, id"
 _ALL_RULES = "SELECT body FROM rules ORDER BY created_at, id"
 _RULE_VERSION = "SELECT updated_at FROM rules WHERE id = ?"
 _GET_STATE = "SELECT body FROM rule_states WHERE rule_id = ?"
+_ALL_STATES = "SELECT rule_id, body FROM rule_states"
+_ALL_VERSIONS = "SELECT id, updated_at FROM rules"
+_DELETE_RULE_ANY = "DELETE FROM rules WHERE id = ?"
 _PUT_STATE = """INSERT INTO rule_states (rule_id, body) VALUES (?, ?)
 ON CONFLICT (rule_id) DO UPDATE SET body = excluded.body"""
 _INSERT_EVENT = "INSERT INTO events (project, rule_id, at, kind, body) VALUES (?, ?, ?, ?, ?)"
@@ -116,6 +119,38 @@ class RuleStore:
         with self._db.read() as conn:
             rows = conn.execute(_ALL_RULES).fetchall()
         return [_rule_decoder.decode(r[0]) for r in rows]
+
+    def mirror(self, rules: list[Rule]) -> None:
+        """Make the stored rules exactly `rules` (cluster mode: the bucket's rule set is the truth).
+        A rule whose version changed is evaluated again at the next tick, as after `replace`."""
+        wanted = {rule.id: rule for rule in rules}
+        with self._db.transaction() as conn:
+            stored = dict(conn.execute(_ALL_VERSIONS).fetchall())
+            for rule_id in stored.keys() - wanted.keys():
+                conn.execute(_DELETE_RULE_ANY, (rule_id,))
+                conn.execute(_DELETE_STATE, (rule_id,))
+            for rule in wanted.values():
+                if rule.id not in stored:
+                    body = msgspec.json.encode(rule)
+                    conn.execute(_INSERT_RULE, (rule.id, rule.project, body, rule.created_at, rule.updated_at))
+                elif stored[rule.id] != rule.updated_at:
+                    conn.execute(_UPDATE_RULE, (msgspec.json.encode(rule), rule.updated_at, rule.id, rule.project))
+                    state = self._state(conn, rule.id)
+                    state.next_eval_at = 0.0
+                    self.save_state(conn, rule.id, state)
+
+    def all_states(self) -> dict[str, RuleState]:
+        with self._db.read() as conn:
+            rows = conn.execute(_ALL_STATES).fetchall()
+        return {rule_id: _state_decoder.decode(body) for rule_id, body in rows}
+
+    def put_states(self, states: dict[str, RuleState]) -> None:
+        """Overwrite the states of the rules stored here with `states` (others are ignored)."""
+        with self._db.transaction() as conn:
+            known = {row[0] for row in conn.execute(_ALL_VERSIONS).fetchall()}
+            for rule_id, state in states.items():
+                if rule_id in known:
+                    self.save_state(conn, rule_id, state)
 
     # --- states ---
 

@@ -6,6 +6,8 @@ pipeline wiring stays one line per stage.
 
 from __future__ import annotations
 
+import logging
+
 from llmscope_collector.auth.admin_token import load_admin_token
 from llmscope_collector.auth.policy import AuthPolicy
 from llmscope_collector.auth.store import AuthStore
@@ -21,18 +23,26 @@ from llmscope_collector.settings import SettingsError
 
 AUTH_DIR = "auth"
 
+log = logging.getLogger(__name__)
+
 
 class OtlpReceivers:
     """OTLP/gRPC + OTLP/HTTP over one `IngestGate`; start gRPC then HTTP, stop in reverse."""
 
     def __init__(
-        self, exporter: TraceExporter, runtime: Runtime, *, json_converter: JsonConverter = json_to_protobuf
+        self,
+        exporter: TraceExporter,
+        runtime: Runtime,
+        *,
+        json_converter: JsonConverter = json_to_protobuf,
+        auth_store: AuthStore | None = None,
     ) -> None:
+        """`auth_store`: cluster mode's shared one; by default the data dir's `auth/projects.json`."""
         settings = runtime.settings
         auth_dir = settings.data_dir / AUTH_DIR
         try:
             admin = load_admin_token(auth_dir, settings.admin_token)
-            self.auth_store = AuthStore(auth_dir / "projects.json")
+            self.auth_store = auth_store or AuthStore(auth_dir / "projects.json")
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
         self.policy = AuthPolicy(self.auth_store, admin, setting=settings.auth, host=settings.host)
@@ -77,4 +87,7 @@ class OtlpReceivers:
         """Drain both receivers; afterwards nothing reaches the exporter."""
         self.http.stop()
         self.grpc.stop()
-        self.auth_store.close()
+        try:
+            self.auth_store.close()
+        except Exception:  # keys' last-used times only; the store itself is already durable
+            log.exception("could not persist API keys' last-used times")

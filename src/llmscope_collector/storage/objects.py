@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 if TYPE_CHECKING:
+    from obstore import PutMode
     from obstore.store import S3Store
 
 _URL_RE = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<prefix>[A-Za-z0-9._/=-]*))?$")
@@ -47,6 +48,20 @@ class StorageUrl:
 
     def __str__(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Versioned:
+    """An object's content and the ETag a conditional write must name to replace it."""
+
+    data: bytes
+    etag: str
+
+
+def _bare_etag(etag: str | None) -> str:
+    if not etag:
+        raise RuntimeError("the object store returned no ETag: conditional writes need one")
+    return etag.strip('"')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +95,32 @@ class ObjectStore:
         import obstore
 
         return bytes(obstore.get(self._store, key).bytes())
+
+    def get_versioned(self, key: str) -> Versioned | None:
+        """The object's bytes and ETag, or None when it does not exist (for `put_if`)."""
+        import obstore
+
+        try:
+            result = obstore.get(self._store, key)
+        except FileNotFoundError:
+            return None
+        return Versioned(bytes(result.bytes()), _bare_etag(result.meta["e_tag"]))
+
+    def put_if(self, key: str, data: bytes, etag: str | None) -> str | None:
+        """Compare-and-swap: write `data` if the object is still at `etag` (absent when None).
+
+        Returns the new ETag, or None when another writer got there first (HTTP 412, or the object
+        exists on a create). The ETag is sent without its quotes: the Ceph RADOS Gateway compares
+        `If-Match` with the bare value and refuses the quoted form; S3 and MinIO accept both."""
+        import obstore
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
+
+        mode: PutMode = "create" if etag is None else {"e_tag": etag}
+        try:
+            result = obstore.put(self._store, key, data, mode=mode)
+        except (AlreadyExistsError, PreconditionError):
+            return None
+        return _bare_etag(result["e_tag"])
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object under `prefix` (relative to the store's prefix), in key order per page."""

@@ -129,13 +129,13 @@ class AlertController(Controller):
 
     @get("/rules", operation_id="listAlertRules", sync_to_thread=True)
     def list_rules(self, alerts: NamedDependency[AlertService], caller_project: NamedDependency[str]) -> list[RuleView]:
-        return [_view(rule, alerts.state(rule.id)) for rule in alerts.rules.of_project(caller_project)]
+        return [_view(rule, alerts.state(rule.id)) for rule in alerts.rules_of(caller_project)]
 
     @get("/rules/{rule_id:str}", operation_id="getAlertRule", responses=_MISSING, sync_to_thread=True)
     def get_rule(
         self, alerts: NamedDependency[AlertService], caller_project: NamedDependency[str], rule_id: FromPath[str]
     ) -> RuleView:
-        return _view(alerts.rules.get(caller_project, rule_id), alerts.state(rule_id))
+        return _view(alerts.rule(caller_project, rule_id), alerts.state(rule_id))
 
     @put("/rules/{rule_id:str}", operation_id="replaceAlertRule", responses=_BAD | _MISSING, sync_to_thread=True)
     def replace_rule(
@@ -153,7 +153,7 @@ class AlertController(Controller):
     def delete_rule(
         self, alerts: NamedDependency[AlertService], caller_project: NamedDependency[str], rule_id: FromPath[str]
     ) -> None:
-        alerts.rules.delete(caller_project, rule_id)
+        alerts.delete_rule(caller_project, rule_id)
 
     @post(
         "/rules/{rule_id:str}/test",

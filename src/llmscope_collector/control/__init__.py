@@ -1,0 +1,1 @@
+"""Cluster mode's shared control state: documents in the bucket changed with conditional writes, and leases."""
