@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     _add_server_flags(demo)
     demo.add_argument("--traces", type=int, default=3, help="how many demo agent runs to send (default 3)")
     demo.add_argument("--exit", action="store_true", help="exit after printing instead of serving on")
+    demo.add_argument(
+        "--endpoint",
+        help="send the demo traffic to a collector that is already running (its OTLP/gRPC URL, e.g. "
+        "http://127.0.0.1:4317) instead of starting one; the waterfall is read from --api-url",
+    )
+    demo.add_argument("--api-url", help="that collector's API (default http://127.0.0.1:<api port>; LLMSCOPE_API_URL)")
     _add_cleanup_parser(sub)
     add_tail_parser(sub)
     add_proxy_parser(sub)
@@ -136,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_tail(args)
     if args.command == "proxy":
         return run_proxy(args)
+    if args.command == "demo" and args.endpoint:
+        from llmscope_collector.demo import run_demo_against
+        from llmscope_collector.tail import default_api_url
+
+        return run_demo_against(args.endpoint, args.api_url or default_api_url(), traces=args.traces)
     from llmscope_collector.process_memory import tune_process_memory
     from llmscope_collector.server import EmbeddedServer
 

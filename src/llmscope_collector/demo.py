@@ -7,7 +7,10 @@ import importlib.util
 import json
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from llmscope_collector.money import format_usd
@@ -46,11 +49,11 @@ def render_waterfall(waterfall: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_demo(server: EmbeddedServer, *, traces: int) -> int:
+def _drive(endpoint: str, traces: int) -> dict[str, Any] | None:
+    """Run the demo app (a separate, instrumented process) against an OTLP/gRPC endpoint."""
     if importlib.util.find_spec("anthropic") is None:
         print("llmscope demo drives the anthropic client: pip install 'llmscope[demo]'", file=sys.stderr)
-        return 1
-    endpoint = f"http://{server.settings.host}:{server.grpc_port}"
+        return None
     proc = subprocess.run(
         [sys.executable, "-m", "llmscope_sim.demo_agent", "--endpoint", endpoint, "--traces", str(traces)],
         capture_output=True,
@@ -60,15 +63,50 @@ def run_demo(server: EmbeddedServer, *, traces: int) -> int:
     )
     if proc.returncode != 0:
         print(f"demo app failed (exit {proc.returncode}):\n{proc.stderr}", file=sys.stderr)
-        return 1
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+        return None
+    report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return report
+
+
+def _show(api_url: str, report: dict[str, Any], fetch: Callable[[str], Any] = _fetch) -> None:
     trace_ids, showcase = report["trace_ids"], report.get("showcase_trace_ids", [])
-    server.collector.flush()
-    waterfall = _fetch(f"{server.api_url}/v1/traces/{trace_ids[-1]}")
-    print(render_waterfall(waterfall))
+    print(render_waterfall(fetch(f"{api_url}/v1/traces/{trace_ids[-1]}")))
     print(f"\n{len(trace_ids)} demo traces stored", end="")
     if showcase:
         print(f", plus {len(showcase)} more (a support chat session, a tool call, a provider error)", end="")
     last = trace_ids[-1]
-    print(f".\nOpen the UI at {server.api_url}/#/trace/{last} (JSON: {server.api_url}/v1/traces/{last})", flush=True)
+    print(f".\nOpen the UI at {api_url}/#/trace/{last} (JSON: {api_url}/v1/traces/{last})", flush=True)
+
+
+def run_demo(server: EmbeddedServer, *, traces: int) -> int:
+    """`llmscope demo`: the demo app against this process's own collector."""
+    report = _drive(f"http://{server.settings.host}:{server.grpc_port}", traces)
+    if report is None:
+        return 1
+    server.collector.flush()
+    _show(server.api_url, report)
+    return 0
+
+
+def run_demo_against(endpoint: str, api_url: str, *, traces: int, wait_s: float = 15.0) -> int:
+    """`llmscope demo --endpoint URL`: demo traffic into a collector that is already running; the
+    waterfall is read from its API once the last trace is stored (it flushes on its own schedule)."""
+    report = _drive(endpoint, traces)
+    if report is None:
+        return 1
+    last = f"{api_url.rstrip('/')}/v1/traces/{report['trace_ids'][-1]}"
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            _fetch(last)
+            break
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404 or time.monotonic() > deadline:
+                print(f"llmscope demo: {last} answered {exc.code}", file=sys.stderr)
+                return 1
+        except (urllib.error.URLError, OSError) as exc:
+            print(f"llmscope demo: the API at {api_url} does not answer ({exc}); pass --api-url", file=sys.stderr)
+            return 1
+        time.sleep(0.2)
+    _show(api_url.rstrip("/"), report)
     return 0

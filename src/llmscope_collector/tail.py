@@ -38,7 +38,7 @@ def add_tail_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tail.add_argument("--interval-ms", type=int, default=1000, help="how often the server looks for new traces")
 
 
-def _default_url() -> str:
+def default_api_url() -> str:
     env = os.environ.get("LLMSCOPE_API_URL")
     if env:
         return env
@@ -148,7 +148,7 @@ def tail(
 def run_tail(args: argparse.Namespace) -> int:
     try:
         return tail(
-            args.url or _default_url(),
+            args.url or default_api_url(),
             api_key=args.api_key or os.environ.get("LLMSCOPE_API_KEY"),
             project=args.project,
             backfill=args.backfill,

@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-showcase", dest="showcase", action="store_false", help="only the planner runs")
     args = parser.parse_args(argv)
     llmscope.configure(endpoint=args.endpoint, service_name="llmscope-demo")
-    llmscope.instrument()
+    # The demo shows conversations: capture is off by default in apps, on here (its prompts are ours).
+    llmscope.instrument(capture_content=True)
     trace_ids = []
     with SimulatedProvider(seed=args.seed) as sim:
         extra = showcase(sim.base_url) if args.showcase else []

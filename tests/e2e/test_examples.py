@@ -16,11 +16,13 @@ from llmscope_collector.storage.layout import spans_glob
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def _run(script: Path, server: EmbeddedServer) -> None:
+def _run(script: Path, server: EmbeddedServer) -> str:
     env = {**os.environ, "LLMSCOPE_ENDPOINT": f"http://127.0.0.1:{server.grpc_port}", "OTEL_SERVICE_NAME": script.stem}
     env.pop("LLMSCOPE_RAISE_INTERNAL_ERRORS", None)
     proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip(), f"{script.name} printed nothing: a user running it sees no sign it worked"
+    return proc.stdout
 
 
 def _spans(server: EmbeddedServer, service: str) -> list[tuple]:
@@ -35,7 +37,7 @@ def _spans(server: EmbeddedServer, service: str) -> list[tuple]:
 
 @pytest.mark.parametrize("script", sorted(p.name for p in EXAMPLES.glob("*.py")))
 def test_example_runs_and_exports(script: str, server: EmbeddedServer) -> None:
-    _run(EXAMPLES / script, server)
+    out = _run(EXAMPLES / script, server)
     rows = _spans(server, Path(script).stem)
     assert any(op in ("chat", "embeddings") for _, _, _, op in rows), rows
     if script == "anthropic_agent.py":
@@ -44,3 +46,4 @@ def test_example_runs_and_exports(script: str, server: EmbeddedServer) -> None:
         assert {s for _, s, _, _ in rows} == {"example-session"}
     if script == "sessions.py":
         assert {s for _, s, _, op in rows if op == "chat"} == {"s-1001", "s-1002"}
+        assert "[s-1001] user: My invoice is wrong" in out and "sent to the collector" in out

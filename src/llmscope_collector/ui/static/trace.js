@@ -408,6 +408,10 @@ function spanBody(sp, detail, failure) {
   }
   const content = (detail && detail.content) || [];
   if (content.length) out.push(h("h3", null, "Conversation"), conversation(content));
+  else if (isLlm(sp) && detail) out.push(h("h3", null, "Conversation"), h("p", { class: "muted capture-off" },
+    "No prompt or answer was captured for this call: content capture was off in the app that made it. Turn it on with ",
+    h("code", null, "llmscope.instrument(capture_content=True)"), " or ",
+    h("code", null, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true"), " (other instrumentations have their own switch; see docs/sdk.md)."));
   const events = (sp.events || []).filter((ev) => ev.name !== "exception");
   if (events.length) {
     out.push(h("h3", null, `Events (${events.length})`));
