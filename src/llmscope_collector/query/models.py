@@ -4,8 +4,9 @@ Money is USD as a float rounded from the exact stored decimal; `cost_usd` is nul
 the group could be priced, and `cost_unknown` counts the calls that could not (never $0).
 
 The structs that serve stored columns get those fields from the declarations in `storage.schema`
-(`_derived`): a waterfall row gets every span column marked `copy`; trace totals, trace and
-session summaries and usage totals get every token count; a trace summary every `served` column.
+(`derived`): a waterfall row gets every span column marked `copy`, a span detail every cost
+column; trace totals, trace and session summaries and usage totals get every token count; a trace
+summary every `served` column.
 Each such struct is written here as its base (the fields computed or renamed by the query layer)
 and built at import with the declared fields added. For the type checker the struct is its base,
 whose `__getattr__`/`__init__` stubs accept the added fields (as `Any`).
@@ -53,6 +54,11 @@ def _python_type(type_: pa.DataType) -> Any:
 def waterfall_fields(span_columns: Sequence[Column]) -> list[Field]:
     """A waterfall row's copied span columns: as stored, null when the span has no value."""
     return [(c.name, _python_type(c.type) | None, None) for c in waterfall_copied(span_columns)]
+
+
+def cost_fields(span_columns: Sequence[Column]) -> list[Field]:
+    """A span's cost columns as stored (money as a float), null when not priced."""
+    return [(c.name, _python_type(c.type) | None, None) for c in span_columns if c.role == "cost"]
 
 
 def token_fields(span_columns: Sequence[Column]) -> list[Field]:
@@ -211,7 +217,9 @@ class ContentPart(msgspec.Struct, kw_only=True):
     available: bool = True
 
 
-class SpanDetail(msgspec.Struct, kw_only=True):
+class _SpanDetail(_Derived, kw_only=True):
+    """One span in full; its cost columns (every `cost` column of the declaration) are added."""
+
     trace_id: str
     span_id: str
     parent_span_id: str | None
@@ -231,11 +239,14 @@ class SpanDetail(msgspec.Struct, kw_only=True):
     events: list[dict[str, Any]]
     links: list[dict[str, Any]]
     genai: dict[str, Any]
-    cost_usd: float | None
-    cost_known: bool | None
-    cost_source: str | None
     counted: bool | None
     content: list[ContentPart]
+
+
+if TYPE_CHECKING:
+    SpanDetail = _SpanDetail
+else:
+    SpanDetail = derived("SpanDetail", _SpanDetail, cost_fields(SPAN_COLUMNS))
 
 
 class LatencyStats(msgspec.Struct, kw_only=True):

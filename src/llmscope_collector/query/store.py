@@ -18,6 +18,7 @@ from typing import Any
 
 import duckdb
 import msgspec
+import pyarrow as pa
 
 from llmscope_collector.query import rollups, sessions, sql
 from llmscope_collector.query.db import Database, bind
@@ -57,6 +58,7 @@ _SPAN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 _VANISHED_FILE_RETRIES = 3
 _json = msgspec.json.Decoder()
 _GENAI_FIELDS = genai_names(SPAN_COLUMNS)  # what a span detail serves in `genai`
+_COSTS = [(c.name, pa.types.is_decimal(c.type)) for c in SPAN_COLUMNS if c.role == "cost"]  # (name, is money)
 
 
 def _is_vanished_file(exc: Exception) -> bool:
@@ -404,9 +406,7 @@ def _span_detail(row: dict[str, Any], content: list[ContentPart], counted: bool 
         events=_decode_json(row.get("events"), []),
         links=_decode_json(row.get("links"), []),
         genai=_genai(row),
-        cost_usd=money(row.get("cost_usd")),
-        cost_known=row.get("cost_known"),
-        cost_source=row.get("cost_source"),
+        **{name: money(row.get(name)) if money_column else row.get(name) for name, money_column in _COSTS},
         counted=counted,
         content=content,
     )

@@ -1,4 +1,4 @@
-"""Every token count is served wherever token counts are, over real HTTP.
+"""Every token count is served wherever token counts are (and every cost column in a span's detail), over HTTP.
 
 `reasoning_tokens` used to be stored and merged into the trace summaries but not served by the
 trace list, the waterfall totals or the sessions; now every view derives its token fields from
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from llmscope_collector.server import EmbeddedServer
-from llmscope_collector.storage.schema import TOKEN_COLUMNS
+from llmscope_collector.storage.schema import SPAN_COLUMNS, TOKEN_COLUMNS, names
 from tests.collector.query.conftest import query_settings
 from tests.collector.query.dataset import GenSpan, GenTrace, export, generate, ok
 
@@ -69,8 +70,12 @@ def test_span_detail_serves_reasoning_tokens(server: EmbeddedServer, corpus: lis
     calls = [s for t in corpus for s in t.llm()][:5]
     assert calls
     for span in calls:
-        genai = ok(server, f"/v1/spans/{span.trace_id}/{span.span_id}")["genai"]
-        assert genai["reasoning_tokens"] == _reasoning(span)
+        detail = ok(server, f"/v1/spans/{span.trace_id}/{span.span_id}")
+        assert detail["genai"]["reasoning_tokens"] == _reasoning(span)
+        assert set(names(SPAN_COLUMNS, "cost")) <= set(detail)  # every stored cost column, e.g. the input part
+        if detail["cost_known"]:
+            parts = Decimal(str(detail["cost_input_usd"])) + Decimal(str(detail["cost_output_usd"]))
+            assert abs(parts - Decimal(str(detail["cost_usd"]))) < Decimal("1e-9")
 
 
 def test_sessions_serve_reasoning_tokens(server: EmbeddedServer, corpus: list[GenTrace]) -> None:

@@ -27,7 +27,8 @@ from llmscope_collector.storage.schema import SPAN_COLUMNS, TOKEN_COLUMNS, TRACE
 
 NEW_TOKENS = Column("audio_tokens", pa.int64(), "tokens", waterfall="copy")
 NEW_GENAI = Column("conversation_id", pa.string(), "genai", waterfall="copy")
-EXTENDED = (*SPAN_COLUMNS, NEW_TOKENS, NEW_GENAI)
+NEW_COST = Column("reported_cost_usd", schema.COST_TYPE, "cost")
+EXTENDED = (*SPAN_COLUMNS, NEW_TOKENS, NEW_GENAI, NEW_COST)
 
 
 def _fields(struct: type) -> set[str]:
@@ -56,6 +57,10 @@ def test_a_column_added_once_is_written_read_and_served() -> None:
     assert "audio_tokens" in sql.session_column_list(traces)
     # Served: span detail `genai`, waterfall rows and totals, trace and session summaries, usage.
     assert {"audio_tokens", "conversation_id"} <= set(schema.genai_names(EXTENDED))
+    assert "reported_cost_usd" in schema.arrow_schema(EXTENDED).names
+    detail = models.derived("SpanDetail", models._SpanDetail, models.cost_fields(EXTENDED))
+    assert msgspec.structs.fields(detail)[-1].type == float | None  # money served as a float
+    assert "reported_cost_usd" in _fields(detail)
     span = models.derived("WaterfallSpan", models._WaterfallSpan, models.waterfall_fields(EXTENDED))
     assert {"audio_tokens", "conversation_id"} <= _fields(span)
     for name, base, fields in [
@@ -108,6 +113,7 @@ def test_live_declaration_drives_storage_query_and_api() -> None:
     for struct in (models.WaterfallSpan, models.TraceTotals, models.TraceSummary, models.SessionSummary, models.Usage):
         assert set(TOKEN_COLUMNS) <= _fields(struct), struct.__name__
     assert {c.name for c in TRACE_COLUMNS if c.served} <= _fields(models.TraceSummary)
+    assert set(schema.names(SPAN_COLUMNS, "cost")) <= _fields(models.SpanDetail)
     assert _fields(models.Usage) == set(sql.USAGE_COLUMNS)
 
 

@@ -91,7 +91,7 @@ export async function render(root, route) {
       card("Duration", fmtMs(wf.duration_ms)),
       card("Spans", fmtInt(t.span_count)),
       card("LLM calls", fmtInt(t.llm_calls)),
-      card("Tokens", h("span", { title: hasUsage(t) ? `${fmtInt(t.input_tokens)} in / ${fmtInt(t.output_tokens)} out; cache read ${fmtInt(t.cache_read_tokens)}, write ${fmtInt(t.cache_write_tokens)}` : "no LLM call reported usage" },
+      card("Tokens", h("span", { title: hasUsage(t) ? `${fmtInt(t.input_tokens)} in / ${fmtInt(t.output_tokens)} out; cache read ${fmtInt(t.cache_read_tokens)}, write ${fmtInt(t.cache_write_tokens)}; reasoning ${fmtInt(t.reasoning_tokens)}` : "no LLM call reported usage" },
         fmtInOut(t))),
       card("Cost", hasUsage(t) ? costEl(t.cost_usd, t.cost_unknown) : "–"),
       card("Errors", h("span", { class: t.error_count ? "status-error" : null }, fmtInt(t.error_count))),
