@@ -29,7 +29,14 @@ from llmscope_collector.processors.messages import split_hashed
 from llmscope_collector.processors.normalize import GENAI_COLUMNS, canonical_genai
 from llmscope_collector.processors.pricing import price_rows
 from llmscope_collector.storage.batch import DecodedBatch, DecodedPart, PartitionKey
-from llmscope_collector.storage.schema import BUFFER_COLUMNS, CONTENT_ITEM_SCHEMA, CONTENT_ITEMS, SPAN_SCHEMA
+from llmscope_collector.storage.schema import (
+    BUFFER_COLUMNS,
+    CONTENT_ITEM_SCHEMA,
+    CONTENT_ITEMS,
+    SPAN_COLUMNS,
+    SPAN_SCHEMA,
+)
+from llmscope_collector.storage.schema import names as column_names
 
 _KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS = ("UNSET", "OK", "ERROR")
@@ -63,7 +70,7 @@ _SPAN_FIELDS = (
     "content_bytes",
     CONTENT_ITEMS,
 )
-_COST_FIELDS = ("cost_usd", "cost_input_usd", "cost_output_usd", "cost_known", "cost_source", "llm_dup")
+_COST_FIELDS = (*column_names(SPAN_COLUMNS, "cost"), "llm_dup")  # filled by `price_rows` (`llm_dup` by the writer)
 _ROW_FIELDS = (*_SPAN_FIELDS, *_COST_FIELDS, *GENAI_COLUMNS)
 _DECODED_FIELDS = (*_SPAN_FIELDS, *GENAI_COLUMNS)  # a row tuple's (the cost columns are added as columns)
 if sorted(_ROW_FIELDS) != sorted(BUFFER_COLUMNS):  # a schema column this decoder does not fill
