@@ -9,7 +9,6 @@ merge a file just before it is rewritten, so the deletion checks afterwards and 
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +22,6 @@ from llmscope_collector.storage.rewrite import remove_content, remove_traces
 if TYPE_CHECKING:
     from llmscope_collector.query.store import TraceStore
 
-_LOCK = threading.Lock()
 _TRACE_DATASETS = (SPANS_DIR, TRACES_DIR, LLM_DUPS_DIR)
 
 
@@ -37,7 +35,7 @@ class _Tally:
 
 def delete_session(store: TraceStore, project: str, session_id: str) -> DeletionReport:
     check_session_id(session_id)
-    with _LOCK:
+    with store.deletion_lock:
         trace_ids = _session_trace_ids(store, project, session_id)
         tally = _Tally()
         for _ in range(2):

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from llmscope_collector.storage.schema import (
+    LLM_DUP_COLUMNS,
     LLM_OPERATIONS,
     SPAN_COLUMNS,
     TRACE_COLUMNS,
@@ -220,7 +221,10 @@ CREATE_TRACES = trace_table(TRACE_COLUMNS)
 # traces, ~1 ms with it. `CREATE OR REPLACE TABLE` drops it, so a full reload creates it again.
 INDEX_TRACES = "CREATE INDEX IF NOT EXISTS traces_trace_id ON traces (trace_id)"
 
-CREATE_LLM_DUPS = "CREATE TABLE IF NOT EXISTS llm_dups (project VARCHAR, trace_id VARCHAR, span_id VARCHAR)"
+# The marks' keys only (when a mark was made does not matter to a query).
+_DUP_KEYS = [c for c in LLM_DUP_COLUMNS if c.merge == "key"]
+_DUP_COLUMNS = ", ".join(["project", *(c.name for c in _DUP_KEYS)])
+CREATE_LLM_DUPS = _ddl("llm_dups", [("project", "VARCHAR"), *((c.name, duckdb_type(c)) for c in _DUP_KEYS)])
 
 _TRACE_COLUMNS = trace_column_list(TRACE_COLUMNS)
 _MERGE = trace_merge(TRACE_COLUMNS)
@@ -255,8 +259,8 @@ REPLACE_MERGED = [
     "DROP TABLE IF EXISTS merged_stage",
 ]
 
-LOAD_DUPS_FULL = f"CREATE OR REPLACE TABLE llm_dups AS SELECT project, trace_id, span_id FROM {FILES}"  # noqa: S608
-APPEND_DUPS = f"INSERT INTO llm_dups SELECT project, trace_id, span_id FROM {FILES}"  # noqa: S608
+LOAD_DUPS_FULL = f"CREATE OR REPLACE TABLE llm_dups AS SELECT {_DUP_COLUMNS} FROM {FILES}"  # noqa: S608
+APPEND_DUPS = f"INSERT INTO llm_dups BY NAME SELECT {_DUP_COLUMNS} FROM {FILES}"  # noqa: S608
 CLEAR_TRACES = "DELETE FROM traces"
 CLEAR_DUPS = "DELETE FROM llm_dups"
 

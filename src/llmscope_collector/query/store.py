@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 import time
 from collections.abc import Sequence
 from decimal import Decimal
@@ -113,6 +114,7 @@ class TraceStore:
         self._index = SummaryIndex(data_dir, self._db)
         self._partials = CostPartials(data_dir, self._db, self._index)
         self._idle_ns = int(trace_idle_s * 1e9)
+        self.deletion_lock = threading.Lock()  # one deletion at a time per store (query.deletion)
 
     @property
     def data_dir(self) -> Path:

@@ -224,7 +224,12 @@ CONTENT_COLUMNS: tuple[Column, ...] = (
     _c("first_seen_ns", _INT),
 )
 
-LLM_DUP_COLUMNS: tuple[Column, ...] = (_c("trace_id", _STR), _c("span_id", _STR), _c("marked_ns", _INT))
+# A late duplicate mark: the span it marks (its keys), and when it was found.
+LLM_DUP_COLUMNS: tuple[Column, ...] = (
+    Column("trace_id", _STR, merge="key"),
+    Column("span_id", _STR, merge="key"),
+    _c("marked_ns", _INT),
+)
 
 SPAN_SCHEMA = arrow_schema(SPAN_COLUMNS)
 TRACE_DELTA_SCHEMA = arrow_schema(TRACE_COLUMNS)
