@@ -37,6 +37,11 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
         "AWS_* variables; the data dir then holds the WAL and a query cache (LLMSCOPE_STORAGE; docs/scale.md)",
     )
     parser.add_argument(
+        "--query-engine",
+        help="duckdb (default), clickhouse://host:8123/db (a ClickHouse server) or chdb:// (ClickHouse in this "
+        "process): what answers the API's queries (LLMSCOPE_QUERY_ENGINE; docs/scale.md)",
+    )
+    parser.add_argument(
         "--proxy-port",
         type=int,
         help="also run the capture proxy on this port, e.g. 8787 (docs/proxy.md; LLMSCOPE_PROXY_PORT)",
@@ -51,6 +56,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         api_port=args.api_port,
         data_dir=args.data_dir,
         storage=args.storage,
+        query_engine=args.query_engine,
         auth=args.auth,
         log_format=args.log_format,
         proxy_port=args.proxy_port,

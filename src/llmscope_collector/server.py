@@ -20,10 +20,9 @@ from llmscope_collector.api.http_metrics import HttpMetrics, HttpMetricsMiddlewa
 from llmscope_collector.api.request_id import RequestIdMiddleware
 from llmscope_collector.errors import Unauthenticated
 from llmscope_collector.pipeline import Collector
-from llmscope_collector.query.store import TraceStore
+from llmscope_collector.query.backend import QueryBackend, open_backend
 from llmscope_collector.receiver.gate import IngestGate
 from llmscope_collector.settings import Settings, SettingsError, env_var, flag
-from llmscope_collector.storage.cluster import query_dir
 
 if TYPE_CHECKING:
     from llmscope_proxy import ProxyServer
@@ -55,7 +54,7 @@ class EmbeddedServer:
         settings.validate()
         self.settings = settings
         self.collector = Collector(settings)
-        self.store = TraceStore(query_dir(settings), trace_idle_s=settings.trace_idle_s)
+        self.store: QueryBackend = open_backend(settings)
         self._api_socket: socket.socket | None = None
         self._uvicorn: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None

@@ -81,6 +81,9 @@ class Settings:
     # Data model and queries.
     prices_file: str = ""  # JSON/TOML model pattern → USD per million tokens; overrides genai-prices
     trace_idle_s: float = 300.0  # a trace without its root is shown "incomplete" after this much quiet
+    # The query engine (docs/scale.md): "" or "duckdb" (embedded, the default), "clickhouse://host:8123/db"
+    # (a ClickHouse server over HTTP), "chdb://[/dir]" (the ClickHouse engine in this process).
+    query_engine: str = ""
 
     # Alerts (docs/alerts.md): evaluation cadence, notification delivery, outgoing mail.
     alerts_tick_s: float = 5.0  # how often due rules are looked at; 0 disables scheduled evaluation
@@ -141,6 +144,7 @@ class Settings:
             raise SettingsError("flush_rows must be >= 1 and flush_interval_s > 0")
         self._check_data_dir()
         self._check_storage()
+        self._check_query_engine()
         if check_ports:
             for name in _PORT_FIELDS:
                 _check_port_free(self.host, getattr(self, name), name)
@@ -223,6 +227,21 @@ class Settings:
             )
         if not 1 <= self.smtp_port <= 65535:
             raise SettingsError(f"smtp_port must be 1..65535, got {self.smtp_port} (set {env_var('smtp_port')})")
+
+    def _check_query_engine(self) -> None:
+        engine = self.query_engine
+        if engine in ("", "duckdb"):
+            return
+        if not engine.startswith(("clickhouse://", "clickhouses://", "chdb://")):
+            raise SettingsError(
+                f"query_engine must be duckdb, clickhouse://host:8123/db or chdb://, got {engine!r} "
+                f"(set {env_var('query_engine')} or --query-engine)"
+            )
+        module = "chdb" if engine.startswith("chdb://") else "clickhouse_connect"
+        try:
+            __import__(module)
+        except ImportError:
+            raise SettingsError(f"--query-engine {engine} needs {module}: pip install 'llmscope[clickhouse]'") from None
 
     def _check_storage(self) -> None:
         from llmscope_collector.storage.layout import valid_collector_id

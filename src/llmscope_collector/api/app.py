@@ -38,11 +38,11 @@ from llmscope_collector.api.exceptions import EXCEPTION_HANDLERS
 from llmscope_collector.auth.policy import AuthPolicy
 from llmscope_collector.ingest_status import IngestStatus
 from llmscope_collector.metrics import Metrics
-from llmscope_collector.query.store import TraceStore
+from llmscope_collector.query.backend import QueryBackend
 
 
 def create_app(
-    store: TraceStore,
+    store: QueryBackend,
     *,
     buffered: Callable[[], int] = lambda: 0,
     ingest: Callable[[], IngestStatus] = IngestStatus,

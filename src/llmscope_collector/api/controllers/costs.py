@@ -11,9 +11,9 @@ from litestar.params import FromQuery, QueryParameter
 
 from llmscope_collector.api.controllers.traces import UNAUTHENTICATED, From, To
 from llmscope_collector.api.schemas import CostReport, ErrorBody
+from llmscope_collector.query.backend import QueryBackend
 from llmscope_collector.query.filters import TimeRange
 from llmscope_collector.query.rollups import parse_group_by
-from llmscope_collector.query.store import TraceStore
 
 
 def span_filters(service: str | None, model: str | None, provider: str | None) -> dict[str, str]:
@@ -37,7 +37,7 @@ class CostController(Controller):
     )
     def costs(
         self,
-        store: NamedDependency[TraceStore],
+        store: NamedDependency[QueryBackend],
         caller_project: NamedDependency[str],
         group_by: Annotated[
             str | None,

@@ -12,8 +12,8 @@ from litestar.params import FromQuery
 from llmscope_collector.api.controllers.costs import span_filters
 from llmscope_collector.api.controllers.traces import UNAUTHENTICATED, From, To
 from llmscope_collector.api.schemas import ErrorBody, Metrics, MetricsSeries
+from llmscope_collector.query.backend import QueryBackend
 from llmscope_collector.query.filters import TimeRange
-from llmscope_collector.query.store import TraceStore
 
 _BAD = {400: ResponseSpec(data_container=ErrorBody, description="A parameter is invalid"), **UNAUTHENTICATED}
 
@@ -31,7 +31,7 @@ class MetricsController(Controller):
     )
     def summary(
         self,
-        store: NamedDependency[TraceStore],
+        store: NamedDependency[QueryBackend],
         caller_project: NamedDependency[str],
         from_: From = None,
         to: To = None,
@@ -50,7 +50,7 @@ class MetricsController(Controller):
     )
     def timeseries(
         self,
-        store: NamedDependency[TraceStore],
+        store: NamedDependency[QueryBackend],
         caller_project: NamedDependency[str],
         interval: FromQuery[Literal["1m", "1h", "1d"]] = "1h",
         group_by: FromQuery[Literal["model", "service"] | None] = None,

@@ -8,8 +8,8 @@ from litestar.params import FromPath
 
 from llmscope_collector.api.controllers.traces import UNAUTHENTICATED, From, To
 from llmscope_collector.api.schemas import PromptList, PromptVersions
+from llmscope_collector.query.backend import QueryBackend
 from llmscope_collector.query.filters import TimeRange
-from llmscope_collector.query.store import TraceStore
 
 
 class PromptController(Controller):
@@ -25,7 +25,7 @@ class PromptController(Controller):
     )
     def list_prompts(
         self,
-        store: NamedDependency[TraceStore],
+        store: NamedDependency[QueryBackend],
         caller_project: NamedDependency[str],
         from_: From = None,
         to: To = None,
@@ -41,7 +41,7 @@ class PromptController(Controller):
     )
     def versions(
         self,
-        store: NamedDependency[TraceStore],
+        store: NamedDependency[QueryBackend],
         caller_project: NamedDependency[str],
         name: FromPath[str],
         from_: From = None,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from litestar import Controller, delete, get
 from litestar.di import NamedDependency
-from litestar.exceptions import ServiceUnavailableException
+from litestar.exceptions import ClientException, ServiceUnavailableException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, PathParameter, QueryParameter
 
@@ -15,8 +15,8 @@ from llmscope_collector.api.controllers.traces import UNAUTHENTICATED
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import DeletionReport, ErrorBody, SessionDetail, SessionPage
 from llmscope_collector.ingest_status import IngestNotSettled
+from llmscope_collector.query.backend import DeletionUnsupported, QueryBackend
 from llmscope_collector.query.filters import TimeRange
-from llmscope_collector.query.store import TraceStore
 
 SessionId = Annotated[
     str,
@@ -46,7 +46,7 @@ class SessionController(Controller):
     )
     def list_sessions(
         self,
-        store: NamedDependency[TraceStore],
+        store: NamedDependency[QueryBackend],
         caller_project: NamedDependency[str],
         from_: Annotated[
             str | None, QueryParameter(name="from", description="Active at or after (ISO 8601 or epoch ns)")
@@ -67,7 +67,7 @@ class SessionController(Controller):
     )
     def get_session(
         self,
-        store: NamedDependency[TraceStore],
+        store: NamedDependency[QueryBackend],
         caller_project: NamedDependency[str],
         session_id: SessionId,
         limit: Annotated[int, QueryParameter(ge=1, le=5000, description="Most traces returned")] = 500,
@@ -87,7 +87,7 @@ class SessionController(Controller):
     )
     def delete_session(
         self,
-        store: NamedDependency[TraceStore],
+        store: NamedDependency[QueryBackend],
         caller_project: NamedDependency[str],
         settle_ingest: NamedDependency[Callable[[], None]],
         session_id: SessionId,
@@ -99,7 +99,10 @@ class SessionController(Controller):
             settle_ingest()
         except IngestNotSettled as exc:
             raise ServiceUnavailableException(str(exc)) from None
-        report = store.delete_session(caller_project, session_id)
+        try:
+            report = store.delete_session(caller_project, session_id)
+        except DeletionUnsupported as exc:
+            raise ClientException(str(exc), status_code=409) from None
         if report.traces_deleted == 0:
             raise NotFound(f"session {session_id!r} has no stored trace")
         return report

@@ -12,7 +12,7 @@ from litestar.params import PathParameter
 from llmscope_collector.api.controllers.traces import SPAN_ID_PATTERN, TRACE_ID_PATTERN, UNAUTHENTICATED
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import ErrorBody, SpanDetail
-from llmscope_collector.query.store import TraceStore
+from llmscope_collector.query.backend import QueryBackend
 
 
 class SpanController(Controller):
@@ -32,7 +32,7 @@ class SpanController(Controller):
     )
     def get_span(
         self,
-        store: NamedDependency[TraceStore],
+        store: NamedDependency[QueryBackend],
         caller_project: NamedDependency[str],
         trace_id: Annotated[str, PathParameter(description="32 hex characters", schema_extra=TRACE_ID_PATTERN)],
         span_id: Annotated[str, PathParameter(description="16 hex characters", schema_extra=SPAN_ID_PATTERN)],

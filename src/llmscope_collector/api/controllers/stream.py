@@ -23,9 +23,9 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from llmscope_collector.query.backend import QueryBackend
 from llmscope_collector.query.filters import TraceQuery
 from llmscope_collector.query.models import TraceSummary
-from llmscope_collector.query.store import TraceStore
 
 PAGE = 200  # traces looked at per poll: a burst larger than this between two polls shows its newest only
 KEEPALIVE_S = 15.0
@@ -53,7 +53,7 @@ def _version(t: TraceSummary) -> tuple[object, ...]:
 
 
 async def trace_events(
-    store: TraceStore, project: str, *, backfill: int, interval_s: float, max_s: float
+    store: QueryBackend, project: str, *, backfill: int, interval_s: float, max_s: float
 ) -> AsyncIterator[ServerSentEventMessage]:
     """The stream's messages; the first poll sends the newest `backfill` traces, later polls the changes."""
     query = TraceQuery(limit=PAGE)
@@ -98,7 +98,7 @@ class TraceStreamController(Controller):
     )
     async def stream(
         self,
-        store: NamedDependency[TraceStore],
+        store: NamedDependency[QueryBackend],
         caller_project: NamedDependency[str],
         backfill: Annotated[int, Parameter(ge=0, le=PAGE, description="Send the newest N traces first")] = 0,
         interval_ms: Annotated[int, Parameter(ge=100, le=60_000, description="Poll interval")] = 1000,

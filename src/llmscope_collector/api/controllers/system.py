@@ -15,7 +15,7 @@ from litestar.di import NamedDependency
 from llmscope_collector import __version__
 from llmscope_collector.api.schemas import Health, StoreCounts
 from llmscope_collector.ingest_status import IngestStatus
-from llmscope_collector.query.store import TraceStore
+from llmscope_collector.query.backend import QueryBackend
 
 
 class SystemController(Controller):
@@ -24,7 +24,7 @@ class SystemController(Controller):
     @get("/health", operation_id="health", sync_to_thread=True)
     def health(
         self,
-        store: NamedDependency[TraceStore],
+        store: NamedDependency[QueryBackend],
         buffered: NamedDependency[Callable[[], int]],
         ingest: NamedDependency[Callable[[], IngestStatus]],
         sees_server_detail: NamedDependency[bool],

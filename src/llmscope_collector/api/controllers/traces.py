@@ -11,8 +11,8 @@ from litestar.params import FromQuery, PathParameter, QueryParameter
 
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import ErrorBody, TracePage, Waterfall
+from llmscope_collector.query.backend import QueryBackend
 from llmscope_collector.query.filters import TimeRange, TraceQuery, attr_filters, parse_decimal
-from llmscope_collector.query.store import TraceStore
 
 From = Annotated[str | None, QueryParameter(name="from", description="ISO 8601 time or epoch ns")]
 To = Annotated[str | None, QueryParameter(description="ISO 8601 time or epoch ns (exclusive)")]
@@ -41,7 +41,7 @@ class TraceController(Controller):
     def list_traces(
         self,
         request: Request[Any, Any, Any],
-        store: NamedDependency[TraceStore],
+        store: NamedDependency[QueryBackend],
         caller_project: NamedDependency[str],
         from_: From = None,
         to: To = None,
@@ -111,7 +111,7 @@ class TraceController(Controller):
     )
     def get_trace(
         self,
-        store: NamedDependency[TraceStore],
+        store: NamedDependency[QueryBackend],
         caller_project: NamedDependency[str],
         trace_id: Annotated[
             str, PathParameter(description="32 hex characters, as in W3C traceparent", schema_extra=TRACE_ID_PATTERN)

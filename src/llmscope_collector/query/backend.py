@@ -1,0 +1,86 @@
+"""The query-backend seam: every query the API and UI run goes through `QueryBackend`.
+
+Two implementations answer it with the same results over the same stored data (tested by
+`tests/collector/query/test_engine_equivalence.py`): `query.store.TraceStore` (DuckDB over the
+Parquet files of a data dir or a bucket's mirror; the embedded default) and
+`query.clickhouse.store.ClickHouseStore` (ClickHouse tables fed from the same objects; a server over
+HTTP, or chdb in-process). `--query-engine` (`LLMSCOPE_QUERY_ENGINE`) picks one: empty or `duckdb`,
+`clickhouse://host:8123/db`, or `chdb://[/dir]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from llmscope_collector.query.filters import TimeRange, TraceQuery
+from llmscope_collector.query.models import (
+    CostReport,
+    DeletionReport,
+    Metrics,
+    MetricsSeries,
+    PromptList,
+    PromptVersions,
+    SessionDetail,
+    SessionPage,
+    SpanDetail,
+    StoreCounts,
+    TracePage,
+    Waterfall,
+)
+
+if TYPE_CHECKING:
+    from llmscope_collector.settings import Settings
+
+
+class DeletionUnsupported(RuntimeError):
+    """This engine cannot delete a session (it does not own the stored files)."""
+
+
+class QueryBackend(Protocol):
+    """What the API, the live stream and the UI read; every data call is scoped to the caller's project."""
+
+    def get_trace(self, trace_id: str, project: str = "default") -> Waterfall | None: ...
+
+    def list_traces(self, project: str, query: TraceQuery) -> TracePage: ...
+
+    def get_span(self, project: str, trace_id: str, span_id: str) -> SpanDetail | None: ...
+
+    def list_sessions(
+        self, project: str, time_range: TimeRange, user: str | None, limit: int, cursor: str | None
+    ) -> SessionPage: ...
+
+    def get_session(self, project: str, session_id: str, limit: int = 500) -> SessionDetail | None: ...
+
+    def delete_session(self, project: str, session_id: str) -> DeletionReport: ...
+
+    def costs(
+        self, project: str, group_by: Sequence[str], time_range: TimeRange, filters: dict[str, str]
+    ) -> CostReport: ...
+
+    def metrics_summary(self, project: str, time_range: TimeRange, filters: dict[str, str]) -> Metrics: ...
+
+    def metrics_series(
+        self, project: str, interval: str, group_by: str | None, time_range: TimeRange, filters: dict[str, str]
+    ) -> MetricsSeries: ...
+
+    def prompts(self, project: str, time_range: TimeRange) -> PromptList: ...
+
+    def prompt_versions(self, project: str, name: str, time_range: TimeRange) -> PromptVersions: ...
+
+    def counts(self) -> StoreCounts: ...
+
+    def close(self) -> None: ...
+
+
+def open_backend(settings: Settings) -> QueryBackend:
+    """The engine `settings.query_engine` names, over the data the collector stores (data dir or bucket)."""
+    from llmscope_collector.storage.cluster import query_dir
+
+    if settings.query_engine in ("", "duckdb"):
+        from llmscope_collector.query.store import TraceStore
+
+        return TraceStore(query_dir(settings), trace_idle_s=settings.trace_idle_s)
+    from llmscope_collector.query.clickhouse.store import open_clickhouse
+
+    return open_clickhouse(settings)

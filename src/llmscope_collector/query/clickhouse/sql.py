@@ -1,0 +1,451 @@
+"""Every ClickHouse statement of the ClickHouse query engine, with server-side `{name:Type}` parameters only.
+
+The counterpart of `query.sql` (DuckDB): the same queries, the same result columns, so the same
+response builders (`query.rows`, `query.rollups.metrics`, `query.waterfall`) serve both engines.
+Request values are always bound; shapes that depend on the request are assembled from the same
+allowlisted names (`TRACE_FILTERS`, `GROUP_KEYS`, `SORT_KEYS`, `INTERVALS`). Column lists and types
+come from the dataset declarations in `storage.schema`.
+
+Tables (one per dataset, fed once per stored object by `clickhouse.loader`):
+- `spans`: ReplacingMergeTree ordered by (project, trace_id, span_id): a trace is one range of the
+  primary key, and a span stored twice (a replay on another collector) collapses when parts merge.
+- `trace_deltas`: the stitcher's per-trace deltas, ordered by (project, trace_id); a trace's summary is
+  their merge, done at query time with the same rules as DuckDB's index (`TRACES` below): most traces
+  have one delta, and a merge at read time gives the exact DuckDB semantics (`first`, `root` records)
+  that an AggregatingMergeTree would need aggregate-state columns for.
+- `content`: ReplacingMergeTree by (project, hash, date); `llm_dups`: by (project, trace_id, span_id).
+- `loaded_objects`: the object keys loaded, so nothing loads twice or is skipped after a crash.
+Retention is a TTL on the partition date (when set). Timestamps stay Int64 nanoseconds, as stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+
+from llmscope_collector.storage.schema import (
+    CONTENT_COLUMNS,
+    LLM_DUP_COLUMNS,
+    LLM_OPERATIONS,
+    SPAN_COLUMNS,
+    TRACE_COLUMNS,
+    Column,
+    token_names,
+    waterfall_names,
+)
+
+_SCALARS = {pa.string(): "String", pa.int64(): "Int64", pa.bool_(): "Bool", pa.float64(): "Float64"}
+# Key columns cannot be Nullable in a sorting key; the stored values are never NULL.
+KEY_COLUMNS = frozenset({"trace_id", "span_id", "hash"})
+
+
+def ch_type(column: Column) -> str:
+    """The ClickHouse type of a declared column (lists and maps are never NULL in ClickHouse: empty instead)."""
+    type_ = column.type
+    if pa.types.is_list(type_):
+        value = type_.value_type
+        if pa.types.is_struct(value):
+            fields = ", ".join(f"{f.name} {ch_type(Column(f.name, f.type))}" for f in value)
+            return f"Array(Tuple({fields}))"
+        return f"Array({_SCALARS[value]})"
+    if pa.types.is_map(type_):
+        return f"Map({_SCALARS[type_.key_type]}, {_SCALARS[type_.item_type]})"
+    base = f"Decimal({type_.precision}, {type_.scale})" if pa.types.is_decimal(type_) else _SCALARS[type_]
+    return base if column.name in KEY_COLUMNS else f"Nullable({base})"
+
+
+def structure(columns: Sequence[Column]) -> str:
+    """The read structure of a dataset's Parquet files: declared columns missing from older files read as NULL."""
+    return ", ".join(f"{c.name} {ch_type(c)}" for c in columns)
+
+
+def _names(columns: Sequence[Column]) -> str:
+    return ", ".join(c.name for c in columns)
+
+
+def _table(name: str, columns: Sequence[Column], engine: str, order: str, ttl_days: int, extra: str = "") -> str:
+    cols = ", ".join(["project LowCardinality(String)", "date Date", *(f"{c.name} {ch_type(c)}" for c in columns)])
+    ttl = f"\nTTL date + toIntervalDay({int(ttl_days)})" if ttl_days > 0 else ""
+    # Loads are tagged with the object key (insert_deduplication_token): a retried load is dropped.
+    return f"""CREATE TABLE IF NOT EXISTS {name} ({cols}{extra})
+ENGINE = {engine}
+PARTITION BY toYYYYMM(date)
+ORDER BY ({order}){ttl}
+SETTINGS non_replicated_deduplication_window = 100000"""
+
+
+DATASET_COLUMNS: dict[str, tuple[Column, ...]] = {
+    "spans": SPAN_COLUMNS,
+    "traces": TRACE_COLUMNS,
+    "content": CONTENT_COLUMNS,
+    "llm_dups": LLM_DUP_COLUMNS,
+}
+TABLES = {"spans": "spans", "traces": "trace_deltas", "content": "content", "llm_dups": "llm_dups"}
+LOAD_ORDER = ("content", "llm_dups", "traces", "spans")  # a span never shows before its content and marks
+
+
+def create_tables(ttl_days: int) -> list[str]:
+    """The DDL of every table (retention `ttl_days`, 0 = keep)."""
+    return [
+        _table(
+            "spans",
+            SPAN_COLUMNS,
+            "ReplacingMergeTree",
+            "project, trace_id, span_id",
+            ttl_days,
+            ", INDEX start_ns_minmax start_ns TYPE minmax GRANULARITY 1",
+        ),
+        _table("trace_deltas", TRACE_COLUMNS, "MergeTree", "project, trace_id", ttl_days),
+        _table("content", CONTENT_COLUMNS, "ReplacingMergeTree", "project, hash, date", ttl_days),
+        _table("llm_dups", LLM_DUP_COLUMNS, "ReplacingMergeTree", "project, trace_id, span_id", ttl_days),
+        """CREATE TABLE IF NOT EXISTS loaded_objects (key String, dataset LowCardinality(String), loaded_ns Int64)
+ENGINE = ReplacingMergeTree ORDER BY key""",
+    ]
+
+
+def load(dataset: str, source: str) -> str:
+    """Load one object of `dataset` read by table function `source` (its project and date bound)."""
+    columns = DATASET_COLUMNS[dataset]
+    return f"""INSERT INTO {TABLES[dataset]} (project, date, {_names(columns)})
+SELECT {{project:String}}, toDate({{date:String}}), {_names(columns)}
+FROM {source}"""  # noqa: S608 - derived from the declarations; values and paths are bound
+
+
+LOADED_KEYS = "SELECT key FROM loaded_objects"
+RECORD_LOADED = (
+    "INSERT INTO loaded_objects (key, dataset, loaded_ns) VALUES ({key:String}, {dataset:String}, {ns:Int64})"
+)
+
+# ---------------------------------------------------------------------------------------------
+# Trace summaries: the deltas merged at query time (the same rules as query.sql.trace_merge)
+
+
+def _merged(column: Column) -> str:
+    name = column.name
+    if column.merge == "sum":
+        return f"sum({name}) AS m_{name}"
+    if column.merge == "union":
+        return f"arraySort(groupUniqArrayArray({name})) AS m_{name}"
+    if column.merge == "first":
+        return f"argMinIf({name}, start_ns, {name} IS NOT NULL) AS m_{name}"
+    function = {"min": "min", "max": "max", "or": "max"}[column.merge]
+    return f"{function}({name}) AS m_{name}"
+
+
+def trace_merge(columns: Sequence[Column], where: str) -> str:
+    """One merged row per trace of the deltas matching `where`; root columns from one root record (the
+    greatest, as DuckDB's `max` of a struct), inner aliases prefixed so none shadows a column."""
+    keys = [c.name for c in columns if c.merge == "key"]
+    roots = [c for c in columns if c.merge == "root"]
+    inner = [_merged(c) for c in columns if c.merge not in ("key", "root")]
+    if roots:
+        record = ", ".join(c.name for c in roots)
+        inner.append(f"maxIf(tuple({record}), {roots[0].name} IS NOT NULL) AS m_root")
+    outer: list[str] = []
+    for column in columns:
+        if column.merge == "key":
+            outer.append(column.name)
+        elif column.merge == "root":
+            outer.append(f"tupleElement(m_root, {roots.index(column) + 1}) AS {column.name}")
+        else:
+            outer.append(f"m_{column.name} AS {column.name}")
+    group = ", ".join(["project", *keys])
+    return f"""SELECT {", ".join(["project", *outer])}
+FROM (SELECT {", ".join([group, *inner])} FROM trace_deltas WHERE {where} GROUP BY {group})"""  # noqa: S608
+
+
+TRACES = f"traces AS ({trace_merge(TRACE_COLUMNS, 'project = {project:String}')})"
+ONE_TRACE = f"traces AS ({trace_merge(TRACE_COLUMNS, 'project = {project:String} AND trace_id = {trace_id:String}')})"
+
+STATE = """CASE WHEN t.has_root THEN 'complete'
+            WHEN {now_ns:Int64} - t.updated_ns > {idle_ns:Int64} THEN 'incomplete' ELSE 'in_progress' END"""
+TRACE_ROW = ", ".join(
+    [*(f"t.{c.name} AS {c.name}" for c in TRACE_COLUMNS), "t.end_ns - t.start_ns AS duration_ns", f"{STATE} AS state"]
+)
+KNOWN_COST = "(CASE WHEN t.llm_calls > 0 AND t.cost_unknown >= t.llm_calls THEN NULL ELSE t.cost_usd END)"
+SUM_DECIMAL = "Decimal(38, 12)"
+
+TRACE_FILTERS: dict[str, str] = {
+    "from_ns": "t.start_ns >= {from_ns:Int64}",
+    "to_ns": "t.start_ns < {to_ns:Int64}",
+    "service": "has(t.services, {service:String})",
+    "model": "has(t.models, {model:String})",
+    "provider": "has(t.providers, {provider:String})",
+    "errors": "t.error_count > 0",
+    "no_errors": "t.error_count = 0",
+    "session": "t.session_id = {session:String}",
+    "user": "t.user_id = {user:String}",
+    "prompt_name": "has(t.prompt_names, {prompt_name:String})",
+    "prompt_ref": "has(t.prompts, {prompt_ref:String})",
+    "tag": "has(t.tags, {tag:String})",
+    "min_duration_ns": "t.end_ns - t.start_ns >= {min_duration_ns:Int64}",
+    "min_cost": f"{KNOWN_COST} >= {{min_cost:{SUM_DECIMAL}}}",
+    "min_tokens": "t.total_tokens >= {min_tokens:Int64}",
+    "state": f"({STATE}) = {{state:String}}",
+    "trace_ids": "has({trace_ids:Array(String)}, t.trace_id)",
+}
+SORT_KEYS: dict[str, str] = {
+    "start": "t.start_ns",
+    "duration": "(t.end_ns - t.start_ns)",
+    "cost": f"coalesce({KNOWN_COST}, toDecimal128(-1, 12))",
+    "tokens": "t.total_tokens",
+}
+_SORT_TYPES = {"start": "Int64", "duration": "Int64", "cost": SUM_DECIMAL, "tokens": "Int64"}
+_AFTER = {
+    "desc": "({key} < {{cursor_key:{type}}}"
+    " OR ({key} = {{cursor_key:{type}}} AND t.trace_id < {{cursor_trace:String}}))",
+    "asc": "({key} > {{cursor_key:{type}}}"
+    " OR ({key} = {{cursor_key:{type}}} AND t.trace_id > {{cursor_trace:String}}))",
+}
+
+
+def list_traces(filters: list[str], sort: str, order: str, after: bool) -> str:
+    key = SORT_KEYS[sort]
+    where = ["t.project = {project:String}", *(TRACE_FILTERS[f] for f in filters)]
+    if after:
+        where.append(_AFTER[order].format(key=key, type=_SORT_TYPES[sort]))
+    direction = "DESC" if order == "desc" else "ASC"
+    return f"""WITH {TRACES}
+SELECT {TRACE_ROW}, {key} AS sort_key
+FROM traces t
+WHERE {" AND ".join(where)}
+ORDER BY sort_key {direction}, t.trace_id {direction}
+LIMIT {{limit:UInt32}}"""  # noqa: S608 - fragments from allowlists only
+
+
+TRACE_SUMMARY = f"WITH {ONE_TRACE} SELECT {TRACE_ROW} FROM traces t"  # noqa: S608
+
+# ---------------------------------------------------------------------------------------------
+# Spans of one project
+
+_LLM_LIST = ", ".join(f"'{op}'" for op in LLM_OPERATIONS)  # constants of storage.schema
+PROJECT_SPANS = "s.project = {project:String}"
+SPAN_RANGE = """s.start_ns >= {from_ns:Int64} AND s.start_ns < {to_ns:Int64}
+  AND s.date >= {from_date:Date} AND s.date <= {to_date:Date}"""
+COUNTED_LLM = f"""s.operation IN ({_LLM_LIST})
+  AND NOT coalesce(s.llm_dup, false)
+  AND (s.trace_id, s.span_id) NOT IN (
+    SELECT d.trace_id, d.span_id FROM llm_dups d WHERE d.project = {{project:String}})"""  # noqa: S608
+
+
+def _attr(column: str) -> str:
+    """The attribute at key `{attr_key}` as DuckDB's `json_extract_string` gives it: a string's value, else its JSON."""
+    key = "{attr_key:String}"
+    return (
+        f"(JSONHas({column}, {key}) AND JSONType({column}, {key}) != 'Null' AND "
+        f"if(JSONType({column}, {key}) = 'String', JSONExtractString({column}, {key}), "
+        f"JSONExtractRaw({column}, {key})) = {{attr_value:String}})"
+    )
+
+
+ATTR_MATCH = f"""SELECT DISTINCT s.trace_id AS trace_id FROM spans s
+WHERE {PROJECT_SPANS} AND {SPAN_RANGE}
+  AND ({_attr("s.attributes")} OR {_attr("s.resource_attributes")})"""  # noqa: S608
+
+CONTENT_SEARCH = """SELECT DISTINCT c.hash AS hash FROM content c
+WHERE c.project = {project:String} AND c.date >= {from_date:Date} AND c.date <= {to_date:Date}
+  AND position(lowerUTF8(c.body), lowerUTF8({q:String})) > 0
+LIMIT 100000"""
+
+SPANS_WITH_CONTENT = f"""SELECT DISTINCT s.trace_id AS trace_id FROM spans s
+WHERE {PROJECT_SPANS} AND {SPAN_RANGE}
+  AND hasAny(arrayMap(r -> tupleElement(r, 'hash'), s.content_refs), {{hashes:Array(String)}})"""  # noqa: S608
+
+_WATERFALL = ", ".join(f"s.{name} AS {name}" for name in waterfall_names(SPAN_COLUMNS))
+TRACE_SPANS = f"""SELECT s.project AS project, {_WATERFALL}, s.content_refs AS content_refs
+FROM spans s
+WHERE {PROJECT_SPANS} AND s.trace_id = {{trace_id:String}}
+  AND s.date >= {{from_date:Date}} AND s.date <= {{to_date:Date}}
+ORDER BY s.start_ns, s.span_id"""  # noqa: S608
+
+SPAN_DETAIL = """SELECT * EXCEPT (project) FROM spans s
+WHERE s.project = {project:String} AND s.trace_id = {trace_id:String} AND s.span_id = {span_id:String}
+  AND s.date >= {from_date:Date} AND s.date <= {to_date:Date}
+LIMIT 1"""
+
+CONTENT_BODIES = """SELECT c.hash AS hash, any(c.body) AS body FROM content c
+WHERE c.project = {project:String} AND c.date = {date:Date} AND has({hashes:Array(String)}, c.hash)
+GROUP BY c.hash"""
+
+LATE_DUP = """SELECT count() AS n FROM llm_dups d
+WHERE d.project = {project:String} AND d.trace_id = {trace_id:String} AND d.span_id = {span_id:String}"""
+
+COUNTS = "SELECT count() AS spans, uniqExact(trace_id) AS traces FROM spans"
+
+# ---------------------------------------------------------------------------------------------
+# Sessions: grouped from the merged trace summaries at query time
+
+
+def _session_sums(trace_columns: Sequence[Column]) -> list[Column]:
+    return [c for c in trace_columns if c.merge == "sum"]
+
+
+_SESSION_INNER = ",\n  ".join(
+    [
+        "min(t.start_ns) AS m_first_ns",
+        "max(t.end_ns) AS m_last_ns",
+        "count() AS m_trace_count",
+        *(f"sum(t.{c.name}) AS m_{c.name}" for c in _session_sums(TRACE_COLUMNS)),
+        "countIf(t.error_count > 0) AS m_error_traces",
+        "argMinIf(t.user_id, t.start_ns, t.user_id IS NOT NULL) AS m_user_id",
+    ]
+)
+_SESSION_NAMES = [
+    "first_ns",
+    "last_ns",
+    "trace_count",
+    *(c.name for c in _session_sums(TRACE_COLUMNS)),
+    "error_traces",
+    "user_id",
+]
+_SESSION_OUTER = ", ".join(["session_id", *(f"m_{n} AS {n}" for n in _SESSION_NAMES)])
+SESSION_COLUMNS = ", ".join(["t.session_id AS session_id", *(f"t.{n} AS {n}" for n in _SESSION_NAMES)])
+SESSIONS = f"""sessions AS (
+  SELECT project, {_SESSION_OUTER} FROM (
+    SELECT t.project AS project, t.session_id AS session_id, {_SESSION_INNER}
+    FROM traces t WHERE t.session_id IS NOT NULL GROUP BY t.project, t.session_id))"""  # noqa: S608
+
+SESSION_FILTERS: dict[str, str] = {
+    "from_ns": "f.end_ns >= {from_ns:Int64}",
+    "to_ns": "f.start_ns < {to_ns:Int64}",
+    "user": "f.user_id = {user:String}",
+}
+_SESSION_AFTER = """(t.last_ns < {cursor_key:Int64}
+  OR (t.last_ns = {cursor_key:Int64} AND t.session_id < {cursor_session:String}))"""
+
+
+def list_sessions(filters: list[str], after: bool) -> str:
+    where = ["t.project = {project:String}"]
+    if filters:
+        matching = " AND ".join(["f.session_id IS NOT NULL", *(SESSION_FILTERS[f] for f in filters)])
+        where.append(f"t.session_id IN (SELECT f.session_id FROM traces f WHERE {matching})")  # noqa: S608
+    if after:
+        where.append(_SESSION_AFTER)
+    return f"""WITH {TRACES}, {SESSIONS}
+SELECT {SESSION_COLUMNS}
+FROM sessions t
+WHERE {" AND ".join(where)}
+ORDER BY t.last_ns DESC, t.session_id DESC
+LIMIT {{limit:UInt32}}"""  # noqa: S608 - fragments from allowlists only
+
+
+SESSION_LATENCY = f"""WITH {TRACES}
+SELECT t.session_id AS session_id, quantilesExactInclusive(0.5, 0.95)(t.end_ns - t.start_ns) AS latency_ns
+FROM traces t
+WHERE has({{sessions:Array(String)}}, t.session_id)
+GROUP BY t.session_id"""  # noqa: S608
+
+SESSION_ONE = f"""WITH {TRACES}, {SESSIONS},
+latency AS (
+  SELECT t.session_id AS session_id, quantilesExactInclusive(0.5, 0.95)(t.end_ns - t.start_ns) AS latency_ns
+  FROM traces t WHERE t.session_id = {{session:String}} GROUP BY t.session_id)
+SELECT {SESSION_COLUMNS}, l.latency_ns AS latency_ns
+FROM sessions t JOIN latency l ON l.session_id = t.session_id
+WHERE t.session_id = {{session:String}}"""  # noqa: S608
+
+SESSION_TRACES = f"""WITH {TRACES}
+SELECT {TRACE_ROW} FROM traces t
+WHERE t.session_id = {{session:String}}
+ORDER BY t.start_ns, t.trace_id
+LIMIT {{limit:UInt32}}"""  # noqa: S608
+
+# ---------------------------------------------------------------------------------------------
+# Roll-ups over counted LLM calls: costs, metrics, prompts
+
+_TS = "toDateTime(intDiv(s.start_ns, 1000000000), 'UTC')"
+GROUP_KEYS: dict[str, str] = {
+    "model": "coalesce(s.response_model, s.request_model)",
+    "provider": "s.provider",
+    "project": "s.project",
+    "service": "s.service_name",
+    "user": "coalesce(s.user_id, t.user_id)",
+    "session": "coalesce(s.session_id, t.session_id)",
+    "prompt": "if(s.prompt_version IS NULL, s.prompt_name, concat(s.prompt_name, '@', s.prompt_version))",
+    "day": f"formatDateTime({_TS}, '%Y-%m-%d')",
+    "hour": f"formatDateTime(toStartOfHour({_TS}), '%Y-%m-%dT%H:00:00Z')",
+}
+_NEEDS_TRACE = frozenset({"user", "session"})
+_TRACE_JOIN = "LEFT JOIN traces t ON t.project = s.project AND t.trace_id = s.trace_id"
+SPAN_FILTERS: dict[str, str] = {
+    "service": "s.service_name = {service:String}",
+    "model": "coalesce(s.response_model, s.request_model) = {model:String}",
+    "provider": "s.provider = {provider:String}",
+    "prompt_name": "s.prompt_name = {prompt_name:String}",
+}
+COST_GROUPS_LIMIT = 10_000
+
+
+def usage_sums(span_columns: Sequence[Column]) -> str:
+    tokens = [f"sum(s.{name}) AS {name}" for name in token_names(span_columns)]
+    cost = [
+        "sumIf(s.cost_usd, coalesce(s.cost_known, false)) AS cost_usd",
+        "countIf(NOT coalesce(s.cost_known, false)) AS cost_unknown",
+    ]
+    return ",\n  ".join(["count() AS llm_calls", *tokens, *cost])
+
+
+_USAGE_SUMS = usage_sums(SPAN_COLUMNS)
+_ROLLUP_SETTINGS = "SETTINGS join_use_nulls = 1"  # an unmatched LEFT JOIN row is NULL, as in SQL (and DuckDB)
+
+
+def _where(filters: list[str]) -> str:
+    return " AND ".join([PROJECT_SPANS, COUNTED_LLM, SPAN_RANGE, *(SPAN_FILTERS[f] for f in filters)])
+
+
+def costs(group_by: list[str], filters: list[str]) -> str:
+    keys = [f"{GROUP_KEYS[g]} AS key_{g}" for g in group_by]
+    needs_trace = bool(_NEEDS_TRACE & set(group_by))
+    head = f"WITH {TRACES}\n" if needs_trace else ""
+    join = _TRACE_JOIN if needs_trace else ""
+    group = f"GROUP BY {', '.join(f'key_{g}' for g in group_by)}" if group_by else ""
+    return f"""{head}SELECT {", ".join([*keys, _USAGE_SUMS])}
+FROM spans s {join}
+WHERE {_where(filters)}
+{group}
+ORDER BY cost_usd DESC NULLS LAST, llm_calls DESC
+LIMIT {COST_GROUPS_LIMIT}
+{_ROLLUP_SETTINGS}"""  # noqa: S608 - fragments from allowlists only
+
+
+_METRICS = f"""{_USAGE_SUMS},
+  countIf(s.status_code = 'ERROR') AS errors,
+  quantilesExactInclusive(0.5, 0.95, 0.99)(s.duration_ns) AS latency_ns,
+  quantilesExactInclusiveIf(0.5, 0.95)(s.ttft_s, s.ttft_s IS NOT NULL) AS ttft_s"""
+INTERVALS: dict[str, str] = {"1m": "INTERVAL 1 MINUTE", "1h": "INTERVAL 1 HOUR", "1d": "INTERVAL 1 DAY"}
+SERIES_GROUPS: dict[str, str] = {"model": GROUP_KEYS["model"], "service": GROUP_KEYS["service"]}
+
+
+def metrics_summary(filters: list[str]) -> str:
+    return f"SELECT {_METRICS} FROM spans s WHERE {_where(filters)}"  # noqa: S608 - allowlisted fragments
+
+
+def metrics_series(interval: str, group_by: str | None, filters: list[str]) -> str:
+    bucket = f"toUnixTimestamp(toStartOfInterval({_TS}, {INTERVALS[interval]}))"  # seconds
+    key = f"{SERIES_GROUPS[group_by]} AS key" if group_by else "CAST(NULL AS Nullable(String)) AS key"
+    return f"""SELECT {bucket} AS bucket, {key}, {_METRICS}
+FROM spans s
+WHERE {_where(filters)}
+GROUP BY bucket, key
+ORDER BY bucket, key
+LIMIT 100000"""  # noqa: S608 - fragments from allowlists only
+
+
+_PROMPT_STATS = f"""{_USAGE_SUMS},
+  countIf(s.status_code = 'ERROR') AS errors,
+  avg(s.duration_ns) AS avg_duration_ns, avg(s.total_tokens) AS avg_tokens,
+  min(s.start_ns) AS first_ns, max(s.start_ns) AS last_ns"""
+
+PROMPTS = f"""SELECT s.prompt_name AS name, uniqExact(s.prompt_version) AS versions, {_PROMPT_STATS}
+FROM spans s
+WHERE {_where([])} AND s.prompt_name IS NOT NULL
+GROUP BY s.prompt_name
+ORDER BY llm_calls DESC, name
+LIMIT 10000"""  # noqa: S608
+
+PROMPT_VERSIONS = f"""SELECT s.prompt_version AS version, {_PROMPT_STATS}
+FROM spans s
+WHERE {_where(["prompt_name"])}
+GROUP BY s.prompt_version
+ORDER BY last_ns DESC
+LIMIT 10000"""  # noqa: S608

@@ -1,0 +1,403 @@
+"""`ClickHouseStore`: the `QueryBackend` calls answered by ClickHouse (a server, or chdb in-process).
+
+Each call loads what is new in the object source first (`Loader.refresh`), then runs statements of
+`clickhouse.sql` and builds the responses with the same code as the DuckDB store (`query.rows`,
+`query.waterfall`, `query.rollups`), so the two engines differ only in their SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from llmscope_collector.query import sql as duck_sql
+from llmscope_collector.query.backend import DeletionUnsupported
+from llmscope_collector.query.clickhouse import sql
+from llmscope_collector.query.clickhouse.client import ClickHouseClient, connect
+from llmscope_collector.query.clickhouse.loader import BucketSource, DirectorySource, Loader, ObjectSource
+from llmscope_collector.query.filters import Cursor, InvalidFilter, TimeRange, TraceQuery, check_session_id, span_dates
+from llmscope_collector.query.models import (
+    ContentPart,
+    CostGroup,
+    CostReport,
+    DeletionReport,
+    Metrics,
+    MetricsPoint,
+    MetricsSeries,
+    PromptList,
+    PromptSummary,
+    PromptVersion,
+    PromptVersions,
+    SessionDetail,
+    SessionPage,
+    SpanDetail,
+    StoreCounts,
+    TracePage,
+    Waterfall,
+)
+from llmscope_collector.query.rollups import _prompt_stats, _span_filters, _text, metrics
+from llmscope_collector.query.rows import session_summary, trace_summary, usage
+from llmscope_collector.query.sessions import _int_key
+from llmscope_collector.query.store import (
+    _cursor_key,
+    _json,
+    _span_counted,
+    _span_detail,
+    normalize_span_id,
+    normalize_trace_id,
+)
+from llmscope_collector.query.waterfall import build_waterfall
+from llmscope_collector.storage.cluster import query_dir
+from llmscope_collector.storage.schema import SPAN_COLUMNS
+
+if TYPE_CHECKING:
+    from llmscope_collector.settings import Settings
+
+_MIN_DATE = dt.date(1970, 1, 1)
+_MAX_DATE = dt.date(2149, 6, 6)  # ClickHouse `Date` ends here; no partition can be later
+_LIST_COLUMNS = frozenset(c.name for c in SPAN_COLUMNS if str(c.type).startswith("list"))
+_MAP_COLUMNS = frozenset(c.name for c in SPAN_COLUMNS if str(c.type).startswith("map"))
+_SESSION_CURSOR = "last_activity"
+
+
+def _dates(params: dict[str, Any]) -> dict[str, Any]:
+    """`from_date`/`to_date` clamped to ClickHouse's `Date` range (the same partitions selected)."""
+    out = dict(params)
+    for name in ("from_date", "to_date"):
+        if isinstance(out.get(name), dt.date):
+            out[name] = min(max(out[name], _MIN_DATE), _MAX_DATE)
+    return out
+
+
+def _span_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A spans row as DuckDB gives it: maps as dicts; an empty list as NULL (ClickHouse has no NULL list)."""
+    for name in _MAP_COLUMNS & row.keys():
+        row[name] = dict(row[name]) if row[name] is not None else None
+    for name in _LIST_COLUMNS & row.keys():
+        if not row[name]:
+            row[name] = None
+    return row
+
+
+class ClickHouseStore:
+    """Answers the API's queries from ClickHouse tables fed by `loader`."""
+
+    def __init__(self, client: ClickHouseClient, loader: Loader, *, trace_idle_s: float = 300.0) -> None:
+        self._client = client
+        self._loader = loader
+        self._idle_ns = int(trace_idle_s * 1e9)
+
+    @property
+    def client(self) -> ClickHouseClient:
+        return self._client
+
+    @property
+    def loader(self) -> Loader:
+        return self._loader
+
+    def _rows(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return self._client.rows(query, _dates(params))
+
+    def _fresh(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        self._loader.refresh()
+        return self._rows(query, params)
+
+    def state_params(self) -> dict[str, Any]:
+        return {"now_ns": time.time_ns(), "idle_ns": self._idle_ns}
+
+    # -- traces ----------------------------------------------------------------------------------
+
+    def get_trace(self, trace_id: str, project: str = "default") -> Waterfall | None:
+        tid = normalize_trace_id(trace_id)
+        summary = self._summary_row(project, tid)
+        dates = span_dates(summary["start_ns"], summary["start_ns"] + summary["duration_ns"]) if summary else None
+        params = {"project": project, "trace_id": tid, **(dates or TimeRange().params())}
+        rows = [_waterfall_row(r) for r in self._rows(sql.TRACE_SPANS, params)]
+        if not rows:
+            return None
+        waterfall = build_waterfall(tid, rows)
+        if summary is not None:
+            waterfall.state = summary["state"]
+            waterfall.session_id = summary["session_id"]
+            waterfall.user_id = summary["user_id"]
+        return waterfall
+
+    def _summary_row(self, project: str, trace_id: str) -> dict[str, Any] | None:
+        params = {"project": project, "trace_id": trace_id, **self.state_params()}
+        rows = self._fresh(sql.TRACE_SUMMARY, params)
+        return rows[0] if rows else None
+
+    def list_traces(self, project: str, query: TraceQuery) -> TracePage:
+        self._loader.refresh()
+        names, params = self._trace_filters(project, query)
+        cursor = Cursor.decode(query.cursor, query.sort, query.order) if query.cursor else None
+        if cursor is not None:
+            params["cursor_key"] = _cursor_key(query.sort, cursor.key)
+            params["cursor_trace"] = cursor.last
+        text = sql.list_traces(names, query.sort, query.order, cursor is not None)
+        rows = self._rows(text, {**params, "project": project, "limit": query.limit + 1})
+        page = [trace_summary(r) for r in rows[: query.limit]]
+        next_cursor = None
+        if len(rows) > query.limit:
+            last = rows[query.limit - 1]
+            next_cursor = Cursor(query.sort, query.order, str(last["sort_key"]), last["trace_id"]).encode()
+        return TracePage(traces=page, next_cursor=next_cursor)
+
+    def _trace_filters(self, project: str, query: TraceQuery) -> tuple[list[str], dict[str, Any]]:
+        values: dict[str, Any] = {
+            "service": query.service,
+            "model": query.model,
+            "provider": query.provider,
+            "session": query.session,
+            "user": query.user,
+            "prompt_name": query.prompt_name,
+            "tag": query.tag,
+            "min_cost": query.min_cost,
+            "min_tokens": query.min_tokens,
+            "state": query.state,
+        }
+        if query.time.from_ns:
+            values["from_ns"] = query.time.from_ns
+        if query.time.bounded and query.time.to_ns < TimeRange().to_ns:
+            values["to_ns"] = query.time.to_ns
+        if query.prompt_version is not None:
+            values["prompt_ref"] = f"{query.prompt_name}@{query.prompt_version}"
+        if query.min_duration_ms is not None:
+            values["min_duration_ns"] = int(query.min_duration_ms * 1_000_000)
+        params = {k: v for k, v in values.items() if v is not None}
+        names = list(params)
+        if query.status is not None:
+            names.append("errors" if query.status == "error" else "no_errors")
+        matched = self._span_matches(project, query)
+        if matched is not None:
+            names.append("trace_ids")
+            params["trace_ids"] = matched
+        params.update(self.state_params())
+        return names, params
+
+    def _span_matches(self, project: str, query: TraceQuery) -> list[str] | None:
+        if not query.attrs and query.q is None:
+            return None
+        matched: set[str] | None = None
+        time_params = {"project": project, **query.time.params()}
+        for path, value in query.attrs:
+            key = path[len('$."') : -1]  # filters.attr_filters made it `$."<key>"`
+            rows = self._rows(sql.ATTR_MATCH, {"attr_key": key, "attr_value": value, **time_params})
+            ids = {r["trace_id"] for r in rows}
+            matched = ids if matched is None else matched & ids
+        if query.q is not None:
+            hashes = [r["hash"] for r in self._rows(sql.CONTENT_SEARCH, {"q": query.q, **time_params})]
+            rows = self._rows(sql.SPANS_WITH_CONTENT, {"hashes": hashes, **time_params}) if hashes else []
+            ids = {r["trace_id"] for r in rows}
+            matched = ids if matched is None else matched & ids
+        return sorted(matched or ())
+
+    # -- spans -----------------------------------------------------------------------------------
+
+    def get_span(self, project: str, trace_id: str, span_id: str) -> SpanDetail | None:
+        tid, sid = normalize_trace_id(trace_id), normalize_span_id(span_id)
+        summary = self._summary_row(project, tid)
+        dates = span_dates(summary["start_ns"], summary["start_ns"] + summary["duration_ns"]) if summary else None
+        params = {"project": project, "trace_id": tid, "span_id": sid, **(dates or TimeRange().params())}
+        rows = self._rows(sql.SPAN_DETAIL, params)
+        if not rows:
+            return None
+        row = _span_row(rows[0])
+        content = self._content(project, row)
+        late_dup = self._rows(sql.LATE_DUP, {"project": project, "trace_id": tid, "span_id": sid})[0]["n"]
+        return _span_detail(row, content, counted=_span_counted(row, bool(late_dup)))
+
+    def _content(self, project: str, row: dict[str, Any]) -> list[ContentPart]:
+        refs = row.get("content_refs") or []
+        if not refs:
+            return []
+        hashes = sorted({r["hash"] for r in refs})
+        params = {"project": project, "date": row["date"], "hashes": hashes}
+        found = {r["hash"]: r["body"] for r in self._rows(sql.CONTENT_BODIES, params)}
+        parts = []
+        for ref in refs:
+            body = found.get(ref["hash"])
+            parts.append(
+                ContentPart(
+                    kind=ref["kind"],
+                    source=ref["source"],
+                    hash=ref["hash"],
+                    bytes=ref["bytes"] or 0,
+                    value=None if body is None else _json.decode(body),
+                    available=body is not None,
+                )
+            )
+        return parts
+
+    # -- sessions --------------------------------------------------------------------------------
+
+    def list_sessions(
+        self, project: str, time_range: TimeRange, user: str | None, limit: int, cursor: str | None
+    ) -> SessionPage:
+        if not 1 <= limit <= 1000:
+            raise InvalidFilter("limit", "must be 1..1000")
+        params: dict[str, Any] = {"project": project, "limit": limit + 1}
+        filters = []
+        if time_range.from_ns:
+            filters.append("from_ns")
+            params["from_ns"] = time_range.from_ns
+        if time_range.bounded and time_range.to_ns < TimeRange().to_ns:
+            filters.append("to_ns")
+            params["to_ns"] = time_range.to_ns
+        if user is not None:
+            filters.append("user")
+            params["user"] = user
+        if cursor:
+            position = Cursor.decode(cursor, _SESSION_CURSOR, "desc")
+            params["cursor_key"] = _int_key(position.key)
+            params["cursor_session"] = position.last
+        rows = self._fresh(sql.list_sessions(filters, bool(cursor)), params)
+        page = rows[:limit]
+        ids = [r["session_id"] for r in page]
+        latency = (
+            {
+                r["session_id"]: r["latency_ns"]
+                for r in self._rows(sql.SESSION_LATENCY, {"project": project, "sessions": ids})
+            }
+            if ids
+            else {}
+        )
+        next_cursor = None
+        if len(rows) > limit:
+            last = page[-1]
+            next_cursor = Cursor(_SESSION_CURSOR, "desc", str(last["last_ns"]), last["session_id"]).encode()
+        return SessionPage(
+            sessions=[session_summary(r, latency.get(r["session_id"])) for r in page], next_cursor=next_cursor
+        )
+
+    def get_session(self, project: str, session_id: str, limit: int = 500) -> SessionDetail | None:
+        check_session_id(session_id)
+        rows = self._fresh(sql.SESSION_ONE, {"project": project, "session": session_id})
+        if not rows:
+            return None
+        params = {"project": project, "session": session_id, "limit": limit + 1, **self.state_params()}
+        traces = self._rows(sql.SESSION_TRACES, params)
+        return SessionDetail(
+            session=session_summary(rows[0], rows[0]["latency_ns"]),
+            traces=[trace_summary(r) for r in traces[:limit]],
+            traces_truncated=len(traces) > limit,
+        )
+
+    def delete_session(self, project: str, session_id: str) -> DeletionReport:
+        raise DeletionUnsupported("session deletion is not available with the ClickHouse query engine")
+
+    # -- roll-ups --------------------------------------------------------------------------------
+
+    def costs(
+        self, project: str, group_by: Sequence[str], time_range: TimeRange, filters: dict[str, str]
+    ) -> CostReport:
+        names, params = _span_filters(filters)
+        params.update(time_range.params(), project=project)
+        keys = list(group_by)
+        self._loader.refresh()
+        rows = self._rows(sql.costs(keys, names), params) if keys else []
+        if rows and len(rows) < sql.COST_GROUPS_LIMIT:
+            total = usage({n: sum((r[n] for r in rows if r[n] is not None), start=0) for n in duck_sql.USAGE_COLUMNS})
+        else:
+            total_rows = self._rows(sql.costs([], names), params)
+            total = usage(total_rows[0]) if total_rows else usage({})
+        groups = [CostGroup(key={g: _text(r[f"key_{g}"]) for g in keys}, usage=usage(r)) for r in rows]
+        return CostReport(
+            group_by=keys,
+            from_time_unix_nano=time_range.from_ns or None,
+            to_time_unix_nano=time_range.to_ns if time_range.bounded and time_range.to_ns < TimeRange().to_ns else None,
+            total=total,
+            groups=groups,
+        )
+
+    def metrics_summary(self, project: str, time_range: TimeRange, filters: dict[str, str]) -> Metrics:
+        names, params = _span_filters(filters)
+        rows = self._fresh(sql.metrics_summary(names), {**params, **time_range.params(), "project": project})
+        return metrics(rows[0] if rows else {})
+
+    def metrics_series(
+        self, project: str, interval: str, group_by: str | None, time_range: TimeRange, filters: dict[str, str]
+    ) -> MetricsSeries:
+        if interval not in sql.INTERVALS:
+            raise InvalidFilter("interval", f"must be one of {', '.join(sql.INTERVALS)}")
+        if group_by is not None and group_by not in sql.SERIES_GROUPS:
+            raise InvalidFilter("group_by", f"must be one of {', '.join(sql.SERIES_GROUPS)}")
+        names, params = _span_filters(filters)
+        text = sql.metrics_series(interval, group_by, names)
+        rows = self._fresh(text, {**params, **time_range.params(), "project": project})
+        points = [
+            MetricsPoint(time_unix_nano=int(r["bucket"]) * 1_000_000_000, key=_text(r["key"]), metrics=metrics(r))
+            for r in rows
+        ]
+        return MetricsSeries(interval=interval, group_by=group_by, points=points)
+
+    def prompts(self, project: str, time_range: TimeRange) -> PromptList:
+        rows = self._fresh(sql.PROMPTS, {**time_range.params(), "project": project})
+        return PromptList(
+            prompts=[PromptSummary(name=r["name"], versions=int(r["versions"]), stats=_prompt_stats(r)) for r in rows]
+        )
+
+    def prompt_versions(self, project: str, name: str, time_range: TimeRange) -> PromptVersions:
+        if not 1 <= len(name) <= 512:
+            raise InvalidFilter("name", "must be 1..512 characters")
+        params = {"prompt_name": name, **time_range.params(), "project": project}
+        rows = self._fresh(sql.PROMPT_VERSIONS, params)
+        return PromptVersions(
+            name=name, versions=[PromptVersion(version=r["version"], stats=_prompt_stats(r)) for r in rows]
+        )
+
+    def counts(self) -> StoreCounts:
+        rows = self._fresh(sql.COUNTS, {})
+        if not rows:
+            return StoreCounts(spans=0, traces=0)
+        return StoreCounts(spans=int(rows[0]["spans"]), traces=int(rows[0]["traces"]))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _waterfall_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A waterfall row as DuckDB's query gives it: content refs' kinds and sizes under `content`."""
+    refs = row.pop("content_refs") or []
+    row["content"] = [{"kind": r["kind"], "bytes": r["bytes"]} for r in refs]
+    return _span_row(row)
+
+
+def open_clickhouse(settings: Settings) -> ClickHouseStore:
+    """The ClickHouse engine of `settings.query_engine`, fed from what the collector stores.
+
+    A ClickHouse server with `--storage s3://…` reads the bucket itself (`s3()`, endpoint and keys from the
+    AWS_* variables); otherwise the engine reads the files of the data dir (or of the bucket's mirror)
+    with `file()`: chdb in this process, or a server on this host allowed to read them.
+    """
+    client, database = connect(settings.query_engine, settings.data_dir)
+    try:
+        client.use(database)
+        loader = Loader(client, _source(settings), ttl_days=settings.retention_days)
+    except BaseException:
+        client.close()
+        raise
+    return ClickHouseStore(client, loader, trace_idle_s=settings.trace_idle_s)
+
+
+def _source(settings: Settings) -> ObjectSource:
+    if settings.storage and not settings.query_engine.startswith("chdb:"):
+        from llmscope_collector.storage.objects import ObjectStore, StorageUrl
+
+        url = StorageUrl.parse(settings.storage)
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+        if not endpoint:
+            region = os.environ.get("AWS_REGION", "us-east-1")
+            endpoint = f"https://s3.{region}.amazonaws.com"
+        return BucketSource(
+            ObjectStore(url),
+            endpoint,
+            url.bucket,
+            url.prefix,
+            os.environ.get("AWS_ACCESS_KEY_ID", ""),
+            os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+        )
+    return DirectorySource(query_dir(settings))

@@ -1,0 +1,304 @@
+"""DuckDB and ClickHouse answer every query of the API the same, over the same stored files.
+
+The ClickHouse side is the real engine (chdb, in this process) running `query.clickhouse.sql`, fed
+by its loader from the data dir the collector writes; the DuckDB side is the server's own store.
+Stores are generated (hypothesis draws the corpus: seed, size, spacing, and whether the nested
+duplicate LLM spans arrive a flush before their parents, which makes late duplicate marks and traces
+with several summary deltas), each in a project of its own on one server; then every query kind is
+asked of both engines and the answers compared (floats to 1e-9: the engines' percentile arithmetic
+differs in the last bit).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import urllib.request
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmscope_collector.query.backend import QueryBackend
+from llmscope_collector.query.clickhouse.client import ChdbClient
+from llmscope_collector.query.clickhouse.loader import DirectorySource, Loader, stored_object
+from llmscope_collector.query.clickhouse.sql import DATASET_COLUMNS, load, structure
+from llmscope_collector.query.clickhouse.store import ClickHouseStore
+from llmscope_collector.query.filters import TimeRange, TraceQuery
+from llmscope_collector.server import EmbeddedServer
+from tests.collector.query.conftest import query_settings
+from tests.collector.query.dataset import (
+    MODELS,
+    NS,
+    PROMPTS,
+    SERVICES,
+    SESSIONS,
+    T0_NS,
+    USERS,
+    WORDS,
+    GenTrace,
+    export,
+    generate,
+)
+
+ADMIN = "engine-admin-token"
+FIXED_SEED, FIXED_TRACES, FIXED_STEP_S = 20260315, 60, 1200  # ~20 hours over two dates
+GROUP_KEYS = ["model", "provider", "project", "service", "user", "session", "prompt", "day", "hour"]
+SPAN_FILTER_VALUES = {
+    "model": [m for _, m in MODELS],
+    "service": list(SERVICES),
+    "provider": sorted({p for p, _ in MODELS}),
+    "prompt_name": ["greet", "summarize", "nope"],
+}
+
+
+ANY_VALUE = sorted({v for values in SPAN_FILTER_VALUES.values() for v in values})
+
+
+def same(a: Any, b: Any, path: str = "") -> None:
+    """Equal, floats to a relative 1e-9; the first difference is named."""
+    if isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (path, a, b)
+    elif isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), (path, sorted(a.keys() ^ b.keys()))
+        for key in a:
+            same(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), (path, len(a), len(b))
+        for n, (x, y) in enumerate(zip(a, b, strict=True)):
+            same(x, y, f"{path}[{n}]")
+    else:
+        assert a == b, (path, a, b)
+
+
+class Engines:
+    """One server (API keys on, one project per generated store) and the two engines over its data dir."""
+
+    def __init__(self, server: EmbeddedServer, clickhouse: ClickHouseStore) -> None:
+        self.server, self.clickhouse = server, clickhouse
+        self.duckdb: QueryBackend = server.store
+        self._projects = itertools.count()
+
+    def new_project(self, traces: list[GenTrace], late_parents: bool = False) -> str:
+        project = f"gen{next(self._projects)}"
+        _post(self.server, "/v1/projects", {"name": project})
+        key = _post(self.server, f"/v1/projects/{project}/keys", {"name": "tests"})["key"]
+        metadata = (("authorization", f"Bearer {key}"),)
+        if late_parents:  # nested duplicates first: marked late (llm_dups), their traces get two deltas
+            children = [
+                dataclasses.replace(t, spans=[s for s in t.spans if s.is_llm and not s.counted]) for t in traces
+            ]
+            rest = [dataclasses.replace(t, spans=[s for s in t.spans if s.counted or not s.is_llm]) for t in traces]
+            export(self.server, [t for t in children if t.spans], metadata)
+            export(self.server, rest, metadata)
+        else:
+            export(self.server, traces, metadata)
+        return project
+
+    def check(self, call: Callable[[QueryBackend], Any], order_free: bool = False) -> Any:
+        """The answer of both engines, the same; `order_free` for lists whose order ties leave open."""
+        expected = msgspec.to_builtins(call(self.duckdb))
+        actual = msgspec.to_builtins(call(self.clickhouse))
+        if order_free:
+            expected, actual = _sorted(expected), _sorted(actual)
+        same(expected, actual)
+        return expected
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return sorted((_sorted(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+    return value
+
+
+def _post(server: EmbeddedServer, path: str, body: dict[str, Any]) -> Any:
+    req = urllib.request.Request(
+        server.api_url + path,
+        data=json.dumps(body).encode(),
+        headers={"authorization": f"Bearer {ADMIN}", "content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
+    settings_ = query_settings(tmp_path_factory, auth="required", admin_token=ADMIN)
+    client = ChdbClient(tmp_path_factory.mktemp("chdb"))
+    try:
+        client.use("llmscope")
+        with EmbeddedServer(settings_) as server:
+            store = ClickHouseStore(client, Loader(client, DirectorySource(settings_.data_dir)))
+            engines = Engines(server, store)
+            fixed = generate(FIXED_SEED, FIXED_TRACES, step_s=FIXED_STEP_S)
+            engines.new_project(fixed, late_parents=True)  # project gen0
+            yield engines
+    finally:
+        client.close()
+
+
+def _every_query(engines: Engines, project: str, traces: list[GenTrace]) -> None:
+    """Every API query kind over one project: pages, details, sessions, roll-ups, prompts, search
+    (a sample of each, so that the default test run stays short)."""
+    for sort, order in (("start", "desc"), ("cost", "asc"), ("tokens", "desc"), ("duration", "asc")):
+        cursor = None
+        for _ in range(3):
+            page = engines.check(
+                lambda s, c=cursor, so=sort, o=order: s.list_traces(
+                    project,
+                    TraceQuery(sort=so, order=o, limit=4, cursor=c),  # type: ignore[arg-type]
+                )
+            )
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    for trace in traces[:4]:
+        engines.check(lambda s, t=trace: s.get_trace(t.trace_id, project))
+        for span in trace.spans[:2]:
+            engines.check(lambda s, t=trace, sp=span: s.get_span(project, t.trace_id, sp.span_id))
+    sessions = engines.check(lambda s: s.list_sessions(project, TimeRange(), None, 2, None))
+    for row in sessions["sessions"]:
+        engines.check(lambda s, r=row: s.get_session(project, r["session_id"]))
+    if sessions["next_cursor"]:
+        engines.check(lambda s: s.list_sessions(project, TimeRange(), None, 2, sessions["next_cursor"]))
+    for group_by in ([], ["user", "day"], ["provider", "hour", "prompt"]):
+        engines.check(lambda s, g=group_by: s.costs(project, g, TimeRange(), {}), order_free=True)
+    engines.check(lambda s: s.metrics_summary(project, TimeRange(), {}))
+    engines.check(lambda s: s.metrics_series(project, "1h", "model", TimeRange(), {}))
+    engines.check(lambda s: s.prompts(project, TimeRange()))
+    engines.check(lambda s: s.prompt_versions(project, "greet", TimeRange()), order_free=True)
+    engines.check(lambda s: s.list_traces(project, TraceQuery(q="quartz", attrs=(('$."app.tier"', "gold"),))))
+
+
+@settings(max_examples=4, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    n_traces=st.integers(1, 12),
+    step_s=st.sampled_from([1, 61, 1800, 7200]),
+    late_parents=st.booleans(),
+)
+def test_every_query_is_the_same_on_a_generated_store(
+    engines: Engines, seed: int, n_traces: int, step_s: int, late_parents: bool
+) -> None:
+    traces = generate(seed, n_traces, step_s=step_s)
+    project = engines.new_project(traces, late_parents)
+    _every_query(engines, project, traces)
+
+
+def test_every_query_is_the_same_on_the_fixed_store(engines: Engines) -> None:
+    traces = generate(FIXED_SEED, FIXED_TRACES, step_s=FIXED_STEP_S)
+    _every_query(engines, "gen0", traces)
+    for interval, group in (("1m", None), ("1d", "service")):
+        engines.check(lambda s, i=interval, g=group: s.metrics_series("gen0", i, g, TimeRange(), {}))
+    for word in (*WORDS, "number 1"):
+        engines.check(lambda s, w=word: s.list_traces("gen0", TraceQuery(q=w, limit=1000)))
+    assert engines.check(lambda s: s.counts())["spans"] > 0
+
+
+_HOURS = FIXED_TRACES * FIXED_STEP_S // 3600 + 2
+_times = st.one_of(st.none(), st.integers(-2, _HOURS).map(lambda h: T0_NS + h * 3600 * NS + 17 * NS))
+
+
+@st.composite
+def trace_queries(draw: st.DrawFn) -> TraceQuery:
+    start = draw(_times)
+    length = draw(st.integers(1, 30 * 3600))
+    prompt = draw(st.sampled_from(PROMPTS))
+    return TraceQuery(
+        time=TimeRange(start or 0, start + length * NS) if start is not None else TimeRange(),
+        service=draw(st.none() | st.sampled_from(SERVICES)),
+        model=draw(st.none() | st.sampled_from([m for _, m in MODELS])),
+        provider=draw(st.none() | st.sampled_from(["openai", "anthropic", "acme"])),
+        status=draw(st.sampled_from([None, "error", "ok"])),
+        state=draw(st.sampled_from([None, "complete", "in_progress", "incomplete"])),
+        session=draw(st.sampled_from(SESSIONS)),
+        user=draw(st.sampled_from(USERS)),
+        prompt_name=None if prompt is None else prompt[0],
+        prompt_version=None if prompt is None or draw(st.booleans()) else prompt[1],
+        tag=draw(st.sampled_from([None, "beta", "canary"])),
+        min_duration_ms=draw(st.none() | st.integers(0, 5000).map(float)),
+        min_cost=draw(st.none() | st.sampled_from([Decimal(0), Decimal("0.0001"), Decimal("0.01")])),
+        min_tokens=draw(st.none() | st.integers(0, 8000)),
+        attrs=draw(st.sampled_from([(), (('$."app.tier"', "gold"),), (('$."app.tier"', "bronze"),)])),
+        q=draw(st.none() | st.sampled_from([*WORDS, "number 1", "the"])),
+        sort=draw(st.sampled_from(["start", "duration", "cost", "tokens"])),
+        order=draw(st.sampled_from(["asc", "desc"])),
+        limit=draw(st.sampled_from([1, 5, 1000])),
+    )
+
+
+@settings(max_examples=25, deadline=None)
+@given(query=trace_queries())
+def test_trace_list_with_any_filters_is_the_same(engines: Engines, query: TraceQuery) -> None:
+    page = engines.check(lambda s: s.list_traces("gen0", query))
+    if page["next_cursor"]:
+        following = dataclasses.replace(query, cursor=page["next_cursor"])
+        engines.check(lambda s: s.list_traces("gen0", following))
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    group_by=st.lists(st.sampled_from(GROUP_KEYS), max_size=3, unique=True),
+    start=_times,
+    length=st.integers(1, 30 * 3600),
+    filters=st.dictionaries(
+        st.sampled_from(sorted(SPAN_FILTER_VALUES)),
+        st.sampled_from(sorted({v for vs in SPAN_FILTER_VALUES.values() for v in vs})),
+        max_size=2,
+    ),
+    interval=st.sampled_from(["1m", "1h", "1d"]),
+    user=st.sampled_from(USERS),
+)
+def test_rollups_and_sessions_over_any_range_are_the_same(
+    engines: Engines,
+    group_by: list[str],
+    start: int | None,
+    length: int,
+    filters: dict[str, str],
+    interval: str,
+    user: str | None,
+) -> None:
+    time_range = TimeRange(start, start + length * NS) if start is not None else TimeRange()
+    engines.check(lambda s: s.costs("gen0", group_by, time_range, filters), order_free=True)
+    engines.check(lambda s: s.metrics_summary("gen0", time_range, filters))
+    engines.check(lambda s: s.metrics_series("gen0", interval, "model", time_range, filters))
+    engines.check(lambda s: s.prompts("gen0", time_range))
+    engines.check(lambda s: s.list_sessions("gen0", time_range, user, 1000, None))
+
+
+def test_a_reload_loads_nothing_twice_and_a_crash_between_load_and_record_duplicates_nothing(engines: Engines) -> None:
+    data_dir = engines.server.settings.data_dir
+    project = engines.new_project(generate(99, 20, step_s=61))
+    engines.clickhouse.loader.refresh()
+    before = engines.check(lambda s: s.costs(project, ["model"], TimeRange(), {}), order_free=True)
+    client = engines.clickhouse.client
+    source = DirectorySource(data_dir)
+    # A crash after a load and before its record: the object's rows are in the table, its key not in
+    # loaded_objects. A restarted loader loads it again, and the table drops the repeat (same token).
+    key = next(k for k in source.list_keys() if k.startswith(f"spans/project={project}/"))
+    obj = stored_object(key)
+    assert obj is not None
+    reader, params = source.reader(key, structure(DATASET_COLUMNS["spans"]))
+    client.command(
+        load("spans", reader), {**params, "project": project, "date": obj.date}, {"insert_deduplication_token": key}
+    )
+    client.command("ALTER TABLE loaded_objects DELETE WHERE key = {key:String}", {"key": key})
+    restarted = Loader(client, source)
+    assert key not in restarted.loaded and len(restarted.loaded) > 0
+    restarted.refresh()
+    assert restarted.objects_loaded == 1  # only that object, and its rows once
+    again = Loader(client, source)
+    again.refresh()
+    assert again.objects_loaded == 0
+    after = engines.check(lambda s: s.costs(project, ["model"], TimeRange(), {}), order_free=True)
+    assert before == after
+    engines.check(lambda s: s.counts())
