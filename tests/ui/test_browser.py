@@ -328,3 +328,25 @@ def test_orphans_sit_under_a_synthetic_root_that_explains_itself(browser: Any, s
     finally:
         context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.mark.parametrize("viewer", ["swagger", "redoc"])
+def test_api_docs_render_offline(page: Any, ui_server: EmbeddedServer, viewer: str) -> None:
+    """The README and the banner point at /schema/swagger: it renders with no internet (every request
+    beyond the server is refused), its code and styles from files the server ships. (ReDoc's footer
+    links Redocly with a logo from their site: that image stays blank offline.)"""
+    outside: list[tuple[str, str]] = []
+
+    def only_local(route: Any) -> None:
+        if route.request.url.startswith(ui_server.api_url):
+            route.continue_()
+        else:
+            outside.append((route.request.resource_type, route.request.url))
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(f"{page.base_url}/schema/{viewer}", wait_until="domcontentloaded")
+    title = page.locator(".swagger-ui .info .title" if viewer == "swagger" else "h1")
+    expect(title.first).to_contain_text("llmscope API", timeout=30_000)
+    assert [(kind, url) for kind, url in outside if kind != "image"] == []
+    shot(page, f"schema-{viewer}")

@@ -9,7 +9,6 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,7 +32,7 @@ from llmscope_collector.api.controllers.sessions import SessionController
 from llmscope_collector.api.controllers.spans import SpanController
 from llmscope_collector.api.controllers.system import SystemController
 from llmscope_collector.api.controllers.traces import TraceController
-from llmscope_collector.api.controllers.ui import UI_ROUTER
+from llmscope_collector.api.controllers.ui import SCHEMA_RENDER_PLUGINS, UI_ROUTER
 from llmscope_collector.api.exceptions import EXCEPTION_HANDLERS
 from llmscope_collector.auth.policy import AuthPolicy
 from llmscope_collector.ingest_status import IngestStatus
@@ -92,7 +91,7 @@ def create_app(
             title="llmscope API",
             version=__version__,
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()],
+            render_plugins=SCHEMA_RENDER_PLUGINS,
         ),
         logging_config=None,  # the process configures logging (log_config.py), not Litestar
         middleware=[partial(_allow_every_method, allowed)],
