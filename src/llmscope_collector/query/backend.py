@@ -11,7 +11,7 @@ HTTP, or chdb in-process). `--query-engine` (`LLMSCOPE_QUERY_ENGINE`) picks one:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from llmscope_collector.query.filters import TimeRange, TraceQuery
 from llmscope_collector.query.models import (
@@ -37,6 +37,7 @@ class DeletionUnsupported(RuntimeError):
     """This engine cannot delete a session (it does not own the stored files)."""
 
 
+@runtime_checkable  # the API's dependency injection checks what it is given against it
 class QueryBackend(Protocol):
     """What the API, the live stream and the UI read; every data call is scoped to the caller's project."""
 
