@@ -37,6 +37,8 @@ from genai_prices.types import (
     calc_unit_price,
 )
 
+from llmscope_collector.processors.normalize import model_prefix
+
 # genai-prices provider ids for OTel `gen_ai.provider.name` values it would not match by itself.
 _PROVIDER_IDS = {
     "azure.ai.openai": "azure",
@@ -50,6 +52,8 @@ _PROVIDER_IDS = {
     "together_ai": "together",
     "aws.bedrock": "aws",
 }
+# `cost_source` of a cost taken from the instrumentation (the model has no price here).
+REPORTED_SOURCE = "reported"
 _TOKEN_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "requests_kcount")
 # Prices of units a span never reports (modality/TTL subsets, searches, pages, audio hours): they count 0,
 # and being subsets they leave the input/cache leaves unchanged, so they are safe to ignore.
@@ -186,6 +190,7 @@ class PriceBook:
     def __init__(self, user_prices: tuple[UserPrice, ...] = ()) -> None:
         self._user_prices = user_prices
         self._snapshot = data_snapshot.get_snapshot()
+        self._provider_ids = frozenset(p.id for p in self._snapshot.providers)
         self._cache: dict[tuple[str | None, str], UserPrice | _DbModel | None] = {}
         self._rates: dict[int, tuple[ModelPrice, _Rates | None]] = {}  # by id of a snapshot ModelPrice
         self._dated: dict[tuple[int, int], tuple[ModelInfo, ModelPrice]] = {}  # by (id of model, UTC day)
@@ -235,10 +240,25 @@ class PriceBook:
         return found  # type: ignore[return-value]
 
     def _resolve(self, provider: str | None, model: str) -> UserPrice | _DbModel | None:
-        for price in self._user_prices:
-            if price.matches(provider, model):
-                return price
+        """The price of `model` as sent, else of the model behind a routing prefix by the prefix's
+        provider (`openai/gpt-4o-mini`; OpenRouter's own `openai/gpt-4o-mini` matches as sent first).
+        A provider name the price source does not know (a framework's own name in `gen_ai.system`)
+        does not make a known model unpriced: it is matched by the model alone."""
+        routed = model_prefix(model)
+        candidates = [(provider, model)] if routed is None else [(provider, model), routed]
+        for candidate_provider, candidate_model in candidates:
+            for price in self._user_prices:
+                if price.matches(candidate_provider, candidate_model):
+                    return price
+            found = self._find(candidate_provider, candidate_model)
+            if found is not None:
+                return found
+        return None
+
+    def _find(self, provider: str | None, model: str) -> _DbModel | None:
         provider_id = _PROVIDER_IDS.get(provider, provider) if provider else None
+        if provider_id is not None and provider_id not in self._provider_ids:
+            provider_id = None  # a name the price source does not know: match by the model alone
         try:
             found_provider, found_model = self._snapshot.find_provider_model(model, None, provider_id, None)
         except LookupError:
@@ -459,6 +479,7 @@ def _usd(where: str, field: str, value: Any) -> Decimal:
 
 __all__ = [
     "FREE",
+    "REPORTED_SOURCE",
     "UNKNOWN",
     "UNKNOWN_ROW",
     "CostRow",

@@ -1,7 +1,8 @@
 """Captured content → OTel GenAI message JSON, split out of a span's attributes.
 
 Every dialect's prompt/completion attributes (OTel `gen_ai.input.messages` & co., OpenInference
-`input.value` and flattened `llm.input_messages.*`, Traceloop `gen_ai.prompt.N.*`) become a list of
+`input.value` and flattened `llm.input_messages.*`, Traceloop `gen_ai.prompt.N.*`, the Vercel AI
+SDK's `ai.prompt.messages`/`ai.response.*` as whole values) become a list of
 `ContentItem`s: one per message, so a chat that resends its history yields the same items (same
 hash) on every call and the content store keeps each once. Flattened dialects keep their original
 keys in the message's `_raw` field (relative to the message index), so the span's attributes can
@@ -323,7 +324,7 @@ def _split(attrs: Mapping[str, Any], *, copy: bool) -> tuple[dict[str, Any], lis
             if index != position:
                 body["_index"] = index
             items.append((kind, prefix, _hashed(body)))
-    if not _VALUE_KEY_SET.isdisjoint(light):  # (one C call: LLM spans rarely have any of these 10 keys)
+    if not _VALUE_KEY_SET.isdisjoint(light):  # (one C call: LLM spans rarely have any of these keys)
         for key, kind in _VALUE_KEYS.items():
             if key in light:
                 items.append((kind, key, _hashed(light.pop(key))))

@@ -1,7 +1,8 @@
 """Attribute dialects → canonical GenAI columns.
 
 One table decides for every dialect (OTel gen_ai.* current and deprecated names, OpenInference,
-OpenLLMetry/Traceloop, llmscope's own `llmscope.*`). For each column the first source key present
+OpenLLMetry/Traceloop, the Vercel AI SDK's `ai.*`, LiteLLM's `metadata.*`/`gen_ai.cost.*`, llmscope's own
+`llmscope.*`). For each column the first source key present
 wins, so an explicit current `gen_ai.*` attribute always beats an alias. Pure functions over an
 attribute map that never raise: a malformed value is dropped from the column (it stays in the raw
 attributes), so one odd sender cannot fail a batch.
@@ -13,9 +14,11 @@ call); those are the last rows of the table, used only when no attribute names t
 
 from __future__ import annotations
 
+import ast
 import json
 import operator
 from collections.abc import Callable, Mapping, Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -39,6 +42,40 @@ PROVIDER_RENAMES: dict[str, str] = {
     "amazon": "aws.bedrock",
     "bedrock": "aws.bedrock",
     "together": "together_ai",
+    "togetherai": "together_ai",
+    "amazon-bedrock": "aws.bedrock",
+    "google.vertex": "gcp.vertex_ai",
+    "google-vertex": "gcp.vertex_ai",
+    "vertex": "gcp.vertex_ai",
+}
+# The API part of a Vercel AI SDK provider id (`openai.responses`, `anthropic.messages`, `google.vertex.chat`):
+# dropped, so the provider is the vendor (OTel's dotted names, `azure.ai.openai`, end in none of these).
+_API_SUFFIXES = frozenset(
+    {"chat", "responses", "completion", "embedding", "messages", "generative-ai", "image", "transcription", "speech"}
+)
+# Routing prefixes of model names (LiteLLM, DSPy, OpenRouter: `openai/gpt-4o-mini`) → provider names.
+MODEL_PREFIXES: dict[str, str] = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "azure": "azure.ai.openai",
+    "azure_ai": "azure.ai.inference",
+    "bedrock": "aws.bedrock",
+    "bedrock_converse": "aws.bedrock",
+    "vertex_ai": "gcp.vertex_ai",
+    "vertex_ai_beta": "gcp.vertex_ai",
+    "gemini": "gcp.gemini",
+    "openrouter": "openrouter",
+    "groq": "groq",
+    "mistral": "mistral_ai",
+    "deepseek": "deepseek",
+    "xai": "x_ai",
+    "cohere": "cohere",
+    "cohere_chat": "cohere",
+    "together_ai": "together_ai",
+    "fireworks_ai": "fireworks",
+    "perplexity": "perplexity",
+    "cerebras": "cerebras",
+    "moonshot": "moonshot_ai",
 }
 
 
@@ -53,15 +90,31 @@ FINISH_REASONS: dict[str, str] = {
     "tool_use": "tool_call",
     "tool_calls": "tool_call",
     "function_call": "tool_call",
+    "tool-calls": "tool_call",  # Vercel AI SDK
+    "content-filter": "content_filter",
     "safety": "content_filter",
     "refusal": "content_filter",
 }
 
 _STR_COLUMNS: dict[str, tuple[str, ...]] = {
-    "response_model": ("gen_ai.response.model", "llm.response.model_name", "llm.model_name"),
+    "response_model": ("gen_ai.response.model", "llm.response.model_name", "llm.model_name", "ai.response.model"),
     "error_type": ("error.type",),
-    "session_id": ("gen_ai.conversation.id", "session.id", "traceloop.association.properties.session_id"),
-    "user_id": ("user.id", "enduser.id", "traceloop.association.properties.user_id", "gen_ai.user", "llm.user"),
+    "session_id": (
+        "gen_ai.conversation.id",
+        "session.id",
+        "traceloop.association.properties.session_id",
+        "ai.telemetry.metadata.sessionId",
+        "ai.telemetry.metadata.session_id",
+    ),
+    "user_id": (
+        "user.id",
+        "enduser.id",
+        "traceloop.association.properties.user_id",
+        "gen_ai.user",
+        "llm.user",
+        "ai.telemetry.metadata.userId",
+        "ai.telemetry.metadata.user_id",
+    ),
     "prompt_name": ("gen_ai.prompt.name", "traceloop.prompt.key", "prompt.id"),
     "prompt_version": (
         "gen_ai.prompt.version",
@@ -69,7 +122,7 @@ _STR_COLUMNS: dict[str, tuple[str, ...]] = {
         "traceloop.prompt.version",
         "traceloop.prompt.version_name",
     ),
-    "tool_call_id": ("gen_ai.tool.call.id", "tool.id", "tool_call.id"),
+    "tool_call_id": ("gen_ai.tool.call.id", "tool.id", "tool_call.id", "ai.toolCall.id"),
     "stream_ended_by": ("llmscope.stream.ended_by",),
 }
 
@@ -79,29 +132,38 @@ _INT_COLUMNS: dict[str, tuple[str, ...]] = {
         "gen_ai.usage.prompt_tokens",
         "llm.token_count.prompt",
         "llm.usage.prompt_tokens",
+        "ai.usage.inputTokens",
+        "ai.usage.promptTokens",
     ),
     "output_tokens": (
         "gen_ai.usage.output_tokens",
         "gen_ai.usage.completion_tokens",
         "llm.token_count.completion",
         "llm.usage.completion_tokens",
+        "ai.usage.outputTokens",
+        "ai.usage.completionTokens",
     ),
     "cache_read_tokens": (
         "gen_ai.usage.cache_read.input_tokens",
         "gen_ai.usage.cache_read_input_tokens",
         "llm.token_count.prompt_details.cache_read",
+        "ai.usage.inputTokenDetails.cacheReadTokens",
+        "ai.usage.cachedInputTokens",
     ),
     "cache_write_tokens": (
         "gen_ai.usage.cache_creation.input_tokens",
         "gen_ai.usage.cache_write.input_tokens",
         "gen_ai.usage.cache_creation_input_tokens",
         "llm.token_count.prompt_details.cache_write",
+        "ai.usage.inputTokenDetails.cacheWriteTokens",
     ),
     "reasoning_tokens": (
         "gen_ai.usage.reasoning.output_tokens",
         "gen_ai.usage.reasoning_tokens",
         "llm.token_count.completion_details.reasoning",
         "llm.usage.reasoning_tokens",
+        "ai.usage.outputTokenDetails.reasoningTokens",
+        "ai.usage.reasoningTokens",
     ),
 }
 # Events whose first occurrence marks the first streamed chunk: time to first chunk = event time - span start.
@@ -112,7 +174,12 @@ FIRST_CHUNK_EVENTS = frozenset(
         "llm.content.completion.chunk",  # OpenLLMetry, older releases
     }
 )
-_TOTAL_TOKEN_KEYS = ("gen_ai.usage.total_tokens", "llm.token_count.total", "llm.usage.total_tokens")
+_TOTAL_TOKEN_KEYS = (
+    "gen_ai.usage.total_tokens",
+    "llm.token_count.total",
+    "llm.usage.total_tokens",
+    "ai.usage.totalTokens",
+)
 
 _OPENINFERENCE_OPERATIONS = {
     "LLM": "chat",
@@ -122,6 +189,18 @@ _OPENINFERENCE_OPERATIONS = {
     "AGENT": "invoke_agent",
 }
 _LLM_REQUEST_TYPES = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings", "rerank": "rerank"}
+# The Vercel AI SDK names its spans' operation only in `ai.operationId`. The model calls are the inner
+# `do*` spans; the outer `ai.generateText`/`ai.streamText` spans carry the run's totals over all its
+# steps, so they map to no operation (counting them too would double every run).
+_VERCEL_OPERATIONS = {
+    "ai.generateText.doGenerate": "chat",
+    "ai.streamText.doStream": "chat",
+    "ai.generateObject.doGenerate": "chat",
+    "ai.streamObject.doStream": "chat",
+    "ai.embed.doEmbed": "embeddings",
+    "ai.embedMany.doEmbed": "embeddings",
+    "ai.toolCall": "execute_tool",
+}
 _TRACELOOP_OPERATIONS = {
     "workflow": "invoke_workflow",
     "agent": "invoke_agent",
@@ -137,17 +216,35 @@ _FINISH_REASON_KEYS = (
     "gen_ai.response.stop_reason",
     "llm.response.finish_reason",
     "llm.response.stop_reason",
+    "ai.response.finishReason",
 )
-_PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system")
-_REQUEST_MODEL_KEYS = ("gen_ai.request.model", "llm.request.model_name", "llm.model_name", "embedding.model_name")
+_PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system", "ai.model.provider")
+_REQUEST_MODEL_KEYS = (
+    "gen_ai.request.model",
+    "llm.request.model_name",
+    "llm.model_name",
+    "embedding.model_name",
+    "ai.model.id",
+)
 _STREAM_KEYS = ("gen_ai.request.stream", "gen_ai.is_streaming", "llm.is_streaming")
-_TOOL_NAME_KEYS = ("gen_ai.tool.name", "tool.name")
+_TOOL_NAME_KEYS = ("gen_ai.tool.name", "tool.name", "ai.toolCall.name")
+_RESPONSE_ID_KEYS = ("gen_ai.response.id", "ai.response.id")
+# Time to first chunk: OTel's span attribute and the server metric's name, both in seconds as OTel
+# defines them (a sender using the metric name on a span uses its unit); the Vercel AI SDK's, in ms.
+_TTFT_SECONDS_KEYS = ("gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token")
+_TTFT_MS_KEYS = ("ai.response.msToFirstChunk",)
+# Costs the instrumentation computed itself (USD): OpenLIT/Langfuse, LiteLLM, OpenInference.
+_REPORTED_COST_KEYS = ("gen_ai.usage.cost", "gen_ai.cost.total_cost", "llm.cost.total")
+# LiteLLM's usage object as a Python repr (not JSON): the only place its cache tokens are sent.
+_USAGE_REPR_KEYS = ("metadata.usage_object",)
 _AGENT_NAME_KEYS = ("gen_ai.agent.name", "agent.name")
 _API_BASE_KEYS = ("gen_ai.openai.api_base", "llm.openai.api_base")
 _SPAN_TYPE_KEYS = ("llmscope.span.kind", "openinference.span.kind", "traceloop.span.kind")
 _TAG_KEYS = ("llmscope.tags", "tag.tags")
 _METADATA_PREFIX = "llmscope.metadata."
 _TRACELOOP_ASSOCIATION = "traceloop.association.properties."
+_VERCEL_METADATA = "ai.telemetry.metadata."
+_VERCEL_IDS = frozenset({"sessionId", "session_id", "userId", "user_id"})  # columns of their own
 
 
 def _present(value: Any) -> bool:
@@ -217,6 +314,9 @@ def _operation(attrs: Mapping[str, Any]) -> str | None:
     explicit = _as_str(attrs.get("gen_ai.operation.name"))
     if explicit:
         return explicit
+    vercel = attrs.get("ai.operationId")
+    if isinstance(vercel, str):
+        return _VERCEL_OPERATIONS.get(vercel)
     oi_kind = attrs.get("openinference.span.kind")
     if isinstance(oi_kind, str) and oi_kind.upper() in _OPENINFERENCE_OPERATIONS:
         op = _OPENINFERENCE_OPERATIONS[oi_kind.upper()]
@@ -233,8 +333,18 @@ def _operation(attrs: Mapping[str, Any]) -> str | None:
 
 
 def normalize_provider(value: str) -> str:
+    """An OTel `gen_ai.provider.name` for any dialect's provider name; an unknown name is kept as sent."""
     lowered = value.strip().lower()
+    while "." in lowered and lowered.rsplit(".", 1)[1] in _API_SUFFIXES:
+        lowered = lowered.rsplit(".", 1)[0]
     return PROVIDER_RENAMES.get(lowered, lowered)
+
+
+def model_prefix(model: str) -> tuple[str, str] | None:
+    """(provider, model behind it) of a routed model name such as `openai/gpt-4o-mini`, else None."""
+    head, sep, rest = model.partition("/")
+    provider = MODEL_PREFIXES.get(head.lower()) if sep and rest else None
+    return None if provider is None else (provider, rest)
 
 
 _PROVIDERS: dict[str, str] = {}  # normalize_provider memo: a deployment sends a handful of provider names
@@ -265,7 +375,11 @@ def _provider(attrs: Mapping[str, Any]) -> str | None:
     if oi_provider == "google" and oi_system == "vertexai":
         return "gcp.vertex_ai"
     value = oi_provider or oi_system
-    return normalize_provider(value) if value else None
+    if value:
+        return normalize_provider(value)
+    model = _request_model(attrs)
+    routed = model_prefix(model) if model else None
+    return routed[0] if routed else None
 
 
 def _request_model(attrs: Mapping[str, Any]) -> str | None:
@@ -298,6 +412,9 @@ def _finish_reasons(attrs: Mapping[str, Any]) -> list[str] | None:
 def _is_stream(attrs: Mapping[str, Any]) -> bool | None:
     value = _first(attrs, _STREAM_KEYS)
     if value is None:
+        vercel = attrs.get("ai.operationId")
+        if isinstance(vercel, str) and vercel in _VERCEL_OPERATIONS:
+            return vercel.endswith(".doStream")
         value = _invocation_parameters(attrs).get("stream")
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
@@ -305,19 +422,47 @@ def _is_stream(attrs: Mapping[str, Any]) -> bool | None:
 
 
 def _response_id(attrs: Mapping[str, Any]) -> str | None:
-    """`gen_ai.response.id`, else the `id` of an OpenInference LLM span's JSON `output.value` (the response body)."""
-    explicit = _as_str(attrs.get("gen_ai.response.id"))
+    """`gen_ai.response.id` (or the Vercel AI SDK's), else the `id` of an OpenInference LLM span's JSON
+    `output.value` (the response body)."""
+    explicit = _as_str(_first(attrs, _RESPONSE_ID_KEYS))
     if explicit or attrs.get("openinference.span.kind") != "LLM":
         return explicit
     output = _json_value(attrs.get("output.value"))
     return _as_str(output.get("id")) if isinstance(output, dict) else None
 
 
-def _ttft(attrs: Mapping[str, Any]) -> float | None:
-    value = attrs.get("gen_ai.response.time_to_first_chunk")
+def _seconds(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and value >= 0:
         return float(value)
     return None
+
+
+def _ttft(attrs: Mapping[str, Any]) -> float | None:
+    """Seconds to the first streamed chunk: OTel's names in seconds, else the Vercel AI SDK's ms."""
+    for key in _TTFT_SECONDS_KEYS:
+        seconds = _seconds(attrs.get(key))
+        if seconds is not None:
+            return seconds
+    ms = _seconds(_first(attrs, _TTFT_MS_KEYS))
+    return None if ms is None else ms / 1000
+
+
+_MAX_COST = Decimal(10**6)  # USD per call: beyond it a reported value is garbage (and would not fit the column)
+_COST_QUANTUM = Decimal("0.000000000001")  # the storage scale (12 decimals)
+
+
+def _reported_cost(attrs: Mapping[str, Any]) -> Decimal | None:
+    """The call's cost as the instrumentation computed it (USD), kept beside llmscope's own price."""
+    value = _first(attrs, _REPORTED_COST_KEYS)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        cost = Decimal(str(value).strip())
+    except ArithmeticError:
+        return None
+    if not cost.is_finite() or not 0 <= cost < _MAX_COST:
+        return None
+    return cost.quantize(_COST_QUANTUM, ROUND_HALF_EVEN)
 
 
 def _total_tokens(attrs: Mapping[str, Any], out: Mapping[str, Any]) -> int | None:
@@ -367,7 +512,8 @@ def _tags(attrs: Mapping[str, Any]) -> list[str] | None:
 
 
 def _metadata(attrs: Mapping[str, Any]) -> list[tuple[str, str]] | None:
-    """`llmscope.metadata.<k>` wins over Traceloop association properties and OpenInference `metadata`."""
+    """`llmscope.metadata.<k>` wins over the Vercel AI SDK's `ai.telemetry.metadata.<k>`, Traceloop
+    association properties and OpenInference `metadata`."""
     merged: dict[str, str] = {}
     oi = _json_value(attrs.get("metadata"))
     if isinstance(oi, dict):
@@ -378,6 +524,11 @@ def _metadata(attrs: Mapping[str, Any]) -> list[tuple[str, str]] | None:
             if name not in ("session_id", "user_id"):
                 merged[name] = s
     for key, value in attrs.items():
+        if key.startswith(_VERCEL_METADATA) and (s := _as_str(value)) is not None:
+            name = key[len(_VERCEL_METADATA) :]
+            if name not in _VERCEL_IDS:
+                merged[name] = s
+    for key, value in attrs.items():
         if key.startswith(_METADATA_PREFIX) and (s := _as_str(value)) is not None:
             merged[key[len(_METADATA_PREFIX) :]] = s
     return sorted(merged.items()) or None
@@ -386,21 +537,33 @@ def _metadata(attrs: Mapping[str, Any]) -> list[tuple[str, str]] | None:
 # Derived columns: how each is computed, and every attribute key it reads (a prefix family counts
 # through `_SCANNED_PREFIXES`). A column none of whose keys is on a span is None without running.
 _DERIVED: dict[str, tuple[Callable[[Mapping[str, Any]], Any], tuple[str, ...]]] = {
-    "response_id": (_response_id, ("gen_ai.response.id", "openinference.span.kind", "output.value")),
+    "response_id": (_response_id, (*_RESPONSE_ID_KEYS, "openinference.span.kind", "output.value")),
     "operation": (
         _operation,
-        ("gen_ai.operation.name", "openinference.span.kind", "llm.request.type", "traceloop.span.kind"),
+        (
+            "gen_ai.operation.name",
+            "ai.operationId",
+            "openinference.span.kind",
+            "llm.request.type",
+            "traceloop.span.kind",
+        ),
     ),
-    "provider": (_provider, (*_PROVIDER_KEYS, "llm.provider", "llm.system")),
+    "provider": (_provider, (*_PROVIDER_KEYS, "llm.provider", "llm.system", *_REQUEST_MODEL_KEYS)),
     "request_model": (_request_model, (*_REQUEST_MODEL_KEYS, "llm.invocation_parameters")),
     "finish_reasons": (_finish_reasons, _FINISH_REASON_KEYS),
-    "is_stream": (_is_stream, (*_STREAM_KEYS, "llm.invocation_parameters")),
-    "ttft_s": (_ttft, ("gen_ai.response.time_to_first_chunk",)),
+    "is_stream": (_is_stream, (*_STREAM_KEYS, "ai.operationId", "llm.invocation_parameters")),
+    "ttft_s": (_ttft, (*_TTFT_SECONDS_KEYS, *_TTFT_MS_KEYS)),
+    "reported_cost_usd": (_reported_cost, _REPORTED_COST_KEYS),
     "span_type": (_span_type, _SPAN_TYPE_KEYS),
     "tags": (_tags, _TAG_KEYS),
     "metadata": (
         _metadata,
-        ("metadata", "traceloop.association.properties.session_id", "traceloop.association.properties.user_id"),
+        (
+            "metadata",
+            "traceloop.association.properties.session_id",
+            "traceloop.association.properties.user_id",
+            *(f"{_VERCEL_METADATA}{name}" for name in sorted(_VERCEL_IDS)),
+        ),
     ),
     "tool_name": (_tool_name, (*_TOOL_NAME_KEYS, "traceloop.span.kind", "traceloop.entity.name")),
     "agent_name": (_agent_name, (*_AGENT_NAME_KEYS, "traceloop.span.kind", "traceloop.entity.name")),
@@ -419,7 +582,7 @@ _VERBATIM = {
 # Key families read by scanning every key: a span with one of these runs the columns that scan them.
 _SCANNED_PREFIXES: dict[str, tuple[str, ...]] = {
     "finish_reasons": ("gen_ai.completion.",),
-    "metadata": (_TRACELOOP_ASSOCIATION, _METADATA_PREFIX),
+    "metadata": (_TRACELOOP_ASSOCIATION, _METADATA_PREFIX, _VERCEL_METADATA),
 }
 _SCAN_ANY = tuple(p for prefixes in _SCANNED_PREFIXES.values() for p in prefixes)
 
@@ -609,4 +772,66 @@ def canonical_genai(
             out["ttft_s"] = _first_chunk_s(events, start_ns)
         if out["error_type"] is None and failed:
             out["error_type"] = _exception_type(events)
+    if out["cache_read_tokens"] is None and _USAGE_REPR_KEYS[0] in attrs:
+        _usage_repr_cache(attrs[_USAGE_REPR_KEYS[0]], out)
+    if out["operation"] in _LLM_SET and out["input_tokens"] is None and not _is_call(attrs, out, failed):
+        out["operation"] = None
     return out
+
+
+_LLM_SET = frozenset(LLM_OPERATIONS)
+# Attributes that hold a model's output in some dialect (a call that returned something). OpenInference's
+# generic `output.value` is not one: every span kind has it (DSPy's `LM.__call__` wrapper too).
+_OUTPUT_KEYS = (
+    "gen_ai.output.messages",
+    "gen_ai.completion",
+    "ai.response.text",
+    "ai.response.toolCalls",
+    "ai.response.object",
+)
+_OUTPUT_PREFIXES = ("llm.output_messages.", "gen_ai.completion.", "llm.choices.")
+_EVIDENCE_COLUMNS = (
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "finish_reasons",
+    "response_id",
+    "error_type",
+    "ttft_s",
+    "stream_ended_by",
+)
+
+
+def _is_call(attrs: Mapping[str, Any], out: Mapping[str, Any], failed: bool) -> bool:
+    """Whether an LLM-kind span with no input count stands for a model call: it has usage, an output, a
+    finish reason, a response id or an error. Without any, it is a framework's wrapper or preparation
+    step (no request went out under it): counting it would add a call of unknown cost to the trace."""
+    if failed or any(out[column] is not None for column in _EVIDENCE_COLUMNS):
+        return True
+    if any(_present(attrs.get(key)) for key in _OUTPUT_KEYS):
+        return True
+    return any(key.startswith(_OUTPUT_PREFIXES) for key in attrs)
+
+
+_MAX_USAGE_REPR = 16_384
+
+
+def _usage_repr_cache(value: Any, out: dict[str, Any]) -> None:
+    """Cache tokens from LiteLLM's `metadata.usage_object`, a Python repr of its usage dict (OpenAI's
+    `prompt_tokens_details.cached_tokens`, or Anthropic's `cache_read/creation_input_tokens`)."""
+    if not isinstance(value, str) or len(value) > _MAX_USAGE_REPR:
+        return
+    try:
+        usage = ast.literal_eval(value)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return
+    if not isinstance(usage, dict):
+        return
+    details = usage.get("prompt_tokens_details")
+    read = usage.get("cache_read_input_tokens")
+    if read is None and isinstance(details, dict):
+        read = details.get("cached_tokens")
+    out["cache_read_tokens"] = _as_int(read)
+    if out["cache_write_tokens"] is None:
+        out["cache_write_tokens"] = _as_int(usage.get("cache_creation_input_tokens"))

@@ -1,5 +1,9 @@
 """Prices the LLM rows of a decoded partition (cost columns of the span table).
 
+When the price source does not know a call's model, the cost the instrumentation reported itself
+(`reported_cost_usd`, e.g. LiteLLM's `gen_ai.cost.total_cost`) is used, with `cost_source` "reported":
+a known model is always priced by llmscope, and the reported value stays beside it for comparison.
+
 A span's cost depends on that span only (its provider, models, tokens, start time and status), so
 it is computed where the span is decoded, in the decode workers, not on the single writer thread.
 Rows are priced as tuples of the `SpanCost` fields (`PriceBook.cost_row`): building a `Usage4` and a
@@ -10,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmscope_collector.processors.cost import UNKNOWN_ROW, PriceBook, sanitized_counts
+from llmscope_collector.processors.cost import REPORTED_SOURCE, UNKNOWN_ROW, PriceBook, sanitized_counts
 from llmscope_collector.storage.schema import LLM_OPERATIONS
 
 _LLM = frozenset(LLM_OPERATIONS)
@@ -27,6 +31,7 @@ def price_rows(cols: dict[str, list[Any]], prices: PriceBook) -> None:
     providers, responses, requests = cols["provider"], cols["response_model"], cols["request_model"]
     starts, codes = cols["start_ns"], cols["status_code"]
     total, cost_in, cost_out, known, source = (cols[f] for f in _COST)
+    reported = cols["reported_cost_usd"]
     for i in rows:
         inp, out, read, write = inputs[i], outputs[i], reads[i], writes[i]
         if inp is None and out is None and read is None and write is None:
@@ -38,4 +43,6 @@ def price_rows(cols: dict[str, list[Any]], prices: PriceBook) -> None:
             row = prices.cost_row(providers[i], models, starts[i], counts, error=codes[i] == "ERROR")
         else:
             row = UNKNOWN_ROW
+        if not row[3] and reported[i] is not None:  # our price source does not know the model
+            row = (reported[i], None, None, True, REPORTED_SOURCE)
         total[i], cost_in[i], cost_out[i], known[i], source[i] = row

@@ -35,6 +35,15 @@ VALUE_KEYS = {
     "gen_ai.tool.call.result": "tool_result",
     "gen_ai.prompt": "input_value",
     "gen_ai.completion": "output_value",
+    # The Vercel AI SDK's (`ai.prompt` on the outer span, the provider-ready messages on each call).
+    "ai.prompt": "input_value",
+    "ai.prompt.messages": "input_value",
+    "ai.prompt.tools": "tools",
+    "ai.response.text": "output_value",
+    "ai.response.toolCalls": "output_value",
+    "ai.response.object": "output_value",
+    "ai.toolCall.args": "tool_arguments",
+    "ai.toolCall.result": "tool_result",
 }
 # Flattened, indexed dialects: prefix → content kind.
 FLAT_PREFIXES = {

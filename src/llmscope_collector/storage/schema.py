@@ -29,7 +29,7 @@ from typing import Literal
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 _META = {"llmscope.schema_version": SCHEMA_VERSION}
 
 # Operations whose spans are model calls: they carry tokens and cost, and only they are counted
@@ -148,6 +148,10 @@ SPAN_COLUMNS: tuple[Column, ...] = (
     _c("llm_dup", pa.bool_(), "internal", waterfall="read"),
     _c("content_refs", pa.list_(CONTENT_REF_TYPE), "internal"),
     _c("content_bytes", _INT, "internal"),
+    # --- schema version 3 ---
+    # The cost the instrumentation itself reported (LiteLLM, OpenInference, OpenLIT), kept beside ours:
+    # `cost_usd` takes it (`cost_source` "reported") only when the price source does not know the model.
+    _c("reported_cost_usd", COST_TYPE, "cost"),
 )
 
 
