@@ -38,6 +38,7 @@ from genai_prices.types import (
 )
 
 from llmscope_collector.processors.normalize import model_prefix
+from llmscope_collector.storage.schema import REPORTED_SOURCE
 
 # genai-prices provider ids for OTel `gen_ai.provider.name` values it would not match by itself.
 _PROVIDER_IDS = {
@@ -52,8 +53,6 @@ _PROVIDER_IDS = {
     "together_ai": "together",
     "aws.bedrock": "aws",
 }
-# `cost_source` of a cost taken from the instrumentation (the model has no price here).
-REPORTED_SOURCE = "reported"
 _TOKEN_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "requests_kcount")
 # Prices of units a span never reports (modality/TTL subsets, searches, pages, audio hours): they count 0,
 # and being subsets they leave the input/cache leaves unchanged, so they are safe to ignore.

@@ -239,6 +239,9 @@ class _SpanDetail(_Derived, kw_only=True):
     events: list[dict[str, Any]]
     links: list[dict[str, Any]]
     genai: dict[str, Any]
+    # Whether the cost the instrumentation reported (`genai.reported_cost_usd`) differs from `cost_usd` by
+    # more than a cent per million tokens of the call (then the UI shows both).
+    reported_cost_differs: bool = False
     counted: bool | None
     content: list[ContentPart]
 

@@ -14,12 +14,28 @@ from llmscope_collector.query.models import (
     served_trace_fields,
     summed_trace_fields,
 )
-from llmscope_collector.storage.schema import TOKEN_COLUMNS, TRACE_COLUMNS
+from llmscope_collector.storage.schema import REPORTED_SOURCE, TOKEN_COLUMNS, TRACE_COLUMNS
 
 
 def money(value: Decimal | float | None) -> float | None:
     """USD as a float, from the exact decimal sum (12 decimals)."""
     return None if value is None else round(float(value), 12)
+
+
+# A reported cost is shown beside ours when they differ by more than this, in USD per million tokens
+# of the call (rounding in an instrumentation's float arithmetic stays far below it).
+REPORTED_TOLERANCE_PER_MTOK = Decimal("0.01")
+
+
+def reported_cost_differs(row: dict[str, Any]) -> bool:
+    """Whether a span's reported cost differs from ours by more than a cent per million tokens (never when
+    ours is the reported one)."""
+    ours, reported = row.get("cost_usd"), row.get("reported_cost_usd")
+    if ours is None or reported is None or row.get("cost_source") == REPORTED_SOURCE:
+        return False
+    gap = abs(Decimal(ours) - Decimal(reported))
+    tokens = row.get("total_tokens") or 0
+    return bool(gap > REPORTED_TOLERANCE_PER_MTOK * tokens / 1_000_000) if tokens > 0 else bool(gap)
 
 
 def _int(row: dict[str, Any], name: str) -> int:

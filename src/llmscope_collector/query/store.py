@@ -41,7 +41,7 @@ from llmscope_collector.query.models import (
     Waterfall,
 )
 from llmscope_collector.query.partials import CostPartials
-from llmscope_collector.query.rows import money, trace_summary
+from llmscope_collector.query.rows import money, reported_cost_differs, trace_summary
 from llmscope_collector.query.waterfall import build_waterfall
 from llmscope_collector.storage.content_items import display_value, rehydrate_attributes
 from llmscope_collector.storage.layout import (
@@ -379,6 +379,8 @@ def _genai(row: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, dict):
             if value:
                 values[name] = dict(value)
+        elif isinstance(value, Decimal):  # (a reported cost: money as a float, like the cost columns)
+            values[name] = money(value)
         elif value is not None:
             values[name] = value
     return values
@@ -409,6 +411,7 @@ def _span_detail(row: dict[str, Any], content: list[ContentPart], counted: bool 
         links=_decode_json(row.get("links"), []),
         genai=_genai(row),
         **{name: money(row.get(name)) if money_column else row.get(name) for name, money_column in _COSTS},
+        reported_cost_differs=reported_cost_differs(row),
         counted=counted,
         content=content,
     )

@@ -36,6 +36,10 @@ _META = {"llmscope.schema_version": SCHEMA_VERSION}
 # (`llm_calls`), summed and marked `llm_dup`. A contract of the stored data, so declared here.
 LLM_OPERATIONS: tuple[str, ...] = ("chat", "text_completion", "generate_content", "embeddings")
 
+# `cost_source` of a cost the instrumentation reported (`reported_cost_usd`), used when the price
+# source does not know the model.
+REPORTED_SOURCE = "reported"
+
 # USD with 12 decimals: exact sums (DuckDB sums DECIMAL exactly), sub-nano-dollar per-token prices.
 COST_TYPE = pa.decimal128(18, 12)
 
@@ -149,9 +153,10 @@ SPAN_COLUMNS: tuple[Column, ...] = (
     _c("content_refs", pa.list_(CONTENT_REF_TYPE), "internal"),
     _c("content_bytes", _INT, "internal"),
     # --- schema version 3 ---
-    # The cost the instrumentation itself reported (LiteLLM, OpenInference, OpenLIT), kept beside ours:
-    # `cost_usd` takes it (`cost_source` "reported") only when the price source does not know the model.
-    _c("reported_cost_usd", COST_TYPE, "cost"),
+    # The cost the instrumentation itself reported (LiteLLM, OpenInference, OpenLIT), as normalized from
+    # the span, kept beside ours: `cost_usd` takes it (`cost_source` "reported") only when the price
+    # source does not know the model.
+    _c("reported_cost_usd", COST_TYPE, "genai"),
 )
 
 

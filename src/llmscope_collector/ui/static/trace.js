@@ -384,6 +384,7 @@ function spanBody(sp, detail, failure) {
       ["Reasoning tokens", sp.reasoning_tokens ? fmtInt(sp.reasoning_tokens) : null],
       ["Cost", h("span", { class: "llm-cost", title: [sp.cost_usd !== null && sp.cost_usd !== undefined ? exactUsd(sp.cost_usd) : null, detail && detail.cost_source ? `price source: ${detail.cost_source}` : null].filter(Boolean).join("\n") || null },
         !hasUsage(sp) ? "– (no usage reported)" : sp.cost_usd !== null && sp.cost_usd !== undefined ? fmtCost(sp.cost_usd) : sp.cost_known === false ? "no price known" : "–")],
+      ["Reported cost", reportedCost(detail)],
       ["TTFT", sp.ttft_ms !== null && sp.ttft_ms !== undefined ? fmtMs(sp.ttft_ms) : null],
       ["Streamed", sp.is_stream ? "yes" : null],
       ["Finish", sp.finish_reasons ? sp.finish_reasons.join(", ") : null],
@@ -486,4 +487,15 @@ function message(role, parts, finish) {
     }
   }
   return el;
+}
+
+// The cost the instrumentation computed itself, when it is the one used (no price known here) or ours
+// differs from it by over a cent per million tokens (the API decides: `reported_cost_differs`).
+function reportedCost(detail) {
+  const reported = detail && detail.genai ? detail.genai.reported_cost_usd : undefined;
+  if (reported === null || reported === undefined) return null;
+  const used = detail.cost_source === "reported";
+  if (!used && !detail.reported_cost_differs) return null;
+  const note = used ? "reported by the instrumentation; no price known here" : "the instrumentation's; ours differs by over $0.01 per million tokens";
+  return h("span", { title: `${exactUsd(reported)} as the instrumentation computed it` }, `${fmtCost(reported)} (${note})`);
 }
