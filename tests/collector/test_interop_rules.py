@@ -19,7 +19,7 @@ from genai_prices import data_snapshot
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from llmscope_collector.processors.cost import REPORTED_SOURCE, PriceBook
+from llmscope_collector.processors.cost import _PROVIDER_IDS, REPORTED_SOURCE, PriceBook
 from llmscope_collector.processors.decode import decode_request
 from llmscope_collector.processors.messages import split_content
 from llmscope_collector.processors.normalize import MODEL_PREFIXES, canonical_genai, normalize_provider
@@ -240,7 +240,9 @@ _UNIQUE_MODELS = sorted(
     m.id for p in _SNAPSHOT.providers if p.id in ("openai", "anthropic") for m in p.models if "/" not in m.id
 )
 _UNKNOWN_PROVIDERS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-_.", min_size=1, max_size=20).filter(
-    lambda name: name not in {p.id for p in _SNAPSHOT.providers} and normalize_provider(name) == name
+    lambda name: name not in {p.id for p in _SNAPSHOT.providers}
+    and name not in _PROVIDER_IDS  # OTel names the price book maps to the price source's (x_ai -> x-ai)
+    and normalize_provider(name) == name
 )
 
 
