@@ -1,0 +1,128 @@
+"""`llmscope serve --query-engine chdb://` answers every data route of the API as the DuckDB engine does.
+
+The server under test ingests the corpus and answers with ClickHouse (chdb, in this process); the
+same app over a DuckDB store of the same data dir (litestar's test client, no second collector) is
+the reference. Every GET data route of the OpenAPI schema is asked, with the query strings that
+select each kind of answer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from llmscope_collector.api.app import create_app
+from llmscope_collector.query.clickhouse.store import ClickHouseStore
+from llmscope_collector.query.store import TraceStore
+from llmscope_collector.server import EmbeddedServer
+from tests.collector.query.conftest import query_settings
+from tests.collector.query.dataset import GenTrace, export, generate, get, ok
+
+DATA_ROUTES = ("/v1/traces", "/v1/spans", "/v1/sessions", "/v1/costs", "/v1/metrics", "/v1/prompts")
+QUERIES = {  # the query strings that select each kind of answer of a route (others: none)
+    "/v1/traces": (
+        "",
+        "?sort=cost&order=asc&limit=5",
+        "?q=banana",
+        "?status=error&session=sess-2",
+        "?attr.app.tier=gold",
+    ),
+    "/v1/sessions": ("", "?limit=2"),
+    "/v1/costs": ("", "?group_by=model,day", "?group_by=user,prompt", "?group_by=session"),
+    "/v1/metrics/timeseries": ("?interval=1h&group_by=model", "?interval=1d"),
+}
+
+
+def _close(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _ordered(body: Any) -> Any:
+    """Cost groups in a fixed order: groups tied on cost and calls come in either order."""
+    if isinstance(body, dict) and "groups" in body:
+        return {**body, "groups": sorted(body["groups"], key=lambda g: json.dumps(g["key"], sort_keys=True))}
+    return body
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[GenTrace]:
+    return generate(4242, 40, step_s=900)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, corpus: list[GenTrace]) -> Iterator[EmbeddedServer]:
+    chdb_dir = tmp_path_factory.mktemp("chdb")
+    settings = query_settings(tmp_path_factory, query_engine=f"chdb://{chdb_dir}")
+    with EmbeddedServer(settings) as server:
+        assert isinstance(server.store, ClickHouseStore)
+        export(server, corpus)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def reference(served: EmbeddedServer) -> Iterator[TestClient[Any]]:
+    store = TraceStore(served.settings.data_dir)
+    try:
+        with TestClient(app=create_app(store)) as client:
+            yield client
+    finally:
+        store.close()
+
+
+def _paths(served: EmbeddedServer, corpus: list[GenTrace]) -> list[str]:
+    trace = next(t for t in corpus if len(t.spans) > 2)
+    values = {
+        "trace_id": trace.trace_id,
+        "span_id": trace.spans[1].span_id,
+        "session_id": "sess-1",
+        "name": "greet",
+    }
+    paths = []
+    for path, item in ok(served, "/schema/openapi.json")["paths"].items():
+        data = path.startswith(DATA_ROUTES) and path != "/v1/traces/stream"
+        if "get" in item and data:
+            paths.append(re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path))
+    return paths
+
+
+def test_every_get_route_answers_as_duckdb(
+    served: EmbeddedServer, reference: TestClient[Any], corpus: list[GenTrace]
+) -> None:
+    asked = []
+    for path in _paths(served, corpus):
+        for query in QUERIES.get(path, ("",)):
+            status, body = get(served, path + query)
+            expected = reference.get(path + query)
+            assert status == expected.status_code, (path + query, body)
+            if status == 200:
+                assert _close(_ordered(body), _ordered(expected.json())), path + query
+            asked.append(path)
+    assert {
+        "/v1/traces",
+        "/v1/sessions",
+        "/v1/costs",
+        "/v1/metrics/summary",
+        "/v1/metrics/timeseries",
+        "/v1/prompts",
+        "/v1/prompts/greet/versions",
+        "/v1/sessions/sess-1",
+    } <= set(asked)
+    assert any(p.startswith("/v1/spans/") for p in asked) and any(p.startswith("/v1/traces/") for p in asked)
+
+
+def test_session_deletion_is_refused_with_the_clickhouse_engine(served: EmbeddedServer) -> None:
+    status, body = get(served, "/v1/sessions/sess-1", method="DELETE")
+    assert status == 409, body
+    assert ok(served, "/v1/sessions/sess-1")["session"]["trace_count"] > 0
