@@ -4,6 +4,8 @@
     python benchmarks/sdk_overhead.py --callgrind-run instrumented|plain --calls K   (used under valgrind)
     python benchmarks/sdk_overhead.py --impl openllmetry|openinference ...   (a peer instead of llmscope)
     python benchmarks/sdk_overhead.py --pyinstrument 2000   (where the instrumented call's time goes)
+    python benchmarks/sdk_overhead.py --app-processor ...   (the app added a processor: llmscope uses SDK spans)
+    LLMSCOPE_LEAN_SPANS=0 python benchmarks/sdk_overhead.py ...   (SDK spans without an app processor)
 
 No sockets: the anthropic client talks to an `httpx(2).MockTransport` returning a fixed Message, so the
 figure is the instrumentation's own cost (span, attributes, metrics, batch processor), not network noise.
@@ -22,11 +24,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import anthropic
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 import llmscope
-from llmscope_sdk import _setup
 
 try:  # anthropic 2.x ships its own httpx fork
     import httpx2 as httpx_mod
@@ -68,12 +69,21 @@ def make_client() -> anthropic.Anthropic:
                                max_retries=0)
 
 
-def setup_provider(lean: bool = True) -> tuple[TracerProvider, _DiscardExporter]:
-    """llmscope's own provider (lean spans) as `configure()` builds it, exporting to a discarding exporter."""
+class _AppProcessor(SpanProcessor):
+    """An application's own processor that does nothing: what it costs is llmscope switching to SDK spans."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        return None
+
+
+def setup_provider(lean: bool = True, app_processor: bool = False) -> tuple[TracerProvider, _DiscardExporter]:
+    """llmscope's own provider (lean spans) as `configure()` builds it, exporting to a discarding exporter;
+    with `app_processor`, the app then adds a processor of its own to it. Once per process."""
     exporter = _DiscardExporter()
-    _setup._provider = None
     if lean:
         provider = llmscope.configure(exporter=exporter)
+        if app_processor:
+            provider.add_span_processor(_AppProcessor())  # type: ignore[attr-defined]
         return provider, exporter  # type: ignore[return-value]
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=8192))
@@ -84,11 +94,11 @@ def setup_provider(lean: bool = True) -> tuple[TracerProvider, _DiscardExporter]
 class _Impl:
     """Turns one instrumentation on and off: llmscope, or a peer's `AnthropicInstrumentor` on an OTel provider."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, app_processor: bool = False) -> None:
         self.name = name
         self.exporter = _DiscardExporter()
         if name == "llmscope":
-            self.provider, self.exporter = setup_provider()
+            self.provider, self.exporter = setup_provider(app_processor=app_processor)
             self._peer: Any = None
             return
         if name == "openllmetry":
@@ -126,9 +136,9 @@ def _block(client: anthropic.Anthropic, calls: int) -> float:
     return (time.perf_counter_ns() - start) / calls / 1000.0
 
 
-def paired_blocks(calls: int, blocks: int, impl_name: str = "llmscope") -> dict[str, Any]:
+def paired_blocks(calls: int, blocks: int, impl_name: str = "llmscope", app_processor: bool = False) -> dict[str, Any]:
     """Alternate plain/instrumented blocks so drift on a noisy machine hits both sides alike."""
-    impl = _Impl(impl_name)
+    impl = _Impl(impl_name, app_processor)
     provider, exporter = impl.provider, impl.exporter
     impl.on()  # before the client exists, as an app does at start-up
     client = make_client()
@@ -165,14 +175,14 @@ def paired_blocks(calls: int, blocks: int, impl_name: str = "llmscope") -> dict[
     }
 
 
-def callgrind_run(mode: str, calls: int, impl_name: str = "llmscope") -> None:
+def callgrind_run(mode: str, calls: int, impl_name: str = "llmscope", app_processor: bool = False) -> None:
     """One process under valgrind: K calls, plain (no instrumentation at all) or instrumented as an app sets it
     up; a second run with K=0 is the baseline, so start-up costs cancel out."""
     provider = None
     if mode == "plain-quiet":  # the anthropic 2.x client's own span off, as llmscope.instrument() sets it
         os.environ["ANTHROPIC_OPEN_TELEMETRY"] = "false"
     if mode == "instrumented":
-        impl = _Impl(impl_name)
+        impl = _Impl(impl_name, app_processor)
         provider = impl.provider
         impl.on()
     client = make_client()
@@ -211,14 +221,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--callgrind-run", choices=["instrumented", "plain", "plain-quiet"])
     parser.add_argument("--impl", choices=["llmscope", "openllmetry", "openinference"], default="llmscope")
     parser.add_argument("--pyinstrument", type=int, default=0, metavar="CALLS")
+    parser.add_argument("--app-processor", action="store_true", help="the app adds a processor to llmscope's provider")
     args = parser.parse_args(argv)
     if args.pyinstrument:
         print(profile(args.pyinstrument))
         return 0
     if args.callgrind_run:
-        callgrind_run(args.callgrind_run, args.calls, args.impl)
+        callgrind_run(args.callgrind_run, args.calls, args.impl, args.app_processor)
         return 0
-    result = paired_blocks(args.calls, args.blocks, args.impl)
+    result = paired_blocks(args.calls, args.blocks, args.impl, args.app_processor)
     print(json.dumps(result, indent=2))
     if args.json:
         with open(args.json, "w") as fh:
