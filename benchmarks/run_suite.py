@@ -1,7 +1,7 @@
 # ruff: noqa: RUF001 - the report is typeset: en dashes for ranges, multiplication signs for ratios
 """The benchmark suite behind `nox -s bench`: ingest, SDK overhead, queries; writes docs/benchmarks.{md,json}.
 
-    python benchmarks/run_suite.py [--quick] [--only ingest,sdk,queries] [--sizes 1000000,10000000]
+    python benchmarks/run_suite.py [--quick] [--only ingest,sdk,queries,proxy,install] [--sizes 1000000,10000000]
 
 Every part runs in its own child process (its CPU and memory are its own). Each figure is the median
 of several runs with their min-max; comparisons are ratios of figures measured in the same run.
@@ -121,7 +121,18 @@ def bench_proxy(mode: dict[str, Any]) -> dict[str, Any]:
     return dict(run_json([PY, str(HERE / "proxy_overhead.py"), *mode["proxy"]], timeout=1800))
 
 
-def callgrind_instructions(mode: str, calls: int, impl: str = "llmscope", python: str = PY) -> int:
+# llmscope's spans by path, each measured like the main figure: lean (the default, above), SDK spans
+# alone, and SDK spans because the app added a processor to llmscope's provider (the OTel contract).
+SDK_VARIANTS: dict[str, tuple[list[str], dict[str, str]]] = {
+    "sdk_spans": ([], {"LLMSCOPE_LEAN_SPANS": "0"}),
+    "app_processor": (["--app-processor"], {}),
+}
+
+
+def callgrind_instructions(
+    mode: str, calls: int, impl: str = "llmscope", python: str = PY, variant: str | None = None
+) -> int:
+    extra, extra_env = SDK_VARIANTS[variant] if variant else ([], {})
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         cmd = [
@@ -136,8 +147,9 @@ def callgrind_instructions(mode: str, calls: int, impl: str = "llmscope", python
             str(calls),
             "--impl",
             impl,
+            *extra,
         ]
-        env = {**os.environ, "PYTHONHASHSEED": "0"}  # same hashes, same dict/set layouts in every run
+        env = {**os.environ, "PYTHONHASHSEED": "0", **extra_env}  # same hashes, same dict/set layouts in every run
         subprocess.run(cmd, check=True, capture_output=True, timeout=7200, cwd=ROOT, env=env)
         for line in out.read_text(errors="replace").splitlines():
             if line.startswith(("summary:", "totals:")):
@@ -164,10 +176,14 @@ def bench_sdk(
     log(f"sdk ({impl}): callgrind, {2 * len(modes)} runs ({'/'.join(modes)} x 0/{k} calls), 2 at a time")
     from concurrent.futures import ThreadPoolExecutor
 
+    variants = list(SDK_VARIANTS) if impl == "llmscope" else []
     with ThreadPoolExecutor(2) as pool:  # instruction counts do not depend on what else runs
         jobs = {(m, n): pool.submit(callgrind_instructions, m, n, impl, python) for m in modes for n in (0, k)}
+        for v in variants:
+            for n in (0, k):
+                jobs[(v, n)] = pool.submit(callgrind_instructions, "instrumented", n, impl, python, v)
         counts = {key: job.result() for key, job in jobs.items()}
-    per_call = {m: (counts[(m, k)] - counts[(m, 0)]) / k for m in modes}
+    per_call = {m: (counts[(m, k)] - counts[(m, 0)]) / k for m in [*modes, *variants]}
     if plain is not None:
         per_call.update(plain)
     inst = per_call["instrumented"]
@@ -180,6 +196,7 @@ def bench_sdk(
         "added_per_call": inst - base,
         "added_vs_client_defaults": inst - per_call["plain"],
         "baseline": "plain-quiet" if impl == "llmscope" else "plain",
+        "variants_added_per_call": {v: per_call[v] - base for v in variants},
         "raw": {f"{m}_{n}": v for (m, n), v in counts.items()},
     }
     return result
@@ -337,7 +354,7 @@ def render(results: dict[str, Any]) -> str:
         "differed by 60k instructions/call (the batch processor's thread also runs during the measured calls).",
         "",
         "Run it: `nox -s bench` (full: 1M and 10M-span stores, longer windows, ~1 h on 2 cores with the 10M store "
-        "cached), `nox -s bench -- --quick` (1M store, short windows), `-- --only ingest,sdk,queries`, "
+        "cached), `nox -s bench -- --quick` (1M store, short windows), `-- --only ingest,sdk,queries,proxy,install`, "
         "`-- --sizes 1000000`, `-- --no-peers`. Scripts: `benchmarks/` (each runs on its own too).",
         "",
         f"- Mode: **{results['mode']}** ({results['mode_note']})",
@@ -562,6 +579,17 @@ def render(results: dict[str, Any]) -> str:
                 "process on one client, so each implementation's µs baseline is its own setting.",
                 "",
             ]
+        variants = cg.get("variants_added_per_call")
+        if variants:
+            lines += [
+                f"llmscope's spans by path (instructions added per call, same run): lean (the figure above, "
+                f"llmscope's own provider with only its own processors) {_f(cg.get('added_per_call'), 0)}; SDK spans "
+                f"(`LLMSCOPE_LEAN_SPANS=0`) {_f(variants.get('sdk_spans'), 0)}; the app added a processor to the "
+                f"provider `configure()` returned, so llmscope starts SDK spans that processor sees start and end "
+                "(the OpenTelemetry contract; the processor itself does nothing) "
+                f"{_f(variants.get('app_processor'), 0)}.",
+                "",
+            ]
         prof = results.get("sdk_profile")
         if prof:
             lines += ["Where an instrumented call's time goes (pyinstrument, top of the tree):", "", _code(prof)]
@@ -644,6 +672,7 @@ def render(results: dict[str, Any]) -> str:
             lines += [f"Profile of `{name}` (missed its target; pyinstrument, 3 calls, warm index):", "", _code(text)]
 
     lines += _render_proxy(results.get("proxy"))
+    lines += _render_install(results.get("install"))
     notes = results.get("notes")
     if notes:
         lines += ["## Notes and what is not measured yet", "", *[f"- {n}" for n in notes], ""]
@@ -692,10 +721,39 @@ def _render_proxy(proxy: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _render_install(install: dict[str, Any] | None) -> list[str]:
+    if not install:
+        return []
+    lines = [
+        "## Install footprint (`pip install llmscope` vs `llmscope[server]`)",
+        "",
+        "`benchmarks/install_footprint.py`: the wheel of this checkout installed into fresh venvs "
+        f"({install['installer']}, CPython {install['python']}): alone, as an application installs the SDK, and "
+        "with the `server` extra (the collector, API and UI: the dependency set of every install before the split). "
+        "Size = bytes of the files under site-packages. Times: CPU (user + sys of the child process, steadier than "
+        f"wall time on a shared machine) and wall, medians of {install['runs']} interleaved runs; the interpreter "
+        "alone (`python -c pass`) next to `python -c 'import llmscope'`.",
+        "",
+        "| Install | Distributions | site-packages | `import llmscope` CPU ms | wall ms | interpreter alone CPU ms "
+        "| wall ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in ("base", "server"):
+        f = install[name]
+        lines.append(
+            f"| {name} | {f['distributions']} | {f['site_packages_bytes'] / 1e6:.1f} MB | "
+            f"{_f(f['import_llmscope_cpu_ms'], 0)} | {_f(f['import_llmscope_wall_ms'], 0)} | "
+            f"{_f(f['interpreter_cpu_ms'], 0)} | {_f(f['interpreter_wall_ms'], 0)} |"
+        )
+    extra = sorted(set(install["server"]["names"]) - set(install["base"]["names"]))
+    lines += ["", f"The server extra adds: {', '.join(extra)}.", ""]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few-minute run: 1M-span store, short windows")
-    parser.add_argument("--only", default="ingest,sdk,queries,proxy", help="comma-separated parts to run")
+    parser.add_argument("--only", default="ingest,sdk,queries,proxy,install", help="comma-separated parts to run")
     parser.add_argument("--sizes", help="store sizes for the query benchmark, e.g. 1000000,10000000")
     parser.add_argument("--store-dir", type=Path, default=Path(tempfile.gettempdir()) / "llmscope-bench-stores")
     parser.add_argument(
@@ -732,12 +790,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge and args.out_json.exists():  # keep the parts not re-run from the last report
         previous = json.loads(args.out_json.read_text())
         groups = {"sdk": "sdk", "sdk_profile": "sdk", "ingest": "ingest", "queries": "queries", "proxy": "proxy"}
+        groups["install"] = "install"
         groups["query_profiles"] = "queries"
         for key, group in groups.items():
             if key in previous and group not in parts:
                 results[key] = previous[key]
         results["notes"] += [n for n in previous.get("notes", ()) if n.startswith("Merged report")]
-        kept = ", ".join(sorted({"sdk", "ingest", "queries", "proxy"} - parts))
+        kept = ", ".join(sorted({"sdk", "ingest", "queries", "proxy", "install"} - parts))
         results["notes"].append(
             f"Merged report: {kept} from the run of {previous['machine']['date_utc']} (commit "
             f"`{previous['machine']['git_commit']}`); {', '.join(sorted(parts))} re-run on "
@@ -772,6 +831,9 @@ def main(argv: list[str] | None = None) -> int:
             results["sdk_profile"] = "\n".join(
                 run_text([PY, str(HERE / "sdk_overhead.py"), "--pyinstrument", "2000"], 600).splitlines()[:45]
             )
+    if "install" in parts:
+        log("install: the wheel alone and with [server], in fresh venvs")
+        results["install"] = dict(run_json([PY, str(HERE / "install_footprint.py"), "--runs", "20"], timeout=1800))
     if "ingest" in parts:
         results["ingest"] = bench_ingest(mode)
     if "proxy" in parts:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -24,7 +23,9 @@ import pytest
 from llmscope_collector.entry import INSTALL_SERVER
 from llmscope_collector.server import EmbeddedServer
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import install_footprint  # the bench script owns building the wheel and the venv
+
 SERVER_MODULES = ("duckdb", "pyarrow", "litestar", "uvicorn", "genai_prices", "msgspec")
 MODEL = "claude-sonnet-4-6"
 
@@ -70,56 +71,20 @@ USERS_TEST = textwrap.dedent(
 )
 
 
-def _uv() -> str | None:
-    try:
-        from uv import find_uv_bin
-
-        return str(find_uv_bin())
-    except (ImportError, FileNotFoundError):
-        return shutil.which("uv")
-
-
 def _run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, **kwargs)
     assert proc.returncode == 0, f"{cmd}: {proc.stdout}\n{proc.stderr}"
     return proc
 
 
-def _wheel(tmp: Path, uv: str | None) -> Path:
-    """The wheel of this checkout, built from a copy (the build leaves nothing in the tree)."""
-    source = tmp / "source"
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
-    shutil.copytree(ROOT / "src", source / "src", ignore=ignore)
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    dist = tmp / "dist"
-    if uv:
-        _run([uv, "build", "--wheel", "--out-dir", str(dist), str(source)])
-    else:
-        _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(dist), str(source)])
-    (wheel,) = dist.glob("llmscope-*.whl")
-    return wheel
-
-
-def _base_venv(tmp: Path, wheel: Path, uv: str | None) -> Path:
-    """A fresh venv with the base wheel, plus what the app and its tests bring (a client, pytest)."""
-    venv = tmp / "venv"
-    python = venv / "bin" / "python"
-    wanted = [str(wheel), "anthropic>=0.40", "pytest>=8"]
-    if uv:
-        _run([uv, "venv", "--python", sys.executable, str(venv)])
-        _run([uv, "pip", "install", "--python", str(python), *wanted])
-    else:
-        _run([sys.executable, "-m", "venv", str(venv)])
-        _run([str(python), "-m", "pip", "install", "--disable-pip-version-check", *wanted])
-    return venv
-
-
 @pytest.fixture(scope="module")
 def base_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the base wheel, plus what the app and its tests bring (a client, pytest)."""
     tmp = tmp_path_factory.mktemp("base-install")
-    uv = _uv()
-    return _base_venv(tmp, _wheel(tmp, uv), uv)
+    uv = install_footprint.uv_bin()
+    wheel = install_footprint.build_wheel(tmp, uv)
+    python = install_footprint.fresh_venv(tmp / "venv", [str(wheel), "anthropic>=0.40", "pytest>=8"], uv)
+    return python.parent.parent
 
 
 def _app_env() -> dict[str, str]:
