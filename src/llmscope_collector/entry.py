@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 
 INSTALL_SERVER = "pip install 'llmscope[server]'"
-_OWN_PACKAGES = ("llmscope", "llmscope_sdk", "llmscope_sim", "llmscope_collector")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,8 +19,8 @@ def main(argv: list[str] | None = None) -> int:
         return cli_main(argv)
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").split(".")[0]
-        if not missing or missing in _OWN_PACKAGES:
-            raise  # our own module missing is a broken install or a bug: show it
+        if not missing or missing == "llmscope" or missing.startswith("llmscope_"):
+            raise  # one of our own packages missing is a broken install or a bug: show it
         print(
             f"llmscope: this command needs the server dependencies ({missing} is not installed); "
             f"install them with: {INSTALL_SERVER}",
