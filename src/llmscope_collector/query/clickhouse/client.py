@@ -28,7 +28,15 @@ class ClickHouseClient(Protocol):
 
     def rows(self, query: str, params: Mapping[str, Any]) -> list[dict[str, Any]]: ...
 
-    def command(self, query: str, params: Mapping[str, Any], settings: Mapping[str, str] | None = None) -> None: ...
+    def command(
+        self,
+        query: str,
+        params: Mapping[str, Any],
+        settings: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+    ) -> None:
+        """Run `query`; `data` is the body its `input()` table function reads (a server over HTTP only)."""
+        ...
 
     def use(self, database: str) -> None:
         """Create `database` (a validated name) if needed and run every later statement in it."""
@@ -104,7 +112,15 @@ class ChdbClient:
             return []
         return arrow_rows(pa.ipc.open_stream(data).read_all())
 
-    def command(self, query: str, params: Mapping[str, Any], settings: Mapping[str, str] | None = None) -> None:
+    def command(
+        self,
+        query: str,
+        params: Mapping[str, Any],
+        settings: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+    ) -> None:
+        if data is not None:
+            raise ValueError("chdb reads files itself (file(), s3()): it takes no uploaded body")
         with self._lock:
             for name, value in (settings or {}).items():
                 self._session.query(f"SET {name} = {_quoted(value)}")  # names are ours; the value is quoted
@@ -140,12 +156,18 @@ class HttpClient:
 
     def rows(self, query: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         with self._lock:
-            table = self._client.query_arrow(query, parameters=dict(params))
+            table = self._client.query_arrow(query, parameters=dict(params), use_strings=True)
         return arrow_rows(table)
 
-    def command(self, query: str, params: Mapping[str, Any], settings: Mapping[str, str] | None = None) -> None:
+    def command(
+        self,
+        query: str,
+        params: Mapping[str, Any],
+        settings: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+    ) -> None:
         with self._lock:
-            self._client.command(query, parameters=dict(params), settings=dict(settings or {}))
+            self._client.command(query, parameters=dict(params), data=data, settings=dict(settings or {}))
 
     def use(self, database: str) -> None:
         with self._lock:

@@ -65,6 +65,10 @@ class ObjectSource(Protocol):
         """The keys a compacted object replaced, or None for a plain object."""
         ...
 
+    def payload(self, key: str) -> bytes | None:
+        """The object's bytes when the reader is `input()` (sent with the statement), else None."""
+        ...
+
 
 class DirectorySource:
     """A data dir or a bucket's mirror, read by the engine's `file()` (chdb, or a server on the same host)."""
@@ -98,6 +102,20 @@ class DirectorySource:
         directory = key.rsplit("/", 1)[0]
         return {f"{directory}/{name}" for name in json.loads(raw)}
 
+    def payload(self, key: str) -> bytes | None:
+        return None
+
+
+class UploadSource(DirectorySource):
+    """A data dir whose files are sent to the server with each load statement (`input()`): for a server
+    that cannot read them itself (another host, no bucket): the contract tests use it."""
+
+    def reader(self, key: str, structure: str) -> tuple[str, dict[str, Any]]:
+        return "input({structure:String}) FORMAT Parquet", {"structure": structure}
+
+    def payload(self, key: str) -> bytes | None:
+        return (self._root / key).read_bytes()
+
 
 class BucketSource:
     """The bucket itself, read by the engine's `s3()` (cluster mode: docs/scale.md); listed by the project's
@@ -119,6 +137,9 @@ class BucketSource:
 
     def replaced(self, key: str) -> set[str] | None:
         return None  # no compaction in cluster mode
+
+    def payload(self, key: str) -> bytes | None:
+        return None
 
 
 def _subdirs(path: Path, prefix: str) -> list[Path]:
@@ -164,6 +185,7 @@ class Loader:
                 sql.load(obj.dataset, reader),
                 {**params, "project": obj.project, "date": obj.date},
                 {"insert_deduplication_token": obj.key},
+                self._source.payload(obj.key),
             )
             self.objects_loaded += 1
         self._client.command(sql.RECORD_LOADED, {"key": obj.key, "dataset": obj.dataset, "ns": time.time_ns()})
