@@ -1,0 +1,56 @@
+"""ClickHouse reads the cluster-mode bucket itself (`s3()` against the real S3 server) and answers as DuckDB.
+
+A collector in cluster mode writes the corpus to the bucket; its API's DuckDB engine answers from
+its mirror of the bucket, the ClickHouse engine (chdb) from the objects, loaded with `s3()` by key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from llmscope_collector.query.clickhouse.client import ChdbClient
+from llmscope_collector.query.clickhouse.loader import BucketSource, Loader
+from llmscope_collector.query.clickhouse.store import ClickHouseStore
+from llmscope_collector.server import EmbeddedServer
+from llmscope_collector.storage.objects import ObjectStore, StorageUrl
+from tests.cluster.conftest import S3Server
+from tests.collector.query.conftest import query_settings
+from tests.collector.query.dataset import export, generate
+from tests.collector.query.test_engine_equivalence import Engines, _every_query
+
+SEED, N_TRACES = 31337, 20
+
+
+@pytest.fixture
+def bucket_engines(tmp_path_factory: pytest.TempPathFactory, s3_env: S3Server, tmp_path: Path) -> Iterator[Engines]:
+    url = s3_env.fresh_url()
+    settings = dataclasses.replace(query_settings(tmp_path_factory), storage=url, collector_id="ch1")
+    client = ChdbClient(tmp_path / "chdb")
+    try:
+        client.use("llmscope")
+        with EmbeddedServer(settings) as server:
+            export(server, generate(SEED, N_TRACES, step_s=300))
+            storage = StorageUrl.parse(url)
+            source = BucketSource(
+                ObjectStore(storage),
+                s3_env.endpoint,
+                storage.bucket,
+                storage.prefix,
+                s3_env.access_key,
+                s3_env.secret_key,
+            )
+            yield Engines(server, ClickHouseStore(client, Loader(client, source)))
+    finally:
+        client.close()
+
+
+def test_clickhouse_over_the_bucket_answers_as_duckdb_over_the_mirror(bucket_engines: Engines) -> None:
+    _every_query(bucket_engines, "default", generate(SEED, N_TRACES, step_s=300))
+    loader = bucket_engines.clickhouse.loader
+    assert loader.objects_loaded == len(loader.loaded) > 0
+    assert all(key.split("/")[0] in ("spans", "traces", "content", "llm_dups") for key in loader.loaded)
+    assert bucket_engines.check(lambda s: s.counts())["spans"] > N_TRACES
