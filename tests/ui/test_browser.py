@@ -202,6 +202,15 @@ def test_cost_and_metric_charts(page: Any) -> None:
     legend = page.locator("figure[data-chart='Cost (USD)'] .chart-legend")
     expect(legend).to_contain_text("anthropic")
     expect(legend).to_contain_text("openai")
+    # Issue 19: no stray "null" under single-series charts; the heading and every chart name the
+    # same bucket; the demo's half hour of data in a 24 h range is drawn per minute, not as one dot.
+    expect(page.locator("figure[data-chart='Error rate']").first).not_to_contain_text("null")
+    expect(page.locator("h2", has_text="Over time")).to_contain_text("per minute")
+    expect(page.locator("figure[data-chart='Latency p95'] figcaption")).to_contain_text("per minute")
+    assert page.locator("figure[data-chart='Latency (all)'] svg circle").count() > 3
+    for figure in page.locator("figure.chart svg path").all():  # no vertical jumps inside one bucket
+        xs = re.findall(r"[ML]([\d.]+),", figure.get_attribute("d") or "")
+        assert len(xs) == len(set(xs)), xs
 
 
 def test_live_tail_shows_a_new_trace(page: Any, ui_server: EmbeddedServer) -> None:

@@ -49,15 +49,18 @@ export function lineChart({ title, series, fmt = String, height = 200, note, dom
   series.forEach((sr, si) => {
     const c = sr.color || color(si);
     const pts = sr.points.filter((p) => p.y !== null && p.y !== undefined).sort((a, b) => a.x - b.x);
-    if (pts.length > 1) {
-      svg.append(s("polyline", { points: pts.map((p) => `${X(p.x).toFixed(1)},${Y(p.y).toFixed(1)}`).join(" "), fill: "none", stroke: c, "stroke-width": 2, "stroke-linejoin": "round" }));
-    }
+    // One line through the buckets in time order: a second point in the same bucket starts a new
+    // stroke instead of drawing a vertical segment that reads as a jump.
+    const d = pts.map((p, i) => `${i && pts[i - 1].x !== p.x ? "L" : "M"}${X(p.x).toFixed(1)},${Y(p.y).toFixed(1)}`).join(" ");
+    if (pts.length > 1) svg.append(s("path", { d, fill: "none", stroke: c, "stroke-width": 2, "stroke-linejoin": "round" }));
     for (const p of pts) {
       svg.append(s("circle", { class: "hit", cx: X(p.x), cy: Y(p.y), r: pts.length > 60 ? 2 : 3.5, fill: c },
         s("title", null, `${sr.name}\n${fullFmt.format(new Date(p.x))}\n${fmt(p.y)}`)));
     }
   });
-  fig.append(svg, legend(series));
+  fig.append(svg);
+  const key = legend(series);
+  if (key) fig.append(key);
   return fig;
 }
 

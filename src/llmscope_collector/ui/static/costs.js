@@ -6,15 +6,38 @@ import { clear, colorFor, errorBox, fmtCost, fmtInt, fmtMs, fmtPct, fmtTokens, h
 
 const RANGES = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3, all: null };
 const AUTO_INTERVAL = { "1h": "1m", "24h": "1h", "7d": "1h", "30d": "1d", all: "1d" };
+const INTERVAL_MS = { "1m": 60e3, "1h": 3600e3, "1d": 86400e3 };
+const PER = { "1m": "per minute", "1h": "per hour", "1d": "per day", hour: "per hour", day: "per day" };
+const FINER = { "1d": "1h", "1h": "1m" };
+
+// With no interval chosen: the range's own, made finer while the data would be a few dots (fresh
+// data in a long range), and the time axis starts where the data does.
+async function pickSeries(base, range, chosen, from) {
+  let interval = chosen || AUTO_INTERVAL[range];
+  let overall = await api("/v1/metrics/timeseries", { params: { ...base, interval } });
+  while (!chosen && FINER[interval] && new Set(overall.points.map((pt) => pt.time_unix_nano)).size < 4) {
+    const finer = await api("/v1/metrics/timeseries", { params: { ...base, interval: FINER[interval] } });
+    if (!finer.points.length) break;
+    interval = FINER[interval];
+    overall = finer;
+  }
+  const xs = overall.points.map((pt) => nsToMs(pt.time_unix_nano));
+  const start = chosen || !xs.length ? (from ? Date.parse(from) : null) : Math.max(from ? Date.parse(from) : -Infinity, Math.min(...xs) - 2 * INTERVAL_MS[interval]);
+  return { interval, overall, domain: [start, Date.now()] };
+}
 
 export async function render(root, route) {
   const p = route.params;
   const range = RANGES[p.get("range")] !== undefined ? p.get("range") : "24h";
   const group = ["model", "provider", "service"].includes(p.get("group")) ? p.get("group") : "model";
-  const interval = ["1m", "1h", "1d"].includes(p.get("interval")) ? p.get("interval") : AUTO_INTERVAL[range];
+  const chosen = ["1m", "1h", "1d"].includes(p.get("interval")) ? p.get("interval") : null;
   const from = RANGES[range] ? new Date(Date.now() - RANGES[range]).toISOString() : null;
   const filters = { service: p.get("service"), model: p.get("model"), provider: p.get("provider") };
-  const nav = (over) => { location.hash = href("costs", [], { ...Object.fromEntries(p), ...over }); };
+  const nav = (over) => {
+    const next = { ...Object.fromEntries(p), ...over };
+    if (next.interval === "auto") delete next.interval;
+    location.hash = href("costs", [], next);
+  };
 
   const select = (label, name, options, value) => {
     const el = h("select", { name }, options.map((o) => h("option", { value: o, selected: o === value }, o)));
@@ -24,7 +47,7 @@ export async function render(root, route) {
   root.append(h("h1", null, "Costs & metrics"), h("form", { class: "filters", "aria-label": "Chart options", onsubmit: (e) => e.preventDefault() },
     select("Range", "range", Object.keys(RANGES), range),
     select("Group by", "group", ["model", "provider", "service"], group),
-    select("Interval", "interval", ["1m", "1h", "1d"], interval),
+    select("Interval", "interval", ["auto", "1m", "1h", "1d"], chosen || "auto"),
     ...["service", "model", "provider"].map((k) => {
       const input = h("input", { name: k, value: p.get(k) || "", placeholder: "any" });
       input.addEventListener("change", () => nav({ [k]: input.value }));
@@ -35,21 +58,31 @@ export async function render(root, route) {
   const byGroup = h("div", { class: "charts" });
   const series = h("div", { class: "charts" });
   const prompts = h("section", { "aria-label": "Prompt versions" });
-  root.append(summaryBox, h("h2", null, `By ${group}`), byGroup, h("h2", null, `Over time (per ${interval})`), series, prompts);
+  const overTime = h("h2", null, "Over time");
+  root.append(summaryBox, h("h2", null, `By ${group}`), byGroup, overTime, series, prompts);
 
   const base = { from, ...filters };
-  const domain = [from ? Date.parse(from) : null, Date.now()];
+  let picked;
+  try {
+    picked = await pickSeries(base, range, chosen, from);
+  } catch (err) {
+    picked = err;
+  }
+  const interval = picked instanceof Error ? chosen || AUTO_INTERVAL[range] : picked.interval;
+  const domain = picked instanceof Error ? [from ? Date.parse(from) : null, Date.now()] : picked.domain;
+  overTime.textContent = `Over time (${PER[interval]}${chosen ? "" : ", interval chosen for the data"})`;
   // /v1/metrics/timeseries groups by model or service; by provider, usage over time comes from
   // /v1/costs?group_by=provider,hour|day and the rates are shown for all providers together.
   const tsGroup = group === "provider" ? null : group;
   const bucket = interval === "1d" ? "day" : "hour";
-  const [summary, costs, grouped, overall, providerUsage] = await Promise.all([
+  const [summary, costs, grouped, providerUsage] = await Promise.all([
     api("/v1/metrics/summary", { params: base }),
     api("/v1/costs", { params: { ...base, group_by: group } }),
     api("/v1/metrics/timeseries", { params: { ...base, interval, group_by: tsGroup } }),
-    api("/v1/metrics/timeseries", { params: { ...base, interval } }),
     group === "provider" ? api("/v1/costs", { params: { ...base, group_by: `provider,${bucket}` } }) : Promise.resolve(null),
   ].map((pr) => pr.catch((err) => err)));
+  const overall = picked instanceof Error ? picked : picked.overall;
+  const per = PER[interval];
 
   if (summary instanceof Error) summaryBox.append(errorBox(summary));
   else {
@@ -80,14 +113,14 @@ export async function render(root, route) {
   if (grouped instanceof Error) series.append(errorBox(grouped));
   else {
     const by = seriesBy(grouped.points, tsGroup || "all");
-    const note = tsGroup ? null : "all providers";
+    const note = tsGroup ? per : `${per}, all providers`;
     if (providerUsage && !(providerUsage instanceof Error)) {
       const usage = usageBy(providerUsage.groups, bucket);
-      const per = bucket === "day" ? "per day" : "per hour";
+      const perBucket = PER[bucket];  // cost by provider over time comes in hours or days
       series.append(
-        lineChart({ domain, title: "Cost (USD)", note: per, fmt: (v) => fmtCost(v), series: usage((u) => u.cost_usd) }),
-        lineChart({ domain, title: "Tokens", note: per, fmt: fmtTokens, series: usage((u) => u.total_tokens) }),
-        lineChart({ domain, title: "LLM calls", note: per, fmt: fmtInt, series: usage((u) => u.llm_calls) }),
+        lineChart({ domain, title: "Cost (USD)", note: perBucket, fmt: (v) => fmtCost(v), series: usage((u) => u.cost_usd) }),
+        lineChart({ domain, title: "Tokens", note: perBucket, fmt: fmtTokens, series: usage((u) => u.total_tokens) }),
+        lineChart({ domain, title: "LLM calls", note: perBucket, fmt: fmtInt, series: usage((u) => u.llm_calls) }),
       );
     } else {
       series.append(
@@ -105,8 +138,8 @@ export async function render(root, route) {
   if (!(overall instanceof Error)) {
     const one = (name, pick) => ({ name, points: overall.points.map((pt) => ({ x: nsToMs(pt.time_unix_nano), y: pick(pt.metrics) })) });
     series.append(
-      lineChart({ domain, title: "Latency (all)", fmt: fmtMs, series: [one("p50", (m) => m.latency.p50_ms), one("p95", (m) => m.latency.p95_ms), one("p99", (m) => m.latency.p99_ms)] }),
-      lineChart({ domain, title: "Time to first token (all)", fmt: fmtMs, series: [one("p50", (m) => m.ttft.p50_ms), one("p95", (m) => m.ttft.p95_ms), one("p99", (m) => m.ttft.p99_ms)] }),
+      lineChart({ domain, title: "Latency (all)", note: per, fmt: fmtMs, series: [one("p50", (m) => m.latency.p50_ms), one("p95", (m) => m.latency.p95_ms), one("p99", (m) => m.latency.p99_ms)] }),
+      lineChart({ domain, title: "Time to first token (all)", note: per, fmt: fmtMs, series: [one("p50", (m) => m.ttft.p50_ms), one("p95", (m) => m.ttft.p95_ms), one("p99", (m) => m.ttft.p99_ms)] }),
     );
   }
   await promptSection(prompts, p, from, nav);
@@ -114,13 +147,16 @@ export async function render(root, route) {
 
 function usageBy(groups, bucket) {
   return (pick) => {
-    const map = new Map();
-    for (const g of groups) {
-      const key = g.key.provider ?? "(none)";
-      if (!map.has(key)) map.set(key, []);
-      map.get(key).push({ x: Date.parse(g.key[bucket]), y: pick(g.usage) });
+    const map = new Map();  // provider → bucket start → summed usage (additive, so rows that share a
+    for (const g of groups) {  // label, e.g. no provider and "", add up instead of stacking dots)
+      const key = g.key.provider || "(none)";
+      const x = Date.parse(g.key[bucket]);
+      if (!map.has(key)) map.set(key, new Map());
+      const y = pick(g.usage);
+      const prev = map.get(key).get(x);
+      map.get(key).set(x, prev === undefined || prev === null ? y : y === null ? prev : prev + y);
     }
-    return [...map].map(([name, pts]) => ({ name, points: pts, color: colorFor(`provider:${name}`) }));
+    return [...map].map(([name, pts]) => ({ name, points: [...pts].map(([x, y]) => ({ x, y })), color: colorFor(`provider:${name}`) }));
   };
 }
 
