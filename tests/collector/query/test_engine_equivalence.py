@@ -25,11 +25,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llmscope_collector.alerts.metrics import MetricReader
+from llmscope_collector.alerts.rules import METRICS, MONTH, Filters, Rule
 from llmscope_collector.query.backend import QueryBackend
 from llmscope_collector.query.clickhouse.client import ChdbClient
 from llmscope_collector.query.clickhouse.loader import DirectorySource, Loader, stored_object
+from llmscope_collector.query.clickhouse.metrics import ClickHouseMetricReader
 from llmscope_collector.query.clickhouse.sql import DATASET_COLUMNS, load, structure
 from llmscope_collector.query.clickhouse.store import ClickHouseStore
+from llmscope_collector.query.db import Database
 from llmscope_collector.query.filters import TimeRange, TraceQuery
 from llmscope_collector.server import EmbeddedServer
 from tests.collector.query.conftest import query_settings
@@ -302,3 +306,58 @@ def test_a_reload_loads_nothing_twice_and_a_crash_between_load_and_record_duplic
     after = engines.check(lambda s: s.costs(project, ["model"], TimeRange(), {}), order_free=True)
     assert before == after
     engines.check(lambda s: s.counts())
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    metric=st.sampled_from(METRICS),
+    window=st.sampled_from(["5m", "1h", "6h", "1d", MONTH]),
+    hours=st.integers(0, _HOURS),
+    filters=st.fixed_dictionaries(
+        {},
+        optional={
+            "model": st.sampled_from([m for _, m in MODELS]),
+            "provider": st.sampled_from(["openai", "anthropic"]),
+            "service": st.sampled_from(SERVICES),
+            "session": st.sampled_from([s for s in SESSIONS if s]),
+            "user": st.sampled_from([u for u in USERS if u]),
+            "prompt_name": st.sampled_from(["greet", "summarize"]),
+            "prompt_version": st.sampled_from(["1", "2"]),
+        },
+    ),
+)
+def test_alert_metrics_are_the_same(
+    engines: Engines, metric: str, window: str, hours: int, filters: dict[str, str]
+) -> None:
+    expected, actual = _observations(engines, metric, window, filters, T0_NS / NS + hours * 3600 + 1234.5)
+    same(expected, actual)
+
+
+def test_alert_metrics_see_the_corpus(engines: Engines) -> None:
+    end = T0_NS / NS + _HOURS * 3600
+    for metric in ("request_count", "cost_usd", "latency_p95", "no_data"):
+        expected, actual = _observations(engines, metric, "1d", {}, end)
+        same(expected, actual)
+        assert expected["value"] > 0 and expected["samples"] > 0
+
+
+def _observations(
+    engines: Engines, metric: str, window: str, filters: dict[str, str], now: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    rule = Rule(
+        name="r",
+        metric=metric,
+        window=window,
+        filters=Filters(**filters),  # type: ignore[arg-type]
+        id="r1",
+        project="gen0",
+        created_at=0.0,
+        updated_at=0.0,
+    )
+    db = Database()
+    try:
+        expected = MetricReader(engines.server.settings.data_dir, db).observe(rule, now)
+    finally:
+        db.close()
+    actual = ClickHouseMetricReader(engines.clickhouse).observe(rule, now)
+    return msgspec.to_builtins(expected), msgspec.to_builtins(actual)

@@ -449,3 +449,50 @@ WHERE {_where(["prompt_name"])}
 GROUP BY s.prompt_version
 ORDER BY last_ns DESC
 LIMIT 10000"""  # noqa: S608
+
+# ---------------------------------------------------------------------------------------------
+# Alert metrics (the counterpart of alerts.metric_sql): one statement per rule evaluation, over the
+# rule's window; an LLM span whose parent is an LLM span of the same trace in the window is skipped.
+
+_ALERT_FILTERS = """
+  AND ({model:Nullable(String)} IS NULL OR c.request_model = {model:Nullable(String)}
+       OR c.response_model = {model:Nullable(String)})
+  AND ({provider:Nullable(String)} IS NULL OR c.provider = {provider:Nullable(String)})
+  AND ({service:Nullable(String)} IS NULL OR c.service_name = {service:Nullable(String)})
+  AND ({session:Nullable(String)} IS NULL OR c.session_id = {session:Nullable(String)})
+  AND ({user:Nullable(String)} IS NULL OR c.user_id = {user:Nullable(String)})
+  AND ({prompt_name:Nullable(String)} IS NULL OR c.prompt_name = {prompt_name:Nullable(String)})
+  AND ({prompt_version:Nullable(String)} IS NULL OR c.prompt_version = {prompt_version:Nullable(String)})
+"""
+_WINDOW = """s.project = {project:String} AND s.start_ns >= {from_ns:Int64} AND s.start_ns < {to_ns:Int64}
+    AND s.date >= {from_date:Date} AND s.date <= {to_date:Date}"""
+
+ALERT_LLM_CALLS = f"""WITH llm AS (
+  SELECT s.trace_id AS trace_id, s.span_id AS span_id, s.parent_span_id AS parent_span_id,
+         s.request_model AS request_model, s.response_model AS response_model, s.provider AS provider,
+         s.service_name AS service_name, s.session_id AS session_id, s.user_id AS user_id,
+         s.prompt_name AS prompt_name, s.prompt_version AS prompt_version, s.duration_ns AS duration_ns,
+         s.status_code AS status_code, s.cost_usd AS cost_usd, s.input_tokens AS input_tokens,
+         s.output_tokens AS output_tokens, s.ttft_s AS ttft_s
+  FROM spans s
+  WHERE {_WINDOW} AND has({{llm_operations:Array(String)}}, s.operation)
+), calls AS (
+  SELECT * FROM llm AS c
+  WHERE (c.trace_id, coalesce(c.parent_span_id, '')) NOT IN (SELECT p.trace_id, p.span_id FROM llm AS p)
+  {_ALERT_FILTERS}
+)
+SELECT count() AS requests,
+       countIf(k.status_code = 'ERROR') AS errors,
+       toFloat64(coalesce(sum(k.cost_usd), 0)) AS cost_usd,
+       countIf(k.cost_usd IS NULL) AS cost_unknown,
+       toFloat64(coalesce(sum(coalesce(k.input_tokens, 0) + coalesce(k.output_tokens, 0)), 0)) AS tokens,
+       quantileExactInclusive(0.50)(k.duration_ns) / 1e6 AS latency_p50,
+       quantileExactInclusive(0.95)(k.duration_ns) / 1e6 AS latency_p95,
+       quantileExactInclusive(0.99)(k.duration_ns) / 1e6 AS latency_p99,
+       quantileExactInclusive(0.95)(k.ttft_s) * 1000 AS ttft_p95,
+       count(k.ttft_s) AS ttft_samples
+FROM calls AS k"""  # noqa: S608 - constant text, values are bound
+
+ALERT_SPAN_COUNT = f"""SELECT count() AS spans FROM spans AS c
+WHERE {_WINDOW.replace("s.", "c.")}
+{_ALERT_FILTERS}"""  # noqa: S608 - constant text, values are bound
