@@ -23,5 +23,10 @@ class Runtime:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Runtime:
-        limits = SpanLimits(settings.max_span_attributes, settings.max_attribute_value_bytes)
+        limits = SpanLimits(
+            settings.max_span_attributes,
+            settings.max_attribute_value_bytes,
+            settings.max_span_events,
+            settings.max_name_bytes,
+        )
         return cls(settings, limits, Metrics())

@@ -45,6 +45,13 @@ class Settings:
     otlp_http_port: int = DEFAULT_OTLP_HTTP_PORT
     http_max_body_bytes: int = 64 * 1024 * 1024
     http_workers: int = 8
+    # What an OTLP/HTTP client may hold (docs/collector.md "Limits and deadlines"): seconds to finish the
+    # request headers, to send the body once the headers are in, idle between requests; and the body
+    # bytes held by all requests together (0 = four maximal bodies).
+    http_header_timeout_s: float = 10.0
+    http_body_timeout_s: float = 30.0
+    http_idle_timeout_s: float = 30.0
+    http_max_buffered_bytes: int = 0
     # auto: API keys required unless listening on loopback only; required; off (explicit opt-out).
     auth: str = "auto"
     admin_token: str = dataclasses.field(default="", repr=False)
@@ -54,6 +61,8 @@ class Settings:
     # Per-span limits; over them values are truncated / attributes dropped and the span is marked. 0 = no limit.
     max_span_attributes: int = 1024
     max_attribute_value_bytes: int = 1024 * 1024
+    max_span_events: int = 1024  # events beyond are dropped and counted
+    max_name_bytes: int = 4096  # span and event names, attribute keys: cut and marked beyond
     log_format: str = "text"
     # Durability (WAL) and storage maintenance; see docs/collector.md "Durability and storage".
     wal_dir: str = ""  # empty: <data_dir>/wal
@@ -173,7 +182,16 @@ class Settings:
         for name in ("http_max_body_bytes", "http_workers"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1 (set {env_var(name)})")
-        for name in ("rate_limit_spans_per_s", "rate_limit_burst", "max_span_attributes", "max_attribute_value_bytes"):
+        for name in ("http_header_timeout_s", "http_body_timeout_s", "http_idle_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be > 0 seconds (set {env_var(name)})")
+        if self.http_max_buffered_bytes and self.http_max_buffered_bytes < self.http_max_body_bytes:
+            raise SettingsError(
+                "http_max_buffered_bytes must be 0 (automatic) or at least http_max_body_bytes, or no maximal body"
+                f" could ever be read (set {env_var('http_max_buffered_bytes')})"
+            )
+        limits = ("max_span_attributes", "max_attribute_value_bytes", "max_span_events", "max_name_bytes")
+        for name in ("rate_limit_spans_per_s", "rate_limit_burst", "http_max_buffered_bytes", *limits):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must be >= 0, 0 meaning no limit (set {env_var(name)})")
 

@@ -24,7 +24,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from llmscope_collector.processors.cost import PriceBook
-from llmscope_collector.processors.limits import DEFAULT_LIMITS, MAX_TIME_NS, SpanLimits, apply_span_limits
+from llmscope_collector.processors.limits import (
+    DEFAULT_LIMITS,
+    MAX_TIME_NS,
+    SpanLimits,
+    apply_span_limits,
+    cut_name,
+    span_events,
+    span_name,
+)
 from llmscope_collector.processors.messages import split_hashed
 from llmscope_collector.processors.normalize import GENAI_COLUMNS, canonical_genai
 from llmscope_collector.processors.pricing import price_rows
@@ -124,10 +132,17 @@ def attributes_dict(kvs: Any) -> dict[str, Any]:
     return out
 
 
-def _events(span: Any) -> list[dict[str, Any]]:
+def _events(span: Any, limits: SpanLimits) -> list[dict[str, Any]]:
+    """The span's events within the limits (count, names and keys: limits.py, which marks the span)."""
     return [
-        {"time_ns": e.time_unix_nano, "name": e.name, "attributes": attributes_dict(e.attributes)} for e in span.events
+        {"time_ns": e.time_unix_nano, "name": cut_name(e.name, limits), "attributes": _event_attributes(e, limits)}
+        for e in span_events(span, limits)
     ]
+
+
+def _event_attributes(event: Any, limits: SpanLimits) -> dict[str, Any]:
+    attrs = attributes_dict(event.attributes)
+    return {cut_name(key, limits): value for key, value in attrs.items()}
 
 
 def _links_json(links: Any) -> str:
@@ -273,14 +288,14 @@ def _decode_span(batch: DecodedBatch, parts: _Partitions, span: Any, context: _C
     if len(trace_id) != 16 or len(span_id) != 8 or trace_id == _NO_TRACE or span_id == _NO_SPAN:
         batch.rejected += 1
         if len(batch.errors) < 5:
-            batch.errors.append(f"span {span.name!r}: trace_id must be 16 bytes and span_id 8 bytes, non-zero")
+            batch.errors.append(f"span {span.name[:100]!r}: trace_id must be 16 bytes and span_id 8 bytes, non-zero")
         return
     project, service_name, resource_json, scope_name, scope_version = context
     parent, kind, status = span.parent_span_id, span.kind, span.status
     code = status.code
     start, end = min(span.start_time_unix_nano, MAX_TIME_NS), min(span.end_time_unix_nano, MAX_TIME_NS)
     attrs = apply_span_limits(span, attributes_dict(span.attributes), limits, batch.marked)  # limits.py
-    events = _events(span) if span.events else []
+    events = _events(span, limits) if span.events else []
     genai = canonical_genai(attrs, events, start_ns=start, failed=code == _STATUS_ERROR)
     light, refs, items = split_hashed(attrs)
     links = span.links
@@ -289,7 +304,7 @@ def _decode_span(batch: DecodedBatch, parts: _Partitions, span: Any, context: _C
         span_id.hex(),
         parent.hex() if parent and any(parent) else None,
         span.trace_state or None,
-        span.name,
+        span_name(span, limits),
         _KINDS[kind] if 0 <= kind < len(_KINDS) else "UNSPECIFIED",
         start,
         end,

@@ -10,6 +10,12 @@ The limits are the server's (`Runtime.limits`), passed in by the decoder; marks 
 the caller's `marked` mapping (the decoded batch's), which travels back from a decode worker with
 its batch and is added to that server's `llmscope_ingest_spans_marked_total`. Nothing here is
 process-wide, so two collectors in one process keep their own limits and counts.
+
+Names are limited too: a span name, an event name or an attribute key (the span's or an event's)
+longer than `max_name_bytes` is cut, and events beyond `max_events` are dropped (the first ones
+kept). `apply_span_limits` marks and counts those on the span (`llmscope.truncated_name`,
+`llmscope.truncated_keys`, `llmscope.truncated_event_names`, `llmscope.dropped_events_count`);
+`decode.py` stores `span_name(span)` and the events of `span_events(span)`, cut with `cut_name`.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ END_BEFORE_START = "llmscope.end_before_start"
 UNKNOWN_KIND = "llmscope.unknown_span_kind"
 UNKNOWN_STATUS = "llmscope.unknown_status_code"
 TIME_OUT_OF_RANGE = "llmscope.time_out_of_range"
+TRUNCATED_NAME = "llmscope.truncated_name"
+TRUNCATED_KEYS = "llmscope.truncated_keys"
+TRUNCATED_EVENT_NAMES = "llmscope.truncated_event_names"
+DROPPED_EVENTS = "llmscope.dropped_events_count"
 MAX_TIME_NS = 2**63 - 1
 """OTLP times are unsigned 64-bit; stored ones are signed (year 2262): later times are clamped and marked."""
 _PRIORITY_PREFIXES = ("gen_ai.", "llm.", "openinference.", "traceloop.", "session.", "user.", "input.", "output.")
@@ -37,6 +47,8 @@ class SpanLimits:
 
     max_attributes: int = 1024
     max_value_bytes: int = 1024 * 1024
+    max_events: int = 1024
+    max_name_bytes: int = 4096
 
 
 DEFAULT_LIMITS = SpanLimits()
@@ -53,9 +65,71 @@ def apply_span_limits(span: Any, attrs: dict[str, Any], limits: SpanLimits, mark
         and 0 <= status <= _MAX_STATUS
         and (not limits.max_attributes or len(attrs) <= limits.max_attributes)
         and (not limits.max_value_bytes or _none_over(attrs, limits.max_value_bytes))
+        and (not limits.max_name_bytes or _names_fit(span, attrs, limits))
+        and (not limits.max_events or len(span.events) <= limits.max_events)
     ):
         return attrs
-    return _limited(limits, start, end, kind, status, attrs, marked)
+    marks = _name_marks(span, attrs, limits)
+    if marks.get(TRUNCATED_KEYS):
+        attrs = {cut_name(key, limits): value for key, value in attrs.items()}
+    return _limited(limits, start, end, kind, status, attrs, marks, marked)
+
+
+def span_name(span: Any, limits: SpanLimits) -> str:
+    """The span's name within `max_name_bytes`."""
+    return cut_name(span.name, limits)
+
+
+def span_events(span: Any, limits: SpanLimits) -> Any:
+    """The span's events to store: the first `max_events`."""
+    limit = limits.max_events
+    events = span.events
+    return events[:limit] if limit and len(events) > limit else events
+
+
+def cut_name(name: str, limits: SpanLimits) -> str:
+    """`name` (a span or event name, an attribute key) within `max_name_bytes`, cut at a UTF-8 boundary."""
+    limit = limits.max_name_bytes
+    return _truncate(name, limit) if limit and _over(name, limit) else name
+
+
+def _names_fit(span: Any, attrs: dict[str, Any], limits: SpanLimits) -> bool:
+    """No name or key of the span or its events is over the limit (the common answer, checked cheaply)."""
+    limit = limits.max_name_bytes
+    quarter = limit >> 2
+    if len(span.name) > quarter and _over(span.name, limit):
+        return False
+    if any(len(key) > quarter for key in attrs) and any(_over(key, limit) for key in attrs):
+        return False
+    return not span.events or _event_names_fit(span_events(span, limits), limit)
+
+
+def _event_names_fit(events: Any, limit: int) -> bool:
+    for event in events:
+        if _over(event.name, limit) or any(_over(kv.key, limit) for kv in event.attributes):
+            return False
+    return True
+
+
+def _name_marks(span: Any, attrs: dict[str, Any], limits: SpanLimits) -> dict[str, Any]:
+    """Marks for cut names and keys and dropped events (empty when none)."""
+    marks: dict[str, Any] = {}
+    limit = limits.max_name_bytes
+    if limits.max_events and len(span.events) > limits.max_events:
+        marks[DROPPED_EVENTS] = len(span.events) - limits.max_events
+    if not limit:
+        return marks
+    if _over(span.name, limit):
+        marks[TRUNCATED_NAME] = True
+    events = span_events(span, limits)
+    keys = sum(_over(key, limit) for key in attrs)
+    keys += sum(_over(kv.key, limit) for event in events for kv in event.attributes)
+    if keys:
+        marks[TRUNCATED_KEYS] = keys
+    names = sum(_over(event.name, limit) for event in events)
+    if names:
+        marks[TRUNCATED_EVENT_NAMES] = names
+    return marks
 
 
 def _none_over(attrs: dict[str, Any], limit: int) -> bool:
@@ -71,10 +145,16 @@ def _none_over(attrs: dict[str, Any], limit: int) -> bool:
 
 
 def _limited(
-    limits: SpanLimits, start: int, end: int, kind: int, status: int, attrs: dict[str, Any], marked: Marks
+    limits: SpanLimits,
+    start: int,
+    end: int,
+    kind: int,
+    status: int,
+    attrs: dict[str, Any],
+    marks: dict[str, Any],
+    marked: Marks,
 ) -> dict[str, Any]:
-    """`apply_span_limits` for a span that may need a change or a mark."""
-    marks: dict[str, Any] = {}
+    """`apply_span_limits` for a span that may need a change or a mark; `marks` holds the names' ones."""
     if limits.max_attributes and len(attrs) > limits.max_attributes:
         kept = _keep_first(attrs, limits.max_attributes)
         marks[DROPPED_ATTRIBUTES] = len(attrs) - len(kept)
@@ -116,6 +196,10 @@ MARK_REASONS = {  # the `reason` label of llmscope_ingest_spans_marked_total, pe
     UNKNOWN_KIND: "unknown_span_kind",
     UNKNOWN_STATUS: "unknown_status_code",
     TIME_OUT_OF_RANGE: "time_out_of_range",
+    TRUNCATED_NAME: "truncated_name",
+    TRUNCATED_KEYS: "truncated_key",
+    TRUNCATED_EVENT_NAMES: "truncated_event_name",
+    DROPPED_EVENTS: "dropped_events",
 }
 
 

@@ -101,7 +101,7 @@ def check_span_ids(request: ExportTraceServiceRequest) -> tuple[int, int, list[s
                     continue
                 rejected += 1
                 if len(errors) < _MAX_MESSAGES:
-                    errors.append(f"span {span.name!r}: trace_id must be 16 bytes and span_id 8 bytes, non-zero")
+                    errors.append(f"span {span.name[:100]!r}: trace_id must be 16 bytes and span_id 8 bytes, non-zero")
     return accepted, rejected, errors
 
 

@@ -14,7 +14,7 @@ from llmscope_collector.auth.store import AuthStore
 from llmscope_collector.receiver._export import TraceExporter
 from llmscope_collector.receiver.gate import IngestGate
 from llmscope_collector.receiver.grpc import OtlpGrpcReceiver
-from llmscope_collector.receiver.http import JsonConverter, OtlpHttpReceiver
+from llmscope_collector.receiver.http import HttpDeadlines, JsonConverter, OtlpHttpReceiver
 from llmscope_collector.receiver.limiter import RateLimiter
 from llmscope_collector.receiver.otlp_json import json_to_protobuf
 from llmscope_collector.receiver.stats import IngestStats
@@ -65,6 +65,10 @@ class OtlpReceivers:
             max_body_bytes=settings.http_max_body_bytes,
             workers=settings.http_workers,
             json_converter=json_converter,
+            deadlines=HttpDeadlines(
+                settings.http_header_timeout_s, settings.http_body_timeout_s, settings.http_idle_timeout_s
+            ),
+            max_buffered_bytes=settings.http_max_buffered_bytes,
         )
 
     @property

@@ -24,9 +24,21 @@ class IngestGate:
 
     def export(self, payload: bytes, headers: HeaderGetter, transport: str) -> ExportResult:
         """Raises a `CollectorError` (already counted) when the request is refused as a whole."""
+        return self.export_admitted(payload, self.admit(headers, transport), transport)
+
+    def admit(self, headers: HeaderGetter, transport: str) -> str:
+        """The project a request may write to, from its headers alone (before its body is read)."""
         try:
             project = self.policy.project_for(headers)
             self.limiter.admit(project)
+        except CollectorError as exc:
+            self.stats.refused(transport, outcome_of(exc))
+            raise
+        return project
+
+    def export_admitted(self, payload: bytes, project: str, transport: str) -> ExportResult:
+        """`export` for a request `admit` let in."""
+        try:
             result = self.exporter.export(payload, project)
         except CollectorError as exc:
             self.stats.refused(transport, outcome_of(exc))

@@ -4,23 +4,35 @@ A minimal ASGI app under uvicorn on its own thread and socket (as the API in `se
 framework between the socket and the exporter. The event loop only reads bodies; decompression,
 JSON conversion and the export run on a worker pool so a large request never stalls other clients.
 
+What a client can hold, and for how long (docs/collector.md "Limits and deadlines"): request
+headers must be complete within `HttpDeadlines.header_s` (`connection.py`), a body within
+`body_s` of its headers (else 408 and the connection is closed), and an idle kept-alive connection
+is closed after `idle_s`. Credentials and the rate limit are checked from the headers, before any
+of the body is read: an unauthenticated request is answered 401 at once and its body is never
+buffered. Bodies are held under one byte budget for all requests together (`body.py`); an export
+slot (`workers * 4`) is taken only once the whole body has arrived, so slow or idle clients cannot
+take the slots from others.
+
 Responses use the request's content type: 200 + `ExportTraceServiceResponse` (with
 `partial_success` when spans were rejected), or a `google.rpc.Status` with 400 (undecodable), 401,
-404, 405, 413 (over the limit, compressed or not), 415 (other content type or encoding), or
-429/503 + `Retry-After` (rate limit, backpressure; the only ones a client retries).
+404, 405, 408 (body too slow), 413 (over the limit, compressed or not), 415 (other content type or
+encoding), or 429/503 + `Retry-After` (rate limit, backpressure; the only ones a client retries).
+A client that disconnects mid-body gets one rate-limited log line, not a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import logging
 import math
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent import futures
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import uvicorn
@@ -28,7 +40,18 @@ from google.protobuf import duration_pb2, json_format
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from llmscope_collector.errors import CollectorError, InvalidPayload, PayloadTooLarge, Unavailable
+from llmscope_collector.errors import CollectorError, InvalidPayload, PayloadTooLarge, Unauthenticated, Unavailable
+from llmscope_collector.receiver.body import (
+    Body,
+    BufferBudget,
+    Disconnected,
+    OverBudget,
+    OverLimit,
+    RateLimitedLog,
+    drain,
+    read_body,
+)
+from llmscope_collector.receiver.connection import HeaderDeadlineProtocol
 from llmscope_collector.receiver.gate import IngestGate
 from llmscope_collector.receiver.inflate import SUPPORTED, inflate
 from llmscope_collector.receiver.otlp_json import json_to_protobuf
@@ -42,11 +65,26 @@ PROTOBUF, JSON = "application/x-protobuf", "application/json"
 JsonConverter = Callable[[bytes], bytes]
 _MEDIA_TYPES = {"application/x-protobuf": PROTOBUF, "application/protobuf": PROTOBUF, "application/json": JSON}
 TRANSPORT = "http"
-_DRAIN_LIMIT = 256 * 1024 * 1024  # read (and discard) this much of an oversized body so the client sees the 413
+# Read and discard at most this much of a refused request's body (within the body deadline) so that
+# the client reads our answer instead of a reset; beyond it the connection is closed. Little for a
+# request without valid credentials: discarding costs no memory, but reading is still our work.
+_DRAIN_LIMIT = 256 * 1024 * 1024
+_UNAUTHENTICATED_DRAIN = 1024 * 1024
+_CLOSE = (b"connection", b"close")
+_T = TypeVar("_T")
 
 Send = Any
 Receive = Any
 Headers = dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpDeadlines:
+    """Seconds a client may take: to finish its request headers, to send its body, idle between requests."""
+
+    header_s: float = 10.0
+    body_s: float = 30.0
+    idle_s: float = 30.0
 
 
 class _Reply(msgspec.Struct):
@@ -100,13 +138,21 @@ class OtlpHttpReceiver:
         max_body_bytes: int,
         workers: int,
         json_converter: JsonConverter = json_to_protobuf,
+        deadlines: HttpDeadlines = HttpDeadlines(),
+        max_buffered_bytes: int = 0,
+        log_interval_s: float = 10.0,
     ) -> None:
+        """`max_buffered_bytes` 0: four maximal bodies; `log_interval_s`: one line per client problem this often."""
         self._gate = gate
         self._json_to_protobuf = json_converter
         self._host, self._port = host, port
         self._limit = max_body_bytes
+        self._deadlines = deadlines
         self._max_in_flight = workers * 4
         self._in_flight = 0
+        buffered = gate.stats.buffered_bytes
+        self.budget = BufferBudget(max_buffered_bytes or 4 * max_body_bytes, buffered.labels(TRANSPORT).inc)
+        self._client_log = RateLimitedLog(log, log_interval_s)
         self._pool = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llmscope-otlp-http")
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
@@ -117,10 +163,7 @@ class OtlpHttpReceiver:
         """Bind and serve; returns the bound port (useful with port 0)."""
         self._socket = _bind(self._host, self._port)
         self.port = int(self._socket.getsockname()[1])
-        config = uvicorn.Config(
-            self, log_level="warning", log_config=None, access_log=False, lifespan="off", timeout_keep_alive=30
-        )
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(self._config())
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, name="llmscope-otlp-http", daemon=True
         )
@@ -132,6 +175,21 @@ class OtlpHttpReceiver:
                 raise OSError(f"OTLP/HTTP did not start on {self._host}:{self.port}")
             time.sleep(0.01)
         return self.port
+
+    def _config(self) -> uvicorn.Config:
+        protocol = functools.partial(
+            HeaderDeadlineProtocol, header_timeout_s=self._deadlines.header_s, on_timeout=self._header_timed_out
+        )
+        return uvicorn.Config(
+            self,
+            http=protocol,  # type: ignore[arg-type]  # uvicorn only calls it, as it would the class
+            log_level="warning",
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=self._deadlines.idle_s,  # type: ignore[arg-type]  # a `call_later` delay: float works
+            proxy_headers=False,
+        )
 
     def stop(self) -> None:
         """Finish in-flight requests, then close. Safe to call twice."""
@@ -153,6 +211,8 @@ class OtlpHttpReceiver:
             reply = await self._handle(scope, headers, receive)
         except asyncio.CancelledError:
             raise
+        except _ClientGone:
+            return  # nobody to answer; already counted and logged
         except Exception:  # a bug must still produce a defined answer and keep the server up
             log.exception("OTLP/HTTP request failed")
             self._gate.stats.refused(TRANSPORT, "internal_error")
@@ -162,32 +222,24 @@ class OtlpHttpReceiver:
         await send({"type": "http.response.body", "body": reply.body})
 
     async def _handle(self, scope: dict[str, Any], headers: Headers, receive: Receive) -> _Reply:
+        deadline = asyncio.get_running_loop().time() + self._deadlines.body_s
         media_type = _media_type(headers)
         reply_type = media_type or JSON
-        if scope["path"].rstrip("/") != TRACES_PATH:
-            await _drain(receive)
-            return _plain_error(
-                404, code_pb2.NOT_FOUND, f"no route {scope['path']}; POST traces to {TRACES_PATH}", reply_type
-            )
-        if scope["method"] != "POST":
-            await _drain(receive)
-            reply = _plain_error(405, code_pb2.UNIMPLEMENTED, f"{TRACES_PATH} accepts POST only", reply_type)
-            reply.headers.append((b"allow", b"POST"))
-            return reply
-        refusal = self._precheck(headers, media_type)
+        refusal = _route(scope, reply_type) or self._precheck(headers, media_type)
         if refusal is not None:
-            await _drain(receive)
-            return refusal
-        if self._in_flight >= self._max_in_flight:
-            await _drain(receive)
-            return self._refuse(Unavailable("too many export requests in flight; retry later"), reply_type)
-        self._in_flight += 1
-        self._gate.stats.in_flight.labels(TRANSPORT).inc()
+            return await _unread(receive, refusal, deadline, _DRAIN_LIMIT)
+        try:  # credentials and rate limit from the headers alone, before the body is read
+            project = self._gate.admit(headers.get, TRANSPORT)
+        except CollectorError as exc:
+            limit = _UNAUTHENTICATED_DRAIN if isinstance(exc, Unauthenticated) else _DRAIN_LIMIT
+            return await _unread(receive, error_reply(exc, reply_type), deadline, limit)
+        body = Body(self.budget)
         try:
-            return await self._export(headers, receive, reply_type)
+            declared = int(length) if (length := headers.get("content-length", "")).isdigit() else 0
+            refusal = await self._receive_body(scope, receive, body, declared, deadline, reply_type)
+            return refusal or await self._export(body, headers, project, reply_type)
         finally:
-            self._in_flight -= 1
-            self._gate.stats.in_flight.labels(TRANSPORT).dec()
+            body.release()
 
     def _precheck(self, headers: Headers, media_type: str | None) -> _Reply | None:
         """415 for content types/encodings we cannot read, 413 for a declared length over the limit."""
@@ -207,28 +259,60 @@ class OtlpHttpReceiver:
             )
         return None
 
-    def _refuse(self, exc: CollectorError, media_type: str) -> _Reply:
-        self._gate.stats.refused(TRANSPORT, "too_large" if isinstance(exc, PayloadTooLarge) else "unavailable")
+    def _refuse(self, exc: CollectorError, media_type: str, outcome: str = "") -> _Reply:
+        outcome = outcome or ("too_large" if isinstance(exc, PayloadTooLarge) else "unavailable")
+        self._gate.stats.refused(TRANSPORT, outcome)
         return error_reply(exc, media_type)
 
-    async def _export(self, headers: Headers, receive: Receive, media_type: str) -> _Reply:
-        body = await _read_body(receive, self._limit)
-        if body is None:
-            return self._refuse(PayloadTooLarge(f"request body exceeds the {self._limit} byte limit"), media_type)
-        self._gate.stats.received_bytes.labels(TRANSPORT).inc(len(body))
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._export_sync, body, headers, media_type)
-
-    def _export_sync(self, body: bytes, headers: Headers, media_type: str) -> _Reply:
+    async def _receive_body(
+        self, scope: dict[str, Any], receive: Receive, body: Body, declared: int, deadline: float, media_type: str
+    ) -> _Reply | None:
+        """None once `body` holds the whole body, else the reply; `_ClientGone` when the client left."""
         try:
-            payload = inflate(body, headers.get("content-encoding", "").strip().lower(), self._limit)
+            body.reserve(declared)
+            await _until(deadline, read_body(receive, body, self._limit))
+        except OverLimit:
+            too_large = PayloadTooLarge(f"request body exceeds the {self._limit} byte limit")
+            return await _unread(receive, self._refuse(too_large, media_type), deadline, _DRAIN_LIMIT)
+        except OverBudget:
+            busy = Unavailable("the collector is holding too many request bodies; retry later")
+            return _closing(self._refuse(busy, media_type, "over_budget"))
+        except asyncio.TimeoutError:
+            self._gate.stats.refused(TRANSPORT, "timeout")
+            seconds = self._deadlines.body_s
+            self._client_log.warning("OTLP/HTTP client %s did not send its body within %g s", _peer(scope), seconds)
+            message = f"the request body did not arrive within {seconds:g} s"
+            return _closing(_plain_error(408, code_pb2.DEADLINE_EXCEEDED, message, media_type))
+        except Disconnected:
+            self._gate.stats.refused(TRANSPORT, "disconnected")
+            got = len(body.data)
+            self._client_log.warning("OTLP/HTTP client %s disconnected after %d bytes of its body", _peer(scope), got)
+            raise _ClientGone from None
+        self._gate.stats.received_bytes.labels(TRANSPORT).inc(len(body.data))
+        return None
+
+    async def _export(self, body: Body, headers: Headers, project: str, media_type: str) -> _Reply:
+        if self._in_flight >= self._max_in_flight:
+            return self._refuse(Unavailable("too many export requests in flight; retry later"), media_type)
+        self._in_flight += 1
+        self._gate.stats.in_flight.labels(TRANSPORT).inc()
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, self._export_sync, body, headers, project, media_type)
+        finally:
+            self._in_flight -= 1
+            self._gate.stats.in_flight.labels(TRANSPORT).dec()
+
+    def _export_sync(self, body: Body, headers: Headers, project: str, media_type: str) -> _Reply:
+        try:
+            payload = inflate(bytes(body.data), headers.get("content-encoding", "").strip().lower(), self._limit)
             if media_type == JSON:
                 payload = self._json_to_protobuf(payload)
         except (InvalidPayload, PayloadTooLarge) as exc:
             self._gate.stats.refused(TRANSPORT, "too_large" if isinstance(exc, PayloadTooLarge) else "invalid")
             return error_reply(exc, media_type)
         try:
-            result = self._gate.export(payload, headers.get, TRANSPORT)
+            result = self._gate.export_admitted(payload, project, TRANSPORT)
         except CollectorError as exc:
             return error_reply(exc, media_type)
         except Exception:
@@ -236,37 +320,50 @@ class OtlpHttpReceiver:
             return error_reply(Unavailable("internal error while storing spans; retry later"), media_type)
         return _Reply(200, _encode(result.to_response(), media_type), media_type)
 
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None (after draining it) once it passes `limit`."""
-    chunks: list[bytes] = []
-    size = 0
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise asyncio.CancelledError("client disconnected")
-        chunk = message.get("body", b"")
-        more = message.get("more_body", False)
-        size += len(chunk)
-        if size > limit:
-            if more:
-                await _drain(receive, size)
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+    def _header_timed_out(self) -> None:
+        self._gate.stats.header_timeouts.labels(TRANSPORT).inc()
 
 
-async def _drain(receive: Receive, already: int = 0) -> None:
-    """Consume an unwanted body so the client can read our reply on a kept-alive connection."""
-    size = already
-    more = True
-    while more and size <= _DRAIN_LIMIT:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        size += len(message.get("body", b""))
-        more = message.get("more_body", False)
+class _ClientGone(Exception):
+    """The client disconnected mid-request: there is nobody to answer."""
+
+
+def _route(scope: dict[str, Any], reply_type: str) -> _Reply | None:
+    """404 off `/v1/traces`, 405 for anything but POST."""
+    if scope["path"].rstrip("/") != TRACES_PATH:
+        message = f"no route {scope['path']}; POST traces to {TRACES_PATH}"
+        return _plain_error(404, code_pb2.NOT_FOUND, message, reply_type)
+    if scope["method"] != "POST":
+        reply = _plain_error(405, code_pb2.UNIMPLEMENTED, f"{TRACES_PATH} accepts POST only", reply_type)
+        reply.headers.append((b"allow", b"POST"))
+        return reply
+    return None
+
+
+async def _unread(receive: Receive, reply: _Reply, deadline: float, limit: int) -> _Reply:
+    """`reply` to a request whose body we do not want: read and discarded (up to `limit`, by the
+    deadline) so a kept-alive connection stays usable; otherwise the connection is closed."""
+    try:
+        complete = await _until(deadline, drain(receive, limit))
+    except asyncio.TimeoutError:
+        complete = False
+    return reply if complete else _closing(reply)
+
+
+def _closing(reply: _Reply) -> _Reply:
+    """`reply` with `connection: close`: uvicorn then closes the socket after it, unread body or not."""
+    reply.headers.append(_CLOSE)
+    return reply
+
+
+async def _until(deadline: float, awaitable: Coroutine[Any, Any, _T]) -> _T:
+    """`awaitable`, or `asyncio.TimeoutError` at the event loop time `deadline`."""
+    return await asyncio.wait_for(awaitable, max(0.0, deadline - asyncio.get_running_loop().time()))
+
+
+def _peer(scope: dict[str, Any]) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "unknown"
 
 
 def _bind(host: str, port: int) -> socket.socket:

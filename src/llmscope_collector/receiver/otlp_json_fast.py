@@ -9,14 +9,17 @@ converts the request with `json_format` instead, so both paths give the same mes
 from __future__ import annotations
 
 import base64
-import binascii
 import math
 import re
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from llmscope_collector.errors import InvalidPayload
+
 _DECIMAL = re.compile(r"^-?[0-9]+$")
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _SPECIAL_DOUBLES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 _RESOURCE_SPANS = frozenset({"resource", "scopeSpans", "schemaUrl"})
@@ -77,7 +80,28 @@ def _int(value: Any) -> int:
 def _enum(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise NotFast
-    return value
+    return clamp_enum(value)
+
+
+def clamp_enum(value: int) -> int:
+    """An enum number within int32, what protobuf can hold: further out is stored at the nearest end.
+
+    The decoder then marks it like any unknown kind or status code (`processors/limits.py`); without
+    the clamp, protobuf would keep only the low 32 bits and 2**40 would become a silent 0.
+    """
+    return min(max(value, INT32_MIN), INT32_MAX)
+
+
+def decode_base64(text: str) -> bytes:
+    """A proto3 JSON `bytes` value (standard or URL-safe base64, padded or not), or `InvalidPayload`.
+
+    `json_format` skips characters outside the alphabet, so `"!!!"` would silently become empty bytes;
+    a value that is not base64 is malformed data, refused like any other (400, not retried).
+    """
+    body = text.rstrip("=")
+    if not _BASE64.fullmatch(text) or len(body) % 4 == 1:
+        raise InvalidPayload(f"bytesValue {text[:40]!r} is not base64 (standard or URL-safe alphabet)")
+    return base64.urlsafe_b64decode(body.replace("+", "-").replace("/", "_") + "=" * (-len(body) % 4))
 
 
 def _double(value: Any) -> float:
@@ -121,10 +145,7 @@ def _any_value(target: Any, doc: Any) -> None:
             target.kvlist_value.SetInParent()
             _attributes(target.kvlist_value.values, _obj(value, _VALUES).get("values"))
         else:
-            try:
-                target.bytes_value = base64.b64decode(_str(value), validate=True)
-            except binascii.Error:
-                raise NotFast from None
+            target.bytes_value = decode_base64(_str(value))
 
 
 def _attributes(target: Any, docs: Any) -> None:

@@ -58,6 +58,18 @@ class IngestStats:
         self.in_flight = Gauge(
             "llmscope_ingest_requests_in_flight", "Export requests being processed.", ("transport",), registry=registry
         )
+        self.buffered_bytes = Gauge(
+            "llmscope_ingest_buffered_bytes",
+            "Request body bytes held in memory, all requests together.",
+            ("transport",),
+            registry=registry,
+        )
+        self.header_timeouts = Counter(
+            "llmscope_ingest_header_timeouts",
+            "Connections closed because their request headers did not arrive in time.",
+            ("transport",),
+            registry=registry,
+        )
 
     def exported(self, transport: str, project: str, result: ExportResult) -> None:
         self.requests.labels(transport, "partial" if result.rejected else "accepted").inc()
