@@ -55,6 +55,12 @@ def test_unparsable_values_name_their_variable(env: dict[str, str], message: str
         ("otlp_http_port", 70000),
         ("smtp_tls", "tls"),
         ("trace_idle_s", 0.0),
+        ("http_header_timeout_s", 0.0),
+        ("http_body_timeout_s", -1.0),
+        ("http_idle_timeout_s", 0.0),
+        ("http_max_buffered_bytes", 1024),  # less than one maximal body
+        ("max_span_events", -1),
+        ("max_name_bytes", -1),
     ],
 )
 def test_invalid_values_name_the_variable_to_set(settings: Settings, field: str, value: object) -> None:

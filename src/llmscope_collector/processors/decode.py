@@ -29,7 +29,7 @@ from llmscope_collector.processors.limits import (
     MAX_TIME_NS,
     SpanLimits,
     apply_span_limits,
-    cut_name,
+    limit_events,
     span_events,
     span_name,
 )
@@ -132,17 +132,14 @@ def attributes_dict(kvs: Any) -> dict[str, Any]:
     return out
 
 
-def _events(span: Any, limits: SpanLimits) -> list[dict[str, Any]]:
-    """The span's events within the limits (count, names and keys: limits.py, which marks the span)."""
-    return [
-        {"time_ns": e.time_unix_nano, "name": cut_name(e.name, limits), "attributes": _event_attributes(e, limits)}
-        for e in span_events(span, limits)
+def _events(span: Any, limits: SpanLimits) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The span's events within the limits, and the marks for what the limits changed (limits.py)."""
+    sent = span.events
+    events = [
+        {"time_ns": e.time_unix_nano, "name": e.name, "attributes": attributes_dict(e.attributes)}
+        for e in span_events(sent, limits)
     ]
-
-
-def _event_attributes(event: Any, limits: SpanLimits) -> dict[str, Any]:
-    attrs = attributes_dict(event.attributes)
-    return {cut_name(key, limits): value for key, value in attrs.items()}
+    return events, limit_events(events, len(sent), limits)
 
 
 def _links_json(links: Any) -> str:
@@ -288,14 +285,15 @@ def _decode_span(batch: DecodedBatch, parts: _Partitions, span: Any, context: _C
     if len(trace_id) != 16 or len(span_id) != 8 or trace_id == _NO_TRACE or span_id == _NO_SPAN:
         batch.rejected += 1
         if len(batch.errors) < 5:
-            batch.errors.append(f"span {span.name[:100]!r}: trace_id must be 16 bytes and span_id 8 bytes, non-zero")
+            name = span_name(span, limits)
+            batch.errors.append(f"span {name!r}: trace_id must be 16 bytes and span_id 8 bytes, non-zero")
         return
     project, service_name, resource_json, scope_name, scope_version = context
     parent, kind, status = span.parent_span_id, span.kind, span.status
     code = status.code
     start, end = min(span.start_time_unix_nano, MAX_TIME_NS), min(span.end_time_unix_nano, MAX_TIME_NS)
-    attrs = apply_span_limits(span, attributes_dict(span.attributes), limits, batch.marked)  # limits.py
-    events = _events(span, limits) if span.events else []
+    events, event_marks = _events(span, limits) if span.events else ([], None)
+    attrs = apply_span_limits(span, attributes_dict(span.attributes), limits, batch.marked, event_marks)
     genai = canonical_genai(attrs, events, start_ns=start, failed=code == _STATUS_ERROR)
     light, refs, items = split_hashed(attrs)
     links = span.links

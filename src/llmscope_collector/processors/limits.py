@@ -15,12 +15,14 @@ Names are limited too: a span name, an event name or an attribute key (the span'
 longer than `max_name_bytes` is cut, and events beyond `max_events` are dropped (the first ones
 kept). `apply_span_limits` marks and counts those on the span (`llmscope.truncated_name`,
 `llmscope.truncated_keys`, `llmscope.truncated_event_names`, `llmscope.dropped_events_count`);
-`decode.py` stores `span_name(span)` and the events of `span_events(span)`, cut with `cut_name`.
+`decode.py` stores `span_name(span)`, decodes only `span_events(...)`, and has `limit_events` cut
+the decoded events' names and keys (its marks go to `apply_span_limits`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any
 
 import msgspec
@@ -56,22 +58,31 @@ Marks = dict[str, int]
 """Spans marked, by reason (`MARK_REASONS`' values): filled while a request is decoded."""
 
 
-def apply_span_limits(span: Any, attrs: dict[str, Any], limits: SpanLimits, marked: Marks) -> dict[str, Any]:
-    """`attrs` within `limits`, plus `llmscope.*` marks for whatever was changed or odd (counted in `marked`)."""
+def apply_span_limits(
+    span: Any, attrs: dict[str, Any], limits: SpanLimits, marked: Marks, event_marks: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`attrs` within `limits`, plus `llmscope.*` marks for whatever was changed or odd (counted in `marked`);
+    `event_marks` are `limit_events`' marks for the span's events, added with the others."""
     start, end, kind, status = span.start_time_unix_nano, span.end_time_unix_nano, span.kind, span.status.code
+    name_limit = limits.max_name_bytes
     if (  # the usual span, nothing to change or mark: returned as it is
         start <= end <= MAX_TIME_NS
         and 0 <= kind <= _MAX_KIND
         and 0 <= status <= _MAX_STATUS
         and (not limits.max_attributes or len(attrs) <= limits.max_attributes)
-        and (not limits.max_value_bytes or _none_over(attrs, limits.max_value_bytes))
-        and (not limits.max_name_bytes or _names_fit(span, attrs, limits))
-        and (not limits.max_events or len(span.events) <= limits.max_events)
+        and _none_over(attrs, limits.max_value_bytes, name_limit)
+        and (not name_limit or len(name := span.name) * 4 <= name_limit or not _over(name, name_limit))
+        and not event_marks
     ):
         return attrs
-    marks = _name_marks(span, attrs, limits)
-    if marks.get(TRUNCATED_KEYS):
-        attrs = {cut_name(key, limits): value for key, value in attrs.items()}
+    marks = dict(event_marks or {})
+    if name_limit:
+        if _over(span.name, name_limit):
+            marks[TRUNCATED_NAME] = True
+        keys = sum(_over(key, name_limit) for key in attrs)
+        if keys:
+            marks[TRUNCATED_KEYS] = marks.get(TRUNCATED_KEYS, 0) + keys
+            attrs = {cut_name(key, limits): value for key, value in attrs.items()}
     return _limited(limits, start, end, kind, status, attrs, marks, marked)
 
 
@@ -80,66 +91,56 @@ def span_name(span: Any, limits: SpanLimits) -> str:
     return cut_name(span.name, limits)
 
 
-def span_events(span: Any, limits: SpanLimits) -> Any:
-    """The span's events to store: the first `max_events`."""
-    limit = limits.max_events
-    events = span.events
-    return events[:limit] if limit and len(events) > limit else events
-
-
 def cut_name(name: str, limits: SpanLimits) -> str:
     """`name` (a span or event name, an attribute key) within `max_name_bytes`, cut at a UTF-8 boundary."""
     limit = limits.max_name_bytes
     return _truncate(name, limit) if limit and _over(name, limit) else name
 
 
-def _names_fit(span: Any, attrs: dict[str, Any], limits: SpanLimits) -> bool:
-    """No name or key of the span or its events is over the limit (the common answer, checked cheaply)."""
-    limit = limits.max_name_bytes
-    quarter = limit >> 2
-    if len(span.name) > quarter and _over(span.name, limit):
-        return False
-    if any(len(key) > quarter for key in attrs) and any(_over(key, limit) for key in attrs):
-        return False
-    return not span.events or _event_names_fit(span_events(span, limits), limit)
+def span_events(events: Any, limits: SpanLimits) -> Any:
+    """The events of a span to decode and store: the first `max_events`."""
+    limit = limits.max_events
+    return events[:limit] if limit and len(events) > limit else events
 
 
-def _event_names_fit(events: Any, limit: int) -> bool:
-    for event in events:
-        if _over(event.name, limit) or any(_over(kv.key, limit) for kv in event.attributes):
-            return False
-    return True
-
-
-def _name_marks(span: Any, attrs: dict[str, Any], limits: SpanLimits) -> dict[str, Any]:
-    """Marks for cut names and keys and dropped events (empty when none)."""
+def limit_events(events: list[dict[str, Any]], sent: int, limits: SpanLimits) -> dict[str, Any]:
+    """Cut the names and attribute keys of a span's decoded `events` (of `sent`) in place; their marks."""
     marks: dict[str, Any] = {}
+    if sent > len(events):
+        marks[DROPPED_EVENTS] = sent - len(events)
     limit = limits.max_name_bytes
-    if limits.max_events and len(span.events) > limits.max_events:
-        marks[DROPPED_EVENTS] = len(span.events) - limits.max_events
     if not limit:
         return marks
-    if _over(span.name, limit):
-        marks[TRUNCATED_NAME] = True
-    events = span_events(span, limits)
-    keys = sum(_over(key, limit) for key in attrs)
-    keys += sum(_over(kv.key, limit) for event in events for kv in event.attributes)
-    if keys:
-        marks[TRUNCATED_KEYS] = keys
-    names = sum(_over(event.name, limit) for event in events)
+    names = keys = 0
+    for event in events:
+        if _over(event["name"], limit):
+            event["name"] = _truncate(event["name"], limit)
+            names += 1
+        over = sum(_over(key, limit) for key in event["attributes"])
+        if over:
+            event["attributes"] = {cut_name(key, limits): value for key, value in event["attributes"].items()}
+            keys += over
     if names:
         marks[TRUNCATED_EVENT_NAMES] = names
+    if keys:
+        marks[TRUNCATED_KEYS] = keys
     return marks
 
 
-def _none_over(attrs: dict[str, Any], limit: int) -> bool:
-    """`not any(_over(value, limit) for value in attrs.values())`, with `_over`'s common answers inline."""
-    quarter = limit >> 2  # len * 4 <= limit: a character is at most 4 UTF-8 bytes
-    for value in attrs.values():
+def _none_over(attrs: dict[str, Any], value_limit: int, key_limit: int) -> bool:
+    """No value over `value_limit` bytes and no key over `key_limit` (0: no limit), in one pass with
+    `_over`'s common answers inline: the lengths alone decide for the usual attribute."""
+    key_quarter = key_limit >> 2 if key_limit else sys.maxsize  # len * 4 <= limit: a character is <= 4 bytes
+    if not value_limit:
+        return all(len(key) <= key_quarter or not _over(key, key_limit) for key in attrs)
+    quarter = value_limit >> 2
+    for key, value in attrs.items():
+        if len(key) > key_quarter and _over(key, key_limit):
+            return False
         if type(value) is str:
-            if len(value) > quarter and _over(value, limit):
+            if len(value) > quarter and _over(value, value_limit):
                 return False
-        elif type(value) not in _NEVER_OVER and _over(value, limit):
+        elif type(value) not in _NEVER_OVER and _over(value, value_limit):
             return False
     return True
 

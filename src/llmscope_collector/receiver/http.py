@@ -28,6 +28,7 @@ import functools
 import logging
 import math
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -357,7 +358,11 @@ def _closing(reply: _Reply) -> _Reply:
 
 
 async def _until(deadline: float, awaitable: Coroutine[Any, Any, _T]) -> _T:
-    """`awaitable`, or `asyncio.TimeoutError` at the event loop time `deadline`."""
+    """`awaitable`, or `asyncio.TimeoutError` at the event loop time `deadline` (a timer on this task
+    where asyncio has one: `wait_for` would run the read as one more task per request)."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout_at(deadline):
+            return await awaitable
     return await asyncio.wait_for(awaitable, max(0.0, deadline - asyncio.get_running_loop().time()))
 
 
