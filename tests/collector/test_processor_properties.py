@@ -222,6 +222,7 @@ class _Span:
     end_time_unix_nano: int
     kind: int
     status: _Status
+    name: str = ""  # (name, key and event limits: test_bad_input.py, end to end)
 
 
 _MARKS = {TRUNCATED_ATTRIBUTES, DROPPED_ATTRIBUTES, END_BEFORE_START, TIME_OUT_OF_RANGE, UNKNOWN_KIND, UNKNOWN_STATUS}
