@@ -359,3 +359,56 @@ def test_api_docs_render_offline(page: Any, ui_server: EmbeddedServer, viewer: s
     expect(title.first).to_contain_text("llmscope API", timeout=30_000)
     assert [(kind, url) for kind, url in outside if kind != "image"] == []
     shot(page, f"schema-{viewer}")
+
+
+def test_first_contact_layout_and_wording(page: Any, ui_server: EmbeddedServer) -> None:
+    """Issue 19, item 7: the things a new user tripped over on the pages themselves."""
+    # Settings with no token: the notice says what is needed; no request that can only be refused.
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    _open(page, "#/settings")
+    notice = page.locator(".notice")
+    expect(notice).to_contain_text("admin token")
+    expect(notice.locator("code").first).to_have_text("llmscope serve")
+    assert "`" not in (notice.text_content() or "")
+    assert not [url for url in asked if "/v1/projects" in url]
+
+    # Alert form: readable metric and comparator names, the checkbox beside its label.
+    _open(page, "#/alerts?edit=new")
+    expect(page.locator("select[name=metric] option:checked")).to_have_text("Cost (USD)")
+    expect(page.locator("select[name=comparator] option:checked")).to_have_text("> above")
+    box = page.locator("label.inline:has(input[name=enabled])").bounding_box()
+    check = page.locator("input[name=enabled]").bounding_box()
+    assert box and check and check["width"] < 30 and check["x"] - box["x"] < 5  # not stretched over the cell
+    pill = page.evaluate(
+        "async () => (await import('./ui/static/alerts.js')).levelPill("
+        "{level: 'ok', status: 'ok', evaluated_at: null}).textContent"
+    )
+    assert pill.startswith("pending")
+
+    # With the span panel open, the LLM call's model · tokens · cost is not cut off.
+    _open(page, f"#/trace/{trace_id(1)}")
+    llm_row = page.locator(".wf-row", has_text="chat claude-sonnet-4-6").first
+    llm_row.click()
+    expect(page.locator(".trace-layout.with-panel")).to_have_count(1)
+    info = llm_row.locator(".wf-info")
+    assert info.evaluate("el => el.scrollWidth <= el.clientWidth"), info.text_content()
+    shot(page, "10-span-panel-open")
+
+
+@pytest.mark.parametrize("view", ["#/traces", "#/sessions", "#/costs", "#/alerts", "#/settings"])
+def test_phone_width_needs_no_sideways_scroll(browser: Any, ui_server: EmbeddedServer, view: str) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark")
+    try:
+        page = context.new_page()
+        page.goto(f"{ui_server.api_url}/{view}")
+        page.locator("main h1").first.wait_for()
+        page.wait_for_timeout(500)
+        overflow = page.evaluate("document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth")
+        assert overflow <= 0, f"{view} scrolls sideways by {overflow}px at 390 px"
+        for link in page.locator("header nav a").all():
+            b = link.bounding_box()
+            assert b and b["x"] >= 0 and b["x"] + b["width"] <= 390 and b["y"] >= 0, link.text_content()
+        shot(page, f"phone-{view.strip('#/')}-dark", full_page=True)
+    finally:
+        context.close()

@@ -1,12 +1,20 @@
 // Alerts: rules with their state, history of state changes, create/edit/test/delete a rule.
 import { api } from "./api.js";
 import { href } from "./app.js";
-import { clear, empty, errorBox, h, timeFromSeconds } from "./util.js";
+import { clear, empty, errorBox, h, timeFromSeconds, withCode } from "./util.js";
 
-const METRICS = ["cost_usd", "tokens", "error_rate", "latency_p50", "latency_p95", "latency_p99", "ttft_p95", "request_count", "no_data"];
+const METRICS = {
+  cost_usd: "Cost (USD)", tokens: "Tokens", error_rate: "Error rate", latency_p50: "Latency p50",
+  latency_p95: "Latency p95", latency_p99: "Latency p99", ttft_p95: "Time to first token p95",
+  request_count: "LLM calls", no_data: "No data (silence)",
+};
 const COMPARATORS = { gt: ">", gte: "≥", lt: "<", lte: "≤" };
+const COMPARATOR_LABELS = { gt: "> above", gte: "≥ at or above", lt: "< below", lte: "≤ at or below" };
 
-function levelPill(state) {
+export function levelPill(state) {
+  if (state && (state.evaluated_at === null || state.evaluated_at === undefined)) {
+    return h("span", { class: "pill pending", title: "This rule has not been evaluated yet" }, "pending (not evaluated yet)");
+  }
   const level = state ? state.level : "ok";
   return h("span", { class: `pill ${level === "ok" ? "ok" : level}` }, state && state.status !== level ? `${level} (${state.status})` : level);
 }
@@ -24,7 +32,7 @@ export async function render(root, route) {
   try {
     rules = await api("/v1/alerts/rules");
   } catch (err) {
-    rulesBox.append(err.status === 404 ? h("p", { class: "notice" }, "Alert rules need the collector's evaluator (run `llmscope serve`).") : errorBox(err));
+    rulesBox.append(err.status === 404 ? h("p", { class: "notice" }, withCode("Alert rules need the collector's evaluator (run `llmscope serve`).")) : errorBox(err));
     return;
   }
   if (editing) formBox.append(ruleForm(editing === "new" ? null : rules.find((r) => r.id === editing)));
@@ -36,7 +44,7 @@ export async function render(root, route) {
         const result = h("span", { class: "muted" });
         return h("tr", { dataset: { ruleId: r.id } },
           h("td", null, h("strong", null, r.name), r.enabled ? null : h("span", { class: "tag" }, "disabled")),
-          h("td", null, h("code", null, `${r.metric} ${COMPARATORS[r.comparator]} ${r.alert_threshold ?? "–"}`), r.warning_threshold !== null ? h("span", { class: "muted" }, ` (warn ${r.warning_threshold})`) : null),
+          h("td", null, h("span", { title: `${r.metric} ${r.comparator}` }, `${METRICS[r.metric] ?? r.metric} ${COMPARATORS[r.comparator] ?? r.comparator} ${r.alert_threshold ?? "–"}`), r.warning_threshold !== null ? h("span", { class: "muted" }, ` (warn ${r.warning_threshold})`) : null),
           h("td", null, `${r.window}, every ${r.every}${r.for !== "0s" ? `, for ${r.for}` : ""}`),
           h("td", null, r.severity),
           h("td", null, levelPill(r.state), r.state.error ? h("div", { class: "status-error" }, r.state.error) : null),
@@ -78,15 +86,15 @@ export async function render(root, route) {
 function ruleForm(rule) {
   const r = rule || { name: "", metric: "cost_usd", window: "1h", comparator: "gt", alert_threshold: null, warning_threshold: null, for: "0s", every: "1m", cooldown: "0s", renotify: "0s", no_data: "ok", severity: "error", filters: {}, channels: [], enabled: true };
   const field = (label, name, value, attrs = {}) => h("label", null, label, h("input", { name, value: value ?? "", ...attrs }));
-  const choice = (label, name, options, value) => h("label", null, label, h("select", { name }, options.map((o) => h("option", { value: o, selected: o === value }, o))));
+  const choice = (label, name, options, value, labels = {}) => h("label", null, label, h("select", { name }, options.map((o) => h("option", { value: o, selected: o === value }, labels[o] ?? o))));
   const channel = r.channels[0] || { type: "webhook" };
   const errBox = h("div");
   const form = h("form", { class: "rule-form", "aria-label": rule ? `Edit rule ${r.name}` : "New alert rule" },
     h("fieldset", null, h("legend", null, rule ? `Edit “${r.name}”` : "New rule"),
       h("div", { class: "form-grid" },
         field("Name", "name", r.name, { required: true, maxlength: 200 }),
-        choice("Metric", "metric", METRICS, r.metric),
-        choice("Comparator", "comparator", Object.keys(COMPARATORS), r.comparator),
+        choice("Metric", "metric", Object.keys(METRICS), r.metric, METRICS),
+        choice("Comparator", "comparator", Object.keys(COMPARATORS), r.comparator, COMPARATOR_LABELS),
         field("Alert threshold", "alert_threshold", r.alert_threshold, { type: "number", step: "any" }),
         field("Warning threshold", "warning_threshold", r.warning_threshold, { type: "number", step: "any" }),
         field("Window (5m, 1h, month)", "window", r.window),

@@ -2,7 +2,7 @@
 import { api } from "./api.js";
 import { href } from "./app.js";
 import { traceTable } from "./traces.js";
-import { clear, costEl, empty, errorBox, fmtCost, fmtInOut, fmtInt, fmtMs, fmtTokens, h, hasUsage, nsToMs, rowKeys, timeEl } from "./util.js";
+import { clear, costEl, empty, errorBox, fmtCost, fmtInOut, fmtInt, fmtMs, fmtTokens, h, hasUsage, nsToMs, rowKeys, timeEl, withCode } from "./util.js";
 
 export async function render(root, route) {
   const p = route.params;
@@ -43,7 +43,7 @@ export async function render(root, route) {
         h("td", { class: "num" }, fmtMs(ss.latency.p95_ms)),
       ));
     }
-    clear(box).append(count ? table : empty("No sessions yet. Traces carry a session when the app sets `session.id` (llmscope.session(...) in the SDK)."));
+    clear(box).append(count ? table : empty(withCode("No sessions yet. Traces carry a session when the app sets `session.id` (`llmscope.session(...)` in the SDK).")));
     clear(more);
     if (page.next_cursor) more.append(h("button", { type: "button", onclick: () => load(page.next_cursor).catch((err) => more.append(errorBox(err))) }, "Load more"));
   }

@@ -1,6 +1,6 @@
 // Settings: this browser's API key / project, and (with the admin token) projects and API keys.
 import { api, auth } from "./api.js";
-import { clear, empty, errorBox, h, timeEl } from "./util.js";
+import { clear, empty, errorBox, h, timeEl, withCode } from "./util.js";
 
 function isoToNs(iso) {
   return iso ? BigInt(Date.parse(iso)) * 1000000n : null;
@@ -37,13 +37,16 @@ export async function render(root) {
 
   async function loadProjects() {
     clear(admin);
+    const needsAdmin = () => h("p", { class: "notice" }, withCode("Managing projects and keys needs the admin token (printed by `llmscope serve` at first start, saved in `<data dir>/auth/admin-token`). Paste it above."));
+    if (!auth.key) {  // without a token the answer is a 401: say what is needed instead of asking
+      admin.append(needsAdmin());
+      return;
+    }
     let projects;
     try {
       projects = await api("/v1/projects");
     } catch (err) {
-      admin.append(err.status === 401 || err.status === 403
-        ? h("p", { class: "notice" }, "Managing projects and keys needs the admin token (printed by `llmscope serve` at first start, saved in <data dir>/auth/admin-token). Paste it above.")
-        : errorBox(err));
+      admin.append(err.status === 401 || err.status === 403 ? needsAdmin() : errorBox(err));
       return;
     }
     const nameInput = h("input", { name: "name", required: true, pattern: "[a-z0-9][a-z0-9_-]*", placeholder: "new-project" });

@@ -1,7 +1,7 @@
 // Traces: filters + full-text search, sortable columns, cursor pagination, live tail over SSE.
 import { api, parseJson, stream } from "./api.js";
 import { currentRoute, href, setParams } from "./app.js";
-import { clear, costEl, empty, errorBox, fmtCost, fmtInOut, fmtInt, fmtMs, fmtTokens, h, hasUsage, rowKeys, shortId, timeEl } from "./util.js";
+import { clear, costEl, empty, errorBox, fmtCost, fmtInOut, fmtInt, fmtMs, fmtTokens, h, hasUsage, rowKeys, shortId, timeEl, withCode } from "./util.js";
 
 const FILTERS = [
   ["q", "Search prompts & completions", "search"],
@@ -153,7 +153,7 @@ export async function render(root, route) {
     const shown = sort === "errors" ? [...rows].sort((a, b) => (order === "asc" ? 1 : -1) * (a.error_count - b.error_count)) : rows;
     clear(tableBox);
     if (!shown.length) {
-      tableBox.append(empty(Object.keys(params).length > 3 ? "No trace matches these filters." : "No traces yet. Send some with the SDK, or run `llmscope demo`."));
+      tableBox.append(empty(Object.keys(params).length > 3 ? "No trace matches these filters." : withCode("No traces yet. Send some with the SDK, or run `llmscope demo`.")));
     }
     const table = traceTable(shown, { sort, order, onSort });
     tbody = table.tBodies[0];

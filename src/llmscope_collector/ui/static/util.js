@@ -93,6 +93,11 @@ export function fmtCost(usd, unknown = 0) {
   return unknown ? text + "+" : text;
 }
 
+// UI text with `code` in backticks: the backticked parts as <code>, never shown as literal backticks.
+export function withCode(text) {
+  return text.split("`").map((part, i) => (i % 2 ? h("code", null, part) : part));
+}
+
 // Whether any usage was reported: a call that failed before the provider counted tokens has none, and
 // neither does a trace or session whose LLM calls all failed so. Then tokens and cost are unknown
 // ("–"), not 0. A span says so with null counts; a sum can only say so by being 0 with calls in it.
