@@ -84,7 +84,7 @@ def param_text(value: Any) -> str:
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, (list, tuple)):
-        return _escaped("[" + ",".join(_quoted(v) for v in value) + "]")
+        return "[" + ",".join(_quoted(v) for v in value) + "]"
     return _escaped(str(value))
 
 
