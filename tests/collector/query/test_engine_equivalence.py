@@ -183,7 +183,7 @@ def _every_query(engines: Engines, project: str, traces: list[GenTrace]) -> None
     engines.check(lambda s: s.list_traces(project, TraceQuery(q="quartz", attrs=(('$."app.tier"', "gold"),))))
 
 
-@settings(max_examples=4, deadline=None)
+@settings(max_examples=3, deadline=None)
 @given(
     seed=st.integers(0, 2**31),
     n_traces=st.integers(1, 12),
@@ -240,7 +240,7 @@ def trace_queries(draw: st.DrawFn) -> TraceQuery:
     )
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(query=trace_queries())
 def test_trace_list_with_any_filters_is_the_same(engines: Engines, query: TraceQuery) -> None:
     page = engines.check(lambda s: s.list_traces("gen0", query))
@@ -249,7 +249,7 @@ def test_trace_list_with_any_filters_is_the_same(engines: Engines, query: TraceQ
         engines.check(lambda s: s.list_traces("gen0", following))
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(
     group_by=st.lists(st.sampled_from(GROUP_KEYS), max_size=3, unique=True),
     start=_times,
@@ -308,7 +308,7 @@ def test_a_reload_loads_nothing_twice_and_a_crash_between_load_and_record_duplic
     engines.check(lambda s: s.counts())
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(
     metric=st.sampled_from(METRICS),
     window=st.sampled_from(["5m", "1h", "6h", "1d", MONTH]),
