@@ -71,7 +71,7 @@ def _price_args(spans: list[tuple[Any, dict[str, Any], list[dict[str, Any]]]]) -
     return args
 
 
-_PRICED_COLUMNS = ("operation", "provider", "request_model", "response_model", *pricing._USAGE)
+_PRICED_COLUMNS = ("operation", "provider", "request_model", "response_model", "reported_cost_usd", *pricing._USAGE)
 _COST_COLUMNS = ("cost_usd", "cost_input_usd", "cost_output_usd", "cost_known", "cost_source")
 
 
