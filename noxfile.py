@@ -75,6 +75,16 @@ INTEROP: dict[str, list[str]] = {
     "openinference-openai": ["openinference-instrumentation-openai==0.1.66", "openai>=2.8,<4"],
     "openinference-anthropic": ["openinference-instrumentation-anthropic==3.1.0", "anthropic>=1.8,<3"],
     "plain-otel": ["opentelemetry-instrumentation-wsgi==0.66b2"],
+    # Frameworks that make the calls themselves (issue 16); the Vercel AI SDK's npm packages are in
+    # tests/interop/vercel (package-lock.json), installed by its test with `npm ci` (Node >= 20).
+    "litellm": ["litellm==1.110.2"],
+    "dspy": [
+        "dspy==3.4.1",
+        "litellm==1.110.2",
+        "openinference-instrumentation-dspy==0.1.48",
+        "openinference-instrumentation-litellm==0.1.51",
+    ],
+    "vercel-ai": [],
 }
 
 
@@ -90,7 +100,8 @@ def interop(session: nox.Session, package: str) -> None:
     session.install("-e", ".[server]", "pytest>=8", "opentelemetry-instrumentation-wsgi", *INTEROP[package])
     test_file = f"tests/interop/test_{package.replace('-', '_')}.py"
     # `python -m`: pytest itself may come from the system site-packages, its script would run the global Python.
-    env = {"LLMSCOPE_INTEROP": package}
+    # LiteLLM fetches a price map from the internet at import unless told to use its bundled copy.
+    env = {"LLMSCOPE_INTEROP": package, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     # Litestar's notes on the API's handler signatures (once per app, ~130 a run) are not interop's to read.
     quiet = ["-W", "ignore::DeprecationWarning:litestar.handlers.base"]
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *quiet, test_file, *session.posargs, env=env)

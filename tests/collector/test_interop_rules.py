@@ -74,6 +74,8 @@ DSPY_LM_CALL = {  # DSPy's `LM.__call__` under OpenInference: an LLM-kind wrappe
     "llm.provider": "openai",
     "llm.invocation_parameters": '{"temperature": null, "max_tokens": null}',
     "output.value": '["Your parcel is at the depot."]',
+    "llm.output_messages.0.message.role": "assistant",
+    "llm.output_messages.0.message.content": "Your parcel is at the depot.",
 }
 DSPY_COMPLETION = {  # the LiteLLM instrumentation's span under it: the call, with usage and a cost
     "openinference.span.kind": "LLM",
@@ -253,6 +255,34 @@ def test_an_unknown_provider_name_falls_back_to_the_model_alone(
 ) -> None:
     by_model = _BOOK.cost_row(None, (model,), _START, counts)
     assert _BOOK.cost_row(provider, (model,), _START, counts) == by_model
+
+
+def test_a_wrapper_arriving_after_its_call_was_written_is_the_duplicate(tmp_path: Path) -> None:
+    """The inner call ends first, so it may be flushed before its wrapper: the wrapper is still the one dropped."""
+    trace_id, wrapper = new_trace_id(), new_span_id()
+    inner = span(trace_id, new_span_id(), "completion", _START + 1, _START + 99, wrapper, DSPY_COMPLETION)
+    outer = span(trace_id, wrapper, "LM.__call__", _START, _START + 100, attrs=DSPY_LM_CALL)
+    stitcher = Stitcher(tmp_path)
+    totals: dict[str, int] = {}
+    for req in (request([inner]), request([outer])):
+        ((key, part),) = decode_request(req, "p").partitions.items()
+        marked = stitcher.before_write(key, part.spans)
+        (row,) = trace_deltas(marked, []).to_pylist()
+        for field in ("llm_calls", "input_tokens", "cost_unknown"):
+            totals[field] = totals.get(field, 0) + row[field]
+        assert marked.column("llm_dup").to_pylist() == [part.spans.column("name")[0].as_py() == "LM.__call__"]
+    assert totals == {"llm_calls": 1, "input_tokens": 16, "cost_unknown": 0}
+
+
+def test_usage_on_both_keeps_the_outer_call_counted() -> None:
+    """llmscope's SDK span over the client library's own span for the same call: the outer one counts."""
+    trace_id, outer_id = new_trace_id(), new_span_id()
+    spans = [
+        span(trace_id, outer_id, "chat", _START, _START + 100, attrs=_inner("otel", (10, 5))),
+        span(trace_id, new_span_id(), "openai.chat", _START + 1, _START + 99, outer_id, _inner("otel", (10, 5))),
+    ]
+    delta = _summary(request(spans))
+    assert (delta["llm_calls"], delta["input_tokens"]) == (1, 10)
 
 
 def test_price_rows_keep_the_sent_provider_visible() -> None:

@@ -223,8 +223,17 @@ def write_results(
     (RESULTS_DIR / f"{package}.json").write_text(json.dumps(row, indent=2, sort_keys=True) + "\n")
 
 
+# The Vercel AI SDK param's npm packages (tests/interop/vercel): not Python distributions.
+NODE_MODULES = Path(__file__).parent / "vercel" / "node_modules"
+
+
 def _version(distribution: str) -> str | None:
     try:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
-        return None
+        pass
+    manifest = NODE_MODULES / distribution / "package.json"
+    if distribution.startswith(("ai", "@ai-sdk/", "@opentelemetry/")) and manifest.is_file():
+        version: str | None = json.loads(manifest.read_text()).get("version")
+        return version
+    return None

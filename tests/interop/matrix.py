@@ -31,6 +31,7 @@ COLUMNS = [
     ("structure", "structure"),
     ("mixed trace", "mixed trace"),
     ("content", "content"),
+    ("session", "session id"),
     ("plain trace", "plain OTel trace"),
 ]
 SYMBOLS = {"ok": "✅", "absent": "➖", "upstream": "⚠️", "gap": "❌", "wrong": "❌"}  # noqa: RUF001
@@ -42,6 +43,9 @@ ORDER = [
     "openllmetry-anthropic",
     "openinference-openai",
     "openinference-anthropic",
+    "litellm",
+    "dspy",
+    "vercel-ai",
     "plain-otel",
 ]
 

@@ -4,7 +4,9 @@ It is the Parquet writer's flush hook, so it sees exactly the rows being written
 
 1. `before_write` (per partition, before the span file): mark an LLM span nested directly in
    another LLM span as `llm_dup` (the anthropic client's own span under the SDK's span for the
-   same call: counted once). Spans arrive priced by the decode workers (`processors.pricing`).
+   same call: counted once), except that an LLM span without usage around one with usage (a
+   framework's wrapper, DSPy's `LM.__call__` over LiteLLM's call) is the duplicate instead: the call
+   counted is the one that carries the usage. Spans arrive priced by the decode workers.
 2. `after_write` (after the span file is durable): write a per-trace summary *delta* for the rows of
    that file, named by the same WAL range. A trace's summary is the merge of its deltas (sums,
    min/max, unions), so spans arriving in any order, in several requests, from several services,
@@ -196,11 +198,46 @@ class Stitcher:
         span_ids = llm.column("span_id").to_pylist()
         parents = llm.column("parent_span_id").to_pylist()
         blobs = _blobs(llm, self._date_code(date))  # all Arrow work first: the window changes below
+        usage = _has_usage(llm)
         traces = self._touch(project, trace_ids, now)
+        wrappers = self._wrappers(traces, trace_ids, span_ids, parents, usage)
+        if wrappers:  # not registered, not marked: their nested calls are the ones counted
+            keep = [i for i in range(len(span_ids)) if i not in wrappers]
+            rows = [(trace_ids[i], span_ids[i], parents[i], blobs[i]) for i in keep]
+            trace_ids, span_ids = [r[0] for r in rows], [r[1] for r in rows]
+        else:
+            keep, rows = [], list(zip(trace_ids, span_ids, parents, blobs, strict=True))
         _register(traces, trace_ids, span_ids)
         self._parents.clear()
-        dups = self._mark(project, traces, zip(trace_ids, span_ids, parents, blobs, strict=True))
+        dups = self._mark(project, traces, rows)
+        if wrappers:
+            marked = dict(zip(keep, dups, strict=True))
+            dups = [marked.get(i, True) for i in range(len(usage))]
         return spans.set_column(spans.schema.get_field_index("llm_dup"), "llm_dup", _marks(is_llm, dups))
+
+    def _wrappers(
+        self,
+        traces: dict[str, _Trace],
+        trace_ids: list[str],
+        span_ids: list[str],
+        parents: list[Any],
+        usage: list[bool],
+    ) -> set[int]:
+        """The rows of LLM spans without usage around a nested LLM span with usage (DSPy's `LM.__call__`
+        over LiteLLM's `completion`): the call is the nested span, the one that carries the usage, so the
+        wrapper is the duplicate. The nested span is in this batch or already in the window (an inner span
+        ends, so is exported, before its wrapper)."""
+        if all(usage):
+            return set()
+        with_usage = {(trace_ids[i], parents[i]) for i in range(len(usage)) if usage[i] and parents[i]}
+        found = set()
+        for i, has in enumerate(usage):
+            if has:
+                continue
+            key = (trace_ids[i], span_ids[i])
+            if key in with_usage or _written_child_with_usage(traces[trace_ids[i]], span_ids[i]):
+                found.add(i)
+        return found
 
     def after_write(self, key: PartitionKey, spans: pa.Table, wal_start: int, wal_end: int) -> None:
         """Write the partition's trace deltas, named by the WAL range of the span file just written.
@@ -439,6 +476,29 @@ class Stitcher:
             return
         name = self._tables.part_name(wal_start, wal_end)
         self._tables.write(dataset, project, date, name, table, row_group_size=64_000)
+
+
+def _has_usage(llm: pa.Table) -> list[bool]:
+    """Per LLM row, whether it reports any token count (a usage)."""
+    present = [pc.is_valid(llm.column(f)) for f in (*_TOKEN_FIELDS, "total_tokens")]
+    any_present = present[0]
+    for column in present[1:]:
+        any_present = pc.or_(any_present, column)
+    return any_present.to_pylist()  # type: ignore[no-any-return]
+
+
+def _written_child_with_usage(trace: _Trace, span_id: str) -> bool:
+    """Whether the window holds a nested LLM span of `span_id` (it is only a named parent so far) whose
+    numbers show a usage."""
+    box = trace.get(span_id)
+    if type(box) is not tuple or box[0] is not _UNSEEN:
+        return False
+    for child in box[1:]:
+        value = trace.get(child)
+        blob = value[0] if type(value) is tuple else value
+        if type(blob) is bytes and any(contribution_dict(blob)[f] for f in (*_TOKEN_FIELDS, "total_tokens")):
+            return True
+    return False
 
 
 def _register(traces: dict[str, _Trace], trace_ids: list[str], span_ids: list[str]) -> None:

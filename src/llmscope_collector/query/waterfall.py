@@ -198,7 +198,8 @@ def _counted(row: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> bool | No
         return None
     parent = by_id.get(row["parent_span_id"] or "")
     nested = parent is not None and parent is not row and parent.get("operation") in LLM_OPERATIONS
-    return not (nested or row.get("llm_dup"))
+    # (A parent marked a duplicate is a wrapper without usage around this call: this one is counted.)
+    return not ((nested and not parent.get("llm_dup")) or row.get("llm_dup"))  # type: ignore[union-attr]
 
 
 def _events(raw: str | None, trace_start: int) -> tuple[list[SpanEvent], list[SpanException]]:
