@@ -107,7 +107,10 @@ def test_flush_and_exit_keep_their_deadline_when_the_collector_never_answers(
     answer, exit_s = _run_child(f"http://127.0.0.1:{black_hole.port}", protocol, count)
     assert answer["delivered"] is False
     assert float(answer["flush_s"]) < 2 * DEADLINE_S  # it returned: the deadline held (a correctness bound)
-    assert exit_s < 2 * EXIT_BOUND_S  # exit gave up on the spans left after its documented bound
+    # Exit gave up on the spans left after its documented bound. The slack is the interpreter's own
+    # teardown, which a loaded machine stretches (4.6 s seen at load 25); before the fix exit waited
+    # 8-31 s, so this still tells the two apart.
+    assert exit_s < EXIT_BOUND_S + 5
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])

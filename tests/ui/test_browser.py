@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from llmscope_collector.money import exact_usd, format_usd
 from llmscope_collector.server import EmbeddedServer
 from tests.otlp_factory import request
 from tests.ui.conftest import BIG_TRACE_SPANS, shot
@@ -114,7 +115,8 @@ def test_waterfall_and_llm_span_details(page: Any, ui_server: EmbeddedServer) ->
     expect(panel.locator(".llm-in")).to_have_text(f"{span['input_tokens']:,}")
     expect(panel.locator(".llm-out")).to_have_text(str(span["output_tokens"]))
     assert span["cost_usd"] is not None
-    expect(panel.locator(".llm-cost")).to_have_text(f"${span['cost_usd']}")
+    expect(panel.locator(".llm-cost")).to_have_text(format_usd(span["cost_usd"]))  # the one dollar rule
+    expect(panel.locator(".llm-cost")).to_have_attribute("title", re.compile(re.escape(exact_usd(span["cost_usd"]))))
     # The captured chat as a conversation, the tool call inside the assistant's message.
     expect(panel.locator(".msg.user")).to_contain_text("ticket 7")
     expect(panel.locator(".msg.assistant .toolcall")).to_contain_text("search_docs")
@@ -182,6 +184,11 @@ def test_sessions_list_and_timeline(page: Any) -> None:
     expect(page.locator(".tl-row")).to_have_count(4)
     expect(page.locator(".tl-bar.err")).to_have_count(1)  # trace 3 of the session failed
     expect(page.locator("table.data tbody tr.rowlink")).to_have_count(4)
+    # The session reads as one chat across its traces (issue 19, item 8).
+    chat = page.locator(".transcript")
+    expect(chat.locator(".msg.user")).to_have_count(4)
+    expect(chat.locator(".msg.user").first).to_contain_text("How do I reset my password? (ticket 0)")
+    expect(chat.locator(".msg.assistant")).not_to_have_count(0)
     shot(page, "06-session-timeline")
 
 
@@ -251,7 +258,7 @@ def test_settings_keys_and_alert_rules(page: Any, ui_server: EmbeddedServer) -> 
     page.click("button:has-text('Create rule')")
     rule = page.locator("tr[data-rule-id]")
     expect(rule).to_have_count(1)
-    expect(rule).to_contain_text("cost_usd > 1")
+    expect(rule).to_contain_text("Cost (USD) > 1")
     rule.locator("button:has-text('Test')").click()
     expect(rule).to_contain_text("samples")
     shot(page, "10-alerts")
@@ -260,7 +267,7 @@ def test_settings_keys_and_alert_rules(page: Any, ui_server: EmbeddedServer) -> 
     page.fill("input[name=alert_threshold]", "2.5")
     page.select_option("select[name=severity]", "warning")
     page.click("button:has-text('Save rule')")
-    expect(rule).to_contain_text("cost_usd > 2.5")
+    expect(rule).to_contain_text("Cost (USD) > 2.5")
     expect(rule).to_contain_text("warning")
 
 
@@ -354,7 +361,7 @@ def test_api_docs_render_offline(page: Any, ui_server: EmbeddedServer, viewer: s
             route.abort()
 
     page.route("**/*", only_local)
-    page.goto(f"{page.base_url}/schema/{viewer}", wait_until="domcontentloaded")
+    page.goto(f"{page.base_url}/schema/{viewer}", wait_until="domcontentloaded", timeout=30_000)
     title = page.locator(".swagger-ui .info .title" if viewer == "swagger" else "h1")
     expect(title.first).to_contain_text("llmscope API", timeout=30_000)
     assert [(kind, url) for kind, url in outside if kind != "image"] == []
@@ -412,3 +419,38 @@ def test_phone_width_needs_no_sideways_scroll(browser: Any, ui_server: EmbeddedS
         shot(page, f"phone-{view.strip('#/')}-dark", full_page=True)
     finally:
         context.close()
+
+
+def test_trace_list_presets_pickers_and_export(page: Any, tmp_path: Any) -> None:
+    """Issue 19, item 8: time presets, value pickers and an export of the list shown."""
+    _open(page, "#/traces")
+    rows = page.locator("table.data tbody tr.rowlink")
+    expect(rows).not_to_have_count(0)
+    everything = rows.count()  # 13, plus what other tests of this module sent (a fresh live-tail trace)
+    models = page.locator("datalist#pick-model option")
+    expect(models).not_to_have_count(0)
+    assert "claude-sonnet-4-6" in [o.get_attribute("value") for o in models.all()]
+    expect(page.locator("input[name=model]")).to_have_attribute("list", "pick-model")
+
+    # The 13 demo traces are 20-30 minutes old: not in the last 15 minutes, all in the last hour.
+    page.click(".presets button:has-text('15 min')")
+    expect(page.locator(".presets button[aria-pressed=true]")).to_have_text("15 min")
+    expect(rows).to_have_count(everything - 13)
+    assert "from=" in page.url and "range=" in page.url
+    page.click(".presets button:has-text('1 h')")
+    expect(rows).to_have_count(everything)
+
+    with page.expect_download() as csv_download:
+        page.click("button:has-text('Export CSV')")
+    csv_path = tmp_path / "traces.csv"
+    csv_download.value.save_as(csv_path)
+    lines = csv_path.read_text().splitlines()
+    assert lines[0].startswith("trace_id,name,service_name") and len(lines) == everything + 1
+    with page.expect_download() as json_download:
+        page.click("button:has-text('Export JSON')")
+    json_path = tmp_path / "traces.json"
+    json_download.value.save_as(json_path)
+    import json as _json
+
+    exported = _json.loads(json_path.read_text())
+    assert len(exported) == everything and {t["trace_id"] for t in exported} >= {trace_id(i) for i in range(12)}

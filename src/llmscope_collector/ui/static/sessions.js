@@ -1,5 +1,6 @@
 // Sessions: the list with per-session metrics, and one session as a timeline of its traces.
 import { api } from "./api.js";
+import { message } from "./trace.js";
 import { href } from "./app.js";
 import { traceTable } from "./traces.js";
 import { clear, costEl, empty, errorBox, fmtCost, fmtInOut, fmtInt, fmtMs, fmtTokens, h, hasUsage, nsToMs, rowKeys, timeEl, withCode } from "./util.js";
@@ -84,9 +85,49 @@ export async function renderSession(root, route) {
       card("Latency p50 / p95", `${fmtMs(ss.latency.p50_ms)} / ${fmtMs(ss.latency.p95_ms)}`),
     ));
   const traces = [...detail.traces].sort((a, b) => nsToMs(a.start_time_unix_nano) - nsToMs(b.start_time_unix_nano));
+  const chat = h("section", { class: "chat transcript", "aria-label": "Session transcript" }, h("p", { class: "muted" }, "Loading the conversation…"));
+  root.append(h("h2", null, "Conversation"), chat);
+  transcript(chat, traces);  // fills in while the rest of the page is read
   root.append(h("h2", null, "Timeline"), timeline(traces));
   if (detail.traces_truncated) root.append(h("p", { class: "notice" }, "Only the first traces of this session are shown."));
   root.append(h("h2", null, "Traces"), traceTable(traces));
+}
+
+// The session as one chat across its traces: per trace (in time order), the user's last message to
+// the first LLM call and the last call's answer, from captured content; each turn links its trace.
+const TRANSCRIPT_TRACES = 30;
+
+async function turnOf(t) {
+  const wf = await api(`/v1/traces/${t.trace_id}`);
+  const calls = wf.spans.filter((sp) => sp.operation === "chat" || sp.operation === "text_completion" || sp.operation === "generate_content");
+  if (!calls.length) return { t, user: null, answer: null };
+  const read = async (sp) => (await api(`/v1/spans/${t.trace_id}/${sp.span_id}`)).content || [];
+  const [first, last] = await Promise.all([read(calls[0]), calls.length > 1 ? read(calls[calls.length - 1]) : null]);
+  const messages = (items, kind) => items.filter((c) => c.kind === kind && c.available).flatMap((c) => (Array.isArray(c.value) ? c.value : [c.value]));
+  const user = messages(first, "input").filter((m) => m && m.role === "user").pop() || null;
+  const answer = messages(last || first, "output").pop() || null;
+  return { t, user, answer };
+}
+
+async function transcript(box, traces) {
+  const shown = traces.slice(0, TRANSCRIPT_TRACES);
+  const turns = [];
+  for (let i = 0; i < shown.length; i += 4) {  // a few traces at a time
+    turns.push(...(await Promise.all(shown.slice(i, i + 4).map((t) => turnOf(t).catch(() => ({ t, user: null, answer: null }))))));
+  }
+  clear(box);
+  let any = false;
+  for (const { t, user, answer } of turns) {
+    box.append(h("div", { class: "turn-head muted" }, timeEl(t.start_time_unix_nano), " · ", h("a", { href: href("trace", [t.trace_id]) }, t.name || t.trace_id.slice(0, 8))));
+    if (user) box.append(message("user", user.parts || [user.content]));
+    if (answer) box.append(message(answer.role || "assistant", answer.parts || [answer.content], answer.finish_reason));
+    if (!user && !answer) box.append(h("p", { class: "muted" }, "No captured content in this trace."));
+    any = any || !!(user || answer);
+  }
+  if (!any) {
+    box.append(h("p", { class: "muted" }, withCode("Nothing to read: content capture was off in the app (`llmscope.instrument(capture_content=True)` turns it on).")));
+  }
+  if (traces.length > shown.length) box.append(h("p", { class: "muted" }, `The first ${shown.length} of ${traces.length} traces.`));
 }
 
 // One row per trace on the session's axis (first start → last end); the gaps are the user's think time.

@@ -469,7 +469,7 @@ function conversation(content) {
   return box;
 }
 
-function message(role, parts, finish) {
+export function message(role, parts, finish) {
   const el = h("div", { class: `msg ${role}` }, h("div", { class: "role" }, role, finish ? h("span", { class: "muted" }, ` · ${finish}`) : null));
   for (const p of parts) {
     if (p === null || p === undefined) continue;

@@ -16,6 +16,13 @@ const FILTERS = [
   ["min_tokens", "Min tokens", "number"],
   ["min_cost", "Min cost ($)", "text"],
 ];
+// Quick ranges: `from` = now minus this much (and no `to`), like Phoenix's and Langfuse's presets.
+const PRESETS = [["15 min", 15 * 60e3], ["1 h", 3600e3], ["24 h", 86400e3], ["7 d", 7 * 86400e3]];
+// Filters with a value picker: the values seen in the loaded traces (field of a list row).
+const PICKERS = { service: (t) => [t.service_name, ...(t.services || [])], model: (t) => t.models, provider: (t) => t.providers, session: (t) => [t.session_id], user: (t) => [t.user_id], tag: (t) => t.tags };
+// Columns of the CSV export: the list's fields, in this order.
+const EXPORT_FIELDS = ["trace_id", "name", "service_name", "start_time_unix_nano", "duration_ms", "state", "status", "span_count", "llm_calls", "error_count", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "cost_unknown", "session_id", "user_id", "models"];
+
 // Server-side sorts (the API's `sort`); "errors" sorts the loaded rows (the API has no such sort).
 const COLUMNS = [
   { key: "start", label: "Start", sort: "start" },
@@ -87,12 +94,14 @@ export async function render(root, route) {
   let stopLive = null;
 
   const form = h("form", { class: "filters", role: "search", "aria-label": "Trace filters" });
+  const lists = {};
   for (const [name, label, type] of FILTERS) {
+    if (PICKERS[name]) lists[name] = h("datalist", { id: `pick-${name}` });
     form.append(h("label", null, label, h("input", {
       name, type: type || "text", value: p.get(name) || "", class: type === "number" ? "narrow" : null,
       "data-search": name === "q" ? "" : null, placeholder: name === "q" ? "text in captured content  ( / )" : null,
-      min: type === "number" ? 0 : null,
-    })));
+      min: type === "number" ? 0 : null, list: PICKERS[name] ? `pick-${name}` : null, autocomplete: PICKERS[name] ? "off" : null,
+    }), lists[name] || null));
   }
   // `attr.<key>=<value>` filters on any span attribute; one is editable here, more via the URL.
   const attrs = [...p].filter(([k]) => k.startsWith("attr.")).map(([k, v]) => `${k.slice(5)}=${v}`);
@@ -122,21 +131,41 @@ export async function render(root, route) {
       next[k] = (k === "from" || k === "to") ? new Date(v).toISOString() : v;
     }
     for (const k of ["sort", "order", "live"]) if (p.get(k)) next[k] = p.get(k);
+    if (p.get("range") && next.from === p.get("from") && !next.to) next.range = p.get("range");
     location.hash = href("traces", [], next);
   });
+
+  const presets = h("div", { class: "toolbar presets", role: "group", "aria-label": "Time range" },
+    h("span", { class: "muted" }, "Last"),
+    PRESETS.map(([label, ms]) => {
+      const active = p.get("range") === label;
+      return h("button", { type: "button", "aria-pressed": active ? "true" : "false", onclick: () => {
+        const next = Object.fromEntries(p);
+        delete next.to;
+        next.from = new Date(Date.now() - ms).toISOString();
+        next.range = label;
+        location.hash = href("traces", [], next);
+      } }, label);
+    }),
+    p.get("range") ? h("button", { type: "button", onclick: () => {
+      const next = Object.fromEntries(p);
+      for (const k of ["from", "to", "range"]) delete next[k];
+      location.hash = href("traces", [], next);
+    } }, "any time") : null);
 
   const liveDot = h("span", { class: "live-dot", "aria-hidden": "true" });
   const liveText = h("span", { class: "muted" }, "");
   const liveBtn = h("button", { type: "button", "aria-pressed": p.get("live") === "1" ? "true" : "false", title: "Show new traces as they are stored (Server-Sent Events)" },
     liveDot, "Live tail");
   const count = h("span", { class: "muted", "aria-live": "polite" });
-  const toolbar = h("div", { class: "toolbar" }, liveBtn, liveText, h("span", { class: "spacer" }), count);
+  const exportBtn = (kind) => h("button", { type: "button", title: `Download the traces shown as ${kind.toUpperCase()}`, onclick: () => download(rows, kind) }, `Export ${kind.toUpperCase()}`);
+  const toolbar = h("div", { class: "toolbar" }, liveBtn, liveText, h("span", { class: "spacer" }), count, exportBtn("csv"), exportBtn("json"));
   const tableBox = h("div");
   const more = h("div", { class: "more" });
-  root.append(h("h1", null, "Traces"), form, toolbar, tableBox, more);
+  root.append(h("h1", null, "Traces"), form, presets, toolbar, tableBox, more);
 
   const params = {};
-  for (const [k, v] of p) if (!["live", "order", "sort"].includes(k)) params[k] = v;
+  for (const [k, v] of p) if (!["live", "order", "sort", "range"].includes(k)) params[k] = v;
   if (sort !== "errors") { params.sort = sort; params.order = order; }
   params.limit = 50;
   let rows = [];
@@ -159,6 +188,10 @@ export async function render(root, route) {
     tbody = table.tBodies[0];
     if (shown.length) tableBox.append(table);
     count.textContent = `${rows.length} trace${rows.length === 1 ? "" : "s"} shown`;
+    for (const [name, pick] of Object.entries(PICKERS)) {
+      const values = [...new Set(rows.flatMap((t) => pick(t) || []).filter(Boolean))].sort();
+      clear(lists[name]).append(...values.slice(0, 200).map((v) => h("option", { value: v })));
+    }
   }
 
   async function load(cursor) {
@@ -216,4 +249,21 @@ function localIso(text) {
   if (Number.isNaN(d.getTime())) return "";
   const off = d.getTimezoneOffset() * 60000;
   return new Date(d.getTime() - off).toISOString();
+}
+
+// The traces shown, as a file: CSV (one row per trace, the list's columns) or JSON (the API's rows).
+function download(rows, kind) {
+  const cell = (v) => {
+    const text = v === null || v === undefined ? "" : Array.isArray(v) ? v.join(" ") : String(v);
+    return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  };
+  const body = kind === "csv"
+    ? [EXPORT_FIELDS.join(","), ...rows.map((t) => EXPORT_FIELDS.map((f) => cell(t[f])).join(","))].join("\n") + "\n"
+    : JSON.stringify(rows, (k, v) => (typeof v === "bigint" ? v.toString() : v), 2);
+  const blob = new Blob([body], { type: kind === "csv" ? "text/csv" : "application/json" });
+  const a = h("a", { href: URL.createObjectURL(blob), download: `llmscope-traces.${kind}` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 }
