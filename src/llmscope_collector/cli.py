@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+from llmscope_collector.export_command import add_export_parser, run_export
 from llmscope_collector.log_config import configure_logging
 from llmscope_collector.proxy_command import add_proxy_parser, run_proxy
 from llmscope_collector.settings import AUTH_MODES, DEFAULT_DATA_DIR, LOG_FORMATS, Settings, SettingsError
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--api-url", help="that collector's API (default http://127.0.0.1:<api port>; LLMSCOPE_API_URL)")
     _add_cleanup_parser(sub)
     add_tail_parser(sub)
+    add_export_parser(sub)
     add_proxy_parser(sub)
     return parser
 
@@ -146,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         return _cleanup(args)
     if args.command == "tail":
         return run_tail(args)
+    if args.command == "export":
+        return run_export(args)
     if args.command == "proxy":
         return run_proxy(args)
     if args.command == "demo" and args.endpoint:

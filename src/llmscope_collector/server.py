@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -21,8 +22,10 @@ from llmscope_collector.api.request_id import RequestIdMiddleware
 from llmscope_collector.errors import Unauthenticated
 from llmscope_collector.pipeline import Collector
 from llmscope_collector.query.backend import QueryBackend, open_backend
+from llmscope_collector.query.scores import ScoreStore
 from llmscope_collector.receiver.gate import IngestGate
 from llmscope_collector.settings import Settings, SettingsError, env_var, flag
+from llmscope_collector.storage.cluster import query_dir
 
 if TYPE_CHECKING:
     from llmscope_proxy import ProxyServer
@@ -55,6 +58,7 @@ class EmbeddedServer:
         self.settings = settings
         self.collector = Collector(settings)
         self.store: QueryBackend = open_backend(settings)
+        self.scores = ScoreStore(query_dir(settings))
         self._api_socket: socket.socket | None = None
         self._uvicorn: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -102,6 +106,8 @@ class EmbeddedServer:
             settle=self.collector.settle,
             auth=receivers.policy,
             metrics=self.collector.runtime.metrics,
+            scores=self.scores,
+            score_ingest=partial(receivers.gate.export_admitted, transport="scores"),  # counted, rate-charged
         )
         asgi = RequestIdMiddleware(HttpMetricsMiddleware(app, self.http_metrics))
         config = uvicorn.Config(asgi, log_level="warning", log_config=None, access_log=False, lifespan="on")
@@ -138,6 +144,7 @@ class EmbeddedServer:
             self._api_socket = None
         self.collector.stop()
         self.store.close()
+        self.scores.close()
 
     def __enter__(self) -> EmbeddedServer:
         self.start()

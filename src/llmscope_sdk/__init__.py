@@ -9,6 +9,7 @@ from __future__ import annotations
 from llmscope_sdk._context import metadata, prompt, session, tags, user
 from llmscope_sdk._decorators import trace
 from llmscope_sdk._instrumentor import instrument, instrumented, uninstrument
+from llmscope_sdk._scores import score
 from llmscope_sdk._setup import configure, flush, shutdown
 
 __version__ = "0.1.0"
@@ -21,6 +22,7 @@ __all__ = [
     "instrumented",
     "metadata",
     "prompt",
+    "score",
     "session",
     "shutdown",
     "tags",

@@ -24,10 +24,12 @@ from llmscope_collector.api.auth import (
 from llmscope_collector.api.controllers.alerts import AlertController
 from llmscope_collector.api.controllers.cleanup import CleanupController, Retention
 from llmscope_collector.api.controllers.costs import CostController
+from llmscope_collector.api.controllers.export import ExportController
 from llmscope_collector.api.controllers.metrics import MetricsController
 from llmscope_collector.api.controllers.metrics_prometheus import METRICS_STATE, PrometheusController
 from llmscope_collector.api.controllers.projects import ProjectController
 from llmscope_collector.api.controllers.prompts import PromptController
+from llmscope_collector.api.controllers.scores import ScoreController, ScoreIngest
 from llmscope_collector.api.controllers.sessions import SessionController
 from llmscope_collector.api.controllers.spans import SpanController
 from llmscope_collector.api.controllers.system import SystemController
@@ -38,6 +40,7 @@ from llmscope_collector.auth.policy import AuthPolicy
 from llmscope_collector.ingest_status import IngestStatus
 from llmscope_collector.metrics import Metrics
 from llmscope_collector.query.backend import QueryBackend
+from llmscope_collector.query.scores import ScoreStore
 
 
 def create_app(
@@ -50,12 +53,15 @@ def create_app(
     alerts: AlertService | None = None,
     retention: Retention | None = None,
     settle: Callable[[], None] = lambda: None,
+    scores: ScoreStore | None = None,
+    score_ingest: ScoreIngest | None = None,
     debug: bool = False,
 ) -> Litestar:
     """The API over `store`; `buffered` reports spans accepted but not yet in Parquet.
 
     `auth` is the collector's policy (API keys, admin token); without it every caller reads `default`
     and project administration is refused. `metrics` (the server's registry) is published on `/metrics`.
+    `scores` reads the stored scores; `score_ingest` appends posted ones to the collector's WAL.
     """
     allowed: dict[str, str] = {}
     app = Litestar(
@@ -64,8 +70,10 @@ def create_app(
             SpanController,
             SessionController,
             CostController,
+            ExportController,
             MetricsController,
             PromptController,
+            ScoreController,
             SystemController,
             ProjectController,
             PrometheusController,
@@ -85,6 +93,8 @@ def create_app(
             "alerts": Provide(lambda: alerts, use_cache=True, sync_to_thread=False),
             "retention": Provide(lambda: retention, use_cache=True, sync_to_thread=False),
             "settle_ingest": Provide(lambda: settle, use_cache=True, sync_to_thread=False),
+            "score_store": Provide(lambda: scores, use_cache=True, sync_to_thread=False),
+            "score_ingest": Provide(lambda: score_ingest, use_cache=True, sync_to_thread=False),
         },
         exception_handlers={**EXCEPTION_HANDLERS, **AUTH_EXCEPTION_HANDLERS},  # type: ignore[arg-type,dict-item]
         openapi_config=OpenAPIConfig(

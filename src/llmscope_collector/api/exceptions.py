@@ -37,6 +37,10 @@ def _public_name(request: Request[Any, Any, Any], key: str) -> str:
     """The name the client sent (`state`), not the handler's argument name (`trace_state`)."""
     try:
         parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
+        for provider in () if parameter is not None else request.route_handler.resolve_dependencies().values():
+            parameter = provider.parsed_fn_signature.parameters.get(key)  # a dependency's query parameter
+            if parameter is not None:
+                break
     except (AttributeError, KeyError):  # pragma: no cover - not a route with a parsed signature
         return key
     kwarg = getattr(parameter, "kwarg_definition", None)

@@ -36,11 +36,13 @@ from llmscope_collector.processors.limits import (
 from llmscope_collector.processors.messages import split_hashed
 from llmscope_collector.processors.normalize import GENAI_COLUMNS, canonical_genai
 from llmscope_collector.processors.pricing import price_rows
+from llmscope_collector.processors.scores import CARRIER_SCOPE, EVALUATION_EVENT, score_row
 from llmscope_collector.storage.batch import DecodedBatch, DecodedPart, PartitionKey
 from llmscope_collector.storage.schema import (
     BUFFER_COLUMNS,
     CONTENT_ITEM_SCHEMA,
     CONTENT_ITEMS,
+    SCORE_SCHEMA,
     SPAN_COLUMNS,
     SPAN_SCHEMA,
 )
@@ -88,6 +90,7 @@ if sorted(_ROW_FIELDS) != sorted(BUFFER_COLUMNS):  # a schema column this decode
 # Row tuples (`_DECODED_FIELDS`) per partition while a request is decoded; turned into columns once,
 # at the end (a C-level transpose instead of ~55 list appends per span).
 _Partitions = dict[PartitionKey, list[tuple[Any, ...]]]
+_ScoreParts = dict[PartitionKey, list[dict[str, Any]]]  # score rows (`SCORE_SCHEMA`) per partition
 
 
 def _columns(rows: list[tuple[Any, ...]]) -> Columns:
@@ -191,6 +194,7 @@ def decode_request(
     `limits` are the server's span limits (marks are counted in the batch's `marked`)."""
     batch = DecodedBatch()
     parts: _Partitions = {}
+    scores: _ScoreParts = {}
     for resource_spans in request.resource_spans:
         resource_attrs = attributes_dict(resource_spans.resource.attributes)
         service = resource_attrs.get("service.name")
@@ -200,16 +204,55 @@ def decode_request(
         )
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope
+            if scope.name == CARRIER_SCOPE:  # scores sent through the API: stored as scores, not spans
+                for span in scope_spans.spans:
+                    _carrier_scores(scores, project, span)
+                continue
             context = (project, *resource, scope.name or None, scope.version or None)
             for span in scope_spans.spans:
-                _decode_span(batch, parts, span, context, limits)
+                _decode_span(batch, parts, scores, span, context, limits)
     book = prices or default_prices()
     for key, rows in parts.items():
         batch.accepted += len(rows)
         cols = _columns(rows)
         price_rows(cols, book)
         batch.partitions[key] = to_part(cols)
+    for key, score_rows in scores.items():
+        part = batch.partitions.get(key)
+        if part is None:
+            part = batch.partitions[key] = DecodedPart(SPAN_SCHEMA.empty_table(), CONTENT_ITEM_SCHEMA.empty_table())
+        part.scores = pa.Table.from_pylist(score_rows, schema=SCORE_SCHEMA)
     return batch
+
+
+def _carrier_scores(scores: _ScoreParts, project: str, span: Any) -> None:
+    """The scores of an API carrier span (its start is when the API received them)."""
+    received = min(span.start_time_unix_nano, MAX_TIME_NS)
+    for event in span.events:
+        if event.name == EVALUATION_EVENT:
+            _add_score(scores, project, attributes_dict(event.attributes), event.time_unix_nano, received, None)
+
+
+def _span_scores(scores: _ScoreParts, project: str, events: list[dict[str, Any]], target: tuple[Any, ...]) -> None:
+    """Scores an instrumentation attached to its span as `gen_ai.evaluation.result` events."""
+    for event in events:
+        if event["name"] == EVALUATION_EVENT:
+            time_ns = min(event["time_ns"], MAX_TIME_NS)
+            _add_score(scores, project, event["attributes"], time_ns, time_ns, target)
+
+
+def _add_score(
+    scores: _ScoreParts,
+    project: str,
+    attrs: dict[str, Any],
+    time_ns: int,
+    received: int,
+    target: tuple[Any, ...] | None,
+) -> None:
+    time_ns = min(time_ns, MAX_TIME_NS) or received
+    row = score_row(attrs, time_ns, received, (None, None, None) if target is None else target)
+    if row is not None and (row["trace_id"] or row["session_id"]):
+        scores.setdefault((project, utc_date(time_ns)), []).append(row)
 
 
 def to_part(cols: Columns) -> DecodedPart:
@@ -280,7 +323,9 @@ _Context = tuple[str, str | None, str | None, str | None, str | None]
 """(project, service_name, resource_attributes, scope_name, scope_version): the same for a scope's spans."""
 
 
-def _decode_span(batch: DecodedBatch, parts: _Partitions, span: Any, context: _Context, limits: SpanLimits) -> None:
+def _decode_span(
+    batch: DecodedBatch, parts: _Partitions, scores: _ScoreParts, span: Any, context: _Context, limits: SpanLimits
+) -> None:
     trace_id, span_id = span.trace_id, span.span_id
     if len(trace_id) != 16 or len(span_id) != 8 or trace_id == _NO_TRACE or span_id == _NO_SPAN:
         batch.rejected += 1
@@ -296,6 +341,8 @@ def _decode_span(batch: DecodedBatch, parts: _Partitions, span: Any, context: _C
     attrs = apply_span_limits(span, attributes_dict(span.attributes), limits, batch.marked, event_marks)
     genai = canonical_genai(attrs, events, start_ns=start, failed=code == _STATUS_ERROR)
     light, refs, items = split_hashed(attrs)
+    if events:
+        _span_scores(scores, project, events, (trace_id.hex(), span_id.hex(), genai.get("session_id")))
     links = span.links
     row = (
         trace_id.hex(),

@@ -156,6 +156,8 @@ class TraceQuery:
     min_tokens: int | None = None
     attrs: tuple[tuple[str, str], ...] = ()
     q: str | None = None
+    # Only these traces (the ones the score filters matched, `query.scores`); None: no restriction.
+    trace_ids: tuple[str, ...] | None = None
     sort: Sort = "start"
     order: Order = "desc"
     limit: int = 50

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 import pyarrow as pa
 
-from llmscope_collector.storage.schema import SPAN_COLUMNS, TRACE_COLUMNS, Column, token_names, waterfall_copied
+from llmscope_collector.storage.schema import (
+    SCORE_COLUMNS,
+    SPAN_COLUMNS,
+    TRACE_COLUMNS,
+    Column,
+    token_names,
+    waterfall_copied,
+)
 
 TraceState = Literal["complete", "in_progress", "incomplete"]
 Field = tuple[str, Any, Any]  # (name, type, default) as `msgspec.defstruct` takes them
@@ -101,6 +108,25 @@ def derived(name: str, base: type[_Derived], fields: Sequence[Field]) -> type[_D
     return struct  # type: ignore[return-value]
 
 
+class _Score(_Derived, kw_only=True):
+    """A score on a trace, a span or a session; its fields are the declared score columns."""
+
+
+def score_fields(score_columns: Sequence[Column]) -> list[Field]:
+    """Every score column as stored, null when the score has no value for it."""
+    return [(c.name, _python_type(c.type) | None, None) for c in score_columns]
+
+
+if TYPE_CHECKING:
+    Score = _Score
+else:
+    Score = derived("Score", _Score, score_fields(SCORE_COLUMNS))
+
+
+class ScoreList(msgspec.Struct, kw_only=True):
+    scores: list[Score]
+
+
 class ContentRef(msgspec.Struct, kw_only=True):
     kind: str
     bytes: int
@@ -176,6 +202,7 @@ class Waterfall(msgspec.Struct, kw_only=True):
     state: TraceState | None = None
     session_id: str | None = None
     user_id: str | None = None
+    scores: list[Score] = msgspec.field(default_factory=list)  # on the trace and its spans
 
 
 class StoreCounts(msgspec.Struct, kw_only=True):
@@ -244,6 +271,7 @@ class _SpanDetail(_Derived, kw_only=True):
     reported_cost_differs: bool = False
     counted: bool | None
     content: list[ContentPart]
+    scores: list[Score] = msgspec.field(default_factory=list)
 
 
 if TYPE_CHECKING:
@@ -284,6 +312,7 @@ class SessionDetail(msgspec.Struct, kw_only=True):
     session: SessionSummary
     traces: list[TraceSummary]
     traces_truncated: bool
+    scores: list[Score] = msgspec.field(default_factory=list)
 
 
 class DeletionReport(msgspec.Struct, kw_only=True):

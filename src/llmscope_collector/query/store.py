@@ -237,6 +237,9 @@ class TraceStore:
         if "state" in params:
             params.update(self.state_params())
         matched = self._span_matches(project, query)
+        if query.trace_ids is not None:
+            allowed = set(query.trace_ids)
+            matched = sorted(allowed if matched is None else allowed.intersection(matched))
         if matched is not None:
             names.append("trace_ids")
             params["trace_ids"] = matched
@@ -386,6 +389,10 @@ def _genai(row: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def _costs(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: money(row.get(name)) if money_column else row.get(name) for name, money_column in _COSTS}
+
+
 def _span_detail(row: dict[str, Any], content: list[ContentPart], counted: bool | None) -> SpanDetail:
     light = _decode_json(row.get("attributes"), {})
     items = [(c.kind, c.source, c.value) for c in content if c.available]
@@ -410,7 +417,7 @@ def _span_detail(row: dict[str, Any], content: list[ContentPart], counted: bool 
         events=_decode_json(row.get("events"), []),
         links=_decode_json(row.get("links"), []),
         genai=_genai(row),
-        **{name: money(row.get(name)) if money_column else row.get(name) for name, money_column in _COSTS},
+        **_costs(row),
         reported_cost_differs=reported_cost_differs(row),
         counted=counted,
         content=content,

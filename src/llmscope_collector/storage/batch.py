@@ -19,21 +19,25 @@ class DecodedPart:
 
     `spans` has `SPAN_SCHEMA` with cost columns filled (`llm_dup` is the writer's to set);
     `content` the captured content items (`CONTENT_ITEM_SCHEMA`, one row per distinct hash);
-    `unstorable` rows Arrow could not hold, as JSON lines for the quarantine (never silently lost).
+    `unstorable` rows Arrow could not hold, as JSON lines for the quarantine (never silently lost);
+    `scores` the scores of the partition (`SCORE_SCHEMA`), when the request carried any.
     """
 
     spans: pa.Table
     content: pa.Table
     unstorable: list[bytes] = dataclasses.field(default_factory=list)
+    scores: pa.Table | None = None
 
     # Sent back from the decode workers as Arrow IPC streams: ~10x cheaper than pickling the tables.
-    def __getstate__(self) -> tuple[bytes, bytes, list[bytes]]:
-        return _ipc_bytes(self.spans), _ipc_bytes(self.content), self.unstorable
+    def __getstate__(self) -> tuple[bytes, bytes, list[bytes], bytes | None]:
+        scores = None if self.scores is None else _ipc_bytes(self.scores)
+        return _ipc_bytes(self.spans), _ipc_bytes(self.content), self.unstorable, scores
 
-    def __setstate__(self, state: tuple[bytes, bytes, list[bytes]]) -> None:
-        spans, content, self.unstorable = state
+    def __setstate__(self, state: tuple[bytes, bytes, list[bytes], bytes | None]) -> None:
+        spans, content, self.unstorable, scores = state
         self.spans = pa.ipc.open_stream(spans).read_all()
         self.content = pa.ipc.open_stream(content).read_all()
+        self.scores = None if scores is None else pa.ipc.open_stream(scores).read_all()
 
 
 def _ipc_bytes(table: pa.Table) -> bytes:

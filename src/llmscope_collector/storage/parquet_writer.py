@@ -20,8 +20,8 @@ import pyarrow as pa
 from llmscope_collector.storage.batch import DecodedBatch, DecodedPart, PartitionKey
 from llmscope_collector.storage.content import ContentStore
 from llmscope_collector.storage.dedupe import RecentSpanIds, span_keys
-from llmscope_collector.storage.layout import SPANS_DIR
-from llmscope_collector.storage.schema import SPAN_SCHEMA
+from llmscope_collector.storage.layout import SCORES_DIR, SPANS_DIR
+from llmscope_collector.storage.schema import SCORE_SCHEMA, SPAN_SCHEMA
 from llmscope_collector.storage.tables import LocalTables, TableSink, ensure_dir
 from llmscope_collector.storage.wal_ranges import META_WAL_END, META_WAL_START, WalCoverage
 
@@ -53,6 +53,7 @@ class _Buffer:
     def __init__(self) -> None:
         self.spans: list[pa.Table] = []
         self.content: list[pa.Table] = []
+        self.scores: list[pa.Table] = []
         self.unstorable: list[bytes] = []
         self.rows = 0
 
@@ -85,6 +86,7 @@ class ParquetSpanWriter:
         self.duplicates_dropped = 0
         self.replay_skipped = 0
         self.rows_quarantined = 0
+        self.scores_written = 0
 
     @property
     def content(self) -> ContentStore:
@@ -105,6 +107,11 @@ class ParquetSpanWriter:
         added = 0
         for key, part in batch.partitions.items():
             keys = _span_keys(key[0], part.spans)
+            if part.scores is not None and part.scores.num_rows:
+                # Not skipped on replay (coverage knows span files only): a score written twice is one
+                # score, since readers keep one row per score id.
+                self._buffer.setdefault(key, _Buffer()).scores.append(part.scores)
+                added += part.scores.num_rows
             if self._coverage and self._coverage.contains(key, lsn):
                 self._recent.add_all(keys)
                 self.replay_skipped += len(keys)
@@ -149,6 +156,9 @@ class ParquetSpanWriter:
         if buffer.unstorable:
             self._set_aside(buffer.unstorable, wal_start, wal_end)
             buffer.unstorable = []
+        if buffer.scores:  # before the spans: replay skips a range whose span file exists
+            self._write_scores(key, pa.concat_tables(buffer.scores), wal_start, wal_end)
+            buffer.scores = []
         if not buffer.rows:
             return 0
         table = pa.concat_tables(buffer.spans)
@@ -168,6 +178,14 @@ class ParquetSpanWriter:
         self.rows_written += table.num_rows
         self.files_written += 1
         return int(table.num_rows)
+
+    def _write_scores(self, key: PartitionKey, scores: pa.Table, wal_start: int, wal_end: int) -> None:
+        metadata: dict[bytes | str, bytes | str] = dict(SCORE_SCHEMA.metadata or {})
+        metadata.update({META_WAL_START: str(wal_start), META_WAL_END: str(wal_end)})
+        name = self._tables.part_name(wal_start, wal_end)
+        table = scores.replace_schema_metadata(metadata)
+        self._tables.write(SCORES_DIR, key[0], key[1], name, table, row_group_size=self._row_group_size)
+        self.scores_written += scores.num_rows
 
     def _set_aside(self, lines: list[bytes], wal_start: int, wal_end: int) -> None:
         """Rows Arrow could not store (found at decode) go to `quarantine/spans-<walstart>-<walend>.jsonl`."""

@@ -19,6 +19,9 @@ Datasets:
   columns are the span token columns: a token count added to spans is summed per trace too.
 - llm_dups: LLM spans found to be nested duplicates only after they were written (their LLM parent
   arrived in a later flush); aggregates skip them like rows flagged `llm_dup`.
+- scores: evaluations attached to a trace, a span or a session (`POST /v1/scores`, OTel
+  `gen_ai.evaluation.result` span events); a row with an `id` already stored replaces it (the
+  latest `received_ns` wins at query time, so a replayed duplicate changes nothing).
 """
 
 from __future__ import annotations
@@ -240,7 +243,29 @@ LLM_DUP_COLUMNS: tuple[Column, ...] = (
     _c("marked_ns", _INT),
 )
 
+# A score: what it is attached to (trace, span and/or session), its name and value. `value` holds a
+# number (booleans as 1/0), `label` a category (booleans as "true"/"false"); `data_type` says which
+# of numeric, boolean, categorical it is. Partitioned by the date of `time_ns`.
+SCORE_COLUMNS: tuple[Column, ...] = (
+    _c("id", _STR),
+    _c("trace_id", _STR),
+    _c("span_id", _STR),
+    _c("session_id", _STR),
+    _c("name", _STR),
+    _c("data_type", _STR),
+    _c("value", pa.float64()),
+    _c("label", _STR),
+    _c("comment", _STR),
+    _c("source", _STR),
+    _c("author", _STR),
+    _c("time_ns", _INT),
+    _c("received_ns", _INT),
+)
+SCORE_DATA_TYPES: tuple[str, ...] = ("numeric", "boolean", "categorical")
+SCORE_SOURCES: tuple[str, ...] = ("human", "api", "eval")
+
 SPAN_SCHEMA = arrow_schema(SPAN_COLUMNS)
+SCORE_SCHEMA = arrow_schema(SCORE_COLUMNS)
 TRACE_DELTA_SCHEMA = arrow_schema(TRACE_COLUMNS)
 CONTENT_SCHEMA = arrow_schema(CONTENT_COLUMNS)
 LLM_DUP_SCHEMA = arrow_schema(LLM_DUP_COLUMNS)

@@ -106,6 +106,13 @@ def test_no_get_route_returns_another_projects_data(tenants: Tenants) -> None:
             assert "event: trace" in text and not [m for m in markers if m in text]
             checked.append(path)
             continue
+        if path == "/v1/export":  # JSON lines / CSV, not one JSON document
+            for query in ("", "?level=spans", "?format=csv&level=spans", "?session=" + B_SESSION):
+                text = _raw(tenants, path + query)
+                assert "trace_id" in text or "session" in query, query  # team-a's own rows are there
+                assert not [m for m in markers if m in text and m not in query], query
+            checked.append(path)
+            continue
         for query in ("", "?limit=1000", "?group_by=project", "?group_by=session", "?q=the", "?session=" + B_SESSION):
             url = _fill(path, tenants) + query
             status, body = get(tenants.server, url, tenants.headers("team-a"))
@@ -125,6 +132,8 @@ def test_no_get_route_returns_another_projects_data(tenants: Tenants) -> None:
         "/v1/metrics/timeseries",
         "/v1/prompts",
         "/v1/prompts/{name}/versions",
+        "/v1/export",
+        "/v1/scores",
     } <= set(checked)
 
 

@@ -11,7 +11,7 @@ from litestar.exceptions import ClientException, ServiceUnavailableException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, PathParameter, QueryParameter
 
-from llmscope_collector.api.controllers.traces import UNAUTHENTICATED
+from llmscope_collector.api.controllers.traces import UNAUTHENTICATED, ScoreReader
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import DeletionReport, ErrorBody, SessionDetail, SessionPage
 from llmscope_collector.ingest_status import IngestNotSettled
@@ -69,12 +69,15 @@ class SessionController(Controller):
         self,
         store: NamedDependency[QueryBackend],
         caller_project: NamedDependency[str],
+        score_store: ScoreReader,
         session_id: SessionId,
         limit: Annotated[int, QueryParameter(ge=1, le=5000, description="Most traces returned")] = 500,
     ) -> SessionDetail:
         detail = store.get_session(caller_project, session_id, limit)
         if detail is None:
             raise NotFound(f"session {session_id!r} has no stored trace")
+        if score_store is not None:
+            detail.scores = score_store.for_session(caller_project, session_id)
         return detail
 
     @delete(

@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter
 
-from llmscope_collector.api.controllers.traces import SPAN_ID_PATTERN, TRACE_ID_PATTERN, UNAUTHENTICATED
+from llmscope_collector.api.controllers.traces import SPAN_ID_PATTERN, TRACE_ID_PATTERN, UNAUTHENTICATED, ScoreReader
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import ErrorBody, SpanDetail
 from llmscope_collector.query.backend import QueryBackend
@@ -34,10 +34,13 @@ class SpanController(Controller):
         self,
         store: NamedDependency[QueryBackend],
         caller_project: NamedDependency[str],
+        score_store: ScoreReader,
         trace_id: Annotated[str, PathParameter(description="32 hex characters", schema_extra=TRACE_ID_PATTERN)],
         span_id: Annotated[str, PathParameter(description="16 hex characters", schema_extra=SPAN_ID_PATTERN)],
     ) -> SpanDetail:
         span = store.get_span(caller_project, trace_id, span_id)
         if span is None:
             raise NotFound(f"span {span_id.lower()} of trace {trace_id.lower()} is not stored (yet)")
+        if score_store is not None:
+            span.scores = score_store.for_span(caller_project, span.trace_id, span.span_id)
         return span

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, get
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromQuery, PathParameter, QueryParameter
+from litestar.params import FromQuery, PathParameter, QueryParameter, SkipValidation
 
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import ErrorBody, TracePage, Waterfall
 from llmscope_collector.query.backend import QueryBackend
 from llmscope_collector.query.filters import TimeRange, TraceQuery, attr_filters, parse_decimal
+from llmscope_collector.query.scores import ScoreFilter, ScoreStore, score_filters
 
 From = Annotated[str | None, QueryParameter(name="from", description="ISO 8601 time or epoch ns")]
 To = Annotated[str | None, QueryParameter(description="ISO 8601 time or epoch ns (exclusive)")]
 # Documented only (the handler checks ids itself, with an error that says what a valid id looks like).
 TRACE_ID_PATTERN: dict[str, Any] = {"pattern": "^[0-9a-fA-F]{32}$"}
 SPAN_ID_PATTERN: dict[str, Any] = {"pattern": "^[0-9a-fA-F]{16}$"}
+# The score reader as handlers take it (an object of the server, not request data: not validated).
+ScoreReader = NamedDependency[SkipValidation[ScoreStore | None]]
 # Every data route: the caller's credentials may be missing, unknown or revoked.
 UNAUTHENTICATED = {401: ResponseSpec(data_container=ErrorBody, description="Missing, unknown or revoked API key")}
 _BAD_REQUEST = {
@@ -27,75 +31,85 @@ _BAD_REQUEST = {
 }
 
 
+def trace_filters(
+    request: Request[Any, Any, Any],
+    caller_project: NamedDependency[str],
+    score_store: ScoreReader,
+    from_: From = None,
+    to: To = None,
+    service: FromQuery[str | None] = None,
+    model: FromQuery[str | None] = None,
+    provider: FromQuery[str | None] = None,
+    status: FromQuery[Literal["error", "ok"] | None] = None,
+    trace_state: Annotated[
+        Literal["complete", "in_progress", "incomplete"] | None,
+        QueryParameter(name="state", description="complete: root arrived; incomplete: idle without root"),
+    ] = None,
+    session: FromQuery[str | None] = None,
+    user: FromQuery[str | None] = None,
+    prompt_name: FromQuery[str | None] = None,
+    prompt_version: Annotated[str | None, QueryParameter(description="Needs prompt_name")] = None,
+    tag: FromQuery[str | None] = None,
+    min_duration_ms: Annotated[float | None, QueryParameter(ge=0)] = None,
+    min_cost: Annotated[str | None, QueryParameter(description="USD (decimal)")] = None,
+    min_tokens: Annotated[int | None, QueryParameter(ge=0)] = None,
+    q: Annotated[
+        str | None,
+        QueryParameter(
+            description="Full-text search in captured prompts/completions (1-1000 chars)",
+            min_length=1,
+            max_length=1000,
+        ),
+    ] = None,
+) -> TraceQuery:
+    """The trace filters of a request (the trace list's, and the export's): one declaration of them."""
+    return TraceQuery(
+        time=TimeRange.parse(from_, to),
+        service=service,
+        model=model,
+        provider=provider,
+        status=status,
+        state=trace_state,
+        session=session,
+        user=user,
+        prompt_name=prompt_name,
+        prompt_version=prompt_version,
+        tag=tag,
+        min_duration_ms=min_duration_ms,
+        min_cost=parse_decimal("min_cost", min_cost),
+        min_tokens=min_tokens,
+        attrs=attr_filters(request.query_params),
+        q=q,
+        trace_ids=_scored_traces(score_store, caller_project, score_filters(request.query_params)),
+    )
+
+
+TRACE_FILTERS = Provide(trace_filters, sync_to_thread=True)
+
+
 class TraceController(Controller):
     path = "/v1/traces"
     tags = ["traces"]
+    dependencies = {"trace_filters": TRACE_FILTERS}
 
     @get(
         "/",
         operation_id="listTraces",
-        summary="Traces, newest first, filtered; `attr.<key>=<value>` filters on any span attribute",
+        summary="Traces, newest first, filtered; `attr.<key>=<value>` on a span attribute, `score.<name>>=<n>` a score",
         responses=_BAD_REQUEST,
         sync_to_thread=True,
     )
     def list_traces(
         self,
-        request: Request[Any, Any, Any],
         store: NamedDependency[QueryBackend],
         caller_project: NamedDependency[str],
-        from_: From = None,
-        to: To = None,
-        service: FromQuery[str | None] = None,
-        model: FromQuery[str | None] = None,
-        provider: FromQuery[str | None] = None,
-        status: FromQuery[Literal["error", "ok"] | None] = None,
-        trace_state: Annotated[
-            Literal["complete", "in_progress", "incomplete"] | None,
-            QueryParameter(name="state", description="complete: root arrived; incomplete: idle without root"),
-        ] = None,
-        session: FromQuery[str | None] = None,
-        user: FromQuery[str | None] = None,
-        prompt_name: FromQuery[str | None] = None,
-        prompt_version: Annotated[str | None, QueryParameter(description="Needs prompt_name")] = None,
-        tag: FromQuery[str | None] = None,
-        min_duration_ms: Annotated[float | None, QueryParameter(ge=0)] = None,
-        min_cost: Annotated[str | None, QueryParameter(description="USD (decimal)")] = None,
-        min_tokens: Annotated[int | None, QueryParameter(ge=0)] = None,
-        q: Annotated[
-            str | None,
-            QueryParameter(
-                description="Full-text search in captured prompts/completions (1-1000 chars)",
-                min_length=1,
-                max_length=1000,
-            ),
-        ] = None,
+        trace_filters: NamedDependency[TraceQuery],
         sort: FromQuery[Literal["start", "duration", "cost", "tokens"]] = "start",
         order: FromQuery[Literal["asc", "desc"]] = "desc",
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
         cursor: Annotated[str | None, QueryParameter(description="`next_cursor` of the previous page")] = None,
     ) -> TracePage:
-        query = TraceQuery(
-            time=TimeRange.parse(from_, to),
-            service=service,
-            model=model,
-            provider=provider,
-            status=status,
-            state=trace_state,
-            session=session,
-            user=user,
-            prompt_name=prompt_name,
-            prompt_version=prompt_version,
-            tag=tag,
-            min_duration_ms=min_duration_ms,
-            min_cost=parse_decimal("min_cost", min_cost),
-            min_tokens=min_tokens,
-            attrs=attr_filters(request.query_params),
-            q=q,
-            sort=sort,
-            order=order,
-            limit=limit,
-            cursor=cursor,
-        )
+        query = dataclasses.replace(trace_filters, sort=sort, order=order, limit=limit, cursor=cursor)
         return store.list_traces(caller_project, query)
 
     @get(
@@ -113,6 +127,7 @@ class TraceController(Controller):
         self,
         store: NamedDependency[QueryBackend],
         caller_project: NamedDependency[str],
+        score_store: ScoreReader,
         trace_id: Annotated[
             str, PathParameter(description="32 hex characters, as in W3C traceparent", schema_extra=TRACE_ID_PATTERN)
         ],
@@ -120,4 +135,13 @@ class TraceController(Controller):
         waterfall = store.get_trace(trace_id, caller_project)
         if waterfall is None:
             raise NotFound(f"trace {trace_id.lower()} is not stored (yet)")
+        if score_store is not None:
+            waterfall.scores = score_store.for_trace(caller_project, waterfall.trace_id)
         return waterfall
+
+
+def _scored_traces(scores: ScoreStore | None, project: str, filters: tuple[ScoreFilter, ...]) -> tuple[str, ...] | None:
+    """The traces the `score.<name><op><value>` filters allow (None: no score filter)."""
+    if not filters:
+        return None
+    return tuple(scores.matching_traces(project, filters)) if scores is not None else ()

@@ -172,6 +172,9 @@ class ClickHouseStore:
         if query.status is not None:
             names.append("errors" if query.status == "error" else "no_errors")
         matched = self._span_matches(project, query)
+        if query.trace_ids is not None:
+            allowed = set(query.trace_ids)
+            matched = sorted(allowed if matched is None else allowed.intersection(matched))
         if matched is not None:
             names.append("trace_ids")
             params["trace_ids"] = matched
