@@ -65,6 +65,12 @@ STANDING_NOTES = [
     "1 s, kept for cluster mode). A 200 kB PUT took 6.7 ms with obstore, 51 ms with boto3 and 154 ms with "
     "pyarrow's S3 filesystem (no conditional PUT); the writer's time in cluster mode matched the data dir's (65k "
     "spans flushed in 15.1 s vs 18.9 s, in-process, same load).",
+    "ClickHouse as the query engine (issue 18, `benchmarks/engines.py`, 1M-span store, chdb 26.9 in-process beside "
+    "DuckDB, 2026-12-02, machine under a load average of ~20: DuckDB ran ~6x slower than in this report): "
+    "waterfall p95 399 ms DuckDB vs 1,160 ms ClickHouse, trace list p50 145 vs 5,653 ms (ClickHouse merges every "
+    "trace's summary deltas per request), cost roll-up model x day p50 88 vs 1,857 ms, session list p50 58 vs "
+    "2,949 ms; loading the 90 objects into ClickHouse 115 s; 302 B/span in ClickHouse's tables (docs/scale.md: "
+    "3-node sizing). 10M spans on ClickHouse not measured.",
 ]
 
 QUICK = {

@@ -99,8 +99,11 @@ class DirectorySource:
         raw = meta.get(COMPACTED_FROM)
         if raw is None:
             return None
+        names = json.loads(raw)
+        if not isinstance(names, list):  # span compaction records only how many files it merged
+            return None  # inputs unknown: load it (its spans collapse with their earlier copies, same key)
         directory = key.rsplit("/", 1)[0]
-        return {f"{directory}/{name}" for name in json.loads(raw)}
+        return {f"{directory}/{name}" for name in names}
 
     def payload(self, key: str) -> bytes | None:
         return None
