@@ -14,6 +14,17 @@ from __future__ import annotations
 
 _SPANS = "read_parquet($files, hive_partitioning = true, union_by_name = true)"
 
+# The average of the scores named $score given in the window (`$files`: the scores dataset's
+# partitions), each score id counted once in its latest version (query.scores keeps the same rule).
+SCORE_AVG = """
+SELECT avg(value) AS value, count(value) AS samples
+FROM (
+  SELECT value, time_ns FROM read_parquet($files, union_by_name = true) WHERE name = $score
+  QUALIFY row_number() OVER (PARTITION BY id ORDER BY received_ns DESC, time_ns DESC) = 1
+)
+WHERE time_ns >= $from_ns AND time_ns < $to_ns
+"""
+
 _FILTERS = """
   AND ($model IS NULL OR request_model = $model OR response_model = $model)
   AND ($provider IS NULL OR provider = $provider)

@@ -17,7 +17,7 @@ from llmscope_collector.alerts.budget import Forecast, forecast, month_bounds
 from llmscope_collector.alerts.rules import ADDITIVE_METRICS, Rule, timing
 from llmscope_collector.query.db import Database
 from llmscope_collector.query.waterfall import LLM_OPERATIONS
-from llmscope_collector.storage.layout import parquet_files, partition_dir
+from llmscope_collector.storage.layout import SCORES_DIR, SPANS_DIR, parquet_files, partition_dir
 
 _NS = 1_000_000_000
 _LLM_OPERATIONS = sorted(LLM_OPERATIONS)
@@ -41,13 +41,13 @@ def window_of(rule: Rule, now: float) -> tuple[float, float]:
     return (month_bounds(now)[0] if window_s is None else now - window_s), now
 
 
-def partition_globs(data_dir: Path, project: str, start: float, end: float) -> list[str]:
-    """Globs of the project's existing partitions with spans starting in `[start, end)`."""
+def partition_globs(data_dir: Path, project: str, start: float, end: float, dataset: str = SPANS_DIR) -> list[str]:
+    """Globs of the project's existing partitions of `dataset` with rows starting in `[start, end)`."""
     day = dt.datetime.fromtimestamp(start, tz=dt.timezone.utc).date()
     last = dt.datetime.fromtimestamp(max(start, end - 1e-6), tz=dt.timezone.utc).date()
     globs: list[str] = []
     while day <= last:
-        partition = partition_dir(data_dir, project, day.isoformat())
+        partition = partition_dir(data_dir, project, day.isoformat(), dataset)
         if parquet_files(partition):
             globs.append(str(partition / "*.parquet"))
         day += dt.timedelta(days=1)
@@ -64,6 +64,8 @@ class MetricReader:
     def observe(self, rule: Rule, now: float) -> Observation:
         """Raises `duckdb.Error` when the files cannot be read; the caller records it on the rule."""
         start, end = window_of(rule, now)
+        if rule.metric == "score_avg":
+            return self._score_avg(rule, start, end)
         files = partition_globs(self._data_dir, rule.project, start, end)
         params: dict[str, Any] = {
             "files": files,
@@ -82,6 +84,14 @@ class MetricReader:
         if timing(rule).window_s is None and rule.metric in ADDITIVE_METRICS:
             observed.forecast = forecast(value or 0.0, now, rule.alert_threshold, rule.warning_threshold)
         return observed
+
+    def _score_avg(self, rule: Rule, start: float, end: float) -> Observation:
+        files = partition_globs(self._data_dir, rule.project, start, end, SCORES_DIR)
+        params = {"files": files, "score": rule.score, "from_ns": int(start * _NS), "to_ns": int(end * _NS)}
+        row: dict[str, Any] = self._row(metric_sql.SCORE_AVG, params) if files else {"value": None, "samples": 0}
+        samples = int(row["samples"])
+        value = float(row["value"]) if samples else None
+        return Observation(value=value, samples=samples, window_start=start, window_end=end)
 
     def _row(self, query: str, params: dict[str, Any]) -> dict[str, Any]:
         cur = self._db.cursor()

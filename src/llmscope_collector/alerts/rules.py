@@ -25,6 +25,7 @@ Metric = Literal[
     "ttft_p95",
     "request_count",
     "no_data",
+    "score_avg",
 ]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
 Comparator = Literal["gt", "gte", "lt", "lte"]
@@ -46,6 +47,7 @@ UNITS: dict[str, str] = {
     "ttft_p95": "ms",
     "request_count": "LLM calls",
     "no_data": "spans",
+    "score_avg": "average value of the score `score`",
 }
 
 _DURATION_RE = re.compile(r"^(\d{1,7})([smhd])$")
@@ -113,6 +115,7 @@ class RuleSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     no_data: NoDataPolicy = "ok"
     severity: Severity = "error"
     filters: Filters = msgspec.field(default_factory=Filters)
+    score: Text | None = None  # the score name, for metric score_avg
     channels: list[Channel] = msgspec.field(default_factory=list)
     enabled: bool = True
 
@@ -159,6 +162,7 @@ def validate(spec: RuleSpec, *, email_enabled: bool) -> None:
     """Raise `RuleError` naming the first problem; `email_enabled` says whether SMTP is configured."""
     _check_timing(spec)
     _check_thresholds(spec)
+    _check_score(spec)
     for index, channel in enumerate(spec.channels):
         _check_channel(channel, f"channels[{index}]", email_enabled)
     if len(spec.channels) > 10:
@@ -183,6 +187,18 @@ def _check_timing(spec: RuleSpec) -> None:
     _within(t.cooldown_s, 0, 7 * _DAY, "cooldown", "between 0s and 7d")
     if t.renotify_s != 0:
         _within(t.renotify_s, 60, 7 * _DAY, "renotify", "0s (never) or between 1m and 7d")
+
+
+def _check_score(spec: RuleSpec) -> None:
+    """`score_avg` averages the scores named `score` given in the window; span filters do not apply."""
+    if spec.metric != "score_avg":
+        if spec.score is not None:
+            raise RuleError("score is only for metric score_avg")
+        return
+    if spec.score is None:
+        raise RuleError("score is required for metric score_avg: the name of the score to average")
+    if spec.filters != Filters():
+        raise RuleError("filters do not apply to metric score_avg (it reads scores, not spans)")
 
 
 def _check_thresholds(spec: RuleSpec) -> None:

@@ -310,7 +310,7 @@ def test_a_reload_loads_nothing_twice_and_a_crash_between_load_and_record_duplic
 
 @settings(max_examples=15, deadline=None)
 @given(
-    metric=st.sampled_from(METRICS),
+    metric=st.sampled_from([m for m in METRICS if m != "score_avg"]),  # score_avg: DuckDB only (docs/alerts.md)
     window=st.sampled_from(["5m", "1h", "6h", "1d", MONTH]),
     hours=st.integers(0, _HOURS),
     filters=st.fixed_dictionaries(

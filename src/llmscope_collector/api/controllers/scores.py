@@ -49,7 +49,7 @@ class ScoreIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     comment: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
     source: Literal["human", "api", "eval"] = "api"
     author: Annotated[str, msgspec.Meta(max_length=200)] | None = None
-    time_unix_nano: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    time_unix_nano: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = None
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None  # same id: replaces
 
 

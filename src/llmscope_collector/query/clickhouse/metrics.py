@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import duckdb
 import msgspec
 
 from llmscope_collector.alerts.budget import forecast
@@ -36,6 +37,8 @@ class ClickHouseMetricReader:
 
     def observe(self, rule: Rule, now: float) -> Observation:
         start, end = window_of(rule, now)
+        if rule.metric == "score_avg":  # recorded on the rule as its evaluation error, like a read error
+            raise duckdb.NotImplementedException("score_avg rules are evaluated by the embedded (DuckDB) engine only")
         params: dict[str, Any] = {
             "project": rule.project,
             "from_ns": int(start * _NS),
