@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
-import time
 from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING
@@ -19,6 +17,7 @@ import uvicorn
 from llmscope_collector.api.app import create_app
 from llmscope_collector.api.http_metrics import HttpMetrics, HttpMetricsMiddleware
 from llmscope_collector.api.request_id import RequestIdMiddleware
+from llmscope_collector.asgi_thread import UvicornThread, bind_tcp
 from llmscope_collector.errors import Unauthenticated
 from llmscope_collector.pipeline import Collector
 from llmscope_collector.query.backend import QueryBackend, open_backend
@@ -34,20 +33,13 @@ log = logging.getLogger(__name__)
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # so asyncio sets TCP_NODELAY
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
+        return bind_tcp(host, port, backlog=128)
     except OSError as exc:
-        sock.close()
         raise SettingsError(
             f"{host}:{port} (api_port) is not available: {exc.strerror}. "
             f"Stop the other process or pass {flag('api_port')} / set {env_var('api_port')}."
         ) from None
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
 
 
 class EmbeddedServer:
@@ -60,8 +52,7 @@ class EmbeddedServer:
         self.store: QueryBackend = open_backend(settings)
         self.scores = ScoreStore(query_dir(settings))
         self._api_socket: socket.socket | None = None
-        self._uvicorn: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._api: UvicornThread | None = None
         self.proxy: ProxyServer | None = None
 
     @property
@@ -111,17 +102,10 @@ class EmbeddedServer:
         )
         asgi = RequestIdMiddleware(HttpMetricsMiddleware(app, self.http_metrics))
         config = uvicorn.Config(asgi, log_level="warning", log_config=None, access_log=False, lifespan="on")
-        self._uvicorn = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._uvicorn.run, kwargs={"sockets": [self._api_socket]}, name="llmscope-api", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._uvicorn.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the HTTP API did not start; see the log above")
-            time.sleep(0.01)
+        self._api = UvicornThread(config, self._api_socket, "llmscope-api")
+        if not self._api.start():
+            self.stop()
+            raise RuntimeError("the HTTP API did not start; see the log above")
         if self.settings.proxy_port >= 0:
             try:
                 self.proxy = _capture_proxy(self.settings, self.collector.receivers.gate)
@@ -134,14 +118,12 @@ class EmbeddedServer:
         if self.proxy is not None:
             self.proxy.stop()  # its last spans reach the gate before the receivers close
             self.proxy = None
-        if self._uvicorn is not None:
-            self._uvicorn.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-        if self._api_socket is not None:
+        if self._api is not None:
+            self._api.stop()  # closes the socket too
+            self._api = None
+        elif self._api_socket is not None:
             self._api_socket.close()
-            self._api_socket = None
+        self._api_socket = None
         self.collector.stop()
         self.store.close()
         self.scores.close()

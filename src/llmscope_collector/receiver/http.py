@@ -27,10 +27,7 @@ import dataclasses
 import functools
 import logging
 import math
-import socket
 import sys
-import threading
-import time
 from collections.abc import Callable, Coroutine
 from concurrent import futures
 from typing import Any, TypeVar
@@ -41,6 +38,7 @@ from google.protobuf import duration_pb2, json_format
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from llmscope_collector.asgi_thread import UvicornThread, bind_tcp
 from llmscope_collector.errors import CollectorError, InvalidPayload, PayloadTooLarge, Unauthenticated, Unavailable
 from llmscope_collector.receiver.body import (
     Body,
@@ -155,26 +153,20 @@ class OtlpHttpReceiver:
         self.budget = BufferBudget(max_buffered_bytes or 4 * max_body_bytes, buffered.labels(TRANSPORT).inc)
         self._client_log = RateLimitedLog(log, log_interval_s)
         self._pool = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llmscope-otlp-http")
-        self._socket: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._runner: UvicornThread | None = None
         self.port = 0
 
     def start(self) -> int:
         """Bind and serve; returns the bound port (useful with port 0)."""
-        self._socket = _bind(self._host, self._port)
-        self.port = int(self._socket.getsockname()[1])
-        self._server = uvicorn.Server(self._config())
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, name="llmscope-otlp-http", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise OSError(f"OTLP/HTTP did not start on {self._host}:{self.port}")
-            time.sleep(0.01)
+        try:
+            sock = bind_tcp(self._host, self._port)
+        except OSError as exc:
+            raise OSError(f"cannot bind OTLP/HTTP on {self._host}:{self._port}: {exc.strerror}") from None
+        self._runner = UvicornThread(self._config(), sock, "llmscope-otlp-http")
+        self.port = self._runner.port
+        if not self._runner.start():
+            self._pool.shutdown(wait=False)
+            raise OSError(f"OTLP/HTTP did not start on {self._host}:{self.port}")
         return self.port
 
     def _config(self) -> uvicorn.Config:
@@ -194,14 +186,8 @@ class OtlpHttpReceiver:
 
     def stop(self) -> None:
         """Finish in-flight requests, then close. Safe to call twice."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        if self._runner is not None:
+            self._runner.stop()
         self._pool.shutdown(wait=True)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -371,16 +357,3 @@ def _peer(scope: dict[str, Any]) -> str:
     return f"{client[0]}:{client[1]}" if client else "unknown"
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto says TCP, and
-    # without it a response's header and body writes wait on the client's delayed ACK (~40 ms each).
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(f"cannot bind OTLP/HTTP on {host}:{port}: {exc.strerror}") from None
-    sock.listen(1024)
-    sock.set_inheritable(True)
-    return sock
