@@ -28,6 +28,7 @@ from llmscope_collector.receiver.otlp_json import json_to_protobuf
 from llmscope_collector.runtime import Runtime
 from llmscope_collector.settings import Settings
 from llmscope_collector.storage import compaction, retention
+from llmscope_collector.storage.bucket_compaction import BucketCompactor
 from llmscope_collector.storage.cluster import ClusterStorage, query_dir
 from llmscope_collector.storage.dedupe import RecentSpanIds, seed_from_files
 from llmscope_collector.storage.layout import iter_partitions, wal_dir
@@ -136,13 +137,20 @@ class Collector:
         )
         # Rule evaluation over stored spans + notifications (in cluster mode under a lease).
         self.alerts = AlertService.from_settings(settings, shared=self.control.alerts if self.control else None)
-        self.compactor = compaction.Compactor(
-            settings.data_dir,
-            compaction.CompactionOptions(
-                target_rows=settings.compaction_target_rows, target_bytes=settings.compaction_target_bytes
-            ),
-            committed_lsn=self._committed_lsn,
+        options = compaction.CompactionOptions(
+            target_rows=settings.compaction_target_rows, target_bytes=settings.compaction_target_bytes
         )
+        self.compactor: compaction.Compactor
+        if self.cluster is not None and self.control is not None:  # the lease holder merges bucket objects
+            self.compactor = BucketCompactor(
+                self.cluster.objects,
+                query_dir(settings),
+                options,
+                may_run=self.control.compaction_lease.held,
+                refresh_mirror=self.sync_bucket,
+            )
+        else:
+            self.compactor = compaction.Compactor(settings.data_dir, options, committed_lsn=self._committed_lsn)
         self.retention = retention.RetentionPolicy.parse(settings.retention_days, settings.retention_project_days)
         self.retention_deleted = 0
         self._lock = DataDirLock(settings.data_dir)
@@ -206,15 +214,25 @@ class Collector:
         return self.cluster.tables.coverage(committed_lsn)
 
     def _maintenance_tasks(self) -> list[Task]:
-        """Compaction and retention on a data dir; in cluster mode only the mirror's refresh (retention
-        is the bucket's lifecycle rules, and compaction of shared objects is not done: docs/scale.md)."""
+        """Compaction and retention on a data dir. In cluster mode: the mirror's refresh, this
+        collector's WAL position for the compactor, and compaction while this node holds the lease
+        (retention is the bucket's lifecycle rules: docs/scale.md)."""
         s = self.settings
         if self.cluster is not None:
-            return [Task("bucket-sync", s.bucket_sync_interval_s, lambda _stop: self.sync_bucket())]
+            return [
+                Task("bucket-sync", s.bucket_sync_interval_s, lambda _stop: self.sync_bucket()),
+                Task("publish-cursor", s.bucket_sync_interval_s, lambda _stop: self._publish_cursor()),
+                Task("compaction", s.compaction_interval_s, self.compactor.run_once),
+            ]
         return [
             Task("compaction", s.compaction_interval_s, self.compactor.run_once),
             Task("retention", s.retention_interval_s, self._apply_retention),
         ]
+
+    def _publish_cursor(self) -> None:
+        """Cluster mode: tell the compactor which of this collector's objects recovery no longer needs."""
+        if self.cluster is not None and self.cluster.tables.collector_id:
+            self.cluster.cursors.publish(self.cluster.tables.collector_id, self._committed_lsn())
 
     def sync_bucket(self) -> None:
         """Cluster mode: bring the query mirror up to date with the bucket (a no-op on a data dir)."""

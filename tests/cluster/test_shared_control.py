@@ -19,12 +19,19 @@ import msgspec
 import pytest
 
 from llmscope_collector.alerts.shared import SharedAlerts, StateSet
+from llmscope_collector.control.cluster import SharedControl
 from llmscope_collector.control.document import SharedDocument
 from llmscope_collector.control.lease import HOLD_FRACTION, Lease
 from llmscope_collector.server import EmbeddedServer
 from llmscope_collector.settings import Settings
+from llmscope_collector.storage.bucket_compaction import BucketCompactor
+from llmscope_collector.storage.cluster import query_dir
+from llmscope_collector.storage.compaction import CompactionOptions
+from llmscope_collector.storage.mirror import BucketMirror
 from llmscope_collector.storage.objects import ObjectStore, StorageUrl
+from tests import otlp_factory as f
 from tests.cluster.conftest import S3Server
+from tests.collector.durability.helpers import payload, stored_counts
 from tests.collector.receivers.clients import post, valid_request
 
 pytestmark = pytest.mark.cluster
@@ -239,3 +246,112 @@ def test_a_rule_created_on_one_replica_is_listed_and_evaluated_once(
         assert api.delete(f"/v1/alerts/rules/{rule_id}").status_code == 204
     with _admin(holder) as api:
         assert api.get("/v1/alerts/rules").json() == []
+
+
+@pytest.fixture
+def compacting_replicas(
+    replica_settings: Callable[[str], Settings],
+) -> Iterator[tuple[EmbeddedServer, EmbeddedServer]]:
+    started: list[EmbeddedServer] = []
+    try:
+        for name in ("a", "b"):
+            settings = dataclasses.replace(
+                replica_settings(name), auth="off", compaction_interval_s=0.3, bucket_sync_interval_s=0.2
+            )
+            server = EmbeddedServer(settings)
+            server.start()
+            started.append(server)
+        yield started[0], started[1]
+    finally:
+        for server in started:
+            server.stop()
+
+
+def _send_flushed(servers: tuple[EmbeddedServer, ...], batches: int, spans: int) -> int:
+    """`batches` requests to each server, each flushed to its own objects; returns the spans sent."""
+    sent = 0
+    for _ in range(batches):
+        for server in servers:
+            assert post(server, payload([f.new_span_id() for _ in range(spans)])).status_code == 200
+            server.collector.flush()
+            sent += spans
+    return sent
+
+
+def _span_objects(bucket: ObjectStore) -> tuple[int, int]:
+    """(flush objects, merged objects) in the bucket's spans dataset."""
+    names = [info.key.rsplit("/", 1)[1] for info in bucket.list("spans/")]
+    return sum(n.startswith("part-") for n in names), sum(n.startswith("compact-") for n in names)
+
+
+def test_one_node_compacts_and_another_takes_over(
+    compacting_replicas: tuple[EmbeddedServer, EmbeddedServer], tmp_path: Path
+) -> None:
+    a, b = compacting_replicas
+    bucket = ObjectStore(StorageUrl.parse(a.settings.storage))
+    sent = _send_flushed((a, b), batches=4, spans=5)
+    _eventually(lambda: _span_objects(bucket)[0] == 0, "every flush object of both collectors merged")
+    assert _span_objects(bucket)[1] >= 1
+    leases = {s: _control(s).compaction_lease for s in (a, b)}
+    holder, other = (a, b) if leases[a].held() else (b, a)
+    assert holder.collector.compactor.totals.files_in >= 8 and other.collector.compactor.totals.files_in == 0
+    assert _bucket_counts(bucket, tmp_path / "m1") == (sent, sent)  # nothing lost, nothing twice
+    leases[holder].stop(release=False)  # the holder stops renewing
+    _eventually(lambda: leases[other].held(), "the other node takes over compaction")
+    sent += _send_flushed((a, b), batches=2, spans=5)
+    _eventually(lambda: _span_objects(bucket)[0] == 0, "the new flush objects merged by the new holder")
+    assert other.collector.compactor.totals.files_in >= 4
+    assert _bucket_counts(bucket, tmp_path / "m2") == (sent, sent)
+    for server in (a, b):  # every replica's queries see each span once
+        server.collector.flush()
+        assert stored_counts(query_dir(server.settings)) == (sent, sent)
+
+
+def _control(server: EmbeddedServer) -> SharedControl:
+    control = server.collector.control
+    assert control is not None
+    return control
+
+
+def _bucket_counts(bucket: ObjectStore, root: Path) -> tuple[int, int]:
+    mirror = BucketMirror(bucket, root)
+    mirror.sync()
+    return stored_counts(root)
+
+
+class DeletesFail(ObjectStore):
+    """The bucket as a node sees it when it dies right after storing a merged object."""
+
+    def delete(self, key: str) -> None:
+        raise OSError(f"killed before deleting {key}")
+
+
+def test_a_compaction_interrupted_after_its_put_is_finished_by_the_next_run(
+    replica_settings: Callable[[str], Settings], tmp_path: Path
+) -> None:
+    a_settings, b_settings = (
+        dataclasses.replace(replica_settings(name), auth="off", compaction_interval_s=0)  # no scheduled run
+        for name in ("a", "b")
+    )
+    with EmbeddedServer(a_settings) as a, EmbeddedServer(b_settings) as b:
+        sent = _send_flushed((a,), batches=3, spans=4)
+        dup = payload([f.new_span_id() for _ in range(4)])
+        for server in (a, b):  # a retry re-routed to another collector: stored by both
+            assert post(server, dup).status_code == 200
+        for server in (a, b):
+            server.collector.flush()
+            server.collector._publish_cursor()
+        sent += 4
+    url = StorageUrl.parse(a_settings.storage)
+    bucket = ObjectStore(url)
+    assert _bucket_counts(bucket, tmp_path / "before") == (sent + 4, sent)
+
+    def compactor(objects: ObjectStore, root: Path) -> BucketCompactor:
+        mirror = BucketMirror(objects, root)
+        return BucketCompactor(objects, root, CompactionOptions(), may_run=lambda: True, refresh_mirror=mirror.sync)
+
+    interrupted = compactor(DeletesFail(url), tmp_path / "m1").run_once()
+    assert interrupted.errors == 1 and _span_objects(bucket) == (5, 1)  # merged stored, inputs left
+    compactor(bucket, tmp_path / "m2").run_once()
+    assert _span_objects(bucket) == (0, 1)  # the next run deleted the inputs the merged object names
+    assert _bucket_counts(bucket, tmp_path / "after") == (sent, sent)  # and the re-routed duplicate is gone

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from llmscope_collector.durable_io import replace_durably
 from llmscope_collector.settings import Settings
+from llmscope_collector.storage.bucket_compaction import CursorBoard
 from llmscope_collector.storage.layout import valid_collector_id
 from llmscope_collector.storage.mirror import MIRROR_DIR, BucketMirror
 from llmscope_collector.storage.objects import ObjectStore, StorageUrl
@@ -28,6 +29,7 @@ class ClusterStorage:
         self.objects = objects or ObjectStore(StorageUrl.parse(settings.storage))
         self.tables = BucketTables(self.objects, settings.collector_id)
         self.mirror = BucketMirror(self.objects, query_dir(settings))
+        self.cursors = CursorBoard(self.objects)  # this collector's committed WAL position, for compaction
 
     def open(self, wal_directory: Path) -> None:
         """Settle the collector id (configured, or the one kept in the WAL dir) before the first write."""

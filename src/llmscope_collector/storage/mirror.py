@@ -2,8 +2,8 @@
 
 DuckDB reads S3 through its `httpfs` extension, which cannot be installed in this project's
 environments (it is downloaded at run time, and the `duckdb-ext-httpfs` wheel lags DuckDB). Every
-object is immutable (a new key per flush; removals only by lifecycle rules), so a replica lists the
-bucket, fetches the objects it does not have into `<data_dir>/bucket/<key>` (the same layout as a
+object is immutable (a new key per flush; removals only by lifecycle rules and compaction), so a
+replica lists the bucket, fetches the objects it does not have into `<data_dir>/bucket/<key>` (the same layout as a
 data dir) and drops the files whose objects are gone; the query layer then runs unchanged over that
 directory and every replica that has synced returns what a single node would.
 

@@ -91,6 +91,12 @@ class ObjectStore:
             return False
         return True
 
+    def put(self, key: str, data: bytes) -> None:
+        """Overwrite `key` (only for objects a single writer owns, such as a collector's cursor)."""
+        import obstore
+
+        obstore.put(self._store, key, data)
+
     def get(self, key: str) -> bytes:
         import obstore
 
