@@ -11,10 +11,11 @@ run over the query mirror, which already holds a copy of every object. What diff
   that never published one are left alone.
 - **The swap.** The merged object's key is derived from its inputs' names
   (`compact-<digest>-<n>.parquet`) and written create-only, with the inputs' names in its Parquet
-  metadata; then the inputs are deleted. Two nodes merging the same inputs (a lease lapsing mid-run)
-  write the same key once. A crash between the two steps leaves both; every run first finishes
-  such swaps (deletes inputs named by a merged object), and until then queries may count those
-  spans twice, as on a data dir between a rename and an unlink.
+  metadata (`llmscope.compacted_from`, as on a data dir); then the inputs are deleted. Two nodes
+  merging the same inputs (a lease lapsing mid-run) write the same key once. A crash between the
+  two steps leaves both; every run first finishes such swaps (deletes inputs named by a merged
+  object), and until then queries may count those spans twice, as on a data dir between a rename
+  and an unlink.
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from llmscope_collector.control.document import CONTROL_PREFIX
-from llmscope_collector.storage.compaction import CompactionOptions, CompactionStats, Compactor, _file_info, _FileInfo
+from llmscope_collector.storage.compaction import (
+    COMPACTED_FROM_KEY,
+    CompactionOptions,
+    CompactionStats,
+    Compactor,
+    _file_info,
+    _FileInfo,
+)
 from llmscope_collector.storage.layout import (
     COMPACTED_PREFIX,
     Partition,
@@ -45,7 +53,6 @@ from llmscope_collector.storage.objects import ObjectStore, parquet_bytes
 
 log = logging.getLogger(__name__)
 
-INPUTS_KEY = b"llmscope.compacted.inputs"
 _CURSORS = f"{CONTROL_PREFIX}cursors/"
 
 
@@ -126,8 +133,7 @@ class BucketCompactor(Compactor):
         prefix = partition_key(partition.project, partition.date, partition.dataset)
         names = sorted(p.name for p in inputs)
         digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
-        metadata = dict(merged.schema.metadata or {}) | {INPUTS_KEY: json.dumps(names).encode()}
-        merged = merged.replace_schema_metadata(metadata)
+        assert json.loads((merged.schema.metadata or {})[COMPACTED_FROM_KEY]) == names  # set by _merge
         step = self._opts.target_rows
         for number, offset in enumerate(range(0, merged.num_rows, step)):
             data = parquet_bytes(merged.slice(offset, step), row_group_size=self._opts.row_group_size)
@@ -156,7 +162,7 @@ class BucketCompactor(Compactor):
 
 def _inputs_of(path: Path) -> list[str]:
     try:
-        raw = (pq.read_metadata(path).metadata or {}).get(INPUTS_KEY)
+        raw = (pq.read_metadata(path).metadata or {}).get(COMPACTED_FROM_KEY)
     except (OSError, ValueError):
         return []
     return list(json.loads(raw)) if raw else []

@@ -18,6 +18,7 @@ Only files whose WAL range is committed are touched, so replay never depends on 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -48,6 +49,9 @@ from llmscope_collector.storage.schema import SCHEMA_VERSION, SPAN_SCHEMA
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION_KEY = b"llmscope.schema_version"
+COMPACTED_FROM_KEY = b"llmscope.compacted_from"
+"""A merged file's metadata: the JSON list of the file names it replaced (readers such as the
+ClickHouse loader and the summary index skip inputs a merged file names)."""
 BACKUP_DIR = "backup"
 BACKUP_KEEP_S = 7 * 86400
 _KEY_COLUMNS = ["trace_id", "span_id"]
@@ -173,7 +177,8 @@ class Compactor:
         merged = drop_duplicate_spans(merged)
         merged = _drop_stored_elsewhere(merged, others)
         merged = merged.sort_by([("trace_id", "ascending"), ("start_ns", "ascending")])
-        metadata = {SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), b"llmscope.compacted_from": str(len(group)).encode()}
+        inputs = json.dumps(sorted(info.path.name for info in group)).encode()
+        metadata = {SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), COMPACTED_FROM_KEY: inputs}
         merged = merged.replace_schema_metadata(metadata)
         migrating = any(info.schema_version != SCHEMA_VERSION for info in group)
         self._swap(partition, [i.path for i in group], merged, backup=migrating)
