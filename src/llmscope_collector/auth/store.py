@@ -145,6 +145,7 @@ class AuthStore:
         self._backend = backend
         self._lock = threading.Lock()
         self._last_used: dict[str, dt.datetime] = {}
+        self._changes = 0  # this store's own writes: a reload read before one of them is stale
         self._install(backend.load())
         if DEFAULT_PROJECT not in self._projects:
             self._change(_ensure_default)
@@ -169,14 +170,18 @@ class AuthStore:
 
         with self._lock:
             state, result = self._backend.update(apply)
+            self._changes += 1
             self._install(state)
         return result
 
     def reload(self) -> None:
-        """Re-read the document (cluster mode: other replicas' changes become visible here)."""
+        """Re-read the document (cluster mode: other replicas' changes become visible here). A copy
+        read while this store wrote is dropped: it may predate that write (the next reload has it)."""
+        changes = self._changes
         state = self._backend.load()
         with self._lock:
-            self._install(state)
+            if changes == self._changes:
+                self._install(state)
 
     # -- projects ---------------------------------------------------------------------------
 
