@@ -90,6 +90,8 @@ def _export_llm_calls(server: EmbeddedServer, errors: int, ok: int, metadata: tu
         trace_id, root, call = f.new_trace_id(), f.new_span_id(), f.new_span_id()
         start = now - (i + 1) * 1_000_000_000
         attrs = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", "gen_ai.provider.name": "openai"}
+        # A call that succeeded reports usage; without any (and no error) it is not a call (issue 16's rule).
+        attrs.update({"gen_ai.usage.input_tokens": 12, "gen_ai.usage.output_tokens": 3})
         spans.append(f.span(trace_id, root, "agent", start, start + 900_000_000))
         spans.append(f.span(trace_id, call, "chat gpt-4o", start + 1, start + 800_000_000, root, attrs, 3, i < errors))
     with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
