@@ -86,7 +86,7 @@ class Settings:
     collector_id: str = ""  # ends this collector's object keys; empty: a random id kept in the WAL dir
     bucket_sync_interval_s: float = 2.0  # how often the API's local mirror of the bucket is refreshed
     control_refresh_s: float = 2.0  # how often projects, keys and alert rules are re-read from the bucket
-    lease_duration_s: float = 15.0  # alert evaluation's leader lease; a dead leader is replaced within 5/3 of it
+    lease_duration_s: float = 15.0  # alert evaluation and compaction leases; a dead holder is replaced within 5/3 of it
     # Data model and queries.
     prices_file: str = ""  # JSON/TOML model pattern → USD per million tokens; overrides genai-prices
     trace_idle_s: float = 300.0  # a trace without its root is shown "incomplete" after this much quiet
