@@ -15,8 +15,9 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Response, get, post
+from litestar import Controller, get, post
 from litestar.di import NamedDependency
+from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromQuery, QueryParameter, SkipValidation
 
@@ -88,7 +89,7 @@ class ScoreController(Controller):
     )
     def create(
         self, data: ScoreBody, caller_project: NamedDependency[str], score_ingest: ScoreWriter
-    ) -> ScoresAccepted | Response[bytes]:
+    ) -> ScoresAccepted:
         return _accept([data], caller_project, score_ingest)
 
     @post(
@@ -101,7 +102,7 @@ class ScoreController(Controller):
     )
     def create_batch(
         self, data: BatchBody, caller_project: NamedDependency[str], score_ingest: ScoreWriter
-    ) -> ScoresAccepted | Response[bytes]:
+    ) -> ScoresAccepted:
         return _accept(data.scores, caller_project, score_ingest)
 
     @get(
@@ -153,16 +154,17 @@ def _span_id(value: str) -> str:
     return value.lower()
 
 
-def _accept(scores: list[ScoreIn], project: str, ingest: ScoreIngest | None) -> ScoresAccepted | Response[bytes]:
+def _accept(scores: list[ScoreIn], project: str, ingest: ScoreIngest | None) -> ScoresAccepted:
+    """The ids of the scores the WAL now holds; a refusal is an HTTP error (one success shape in the schema)."""
     if ingest is None:
-        return _error(503, "unavailable", "this server does not ingest (no collector)")
+        raise HTTPException(status_code=503, detail="this server does not ingest (no collector)")
     rows = [_row(score, n) for n, score in enumerate(scores)]
     try:
         ingest(carrier_request(rows, time.time_ns()), project)
     except Unavailable as exc:
-        return _error(503, "unavailable", str(exc))
+        raise HTTPException(status_code=503, detail=str(exc)) from None
     except InvalidPayload as exc:
-        return _error(400, "invalid_score", str(exc))
+        raise HTTPException(status_code=400, detail=str(exc)) from None
     return ScoresAccepted(ids=[row["id"] for row in rows])
 
 
@@ -189,8 +191,3 @@ def _row(score: ScoreIn, n: int) -> dict[str, Any]:
         "author": score.author,
         "time_ns": score.time_unix_nano,
     }
-
-
-def _error(status: int, error: str, detail: str) -> Response[bytes]:
-    body = msgspec.json.encode(ErrorBody(status_code=status, error=error, detail=detail))
-    return Response(content=body, status_code=status, media_type="application/json")
