@@ -102,7 +102,8 @@ def _started(proc: subprocess.Popen[str], pattern: str) -> str:
     for line in proc.stdout:
         seen.append(line)
         match = re.search(pattern, line)
-        if match:
+        if match:  # keep reading what it prints, or a full pipe blocks it (serve logs each request)
+            threading.Thread(target=proc.stdout.read, daemon=True).start()
             return match.group(1)
     raise RuntimeError("process exited before it was ready: " + "".join(seen)[-2000:])
 
