@@ -196,53 +196,13 @@ class TraceStore:
     def list_traces(self, project: str, query: TraceQuery) -> TracePage:
         """One page of trace summaries, newest first by default; `next_cursor` continues it."""
         names, params = self._trace_filters(project, query)
-        cursor = Cursor.decode(query.cursor, query.sort, query.order) if query.cursor else None
-        if cursor is not None:
-            params["cursor_key"] = _cursor_key(query.sort, cursor.key)
-            params["cursor_trace"] = cursor.last
-        text = sql.list_traces(names, query.sort, query.order, cursor is not None)
-        rows = self.table_rows(text, {**params, "project": project, "limit": query.limit + 1})
-        page = [trace_summary(r) for r in rows[: query.limit]]
-        next_cursor = None
-        if len(rows) > query.limit:
-            last = rows[query.limit - 1]
-            next_cursor = Cursor(query.sort, query.order, str(last["sort_key"]), last["trace_id"]).encode()
-        return TracePage(traces=page, next_cursor=next_cursor)
+        has_cursor = add_cursor(params, query)
+        text = sql.list_traces(names, query.sort, query.order, has_cursor)
+        return trace_page(self.table_rows(text, {**params, "project": project, "limit": query.limit + 1}), query)
 
     def _trace_filters(self, project: str, query: TraceQuery) -> tuple[list[str], dict[str, Any]]:
-        values: dict[str, Any] = {
-            "service": query.service,
-            "model": query.model,
-            "provider": query.provider,
-            "session": query.session,
-            "user": query.user,
-            "prompt_name": query.prompt_name,
-            "tag": query.tag,
-            "min_cost": query.min_cost,
-            "min_tokens": query.min_tokens,
-            "state": query.state,
-        }
-        if query.time.from_ns:
-            values["from_ns"] = query.time.from_ns
-        if query.time.bounded and query.time.to_ns < TimeRange().to_ns:
-            values["to_ns"] = query.time.to_ns
-        if query.prompt_version is not None:
-            values["prompt_ref"] = f"{query.prompt_name}@{query.prompt_version}"
-        if query.min_duration_ms is not None:
-            values["min_duration_ns"] = int(query.min_duration_ms * 1_000_000)
-        params = {k: v for k, v in values.items() if v is not None}
-        names = list(params)
-        if query.status is not None:
-            names.append("errors" if query.status == "error" else "no_errors")
-        if "state" in params:
-            params.update(self.state_params())
-        matched = self._span_matches(project, query)
-        if query.trace_ids is not None:
-            allowed = set(query.trace_ids)
-            matched = sorted(allowed if matched is None else allowed.intersection(matched))
-        if matched is not None:
-            names.append("trace_ids")
-            params["trace_ids"] = matched
+        names, params = trace_filter_params(query)
+        restrict_to_matches(names, params, self._span_matches(project, query), query)
         params.update(self.state_params())
         return names, params
 
@@ -350,6 +310,68 @@ class TraceStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def trace_filter_params(query: TraceQuery) -> tuple[list[str], dict[str, Any]]:
+    """The trace-list filters as bound parameters and the names of the SQL conditions they switch on;
+    the same for every query engine (each engine's SQL has a condition per name)."""
+    values: dict[str, Any] = {
+        "service": query.service,
+        "model": query.model,
+        "provider": query.provider,
+        "session": query.session,
+        "user": query.user,
+        "prompt_name": query.prompt_name,
+        "tag": query.tag,
+        "min_cost": query.min_cost,
+        "min_tokens": query.min_tokens,
+        "state": query.state,
+    }
+    if query.time.from_ns:
+        values["from_ns"] = query.time.from_ns
+    if query.time.bounded and query.time.to_ns < TimeRange().to_ns:
+        values["to_ns"] = query.time.to_ns
+    if query.prompt_version is not None:
+        values["prompt_ref"] = f"{query.prompt_name}@{query.prompt_version}"
+    if query.min_duration_ms is not None:
+        values["min_duration_ns"] = int(query.min_duration_ms * 1_000_000)
+    params = {k: v for k, v in values.items() if v is not None}
+    names = list(params)
+    if query.status is not None:
+        names.append("errors" if query.status == "error" else "no_errors")
+    return names, params
+
+
+def restrict_to_matches(
+    names: list[str], params: dict[str, Any], matched: list[str] | None, query: TraceQuery
+) -> None:
+    """Narrow the list to the traces the span-level filters matched and to `query.trace_ids` (if any)."""
+    if query.trace_ids is not None:
+        allowed = set(query.trace_ids)
+        matched = sorted(allowed if matched is None else allowed.intersection(matched))
+    if matched is not None:
+        names.append("trace_ids")
+        params["trace_ids"] = matched
+
+
+def add_cursor(params: dict[str, Any], query: TraceQuery) -> bool:
+    """Bind the page cursor of `query` (if any); True when the SQL must start after it."""
+    if not query.cursor:
+        return False
+    cursor = Cursor.decode(query.cursor, query.sort, query.order)
+    params["cursor_key"] = _cursor_key(query.sort, cursor.key)
+    params["cursor_trace"] = cursor.last
+    return True
+
+
+def trace_page(rows: list[dict[str, Any]], query: TraceQuery) -> TracePage:
+    """A page from `limit + 1` rows: the extra row only says there is a next page."""
+    page = [trace_summary(r) for r in rows[: query.limit]]
+    next_cursor = None
+    if len(rows) > query.limit:
+        last = rows[query.limit - 1]
+        next_cursor = Cursor(query.sort, query.order, str(last["sort_key"]), last["trace_id"]).encode()
+    return TracePage(traces=page, next_cursor=next_cursor)
 
 
 def _cursor_key(sort: str, raw: str) -> Any:

@@ -42,12 +42,15 @@ from llmscope_collector.query.rollups import _prompt_stats, _span_filters, _text
 from llmscope_collector.query.rows import session_summary, trace_summary, usage
 from llmscope_collector.query.sessions import _int_key
 from llmscope_collector.query.store import (
-    _cursor_key,
     _json,
     _span_counted,
     _span_detail,
+    add_cursor,
     normalize_span_id,
     normalize_trace_id,
+    restrict_to_matches,
+    trace_filter_params,
+    trace_page,
 )
 from llmscope_collector.query.waterfall import build_waterfall
 from llmscope_collector.storage.cluster import query_dir
@@ -133,51 +136,13 @@ class ClickHouseStore:
     def list_traces(self, project: str, query: TraceQuery) -> TracePage:
         self._loader.refresh()
         names, params = self._trace_filters(project, query)
-        cursor = Cursor.decode(query.cursor, query.sort, query.order) if query.cursor else None
-        if cursor is not None:
-            params["cursor_key"] = _cursor_key(query.sort, cursor.key)
-            params["cursor_trace"] = cursor.last
-        text = sql.list_traces(names, query.sort, query.order, cursor is not None)
-        rows = self._rows(text, {**params, "project": project, "limit": query.limit + 1})
-        page = [trace_summary(r) for r in rows[: query.limit]]
-        next_cursor = None
-        if len(rows) > query.limit:
-            last = rows[query.limit - 1]
-            next_cursor = Cursor(query.sort, query.order, str(last["sort_key"]), last["trace_id"]).encode()
-        return TracePage(traces=page, next_cursor=next_cursor)
+        has_cursor = add_cursor(params, query)
+        text = sql.list_traces(names, query.sort, query.order, has_cursor)
+        return trace_page(self._rows(text, {**params, "project": project, "limit": query.limit + 1}), query)
 
     def _trace_filters(self, project: str, query: TraceQuery) -> tuple[list[str], dict[str, Any]]:
-        values: dict[str, Any] = {
-            "service": query.service,
-            "model": query.model,
-            "provider": query.provider,
-            "session": query.session,
-            "user": query.user,
-            "prompt_name": query.prompt_name,
-            "tag": query.tag,
-            "min_cost": query.min_cost,
-            "min_tokens": query.min_tokens,
-            "state": query.state,
-        }
-        if query.time.from_ns:
-            values["from_ns"] = query.time.from_ns
-        if query.time.bounded and query.time.to_ns < TimeRange().to_ns:
-            values["to_ns"] = query.time.to_ns
-        if query.prompt_version is not None:
-            values["prompt_ref"] = f"{query.prompt_name}@{query.prompt_version}"
-        if query.min_duration_ms is not None:
-            values["min_duration_ns"] = int(query.min_duration_ms * 1_000_000)
-        params = {k: v for k, v in values.items() if v is not None}
-        names = list(params)
-        if query.status is not None:
-            names.append("errors" if query.status == "error" else "no_errors")
-        matched = self._span_matches(project, query)
-        if query.trace_ids is not None:
-            allowed = set(query.trace_ids)
-            matched = sorted(allowed if matched is None else allowed.intersection(matched))
-        if matched is not None:
-            names.append("trace_ids")
-            params["trace_ids"] = matched
+        names, params = trace_filter_params(query)
+        restrict_to_matches(names, params, self._span_matches(project, query), query)
         params.update(self.state_params())
         return names, params
 
