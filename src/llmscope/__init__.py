@@ -9,36 +9,9 @@ and start with the `llmscope serve` command.
 
 from __future__ import annotations
 
-from llmscope_sdk import (
-    __version__,
-    configure,
-    flush,
-    instrument,
-    instrumented,
-    metadata,
-    prompt,
-    score,
-    session,
-    shutdown,
-    tags,
-    trace,
-    uninstrument,
-    user,
-)
+# The facade is exactly the SDK's public API: a name the SDK exports appears here without a second list.
+from llmscope_sdk import *  # noqa: F403
+from llmscope_sdk import __all__ as _sdk_all
+from llmscope_sdk import __version__ as __version__
 
-__all__ = [
-    "__version__",
-    "configure",
-    "flush",
-    "instrument",
-    "instrumented",
-    "metadata",
-    "prompt",
-    "score",
-    "session",
-    "shutdown",
-    "tags",
-    "trace",
-    "uninstrument",
-    "user",
-]
+__all__ = list(_sdk_all)
