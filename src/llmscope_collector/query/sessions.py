@@ -23,6 +23,16 @@ _CURSOR_SORT = "last_activity"
 def list_sessions(
     store: TraceStore, project: str, time_range: TimeRange, user: str | None, limit: int, cursor: str | None
 ) -> SessionPage:
+    filters, params = session_page_params(project, time_range, user, limit, cursor)
+    rows = store.table_rows(sql.list_sessions(filters, bool(cursor)), params)
+    latency = _latencies(store, project, [r["session_id"] for r in rows[:limit]])
+    return session_page(rows, limit, latency)
+
+
+def session_page_params(
+    project: str, time_range: TimeRange, user: str | None, limit: int, cursor: str | None
+) -> tuple[list[str], dict[str, Any]]:
+    """The session list's SQL conditions and bound parameters (the same for every query engine)."""
     if not 1 <= limit <= 1000:
         raise InvalidFilter("limit", "must be 1..1000")
     params: dict[str, Any] = {"project": project, "limit": limit + 1}
@@ -40,9 +50,12 @@ def list_sessions(
         position = Cursor.decode(cursor, _CURSOR_SORT, "desc")
         params["cursor_key"] = _int_key(position.key)
         params["cursor_session"] = position.last
-    rows = store.table_rows(sql.list_sessions(filters, bool(cursor)), params)
+    return filters, params
+
+
+def session_page(rows: list[dict[str, Any]], limit: int, latency: dict[str, Any]) -> SessionPage:
+    """A page from `limit + 1` rows (the extra one only says there is more), with each session's latency."""
     page = rows[:limit]
-    latency = _latencies(store, project, [r["session_id"] for r in page])
     sessions = [session_summary(r, latency.get(r["session_id"])) for r in page]
     next_cursor = None
     if len(rows) > limit:

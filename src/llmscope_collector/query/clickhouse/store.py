@@ -18,7 +18,7 @@ from llmscope_collector.query.backend import DeletionUnsupported
 from llmscope_collector.query.clickhouse import sql
 from llmscope_collector.query.clickhouse.client import ClickHouseClient, connect
 from llmscope_collector.query.clickhouse.loader import BucketSource, DirectorySource, Loader, ObjectSource
-from llmscope_collector.query.filters import Cursor, InvalidFilter, TimeRange, TraceQuery, check_session_id, span_dates
+from llmscope_collector.query.filters import InvalidFilter, TimeRange, TraceQuery, check_session_id, span_dates
 from llmscope_collector.query.models import (
     ContentPart,
     CostGroup,
@@ -40,7 +40,7 @@ from llmscope_collector.query.models import (
 )
 from llmscope_collector.query.rollups import _prompt_stats, _span_filters, _text, metrics
 from llmscope_collector.query.rows import session_summary, trace_summary, usage
-from llmscope_collector.query.sessions import _int_key
+from llmscope_collector.query.sessions import session_page, session_page_params
 from llmscope_collector.query.store import (
     _json,
     _span_counted,
@@ -63,7 +63,6 @@ _MIN_DATE = dt.date(1970, 1, 1)
 _MAX_DATE = dt.date(2149, 6, 6)  # ClickHouse `Date` ends here; no partition can be later
 _LIST_COLUMNS = frozenset(c.name for c in SPAN_COLUMNS if str(c.type).startswith("list"))
 _MAP_COLUMNS = frozenset(c.name for c in SPAN_COLUMNS if str(c.type).startswith("map"))
-_SESSION_CURSOR = "last_activity"
 
 
 def _dates(params: dict[str, Any]) -> dict[str, Any]:
@@ -205,26 +204,9 @@ class ClickHouseStore:
     def list_sessions(
         self, project: str, time_range: TimeRange, user: str | None, limit: int, cursor: str | None
     ) -> SessionPage:
-        if not 1 <= limit <= 1000:
-            raise InvalidFilter("limit", "must be 1..1000")
-        params: dict[str, Any] = {"project": project, "limit": limit + 1}
-        filters = []
-        if time_range.from_ns:
-            filters.append("from_ns")
-            params["from_ns"] = time_range.from_ns
-        if time_range.bounded and time_range.to_ns < TimeRange().to_ns:
-            filters.append("to_ns")
-            params["to_ns"] = time_range.to_ns
-        if user is not None:
-            filters.append("user")
-            params["user"] = user
-        if cursor:
-            position = Cursor.decode(cursor, _SESSION_CURSOR, "desc")
-            params["cursor_key"] = _int_key(position.key)
-            params["cursor_session"] = position.last
+        filters, params = session_page_params(project, time_range, user, limit, cursor)
         rows = self._fresh(sql.list_sessions(filters, bool(cursor)), params)
-        page = rows[:limit]
-        ids = [r["session_id"] for r in page]
+        ids = [r["session_id"] for r in rows[:limit]]
         latency = (
             {
                 r["session_id"]: r["latency_ns"]
@@ -233,13 +215,7 @@ class ClickHouseStore:
             if ids
             else {}
         )
-        next_cursor = None
-        if len(rows) > limit:
-            last = page[-1]
-            next_cursor = Cursor(_SESSION_CURSOR, "desc", str(last["last_ns"]), last["session_id"]).encode()
-        return SessionPage(
-            sessions=[session_summary(r, latency.get(r["session_id"])) for r in page], next_cursor=next_cursor
-        )
+        return session_page(rows, limit, latency)
 
     def get_session(self, project: str, session_id: str, limit: int = 500) -> SessionDetail | None:
         check_session_id(session_id)
