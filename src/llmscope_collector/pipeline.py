@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llmscope_collector.alerts.service import AlertService
 from llmscope_collector.control.cluster import SharedControl
@@ -42,6 +43,9 @@ from llmscope_collector.wal.cursor import CommitCursor
 from llmscope_collector.wal.errors import WalError
 from llmscope_collector.wal.log import WalOptions, WriteAheadLog
 from llmscope_collector.wal.segment import WalRecord
+
+if TYPE_CHECKING:
+    from llmscope_collector.query.backend import QueryBackend
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +117,8 @@ class _Durable:
 class Collector:
     """OTLP ingest into the Parquet store under `settings.data_dir`, through the write-ahead log."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, engine: QueryBackend | None = None) -> None:
+        """`engine`: the query engine the API reads, which the alert rules read too (default: DuckDB over the files)."""
         self.settings = settings
         # This server's limits and metrics, handed to every stage below (nothing is process-wide).
         self.runtime = Runtime.for_settings(settings)
@@ -136,7 +141,9 @@ class Collector:
             auth_store=self.control.auth if self.control else None,
         )
         # Rule evaluation over stored spans + notifications (in cluster mode under a lease).
-        self.alerts = AlertService.from_settings(settings, shared=self.control.alerts if self.control else None)
+        self.alerts = AlertService.from_settings(
+            settings, shared=self.control.alerts if self.control else None, engine=engine
+        )
         options = compaction.CompactionOptions(
             target_rows=settings.compaction_target_rows, target_bytes=settings.compaction_target_bytes
         )

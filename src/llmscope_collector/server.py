@@ -48,8 +48,12 @@ class EmbeddedServer:
     def __init__(self, settings: Settings) -> None:
         settings.validate()
         self.settings = settings
-        self.collector = Collector(settings)
         self.store: QueryBackend = open_backend(settings)
+        try:
+            self.collector = Collector(settings, engine=self.store)  # its alert rules read the API's engine
+        except BaseException:
+            self.store.close()
+            raise
         self.scores = ScoreStore(query_dir(settings))
         self._api_socket: socket.socket | None = None
         self._api: UvicornThread | None = None

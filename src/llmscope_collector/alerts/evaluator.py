@@ -17,7 +17,7 @@ import msgspec
 
 from llmscope_collector.alerts import messages
 from llmscope_collector.alerts.db import AlertDb
-from llmscope_collector.alerts.metrics import MetricReader, Observation
+from llmscope_collector.alerts.metrics import Observation, RuleMetrics
 from llmscope_collector.alerts.outbox import Outbox
 from llmscope_collector.alerts.rules import Rule, breaches, timing
 from llmscope_collector.alerts.state import (
@@ -29,6 +29,7 @@ from llmscope_collector.alerts.state import (
     level_under_policy,
 )
 from llmscope_collector.alerts.store import AlertEvent, RuleStore
+from llmscope_collector.query.backend import QueryFailed
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Evaluator:
         self,
         db: AlertDb,
         rules: RuleStore,
-        reader: MetricReader,
+        reader: RuleMetrics,
         *,
         on_enqueued: Callable[[], None],
         tick_s: float,
@@ -146,7 +147,7 @@ class Evaluator:
         every_s = timing(rule).every_s
         try:
             observed = self._reader.observe(rule, now)
-        except duckdb.Error as err:
+        except (duckdb.Error, QueryFailed) as err:  # recorded on the rule; the next tick tries again
             log.warning("alert rule %s (%s) could not be evaluated: %s", rule.id, rule.name, err)
             failed = msgspec.structs.replace(prev, evaluated_at=now, next_eval_at=now + every_s, error=str(err)[:500])
             self._commit(rule, failed, None, now)

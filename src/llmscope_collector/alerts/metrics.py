@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -52,6 +52,14 @@ def partition_globs(data_dir: Path, project: str, start: float, end: float, data
             globs.append(str(partition / "*.parquet"))
         day += dt.timedelta(days=1)
     return globs
+
+
+class RuleMetrics(Protocol):
+    """Where the evaluator reads one rule's metric over its window ending at `now`: the stored files
+    (`MetricReader`, DuckDB) or the query engine's tables (`QueryBackend.rule_metrics`). Raises
+    `duckdb.Error` or `query.backend.QueryFailed` when the data cannot be read."""
+
+    def observe(self, rule: Rule, now: float) -> Observation: ...
 
 
 class MetricReader:

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -29,6 +30,9 @@ from llmscope_collector.control.document import Refresher
 from llmscope_collector.query.db import Database
 from llmscope_collector.query.store import SPILL_DIR
 from llmscope_collector.settings import Settings
+
+if TYPE_CHECKING:
+    from llmscope_collector.query.backend import QueryBackend
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,7 @@ class AlertService:
         clock: Callable[[], float] = time.time,
         spans_dir: Path | None = None,
         shared: SharedAlerts | None = None,
+        engine: QueryBackend | None = None,
     ) -> None:
         delivery = delivery or DeliveryOptions()
         self.smtp = smtp or SmtpConfig()
@@ -69,7 +74,9 @@ class AlertService:
             max_attempts=delivery.max_attempts,
             retry_base_s=delivery.retry_base_s,
         )
-        reader = MetricReader(spans_dir or data_dir, self._duck)  # spans_dir: cluster mode's bucket mirror
+        files = MetricReader(spans_dir or data_dir, self._duck)  # spans_dir: cluster mode's bucket mirror
+        # The query engine the API reads (`--query-engine`) answers the rules too, so a rule sees what the UI shows.
+        reader = engine.rule_metrics(files) if engine is not None else files
         self.evaluator = Evaluator(
             self._db, self.rules, reader, on_enqueued=self.dispatcher.wake, tick_s=tick_s, clock=clock
         )
@@ -84,7 +91,9 @@ class AlertService:
         self._closed = False
 
     @classmethod
-    def from_settings(cls, settings: Settings, shared: SharedAlerts | None = None) -> AlertService:
+    def from_settings(
+        cls, settings: Settings, shared: SharedAlerts | None = None, engine: QueryBackend | None = None
+    ) -> AlertService:
         smtp = SmtpConfig(
             host=settings.smtp_host,
             port=settings.smtp_port,
@@ -110,6 +119,7 @@ class AlertService:
             destinations=destinations,
             spans_dir=query_dir(settings),
             shared=shared,
+            engine=engine,
         )
 
     def start(self) -> None:

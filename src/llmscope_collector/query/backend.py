@@ -30,11 +30,18 @@ from llmscope_collector.query.models import (
 )
 
 if TYPE_CHECKING:
+    from llmscope_collector.alerts.metrics import RuleMetrics
     from llmscope_collector.settings import Settings
 
 
 class DeletionUnsupported(RuntimeError):
     """This engine cannot delete a session (it does not own the stored files)."""
+
+
+class QueryFailed(RuntimeError):
+    """The engine could not answer (a server's error, an unreadable object): the ClickHouse clients raise it
+    for any engine error, so callers that record a failure and carry on (the alert evaluator) need not know
+    which engine ran."""
 
 
 @runtime_checkable  # the API's dependency injection checks what it is given against it
@@ -70,6 +77,12 @@ class QueryBackend(Protocol):
     def prompt_versions(self, project: str, name: str, time_range: TimeRange) -> PromptVersions: ...
 
     def counts(self) -> StoreCounts: ...
+
+    def rule_metrics(self, files: RuleMetrics) -> RuleMetrics:
+        """What the alert evaluator reads each rule's metric from. `files` is the DuckDB reader of the stored
+        files: the embedded engine's own, and where every engine reads score averages (scores are read from
+        their files whatever the engine, as the API does: `query/scores.py`)."""
+        ...
 
     def close(self) -> None: ...
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import msgspec
@@ -53,6 +53,9 @@ from llmscope_collector.storage.layout import (
     spans_glob,
 )
 from llmscope_collector.storage.schema import SPAN_COLUMNS, genai_names
+
+if TYPE_CHECKING:
+    from llmscope_collector.alerts.metrics import RuleMetrics
 
 _TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _SPAN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -307,6 +310,10 @@ class TraceStore:
         if not rows:
             return StoreCounts(spans=0, traces=0)
         return StoreCounts(spans=int(rows[0]["spans"]), traces=int(rows[0]["traces"]))
+
+    def rule_metrics(self, files: RuleMetrics) -> RuleMetrics:
+        """The alert reader of the files is this engine's: the evaluator keeps its own bounded DuckDB."""
+        return files
 
     def close(self) -> None:
         self._db.close()

@@ -310,7 +310,7 @@ def test_a_reload_loads_nothing_twice_and_a_crash_between_load_and_record_duplic
 
 @settings(max_examples=15, deadline=None)
 @given(
-    metric=st.sampled_from([m for m in METRICS if m != "score_avg"]),  # score_avg: DuckDB only (docs/alerts.md)
+    metric=st.sampled_from(METRICS),  # score_avg: read from the scores' files by both (test_engine_alerts.py)
     window=st.sampled_from(["5m", "1h", "6h", "1d", MONTH]),
     hours=st.integers(0, _HOURS),
     filters=st.fixed_dictionaries(
@@ -356,8 +356,9 @@ def _observations(
     )
     db = Database()
     try:
-        expected = MetricReader(engines.server.settings.data_dir, db).observe(rule, now)
+        files = MetricReader(engines.server.settings.data_dir, db)
+        expected = files.observe(rule, now)
+        actual = ClickHouseMetricReader(engines.clickhouse, files).observe(rule, now)
     finally:
         db.close()
-    actual = ClickHouseMetricReader(engines.clickhouse).observe(rule, now)
     return msgspec.to_builtins(expected), msgspec.to_builtins(actual)

@@ -14,15 +14,20 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
+from llmscope_collector.alerts.metrics import MetricReader
+from llmscope_collector.alerts.rules import RuleSpec
 from llmscope_collector.api.app import create_app
+from llmscope_collector.query.clickhouse.metrics import ClickHouseMetricReader
 from llmscope_collector.query.clickhouse.store import ClickHouseStore
+from llmscope_collector.query.db import Database
 from llmscope_collector.query.store import TraceStore
 from llmscope_collector.server import EmbeddedServer
 from tests.collector.query.conftest import query_settings
-from tests.collector.query.dataset import GenTrace, export, generate, get, ok
+from tests.collector.query.dataset import NS, T0_NS, GenTrace, export, generate, get, ok
 
 DATA_ROUTES = ("/v1/traces", "/v1/spans", "/v1/sessions", "/v1/costs", "/v1/metrics", "/v1/prompts")
 QUERIES = {  # the query strings that select each kind of answer of a route (others: none)
@@ -126,3 +131,22 @@ def test_session_deletion_is_refused_with_the_clickhouse_engine(served: Embedded
     status, body = get(served, "/v1/sessions/sess-1", method="DELETE")
     assert status == 409, body
     assert ok(served, "/v1/sessions/sess-1")["session"]["trace_count"] > 0
+
+
+def test_the_alert_rules_are_evaluated_on_the_clickhouse_engine(served: EmbeddedServer) -> None:
+    alerts = served.collector.alerts
+    assert isinstance(alerts.evaluator._reader, ClickHouseMetricReader)  # wired by the server, from the settings
+    end = T0_NS / NS + 40 * 900
+    db = Database()
+    try:
+        files = MetricReader(served.settings.data_dir, db)
+        for metric, threshold in (("cost_usd", 0.0001), ("latency_p95", 1.0), ("request_count", 1.0)):
+            body = {"name": metric, "metric": metric, "window": "1d", "alert_threshold": threshold}
+            spec = msgspec.convert(body, RuleSpec)
+            rule = alerts.create_rule("default", spec)
+            observed, level = alerts.evaluator.observe(rule, end)
+            expected = files.observe(rule, end)
+            assert level == "alert" and observed.samples == expected.samples > 0
+            assert observed.value == pytest.approx(expected.value, rel=1e-9)
+    finally:
+        db.close()

@@ -6,17 +6,20 @@ the same types DuckDB's Python client gives, so the rows feed the same response 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import re
 import threading
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
+
+from llmscope_collector.query.backend import QueryFailed
 
 
 class EngineUrlError(ValueError):
@@ -105,7 +108,7 @@ class ChdbClient:
         self._lock = threading.Lock()
 
     def rows(self, query: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        with self._lock:
+        with self._lock, _engine_errors(RuntimeError):  # chdb's ChdbError is a RuntimeError
             result = self._session.query(query, "ArrowStream", params=_texts(params))
             data = result.bytes()
         if not data:
@@ -121,7 +124,7 @@ class ChdbClient:
     ) -> None:
         if data is not None:
             raise ValueError("chdb reads files itself (file(), s3()): it takes no uploaded body")
-        with self._lock:
+        with self._lock, _engine_errors(RuntimeError):
             for name, value in (settings or {}).items():
                 self._session.query(f"SET {name} = {_quoted(value)}")  # names are ours; the value is quoted
             try:
@@ -139,6 +142,15 @@ class ChdbClient:
         self._session.close()
 
 
+@contextlib.contextmanager
+def _engine_errors(kind: type[Exception]) -> Iterator[None]:
+    """The engine's own errors (`kind`) as `QueryFailed`, the one failure type of the query seam."""
+    try:
+        yield
+    except kind as exc:
+        raise QueryFailed(str(exc)) from exc
+
+
 def _texts(params: Mapping[str, Any]) -> dict[str, str]:
     return {name: param_text(value) for name, value in params.items()}
 
@@ -148,14 +160,16 @@ class HttpClient:
 
     def __init__(self, host: str, port: int, database: str, username: str, password: str, secure: bool) -> None:
         import clickhouse_connect
+        from clickhouse_connect.driver.exceptions import Error
 
+        self._errors: type[Exception] = Error
         self._client = clickhouse_connect.get_client(
             host=host, port=port, database=database, username=username, password=password, secure=secure
         )
         self._lock = threading.Lock()  # a clickhouse-connect client runs one query at a time
 
     def rows(self, query: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        with self._lock:
+        with self._lock, _engine_errors(self._errors):
             table = self._client.query_arrow(query, parameters=dict(params), use_strings=True)
         return arrow_rows(table)
 
@@ -166,7 +180,7 @@ class HttpClient:
         settings: Mapping[str, str] | None = None,
         data: bytes | None = None,
     ) -> None:
-        with self._lock:
+        with self._lock, _engine_errors(self._errors):
             self._client.command(query, parameters=dict(params), data=data, settings=dict(settings or {}))
 
     def use(self, database: str) -> None:

@@ -3,7 +3,8 @@
 The same window, filters and counting rule (an LLM span under an LLM parent of its trace is the same
 call, counted once), answered by one ClickHouse statement; the observation is built by the alert
 package's own code, so a rule sees the same value from either engine (tests/collector/query/
-test_engine_alerts.py). Wiring it into the evaluator is the next step (docs/scale.md).
+test_engine_equivalence.py, tests/collector/alerts/test_engine_alerts.py). `ClickHouseStore.rule_metrics`
+hands it to the alert evaluator when the server runs with `--query-engine clickhouse…`/`chdb://`.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import duckdb
 import msgspec
 
 from llmscope_collector.alerts.budget import forecast
-from llmscope_collector.alerts.metrics import Observation, _value, window_of
+from llmscope_collector.alerts.metrics import Observation, RuleMetrics, _value, window_of
 from llmscope_collector.alerts.rules import ADDITIVE_METRICS, Rule, timing
 from llmscope_collector.query.clickhouse import sql
 from llmscope_collector.query.clickhouse.store import ClickHouseStore
@@ -30,15 +30,17 @@ def _day(seconds: float) -> dt.date:
 
 
 class ClickHouseMetricReader:
-    """Evaluates rule metrics against the ClickHouse tables of `store` (loaded first)."""
+    """Evaluates rule metrics against the ClickHouse tables of `store` (loaded first); a score average from
+    `scores`, the reader of the scores' files (the API reads scores from their files whatever the engine)."""
 
-    def __init__(self, store: ClickHouseStore) -> None:
+    def __init__(self, store: ClickHouseStore, scores: RuleMetrics) -> None:
         self._store = store
+        self._scores = scores
 
     def observe(self, rule: Rule, now: float) -> Observation:
+        if rule.metric == "score_avg":
+            return self._scores.observe(rule, now)
         start, end = window_of(rule, now)
-        if rule.metric == "score_avg":  # recorded on the rule as its evaluation error, like a read error
-            raise duckdb.NotImplementedException("score_avg rules are evaluated by the embedded (DuckDB) engine only")
         params: dict[str, Any] = {
             "project": rule.project,
             "from_ns": int(start * _NS),

@@ -57,6 +57,7 @@ from llmscope_collector.storage.cluster import query_dir
 from llmscope_collector.storage.schema import SPAN_COLUMNS
 
 if TYPE_CHECKING:
+    from llmscope_collector.alerts.metrics import RuleMetrics
     from llmscope_collector.settings import Settings
 
 _MIN_DATE = dt.date(1970, 1, 1)
@@ -298,6 +299,12 @@ class ClickHouseStore:
         if not rows:
             return StoreCounts(spans=0, traces=0)
         return StoreCounts(spans=int(rows[0]["spans"]), traces=int(rows[0]["traces"]))
+
+    def rule_metrics(self, files: RuleMetrics) -> RuleMetrics:
+        """Every span metric of a rule in ClickHouse; score averages from the scores' files (`files`)."""
+        from llmscope_collector.query.clickhouse.metrics import ClickHouseMetricReader  # it builds on this module
+
+        return ClickHouseMetricReader(self, files)
 
     def close(self) -> None:
         self._client.close()
