@@ -15,6 +15,7 @@ from llmscope_collector.export_command import add_export_parser, run_export
 from llmscope_collector.log_config import configure_logging
 from llmscope_collector.proxy_command import add_proxy_parser, run_proxy
 from llmscope_collector.settings import AUTH_MODES, DEFAULT_DATA_DIR, LOG_FORMATS, Settings, SettingsError
+from llmscope_collector.sql_command import add_sql_parser, run_sql
 from llmscope_collector.tail import add_tail_parser, run_tail
 
 
@@ -82,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_cleanup_parser(sub)
     add_tail_parser(sub)
     add_export_parser(sub)
+    add_sql_parser(sub)
     add_proxy_parser(sub)
     return parser
 
@@ -152,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_export(args)
     if args.command == "proxy":
         return run_proxy(args)
+    if args.command == "sql":
+        return run_sql(args)
     if args.command == "demo" and args.endpoint:
         from llmscope_collector.demo import run_demo_against
         from llmscope_collector.tail import default_api_url
