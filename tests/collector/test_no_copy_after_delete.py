@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import stat
+import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -94,12 +96,18 @@ def test_deleted_session_text_is_nowhere_on_disk_and_the_rest_survives_a_restart
     kept = {t.trace_id for t in corpus if t.session != victim}
     assert texts and kept
     data_dir = settings.data_dir
+    victim_scores, kept_scores = _scores(corpus, victim)
+    texts |= {s["comment"] for s in victim_scores}
     with EmbeddedServer(settings) as server:
         export(server, corpus)
+        _post_scores(server, [*victim_scores, *kept_scores])  # through the WAL, like spans
         server.collector.flush()
         assert any("wal" in p for hits in _raw_hits(data_dir, texts).values() for p in hits)  # the copy to remove
+        comments = {s["comment"] for s in victim_scores}
+        assert set(_parquet_hits(data_dir, comments)) == comments  # stored before the deletion
         status, report = get(server, f"/v1/sessions/{victim}", method="DELETE")
         assert status == 200 and report["traces_deleted"] > 0, report
+        assert report["scores_deleted"] == len(victim_scores), report
         assert _raw_hits(data_dir, texts) == {}
         assert _parquet_hits(data_dir, texts) == {}
         _assert_private(data_dir)
@@ -109,7 +117,43 @@ def test_deleted_session_text_is_nowhere_on_disk_and_the_rest_survives_a_restart
         listed = {t["trace_id"] for t in ok(server, "/v1/traces?limit=1000")["traces"]}
         assert listed == kept | {t.trace_id for t in later}
         assert _raw_hits(data_dir, texts) == {} and _parquet_hits(data_dir, texts) == {}
+        stored = {s["comment"] for s in ok(server, "/v1/scores?limit=1000")["scores"]}
+        assert stored == {s["comment"] for s in kept_scores}
         _assert_private(data_dir)
+
+
+def _scores(corpus: list[GenTrace], victim: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Scores on the victim session, on one of its traces and on one of its spans (each with a comment
+    found nowhere else), and on a trace and a session that are kept."""
+    mine = next(t for t in corpus if t.session == victim)
+    other = next(t for t in corpus if t.session not in (victim, None))
+    victim_scores = [
+        {"name": "tone", "value": "curt", "session_id": victim, "comment": "victim-session-score-c0mment"},
+        {"name": "quality", "value": 0.2, "trace_id": mine.trace_id, "comment": "victim-trace-score-c0mment"},
+        {
+            "name": "thumbs",
+            "value": False,
+            "trace_id": mine.trace_id,
+            "span_id": mine.spans[-1].span_id,
+            "comment": "victim-span-score-c0mment",
+        },
+    ]
+    kept_scores = [
+        {"name": "quality", "value": 0.9, "trace_id": other.trace_id, "comment": "kept-trace-score"},
+        {"name": "tone", "value": "warm", "session_id": other.session, "comment": "kept-session-score"},
+    ]
+    return victim_scores, kept_scores
+
+
+def _post_scores(server: EmbeddedServer, scores: list[dict[str, Any]]) -> None:
+    req = urllib.request.Request(
+        f"{server.api_url}/v1/scores/batch",
+        data=json.dumps({"scores": scores}).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=15) as resp:
+        assert resp.status == 201
 
 
 def test_retention_leaves_no_copy_in_the_wal(tmp_path: Path) -> None:

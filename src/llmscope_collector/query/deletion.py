@@ -3,7 +3,8 @@
 The session's traces are found in the summary index and in the spans (a span may carry the
 session id even where the trace summary has another). Every file holding one of their rows is
 rewritten without those rows (`storage.rewrite`, crash-safe); captured content is removed when no
-remaining span of the partition references it. A compaction running at the same moment could
+remaining span of the partition references it; so are the scores attached to the session, to one
+of its traces or to one of their spans (`storage.rewrite.remove_scores`). A compaction running at the same moment could
 merge a file just before it is rewritten, so the deletion checks afterwards and repeats once.
 """
 
@@ -17,7 +18,7 @@ from llmscope_collector.query import sql
 from llmscope_collector.query.filters import check_session_id
 from llmscope_collector.query.models import DeletionReport
 from llmscope_collector.storage.layout import LLM_DUPS_DIR, SPANS_DIR, TRACES_DIR, project_glob
-from llmscope_collector.storage.rewrite import remove_content, remove_traces
+from llmscope_collector.storage.rewrite import remove_content, remove_scores, remove_traces
 
 if TYPE_CHECKING:
     from llmscope_collector.query.store import TraceStore
@@ -30,6 +31,7 @@ class _Tally:
         self.spans = 0
         self.content = 0
         self.files = 0
+        self.scores = 0
         self.hashes: dict[tuple[str, str], set[str]] = defaultdict(set)  # (project, date) → removed spans' hashes
 
 
@@ -46,6 +48,7 @@ def delete_session(store: TraceStore, project: str, session_id: str) -> Deletion
             if not _still_stored(store, project, trace_ids):
                 break
         _remove_orphan_content(store, tally)
+        _remove_scores(store, project, session_id, trace_ids, tally)
         store.index.invalidate()
     return DeletionReport(
         session_id=session_id,
@@ -53,6 +56,7 @@ def delete_session(store: TraceStore, project: str, session_id: str) -> Deletion
         spans_deleted=tally.spans,
         content_items_deleted=tally.content,
         files_rewritten=tally.files,
+        scores_deleted=tally.scores,
     )
 
 
@@ -92,3 +96,14 @@ def _remove_orphan_content(store: TraceStore, tally: _Tally) -> None:
             removed = remove_content(store.data_dir, project, date, orphans)
             tally.content += removed.rows
             tally.files += removed.files
+
+
+def _remove_scores(store: TraceStore, project: str, session_id: str, trace_ids: list[str], tally: _Tally) -> None:
+    """The session's scores; a second pass finds what a compaction running meanwhile may have merged
+    into a new file just before the first pass read the old one (normally nothing)."""
+    for _ in range(2):
+        removed = remove_scores(store.data_dir, project, trace_ids, session_id)
+        tally.scores += removed.rows
+        tally.files += removed.files
+        if not removed.rows:
+            break

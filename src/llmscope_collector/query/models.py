@@ -321,6 +321,8 @@ class DeletionReport(msgspec.Struct, kw_only=True):
     spans_deleted: int
     content_items_deleted: int
     files_rewritten: int
+    # Score rows removed: those on the session, on its traces and on their spans (every stored version).
+    scores_deleted: int = 0
 
 
 class _Usage(_Derived, kw_only=True):

@@ -29,6 +29,8 @@ from llmscope_collector.storage.compaction import _Intent, _roll_forward
 from llmscope_collector.storage.layout import (
     COMPACTION_DIR,
     CONTENT_DIR,
+    SCORES_DIR,
+    iter_partitions,
     parquet_files,
     partition_dir,
     partition_of_key,
@@ -75,13 +77,22 @@ class Removed:
 
 def remove_traces(data_dir: Path, files: Iterable[Path], trace_ids: Collection[str]) -> Removed:
     """Rewrite `files` (of any dataset with a `trace_id` column) without the rows of `trace_ids`."""
-    wanted = pa.array(sorted(trace_ids), type=pa.string())
+    return remove_rows(data_dir, files, "trace_id", trace_ids)
+
+
+def remove_rows(data_dir: Path, files: Iterable[Path], column: str, values: Collection[str]) -> Removed:
+    """Rewrite `files` without the rows whose `column` is one of `values` (span files: their content
+    hashes are collected, for the caller to remove what no remaining span references)."""
+    wanted = pa.array(sorted(values), type=pa.string())
     removed = Removed()
     by_partition: dict[Path, dict[Path, pa.Table | None]] = {}
     for path in files:
         table = pq.read_table(path)
-        gone = pc.is_in(table.column("trace_id"), value_set=wanted)
-        removed.rows += int(pc.sum(gone).as_py() or 0)
+        gone = pc.fill_null(pc.is_in(table.column(column), value_set=wanted), False)
+        count = int(pc.sum(gone).as_py() or 0)
+        if not count:
+            continue
+        removed.rows += count
         if "content_refs" in table.column_names:
             _collect_hashes(data_dir, path, table.filter(gone), removed)
         by_partition.setdefault(path.parent, {})[path] = table.filter(pc.invert(gone))
@@ -89,6 +100,28 @@ def remove_traces(data_dir: Path, files: Iterable[Path], trace_ids: Collection[s
         replace_files(data_dir, partition, replacements)
         removed.files += len(replacements)
     return removed
+
+
+def remove_scores(data_dir: Path, project: str, trace_ids: Collection[str], session_id: str) -> Removed:
+    """Rewrite the project's score files without the scores of a deleted session: those attached to the
+    session or to one of its traces (or their spans). Every stored version of such a score goes (the
+    rows sharing its id), so an earlier version attached elsewhere does not resurface as the latest.
+
+    Storage alone (no query engine): the files are small, and every engine keeps them as Parquet."""
+    files = [
+        f for part in iter_partitions(data_dir, SCORES_DIR) if part.project == project for f in parquet_files(part.path)
+    ]
+    traces = pa.array(sorted(trace_ids), type=pa.string())
+    ids: set[str] = set()
+    for path in files:
+        table = pq.read_table(path, columns=["id", "trace_id", "session_id"])
+        hit = pc.or_kleene(
+            pc.is_in(table.column("trace_id"), value_set=traces), pc.equal(table.column("session_id"), session_id)
+        )
+        ids.update(v for v in table.column("id").filter(pc.fill_null(hit, False)).to_pylist() if v is not None)
+    if not ids:
+        return Removed()
+    return remove_rows(data_dir, files, "id", ids)
 
 
 def _collect_hashes(data_dir: Path, span_file: Path, rows: pa.Table, removed: Removed) -> None:

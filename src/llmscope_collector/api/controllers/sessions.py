@@ -28,6 +28,10 @@ _NOT_FOUND = {
     404: ResponseSpec(data_container=ErrorBody, description="No trace of this session is stored"),
     **UNAUTHENTICATED,
 }
+_NOTHING_STORED = {
+    404: ResponseSpec(data_container=ErrorBody, description="No trace or score of this session is stored"),
+    **UNAUTHENTICATED,
+}
 
 
 class SessionController(Controller):
@@ -83,8 +87,8 @@ class SessionController(Controller):
     @delete(
         "/{session_id:str}",
         operation_id="deleteSession",
-        summary="Delete every span, summary and content item of the session's traces from disk",
-        responses=_NOT_FOUND,
+        summary="Delete every span, summary, content item and score of the session and its traces from disk",
+        responses=_NOTHING_STORED,
         status_code=200,
         sync_to_thread=True,
     )
@@ -96,8 +100,9 @@ class SessionController(Controller):
         session_id: SessionId,
     ) -> DeletionReport:
         """Accepted spans still on their way (in the write-ahead log) are stored first, so they are
-        deleted too; afterwards no copy of the session's spans or content is left on disk, the WAL
-        included. 503 when ingest cannot catch up now (retry)."""
+        deleted too; afterwards no copy of the session's spans, content or scores (on the session, its
+        traces or their spans) is left on disk, the WAL included. 503 when ingest cannot catch up now
+        (retry); 404 when nothing of the session is stored."""
         try:
             settle_ingest()
         except IngestNotSettled as exc:
@@ -106,6 +111,6 @@ class SessionController(Controller):
             report = store.delete_session(caller_project, session_id)
         except DeletionUnsupported as exc:
             raise ClientException(str(exc), status_code=409) from None
-        if report.traces_deleted == 0:
-            raise NotFound(f"session {session_id!r} has no stored trace")
+        if report.traces_deleted == 0 and report.scores_deleted == 0:
+            raise NotFound(f"session {session_id!r} has no stored trace or score")
         return report
