@@ -24,6 +24,8 @@ _SESSION_ID_RE = re.compile(r"^[^\x00-\x1f]{1,512}$")
 _EPOCH_NS_RE = re.compile(r"^[0-9]{1,30}$")
 
 Sort = Literal["start", "duration", "cost", "tokens"]
+SORTS: tuple[str, ...] = ("start", "duration", "cost", "tokens")
+SCORE_SORT = "score."  # `sort=score.<name>`: by the trace's average of the score <name>
 Order = Literal["asc", "desc"]
 State = Literal["complete", "in_progress", "incomplete"]
 Status = Literal["error", "ok"]
@@ -158,7 +160,10 @@ class TraceQuery:
     q: str | None = None
     # Only these traces (the ones the score filters matched, `query.scores`); None: no restriction.
     trace_ids: tuple[str, ...] | None = None
-    sort: Sort = "start"
+    # `sort=score.<name>`: (trace id, the trace's average value of that score) of every trace that has one;
+    # only those traces are listed (`query.scores.ScoreStore.trace_averages`).
+    score_keys: tuple[tuple[str, float], ...] | None = None
+    sort: str = "start"
     order: Order = "desc"
     limit: int = 50
     cursor: str | None = None
@@ -174,6 +179,15 @@ class TraceQuery:
             raise InvalidFilter("limit", "must be 1..1000")
         if self.q is not None and not 1 <= len(self.q) <= 1000:
             raise InvalidFilter("q", "must be 1..1000 characters")
+        if self.sort not in SORTS and not (self.sort.startswith(SCORE_SORT) and len(self.sort) > len(SCORE_SORT)):
+            raise InvalidFilter("sort", f"must be one of {', '.join(SORTS)} or score.<name>")
+        if self.sort.startswith(SCORE_SORT) and self.score_keys is None:
+            raise InvalidFilter("sort", "a score sort needs the scores it sorts by (score_keys)")
+
+    @property
+    def sort_key(self) -> str:
+        """The sort's name in the SQL builders' allowlist (`score` for every `score.<name>`)."""
+        return "score" if self.sort.startswith(SCORE_SORT) else self.sort
 
 
 @dataclasses.dataclass(frozen=True)

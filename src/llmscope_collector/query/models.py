@@ -408,3 +408,37 @@ class PromptList(msgspec.Struct, kw_only=True):
 class PromptVersions(msgspec.Struct, kw_only=True):
     name: str
     versions: list[PromptVersion]
+
+
+class ScoreStats(msgspec.Struct, kw_only=True):
+    """The values of one score over a group: how many, their average and spread (numeric and boolean
+    scores: booleans as 1/0), and how many of each label (categorical and boolean scores)."""
+
+    count: int
+    avg: float | None
+    min: float | None
+    max: float | None
+    p50: float | None
+    p90: float | None
+    labels: dict[str, int]
+
+
+class ScoreGroup(msgspec.Struct, kw_only=True):
+    key: str | None
+    stats: ScoreStats
+
+
+class ScorePoint(msgspec.Struct, kw_only=True):
+    time_unix_nano: int
+    key: str | None
+    stats: ScoreStats
+
+
+class ScoreMetrics(msgspec.Struct, kw_only=True):
+    """A score's statistics per group (model, prompt version, or all) over the range, and per time bucket."""
+
+    name: str
+    group_by: str | None
+    interval: str
+    groups: list[ScoreGroup]
+    points: list[ScorePoint]

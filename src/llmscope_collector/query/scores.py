@@ -52,6 +52,19 @@ _MATCH_LABEL = {
     "!=": f"SELECT DISTINCT trace_id FROM ({_LATEST}) WHERE name = $name AND trace_id IS NOT NULL AND label <> $label",  # noqa: S608
 }
 
+# The values of one score given in a time range (metrics: query.score_metrics).
+SCORES_IN_RANGE = f"""
+SELECT trace_id, time_ns, value, label FROM ({_LATEST})
+WHERE name = $name AND time_ns >= $from_ns AND time_ns < $to_ns
+ORDER BY time_ns, id LIMIT $limit"""  # noqa: S608
+
+# Per trace, the average of the latest values of a numeric (or boolean) score on it or its spans: the
+# key of `sort=score.<name>` (categorical scores have no value: they do not sort).
+TRACE_AVERAGES = f"""
+SELECT trace_id, avg(value) AS score FROM ({_LATEST})
+WHERE name = $name AND trace_id IS NOT NULL AND value IS NOT NULL
+GROUP BY trace_id ORDER BY trace_id"""  # noqa: S608
+
 _FILTER_RE = re.compile(r"^score\.([^<>=!]{1,200})(>=|<=|!=|=|>|<)(.{1,200})$", re.DOTALL)
 
 
@@ -127,6 +140,16 @@ class ScoreStore:
             ids = {r["trace_id"] for r in rows}
             matched = ids if matched is None else matched & ids
         return sorted(matched or ())
+
+    def in_range(self, project: str, name: str, from_ns: int, to_ns: int, limit: int) -> list[dict[str, Any]]:
+        """The trace, time, value and label of each score `name` given in `[from_ns, to_ns)`, oldest first."""
+        params = {"name": name, "from_ns": from_ns, "to_ns": to_ns, "limit": limit}
+        return self._rows(project, SCORES_IN_RANGE, params)
+
+    def trace_averages(self, project: str, name: str) -> tuple[tuple[str, float], ...]:
+        """(trace id, average value of the score `name` on it and its spans) of every trace that has one."""
+        rows = self._rows(project, TRACE_AVERAGES, {"name": name})
+        return tuple((r["trace_id"], float(r["score"])) for r in rows)
 
     def _scores(self, project: str, query: str, params: dict[str, Any]) -> list[Score]:
         return [Score(**row) for row in self._rows(project, query, params)]

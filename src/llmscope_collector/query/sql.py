@@ -318,7 +318,11 @@ SORT_KEYS: dict[str, str] = {
     "duration": "(t.end_ns - t.start_ns)",
     "cost": f"coalesce({_KNOWN_COST}, -1)",  # unknown cost sorts below $0, and keyset paging needs no NULLs
     "tokens": "t.total_tokens",
+    "score": "k.score",  # a score's average per trace, bound (`$score_traces`, `$score_values`): see _SCORE_KEYS
 }
+# The traces a score sort lists, with their sort keys (computed from the scores dataset by query.scores).
+_SCORE_KEYS = """JOIN (SELECT unnest($score_traces::VARCHAR[]) AS trace_id, unnest($score_values::DOUBLE[]) AS score) k
+  ON k.trace_id = t.trace_id"""
 _AFTER = {
     "desc": "({key} < $cursor_key OR ({key} = $cursor_key AND t.trace_id < $cursor_trace))",
     "asc": "({key} > $cursor_key OR ({key} = $cursor_key AND t.trace_id > $cursor_trace))",
@@ -332,13 +336,21 @@ def list_traces(filters: list[str], sort: str, order: str, after: bool) -> str:
     if after:
         where.append(_AFTER[order].format(key=key))
     direction = "DESC" if order == "desc" else "ASC"
+    join = _SCORE_KEYS if sort == "score" else ""
     return f"""
 SELECT {TRACE_ROW}, {key} AS sort_key
-FROM traces t
+FROM traces t {join}
 WHERE {" AND ".join(where)}
 ORDER BY {key} {direction}, t.trace_id {direction}
 LIMIT $limit"""  # noqa: S608 - fragments from allowlists only
 
+
+# Score metrics: the models or prompt versions of given traces (`$trace_ids`), a summary list column.
+TRACE_KEYS: dict[str, str] = {
+    group: f"""SELECT t.trace_id AS trace_id, t.{column} AS keys FROM traces t
+WHERE t.project = $project AND t.trace_id IN (SELECT unnest($trace_ids::VARCHAR[]))"""  # noqa: S608
+    for group, column in (("model", "models"), ("prompt", "prompts"))
+}
 
 TRACE_SUMMARY = f"SELECT {TRACE_ROW} FROM traces t WHERE t.project = $project AND t.trace_id = $trace_id"  # noqa: S608
 

@@ -9,6 +9,7 @@ only; captured content is read for one span's detail and for `q=` search, never 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import threading
 import time
@@ -23,7 +24,7 @@ import pyarrow as pa
 
 from llmscope_collector.query import rollups, sessions, sql
 from llmscope_collector.query.db import Database, bind
-from llmscope_collector.query.filters import Cursor, InvalidFilter, TimeRange, TraceQuery, span_dates
+from llmscope_collector.query.filters import SCORE_SORT, Cursor, InvalidFilter, TimeRange, TraceQuery, span_dates
 from llmscope_collector.query.index import SummaryIndex
 from llmscope_collector.query.models import (
     ContentPart,
@@ -200,7 +201,7 @@ class TraceStore:
         """One page of trace summaries, newest first by default; `next_cursor` continues it."""
         names, params = self._trace_filters(project, query)
         has_cursor = add_cursor(params, query)
-        text = sql.list_traces(names, query.sort, query.order, has_cursor)
+        text = sql.list_traces(names, query.sort_key, query.order, has_cursor)
         return trace_page(self.table_rows(text, {**params, "project": project, "limit": query.limit + 1}), query)
 
     def _trace_filters(self, project: str, query: TraceQuery) -> tuple[list[str], dict[str, Any]]:
@@ -305,6 +306,10 @@ class TraceStore:
     def prompt_versions(self, project: str, name: str, time_range: TimeRange) -> PromptVersions:
         return rollups.prompt_versions(self, project, name, time_range)
 
+    def trace_keys(self, project: str, trace_ids: Sequence[str], group_by: str) -> dict[str, list[str]]:
+        rows = self.table_rows(sql.TRACE_KEYS[group_by], {"project": project, "trace_ids": list(trace_ids)})
+        return {r["trace_id"]: list(r["keys"] or []) for r in rows}
+
     def counts(self) -> StoreCounts:
         rows = self._rows(sql.COUNTS, {})
         if not rows:
@@ -344,6 +349,9 @@ def trace_filter_params(query: TraceQuery) -> tuple[list[str], dict[str, Any]]:
         values["min_duration_ns"] = int(query.min_duration_ms * 1_000_000)
     params = {k: v for k, v in values.items() if v is not None}
     names = list(params)
+    if query.score_keys is not None:  # the score sort's keys (no condition name: the sort joins them)
+        params["score_traces"] = [trace for trace, _ in query.score_keys]
+        params["score_values"] = [value for _, value in query.score_keys]
     if query.status is not None:
         names.append("errors" if query.status == "error" else "no_errors")
     return names, params
@@ -383,6 +391,11 @@ def trace_page(rows: list[dict[str, Any]], query: TraceQuery) -> TracePage:
 
 def _cursor_key(sort: str, raw: str) -> Any:
     try:
+        if sort.startswith(SCORE_SORT):
+            key = float(raw)
+            if not math.isfinite(key):
+                raise ValueError(raw)
+            return key
         return Decimal(raw) if sort == "cost" else int(raw)
     except (ValueError, ArithmeticError):
         raise InvalidFilter("cursor", "is not a cursor returned by this endpoint") from None

@@ -35,6 +35,8 @@ from llmscope_collector.query.clickhouse.sql import DATASET_COLUMNS, load, struc
 from llmscope_collector.query.clickhouse.store import ClickHouseStore
 from llmscope_collector.query.db import Database
 from llmscope_collector.query.filters import TimeRange, TraceQuery
+from llmscope_collector.query.score_metrics import score_metrics
+from llmscope_collector.query.scores import ScoreStore
 from llmscope_collector.server import EmbeddedServer
 from tests.collector.query.conftest import query_settings
 from tests.collector.query.dataset import (
@@ -88,11 +90,13 @@ class Engines:
         self.server, self.clickhouse = server, clickhouse
         self.duckdb: QueryBackend = server.store
         self._projects = itertools.count()
+        self.keys: dict[str, str] = {}  # project → its API key
 
     def new_project(self, traces: list[GenTrace], late_parents: bool = False) -> str:
         project = f"gen{next(self._projects)}"
         _post(self.server, "/v1/projects", {"name": project})
         key = _post(self.server, f"/v1/projects/{project}/keys", {"name": "tests"})["key"]
+        self.keys[project] = key
         metadata = (("authorization", f"Bearer {key}"),)
         if late_parents:  # nested duplicates first: marked late (llm_dups), their traces get two deltas
             children = [
@@ -181,6 +185,29 @@ def _every_query(engines: Engines, project: str, traces: list[GenTrace]) -> None
     engines.check(lambda s: s.prompts(project, TimeRange()))
     engines.check(lambda s: s.prompt_versions(project, "greet", TimeRange()), order_free=True)
     engines.check(lambda s: s.list_traces(project, TraceQuery(q="quartz", attrs=(('$."app.tier"', "gold"),))))
+    _score_queries(engines, project, traces)
+
+
+def _score_keys(traces: list[GenTrace]) -> tuple[tuple[str, float], ...]:
+    """Sort keys for a score sort: most traces, ties included, one id no trace has."""
+    keys = [(t.trace_id, (n * 7 % 5) / 4 - 0.5) for n, t in enumerate(traces) if n % 4 != 3]
+    return (*keys, ("f" * 32, 1.0))
+
+
+def _score_queries(engines: Engines, project: str, traces: list[GenTrace]) -> None:
+    """What score sorts and score metrics ask of the engine: the trace list by given keys, trace keys."""
+    keys = _score_keys(traces)
+    for order in ("asc", "desc"):
+        cursor = None
+        for _ in range(3):
+            query = TraceQuery(sort="score.q", order=order, limit=3, cursor=cursor, score_keys=keys)  # type: ignore[arg-type]
+            page = engines.check(lambda s, q=query: s.list_traces(project, q))
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    ids = [t.trace_id for t in traces] + ["0" * 31 + "1"]
+    for group in ("model", "prompt"):
+        engines.check(lambda s, g=group: s.trace_keys(project, ids, g))
 
 
 @settings(max_examples=3, deadline=None)
@@ -277,6 +304,35 @@ def test_rollups_and_sessions_over_any_range_are_the_same(
     engines.check(lambda s: s.metrics_series("gen0", interval, "model", time_range, filters))
     engines.check(lambda s: s.prompts("gen0", time_range))
     engines.check(lambda s: s.list_sessions("gen0", time_range, user, 1000, None))
+
+
+def test_score_metrics_are_the_same(engines: Engines) -> None:
+    traces = generate(5150, 30, step_s=1800)
+    project = engines.new_project(traces)
+    scores = [
+        {"name": "quality", "value": (n % 5) / 4, "trace_id": t.trace_id, "time_unix_nano": t.start_ns}
+        for n, t in enumerate(traces)
+    ]
+    scores.append({"name": "quality", "value": 0.5, "session_id": "only-a-session", "time_unix_nano": T0_NS})
+    req = urllib.request.Request(
+        engines.server.api_url + "/v1/scores/batch",
+        data=json.dumps({"scores": scores}).encode(),
+        headers={"authorization": f"Bearer {engines.keys[project]}", "content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 201
+    engines.server.collector.flush()
+    store = ScoreStore(engines.server.settings.data_dir)
+    try:
+        for group in ("model", "prompt", None):
+            for interval in ("1h", "1d"):
+                answer = engines.check(
+                    lambda s, g=group, i=interval: score_metrics(s, store, project, "quality", i, g, TimeRange())
+                )
+                assert sum(p["stats"]["count"] for p in answer["points"]) >= len(scores)
+    finally:
+        store.close()
 
 
 def test_a_reload_loads_nothing_twice_and_a_crash_between_load_and_record_duplicates_nothing(engines: Engines) -> None:

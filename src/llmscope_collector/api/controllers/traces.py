@@ -13,7 +13,7 @@ from litestar.params import FromQuery, PathParameter, QueryParameter, SkipValida
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import ErrorBody, TracePage, Waterfall
 from llmscope_collector.query.backend import QueryBackend
-from llmscope_collector.query.filters import TimeRange, TraceQuery, attr_filters, parse_decimal
+from llmscope_collector.query.filters import SCORE_SORT, TimeRange, TraceQuery, attr_filters, parse_decimal
 from llmscope_collector.query.scores import ScoreFilter, ScoreStore, score_filters
 
 From = Annotated[str | None, QueryParameter(name="from", description="ISO 8601 time or epoch ns")]
@@ -23,6 +23,7 @@ TRACE_ID_PATTERN: dict[str, Any] = {"pattern": "^[0-9a-fA-F]{32}$"}
 SPAN_ID_PATTERN: dict[str, Any] = {"pattern": "^[0-9a-fA-F]{16}$"}
 # The score reader as handlers take it (an object of the server, not request data: not validated).
 ScoreReader = NamedDependency[SkipValidation[ScoreStore | None]]
+SORT_PATTERN = r"^(start|duration|cost|tokens|score\..{1,200})$"
 # Every data route: the caller's credentials may be missing, unknown or revoked.
 UNAUTHENTICATED = {401: ResponseSpec(data_container=ErrorBody, description="Missing, unknown or revoked API key")}
 _BAD_REQUEST = {
@@ -104,12 +105,27 @@ class TraceController(Controller):
         store: NamedDependency[QueryBackend],
         caller_project: NamedDependency[str],
         trace_filters: NamedDependency[TraceQuery],
-        sort: FromQuery[Literal["start", "duration", "cost", "tokens"]] = "start",
+        score_store: ScoreReader,
+        sort: Annotated[
+            str,
+            QueryParameter(
+                description="start, duration, cost, tokens, or score.<name>: by the trace's average of that "
+                "score (on the trace and its spans); a score sort lists only the traces that have the score",
+                pattern=SORT_PATTERN,
+            ),
+        ] = "start",
         order: FromQuery[Literal["asc", "desc"]] = "desc",
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
         cursor: Annotated[str | None, QueryParameter(description="`next_cursor` of the previous page")] = None,
     ) -> TracePage:
-        query = dataclasses.replace(trace_filters, sort=sort, order=order, limit=limit, cursor=cursor)
+        query = dataclasses.replace(
+            trace_filters,
+            sort=sort,
+            order=order,
+            limit=limit,
+            cursor=cursor,
+            score_keys=score_sort_keys(score_store, caller_project, sort),
+        )
         return store.list_traces(caller_project, query)
 
     @get(
@@ -138,6 +154,13 @@ class TraceController(Controller):
         if score_store is not None:
             waterfall.scores = score_store.for_trace(caller_project, waterfall.trace_id)
         return waterfall
+
+
+def score_sort_keys(scores: ScoreStore | None, project: str, sort: str) -> tuple[tuple[str, float], ...] | None:
+    """The keys of a `sort=score.<name>` (None for the other sorts; none at all without a score reader)."""
+    if not sort.startswith(SCORE_SORT):
+        return None
+    return scores.trace_averages(project, sort[len(SCORE_SORT) :]) if scores is not None else ()
 
 
 def _scored_traces(scores: ScoreStore | None, project: str, filters: tuple[ScoreFilter, ...]) -> tuple[str, ...] | None:

@@ -190,8 +190,13 @@ SORT_KEYS: dict[str, str] = {
     "duration": "(t.end_ns - t.start_ns)",
     "cost": f"coalesce({KNOWN_COST}, toDecimal128(-1, 12))",
     "tokens": "t.total_tokens",
+    "score": "k.score",
 }
-_SORT_TYPES = {"start": "Int64", "duration": "Int64", "cost": SUM_DECIMAL, "tokens": "Int64"}
+_SORT_TYPES = {"start": "Int64", "duration": "Int64", "cost": SUM_DECIMAL, "tokens": "Int64", "score": "Float64"}
+_SCORE_KEYS = """INNER JOIN (
+  SELECT tupleElement(p, 1) AS trace_id, tupleElement(p, 2) AS score
+  FROM (SELECT arrayJoin(arrayZip({score_traces:Array(String)}, {score_values:Array(Float64)})) AS p)) k
+  ON k.trace_id = t.trace_id"""
 _AFTER = {
     "desc": "({key} < {{cursor_key:{type}}}"
     " OR ({key} = {{cursor_key:{type}}} AND t.trace_id < {{cursor_trace:String}}))",
@@ -206,13 +211,21 @@ def list_traces(filters: list[str], sort: str, order: str, after: bool) -> str:
     if after:
         where.append(_AFTER[order].format(key=key, type=_SORT_TYPES[sort]))
     direction = "DESC" if order == "desc" else "ASC"
+    join = _SCORE_KEYS if sort == "score" else ""
     return f"""WITH {TRACES}
 SELECT {TRACE_ROW}, {key} AS sort_key
-FROM traces t
+FROM traces t {join}
 WHERE {" AND ".join(where)}
 ORDER BY sort_key {direction}, t.trace_id {direction}
 LIMIT {{limit:UInt32}}"""  # noqa: S608 - fragments from allowlists only
 
+
+TRACE_KEYS: dict[str, str] = {
+    group: f"""WITH {TRACES}
+SELECT t.trace_id AS trace_id, t.{column} AS keys FROM traces t
+WHERE has({{trace_ids:Array(String)}}, t.trace_id)"""  # noqa: S608
+    for group, column in (("model", "models"), ("prompt", "prompts"))
+}
 
 TRACE_SUMMARY = f"WITH {ONE_TRACE} SELECT {TRACE_ROW} FROM traces t"  # noqa: S608
 

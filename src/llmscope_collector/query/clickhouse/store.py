@@ -137,7 +137,7 @@ class ClickHouseStore:
         self._loader.refresh()
         names, params = self._trace_filters(project, query)
         has_cursor = add_cursor(params, query)
-        text = sql.list_traces(names, query.sort, query.order, has_cursor)
+        text = sql.list_traces(names, query.sort_key, query.order, has_cursor)
         return trace_page(self._rows(text, {**params, "project": project, "limit": query.limit + 1}), query)
 
     def _trace_filters(self, project: str, query: TraceQuery) -> tuple[list[str], dict[str, Any]]:
@@ -293,6 +293,10 @@ class ClickHouseStore:
         return PromptVersions(
             name=name, versions=[PromptVersion(version=r["version"], stats=_prompt_stats(r)) for r in rows]
         )
+
+    def trace_keys(self, project: str, trace_ids: Sequence[str], group_by: str) -> dict[str, list[str]]:
+        rows = self._fresh(sql.TRACE_KEYS[group_by], {"project": project, "trace_ids": list(trace_ids)})
+        return {r["trace_id"]: list(r["keys"] or []) for r in rows}
 
     def counts(self) -> StoreCounts:
         rows = self._fresh(sql.COUNTS, {})
