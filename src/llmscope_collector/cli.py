@@ -162,9 +162,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_demo_against(args.endpoint, args.api_url or default_api_url(), traces=args.traces)
     from llmscope_collector.process_memory import tune_process_memory
+
+    tune_process_memory()  # this process is the collector: before its threads start and its modules load
     from llmscope_collector.server import EmbeddedServer
 
-    tune_process_memory()  # this process is the collector: before any of its threads start
     try:
         settings = _settings(args)
         configure_logging(settings.log_format)
