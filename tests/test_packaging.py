@@ -45,10 +45,16 @@ APP = textwrap.dedent(
             client.messages.create(model="{MODEL}", max_tokens=20, messages=[{{"role": "user", "content": "hi"}}])
     flushed = llmscope.flush(timeout_s=10)
     llmscope.shutdown()
+    try:
+        llmscope.Client("http://127.0.0.1:1")
+        client_error = ""
+    except ImportError as exc:  # the base install has no pyarrow: the message names the extra
+        client_error = str(exc)
     server = {SERVER_MODULES!r}
     print(json.dumps({{
         "methods": methods,
         "flushed": flushed,
+        "client_error": client_error,
         "trace_id": format(root.get_span_context().trace_id, "032x"),
         "installed": [m for m in server if importlib.util.find_spec(m) is not None],
         "imported": sorted(m.split(".")[0] for m in sys.modules if m.split(".")[0] in server),
@@ -95,11 +101,10 @@ def _app_env() -> dict[str, str]:
 
 
 def test_the_base_install_instruments_an_app_without_the_server(base_venv: Path, server: EmbeddedServer) -> None:
-    proc = _run(
-        [str(base_venv / "bin" / "python"), "-c", APP, f"http://127.0.0.1:{server.grpc_port}"], env=_app_env()
-    )
+    proc = _run([str(base_venv / "bin" / "python"), "-c", APP, f"http://127.0.0.1:{server.grpc_port}"], env=_app_env())
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["installed"] == [] and report["imported"] == []
+    assert "pip install 'llmscope[client]'" in report["client_error"]
     assert any(m.startswith("anthropic.") and m.endswith(".Messages.create") for m in report["methods"])
     assert report["flushed"] is True
     server.collector.flush()

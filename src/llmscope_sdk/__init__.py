@@ -6,6 +6,7 @@ llmscope.instrument()      # patches the installed clients, exports OTLP to the 
 
 from __future__ import annotations
 
+from llmscope_sdk._client import Client, ClientError
 from llmscope_sdk._context import metadata, prompt, session, tags, user
 from llmscope_sdk._decorators import trace
 from llmscope_sdk._instrumentor import instrument, instrumented, uninstrument
@@ -15,6 +16,8 @@ from llmscope_sdk._setup import configure, flush, shutdown
 __version__ = "0.1.0"
 
 __all__ = [
+    "Client",
+    "ClientError",
     "__version__",
     "configure",
     "flush",

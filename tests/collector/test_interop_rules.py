@@ -117,9 +117,7 @@ def test_vercel_do_stream_is_a_stream_with_its_ttft_in_seconds() -> None:
 
 def test_vercel_outer_run_span_is_not_a_call_and_tool_span_is_a_tool() -> None:
     assert canonical_genai(VERCEL_OUTER)["operation"] is None
-    tool = canonical_genai(
-        {"ai.operationId": "ai.toolCall", "ai.toolCall.name": "locate", "ai.toolCall.id": "call_1"}
-    )
+    tool = canonical_genai({"ai.operationId": "ai.toolCall", "ai.toolCall.name": "locate", "ai.toolCall.id": "call_1"})
     assert (tool["operation"], tool["tool_name"], tool["tool_call_id"]) == ("execute_tool", "locate", "call_1")
 
 
@@ -242,9 +240,11 @@ _UNIQUE_MODELS = sorted(
     m.id for p in _SNAPSHOT.providers if p.id in ("openai", "anthropic") for m in p.models if "/" not in m.id
 )
 _UNKNOWN_PROVIDERS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-_.", min_size=1, max_size=20).filter(
-    lambda name: name not in {p.id for p in _SNAPSHOT.providers}
-    and name not in _PROVIDER_IDS  # OTel names the price book maps to the price source's (x_ai -> x-ai)
-    and normalize_provider(name) == name
+    lambda name: (
+        name not in {p.id for p in _SNAPSHOT.providers}
+        and name not in _PROVIDER_IDS  # OTel names the price book maps to the price source's (x_ai -> x-ai)
+        and normalize_provider(name) == name
+    )
 )
 
 
@@ -314,8 +314,18 @@ _LLM_KINDS = [
 ]
 _NOISE = st.dictionaries(
     st.sampled_from(
-        ["llm.model_name", "gen_ai.request.model", "gen_ai.system", "llm.provider", "input.value", "output.value",
-         "llm.invocation_parameters", "gen_ai.request.temperature", "llm.input_messages.0.message.content", "x"]
+        [
+            "llm.model_name",
+            "gen_ai.request.model",
+            "gen_ai.system",
+            "llm.provider",
+            "input.value",
+            "output.value",
+            "llm.invocation_parameters",
+            "gen_ai.request.temperature",
+            "llm.input_messages.0.message.content",
+            "x",
+        ]
     ),
     st.one_of(st.text(max_size=10), st.integers(0, 9)),
     max_size=6,
@@ -388,8 +398,15 @@ def test_outer_run_totals_are_never_counted_on_top_of_the_inner_calls(
     totals = (sum(c[1] for c in calls), sum(c[2] for c in calls))
     spans = [span(trace_id, root, "request", _START, _START + 10**9)]
     spans.append(
-        span(trace_id, outer_id, outer, _START + 1, _START + 10**9 - 1, parent=root if nested_outer else b"",
-             attrs={**_OUTERS[outer], **_outer_usage(outer, totals)})
+        span(
+            trace_id,
+            outer_id,
+            outer,
+            _START + 1,
+            _START + 10**9 - 1,
+            parent=root if nested_outer else b"",
+            attrs={**_OUTERS[outer], **_outer_usage(outer, totals)},
+        )
     )
     for k, (dialect, inp, out) in enumerate(calls):
         parent = outer_id
@@ -397,8 +414,17 @@ def test_outer_run_totals_are_never_counted_on_top_of_the_inner_calls(
             parent = new_span_id()
             wrapper = span(trace_id, parent, "LM.__call__", _START + 10 + k, _START + 20 + k, outer_id, DSPY_LM_CALL)
             spans.append(wrapper)
-        spans.append(span(trace_id, new_span_id(), f"call {k}", _START + 11 + k, _START + 19 + k, parent,
-                          _inner(dialect, (inp, out))))
+        spans.append(
+            span(
+                trace_id,
+                new_span_id(),
+                f"call {k}",
+                _START + 11 + k,
+                _START + 19 + k,
+                parent,
+                _inner(dialect, (inp, out)),
+            )
+        )
     delta = _summary(request(spans))
     assert (delta["llm_calls"], delta["input_tokens"], delta["output_tokens"]) == (len(calls), *totals)
     assert delta["cost_unknown"] == 0
@@ -412,7 +438,7 @@ def _summary(req: Any) -> dict[str, Any]:
     batch = decode_request(req, "p")
     with tempfile.TemporaryDirectory() as tmp:
         stitcher = Stitcher(Path(tmp))
-        (key, part), = batch.partitions.items()
+        ((key, part),) = batch.partitions.items()
         marked = stitcher.before_write(key, part.spans)
         (row,) = trace_deltas(marked, []).to_pylist()
     return row  # type: ignore[no-any-return]
@@ -426,13 +452,16 @@ def test_dspy_counts_the_inner_completion_that_carries_the_usage() -> None:
     ]
     delta = _summary(request(spans))
     assert (delta["llm_calls"], delta["input_tokens"], delta["cache_read_tokens"], delta["output_tokens"]) == (
-        1, 16, 15, 15
+        1,
+        16,
+        15,
+        15,
     )
-    assert delta["cost_unknown"] == 0 and delta["cost_usd"] == _BOOK.cost_row(
-        "openai", ("gpt-4o-mini",), _START, (16, 15, 15, 0)
-    )[0]
+    assert (
+        delta["cost_unknown"] == 0
+        and delta["cost_usd"] == _BOOK.cost_row("openai", ("gpt-4o-mini",), _START, (16, 15, 15, 0))[0]
+    )
     assert delta["providers"] == ["openai"]
-
 
 
 # --- the reported cost in the API ---------------------------------------------------------------------------
@@ -476,6 +505,10 @@ def test_span_detail_shows_the_reported_cost_beside_ours_when_they_differ(server
 def test_reported_cost_differs_by_more_than_a_cent_per_million_tokens(
     ours: str | None, reported: str, tokens: int, differs: bool
 ) -> None:
-    row = {"cost_usd": None if ours is None else Decimal(ours), "reported_cost_usd": Decimal(reported),
-           "total_tokens": tokens, "cost_source": "genai-prices:x/y"}
+    row = {
+        "cost_usd": None if ours is None else Decimal(ours),
+        "reported_cost_usd": Decimal(reported),
+        "total_tokens": tokens,
+        "cost_source": "genai-prices:x/y",
+    }
     assert reported_cost_differs(row) is differs

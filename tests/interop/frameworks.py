@@ -53,9 +53,7 @@ def openai_truth(label: str, usage: Any, response_id: str | None, *, stream: boo
     get = usage.get if isinstance(usage, dict) else lambda k: getattr(usage, k, None)
     details = get("prompt_tokens_details")
     cached = (details.get("cached_tokens") if isinstance(details, dict) else getattr(details, "cached_tokens", 0)) or 0
-    return Truth(
-        label, "openai", MODEL, get("prompt_tokens"), get("completion_tokens"), cached, 0, response_id, stream
-    )
+    return Truth(label, "openai", MODEL, get("prompt_tokens"), get("completion_tokens"), cached, 0, response_id, stream)
 
 
 def check_tree_and_counts(
@@ -82,8 +80,12 @@ def check_tree_and_counts(
 
     by_id = {s["span_id"]: s for s in waterfall["spans"]}
     counted = sorted((s for s in llm_spans(waterfall) if s.get("counted", True)), key=lambda s: s["start_offset_ms"])
-    rec.ok("structure", len(counted) == len(calls), f"{len(calls)} calls gave {len(counted)} counted LLM spans: "
-           f"{[(s['name'], s['operation']) for s in waterfall['spans']]}")
+    rec.ok(
+        "structure",
+        len(counted) == len(calls),
+        f"{len(calls)} calls gave {len(counted)} counted LLM spans: "
+        f"{[(s['name'], s['operation']) for s in waterfall['spans']]}",
+    )
     for span, call in zip(counted, calls, strict=False):
         raw = raw_of(span["span_id"])
         label = call.label
@@ -111,12 +113,18 @@ def check_tree_and_counts(
     want = (len(calls), sum(c.input_tokens for c in calls), sum(c.output_tokens for c in calls))
     got = (totals["llm_calls"], totals["input_tokens"], totals["output_tokens"])
     rec.ok("structure", got == want, f"totals (calls, input, output) {got} != {want}")
-    rec.ok("cache tokens", totals["cache_read_tokens"] == sum(c.cache_read for c in calls),
-           f"totals.cache_read_tokens {totals['cache_read_tokens']}")
+    rec.ok(
+        "cache tokens",
+        totals["cache_read_tokens"] == sum(c.cache_read for c in calls),
+        f"totals.cache_read_tokens {totals['cache_read_tokens']}",
+    )
     cost = sum((c.cost() for c in calls), Decimal(0))
     shown_total = Decimal(str(totals["cost_usd"])) if totals.get("cost_usd") is not None else None
-    rec.ok("cost", shown_total is not None and abs(shown_total - cost) < Decimal("1e-11"),
-           f"totals.cost_usd {shown_total} != {cost}")
+    rec.ok(
+        "cost",
+        shown_total is not None and abs(shown_total - cost) < Decimal("1e-11"),
+        f"totals.cost_usd {shown_total} != {cost}",
+    )
     return waterfall
 
 

@@ -65,8 +65,11 @@ def test_program_calls_count_the_inner_call_with_its_cache_and_cost(bench: Bench
     waterfall = check_tree_and_counts(rec, bench.server, bench.app, hex_trace_id(root), calls, parents={"LM.__call__"})
     wrappers = [s for s in waterfall["spans"] if s["name"] == "LM.__call__"]
     # DSPy's wrapper sends the output messages but no usage: an LLM span, shown, not counted.
-    rec.ok("structure", len(wrappers) == 2 and all(s["counted"] is False for s in wrappers),
-           f"LM.__call__ wrappers counted: {[(s['operation'], s['counted']) for s in wrappers]}")
+    rec.ok(
+        "structure",
+        len(wrappers) == 2 and all(s["counted"] is False for s in wrappers),
+        f"LM.__call__ wrappers counted: {[(s['operation'], s['counted']) for s in wrappers]}",
+    )
     rec.info["tree"] = " ⊃ ".join(
         dict.fromkeys(s["name"] for s in sorted(waterfall["spans"], key=lambda s: s["depth"]))
     )

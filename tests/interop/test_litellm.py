@@ -65,16 +65,20 @@ def test_calls_cache_stream_cost_and_tree(bench: Bench, otel_callback: None) -> 
     ]
     stream = openai_truth("completion stream", usage, chunks[-1].id, stream=True)
     assert calls[1].cache_read > 0
-    waterfall = check_tree_and_counts(
-        rec, bench.server, bench.app, hex_trace_id(root), calls, parents={"interop-root"}
-    )
+    waterfall = check_tree_and_counts(rec, bench.server, bench.app, hex_trace_id(root), calls, parents={"interop-root"})
     # The stream's span is ended from LiteLLM's logging thread, which does not have the caller's context.
-    (stream_span,) = [s for s in bench.app.raw().values() if s.name == "litellm_request" and
-                      (s.attributes or {}).get("llm.is_streaming") == "True"]
+    (stream_span,) = [
+        s
+        for s in bench.app.raw().values()
+        if s.name == "litellm_request" and (s.attributes or {}).get("llm.is_streaming") == "True"
+    ]
     stream_trace = format(stream_span.context.trace_id, "032x")
     if stream_trace != hex_trace_id(root):
-        rec.upstream("structure", "stream: LiteLLM ends a streamed call's span from its logging thread, without "
-                     "the caller's context: the span starts a trace of its own (counted there)")
+        rec.upstream(
+            "structure",
+            "stream: LiteLLM ends a streamed call's span from its logging thread, without "
+            "the caller's context: the span starts a trace of its own (counted there)",
+        )
         check_tree_and_counts(rec, bench.server, bench.app, stream_trace, [stream])
     else:
         check_tree_and_counts(rec, bench.server, bench.app, stream_trace, [*calls, stream])
@@ -99,8 +103,11 @@ def test_failed_call_is_an_error_span(bench: Bench, otel_callback: None) -> None
         litellm.completion(**_args(bench), extra_headers={"x-sim-error": "500"}, max_retries=0, num_retries=0)
     waterfall = fetch_trace(bench.server, hex_trace_id(root), bench.app)
     failed = [s for s in waterfall["spans"] if s["status_code"] == "ERROR" and s["span_id"] != hex_span_id(root)]
-    elsewhere = [s for s in bench.app.raw().values() if s.status.status_code.name == "ERROR"
-                 and s.context.trace_id != root.get_span_context().trace_id]
+    elsewhere = [
+        s
+        for s in bench.app.raw().values()
+        if s.status.status_code.name == "ERROR" and s.context.trace_id != root.get_span_context().trace_id
+    ]
     if not failed and elsewhere:
         rec.upstream("status", f"the failed call's span ({elsewhere[0].name}) starts a trace of its own")
     elif not failed:
@@ -126,10 +133,15 @@ def test_without_a_request_span_litellm_writes_onto_the_callers_span(
     names = [s["name"] for s in llm]
     if names == ["app-handler"]:
         shown = (llm[0]["input_tokens"], llm[0]["output_tokens"])
-        both = (first.usage.prompt_tokens + second.usage.prompt_tokens,
-                first.usage.completion_tokens + second.usage.completion_tokens)
-        rec.upstream("structure", f"two calls under one app span: LiteLLM writes each onto that span (no span of "
-                     f"its own unless USE_OTEL_LITELLM_REQUEST_SPAN=true); it shows {shown}, the calls made {both}")
+        both = (
+            first.usage.prompt_tokens + second.usage.prompt_tokens,
+            first.usage.completion_tokens + second.usage.completion_tokens,
+        )
+        rec.upstream(
+            "structure",
+            f"two calls under one app span: LiteLLM writes each onto that span (no span of "
+            f"its own unless USE_OTEL_LITELLM_REQUEST_SPAN=true); it shows {shown}, the calls made {both}",
+        )
     else:
         rec.ok("structure", len(llm) == 2, f"LLM spans {names}")
     rec.verify()

@@ -69,8 +69,17 @@ def test_runs_count_every_call_token_and_cent(bench: Bench, node_app: Path) -> N
     rec.info["node"] = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     out = _run_app(bench, node_app)
     calls = [
-        Truth(c["label"], c["provider"], c["model"], c["input"], c["output"], c["read"], c["write"],
-              c["response_id"], c["stream"])
+        Truth(
+            c["label"],
+            c["provider"],
+            c["model"],
+            c["input"],
+            c["output"],
+            c["read"],
+            c["write"],
+            c["response_id"],
+            c["stream"],
+        )
         for c in out["calls"]
     ]
     assert any(c.cache_read for c in calls) and any(c.cache_write for c in calls), calls
@@ -81,17 +90,29 @@ def test_runs_count_every_call_token_and_cent(bench: Bench, node_app: Path) -> N
     )
     spans = waterfall["spans"]
     outer = [s for s in spans if s["name"] in ("ai.generateText", "ai.streamText")]
-    rec.ok("structure", len(outer) == 5 and all(s["counted"] is None for s in outer),
-           f"outer run spans (carrying run totals) counted: {[(s['name'], s['counted']) for s in outer]}")
+    rec.ok(
+        "structure",
+        len(outer) == 5 and all(s["counted"] is None for s in outer),
+        f"outer run spans (carrying run totals) counted: {[(s['name'], s['counted']) for s in outer]}",
+    )
     tool_spans = [s for s in spans if s["name"] == "ai.toolCall"]
-    rec.ok("structure", [(s["operation"], s["tool_name"]) for s in tool_spans] == [("execute_tool", t["name"])
-           for t in out["tools"]], f"tool spans {[(s['operation'], s['tool_name']) for s in tool_spans]}")
+    rec.ok(
+        "structure",
+        [(s["operation"], s["tool_name"]) for s in tool_spans] == [("execute_tool", t["name"]) for t in out["tools"]],
+        f"tool spans {[(s['operation'], s['tool_name']) for s in tool_spans]}",
+    )
     by_id = {s["span_id"]: s for s in spans}
-    rec.ok("structure", all(by_id[s["parent_span_id"]]["name"] == "ai.generateText" for s in tool_spans),
-           "tool span not under its run")
+    rec.ok(
+        "structure",
+        all(by_id[s["parent_span_id"]]["name"] == "ai.generateText" for s in tool_spans),
+        "tool span not under its run",
+    )
     streams = [s for s in spans if s["name"] == "ai.streamText.doStream"]
-    rec.ok("stream", bool(streams) and all(s["is_stream"] and (s["ttft_ms"] or 0) > 0 for s in streams),
-           f"stream flag / ttft {[(s['is_stream'], s['ttft_ms']) for s in streams]}")
+    rec.ok(
+        "stream",
+        bool(streams) and all(s["is_stream"] and (s["ttft_ms"] or 0) > 0 for s in streams),
+        f"stream flag / ttft {[(s['is_stream'], s['ttft_ms']) for s in streams]}",
+    )
     finish = [s["finish_reasons"] for s in spans if s["name"] == "ai.generateText.doGenerate"]
     rec.ok("finish reason", ["tool_call"] in finish and ["stop"] in finish, f"finish reasons {finish}")
     _check_session_and_content(bench, trace_id, spans, rec)
@@ -110,4 +131,3 @@ def _check_session_and_content(bench: Bench, trace_id: str, spans: list[dict[str
         kinds = {c["kind"] for c in span_detail(bench.server, trace_id, tool["span_id"]).get("content", [])}
         rec.ok("content", {"tool_arguments", "tool_result"} <= kinds, f"tool content kinds {sorted(kinds)}")
     rec.info["content attributes"] = "`ai.prompt(.messages)`, `ai.response.text`, `ai.toolCall.args`/`.result`"
-

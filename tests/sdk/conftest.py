@@ -28,4 +28,3 @@ def spans() -> Iterator[CapturedSpans]:
     with capture_spans() as captured:
         yield captured
     assert not llmscope_sdk.instrumented()
-

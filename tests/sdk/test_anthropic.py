@@ -100,9 +100,7 @@ def test_cache_tokens_are_included_in_input_total(sim: SimulatedProvider, spans:
         assert attrs["gen_ai.usage.cache_creation.input_tokens"] == (u.cache_creation_input_tokens or 0)
 
 
-def test_uninstrument_restores_and_instrument_is_idempotent(
-    sim: SimulatedProvider, spans: CapturedSpans
-) -> None:
+def test_uninstrument_restores_and_instrument_is_idempotent(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = anthropic.Anthropic(base_url=sim.base_url, api_key="k", max_retries=0)
     llmscope_sdk.instrument()  # second call: must not double-wrap
     client.messages.create(model=MODEL, max_tokens=8, messages=[{"role": "user", "content": "a"}])

@@ -153,9 +153,7 @@ def test_session_user_tags_metadata_prompt_flow_to_spans(sim: SimulatedProvider,
     assert not any(k in outside for k in ("session.id", "user.id", "llmscope.tags", "gen_ai.prompt.name"))
 
 
-def test_scope_crosses_threads_with_copied_context_and_tasks(
-    sim: SimulatedProvider, spans: CapturedSpans
-) -> None:
+def test_scope_crosses_threads_with_copied_context_and_tasks(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     aclient = anthropic.AsyncAnthropic(base_url=sim.base_url, api_key="k", max_retries=0)
 

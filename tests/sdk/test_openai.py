@@ -195,9 +195,7 @@ def test_image_parts_become_uri_and_blob(sim: SimulatedProvider, spans: Captured
 
 
 @pytest.mark.parametrize("status", [400, 429, 500])
-def test_error_is_recorded_and_reraised_unchanged(
-    sim: SimulatedProvider, spans: CapturedSpans, status: int
-) -> None:
+def test_error_is_recorded_and_reraised_unchanged(sim: SimulatedProvider, spans: CapturedSpans, status: int) -> None:
     with pytest.raises(openai.APIStatusError) as info:
         _client(sim).chat.completions.create(
             model=MODEL,
@@ -239,9 +237,7 @@ def test_cached_tokens_counted_once(sim: SimulatedProvider, spans: CapturedSpans
     assert 0 < cached_tokens(second) < second.prompt_tokens  # the prefix cache did hit
 
 
-def test_with_raw_response_returns_raw_and_reads_parsed_body(
-    sim: SimulatedProvider, spans: CapturedSpans
-) -> None:
+def test_with_raw_response_returns_raw_and_reads_parsed_body(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     raw = _client(sim).chat.completions.with_raw_response.create(model=MODEL, messages=USER)  # type: ignore[arg-type]
     assert hasattr(raw, "http_response")  # the raw object, unchanged
     completion = raw.parse()
@@ -403,9 +399,7 @@ def test_embeddings_dimension_from_response(sim: SimulatedProvider, spans: Captu
 # ------------------------------------------------------------------------ lifecycle, never-harm
 
 
-def test_uninstrument_restores_and_instrument_is_idempotent(
-    sim: SimulatedProvider, spans: CapturedSpans
-) -> None:
+def test_uninstrument_restores_and_instrument_is_idempotent(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     client = _client(sim)
     classes = (openai.resources.chat.completions.Completions, openai.resources.embeddings.AsyncEmbeddings)
     llmscope_sdk.instrument()  # second call: must not double-wrap

@@ -328,9 +328,7 @@ def test_responses_stream_helper_and_create_async(sim: SimulatedProvider, spans:
 
 
 @needs_responses
-def test_responses_stream_of_stored_response_is_not_a_new_call(
-    sim: SimulatedProvider, spans: CapturedSpans
-) -> None:
+def test_responses_stream_of_stored_response_is_not_a_new_call(sim: SimulatedProvider, spans: CapturedSpans) -> None:
     manager = _client(sim).responses.stream(response_id="resp_123")
     with pytest.raises(openai.NotFoundError), manager:  # the simulator stores no responses
         pass

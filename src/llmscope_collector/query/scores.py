@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,7 @@ QUALIFY row_number() OVER (PARTITION BY id ORDER BY received_ns DESC, time_ns DE
 """  # noqa: S608  (column names from storage.schema)
 
 TRACE_SCORES = f"SELECT * FROM ({_LATEST}) WHERE trace_id = $trace_id ORDER BY time_ns, id"  # noqa: S608
-SPAN_SCORES = (
-    f"SELECT * FROM ({_LATEST}) WHERE trace_id = $trace_id AND span_id = $span_id ORDER BY time_ns, id"  # noqa: S608
-)
+SPAN_SCORES = f"SELECT * FROM ({_LATEST}) WHERE trace_id = $trace_id AND span_id = $span_id ORDER BY time_ns, id"  # noqa: S608
 SESSION_SCORES = f"SELECT * FROM ({_LATEST}) WHERE session_id = $session_id ORDER BY time_ns, id"  # noqa: S608
 LIST_SCORES = f"""
 SELECT * FROM ({_LATEST})
@@ -51,6 +49,11 @@ _MATCH_LABEL = {
     "=": f"SELECT DISTINCT trace_id FROM ({_LATEST}) WHERE name = $name AND trace_id IS NOT NULL AND label = $label",  # noqa: S608
     "!=": f"SELECT DISTINCT trace_id FROM ({_LATEST}) WHERE name = $name AND trace_id IS NOT NULL AND label <> $label",  # noqa: S608
 }
+
+STREAM_SCORES = f"""
+SELECT * FROM ({_LATEST})
+WHERE ($name IS NULL OR name = $name) AND time_ns >= $from_ns AND time_ns < $to_ns
+ORDER BY time_ns DESC, id"""  # noqa: S608
 
 # The values of one score given in a time range (metrics: query.score_metrics).
 SCORES_IN_RANGE = f"""
@@ -140,6 +143,22 @@ class ScoreStore:
             ids = {r["trace_id"] for r in rows}
             matched = ids if matched is None else matched & ids
         return sorted(matched or ())
+
+    def stream(self, project: str, name: str | None, from_ns: int, to_ns: int) -> Iterator[dict[str, Any]]:
+        """Every score of the range (of `name`, if given), newest first, read in batches of 1000 rows."""
+        glob = project_glob(self._data_dir, SCORES_DIR, project)
+        if glob is None:
+            return
+        params = {"glob": glob, "name": name, "from_ns": from_ns, "to_ns": to_ns}
+        cur = self._db.cursor()
+        try:
+            result = cur.execute(STREAM_SCORES, bind(STREAM_SCORES, params))
+            columns = [d[0] for d in result.description or ()]
+            while rows := result.fetchmany(1000):
+                for row in rows:
+                    yield dict(zip(columns, row, strict=True))
+        finally:
+            cur.close()
 
     def in_range(self, project: str, name: str, from_ns: int, to_ns: int, limit: int) -> list[dict[str, Any]]:
         """The trace, time, value and label of each score `name` given in `[from_ns, to_ns)`, oldest first."""

@@ -357,9 +357,7 @@ def trace_filter_params(query: TraceQuery) -> tuple[list[str], dict[str, Any]]:
     return names, params
 
 
-def restrict_to_matches(
-    names: list[str], params: dict[str, Any], matched: list[str] | None, query: TraceQuery
-) -> None:
+def restrict_to_matches(names: list[str], params: dict[str, Any], matched: list[str] | None, query: TraceQuery) -> None:
     """Narrow the list to the traces the span-level filters matched and to `query.trace_ids` (if any)."""
     if query.trace_ids is not None:
         allowed = set(query.trace_ids)

@@ -355,5 +355,3 @@ async def _until(deadline: float, awaitable: Coroutine[Any, Any, _T]) -> _T:
 def _peer(scope: dict[str, Any]) -> str:
     client = scope.get("client")
     return f"{client[0]}:{client[1]}" if client else "unknown"
-
-

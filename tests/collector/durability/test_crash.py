@@ -49,9 +49,7 @@ class ChildCollector:
         cmd += ["--otlp-grpc-port", "0", "--otlp-http-port", "0", "--api-port", "0"]
         log_path = data_dir.parent / "collector.log"
         with open(log_path, "a") as log_file:
-            proc = subprocess.Popen(
-                cmd, env={**os.environ, **_ENV}, stdout=subprocess.PIPE, stderr=log_file, text=True
-            )
+            proc = subprocess.Popen(cmd, env={**os.environ, **_ENV}, stdout=subprocess.PIPE, stderr=log_file, text=True)
         assert proc.stdout is not None
         for line in proc.stdout:
             match = _STARTED.search(line)

@@ -70,7 +70,8 @@ def test_workers_price_with_the_collectors_price_file_like_inline_decoding(tmp_p
         "gen_ai.usage.output_tokens": 100,
     }
     items = [
-        ("default", _one_span_request(now, attrs)) for _ in range(16)  # enough records to go to the pool
+        ("default", _one_span_request(now, attrs))
+        for _ in range(16)  # enough records to go to the pool
     ]
     pooled, inline = DecodePool(1, str(prices)), DecodePool(0, str(prices))
     try:

@@ -27,23 +27,41 @@ def _model(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for r in rows:
         d = out.setdefault(
             r["trace_id"],
-            {"start_ns": r["start_ns"], "end_ns": r["end_ns"], "has_root": False, "span_count": 0,
-             "cost_usd": Decimal(0), "session_id": None, "user_id": None, "root_span_id": None, "root_name": None,
-             "root_service": None, "root_status": None, **dict.fromkeys(_SUMS, 0),
-             **{k: {} for k in ("services", "tags", "prompts", "prompt_names", "models", "providers")}},
+            {
+                "start_ns": r["start_ns"],
+                "end_ns": r["end_ns"],
+                "has_root": False,
+                "span_count": 0,
+                "cost_usd": Decimal(0),
+                "session_id": None,
+                "user_id": None,
+                "root_span_id": None,
+                "root_name": None,
+                "root_service": None,
+                "root_status": None,
+                **dict.fromkeys(_SUMS, 0),
+                **{k: {} for k in ("services", "tags", "prompts", "prompt_names", "models", "providers")},
+            },
         )
         d["start_ns"], d["end_ns"] = min(d["start_ns"], r["start_ns"]), max(d["end_ns"], r["end_ns"])
         d["span_count"] += 1
         d["error_count"] += r["status_code"] == "ERROR"
         if not r["parent_span_id"]:
             d["has_root"] = True
-            d.update(root_span_id=r["span_id"], root_name=r["name"], root_service=r["service_name"],
-                     root_status=r["status_code"])
+            d.update(
+                root_span_id=r["span_id"],
+                root_name=r["name"],
+                root_service=r["service_name"],
+                root_status=r["status_code"],
+            )
         d["session_id"] = d["session_id"] or r["session_id"] or None
         d["user_id"] = d["user_id"] or r["user_id"] or None
         name, version = r["prompt_name"] or None, r["prompt_version"] or None
-        for field, value in (("services", r["service_name"]), ("prompt_names", name),
-                             ("prompts", f"{name}@{version}" if name and version else name)):
+        for field, value in (
+            ("services", r["service_name"]),
+            ("prompt_names", name),
+            ("prompts", f"{name}@{version}" if name and version else name),
+        ):
             if value:
                 d[field][value] = None
         for tag in r["tags"] or ():

@@ -69,16 +69,27 @@ def main(argv: list[str]) -> int:
                     return 1
                 export(server, generate(1, 60))
             command = [
-                sys.executable, "-m", "schemathesis.cli", "run", f"{server.api_url}/schema/openapi.json",
-                "--checks", CHECKS,
-                "--exclude-path", "/v1/traces/stream",  # Server-Sent Events: a stream, not a response
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "run",
+                f"{server.api_url}/schema/openapi.json",
+                "--checks",
+                CHECKS,
+                "--exclude-path",
+                "/v1/traces/stream",  # Server-Sent Events: a stream, not a response
                 # A download whose content type follows `format` (JSON lines or CSV); tests/collector/test_export.py
-                "--exclude-path", "/v1/export",
-                "--header", f"Authorization: Bearer {credential}",
-                "--max-examples", MAX_EXAMPLES,
+                "--exclude-path",
+                "/v1/export",
+                "--header",
+                f"Authorization: Bearer {credential}",
+                "--max-examples",
+                MAX_EXAMPLES,
                 "--generation-deterministic",  # with the seed: the same cases on every run
-                "--seed", "20261130",
-                "--workers", "2",
+                "--seed",
+                "20261130",
+                "--workers",
+                "2",
                 "--no-color",
                 *argv,
             ]

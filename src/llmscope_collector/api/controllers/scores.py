@@ -11,22 +11,24 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromQuery, QueryParameter, SkipValidation
+from litestar.response import Stream
 
+from llmscope_collector.api.arrow import arrow_response, arrow_schema, batches, wants_arrow
 from llmscope_collector.api.controllers.traces import UNAUTHENTICATED, From, ScoreReader, To
 from llmscope_collector.api.schemas import ErrorBody
 from llmscope_collector.errors import InvalidPayload, Unavailable
 from llmscope_collector.processors.scores import carrier_request
 from llmscope_collector.query.filters import InvalidFilter, TimeRange
-from llmscope_collector.query.models import ScoreList
+from llmscope_collector.query.models import Score, ScoreList
 
 # Appends an OTLP request for a project to the WAL (the collector's exporter); raises
 # `Unavailable` when the collector cannot take it now.
@@ -34,6 +36,7 @@ ScoreIngest = Callable[[bytes, str], object]
 # The dependency as handlers take it (an object of the server, not request data: not validated).
 ScoreWriter = NamedDependency[SkipValidation[ScoreIngest | None]]
 
+SCORE_SCHEMA = arrow_schema(Score)  # the score list's Arrow columns: the declared score columns
 _TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
 _SPAN_ID = re.compile(r"^[0-9a-fA-F]{16}$")
 MAX_BATCH = 1000
@@ -109,11 +112,18 @@ class ScoreController(Controller):
         "/",
         operation_id="listScores",
         summary="Scores, newest first: of one trace, span or session, or by name over a time range",
-        responses={400: ResponseSpec(data_container=ErrorBody, description="Invalid parameter"), **UNAUTHENTICATED},
+        description="With `Accept: application/vnd.apache.arrow.stream`: an Arrow IPC stream of the same rows; over "
+        "a time range, every score of it (no `limit`), read and sent in record batches.",
+        responses={
+            200: ResponseSpec(data_container=ScoreList, description="The scores (or an Arrow stream of them)"),
+            400: ResponseSpec(data_container=ErrorBody, description="Invalid parameter"),
+            **UNAUTHENTICATED,
+        },
         sync_to_thread=True,
     )
     def list_scores(
         self,
+        request: Request[Any, Any, Any],
         caller_project: NamedDependency[str],
         score_store: ScoreReader,
         trace_id: FromQuery[str | None] = None,
@@ -123,7 +133,13 @@ class ScoreController(Controller):
         from_: From = None,
         to: To = None,
         limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
-    ) -> ScoreList:
+    ) -> ScoreList | Stream:
+        if wants_arrow(request) and trace_id is None and session_id is None and span_id is None:
+            window = TimeRange.parse(from_, to)  # every score of the range (no limit), straight from the files
+            rows: Iterator[dict[str, Any]] = iter(())
+            if score_store is not None:
+                rows = score_store.stream(caller_project, name, window.from_ns, window.to_ns)
+            return arrow_response(SCORE_SCHEMA, batches(rows, SCORE_SCHEMA), f"llmscope-{caller_project}-scores")
         if score_store is None:
             return ScoreList(scores=[])
         if span_id is not None:
@@ -139,6 +155,9 @@ class ScoreController(Controller):
             scores = score_store.recent(caller_project, name, window.from_ns, window.to_ns, limit)
         if name is not None:
             scores = [s for s in scores if s.name == name]
+        if wants_arrow(request):
+            rows = (msgspec.to_builtins(score) for score in scores[:limit])
+            return arrow_response(SCORE_SCHEMA, batches(rows, SCORE_SCHEMA), f"llmscope-{caller_project}-scores")
         return ScoreList(scores=scores[:limit])
 
 

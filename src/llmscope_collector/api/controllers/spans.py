@@ -1,23 +1,72 @@
-"""`/v1/spans/{trace_id}/{span_id}`: one span with all raw attributes, events and captured content."""
+"""`/v1/spans/{trace_id}/{span_id}`: one span with all raw attributes, events and captured content;
+`/v1/spans`: the spans of the traces the trace list's filters select, as an Arrow stream (DataFrames)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import dataclasses
+from collections.abc import Iterator
+from typing import Annotated, Any
 
-from litestar import Controller, get
+import msgspec
+import pyarrow as pa
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
+from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter
+from litestar.response import Stream
 
-from llmscope_collector.api.controllers.traces import SPAN_ID_PATTERN, TRACE_ID_PATTERN, UNAUTHENTICATED, ScoreReader
+from llmscope_collector.api.arrow import ARROW_STREAM, arrow_response, arrow_schema, batches, wants_arrow
+from llmscope_collector.api.controllers.traces import (
+    SPAN_ID_PATTERN,
+    TRACE_FILTERS,
+    TRACE_ID_PATTERN,
+    UNAUTHENTICATED,
+    ScoreReader,
+    walk_traces,
+)
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import ErrorBody, SpanDetail
 from llmscope_collector.query.backend import QueryBackend
+from llmscope_collector.query.filters import TraceQuery
+from llmscope_collector.query.models import WaterfallSpan
+
+# A span row: its trace id, then the waterfall row's fields (its children are the rows naming it as parent).
+_WITH_TRACE = arrow_schema(WaterfallSpan, (pa.field("trace_id", pa.string()),))
+SPAN_SCHEMA = _WITH_TRACE.remove(_WITH_TRACE.get_field_index("children"))
 
 
 class SpanController(Controller):
     path = "/v1/spans"
     tags = ["spans"]
+    dependencies = {"trace_filters": TRACE_FILTERS}
+
+    @get(
+        "/",
+        operation_id="listSpans",
+        summary="The spans of the selected traces (the trace list's filters), as an Arrow IPC stream",
+        description=f"Answers `Accept: {ARROW_STREAM}` only: oldest trace first, each trace's spans in "
+        "waterfall order, the columns of a waterfall row plus `trace_id`.",
+        responses={
+            **UNAUTHENTICATED,
+            400: ResponseSpec(data_container=ErrorBody, description="A parameter is invalid"),
+            406: ResponseSpec(data_container=ErrorBody, description=f"Not asked for {ARROW_STREAM}"),
+        },
+        sync_to_thread=True,
+        media_type=ARROW_STREAM,
+    )
+    def list_spans(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[QueryBackend],
+        caller_project: NamedDependency[str],
+        trace_filters: NamedDependency[TraceQuery],
+    ) -> Stream:
+        if not wants_arrow(request):
+            raise HTTPException(status_code=406, detail=f"this route answers Accept: {ARROW_STREAM} only")
+        query = dataclasses.replace(trace_filters, sort="start", order="asc")
+        rows = _span_rows(store, caller_project, walk_traces(store, caller_project, query))
+        return arrow_response(SPAN_SCHEMA, batches(rows, SPAN_SCHEMA), f"llmscope-{caller_project}-spans")
 
     @get(
         "/{trace_id:str}/{span_id:str}",
@@ -44,3 +93,12 @@ class SpanController(Controller):
         if score_store is not None:
             span.scores = score_store.for_span(caller_project, span.trace_id, span.span_id)
         return span
+
+
+def _span_rows(store: QueryBackend, project: str, traces: Iterator[Any]) -> Iterator[dict[str, Any]]:
+    """Each trace's stored spans (not the waterfall's synthetic root), one trace in memory at a time."""
+    for summary in traces:
+        waterfall = store.get_trace(summary.trace_id, project)
+        for span in waterfall.spans if waterfall is not None else ():
+            if not span.synthetic:
+                yield {"trace_id": summary.trace_id, **msgspec.to_builtins(span)}

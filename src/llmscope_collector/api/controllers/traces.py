@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from itertools import islice
 from typing import Annotated, Any, Literal
 
+import msgspec
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, PathParameter, QueryParameter, SkipValidation
+from litestar.response import Stream
 
+from llmscope_collector.api.arrow import arrow_response, arrow_schema, batches, wants_arrow
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import ErrorBody, TracePage, Waterfall
 from llmscope_collector.query.backend import QueryBackend
 from llmscope_collector.query.filters import SCORE_SORT, TimeRange, TraceQuery, attr_filters, parse_decimal
+from llmscope_collector.query.models import TraceSummary
 from llmscope_collector.query.scores import ScoreFilter, ScoreStore, score_filters
 
 From = Annotated[str | None, QueryParameter(name="from", description="ISO 8601 time or epoch ns")]
@@ -23,6 +29,7 @@ TRACE_ID_PATTERN: dict[str, Any] = {"pattern": "^[0-9a-fA-F]{32}$"}
 SPAN_ID_PATTERN: dict[str, Any] = {"pattern": "^[0-9a-fA-F]{16}$"}
 # The score reader as handlers take it (an object of the server, not request data: not validated).
 ScoreReader = NamedDependency[SkipValidation[ScoreStore | None]]
+TRACE_SCHEMA = arrow_schema(TraceSummary)  # the trace list's Arrow columns
 SORT_PATTERN = r"^(start|duration|cost|tokens|score\..{1,200})$"
 # Every data route: the caller's credentials may be missing, unknown or revoked.
 UNAUTHENTICATED = {401: ResponseSpec(data_container=ErrorBody, description="Missing, unknown or revoked API key")}
@@ -97,11 +104,17 @@ class TraceController(Controller):
         "/",
         operation_id="listTraces",
         summary="Traces, newest first, filtered; `attr.<key>=<value>` on a span attribute, `score.<name>>=<n>` a score",
-        responses=_BAD_REQUEST,
+        responses={
+            200: ResponseSpec(data_container=TracePage, description="A page of traces (or an Arrow stream)"),
+            **_BAD_REQUEST,
+        },
+        description="With `Accept: application/vnd.apache.arrow.stream`: every selected trace (from `cursor`; at most "
+        "`limit` only when given) as an Arrow IPC stream, the same columns as the JSON rows.",
         sync_to_thread=True,
     )
     def list_traces(
         self,
+        request: Request[Any, Any, Any],
         store: NamedDependency[QueryBackend],
         caller_project: NamedDependency[str],
         trace_filters: NamedDependency[TraceQuery],
@@ -117,7 +130,7 @@ class TraceController(Controller):
         order: FromQuery[Literal["asc", "desc"]] = "desc",
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
         cursor: Annotated[str | None, QueryParameter(description="`next_cursor` of the previous page")] = None,
-    ) -> TracePage:
+    ) -> TracePage | Stream:
         query = dataclasses.replace(
             trace_filters,
             sort=sort,
@@ -126,6 +139,10 @@ class TraceController(Controller):
             cursor=cursor,
             score_keys=score_sort_keys(score_store, caller_project, sort),
         )
+        if wants_arrow(request):  # every selected trace from the cursor on (up to `limit` only when given)
+            rows = islice(walk_traces(store, caller_project, query), limit if "limit" in request.query_params else None)
+            summaries = (msgspec.to_builtins(summary) for summary in rows)
+            return arrow_response(TRACE_SCHEMA, batches(summaries, TRACE_SCHEMA), f"llmscope-{caller_project}-traces")
         return store.list_traces(caller_project, query)
 
     @get(
@@ -154,6 +171,17 @@ class TraceController(Controller):
         if score_store is not None:
             waterfall.scores = score_store.for_trace(caller_project, waterfall.trace_id)
         return waterfall
+
+
+def walk_traces(store: QueryBackend, project: str, query: TraceQuery) -> Iterator[TraceSummary]:
+    """Every trace `query` selects, in its order, from its cursor on: one page of 1000 in memory at a time."""
+    query = dataclasses.replace(query, limit=1000)
+    while True:
+        page = store.list_traces(project, query)
+        yield from page.traces
+        if page.next_cursor is None:
+            return
+        query = dataclasses.replace(query, cursor=page.next_cursor)
 
 
 def score_sort_keys(scores: ScoreStore | None, project: str, sort: str) -> tuple[tuple[str, float], ...] | None:
