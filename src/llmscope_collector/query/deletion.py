@@ -26,43 +26,62 @@ if TYPE_CHECKING:
 _TRACE_DATASETS = (SPANS_DIR, TRACES_DIR, LLM_DUPS_DIR)
 
 
-class _Tally:
+class Tally:
+    """What a removal from the files did: counts, and the content hashes removed as orphans by (project, date)."""
+
     def __init__(self) -> None:
         self.spans = 0
         self.content = 0
         self.files = 0
         self.scores = 0
         self.hashes: dict[tuple[str, str], set[str]] = defaultdict(set)  # (project, date) → removed spans' hashes
+        self.orphans: dict[tuple[str, str], set[str]] = {}
+
+    def report(self, session_id: str, traces: int) -> DeletionReport:
+        return DeletionReport(
+            session_id=session_id,
+            traces_deleted=traces,
+            spans_deleted=self.spans,
+            content_items_deleted=self.content,
+            files_rewritten=self.files,
+            scores_deleted=self.scores,
+        )
 
 
 def delete_session(store: TraceStore, project: str, session_id: str) -> DeletionReport:
     check_session_id(session_id)
     with store.deletion_lock:
-        trace_ids = _session_trace_ids(store, project, session_id)
-        tally = _Tally()
-        for _ in range(2):
-            if not trace_ids:
-                break
-            for dataset in _TRACE_DATASETS:
-                _remove_traces(store, project, dataset, trace_ids, tally)
-            if not _still_stored(store, project, trace_ids):
-                break
-        _remove_orphan_content(store, tally)
-        _remove_scores(store, project, session_id, trace_ids, tally)
+        trace_ids = session_trace_ids(store, project, session_id)
+        tally = remove_from_files(store, project, session_id, trace_ids)
         store.index.invalidate()
-    return DeletionReport(
-        session_id=session_id,
-        traces_deleted=len(trace_ids),
-        spans_deleted=tally.spans,
-        content_items_deleted=tally.content,
-        files_rewritten=tally.files,
-        scores_deleted=tally.scores,
-    )
+    return tally.report(session_id, len(trace_ids))
 
 
-def _session_trace_ids(store: TraceStore, project: str, session_id: str) -> list[str]:
-    ids = {r["trace_id"] for r in store.table_rows(sql.SESSION_TRACE_IDS, {"project": project, "session": session_id})}
-    ids |= {r["trace_id"] for r in store.rows(project, sql.SPAN_SESSION_TRACE_IDS, {"session": session_id})}
+def remove_from_files(store: TraceStore, project: str, session_id: str, trace_ids: list[str]) -> Tally:
+    """Rewrite every file of the project holding a row of `trace_ids` without those rows, then drop the
+    content no remaining span of its partition references and the session's scores (the engine-neutral
+    part of a deletion: the ClickHouse engine runs it too, over the files it loads from). The caller
+    serializes deletions."""
+    tally = Tally()
+    for _ in range(2):
+        if not trace_ids:
+            break
+        for dataset in _TRACE_DATASETS:
+            _remove_traces(store, project, dataset, trace_ids, tally)
+        if not _still_stored(store, project, trace_ids):
+            break
+    _remove_orphan_content(store, tally)
+    _remove_scores(store, project, session_id, trace_ids, tally)
+    return tally
+
+
+def session_trace_ids(store: TraceStore, project: str, session_id: str, *, summaries: bool = True) -> list[str]:
+    """The traces of the session: those whose summary names it, and those with a span that does."""
+    ids = {r["trace_id"] for r in store.rows(project, sql.SPAN_SESSION_TRACE_IDS, {"session": session_id})}
+    if summaries:
+        ids |= {
+            r["trace_id"] for r in store.table_rows(sql.SESSION_TRACE_IDS, {"project": project, "session": session_id})
+        }
     return sorted(ids)
 
 
@@ -75,7 +94,7 @@ def _still_stored(store: TraceStore, project: str, trace_ids: list[str]) -> bool
     return bool(_files_with(store, project, SPANS_DIR, trace_ids))
 
 
-def _remove_traces(store: TraceStore, project: str, dataset: str, trace_ids: list[str], tally: _Tally) -> None:
+def _remove_traces(store: TraceStore, project: str, dataset: str, trace_ids: list[str], tally: Tally) -> None:
     removed = remove_traces(store.data_dir, _files_with(store, project, dataset, trace_ids), trace_ids)
     tally.files += removed.files
     if dataset == SPANS_DIR:
@@ -84,7 +103,7 @@ def _remove_traces(store: TraceStore, project: str, dataset: str, trace_ids: lis
         tally.hashes[partition] |= hashes
 
 
-def _remove_orphan_content(store: TraceStore, tally: _Tally) -> None:
+def _remove_orphan_content(store: TraceStore, tally: Tally) -> None:
     """Drop content items no remaining span of their partition references."""
     for (project, date), hashes in tally.hashes.items():
         spans_glob = project_glob(store.data_dir, SPANS_DIR, project, date)
@@ -96,9 +115,10 @@ def _remove_orphan_content(store: TraceStore, tally: _Tally) -> None:
             removed = remove_content(store.data_dir, project, date, orphans)
             tally.content += removed.rows
             tally.files += removed.files
+            tally.orphans[(project, date)] = orphans
 
 
-def _remove_scores(store: TraceStore, project: str, session_id: str, trace_ids: list[str], tally: _Tally) -> None:
+def _remove_scores(store: TraceStore, project: str, session_id: str, trace_ids: list[str], tally: Tally) -> None:
     """The session's scores; a second pass finds what a compaction running meanwhile may have merged
     into a new file just before the first pass read the old one (normally nothing)."""
     for _ in range(2):

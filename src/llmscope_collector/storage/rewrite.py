@@ -13,6 +13,7 @@ A rewritten flush file keeps its WAL range in its name and metadata, so replay s
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import uuid
 from collections.abc import Collection, Iterable, Mapping
@@ -54,7 +55,7 @@ def replace_files(data_dir: Path, partition: Path, replacements: Mapping[Path, p
         if table is None or table.num_rows == 0:
             continue
         name = _new_name(path.name)
-        write_durably(table, partition / (name + ".tmp"), row_group_size=64_000)
+        write_durably(_rewritten_from(table, path.name), partition / (name + ".tmp"), row_group_size=64_000)
         outputs.append(name)
     intent = _Intent(partition=str(partition), inputs=[p.name for p in replacements], outputs=outputs)
     intents = data_dir / COMPACTION_DIR
@@ -63,6 +64,18 @@ def replace_files(data_dir: Path, partition: Path, replacements: Mapping[Path, p
     replace_durably(msgspec.json.encode(intent), intent_path)
     _roll_forward(intent)
     intent_path.unlink()
+
+
+REWRITTEN_FROM = b"llmscope.rewritten_from"
+
+
+def _rewritten_from(table: pa.Table, name: str) -> pa.Table:
+    """The table with `name` added to the names of the files it is a rewrite of (JSON list in its metadata):
+    a reader that loads files by name (the ClickHouse loader) knows the rows were already loaded."""
+    meta = dict(table.schema.metadata or {})
+    names = [*json.loads(meta.get(REWRITTEN_FROM, b"[]")), name]
+    meta[REWRITTEN_FROM] = json.dumps(names).encode()
+    return table.replace_schema_metadata(meta)
 
 
 @dataclasses.dataclass

@@ -364,6 +364,30 @@ def test_a_reload_loads_nothing_twice_and_a_crash_between_load_and_record_duplic
     engines.check(lambda s: s.counts())
 
 
+def test_tables_made_before_the_trace_summaries_are_summarized_once_then_fed(engines: Engines) -> None:
+    """A database whose tables predate `trace_summaries`: the next loader backfills it from the deltas
+    already loaded and creates the view; later loads feed it (the lists stay equal to DuckDB's)."""
+    client = engines.clickhouse.client
+    project = engines.new_project(generate(7, 15, step_s=61), late_parents=True)
+    engines.clickhouse.loader.refresh()
+    client.command("DROP VIEW trace_summaries_feed", {})
+    client.command("DROP TABLE trace_summaries", {})
+    loader = Loader(client, DirectorySource(engines.server.settings.data_dir))
+    store = ClickHouseStore(client, loader)
+    later = engines.new_project(generate(8, 15, step_s=61))  # loaded through the new view
+    for name in (project, later, "gen0"):
+        expected = msgspec.to_builtins(engines.duckdb.list_traces(name, TraceQuery(limit=1000)))
+        same(expected, msgspec.to_builtins(store.list_traces(name, TraceQuery(limit=1000))))
+        expected = msgspec.to_builtins(engines.duckdb.list_sessions(name, TimeRange(), None, 1000, None))
+        same(expected, msgspec.to_builtins(store.list_sessions(name, TimeRange(), None, 1000, None)))
+    again = Loader(client, DirectorySource(engines.server.settings.data_dir))  # no second backfill
+    assert again.loaded == loader.loaded
+    same(
+        msgspec.to_builtins(engines.duckdb.list_traces("gen0", TraceQuery(limit=1000))),
+        msgspec.to_builtins(store.list_traces("gen0", TraceQuery(limit=1000))),
+    )
+
+
 @settings(max_examples=15, deadline=None)
 @given(
     metric=st.sampled_from(METRICS),  # score_avg: read from the scores' files by both (test_engine_alerts.py)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -26,9 +28,11 @@ from llmscope_collector.query.clickhouse.store import ClickHouseStore
 from llmscope_collector.query.db import Database
 from llmscope_collector.query.store import TraceStore
 from llmscope_collector.server import EmbeddedServer
+from llmscope_collector.storage.layout import CONTENT_DIR, LLM_DUPS_DIR, SPANS_DIR, TRACES_DIR
 from tests.collector.query.conftest import query_settings
 from tests.collector.query.dataset import NS, T0_NS, GenTrace, export, generate, get, ok
 
+DATASETS = (SPANS_DIR, TRACES_DIR, CONTENT_DIR, LLM_DUPS_DIR)
 DATA_ROUTES = ("/v1/traces", "/v1/spans", "/v1/sessions", "/v1/costs", "/v1/metrics", "/v1/prompts")
 QUERIES = {  # the query strings that select each kind of answer of a route (others: none)
     "/v1/traces": (
@@ -127,12 +131,6 @@ def test_every_get_route_answers_as_duckdb(
     assert any(p.startswith("/v1/spans/") for p in asked) and any(p.startswith("/v1/traces/") for p in asked)
 
 
-def test_session_deletion_is_refused_with_the_clickhouse_engine(served: EmbeddedServer) -> None:
-    status, body = get(served, "/v1/sessions/sess-1", method="DELETE")
-    assert status == 409, body
-    assert ok(served, "/v1/sessions/sess-1")["session"]["trace_count"] > 0
-
-
 def test_the_alert_rules_are_evaluated_on_the_clickhouse_engine(served: EmbeddedServer) -> None:
     alerts = served.collector.alerts
     assert isinstance(alerts.evaluator._reader, ClickHouseMetricReader)  # wired by the server, from the settings
@@ -150,3 +148,41 @@ def test_the_alert_rules_are_evaluated_on_the_clickhouse_engine(served: Embedded
             assert observed.value == pytest.approx(expected.value, rel=1e-9)
     finally:
         db.close()
+
+
+def test_a_session_is_deleted_from_the_tables_and_the_files_as_duckdb_deletes_it(
+    served: EmbeddedServer, corpus: list[GenTrace], tmp_path: Path
+) -> None:
+    """DELETE /v1/sessions/{id} on ClickHouse gives DuckDB's report (over a copy of the same files), then
+    every route answers as DuckDB over its copy; the files hold nothing of the session any more, and the
+    rewritten files are not loaded again (their rows were in the tables already). Runs last: it deletes."""
+    copy = tmp_path / "copy"
+    for dataset in DATASETS:
+        if (served.settings.data_dir / dataset).is_dir():
+            shutil.copytree(served.settings.data_dir / dataset, copy / dataset)
+    duck = TraceStore(copy)
+    try:
+        expected = msgspec.to_builtins(duck.delete_session("default", "sess-1"))
+        assert expected["traces_deleted"] > 0 and expected["content_items_deleted"] > 0
+        loaded = served.store.loader.objects_loaded  # type: ignore[attr-defined]
+        status, report = get(served, "/v1/sessions/sess-1", method="DELETE")
+        assert (status, report) == (200, expected)
+        with TestClient(app=create_app(duck)) as reference:
+            for path in _paths(served, corpus):
+                for query in QUERIES.get(path, ("",)):
+                    status, body = get(served, path + query)
+                    answer = reference.get(path + query)
+                    assert status == answer.status_code, (path + query, body)
+                    if status == 200:
+                        assert _close(_ordered(body), _ordered(answer.json())), path + query
+        assert get(served, "/v1/sessions/sess-1")[0] == 404
+        assert get(served, "/v1/sessions/sess-1", method="DELETE")[0] == 404
+        served.store.loader.refresh()  # type: ignore[attr-defined]
+        assert served.store.loader.objects_loaded == loaded  # type: ignore[attr-defined]
+    finally:
+        duck.close()
+    files = TraceStore(served.settings.data_dir)
+    try:
+        assert files.get_session("default", "sess-1") is None
+    finally:
+        files.close()

@@ -9,19 +9,21 @@ same in a data dir, a bucket and a bucket's mirror), and that key is everything 
 
 A refresh loads the keys listed and not recorded, so a crash at any point loads nothing twice and
 skips nothing. Objects are immutable: a key never changes content. A compacted file of a data dir
-(its metadata names the files it replaced) whose inputs were all loaded is recorded without a load.
-Objects that disappear (retention, deletion) are not removed from the tables: retention there is
-the tables' TTL (docs/scale.md).
+(its metadata names the files it replaced) whose inputs were all loaded is recorded without a load,
+and so is a file a session deletion rewrote (its metadata names the files it is a rewrite of): the
+deletion removes the rows from the tables first, while the loader is paused (`paused`). Objects that
+disappear by retention are not removed from the tables: retention there is the tables' TTL (docs/scale.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,10 +32,12 @@ import pyarrow.parquet as pq
 
 from llmscope_collector.query.clickhouse import sql
 from llmscope_collector.query.clickhouse.client import ClickHouseClient
+from llmscope_collector.storage.compaction import COMPACTED_FROM_KEY as COMPACTED_FROM
 from llmscope_collector.storage.layout import partition_of_key
+from llmscope_collector.storage.rewrite import REWRITTEN_FROM
 
 log = logging.getLogger(__name__)
-COMPACTED_FROM = b"llmscope.compacted_from"
+_RETENTION = "retention_ttl"
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,10 @@ class ObjectSource(Protocol):
         """(table function text with bound parameters, the parameters) reading the object `key`."""
         ...
 
-    def replaced(self, key: str) -> set[str] | None:
-        """The keys a compacted object replaced, or None for a plain object."""
+    def loaded_as(self, key: str, loaded: Set[str]) -> bool:
+        """Whether the object's rows are in the tables already, under the keys `loaded`: a compacted object
+        whose inputs were all loaded, or a deletion's rewrite of a loaded object (whose removed rows the
+        deletion took out of the tables first)."""
         ...
 
     def payload(self, key: str) -> bytes | None:
@@ -91,19 +97,17 @@ class DirectorySource:
             "structure": structure,
         }
 
-    def replaced(self, key: str) -> set[str] | None:
+    def loaded_as(self, key: str, loaded: Set[str]) -> bool:
         try:
             meta = pq.read_metadata(self._root / key).metadata or {}
         except OSError:
-            return None
-        raw = meta.get(COMPACTED_FROM)
-        if raw is None:
-            return None
-        names = json.loads(raw)
-        if not isinstance(names, list):  # span compaction records only how many files it merged
-            return None  # inputs unknown: load it (its spans collapse with their earlier copies, same key)
+            return False
         directory = key.rsplit("/", 1)[0]
-        return {f"{directory}/{name}" for name in names}
+        rewritten = _names(meta.get(REWRITTEN_FROM))
+        if rewritten and any(f"{directory}/{name}" in loaded for name in rewritten):
+            return True
+        compacted = _names(meta.get(COMPACTED_FROM))  # span compaction records only how many files it merged:
+        return bool(compacted) and {f"{directory}/{name}" for name in compacted} <= loaded  # then loaded again
 
     def payload(self, key: str) -> bytes | None:
         return None
@@ -138,11 +142,17 @@ class BucketSource:
         text = "s3({url:String}, {key_id:String}, {secret:String}, 'Parquet', {structure:String})"
         return text, {"url": self._base + key, "key_id": self._key_id, "secret": self._secret, "structure": structure}
 
-    def replaced(self, key: str) -> set[str] | None:
-        return None  # no compaction in cluster mode
+    def loaded_as(self, key: str, loaded: Set[str]) -> bool:
+        return False  # the bucket's objects are never rewritten in place of others that the loader saw
 
     def payload(self, key: str) -> bytes | None:
         return None
+
+
+def _names(raw: bytes | None) -> list[str]:
+    """A metadata value naming files (a JSON list), else none."""
+    names = json.loads(raw) if raw is not None else None
+    return [str(n) for n in names] if isinstance(names, list) else []
 
 
 def _subdirs(path: Path, prefix: str) -> list[Path]:
@@ -159,14 +169,37 @@ def _entries(path: Path | str) -> list[os.DirEntry[str]]:
 class Loader:
     """Owns the tables of one ClickHouse database; `refresh()` loads what the source holds and they do not."""
 
-    def __init__(self, client: ClickHouseClient, source: ObjectSource, *, ttl_days: int = 0) -> None:
+    def __init__(
+        self,
+        client: ClickHouseClient,
+        source: ObjectSource,
+        *,
+        retention_days: int = 0,
+        project_days: Mapping[str, int] | None = None,
+    ) -> None:
+        """Creates the tables if needed and sets their retention: `retention_days` (0 keeps), overridden
+        per project by `project_days` (the collector's `RetentionPolicy`)."""
         self._client = client
         self._source = source
         self._lock = threading.Lock()
-        for statement in sql.create_tables(ttl_days):
+        had_summaries = bool(client.rows(sql.SUMMARY_TABLE_EXISTS, {"name": sql.SUMMARY_TABLE})[0]["n"])
+        for statement in sql.create_tables():
             client.command(statement, {})
+        if not had_summaries:  # tables made before it: summarize the deltas already loaded, then feed it
+            client.command(sql.SUMMARY_BACKFILL, {})
+        client.command(sql.SUMMARY_FEED_DDL, {})
+        self._set_retention(sql.retention_ttl(retention_days, project_days or {}))
         self._loaded = {r["key"] for r in client.rows(sql.LOADED_KEYS, {})}
         self.objects_loaded = 0
+
+    def _set_retention(self, ttl: str) -> None:
+        """The tables' TTL, changed only when the policy differs from the one last set (a change rewrites
+        the stored parts: ClickHouse applies a modified TTL to the rows it holds)."""
+        if self._client.rows(sql.SETTING, {"name": _RETENTION})[0]["value"] == ttl:
+            return
+        for table in sql.RETAINED_TABLES:
+            self._client.command(sql.set_ttl(table, ttl), {})
+        self._client.command(sql.RECORD_SETTING, {"name": _RETENTION, "value": ttl, "ns": time.time_ns()})
 
     @property
     def loaded(self) -> frozenset[str]:
@@ -174,15 +207,25 @@ class Loader:
 
     def refresh(self) -> None:
         with self._lock:
-            listed = map(stored_object, self._source.list_keys())
-            new = [o for o in listed if o is not None and o.key not in self._loaded]
-            order = {name: n for n, name in enumerate(sql.LOAD_ORDER)}
-            for obj in sorted(new, key=lambda o: (order[o.dataset], o.key)):
-                self._load(obj)
+            self._refresh()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Everything stored so far loaded, then no load until the block ends (a deletion changes the files
+        and the tables in it)."""
+        with self._lock:
+            self._refresh()
+            yield
+
+    def _refresh(self) -> None:
+        listed = map(stored_object, self._source.list_keys())
+        new = [o for o in listed if o is not None and o.key not in self._loaded]
+        order = {name: n for n, name in enumerate(sql.LOAD_ORDER)}
+        for obj in sorted(new, key=lambda o: (order[o.dataset], o.key)):
+            self._load(obj)
 
     def _load(self, obj: StoredObject) -> None:
-        replaced = self._source.replaced(obj.key)
-        if replaced is None or not replaced <= self._loaded:
+        if not self._source.loaded_as(obj.key, self._loaded):
             reader, params = self._source.reader(obj.key, sql.structure(sql.DATASET_COLUMNS[obj.dataset]))
             self._client.command(
                 sql.load(obj.dataset, reader),

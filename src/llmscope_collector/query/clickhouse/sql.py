@@ -9,18 +9,18 @@ come from the dataset declarations in `storage.schema`.
 Tables (one per dataset, fed once per stored object by `clickhouse.loader`):
 - `spans`: ReplacingMergeTree ordered by (project, trace_id, span_id): a trace is one range of the
   primary key, and a span stored twice (a replay on another collector) collapses when parts merge.
-- `trace_deltas`: the stitcher's per-trace deltas, ordered by (project, trace_id); a trace's summary is
-  their merge, done at query time with the same rules as DuckDB's index (`TRACES` below): most traces
-  have one delta, and a merge at read time gives the exact DuckDB semantics (`first`, `root` records)
-  that an AggregatingMergeTree would need aggregate-state columns for.
+- `trace_deltas`: the stitcher's per-trace deltas, ordered by (project, trace_id), as stored; a view
+  feeds each insert into `trace_summaries`, an AggregatingMergeTree by (project, trace_id) of simple
+  aggregates and aggregate states, which trace and session lists read (`TRACES` below finishes the
+  merge with the same rules as DuckDB's index).
 - `content`: ReplacingMergeTree by (project, hash, date); `llm_dups`: by (project, trace_id, span_id).
 - `loaded_objects`: the object keys loaded, so nothing loads twice or is skipped after a crash.
-Retention is a TTL on the partition date (when set). Timestamps stay Int64 nanoseconds, as stored.
+Retention is a TTL on the partition date, per project (`retention_ttl`). Timestamps stay Int64 nanoseconds, as stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
 
@@ -64,14 +64,17 @@ def _names(columns: Sequence[Column]) -> str:
     return ", ".join(c.name for c in columns)
 
 
-def _table(name: str, columns: Sequence[Column], engine: str, order: str, ttl_days: int, extra: str = "") -> str:
-    cols = ", ".join(["project LowCardinality(String)", "date Date", *(f"{c.name} {ch_type(c)}" for c in columns)])
-    ttl = f"\nTTL date + toIntervalDay({int(ttl_days)})" if ttl_days > 0 else ""
+def _table(name: str, columns: Sequence[Column], engine: str, order: str, extra: str = "") -> str:
+    return _ddl(name, [f"{c.name} {ch_type(c)}" for c in columns], engine, order, extra)
+
+
+def _ddl(name: str, definitions: Sequence[str], engine: str, order: str, extra: str = "") -> str:
+    cols = ", ".join(["project LowCardinality(String)", "date Date", *definitions])
     # Loads are tagged with the object key (insert_deduplication_token): a retried load is dropped.
     return f"""CREATE TABLE IF NOT EXISTS {name} ({cols}{extra})
 ENGINE = {engine}
 PARTITION BY toYYYYMM(date)
-ORDER BY ({order}){ttl}
+ORDER BY ({order})
 SETTINGS non_replicated_deduplication_window = 100000"""
 
 
@@ -85,23 +88,56 @@ TABLES = {"spans": "spans", "traces": "trace_deltas", "content": "content", "llm
 LOAD_ORDER = ("content", "llm_dups", "traces", "spans")  # a span never shows before its content and marks
 
 
-def create_tables(ttl_days: int) -> list[str]:
-    """The DDL of every table (retention `ttl_days`, 0 = keep)."""
+def create_tables() -> list[str]:
+    """The DDL of every table; `SUMMARY_FEED_DDL` (the view feeding `trace_summaries`) is run after them by
+    the loader, which backfills the summaries when it had to add them; retention is set apart (`retention`)."""
     return [
         _table(
             "spans",
             SPAN_COLUMNS,
             "ReplacingMergeTree",
             "project, trace_id, span_id",
-            ttl_days,
             ", INDEX start_ns_minmax start_ns TYPE minmax GRANULARITY 1",
         ),
-        _table("trace_deltas", TRACE_COLUMNS, "MergeTree", "project, trace_id", ttl_days),
-        _table("content", CONTENT_COLUMNS, "ReplacingMergeTree", "project, hash, date", ttl_days),
-        _table("llm_dups", LLM_DUP_COLUMNS, "ReplacingMergeTree", "project, trace_id, span_id", ttl_days),
+        _table("trace_deltas", TRACE_COLUMNS, "MergeTree", "project, trace_id"),
+        summary_table(),
+        _table("content", CONTENT_COLUMNS, "ReplacingMergeTree", "project, hash, date"),
+        _table("llm_dups", LLM_DUP_COLUMNS, "ReplacingMergeTree", "project, trace_id, span_id"),
         """CREATE TABLE IF NOT EXISTS loaded_objects (key String, dataset LowCardinality(String), loaded_ns Int64)
 ENGINE = ReplacingMergeTree ORDER BY key""",
+        """CREATE TABLE IF NOT EXISTS engine_settings (name String, value String, set_ns Int64)
+ENGINE = ReplacingMergeTree(set_ns) ORDER BY name""",
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Retention: a TTL on every data table, from the collector's retention policy (storage.retention)
+
+RETAINED_TABLES = ("spans", "trace_deltas", "trace_summaries", "content", "llm_dups")
+SETTING = "SELECT argMax(value, set_ns) AS value FROM engine_settings WHERE name = {name:String}"
+RECORD_SETTING = "INSERT INTO engine_settings (name, value, set_ns) VALUES ({name:String}, {value:String}, {ns:Int64})"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def retention_ttl(default_days: int, project_days: Mapping[str, int]) -> str:
+    """The TTL expression of a retention policy, '' when nothing expires. The rule of
+    `storage.retention.is_expired`: a date's rows go once that whole UTC day ended `days` days ago,
+    per project (`project_days` overrides `default_days`; 0 keeps forever)."""
+    if default_days <= 0 and all(days <= 0 for days in project_days.values()):
+        return ""
+    cases = [f"project = {_literal(project)}, {int(days)}" for project, days in sorted(project_days.items())]
+    days = f"multiIf({', '.join([*cases, str(int(default_days))])})" if cases else str(int(default_days))
+    ttl = f"toDateTime(date, 'UTC') + toIntervalDay({days} + 1)"
+    keeps = default_days <= 0 or any(d <= 0 for d in project_days.values())
+    return f"{ttl} WHERE {days} > 0" if keeps else ttl
+
+
+def set_ttl(table: str, ttl: str) -> str:
+    """Applies to the rows already stored too (ClickHouse materializes a modified TTL)."""
+    return f"ALTER TABLE {table} MODIFY TTL {ttl}" if ttl else f"ALTER TABLE {table} REMOVE TTL"
 
 
 def load(dataset: str, source: str) -> str:
@@ -118,45 +154,104 @@ RECORD_LOADED = (
 )
 
 # ---------------------------------------------------------------------------------------------
-# Trace summaries: the deltas merged at query time (the same rules as query.sql.trace_merge)
+# Trace summaries: an AggregatingMergeTree fed from the deltas, merged per trace at query time with the
+# same rules as query.sql.trace_merge (DuckDB)
+#
+# `trace_summaries` holds, per (project, date, trace) of each loaded deltas object, the aggregate of its
+# deltas: simple aggregates (sums, min/max, unions) and aggregate states (the first session/user by start
+# time, the root span's record). A materialized view fills it on every insert into `trace_deltas`, in the
+# same insert, so the load's deduplication token covers it too. Background merges collapse a trace's rows
+# into one; a query finishes the merge (`-Merge`, GROUP BY) for the rows not yet merged.
+
+SUMMARY_TABLE = "trace_summaries"
+SUMMARY_FEED = "trace_summaries_feed"
+_ROOT = "root_record"
 
 
-def _merged(column: Column) -> str:
+def _sum_type(column: Column) -> str:
+    """The type ClickHouse's `sum` gives for a column (what a SimpleAggregateFunction(sum) must hold)."""
+    type_ = column.type
+    return f"Decimal(38, {type_.scale})" if pa.types.is_decimal(type_) else _SCALARS[type_]
+
+
+def _aggregate(column: Column) -> tuple[str, str, str]:
+    """(summary column type, its value from a group of deltas, the merge of summary rows) of one column."""
     name = column.name
     if column.merge == "sum":
-        return f"sum({name}) AS m_{name}"
+        return f"SimpleAggregateFunction(sum, Nullable({_sum_type(column)}))", f"sum({name})", f"sum({name})"
     if column.merge == "union":
-        return f"arraySort(groupUniqArrayArray({name})) AS m_{name}"
+        kind = f"SimpleAggregateFunction(groupUniqArrayArray, {ch_type(column)})"
+        return kind, f"groupUniqArrayArray({name})", f"arraySort(groupUniqArrayArray({name}))"
     if column.merge == "first":
-        return f"argMinIf({name}, start_ns, {name} IS NOT NULL) AS m_{name}"
+        kind = f"AggregateFunction(argMinIf, {ch_type(column)}, {_START_TYPE}, UInt8)"
+        return kind, f"argMinIfState({name}, start_ns, {name} IS NOT NULL)", f"argMinIfMerge({name})"
     function = {"min": "min", "max": "max", "or": "max"}[column.merge]
-    return f"{function}({name}) AS m_{name}"
+    return f"SimpleAggregateFunction({function}, {ch_type(column)})", f"{function}({name})", f"{function}({name})"
 
 
-def trace_merge(columns: Sequence[Column], where: str) -> str:
-    """One merged row per trace of the deltas matching `where`; root columns from one root record (the
-    greatest, as DuckDB's `max` of a struct), inner aliases prefixed so none shadows a column."""
-    keys = [c.name for c in columns if c.merge == "key"]
-    roots = [c for c in columns if c.merge == "root"]
-    inner = [_merged(c) for c in columns if c.merge not in ("key", "root")]
-    if roots:
-        record = ", ".join(c.name for c in roots)
-        inner.append(f"maxIf(tuple({record}), {roots[0].name} IS NOT NULL) AS m_root")
+_START_TYPE = ch_type(next(c for c in TRACE_COLUMNS if c.name == "start_ns"))
+_ROOTS = [c for c in TRACE_COLUMNS if c.merge == "root"]
+_AGGREGATED = [c for c in TRACE_COLUMNS if c.merge not in ("key", "root")]
+_KEYS = [c.name for c in TRACE_COLUMNS if c.merge == "key"]
+
+
+def _root_aggregate() -> tuple[str, str, str]:
+    """The root columns as one record: the greatest of the root spans' (as DuckDB's `max` of a struct)."""
+    record = ", ".join(c.name for c in _ROOTS)
+    kind = f"AggregateFunction(maxIf, Tuple({', '.join(ch_type(c) for c in _ROOTS)}), UInt8)"
+    return kind, f"maxIfState(tuple({record}), {_ROOTS[0].name} IS NOT NULL)", f"maxIfMerge({_ROOT})"
+
+
+def _summary_parts() -> list[tuple[str, str, str, str]]:
+    """(name, type, value from deltas, merge) of every aggregated summary column."""
+    parts = [(c.name, *_aggregate(c)) for c in _AGGREGATED]
+    if _ROOTS:
+        parts.append((_ROOT, *_root_aggregate()))
+    return parts
+
+
+def summary_table() -> str:
+    definitions = [f"{name} String" for name in _KEYS]
+    definitions += [f"{name} {kind}" for name, kind, _, _ in _summary_parts()]
+    return _ddl(SUMMARY_TABLE, definitions, "AggregatingMergeTree", ", ".join(["project", *_KEYS]))
+
+
+def _summarize(source: str) -> str:
+    """The summary rows of a deltas table `source` (inner aliases prefixed: none may shadow a column)."""
+    group = ", ".join(["project", "date", *_KEYS])
+    inner = ", ".join(f"{value} AS m_{name}" for name, _, value, _ in _summary_parts())
+    outer = ", ".join(f"m_{name} AS {name}" for name, _, _, _ in _summary_parts())
+    return f"""SELECT {group}, {outer}
+FROM (SELECT {group}, {inner} FROM {source} GROUP BY {group})"""  # noqa: S608 - derived from the declarations
+
+
+SUMMARY_FEED_DDL = (
+    f"CREATE MATERIALIZED VIEW IF NOT EXISTS {SUMMARY_FEED} TO {SUMMARY_TABLE} AS\n{_summarize('trace_deltas')}"
+)
+SUMMARY_BACKFILL = f"INSERT INTO {SUMMARY_TABLE}\n{_summarize('trace_deltas')}"
+SUMMARY_TABLE_EXISTS = (
+    "SELECT count() AS n FROM system.tables WHERE database = currentDatabase() AND name = {name:String}"
+)
+
+
+def trace_merge(where: str) -> str:
+    """One merged row per trace of the summary rows matching `where`, in the trace-summary columns."""
+    inner = [f"{merge} AS m_{name}" for name, _, _, merge in _summary_parts()]
     outer: list[str] = []
-    for column in columns:
+    for column in TRACE_COLUMNS:
         if column.merge == "key":
             outer.append(column.name)
         elif column.merge == "root":
-            outer.append(f"tupleElement(m_root, {roots.index(column) + 1}) AS {column.name}")
+            outer.append(f"tupleElement(m_{_ROOT}, {_ROOTS.index(column) + 1}) AS {column.name}")
         else:
             outer.append(f"m_{column.name} AS {column.name}")
-    group = ", ".join(["project", *keys])
+    group = ", ".join(["project", *_KEYS])
     return f"""SELECT {", ".join(["project", *outer])}
-FROM (SELECT {", ".join([group, *inner])} FROM trace_deltas WHERE {where} GROUP BY {group})"""  # noqa: S608
+FROM (SELECT {", ".join([group, *inner])} FROM {SUMMARY_TABLE} WHERE {where} GROUP BY {group})"""  # noqa: S608
 
 
-TRACES = f"traces AS ({trace_merge(TRACE_COLUMNS, 'project = {project:String}')})"
-ONE_TRACE = f"traces AS ({trace_merge(TRACE_COLUMNS, 'project = {project:String} AND trace_id = {trace_id:String}')})"
+TRACES = f"traces AS ({trace_merge('project = {project:String}')})"
+ONE_TRACE = f"traces AS ({trace_merge('project = {project:String} AND trace_id = {trace_id:String}')})"
 
 STATE = """CASE WHEN t.has_root THEN 'complete'
             WHEN {now_ns:Int64} - t.updated_ns > {idle_ns:Int64} THEN 'incomplete' ELSE 'in_progress' END"""
@@ -285,6 +380,20 @@ LATE_DUP = """SELECT count() AS n FROM llm_dups d
 WHERE d.project = {project:String} AND d.trace_id = {trace_id:String} AND d.span_id = {span_id:String}"""
 
 COUNTS = "SELECT count() AS spans, uniqExact(trace_id) AS traces FROM spans"
+
+# Session deletion (lightweight DELETE: the rows are hidden at once, removed from disk by merges)
+TRACE_TABLES = ("spans", "trace_deltas", "trace_summaries", "llm_dups")  # every table with a trace's rows
+
+
+SESSION_TRACE_IDS = f"WITH {TRACES} SELECT t.trace_id AS trace_id FROM traces t WHERE t.session_id = {{session:String}}"  # noqa: S608
+
+
+def delete_traces(table: str) -> str:
+    return f"DELETE FROM {table} WHERE project = {{project:String}} AND has({{trace_ids:Array(String)}}, trace_id)"  # noqa: S608 - a table of TRACE_TABLES
+
+
+DELETE_CONTENT = """DELETE FROM content
+WHERE project = {project:String} AND date = {date:Date} AND has({hashes:Array(String)}, hash)"""
 
 # ---------------------------------------------------------------------------------------------
 # Sessions: grouped from the merged trace summaries at query time

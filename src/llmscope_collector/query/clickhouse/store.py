@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmscope_collector.query import sql as duck_sql
@@ -18,6 +19,7 @@ from llmscope_collector.query.backend import DeletionUnsupported
 from llmscope_collector.query.clickhouse import sql
 from llmscope_collector.query.clickhouse.client import ClickHouseClient, connect
 from llmscope_collector.query.clickhouse.loader import BucketSource, DirectorySource, Loader, ObjectSource
+from llmscope_collector.query.deletion import remove_from_files, session_trace_ids
 from llmscope_collector.query.filters import InvalidFilter, TimeRange, TraceQuery, check_session_id, span_dates
 from llmscope_collector.query.models import (
     ContentPart,
@@ -42,6 +44,7 @@ from llmscope_collector.query.rollups import _prompt_stats, _span_filters, _text
 from llmscope_collector.query.rows import session_summary, trace_summary, usage
 from llmscope_collector.query.sessions import session_page, session_page_params
 from llmscope_collector.query.store import (
+    TraceStore,
     _json,
     _span_counted,
     _span_detail,
@@ -54,6 +57,7 @@ from llmscope_collector.query.store import (
 )
 from llmscope_collector.query.waterfall import build_waterfall
 from llmscope_collector.storage.cluster import query_dir
+from llmscope_collector.storage.retention import RetentionPolicy
 from llmscope_collector.storage.schema import SPAN_COLUMNS
 
 if TYPE_CHECKING:
@@ -88,10 +92,15 @@ def _span_row(row: dict[str, Any]) -> dict[str, Any]:
 class ClickHouseStore:
     """Answers the API's queries from ClickHouse tables fed by `loader`."""
 
-    def __init__(self, client: ClickHouseClient, loader: Loader, *, trace_idle_s: float = 300.0) -> None:
+    def __init__(
+        self, client: ClickHouseClient, loader: Loader, *, trace_idle_s: float = 300.0, data_dir: Path | None = None
+    ) -> None:
+        """`data_dir`: the data dir the loader reads, whose files a session deletion rewrites (None: the
+        files are not this server's to change, e.g. a bucket's mirror, and deletion is refused)."""
         self._client = client
         self._loader = loader
         self._idle_ns = int(trace_idle_s * 1e9)
+        self._files = TraceStore(data_dir) if data_dir is not None else None  # DuckDB finds the files to rewrite
 
     @property
     def client(self) -> ClickHouseClient:
@@ -232,7 +241,32 @@ class ClickHouseStore:
         )
 
     def delete_session(self, project: str, session_id: str) -> DeletionReport:
-        raise DeletionUnsupported("session deletion is not available with the ClickHouse query engine")
+        """The session's traces out of the tables and out of the files, with DuckDB's result.
+
+        The loader is paused throughout. The rows go from the tables first (lightweight DELETE), then from
+        the files (`query.deletion`, the storage rewrite DuckDB's deletion runs): a rewritten file names
+        the files it replaces, so the loader records it without loading the rows again, and a crash
+        between the two steps leaves the session in the files for a retried DELETE to find.
+        """
+        check_session_id(session_id)
+        if self._files is None:
+            raise DeletionUnsupported(
+                "session deletion is not available with ClickHouse over a bucket (--storage): the bucket is the"
+                " system of record and deleting objects there is not built"
+            )
+        files = self._files
+        with self._loader.paused(), files.deletion_lock:
+            summarized = self._rows(sql.SESSION_TRACE_IDS, {"project": project, "session": session_id})
+            spans = session_trace_ids(files, project, session_id, summaries=False)  # the files: what is stored
+            trace_ids = sorted({r["trace_id"] for r in summarized} | set(spans))
+            if trace_ids:
+                for table in sql.TRACE_TABLES:
+                    self._client.command(sql.delete_traces(table), {"project": project, "trace_ids": trace_ids})
+            tally = remove_from_files(files, project, session_id, trace_ids)
+            for (partition_project, date), hashes in tally.orphans.items():
+                params = {"project": partition_project, "date": dt.date.fromisoformat(date), "hashes": sorted(hashes)}
+                self._client.command(sql.DELETE_CONTENT, params)
+        return tally.report(session_id, len(trace_ids))
 
     # -- roll-ups --------------------------------------------------------------------------------
 
@@ -312,6 +346,8 @@ class ClickHouseStore:
 
     def close(self) -> None:
         self._client.close()
+        if self._files is not None:
+            self._files.close()
 
 
 def _waterfall_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -331,11 +367,13 @@ def open_clickhouse(settings: Settings) -> ClickHouseStore:
     client, database = connect(settings.query_engine, settings.data_dir)
     try:
         client.use(database)
-        loader = Loader(client, _source(settings), ttl_days=settings.retention_days)
+        policy = RetentionPolicy.parse(settings.retention_days, settings.retention_project_days)
+        loader = Loader(client, _source(settings), retention_days=policy.default_days, project_days=policy.project_days)
     except BaseException:
         client.close()
         raise
-    return ClickHouseStore(client, loader, trace_idle_s=settings.trace_idle_s)
+    files = None if settings.storage else settings.data_dir  # a bucket's mirror is not ours to rewrite
+    return ClickHouseStore(client, loader, trace_idle_s=settings.trace_idle_s, data_dir=files)
 
 
 def _source(settings: Settings) -> ObjectSource:
