@@ -52,6 +52,11 @@ class QueryBackend(Protocol):
 
     def list_traces(self, project: str, query: TraceQuery) -> TracePage: ...
 
+    def waterfalls(self, project: str, trace_ids: Sequence[str], start_ns: int, end_ns: int) -> list[Waterfall]:
+        """The waterfalls of these traces (those stored, in the order given) in one read: their spans start
+        within a day of `[start_ns, end_ns]` (the span list of the Arrow answers, `GET /v1/spans`)."""
+        ...
+
     def get_span(self, project: str, trace_id: str, span_id: str) -> SpanDetail | None: ...
 
     def list_sessions(

@@ -136,14 +136,16 @@ def trace_row(columns: Sequence[Column]) -> str:
     return ", ".join([*(f"t.{c.name}" for c in columns), "t.end_ns - t.start_ns AS duration_ns", f"{_STATE} AS state"])
 
 
-def waterfall_spans(span_columns: Sequence[Column]) -> str:
-    """One trace's span rows for the waterfall: the columns it reads or copies, content refs' kinds and sizes."""
+def waterfall_spans(span_columns: Sequence[Column], many: bool = False) -> str:
+    """One trace's span rows for the waterfall (or, `many`, those of the traces `$trace_ids`): the columns it
+    reads or copies, content refs' kinds and sizes."""
+    traces = "trace_id IN (SELECT unnest($trace_ids::VARCHAR[]))" if many else "trace_id = $trace_id"
     return f"""
 SELECT {", ".join(["project", *waterfall_names(span_columns)])},
        list_transform(content_refs, lambda r: {{'kind': r.kind, 'bytes': r.bytes}}) AS content
 FROM {SPANS}
-WHERE trace_id = $trace_id AND date >= $from_date AND date <= $to_date
-ORDER BY start_ns, span_id
+WHERE {traces} AND date >= $from_date AND date <= $to_date
+ORDER BY {"trace_id, " if many else ""}start_ns, span_id
 """  # noqa: S608 - derived from the declared columns, values are bound
 
 
@@ -374,6 +376,7 @@ WHERE {SPAN_RANGE} AND list_has_any(list_transform(s.content_refs, lambda r: r.h
 # One trace, one span
 
 TRACE_SPANS = waterfall_spans(SPAN_COLUMNS)
+MANY_TRACE_SPANS = waterfall_spans(SPAN_COLUMNS, many=True)
 
 SPAN_DETAIL = f"""
 SELECT * EXCLUDE (project)

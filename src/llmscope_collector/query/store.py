@@ -193,6 +193,11 @@ class TraceStore:
             waterfall.user_id = summary["user_id"]
         return waterfall
 
+    def waterfalls(self, project: str, trace_ids: Sequence[str], start_ns: int, end_ns: int) -> list[Waterfall]:
+        wanted = [normalize_trace_id(t) for t in trace_ids]
+        rows = self.rows(project, sql.MANY_TRACE_SPANS, {"trace_ids": wanted, **span_dates(start_ns, end_ns)})
+        return waterfalls_of(wanted, rows)
+
     def _summary_row(self, project: str, trace_id: str) -> dict[str, Any] | None:
         rows = self.table_rows(sql.TRACE_SUMMARY, {"project": project, "trace_id": trace_id, **self.state_params()})
         return rows[0] if rows else None
@@ -322,6 +327,14 @@ class TraceStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def waterfalls_of(trace_ids: Sequence[str], rows: list[dict[str, Any]]) -> list[Waterfall]:
+    """The waterfall of each trace id that has rows (rows sorted by trace id), in the order of `trace_ids`."""
+    by_trace: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_trace.setdefault(row["trace_id"], []).append(row)
+    return [build_waterfall(t, by_trace[t]) for t in trace_ids if t in by_trace]
 
 
 def trace_filter_params(query: TraceQuery) -> tuple[list[str], dict[str, Any]]:

@@ -206,6 +206,8 @@ def _score_queries(engines: Engines, project: str, traces: list[GenTrace]) -> No
             if cursor is None:
                 break
     ids = [t.trace_id for t in traces] + ["0" * 31 + "1"]
+    start, end = min(t.start_ns for t in traces), max(t.end_ns for t in traces)
+    engines.check(lambda s: s.waterfalls(project, ids[::-1], start, end))  # the span list's bulk read
     for group in ("model", "prompt"):
         engines.check(lambda s, g=group: s.trace_keys(project, ids, g))
 

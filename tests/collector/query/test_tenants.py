@@ -177,6 +177,37 @@ def test_admin_token_reads_a_named_project(tenants: Tenants) -> None:
     assert {t["trace_id"] for t in listed} == {t.trace_id for t in tenants.b}
 
 
+def test_arrow_answers_and_the_client_are_scoped_to_the_key(tenants: Tenants) -> None:
+    """`llmscope.Client` (the Arrow IPC answers of the trace list, spans and scores) sees its key's project."""
+    import llmscope
+
+    b_trace = tenants.b[0].trace_id
+    body = {"scores": [{"name": "tenant-b-secret-score", "value": 1, "trace_id": b_trace}]}
+    req = urllib.request.Request(
+        tenants.server.api_url + "/v1/scores/batch",
+        data=json.dumps(body).encode(),
+        headers={**tenants.headers("team-b"), "content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 201
+    tenants.server.collector.flush()
+    markers = [*_b_markers(tenants), "tenant-b-secret-score"]
+    a = llmscope.Client(tenants.server.api_url, tenants.keys["team-a"], project="team-b")  # the header is ignored
+    tables = {"traces": a.traces(), "spans": a.spans(), "scores": a.scores(), "b-session": a.traces(session=B_SESSION)}
+    assert set(tables["traces"]["trace_id"].to_pylist()) == {t.trace_id for t in tenants.a}
+    assert set(tables["spans"]["trace_id"].to_pylist()) == {t.trace_id for t in tenants.a}
+    for name, table in tables.items():
+        text = json.dumps(table.to_pylist(), default=str)
+        assert not [m for m in markers if m in text], name
+    admin = llmscope.Client(tenants.server.api_url, ADMIN, project="team-b")
+    assert set(admin.traces()["trace_id"].to_pylist()) == {t.trace_id for t in tenants.b}
+    assert admin.scores(name="tenant-b-secret-score")["trace_id"].to_pylist() == [b_trace]
+    with pytest.raises(llmscope.ClientError) as refused:
+        llmscope.Client(tenants.server.api_url, "not-a-key").spans()
+    assert refused.value.status == 401
+
+
 def test_delete_cannot_reach_another_project(tenants: Tenants) -> None:
     """A deletes "its" copy of B's session id: nothing of B's is removed (runs last: it deletes A's data)."""
     status, _ = get(tenants.server, f"/v1/sessions/{B_SESSION}", tenants.headers("team-a"), method="DELETE")

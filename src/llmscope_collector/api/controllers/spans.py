@@ -32,6 +32,7 @@ from llmscope_collector.query.filters import TraceQuery
 from llmscope_collector.query.models import WaterfallSpan
 
 # A span row: its trace id, then the waterfall row's fields (its children are the rows naming it as parent).
+SPAN_PAGE = 200  # traces whose spans are read together (one query; their spans held at a time)
 _WITH_TRACE = arrow_schema(WaterfallSpan, (pa.field("trace_id", pa.string()),))
 SPAN_SCHEMA = _WITH_TRACE.remove(_WITH_TRACE.get_field_index("children"))
 
@@ -96,9 +97,22 @@ class SpanController(Controller):
 
 
 def _span_rows(store: QueryBackend, project: str, traces: Iterator[Any]) -> Iterator[dict[str, Any]]:
-    """Each trace's stored spans (not the waterfall's synthetic root), one trace in memory at a time."""
-    for summary in traces:
-        waterfall = store.get_trace(summary.trace_id, project)
-        for span in waterfall.spans if waterfall is not None else ():
-            if not span.synthetic:
-                yield {"trace_id": summary.trace_id, **msgspec.to_builtins(span)}
+    """Each trace's stored spans (not the waterfall's synthetic root), read a page of traces at a time."""
+    for page in _pages(traces, SPAN_PAGE):
+        start = min(t.start_time_unix_nano for t in page)
+        end = max(t.start_time_unix_nano + int(t.duration_ms * 1_000_000) for t in page)
+        for waterfall in store.waterfalls(project, [t.trace_id for t in page], start, end):
+            for span in waterfall.spans:
+                if not span.synthetic:
+                    yield {"trace_id": waterfall.trace_id, **msgspec.to_builtins(span)}
+
+
+def _pages(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    page: list[Any] = []
+    for item in items:
+        page.append(item)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page

@@ -367,6 +367,12 @@ WHERE {PROJECT_SPANS} AND s.trace_id = {{trace_id:String}}
   AND s.date >= {{from_date:Date}} AND s.date <= {{to_date:Date}}
 ORDER BY s.start_ns, s.span_id"""  # noqa: S608
 
+MANY_TRACE_SPANS = f"""SELECT s.project AS project, {_WATERFALL}, s.content_refs AS content_refs
+FROM spans s
+WHERE {PROJECT_SPANS} AND has({{trace_ids:Array(String)}}, s.trace_id)
+  AND s.date >= {{from_date:Date}} AND s.date <= {{to_date:Date}}
+ORDER BY s.trace_id, s.start_ns, s.span_id"""  # noqa: S608
+
 SPAN_DETAIL = """SELECT * EXCEPT (project) FROM spans s
 WHERE s.project = {project:String} AND s.trace_id = {trace_id:String} AND s.span_id = {span_id:String}
   AND s.date >= {from_date:Date} AND s.date <= {to_date:Date}

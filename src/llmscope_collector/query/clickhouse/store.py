@@ -54,6 +54,7 @@ from llmscope_collector.query.store import (
     restrict_to_matches,
     trace_filter_params,
     trace_page,
+    waterfalls_of,
 )
 from llmscope_collector.query.waterfall import build_waterfall
 from llmscope_collector.storage.cluster import query_dir
@@ -136,6 +137,11 @@ class ClickHouseStore:
             waterfall.session_id = summary["session_id"]
             waterfall.user_id = summary["user_id"]
         return waterfall
+
+    def waterfalls(self, project: str, trace_ids: Sequence[str], start_ns: int, end_ns: int) -> list[Waterfall]:
+        wanted = [normalize_trace_id(t) for t in trace_ids]
+        params = {"project": project, "trace_ids": wanted, **span_dates(start_ns, end_ns)}
+        return waterfalls_of(wanted, [_waterfall_row(r) for r in self._fresh(sql.MANY_TRACE_SPANS, params)])
 
     def _summary_row(self, project: str, trace_id: str) -> dict[str, Any] | None:
         params = {"project": project, "trace_id": trace_id, **self.state_params()}
