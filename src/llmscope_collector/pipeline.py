@@ -22,7 +22,7 @@ from llmscope_collector.ingest_status import IngestNotSettled, IngestStatus
 from llmscope_collector.metrics import IngestStatusCollector, Metrics
 from llmscope_collector.processors.decode import DecodedBatch
 from llmscope_collector.processors.decode_pool import DecodePool, PendingDecode
-from llmscope_collector.processors.stitch import Stitcher
+from llmscope_collector.processors.stitch import Stitcher, removal_deltas
 from llmscope_collector.receiver._export import TraceExporter
 from llmscope_collector.receiver.front import OtlpReceivers
 from llmscope_collector.receiver.otlp_json import json_to_protobuf
@@ -151,10 +151,11 @@ class Collector:
         if self.cluster is not None and self.control is not None:  # the lease holder merges bucket objects
             self.compactor = BucketCompactor(
                 self.cluster.objects,
-                query_dir(settings),
+                self.cluster.mirror,
                 options,
                 may_run=self.control.compaction_lease.held,
-                refresh_mirror=self.sync_bucket,
+                removal_deltas=removal_deltas,  # a duplicate span left out: its summary delta cancelled
+                node=self.control.node,
             )
         else:
             self.compactor = compaction.Compactor(settings.data_dir, options, committed_lsn=self._committed_lsn)

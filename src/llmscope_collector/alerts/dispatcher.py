@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from llmscope_collector.alerts.channels import DeliveryError
-from llmscope_collector.alerts.outbox import Delivery, Outbox
+from llmscope_collector.alerts.outbox import Delivery, DeliveryQueue
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: DeliveryQueue,
         send: Callable[[Delivery], None],
         *,
         timeout_s: float,

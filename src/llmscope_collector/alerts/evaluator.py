@@ -92,8 +92,10 @@ class Evaluator:
         on_enqueued: Callable[[], None],
         tick_s: float,
         clock: Callable[[], float] = time.time,
+        enqueue: bool = True,
     ) -> None:
         self._db = db
+        self._enqueue = enqueue  # False in cluster mode: the shared outbox is filled when events are published
         self._rules = rules
         self._reader = reader
         self._on_enqueued = on_enqueued
@@ -169,7 +171,7 @@ class Evaluator:
             if event is None:
                 return None
             event = msgspec.structs.replace(event, id=RuleStore.add_event(conn, event))
-            if event.kind in NOTIFIED_KINDS and rule.channels:
+            if self._enqueue and event.kind in NOTIFIED_KINDS and rule.channels:
                 notify = Outbox.enqueue(conn, event, rule.channels, now) > 0
         if notify:
             self._on_enqueued()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Collection
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -87,6 +87,31 @@ def _delivery(row: tuple[Any, ...]) -> Delivery:
         updated_at=updated,
         public_error=public,
     )
+
+
+class DeliveryQueue(Protocol):
+    """What the dispatcher and the API need of an outbox: this node's (`Outbox`, SQLite) or, in
+    cluster mode, the one shared through the bucket (alerts.shared.SharedOutbox)."""
+
+    def claim(
+        self, now: float, lease_until: float, *, exclude: Collection[str] = (), limit: int = 50
+    ) -> list[Delivery]: ...
+
+    def next_due_at(self) -> float | None: ...
+
+    def delivered(self, delivery_id: str, attempts: int, now: float) -> None: ...
+
+    def retry_later(
+        self, delivery_id: str, attempts: int, at: float, error: str, now: float, public: str | None = None
+    ) -> None: ...
+
+    def dead(self, delivery_id: str, attempts: int, error: str, now: float, public: str | None = None) -> None: ...
+
+    def listing(self, project: str, status: OutboxStatus, limit: int = 100) -> list[Delivery]: ...
+
+    def redeliver(self, project: str, delivery_id: str, now: float) -> Delivery: ...
+
+    def prune(self, now: float) -> None: ...
 
 
 class Outbox:

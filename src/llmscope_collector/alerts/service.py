@@ -21,7 +21,7 @@ from llmscope_collector.alerts.destinations import DestinationPolicy, Destinatio
 from llmscope_collector.alerts.dispatcher import Dispatcher
 from llmscope_collector.alerts.evaluator import Evaluator
 from llmscope_collector.alerts.metrics import MetricReader, Observation
-from llmscope_collector.alerts.outbox import Delivery, Outbox
+from llmscope_collector.alerts.outbox import Delivery, DeliveryQueue, Outbox
 from llmscope_collector.alerts.rules import EmailChannel, Rule, RuleError, RuleSpec, keep_secrets, validate
 from llmscope_collector.alerts.shared import SharedAlerts
 from llmscope_collector.alerts.state import Level, RuleState
@@ -64,7 +64,8 @@ class AlertService:
         self._clock = clock
         self._db = AlertDb(data_dir)
         self.rules = RuleStore(self._db)
-        self.outbox = Outbox(self._db)
+        # Cluster mode: events and notifications are the cluster's, in the bucket (alerts.shared).
+        self.outbox: DeliveryQueue = shared.outbox if shared is not None else Outbox(self._db)
         self._duck = Database(threads=1, memory_limit="512MB", spill_dir=data_dir / SPILL_DIR)
         self.dispatcher = Dispatcher(
             self.outbox,
@@ -78,10 +79,18 @@ class AlertService:
         # The query engine the API reads (`--query-engine`) answers the rules too, so a rule sees what the UI shows.
         reader = engine.rule_metrics(files) if engine is not None else files
         self.evaluator = Evaluator(
-            self._db, self.rules, reader, on_enqueued=self.dispatcher.wake, tick_s=tick_s, clock=clock
+            self._db,
+            self.rules,
+            reader,
+            on_enqueued=self.dispatcher.wake,
+            tick_s=tick_s,
+            clock=clock,
+            enqueue=shared is None,
         )
         # Cluster mode: rules and states live in the bucket, and only the lease holder evaluates.
         self.shared = shared
+        if shared is not None:
+            shared.on_published = self.dispatcher.wake
         self._shared_ticks = (
             Refresher("alert-tick", tick_s, lambda: shared.tick(self.rules, self.evaluator))
             if shared is not None and tick_s > 0
@@ -224,6 +233,8 @@ class AlertService:
     def events(
         self, project: str, *, rule_id: str | None = None, before_id: int | None = None, limit: int = 100
     ) -> list[AlertEvent]:
+        if self.shared is not None:  # the cluster's history, whichever node recorded it
+            return self.shared.events(project, rule_id=rule_id, before_id=before_id, limit=limit)
         return self.rules.events(project, rule_id=rule_id, before_id=before_id, limit=limit)
 
     def dead_letters(self, project: str, limit: int = 100) -> list[Delivery]:

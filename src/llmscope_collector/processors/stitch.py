@@ -607,6 +607,24 @@ def trace_deltas(spans: pa.Table, corrections: list[_Correction]) -> pa.Table:
     return _corrected(table, corrections) if corrections else table
 
 
+def removal_deltas(spans: pa.Table) -> pa.Table:
+    """The deltas that cancel what these span rows added to their traces' summaries: for duplicate
+    copies compaction leaves out (storage.bucket_compaction). Their sums negated; every other column
+    empty, since a minimum, maximum, union, first value or root record is the same with or without a
+    second copy of a span (and empty values are skipped by the merge)."""
+    deltas = trace_deltas(spans, [])
+    negated = {"span_count", *_SUMMED}
+    columns = {}
+    for field in TRACE_DELTA_SCHEMA:
+        if field.name in ("trace_id", "updated_ns"):
+            columns[field.name] = deltas.column(field.name)
+        elif field.name in negated:
+            columns[field.name] = pc.negate(deltas.column(field.name))
+        else:
+            columns[field.name] = pa.nulls(deltas.num_rows, field.type)
+    return pa.table(columns, schema=TRACE_DELTA_SCHEMA)
+
+
 def _none_if_empty(lists: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.if_else(pc.equal(pc.list_value_length(lists), 0), pa.scalar(None, lists.type), lists)
 

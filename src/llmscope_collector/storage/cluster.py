@@ -15,6 +15,7 @@ from llmscope_collector.durable_io import replace_durably
 from llmscope_collector.settings import Settings
 from llmscope_collector.storage.bucket_compaction import CursorBoard
 from llmscope_collector.storage.layout import valid_collector_id
+from llmscope_collector.storage.manifests import ManifestIndex
 from llmscope_collector.storage.mirror import MIRROR_DIR, BucketMirror
 from llmscope_collector.storage.objects import ObjectStore, StorageUrl
 from llmscope_collector.storage.tables import BucketTables
@@ -27,14 +28,17 @@ class ClusterStorage:
 
     def __init__(self, settings: Settings, objects: ObjectStore | None = None) -> None:
         self.objects = objects or ObjectStore(StorageUrl.parse(settings.storage))
-        self.tables = BucketTables(self.objects, settings.collector_id)
-        self.mirror = BucketMirror(self.objects, query_dir(settings))
+        self.manifests = ManifestIndex(self.objects)  # the commit records: shared by writer, mirror, compactor
+        self.tables = BucketTables(self.objects, settings.collector_id, self.manifests)
+        self.mirror = BucketMirror(self.objects, query_dir(settings), self.manifests)
         self.cursors = CursorBoard(self.objects)  # this collector's committed WAL position, for compaction
 
     def open(self, wal_directory: Path) -> None:
-        """Settle the collector id (configured, or the one kept in the WAL dir) before the first write."""
+        """Settle the collector id (configured, or the one kept in the WAL dir) before the first write,
+        and adopt a bucket written before manifests (once per bucket: docs/scale.md)."""
         if not self.tables.collector_id:
             self.tables.collector_id = persistent_collector_id(wal_directory)
+        self.manifests.adopt_legacy()
 
 
 def query_dir(settings: Settings) -> Path:

@@ -1,4 +1,9 @@
-"""Compaction: merge a partition's small span files into large ones, removing duplicate spans.
+"""Compaction: merge a partition's small files into large ones, removing duplicate rows.
+
+On a data dir the spans dataset is compacted; in cluster mode (storage.bucket_compaction) every
+dataset, each by its `MergeRule`: duplicate spans, late duplicate marks and content items are
+removed (by their keys), trace summary deltas and scores are only concatenated (deltas add up;
+readers keep a score id's latest row).
 
 Each flush writes one small file per partition, and DuckDB pays per file; compaction merges them
 into files of up to `target_rows` / `target_bytes` (zstd, sorted by trace_id then start_ns, row
@@ -38,13 +43,25 @@ from llmscope_collector.file_modes import make_private_dir
 from llmscope_collector.storage.layout import (
     COMPACTED_PREFIX,
     COMPACTION_DIR,
+    CONTENT_DIR,
+    LLM_DUPS_DIR,
+    SCORES_DIR,
+    SPANS_DIR,
+    TRACES_DIR,
     Partition,
     compacted_part_path,
     iter_partitions,
     parquet_files,
     wal_range_of,
 )
-from llmscope_collector.storage.schema import SCHEMA_VERSION, SPAN_SCHEMA
+from llmscope_collector.storage.schema import (
+    CONTENT_SCHEMA,
+    LLM_DUP_SCHEMA,
+    SCHEMA_VERSION,
+    SCORE_SCHEMA,
+    SPAN_SCHEMA,
+    TRACE_DELTA_SCHEMA,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +72,25 @@ ClickHouse loader and the summary index skip inputs a merged file names)."""
 BACKUP_DIR = "backup"
 BACKUP_KEEP_S = 7 * 86400
 _KEY_COLUMNS = ["trace_id", "span_id"]
+
+
+@dataclasses.dataclass(frozen=True)
+class MergeRule:
+    """How one dataset's files merge: its schema, the columns two copies of one row share (`keys`;
+    none: rows are never duplicates, as deltas that add up) and the order of the merged rows."""
+
+    schema: pa.Schema
+    keys: tuple[str, ...]
+    sort: tuple[str, ...]
+
+
+MERGE_RULES: dict[str, MergeRule] = {
+    SPANS_DIR: MergeRule(SPAN_SCHEMA, ("trace_id", "span_id"), ("trace_id", "start_ns")),
+    LLM_DUPS_DIR: MergeRule(LLM_DUP_SCHEMA, ("trace_id", "span_id"), ("trace_id", "span_id")),
+    CONTENT_DIR: MergeRule(CONTENT_SCHEMA, ("hash",), ("hash",)),
+    TRACES_DIR: MergeRule(TRACE_DELTA_SCHEMA, (), ("trace_id",)),
+    SCORES_DIR: MergeRule(SCORE_SCHEMA, (), ("id",)),  # a later row of an id replaces it: keep all
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,19 +130,30 @@ class _FileInfo:
     schema_version: str | None
 
 
-def _needs_rewrite(info: _FileInfo) -> bool:
-    """A file worth rewriting on its own: an outdated schema, or a flush file never checked against the
-    partition's other files (the ingest window is bounded; a retry it missed is removed here, once)."""
-    return info.schema_version != SCHEMA_VERSION or not info.path.name.startswith(COMPACTED_PREFIX)
+def _needs_rewrite(info: _FileInfo, checked: bool = True) -> bool:
+    """A file worth rewriting on its own: an outdated schema, or (`checked`: a dataset with duplicate
+    keys) a flush file never checked against the partition's other files (the ingest window is
+    bounded; a retry it missed is removed here, once)."""
+    if info.schema_version != SCHEMA_VERSION:
+        return True
+    return checked and not info.path.name.startswith(COMPACTED_PREFIX)
 
 
 class Compactor:
     """Merges small files per partition; `committed_lsn` says which flush files are safe to touch."""
 
-    def __init__(self, data_dir: Path, options: CompactionOptions, committed_lsn: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        options: CompactionOptions,
+        committed_lsn: Callable[[], int],
+        *,
+        datasets: tuple[str, ...] = (SPANS_DIR,),
+    ) -> None:
         self._data_dir = data_dir
         self._opts = options
         self._committed = committed_lsn
+        self._datasets = datasets
         self._intents = data_dir / COMPACTION_DIR
         self.totals = CompactionStats()
 
@@ -115,14 +162,15 @@ class Compactor:
     def run_once(self, stop: threading.Event | None = None) -> CompactionStats:
         """One pass over every partition; stops early (between partitions) when `stop` is set."""
         stats = CompactionStats()
-        for partition in iter_partitions(self._data_dir):
-            if stop is not None and stop.is_set():
-                break
-            try:
-                stats.add(self.compact_partition(partition))
-            except Exception:
-                stats.errors += 1
-                log.exception("compaction of %s failed; its files are unchanged", partition.path)
+        for dataset in self._datasets:
+            for partition in iter_partitions(self._data_dir, dataset):
+                if stop is not None and stop.is_set():
+                    break
+                try:
+                    stats.add(self.compact_partition(partition))
+                except Exception:
+                    stats.errors += 1
+                    log.exception("compaction of %s failed; its files are unchanged", partition.path)
         self._expire_backups()
         self.totals.add(stats)
         return stats
@@ -130,7 +178,7 @@ class Compactor:
     def compact_partition(self, partition: Partition) -> CompactionStats:
         stats = CompactionStats()
         infos = self._eligible(partition.path)
-        for group in self._groups(infos):
+        for group in self._groups(infos, checked=bool(MERGE_RULES[partition.dataset].keys)):
             others = [p for p in parquet_files(partition.path) if p not in {i.path for i in group}]
             stats.add(self._merge(partition, group, others))
         return stats
@@ -147,7 +195,7 @@ class Compactor:
                 infos.append(info)
         return infos
 
-    def _groups(self, infos: list[_FileInfo]) -> list[list[_FileInfo]]:
+    def _groups(self, infos: list[_FileInfo], *, checked: bool = True) -> list[list[_FileInfo]]:
         """Runs of small files up to the target size; a lone file only when its schema is outdated."""
         small = [i for i in infos if i.rows < self._opts.target_rows // 2 and i.size < self._opts.target_bytes // 2]
         groups: list[list[_FileInfo]] = []
@@ -162,8 +210,8 @@ class Compactor:
             size += info.size
         if current:
             groups.append(current)
-        alone = [[i] for i in infos if i not in small and _needs_rewrite(i)]
-        return [g for g in groups if len(g) > 1 or _needs_rewrite(g[0])] + alone
+        alone = [[i] for i in infos if i not in small and _needs_rewrite(i, checked)]
+        return [g for g in groups if len(g) > 1 or _needs_rewrite(g[0], checked)] + alone
 
     def _expire_backups(self) -> None:
         _expire_backups_in(self._intents / BACKUP_DIR, time.time())
@@ -171,17 +219,20 @@ class Compactor:
     # -- merging --------------------------------------------------------------------------------
 
     def _merge(self, partition: Partition, group: list[_FileInfo], others: list[Path]) -> CompactionStats:
+        rule = MERGE_RULES[partition.dataset]
         tables = [pq.read_table(info.path) for info in group]
-        merged = pa.concat_tables([conform(t, _target_schema(tables)) for t in tables])
+        merged = pa.concat_tables([conform(t, _target_schema(rule.schema, tables)) for t in tables])
         rows_in = merged.num_rows
-        merged = drop_duplicate_spans(merged)
-        merged = _drop_stored_elsewhere(merged, others)
-        merged = merged.sort_by([("trace_id", "ascending"), ("start_ns", "ascending")])
+        kept = _first_of_each(merged, rule.keys)
+        kept = _not_stored_elsewhere(merged, kept, others, rule.keys)
+        removed = merged.filter(pc.invert(kept)) if rule.keys else merged.slice(0, 0)
+        merged = merged.filter(kept) if rule.keys else merged
+        merged = merged.sort_by([(column, "ascending") for column in rule.sort])
         inputs = json.dumps(sorted(info.path.name for info in group)).encode()
         metadata = {SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), COMPACTED_FROM_KEY: inputs}
         merged = merged.replace_schema_metadata(metadata)
         migrating = any(info.schema_version != SCHEMA_VERSION for info in group)
-        self._swap(partition, [i.path for i in group], merged, backup=migrating)
+        self._swap(partition, [i.path for i in group], merged, backup=migrating, removed=removed)
         out_files = -(-merged.num_rows // self._opts.target_rows) if merged.num_rows else 0
         log.info(
             "compacted %d files (%d rows) of %s into %d (%d rows)",
@@ -200,8 +251,11 @@ class Compactor:
             duplicates_removed=rows_in - merged.num_rows,
         )
 
-    def _swap(self, partition: Partition, inputs: list[Path], merged: pa.Table, *, backup: bool) -> None:
-        """Write outputs, record the intent, rename outputs in, retire inputs, forget the intent."""
+    def _swap(
+        self, partition: Partition, inputs: list[Path], merged: pa.Table, *, backup: bool, removed: pa.Table
+    ) -> None:
+        """Write outputs, record the intent, rename outputs in, retire inputs, forget the intent.
+        (`removed`: the duplicate rows left out, which a bucket's compaction accounts for.)"""
         outputs = []
         for offset in range(0, merged.num_rows, self._opts.target_rows):
             path = compacted_part_path(partition.path)
@@ -234,10 +288,10 @@ def _file_info(path: Path) -> _FileInfo | None:
     return _FileInfo(path, meta.num_rows, size, version.decode() if version else None)
 
 
-def _target_schema(tables: list[pa.Table]) -> pa.Schema:
-    """The current span schema, then any column the files have that it does not (never dropped)."""
-    fields = list(SPAN_SCHEMA)
-    known = set(SPAN_SCHEMA.names)
+def _target_schema(current: pa.Schema, tables: list[pa.Table]) -> pa.Schema:
+    """The dataset's current schema, then any column the files have that it does not (never dropped)."""
+    fields = list(current)
+    known = set(current.names)
     for table in tables:
         for field in table.schema:
             if field.name not in known:
@@ -260,39 +314,42 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 def drop_duplicate_spans(table: pa.Table) -> pa.Table:
     """Keep the first row of each (trace_id, span_id)."""
-    if table.num_rows < 2:
-        return table
-    indexed = table.append_column("__row", pa.array(range(table.num_rows), pa.int64()))
-    firsts = indexed.group_by(_KEY_COLUMNS, use_threads=False).aggregate([("__row", "min")])
-    if firsts.num_rows == table.num_rows:
-        return table
-    rows = firsts.column("__row_min")
-    return table.take(pc.take(rows, pc.sort_indices(rows)))
+    return table.filter(_first_of_each(table, tuple(_KEY_COLUMNS)))
 
 
-def _keys(table: pa.Table) -> pa.ChunkedArray:
-    return pc.binary_join_element_wise(table.column("trace_id"), table.column("span_id"), "")
+def _first_of_each(table: pa.Table, keys: tuple[str, ...]) -> pa.Array:
+    """A mask keeping the first row of each distinct `keys` (every row when there are no keys)."""
+    if not keys or table.num_rows < 2:
+        return pa.array([True] * table.num_rows, pa.bool_())
+    indexed = table.select(list(keys)).append_column("__row", pa.array(range(table.num_rows), pa.int64()))
+    firsts = indexed.group_by(list(keys), use_threads=False).aggregate([("__row", "min")])
+    return pc.is_in(pa.array(range(table.num_rows), pa.int64()), value_set=firsts.column("__row_min"))
 
 
-def _drop_stored_elsewhere(table: pa.Table, others: list[Path]) -> pa.Table:
-    """Remove rows whose span is already in another file of the partition (reads only the id columns)."""
-    if not others or not table.num_rows:
-        return table
-    trace_ids = pc.unique(table.column("trace_id"))
-    keys = _keys(table)
+def _keys(table: pa.Table, keys: tuple[str, ...]) -> pa.ChunkedArray | pa.Array:
+    if len(keys) == 1:
+        return table.column(keys[0])
+    return pc.binary_join_element_wise(*(table.column(k) for k in keys), "\x1f")
+
+
+def _not_stored_elsewhere(table: pa.Table, keep: pa.Array, others: list[Path], keys: tuple[str, ...]) -> pa.Array:
+    """`keep` without the rows another file of the partition already holds (reads only the key columns)."""
+    if not keys or not others or not table.num_rows:
+        return keep
+    first = pc.unique(table.column(keys[0]))
     found: list[pa.Array] = []
     for path in others:
         try:
-            ids = pq.read_table(path, columns=_KEY_COLUMNS)
+            ids = pq.read_table(path, columns=list(keys))
         except (OSError, ValueError):
             continue  # removed meanwhile (retention) or not ours to judge
-        ids = ids.filter(pc.is_in(ids.column("trace_id"), value_set=trace_ids))
+        ids = ids.filter(pc.is_in(ids.column(keys[0]), value_set=first))
         if ids.num_rows:
-            found.append(_keys(ids).combine_chunks())
+            found.append(pa.chunked_array([_keys(ids, keys)]).combine_chunks())
     if not found:
-        return table
+        return keep
     stored = pa.concat_arrays(found)
-    return table.filter(pc.invert(pc.is_in(keys, value_set=stored)))
+    return pc.and_(keep, pc.invert(pc.is_in(_keys(table, keys), value_set=stored)))
 
 
 def _roll_forward(intent: _Intent) -> None:

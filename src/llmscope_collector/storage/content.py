@@ -36,7 +36,7 @@ class ContentStore:
         self.items_skipped = 0
         self.bytes_written = 0
 
-    def write(self, project: str, date: str, items: pa.Table) -> int:
+    def write(self, project: str, date: str, items: pa.Table, *, name: str | None = None) -> int:
         """Store the items (`CONTENT_ITEM_SCHEMA`) not stored yet in this partition; returns how many were new.
 
         A chat resends its history in every call, so most items of a flush repeat: each hash is
@@ -55,18 +55,20 @@ class ContentStore:
         self.items_skipped += len(keys) - len(new)
         if not new:
             return 0
-        self._write_file(project, date, items.filter(pa.array(keep)) if len(new) < len(keys) else items)
+        self._write_file(project, date, items.filter(pa.array(keep)) if len(new) < len(keys) else items, name)
         self._recent.remember_new(new)  # only once the file is durable: a failed write is retried whole
         self.items_written += len(new)
         return len(new)
 
-    def _write_file(self, project: str, date: str, items: pa.Table) -> None:
+    def _write_file(self, project: str, date: str, items: pa.Table, name: str | None) -> None:
         items = items.sort_by("hash")
         sizes = pc.binary_length(items.column("body")).cast(pa.int64())
         stamps = pa.array([time.time_ns()] * items.num_rows, pa.int64())
         table = pa.Table.from_arrays([items.column("hash"), items.column("body"), sizes, stamps], schema=CONTENT_SCHEMA)
         self.bytes_written += int(pc.sum(table["bytes"]).as_py() or 0)
-        name = f"part-{uuid.uuid4().hex}.parquet"  # content is addressed by hash: repeats collapse on read
+        # The flush's name when given (a deterministic key in a bucket: a replay is refused); else a
+        # random one (content is addressed by hash: repeats collapse on read).
+        name = name or f"part-{uuid.uuid4().hex}.parquet"
         self._tables.write(CONTENT_DIR, project, date, name, table, row_group_size=8_192)
 
 

@@ -149,6 +149,7 @@ class ParquetSpanWriter:
         self._buffered_keys.clear()
         if self._hook is not None:
             self._hook.after_flush(wal_start, wal_end)
+        self._tables.commit_flush(wal_start, wal_end)  # a bucket's manifest: the flush is one unit
         return written
 
     def _write_partition(self, key: PartitionKey, buffer: _Buffer, wal_start: int, wal_end: int) -> int:
@@ -165,7 +166,8 @@ class ParquetSpanWriter:
         if self._hook is not None:
             table = self._hook.before_write(key, table)
         if buffer.content:  # content first: a durable span never points at missing content
-            self._content.write(project, date, pa.concat_tables(buffer.content))
+            content_name = self._tables.part_name(wal_start, wal_end)  # a deterministic key in a bucket
+            self._content.write(project, date, pa.concat_tables(buffer.content), name=content_name)
             buffer.content = []
         table = table.sort_by([("trace_id", "ascending"), ("start_ns", "ascending")])
         metadata: dict[bytes | str, bytes | str] = dict(SPAN_SCHEMA.metadata or {})

@@ -6,10 +6,11 @@ differ in how a write is made durable and exactly-once:
 - `LocalTables`: temp file, fsync, rename, directory fsync (durable_io); names carry a random suffix.
 - `BucketTables`: one create-only PUT (`If-None-Match: *`) per file; a flush file's name ends with
   the collector id instead, so its key is a function of (collector, partition, WAL range) alone and a
-  replay of a flush whose object exists is refused by the store and counted, not duplicated.
+  replay of a flush whose object exists is refused by the store and counted, not duplicated. The
+  flush ends with its manifest (storage.manifests), the commit record readers go by.
 
-Replay after a crash uses the same WAL coverage either way (storage.wal_ranges): the ranges of this
-writer's own flush files newer than the cursor are skipped per partition.
+Replay after a crash uses the same WAL coverage either way (storage.wal_ranges): on a data dir the
+ranges of this writer's own flush files newer than the cursor, in a bucket those of its manifests.
 """
 
 from __future__ import annotations
@@ -23,17 +24,16 @@ import pyarrow.parquet as pq
 
 from llmscope_collector.durable_io import fsync_dir, write_durably
 from llmscope_collector.file_modes import make_private_dir
-from llmscope_collector.storage.layout import (
-    SPANS_DIR,
-    parquet_files,
-    part_name,
-    part_suffix,
-    partition_dir,
-    partition_key,
-    partition_of_key,
-    wal_range_of,
+from llmscope_collector.storage.layout import SPANS_DIR, parquet_files, part_name, partition_dir, partition_key
+from llmscope_collector.storage.manifests import (
+    FlushManifest,
+    ManifestIndex,
+    StoredObject,
+    describe,
+    describe_stored,
 )
 from llmscope_collector.storage.objects import ObjectStore, parquet_bytes, read_parquet
+from llmscope_collector.storage.schema import SCHEMA_VERSION
 from llmscope_collector.storage.wal_ranges import WalCoverage
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,11 @@ class TableSink(Protocol):
         ...
 
     def read(self, dataset: str, project: str, date: str, name: str, schema: pa.Schema | None = None) -> pa.Table: ...
+
+    def commit_flush(self, wal_start: int, wal_end: int) -> None:
+        """The flush of `[wal_start, wal_end)` wrote every file: make it one unit for readers (in a
+        bucket, its manifest); called before the WAL cursor moves past `wal_end`."""
+        ...
 
 
 class LocalTables:
@@ -78,16 +83,22 @@ class LocalTables:
     def read(self, dataset: str, project: str, date: str, name: str, schema: pa.Schema | None = None) -> pa.Table:
         return pq.read_table(partition_dir(self.data_dir, project, date, dataset) / name, schema=schema)
 
+    def commit_flush(self, wal_start: int, wal_end: int) -> None:
+        """Nothing to do: each file was renamed into place durably (readers see files one by one)."""
+
 
 class BucketTables:
     """Objects in a bucket, written by one collector (its id ends every flush file's key)."""
 
-    def __init__(self, objects: ObjectStore, collector_id: str) -> None:
+    def __init__(self, objects: ObjectStore, collector_id: str, manifests: ManifestIndex | None = None) -> None:
         self.objects = objects
         self.collector_id = collector_id
+        self.manifests = manifests or ManifestIndex(objects)
+        self._flushed: list[StoredObject] = []  # this flush's objects, for its manifest
         self.objects_written = 0
         self.bytes_written = 0
         self.replays_refused = 0
+        self.manifests_written = 0
 
     def part_name(self, wal_start: int, wal_end: int) -> str:
         return part_name(wal_start, wal_end, self.collector_id)
@@ -98,10 +109,33 @@ class BucketTables:
         if not self.objects.put_new(key, data):
             self.replays_refused += 1
             log.info("object %s already stored (a replayed flush); left as it is", key)
+            self._flushed.append(describe_stored(self.objects, key))  # the manifest names what is stored
             return False
+        self._flushed.append(describe(key, data, table.num_rows))
         self.objects_written += 1
         self.bytes_written += len(data)
         return True
+
+    def commit_flush(self, wal_start: int, wal_end: int) -> None:
+        """Write the flush's manifest (create-only): from now on readers show its objects, together.
+
+        A crash before this leaves objects no manifest names: never shown, and the replay stores the
+        spans again under the manifest of its own flush. A manifest already stored for this range (a
+        replay of a committed flush whose cursor commit was lost) is kept as it is."""
+        if not self._flushed:
+            return
+        manifest = FlushManifest(
+            collector_id=self.collector_id,
+            wal_start=wal_start,
+            wal_end=wal_end,
+            schema_version=SCHEMA_VERSION,
+            objects=self._flushed,
+        )
+        if self.manifests.put_flush(manifest):
+            self.manifests_written += 1
+        else:
+            log.info("the manifest of WAL range [%d, %d) was stored before (a replay)", wal_start, wal_end)
+        self._flushed = []
 
     def names(self, dataset: str, project: str, date: str) -> list[str]:
         prefix = partition_key(project, date, dataset) + "/"
@@ -112,18 +146,22 @@ class BucketTables:
         return table.cast(schema) if schema is not None and not table.schema.equals(schema) else table
 
     def coverage(self, committed_lsn: int) -> WalCoverage:
-        """This collector's flush objects of the spans dataset: the ranges ending after `committed_lsn`
-        (replay skips them) and the highest range end (the WAL never reuses an LSN below it)."""
+        """What replay must not store again, from this collector's own commit records: the WAL
+        ranges of its flush manifests that end after `committed_lsn` (stored in full, every
+        partition), the ranges of its flush objects adopted from before manifests (per partition, as
+        their keys said), and the highest range end (the WAL never reuses an LSN below it)."""
         coverage = WalCoverage()
-        for info in self.objects.list(SPANS_DIR + "/"):
-            parsed = partition_of_key(info.key)
-            if parsed is None or part_suffix(parsed[3]) != self.collector_id:
+        for manifest in self.manifests.own_flushes(self.collector_id):
+            coverage.max_end = max(coverage.max_end, manifest.wal_end)
+            if manifest.wal_end > committed_lsn:
+                coverage.everywhere.append((manifest.wal_start, manifest.wal_end))
+        for legacy in self.manifests.own_legacy(self.collector_id):
+            if legacy.object.dataset != SPANS_DIR:
                 continue
-            wal_range = wal_range_of(parsed[3])
-            assert wal_range is not None  # part_suffix matched the same pattern
-            coverage.max_end = max(coverage.max_end, wal_range[1])
-            if wal_range[1] > committed_lsn:
-                coverage.ranges.setdefault((parsed[1], parsed[2]), []).append(wal_range)
+            coverage.max_end = max(coverage.max_end, legacy.wal_end)
+            if legacy.wal_end > committed_lsn:
+                key = (legacy.object.project, legacy.object.date)
+                coverage.ranges.setdefault(key, []).append((legacy.wal_start, legacy.wal_end))
         return coverage
 
 

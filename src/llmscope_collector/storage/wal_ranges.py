@@ -29,12 +29,16 @@ class WalCoverage:
 
     ranges: dict[PartitionKey, list[tuple[int, int]]] = dataclasses.field(default_factory=dict)
     max_end: int = 0
+    everywhere: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    """Ranges stored in full, every partition (a bucket's flush manifests: a flush commits whole)."""
 
     def contains(self, key: PartitionKey, lsn: int) -> bool:
+        if any(start <= lsn < end for start, end in self.everywhere):
+            return True
         return any(start <= lsn < end for start, end in self.ranges.get(key, ()))
 
     def __bool__(self) -> bool:
-        return bool(self.ranges)
+        return bool(self.ranges) or bool(self.everywhere)
 
 
 def scan(data_dir: Path, committed_lsn: int) -> WalCoverage:

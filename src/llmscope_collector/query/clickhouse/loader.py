@@ -34,6 +34,7 @@ from llmscope_collector.query.clickhouse import sql
 from llmscope_collector.query.clickhouse.client import ClickHouseClient
 from llmscope_collector.storage.compaction import COMPACTED_FROM_KEY as COMPACTED_FROM
 from llmscope_collector.storage.layout import partition_of_key
+from llmscope_collector.storage.manifests import ManifestIndex
 from llmscope_collector.storage.rewrite import REWRITTEN_FROM
 
 log = logging.getLogger(__name__)
@@ -130,20 +131,28 @@ class BucketSource:
 
     def __init__(self, objects: Any, endpoint: str, bucket: str, prefix: str, key_id: str, secret: str) -> None:
         self._objects = objects
+        self._manifests = ManifestIndex(objects)
         self._base = f"{endpoint.rstrip('/')}/{bucket}/" + (f"{prefix.strip('/')}/" if prefix.strip("/") else "")
         self._key_id, self._secret = key_id, secret
 
     def list_keys(self) -> Iterator[str]:
+        """The objects the flush and compaction manifests show (storage.manifests), that still exist:
+        never the leftover of an interrupted flush, nor an input a committed compaction replaced."""
+        self._manifests.refresh()
+        shown = self._manifests.shown()
         for dataset in sql.TABLES:
             for info in self._objects.list(f"{dataset}/"):
-                yield info.key
+                if info.key in shown:
+                    yield info.key
 
     def reader(self, key: str, structure: str) -> tuple[str, dict[str, Any]]:
         text = "s3({url:String}, {key_id:String}, {secret:String}, 'Parquet', {structure:String})"
         return text, {"url": self._base + key, "key_id": self._key_id, "secret": self._secret, "structure": structure}
 
     def loaded_as(self, key: str, loaded: Set[str]) -> bool:
-        return False  # the bucket's objects are never rewritten in place of others that the loader saw
+        """A compaction output whose inputs (its manifest's `replaces`) were all loaded."""
+        replaced = self._manifests.replaced_by(key)
+        return replaced is not None and replaced <= loaded
 
     def payload(self, key: str) -> bytes | None:
         return None
