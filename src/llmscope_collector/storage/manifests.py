@@ -236,17 +236,27 @@ class ManifestIndex:
 
     # -- a collector's own records, for its crash recovery ----------------------------------------
 
-    def own_flushes(self, collector_id: str) -> list[FlushManifest]:
-        """This collector's flush manifests (one listing of its own prefix; read at start only)."""
-        found = []
-        for info in self._objects.list(f"{FLUSH_PREFIX}{collector_id}/"):
-            manifest = FlushManifest()
+    def own_flushes(self, collector_id: str, after_lsn: int) -> tuple[list[FlushManifest], int]:
+        """This collector's flush manifests whose WAL range ends after `after_lsn` (read), and the
+        highest range end of all of them: one listing of its own prefix at start, where a manifest's
+        key is its range (`flush_key`), so only the few beyond the cursor are fetched."""
+        found, max_end = [], 0
+        prefix = f"{FLUSH_PREFIX}{collector_id}/"
+        for info in self._objects.list(prefix):
+            start, _, end = info.key.removeprefix(prefix).removesuffix(".pb").partition("-")
             try:
-                manifest.ParseFromString(self._objects.get(info.key))
+                wal_end = int(end, 16)
+                int(start, 16)
+            except ValueError:
+                continue  # not a manifest key of ours
+            max_end = max(max_end, wal_end)
+            if wal_end <= after_lsn:
+                continue
+            try:
+                found.append(_parsed(FlushManifest(), self._objects.get(info.key)))
             except FileNotFoundError:
                 continue
-            found.append(manifest)
-        return found
+        return found, max_end
 
     def own_legacy(self, collector_id: str) -> list[LegacyObject]:
         with self._lock:

@@ -151,10 +151,8 @@ class BucketTables:
         partition), the ranges of its flush objects adopted from before manifests (per partition, as
         their keys said), and the highest range end (the WAL never reuses an LSN below it)."""
         coverage = WalCoverage()
-        for manifest in self.manifests.own_flushes(self.collector_id):
-            coverage.max_end = max(coverage.max_end, manifest.wal_end)
-            if manifest.wal_end > committed_lsn:
-                coverage.everywhere.append((manifest.wal_start, manifest.wal_end))
+        beyond, coverage.max_end = self.manifests.own_flushes(self.collector_id, committed_lsn)
+        coverage.everywhere.extend((manifest.wal_start, manifest.wal_end) for manifest in beyond)
         for legacy in self.manifests.own_legacy(self.collector_id):
             if legacy.object.dataset != SPANS_DIR:
                 continue
