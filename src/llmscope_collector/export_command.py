@@ -1,8 +1,8 @@
 """`llmscope export`: stream a running server's traces (or spans) to a file or stdout.
 
-A client of `GET /v1/export` (docs/api.md): the server selects with the trace list's filters and
-streams; this copies the stream in chunks (bounded memory on both sides) and, when writing to a
-file, reports progress (bytes and rows so far) on stderr.
+A client of `GET /v1/export` (docs/api.md, columns in docs/export.md): the server selects with the
+trace list's filters and streams; this copies the stream in chunks (bounded memory on both sides)
+and, when writing to a file, reports progress (bytes, and rows for JSON lines and CSV) on stderr.
 """
 
 from __future__ import annotations
@@ -22,11 +22,16 @@ CHUNK = 64 * 1024
 
 
 def add_export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    export = sub.add_parser("export", help="stream traces or spans of a running server as JSON lines or CSV")
+    export = sub.add_parser("export", help="stream traces or spans of a running server as JSON lines, CSV or Parquet")
     export.add_argument("--from", dest="from_", help="trace start at or after (ISO 8601 or epoch ns)")
     export.add_argument("--to", help="trace start before (ISO 8601 or epoch ns)")
-    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="default jsonl")
+    export.add_argument("--format", choices=("jsonl", "csv", "parquet"), default="jsonl", help="default jsonl")
     export.add_argument("--level", choices=("traces", "spans"), default="traces", help="a row per trace or per span")
+    export.add_argument(
+        "--content",
+        action="store_true",
+        help="add each span's captured content (prompts, completions, payloads); implies --level spans",
+    )
     export.add_argument(
         "--filter",
         action="append",
@@ -42,7 +47,10 @@ def add_export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def export_url(base: str, args: argparse.Namespace) -> str:
     """The `/v1/export` URL of the arguments; a filter `score.x>=1` goes as `score.x>` = `1`, as typed."""
-    params: list[tuple[str, str]] = [("format", args.format), ("level", args.level)]
+    level = "spans" if args.content else args.level
+    params: list[tuple[str, str]] = [("format", args.format), ("level", level)]
+    if args.content:
+        params.append(("content", "true"))
     if args.from_:
         params.append(("from", args.from_))
     if args.to:
@@ -70,10 +78,17 @@ def run_export(args: argparse.Namespace) -> int:
     request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=300) as response:
+            version = response.headers.get("x-llmscope-export-version", "?")
             if args.output:
                 with open(args.output, "wb") as out:
                     rows = copy(response, out, progress=True, csv_header=args.format == "csv")
-                print(f"\rllmscope export: {rows} {args.level} written to {args.output}", file=sys.stderr)
+                if args.format == "parquet":
+                    rows = parquet_rows(args.output)
+                level = "spans" if args.content else args.level
+                print(
+                    f"\rllmscope export: {rows} {level} written to {args.output} (export schema v{version})",
+                    file=sys.stderr,
+                )
             else:
                 copy(response, sys.stdout.buffer, progress=False, csv_header=args.format == "csv")
     except urllib.error.HTTPError as exc:
@@ -85,8 +100,16 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def parquet_rows(path: str) -> int:
+    """The rows of a Parquet file, from its footer."""
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
 def copy(source: BinaryIO, out: BinaryIO, *, progress: bool, csv_header: bool) -> int:
-    """Copy the stream chunk by chunk; returns the rows copied (lines; CSV without its header)."""
+    """Copy the stream chunk by chunk; returns the rows copied (lines; CSV without its header; for
+    Parquet the count is meaningless: the caller reads it from the file's footer)."""
     lines = 0
     written = 0
     last = 0.0

@@ -21,6 +21,7 @@ from llmscope_collector.asgi_thread import UvicornThread, bind_tcp
 from llmscope_collector.errors import Unauthenticated
 from llmscope_collector.pipeline import Collector
 from llmscope_collector.query.backend import QueryBackend, open_backend
+from llmscope_collector.query.export import ExportReader
 from llmscope_collector.query.scores import ScoreStore
 from llmscope_collector.receiver.gate import IngestGate
 from llmscope_collector.settings import Settings, SettingsError, env_var, flag
@@ -55,6 +56,7 @@ class EmbeddedServer:
             self.store.close()
             raise
         self.scores = ScoreStore(query_dir(settings))
+        self.exports = ExportReader(query_dir(settings))
         self._api_socket: socket.socket | None = None
         self._api: UvicornThread | None = None
         self.proxy: ProxyServer | None = None
@@ -102,6 +104,7 @@ class EmbeddedServer:
             auth=receivers.policy,
             metrics=self.collector.runtime.metrics,
             scores=self.scores,
+            exports=self.exports,
             score_ingest=partial(receivers.gate.export_admitted, transport="scores"),  # counted, rate-charged
         )
         asgi = RequestIdMiddleware(HttpMetricsMiddleware(app, self.http_metrics))
@@ -131,6 +134,7 @@ class EmbeddedServer:
         self.collector.stop()
         self.store.close()
         self.scores.close()
+        self.exports.close()
 
     def __enter__(self) -> EmbeddedServer:
         self.start()

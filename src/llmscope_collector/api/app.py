@@ -40,6 +40,7 @@ from llmscope_collector.auth.policy import AuthPolicy
 from llmscope_collector.ingest_status import IngestStatus
 from llmscope_collector.metrics import Metrics
 from llmscope_collector.query.backend import QueryBackend
+from llmscope_collector.query.export import ExportReader
 from llmscope_collector.query.scores import ScoreStore
 
 
@@ -55,13 +56,15 @@ def create_app(
     settle: Callable[[], None] = lambda: None,
     scores: ScoreStore | None = None,
     score_ingest: ScoreIngest | None = None,
+    exports: ExportReader | None = None,
     debug: bool = False,
 ) -> Litestar:
     """The API over `store`; `buffered` reports spans accepted but not yet in Parquet.
 
     `auth` is the collector's policy (API keys, admin token); without it every caller reads `default`
     and project administration is refused. `metrics` (the server's registry) is published on `/metrics`.
-    `scores` reads the stored scores; `score_ingest` appends posted ones to the collector's WAL.
+    `scores` reads the stored scores; `score_ingest` appends posted ones to the collector's WAL;
+    `exports` reads the spans and content `GET /v1/export` streams.
     """
     allowed: dict[str, str] = {}
     app = Litestar(
@@ -95,6 +98,7 @@ def create_app(
             "settle_ingest": Provide(lambda: settle, use_cache=True, sync_to_thread=False),
             "score_store": Provide(lambda: scores, use_cache=True, sync_to_thread=False),
             "score_ingest": Provide(lambda: score_ingest, use_cache=True, sync_to_thread=False),
+            "export_reader": Provide(lambda: exports, use_cache=True, sync_to_thread=False),
         },
         exception_handlers={**EXCEPTION_HANDLERS, **AUTH_EXCEPTION_HANDLERS},  # type: ignore[arg-type,dict-item]
         openapi_config=OpenAPIConfig(

@@ -14,6 +14,8 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from llmscope_collector.server import EmbeddedServer
@@ -106,11 +108,21 @@ def test_no_get_route_returns_another_projects_data(tenants: Tenants) -> None:
             assert "event: trace" in text and not [m for m in markers if m in text]
             checked.append(path)
             continue
-        if path == "/v1/export":  # JSON lines / CSV, not one JSON document
-            for query in ("", "?level=spans", "?format=csv&level=spans", "?session=" + B_SESSION):
+        if path == "/v1/export":  # JSON lines / CSV / Parquet, not one JSON document
+            b_texts = _b_texts(tenants)
+            assert b_texts
+            for query in (
+                "",
+                "?level=spans",
+                "?format=csv&level=spans",
+                "?format=parquet&level=spans",
+                "?level=spans&content=true",
+                "?format=parquet&level=spans&content=true",
+                "?session=" + B_SESSION,
+            ):
                 text = _raw(tenants, path + query)
                 assert "trace_id" in text or "session" in query, query  # team-a's own rows are there
-                assert not [m for m in markers if m in text and m not in query], query
+                assert not [m for m in [*markers, *b_texts] if m in text and m not in query], query
             checked.append(path)
             continue
         for query in ("", "?limit=1000", "?group_by=project", "?group_by=session", "?q=the", "?session=" + B_SESSION):
@@ -138,9 +150,19 @@ def test_no_get_route_returns_another_projects_data(tenants: Tenants) -> None:
 
 
 def _raw(t: Tenants, path: str) -> str:
+    """The body as text (a Parquet file: its rows as JSON)."""
     req = urllib.request.Request(t.server.api_url + path, headers=t.headers("team-a"))
     with urllib.request.urlopen(req, timeout=30) as resp:
-        return str(resp.read().decode())
+        body = resp.read()
+    if "format=parquet" in path:
+        return json.dumps(pq.read_table(pa.BufferReader(body)).to_pylist(), default=str)
+    return str(body.decode())
+
+
+def _b_texts(t: Tenants) -> list[str]:
+    """The captured texts only team-b's spans hold."""
+    a_texts = {s.text for tr in t.a for s in tr.spans}
+    return sorted({s.text for tr in t.b for s in tr.spans if s.text} - a_texts)
 
 
 def test_each_key_sees_exactly_its_own_project(tenants: Tenants) -> None:

@@ -1,0 +1,275 @@
+"""What an export holds: its versioned schema, declared once here, and its rows as Arrow batches.
+
+The schema (docs/export.md) is derived, not typed out again:
+- `traces`: a row per trace, the trace list's fields (`query.models.TraceSummary`, itself derived
+  from the trace summary columns of `storage.schema`), typed from the struct's field types;
+- `spans`: a row per span, the stored span columns (`storage.schema.SPAN_COLUMNS`) with their
+  Arrow types, money as float64 (the API's rule), without `content_refs` (storage addressing);
+  `llm_dup` is also true for the spans marked as nested duplicates after they were stored;
+- `content` (spans, only when asked for): the span's captured content items, rehydrated from the
+  content dataset.
+Every row starts with `export_version`. `EXPORT_VERSION` names the columns: a change to the exported
+columns (a column added to the storage declaration, say) must come with a new version, which
+`tests/collector/test_export_schema.py` enforces against the recorded schemas of every version.
+
+Rows are produced one page of the trace list at a time (oldest first, by its cursor), so an export
+holds one page of traces, or their spans, whatever its size. Traces are listed through the query
+backend (every engine, the trace list's filters); spans and content are read from the project's
+Parquet files with DuckDB, as scores are, whatever the engine of the trace list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import msgspec
+import pyarrow as pa
+
+from llmscope_collector.query.backend import QueryBackend
+from llmscope_collector.query.db import Database, bind
+from llmscope_collector.query.filters import TraceQuery, span_dates
+from llmscope_collector.query.models import TraceSummary
+from llmscope_collector.storage.content_items import display_value, dumps
+from llmscope_collector.storage.layout import CONTENT_DIR, LLM_DUPS_DIR, SPANS_DIR, project_date_globs
+from llmscope_collector.storage.schema import SPAN_COLUMNS, Column
+
+EXPORT_VERSION = 1
+VERSION_COLUMN = "export_version"
+METADATA_VERSION = "llmscope.export_version"  # the Parquet key-value metadata keys
+METADATA_LEVEL = "llmscope.export_level"
+PAGE = 500  # traces per page of the walk: what an export holds in memory at a time
+
+Level = Literal["traces", "spans"]
+LEVELS: tuple[Level, ...] = ("traces", "spans")
+
+# Span columns not exported: where the span's content items are stored (the `content` column
+# carries the items themselves, on request).
+_NOT_EXPORTED = frozenset({"content_refs"})
+CONTENT_COLUMN = "content"
+# One captured content item: what it is (`kind`: input, output, system, tools, ...), the attribute it
+# came from (`source`), its value as JSON text (null when no longer stored) and its stored size.
+CONTENT_ITEM = pa.struct(
+    [("kind", pa.string()), ("source", pa.string()), ("value", pa.string()), ("bytes", pa.int64())]
+)
+_VERSION_FIELD = pa.field(VERSION_COLUMN, pa.int32(), nullable=False)
+
+
+def _exported_type(type_: pa.DataType) -> pa.DataType:
+    """The exported type of a stored one: money (decimals) as float64, like the API."""
+    return pa.float64() if pa.types.is_decimal(type_) else type_
+
+
+def span_fields(span_columns: tuple[Column, ...] = SPAN_COLUMNS) -> list[pa.Field]:
+    return [
+        pa.field(c.name, _exported_type(c.type), nullable=c.nullable)
+        for c in span_columns
+        if c.name not in _NOT_EXPORTED
+    ]
+
+
+def _arrow_of(info: msgspec.inspect.Type) -> tuple[pa.DataType, bool]:
+    """The Arrow type of a struct field's type (and whether it may be null)."""
+    if isinstance(info, msgspec.inspect.UnionType):
+        kinds = [t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)]
+        if len(kinds) != 1:
+            raise TypeError(f"no Arrow type for {info}")
+        return _arrow_of(kinds[0])[0], True
+    if isinstance(info, msgspec.inspect.StrType):
+        return pa.string(), False
+    if isinstance(info, msgspec.inspect.LiteralType) and all(isinstance(v, str) for v in info.values):
+        return pa.string(), False
+    if isinstance(info, msgspec.inspect.BoolType):
+        return pa.bool_(), False
+    if isinstance(info, msgspec.inspect.IntType):
+        return pa.int64(), False
+    if isinstance(info, msgspec.inspect.FloatType):
+        return pa.float64(), False
+    if isinstance(info, msgspec.inspect.ListType):
+        return pa.list_(_arrow_of(info.item_type)[0]), False
+    raise TypeError(f"no Arrow type for {info}")
+
+
+def trace_fields(struct: type = TraceSummary) -> list[pa.Field]:
+    info = msgspec.inspect.type_info(struct)
+    assert isinstance(info, msgspec.inspect.StructType)
+    fields = []
+    for f in info.fields:
+        type_, nullable = _arrow_of(f.type)
+        fields.append(pa.field(f.name, type_, nullable=nullable))
+    return fields
+
+
+def export_schema(level: Level, content: bool = False) -> pa.Schema:
+    """The columns of an export at `level` (with the `content` column when asked for), with the
+    version and level in the schema's metadata (Parquet key-value metadata)."""
+    fields = [_VERSION_FIELD, *(trace_fields() if level == "traces" else span_fields())]
+    if content:
+        fields.append(pa.field(CONTENT_COLUMN, pa.list_(CONTENT_ITEM)))
+    return pa.schema(fields, metadata={METADATA_VERSION: str(EXPORT_VERSION), METADATA_LEVEL: level})
+
+
+class ContentNotPerTrace(ValueError):
+    """Content is exported per span (`level=spans`): a trace has no single input or output."""
+
+
+# The spans of a page of traces: the exported columns (money as DOUBLE), `llm_dup` also true for the
+# late-marked nested duplicates, the partition date (to find content) and the content refs (when
+# asked for); in the page's trace order, then by start. One row per span id, as the waterfall shows.
+
+def _span_select(with_dups: bool, content: bool) -> str:
+    columns = []
+    for field in span_fields():
+        if field.name == "llm_dup":
+            late = "OR d.span_id IS NOT NULL" if with_dups else ""
+            columns.append(f"(coalesce(s.llm_dup, false) {late}) AS llm_dup")
+        elif pa.types.is_floating(field.type):
+            columns.append(f"CAST(s.{field.name} AS DOUBLE) AS {field.name}")
+        else:
+            columns.append(f"s.{field.name}")
+    extra = ", s.date AS _date, s.content_refs AS _refs" if content else ""
+    dups = (
+        """LEFT JOIN (SELECT DISTINCT trace_id, span_id FROM read_parquet($dups, union_by_name = true)
+           WHERE list_contains($trace_ids, trace_id)) d ON d.trace_id = s.trace_id AND d.span_id = s.span_id"""
+        if with_dups
+        else ""
+    )
+    return f"""
+SELECT {EXPORT_VERSION}::INTEGER AS {VERSION_COLUMN}, {", ".join(columns)}{extra}
+FROM (
+  SELECT * FROM read_parquet($glob, hive_partitioning = true, union_by_name = true)
+  WHERE list_contains($trace_ids, trace_id) AND date >= $from_date AND date <= $to_date
+  QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY end_ns DESC) = 1
+) s {dups}
+ORDER BY list_position($trace_ids, s.trace_id), s.start_ns, s.span_id
+"""  # noqa: S608 - names from storage.schema, values bound
+
+
+_SPAN_QUERIES = {(d, c): _span_select(d, c) for d in (False, True) for c in (False, True)}
+_CONTENT_BODIES = """
+SELECT DISTINCT ON (hash) hash, body FROM read_parquet($glob, union_by_name = true) WHERE list_contains($hashes, hash)
+"""
+_json = msgspec.json.Decoder()
+
+
+class ExportReader:
+    """Reads what an export holds for one project of a data dir (or a bucket's mirror)."""
+
+    def __init__(self, data_dir: Path, db: Database | None = None) -> None:
+        self._data_dir = data_dir
+        self._db = db or Database(threads=1, memory_limit="512MB")
+        self._owns_db = db is None
+
+    def tables(
+        self,
+        backend: QueryBackend,
+        project: str,
+        filters: TraceQuery,
+        level: Level,
+        content: bool = False,
+        page: int | None = None,
+    ) -> Iterator[pa.Table]:
+        """The export's rows, a table per page of the selected traces (oldest first); empty pages
+        are skipped. Raises `ContentNotPerTrace` before anything is read for traces with content."""
+        if content and level == "traces":
+            raise ContentNotPerTrace("captured content is exported per span: ask for level=spans")
+        schema = export_schema(level, content)
+        return self._walk(backend, project, filters, level, content, page or PAGE, schema)
+
+    def _walk(
+        self,
+        backend: QueryBackend,
+        project: str,
+        filters: TraceQuery,
+        level: Level,
+        content: bool,
+        page: int,
+        schema: pa.Schema,
+    ) -> Iterator[pa.Table]:
+        query = dataclasses.replace(filters, sort="start", order="asc", limit=page, cursor=None)
+        while True:
+            listed = backend.list_traces(project, query)
+            if listed.traces:
+                if level == "traces":
+                    yield _trace_table(listed.traces, schema)
+                else:
+                    table = self._span_table(project, listed.traces, content, schema)
+                    if table.num_rows:
+                        yield table
+            if listed.next_cursor is None:
+                return
+            query = dataclasses.replace(query, cursor=listed.next_cursor)
+
+    def _span_table(self, project: str, traces: list[TraceSummary], content: bool, schema: pa.Schema) -> pa.Table:
+        first = min(t.start_time_unix_nano for t in traces)
+        last = max(t.start_time_unix_nano + int(t.duration_ms * 1_000_000) for t in traces)
+        dates = span_dates(first, last)
+        days = _days(dates["from_date"], dates["to_date"])
+        globs = project_date_globs(self._data_dir, SPANS_DIR, project, days)
+        if not globs:
+            return schema.empty_table()
+        dups = project_date_globs(self._data_dir, LLM_DUPS_DIR, project, days)
+        params = {"glob": globs, "dups": dups, "trace_ids": [t.trace_id for t in traces], **dates}
+        table = self._arrow(_SPAN_QUERIES[(bool(dups), content)], params)
+        if content:
+            table = self._with_content(project, table)
+        return table.select(schema.names).cast(schema)
+
+    def _with_content(self, project: str, table: pa.Table) -> pa.Table:
+        """`table` with a `content` column: each span's items, their bodies read from the content
+        partition of the span's date (one read per date of the page)."""
+        refs = table.column("_refs").to_pylist()
+        dates = table.column("_date").to_pylist()
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for date, span_refs in zip(dates, refs, strict=True):
+            wanted[_iso(date)].update(r["hash"] for r in span_refs or ())
+        bodies: dict[tuple[str, str], str] = {}
+        for date, hashes in wanted.items():
+            for glob in project_date_globs(self._data_dir, CONTENT_DIR, project, [date]):
+                rows = self._arrow(_CONTENT_BODIES, {"glob": glob, "hashes": sorted(hashes)}).to_pylist()
+                bodies.update(((date, r["hash"]), r["body"]) for r in rows)
+        items = [
+            [_item(r, bodies.get((_iso(date), r["hash"]))) for r in span_refs or ()]
+            for date, span_refs in zip(dates, refs, strict=True)
+        ]
+        return table.append_column(CONTENT_COLUMN, pa.array(items, type=pa.list_(CONTENT_ITEM)))
+
+    def _arrow(self, query: str, params: dict[str, Any]) -> pa.Table:
+        cur = self._db.cursor()
+        try:
+            for attempt in range(3):  # a file compacted away between the glob and the read: glob again
+                try:
+                    return cur.sql(query, params=bind(query, params)).to_arrow_table()
+                except duckdb.IOException:
+                    if attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
+        finally:
+            cur.close()
+
+    def close(self) -> None:
+        if self._owns_db:
+            self._db.close()
+
+
+def _trace_table(traces: list[TraceSummary], schema: pa.Schema) -> pa.Table:
+    rows = [{VERSION_COLUMN: EXPORT_VERSION, **msgspec.structs.asdict(t)} for t in traces]
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _item(ref: dict[str, Any], body: str | None) -> dict[str, Any]:
+    value = None if body is None else dumps(display_value(_json.decode(body)))
+    return {"kind": ref["kind"], "source": ref["source"], "value": value, "bytes": ref["bytes"]}
+
+
+def _iso(date: Any) -> str:
+    return date.isoformat() if isinstance(date, dt.date) else str(date)
+
+
+def _days(first: dt.date, last: dt.date) -> list[str]:
+    return [(first + dt.timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
