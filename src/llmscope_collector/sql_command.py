@@ -68,7 +68,7 @@ def run_sql(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return _fail(EXIT_REFUSED, f"{data_dir} is not a data directory; pass --data-dir or set LLMSCOPE_DATA_DIR")
     try:
         conn = sandbox.open_project(data_dir, args.project, content=args.content, memory_limit=args.memory_limit)
-    except sandbox.SqlRefused as exc:
+    except (sandbox.SqlRefused, sandbox.SqlFailed) as exc:
         return _fail(EXIT_REFUSED, str(exc))
     try:
         batches = sandbox.run(conn, text, timeout_s=args.timeout)

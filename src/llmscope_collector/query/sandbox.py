@@ -157,6 +157,9 @@ def open_project(
         conn.execute("SET allowed_directories = ?", [allowed])
         conn.execute("SET enable_external_access = false")
         conn.execute("SET lock_configuration = true")
+    except duckdb.Error as exc:  # a memory limit DuckDB cannot parse, an unreadable file
+        conn.close()
+        raise SqlFailed(f"cannot open the project's views: {_first_line(exc)}") from None
     except BaseException:
         conn.close()
         raise

@@ -118,6 +118,8 @@ def test_a_project_sees_only_its_own_rows(data_dir: Path, capsys: pytest.Capture
     assert [json.loads(line) for line in other.splitlines()] == [{"project": "other"}]
     code, _, err = sql(data_dir, "SELECT 1", "--project", "../other", capsys=capsys)
     assert code == EXIT_REFUSED and "not a project name" in err
+    code, _, err = sql(data_dir, "SELECT 1", "--memory-limit", "lots", capsys=capsys)
+    assert code == EXIT_REFUSED and "cannot open" in err and "Traceback" not in err
 
 
 def test_content_is_a_view_only_when_asked_for(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
