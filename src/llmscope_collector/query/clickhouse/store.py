@@ -221,24 +221,16 @@ class ClickHouseStore:
         self, project: str, time_range: TimeRange, user: str | None, limit: int, cursor: str | None
     ) -> SessionPage:
         filters, params = session_page_params(project, time_range, user, limit, cursor)
-        rows = self._fresh(sql.list_sessions(filters, bool(cursor)), params)
-        ids = [r["session_id"] for r in rows[:limit]]
-        latency = (
-            {
-                r["session_id"]: r["latency_ns"]
-                for r in self._rows(sql.SESSION_LATENCY, {"project": project, "sessions": ids})
-            }
-            if ids
-            else {}
-        )
-        return session_page(rows, limit, latency)
+        ids = [r["session_id"] for r in self._fresh(sql.session_page(filters, bool(cursor)), params)]
+        rows = self._rows(sql.SESSION_ROWS, {"project": project, "sessions": ids}) if ids else []
+        return session_page(rows, limit, {r["session_id"]: r["latency_ns"] for r in rows})
 
     def get_session(self, project: str, session_id: str, limit: int = 500) -> SessionDetail | None:
         check_session_id(session_id)
-        rows = self._fresh(sql.SESSION_ONE, {"project": project, "session": session_id})
+        rows = self._fresh(sql.SESSION_ROWS, {"project": project, "sessions": [session_id]})
         if not rows:
             return None
-        params = {"project": project, "session": session_id, "limit": limit + 1, **self.state_params()}
+        params = {"project": project, "sessions": [session_id], "limit": limit + 1, **self.state_params()}
         traces = self._rows(sql.SESSION_TRACES, params)
         return SessionDetail(
             session=session_summary(rows[0], rows[0]["latency_ns"]),
@@ -262,7 +254,7 @@ class ClickHouseStore:
             )
         files = self._files
         with self._loader.paused(), files.deletion_lock:
-            summarized = self._rows(sql.SESSION_TRACE_IDS, {"project": project, "session": session_id})
+            summarized = self._rows(sql.SESSION_TRACE_IDS, {"project": project, "sessions": [session_id]})
             spans = session_trace_ids(files, project, session_id, summaries=False)  # the files: what is stored
             trace_ids = sorted({r["trace_id"] for r in summarized} | set(spans))
             if trace_ids:
