@@ -16,6 +16,7 @@ from llmscope_collector.query.clickhouse.client import ChdbClient
 from llmscope_collector.query.clickhouse.loader import BucketSource, Loader
 from llmscope_collector.query.clickhouse.store import ClickHouseStore
 from llmscope_collector.server import EmbeddedServer
+from llmscope_collector.storage.bucket_compaction import BucketCompactor
 from llmscope_collector.storage.objects import ObjectStore, StorageUrl
 from tests.cluster.conftest import S3Server
 from tests.collector.query.conftest import query_settings
@@ -54,3 +55,25 @@ def test_clickhouse_over_the_bucket_answers_as_duckdb_over_the_mirror(bucket_eng
     assert loader.objects_loaded == len(loader.loaded) > 0
     assert all(key.split("/")[0] in ("spans", "traces", "content", "llm_dups") for key in loader.loaded)
     assert bucket_engines.check(lambda s: s.counts())["spans"] > N_TRACES
+
+
+def test_clickhouse_records_compacted_objects_without_loading_them_again(bucket_engines: Engines) -> None:
+    """Compaction of every dataset under the manifests: ClickHouse, which loaded the inputs, records
+    each output without loading it (its compaction manifest names the inputs) and still answers as
+    DuckDB does over the mirror."""
+    corpus = generate(SEED + 1, 12, step_s=300)
+    for lo in range(0, len(corpus), 3):  # several flushes: several small objects per partition
+        export(bucket_engines.server, corpus[lo : lo + 3])
+    loader = bucket_engines.clickhouse.loader
+    loader.refresh()
+    collector = bucket_engines.server.collector
+    collector._publish_cursor()
+    compactor = collector.compactor
+    assert isinstance(compactor, BucketCompactor) and collector.control is not None
+    lease = collector.control.compaction_lease
+    assert any(lease.held() or lease.poll() for _ in range(100)), "the only node never held the compaction lease"
+    loaded = loader.objects_loaded
+    assert compactor.run_once().files_in > 0
+    _every_query(bucket_engines, "default", generate(SEED, N_TRACES, step_s=300) + corpus)
+    assert loader.objects_loaded == loaded  # every output recorded, none loaded
+    assert any("/compact-" in key for key in loader.loaded)
