@@ -158,7 +158,9 @@ class Collector:
                 node=self.control.node,
             )
         else:
-            self.compactor = compaction.Compactor(settings.data_dir, options, committed_lsn=self._committed_lsn)
+            self.compactor = compaction.Compactor(
+                settings.data_dir, options, committed_lsn=self._committed_lsn, removal_deltas=removal_deltas
+            )
         self.retention = retention.RetentionPolicy.parse(settings.retention_days, settings.retention_project_days)
         self.retention_deleted = 0
         self._lock = DataDirLock(settings.data_dir)
@@ -198,7 +200,7 @@ class Collector:
         make_private_dir(data_dir)
         make_private(data_dir)  # prompts and answers live here: owner only, whatever made the directory
         compaction.recover(data_dir)
-        remove_stale_temp_files([p.path for p in iter_partitions(data_dir)])
+        remove_stale_temp_files([p.path for p in iter_partitions(data_dir, None)])  # every dataset
         directory = wal_dir(data_dir, self.settings.wal_dir)
         make_private_dir(directory)
         cursor = CommitCursor(directory)

@@ -45,6 +45,7 @@ from llmscope_collector.storage.compaction import (
     CompactionOptions,
     CompactionStats,
     Compactor,
+    RemovalDeltas,
     _file_info,
     _FileInfo,
 )
@@ -75,10 +76,6 @@ from llmscope_collector.storage.schema import SCHEMA_VERSION
 log = logging.getLogger(__name__)
 
 _CURSORS = f"{CONTROL_PREFIX}cursors/"
-
-RemovalDeltas = Callable[[pa.Table], pa.Table]
-"""Span rows left out as duplicates → the trace summary delta that cancels what they added
-(processors.stitch.removal_deltas, handed in by the pipeline: storage does not import processors)."""
 
 
 class _Cursor(msgspec.Struct):
@@ -119,12 +116,13 @@ class BucketCompactor(Compactor):
         removal_deltas: RemovalDeltas | None = None,
         node: str = "",
     ) -> None:
-        super().__init__(mirror.root, options, committed_lsn=lambda: 0, datasets=DATASETS)
+        super().__init__(
+            mirror.root, options, committed_lsn=lambda: 0, datasets=DATASETS, removal_deltas=removal_deltas
+        )
         self._objects = objects
         self._mirror = mirror
         self._manifests: ManifestIndex = mirror.manifests
         self._may_run = may_run
-        self._removal_deltas = removal_deltas
         self._node = node
         self._cursors = CursorBoard(objects)
         self._positions: dict[str, int] = {}

@@ -52,6 +52,7 @@ from llmscope_collector.storage.layout import (
     compacted_part_path,
     iter_partitions,
     parquet_files,
+    partition_dir,
     wal_range_of,
 )
 from llmscope_collector.storage.schema import (
@@ -62,6 +63,7 @@ from llmscope_collector.storage.schema import (
     SPAN_SCHEMA,
     TRACE_DELTA_SCHEMA,
 )
+from llmscope_collector.storage.tables import ensure_dir
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,13 @@ class _Intent(msgspec.Struct, kw_only=True):
     inputs: list[str]
     outputs: list[str]
     backup: str | None = None
+    corrections: list[str] = msgspec.field(default_factory=list)
+    """Paths of trace summary correction files (another dataset's directory) renamed in with the outputs."""
+
+
+RemovalDeltas = Callable[[pa.Table], pa.Table]
+"""Span rows left out as duplicates → the trace summary deltas that cancel what they added
+(processors.stitch.removal_deltas, handed in by the pipeline: storage does not import processors)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,11 +158,13 @@ class Compactor:
         committed_lsn: Callable[[], int],
         *,
         datasets: tuple[str, ...] = (SPANS_DIR,),
+        removal_deltas: RemovalDeltas | None = None,
     ) -> None:
         self._data_dir = data_dir
         self._opts = options
         self._committed = committed_lsn
         self._datasets = datasets
+        self._removal_deltas = removal_deltas
         self._intents = data_dir / COMPACTION_DIR
         self.totals = CompactionStats()
 
@@ -255,13 +266,14 @@ class Compactor:
         self, partition: Partition, inputs: list[Path], merged: pa.Table, *, backup: bool, removed: pa.Table
     ) -> None:
         """Write outputs, record the intent, rename outputs in, retire inputs, forget the intent.
-        (`removed`: the duplicate rows left out, which a bucket's compaction accounts for.)"""
+        (`removed`: the duplicate rows left out; for spans, their summary deltas are cancelled.)"""
         outputs = []
         for offset in range(0, merged.num_rows, self._opts.target_rows):
             path = compacted_part_path(partition.path)
             tmp = path.with_name(path.name + ".tmp")
             write_durably(merged.slice(offset, self._opts.target_rows), tmp, row_group_size=self._opts.row_group_size)
             outputs.append(path)
+        corrections = self._write_correction(partition, removed)
         intent_id = uuid.uuid4().hex[:16]
         backup_dir = self._intents / BACKUP_DIR / intent_id if backup else None
         intent = _Intent(
@@ -269,12 +281,24 @@ class Compactor:
             inputs=[p.name for p in inputs],
             outputs=[p.name for p in outputs],
             backup=str(backup_dir) if backup_dir else None,
+            corrections=[str(p) for p in corrections],
         )
         make_private_dir(self._intents)
         intent_path = self._intents / f"{intent_id}.json"
         replace_durably(msgspec.json.encode(intent), intent_path)
         _roll_forward(intent)
         intent_path.unlink()
+
+    def _write_correction(self, partition: Partition, removed: pa.Table) -> list[Path]:
+        """Duplicate spans left out: a trace summary delta cancelling what their copies added, under a
+        temporary name in the partition's `traces` directory (renamed in with the outputs)."""
+        if not removed.num_rows or partition.dataset != SPANS_DIR or self._removal_deltas is None:
+            return []
+        directory = partition_dir(self._data_dir, partition.project, partition.date, TRACES_DIR)
+        ensure_dir(directory)
+        path = compacted_part_path(directory)
+        write_durably(self._removal_deltas(removed), path.with_name(path.name + ".tmp"), row_group_size=64_000)
+        return [path]
 
 
 def _file_info(path: Path) -> _FileInfo | None:
@@ -359,6 +383,11 @@ def _roll_forward(intent: _Intent) -> None:
         if tmp.exists():
             os.replace(tmp, partition / name)
     fsync_dir(partition)
+    for correction in map(Path, intent.corrections):
+        tmp = correction.with_name(correction.name + ".tmp")
+        if tmp.exists():
+            os.replace(tmp, correction)
+            fsync_dir(correction.parent)
     backup = Path(intent.backup) if intent.backup else None
     if backup is not None:
         make_private_dir(backup)
@@ -378,6 +407,9 @@ def _roll_back(intent: _Intent) -> None:
     for name in intent.outputs:
         (partition / name).unlink(missing_ok=True)
         (partition / (name + ".tmp")).unlink(missing_ok=True)
+    for correction in map(Path, intent.corrections):
+        correction.unlink(missing_ok=True)
+        correction.with_name(correction.name + ".tmp").unlink(missing_ok=True)
     if partition.exists():
         fsync_dir(partition)
 
@@ -396,7 +428,9 @@ def recover(data_dir: Path) -> int:
             path.unlink()
             continue
         partition = Path(intent.partition)
-        ready = all((partition / n).exists() or (partition / (n + ".tmp")).exists() for n in intent.outputs)
+        ready = all((partition / n).exists() or (partition / (n + ".tmp")).exists() for n in intent.outputs) and all(
+            p.exists() or p.with_name(p.name + ".tmp").exists() for p in map(Path, intent.corrections)
+        )
         if ready:
             _roll_forward(intent)
         else:

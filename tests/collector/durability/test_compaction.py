@@ -9,11 +9,14 @@ from pathlib import Path
 import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llmscope_collector.pipeline import DecodeIntoParquet
 from llmscope_collector.processors.decode_pool import DecodePool
+from llmscope_collector.processors.stitch import Stitcher, removal_deltas
+from llmscope_collector.query.filters import TraceQuery
 from llmscope_collector.query.store import TraceStore
 from llmscope_collector.storage import compaction
 from llmscope_collector.storage.compaction import CompactionOptions, Compactor
@@ -205,3 +208,42 @@ def test_queries_racing_with_compaction_never_fail(tmp_path: Path) -> None:
         store.close()
     assert errors == []
     assert stored_counts(tmp_path) == (75, 75)
+
+
+@pytest.mark.parametrize("crash", [False, True])
+def test_a_removed_duplicate_span_is_no_longer_counted_in_its_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash: bool
+) -> None:
+    """A retry the dedupe window missed was stored, and summed into its trace, twice: compaction keeps
+    one copy and writes the delta cancelling the other's, so the trace counts each span once (also
+    when a crash interrupts the swap after its intent: recovery renames the correction in with it)."""
+    stitcher = Stitcher(tmp_path)
+    writer = ParquetSpanWriter(tmp_path, RecentSpanIds(0), hook=stitcher)
+    sink = DecodeIntoParquet(writer, DecodePool(0))
+    trace = b"\x07" * 16
+    bodies = [payload(_ids(6, 1), trace_id=trace, start_ns=START), payload(_ids(4, 1), trace_id=trace, start_ns=START)]
+    for lsn, body in enumerate(bodies):  # the second: a retry of part of the first, in a later flush
+        sink.consume([WalRecord(lsn, lsn + 1, "default", body)])
+        writer.flush(lsn, lsn + 1)
+
+    def span_count() -> int:
+        [summary] = TraceStore(tmp_path).list_traces("default", TraceQuery(limit=10)).traces
+        return summary.span_count
+
+    assert span_count() == 10
+    compactor = Compactor(tmp_path, CompactionOptions(), committed_lsn=lambda: 2, removal_deltas=removal_deltas)
+    if crash:
+        with monkeypatch.context() as patch:
+            patch.setattr(compaction, "_roll_forward", _killed)
+            assert compactor.run_once().errors == 1
+        assert span_count() == 10  # nothing renamed in yet
+        assert compaction.recover(tmp_path) == 1
+    else:
+        assert compactor.run_once().duplicates_removed == 4
+    assert stored_counts(tmp_path) == (6, 6) and span_count() == 6
+    [correction] = [p for p in (tmp_path / "traces").rglob("compact-*.parquet")]
+    assert pq.read_table(correction).column("span_count").to_pylist() == [-4]
+
+
+def _killed(intent: object) -> None:
+    raise OSError("killed after the intent was made durable")
