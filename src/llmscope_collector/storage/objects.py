@@ -7,8 +7,8 @@ a PUT took 6.7 ms with obstore, 51 ms with boto3 and 154 ms with pyarrow's S3Fil
 no conditional PUT at all.
 
 Keys mirror the on-disk layout under the store's prefix (`spans/project=<p>/date=<d>/<name>`), so
-a bucket can be copied to a disk and served by `llmscope serve --data-dir`, and the query side
-reads a local mirror of it with the same code (storage.mirror).
+the objects the manifests show (storage.manifests) copied to a disk are a data dir: the query side
+reads such a local mirror with the same code (storage.mirror).
 """
 
 from __future__ import annotations
