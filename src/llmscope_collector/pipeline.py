@@ -221,7 +221,12 @@ class Collector:
         if self.cluster is None:
             return scan_wal_ranges(self.settings.data_dir, committed_lsn)
         self.cluster.open(directory)
-        return self.cluster.tables.coverage(committed_lsn)
+        coverage = self.cluster.tables.coverage(committed_lsn)
+        # The WAL floor also stays above the position this id published (its manifests below it may
+        # have been cleaned up by compaction): no key is ever reused, even with the WAL dir lost.
+        published = self.cluster.cursors.published(self.cluster.tables.collector_id)
+        coverage.max_end = max(coverage.max_end, published)
+        return coverage
 
     def _maintenance_tasks(self) -> list[Task]:
         """Compaction and retention on a data dir. In cluster mode: the mirror's refresh, this

@@ -4,6 +4,7 @@ crashes at each step, and queries over the bucket answering like a single node o
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from pathlib import Path
 
@@ -203,3 +204,28 @@ def test_queries_over_the_bucket_answer_like_a_data_dir(
             collector.stop()
     assert answers[0] == answers[1]
     assert len(answers[0][0]) == 6
+
+
+def test_a_lost_wal_never_reuses_a_published_position(cluster_settings: Settings, tmp_path: Path) -> None:
+    """The WAL dir lost with the id pinned, and the flush manifests below the published position
+    cleaned up by compaction: the new WAL starts above that position, so no key is written twice."""
+    collector = _started(cluster_settings)
+    try:
+        collector.exporter.export(payload(_ids(5)))
+        collector.flush()
+        collector._publish_cursor()
+        position = collector._committed_lsn()
+    finally:
+        collector.stop()
+    objects = ObjectStore(StorageUrl.parse(cluster_settings.storage))
+    for info in list(objects.list("manifests/flush/")):
+        objects.delete(info.key)
+    shutil.rmtree(wal_dir(cluster_settings.data_dir))
+    again = _started(cluster_settings)
+    try:
+        again.exporter.export(payload(_ids(3)))
+        again.flush()
+    finally:
+        again.stop()
+    ends = sorted(int(o.key.rsplit("/", 1)[1].split("-")[2], 16) for o in objects.list("spans/"))
+    assert len(ends) == 2 and ends[0] == position and ends[1] > position  # the new records lie above it

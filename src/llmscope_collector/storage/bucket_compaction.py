@@ -95,6 +95,13 @@ class CursorBoard:
             self._objects.put(f"{_CURSORS}{collector_id}.json", msgspec.json.encode(_Cursor(lsn)))
             self._published = lsn
 
+    def published(self, collector_id: str) -> int:
+        """The position `collector_id` last published (0 if none)."""
+        try:
+            return msgspec.json.decode(self._objects.get(f"{_CURSORS}{collector_id}.json"), type=_Cursor).lsn
+        except FileNotFoundError:
+            return 0
+
     def read(self) -> dict[str, int]:
         positions: dict[str, int] = {}
         for info in self._objects.list(_CURSORS):
