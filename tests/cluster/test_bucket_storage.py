@@ -111,7 +111,9 @@ def _append_raw(settings: Settings, bodies: list[bytes]) -> None:
     wal.stop_appends()
 
 
-def _flush_without_commit(settings: Settings, only_dates: set[str] | None = None) -> BucketTables:
+def _flush_without_commit(
+    settings: Settings, only_dates: set[str] | None = None, *, manifest: bool = True
+) -> BucketTables:
     """Write the WAL's spans to the bucket as collector `c1`, then 'crash' before the cursor commit
     (with `only_dates`: after the objects of those dates, before the rest and the manifest)."""
     directory = wal_dir(settings.data_dir)
@@ -123,6 +125,7 @@ def _flush_without_commit(settings: Settings, only_dates: set[str] | None = None
     sink.consume(records)
     if only_dates is not None:
         writer._buffer = {k: v for k, v in writer._buffer.items() if k[1] in only_dates}
+    if only_dates is not None or not manifest:
         tables.commit_flush = lambda wal_start, wal_end: None  # type: ignore[method-assign]
     writer.flush(0, end)
     wal.stop_appends()
@@ -229,3 +232,19 @@ def test_a_lost_wal_never_reuses_a_published_position(cluster_settings: Settings
         again.stop()
     ends = sorted(int(o.key.rsplit("/", 1)[1].split("-")[2], 16) for o in objects.list("spans/"))
     assert len(ends) == 2 and ends[0] == position and ends[1] > position  # the new records lie above it
+
+
+def test_a_flush_of_a_version_without_manifests_is_adopted_and_not_replayed(
+    cluster_settings: Settings, tmp_path: Path
+) -> None:
+    """An older collector stored a flush (no manifest) and was killed before its cursor commit; the
+    new version adopts the bucket at start, shows the objects and skips their WAL records."""
+    _append_raw(cluster_settings, [payload(_ids(10)) for _ in range(3)])
+    _flush_without_commit(cluster_settings, manifest=False)
+    collector = _started(cluster_settings)
+    try:
+        collector.flush()
+        assert collector.ingest_status().replay_skipped_spans == 30
+    finally:
+        collector.stop()
+    assert _bucket_counts(cluster_settings, tmp_path) == (30, 30)
