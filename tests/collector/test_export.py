@@ -89,7 +89,8 @@ def _json_rows(table: pa.Table) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(export, "PAGE", 3)  # the walk crosses many pages with a handful of traces
+    # The walk crosses many pages and span reads with a handful of traces.
+    monkeypatch.setattr(export, "PAGING", export.Paging(traces=3, spans=4, content_spans=4))
     monkeypatch.setattr(encode, "ROW_GROUP_ROWS", 4)  # and Parquet writes a row group every page or two
 
 
@@ -292,7 +293,8 @@ def test_export_memory_stays_flat_across_pages(
     schema = export.export_schema("spans", content=True)
     runs = {}
     for name, query in (("quarter", quarter), ("all", TraceQuery())):
-        tables = server.exports.tables(server.store, "default", query, "spans", content=True, page=8)
+        paging = export.Paging(traces=16, spans=30, content_spans=30)
+        tables = server.exports.tables(server.store, "default", query, "spans", content=True, paging=paging)
         runs[name] = _measured(tables, format_, schema)
     small, run = runs["quarter"], runs["all"]
     assert run.pages >= 40 and run.pages_before_first_chunk is not None

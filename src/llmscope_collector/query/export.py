@@ -12,10 +12,11 @@ Every row starts with `export_version`. `EXPORT_VERSION` names the columns: a ch
 columns (a column added to the storage declaration, say) must come with a new version, which
 `tests/collector/test_export_schema.py` enforces against the recorded schemas of every version.
 
-Rows are produced one page of the trace list at a time (oldest first, by its cursor), so an export
-holds one page of traces, or their spans, whatever its size. Traces are listed through the query
-backend (every engine, the trace list's filters); spans and content are read from the project's
-Parquet files with DuckDB, as scores are, whatever the engine of the trace list.
+Rows are produced one page of the trace list at a time (oldest first, by its cursor), and span rows
+a bounded number of spans at a time (`Paging`), so what an export holds does not depend on its
+size. Traces are listed through the query backend (every engine, the trace list's filters); spans
+and content are read from the project's Parquet files with DuckDB, as scores are, whatever the
+engine of the trace list.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from typing import Any, Literal
 import duckdb
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from llmscope_collector.query.backend import QueryBackend
 from llmscope_collector.query.db import Database, bind
-from llmscope_collector.query.filters import TraceQuery, span_dates
+from llmscope_collector.query.filters import TimeRange, TraceQuery
 from llmscope_collector.query.models import TraceSummary
 from llmscope_collector.storage.content_items import display_value, dumps
 from llmscope_collector.storage.layout import CONTENT_DIR, LLM_DUPS_DIR, SPANS_DIR, project_date_globs
@@ -43,7 +45,24 @@ EXPORT_VERSION = 1
 VERSION_COLUMN = "export_version"
 METADATA_VERSION = "llmscope.export_version"  # the Parquet key-value metadata keys
 METADATA_LEVEL = "llmscope.export_level"
-PAGE = 500  # traces per page of the walk: what an export holds in memory at a time
+
+
+@dataclasses.dataclass(frozen=True)
+class Paging:
+    """How much an export holds at a time: a page of the trace list (`traces`), and the spans of as
+    many consecutive traces of it as fit in `spans` (`content_spans` with captured content, whose
+    items are bigger), by the traces' span counts (at least one trace per read).
+
+    A read decompresses the day partitions its traces' spans are in (a compacted day is one file of
+    64k-row row groups, sorted by trace id: a page's traces are spread across it), so reads of more
+    spans cost less per span; ~20k spans of light columns are ~30 MB of Arrow data."""
+
+    traces: int = 1000  # the trace list's largest page
+    spans: int = 20_000
+    content_spans: int = 5000
+
+
+PAGING = Paging()
 
 Level = Literal["traces", "spans"]
 LEVELS: tuple[Level, ...] = ("traces", "spans")
@@ -118,9 +137,10 @@ class ContentNotPerTrace(ValueError):
     """Content is exported per span (`level=spans`): a trace has no single input or output."""
 
 
-# The spans of a page of traces: the exported columns (money as DOUBLE), `llm_dup` also true for the
-# late-marked nested duplicates, the partition date (to find content) and the content refs (when
-# asked for); in the page's trace order, then by start. One row per span id, as the waterfall shows.
+# The spans of a group of traces: the exported columns (money as DOUBLE), `llm_dup` also true for the
+# late-marked nested duplicates, the trace's position in the group, the partition date (to find
+# content) and the content refs (when asked for). Ordered and deduplicated afterwards (`_ordered`).
+
 
 def _span_select(with_dups: bool, content: bool) -> str:
     columns = []
@@ -132,21 +152,21 @@ def _span_select(with_dups: bool, content: bool) -> str:
             columns.append(f"CAST(s.{field.name} AS DOUBLE) AS {field.name}")
         else:
             columns.append(f"s.{field.name}")
-    extra = ", s.date AS _date, s.content_refs AS _refs" if content else ""
+    extra = ", s.position AS _position" + (", s.date AS _date, s.content_refs AS _refs" if content else "")
     dups = (
-        """LEFT JOIN (SELECT DISTINCT trace_id, span_id FROM read_parquet($dups, union_by_name = true)
-           WHERE list_contains($trace_ids, trace_id)) d ON d.trace_id = s.trace_id AND d.span_id = s.span_id"""
+        """LEFT JOIN (SELECT DISTINCT d.trace_id, d.span_id FROM read_parquet($dups, union_by_name = true) d
+           JOIN page ON d.trace_id = page.trace_id) d ON d.trace_id = s.trace_id AND d.span_id = s.span_id"""
         if with_dups
         else ""
     )
     return f"""
+WITH page AS (SELECT unnest($trace_ids) AS trace_id, generate_subscripts($trace_ids, 1) AS position)
 SELECT {EXPORT_VERSION}::INTEGER AS {VERSION_COLUMN}, {", ".join(columns)}{extra}
 FROM (
-  SELECT * FROM read_parquet($glob, hive_partitioning = true, union_by_name = true)
-  WHERE list_contains($trace_ids, trace_id) AND date >= $from_date AND date <= $to_date
-  QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY end_ns DESC) = 1
+  SELECT f.*, page.position FROM read_parquet($glob, hive_partitioning = true, union_by_name = true) f
+  JOIN page ON f.trace_id = page.trace_id
+  WHERE f.date >= $from_date AND f.date <= $to_date
 ) s {dups}
-ORDER BY list_position($trace_ids, s.trace_id), s.start_ns, s.span_id
 """  # noqa: S608 - names from storage.schema, values bound
 
 
@@ -172,14 +192,15 @@ class ExportReader:
         filters: TraceQuery,
         level: Level,
         content: bool = False,
-        page: int | None = None,
+        paging: Paging | None = None,
     ) -> Iterator[pa.Table]:
-        """The export's rows, a table per page of the selected traces (oldest first); empty pages
-        are skipped. Raises `ContentNotPerTrace` before anything is read for traces with content."""
+        """The export's rows, a table per page of the selected traces (oldest first) or per read of
+        their spans; no empty table. Raises `ContentNotPerTrace` (before anything is read) for
+        traces with content."""
         if content and level == "traces":
             raise ContentNotPerTrace("captured content is exported per span: ask for level=spans")
         schema = export_schema(level, content)
-        return self._walk(backend, project, filters, level, content, page or PAGE, schema)
+        return self._walk(backend, project, filters, level, content, paging or PAGING, schema)
 
     def _walk(
         self,
@@ -188,34 +209,33 @@ class ExportReader:
         filters: TraceQuery,
         level: Level,
         content: bool,
-        page: int,
+        paging: Paging,
         schema: pa.Schema,
     ) -> Iterator[pa.Table]:
-        query = dataclasses.replace(filters, sort="start", order="asc", limit=page, cursor=None)
-        while True:
-            listed = backend.list_traces(project, query)
-            if listed.traces:
-                if level == "traces":
-                    yield _trace_table(listed.traces, schema)
-                else:
-                    table = self._span_table(project, listed.traces, content, schema)
-                    if table.num_rows:
-                        yield table
-            if listed.next_cursor is None:
-                return
-            query = dataclasses.replace(query, cursor=listed.next_cursor)
+        pages = _pages(backend, project, filters, paging.traces)
+        if level == "traces":
+            yield from (_trace_table(page, schema) for page in pages)
+            return
+        for group in _by_span_count(pages, paging.content_spans if content else paging.spans):
+            table = self._span_table(project, group, content, schema)
+            if table.num_rows:
+                yield table
 
     def _span_table(self, project: str, traces: list[TraceSummary], content: bool, schema: pa.Schema) -> pa.Table:
+        # A trace's spans start within its summary's time range (its start is their earliest start, its
+        # end their latest end), and spans are partitioned by the date they start: the page's dates
+        # exactly (the waterfall adds a day each side; an export reads many pages, each one day or two).
         first = min(t.start_time_unix_nano for t in traces)
-        last = max(t.start_time_unix_nano + int(t.duration_ms * 1_000_000) for t in traces)
-        dates = span_dates(first, last)
+        last = max(t.start_time_unix_nano + max(0, int(t.duration_ms * 1_000_000)) for t in traces)
+        dates = TimeRange(first, last + 1).params()
         days = _days(dates["from_date"], dates["to_date"])
+        dates = {"from_date": dates["from_date"], "to_date": dates["to_date"]}
         globs = project_date_globs(self._data_dir, SPANS_DIR, project, days)
         if not globs:
             return schema.empty_table()
         dups = project_date_globs(self._data_dir, LLM_DUPS_DIR, project, days)
         params = {"glob": globs, "dups": dups, "trace_ids": [t.trace_id for t in traces], **dates}
-        table = self._arrow(_SPAN_QUERIES[(bool(dups), content)], params)
+        table = _ordered(self._arrow(_SPAN_QUERIES[(bool(dups), content)], params))
         if content:
             table = self._with_content(project, table)
         return table.select(schema.names).cast(schema)
@@ -255,6 +275,45 @@ class ExportReader:
     def close(self) -> None:
         if self._owns_db:
             self._db.close()
+
+
+def _pages(backend: QueryBackend, project: str, filters: TraceQuery, size: int) -> Iterator[list[TraceSummary]]:
+    """The selected traces, oldest first, a page of the trace list at a time (never an empty page)."""
+    query = dataclasses.replace(filters, sort="start", order="asc", limit=size, cursor=None)
+    while True:
+        listed = backend.list_traces(project, query)
+        if listed.traces:
+            yield listed.traces
+        if listed.next_cursor is None:
+            return
+        query = dataclasses.replace(query, cursor=listed.next_cursor)
+
+
+def _by_span_count(pages: Iterator[list[TraceSummary]], budget: int) -> Iterator[list[TraceSummary]]:
+    """Consecutive traces (across pages) whose spans add up to at most `budget` (a bigger trace on its own)."""
+    group: list[TraceSummary] = []
+    spans = 0
+    for page in pages:
+        for trace in page:
+            if group and spans + trace.span_count > budget:
+                yield group
+                group, spans = [], 0
+            group.append(trace)
+            spans += trace.span_count
+    if group:
+        yield group
+
+
+def _ordered(table: pa.Table) -> pa.Table:
+    """One row per span id (as the waterfall shows a span stored twice once), in the traces' order,
+    then by start. Arrow sorts the key columns and moves the rows once: DuckDB's ORDER BY sorts the
+    whole rows (attributes and all), ~8x slower on a read of spans."""
+    keys = table.select(["trace_id", "span_id"]).append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+    first = keys.group_by(["trace_id", "span_id"], use_threads=False).aggregate([("_row", "min")]).column("_row_min")
+    if len(first) < table.num_rows:
+        table = table.take(pc.sort_indices(first))
+    order = [("_position", "ascending"), ("start_ns", "ascending"), ("span_id", "ascending")]
+    return table.take(pc.sort_indices(table.select([k for k, _ in order]), sort_keys=order))
 
 
 def _trace_table(traces: list[TraceSummary], schema: pa.Schema) -> pa.Table:

@@ -105,21 +105,30 @@ class ExportController(Controller):
         )
 
 
+ROWS_AT_ONCE = 1000  # rows turned into Python objects at a time (JSON lines, CSV)
+
+
+def _rows(tables: Iterator[pa.Table]) -> Iterator[dict[str, Any]]:
+    """The rows of the tables as dicts, a slice of them made at a time."""
+    for table in tables:
+        for start in range(0, table.num_rows, ROWS_AT_ONCE):
+            yield from table.slice(start, ROWS_AT_ONCE).to_pylist()
+
+
 def jsonl_chunks(tables: Iterator[pa.Table], schema: pa.Schema) -> Iterator[bytes]:
     """A JSON object per row, keys in column order; maps as objects, lists and structs as JSON."""
     maps = [f.name for f in schema if pa.types.is_map(f.type)]
     encoder = msgspec.json.Encoder()
     buffer = bytearray()
-    for table in tables:
-        for row in table.to_pylist():
-            for name in maps:
-                if row[name] is not None:
-                    row[name] = dict(row[name])
-            encoder.encode_into(row, buffer, -1)
-            buffer += b"\n"
-            if len(buffer) >= CHUNK_BYTES:
-                yield bytes(buffer)
-                buffer.clear()
+    for row in _rows(tables):
+        for name in maps:
+            if row[name] is not None:
+                row[name] = dict(row[name])
+        encoder.encode_into(row, buffer, -1)
+        buffer += b"\n"
+        if len(buffer) >= CHUNK_BYTES:
+            yield bytes(buffer)
+            buffer.clear()
     if buffer:
         yield bytes(buffer)
 
@@ -130,13 +139,12 @@ def csv_chunks(tables: Iterator[pa.Table], schema: pa.Schema) -> Iterator[bytes]
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(schema.names)
-    for table in tables:
-        for row in table.to_pylist():
-            writer.writerow([_cell(value, name in maps) for name, value in row.items()])
-            if text.tell() >= CHUNK_BYTES:
-                yield text.getvalue().encode()
-                text.seek(0)
-                text.truncate()
+    for row in _rows(tables):
+        writer.writerow([_cell(value, name in maps) for name, value in row.items()])
+        if text.tell() >= CHUNK_BYTES:
+            yield text.getvalue().encode()
+            text.seek(0)
+            text.truncate()
     if text.tell():
         yield text.getvalue().encode()
 
