@@ -493,14 +493,18 @@ def py_spy_top(pid: int, seconds: float, top: int = 25) -> dict[str, Any]:
 
 
 def compacted_bytes(data_dir: Path) -> dict[str, Any]:
-    """Compact the stopped collector's data dir (as its background task would), then bytes per dataset."""
+    """Compact the stopped collector's data dir (as its background task would, in a process tuned as
+    `llmscope serve` is), then bytes per dataset and the compacting process's peak RSS: the bench's
+    collector runs without compaction, which in a running collector adds this to the tree's peak."""
     code = (
-        "import sys; from pathlib import Path;"
+        "import sys, resource; from pathlib import Path;"
+        "from llmscope_collector.process_memory import tune_process_memory; tune_process_memory();"
         "from llmscope_collector.storage.compaction import CompactionOptions, Compactor;"
-        "Compactor(Path(sys.argv[1]), CompactionOptions(), committed_lsn=lambda: 1 << 62).run_once()"
+        "Compactor(Path(sys.argv[1]), CompactionOptions(), committed_lsn=lambda: 1 << 62).run_once();"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
-    subprocess.run([sys.executable, "-c", code, str(data_dir)], check=True)
-    out: dict[str, Any] = {}
+    done = subprocess.run([sys.executable, "-c", code, str(data_dir)], check=True, capture_output=True, text=True)
+    out: dict[str, Any] = {"compaction_peak_rss_mb": int(done.stdout.split()[-1]) / 1024}
     for name in ("spans", "content", "traces", "llm_dups", "wal"):
         root = data_dir / name
         out[name] = sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) if root.exists() else 0

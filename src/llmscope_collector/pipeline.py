@@ -73,6 +73,10 @@ class DecodeIntoParquet:
     def buffered_rows(self) -> int:
         return self._writer.buffered_rows
 
+    @property
+    def buffered_bytes(self) -> int:
+        return self._writer.buffered_bytes
+
 
 class _Decoding:
     """One WAL read being decoded; `consume` buffers its spans in the writer, in record order."""
@@ -209,7 +213,10 @@ class Collector:
         self.sync_bucket()  # cluster mode: the window is seeded from what any collector stored, up to now
         seed_from_files(self.recent, query_dir(self.settings))
         wal = WriteAheadLog(directory, self._wal_options(), committed_lsn=cursor.lsn, floor_lsn=stored.max_end)
-        options = ConsumerOptions(flush_rows=self.settings.flush_rows, flush_interval_s=self.settings.flush_interval_s)
+        s = self.settings
+        options = ConsumerOptions(
+            flush_rows=s.flush_rows, flush_bytes=s.flush_bytes, flush_interval_s=s.flush_interval_s
+        )
         consumer = WalConsumer(
             wal, cursor, DecodeIntoParquet(self.writer, self.decode_pool, self.runtime.metrics), options
         )

@@ -39,6 +39,7 @@ class Settings:
     api_port: int = DEFAULT_API_PORT
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     flush_rows: int = 10_000
+    flush_bytes: int = 64 * 1024 * 1024  # Arrow bytes buffered (spans + content) that also start a flush
     flush_interval_s: float = 1.0
     grpc_max_receive_bytes: int = 64 * 1024 * 1024
     grpc_workers: int = 8
@@ -198,7 +199,13 @@ class Settings:
     def _check_durability_options(self) -> None:
         from llmscope_collector.storage.retention import RetentionError, parse_project_days
 
-        for name in ("wal_segment_bytes", "wal_max_lag_bytes", "compaction_target_rows", "compaction_target_bytes"):
+        for name in (
+            "wal_segment_bytes",
+            "wal_max_lag_bytes",
+            "compaction_target_rows",
+            "compaction_target_bytes",
+            "flush_bytes",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1 (set {env_var(name)})")
         for name in ("min_free_disk_bytes", "dedupe_window_spans", "decode_workers", "compaction_interval_s"):

@@ -30,7 +30,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgspec
@@ -237,8 +237,7 @@ class Compactor:
         kept = _first_of_each(merged, rule.keys)
         kept = _not_stored_elsewhere(merged, kept, others, rule.keys)
         removed = merged.filter(pc.invert(kept)) if rule.keys else merged.slice(0, 0)
-        merged = merged.filter(kept) if rule.keys else merged
-        merged = merged.sort_by([(column, "ascending") for column in rule.sort])
+        merged = _kept_sorted(merged, kept if rule.keys else None, rule.sort)
         inputs = json.dumps(sorted(info.path.name for info in group)).encode()
         metadata = {SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), COMPACTED_FROM_KEY: inputs}
         merged = merged.replace_schema_metadata(metadata)
@@ -374,6 +373,18 @@ def _not_stored_elsewhere(table: pa.Table, keep: pa.Array, others: list[Path], k
         return keep
     stored = pa.concat_arrays(found)
     return pc.and_(keep, pc.invert(pc.is_in(_keys(table, keys), value_set=stored)))
+
+
+def _kept_sorted(table: pa.Table, kept: pa.ChunkedArray | pa.Array | None, sort: Sequence[str]) -> pa.Table:
+    """`table.filter(kept).sort_by(sort)` (ascending, stable) as one `take`: filtering, then sorting,
+    copied the whole group twice while the group read from disk was still held (measured: compacting
+    260k spans, 21 MB of Parquet, peaked at 1,073 MB RSS; each copy of the group was ~300 MB)."""
+    rows = pc.indices_nonzero(kept) if kept is not None else None
+    keys = table.select(list(sort))
+    if rows is not None:
+        keys = keys.take(rows)
+    order = pc.sort_indices(keys, sort_keys=[(column, "ascending") for column in sort])
+    return table.take(pc.take(rows, order) if rows is not None else order)
 
 
 def _roll_forward(intent: _Intent) -> None:

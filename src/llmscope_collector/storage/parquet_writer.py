@@ -56,6 +56,7 @@ class _Buffer:
         self.scores: list[pa.Table] = []
         self.unstorable: list[bytes] = []
         self.rows = 0
+        self.bytes = 0
 
 
 class ParquetSpanWriter:
@@ -81,6 +82,7 @@ class ParquetSpanWriter:
         self._buffer: dict[PartitionKey, _Buffer] = {}
         self._buffered_keys: set[bytes] = set()  # exact dedupe within a flush, whatever the window size
         self._buffered_rows = 0
+        self._buffered_bytes = 0
         self.rows_written = 0
         self.files_written = 0
         self.duplicates_dropped = 0
@@ -101,6 +103,12 @@ class ParquetSpanWriter:
     @property
     def buffered_rows(self) -> int:
         return self._buffered_rows
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Arrow bytes of the buffered spans and content: what a flush holds in memory besides them
+        (the consumer flushes at a byte bound too, since span and content sizes vary by orders of magnitude)."""
+        return self._buffered_bytes
 
     def add(self, batch: DecodedBatch, lsn: int) -> int:
         """Buffer the spans of the WAL record at `lsn` that are not stored yet; returns how many."""
@@ -129,10 +137,14 @@ class ParquetSpanWriter:
         buffer.unstorable.extend(part.unstorable)
         if not kept and not part.unstorable:
             return 0
-        buffer.spans.append(part.spans if kept == len(keys) else part.spans.filter(pa.array(keep)))
+        spans = part.spans if kept == len(keys) else part.spans.filter(pa.array(keep))
+        buffer.spans.append(spans)
         buffer.content.append(part.content)
+        size = spans.nbytes + part.content.nbytes
         buffer.rows += kept
+        buffer.bytes += size
         self._buffered_rows += kept
+        self._buffered_bytes += size
         return kept
 
     def flush(self, wal_start: int, wal_end: int) -> int:
@@ -146,6 +158,7 @@ class ParquetSpanWriter:
             written += self._write_partition(key, buffer, wal_start, wal_end)
             del self._buffer[key]
             self._buffered_rows -= buffer.rows
+            self._buffered_bytes -= buffer.bytes
         self._buffered_keys.clear()
         if self._hook is not None:
             self._hook.after_flush(wal_start, wal_end)

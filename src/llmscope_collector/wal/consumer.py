@@ -2,7 +2,7 @@
 
 It reads only durable records and hands each read to the sink, which starts decoding it (in
 worker processes); while they decode, the consumer buffers the reads before it, in order, so
-decoding and writing overlap. Every `flush_rows` spans or `flush_interval_s` it asks the sink to
+decoding and writing overlap. Every `flush_rows` spans, `flush_bytes` buffered or `flush_interval_s` it asks the sink to
 make what it buffered durable as one WAL range; only then does the cursor advance and the consumed
 segments get deleted. On start it simply begins at the cursor, which is
 the replay. A record the sink cannot process (a bug, not bad client input: that was refused before
@@ -55,10 +55,14 @@ class RecordSink(Protocol):
     @property
     def buffered_rows(self) -> int: ...
 
+    @property
+    def buffered_bytes(self) -> int: ...
+
 
 @dataclasses.dataclass(frozen=True)
 class ConsumerOptions:
     flush_rows: int = 10_000
+    flush_bytes: int = 64 * 1024 * 1024  # a memory bound: 10,000 spans with large content are GBs
     flush_interval_s: float = 1.0
     max_read_bytes: int = 8 * 1024 * 1024
     stop_timeout_s: float = 60.0
@@ -147,7 +151,7 @@ class WalConsumer:
         return max(0.0, last_flush + self._opts.flush_interval_s - time.monotonic())
 
     def _flush_due(self, last_flush: float, caught_up: bool) -> bool:
-        if self._sink.buffered_rows >= self._opts.flush_rows:
+        if self._sink.buffered_rows >= self._opts.flush_rows or self._sink.buffered_bytes >= self._opts.flush_bytes:
             return True
         if time.monotonic() - last_flush >= self._opts.flush_interval_s:
             return True

@@ -5,13 +5,19 @@ never passes a record that is still being decoded."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from llmscope_collector.pipeline import DecodeIntoParquet
+from llmscope_collector.processors.decode_pool import DecodePool
+from llmscope_collector.storage.dedupe import RecentSpanIds
+from llmscope_collector.storage.parquet_writer import ParquetSpanWriter
 from llmscope_collector.wal.consumer import ConsumerOptions, WalConsumer
 from llmscope_collector.wal.cursor import CommitCursor
 from llmscope_collector.wal.log import WalOptions, WriteAheadLog
 from llmscope_collector.wal.segment import WalRecord
+from tests.collector.durability.helpers import payload
 
 
 class _Batch:
@@ -25,6 +31,7 @@ class _Batch:
         self.sink.open.wait(30)
         self.sink.consumed.extend(r.lsn for r in self.records)
         self.sink.buffered += len(self.records)
+        self.sink.buffered_size += sum(len(r.payload) for r in self.records)
         return [1] * len(self.records)
 
 
@@ -38,6 +45,7 @@ class _GatedSink:
         self.consumed: list[int] = []
         self.flushes: list[tuple[int, int, list[int]]] = []
         self.buffered = 0
+        self.buffered_size = 0
 
     def submit(self, records: Sequence[WalRecord]) -> _Batch:
         self.submitted.extend(r.lsn for r in records)
@@ -45,13 +53,17 @@ class _GatedSink:
         return _Batch(self, records)
 
     def flush(self, wal_start: int, wal_end: int) -> int:
-        written, self.buffered = self.buffered, 0
+        written, self.buffered, self.buffered_size = self.buffered, 0, 0
         self.flushes.append((wal_start, wal_end, list(self.consumed)))
         return written
 
     @property
     def buffered_rows(self) -> int:
         return self.buffered
+
+    @property
+    def buffered_bytes(self) -> int:
+        return self.buffered_size
 
 
 def test_reads_decode_ahead_but_are_buffered_flushed_and_committed_in_order(tmp_path: Path) -> None:
@@ -83,3 +95,41 @@ def test_reads_decode_ahead_but_are_buffered_flushed_and_committed_in_order(tmp_
         sink.open.set()
         consumer.stop()
         wal.close()
+
+
+def test_a_flush_starts_when_the_buffered_bytes_reach_flush_bytes(tmp_path: Path) -> None:
+    """Rows and time would not flush yet (a million rows, a minute): the buffered bytes do, so what a
+    flush holds in memory is bounded whatever the size of each span."""
+    wal = WriteAheadLog(tmp_path, WalOptions(fsync=False))
+    cursor = CommitCursor(tmp_path)
+    sink = _GatedSink()
+    sink.open.set()
+    options = ConsumerOptions(flush_rows=1_000_000, flush_interval_s=60.0, flush_bytes=1_000, max_read_bytes=400)
+    consumer = WalConsumer(wal, cursor, sink, options)
+    try:
+        lsns = [wal.append("p", bytes([n]) * 300) for n in range(10)]
+        consumer.start()
+        deadline = time.monotonic() + 30
+        while (len(sink.consumed) < len(lsns) or not sink.flushes) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sink.flushes, "no flush although the buffered bytes passed flush_bytes"
+        for _start, _end, consumed in sink.flushes:
+            assert len(consumed) >= 4  # 4 records of 300 bytes pass 1,000: not before
+        assert cursor.lsn >= sink.flushes[0][1] > lsns[0]
+    finally:
+        consumer.stop()
+        wal.close()
+
+
+def test_the_writer_counts_the_arrow_bytes_it_buffers_until_the_flush(tmp_path: Path) -> None:
+    """What `flush_bytes` is compared with: the spans and content buffered (duplicates not), 0 after a flush."""
+    writer = ParquetSpanWriter(tmp_path, RecentSpanIds(1000))
+    sink = DecodeIntoParquet(writer, DecodePool(0))
+    record = WalRecord(0, 1, "default", payload([(n + 1).to_bytes(8, "big") for n in range(5)]))
+    assert sink.consume([record]) == [5]
+    held = sum(t.nbytes for b in writer._buffer.values() for t in (*b.spans, *b.content))
+    assert writer.buffered_bytes == held > 0
+    assert sink.consume([record]) == [0]  # a retry: dropped, nothing more held
+    assert writer.buffered_bytes == held
+    writer.flush(0, 2)
+    assert writer.buffered_bytes == 0
