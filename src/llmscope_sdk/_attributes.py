@@ -58,3 +58,13 @@ OPENAI_API_TYPE = "openai.api.type"
 OPENAI_REQUEST_SERVICE_TIER = "openai.request.service_tier"
 OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
 OPENAI_RESPONSE_SYSTEM_FINGERPRINT = "openai.response.system_fingerprint"
+
+# The OpenTelemetry SDK's self-observability metrics (semantic conventions, otel.sdk.*): llmscope's
+# span queue reports under the same names as the SDK's own span processors, told apart by component.
+OTEL_PROCESSOR_SPAN_PROCESSED = "otel.sdk.processor.span.processed"
+OTEL_PROCESSOR_SPAN_QUEUE_SIZE = "otel.sdk.processor.span.queue.size"
+OTEL_PROCESSOR_SPAN_QUEUE_CAPACITY = "otel.sdk.processor.span.queue.capacity"
+OTEL_COMPONENT_TYPE = "otel.component.type"
+OTEL_COMPONENT_NAME = "otel.component.name"
+LEAN_QUEUE_COMPONENT = "llmscope_span_queue"
+QUEUE_FULL = "queue_full"

@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4317"
+DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0
+"""What interpreter exit waits at most for llmscope's spans to be sent (then they are dropped)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Sessions, users, tags, metadata and prompt identity that flow to every span started inside.
 
 Held in a contextvar, so asyncio tasks and threads started with a copied context inherit them. A
-span processor stamps them onto each span at start, which covers llmscope's own spans, custom
-`@trace` spans and any other instrumentation's spans alike.
+span processor (`_stamp.ScopeSpanProcessor`) stamps them onto each span at start, which covers
+llmscope's own spans, custom `@trace` spans and any other instrumentation's spans alike. This module
+needs no OpenTelemetry SDK: `import llmscope` stays light (the SDK loads with `configure()`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ import functools
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
-
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from llmscope_sdk import _attributes as A
 
@@ -105,6 +103,11 @@ def prompt(name: str, *, version: str | int | None = None) -> _ScopeManager:
     return _ScopeManager(prompt_name=str(name), prompt_version=None if version is None else str(version))
 
 
+def has_scope() -> bool:
+    """False when no session, user, tag, metadata or prompt is set (the common, cheap case)."""
+    return _scope.get() is not _EMPTY
+
+
 def scope_attributes(operation: Any) -> dict[str, Any]:
     """Attributes the current scope adds to a span with this `gen_ai.operation.name` (or None)."""
     scope = _scope.get()
@@ -126,18 +129,3 @@ def scope_attributes(operation: Any) -> dict[str, Any]:
         if scope.prompt_version is not None:
             attrs[A.PROMPT_VERSION] = scope.prompt_version
     return attrs
-
-
-class ScopeSpanProcessor(SpanProcessor):
-    """Stamps the current llmscope scope onto every span as it starts (cheap when no scope is set)."""
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if _scope.get() is _EMPTY:
-            return
-        operation = (span.attributes or {}).get(A.OPERATION)
-        attrs = scope_attributes(operation)
-        if attrs:
-            span.set_attributes(attrs)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        return None

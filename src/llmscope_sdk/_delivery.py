@@ -21,11 +21,11 @@ from collections.abc import Callable, Sequence
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from llmscope_sdk._config import DEFAULT_SHUTDOWN_TIMEOUT_S
+
 log = logging.getLogger("llmscope")
 
 SHUTDOWN_TIMEOUT_ENV = "LLMSCOPE_SHUTDOWN_TIMEOUT_S"
-DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0
-"""What interpreter exit waits at most for llmscope's spans to be sent (then they are dropped)."""
 
 
 class DeliveryReport(SpanExporter):

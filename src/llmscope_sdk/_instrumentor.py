@@ -12,18 +12,17 @@ import importlib.util
 import os
 import threading
 from collections.abc import Iterator
-from typing import Any
-
-import wrapt
+from typing import TYPE_CHECKING, Any
 
 from llmscope_sdk._content import Redactor, resolve_policy
 from llmscope_sdk._errors import log_internal_error
-from llmscope_sdk._metrics import GenAIMetrics
 from llmscope_sdk._providers import PROVIDERS
-from llmscope_sdk._providers._registry import PatchTarget
 from llmscope_sdk._runtime import Telemetry
 from llmscope_sdk._setup import tracer
 from llmscope_sdk._versions import check as check_version
+
+if TYPE_CHECKING:  # wrapt, the metrics API and the provider modules load in `instrument()`
+    from llmscope_sdk._providers._registry import PatchTarget
 
 _lock = threading.Lock()
 _patched: dict[str, tuple[Any, str, Any]] = {}  # key -> (class, method name, original attribute)
@@ -49,6 +48,8 @@ def _wrap(target: PatchTarget, telemetry: Telemetry) -> None:
     cls = getattr(module, target.cls, None)
     if cls is None or not hasattr(cls, target.method):
         return  # this client version lacks the method: nothing to wrap
+    import wrapt
+
     original = cls.__dict__.get(target.method)
     wrapt.wrap_function_wrapper(cls, target.method, target.factory(telemetry))
     _patched[target.key] = (cls, target.method, original)
@@ -69,6 +70,8 @@ def instrument(
     clients that emit their own span per call (anthropic 2.x) are asked not to, for clients created
     from now on: llmscope's span already covers the call, and a second one only costs time.
     """
+    from llmscope_sdk._metrics import GenAIMetrics
+
     global _telemetry
     with _lock:
         if not client_spans:

@@ -1,23 +1,26 @@
 """The lifecycle of one instrumented call: a CLIENT span plus the GenAI client metrics.
 
 `start()` → `stop(attrs)` or `fail(exc)`, exactly once. Every step is guarded: telemetry never
-changes what the user's call returns or raises.
+changes what the user's call returns or raises. This runs on the caller's thread for every LLM call,
+so it is written for few Python steps (`benchmarks/sdk_overhead.py` counts its instructions): guards
+are `try`/`except` (free in CPython 3.11 until something raises) rather than context-manager objects.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.context import attach, detach
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
 
 from llmscope_sdk import _attributes as A
-from llmscope_sdk._errors import handle_internal_errors
-from llmscope_sdk._metrics import GenAIMetrics
+from llmscope_sdk._errors import handle_internal_errors, log_internal_error
 
-_METRIC_KEYS = (A.OPERATION, A.PROVIDER, A.REQUEST_MODEL, A.SERVER_ADDRESS, A.SERVER_PORT)
+if TYPE_CHECKING:
+    from llmscope_sdk._metrics import GenAIMetrics
+
+_CLIENT = SpanKind.CLIENT
 
 
 def error_type(exc: BaseException) -> str:
@@ -35,22 +38,25 @@ class Invocation:
     __slots__ = ("_done", "_metrics", "_request_attrs", "_start", "_token", "span")
 
     def __init__(self, tracer: Tracer, metrics: GenAIMetrics | None, name: str, attrs: dict[str, Any]) -> None:
-        self.span: Span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+        self.span: Span = tracer.start_span(name, kind=_CLIENT, attributes=attrs)
         self._metrics = metrics
         self._request_attrs = attrs
-        self._start = time.perf_counter()
         self._token: object | None = None
         self._done = False
+        self._start = perf_counter()
 
     def activate(self) -> None:
         """Make the span current (for spans the client library creates inside the call)."""
-        self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        self._token = attach(set_span_in_context(self.span))
 
     def deactivate(self) -> None:
-        if self._token is not None:
-            token, self._token = self._token, None
-            with handle_internal_errors("context detach"):
-                otel_context.detach(token)  # type: ignore[arg-type]
+        token = self._token
+        if token is not None:
+            self._token = None
+            try:
+                detach(token)  # type: ignore[arg-type]
+            except Exception:
+                log_internal_error("context detach")
 
     @property
     def done(self) -> bool:
@@ -60,8 +66,10 @@ class Invocation:
         if self._done:
             return
         self._done = True
-        with handle_internal_errors("span attributes"):
+        try:
             self.span.set_attributes(attrs)
+        except Exception:
+            log_internal_error("span attributes")
         self._end(attrs, None)
 
     def fail(self, exc: BaseException, attrs: dict[str, Any] | None = None) -> None:
@@ -82,13 +90,14 @@ class Invocation:
         self._end(attrs or {}, err or "_OTHER")
 
     def _end(self, attrs: dict[str, Any], err: str | None) -> None:
-        duration = time.perf_counter() - self._start
-        with handle_internal_errors("span end"):
+        duration = perf_counter() - self._start
+        try:
             self.span.end()
-        if self._metrics is not None:
-            with handle_internal_errors("metrics"):
-                base = {k: self._request_attrs[k] for k in _METRIC_KEYS if k in self._request_attrs}
-                model = attrs.get(A.RESPONSE_MODEL)
-                if model is not None:
-                    base[A.RESPONSE_MODEL] = model
-                self._metrics.record(base, duration, attrs.get(A.USAGE_INPUT), attrs.get(A.USAGE_OUTPUT), err)
+        except Exception:
+            log_internal_error("span end")
+        metrics = self._metrics
+        if metrics is not None:
+            try:
+                metrics.record(self._request_attrs, attrs, duration, err)
+            except Exception:
+                log_internal_error("metrics")

@@ -13,31 +13,38 @@ own (the scope stamp, done inline here, and the batch processor, which only need
 the application adds a processor of its own to that provider (`OwnedTracerProvider`), new spans
 are SDK spans, so every processor sees `on_start` and `on_end` as the OpenTelemetry contract says;
 lean spans still queued at that moment are shown to it too when drained. The queue is bounded:
-past `max_queue_size` ended spans waiting, a span is dropped and counted (`dropped`).
+past `max_queue_size` ended spans waiting, a span is dropped, counted (`dropped`) and logged once.
+Its counts are metrics on the application's MeterProvider, under the OpenTelemetry SDK's own
+self-observability names (`otel.sdk.processor.span.processed`, `error.type=queue_full` for a drop;
+`otel.sdk.processor.span.queue.size` and `.capacity`), component type `llmscope_span_queue`.
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import random
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from llmscope_sdk import _attributes as A
 from llmscope_sdk._context import scope_attributes
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_UNSET = Status(StatusCode.UNSET)  # immutable: one shared instance instead of one per span
 _getrandbits = random.getrandbits
+_time_ns = time.time_ns
 _log = logging.getLogger("llmscope")
 
 
@@ -90,6 +97,7 @@ class LeanSpan(trace.Span):
         parent: SpanContext | None,
         attributes: dict[str, Any],
         links: tuple[Link, ...],
+        start_time: int | None = None,
     ) -> None:
         self._sink = sink
         self._links = links
@@ -99,8 +107,8 @@ class LeanSpan(trace.Span):
         self._parent = parent
         self._attributes = attributes
         self._events: list[Event] = []
-        self._status = Status(StatusCode.UNSET)
-        self._start_ns = time.time_ns()
+        self._status = _UNSET
+        self._start_ns = start_time or _time_ns()
         self._end_ns = 0
         self._ended = False
 
@@ -116,7 +124,10 @@ class LeanSpan(trace.Span):
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         if not self._ended:
-            self._attributes.update((k, v) for k, v in attributes.items() if v is not None)
+            own = self._attributes
+            for key, value in attributes.items():
+                if value is not None:
+                    own[key] = value
 
     def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
         if not self._ended:
@@ -151,7 +162,7 @@ class LeanSpan(trace.Span):
     def end(self, end_time: int | None = None) -> None:
         if self._ended:
             return
-        self._end_ns = end_time or time.time_ns()
+        self._end_ns = end_time or _time_ns()
         self._ended = True
         self._sink.put(self)
 
@@ -198,7 +209,8 @@ class LeanTracer(trace.Tracer):
             )
         parent = trace.get_current_span(context).get_span_context()
         span_id = _getrandbits(64) or 1
-        if parent.is_valid:
+        valid = parent.is_valid
+        if valid:
             if not parent.trace_flags.sampled:
                 return trace.NonRecordingSpan(
                     SpanContext(parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state)
@@ -211,7 +223,7 @@ class LeanTracer(trace.Tracer):
         if scoped:
             attrs.update(scoped)
         kept = tuple(link for link in links if link.context.is_valid) if links else ()
-        return LeanSpan(self._sink, name, kind, ctx, parent if parent.is_valid else None, attrs, kept)
+        return LeanSpan(self._sink, name, kind, ctx, parent if valid else None, attrs, kept, start_time)
 
     def start_as_current_span(self, name: str, *args: Any, **kwargs: Any) -> Any:
         span = self.start_span(name, *args, **{k: v for k, v in kwargs.items() if k != "end_on_exit"})
@@ -225,6 +237,10 @@ class LeanSpanDrain(SpanProcessor):
     (also at interpreter exit) drain lean spans first. At most `max_queue_size` ended spans wait;
     the drain wakes early when half of that is reached, and a span ended on a full queue is dropped
     and counted in `dropped` (logged once), like the batch processor's own full queue.
+
+    The drain thread sleeps while nothing is queued (no timed wake-ups in an idle app); the first
+    span queued after that wakes it, and it then gathers spans for `interval_s` before moving them,
+    so a busy app pays no wake-up per call.
     """
 
     def __init__(
@@ -236,10 +252,12 @@ class LeanSpanDrain(SpanProcessor):
         *,
         max_queue_size: int = 2048,
         interval_s: float = 0.2,
+        meter_provider: metrics.MeterProvider | None = None,
     ) -> None:
         self.queue: collections.deque[LeanSpan] = collections.deque()
         self.max_queue_size = max_queue_size
         self.dropped = 0
+        self._metrics = _QueueMetrics(self.queue, max_queue_size, meter_provider)
         self._wake_at = max(1, max_queue_size // 2)
         self._target = target
         self._provider = provider
@@ -248,9 +266,13 @@ class LeanSpanDrain(SpanProcessor):
         self._tracer = LeanTracer(self, provider, provider.get_tracer("llmscope", version, schema_url=schema_url))
         self._lock = threading.Lock()
         self._drop_lock = threading.Lock()
-        self._wake = threading.Event()
+        # A binary semaphore: released = "drain now", acquired by the drain thread to wait. Releasing a
+        # lock is one C call, far cheaper on the caller's thread than `threading.Event.set()`.
+        self._wake = threading.Lock()
+        self._wake.acquire()
         self._stop = threading.Event()
         self._interval_s = interval_s
+        self._idle = False  # the drain thread waits for a first span (set by it, cleared by `put`)
         self._thread = threading.Thread(target=self._run, name="llmscope-lean-drain", daemon=True)
         self._thread.start()
 
@@ -265,20 +287,42 @@ class LeanSpanDrain(SpanProcessor):
             self._drop()
             return
         queue.append(span)
-        if waiting + 1 == self._wake_at:
-            self._wake.set()
+        if self._idle or waiting + 1 == self._wake_at:
+            self._idle = False
+            self._signal()
+
+    def _signal(self) -> None:
+        try:
+            self._wake.release()
+        except RuntimeError:
+            pass  # already signalled, not yet seen by the drain thread
 
     def _drop(self) -> None:
         with self._drop_lock:
             self.dropped += 1
             first = self.dropped == 1
+        self._metrics.dropped()
         if first:
-            _log.warning("llmscope: %d ended spans wait to be exported; dropping new ones", self.max_queue_size)
+            _log.warning(
+                "llmscope: %d ended spans wait to be exported; dropping new ones (counted in the metric %s"
+                " with error.type=%s; configure(max_queue_size=...) sets the bound)",
+                self.max_queue_size,
+                A.OTEL_PROCESSOR_SPAN_PROCESSED,
+                A.QUEUE_FULL,
+            )
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self._interval_s)
-            self._wake.clear()
+        wake, stop, queue = self._wake, self._stop, self.queue
+        while not stop.is_set():
+            if not queue:
+                self._idle = True
+                if not queue:  # a span queued before the flag was set is not missed
+                    wake.acquire()
+                self._idle = False
+                if stop.is_set():
+                    break
+            if len(queue) < self._wake_at:
+                wake.acquire(timeout=self._interval_s)  # gather a batch; `put` wakes us early at half the queue
             self.drain()
 
     def drain(self) -> int:
@@ -291,6 +335,8 @@ class LeanSpanDrain(SpanProcessor):
                 for processor in self._provider.app_processors:  # lean spans started before it was added
                     _deliver(processor, readable)
                 moved += 1
+            if moved:
+                self._metrics.processed(moved)
             return moved
 
     def on_start(self, span: Any, parent_context: Context | None = None) -> None:
@@ -305,8 +351,52 @@ class LeanSpanDrain(SpanProcessor):
 
     def shutdown(self) -> None:
         self._stop.set()
-        self._wake.set()
+        self._signal()
         self.drain()
+
+
+_queue_ids = itertools.count()  # otel.component.name is `<type>/<n>`, n unique in the process (as the SDK's)
+
+
+class _QueueMetrics:
+    """The queue's counts as OTel metrics, on the app's MeterProvider (the global one unless given).
+
+    Nothing is recorded per span on the application's thread: spans handed on are counted once per
+    drain cycle, drops as they happen (rare), and the queue size is read when a reader collects.
+    Until the app sets a MeterProvider these are the OTel API's no-op proxies.
+    """
+
+    def __init__(self, queue: collections.deque[Any], capacity: int, provider: metrics.MeterProvider | None) -> None:
+        meter = metrics.get_meter("llmscope", meter_provider=provider)
+        self._attrs = {
+            A.OTEL_COMPONENT_TYPE: A.LEAN_QUEUE_COMPONENT,
+            A.OTEL_COMPONENT_NAME: f"{A.LEAN_QUEUE_COMPONENT}/{next(_queue_ids)}",
+        }
+        self._dropped_attrs = {**self._attrs, A.ERROR_TYPE: A.QUEUE_FULL}
+        self._processed = meter.create_counter(
+            A.OTEL_PROCESSOR_SPAN_PROCESSED,
+            unit="{span}",
+            description="Spans llmscope's span queue handed to the batch processor, or dropped (error.type)",
+        )
+        meter.create_up_down_counter(
+            A.OTEL_PROCESSOR_SPAN_QUEUE_CAPACITY, unit="{span}", description="The bound of llmscope's span queue"
+        ).add(capacity, self._attrs)
+
+        def size(_options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+            return (metrics.Observation(len(queue), self._attrs),)
+
+        meter.create_observable_up_down_counter(
+            A.OTEL_PROCESSOR_SPAN_QUEUE_SIZE,
+            callbacks=[size],
+            unit="{span}",
+            description="Ended spans waiting in llmscope's span queue",
+        )
+
+    def processed(self, count: int) -> None:
+        self._processed.add(count, self._attrs)
+
+    def dropped(self) -> None:
+        self._processed.add(1, self._dropped_attrs)
 
 
 def _deliver(processor: SpanProcessor, span: ReadableSpan) -> None:

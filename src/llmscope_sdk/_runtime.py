@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
-from opentelemetry.trace import Tracer
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
-from llmscope_sdk._content import ContentPolicy
-from llmscope_sdk._metrics import GenAIMetrics
+    from llmscope_sdk._content import ContentPolicy
+    from llmscope_sdk._metrics import GenAIMetrics
 
 
 @dataclasses.dataclass(frozen=True)

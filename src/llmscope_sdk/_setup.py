@@ -12,17 +12,19 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from llmscope_sdk import _attributes as A
-from llmscope_sdk import _delivery
-from llmscope_sdk._config import SdkSettings
-from llmscope_sdk._context import ScopeSpanProcessor
-from llmscope_sdk._lean import LeanSpanDrain, OwnedTracerProvider
+from llmscope_sdk._config import DEFAULT_SHUTDOWN_TIMEOUT_S, SdkSettings
+
+if TYPE_CHECKING:  # the OTel SDK and exporters load in `configure()`, not with `import llmscope`
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from llmscope_sdk import _delivery
+    from llmscope_sdk._lean import LeanSpanDrain
 
 _lock = threading.Lock()
 _provider: trace.TracerProvider | None = None
@@ -54,6 +56,8 @@ def _add_scope_processor(provider: trace.TracerProvider) -> None:
     add = getattr(provider, "add_span_processor", None)
     if add is None or provider in _scoped:
         return
+    from llmscope_sdk._stamp import ScopeSpanProcessor
+
     add(ScopeSpanProcessor())
     _scoped.add(provider)  # remembered here: no attribute is set on the application's object
 
@@ -63,6 +67,8 @@ def _app_provider() -> trace.TracerProvider | None:
     current = trace.get_tracer_provider()
     if isinstance(current, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
         return None
+    from llmscope_sdk._lean import OwnedTracerProvider
+
     if isinstance(current, OwnedTracerProvider):
         return None  # one llmscope created earlier and has since shut down
     return current
@@ -99,6 +105,12 @@ def configure(
             _provider = existing
             return existing
         settings = SdkSettings.resolve(endpoint=endpoint, protocol=protocol, service_name=service_name, api_key=api_key)
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        from llmscope_sdk import _delivery
+        from llmscope_sdk._lean import LeanSpanDrain, OwnedTracerProvider
+
         provider = OwnedTracerProvider(
             resource=Resource.create({"service.name": settings.service_name, **(resource or {})}),
             shutdown_on_exit=False,  # `_shutdown_at_exit` instead: the SDK's own waits up to 30 s per batch
@@ -169,10 +181,12 @@ def flush(timeout_s: float = 5.0) -> bool:
     force_flush = getattr(provider, "force_flush", None)
     if force_flush is None:
         return True
+    from llmscope_sdk import _delivery
+
     return _delivery.flush(force_flush, _report if provider is _owned else None, timeout_s)
 
 
-def shutdown(timeout_s: float = _delivery.DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
+def shutdown(timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
     """Flush and stop the provider llmscope created, within `timeout_s` (an app's own provider is
     left alone). False when spans were left undelivered."""
     global _provider, _owned, _drain, _report
@@ -181,10 +195,14 @@ def shutdown(timeout_s: float = _delivery.DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
         _provider = _owned = _drain = _report = None
     if owned is None:
         return True
+    from llmscope_sdk import _delivery
+
     return _delivery.shutdown(owned.shutdown, report, timeout_s)
 
 
 def _shutdown_at_exit() -> None:
     """At interpreter exit: send what is left within `LLMSCOPE_SHUTDOWN_TIMEOUT_S` (default 5 s)."""
     if _owned is not None:
+        from llmscope_sdk import _delivery
+
         shutdown(_delivery.exit_timeout_s())

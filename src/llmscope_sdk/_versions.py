@@ -5,7 +5,6 @@ Outside the range llmscope still instruments by method shape, but says once that
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import re
 
@@ -27,6 +26,8 @@ def check(distribution: str) -> bool:
     bounds = SUPPORTED.get(distribution)
     if bounds is None:
         return True
+    import importlib.metadata  # here, not at `import llmscope`: it pulls in zipfile, email, csv...
+
     try:
         installed = parse(importlib.metadata.version(distribution))
     except importlib.metadata.PackageNotFoundError:

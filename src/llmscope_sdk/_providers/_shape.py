@@ -46,13 +46,28 @@ def server_attributes(instance: Any) -> dict[str, Any]:
     return attrs
 
 
+_raw_types: dict[type, bool] = {}  # result class -> is it a raw-response wrapper (`with_raw_response`)?
+
+
+def _is_raw_response(result: Any) -> bool:
+    """Decided once per result class: asking a pydantic model for an attribute it lacks raises (and
+    formats) an AttributeError inside pydantic, which would cost every call more than its span."""
+    cls = type(result)
+    raw = _raw_types.get(cls)
+    if raw is None:
+        raw = callable(getattr(cls, "parse", None)) and getattr(result, "http_response", None) is not None
+        if len(_raw_types) < 256:  # a handful of client classes; never grows with traffic
+            _raw_types[cls] = raw
+    return raw
+
+
 def parsed_body(result: Any) -> Any:
     """The parsed body behind `with_raw_response` results; the result itself otherwise.
 
     Read only if the client already read the HTTP body: `with_streaming_response` has not, and
     parsing there would consume the user's stream (then None: no response attributes).
     """
-    http = getattr(result, "http_response", None)
-    if http is None or not callable(getattr(result, "parse", None)):
+    if not _is_raw_response(result):
         return result
+    http = result.http_response
     return result.parse() if getattr(http, "is_stream_consumed", False) is True else None

@@ -12,7 +12,7 @@ from typing import Any
 
 from llmscope_sdk import _attributes as A
 from llmscope_sdk._content import ContentPolicy
-from llmscope_sdk._providers._shape import field, given, server_attributes
+from llmscope_sdk._providers._shape import given, server_attributes
 from llmscope_sdk._providers.anthropic import _messages
 
 PROVIDER_NAME = "anthropic"
@@ -38,12 +38,14 @@ def request_attributes(kwargs: Mapping[str, Any], instance: Any) -> dict[str, An
     if isinstance(model, str):
         attrs[A.REQUEST_MODEL] = model
     for key, attr, kind in _REQUEST_PARAMS:
-        value = kwargs.get(key)
-        if isinstance(value, kind) and not isinstance(value, bool):
-            attrs[attr] = value
-    stops = kwargs.get("stop_sequences")
-    if isinstance(stops, (list, tuple)) and all(isinstance(s, str) for s in stops):
-        attrs[A.REQUEST_STOP_SEQUENCES] = list(stops)
+        if key in kwargs:  # most calls pass one or two of them: test presence before type
+            value = kwargs[key]
+            if isinstance(value, kind) and not isinstance(value, bool):
+                attrs[attr] = value
+    if "stop_sequences" in kwargs:
+        stops = kwargs["stop_sequences"]
+        if isinstance(stops, (list, tuple)) and all(isinstance(s, str) for s in stops):
+            attrs[A.REQUEST_STOP_SEQUENCES] = list(stops)
     if kwargs.get("stream") is True:
         attrs[A.REQUEST_STREAM] = True
     attrs.update(server_attributes(instance))
@@ -62,11 +64,16 @@ def usage_attributes(usage: Any) -> dict[str, Any]:
     """OTel usage attributes from an Anthropic `Usage` (object or dict of the same shape)."""
     if usage is None:
         return {}
-    raw_input = field(usage, "input_tokens") or 0
-    cache_read = field(usage, "cache_read_input_tokens") or 0
-    cache_creation = field(usage, "cache_creation_input_tokens") or 0
-    attrs: dict[str, Any] = {A.USAGE_INPUT: int(raw_input + cache_read + cache_creation)}
-    output = field(usage, "output_tokens")
+    if isinstance(usage, dict):
+        raw_input, output = usage.get("input_tokens"), usage.get("output_tokens")
+        cache_read, cache_creation = usage.get("cache_read_input_tokens"), usage.get("cache_creation_input_tokens")
+    else:
+        raw_input, output = getattr(usage, "input_tokens", None), getattr(usage, "output_tokens", None)
+        cache_read = getattr(usage, "cache_read_input_tokens", None)
+        cache_creation = getattr(usage, "cache_creation_input_tokens", None)
+    cache_read = cache_read or 0
+    cache_creation = cache_creation or 0
+    attrs: dict[str, Any] = {A.USAGE_INPUT: int((raw_input or 0) + cache_read + cache_creation)}
     if output is not None:
         attrs[A.USAGE_OUTPUT] = int(output)
     attrs[A.USAGE_CACHE_READ] = int(cache_read)

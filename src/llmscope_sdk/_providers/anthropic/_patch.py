@@ -31,7 +31,8 @@ def _start(t: Telemetry, instance: Any, kwargs: dict[str, Any]) -> Invocation | 
     """Start the call's span; None if telemetry itself failed (the call then runs untraced)."""
     try:
         attrs = _extract.request_attributes(kwargs, instance)
-        _extract.request_content(kwargs, t.content, attrs)
+        if t.content.capture:
+            _extract.request_content(kwargs, t.content, attrs)
         return Invocation(t.tracer, t.metrics, f"chat {kwargs.get('model', 'unknown')}", attrs)
     except Exception:
         log_internal_error("anthropic request")
