@@ -22,7 +22,7 @@ import pytest
 
 from llmscope_collector.server import EmbeddedServer
 from llmscope_collector.settings import Settings
-from tests.collector.query.dataset import GenTrace, export, generate, get, ok
+from tests.collector.query.dataset import GenSpan, GenTrace, export, generate, get, ok
 
 
 def _settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -70,10 +70,14 @@ def _parquet_hits(data_dir: Path, texts: Iterable[str]) -> dict[str, list[str]]:
 
 
 def _session_texts(corpus: list[GenTrace], session: str) -> set[str]:
-    """Prompt texts that only this session's spans carry."""
-    mine = {s.text for t in corpus if t.session == session for s in t.spans if s.text}
-    others = {s.text for t in corpus if t.session != session for s in t.spans if s.text}
+    """Prompt texts and answers' first lines (what the trace list's previews hold) only this session's spans carry."""
+    mine = {x for t in corpus if t.session == session for s in t.spans for x in _said(s) if x}
+    others = {x for t in corpus if t.session != session for s in t.spans for x in _said(s) if x}
     return mine - others
+
+
+def _said(span: GenSpan) -> tuple[str, str]:
+    return span.text, span.answer.split("\n")[0]
 
 
 def _assert_private(data_dir: Path) -> None:
@@ -105,6 +109,8 @@ def test_deleted_session_text_is_nowhere_on_disk_and_the_rest_survives_a_restart
         assert any("wal" in p for hits in _raw_hits(data_dir, texts).values() for p in hits)  # the copy to remove
         comments = {s["comment"] for s in victim_scores}
         assert set(_parquet_hits(data_dir, comments)) == comments  # stored before the deletion
+        previews = _parquet_hits(data_dir, texts)  # the trace summaries' previews hold some too
+        assert any(p.startswith("traces/") for hits in previews.values() for p in hits), previews
         status, report = get(server, f"/v1/sessions/{victim}", method="DELETE")
         assert status == 200 and report["traces_deleted"] > 0, report
         assert report["scores_deleted"] == len(victim_scores), report
@@ -159,7 +165,7 @@ def _post_scores(server: EmbeddedServer, scores: list[dict[str, Any]]) -> None:
 def test_retention_leaves_no_copy_in_the_wal(tmp_path: Path) -> None:
     settings = _settings(tmp_path, retention_days=30)  # the corpus is from March 2026: all of it expires
     corpus = generate(33, 20)
-    texts = {s.text for t in corpus for s in t.spans if s.text}
+    texts = {x for t in corpus for s in t.spans for x in _said(s) if x}
     with EmbeddedServer(settings) as server:
         export(server, corpus)
         server.collector.flush()

@@ -7,6 +7,7 @@ saves a screenshot under test-artifacts/ui/.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import time
 from typing import Any
@@ -46,7 +47,7 @@ def test_trace_list_filters_search_sort_and_keyboard(page: Any, ui_server: Embed
     page.click("button:has-text('Apply')")
     expect(rows).to_have_count(6)
     assert "service=chatbot" in page.url
-    rows.first.locator("td").nth(2).filter(has_text="chatbot").wait_for()
+    rows.first.locator("td").nth(3).filter(has_text="chatbot").wait_for()
 
     # Full-text search in captured content, from a shared URL.
     _open(page, "#/traces?q=ticket%207")
@@ -403,7 +404,11 @@ def test_first_contact_layout_and_wording(page: Any, ui_server: EmbeddedServer) 
     shot(page, "10-span-panel-open")
 
 
-@pytest.mark.parametrize("view", ["#/traces", "#/sessions", "#/costs", "#/alerts", "#/settings"])
+# The trace (with its scores and feedback form) and a session (with its scores) too.
+@pytest.mark.parametrize(
+    "view",
+    ["#/traces", "#/sessions", "#/costs", "#/alerts", "#/settings", f"#/trace/{trace_id(4)}", "#/session/sess-beta"],
+)
 def test_phone_width_needs_no_sideways_scroll(browser: Any, ui_server: EmbeddedServer, view: str) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark")
     try:
@@ -416,13 +421,13 @@ def test_phone_width_needs_no_sideways_scroll(browser: Any, ui_server: EmbeddedS
         for link in page.locator("header nav a").all():
             b = link.bounding_box()
             assert b and b["x"] >= 0 and b["x"] + b["width"] <= 390 and b["y"] >= 0, link.text_content()
-        shot(page, f"phone-{view.strip('#/')}-dark", full_page=True)
+        shot(page, f"phone-{view.strip('#/').replace('/', '-')}-dark", full_page=True)
     finally:
         context.close()
 
 
-def test_trace_list_presets_pickers_and_export(page: Any, tmp_path: Any) -> None:
-    """Issue 19, item 8: time presets, value pickers and an export of the list shown."""
+def test_trace_list_presets_and_pickers(page: Any) -> None:
+    """Issue 19, item 8: time presets and value pickers."""
     _open(page, "#/traces")
     rows = page.locator("table.data tbody tr.rowlink")
     expect(rows).not_to_have_count(0)
@@ -439,18 +444,206 @@ def test_trace_list_presets_pickers_and_export(page: Any, tmp_path: Any) -> None
     assert "from=" in page.url and "range=" in page.url
     page.click(".presets button:has-text('1 h')")
     expect(rows).to_have_count(everything)
+    # The export button: test_export_button_downloads_the_filtered_traces_from_the_api.
 
+
+# -- issue 19: trace list previews; issue 21: scores and export in the UI ------------------------------
+
+LONG_TRACE = "c0" * 16  # a trace whose question is longer than the preview cell
+
+
+def _send_long_question(server: EmbeddedServer) -> str:
+    """One trace whose question is 180 characters on its first line (then a second line)."""
+    from tests.otlp_factory import span
+
+    question = "Why does my nightly export " + "keep timing out after exactly ninety seconds " * 3 + "?"
+    tid, now = bytes.fromhex(LONG_TRACE), time.time_ns() - 60 * 1_000_000_000
+    said = lambda role, text: json.dumps([{"role": role, "parts": [{"type": "text", "content": text}]}])  # noqa: E731
+    llm = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.usage.input_tokens": 10,
+        "gen_ai.usage.output_tokens": 5,
+        "gen_ai.input.messages": said("user", question + "\nSecond line, not in the preview."),
+        "gen_ai.output.messages": said("assistant", "Raise the timeout.\nDetails follow."),
+    }
+    root = bytes.fromhex("c0c0c0c0c0c0c001")
+    spans = [
+        span(tid, root, "export job", now, now + 900_000_000),
+        span(tid, bytes.fromhex("c0c0c0c0c0c0c002"), "chat gpt-4o", now + 1, now + 800_000_000, parent=root, attrs=llm),
+    ]
+    send(server, [("exporter", spans)])
+    return question
+
+
+def test_trace_list_shows_one_line_input_and_output_previews(browser: Any, ui_server: EmbeddedServer) -> None:
+    question = _send_long_question(ui_server)
+    listed = {t["trace_id"]: t for t in _api(ui_server, "/v1/traces?limit=100")["traces"]}
+    assert listed[trace_id(7)]["preview_input"] == "How do I reset my password? (ticket 7)"
+    assert listed[trace_id(7)]["preview_output"] == "Open Settings → Security."
+    assert listed[LONG_TRACE]["preview_input"] == question
+    for scheme in ("light", "dark"):
+        context = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme=scheme)
+        try:
+            page = context.new_page()
+            page.goto(f"{ui_server.api_url}/#/traces")
+            expect(page.locator("table.data thead th", has_text="Input → Output")).to_have_count(1)
+            row = page.locator(f"tr[data-trace-id='{trace_id(7)}']")
+            pv_in, pv_out = row.locator(".pv-in"), row.locator(".pv-out")
+            expect(pv_in).to_have_text("InHow do I reset my password? (ticket 7)")
+            expect(pv_in).to_have_attribute("title", "How do I reset my password? (ticket 7)")
+            expect(pv_out).to_have_attribute("title", "Open Settings → Security.")
+            # The long one: one line, cut with an ellipsis, the whole preview on hover.
+            long_in = page.locator(f"tr[data-trace-id='{LONG_TRACE}'] .pv-in")
+            expect(long_in).to_have_attribute("title", question)
+            assert long_in.evaluate("el => el.scrollWidth > el.clientWidth")  # cut
+            assert long_in.evaluate("el => getComputedStyle(el).textOverflow") == "ellipsis"
+            one_line = page.locator(f"tr[data-trace-id='{trace_id(7)}'] .pv-k").first.bounding_box()
+            box = long_in.bounding_box()
+            assert box and one_line and box["height"] <= one_line["height"] + 6  # a single line
+            # A trace whose calls captured no content says so.
+            big = page.locator(f"tr[data-trace-id='{trace_id(0x40)}'] td.preview")
+            expect(big).to_have_text("\N{EN DASH}")
+            assert "captured" in (big.locator("span").get_attribute("title") or "")
+            shot(page, f"20-trace-previews-{scheme}")
+        finally:
+            context.close()
+
+
+def _stored_scores(server: EmbeddedServer, tid: str, name: str, wanted: int = 1) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 15
+    while True:
+        scores = [s for s in _api(server, f"/v1/scores?trace_id={tid}")["scores"] if s["name"] == name]
+        if len(scores) >= wanted or time.monotonic() > deadline:
+            return scores
+        time.sleep(0.2)
+
+
+def test_thumbs_up_down_with_a_comment_is_a_score_the_list_filters_on(page: Any, ui_server: EmbeddedServer) -> None:
+    tid = trace_id(5)
+    _open(page, f"#/trace/{tid}")
+    form = page.locator("form.feedback")
+    status = form.locator("[role=status]")
+    chip = page.locator(".trace-scores li.score[data-name=feedback]")
+    expect(page.locator(".trace-scores li.none")).to_have_count(1)  # no score yet
+    with page.expect_response(lambda r: r.url.endswith("/v1/scores") and r.request.method == "POST") as sent:
+        form.locator("button.thumb[aria-label^='Good']").click()
+    assert sent.value.status == 201
+    expect(status).to_have_text("Saved")
+    expect(form.locator("button.thumb[aria-pressed=true]")).to_have_text("Good")
+    page.fill("form.feedback textarea", "clear and correct")
+    with page.expect_response(lambda r: r.url.endswith("/v1/scores") and r.request.method == "POST") as sent:
+        form.locator("button:has-text('Send comment')").click()
+    body = sent.value.request.post_data_json
+    assert body["name"] == "feedback" and body["value"] is True and body["comment"] == "clear and correct"
+    assert body["source"] == "human" and body["trace_id"] == tid
+    # Shown at once (pending), then as stored: one chip, the vote and the comment.
+    expect(chip).to_have_count(1)
+    expect(chip).to_contain_text("feedback good")
+    expect(chip).to_contain_text("clear and correct")
+    expect(chip).not_to_have_class(re.compile("pending"), timeout=15_000)
+    (stored,) = _stored_scores(ui_server, tid, "feedback")
+    assert stored["label"] == "true" and stored["comment"] == "clear and correct" and stored["source"] == "human"
+    shot(page, "21-trace-feedback")
+
+    # Thumbs down replaces the vote (same id), the comment goes with it.
+    with page.expect_response(lambda r: r.url.endswith("/v1/scores") and r.request.method == "POST"):
+        form.locator("button.thumb[aria-label^='Bad']").click()
+    expect(chip).to_contain_text("feedback bad", timeout=15_000)
+    expect(chip).not_to_have_class(re.compile("pending"), timeout=15_000)
+    deadline = time.monotonic() + 15
+    while (scores := _stored_scores(ui_server, tid, "feedback"))[0]["label"] != "false" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [(s["label"], s["comment"]) for s in scores] == [("false", "clear and correct")]
+    # A fresh load of the trace remembers this browser's vote and comment.
+    page.reload()
+    expect(form.locator("button.thumb[aria-pressed=true]")).to_have_text("Bad")
+    expect(page.locator("form.feedback textarea")).to_have_value("clear and correct")
+
+    # The trace list filtered by that score, from the form; the URL carries the API's filter.
+    _open(page, "#/traces")
+    rows = page.locator("table.data tbody tr.rowlink")
+    expect(rows).not_to_have_count(0)
+    expect(page.locator("datalist#pick-score option[value='feedback=false']")).to_have_count(1)
+    page.fill("input[name=_score]", "feedback=false")
+    page.click("button:has-text('Apply')")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-trace-id", tid)
+    assert "score.feedback=false" in page.url
+    expect(page.locator("input[name=_score]")).to_have_value("feedback=false")
+    page.fill("input[name=_score]", "feedback=true")
+    page.click("button:has-text('Apply')")
+    expect(page.locator(".empty, p.muted", has_text="No trace matches")).to_have_count(1)
+    page.fill("input[name=_score]", "feedback is good")
+    page.click("button:has-text('Apply')")
+    assert page.locator("input[name=_score]").evaluate("el => el.validationMessage").startswith("Not name op value")
+
+    # Sorted by the score (the API's sort=score.<name>: only scored traces, by their average).
+    _open(page, "#/traces")
+    page.fill("input[name=_score]", "feedback")
+    page.click("form.filters button:has-text('sort by it')")
+    expect(page.locator("button.score-sort")).to_have_text("Score feedback ▼")
+    assert "sort=score.feedback" in page.url and "order=desc" in page.url
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-trace-id", tid)
+    page.click("button.score-sort")
+    expect(page.locator("button.score-sort")).to_have_text("Score feedback ▲")
+
+
+def test_scores_show_on_the_span_panel_and_the_session(browser: Any, ui_server: EmbeddedServer) -> None:
+    tid, span_id, session = trace_id(4), "0005000000000002", "sess-beta"  # trace 4: session 4 % 3
+    scores = [
+        {"name": "relevance", "value": 0.75, "trace_id": tid, "span_id": span_id, "comment": "cites the docs"},
+        {"name": "resolved", "value": "yes", "session_id": session, "source": "eval"},
+    ]
+    httpx.post(f"{ui_server.api_url}/v1/scores/batch", json={"scores": scores}, timeout=10).raise_for_status()
+    assert _stored_scores(ui_server, tid, "relevance")
+    for scheme in ("light", "dark"):
+        context = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme=scheme)
+        try:
+            page = context.new_page()
+            page.goto(f"{ui_server.api_url}/#/trace/{tid}?span={span_id}")
+            panel = page.locator("aside.panel")
+            chip = panel.locator("li.score[data-name=relevance]")
+            expect(chip).to_contain_text("0.75")
+            expect(chip).to_contain_text("cites the docs")
+            expect(page.locator(".trace-scores li.score[data-name=relevance]")).to_contain_text("span")
+            shot(page, f"22-span-scores-{scheme}")
+            page.goto(f"{ui_server.api_url}/#/session/{session}")
+            session_chip = page.locator(".session-scores li.score[data-name=resolved]")
+            expect(session_chip).to_contain_text("yes")
+            assert "source: eval" in (session_chip.get_attribute("title") or "")
+            shot(page, f"23-session-scores-{scheme}")
+        finally:
+            context.close()
+
+
+def test_export_button_downloads_the_filtered_traces_from_the_api(
+    page: Any, ui_server: EmbeddedServer, tmp_path: Any
+) -> None:
+    _open(page, "#/traces?service=chatbot")
+    rows = page.locator("table.data tbody tr.rowlink")
+    expect(rows).to_have_count(6)
+    formats = page.locator("select[name=export-format] option")
+    expect(formats.first).to_have_attribute("value", "csv")
+    offered = [o.get_attribute("value") for o in formats.all()]
+    assert {"csv", "jsonl"} <= set(offered)
     with page.expect_download() as csv_download:
-        page.click("button:has-text('Export CSV')")
-    csv_path = tmp_path / "traces.csv"
-    csv_download.value.save_as(csv_path)
-    lines = csv_path.read_text().splitlines()
-    assert lines[0].startswith("trace_id,name,service_name") and len(lines) == everything + 1
-    with page.expect_download() as json_download:
-        page.click("button:has-text('Export JSON')")
-    json_path = tmp_path / "traces.json"
-    json_download.value.save_as(json_path)
-    import json as _json
-
-    exported = _json.loads(json_path.read_text())
-    assert len(exported) == everything and {t["trace_id"] for t in exported} >= {trace_id(i) for i in range(12)}
+        page.click(".export button:has-text('Export')")
+    assert csv_download.value.suggested_filename == "llmscope-default-traces.csv"
+    path = tmp_path / "traces.csv"
+    csv_download.value.save_as(path)
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    assert header[0] == "trace_id" and "preview_input" not in header  # no captured content unless asked for
+    chatbot = {t["trace_id"] for t in _api(ui_server, "/v1/traces?service=chatbot&limit=100")["traces"]}
+    assert {line.split(",")[0] for line in lines[1:]} == chatbot
+    page.select_option("select[name=export-format]", "jsonl")
+    page.select_option("select[name=export-level]", "spans")
+    with page.expect_download() as spans_download:
+        page.click(".export button:has-text('Export')")
+    path = tmp_path / "spans.jsonl"
+    spans_download.value.save_as(path)
+    spans = [json.loads(line) for line in path.read_text().splitlines()]
+    assert {s["trace_id"] for s in spans} == chatbot and len(spans) == 5 * len(chatbot)

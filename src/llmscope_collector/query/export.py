@@ -2,7 +2,8 @@
 
 The schema (docs/export.md) is derived, not typed out again:
 - `traces`: a row per trace, the trace list's fields (`query.models.TraceSummary`, itself derived
-  from the trace summary columns of `storage.schema`), typed from the struct's field types;
+  from the trace summary columns of `storage.schema`), typed from the struct's field types, without
+  the previews (role "content": captured content);
 - `spans`: a row per span, the stored span columns (`storage.schema.SPAN_COLUMNS`) with their
   Arrow types, money as float64 (the API's rule), without `content_refs` (storage addressing);
   `llm_dup` is also true for the spans marked as nested duplicates after they were stored;
@@ -39,7 +40,7 @@ from llmscope_collector.query.filters import TimeRange, TraceQuery
 from llmscope_collector.query.models import TraceSummary
 from llmscope_collector.storage.content_items import display_value, dumps
 from llmscope_collector.storage.layout import CONTENT_DIR, LLM_DUPS_DIR, SPANS_DIR, project_date_globs
-from llmscope_collector.storage.schema import SPAN_COLUMNS, Column
+from llmscope_collector.storage.schema import SPAN_COLUMNS, TRACE_COLUMNS, Column, names
 
 EXPORT_VERSION = 1
 VERSION_COLUMN = "export_version"
@@ -114,11 +115,17 @@ def _arrow_of(info: msgspec.inspect.Type) -> tuple[pa.DataType, bool]:
     raise TypeError(f"no Arrow type for {info}")
 
 
+# Trace list fields taken from captured content (the previews): content is exported per span, on request.
+_TRACE_CONTENT = frozenset(names(TRACE_COLUMNS, "content"))
+
+
 def trace_fields(struct: type = TraceSummary) -> list[pa.Field]:
     info = msgspec.inspect.type_info(struct)
     assert isinstance(info, msgspec.inspect.StructType)
     fields = []
     for f in info.fields:
+        if f.name in _TRACE_CONTENT:
+            continue
         type_, nullable = _arrow_of(f.type)
         fields.append(pa.field(f.name, type_, nullable=nullable))
     return fields

@@ -211,7 +211,8 @@ class StoreCounts(msgspec.Struct, kw_only=True):
 
 
 class _TraceSummary(_Derived, kw_only=True):
-    """One row of the trace list (from the stitched summary, never from span content)."""
+    """One row of the trace list (from the stitched summary, never from span content: `preview_input` and
+    `preview_output` are one-line previews the stitcher took from captured content, null without it)."""
 
     trace_id: str
     name: str | None

@@ -47,6 +47,7 @@ from llmscope_collector.storage.schema import (
     Column,
     arrow_schema,
     names,
+    without_content,
 )
 
 VIEWS = ("spans", "traces", "sessions", "scores")
@@ -95,7 +96,8 @@ def _source(data_dir: Path, dataset: str, project: str, columns: tuple[Column, .
 def _view_texts(data_dir: Path, project: str, content: bool) -> dict[str, str]:
     spans = _source(data_dir, SPANS_DIR, project, SPAN_COLUMNS)
     dups = _source(data_dir, LLM_DUPS_DIR, project, LLM_DUP_COLUMNS)
-    deltas = _source(data_dir, TRACES_DIR, project, TRACE_COLUMNS)
+    trace_columns = TRACE_COLUMNS if content else without_content(TRACE_COLUMNS)  # previews are content
+    deltas = _source(data_dir, TRACES_DIR, project, trace_columns)
     scores = _source(data_dir, SCORES_DIR, project, SCORE_COLUMNS)
     score_columns = ", ".join(["project", "date", *names(SCORE_COLUMNS)])
     views = {
@@ -104,7 +106,7 @@ def _view_texts(data_dir: Path, project: str, content: bool) -> dict[str, str]:
     SELECT 1 FROM ({dups}) d WHERE d.trace_id = s.trace_id AND d.span_id = s.span_id) AS llm_dup)
   FROM ({spans}) s""",  # noqa: S608
         "traces": f"""SELECT *, end_ns - start_ns AS duration_ns FROM (
-  WITH src AS ({deltas}) {sql.trace_merge(TRACE_COLUMNS)})""",  # noqa: S608
+  WITH src AS ({deltas}) {sql.trace_merge(trace_columns)})""",  # noqa: S608
         "sessions": f"""SELECT t.project AS project, t.session_id AS session_id, {sql.session_aggregates(TRACE_COLUMNS)}
   FROM traces t WHERE t.session_id IS NOT NULL GROUP BY t.project, t.session_id""",  # noqa: S608
         # The latest version of each score (a score sent again with its id replaces it).

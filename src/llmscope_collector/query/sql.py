@@ -90,6 +90,8 @@ def _merged(column: Column) -> str:
         return _union(name)
     if column.merge == "first":
         return f"arg_min({name}, start_ns) FILTER (WHERE {name} IS NOT NULL) AS {name}"
+    if column.merge in ("arg_min", "arg_max"):
+        return f"{column.merge}({name}, {column.source}) FILTER (WHERE {name} IS NOT NULL) AS {name}"
     function = {"min": "min", "max": "max", "or": "bool_or"}[column.merge]
     return f"{function}({name}) AS {name}"
 

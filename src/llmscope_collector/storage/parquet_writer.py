@@ -34,13 +34,15 @@ class FlushHook(Protocol):
     """Runs inside each flush, on the writer's thread (implemented by `processors.stitch.Stitcher`).
 
     `before_write` gets a partition's rows before its span file and returns them with `llm_dup`
-    set; `after_write` follows a durable span file; `after_flush` ends the flush; `repair` gets,
-    at start, the stored WAL ranges replay will skip.
+    set; `after_write` follows a durable span file (with the content items the flush stored for it);
+    `after_flush` ends the flush; `repair` gets, at start, the stored WAL ranges replay will skip.
     """
 
     def before_write(self, key: PartitionKey, spans: pa.Table) -> pa.Table: ...
 
-    def after_write(self, key: PartitionKey, spans: pa.Table, wal_start: int, wal_end: int) -> None: ...
+    def after_write(
+        self, key: PartitionKey, spans: pa.Table, wal_start: int, wal_end: int, content: pa.Table | None = None
+    ) -> None: ...
 
     def after_flush(self, wal_start: int, wal_end: int) -> None: ...
 
@@ -178,9 +180,10 @@ class ParquetSpanWriter:
         table = pa.concat_tables(buffer.spans)
         if self._hook is not None:
             table = self._hook.before_write(key, table)
-        if buffer.content:  # content first: a durable span never points at missing content
+        content = pa.concat_tables(buffer.content) if buffer.content else None
+        if content is not None:  # content first: a durable span never points at missing content
             content_name = self._tables.part_name(wal_start, wal_end)  # a deterministic key in a bucket
-            self._content.write(project, date, pa.concat_tables(buffer.content), name=content_name)
+            self._content.write(project, date, content, name=content_name)
             buffer.content = []
         table = table.sort_by([("trace_id", "ascending"), ("start_ns", "ascending")])
         metadata: dict[bytes | str, bytes | str] = dict(SPAN_SCHEMA.metadata or {})
@@ -189,7 +192,7 @@ class ParquetSpanWriter:
         name = self._tables.part_name(wal_start, wal_end)
         self._tables.write(SPANS_DIR, project, date, name, table, row_group_size=self._row_group_size)
         if self._hook is not None:
-            self._hook.after_write(key, table, wal_start, wal_end)
+            self._hook.after_write(key, table, wal_start, wal_end, content)
         self.rows_written += table.num_rows
         self.files_written += 1
         return int(table.num_rows)

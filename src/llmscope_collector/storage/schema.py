@@ -57,15 +57,18 @@ CONTENT_REF_TYPE = pa.struct(
 # - raw: JSON text of what the sender sent (attributes, events, links);
 # - genai: a canonical GenAI column, served in the span detail's `genai` map;
 # - tokens: a token count: served like genai, and summed per trace, per session, per roll-up group;
-# - cost: the price the collector computed; internal: bookkeeping (duplicate marks, content refs).
-Role = Literal["span", "raw", "genai", "tokens", "cost", "internal"]
+# - cost: the price the collector computed; internal: bookkeeping (duplicate marks, content refs);
+# - content: (trace summaries) taken from captured content: left out where content is only on request
+#   (exports, `llmscope sql` views without --content).
+Role = Literal["span", "raw", "genai", "tokens", "cost", "internal", "content"]
 # How a trace summary column combines a trace's deltas: `key` groups, `min`/`max`/`sum`, `or` any true,
 # `first` the value of the earliest delta, `root` taken from the root span (as one record), `union`
-# the sorted distinct values of list columns.
+# the sorted distinct values of list columns, `arg_min`/`arg_max` the non-null value whose `source`
+# summary column (merged by `min`/`max`) is the least/greatest.
 # Whether the trace waterfall selects a span column: `read` (used by name, or converted) or `copy`
 # (served in each waterfall row under its own name, as it is).
 Waterfall = Literal["", "read", "copy"]
-Merge = Literal["", "key", "min", "max", "or", "sum", "first", "root", "union"]
+Merge = Literal["", "key", "min", "max", "or", "sum", "first", "root", "union", "arg_min", "arg_max"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +77,9 @@ class Column:
 
     `waterfall` (spans): whether the trace waterfall reads the column or copies it into its rows.
     `merge`, `source` and `served` are for trace
-    summaries: how deltas combine, the root span column a `root` column comes from, and whether the
-    trace list serves the column under its own name.
+    summaries: how deltas combine, the root span column a `root` column comes from (or the summary
+    column that orders an `arg_min`/`arg_max` column), and whether the trace list serves the column
+    under its own name.
     """
 
     name: str
@@ -224,7 +228,19 @@ def trace_columns(span_columns: Sequence[Column]) -> tuple[Column, ...]:
         _t("providers", _STRS, "union", served=True),
         _t("tags", _STRS, "union", served=True),
         _t("prompt_names", _STRS, "union"),  # for the prompt filter only
+        # Previews of captured content (`processors.previews`; null when no content was captured): the
+        # first line of the last user message of the trace's earliest-starting LLM call, and of the
+        # answer of its latest-ending one, each with the time that orders it across deltas.
+        Column("preview_input", _STR, "content", merge="arg_min", served=True, source="preview_input_ns"),
+        Column("preview_input_ns", _INT, "content", merge="min"),
+        Column("preview_output", _STR, "content", merge="arg_max", served=True, source="preview_output_ns"),
+        Column("preview_output_ns", _INT, "content", merge="max"),
     )
+
+
+def without_content(columns: Sequence[Column]) -> tuple[Column, ...]:
+    """The columns not taken from captured content (what is served where content is only on request)."""
+    return tuple(c for c in columns if c.role != "content")
 
 
 TRACE_COLUMNS = trace_columns(SPAN_COLUMNS)

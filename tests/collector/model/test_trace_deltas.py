@@ -7,6 +7,7 @@ loop: first/last/sum/union per trace in row order, LLM sums only for counted (no
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -82,12 +83,58 @@ def _model(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for d in out.values():
         for k in ("services", "tags", "prompts", "prompt_names", "models", "providers"):
             d[k] = list(d[k]) or None
+        d.update(dict.fromkeys(("preview_input", "preview_input_ns", "preview_output", "preview_output_ns")))
+    _model_previews(rows, out)
     return out
+
+
+def _line(text: str | None) -> str | None:
+    lines = [line.strip() for line in (text or "").split("\n") if line.strip()]
+    if not lines:
+        return None
+    return lines[0] if len(lines[0]) <= 200 else lines[0][:199] + "…"
+
+
+def _model_previews(rows: list[dict[str, Any]], out: dict[str, dict[str, Any]]) -> None:
+    """Input: the earliest-starting LLM row with input content; output: the latest-ending one with output
+    content (ties: the first row); each row's own text's first line, or none."""
+    for side, time, better in (("input", "start_ns", lambda a, b: a < b), ("output", "end_ns", lambda a, b: a > b)):
+        chosen: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            if r["operation"] not in _LLM or r[f"_{side}"] is None:
+                continue
+            best = chosen.get(r["trace_id"])
+            if best is None or better(r[time], best[time]):
+                chosen[r["trace_id"]] = r
+        for trace_id, r in chosen.items():
+            line = _line(r[f"_{side}"])
+            if line is not None:
+                out[trace_id].update({f"preview_{side}": line, f"preview_{side}_ns": r[time]})
+
+
+def _content(rows: list[dict[str, Any]]) -> pa.Table:
+    """Each row's drawn texts as content items (a user message in, an assistant message out), referenced by
+    the row's `content_refs`."""
+    items: dict[str, str] = {}
+    for i, r in enumerate(rows):
+        refs = []
+        for side, kind, role in (("input", "input", "user"), ("output", "output", "assistant")):
+            if r[f"_{side}"] is None:
+                continue
+            body = json.dumps({"role": role, "parts": [{"type": "text", "content": r[f"_{side}"]}]})
+            if side == "input":  # a system message before the user's: not what the preview shows
+                items[f"sys{i}"] = json.dumps({"role": "system", "parts": [{"type": "text", "content": "be nice"}]})
+                refs.append({"kind": kind, "source": "gen_ai.input.messages", "hash": f"sys{i}", "bytes": 1})
+            items[f"{side}{i}"] = body
+            refs.append({"kind": kind, "source": f"gen_ai.{side}.messages", "hash": f"{side}{i}", "bytes": len(body)})
+        r["content_refs"] = refs or None
+    return pa.table({"hash": list(items), "body": list(items.values())})
 
 
 _SETS = ("services", "tags", "prompts", "prompt_names", "models", "providers")
 _text = st.sampled_from([None, "", "a", "b", "c@1"])
 _tokens = st.one_of(st.none(), st.integers(0, 10_000))
+_said = st.sampled_from([None, "", "hello there\nsecond line", "  \n  second first", "x" * 250, "ok"])
 
 
 @st.composite
@@ -119,6 +166,8 @@ def _rows(draw: st.DrawFn) -> list[dict[str, Any]]:
             request_model=draw(_text),
             provider=draw(_text),
             **{f: draw(_tokens) for f in (*_TOKENS, "total_tokens")},
+            _input=draw(_said),
+            _output=draw(_said),
         )
         rows.append(row)
     return rows
@@ -127,8 +176,9 @@ def _rows(draw: st.DrawFn) -> list[dict[str, Any]]:
 @settings(max_examples=100)
 @given(_rows())
 def test_vectorized_deltas_equal_the_row_by_row_model(rows: list[dict[str, Any]]) -> None:
+    content = _content(rows)
     table = pa.Table.from_pylist(rows, schema=SPAN_SCHEMA)
-    got = {r.pop("trace_id"): r for r in trace_deltas(table, []).to_pylist()}
+    got = {r.pop("trace_id"): r for r in trace_deltas(table, [], content).to_pylist()}
     expected = _model(rows)
     assert list(got) == sorted(expected)  # one row per trace, sorted by trace id
     for trace_id, want in expected.items():

@@ -67,6 +67,13 @@ class GenSpan:
     cache_read: int = 0
     counted: bool = False
     text: str = ""
+    answer: str = ""
+
+    def said(self, key: str) -> str | None:
+        """The text of the span's captured `gen_ai.input.messages` (its user message) or output messages."""
+        if key not in self.attrs:
+            return None
+        return str(json.loads(self.attrs[key])[-1]["parts"][0]["content"])
 
     @property
     def is_llm(self) -> bool:
@@ -132,6 +139,20 @@ class GenTrace:
     def text(self) -> str:
         return " ".join(s.text for s in self.spans)
 
+    @property
+    def preview_input(self) -> str | None:
+        """The first line of the user message of the earliest-starting LLM span with captured input."""
+        with_input = [s for s in self.spans if s.is_llm and s.said("gen_ai.input.messages") is not None]
+        first = min(with_input, key=lambda s: s.start_ns, default=None)
+        return None if first is None else (first.said("gen_ai.input.messages") or "").splitlines()[0]
+
+    @property
+    def preview_output(self) -> str | None:
+        """The first line of the answer of the latest-ending LLM span with captured output."""
+        with_output = [s for s in self.spans if s.is_llm and s.said("gen_ai.output.messages") is not None]
+        last = max(with_output, key=lambda s: s.end_ns, default=None)
+        return None if last is None else (last.said("gen_ai.output.messages") or "").splitlines()[0]
+
 
 def expected_cost(span: GenSpan) -> Decimal | None:
     """The price of one call from genai-prices directly; None when it has no price."""
@@ -175,9 +196,14 @@ def _llm_span(rng: random.Random, trace_id: str, parent: str, start: int, servic
     prompt = rng.choice(PROMPTS)
     if prompt is not None:
         attrs["gen_ai.prompt.name"], attrs["gen_ai.prompt.version"] = prompt
+    span_id = _hex(rng, 8)
+    # No search word in it (the corpus' `text` is what `q` finds); its first line names the call.
+    answer = f"Answer {span_id}.\nDetails follow."
+    said = [{"role": "assistant", "parts": [{"type": "text", "content": answer}]}]
+    attrs["gen_ai.output.messages"] = json.dumps(said)
     return GenSpan(
         trace_id,
-        _hex(rng, 8),
+        span_id,
         parent,
         f"chat {model}",
         start,
@@ -193,6 +219,7 @@ def _llm_span(rng: random.Random, trace_id: str, parent: str, start: int, servic
         cache_read=cache,
         counted=True,
         text=text,
+        answer=answer,
     )
 
 

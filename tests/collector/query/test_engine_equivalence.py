@@ -235,6 +235,11 @@ def test_every_query_is_the_same_on_the_fixed_store(engines: Engines) -> None:
     for word in (*WORDS, "number 1"):
         engines.check(lambda s, w=word: s.list_traces("gen0", TraceQuery(q=w, limit=1000)))
     assert engines.check(lambda s: s.counts())["spans"] > 0
+    # The previews (merged across the late duplicates' deltas by arg_min/arg_max) agree, and are the model's.
+    listed = engines.check(lambda s: s.list_traces("gen0", TraceQuery(limit=1000)))["traces"]
+    previews = {t["trace_id"]: (t["preview_input"], t["preview_output"]) for t in listed}
+    assert previews == {t.trace_id: (t.preview_input, t.preview_output) for t in traces}
+    assert any(p != (None, None) for p in previews.values())
 
 
 _HOURS = FIXED_TRACES * FIXED_STEP_S // 3600 + 2

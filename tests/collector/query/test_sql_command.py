@@ -25,7 +25,7 @@ from llmscope_collector.query import sandbox
 from llmscope_collector.server import EmbeddedServer
 from llmscope_collector.sql_command import EXIT_FAILED, EXIT_REFUSED, EXIT_TIMEOUT, run_sql
 from llmscope_collector.storage.layout import DATASETS
-from llmscope_collector.storage.schema import SCORE_COLUMNS, SPAN_COLUMNS, TRACE_COLUMNS, names
+from llmscope_collector.storage.schema import SCORE_COLUMNS, SPAN_COLUMNS, TRACE_COLUMNS, names, without_content
 from tests.collector.query.conftest import query_settings
 from tests.collector.query.dataset import GenTrace, export, generate
 
@@ -102,7 +102,8 @@ def test_trace_totals_match_the_corpus(
 def test_every_declared_column_is_a_view_column(data_dir: Path) -> None:
     conn = sandbox.open_project(data_dir, "default")
     try:
-        for view, columns in (("spans", SPAN_COLUMNS), ("traces", TRACE_COLUMNS), ("scores", SCORE_COLUMNS)):
+        traces = without_content(TRACE_COLUMNS)  # the previews only with --content
+        for view, columns in (("spans", SPAN_COLUMNS), ("traces", traces), ("scores", SCORE_COLUMNS)):
             batches = list(sandbox.run(conn, f"SELECT * FROM {view} LIMIT 0"))  # noqa: S608 - test constant
             assert set(names(columns)) <= set(batches[0].schema.names), view
     finally:
@@ -126,6 +127,12 @@ def test_content_is_a_view_only_when_asked_for(data_dir: Path, capsys: pytest.Ca
     code, _, err = sql(data_dir, "SELECT count(*) AS n FROM content", capsys=capsys)
     assert code == EXIT_FAILED and "content" in err
     code, out, _ = sql(data_dir, "SELECT count(*) AS n FROM content", "--content", "--format", "json", capsys=capsys)
+    assert code == 0 and json.loads(out)[0]["n"] > 0
+    # The traces' previews are captured content too.
+    query = "SELECT count(preview_input) AS n FROM traces"
+    code, _, err = sql(data_dir, query, capsys=capsys)
+    assert code == EXIT_FAILED and "preview_input" in err
+    code, out, _ = sql(data_dir, query, "--content", "--format", "json", capsys=capsys)
     assert code == 0 and json.loads(out)[0]["n"] > 0
 
 

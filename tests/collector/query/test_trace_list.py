@@ -182,6 +182,7 @@ def check_summaries(server: EmbeddedServer, corpus: list[GenTrace]) -> None:
         assert set(row["models"]) == trace.models and set(row["providers"]) == trace.providers
         assert row["session_id"] == trace.session and row["user_id"] == trace.user
         assert row["name"] == "agent run" and row["service_name"] == trace.service and row["state"] == "complete"
+        assert (row["preview_input"], row["preview_output"]) == (trace.preview_input, trace.preview_output)
         unknown = sum(1 for s in trace.llm() if s.model == "mystery-model-9")
         assert row["cost_unknown"] == unknown
         if trace.cost is None:

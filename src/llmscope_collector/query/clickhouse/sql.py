@@ -185,6 +185,11 @@ def _aggregate(column: Column) -> tuple[str, str, str]:
     if column.merge == "first":
         kind = f"AggregateFunction(argMinIf, {ch_type(column)}, {_START_TYPE}, UInt8)"
         return kind, f"argMinIfState({name}, start_ns, {name} IS NOT NULL)", f"argMinIfMerge({name})"
+    if column.merge in ("arg_min", "arg_max"):  # the value at the least/greatest `source` (a min/max column)
+        function = "argMinIf" if column.merge == "arg_min" else "argMaxIf"
+        order = ch_type(next(c for c in TRACE_COLUMNS if c.name == column.source))
+        kind = f"AggregateFunction({function}, {ch_type(column)}, {order}, UInt8)"
+        return kind, f"{function}State({name}, {column.source}, {name} IS NOT NULL)", f"{function}Merge({name})"
     function = {"min": "min", "max": "max", "or": "max"}[column.merge]
     return f"SimpleAggregateFunction({function}, {ch_type(column)})", f"{function}({name})", f"{function}({name})"
 

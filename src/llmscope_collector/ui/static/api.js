@@ -65,6 +65,20 @@ export async function api(path, { method = "GET", body, params, signal } = {}) {
   return data;
 }
 
+// A file from the API (the same key as every request, so no plain link: it could not send the header);
+// the server's file name from its content-disposition.
+export async function download(path, params) {
+  const res = await fetch(url(path, params), { headers: headers({ accept: "*/*" }) });
+  if (!res.ok) {
+    const text = await res.text();
+    let data = null;
+    try { data = parseJson(text); } catch { data = { detail: text.slice(0, 200) }; }
+    throw new ApiError(res.status, data);
+  }
+  const match = /filename="([^"]+)"/.exec(res.headers.get("content-disposition") || "");
+  return { blob: await res.blob(), filename: match ? match[1] : null };
+}
+
 // Server-Sent Events over fetch (EventSource cannot send the authorization header).
 // Calls onEvent({event, data, id}); reconnects after the server ends the stream; returns stop().
 export function stream(path, params, onEvent, onState) {

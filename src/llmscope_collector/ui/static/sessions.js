@@ -2,6 +2,7 @@
 import { api } from "./api.js";
 import { message } from "./trace.js";
 import { href } from "./app.js";
+import { scoreList } from "./scores.js";
 import { traceTable } from "./traces.js";
 import { clear, costEl, empty, errorBox, fmtCost, fmtInOut, fmtInt, fmtMs, fmtTokens, h, hasUsage, nsToMs, rowKeys, timeEl, withCode } from "./util.js";
 
@@ -84,6 +85,8 @@ export async function renderSession(root, route) {
       card("Errors", h("span", { class: ss.error_count ? "status-error" : null }, fmtInt(ss.error_count))),
       card("Latency p50 / p95", `${fmtMs(ss.latency.p50_ms)} / ${fmtMs(ss.latency.p95_ms)}`),
     ));
+  root.append(h("section", { class: "session-scores", "aria-label": "Scores" }, h("h2", null, "Scores"),
+    scoreList(detail.scores || [], { empty: "No scores on this session or its traces yet." })));
   const traces = [...detail.traces].sort((a, b) => nsToMs(a.start_time_unix_nano) - nsToMs(b.start_time_unix_nano));
   const chat = h("section", { class: "chat transcript", "aria-label": "Session transcript" }, h("p", { class: "muted" }, "Loading the conversation…"));
   root.append(h("h2", null, "Conversation"), chat);

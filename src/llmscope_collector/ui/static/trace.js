@@ -1,6 +1,7 @@
 // One trace: the waterfall (virtualized rows on a shared time axis) and the selected span's detail.
 import { api } from "./api.js";
 import { currentRoute, href, setParams } from "./app.js";
+import { feedbackForm, scoreList, scoresSection } from "./scores.js";
 import { clear, costEl, debounce, errorBox, exactUsd, fmtCost, fmtInOut, fmtInt, fmtMs, fmtTokens, h, hasUsage, timeEl } from "./util.js";
 
 const ROW = 28; // px; must match --row in app.css
@@ -96,6 +97,11 @@ export async function render(root, route) {
       card("Cost", hasUsage(t) ? costEl(t.cost_usd, t.cost_unknown) : "–"),
       card("Errors", h("span", { class: t.error_count ? "status-error" : null }, fmtInt(t.error_count))),
     )));
+  // Scores on the trace and its spans, and this viewer's thumbs up/down + comment.
+  const loadScores = async () => (await api("/v1/scores", { params: { trace_id: wf.trace_id } })).scores;
+  const scores = scoresSection(loadScores, wf.scores || []);
+  root.append(h("section", { class: "trace-scores", "aria-label": "Scores" },
+    h("h2", null, "Scores"), scores.el, feedbackForm(wf.trace_id, wf.scores || [], (score) => scores.add(score))));
 
   const depthSel = h("select", { "aria-label": "Expand to depth" },
     h("option", { value: "0" }, "all levels"),
@@ -407,6 +413,7 @@ function spanBody(sp, detail, failure) {
     out.push(errorBox(failure));
     return out;
   }
+  if (detail && detail.scores && detail.scores.length) out.push(h("h3", null, "Scores"), scoreList(detail.scores));
   const content = (detail && detail.content) || [];
   if (content.length) out.push(h("h3", null, "Conversation"), conversation(content));
   else if (isLlm(sp) && detail) out.push(h("h3", null, "Conversation"), h("p", { class: "muted capture-off" },

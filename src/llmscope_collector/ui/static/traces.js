@@ -1,5 +1,5 @@
 // Traces: filters + full-text search, sortable columns, cursor pagination, live tail over SSE.
-import { api, parseJson, stream } from "./api.js";
+import { api, download, parseJson, stream } from "./api.js";
 import { currentRoute, href, setParams } from "./app.js";
 import { clear, costEl, empty, errorBox, fmtCost, fmtInOut, fmtInt, fmtMs, fmtTokens, h, hasUsage, rowKeys, shortId, timeEl, withCode } from "./util.js";
 
@@ -20,13 +20,27 @@ const FILTERS = [
 const PRESETS = [["15 min", 15 * 60e3], ["1 h", 3600e3], ["24 h", 86400e3], ["7 d", 7 * 86400e3]];
 // Filters with a value picker: the values seen in the loaded traces (field of a list row).
 const PICKERS = { service: (t) => [t.service_name, ...(t.services || [])], model: (t) => t.models, provider: (t) => t.providers, session: (t) => [t.session_id], user: (t) => [t.user_id], tag: (t) => t.tags };
-// Columns of the CSV export: the list's fields, in this order.
-const EXPORT_FIELDS = ["trace_id", "name", "service_name", "start_time_unix_nano", "duration_ms", "state", "status", "span_count", "llm_calls", "error_count", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "cost_unknown", "session_id", "user_id", "models"];
+// Route parameters that are the page's own, not filters (the rest go to the API as they are).
+const PAGE_PARAMS = ["live", "order", "sort", "range"];
+// `score.<name><op><value>` filters, written `name op value` in the form: how each operator travels
+// in a query string (`score.x>=1` is the key `score.x>` with the value `1`; `>`/`<` keep the value in the key).
+const SCORE_RE = /^\s*([^\s<>=!]+)\s*(>=|<=|!=|=|>|<)\s*(\S.*?)\s*$/;
+function scoreParam(text) {
+  const m = SCORE_RE.exec(text);
+  if (!m) return null;
+  const [, name, op, value] = m;
+  if (op === ">" || op === "<") return [`score.${name}${op}${value}`, ""];
+  return [`score.${name}${op === "=" ? "" : op[0]}`, value];
+}
+function scoreText(key, value) {
+  return value === "" ? key.slice(6) : `${key.slice(6)}=${value}`;
+}
 
 // Server-side sorts (the API's `sort`); "errors" sorts the loaded rows (the API has no such sort).
 const COLUMNS = [
   { key: "start", label: "Start", sort: "start" },
   { key: "name", label: "Trace" },
+  { key: "preview", label: "Input → Output" },
   { key: "service", label: "Service" },
   { key: "duration", label: "Duration", sort: "duration", num: true },
   { key: "spans", label: "Spans", num: true },
@@ -48,6 +62,7 @@ export function traceRow(t, { fresh = false } = {}) {
     h("td", null, h("a", { href: href("trace", [t.trace_id]), tabindex: -1 }, t.name || "(no root yet)"),
       t.state !== "complete" ? h("span", { class: "tag", title: "complete: root arrived; in_progress: still receiving; incomplete: idle without root" }, t.state) : null,
       h("div", { class: "muted mono" }, shortId(t.trace_id))),
+    h("td", { class: "preview" }, previews(t)),
     h("td", null, t.service_name || "–"),
     h("td", { class: "num" }, fmtMs(t.duration_ms)),
     h("td", { class: "num" }, fmtInt(t.span_count)),
@@ -59,6 +74,16 @@ export function traceRow(t, { fresh = false } = {}) {
     h("td", null, t.session_id ? h("a", { href: href("session", [t.session_id]), tabindex: -1 }, t.session_id) : "–"),
   );
   return tr;
+}
+
+// The first line of the first question and of the last answer (from captured content), one line each,
+// the whole preview on hover; "–" when the trace's calls captured no content.
+function previews(t) {
+  if (!t.preview_input && !t.preview_output) {
+    return h("span", { class: "muted", title: "No prompt or answer was captured for this trace's LLM calls" }, "–");
+  }
+  const line = (cls, label, text) => (text ? h("div", { class: `pv ${cls}`, title: text }, h("span", { class: "pv-k" }, label), text) : null);
+  return [line("pv-in", "In", t.preview_input), line("pv-out", "Out", t.preview_output)];
 }
 
 export function traceTable(traces, { sort, order, onSort } = {}) {
@@ -84,6 +109,7 @@ function matchesLive(t, p) {
   if (!eq("session", t.session_id) || !eq("user", t.user_id)) return false;
   if (p.get("tag") && !(t.tags || []).includes(p.get("tag"))) return false;
   // Filters the stream cannot judge (search, attributes, minimums, time) pause the live rows.
+  if ([...p.keys()].some((k) => k.startsWith("score."))) return false;
   return !["q", "min_duration_ms", "min_tokens", "min_cost", "from", "to", "prompt_name", "state"].some((k) => p.get(k));
 }
 
@@ -106,6 +132,24 @@ export async function render(root, route) {
   // `attr.<key>=<value>` filters on any span attribute; one is editable here, more via the URL.
   const attrs = [...p].filter(([k]) => k.startsWith("attr.")).map(([k, v]) => `${k.slice(5)}=${v}`);
   form.append(h("label", null, "Attribute (key=value)", h("input", { name: "_attr", value: attrs.join(" "), placeholder: "user.tier=gold" })));
+  // `score.<name><op><value>` filters: one editable here (`feedback=true`, `helpfulness>=0.5`), more via the URL.
+  const scoreFilters = [...p].filter(([k]) => k.startsWith("score.")).map(([k, v]) => scoreText(k, v));
+  const scoreInput = h("input", { name: "_score", value: scoreFilters.join(", "), placeholder: "feedback=true, helpfulness>=0.5", list: "pick-score", autocomplete: "off",
+    title: "A score: name, then = != >= <= > <, then a number or a category (true/false for thumbs)" });
+  const scorePicks = h("datalist", { id: "pick-score" });
+  // Sort by a score (`sort=score.<name>`: the trace's average of it; only scored traces are listed).
+  const sortByScore = h("button", { type: "button", class: "link", title: "List the traces that have this score, highest average first (only scored traces)",
+    onclick: () => {
+      const name = (scoreInput.value.match(/^\s*([^\s<>=!,;]+)/) || [])[1];
+      if (!name) { scoreInput.setCustomValidity("Type a score name to sort by"); scoreInput.reportValidity(); return; }
+      const next = Object.fromEntries(p);
+      next.sort = `score.${name}`;
+      next.order = "desc";
+      location.hash = href("traces", [], next);
+    } }, "sort by it");
+  form.append(h("label", null, h("span", null, "Score ", sortByScore), scoreInput, scorePicks));
+  scoreInput.addEventListener("input", () => scoreInput.setCustomValidity(""));
+  scoreChoices().then((choices) => scorePicks.append(...choices.map((v) => h("option", { value: v })))).catch(() => {});
   const statusSel = h("select", { name: "status" }, ["", "error", "ok"].map((v) => h("option", { value: v, selected: p.get("status") === v }, v || "any")));
   const stateSel = h("select", { name: "state" }, ["", "complete", "in_progress", "incomplete"].map((v) => h("option", { value: v, selected: p.get("state") === v }, v || "any")));
   form.append(h("label", null, "Status", statusSel), h("label", null, "State", stateSel));
@@ -121,6 +165,16 @@ export async function render(root, route) {
     const next = {};
     for (const [k, v] of new FormData(form)) {
       if (!v) continue;
+      if (k === "_score") {
+        const bad = [];
+        for (const expr of String(v).split(/\s*[,;]\s*|\s+(?=[^\s<>=!]+\s*(?:>=|<=|!=|=|>|<))/)) {
+          if (!expr.trim()) continue;
+          const pair = scoreParam(expr);
+          if (pair) next[pair[0]] = pair[1]; else bad.push(expr);
+        }
+        if (bad.length) { scoreInput.setCustomValidity(`Not name op value: ${bad.join(", ")}`); scoreInput.reportValidity(); return; }
+        continue;
+      }
       if (k === "_attr") {
         for (const pair of String(v).split(/\s+/)) {
           const i = pair.indexOf("=");
@@ -158,14 +212,17 @@ export async function render(root, route) {
   const liveBtn = h("button", { type: "button", "aria-pressed": p.get("live") === "1" ? "true" : "false", title: "Show new traces as they are stored (Server-Sent Events)" },
     liveDot, "Live tail");
   const count = h("span", { class: "muted", "aria-live": "polite" });
-  const exportBtn = (kind) => h("button", { type: "button", title: `Download the traces shown as ${kind.toUpperCase()}`, onclick: () => download(rows, kind) }, `Export ${kind.toUpperCase()}`);
-  const toolbar = h("div", { class: "toolbar" }, liveBtn, liveText, h("span", { class: "spacer" }), count, exportBtn("csv"), exportBtn("json"));
+  const scoreSort = sort.startsWith("score.") ? h("button", { type: "button", class: "score-sort", "aria-pressed": "true",
+    title: "Sorted by the trace's average of this score (only scored traces); click to reverse", onclick: () => onSort(sort) },
+    `Score ${sort.slice(6)} ${order === "asc" ? "▲" : "▼"}`) : null;
+  const toolbar = h("div", { class: "toolbar" }, liveBtn, liveText, scoreSort, h("span", { class: "spacer" }), count, exportControls(() => filterParams));
   const tableBox = h("div");
   const more = h("div", { class: "more" });
   root.append(h("h1", null, "Traces"), form, presets, toolbar, tableBox, more);
 
   const params = {};
-  for (const [k, v] of p) if (!["live", "order", "sort", "range"].includes(k)) params[k] = v;
+  for (const [k, v] of p) if (!PAGE_PARAMS.includes(k)) params[k] = v;
+  const filterParams = { ...params };  // what the export selects: every trace the filters match
   if (sort !== "errors") { params.sort = sort; params.order = order; }
   params.limit = 50;
   let rows = [];
@@ -251,19 +308,60 @@ function localIso(text) {
   return new Date(d.getTime() - off).toISOString();
 }
 
-// The traces shown, as a file: CSV (one row per trace, the list's columns) or JSON (the API's rows).
-function download(rows, kind) {
-  const cell = (v) => {
-    const text = v === null || v === undefined ? "" : Array.isArray(v) ? v.join(" ") : String(v);
-    return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-  };
-  const body = kind === "csv"
-    ? [EXPORT_FIELDS.join(","), ...rows.map((t) => EXPORT_FIELDS.map((f) => cell(t[f])).join(","))].join("\n") + "\n"
-    : JSON.stringify(rows, (k, v) => (typeof v === "bigint" ? v.toString() : v), 2);
-  const blob = new Blob([body], { type: kind === "csv" ? "text/csv" : "application/json" });
-  const a = h("a", { href: URL.createObjectURL(blob), download: `llmscope-traces.${kind}` });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+// Score filters to pick from: the names (and categories) of the scores recorded lately.
+async function scoreChoices() {
+  const from = new Date(Date.now() - 30 * 86400e3).toISOString();
+  const { scores } = await api("/v1/scores", { params: { from, limit: 1000 } });
+  const out = new Set();
+  for (const s of scores) {
+    if (s.data_type === "numeric") out.add(`${s.name}>=`);
+    else if (s.label !== null && s.label !== undefined && out.size < 200) out.add(`${s.name}=${s.label}`);
+  }
+  return [...out].sort();
+}
+
+// The export: `GET /v1/export` with the list's filters (every matching trace, not only the rows loaded),
+// as the formats the server offers (read from its OpenAPI document, so a new format shows up by itself).
+let exportFormats = null;
+async function formatsOffered() {
+  exportFormats ||= fetch("schema/openapi.json").then((r) => r.json()).then((doc) => {
+    const params = (((doc.paths || {})["/v1/export"] || {}).get || {}).parameters || [];
+    const format = params.find((x) => x.name === "format");
+    const schema = (format && format.schema) || {};
+    const values = schema.enum || (schema.oneOf || schema.anyOf || []).flatMap((x) => x.enum || (x.const ? [x.const] : []));
+    return values.length ? values : ["jsonl", "csv"];
+  }).catch(() => ["jsonl", "csv"]);
+  return exportFormats;
+}
+
+const FORMAT_LABELS = { csv: "CSV", jsonl: "JSON lines", parquet: "Parquet" };
+
+function exportControls(filters) {
+  const format = h("select", { name: "export-format", "aria-label": "Export format" }, h("option", { value: "csv" }, "CSV"));
+  const level = h("select", { name: "export-level", "aria-label": "Export rows" },
+    h("option", { value: "traces" }, "one row per trace"), h("option", { value: "spans" }, "one row per span"));
+  formatsOffered().then((values) => {
+    clear(format).append(...["csv", ...values.filter((v) => v !== "csv")].filter((v) => values.includes(v))
+      .map((v) => h("option", { value: v }, FORMAT_LABELS[v] || v)));
+  });
+  const status = h("span", { class: "muted", role: "status", "aria-live": "polite" });
+  const button = h("button", { type: "button", title: "Download every trace these filters match (GET /v1/export)" }, "Export");
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    status.textContent = "Exporting…";
+    try {
+      const { blob, filename } = await download("/v1/export", { ...filters(), format: format.value, level: level.value });
+      const a = h("a", { href: URL.createObjectURL(blob), download: filename || `llmscope-${level.value}.${format.value}` });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+      status.textContent = "";
+    } catch (err) {
+      status.textContent = `Export failed: ${err.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h("span", { class: "export", role: "group", "aria-label": "Export" }, format, level, button, status);
 }
