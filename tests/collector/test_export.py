@@ -182,7 +182,9 @@ def test_parquet_export_has_the_declared_schema_and_the_rows_of_json_lines(
 
 
 def _texts(corpus: list[GenTrace]) -> set[str]:
-    return {s.text for t in corpus for s in t.spans if s.text}
+    """Prompts and the answers' first lines (what the trace list's previews hold): content, never exported
+    unless asked for."""
+    return {x for t in corpus for s in t.spans for x in (s.text, s.answer.split("\n")[0]) if x}
 
 
 def test_captured_content_is_exported_only_on_request(server: EmbeddedServer, tmp_path: Path) -> None:
@@ -202,13 +204,15 @@ def test_captured_content_is_exported_only_on_request(server: EmbeddedServer, tm
     assert _declared(parquet, export.export_schema("spans", content=True))
     by_span = {r["span_id"]: r["content"] for r in parquet.read().to_pylist()}
     for span in (s for t in corpus for s in t.spans):
-        items = by_span[span.span_id]
-        if not span.text:
-            assert items == [], span.name
-            continue
-        (item,) = items  # the one input message, rehydrated from the content dataset
-        assert (item["kind"], item["source"]) == ("input", "gen_ai.input.messages")
-        assert json.loads(item["value"]) == {"role": "user", "parts": [{"type": "text", "content": span.text}]}
+        # The span's input message and its answer, rehydrated from the content dataset.
+        got = {(i["kind"], i["source"]): json.loads(i["value"]) for i in by_span[span.span_id]}
+        want = {}
+        if span.text:
+            want["input", "gen_ai.input.messages"] = {"role": "user", "parts": [{"type": "text", "content": span.text}]}
+        if span.answer:
+            answer = {"role": "assistant", "parts": [{"type": "text", "content": span.answer}]}
+            want["output", "gen_ai.output.messages"] = answer
+        assert got == want, span.name
     lines = _jsonl(_get(server, "format=jsonl&level=spans&content=true")[1])
     assert {r["span_id"]: r["content"] for r in lines} == by_span
 
@@ -219,9 +223,8 @@ def test_captured_content_is_exported_only_on_request(server: EmbeddedServer, tm
     out = tmp_path / "with-content.jsonl"
     assert main(["export", "--url", server.api_url, "--content", "-o", str(out)]) == 0  # --content: per span
     exported = _jsonl(out.read_bytes())
-    assert {r["span_id"] for r in exported} == set(by_span) and texts <= {
-        json.loads(i["value"])["parts"][0]["content"] for r in exported for i in r["content"]
-    }
+    said = {json.loads(i["value"])["parts"][0]["content"] for r in exported for i in r["content"]}
+    assert {r["span_id"] for r in exported} == set(by_span) and all(any(t in x for x in said) for t in texts)
 
 
 def test_export_refuses_invalid_filters_before_streaming(server: EmbeddedServer) -> None:

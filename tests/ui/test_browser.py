@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 
 from llmscope_collector.money import exact_usd, format_usd
@@ -628,7 +629,8 @@ def test_export_button_downloads_the_filtered_traces_from_the_api(
     formats = page.locator("select[name=export-format] option")
     expect(formats.first).to_have_attribute("value", "csv")
     offered = [o.get_attribute("value") for o in formats.all()]
-    assert {"csv", "jsonl"} <= set(offered)
+    assert set(offered) == {"csv", "jsonl", "parquet"}  # what the server's OpenAPI document says it writes
+    expect(page.locator("select[name=export-format] option[value=parquet]")).to_have_text("Parquet")
     with page.expect_download() as csv_download:
         page.click(".export button:has-text('Export')")
     assert csv_download.value.suggested_filename == "llmscope-default-traces.csv"
@@ -636,9 +638,9 @@ def test_export_button_downloads_the_filtered_traces_from_the_api(
     csv_download.value.save_as(path)
     lines = path.read_text().splitlines()
     header = lines[0].split(",")
-    assert header[0] == "trace_id" and "preview_input" not in header  # no captured content unless asked for
+    assert header[:2] == ["export_version", "trace_id"] and "preview_input" not in header  # no captured content
     chatbot = {t["trace_id"] for t in _api(ui_server, "/v1/traces?service=chatbot&limit=100")["traces"]}
-    assert {line.split(",")[0] for line in lines[1:]} == chatbot
+    assert {line.split(",")[1] for line in lines[1:]} == chatbot
     page.select_option("select[name=export-format]", "jsonl")
     page.select_option("select[name=export-level]", "spans")
     with page.expect_download() as spans_download:
@@ -647,3 +649,11 @@ def test_export_button_downloads_the_filtered_traces_from_the_api(
     spans_download.value.save_as(path)
     spans = [json.loads(line) for line in path.read_text().splitlines()]
     assert {s["trace_id"] for s in spans} == chatbot and len(spans) == 5 * len(chatbot)
+    page.select_option("select[name=export-format]", "parquet")
+    with page.expect_download() as parquet_download:
+        page.click(".export button:has-text('Export')")
+    assert parquet_download.value.suggested_filename == "llmscope-default-spans.parquet"
+    path = tmp_path / "spans.parquet"
+    parquet_download.value.save_as(path)
+    table = pq.read_table(path)
+    assert table.num_rows == len(spans) and set(table.column("trace_id").to_pylist()) == chatbot
