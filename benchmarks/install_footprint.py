@@ -5,7 +5,8 @@
 Builds the wheel of this checkout and installs it into fresh venvs: alone (the SDK an application
 runs) and with `[server]` (the collector, API and UI: the dependency set every install had before
 the split). Per venv: distributions installed, site-packages size (bytes of its files), and the
-time of `python -c "import llmscope"` next to `python -c pass` (the interpreter alone): CPU time
+time of `python -c "import llmscope"` and of `import llmscope; llmscope.configure()` (the OTel SDK
+and the exporter, which load there) next to `python -c pass` (the interpreter alone): CPU time
 (user + sys of the child, steadier than wall time on a shared machine) and wall time, medians of
 interleaved runs. `tests/test_packaging.py` builds its venv with the same functions.
 """
@@ -26,6 +27,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALLS = {"base": "", "server": "[server]"}
+# What an app runs at start-up: the provider and exporter are built (no connection is made until a span is sent).
+CONFIGURE = "import llmscope; llmscope.configure(); llmscope.shutdown()"
 
 
 def uv_bin() -> str | None:
@@ -97,18 +100,20 @@ def _timed(python: Path, code: str) -> tuple[float, float]:
     return cpu, wall
 
 
+CODES = {"interpreter": "pass", "import_llmscope": "import llmscope", "configure_llmscope": CONFIGURE}
+
+
 def _import_times(pythons: dict[str, Path], runs: int) -> dict[str, dict[str, float]]:
     samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for python in pythons.values():
-        for code in ("pass", "import llmscope"):
+        for code in CODES.values():
             _timed(python, code)  # the first run writes the bytecode caches
     for _ in range(runs):  # interleaved: drift on a shared machine hits every venv alike
         for name, python in pythons.items():
-            for code in ("pass", "import llmscope"):
-                samples.setdefault((name, code), []).append(_timed(python, code))
+            for key, code in CODES.items():
+                samples.setdefault((name, key), []).append(_timed(python, code))
     out: dict[str, dict[str, float]] = {}
-    for (name, code), values in samples.items():
-        key = "interpreter" if code == "pass" else "import_llmscope"
+    for (name, key), values in samples.items():
         out.setdefault(name, {})[f"{key}_cpu_ms"] = statistics.median(v[0] for v in values)
         out[name][f"{key}_wall_ms"] = statistics.median(v[1] for v in values)
     return out

@@ -19,6 +19,7 @@ import gen_store  # noqa: E402
 import hotpaths  # noqa: E402
 import otlp_traces  # noqa: E402
 import queries  # noqa: E402
+import sdk_overhead  # noqa: E402
 import stitch_window  # noqa: E402
 
 
@@ -55,3 +56,10 @@ def test_stitch_window_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
     stitch_window.main(["--traces", "40", "--repeat", "1"])
     out = capsys.readouterr().out
     assert "current: hook" in out and "B/LLM span" in out
+
+
+def test_exporter_cost_bench_sends_through_both_protocols() -> None:
+    result = sdk_overhead.export_cpu(batches=1, rounds=1)
+    assert result["spans_per_round"] == 512
+    assert set(result["cpu_us_per_span"]) == {"grpc", "http/protobuf"}
+    assert all(isinstance(v, float) for v in result["cpu_us_per_span"].values())
