@@ -150,6 +150,26 @@ def test_the_alert_rules_are_evaluated_on_the_clickhouse_engine(served: Embedded
         db.close()
 
 
+def test_the_arrow_answers_are_the_same_on_clickhouse(served: EmbeddedServer, reference: TestClient[Any]) -> None:
+    """`llmscope.Client`'s tables (the Arrow IPC answers) from the ClickHouse engine equal DuckDB's."""
+    import urllib.request
+
+    import pyarrow as pa
+
+    accept = {"accept": "application/vnd.apache.arrow.stream"}
+    for path in (
+        "/v1/traces?sort=cost&order=asc",
+        "/v1/traces?service=search&limit=7",
+        "/v1/spans",
+        "/v1/spans?q=banana",
+    ):
+        with urllib.request.urlopen(urllib.request.Request(served.api_url + path, headers=accept), timeout=60) as resp:
+            actual = pa.ipc.open_stream(resp).read_all()
+        expected = pa.ipc.open_stream(reference.get(path, headers=accept).content).read_all()
+        assert actual.num_rows > 0, path
+        assert _close(actual.to_pylist(), expected.to_pylist()), path
+
+
 def test_a_session_is_deleted_from_the_tables_and_the_files_as_duckdb_deletes_it(
     served: EmbeddedServer, corpus: list[GenTrace], tmp_path: Path
 ) -> None:
@@ -186,23 +206,3 @@ def test_a_session_is_deleted_from_the_tables_and_the_files_as_duckdb_deletes_it
         assert files.get_session("default", "sess-1") is None
     finally:
         files.close()
-
-
-def test_the_arrow_answers_are_the_same_on_clickhouse(served: EmbeddedServer, reference: TestClient[Any]) -> None:
-    """`llmscope.Client`'s tables (the Arrow IPC answers) from the ClickHouse engine equal DuckDB's."""
-    import urllib.request
-
-    import pyarrow as pa
-
-    accept = {"accept": "application/vnd.apache.arrow.stream"}
-    for path in (
-        "/v1/traces?sort=cost&order=asc",
-        "/v1/traces?service=search&limit=7",
-        "/v1/spans",
-        "/v1/spans?q=banana",
-    ):
-        with urllib.request.urlopen(urllib.request.Request(served.api_url + path, headers=accept), timeout=60) as resp:
-            actual = pa.ipc.open_stream(resp).read_all()
-        expected = pa.ipc.open_stream(reference.get(path, headers=accept).content).read_all()
-        assert actual.num_rows > 0, path
-        assert _close(actual.to_pylist(), expected.to_pylist()), path
