@@ -447,7 +447,8 @@ DELETE_CONTENT = """DELETE FROM content
 WHERE project = {project:String} AND date = {date:Date} AND has({hashes:Array(String)}, hash)"""
 
 # ---------------------------------------------------------------------------------------------
-# Sessions: grouped from the merged trace summaries at query time
+# Sessions: grouped from the merged trace summaries at query time, a page in two statements (`session_page`,
+# then `SESSION_ROWS` for its sessions only)
 
 
 def _session_sums(trace_columns: Sequence[Column]) -> list[Column]:
