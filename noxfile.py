@@ -27,7 +27,9 @@ _pyenv_interpreters()
 
 @nox.session(python=DEFAULT_PYTHON)
 def tests(session: nox.Session) -> None:
-    """The default test run: unit, property and end-to-end tests (no benchmarks)."""
+    """The default test run: unit, property and end-to-end tests (no benchmarks). The install builds
+    the native OTLP decoder; the tests run on it and hold it equal to the pure-Python one
+    (tests/collector/test_native_decode.py, which fails without it when LLMSCOPE_REQUIRE_NATIVE is set)."""
     session.install("-e", ".[test]")
     session.run("pytest", "-q", "-m", "not slow", *session.posargs)
 

@@ -14,6 +14,8 @@ second, Export latency p50/p99, CPU seconds per second of the collector (with it
 and of this client (both on the same 2 cores), the collector's peak RSS (its process tree, from
 /proc), then how long the writer took to get every acked span into Parquet and the bytes on disk
 per span after a compaction pass. Then OTLP/HTTP protobuf and JSON throughput the same way.
+`--decoders native,python` repeats the gRPC part with the pure-Python OTLP decoder
+(`LLMSCOPE_DECODE_NATIVE=0`), same load, for CPU per span, spans/s and RSS side by side.
 """
 
 from __future__ import annotations
@@ -387,10 +389,15 @@ def med(windows: list[dict[str, Any]], key: str) -> dict[str, Any]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
 
 
-def grpc_run(args: argparse.Namespace, protos: list[bytes], spans: list[int]) -> dict[str, Any]:
+def grpc_run(
+    args: argparse.Namespace, protos: list[bytes], spans: list[int], decoder: str = "native", py_spy: float = 0.0
+) -> dict[str, Any]:
+    """The gRPC load against a collector decoding with `decoder` (native: the C extension; python: upb)."""
+    env = {"LLMSCOPE_WAL_FSYNC": "1", "LLMSCOPE_COMPACTION_INTERVAL_S": "0"}
+    env["LLMSCOPE_DECODE_NATIVE"] = "1" if decoder == "native" else "0"
     with tempfile.TemporaryDirectory(prefix="llmscope-bench-") as tmp:
         data_dir = Path(tmp) / "data"
-        server = start_server(data_dir, {"LLMSCOPE_WAL_FSYNC": "1", "LLMSCOPE_COMPACTION_INTERVAL_S": "0"})
+        server = start_server(data_dir, env)
         try:
             sampler = RssSampler(server.proc.pid)
             sampler.start()
@@ -400,7 +407,8 @@ def grpc_run(args: argparse.Namespace, protos: list[bytes], spans: list[int]) ->
             make, close = grpc_sender_factory(server.grpc_port, args.channels)
             pool = drive(make, protos, spans, args.threads, hex_marker=False, load=load, counter=counter)
             windows = measure_windows(server, load, args.warmup, args.seconds, args.runs)
-            profile = py_spy_top(server.proc.pid, args.py_spy) if args.py_spy > 0 else None
+            profile = py_spy_top(server.proc.pid, py_spy) if py_spy > 0 else None
+            running = decoder_info(server)
             load.stop.set()
             for t in pool:
                 t.join(60)
@@ -419,6 +427,7 @@ def grpc_run(args: argparse.Namespace, protos: list[bytes], spans: list[int]) ->
             stop_server(server)
         disk = compacted_bytes(data_dir)
     return {
+        "decoder": running,
         "windows": windows,
         "spans_per_s": med(windows, "spans_per_s"),
         "written_spans_per_s": med(windows, "written_spans_per_s"),
@@ -439,6 +448,31 @@ def grpc_run(args: argparse.Namespace, protos: list[bytes], spans: list[int]) ->
         "idle_rss_mb": idle_rss,
         "disk": disk,
         "profile": profile,
+    }
+
+
+def decoder_info(server: Server) -> str:
+    """The decoder the collector says it runs (`llmscope_ingest_decoder_info` on /metrics)."""
+    with urllib.request.urlopen(server.api + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    found = re.search(r'llmscope_ingest_decoder_info\{decoder="(\w+)"\}', text)
+    return found.group(1) if found else "unknown"
+
+
+def cpu_per_span_us(run: dict[str, Any]) -> float:
+    """Collector CPU (process tree) per acked span, µs: median CPU cores over median spans/s."""
+    return float(run["collector_cpu"]["median"] / run["spans_per_s"]["median"] * 1e6)
+
+
+def decoder_summary(run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "decoder": run["decoder"],
+        "spans_per_s": run["spans_per_s"]["median"],
+        "written_spans_per_s": run["written_spans_per_s"]["median"],
+        "collector_cpu": run["collector_cpu"]["median"],
+        "cpu_us_per_span": cpu_per_span_us(run),
+        "peak_rss_mb": run["peak_rss_mb"],
+        "main_process_peak_rss_mb": run["main_process_peak_rss_mb"],
     }
 
 
@@ -557,6 +591,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--no-http", action="store_true")
     parser.add_argument("--py-spy", type=float, default=0.0, help="seconds of py-spy sampling of the loaded collector")
+    parser.add_argument(
+        "--decoders",
+        default="native",
+        help="OTLP decoders to measure over gRPC, in this order (native,python): the first is the main figure",
+    )
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     protos, jsons, spans = build_templates(args.templates, args.traces_per_request, args.seed)
@@ -567,8 +606,12 @@ def main(argv: list[str] | None = None) -> int:
             "proto_bytes_per_request": statistics.mean(len(p) for p in protos),
             "json_bytes_per_request": statistics.mean(len(j) for j in jsons),
         },
-        "grpc": grpc_run(args, protos, spans),
     }
+    runs = {}
+    for i, decoder in enumerate(args.decoders.split(",")):  # the same load, one collector per decoder
+        runs[decoder] = grpc_run(args, protos, spans, decoder, args.py_spy if i == 0 else 0.0)
+    result["grpc"] = next(iter(runs.values()))
+    result["grpc_by_decoder"] = {decoder: decoder_summary(run) for decoder, run in runs.items()}
     print(json.dumps(result["grpc"], indent=2), file=sys.stderr)
     if not args.no_http:
         result["http_protobuf"] = http_run(args, protos, spans, "application/x-protobuf")

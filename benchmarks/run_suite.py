@@ -75,7 +75,20 @@ STANDING_NOTES = [
 ]
 
 QUICK = {
-    "ingest": ["--seconds", "8", "--runs", "3", "--warmup", "3", "--http-seconds", "4", "--py-spy", "8"],
+    "ingest": [
+        "--seconds",
+        "8",
+        "--runs",
+        "3",
+        "--warmup",
+        "3",
+        "--http-seconds",
+        "4",
+        "--py-spy",
+        "8",
+        "--decoders",
+        "native,python",
+    ],
     "sdk_blocks": ["--calls", "200", "--blocks", "30"],
     "callgrind_calls": 200,
     "queries": ["--runs", "3", "--samples", "20"],
@@ -83,7 +96,20 @@ QUICK = {
     "sizes": [1_000_000],
 }
 FULL = {
-    "ingest": ["--seconds", "20", "--runs", "5", "--warmup", "5", "--http-seconds", "8", "--py-spy", "15"],
+    "ingest": [
+        "--seconds",
+        "20",
+        "--runs",
+        "5",
+        "--warmup",
+        "5",
+        "--http-seconds",
+        "8",
+        "--py-spy",
+        "15",
+        "--decoders",
+        "native,python",
+    ],
     "sdk_blocks": ["--calls", "200", "--blocks", "100"],
     "callgrind_calls": 200,
     "queries": ["--runs", "5", "--samples", "40"],
@@ -116,6 +142,27 @@ def run_text(cmd: list[str], timeout: float) -> str:
 
 
 # -- parts ---------------------------------------------------------------------------------------
+
+
+def _decoder_lines(by_decoder: dict[str, Any]) -> list[str]:
+    """The gRPC figures per OTLP decoder (same load, one collector each, one after the other)."""
+    if len(by_decoder) < 2:
+        return []
+    lines = [
+        "",
+        "OTLP decoder, native (C extension, `_otlp_native.c`) vs pure Python (upb, `LLMSCOPE_DECODE_NATIVE=0`), "
+        "same run, same gRPC load (the figures above are the first row's):",
+        "",
+        "| Decoder (as /metrics reports it) | spans/s acked | spans/s into Parquet | collector CPU (cores) | "
+        "CPU µs per span | peak RSS, tree (MB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for d in by_decoder.values():
+        lines.append(
+            f"| {d['decoder']} | {d['spans_per_s']:,.0f} | {d['written_spans_per_s']:,.0f} | "
+            f"{d['collector_cpu']:.2f} | {d['cpu_us_per_span']:.1f} | {d['peak_rss_mb']:.0f} |"
+        )
+    return lines
 
 
 def bench_ingest(mode: dict[str, Any]) -> dict[str, Any]:
@@ -550,6 +597,7 @@ def render(results: dict[str, Any]) -> str:
             f"{disk['traces'] / written:.0f}). Each send carries new user messages, answers and tool results; "
             "system prompts repeat, as in real traffic, and are stored once.",
         ]
+        lines += _decoder_lines(ing.get("grpc_by_decoder", {}))
         key = "written_spans_per_s"
         if ing.get("http_protobuf"):
             r = ing["http_protobuf"][key]["median"] / max(g[key]["median"], 1e-9)

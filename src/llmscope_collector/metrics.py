@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
@@ -29,6 +29,11 @@ class Metrics:
             "llmscope_ingest_spans_marked",
             "Spans stored with a limit or anomaly mark (llmscope.* attributes), by reason.",
             ("reason",),
+            registry=self.registry,
+        )
+        self.decoder = Info(
+            "llmscope_ingest_decoder",
+            "The OTLP wire decoder this server runs: native (the C extension) or python (upb).",
             registry=self.registry,
         )
 

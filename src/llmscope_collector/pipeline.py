@@ -22,6 +22,7 @@ from llmscope_collector.ingest_status import IngestNotSettled, IngestStatus
 from llmscope_collector.metrics import IngestStatusCollector, Metrics
 from llmscope_collector.processors.decode import DecodedBatch
 from llmscope_collector.processors.decode_pool import DecodePool, PendingDecode
+from llmscope_collector.processors.native import UNAVAILABLE, decoder_name
 from llmscope_collector.processors.stitch import Stitcher, removal_deltas
 from llmscope_collector.receiver._export import TraceExporter
 from llmscope_collector.receiver.front import OtlpReceivers
@@ -137,7 +138,8 @@ class Collector:
         self.exporter = TraceExporter()
         prices_file = str(settings.prices_file) if settings.prices_file else None
         # Worker processes for the per-span Python work: WAL decoding, and OTLP/JSON conversion for the receiver.
-        self.decode_pool = DecodePool(settings.decode_workers, prices_file, self.runtime.limits)
+        self.decode_pool = DecodePool(settings.decode_workers, prices_file, self.runtime.limits, settings.decode_native)
+        self._announce_decoder(settings.decode_native)
         self.receivers = OtlpReceivers(  # OTLP/gRPC + OTLP/HTTP, auth, rate limits
             self.exporter,
             self.runtime,
@@ -171,6 +173,17 @@ class Collector:
         self._durable: _Durable | None = None
         self._started = False
         self.runtime.metrics.add_collector(IngestStatusCollector(self.ingest_status))  # read at scrape time
+
+    def _announce_decoder(self, native: bool) -> None:
+        """Say which OTLP decoder runs, in the log and as `llmscope_ingest_decoder_info` on /metrics."""
+        decoder = decoder_name(native)
+        self.runtime.metrics.decoder.info({"decoder": decoder})
+        if decoder == "native":
+            log.info("OTLP decoder: native (C extension)")
+        elif native:
+            log.warning("OTLP decoder: pure Python, as %s (same results, more CPU per span)", UNAVAILABLE)
+        else:
+            log.info("OTLP decoder: pure Python (LLMSCOPE_DECODE_NATIVE=false)")
 
     def _json_to_protobuf(self, body: bytes) -> bytes:
         return self.decode_pool.offload(len(body), json_to_protobuf, body)

@@ -75,6 +75,9 @@ class Settings:
     # Processes decoding, normalizing and pricing WAL records under load (the per-span Python work,
     # off the receivers' GIL); one per core, up to 4: on 2 cores, 2 workers write ~20% more than 1.
     decode_workers: int = dataclasses.field(default_factory=lambda: min(4, os.cpu_count() or 1))  # 0 = inline
+    # Read OTLP protobuf with the native decoder when it is built (processors/native.py); false forces
+    # the pure-Python path (upb), which gives the same results with more CPU per span.
+    decode_native: bool = True
     compaction_interval_s: float = 60.0  # 0 disables
     compaction_target_rows: int = 500_000
     compaction_target_bytes: int = 128 * 1024 * 1024

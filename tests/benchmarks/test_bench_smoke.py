@@ -49,7 +49,8 @@ def test_store_generator_and_query_bench(tmp_path: Path) -> None:
 def test_hot_path_bench_runs_against_the_last_commit(capsys: pytest.CaptureFixture[str]) -> None:
     hotpaths.main(["--requests", "1", "--traces-per-request", "3", "--repeat", "1", "--baseline", "HEAD"])
     out = capsys.readouterr().out
-    assert "decode_payload (whole span)" in out and "at HEAD:" in out and "% less now" in out
+    assert "decode_payload (whole span, python decoder)" in out and "at HEAD:" in out and "% less now" in out
+    assert "decode stages" in out and "rows → Arrow tables" in out
 
 
 def test_stitch_window_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,17 +23,19 @@ import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from llmscope_collector.processors import native as native_decoder
 from llmscope_collector.processors.cost import PriceBook
 from llmscope_collector.processors.limits import (
     DEFAULT_LIMITS,
     MAX_TIME_NS,
     SpanLimits,
-    apply_span_limits,
+    cut_name,
     limit_events,
+    limit_span,
     span_events,
-    span_name,
 )
 from llmscope_collector.processors.messages import split_hashed
+from llmscope_collector.processors.native import ResourceParts, ScopeParts, SpanFields
 from llmscope_collector.processors.normalize import GENAI_COLUMNS, canonical_genai
 from llmscope_collector.processors.pricing import price_rows
 from llmscope_collector.processors.scores import CARRIER_SCOPE, EVALUATION_EVENT, score_row
@@ -135,22 +137,47 @@ def attributes_dict(kvs: Any) -> dict[str, Any]:
     return out
 
 
-def _events(span: Any, limits: SpanLimits) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The span's events within the limits, and the marks for what the limits changed (limits.py)."""
+def request_parts(request: ExportTraceServiceRequest, limits: SpanLimits) -> list[ResourceParts]:
+    """The pure-Python (upb) twin of `native.parse_request`: the request's plain values."""
+    out: list[ResourceParts] = []
+    for resource_spans in request.resource_spans:
+        scopes: list[ScopeParts] = []
+        for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope
+            all_events = scope.name == CARRIER_SCOPE  # a carrier's events are all scores: none dropped
+            spans = [_span_fields(span, limits, all_events) for span in scope_spans.spans]
+            scopes.append((scope.name, scope.version, spans))
+        out.append((attributes_dict(resource_spans.resource.attributes), scopes))
+    return out
+
+
+def _span_fields(span: Any, limits: SpanLimits, all_events: bool) -> SpanFields:
     sent = span.events
     events = [
         {"time_ns": e.time_unix_nano, "name": e.name, "attributes": attributes_dict(e.attributes)}
-        for e in span_events(sent, limits)
+        for e in (sent if all_events else span_events(sent, limits))
     ]
-    return events, limit_events(events, len(sent), limits)
-
-
-def _links_json(links: Any) -> str:
-    items = [
+    links = [
         {"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex(), "attributes": attributes_dict(link.attributes)}
-        for link in links
+        for link in span.links
     ]
-    return _json.encode(items).decode()
+    status = span.status
+    return (
+        span.trace_id,
+        span.span_id,
+        span.parent_span_id,
+        span.trace_state,
+        span.name,
+        span.kind,
+        span.start_time_unix_nano,
+        span.end_time_unix_nano,
+        status.code,
+        status.message,
+        attributes_dict(span.attributes),
+        events,
+        len(sent),
+        links,
+    )
 
 
 _NS_PER_DAY = 86_400 * 10**9
@@ -192,25 +219,48 @@ def decode_request(
 ) -> DecodedBatch:
     """Flatten, normalize and price every span of the request into one Arrow table per partition;
     `limits` are the server's span limits (marks are counted in the batch's `marked`)."""
+    return decode_parts(request_parts(request, limits), project, prices, limits)
+
+
+def decode_bytes(
+    payload: bytes,
+    project: str,
+    prices: PriceBook | None = None,
+    limits: SpanLimits = DEFAULT_LIMITS,
+    native: bool = True,
+) -> DecodedBatch:
+    """`decode_request` of the request's wire bytes, read by the native decoder when `native` and
+    it is built (`native.py`), else by upb; either raises protobuf's `DecodeError` for bad bytes."""
+    if native and native_decoder.AVAILABLE:
+        parts = native_decoder.parse_request(payload, limits)
+    else:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(payload)
+        parts = request_parts(request, limits)
+    return decode_parts(parts, project, prices, limits)
+
+
+def decode_parts(
+    resources: list[ResourceParts], project: str, prices: PriceBook | None, limits: SpanLimits
+) -> DecodedBatch:
+    """`decode_request` of a request's plain values (`native.py`'s shape), whichever decoder read them."""
     batch = DecodedBatch()
     parts: _Partitions = {}
     scores: _ScoreParts = {}
-    for resource_spans in request.resource_spans:
-        resource_attrs = attributes_dict(resource_spans.resource.attributes)
+    for resource_attrs, scopes in resources:
         service = resource_attrs.get("service.name")
         resource = (
             None if service is None else str(service),
             _json.encode(resource_attrs).decode() if resource_attrs else None,
         )
-        for scope_spans in resource_spans.scope_spans:
-            scope = scope_spans.scope
-            if scope.name == CARRIER_SCOPE:  # scores sent through the API: stored as scores, not spans
-                for span in scope_spans.spans:
-                    _carrier_scores(scores, project, span)
+        for scope_name, scope_version, spans in scopes:
+            if scope_name == CARRIER_SCOPE:  # scores sent through the API: stored as scores, not spans
+                for fields in spans:
+                    _carrier_scores(scores, project, fields)
                 continue
-            context = (project, *resource, scope.name or None, scope.version or None)
-            for span in scope_spans.spans:
-                _decode_span(batch, parts, scores, span, context, limits)
+            context = (project, *resource, scope_name or None, scope_version or None)
+            for fields in spans:
+                _decode_span(batch, parts, scores, fields, context, limits)
     book = prices or default_prices()
     for key, rows in parts.items():
         batch.accepted += len(rows)
@@ -225,12 +275,12 @@ def decode_request(
     return batch
 
 
-def _carrier_scores(scores: _ScoreParts, project: str, span: Any) -> None:
+def _carrier_scores(scores: _ScoreParts, project: str, fields: SpanFields) -> None:
     """The scores of an API carrier span (its start is when the API received them)."""
-    received = min(span.start_time_unix_nano, MAX_TIME_NS)
-    for event in span.events:
-        if event.name == EVALUATION_EVENT:
-            _add_score(scores, project, attributes_dict(event.attributes), event.time_unix_nano, received, None)
+    received = min(fields[6], MAX_TIME_NS)
+    for event in fields[11]:
+        if event["name"] == EVALUATION_EVENT:
+            _add_score(scores, project, event["attributes"], event["time_ns"], received, None)
 
 
 def _span_scores(scores: _ScoreParts, project: str, events: list[dict[str, Any]], target: tuple[Any, ...]) -> None:
@@ -324,45 +374,62 @@ _Context = tuple[str, str | None, str | None, str | None, str | None]
 
 
 def _decode_span(
-    batch: DecodedBatch, parts: _Partitions, scores: _ScoreParts, span: Any, context: _Context, limits: SpanLimits
+    batch: DecodedBatch,
+    parts: _Partitions,
+    scores: _ScoreParts,
+    fields: SpanFields,
+    context: _Context,
+    limits: SpanLimits,
 ) -> None:
-    trace_id, span_id = span.trace_id, span.span_id
+    (
+        trace_id,
+        span_id,
+        parent,
+        trace_state,
+        name,
+        kind,
+        sent_start,
+        sent_end,
+        code,
+        message,
+        attrs,
+        events,
+        sent,
+        links,
+    ) = fields
     if len(trace_id) != 16 or len(span_id) != 8 or trace_id == _NO_TRACE or span_id == _NO_SPAN:
         batch.rejected += 1
         if len(batch.errors) < 5:
-            name = span_name(span, limits)
+            name = cut_name(name, limits)
             batch.errors.append(f"span {name!r}: trace_id must be 16 bytes and span_id 8 bytes, non-zero")
         return
     project, service_name, resource_json, scope_name, scope_version = context
-    parent, kind, status = span.parent_span_id, span.kind, span.status
-    code = status.code
-    start, end = min(span.start_time_unix_nano, MAX_TIME_NS), min(span.end_time_unix_nano, MAX_TIME_NS)
-    events, event_marks = _events(span, limits) if span.events else ([], None)
-    attrs = apply_span_limits(span, attributes_dict(span.attributes), limits, batch.marked, event_marks)
+    start, end = min(sent_start, MAX_TIME_NS), min(sent_end, MAX_TIME_NS)
+    event_marks = limit_events(events, sent, limits) if sent else None
+    attrs = limit_span(sent_start, sent_end, kind, code, name, attrs, limits, batch.marked, event_marks)
     genai = canonical_genai(attrs, events, start_ns=start, failed=code == _STATUS_ERROR)
     light, refs, items = split_hashed(attrs)
     if events:
         _span_scores(scores, project, events, (trace_id.hex(), span_id.hex(), genai.get("session_id")))
-    links = span.links
     row = (
         trace_id.hex(),
         span_id.hex(),
         parent.hex() if parent and any(parent) else None,
-        span.trace_state or None,
-        span_name(span, limits),
+        trace_state or None,
+        cut_name(name, limits),
         _KINDS[kind] if 0 <= kind < len(_KINDS) else "UNSPECIFIED",
         start,
         end,
         end - start if end > start else 0,
         _STATUS[code] if 0 <= code < len(_STATUS) else "UNSET",
-        status.message or None,
+        message or None,
         service_name,
         scope_name,
         scope_version,
         resource_json,
         _json.encode(light).decode() if light else None,
         _json.encode(events).decode() if events else None,
-        _links_json(links) if links else None,
+        _json.encode(links).decode() if links else None,
         refs or None,
         sum([ref[3] for ref in refs]) if refs else None,
         items,
@@ -376,4 +443,15 @@ def _decode_span(
         rows.append(row)
 
 
-__all__ = ["DecodedBatch", "DecodedPart", "KeyValue", "any_value", "attributes_dict", "decode_request", "utc_date"]
+__all__ = [
+    "DecodedBatch",
+    "DecodedPart",
+    "KeyValue",
+    "any_value",
+    "attributes_dict",
+    "decode_bytes",
+    "decode_parts",
+    "decode_request",
+    "request_parts",
+    "utc_date",
+]

@@ -21,11 +21,9 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import ParamSpec, TypeVar
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
 from llmscope_collector.process_memory import tune_process_memory
 from llmscope_collector.processors.cost import PriceBook
-from llmscope_collector.processors.decode import DecodedBatch, decode_request
+from llmscope_collector.processors.decode import DecodedBatch, decode_bytes
 from llmscope_collector.processors.limits import DEFAULT_LIMITS, SpanLimits
 
 log = logging.getLogger(__name__)
@@ -44,10 +42,11 @@ R = TypeVar("R")
 
 @dataclasses.dataclass(frozen=True)
 class _WorkerContext:
-    """What a worker decodes with: its server's price book and span limits (set by `init_worker`)."""
+    """What a worker decodes with: its server's price book, span limits and wire decoder (set by `init_worker`)."""
 
     prices: PriceBook | None = None
     limits: SpanLimits = DEFAULT_LIMITS
+    native: bool = True
 
 
 # A worker process belongs to one pool, hence one server: the initializer sets this once per worker.
@@ -55,13 +54,16 @@ _worker = _WorkerContext()
 
 
 def decode_payload(
-    project: str, payload: bytes, prices: PriceBook | None = None, limits: SpanLimits | None = None
+    project: str,
+    payload: bytes,
+    prices: PriceBook | None = None,
+    limits: SpanLimits | None = None,
+    native: bool | None = None,
 ) -> DecodedBatch:
     """Raw `ExportTraceServiceRequest` bytes → Arrow tables (runs in a worker process or inline);
-    without `prices`/`limits`, the worker's (`init_worker`)."""
-    request = ExportTraceServiceRequest()
-    request.ParseFromString(payload)
-    return decode_request(request, project, prices or _worker.prices, limits or _worker.limits)
+    without `prices`/`limits`/`native` (the wire decoder: processors/native.py), the worker's (`init_worker`)."""
+    use_native = _worker.native if native is None else native
+    return decode_bytes(payload, project, prices or _worker.prices, limits or _worker.limits, use_native)
 
 
 Decoded = DecodedBatch | BaseException
@@ -82,12 +84,14 @@ def decode_payloads(items: Sequence[tuple[str, bytes]]) -> list[Decoded]:
 _PARENT_CHECK_S = 1.0
 
 
-def init_worker(parent_pid: int, prices_file: str | None, limits: SpanLimits = DEFAULT_LIMITS) -> None:
-    """Worker initializer: the collector's price book, span limits and allocator settings, and exit
-    when the collector is gone."""
+def init_worker(
+    parent_pid: int, prices_file: str | None, limits: SpanLimits = DEFAULT_LIMITS, native: bool = True
+) -> None:
+    """Worker initializer: the collector's price book, span limits, wire decoder and allocator
+    settings, and exit when the collector is gone."""
     global _worker
     tune_process_memory()
-    _worker = _WorkerContext(PriceBook.from_file(prices_file), limits)
+    _worker = _WorkerContext(PriceBook.from_file(prices_file), limits, native)
     exit_with_parent(parent_pid)
 
 
@@ -106,8 +110,11 @@ def exit_with_parent(parent_pid: int) -> None:
 class DecodePool:
     """Decodes `(project, payload)` pairs in order; exceptions are returned per item, not raised."""
 
-    def __init__(self, workers: int, prices_file: str | None = None, limits: SpanLimits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self, workers: int, prices_file: str | None = None, limits: SpanLimits = DEFAULT_LIMITS, native: bool = True
+    ) -> None:
         self._workers = workers
+        self.native = native  # the native wire decoder where built (processors/native.py), else upb
         self._prices_file = prices_file
         self._limits = limits  # handed to each worker by its initializer, used as is inline
         self._prices: PriceBook | None = None
@@ -149,7 +156,7 @@ class DecodePool:
         if self._prices is None:
             self._prices = PriceBook.from_file(self._prices_file)
         try:
-            return decode_payload(project, payload, self._prices, self._limits)
+            return decode_payload(project, payload, self._prices, self._limits, self.native)
         except Exception as exc:
             return exc
 
@@ -173,7 +180,7 @@ class DecodePool:
                         self._workers,
                         mp_context=context,
                         initializer=init_worker,
-                        initargs=(os.getpid(), self._prices_file, self._limits),
+                        initargs=(os.getpid(), self._prices_file, self._limits, self.native),
                     )
                 except (RuntimeError, OSError) as exc:
                     log.error("decode worker pool cannot start (%s); working inline", exc)

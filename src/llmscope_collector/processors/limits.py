@@ -1,10 +1,11 @@
 """Per-span limits and anomaly marks, applied while decoding: nothing is dropped without a trace.
 
-`apply_span_limits` is called once per span by `decode.py` with the span's decoded attributes and
-returns the attributes to store. Over-long values are cut (at a UTF-8 boundary) and listed in
-`llmscope.truncated_attributes`; attributes beyond the count limit are dropped (well-known GenAI
-keys kept first) and counted in `llmscope.dropped_attributes_count`; an end before the start or an
-out-of-range kind/status code is kept as sent and flagged. Each mark is counted by reason.
+`limit_span` (`apply_span_limits` of a protobuf span) is called once per span by `decode.py` with
+the span's decoded attributes and returns the attributes to store. Over-long values are cut (at a
+UTF-8 boundary) and listed in `llmscope.truncated_attributes`; attributes beyond the count limit
+are dropped (well-known GenAI keys kept first) and counted in `llmscope.dropped_attributes_count`;
+an end before the start or an out-of-range kind/status code is kept as sent and flagged. Each mark
+is counted by reason.
 
 The limits are the server's (`Runtime.limits`), passed in by the decoder; marks are counted into
 the caller's `marked` mapping (the decoded batch's), which travels back from a decode worker with
@@ -15,8 +16,9 @@ Names are limited too: a span name, an event name or an attribute key (the span'
 longer than `max_name_bytes` is cut, and events beyond `max_events` are dropped (the first ones
 kept). `apply_span_limits` marks and counts those on the span (`llmscope.truncated_name`,
 `llmscope.truncated_keys`, `llmscope.truncated_event_names`, `llmscope.dropped_events_count`);
-`decode.py` stores `span_name(span)`, decodes only `span_events(...)`, and has `limit_events` cut
-the decoded events' names and keys (its marks go to `apply_span_limits`).
+`decode.py` stores `cut_name(name)`, decodes only `span_events(...)` (the native decoder: the first
+`max_events`), and has `limit_events` cut the decoded events' names and keys (its marks go to
+`apply_span_limits`).
 """
 
 from __future__ import annotations
@@ -64,6 +66,21 @@ def apply_span_limits(
     """`attrs` within `limits`, plus `llmscope.*` marks for whatever was changed or odd (counted in `marked`);
     `event_marks` are `limit_events`' marks for the span's events, added with the others."""
     start, end, kind, status = span.start_time_unix_nano, span.end_time_unix_nano, span.kind, span.status.code
+    return limit_span(start, end, kind, status, span.name, attrs, limits, marked, event_marks)
+
+
+def limit_span(
+    start: int,
+    end: int,
+    kind: int,
+    status: int,
+    name: str,
+    attrs: dict[str, Any],
+    limits: SpanLimits,
+    marked: Marks,
+    event_marks: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`apply_span_limits` of a span's fields as sent (times, kind, status code, name)."""
     name_limit = limits.max_name_bytes
     if (  # the usual span, nothing to change or mark: returned as it is
         start <= end <= MAX_TIME_NS
@@ -71,13 +88,13 @@ def apply_span_limits(
         and 0 <= status <= _MAX_STATUS
         and (not limits.max_attributes or len(attrs) <= limits.max_attributes)
         and _none_over(attrs, limits.max_value_bytes, name_limit)
-        and (not name_limit or len(name := span.name) * 4 <= name_limit or not _over(name, name_limit))
+        and (not name_limit or len(name) * 4 <= name_limit or not _over(name, name_limit))
         and not event_marks
     ):
         return attrs
     marks = dict(event_marks or {})
     if name_limit:
-        if _over(span.name, name_limit):
+        if _over(name, name_limit):
             marks[TRUNCATED_NAME] = True
         keys = sum(_over(key, name_limit) for key in attrs)
         if keys:

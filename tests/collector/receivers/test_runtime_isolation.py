@@ -7,11 +7,15 @@ counts come back with each decoded batch)."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from llmscope_collector.processors import native
+from llmscope_collector.processors.native import decoder_name
 from llmscope_collector.server import EmbeddedServer
 from llmscope_collector.settings import Settings
 from tests import otlp_factory as f
@@ -39,8 +43,11 @@ def _wide_spans(count: int, attributes: int, value: str = "v") -> bytes:
     return bytes(f.request(spans).SerializeToString())
 
 
-def test_two_servers_in_one_process_count_and_limit_their_own_data(settings: Settings) -> None:
-    strict = dataclasses.replace(settings, max_span_attributes=2, decode_workers=0)
+def test_two_servers_in_one_process_count_and_limit_their_own_data(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="llmscope_collector.pipeline")
+    strict = dataclasses.replace(settings, max_span_attributes=2, decode_workers=0, decode_native=False)
     lenient = dataclasses.replace(settings, data_dir=settings.data_dir.parent / "other", decode_workers=0)
     with EmbeddedServer(strict) as first, EmbeddedServer(lenient) as second:
         grpc_export(first, _wide_spans(3, attributes=5))
@@ -58,6 +65,11 @@ def test_two_servers_in_one_process_count_and_limit_their_own_data(settings: Set
     assert _marked(two, "dropped_attributes") == 0  # the other server's limit is not its own
     written = ("llmscope_storage_spans_written_total", ())  # read from each collector at scrape time
     assert (one[written], two[written]) == (3, 5)
+    # Each says which OTLP decoder it runs (the first is forced to the pure path), in /metrics and the log.
+    assert one[("llmscope_ingest_decoder_info", (("decoder", "python"),))] == 1
+    assert two[("llmscope_ingest_decoder_info", (("decoder", decoder_name(True)),))] == 1
+    assert "OTLP decoder: pure Python (LLMSCOPE_DECODE_NATIVE=false)" in caplog.text
+    assert ("OTLP decoder: native" if native.AVAILABLE else native.UNAVAILABLE) in caplog.text
 
 
 def test_spans_marked_in_decode_workers_are_counted(settings: Settings) -> None:

@@ -1,0 +1,69 @@
+"""Which OTLP wire decoder this process runs: the C extension (`_otlp_native.c`) or upb + Python.
+
+Both turn `ExportTraceServiceRequest` bytes into the same plain values, which `decode.py` then
+normalizes, limits, splits and prices (those rules exist once, in Python):
+
+    [(resource_attributes, [(scope_name, scope_version, [SpanFields, ...]), ...]), ...]
+
+`SpanFields` is `(trace_id, span_id, parent_span_id, trace_state, name, kind, start_ns, end_ns,
+status_code, status_message, attributes, events, events_sent, links)`: ids as sent (bytes), times
+as sent (unsigned), attributes by OTel's AnyValue rules (`decode.attributes_dict`), events as
+`{"time_ns", "name", "attributes"}` dicts (the first `max_events` of `events_sent`; all of them on
+the scores carrier scope), links as `{"trace_id", "span_id", "attributes"}` with hex ids.
+
+The native decoder checks the whole wire format with the GIL released, as upb checks it (same
+accepted/refused bytes: tests/collector/test_native_decode.py), then builds the values with no
+per-field wrapper objects: most of what the pure path spends per span. It is optional: without a
+C compiler at install time (setup.py) the pure path runs, and `LLMSCOPE_DECODE_NATIVE=false`
+(settings.py) forces it.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from llmscope_collector.processors.limits import SpanLimits
+from llmscope_collector.processors.scores import CARRIER_SCOPE
+
+SpanFields = tuple[
+    bytes, bytes, bytes, str, str, int, int, int, int, str, dict[str, Any], list[dict[str, Any]], int, list[Any]
+]
+ScopeParts = tuple[str, str, list[SpanFields]]
+ResourceParts = tuple[dict[str, Any], list[ScopeParts]]
+
+# AnyValue's `string_value_strindex` (opentelemetry-proto >= 1.7 profiles) is a oneof case: sent
+# after a string it clears it. The native decoder follows the installed schema.
+_STRINDEX = "string_value_strindex" in AnyValue.DESCRIPTOR.fields_by_name
+_REQUEST_TYPE = "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest"
+
+
+def _load() -> tuple[ModuleType | None, str]:
+    try:
+        from llmscope_collector.processors import _otlp_native  # type: ignore[attr-defined]  # (C, optional)
+    except ImportError as exc:
+        return None, f"the C extension is not built ({exc})"
+    return _otlp_native, ""
+
+
+_native, UNAVAILABLE = _load()
+AVAILABLE = _native is not None
+"""Whether the C extension loaded; `UNAVAILABLE` says why not."""
+
+
+def decoder_name(native: bool) -> str:
+    """`native` or `python`: what a decode asked for `native` runs (the metrics' label, the log line)."""
+    return "native" if native and AVAILABLE else "python"
+
+
+def parse_request(payload: bytes, limits: SpanLimits) -> list[ResourceParts]:
+    """The request's values (module docstring); raises protobuf's `DecodeError` for bytes upb refuses."""
+    assert _native is not None, UNAVAILABLE
+    try:
+        parts: list[ResourceParts] = _native.parse_request(bytes(payload), limits.max_events, CARRIER_SCOPE, _STRINDEX)
+    except _native.DecodeError as exc:
+        raise DecodeError(f"Error parsing message with type '{_REQUEST_TYPE}': {exc}") from None
+    return parts
