@@ -308,6 +308,15 @@ def test_pasted_api_key_unlocks_the_ui_when_keys_are_required(browser: Any, keye
         page.click("button:has-text('Live tail')")  # the stream sends the key too (fetch, not EventSource)
         expect(page.locator(".live-dot.live")).to_have_count(1)
         shot(page, "11-with-api-key")
+        # The export and the thumbs go through the same key (no plain link: it could not send it).
+        with page.expect_download() as download:
+            page.click(".export button:has-text('Export')")
+        assert download.value.failure() is None and download.value.suggested_filename.endswith(".csv")
+        page.locator("table.data tbody tr.rowlink").first.click()
+        with page.expect_response(lambda r: r.url.endswith("/v1/scores") and r.request.method == "POST") as sent:
+            page.click("form.feedback button.thumb[aria-label^='Good']")
+        assert sent.value.status == 201 and sent.value.request.headers["authorization"] == f"Bearer {key}"
+        page.click("nav a:has-text('Traces')")
         # Deleting a session (real deletion on disk), with the key.
         page.click("a:has-text('sess-alpha')")
         page.once("dialog", lambda d: d.accept())
