@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from llmscope_collector.alerts.metrics import MetricReader
 from llmscope_collector.alerts.rules import METRICS, MONTH, Filters, Rule
 from llmscope_collector.query.backend import QueryBackend
+from llmscope_collector.query.clickhouse import sql
 from llmscope_collector.query.clickhouse.client import ChdbClient
 from llmscope_collector.query.clickhouse.loader import DirectorySource, Loader, stored_object
 from llmscope_collector.query.clickhouse.metrics import ClickHouseMetricReader
@@ -393,6 +394,26 @@ def test_tables_made_before_the_trace_summaries_are_summarized_once_then_fed(eng
         msgspec.to_builtins(engines.duckdb.list_traces("gen0", TraceQuery(limit=1000))),
         msgspec.to_builtins(store.list_traces("gen0", TraceQuery(limit=1000))),
     )
+
+
+def test_a_column_declared_since_the_tables_were_made_is_added_and_loaded(engines: Engines) -> None:
+    """Tables of an earlier version lack a column declared since (here the previews): the next loader adds
+    it to every table and remakes the summaries' view, and what loads afterwards answers as DuckDB."""
+    client = engines.clickhouse.client
+    engines.clickhouse.loader.refresh()
+    client.command("DROP VIEW trace_summaries_feed", {})
+    for table in ("trace_deltas", "trace_summaries"):
+        client.command(f"ALTER TABLE {table} DROP COLUMN preview_input", {})
+    client.command(sql.SUMMARY_FEED_DDL.replace("m_preview_input AS preview_input, ", "").replace(
+        "argMinIfState(preview_input, preview_input_ns, preview_input IS NOT NULL) AS m_preview_input, ", ""
+    ), {})  # fmt: skip
+    store = ClickHouseStore(client, Loader(client, DirectorySource(engines.server.settings.data_dir)))
+    columns = client.rows("SELECT table, name FROM system.columns WHERE name = 'preview_input'", {})
+    assert {r["table"] for r in columns} >= {"trace_deltas", "trace_summaries"}
+    later = engines.new_project(generate(11, 12, step_s=61))  # loaded with the column, through the new view
+    expected = msgspec.to_builtins(engines.duckdb.list_traces(later, TraceQuery(limit=1000)))
+    same(expected, msgspec.to_builtins(store.list_traces(later, TraceQuery(limit=1000))))
+    assert any(t["preview_input"] for t in expected["traces"])
 
 
 @settings(max_examples=15, deadline=None)

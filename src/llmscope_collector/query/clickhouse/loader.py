@@ -196,10 +196,23 @@ class Loader:
             client.command(statement, {})
         if not had_summaries:  # tables made before it: summarize the deltas already loaded, then feed it
             client.command(sql.SUMMARY_BACKFILL, {})
+        if self._add_columns():  # the view selects every summary column: made again with the new ones
+            client.command(sql.DROP_SUMMARY_FEED, {})
         client.command(sql.SUMMARY_FEED_DDL, {})
         self._set_retention(sql.retention_ttl(retention_days, project_days or {}))
         self._loaded = {r["key"] for r in client.rows(sql.LOADED_KEYS, {})}
         self.objects_loaded = 0
+
+    def _add_columns(self) -> bool:
+        """Add the declared columns the tables lack (made by an earlier version); whether the summaries had any.
+        Run at start, before any load; replicas starting together add the same columns (IF NOT EXISTS)."""
+        existing = {(r["table"], r["name"]) for r in self._client.rows(sql.TABLE_COLUMNS, {})}
+        added_summary = False
+        for table, name, kind in sql.declared_columns():
+            if (table, name) not in existing:
+                self._client.command(sql.add_column(table, name, kind), {})
+                added_summary |= table == sql.SUMMARY_TABLE
+        return added_summary
 
     def _set_retention(self, ttl: str) -> None:
         """The tables' TTL, changed only when the policy differs from the one last set (a change rewrites

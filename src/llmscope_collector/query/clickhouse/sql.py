@@ -110,6 +110,20 @@ ENGINE = ReplacingMergeTree(set_ns) ORDER BY name""",
     ]
 
 
+def declared_columns() -> list[tuple[str, str, str]]:
+    """(table, column, type) of every declared column of the data tables: a column added to a declaration
+    since the tables were made is added to them (`ALTER TABLE … ADD COLUMN`), its older rows empty."""
+    columns = [(TABLES[dataset], c.name, ch_type(c)) for dataset, cols in DATASET_COLUMNS.items() for c in cols]
+    return columns + [(SUMMARY_TABLE, name, kind) for name, kind, _, _ in _summary_parts()]
+
+
+TABLE_COLUMNS = "SELECT table, name FROM system.columns WHERE database = currentDatabase()"
+
+
+def add_column(table: str, name: str, kind: str) -> str:
+    return f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {kind}"  # declared names and types only
+
+
 # ---------------------------------------------------------------------------------------------
 # Retention: a TTL on every data table, from the collector's retention policy (storage.retention)
 
@@ -233,6 +247,7 @@ FROM (SELECT {group}, {inner} FROM {source} GROUP BY {group})"""  # noqa: S608 -
 SUMMARY_FEED_DDL = (
     f"CREATE MATERIALIZED VIEW IF NOT EXISTS {SUMMARY_FEED} TO {SUMMARY_TABLE} AS\n{_summarize('trace_deltas')}"
 )
+DROP_SUMMARY_FEED = f"DROP VIEW IF EXISTS {SUMMARY_FEED}"
 SUMMARY_BACKFILL = f"INSERT INTO {SUMMARY_TABLE}\n{_summarize('trace_deltas')}"
 SUMMARY_TABLE_EXISTS = (
     "SELECT count() AS n FROM system.tables WHERE database = currentDatabase() AND name = {name:String}"
