@@ -1,7 +1,7 @@
 # ruff: noqa: RUF001 - the report is typeset: en dashes for ranges, multiplication signs for ratios
 """The benchmark suite behind `nox -s bench`: ingest, SDK overhead, queries; writes docs/benchmarks.{md,json}.
 
-    python benchmarks/run_suite.py [--quick] [--only ingest,sdk,queries,proxy,install] [--sizes 1000000,10000000]
+    python benchmarks/run_suite.py [--quick] [--only ingest,sdk,queries,proxy,install,export] [--sizes 1000000,10000000]
 
 Every part runs in its own child process (its CPU and memory are its own). Each figure is the median
 of several runs with their min-max; comparisons are ratios of figures measured in the same run.
@@ -317,6 +317,15 @@ def store_for(size: int, seed: int, store_dir: Path) -> tuple[Path, dict[str, An
     return path, dict(json.loads(done.stdout))
 
 
+def bench_export(store_dir: Path) -> dict[str, Any]:
+    """`llmscope export` of the 1M-span store through `llmscope serve`, each format, a quarter then all of it."""
+    path, gen = store_for(1_000_000, 1, store_dir)
+    log("export: 1M spans, jsonl/csv/parquet, through llmscope serve and llmscope export")
+    figures = dict(run_json([PY, str(HERE / "export.py"), "--data-dir", str(path)], timeout=3 * 3600))
+    figures["store"] = gen
+    return figures
+
+
 def bench_queries(mode: dict[str, Any], sizes: list[int], store_dir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for size in sizes:
@@ -422,8 +431,9 @@ def render(results: dict[str, Any]) -> str:
         "differed by 60k instructions/call (the batch processor's thread also runs during the measured calls).",
         "",
         "Run it: `nox -s bench` (full: 1M and 10M-span stores, longer windows, ~1 h on 2 cores with the 10M store "
-        "cached), `nox -s bench -- --quick` (1M store, short windows), `-- --only ingest,sdk,queries,proxy,install`, "
-        "`-- --sizes 1000000`, `-- --no-peers`. Scripts: `benchmarks/` (each runs on its own too).",
+        "cached), `nox -s bench -- --quick` (1M store, short windows), "
+        "`-- --only ingest,sdk,queries,proxy,install,export`, `-- --sizes 1000000`, `-- --no-peers`. "
+        "Scripts: `benchmarks/` (each runs on its own too).",
         "",
         f"- Mode: **{results['mode']}** ({results['mode_note']})",
         f"- Date: {m['date_utc']}; llmscope commit `{m['git_commit']}`",
@@ -776,12 +786,42 @@ def render(results: dict[str, Any]) -> str:
         for name, text in profs.items():
             lines += [f"Profile of `{name}` (missed its target; pyinstrument, 3 calls, warm index):", "", _code(text)]
 
+    lines += _render_export(results.get("export"))
     lines += _render_proxy(results.get("proxy"))
     lines += _render_install(results.get("install"))
     notes = results.get("notes")
     if notes:
         lines += ["## Notes and what is not measured yet", "", *[f"- {n}" for n in notes], ""]
     return "\n".join(lines)
+
+
+def _render_export(export: dict[str, Any] | None) -> list[str]:
+    if not export:
+        return []
+    lines = [
+        "## Export",
+        "",
+        "`benchmarks/export.py`: a child `llmscope serve` on the 1M-span store, then per format a child "
+        "`llmscope export --level spans -o FILE` of the first quarter of the time range and of all of it "
+        "(docs/export.md). Server RSS: its main process (the API runs the export), sampled every 50 ms; "
+        "CLI: peak RSS sampled every 20 ms. The server's RSS before the first export includes loading "
+        "the trace summary index on first use; bounded memory shows as the same peaks for a quarter and for "
+        "all of it.",
+        "",
+        "| Format | Spans | Output MB | Seconds | Spans/s | MB/s | Server peak RSS MB (quarter → all) "
+        "| CLI peak RSS MB (quarter → all) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for fmt, figures in export.get("formats", {}).items():
+        every, quarter = figures["all"], figures.get("quarter", figures["all"])
+        lines.append(
+            f"| {fmt} | {every['rows']:,} | {every['bytes'] / 1e6:,.0f} | {every['seconds']:,.0f} | "
+            f"{every['spans_per_s']:,} | {every['mb_per_s']:g} | {quarter['server_peak_rss_mb']:,.0f} → "
+            f"{every['server_peak_rss_mb']:,.0f} | {quarter['cli_peak_rss_mb']:,.0f} → "
+            f"{every['cli_peak_rss_mb']:,.0f} |"
+        )
+    lines += ["", f"Server RSS when it started: {export.get('server_start_rss_mb', 0):,.0f} MB.", ""]
+    return lines
 
 
 def _render_proxy(proxy: dict[str, Any] | None) -> list[str]:
@@ -859,7 +899,9 @@ def _render_install(install: dict[str, Any] | None) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few-minute run: 1M-span store, short windows")
-    parser.add_argument("--only", default="ingest,sdk,queries,proxy,install", help="comma-separated parts to run")
+    parser.add_argument(
+        "--only", default="ingest,sdk,queries,proxy,install,export", help="comma-separated parts to run"
+    )
     parser.add_argument("--sizes", help="store sizes for the query benchmark, e.g. 1000000,10000000")
     parser.add_argument("--store-dir", type=Path, default=Path(tempfile.gettempdir()) / "llmscope-bench-stores")
     parser.add_argument(
@@ -897,12 +939,13 @@ def main(argv: list[str] | None = None) -> int:
         previous = json.loads(args.out_json.read_text())
         groups = {"sdk": "sdk", "sdk_profile": "sdk", "ingest": "ingest", "queries": "queries", "proxy": "proxy"}
         groups["install"], groups["sdk_export"] = "install", "sdk"
+        groups["export"] = "export"
         groups["query_profiles"] = "queries"
         for key, group in groups.items():
             if key in previous and group not in parts:
                 results[key] = previous[key]
         results["notes"] += [n for n in previous.get("notes", ()) if n.startswith("Merged report")]
-        kept = ", ".join(sorted({"sdk", "ingest", "queries", "proxy", "install"} - parts))
+        kept = ", ".join(sorted({"sdk", "ingest", "queries", "proxy", "install", "export"} - parts))
         results["notes"].append(
             f"Merged report: {kept} from the run of {previous['machine']['date_utc']} (commit "
             f"`{previous['machine']['git_commit']}`); {', '.join(sorted(parts))} re-run on "
@@ -949,6 +992,8 @@ def main(argv: list[str] | None = None) -> int:
         results["ingest"] = bench_ingest(mode)
     if "proxy" in parts:
         results["proxy"] = bench_proxy(mode)
+    if "export" in parts:
+        results["export"] = bench_export(args.store_dir)
     if "queries" in parts:
         results["queries"] = bench_queries(mode, sizes, args.store_dir)
         largest = results["queries"][str(max(sizes))]

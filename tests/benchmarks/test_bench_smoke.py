@@ -15,12 +15,30 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
+import export  # noqa: E402
 import gen_store  # noqa: E402
 import hotpaths  # noqa: E402
 import otlp_traces  # noqa: E402
 import queries  # noqa: E402
 import sdk_overhead  # noqa: E402
 import stitch_window  # noqa: E402
+
+
+def test_export_bench_exports_every_span_of_a_store(tmp_path: Path) -> None:
+    import json
+
+    import run_suite
+
+    data = tmp_path / "store"
+    spans = gen_store.generate(data, 300, days=2, workers=0, flush_rows=100, compact=False)["spans"]
+    out = tmp_path / "export.json"
+    assert export.main(["--data-dir", str(data), "--formats", "parquet,csv", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    for fmt in ("parquet", "csv"):
+        assert figures["formats"][fmt]["all"]["rows"] == spans
+        assert 0 < figures["formats"][fmt]["quarter"]["rows"] < spans
+        assert figures["formats"][fmt]["all"]["server_peak_rss_mb"] > 0
+    assert "| parquet |" in "\n".join(run_suite._render_export(figures))
 
 
 def test_trace_generator_is_deterministic() -> None:
