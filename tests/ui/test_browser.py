@@ -150,14 +150,12 @@ def test_error_span_shows_exception_in_dark_mode(page: Any) -> None:
 
 
 def test_ten_thousand_span_trace_is_virtualized(page: Any) -> None:
-    started = time.monotonic()
     _open(page, f"#/trace/{trace_id(0x40)}")
     expect(page.locator(".wf-scroll")).to_have_attribute("aria-label", f"Waterfall of {BIG_TRACE_SPANS} spans")
     page.locator(".wf-row").first.wait_for()
-    loaded = time.monotonic() - started
     rendered = page.locator(".wf-row").count()
     assert 10 < rendered < 120, rendered  # only the rows in view (plus overscan) are in the DOM
-    assert loaded < 8, f"the 10,000-span trace took {loaded:.1f} s to show"
+    # How fast it shows is a benchmark's question (docs/benchmarks.md), not a timed assertion here.
     # Jump to the end: the last span gets a row, the page stays responsive.
     page.locator(".wf-scroll").focus()
     page.keyboard.press("End")
