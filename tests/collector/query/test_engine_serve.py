@@ -206,3 +206,28 @@ def test_a_session_is_deleted_from_the_tables_and_the_files_as_duckdb_deletes_it
         assert files.get_session("default", "sess-1") is None
     finally:
         files.close()
+
+
+def test_the_export_is_the_same_on_clickhouse(served: EmbeddedServer) -> None:
+    """`GET /v1/export` lists the traces through the ClickHouse engine and reads spans and content from
+    the files: the same rows as with DuckDB, at both levels."""
+    import urllib.request
+
+    from llmscope_collector.query.export import ExportReader
+
+    store, exports = TraceStore(served.settings.data_dir), ExportReader(served.settings.data_dir)
+    try:
+        with TestClient(app=create_app(store, exports=exports)) as client:
+            for query in ("format=jsonl", "format=jsonl&level=spans&content=true", "format=csv&level=spans"):
+                with urllib.request.urlopen(f"{served.api_url}/v1/export?{query}", timeout=60) as resp:
+                    body = resp.read()
+                expected = client.get(f"/v1/export?{query}")
+                assert expected.status_code == 200 and body, query
+                if "csv" in query:
+                    assert body == expected.content, query
+                    continue
+                rows = [json.loads(line) for line in body.splitlines()]
+                assert len(rows) > 10 and _close(rows, [json.loads(line) for line in expected.content.splitlines()])
+    finally:
+        store.close()
+        exports.close()
