@@ -1,7 +1,7 @@
 """A small tool-using agent on the anthropic client, traced with llmscope.
 
 Runs against the simulated provider shipped with llmscope (no API key needed) and exports to the
-collector at LLMSCOPE_ENDPOINT (default 127.0.0.1:4317; start one with `llmscope serve`).
+collector at LLMSCOPE_ENDPOINT (default 127.0.0.1:4318; start one with `llmscope serve`).
 
     python examples/anthropic_agent.py
 """

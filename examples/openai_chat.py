@@ -2,7 +2,7 @@
 an embeddings call, all in one trace.
 
 Runs against the simulated provider shipped with llmscope (no API key needed) and exports to the
-collector at LLMSCOPE_ENDPOINT (default 127.0.0.1:4317; start one with `llmscope serve`). With no
+collector at LLMSCOPE_ENDPOINT (default 127.0.0.1:4318; start one with `llmscope serve`). With no
 collector listening it still runs: the exporter only logs that it could not deliver.
 
     python examples/openai_chat.py

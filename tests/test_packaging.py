@@ -26,7 +26,7 @@ from llmscope_collector.server import EmbeddedServer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import install_footprint  # the bench script owns building the wheel and the venv
 
-SERVER_MODULES = ("duckdb", "pyarrow", "litestar", "uvicorn", "genai_prices", "msgspec")
+SERVER_MODULES = ("duckdb", "pyarrow", "litestar", "uvicorn", "genai_prices", "msgspec", "grpc")
 MODEL = "claude-sonnet-4-6"
 
 APP = textwrap.dedent(
@@ -101,7 +101,7 @@ def _app_env() -> dict[str, str]:
 
 
 def test_the_base_install_instruments_an_app_without_the_server(base_venv: Path, server: EmbeddedServer) -> None:
-    proc = _run([str(base_venv / "bin" / "python"), "-c", APP, f"http://127.0.0.1:{server.grpc_port}"], env=_app_env())
+    proc = _run([str(base_venv / "bin" / "python"), "-c", APP, f"http://127.0.0.1:{server.http_port}"], env=_app_env())
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["installed"] == [] and report["imported"] == []
     assert "pip install 'llmscope[client]'" in report["client_error"]

@@ -76,8 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--exit", action="store_true", help="exit after printing instead of serving on")
     demo.add_argument(
         "--endpoint",
-        help="send the demo traffic to a collector that is already running (its OTLP/gRPC URL, e.g. "
-        "http://127.0.0.1:4317) instead of starting one; the waterfall is read from --api-url",
+        help="send the demo traffic to a collector that is already running (its OTLP URL: "
+        "http://127.0.0.1:4318 for OTLP/HTTP, or :4317 for gRPC) instead of starting one; the waterfall is read "
+        "from --api-url",
     )
     demo.add_argument("--api-url", help="that collector's API (default http://127.0.0.1:<api port>; LLMSCOPE_API_URL)")
     _add_cleanup_parser(sub)

@@ -50,7 +50,7 @@ def render_waterfall(waterfall: dict[str, Any]) -> str:
 
 
 def _drive(endpoint: str, traces: int) -> dict[str, Any] | None:
-    """Run the demo app (a separate, instrumented process) against an OTLP/gRPC endpoint."""
+    """Run the demo app (a separate, instrumented process) against an OTLP endpoint (HTTP, or gRPC on 4317)."""
     if importlib.util.find_spec("anthropic") is None:
         print("llmscope demo drives the anthropic client: pip install 'llmscope[demo]'", file=sys.stderr)
         return None
@@ -80,7 +80,7 @@ def _show(api_url: str, report: dict[str, Any], fetch: Callable[[str], Any] = _f
 
 def run_demo(server: EmbeddedServer, *, traces: int) -> int:
     """`llmscope demo`: the demo app against this process's own collector."""
-    report = _drive(f"http://{server.settings.host}:{server.grpc_port}", traces)
+    report = _drive(f"http://{server.settings.host}:{server.http_port}", traces)
     if report is None:
         return 1
     server.collector.flush()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import threading
 import weakref
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from opentelemetry import trace
 
 from llmscope_sdk import _attributes as A
-from llmscope_sdk._config import DEFAULT_SHUTDOWN_TIMEOUT_S, SdkSettings
+from llmscope_sdk._config import DEFAULT_SHUTDOWN_TIMEOUT_S, GRPC, GRPC_PORT, HTTP_PORT, SdkSettings, port_of
 
 if TYPE_CHECKING:  # the OTel SDK and exporters load in `configure()`, not with `import llmscope`
     from opentelemetry.sdk.trace import TracerProvider
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # the OTel SDK and exporters load in `configure()`, not with 
     from llmscope_sdk import _delivery
     from llmscope_sdk._lean import LeanSpanDrain
 
+_log = logging.getLogger("llmscope")
 _lock = threading.Lock()
 _provider: trace.TracerProvider | None = None
 _owned: TracerProvider | None = None
@@ -38,17 +40,34 @@ def _exporter(settings: SdkSettings, extra_headers: dict[str, str] | None) -> Sp
     headers = dict(extra_headers or {})
     if settings.api_key:
         headers["authorization"] = f"Bearer {settings.api_key}"
-    if settings.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-
-        insecure = settings.endpoint.startswith("http://")
-        return GrpcExporter(endpoint=settings.endpoint, insecure=insecure, headers=headers or None)
+    endpoint = settings.endpoint
+    if settings.protocol == GRPC:
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+        except ImportError:
+            endpoint = _http_instead(endpoint)
+        else:
+            insecure = endpoint.startswith("http://")
+            return GrpcExporter(endpoint=endpoint, insecure=insecure, headers=headers or None)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-    endpoint = settings.endpoint.rstrip("/")
+    endpoint = endpoint.rstrip("/")
     if not endpoint.endswith("/v1/traces"):
         endpoint += "/v1/traces"
     return HttpExporter(endpoint=endpoint, headers=headers or None)
+
+
+def _http_instead(endpoint: str) -> str:
+    """gRPC was asked for without its exporter installed: say how to get it, send OTLP/HTTP meanwhile (to
+    4318 when the endpoint named OTLP's gRPC port 4317: the collector and OTel's collectors serve both)."""
+    port = port_of(endpoint)
+    http = endpoint if "//" in endpoint else f"http://{endpoint}"
+    if port == GRPC_PORT:
+        http = http.replace(f":{GRPC_PORT}", f":{HTTP_PORT}", 1)
+    _log.warning(
+        "llmscope: OTLP/gRPC export needs `pip install 'llmscope[grpc]'`; exporting OTLP/HTTP to %s instead", http
+    )
+    return http
 
 
 def _add_scope_processor(provider: trace.TracerProvider) -> None:

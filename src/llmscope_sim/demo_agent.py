@@ -150,7 +150,7 @@ def showcase(base_url: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--endpoint", required=True, help="OTLP/gRPC endpoint, e.g. http://127.0.0.1:4317")
+    parser.add_argument("--endpoint", required=True, help="OTLP endpoint, e.g. http://127.0.0.1:4318 (gRPC on 4317)")
     parser.add_argument("--traces", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-showcase", dest="showcase", action="store_false", help="only the planner runs")

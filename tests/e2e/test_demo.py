@@ -22,7 +22,7 @@ def test_demo_into_a_running_collector_shows_a_conversation(server: EmbeddedServ
     proc = subprocess.run(
         [
             sys.executable, "-m", "llmscope_collector", "demo", "--traces", "1",
-            "--endpoint", f"http://127.0.0.1:{server.grpc_port}", "--api-url", server.api_url,
+            "--endpoint", f"http://127.0.0.1:{server.http_port}", "--api-url", server.api_url,
         ],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
@@ -43,7 +43,7 @@ def test_demo_says_when_no_api_answers(server: EmbeddedServer) -> None:
     proc = subprocess.run(
         [
             sys.executable, "-m", "llmscope_collector", "demo", "--traces", "1",
-            "--endpoint", f"http://127.0.0.1:{server.grpc_port}", "--api-url", "http://127.0.0.1:9",
+            "--endpoint", f"http://127.0.0.1:{server.http_port}", "--api-url", "http://127.0.0.1:9",
         ],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip

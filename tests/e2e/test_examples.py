@@ -17,7 +17,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _run(script: Path, server: EmbeddedServer) -> str:
-    env = {**os.environ, "LLMSCOPE_ENDPOINT": f"http://127.0.0.1:{server.grpc_port}", "OTEL_SERVICE_NAME": script.stem}
+    env = {**os.environ, "LLMSCOPE_ENDPOINT": f"http://127.0.0.1:{server.http_port}", "OTEL_SERVICE_NAME": script.stem}
     env.pop("LLMSCOPE_RAISE_INTERNAL_ERRORS", None)
     proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
