@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from llmscope_collector.query.filters import TimeRange, TraceQuery
+from llmscope_collector.query.filters import TimeRange, TraceQuery, ValueQuery
 from llmscope_collector.query.models import (
     CostReport,
     DeletionReport,
@@ -26,6 +26,7 @@ from llmscope_collector.query.models import (
     SpanDetail,
     StoreCounts,
     TracePage,
+    ValueList,
     Waterfall,
 )
 
@@ -51,6 +52,11 @@ class QueryBackend(Protocol):
     def get_trace(self, trace_id: str, project: str = "default") -> Waterfall | None: ...
 
     def list_traces(self, project: str, query: TraceQuery) -> TracePage: ...
+
+    def trace_values(self, project: str, query: ValueQuery) -> ValueList:
+        """The distinct values of one trace field (service, model, ...) over the traces starting in the
+        query's range, most frequent first: what the UI's pickers offer (`GET /v1/traces/values`)."""
+        ...
 
     def waterfalls(self, project: str, trace_ids: Sequence[str], start_ns: int, end_ns: int) -> list[Waterfall]:
         """The waterfalls of these traces (those stored, in the order given) in one read: their spans start

@@ -190,6 +190,28 @@ class TraceQuery:
         return "score" if self.sort.startswith(SCORE_SORT) else self.sort
 
 
+ValueField = Literal["service", "model", "provider", "session", "user", "tag"]
+MAX_VALUES = 1000
+MAX_PREFIX = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueQuery:
+    """`GET /v1/traces/values`: the distinct values of one trace field over the traces starting in `time`
+    (no other filter: a picker offers every value of the range), those starting with `prefix` (any case)."""
+
+    field: ValueField
+    time: TimeRange = TimeRange()
+    prefix: str | None = None
+    limit: int = 100
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_VALUES:
+            raise InvalidFilter("limit", f"must be 1..{MAX_VALUES}")
+        if self.prefix is not None and len(self.prefix) > MAX_PREFIX:
+            raise InvalidFilter("prefix", f"must be at most {MAX_PREFIX} characters")
+
+
 @dataclasses.dataclass(frozen=True)
 class Cursor:
     """Where a page ended: the sort key and trace id of its last row, for the same sort and order."""

@@ -234,6 +234,18 @@ class TracePage(msgspec.Struct, kw_only=True):
     next_cursor: str | None
 
 
+class ValueCount(msgspec.Struct, kw_only=True):
+    value: str
+    traces: int  # how many traces of the range have it
+
+
+class ValueList(msgspec.Struct, kw_only=True):
+    """The distinct values of one trace field, the most frequent first (then by value)."""
+
+    field: str
+    values: list[ValueCount]
+
+
 class ContentPart(msgspec.Struct, kw_only=True):
     """One stored content item of a span, rehydrated from the content store."""
 

@@ -24,6 +24,7 @@ from llmscope_collector.storage.schema import (
     LLM_OPERATIONS,
     SPAN_COLUMNS,
     TRACE_COLUMNS,
+    TRACE_VALUE_COLUMNS,
     Column,
     token_names,
     waterfall_names,
@@ -346,6 +347,22 @@ SELECT {TRACE_ROW}, {key} AS sort_key
 FROM traces t {join}
 WHERE {" AND ".join(where)}
 ORDER BY {key} {direction}, t.trace_id {direction}
+LIMIT $limit"""  # noqa: S608 - fragments from allowlists only
+
+
+def trace_values(field: str, filters: list[str], prefix: bool) -> str:
+    """The distinct values of a picker field (`storage.schema.TRACE_VALUE_COLUMNS`) over the traces the
+    (allowlisted, time) filters keep, each with its trace count; most frequent first, then by value."""
+    column = TRACE_VALUE_COLUMNS[field]
+    value = f"unnest(t.{column.name})" if pa.types.is_list(column.type) else f"t.{column.name}"
+    where = ["t.project = $project", *(TRACE_FILTERS[f] for f in filters)]
+    match = ["v.value IS NOT NULL", *(["starts_with(lower(v.value), lower($prefix))"] if prefix else [])]
+    return f"""
+SELECT v.value AS value, count(*) AS trace_count
+FROM (SELECT {value} AS value FROM traces t WHERE {" AND ".join(where)}) v
+WHERE {" AND ".join(match)}
+GROUP BY v.value
+ORDER BY trace_count DESC, v.value
 LIMIT $limit"""  # noqa: S608 - fragments from allowlists only
 
 

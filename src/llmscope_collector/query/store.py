@@ -24,7 +24,15 @@ import pyarrow as pa
 
 from llmscope_collector.query import rollups, sessions, sql
 from llmscope_collector.query.db import Database, bind
-from llmscope_collector.query.filters import SCORE_SORT, Cursor, InvalidFilter, TimeRange, TraceQuery, span_dates
+from llmscope_collector.query.filters import (
+    SCORE_SORT,
+    Cursor,
+    InvalidFilter,
+    TimeRange,
+    TraceQuery,
+    ValueQuery,
+    span_dates,
+)
 from llmscope_collector.query.index import SummaryIndex
 from llmscope_collector.query.models import (
     ContentPart,
@@ -39,6 +47,8 @@ from llmscope_collector.query.models import (
     SpanDetail,
     StoreCounts,
     TracePage,
+    ValueCount,
+    ValueList,
     Waterfall,
 )
 from llmscope_collector.query.partials import CostPartials
@@ -209,6 +219,12 @@ class TraceStore:
         text = sql.list_traces(names, query.sort_key, query.order, has_cursor)
         return trace_page(self.table_rows(text, {**params, "project": project, "limit": query.limit + 1}), query)
 
+    def trace_values(self, project: str, query: ValueQuery) -> ValueList:
+        """The distinct values of one trace field over a time range, with their trace counts."""
+        names, params = value_params(query)
+        text = sql.trace_values(query.field, names, "prefix" in params)
+        return value_list(query, self.table_rows(text, {**params, "project": project}))
+
     def _trace_filters(self, project: str, query: TraceQuery) -> tuple[list[str], dict[str, Any]]:
         names, params = trace_filter_params(query)
         restrict_to_matches(names, params, self._span_matches(project, query), query)
@@ -368,6 +384,21 @@ def trace_filter_params(query: TraceQuery) -> tuple[list[str], dict[str, Any]]:
     if query.status is not None:
         names.append("errors" if query.status == "error" else "no_errors")
     return names, params
+
+
+def value_params(query: ValueQuery) -> tuple[list[str], dict[str, Any]]:
+    """The time filters of a value query (those of the trace list) and its bound prefix and limit."""
+    names, params = trace_filter_params(TraceQuery(time=query.time))
+    params["limit"] = query.limit
+    if query.prefix:
+        params["prefix"] = query.prefix
+    return names, params
+
+
+def value_list(query: ValueQuery, rows: list[dict[str, Any]]) -> ValueList:
+    return ValueList(
+        field=query.field, values=[ValueCount(value=r["value"], traces=int(r["trace_count"])) for r in rows]
+    )
 
 
 def restrict_to_matches(names: list[str], params: dict[str, Any], matched: list[str] | None, query: TraceQuery) -> None:

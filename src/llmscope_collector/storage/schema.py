@@ -245,6 +245,20 @@ def without_content(columns: Sequence[Column]) -> tuple[Column, ...]:
 
 TRACE_COLUMNS = trace_columns(SPAN_COLUMNS)
 
+# The trace fields whose distinct values the API serves (`GET /v1/traces/values`, the UI's pickers) →
+# the trace summary column holding them (a list column holds several values per trace).
+TRACE_VALUE_COLUMNS: dict[str, Column] = {
+    field: next(c for c in TRACE_COLUMNS if c.name == name)
+    for field, name in (
+        ("service", "services"),
+        ("model", "models"),
+        ("provider", "providers"),
+        ("session", "session_id"),
+        ("user", "user_id"),
+        ("tag", "tags"),
+    )
+}
+
 CONTENT_COLUMNS: tuple[Column, ...] = (
     _c("hash", _STR),
     _c("body", _STR),

@@ -35,7 +35,7 @@ from llmscope_collector.query.clickhouse.metrics import ClickHouseMetricReader
 from llmscope_collector.query.clickhouse.sql import DATASET_COLUMNS, load, structure
 from llmscope_collector.query.clickhouse.store import ClickHouseStore
 from llmscope_collector.query.db import Database
-from llmscope_collector.query.filters import TimeRange, TraceQuery
+from llmscope_collector.query.filters import TimeRange, TraceQuery, ValueQuery
 from llmscope_collector.query.score_metrics import score_metrics
 from llmscope_collector.query.scores import ScoreStore
 from llmscope_collector.server import EmbeddedServer
@@ -65,6 +65,7 @@ SPAN_FILTER_VALUES = {
 }
 
 
+VALUE_FIELDS = ("service", "model", "provider", "session", "user", "tag")
 ANY_VALUE = sorted({v for values in SPAN_FILTER_VALUES.values() for v in values})
 
 
@@ -186,6 +187,8 @@ def _every_query(engines: Engines, project: str, traces: list[GenTrace]) -> None
     engines.check(lambda s: s.prompts(project, TimeRange()))
     engines.check(lambda s: s.prompt_versions(project, "greet", TimeRange()), order_free=True)
     engines.check(lambda s: s.list_traces(project, TraceQuery(q="quartz", attrs=(('$."app.tier"', "gold"),))))
+    for field in VALUE_FIELDS:
+        engines.check(lambda s, f=field: s.trace_values(project, ValueQuery(field=f)))  # type: ignore[arg-type]
     _score_queries(engines, project, traces)
 
 
@@ -236,6 +239,8 @@ def test_every_query_is_the_same_on_the_fixed_store(engines: Engines) -> None:
     for word in (*WORDS, "number 1"):
         engines.check(lambda s, w=word: s.list_traces("gen0", TraceQuery(q=w, limit=1000)))
     assert engines.check(lambda s: s.counts())["spans"] > 0
+    models = engines.check(lambda s: s.trace_values("gen0", ValueQuery(field="model")))["values"]
+    assert {m["value"] for m in models} == {m for t in traces for m in t.models}
     # The previews (merged across the late duplicates' deltas by arg_min/arg_max) agree, and are the model's.
     listed = engines.check(lambda s: s.list_traces("gen0", TraceQuery(limit=1000)))["traces"]
     previews = {t["trace_id"]: (t["preview_input"], t["preview_output"]) for t in listed}
@@ -282,6 +287,22 @@ def test_trace_list_with_any_filters_is_the_same(engines: Engines, query: TraceQ
     if page["next_cursor"]:
         following = dataclasses.replace(query, cursor=page["next_cursor"])
         engines.check(lambda s: s.list_traces("gen0", following))
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    field=st.sampled_from(VALUE_FIELDS),
+    start=_times,
+    length=st.integers(1, 30 * 3600),
+    prefix=st.sampled_from([None, "", "G", "gpt-4", "CLAUDE", "sess-1", "u-", "be", "check", "nope"]),
+    limit=st.sampled_from([1, 2, 100, 1000]),
+)
+def test_trace_values_over_any_range_are_the_same(
+    engines: Engines, field: str, start: int | None, length: int, prefix: str | None, limit: int
+) -> None:
+    time_range = TimeRange(start, start + length * NS) if start is not None else TimeRange()
+    query = ValueQuery(field=field, time=time_range, prefix=prefix, limit=limit)  # type: ignore[arg-type]
+    engines.check(lambda s: s.trace_values("gen0", query))
 
 
 @settings(max_examples=12, deadline=None)

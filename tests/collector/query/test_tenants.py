@@ -108,6 +108,18 @@ def test_no_get_route_returns_another_projects_data(tenants: Tenants) -> None:
             assert "event: trace" in text and not [m for m in markers if m in text]
             checked.append(path)
             continue
+        if path == "/v1/traces/values":  # every field's values: team-a's own, never team-b's
+            for field in ("service", "model", "provider", "session", "user", "tag"):
+                body = ok(tenants.server, f"{path}?field={field}&limit=1000", tenants.headers("team-a"))
+                text = json.dumps(body)
+                assert not [m for m in markers if m in text], field
+                if field == "service":
+                    assert {v["value"] for v in body["values"]} == {tr.service for tr in tenants.a}
+                    assert sum(v["traces"] for v in body["values"]) == len(tenants.a)
+            b_services = ok(tenants.server, f"{path}?field=service", tenants.headers("team-b"))["values"]
+            assert b_services == [{"value": B_SERVICE, "traces": len(tenants.b)}]
+            checked.append(path)
+            continue
         if path == "/v1/export":  # JSON lines / CSV / Parquet, not one JSON document
             b_texts = _b_texts(tenants)
             assert b_texts
@@ -135,6 +147,7 @@ def test_no_get_route_returns_another_projects_data(tenants: Tenants) -> None:
             checked.append(path)
     assert {
         "/v1/traces",
+        "/v1/traces/values",
         "/v1/traces/{trace_id}",
         "/v1/spans/{trace_id}/{span_id}",
         "/v1/sessions",

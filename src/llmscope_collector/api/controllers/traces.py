@@ -18,8 +18,18 @@ from llmscope_collector.api.arrow import arrow_response, arrow_schema, batches, 
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import ErrorBody, TracePage, Waterfall
 from llmscope_collector.query.backend import QueryBackend
-from llmscope_collector.query.filters import SCORE_SORT, TimeRange, TraceQuery, attr_filters, parse_decimal
-from llmscope_collector.query.models import TraceSummary
+from llmscope_collector.query.filters import (
+    MAX_PREFIX,
+    MAX_VALUES,
+    SCORE_SORT,
+    TimeRange,
+    TraceQuery,
+    ValueField,
+    ValueQuery,
+    attr_filters,
+    parse_decimal,
+)
+from llmscope_collector.query.models import TraceSummary, ValueList
 from llmscope_collector.query.scores import ScoreFilter, ScoreStore, score_filters
 
 From = Annotated[str | None, QueryParameter(name="from", description="ISO 8601 time or epoch ns")]
@@ -144,6 +154,32 @@ class TraceController(Controller):
             summaries = (msgspec.to_builtins(summary) for summary in rows)
             return arrow_response(TRACE_SCHEMA, batches(summaries, TRACE_SCHEMA), f"llmscope-{caller_project}-traces")
         return store.list_traces(caller_project, query)
+
+    @get(
+        "/values",
+        operation_id="listTraceValues",
+        summary="The distinct values of one trace field over a time range, with their trace counts",
+        responses={
+            200: ResponseSpec(data_container=ValueList, description="Values, most frequent first"),
+            **_BAD_REQUEST,
+        },
+        description="What the UI's pickers offer: every value of `field` among the traces starting in the range "
+        "(no other filter applies), the most frequent first, then by value; `prefix` keeps those starting with it "
+        "(any case).",
+        sync_to_thread=True,
+    )
+    def trace_values(
+        self,
+        store: NamedDependency[QueryBackend],
+        caller_project: NamedDependency[str],
+        field: Annotated[ValueField, QueryParameter(description="The trace field whose values to list")],
+        from_: From = None,
+        to: To = None,
+        prefix: Annotated[str | None, QueryParameter(max_length=MAX_PREFIX)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_VALUES)] = 100,
+    ) -> ValueList:
+        query = ValueQuery(field=field, time=TimeRange.parse(from_, to), prefix=prefix, limit=limit)
+        return store.trace_values(caller_project, query)
 
     @get(
         "/{trace_id:str}",

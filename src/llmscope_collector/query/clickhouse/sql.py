@@ -30,6 +30,7 @@ from llmscope_collector.storage.schema import (
     LLM_OPERATIONS,
     SPAN_COLUMNS,
     TRACE_COLUMNS,
+    TRACE_VALUE_COLUMNS,
     Column,
     token_names,
     waterfall_names,
@@ -372,6 +373,22 @@ SELECT {TRACE_ROW}, {key} AS sort_key
 FROM traces t {join}
 WHERE t.project = {{project:String}} AND t.trace_id IN ({page})
 ORDER BY sort_key {direction}, t.trace_id {direction}"""  # noqa: S608 - fragments from allowlists only
+
+
+def trace_values(field: str, filters: list[str], prefix: bool) -> str:
+    """`query.sql.trace_values` here: over the project's merged summaries (of which ClickHouse computes the
+    field's column and those the time filters read only)."""
+    column = TRACE_VALUE_COLUMNS[field]
+    value = f"arrayJoin(t.{column.name})" if pa.types.is_list(column.type) else f"t.{column.name}"
+    where = ["t.project = {project:String}", *(TRACE_FILTERS[f] for f in filters)]
+    match = ["v.value IS NOT NULL", *(["startsWith(lowerUTF8(v.value), lowerUTF8({prefix:String}))"] if prefix else [])]
+    return f"""WITH {_narrowed([])}
+SELECT v.value AS value, count() AS trace_count
+FROM (SELECT {value} AS value FROM traces t WHERE {" AND ".join(where)}) v
+WHERE {" AND ".join(match)}
+GROUP BY v.value
+ORDER BY trace_count DESC, v.value
+LIMIT {{limit:UInt32}}"""  # noqa: S608 - fragments from allowlists only
 
 
 TRACE_KEYS: dict[str, str] = {

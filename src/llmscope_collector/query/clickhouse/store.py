@@ -20,7 +20,14 @@ from llmscope_collector.query.clickhouse import sql
 from llmscope_collector.query.clickhouse.client import ClickHouseClient, connect
 from llmscope_collector.query.clickhouse.loader import BucketSource, DirectorySource, Loader, ObjectSource
 from llmscope_collector.query.deletion import remove_from_files, session_trace_ids
-from llmscope_collector.query.filters import InvalidFilter, TimeRange, TraceQuery, check_session_id, span_dates
+from llmscope_collector.query.filters import (
+    InvalidFilter,
+    TimeRange,
+    TraceQuery,
+    ValueQuery,
+    check_session_id,
+    span_dates,
+)
 from llmscope_collector.query.models import (
     ContentPart,
     CostGroup,
@@ -38,6 +45,7 @@ from llmscope_collector.query.models import (
     SpanDetail,
     StoreCounts,
     TracePage,
+    ValueList,
     Waterfall,
 )
 from llmscope_collector.query.rollups import _prompt_stats, _span_filters, _text, metrics
@@ -54,6 +62,8 @@ from llmscope_collector.query.store import (
     restrict_to_matches,
     trace_filter_params,
     trace_page,
+    value_list,
+    value_params,
     waterfalls_of,
 )
 from llmscope_collector.query.waterfall import build_waterfall
@@ -154,6 +164,11 @@ class ClickHouseStore:
         has_cursor = add_cursor(params, query)
         text = sql.list_traces(names, query.sort_key, query.order, has_cursor)
         return trace_page(self._rows(text, {**params, "project": project, "limit": query.limit + 1}), query)
+
+    def trace_values(self, project: str, query: ValueQuery) -> ValueList:
+        names, params = value_params(query)
+        text = sql.trace_values(query.field, names, "prefix" in params)
+        return value_list(query, self._fresh(text, {**params, "project": project}))
 
     def _trace_filters(self, project: str, query: TraceQuery) -> tuple[list[str], dict[str, Any]]:
         names, params = trace_filter_params(query)
