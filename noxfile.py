@@ -41,6 +41,22 @@ def tests_matrix(session: nox.Session) -> None:
     session.run("pytest", "-q", "-m", "not slow", *session.posargs)
 
 
+@nox.session(python=PYTHONS)
+def native(session: nox.Session) -> None:
+    """The native OTLP decoder built and held equal to the pure-Python one on every CPython (issue 22;
+    `.ci/run` runs it): the install compiles it, LLMSCOPE_REQUIRE_NATIVE makes a failed build fail."""
+    session.install("-e", ".[server]", "pytest>=8", "hypothesis>=6.100")
+    session.run(
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/collector/test_native_decode.py",
+        *session.posargs,
+        env={"LLMSCOPE_REQUIRE_NATIVE": "1"},
+    )
+
+
 # Oldest supported client lines (declared in pyproject's extras) and the newest published.
 CLIENTS = {
     "oldest": ["anthropic==0.40.0", "openai==1.40.0", "httpx<0.28"],
