@@ -455,6 +455,30 @@ def test_trace_list_presets_and_pickers(page: Any) -> None:
     # The export button: test_export_button_downloads_the_filtered_traces_from_the_api.
 
 
+def test_pickers_offer_the_ranges_values_not_only_the_shown_traces(page: Any, ui_server: EmbeddedServer) -> None:
+    """Issue 19, item 8: the pickers fill from `GET /v1/traces/values` for the page's time range, so a filter
+    does not hide the other values: with service=chatbot shown, the batch job's model and service are offered."""
+    _open(page, "#/traces?service=chatbot")
+    listed = _api(ui_server, "/v1/traces?service=chatbot&limit=1000")["traces"]
+    expect(page.locator("table.data tbody tr.rowlink")).to_have_count(len(listed))
+    shown = {m for tr in listed for m in tr["models"]}
+    assert "gpt-4o-mini" not in shown  # only the batch job (another service) used it
+    served = {v["value"]: v["traces"] for v in _api(ui_server, "/v1/traces/values?field=model")["values"]}
+    mini = page.locator("datalist#pick-model option[value='gpt-4o-mini']")
+    expect(mini).to_have_count(1)
+    expect(mini).to_have_attribute("label", f"{served['gpt-4o-mini']} trace")
+    expect(page.locator("datalist#pick-service option[value='batch-worker']")).to_have_count(1)
+    # The most frequent first, as the API serves them.
+    options = [o.get_attribute("value") for o in page.locator("datalist#pick-model option").all()]
+    assert options[: len(served)] == list(served)
+
+    # Another range, other values: the batch job (35 minutes old) is not in the last 15 minutes.
+    page.click(".presets button:has-text('15 min')")
+    expect(page.locator(".presets button[aria-pressed=true]")).to_have_text("15 min")
+    expect(page.locator("datalist#pick-service option[value='batch-worker']")).to_have_count(0)
+    expect(page.locator("datalist#pick-model option[value='gpt-4o-mini']")).to_have_count(0)
+
+
 # -- issue 19: trace list previews; issue 21: scores and export in the UI ------------------------------
 
 LONG_TRACE = "c0" * 16  # a trace whose question is longer than the preview cell

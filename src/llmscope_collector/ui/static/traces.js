@@ -18,8 +18,30 @@ const FILTERS = [
 ];
 // Quick ranges: `from` = now minus this much (and no `to`), like Phoenix's and Langfuse's presets.
 const PRESETS = [["15 min", 15 * 60e3], ["1 h", 3600e3], ["24 h", 86400e3], ["7 d", 7 * 86400e3]];
-// Filters with a value picker: the values seen in the loaded traces (field of a list row).
+// Filters with a value picker (named as the API's `field`): the values the API serves for the page's time
+// range, most frequent first, then any other value of the loaded rows (live-tail arrivals; field of a list row).
 const PICKERS = { service: (t) => [t.service_name, ...(t.services || [])], model: (t) => t.models, provider: (t) => t.providers, session: (t) => [t.session_id], user: (t) => [t.user_id], tag: (t) => t.tags };
+// The pickers' values of one time range (`from`|`to`), fetched once per range however often the page is drawn
+// (each filter change draws it again); a field with PICK_LIMIT values or more asks again by prefix as one types.
+const PICK_LIMIT = 200;
+let pickCache = { key: null, values: null };
+function rangeValues(from, to) {
+  const key = `${from || ""}|${to || ""}`;
+  if (pickCache.key !== key) {
+    const range = {};
+    if (from) range.from = from;
+    if (to) range.to = to;
+    const cache = { key, values: null };
+    cache.values = Promise.all(Object.keys(PICKERS).map((field) =>
+      api("/v1/traces/values", { params: { ...range, field, limit: PICK_LIMIT } })
+        .then((body) => [field, body.values], () => { cache.key = null; return [field, null]; }),  // asked again next time
+    )).then(Object.fromEntries);
+    pickCache = cache;
+  }
+  return pickCache.values;
+}
+const traceCount = (n) => `${fmtInt(n)} trace${n === 1 ? "" : "s"}`;
+
 // Route parameters that are the page's own, not filters (the rest go to the API as they are).
 const PAGE_PARAMS = ["live", "order", "sort", "range"];
 // `score.<name><op><value>` filters, written `name op value` in the form: how each operator travels
@@ -121,13 +143,16 @@ export async function render(root, route) {
 
   const form = h("form", { class: "filters", role: "search", "aria-label": "Trace filters" });
   const lists = {};
+  let picked = {};  // field → the API's values for the range ({value, traces}), or those of a typed prefix
   for (const [name, label, type] of FILTERS) {
     if (PICKERS[name]) lists[name] = h("datalist", { id: `pick-${name}` });
-    form.append(h("label", null, label, h("input", {
+    const input = h("input", {
       name, type: type || "text", value: p.get(name) || "", class: type === "number" ? "narrow" : null,
       "data-search": name === "q" ? "" : null, placeholder: name === "q" ? "text in captured content  ( / )" : null,
       min: type === "number" ? 0 : null, list: PICKERS[name] ? `pick-${name}` : null, autocomplete: PICKERS[name] ? "off" : null,
-    }), lists[name] || null));
+    });
+    if (PICKERS[name]) input.addEventListener("input", () => pickByPrefix(name, input.value));
+    form.append(h("label", null, label, input, lists[name] || null));
   }
   // `attr.<key>=<value>` filters on any span attribute; one is editable here, more via the URL.
   const attrs = [...p].filter(([k]) => k.startsWith("attr.")).map(([k, v]) => `${k.slice(5)}=${v}`);
@@ -245,11 +270,40 @@ export async function render(root, route) {
     tbody = table.tBodies[0];
     if (shown.length) tableBox.append(table);
     count.textContent = `${rows.length} trace${rows.length === 1 ? "" : "s"} shown`;
-    for (const [name, pick] of Object.entries(PICKERS)) {
-      const values = [...new Set(rows.flatMap((t) => pick(t) || []).filter(Boolean))].sort();
-      clear(lists[name]).append(...values.slice(0, 200).map((v) => h("option", { value: v })));
-    }
+    for (const name of Object.keys(PICKERS)) fillPicker(name);
   }
+
+  function fillPicker(name) {
+    const served = picked[name] || [];
+    const known = new Set(served.map((v) => v.value));
+    const seen = [...new Set(rows.flatMap((t) => PICKERS[name](t) || []).filter((v) => v && !known.has(v)))].sort();
+    clear(lists[name]).append(
+      ...served.map((v) => h("option", { value: v.value, label: traceCount(v.traces) })),
+      ...seen.slice(0, PICK_LIMIT).map((v) => h("option", { value: v })),
+    );
+  }
+
+  // More values than the picker holds: as one types, the values starting with the text (debounced).
+  const prefixTimers = {};
+  let rangePicks = {};
+  function pickByPrefix(name, text) {
+    clearTimeout(prefixTimers[name]);
+    if ((rangePicks[name] || []).length < PICK_LIMIT) return;  // the range's values are all there already
+    prefixTimers[name] = setTimeout(async () => {
+      const params = { field: name, limit: PICK_LIMIT };
+      for (const k of ["from", "to"]) if (p.get(k)) params[k] = p.get(k);
+      if (text) params.prefix = text;
+      try {
+        picked = { ...picked, [name]: text ? (await api("/v1/traces/values", { params })).values : rangePicks[name] };
+        fillPicker(name);
+      } catch { /* the range's values stay offered */ }
+    }, 250);
+  }
+  rangeValues(p.get("from"), p.get("to")).then((values) => {
+    rangePicks = values;
+    picked = { ...values };
+    for (const name of Object.keys(PICKERS)) fillPicker(name);
+  });
 
   async function load(cursor) {
     const page = await api("/v1/traces", { params: { ...params, cursor } });
