@@ -18,9 +18,10 @@ import pytest
 
 from llmscope_collector.money import exact_usd, format_usd
 from llmscope_collector.server import EmbeddedServer
+from llmscope_collector.settings import Settings
 from tests.otlp_factory import request
 from tests.ui.conftest import BIG_TRACE_SPANS, shot
-from tests.ui.traffic import ERROR_TRACE, agent_trace, send, trace_id
+from tests.ui.traffic import ERROR_TRACE, agent_trace, send, trace_id, wait_for_traces
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright to run the UI tests")
 expect = sync_api.expect
@@ -477,6 +478,44 @@ def test_pickers_offer_the_ranges_values_not_only_the_shown_traces(page: Any, ui
     expect(page.locator(".presets button[aria-pressed=true]")).to_have_text("15 min")
     expect(page.locator("datalist#pick-service option[value='batch-worker']")).to_have_count(0)
     expect(page.locator("datalist#pick-model option[value='gpt-4o-mini']")).to_have_count(0)
+
+
+def test_a_picker_with_more_values_than_it_holds_asks_by_prefix(browser: Any, tmp_path: Any) -> None:
+    """Past 200 values of a field the picker holds the 200 most frequent; typing asks the API for the values
+    starting with the text, so the others are reachable too (its own server: 205 users, one trace each)."""
+    from tests.otlp_factory import span
+
+    settings = Settings(host="127.0.0.1", otlp_grpc_port=0, otlp_http_port=0, api_port=0, data_dir=tmp_path / "data")
+    with EmbeddedServer(settings) as server:
+        now = time.time_ns() - 60 * 1_000_000_000
+        spans = [
+            span(
+                bytes.fromhex(f"{n + 1:032x}"),
+                bytes.fromhex(f"{n + 1:016x}"),
+                "job",
+                now - 1000 * n,  # user-000 newest: the list's 50 rows hold user-000..049
+                now - 1000 * n + 500,
+                attrs={"user.id": f"user-{n:03d}"},
+            )
+            for n in range(205)
+        ]
+        send(server, [("worker", spans)])
+        wait_for_traces(server, 205)
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        try:
+            page = context.new_page()
+            page.goto(f"{server.api_url}/#/traces")
+            users = page.locator("datalist#pick-user option")
+            expect(users).to_have_count(200)  # the 200 values the API served first
+            expect(page.locator("datalist#pick-user option[value='user-203']")).to_have_count(0)
+            page.fill("input[name=user]", "USER-20")
+            expect(page.locator("datalist#pick-user option[value='user-203']")).to_have_count(1)
+            values = [o.get_attribute("value") for o in users.all()]
+            assert values[:6] == [*(f"user-20{k}" for k in range(5)), "user-000"], values[:8]  # then the rows' values
+            page.fill("input[name=user]", "")
+            expect(page.locator("datalist#pick-user option[value='user-203']")).to_have_count(0)
+        finally:
+            context.close()
 
 
 # -- issue 19: trace list previews; issue 21: scores and export in the UI ------------------------------

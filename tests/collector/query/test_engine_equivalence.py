@@ -35,7 +35,7 @@ from llmscope_collector.query.clickhouse.metrics import ClickHouseMetricReader
 from llmscope_collector.query.clickhouse.sql import DATASET_COLUMNS, load, structure
 from llmscope_collector.query.clickhouse.store import ClickHouseStore
 from llmscope_collector.query.db import Database
-from llmscope_collector.query.filters import TimeRange, TraceQuery, ValueQuery
+from llmscope_collector.query.filters import TimeRange, TraceQuery, ValueField, ValueQuery
 from llmscope_collector.query.score_metrics import score_metrics
 from llmscope_collector.query.scores import ScoreStore
 from llmscope_collector.server import EmbeddedServer
@@ -65,7 +65,7 @@ SPAN_FILTER_VALUES = {
 }
 
 
-VALUE_FIELDS = ("service", "model", "provider", "session", "user", "tag")
+VALUE_FIELDS: tuple[ValueField, ...] = ("service", "model", "provider", "session", "user", "tag")
 ANY_VALUE = sorted({v for values in SPAN_FILTER_VALUES.values() for v in values})
 
 
@@ -187,8 +187,8 @@ def _every_query(engines: Engines, project: str, traces: list[GenTrace]) -> None
     engines.check(lambda s: s.prompts(project, TimeRange()))
     engines.check(lambda s: s.prompt_versions(project, "greet", TimeRange()), order_free=True)
     engines.check(lambda s: s.list_traces(project, TraceQuery(q="quartz", attrs=(('$."app.tier"', "gold"),))))
-    for field in VALUE_FIELDS:
-        engines.check(lambda s, f=field: s.trace_values(project, ValueQuery(field=f)))  # type: ignore[arg-type]
+    for query in (ValueQuery(field=field) for field in VALUE_FIELDS):
+        engines.check(lambda s, q=query: s.trace_values(project, q))
     _score_queries(engines, project, traces)
 
 
@@ -298,10 +298,10 @@ def test_trace_list_with_any_filters_is_the_same(engines: Engines, query: TraceQ
     limit=st.sampled_from([1, 2, 100, 1000]),
 )
 def test_trace_values_over_any_range_are_the_same(
-    engines: Engines, field: str, start: int | None, length: int, prefix: str | None, limit: int
+    engines: Engines, field: ValueField, start: int | None, length: int, prefix: str | None, limit: int
 ) -> None:
     time_range = TimeRange(start, start + length * NS) if start is not None else TimeRange()
-    query = ValueQuery(field=field, time=time_range, prefix=prefix, limit=limit)  # type: ignore[arg-type]
+    query = ValueQuery(field=field, time=time_range, prefix=prefix, limit=limit)
     engines.check(lambda s: s.trace_values("gen0", query))
 
 

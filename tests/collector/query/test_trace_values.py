@@ -16,12 +16,12 @@ FIELDS = ("service", "model", "provider", "session", "user", "tag")
 
 def values_of(trace: GenTrace, field: str) -> set[str]:
     """What the trace holds of `field`, from what was sent (every span of a trace has its service)."""
-    one = {"service": trace.service, "session": trace.session, "user": trace.user, "tag": trace.tag}
     if field == "model":
         return set(trace.models)
     if field == "provider":
         return set(trace.providers)
-    return {one[field]} - {None}  # type: ignore[arg-type]
+    one = {"service": trace.service, "session": trace.session, "user": trace.user, "tag": trace.tag}[field]
+    return set() if one is None else {one}
 
 
 def brute_force(
