@@ -34,17 +34,18 @@ otlp_text = st.one_of(
 )
 
 
-def otlp_any_values(max_leaves: int = 8) -> st.SearchStrategy[AnyValue]:
-    """Every AnyValue case (NaN/inf doubles, bytes, empty) nested in arrays and key-value lists."""
+def otlp_any_values(max_leaves: int = 8, text: st.SearchStrategy[str] = otlp_text) -> st.SearchStrategy[AnyValue]:
+    """Every AnyValue case (NaN/inf doubles, bytes, empty) nested in arrays and key-value lists;
+    `text` draws the strings and the keys."""
     scalars = st.one_of(
-        otlp_text.map(lambda v: AnyValue(string_value=v)),
+        text.map(lambda v: AnyValue(string_value=v)),
         st.booleans().map(lambda v: AnyValue(bool_value=v)),
         st.integers(-(2**63), 2**63 - 1).map(lambda v: AnyValue(int_value=v)),
         st.floats(allow_nan=True, allow_infinity=True).map(lambda v: AnyValue(double_value=v)),
         st.binary(max_size=20).map(lambda v: AnyValue(bytes_value=v)),
         st.just(AnyValue()),
     )
-    return any_value_trees(scalars, otlp_text, max_leaves=max_leaves)
+    return any_value_trees(scalars, text, max_leaves=max_leaves)
 
 
 def otlp_attributes(max_size: int = 5) -> st.SearchStrategy[list[KeyValue]]:

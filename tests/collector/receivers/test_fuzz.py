@@ -29,7 +29,7 @@ from llmscope_collector.receiver.otlp_json_fast import NotFast, build_request
 from llmscope_collector.server import EmbeddedServer
 from llmscope_collector.settings import Settings
 from tests.collector.receivers.clients import grpc_export, post, valid_request
-from tests.otlp_strategies import any_value_trees
+from tests.otlp_strategies import otlp_any_values
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
@@ -44,15 +44,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSe
 
 
 def _any_values() -> st.SearchStrategy[AnyValue]:
-    scalars = st.one_of(
-        text.map(lambda v: AnyValue(string_value=v)),
-        st.booleans().map(lambda v: AnyValue(bool_value=v)),
-        st.integers(-(2**63), 2**63 - 1).map(lambda v: AnyValue(int_value=v)),
-        st.floats(allow_nan=True, allow_infinity=True).map(lambda v: AnyValue(double_value=v)),
-        st.binary(max_size=20).map(lambda v: AnyValue(bytes_value=v)),
-        st.just(AnyValue()),
-    )
-    return any_value_trees(scalars, text, max_leaves=8)
+    return otlp_any_values(8, text)
 
 
 @st.composite
