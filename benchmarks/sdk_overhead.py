@@ -45,8 +45,12 @@ BODY = json.dumps(
         "content": [{"type": "text", "text": "Hello! " * 20}],
         "stop_reason": "end_turn",
         "stop_sequence": None,
-        "usage": {"input_tokens": 25, "output_tokens": 40, "cache_read_input_tokens": 0,
-                  "cache_creation_input_tokens": 0},
+        "usage": {
+            "input_tokens": 25,
+            "output_tokens": 40,
+            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": 0,
+        },
     }
 ).encode()
 
@@ -66,8 +70,7 @@ def _handler(request: Any) -> Any:
 
 def make_client() -> anthropic.Anthropic:
     http_client = httpx_mod.Client(transport=httpx_mod.MockTransport(_handler))
-    return anthropic.Anthropic(api_key="bench", base_url="http://bench.local", http_client=http_client,
-                               max_retries=0)
+    return anthropic.Anthropic(api_key="bench", base_url="http://bench.local", http_client=http_client, max_retries=0)
 
 
 class _AppProcessor(SpanProcessor):

@@ -12,6 +12,7 @@ from hypothesis import settings as hypothesis_settings
 
 from llmscope_collector.server import EmbeddedServer
 from llmscope_collector.settings import Settings
+from tests.webhook_receiver import Receiver
 
 # Bugs in telemetry code must fail tests instead of being swallowed.
 os.environ.setdefault("LLMSCOPE_RAISE_INTERNAL_ERRORS", "1")
@@ -45,3 +46,13 @@ def server(settings: Settings) -> Iterator[EmbeddedServer]:
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Receiver]:
+    """A webhook endpoint on 127.0.0.1 for alert channels (alert and cluster tests), closed after the test."""
+    receiver = Receiver()
+    try:
+        yield receiver
+    finally:
+        receiver.close()

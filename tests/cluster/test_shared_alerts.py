@@ -23,7 +23,8 @@ from llmscope_collector.server import EmbeddedServer
 from llmscope_collector.settings import Settings
 from llmscope_collector.storage.objects import ObjectStore, StorageUrl
 from tests.cluster.conftest import S3Server
-from tests.collector.alerts.conftest import LOOPBACK_ALLOWED, Receiver
+from tests.collector.alerts.conftest import LOOPBACK_ALLOWED
+from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.cluster
 
@@ -80,15 +81,6 @@ def test_racing_claims_hand_each_notification_to_one_node(bucket: ObjectStore) -
         thread.join()
     assert not set(claimed["a"]) & set(claimed["b"])  # never both
     assert sorted(claimed["a"] + claimed["b"]) == sorted(seeded.outbox)  # and none left out
-
-
-@pytest.fixture
-def webhook() -> Iterator[Receiver]:
-    receiver = Receiver()
-    try:
-        yield receiver
-    finally:
-        receiver.close()
 
 
 @pytest.fixture
