@@ -33,12 +33,13 @@ from llmscope_collector.query.clickhouse.client import ChdbClient
 from llmscope_collector.query.clickhouse.loader import DirectorySource, Loader, stored_object
 from llmscope_collector.query.clickhouse.metrics import ClickHouseMetricReader
 from llmscope_collector.query.clickhouse.sql import DATASET_COLUMNS, load, structure
-from llmscope_collector.query.clickhouse.store import ClickHouseStore
+from llmscope_collector.query.clickhouse.store import ClickHouseStore, hour_params
 from llmscope_collector.query.db import Database
 from llmscope_collector.query.filters import TimeRange, TraceQuery, ValueField, ValueQuery
 from llmscope_collector.query.score_metrics import score_metrics
 from llmscope_collector.query.scores import ScoreStore
 from llmscope_collector.server import EmbeddedServer
+from llmscope_collector.storage.schema import LLM_OPERATIONS
 from tests.collector.query.conftest import query_settings
 from tests.collector.query.dataset import (
     MODELS,
@@ -491,3 +492,38 @@ def _observations(
     finally:
         db.close()
     return msgspec.to_builtins(expected), msgspec.to_builtins(actual)
+
+
+_MARKED_CALLS = """SELECT count() AS n FROM spans s
+WHERE s.project = {project:String} AND has({operations:Array(String)}, s.operation)
+  AND NOT coalesce(s.llm_dup, false) AND (s.trace_id, s.span_id) IN (SELECT trace_id, span_id FROM llm_dups)"""
+
+
+def _reads_hourly_sums(client: ChdbClient, time_range: TimeRange) -> bool:
+    params = {"project": "gen0", **time_range.params(), **hour_params(time_range)}
+    plan = client.rows("EXPLAIN " + sql.hourly_costs(["model", "day"], ["provider"]), {**params, "provider": "x"})
+    return any(f"ReadFromMergeTree ({sql.LLM_HOURS})" in str(*r.values()) for r in plan)
+
+
+def test_cost_rollups_read_the_hourly_sums_less_the_calls_marked_late(engines: Engines) -> None:
+    """A roll-up by keys the spans' hourly sums hold reads that projection (ClickHouse's plan says so), takes
+    away the calls late duplicate marks exclude (the fixed store has some in its whole hours) and scans its
+    partial first and last hours, with DuckDB's answer; a spans table made before the projection gets it
+    (and its existing rows summed) at the next start."""
+    client = engines.clickhouse.client
+    engines.clickhouse.loader.refresh()
+    assert client.rows(_MARKED_CALLS, {"project": "gen0", "operations": list(LLM_OPERATIONS)})[0]["n"] > 0
+    day = 24 * 3600 * NS
+    ranges = [TimeRange(), TimeRange(T0_NS - day, T0_NS + 2 * day), TimeRange(T0_NS + 17 * NS, T0_NS + 37_000 * NS)]
+    groups = [["model", "day"], ["prompt", "hour"], ["provider", "service", "project"], []]
+    for time_range in ranges[1:]:
+        assert _reads_hourly_sums(client, time_range)
+    client.command(f"ALTER TABLE spans DROP PROJECTION {sql.LLM_HOURS}", {})
+    assert not _reads_hourly_sums(client, ranges[1])
+    store = ClickHouseStore(client, Loader(client, DirectorySource(engines.server.settings.data_dir)))
+    assert _reads_hourly_sums(client, ranges[1])
+    for time_range, group_by, filters in itertools.product(ranges, groups, ({}, {"provider": "anthropic"})):
+        expected = msgspec.to_builtins(engines.duckdb.costs("gen0", group_by, time_range, filters))
+        actual = msgspec.to_builtins(store.costs("gen0", group_by, time_range, filters))
+        same(_sorted(expected), _sorted(actual))
+        assert expected["total"]["llm_calls"] > 0

@@ -65,18 +65,18 @@ def _names(columns: Sequence[Column]) -> str:
     return ", ".join(c.name for c in columns)
 
 
-def _table(name: str, columns: Sequence[Column], engine: str, order: str, extra: str = "") -> str:
-    return _ddl(name, [f"{c.name} {ch_type(c)}" for c in columns], engine, order, extra)
+def _table(name: str, columns: Sequence[Column], engine: str, order: str, extra: str = "", settings: str = "") -> str:
+    return _ddl(name, [f"{c.name} {ch_type(c)}" for c in columns], engine, order, extra, settings)
 
 
-def _ddl(name: str, definitions: Sequence[str], engine: str, order: str, extra: str = "") -> str:
+def _ddl(name: str, definitions: Sequence[str], engine: str, order: str, extra: str = "", settings: str = "") -> str:
     cols = ", ".join(["project LowCardinality(String)", "date Date", *definitions])
     # Loads are tagged with the object key (insert_deduplication_token): a retried load is dropped.
     return f"""CREATE TABLE IF NOT EXISTS {name} ({cols}{extra})
 ENGINE = {engine}
 PARTITION BY toYYYYMM(date)
 ORDER BY ({order})
-SETTINGS non_replicated_deduplication_window = 100000"""
+SETTINGS non_replicated_deduplication_window = 100000{settings}"""
 
 
 DATASET_COLUMNS: dict[str, tuple[Column, ...]] = {
@@ -91,14 +91,16 @@ LOAD_ORDER = ("content", "llm_dups", "traces", "spans")  # a span never shows be
 
 def create_tables() -> list[str]:
     """The DDL of every table; `SUMMARY_FEED_DDL` (the view feeding `trace_summaries`) is run after them by
-    the loader, which backfills the summaries when it had to add them; retention is set apart (`retention`)."""
+    the loader, which backfills the summaries when it had to add them, and adds the spans' hourly sums
+    (`llm_hours`) to a table made before them; retention is set apart (`retention`)."""
     return [
         _table(
             "spans",
             SPAN_COLUMNS,
             "ReplacingMergeTree",
             "project, trace_id, span_id",
-            ", INDEX start_ns_minmax start_ns TYPE minmax GRANULARITY 1",
+            f", INDEX start_ns_minmax start_ns TYPE minmax GRANULARITY 1, {_llm_hours()}",
+            "".join(f", {k} = '{v}'" for k, v in _SPANS_SETTINGS.items()),
         ),
         _table("trace_deltas", TRACE_COLUMNS, "MergeTree", "project, trace_id"),
         summary_table(),
@@ -571,13 +573,19 @@ SPAN_FILTERS: dict[str, str] = {
 COST_GROUPS_LIMIT = 10_000
 
 
-def usage_sums(span_columns: Sequence[Column]) -> str:
-    tokens = [f"sum(s.{name}) AS {name}" for name in token_names(span_columns)]
-    cost = [
-        "sumIf(s.cost_usd, coalesce(s.cost_known, false)) AS cost_usd",
-        "countIf(NOT coalesce(s.cost_known, false)) AS cost_unknown",
+def usage_aggregates(span_columns: Sequence[Column], table: str = "s.") -> list[tuple[str, str]]:
+    """(name, aggregate) of every usage total over span rows of `table` (a prefix: `s.`, or '' in a projection)."""
+    known = f"coalesce({table}cost_known, false)"
+    return [
+        ("llm_calls", "count()"),
+        *((name, f"sum({table}{name})") for name in token_names(span_columns)),
+        ("cost_usd", f"sumIf({table}cost_usd, {known})"),
+        ("cost_unknown", f"countIf(NOT {known})"),
     ]
-    return ",\n  ".join(["count() AS llm_calls", *tokens, *cost])
+
+
+def usage_sums(span_columns: Sequence[Column]) -> str:
+    return ",\n  ".join(f"{value} AS {name}" for name, value in usage_aggregates(span_columns))
 
 
 _USAGE_SUMS = usage_sums(SPAN_COLUMNS)
@@ -601,6 +609,101 @@ WHERE {_where(filters)}
 ORDER BY cost_usd DESC NULLS LAST, llm_calls DESC
 LIMIT {COST_GROUPS_LIMIT}
 {_ROLLUP_SETTINGS}"""  # noqa: S608 - fragments from allowlists only
+
+
+# Cost roll-ups from hourly sums. `spans` carries an aggregate projection, `llm_hours`: the usage totals of
+# its rows by (project, date, hour, operation, dup flag, model, provider, service, prompt name and version),
+# which ClickHouse keeps with every part: made on insert, rebuilt when parts merge (a replay collapsing in
+# the table collapses in it too) and on a lightweight DELETE (the table's settings, `_SPANS_SETTINGS`).
+# A roll-up whose keys and filters are among those columns reads the whole hours of its range from it (~50k
+# rows at 1M spans instead of the spans), takes away the spans late duplicate marks (`llm_dups`) exclude
+# (found by primary key), and adds a scan of its partial first and last hours: the same sums as `costs`,
+# to the last digit (integer and decimal sums of sums are exact).
+
+LLM_HOURS = "llm_hours"
+_HOUR = "intDiv({t}start_ns, 3600000000000)"  # the hour number; the first hour of 1970 is always scanned
+_HOURLY_COLUMNS = (  # `{t}`: the table's prefix (none in the projection)
+    "{t}project",
+    "{t}date",
+    _HOUR,
+    "{t}operation",
+    "{t}llm_dup",
+    "coalesce({t}response_model, {t}request_model)",  # GROUP_KEYS' model
+    "{t}provider",
+    "{t}service_name",
+    "{t}prompt_name",
+    "{t}prompt_version",
+)
+_HOUR_TIME = f"toDateTime({_HOUR.format(t='s.')} * 3600, 'UTC')"
+HOURLY_KEYS: dict[str, str] = {  # the keys of GROUP_KEYS computed from the projection's columns
+    **{k: GROUP_KEYS[k] for k in ("model", "provider", "project", "service", "prompt")},
+    "day": f"formatDateTime({_HOUR_TIME}, '%Y-%m-%d')",
+    "hour": f"formatDateTime({_HOUR_TIME}, '%Y-%m-%dT%H:00:00Z')",
+}
+HOURLY_FILTERS = frozenset(SPAN_FILTERS)  # every span filter reads projection columns only
+
+
+_COUNTS = frozenset({"llm_calls", "cost_unknown", "cost_priced"})  # UInt64 counts: negated as Int64
+
+
+def _hourly_aggregates(table: str) -> list[tuple[str, str]]:
+    """The usage totals and the priced calls (whether a cost sum is NULL, as the scan's would be)."""
+    priced = f"countIf({table}cost_usd IS NOT NULL AND coalesce({table}cost_known, false))"
+    return [*usage_aggregates(SPAN_COLUMNS, table), ("cost_priced", priced)]
+
+
+def _llm_hours() -> str:
+    keys = ", ".join(c.format(t="") for c in _HOURLY_COLUMNS)
+    sums = ", ".join(value for _, value in _hourly_aggregates(""))
+    return f"PROJECTION {LLM_HOURS} (SELECT {keys}, {sums} GROUP BY {keys})"
+
+
+ADD_LLM_HOURS = f"ALTER TABLE spans ADD PROJECTION IF NOT EXISTS {_llm_hours().removeprefix('PROJECTION ')}"
+MATERIALIZE_LLM_HOURS = f"ALTER TABLE spans MATERIALIZE PROJECTION {LLM_HOURS}"
+PROJECTION_EXISTS = """SELECT count() AS n FROM system.projections
+WHERE database = currentDatabase() AND table = {table:String} AND name = {name:String}"""
+# A ReplacingMergeTree refuses an aggregate projection unless merges rebuild it, and so does a lightweight DELETE.
+_SPANS_SETTINGS = {"deduplicate_merge_projection_mode": "rebuild", "lightweight_mutation_projection_mode": "rebuild"}
+SET_SPANS_SETTINGS = "ALTER TABLE spans MODIFY SETTING " + ", ".join(f"{k} = '{v}'" for k, v in _SPANS_SETTINGS.items())
+
+_COUNTED_LOOKING = f"{PROJECT_SPANS} AND s.operation IN ({_LLM_LIST}) AND NOT coalesce(s.llm_dup, false)"
+_WHOLE_HOURS = f"""s.date >= {{from_date:Date}} AND s.date <= {{to_date:Date}}
+  AND {_HOUR.format(t="s.")} >= {{hours_from:Int64}} AND {_HOUR.format(t="s.")} < {{hours_to:Int64}}"""
+_MARKED_LATE = """(s.trace_id, s.span_id) IN (
+    SELECT d.trace_id, d.span_id FROM llm_dups d WHERE d.project = {project:String})"""
+_EDGES = " OR ".join(
+    f"""(s.start_ns >= {{edge{n}_from_ns:Int64}} AND s.start_ns < {{edge{n}_to_ns:Int64}}
+    AND s.date >= {{edge{n}_from_date:Date}} AND s.date <= {{edge{n}_to_date:Date}})"""
+    for n in (1, 2)
+)
+
+
+def hourly_costs(group_by: list[str], filters: list[str]) -> str:
+    """`costs` for keys of `HOURLY_KEYS` and filters of `HOURLY_FILTERS`, over the hourly sums (see above):
+    parameters of `costs` plus the whole hours and the edges (`ClickHouseStore` splits the range)."""
+    matching = "".join(f" AND {SPAN_FILTERS[f]}" for f in filters)
+    sums = [(n, f"toInt64({v})" if n in _COUNTS else v) for n, v in _hourly_aggregates("s.")]  # one type
+    part = [f"{v} AS m_{n}" for n, v in sums]
+    taken = [f"-{v} AS m_{n}" for n, v in sums]
+    group = f"GROUP BY {', '.join(f'key_{g}' for g in group_by)}" if group_by else ""
+
+    def branch(keys: dict[str, str], sums: list[str], where: str) -> str:
+        return f"""SELECT {", ".join([*(f"{keys[g]} AS key_{g}" for g in group_by), *sums])}
+  FROM spans s WHERE {where}{matching} {group}"""  # noqa: S608 - fragments from allowlists only
+
+    hours = branch(HOURLY_KEYS, part, f"{_COUNTED_LOOKING} AND {_WHOLE_HOURS}")
+    marked = branch(GROUP_KEYS, taken, f"{_COUNTED_LOOKING} AND {_WHOLE_HOURS} AND {_MARKED_LATE}")
+    edges = branch(GROUP_KEYS, part, f"{PROJECT_SPANS} AND {COUNTED_LLM} AND {SPAN_RANGE} AND ({_EDGES})")
+    totals = [f"sum(m_{n}) AS {n}" for n, _ in sums if n not in ("cost_usd", "cost_priced")]
+    totals.append("if(sum(m_cost_priced) > 0, sum(m_cost_usd), NULL) AS cost_usd")
+    having = "\nHAVING llm_calls > 0" if group_by else ""  # a group all of whose calls were marked late
+    return f"""SELECT {", ".join([*(f"key_{g}" for g in group_by), *totals])}
+FROM ({hours}
+  UNION ALL {marked}
+  UNION ALL {edges})
+{group}{having}
+ORDER BY cost_usd DESC NULLS LAST, llm_calls DESC
+LIMIT {COST_GROUPS_LIMIT}"""  # noqa: S608 - fragments from allowlists only
 
 
 _METRICS = f"""{_USAGE_SUMS},

@@ -48,6 +48,7 @@ from llmscope_collector.query.models import (
     ValueList,
     Waterfall,
 )
+from llmscope_collector.query.partials import HOUR_NS
 from llmscope_collector.query.rollups import _prompt_stats, _span_filters, _text, metrics
 from llmscope_collector.query.rows import session_summary, trace_summary, usage
 from llmscope_collector.query.sessions import session_page, session_page_params
@@ -82,12 +83,28 @@ _MAP_COLUMNS = frozenset(c.name for c in SPAN_COLUMNS if str(c.type).startswith(
 
 
 def _dates(params: dict[str, Any]) -> dict[str, Any]:
-    """`from_date`/`to_date` clamped to ClickHouse's `Date` range (the same partitions selected)."""
-    out = dict(params)
-    for name in ("from_date", "to_date"):
-        if isinstance(out.get(name), dt.date):
-            out[name] = min(max(out[name], _MIN_DATE), _MAX_DATE)
-    return out
+    """Dates (`from_date`, `to_date`, …) clamped to ClickHouse's `Date` range (the same partitions selected)."""
+    return {k: min(max(v, _MIN_DATE), _MAX_DATE) if isinstance(v, dt.date) else v for k, v in params.items()}
+
+
+def hour_params(time_range: TimeRange) -> dict[str, Any]:
+    """`sql.hourly_costs`' split of a range: its whole hours (hour numbers `[hours_from, hours_to)`) from the
+    hourly sums, the partial hours before and after (`edge1_*`, `edge2_*`: ns and date bounds) scanned.
+    The first hour of 1970 is never a whole hour: its hour number (0) is also that of a negative start time."""
+    first, last = max(-(-time_range.from_ns // HOUR_NS), 1), time_range.to_ns // HOUR_NS
+    if first >= last:
+        first = last = 0
+        edges = ((time_range.from_ns, time_range.to_ns), (0, 0))
+    else:
+        edges = ((time_range.from_ns, first * HOUR_NS), (last * HOUR_NS, time_range.to_ns))
+    params: dict[str, Any] = {"hours_from": first, "hours_to": last}
+    for n, (start, end) in enumerate(edges, start=1):
+        dates = span_dates(start, end)  # a day's margin each side: partitions are dated from a float
+        params.update(
+            {f"edge{n}_from_ns": start, f"edge{n}_to_ns": end},
+            **{f"edge{n}_{k}": v for k, v in dates.items()},
+        )
+    return params
 
 
 def _span_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -289,12 +306,16 @@ class ClickHouseStore:
         names, params = _span_filters(filters)
         params.update(time_range.params(), project=project)
         keys = list(group_by)
+        statement = sql.costs
+        if set(keys) <= sql.HOURLY_KEYS.keys() and set(names) <= sql.HOURLY_FILTERS:
+            statement = sql.hourly_costs
+            params.update(hour_params(time_range))
         self._loader.refresh()
-        rows = self._rows(sql.costs(keys, names), params) if keys else []
+        rows = self._rows(statement(keys, names), params) if keys else []
         if rows and len(rows) < sql.COST_GROUPS_LIMIT:
             total = usage({n: sum((r[n] for r in rows if r[n] is not None), start=0) for n in duck_sql.USAGE_COLUMNS})
         else:
-            total_rows = self._rows(sql.costs([], names), params)
+            total_rows = self._rows(statement([], names), params)
             total = usage(total_rows[0]) if total_rows else usage({})
         groups = [CostGroup(key={g: _text(r[f"key_{g}"]) for g in keys}, usage=usage(r)) for r in rows]
         return CostReport(
