@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ from llmscope_collector.runtime import Runtime
 from llmscope_collector.settings import Settings
 from llmscope_collector.storage import compaction, retention
 from llmscope_collector.storage.bucket_compaction import BucketCompactor
+from llmscope_collector.storage.bucket_deletion import BucketDeletions, FlushCheck, TombstoneFilter
 from llmscope_collector.storage.cluster import ClusterStorage, query_dir
 from llmscope_collector.storage.dedupe import RecentSpanIds, seed_from_files
 from llmscope_collector.storage.layout import iter_partitions, wal_dir
@@ -54,14 +55,22 @@ log = logging.getLogger(__name__)
 class DecodeIntoParquet:
     """The WAL consumer's sink: raw OTLP bytes → Arrow tables (worker processes) → Parquet writer."""
 
-    def __init__(self, writer: ParquetSpanWriter, pool: DecodePool, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        writer: ParquetSpanWriter,
+        pool: DecodePool,
+        metrics: Metrics | None = None,
+        admit: Callable[[DecodedBatch], DecodedBatch] | None = None,
+    ) -> None:
+        """`admit`: what of each decoded batch is stored (cluster mode: without deleted sessions' rows)."""
         self._writer = writer
         self._pool = pool
         self._metrics = metrics or Metrics()
+        self._admit = admit
 
     def submit(self, records: Sequence[WalRecord]) -> _Decoding:
         pending = self._pool.submit([(r.project, r.payload) for r in records])
-        return _Decoding(self._writer, records, pending, self._metrics)
+        return _Decoding(self._writer, records, pending, self._metrics, self._admit)
 
     def consume(self, records: Sequence[WalRecord]) -> list[int | BaseException]:
         """Decode and buffer `records` now (what the consumer does in two steps)."""
@@ -83,12 +92,18 @@ class _Decoding:
     """One WAL read being decoded; `consume` buffers its spans in the writer, in record order."""
 
     def __init__(
-        self, writer: ParquetSpanWriter, records: Sequence[WalRecord], pending: PendingDecode, metrics: Metrics
+        self,
+        writer: ParquetSpanWriter,
+        records: Sequence[WalRecord],
+        pending: PendingDecode,
+        metrics: Metrics,
+        admit: Callable[[DecodedBatch], DecodedBatch] | None = None,
     ) -> None:
         self._writer = writer
         self._records = records
         self._pending = pending
         self._metrics = metrics
+        self._admit = admit
 
     def ready(self) -> bool:
         return self._pending.ready()
@@ -102,7 +117,7 @@ class _Decoding:
 
     def _add(self, batch: DecodedBatch, lsn: int) -> int | BaseException:
         try:
-            added = self._writer.add(batch, lsn)
+            added = self._writer.add(self._admit(batch) if self._admit is not None else batch, lsn)
         except Exception as exc:  # a bug in buffering one batch must not stop the others
             return exc
         self._metrics.count_marks(batch.marked)  # counted where it was decoded (often a worker), added here
@@ -167,6 +182,21 @@ class Collector:
             self.compactor = compaction.Compactor(
                 settings.data_dir, options, committed_lsn=self._committed_lsn, removal_deltas=removal_deltas
             )
+        # Cluster mode's session deletion (storage.bucket_deletion): tombstones every flush honours, executed
+        # by the compaction lease holder on the maintenance thread (never beside a compaction).
+        self.deletions: BucketDeletions | None = None
+        self.tombstones: TombstoneFilter | None = None
+        self.flush_check: FlushCheck | None = None
+        if self.cluster is not None and self.control is not None:
+            self.deletions = BucketDeletions(
+                self.cluster.objects,
+                self.cluster.mirror,
+                node=self.control.node,
+                may_run=self.control.compaction_lease.held,
+            )
+            self.tombstones = TombstoneFilter(self.cluster.manifests)
+            self.flush_check = FlushCheck(self.deletions, self.cluster.manifests, self.tombstones)
+            self.cluster.tables.after_commit = self.flush_check.after_flush
         self.retention = retention.RetentionPolicy.parse(settings.retention_days, settings.retention_project_days)
         self.retention_deleted = 0
         self._lock = DataDirLock(settings.data_dir)
@@ -230,8 +260,9 @@ class Collector:
         options = ConsumerOptions(
             flush_rows=s.flush_rows, flush_bytes=s.flush_bytes, flush_interval_s=s.flush_interval_s
         )
+        admit = self.tombstones.apply if self.tombstones is not None else None
         consumer = WalConsumer(
-            wal, cursor, DecodeIntoParquet(self.writer, self.decode_pool, self.runtime.metrics), options
+            wal, cursor, DecodeIntoParquet(self.writer, self.decode_pool, self.runtime.metrics, admit), options
         )
         consumer.start()
         return _Durable(wal, consumer, MaintenanceScheduler(self._maintenance_tasks()), self.decode_pool)
@@ -246,6 +277,9 @@ class Collector:
         # have been cleaned up by compaction): no key is ever reused, even with the WAL dir lost.
         published = self.cluster.cursors.published(self.cluster.tables.collector_id)
         coverage.max_end = max(coverage.max_end, published)
+        if self.flush_check is not None:  # flushes whose tombstone check a crash may have cut off
+            beyond, _ = self.cluster.manifests.own_flushes(self.cluster.tables.collector_id, committed_lsn)
+            self.flush_check.at_start([stored for manifest in beyond for stored in manifest.objects])
         return coverage
 
     def _maintenance_tasks(self) -> list[Task]:
@@ -258,6 +292,7 @@ class Collector:
                 Task("bucket-sync", s.bucket_sync_interval_s, lambda _stop: self.sync_bucket()),
                 Task("publish-cursor", s.bucket_sync_interval_s, lambda _stop: self._publish_cursor()),
                 Task("compaction", s.compaction_interval_s, self.compactor.run_once),
+                *([Task("deletions", s.bucket_sync_interval_s, self.deletions.run_pending)] if self.deletions else []),
             ]
         return [
             Task("compaction", s.compaction_interval_s, self.compactor.run_once),

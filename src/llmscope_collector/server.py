@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from llmscope_collector.api.app import create_app
+from llmscope_collector.api.controllers.sessions import SessionDeleter
 from llmscope_collector.api.http_metrics import HttpMetrics, HttpMetricsMiddleware
 from llmscope_collector.api.request_id import RequestIdMiddleware
 from llmscope_collector.asgi_thread import UvicornThread, bind_tcp
 from llmscope_collector.errors import Unauthenticated
 from llmscope_collector.pipeline import Collector
 from llmscope_collector.query.backend import QueryBackend, open_backend
+from llmscope_collector.query.deletion import delete_from_bucket
 from llmscope_collector.query.export import ExportReader
 from llmscope_collector.query.scores import ScoreStore
 from llmscope_collector.receiver.gate import IngestGate
@@ -106,6 +108,7 @@ class EmbeddedServer:
             scores=self.scores,
             exports=self.exports,
             score_ingest=partial(receivers.gate.export_admitted, transport="scores"),  # counted, rate-charged
+            delete_session=self._bucket_deleter(),
         )
         asgi = RequestIdMiddleware(HttpMetricsMiddleware(app, self.http_metrics))
         config = uvicorn.Config(asgi, log_level="warning", log_config=None, access_log=False, lifespan="on")
@@ -119,6 +122,15 @@ class EmbeddedServer:
             except BaseException:
                 self.stop()
                 raise
+
+    def _bucket_deleter(self) -> SessionDeleter | None:
+        """Cluster mode: session deletion from the bucket (the engines' own deletion rewrites a data dir)."""
+        deletions = self.collector.deletions
+        if deletions is None:
+            return None
+        # Long enough for a dead compaction lease holder to be replaced (5/3 of the lease) and to run it.
+        timeout_s = 2 * self.settings.lease_duration_s + 30
+        return partial(delete_from_bucket, deletions, self.collector.sync_bucket, timeout_s)
 
     def stop(self) -> None:
         """Stop the proxy and the API, then drain and flush the collector. Safe to call twice."""

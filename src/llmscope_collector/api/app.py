@@ -30,7 +30,7 @@ from llmscope_collector.api.controllers.metrics_prometheus import METRICS_STATE,
 from llmscope_collector.api.controllers.projects import ProjectController
 from llmscope_collector.api.controllers.prompts import PromptController
 from llmscope_collector.api.controllers.scores import ScoreController, ScoreIngest
-from llmscope_collector.api.controllers.sessions import SessionController
+from llmscope_collector.api.controllers.sessions import SessionController, SessionDeleter
 from llmscope_collector.api.controllers.spans import SpanController
 from llmscope_collector.api.controllers.system import SystemController
 from llmscope_collector.api.controllers.traces import TraceController
@@ -57,6 +57,7 @@ def create_app(
     scores: ScoreStore | None = None,
     score_ingest: ScoreIngest | None = None,
     exports: ExportReader | None = None,
+    delete_session: SessionDeleter | None = None,
     debug: bool = False,
 ) -> Litestar:
     """The API over `store`; `buffered` reports spans accepted but not yet in Parquet.
@@ -64,8 +65,10 @@ def create_app(
     `auth` is the collector's policy (API keys, admin token); without it every caller reads `default`
     and project administration is refused. `metrics` (the server's registry) is published on `/metrics`.
     `scores` reads the stored scores; `score_ingest` appends posted ones to the collector's WAL;
-    `exports` reads the spans and content `GET /v1/export` streams.
+    `exports` reads the spans and content `GET /v1/export` streams. `delete_session` removes a session
+    (default: the engine's own deletion over a data dir; in cluster mode the bucket's, `query.deletion`).
     """
+    deleter: SessionDeleter = delete_session or store.delete_session
     allowed: dict[str, str] = {}
     app = Litestar(
         route_handlers=[
@@ -96,6 +99,7 @@ def create_app(
             "alerts": Provide(lambda: alerts, use_cache=True, sync_to_thread=False),
             "retention": Provide(lambda: retention, use_cache=True, sync_to_thread=False),
             "settle_ingest": Provide(lambda: settle, use_cache=True, sync_to_thread=False),
+            "session_deleter": Provide(lambda: deleter, use_cache=True, sync_to_thread=False),
             "score_store": Provide(lambda: scores, use_cache=True, sync_to_thread=False),
             "score_ingest": Provide(lambda: score_ingest, use_cache=True, sync_to_thread=False),
             "export_reader": Provide(lambda: exports, use_cache=True, sync_to_thread=False),

@@ -11,12 +11,14 @@ merge a file just before it is rewritten, so the deletion checks afterwards and 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmscope_collector.query import sql
 from llmscope_collector.query.filters import check_session_id
 from llmscope_collector.query.models import DeletionReport
+from llmscope_collector.storage.bucket_deletion import BucketDeletions, DeletionPending
 from llmscope_collector.storage.layout import LLM_DUPS_DIR, SPANS_DIR, TRACES_DIR, project_glob
 from llmscope_collector.storage.rewrite import remove_content, remove_scores, remove_traces
 
@@ -55,6 +57,30 @@ def delete_session(store: TraceStore, project: str, session_id: str) -> Deletion
         tally = remove_from_files(store, project, session_id, trace_ids)
         store.index.invalidate()
     return tally.report(session_id, len(trace_ids))
+
+
+DeletionNotFinished = DeletionPending
+"""A cluster deletion recorded (its tombstone stored) but not executed in time: the API answers 503."""
+
+
+def delete_from_bucket(
+    deletions: BucketDeletions, synced: Callable[[], None], timeout_s: float, project: str, session_id: str
+) -> DeletionReport:
+    """Cluster mode (`--storage`): the session out of the bucket's objects (storage.bucket_deletion: a
+    tombstone, then the compaction lease holder's rewrite committed by a deletion manifest); `synced`
+    brings this replica's mirror up to the committed deletion before the answer, so its next query
+    (either engine) no longer sees the session."""
+    check_session_id(session_id)
+    manifest = deletions.delete_session(project, session_id, timeout_s)
+    synced()
+    return DeletionReport(
+        session_id=session_id,
+        traces_deleted=len(manifest.trace_ids),
+        spans_deleted=manifest.spans_deleted,
+        content_items_deleted=manifest.content_items_deleted,
+        files_rewritten=len(manifest.rewrites),
+        scores_deleted=manifest.scores_deleted,
+    )
 
 
 def remove_from_files(store: TraceStore, project: str, session_id: str, trace_ids: list[str]) -> Tally:

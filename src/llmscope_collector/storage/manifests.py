@@ -12,7 +12,10 @@ compactor, a collector's crash recovery) read these records instead of parsing o
 - an object no manifest names is the leftover of a flush or compaction a crash interrupted: never
   shown; the replayed flush stores its spans again (under its own manifest), and compaction deletes
   the leftover once its collector's cursor is past it;
-- a bucket written before manifests is adopted once (`LegacyAdoption`, `adopt_legacy`).
+- a bucket written before manifests is adopted once (`LegacyAdoption`, `adopt_legacy`);
+- a session deletion is a `SessionTombstone` (the request, which flushes honour from then on) and
+  then a `DeletionManifest` of the same id naming each rewritten object and the one it replaces
+  (storage.bucket_deletion): like a compaction, seen whole or not at all.
 """
 
 from __future__ import annotations
@@ -30,9 +33,13 @@ import pyarrow.parquet as pq
 
 from llmscope_collector._proto.cluster.v1.manifest_pb2 import (
     CompactionManifest,
+    DeletionManifest,
     FlushManifest,
     LegacyAdoption,
     LegacyObject,
+    RemovedContent,
+    Rewrite,
+    SessionTombstone,
     StoredObject,
 )
 from llmscope_collector.storage.layout import (
@@ -46,19 +53,25 @@ from llmscope_collector.storage.objects import ObjectStore
 
 log = logging.getLogger(__name__)
 
-M = TypeVar("M", FlushManifest, CompactionManifest, LegacyAdoption)
+M = TypeVar("M", FlushManifest, CompactionManifest, LegacyAdoption, SessionTombstone, DeletionManifest)
 
 MANIFESTS_PREFIX = "manifests/"
 FLUSH_PREFIX = f"{MANIFESTS_PREFIX}flush/"
 COMPACTION_PREFIX = f"{MANIFESTS_PREFIX}compaction/"
 LEGACY_KEY = f"{MANIFESTS_PREFIX}legacy.pb"
+TOMBSTONE_PREFIX = f"{MANIFESTS_PREFIX}tombstones/"
+DELETION_PREFIX = f"{MANIFESTS_PREFIX}deletion/"
 
 __all__ = [
     "CompactionManifest",
+    "DeletionManifest",
     "FlushManifest",
     "LegacyAdoption",
     "ManifestIndex",
     "Origin",
+    "RemovedContent",
+    "Rewrite",
+    "SessionTombstone",
     "StoredObject",
     "describe",
     "flush_key",
@@ -72,6 +85,19 @@ def flush_key(collector_id: str, wal_start: int, wal_end: int) -> str:
 
 def compaction_key(digest: str) -> str:
     return f"{COMPACTION_PREFIX}{digest}.pb"
+
+
+def tombstone_key(deletion_id: str) -> str:
+    return f"{TOMBSTONE_PREFIX}{deletion_id}.pb"
+
+
+def deletion_key(deletion_id: str) -> str:
+    return f"{DELETION_PREFIX}{deletion_id}.pb"
+
+
+def deletion_id_of(key: str) -> str:
+    """The deletion id of a tombstone's or a deletion manifest's key."""
+    return key.rsplit("/", 1)[-1].removesuffix(".pb")
 
 
 def describe(key: str, data: bytes, rows: int) -> StoredObject:
@@ -124,6 +150,8 @@ class ManifestIndex:
         self._lock = threading.Lock()
         self._flushes: dict[str, FlushManifest] = {}
         self._compactions: dict[str, CompactionManifest] = {}
+        self._tombstones: dict[str, SessionTombstone] = {}  # by deletion id
+        self._deletions: dict[str, DeletionManifest] = {}  # by deletion id
         self._legacy: LegacyAdoption | None = None
         self._snapshot = _Snapshot({}, {}, set())
         self.fetched = 0
@@ -138,8 +166,11 @@ class ManifestIndex:
                 del self._flushes[key]
             for key in [k for k in self._compactions if k not in listed]:
                 del self._compactions[key]
+            for records, key_of in ((self._tombstones, tombstone_key), (self._deletions, deletion_key)):
+                for deletion_id in [d for d in records if key_of(d) not in listed]:
+                    del records[deletion_id]
             for key in sorted(listed):
-                if key in self._flushes or key in self._compactions:
+                if key in self._flushes or key in self._compactions or self._known_deletion_record(key):
                     continue
                 data = self._fetch(key) if key.startswith(MANIFESTS_PREFIX) else None
                 if data is None:
@@ -148,9 +179,36 @@ class ManifestIndex:
                     self._flushes[key] = _parsed(FlushManifest(), data)
                 elif key.startswith(COMPACTION_PREFIX):
                     self._compactions[key] = _parsed(CompactionManifest(), data)
+                elif key.startswith(TOMBSTONE_PREFIX):
+                    self._tombstones[deletion_id_of(key)] = _parsed(SessionTombstone(), data)
+                elif key.startswith(DELETION_PREFIX):
+                    self._deletions[deletion_id_of(key)] = _parsed(DeletionManifest(), data)
                 elif key == LEGACY_KEY:
                     self._legacy = _parsed(LegacyAdoption(), data)
             self._snapshot = self._build()
+
+    def _known_deletion_record(self, key: str) -> bool:
+        if key.startswith(TOMBSTONE_PREFIX):
+            return deletion_id_of(key) in self._tombstones
+        return key.startswith(DELETION_PREFIX) and deletion_id_of(key) in self._deletions
+
+    def refresh_tombstones(self) -> list[SessionTombstone]:
+        """Read the tombstones stored since the last read (one LIST of their prefix only: the check a
+        collector makes after each flush); returns the new ones."""
+        new: list[SessionTombstone] = []
+        for info in self._objects.list(TOMBSTONE_PREFIX):
+            deletion_id = deletion_id_of(info.key)
+            with self._lock:
+                if deletion_id in self._tombstones:
+                    continue
+            try:
+                tombstone = _parsed(SessionTombstone(), self._objects.get(info.key))
+            except FileNotFoundError:
+                continue
+            with self._lock:
+                self._tombstones[deletion_id] = tombstone
+            new.append(tombstone)
+        return new
 
     def _fetch(self, key: str) -> bytes | None:
         if key == LEGACY_KEY and self._legacy is not None:
@@ -179,6 +237,11 @@ class ManifestIndex:
             replaced.update(compaction.replaces)
             for stored in compaction.objects:
                 named[stored.key] = stored
+        for deletion in self._deletions.values():
+            for rewrite in deletion.rewrites:
+                replaced.add(rewrite.replaces)
+                if rewrite.HasField("object"):
+                    named[rewrite.object.key] = rewrite.object
         shown = {key: stored for key, stored in named.items() if key not in replaced}
         return _Snapshot(shown, origins, replaced)
 
@@ -204,7 +267,26 @@ class ManifestIndex:
             for manifest in self._compactions.values():
                 if any(stored.key == key for stored in manifest.objects):
                     return set(manifest.replaces)
+            for deletion in self._deletions.values():
+                for rewrite in deletion.rewrites:
+                    if rewrite.HasField("object") and rewrite.object.key == key:
+                        return {rewrite.replaces}
         return None
+
+    def tombstones(self) -> dict[str, SessionTombstone]:
+        """Every session deletion requested, by deletion id."""
+        with self._lock:
+            return dict(self._tombstones)
+
+    def deletions(self) -> dict[str, DeletionManifest]:
+        """Every session deletion executed (committed), by deletion id."""
+        with self._lock:
+            return dict(self._deletions)
+
+    def pending_deletions(self) -> dict[str, SessionTombstone]:
+        """Tombstones not executed yet (no deletion manifest of their id), oldest first."""
+        with self._lock:
+            return {d: t for d, t in sorted(self._tombstones.items()) if d not in self._deletions}
 
     def compactions(self) -> dict[str, CompactionManifest]:
         with self._lock:
@@ -225,6 +307,26 @@ class ManifestIndex:
     def put_compaction(self, digest: str, manifest: CompactionManifest) -> bool:
         manifest.created_unix_ns = time.time_ns()
         return self._objects.put_new(compaction_key(digest), manifest.SerializeToString())
+
+    def put_tombstone(self, deletion_id: str, tombstone: SessionTombstone) -> bool:
+        if not self._objects.put_new(tombstone_key(deletion_id), tombstone.SerializeToString()):
+            return False
+        with self._lock:
+            self._tombstones[deletion_id] = tombstone
+        return True
+
+    def remember_deletion(self, deletion_id: str, manifest: DeletionManifest) -> None:
+        """A deletion manifest this node just stored: shown at once, without waiting for a refresh."""
+        with self._lock:
+            self._deletions[deletion_id] = manifest
+            self._snapshot = self._build()
+
+    def read_deletion(self, deletion_id: str) -> DeletionManifest | None:
+        """The deletion manifest of `deletion_id` as stored now (one GET), or None while not committed."""
+        try:
+            return _parsed(DeletionManifest(), self._objects.get(deletion_key(deletion_id)))
+        except FileNotFoundError:
+            return None
 
     def delete(self, key: str) -> None:
         """Remove a manifest that names nothing live any more (compaction's clean-up)."""

@@ -16,6 +16,7 @@ ranges of this writer's own flush files newer than the cursor, in a bucket those
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -95,6 +96,8 @@ class BucketTables:
         self.collector_id = collector_id
         self.manifests = manifests or ManifestIndex(objects)
         self._flushed: list[StoredObject] = []  # this flush's objects, for its manifest
+        # Called with a committed flush's objects before the WAL cursor moves (session deletion's check).
+        self.after_commit: Callable[[list[StoredObject]], None] | None = None
         self.objects_written = 0
         self.bytes_written = 0
         self.replays_refused = 0
@@ -135,7 +138,9 @@ class BucketTables:
             self.manifests_written += 1
         else:
             log.info("the manifest of WAL range [%d, %d) was stored before (a replay)", wal_start, wal_end)
-        self._flushed = []
+        flushed, self._flushed = self._flushed, []
+        if self.after_commit is not None:
+            self.after_commit(flushed)
 
     def names(self, dataset: str, project: str, date: str) -> list[str]:
         prefix = partition_key(project, date, dataset) + "/"

@@ -16,7 +16,12 @@ from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import DeletionReport, ErrorBody, SessionDetail, SessionPage
 from llmscope_collector.ingest_status import IngestNotSettled
 from llmscope_collector.query.backend import DeletionUnsupported, QueryBackend
+from llmscope_collector.query.deletion import DeletionNotFinished
 from llmscope_collector.query.filters import TimeRange
+from llmscope_collector.query.models import DeletionReport as StoredDeletion
+
+SessionDeleter = Callable[[str, str], StoredDeletion]
+"""(project, session id) → what was removed: the engine's deletion over a data dir, or the bucket's."""
 
 SessionId = Annotated[
     str,
@@ -94,23 +99,27 @@ class SessionController(Controller):
     )
     def delete_session(
         self,
-        store: NamedDependency[QueryBackend],
+        session_deleter: NamedDependency[SessionDeleter],
         caller_project: NamedDependency[str],
         settle_ingest: NamedDependency[Callable[[], None]],
         session_id: SessionId,
     ) -> DeletionReport:
         """Accepted spans still on their way (in the write-ahead log) are stored first, so they are
         deleted too; afterwards no copy of the session's spans, content or scores (on the session, its
-        traces or their spans) is left on disk, the WAL included. 503 when ingest cannot catch up now
-        (retry); 404 when nothing of the session is stored."""
+        traces or their spans) is left on disk, the WAL included. In cluster mode (`--storage`) the
+        session's objects are rewritten in the bucket and every collector drops the session's spans
+        that reach it later (docs/scale.md). 503 when ingest cannot catch up now, or the deletion is
+        recorded but not carried out yet (retry); 404 when nothing of the session is stored."""
         try:
             settle_ingest()
         except IngestNotSettled as exc:
             raise ServiceUnavailableException(str(exc)) from None
         try:
-            report = store.delete_session(caller_project, session_id)
+            report = session_deleter(caller_project, session_id)
         except DeletionUnsupported as exc:
             raise ClientException(str(exc), status_code=409) from None
+        except DeletionNotFinished as exc:
+            raise ServiceUnavailableException(str(exc)) from None
         if report.traces_deleted == 0 and report.scores_deleted == 0:
             raise NotFound(f"session {session_id!r} has no stored trace or score")
         return report

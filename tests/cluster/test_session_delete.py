@@ -1,0 +1,201 @@
+"""Session deletion in cluster mode (`--storage`), against the real S3 server: the session's rows are
+removed from the bucket itself (storage.bucket_deletion: a tombstone, then a rewrite of every object
+holding them committed by a deletion manifest), and nothing else changes.
+
+"No text left" is checked in every object of the bucket's prefix: each Parquet object cell by cell
+(zstd-compressed, so a byte search would prove nothing), every other object (manifests, control
+documents) byte by byte."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Iterator
+from typing import Any
+
+import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from llmscope_collector.server import EmbeddedServer
+from llmscope_collector.storage.bucket_deletion import BucketDeletions
+from llmscope_collector.storage.manifests import DELETION_PREFIX, TOMBSTONE_PREFIX
+from llmscope_collector.storage.objects import ObjectStore, StorageUrl
+from tests.cluster.conftest import S3Server
+from tests.collector.query.conftest import query_settings
+from tests.collector.query.dataset import GenTrace, export, generate
+from tests.collector.test_no_copy_after_delete import _scores, _session_texts
+
+pytestmark = pytest.mark.cluster
+
+VICTIM = "sess-3"
+
+
+@pytest.fixture
+def cluster(tmp_path_factory: pytest.TempPathFactory, s3_env: S3Server) -> Iterator[EmbeddedServer]:
+    settings = query_settings(
+        tmp_path_factory,
+        storage=s3_env.fresh_url(),
+        collector_id="d1",
+        lease_duration_s=3.0,
+        bucket_sync_interval_s=0.5,
+    )
+    with EmbeddedServer(settings) as server:
+        yield server
+
+
+def _bucket(server: EmbeddedServer) -> ObjectStore:
+    return ObjectStore(StorageUrl.parse(server.settings.storage))
+
+
+def bucket_hits(bucket: ObjectStore, texts: Iterable[str]) -> dict[str, list[str]]:
+    """Which objects of the prefix hold which of `texts` (Parquet cells, or the raw bytes of other objects)."""
+    wanted = list(texts)
+    hits: dict[str, list[str]] = {}
+    for info in bucket.list(""):
+        data = bucket.get(info.key)
+        if info.key.endswith(".parquet"):
+            body = json.dumps(pq.read_table(pa.BufferReader(data)).to_pylist(), default=str)
+        else:
+            body = data.decode("utf-8", "replace")
+        for text in wanted:
+            if text in body:
+                hits.setdefault(text, []).append(info.key)
+    return hits
+
+
+def answers(server: EmbeddedServer, drop: Collection[str] = (), session: str = VICTIM) -> dict[str, Any]:
+    """What the API serves of every trace but `drop`, every session but `session`, and their scores."""
+    with httpx.Client(base_url=server.api_url, timeout=60) as api:
+        traces = [
+            t for t in api.get("/v1/traces", params={"limit": 1000}).json()["traces"] if t["trace_id"] not in drop
+        ]
+        got: dict[str, Any] = {"traces": sorted(traces, key=lambda t: t["trace_id"])}
+        for trace in got["traces"]:
+            got[trace["trace_id"]] = api.get(f"/v1/traces/{trace['trace_id']}").json()
+        sessions = api.get("/v1/sessions", params={"limit": 1000}).json()["sessions"]
+        got["sessions"] = sorted((s for s in sessions if s["session_id"] != session), key=lambda s: s["session_id"])
+        for s in got["sessions"]:
+            got["session " + s["session_id"]] = api.get(f"/v1/sessions/{s['session_id']}").json()
+        scores = api.get("/v1/scores", params={"limit": 1000}).json()["scores"]
+        got["scores"] = sorted(
+            (s for s in scores if s.get("session_id") != session and s.get("trace_id") not in drop),
+            key=lambda s: s["id"],
+        )
+    return got
+
+
+def _post_scores(server: EmbeddedServer, scores: list[dict[str, Any]]) -> None:
+    with httpx.Client(base_url=server.api_url, timeout=30) as api:
+        for score in scores:
+            assert api.post("/v1/scores", json=score).status_code == 201
+
+
+def _hold_compaction_lease(server: EmbeddedServer) -> None:
+    control = server.collector.control
+    assert control is not None
+    lease = control.compaction_lease
+    for _ in range(200):
+        if lease.held() or lease.poll():
+            return
+    raise AssertionError("this single node never held the compaction lease")
+
+
+def _victim(corpus: list[GenTrace]) -> tuple[set[str], set[str]]:
+    """The victim's traces, and the texts only its spans hold (not even inside another span's text)."""
+    traces = {t.trace_id for t in corpus if t.session == VICTIM}
+    others = [x for t in corpus if t.session != VICTIM for s in t.spans for x in (s.text, s.answer)]
+    texts = {text for text in _session_texts(corpus, VICTIM) if not any(text in other for other in others)}
+    assert traces and texts
+    return traces, texts
+
+
+def _stored(server: EmbeddedServer, corpus: list[GenTrace]) -> set[str]:
+    """The corpus in several flushes (several objects per partition), with scores on the victim and others."""
+    for lo in range(0, len(corpus), 10):
+        export(server, corpus[lo : lo + 10])
+        server.collector.flush()
+    victim_scores, kept_scores = _scores(corpus, VICTIM)
+    _post_scores(server, [*victim_scores, *kept_scores])
+    server.collector.flush()
+    return {s["comment"] for s in victim_scores}
+
+
+def test_a_deleted_sessions_text_is_in_no_object_and_every_other_answer_is_unchanged(cluster: EmbeddedServer) -> None:
+    corpus = generate(31, 60, step_s=1200)  # several date partitions
+    traces, texts = _victim(corpus)
+    texts |= _stored(cluster, corpus)
+    bucket = _bucket(cluster)
+    assert set(bucket_hits(bucket, texts)) == texts  # every text stored before the deletion
+    before = answers(cluster, drop=traces)
+    _hold_compaction_lease(cluster)
+
+    with httpx.Client(base_url=cluster.api_url, timeout=120) as api:
+        response = api.delete(f"/v1/sessions/{VICTIM}")
+        assert response.status_code == 200, response.text
+        report = response.json()
+        assert report["traces_deleted"] == len(traces) and report["spans_deleted"] > 0, report
+        assert report["content_items_deleted"] > 0 and report["scores_deleted"] == 3 and report["files_rewritten"] > 0
+        assert api.get(f"/v1/sessions/{VICTIM}").status_code == 404
+        assert api.delete(f"/v1/sessions/{VICTIM}").status_code == 404  # nothing left to delete
+
+    assert bucket_hits(bucket, texts) == {}
+    assert answers(cluster) == before
+    assert len(list(bucket.list(TOMBSTONE_PREFIX))) == 2 and len(list(bucket.list(DELETION_PREFIX))) == 2
+
+
+def test_a_deletion_interrupted_at_each_step_is_finished_by_the_next_run(cluster: EmbeddedServer) -> None:
+    """A crash after the rewrites were stored (before the commit), then a crash after the commit (the
+    replaced objects still there): readers see the session whole until the commit, then not at all;
+    the next run finishes each."""
+    corpus = generate(41, 40, step_s=1200)
+    traces, texts = _victim(corpus)
+    texts |= _stored(cluster, corpus)
+    before = answers(cluster, drop=traces)
+    with_victim = answers(cluster, session="")
+    bucket = _bucket(cluster)
+    mirror = cluster.collector.cluster.mirror if cluster.collector.cluster else None
+    assert mirror is not None and cluster.collector.control is not None
+    durable = cluster.collector._durable
+    assert durable is not None
+    durable.maintenance.stop()  # this test runs each step itself
+
+    class Crash(Exception):
+        pass
+
+    class CrashingStore(ObjectStore):
+        """The bucket, failing at one step as a crash would stop there."""
+
+        def __init__(self, fail_on: str) -> None:
+            super().__init__(bucket.url)
+            self.fail_on = fail_on
+
+        def put_new(self, key: str, data: bytes) -> bool:
+            if self.fail_on == "commit" and key.startswith(DELETION_PREFIX):
+                raise Crash(key)
+            return super().put_new(key, data)
+
+        def delete(self, key: str) -> None:
+            if self.fail_on == "delete":
+                raise Crash(key)
+            super().delete(key)
+
+    def deleter(fail_on: str) -> BucketDeletions:
+        return BucketDeletions(CrashingStore(fail_on), mirror, node="n", may_run=lambda: True)
+
+    deletion_id = deleter("").request("default", VICTIM, traces)
+    with pytest.raises(Crash):
+        deleter("commit").run_pending()
+    assert answers(cluster, session="") == with_victim  # rewrites stored, not committed: not shown
+    assert bucket_hits(bucket, texts)
+    with pytest.raises(Crash):
+        deleter("delete").run_pending()  # committed this time, then stopped before deleting what it replaced
+    cluster.collector.sync_bucket()
+    assert answers(cluster) == before  # the commit alone switches every reader
+    assert bucket_hits(bucket, texts)  # ... but the replaced objects are still in the bucket
+    assert deleter("").run_pending() == 0  # nothing pending: it finishes the swap
+    assert bucket_hits(bucket, texts) == {}
+    manifest = mirror.manifests.deletions()[deletion_id]
+    assert set(manifest.trace_ids) == traces and manifest.scores_deleted == 3
+    cluster.collector.sync_bucket()
+    assert answers(cluster) == before
