@@ -272,18 +272,24 @@ def drive(
     hex_marker: bool,
     load: Load,
     counter: Counter,
+    limit: int | None = None,
 ) -> list[threading.Thread]:
+    """`threads` senders, each one call in flight; the n-th send (one counter for all threads) carries
+    template `(n - 1) % len(bodies)` made unique by n. With `limit`, the senders stop after the
+    `limit`-th send is acked: `limit <= len(bodies)` sends every template at most once (a fixed load
+    whose span ids never repeat, for stores that keep the first of two spans with one span id)."""
     marker = _MARKER_HEX if hex_marker else TRACE_MARKER
 
     def worker(index: int) -> None:
         send = make_sender(index)
-        i = index
         while not load.stop.is_set():
             n = counter.take()
+            if limit is not None and n > limit:
+                return
+            k = (n - 1) % len(bodies)
             unique = n.to_bytes(8, "big")
-            body = bodies[i % len(bodies)].replace(marker, unique.hex().encode() if hex_marker else unique)
+            body = bodies[k].replace(marker, unique.hex().encode() if hex_marker else unique)
             body = body.replace(_CONTENT_MARKER, unique.hex().encode())
-            i += threads
             while not load.stop.is_set():
                 start = time.perf_counter()
                 try:
@@ -293,7 +299,7 @@ def drive(
                     return
                 end = time.perf_counter()
                 if ok:
-                    load.done.append((end, end - start, spans[(i - threads) % len(bodies)]))
+                    load.done.append((end, end - start, spans[k]))
                     break
                 load.refused += 1
                 time.sleep(0.02)

@@ -116,6 +116,7 @@ QUICK = {
     "callgrind_calls": 200,
     "queries": ["--runs", "3", "--samples", "20"],
     "proxy": ["--calls", "500", "--streams", "200", "--seconds", "5"],
+    "peer_ingest": ["--spans", "5000"],  # only with --only ...,phoenix: quick mode leaves Phoenix out
     "sizes": [1_000_000],
 }
 FULL = {
@@ -137,6 +138,7 @@ FULL = {
     "callgrind_calls": 200,
     "queries": ["--runs", "5", "--samples", "40"],
     "proxy": ["--calls", "2000", "--streams", "500", "--seconds", "10"],
+    "peer_ingest": ["--spans", "20000"],
     "sizes": [1_000_000, 10_000_000],
 }
 
@@ -193,6 +195,15 @@ def _decoder_lines(by_decoder: dict[str, Any]) -> list[str]:
 def bench_ingest(mode: dict[str, Any]) -> dict[str, Any]:
     log("ingest: gRPC, then OTLP/HTTP protobuf and JSON, against llmscope serve")
     return dict(run_json([PY, str(HERE / "ingest.py"), *mode["ingest"]], timeout=3600))
+
+
+def bench_ingest_peers(mode: dict[str, Any]) -> dict[str, Any]:
+    """Phoenix and llmscope sent the same fixed load (benchmarks/peer_ingest.py); Phoenix's venv built once."""
+    log("ingest peers: the same fixed load to Arize Phoenix and to llmscope serve (Phoenix: a few minutes)")
+    try:
+        return dict(run_json([PY, str(HERE / "peer_ingest.py"), *mode["peer_ingest"]], timeout=3600))
+    except (subprocess.SubprocessError, OSError, ValueError) as exc:
+        return {"error": f"failed: {exc!r}"[:300]}
 
 
 def bench_proxy(mode: dict[str, Any]) -> dict[str, Any]:
@@ -457,7 +468,8 @@ def render(results: dict[str, Any]) -> str:
         "",
         "Run it: `nox -s bench` (full: 1M and 10M-span stores, longer windows, ~1 h on 2 cores with the 10M store "
         "cached), `nox -s bench -- --quick` (1M store, short windows), "
-        "`-- --only ingest,sdk,queries,proxy,install,export`, `-- --sizes 1000000`, `-- --no-peers`. "
+        "`-- --only ingest,sdk,queries,proxy,install,export` (full mode adds `phoenix` to `ingest`), "
+        "`-- --sizes 1000000`, `-- --no-peers` (no OpenLLMetry, OpenInference or Phoenix). "
         "Scripts: `benchmarks/` (each runs on its own too).",
         "",
         f"- Mode: **{results['mode']}** ({results['mode_note']})",
@@ -513,6 +525,9 @@ def render(results: dict[str, Any]) -> str:
                 hit("ingest_idle_rss_mb", g["idle_rss_mb"]),
             )
         )
+    peer_row = _ingest_peer_summary(results.get("ingest_peers"), ing)
+    if peer_row:
+        summary.append(peer_row)
     sdk = results.get("sdk", {}).get("llmscope")
     if sdk:
         p = sdk["paired"]
@@ -658,6 +673,7 @@ def render(results: dict[str, Any]) -> str:
         elif prof:
             lines += ["", f"(py-spy profile failed: {prof.get('error')})"]
         lines.append("")
+    lines += _render_ingest_peers(results.get("ingest_peers"), ing)
 
     sdks = results.get("sdk", {})
     if sdks:
@@ -820,6 +836,108 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _phoenix_ok(peers: dict[str, Any] | None) -> bool:
+    """Phoenix's figures are there (the run and Phoenix's part of it did not fail)."""
+    return peers is not None and "error" not in peers and "stored_spans_per_s" in peers.get("phoenix", {})
+
+
+def _ingest_peer_summary(peers: dict[str, Any] | None, ing: dict[str, Any] | None) -> tuple[str, ...] | None:
+    """The summary's Phoenix row: llmscope's sustained spans/s into Parquet over Phoenix's stored spans/s."""
+    if not peers or not _phoenix_ok(peers):
+        return None
+    phx = peers["phoenix"]["stored_spans_per_s"]
+    same = peers.get("ratios", {}).get("stored_spans_per_s")
+    harness = f"{same:,.0f}× in the same fixed-load harness" if same else "–"
+    if ing:
+        sustained = ing["grpc"]["written_spans_per_s"]["median"]
+        value = f"{sustained / phx:,.0f}×"
+    else:
+        value = "–"
+    return (
+        f"llmscope ÷ Phoenix {peers['phoenix'].get('version', '')}, spans/s stored (sustained gRPC figure ÷ "
+        f"Phoenix's {phx:,.0f} spans/s; section 1)",
+        value,
+        harness,
+        "(issue 22: Phoenix beside it as a ratio)",
+        "",
+    )
+
+
+def _render_ingest_peers(peers: dict[str, Any] | None, ing: dict[str, Any] | None) -> list[str]:
+    """Phoenix beside llmscope: the same fixed load sent to each (benchmarks/peer_ingest.py), this run."""
+    if not peers:
+        return []
+    lines = ["### Phoenix beside llmscope (same load, same run)", ""]
+    if "error" in peers:
+        return [*lines, f"Not measured: {peers['error']}", ""]
+    cfg = peers["config"]
+    n = cfg["spans_sent"]
+    lines += [
+        f"`benchmarks/peer_ingest.py`: Arize Phoenix (`arize-phoenix` {cfg['phoenix_version']}, its own venv, "
+        "`phoenix serve` on loopback with a temp working dir and its default SQLite database) and `llmscope serve` "
+        "(WAL fsynced, as above), one after the other, each sent the same fixed load by the same client as above "
+        f"over OTLP/{'gRPC' if cfg['protocol'] == 'grpc' else 'HTTP protobuf'}: {n:,} spans in {cfg['requests']} "
+        f"requests of {cfg['spans_per_request']:.0f} spans ({cfg['proto_bytes_per_request'] / 1024:.0f} KiB), "
+        f"each request sent once (Phoenix keeps the first span of a span id), {cfg['threads']} calls in flight, "
+        "refusals retried. A fixed load timed from the first send until every span is stored rather than "
+        "windows of saturating load, as Phoenix stores a few hundred times slower: stored = a row in Phoenix's "
+        "`spans` table (read-only from its database), a span in llmscope's Parquet (/health). Before the clock "
+        f"starts, each stores {cfg['warmup_spans_sent']:,} spans of other traces (first-use costs out). Peak "
+        "RSS: the server's process tree, sampled every 100 ms from /proc; CPU: the tree's, over load and drain.",
+        "",
+    ]
+    llm, phx = peers.get("llmscope", {}), peers.get("phoenix", {})
+    for name, fig in (("llmscope", llm), ("Phoenix", phx)):
+        if "error" in fig:
+            lines += [f"{name}: not measured ({fig['error']})", ""]
+    if not _phoenix_ok(peers) or "error" in llm or not llm:
+        return lines
+    ratio = peers.get("ratios", {})
+
+    def r(key: str) -> str:
+        value = ratio.get(key)
+        return f"{value:,.2f}×" if value is not None else "–"
+
+    rows = [
+        (f"Spans/s stored, end to end ({n:,} spans: first send → all stored)", "stored_spans_per_s", 0),
+        ("Spans/s stored, middle 80% of the load (10% → 90% stored)", "stored_spans_per_s_middle", 0),
+        ("Seconds from the first send until all were stored", "seconds_to_stored", 1),
+        ("Peak RSS, server process tree (MB)", "peak_rss_mb", 0),
+        ("Idle RSS before the load (MB)", "idle_rss_mb", 0),
+        ("CPU µs per stored span (server tree, load + drain)", "cpu_us_per_stored_span", 0),
+    ]
+    lines += [
+        f"| Figure | llmscope | Phoenix {phx.get('version', '')} | llmscope ÷ Phoenix |",
+        "|---|---|---|---|",
+    ]
+    for label, key, digits in rows:
+        a, b = llm.get(key), phx.get(key)
+        own = f"{a / b:,.2f}×" if key in ("seconds_to_stored", "idle_rss_mb") and a is not None and b else r(key)
+        lines.append(f"| {label} | {_f(a, digits)} | {_f(b, digits)} | {own} |")
+    if ing:
+        sustained = ing["grpc"]["written_spans_per_s"]["median"]
+        lines.append(
+            "| Spans/s stored: llmscope sustained (gRPC windows above, median into Parquet) vs Phoenix's "
+            f"fixed load | {sustained:,.0f} | {_f(phx['stored_spans_per_s'], 0)} | "
+            f"**{sustained / max(phx['stored_spans_per_s'], 1e-9):,.0f}×** |"
+        )
+    lines += [
+        "",
+        f"- Phoenix: {phx['spans_stored']:,} of {phx['spans_sent']:,} spans stored"
+        f"{' (cut short by the time cap)' if phx.get('capped') else ''}; acked after "
+        f"{_f(phx.get('seconds_to_acked'), 1)} s ({phx.get('refused', 0):,} calls refused at its queue's cap and "
+        f"retried); its database {phx.get('database_bytes_per_span', 0):,.0f} B per stored span; start-up "
+        f"(migrations of a new database) {phx.get('startup_s', 0):.0f} s, not timed.",
+        f"- llmscope in that harness: all {llm['spans_stored']:,} spans acked after "
+        f"{_f(llm.get('seconds_to_acked'), 2)} s and stored after {_f(llm['seconds_to_stored'], 2)} s: a load "
+        "this small is mostly the latency of the writer's flush (every 10,000 spans or 1 s), so its end-to-end "
+        "rate is well under the sustained one; the ratio against the sustained figure is the one to read for "
+        "throughput.",
+        "",
+    ]
+    return lines
+
+
 def _render_export(export: dict[str, Any] | None) -> list[str]:
     if not export:
         return []
@@ -925,7 +1043,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few-minute run: 1M-span store, short windows")
     parser.add_argument(
-        "--only", default="ingest,sdk,queries,proxy,install,export", help="comma-separated parts to run"
+        "--only",
+        default="ingest,sdk,queries,proxy,install,export",
+        help="comma-separated parts to run; phoenix (Phoenix beside the ingest figures) joins ingest in full mode",
     )
     parser.add_argument("--sizes", help="store sizes for the query benchmark, e.g. 1000000,10000000")
     parser.add_argument("--store-dir", type=Path, default=Path(tempfile.gettempdir()) / "llmscope-bench-stores")
@@ -939,7 +1059,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--render-only", action="store_true", help="rewrite the Markdown from the JSON report")
     parser.add_argument("--merge", action="store_true", help="keep the parts not in --only from the last JSON report")
-    parser.add_argument("--no-peers", action="store_true", help="skip OpenLLMetry/OpenInference (no venvs built)")
+    parser.add_argument(
+        "--no-peers", action="store_true", help="skip OpenLLMetry/OpenInference and Phoenix (no venvs built)"
+    )
     parser.add_argument("--out-md", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--out-json", type=Path, default=ROOT / "docs" / "benchmarks.json")
     parser.add_argument("--note", action="append", default=[], help="a line for the report's notes")
@@ -949,6 +1071,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     mode = QUICK if args.quick else FULL
     parts = set(args.only.split(","))
+    if "ingest" in parts and not args.quick:  # Phoenix beside the ingest figures, unless --no-peers
+        parts.add("phoenix")
+    if args.no_peers:
+        parts.discard("phoenix")
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else mode["sizes"]
     results: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
@@ -966,11 +1092,12 @@ def main(argv: list[str] | None = None) -> int:
         groups["install"], groups["sdk_export"] = "install", "sdk"
         groups["export"] = "export"
         groups["query_profiles"] = "queries"
+        groups["ingest_peers"] = "phoenix"
         for key, group in groups.items():
             if key in previous and group not in parts:
                 results[key] = previous[key]
         results["notes"] += [n for n in previous.get("notes", ()) if n.startswith("Merged report")]
-        kept = ", ".join(sorted({"sdk", "ingest", "queries", "proxy", "install", "export"} - parts))
+        kept = ", ".join(sorted({"sdk", "ingest", "queries", "proxy", "install", "export", "phoenix"} - parts))
         results["notes"].append(
             f"Merged report: {kept} from the run of {previous['machine']['date_utc']} (commit "
             f"`{previous['machine']['git_commit']}`); {', '.join(sorted(parts))} re-run on "
@@ -1015,6 +1142,8 @@ def main(argv: list[str] | None = None) -> int:
         results["install"] = dict(run_json([PY, str(HERE / "install_footprint.py"), "--runs", "20"], timeout=1800))
     if "ingest" in parts:
         results["ingest"] = bench_ingest(mode)
+    if "phoenix" in parts:
+        results["ingest_peers"] = bench_ingest_peers(mode)
     if "proxy" in parts:
         results["proxy"] = bench_proxy(mode)
     if "export" in parts:
