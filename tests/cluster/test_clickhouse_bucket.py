@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from llmscope_collector.query.clickhouse.client import ChdbClient
@@ -77,3 +78,27 @@ def test_clickhouse_records_compacted_objects_without_loading_them_again(bucket_
     _every_query(bucket_engines, "default", generate(SEED, N_TRACES, step_s=300) + corpus)
     assert loader.objects_loaded == loaded  # every output recorded, none loaded
     assert any("/compact-" in key for key in loader.loaded)
+
+
+def test_a_session_deleted_from_the_bucket_is_gone_from_clickhouse_as_from_duckdb(bucket_engines: Engines) -> None:
+    """`DELETE /v1/sessions/{id}` in cluster mode rewrites the bucket's objects (storage.bucket_deletion);
+    ClickHouse, which loaded them before, applies the deletion manifest (the session's traces and orphaned
+    content out of its tables), records each rewritten object without loading it, and answers every
+    query as DuckDB over the mirror does."""
+    corpus = generate(SEED, N_TRACES, step_s=300)
+    victim = next(t.session for t in corpus if t.session)
+    gone = [t for t in corpus if t.session == victim]
+    loader = bucket_engines.clickhouse.loader
+    loader.refresh()
+    loaded = loader.objects_loaded
+    server = bucket_engines.server
+    with httpx.Client(base_url=server.api_url, timeout=120) as api:
+        response = api.delete(f"/v1/sessions/{victim}")
+    assert response.status_code == 200, response.text
+    assert response.json()["traces_deleted"] == len(gone) > 0
+    kept = [t for t in corpus if t.session != victim]
+    _every_query(bucket_engines, "default", [*gone, *kept])  # the deleted traces: absent from both alike
+    assert bucket_engines.check(lambda s: s.get_session("default", victim)) is None
+    assert all(bucket_engines.check(lambda s, t=t: s.get_trace(t.trace_id, "default")) is None for t in gone)
+    assert loader.deletions_applied == 1 and loader.objects_loaded == loaded  # rewrites recorded, not loaded
+    assert any("/del-" in key for key in loader.loaded)

@@ -8,8 +8,10 @@ documents) byte by byte."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Collection, Iterable, Iterator
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any
 
 import httpx
@@ -53,7 +55,10 @@ def bucket_hits(bucket: ObjectStore, texts: Iterable[str]) -> dict[str, list[str
     wanted = list(texts)
     hits: dict[str, list[str]] = {}
     for info in bucket.list(""):
-        data = bucket.get(info.key)
+        try:
+            data = bucket.get(info.key)
+        except FileNotFoundError:
+            continue  # deleted since the listing (a deletion or compaction finishing meanwhile)
         if info.key.endswith(".parquet"):
             body = json.dumps(pq.read_table(pa.BufferReader(data)).to_pylist(), default=str)
         else:
@@ -199,3 +204,57 @@ def test_a_deletion_interrupted_at_each_step_is_finished_by_the_next_run(cluster
     assert set(manifest.trace_ids) == traces and manifest.scores_deleted == 3
     cluster.collector.sync_bucket()
     assert answers(cluster) == before
+
+
+def test_spans_another_collector_still_held_do_not_bring_the_session_back(
+    tmp_path_factory: pytest.TempPathFactory, s3_env: S3Server
+) -> None:
+    """Collector B holds spans of the session in its write-ahead log when A executes the deletion. B's next
+    flush, made without having seen the tombstone (its mirror sync stopped: the window of a flush that read
+    the tombstones just before one was written), stores them, then finds the tombstone, re-opens it, and A
+    removes them; spans of the session B receives afterwards are dropped before they are stored. Neither
+    leaves any of the session's text in the bucket; the other sessions stay whole."""
+    url = s3_env.fresh_url()
+    common = {"storage": url, "lease_duration_s": 3.0, "bucket_sync_interval_s": 0.5}
+    corpus = generate(51, 40, step_s=1200)
+    traces, texts = _victim(corpus)
+    late = [dataclasses.replace(t, spans=t.spans[1:]) for t in corpus if t.session == VICTIM and len(t.spans) > 1]
+    early = [dataclasses.replace(t, spans=t.spans[:1]) if t.session == VICTIM else t for t in corpus]
+    assert late
+    settings_a = query_settings(tmp_path_factory, collector_id="ca", **common)
+    settings_b = query_settings(tmp_path_factory, collector_id="cb", flush_interval_s=3600.0, **common)
+    with EmbeddedServer(settings_a) as a:
+        _hold_compaction_lease(a)
+        with EmbeddedServer(settings_b) as b:
+            export(a, early)
+            a.collector.flush()
+            before = answers(a, drop=traces)
+            with pytest.MonkeyPatch.context() as patch:  # sent, acknowledged, not flushed (a long flush interval)
+                patch.setattr(b.collector, "flush", lambda timeout=0.0: 0)
+                export(b, late)
+            durable = b.collector._durable
+            assert durable is not None
+            durable.maintenance.stop()  # B's mirror no longer syncs: its flush cannot know the tombstone before
+            with httpx.Client(base_url=a.api_url, timeout=120) as api:
+                response = api.delete(f"/v1/sessions/{VICTIM}")
+            assert response.status_code == 200, response.text
+            b.collector.flush()  # stores what it held, then finds the tombstone it had not honoured
+            assert b.collector.flush_check is not None and b.collector.flush_check.reopened == 1
+            bucket = _bucket(a)
+            assert _wait(lambda: not bucket_hits(bucket, texts), timeout_s=60), bucket_hits(bucket, texts)
+            export(b, late)  # a retry of the same spans, after B knows the tombstone
+            b.collector.flush()
+            assert b.collector.tombstones is not None and b.collector.tombstones.spans_dropped > 0
+            assert b.collector.flush_check.reopened == 1
+            assert bucket_hits(bucket, texts) == {}
+            a.collector.sync_bucket()
+            assert answers(a) == before
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True

@@ -35,6 +35,9 @@ from llmscope_collector.storage.objects import ObjectStore
 log = logging.getLogger(__name__)
 
 MIRROR_DIR = "bucket"
+DELETIONS_DIR = "deletions"
+"""Under the mirror's root: a copy of each session deletion's manifest (`<id>.pb`), for the ClickHouse
+engine reading the mirror (query.clickhouse.loader), written after the objects it replaced were removed."""
 _FETCH_WORKERS = 4
 
 
@@ -102,7 +105,21 @@ class BucketMirror:
                     if path not in wanted:
                         path.unlink(missing_ok=True)
                         report.removed += 1
+        self._copy_deletions()
         return report
+
+    def _copy_deletions(self) -> None:
+        deletions = self.manifests.deletions()
+        if not deletions:
+            return
+        directory = self.root / DELETIONS_DIR
+        make_private_dir(directory)
+        for deletion_id, manifest in deletions.items():
+            path = directory / f"{deletion_id}.pb"
+            if not path.exists():
+                tmp = path.with_name(f".{path.name}.tmp")
+                tmp.write_bytes(manifest.SerializeToString())
+                os.replace(tmp, path)
 
     def _fetch(self, path: Path, stored: StoredObject) -> int | None:
         """Write the object to a hidden temp name, then rename: a query never globs a partial file.

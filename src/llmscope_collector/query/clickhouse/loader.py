@@ -13,11 +13,19 @@ skips nothing. Objects are immutable: a key never changes content. A compacted f
 and so is a file a session deletion rewrote (its metadata names the files it is a rewrite of): the
 deletion removes the rows from the tables first, while the loader is paused (`paused`). Objects that
 disappear by retention are not removed from the tables: retention there is the tables' TTL (docs/scale.md).
+
+In cluster mode a session deletion is a committed `DeletionManifest` (storage.bucket_deletion): each
+refresh applies the ones not applied yet (lightweight DELETE of the session's traces from every trace
+table, of its orphaned content items from `content`), recorded in `loaded_objects` under the
+manifest's key, and each rewritten object is recorded without a load when the object it replaces was
+loaded (rewrites are one to one). Every replica's engine applies every deletion, whichever replica
+received the request.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -34,7 +42,8 @@ from llmscope_collector.query.clickhouse import sql
 from llmscope_collector.query.clickhouse.client import ClickHouseClient
 from llmscope_collector.storage.compaction import COMPACTED_FROM_KEY as COMPACTED_FROM
 from llmscope_collector.storage.layout import partition_of_key
-from llmscope_collector.storage.manifests import ManifestIndex
+from llmscope_collector.storage.manifests import DeletionManifest, ManifestIndex, deletion_key
+from llmscope_collector.storage.mirror import DELETIONS_DIR
 from llmscope_collector.storage.rewrite import REWRITTEN_FROM
 
 log = logging.getLogger(__name__)
@@ -76,6 +85,10 @@ class ObjectSource(Protocol):
         """The object's bytes when the reader is `input()` (sent with the statement), else None."""
         ...
 
+    def deletions(self) -> dict[str, DeletionManifest]:
+        """The session deletions committed in cluster mode, by manifest key (none for a data dir)."""
+        ...
+
 
 class DirectorySource:
     """A data dir or a bucket's mirror, read by the engine's `file()` (chdb, or a server on the same host)."""
@@ -112,6 +125,17 @@ class DirectorySource:
 
     def payload(self, key: str) -> bytes | None:
         return None
+
+    def deletions(self) -> dict[str, DeletionManifest]:
+        """The copies a bucket's mirror keeps of the deletion manifests (`storage.mirror`), written after the
+        objects they replace were removed from the mirror."""
+        found: dict[str, DeletionManifest] = {}
+        for entry in _entries(self._root / DELETIONS_DIR):
+            if entry.name.endswith(".pb") and entry.is_file():
+                manifest = DeletionManifest()
+                manifest.ParseFromString(Path(entry.path).read_bytes())
+                found[deletion_key(entry.name.removesuffix(".pb"))] = manifest
+        return found
 
 
 class UploadSource(DirectorySource):
@@ -156,6 +180,9 @@ class BucketSource:
 
     def payload(self, key: str) -> bytes | None:
         return None
+
+    def deletions(self) -> dict[str, DeletionManifest]:
+        return {deletion_key(d): m for d, m in self._manifests.deletions().items()}
 
 
 def _names(raw: bytes | None) -> list[str]:
@@ -203,6 +230,7 @@ class Loader:
         self._set_retention(sql.retention_ttl(retention_days, project_days or {}))
         self._loaded = {r["key"] for r in client.rows(sql.LOADED_KEYS, {})}
         self.objects_loaded = 0
+        self.deletions_applied = 0
 
     def _add_columns(self) -> bool:
         """Add the declared columns the tables lack (made by an earlier version); whether the summaries had any.
@@ -250,11 +278,31 @@ class Loader:
             yield
 
     def _refresh(self) -> None:
-        listed = map(stored_object, self._source.list_keys())
+        listed = list(map(stored_object, self._source.list_keys()))
+        for key, deletion in sorted(self._source.deletions().items()):
+            if key not in self._loaded:
+                self._apply_deletion(key, deletion)
         new = [o for o in listed if o is not None and o.key not in self._loaded]
         order = {name: n for n, name in enumerate(sql.LOAD_ORDER)}
         for obj in sorted(new, key=lambda o: (order[o.dataset], o.key)):
             self._load(obj)
+
+    def _apply_deletion(self, key: str, deletion: DeletionManifest) -> None:
+        """A session deleted from the bucket: its traces' rows and its orphaned content out of the tables."""
+        if deletion.trace_ids:
+            traces = {"project": deletion.project, "trace_ids": list(deletion.trace_ids)}
+            for table in sql.TRACE_TABLES:
+                self._client.command(sql.delete_traces(table), traces)
+        for removed in deletion.removed_content:
+            params = {
+                "project": removed.project,
+                "date": dt.date.fromisoformat(removed.date),
+                "hashes": list(removed.hashes),
+            }
+            self._client.command(sql.DELETE_CONTENT, params)
+        self._client.command(sql.RECORD_LOADED, {"key": key, "dataset": "deletion", "ns": time.time_ns()})
+        self._loaded.add(key)
+        self.deletions_applied += 1
 
     def _load(self, obj: StoredObject) -> None:
         if not self._source.loaded_as(obj.key, self._loaded):
