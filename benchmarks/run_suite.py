@@ -883,7 +883,9 @@ def _render_ingest_peers(peers: dict[str, Any] | None, ing: dict[str, Any] | Non
         "windows of saturating load, as Phoenix stores a few hundred times slower: stored = a row in Phoenix's "
         "`spans` table (read-only from its database), a span in llmscope's Parquet (/health). Before the clock "
         f"starts, each stores {cfg['warmup_spans_sent']:,} spans of other traces (first-use costs out). Peak "
-        "RSS: the server's process tree, sampled every 100 ms from /proc; CPU: the tree's, over load and drain.",
+        "RSS: the server's process tree, sampled every 100 ms from /proc; CPU: the tree's, over load and drain. "
+        "Durability differs in Phoenix's favour: it acks from an in-memory queue (lost if the process dies) and "
+        "writes SQLite with `synchronous = OFF` (no fsync); llmscope acks after its WAL is fsynced.",
         "",
     ]
     llm, phx = peers.get("llmscope", {}), peers.get("phoenix", {})
