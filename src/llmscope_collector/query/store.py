@@ -209,7 +209,7 @@ class TraceStore:
         return waterfalls_of(wanted, rows)
 
     def _summary_row(self, project: str, trace_id: str) -> dict[str, Any] | None:
-        rows = self.table_rows(sql.TRACE_SUMMARY, {"project": project, "trace_id": trace_id, **self.state_params()})
+        rows = self.table_rows(sql.TRACE_PLACE, {"project": project, "trace_id": trace_id, **self.state_params()})
         return rows[0] if rows else None
 
     def list_traces(self, project: str, query: TraceQuery) -> TracePage:

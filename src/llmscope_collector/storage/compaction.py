@@ -7,10 +7,12 @@ readers keep a score id's latest row).
 
 Each flush writes one small file per partition, and DuckDB pays per file; compaction merges them
 into files of up to `target_rows` / `target_bytes` (zstd, sorted by trace_id then start_ns, row
-groups of `row_group_size`). While merging it removes every duplicate (trace_id, span_id): within
-the merged files and against the partition's other files, so exactly-once storage holds even for a
-retry the in-memory window missed. Files are rewritten with the current schema (missing columns
-become nulls; unknown columns are kept), which is also how files migrate to a new schema version.
+groups of `row_group_size`: `layout.SPAN_ROW_GROUP_ROWS`). While merging it removes every duplicate
+(trace_id, span_id): within the merged files and against the partition's other files, so
+exactly-once storage holds even for a retry the in-memory window missed. Files are rewritten with
+the current schema (missing columns become nulls; unknown columns are kept), which is also how
+files migrate to a new schema version, and (spans) in row groups of the current size: a file
+written with larger ones is rewritten once, on its own.
 
 Crash safety: outputs are written and fsynced under temporary names, then an intent file listing
 inputs and outputs is made durable, then outputs are renamed in and inputs removed, then the
@@ -46,6 +48,7 @@ from llmscope_collector.storage.layout import (
     CONTENT_DIR,
     LLM_DUPS_DIR,
     SCORES_DIR,
+    SPAN_ROW_GROUP_ROWS,
     SPANS_DIR,
     TRACES_DIR,
     Partition,
@@ -99,7 +102,7 @@ MERGE_RULES: dict[str, MergeRule] = {
 class CompactionOptions:
     target_rows: int = 500_000
     target_bytes: int = 128 * 1024 * 1024
-    row_group_size: int = 100_000
+    row_group_size: int = SPAN_ROW_GROUP_ROWS
 
 
 @dataclasses.dataclass
@@ -137,13 +140,18 @@ class _FileInfo:
     rows: int
     size: int
     schema_version: str | None
+    row_group_rows: int = 0
+    """Rows of its largest row group."""
 
 
-def _needs_rewrite(info: _FileInfo, checked: bool = True) -> bool:
-    """A file worth rewriting on its own: an outdated schema, or (`checked`: a dataset with duplicate
-    keys) a flush file never checked against the partition's other files (the ingest window is
-    bounded; a retry it missed is removed here, once)."""
+def _needs_rewrite(info: _FileInfo, checked: bool = True, row_group_rows: int | None = None) -> bool:
+    """A file worth rewriting on its own: an outdated schema, row groups larger than `row_group_rows`
+    (files of an older layout: a point lookup decodes a whole row group), or (`checked`: a dataset with
+    duplicate keys) a flush file never checked against the partition's other files (the ingest window
+    is bounded; a retry it missed is removed here, once)."""
     if info.schema_version != SCHEMA_VERSION:
+        return True
+    if row_group_rows is not None and info.row_group_rows > row_group_rows:
         return True
     return checked and not info.path.name.startswith(COMPACTED_PREFIX)
 
@@ -189,7 +197,9 @@ class Compactor:
     def compact_partition(self, partition: Partition) -> CompactionStats:
         stats = CompactionStats()
         infos = self._eligible(partition.path)
-        for group in self._groups(infos, checked=bool(MERGE_RULES[partition.dataset].keys)):
+        rule = MERGE_RULES[partition.dataset]
+        relayout = partition.dataset == SPANS_DIR  # (the point lookups that pay for a row group's size)
+        for group in self._groups(infos, checked=bool(rule.keys), relayout=relayout):
             others = [p for p in parquet_files(partition.path) if p not in {i.path for i in group}]
             stats.add(self._merge(partition, group, others))
         return stats
@@ -206,8 +216,9 @@ class Compactor:
                 infos.append(info)
         return infos
 
-    def _groups(self, infos: list[_FileInfo], *, checked: bool = True) -> list[list[_FileInfo]]:
-        """Runs of small files up to the target size; a lone file only when its schema is outdated."""
+    def _groups(self, infos: list[_FileInfo], *, checked: bool = True, relayout: bool = False) -> list[list[_FileInfo]]:
+        """Runs of small files up to the target size; a lone file only when it needs a rewrite (an
+        outdated schema, an unchecked flush file, `relayout`: row groups above `row_group_size`)."""
         small = [i for i in infos if i.rows < self._opts.target_rows // 2 and i.size < self._opts.target_bytes // 2]
         groups: list[list[_FileInfo]] = []
         current: list[_FileInfo] = []
@@ -221,8 +232,9 @@ class Compactor:
             size += info.size
         if current:
             groups.append(current)
-        alone = [[i] for i in infos if i not in small and _needs_rewrite(i, checked)]
-        return [g for g in groups if len(g) > 1 or _needs_rewrite(g[0], checked)] + alone
+        row_groups = self._opts.row_group_size if relayout else None
+        alone = [[i] for i in infos if i not in small and _needs_rewrite(i, checked, row_groups)]
+        return [g for g in groups if len(g) > 1 or _needs_rewrite(g[0], checked, row_groups)] + alone
 
     def _expire_backups(self) -> None:
         _expire_backups_in(self._intents / BACKUP_DIR, time.time())
@@ -308,7 +320,8 @@ def _file_info(path: Path) -> _FileInfo | None:
         log.warning("compaction skips %s: %s", path, exc)
         return None
     version = (meta.metadata or {}).get(SCHEMA_VERSION_KEY)
-    return _FileInfo(path, meta.num_rows, size, version.decode() if version else None)
+    largest = max((meta.row_group(i).num_rows for i in range(meta.num_row_groups)), default=0)
+    return _FileInfo(path, meta.num_rows, size, version.decode() if version else None, largest)
 
 
 def _target_schema(current: pa.Schema, tables: list[pa.Table]) -> pa.Schema:

@@ -20,7 +20,7 @@ import pyarrow as pa
 from llmscope_collector.storage.batch import DecodedBatch, DecodedPart, PartitionKey
 from llmscope_collector.storage.content import ContentStore
 from llmscope_collector.storage.dedupe import RecentSpanIds, span_keys
-from llmscope_collector.storage.layout import SCORES_DIR, SPANS_DIR
+from llmscope_collector.storage.layout import SCORES_DIR, SPAN_ROW_GROUP_ROWS, SPANS_DIR
 from llmscope_collector.storage.schema import SCORE_SCHEMA, SPAN_SCHEMA
 from llmscope_collector.storage.tables import LocalTables, TableSink, ensure_dir
 from llmscope_collector.storage.wal_ranges import META_WAL_END, META_WAL_START, WalCoverage
@@ -69,7 +69,7 @@ class ParquetSpanWriter:
         data_dir: Path,
         recent: RecentSpanIds,
         *,
-        row_group_size: int = 64_000,
+        row_group_size: int = SPAN_ROW_GROUP_ROWS,
         hook: FlushHook | None = None,
         content: ContentStore | None = None,
         tables: TableSink | None = None,

@@ -130,6 +130,25 @@ def test_old_files_are_rewritten_with_the_current_schema_keeping_unknown_columns
     assert len(backups) == 2
 
 
+def test_a_file_of_larger_row_groups_is_rewritten_once_in_the_current_ones(tmp_path: Path) -> None:
+    files = Files(tmp_path)
+    for n in range(3):
+        files.flush(payload(_ids(20, n), start_ns=START + n))
+    _compactor(tmp_path, row_group_size=100, target_rows=100).run_once()  # an older release's layout
+    partition = _partition(tmp_path)
+    [before] = parquet_files(partition)
+    assert pq.read_metadata(before).num_row_groups == 1
+    rows = pq.read_table(before)
+    stats = _compactor(tmp_path, row_group_size=16, target_rows=100).run_once()  # large (60 rows): alone
+    assert (stats.files_in, stats.rows_in, stats.rows_out, stats.duplicates_removed) == (1, 60, 60, 0)
+    [after] = parquet_files(partition)
+    meta = pq.read_metadata(after)
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [16, 16, 16, 12]
+    assert pq.read_table(after).equals(rows)  # the same rows, in the same order
+    assert not list((tmp_path / COMPACTION_DIR).rglob("*.parquet"))  # no backup: nothing was migrated
+    assert _compactor(tmp_path, row_group_size=16, target_rows=100).run_once().files_in == 0  # once
+
+
 def _interrupted_swap(tmp_path: Path, renamed: bool, output_ready: bool = True) -> tuple[Path, list[Path]]:
     files = Files(tmp_path)
     for n in range(3):
