@@ -29,7 +29,8 @@ class Database:
 
     def __init__(self, *, threads: int = 2, memory_limit: str = "2GB", spill_dir: Path | None = None) -> None:
         self._conn = duckdb.connect(":memory:")
-        self._conn.execute("SET TimeZone = 'UTC'")
+        # GLOBAL: a cursor is a connection of its own, which a plain (session) SET does not reach.
+        self._conn.execute("SET GLOBAL TimeZone = 'UTC'")
         self._conn.execute(f"SET threads = {int(threads)}")
         self._conn.execute("SET memory_limit = ?", [memory_limit])
         if spill_dir is not None:  # else DuckDB spills big sorts into `.tmp` of the working directory
