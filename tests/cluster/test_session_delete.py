@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from llmscope_collector.server import EmbeddedServer
-from llmscope_collector.storage.bucket_deletion import BucketDeletions
+from llmscope_collector.settings import Settings
+from llmscope_collector.storage.bucket_deletion import BucketDeletions, session_digest
 from llmscope_collector.storage.manifests import DELETION_PREFIX, TOMBSTONE_PREFIX
 from llmscope_collector.storage.objects import ObjectStore, StorageUrl
 from tests.cluster.conftest import S3Server
@@ -33,16 +34,30 @@ pytestmark = pytest.mark.cluster
 VICTIM = "sess-3"
 
 
-@pytest.fixture
-def cluster(tmp_path_factory: pytest.TempPathFactory, s3_env: S3Server) -> Iterator[EmbeddedServer]:
-    settings = query_settings(
+def _settings(tmp_path_factory: pytest.TempPathFactory, s3_env: S3Server, **overrides: object) -> Settings:
+    return query_settings(
         tmp_path_factory,
         storage=s3_env.fresh_url(),
         collector_id="d1",
         lease_duration_s=3.0,
         bucket_sync_interval_s=0.5,
+        **overrides,
     )
-    with EmbeddedServer(settings) as server:
+
+
+@pytest.fixture
+def cluster(tmp_path_factory: pytest.TempPathFactory, s3_env: S3Server) -> Iterator[EmbeddedServer]:
+    with EmbeddedServer(_settings(tmp_path_factory, s3_env)) as server:
+        yield server
+
+
+@pytest.fixture(params=["duckdb", "chdb"])
+def any_engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, s3_env: S3Server
+) -> Iterator[EmbeddedServer]:
+    """A bucket-mode server answering with DuckDB over its mirror, or with ClickHouse (chdb) loading it."""
+    engine = "" if request.param == "duckdb" else f"chdb://{tmp_path_factory.mktemp('chdb')}"
+    with EmbeddedServer(_settings(tmp_path_factory, s3_env, query_engine=engine)) as server:
         yield server
 
 
@@ -126,7 +141,10 @@ def _stored(server: EmbeddedServer, corpus: list[GenTrace]) -> set[str]:
     return {s["comment"] for s in victim_scores}
 
 
-def test_a_deleted_sessions_text_is_in_no_object_and_every_other_answer_is_unchanged(cluster: EmbeddedServer) -> None:
+def test_a_deleted_sessions_text_is_in_no_object_and_every_other_answer_is_unchanged(
+    any_engine: EmbeddedServer,
+) -> None:
+    cluster = any_engine
     corpus = generate(31, 60, step_s=1200)  # several date partitions
     traces, texts = _victim(corpus)
     texts |= _stored(cluster, corpus)
@@ -145,6 +163,7 @@ def test_a_deleted_sessions_text_is_in_no_object_and_every_other_answer_is_uncha
         assert api.delete(f"/v1/sessions/{VICTIM}").status_code == 404  # nothing left to delete
 
     assert bucket_hits(bucket, texts) == {}
+    assert bucket_hits(bucket, [f'"{VICTIM}"', f"{VICTIM}"]) == {}  # not even its id: deletion records hash it
     assert answers(cluster) == before
     assert len(list(bucket.list(TOMBSTONE_PREFIX))) == 2 and len(list(bucket.list(DELETION_PREFIX))) == 2
 
@@ -188,7 +207,7 @@ def test_a_deletion_interrupted_at_each_step_is_finished_by_the_next_run(cluster
     def deleter(fail_on: str) -> BucketDeletions:
         return BucketDeletions(CrashingStore(fail_on), mirror, node="n", may_run=lambda: True)
 
-    deletion_id = deleter("").request("default", VICTIM, traces)
+    deletion_id = deleter("").request("default", session_digest(VICTIM), traces)
     with pytest.raises(Crash):
         deleter("commit").run_pending()
     assert answers(cluster, session="") == with_victim  # rewrites stored, not committed: not shown

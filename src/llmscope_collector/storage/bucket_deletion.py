@@ -31,7 +31,6 @@ same at start for its flushes beyond its WAL cursor (a crash between a flush and
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -112,12 +111,12 @@ class BucketDeletions:
 
     # -- any replica ------------------------------------------------------------------------------
 
-    def request(self, project: str, session_id: str, trace_ids: Iterable[str], *, reopens: str = "") -> str:
-        """Store the tombstone (create-only); returns the deletion id."""
+    def request(self, project: str, session: bytes, trace_ids: Iterable[str], *, reopens: str = "") -> str:
+        """Store the tombstone of the session whose id hashes to `session` (create-only); returns the deletion id."""
         now = time.time_ns()
         tombstone = SessionTombstone(
             project=project,
-            session_id=session_id,
+            session_sha256=session,
             trace_ids=sorted(set(trace_ids)),
             deleted_unix_ns=now,
             node=self._node,
@@ -130,17 +129,20 @@ class BucketDeletions:
 
     def delete_session(self, project: str, session_id: str, timeout_s: float) -> DeletionManifest:
         """Request the deletion (or join one of the session still pending) and wait for its execution."""
-        deletion_id = self.pending_for(project, session_id)
+        session = session_digest(session_id)
+        deletion_id = self.pending_for(project, session)
         if deletion_id is None:
             self._mirror.sync()  # what any collector stored up to now
-            deletion_id = self.request(project, session_id, session_traces(self._mirror.root, project, session_id))
+            now = SessionTombstone(session_sha256=session, deleted_unix_ns=time.time_ns())
+            traces = session_traces(self._mirror.root, project, Rules([now]))
+            deletion_id = self.request(project, session, traces)
         return self.wait(deletion_id, timeout_s)
 
-    def pending_for(self, project: str, session_id: str) -> str | None:
+    def pending_for(self, project: str, session: bytes) -> str | None:
         """The oldest deletion of this session requested and not executed yet (a retried DELETE waits for it)."""
         self._manifests.refresh()
         for deletion_id, tombstone in self._manifests.pending_deletions().items():
-            if (tombstone.project, tombstone.session_id) == (project, session_id) and not tombstone.reopens:
+            if (tombstone.project, tombstone.session_sha256) == (project, session) and not tombstone.reopens:
                 return deletion_id
         return None
 
@@ -180,7 +182,7 @@ class BucketDeletions:
         rewrites = [self._rewrite(deletion_id, key, table) for key, table in sweep.replacements.items()]
         manifest = DeletionManifest(
             project=tombstone.project,
-            session_id=tombstone.session_id,
+            session_sha256=tombstone.session_sha256,
             trace_ids=sorted(sweep.trace_ids),
             deleted_unix_ns=tombstone.deleted_unix_ns,
             rewrites=rewrites,
@@ -206,8 +208,8 @@ class BucketDeletions:
         self._mirror.sync()
         self.executed += 1
         log.info(
-            "deleted session %r of project %r: %d traces, %d spans, %d content items, %d scores, %d objects",
-            tombstone.session_id,
+            "deleted session %s… of project %r: %d traces, %d spans, %d content items, %d scores, %d objects",
+            tombstone.session_sha256.hex()[:12],
             tombstone.project,
             len(manifest.trace_ids),
             manifest.spans_deleted,
@@ -263,9 +265,8 @@ class _Sweep:
         self.replacements: dict[str, pa.Table] = {}
         self.orphans: dict[str, set[str]] = {}  # date → content hashes removed
         self.spans = self.content = self.scores = 0
-        self.trace_ids = set(tombstone.trace_ids) | session_traces(
-            root, tombstone.project, tombstone.session_id, tombstone.deleted_unix_ns
-        )
+        self._rules = Rules([tombstone])
+        self.trace_ids = set(tombstone.trace_ids) | session_traces(root, tombstone.project, self._rules)
         if self.trace_ids:
             hashes = self._remove_traces()
             self._remove_orphans(hashes)
@@ -328,11 +329,11 @@ class _Sweep:
         traces = pa.array(sorted(self.trace_ids), pa.string())
         for path in files:
             table = pq.read_table(path, columns=["id", "trace_id", "session_id"])
-            hit = pc.or_kleene(
-                pc.is_in(table.column("trace_id"), value_set=traces),
-                pc.equal(table.column("session_id"), self._tombstone.session_id),
+            hit = pc.or_(
+                pc.fill_null(pc.is_in(table.column("trace_id"), value_set=traces), False),
+                self._rules.session_rows_any(table),
             )
-            ids.update(v for v in table.column("id").filter(pc.fill_null(hit, False)).to_pylist() if v is not None)
+            ids.update(v for v in table.column("id").filter(hit).to_pylist() if v is not None)
         if not ids:
             return
         wanted = pa.array(sorted(ids), pa.string())
@@ -345,26 +346,24 @@ class _Sweep:
                 self.replacements[self._key(path)] = table.filter(pc.invert(gone))
 
 
-def session_traces(root: Path, project: str, session_id: str, cutoff_ns: int | None = None) -> set[str]:
-    """Traces of a mirror with a span (or a summary delta) of the session started by `cutoff_ns`."""
+def session_digest(session_id: str) -> bytes:
+    """How deletion records name a session: SHA-256 of its id (never the id itself)."""
+    return hashlib.sha256(session_id.encode()).digest()
+
+
+def session_traces(root: Path, project: str, rules: Rules) -> set[str]:
+    """Traces of a mirror with a span (or a summary delta) of a covered session started by its deletion."""
     found: set[str] = set()
-    cutoff = time.time_ns() if cutoff_ns is None else cutoff_ns
     for dataset in (SPANS_DIR, TRACES_DIR):
         for part in iter_partitions(root, dataset):
             if part.project != project:
                 continue
             for path in parquet_files(part.path):
                 table = pq.read_table(path, columns=["trace_id", "session_id", "start_ns"])
-                hit = _of_session(table, session_id, cutoff)
-                found.update(v for v in table.column("trace_id").filter(hit).to_pylist() if v)
+                found.update(
+                    v for v in table.column("trace_id").filter(rules.session_rows(table, "start_ns")).to_pylist() if v
+                )
     return found
-
-
-def _of_session(table: pa.Table, session_id: str, cutoff_ns: int) -> pa.Array:
-    """Rows of the session that started at or before the deletion (later ones are a new conversation)."""
-    same = pc.equal(table.column("session_id"), session_id)
-    early = pc.less_equal(table.column("start_ns"), cutoff_ns)
-    return pc.fill_null(pc.and_kleene(same, pc.fill_null(early, True)), False)
 
 
 def _content_hashes(spans: pa.Table) -> set[str]:
@@ -378,11 +377,51 @@ def _content_hashes(spans: pa.Table) -> set[str]:
 # -- the flush path ----------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class _Rule:
-    trace_ids: frozenset[str]
-    session_id: str
-    cutoff_ns: int
+class Rules:
+    """What some tombstones of one project cover: their traces, and each session (by digest) up to the
+    latest of its deletion times. One set and one map, so a batch is checked against any number of
+    tombstones with one hash per distinct session id."""
+
+    def __init__(self, tombstones: Iterable[SessionTombstone] = ()) -> None:
+        self.trace_ids: set[str] = set()
+        self.sessions: dict[bytes, int] = {}
+        for tombstone in tombstones:
+            self.add(tombstone)
+
+    def add(self, tombstone: SessionTombstone) -> None:
+        self.trace_ids.update(tombstone.trace_ids)
+        cutoff = self.sessions.get(tombstone.session_sha256, tombstone.deleted_unix_ns)
+        self.sessions[tombstone.session_sha256] = max(cutoff, tombstone.deleted_unix_ns)
+
+    def session_rows_any(self, table: pa.Table) -> pa.Array:
+        """Rows of a covered session whatever their time (a deletion removes every stored score of the session)."""
+        column = table.column("session_id")
+        ids = [v for v in pc.unique(column).to_pylist() if v is not None and session_digest(v) in self.sessions]
+        return pc.fill_null(pc.is_in(column, value_set=pa.array(ids, pa.string())), False)
+
+    def session_rows(self, table: pa.Table, time_column: str) -> pa.Array:
+        """Rows of a covered session whose `time_column` is at or before that session's deletion time."""
+        column = table.column("session_id")
+        hit = pa.array([False] * table.num_rows, pa.bool_())
+        for value in pc.unique(column).to_pylist():
+            cutoff = self.sessions.get(session_digest(value)) if value is not None else None
+            if cutoff is None:
+                continue
+            early = pc.fill_null(pc.less_equal(table.column(time_column), cutoff), True)
+            hit = pc.or_(hit, pc.fill_null(pc.and_kleene(pc.equal(column, value), early), False))
+        return hit
+
+    def traces_in(self, spans: pa.Table) -> set[str]:
+        """The traces of `spans` covered: named by a tombstone, or with a span of a covered session."""
+        present = set(pc.unique(spans.column("trace_id")).to_pylist())
+        traces = present & self.trace_ids
+        traces.update(spans.column("trace_id").filter(self.session_rows(spans, "start_ns")).to_pylist())
+        return {t for t in traces if t}
+
+    def scores_in(self, scores: pa.Table, traces: Collection[str] = ()) -> pa.Array:
+        """Scores on a covered trace (or one of `traces`), or on a covered session received by its deletion."""
+        on_traces = pc.is_in(scores.column("trace_id"), pa.array(sorted({*traces, *self.trace_ids}), pa.string()))
+        return pc.or_(pc.fill_null(on_traces, False), self.session_rows(scores, "received_ns"))
 
 
 class TombstoneFilter:
@@ -395,9 +434,9 @@ class TombstoneFilter:
     def __init__(self, manifests: ManifestIndex) -> None:
         self._manifests = manifests
         self._lock = threading.Lock()
-        self._known: dict[str, _Rule] = {}
         self._order: list[str] = []
-        self._rules: dict[str, list[_Rule]] = {}  # by project
+        self._known: set[str] = set()
+        self._rules: dict[str, Rules] = {}  # by project
         self.spans_dropped = 0
         self.scores_dropped = 0
 
@@ -412,12 +451,10 @@ class TombstoneFilter:
 
     def _update(self) -> None:
         for deletion_id, tombstone in self._manifests.tombstones().items():
-            if deletion_id in self._known:
-                continue
-            rule = _Rule(frozenset(tombstone.trace_ids), tombstone.session_id, tombstone.deleted_unix_ns)
-            self._known[deletion_id] = rule
-            self._order.append(deletion_id)
-            self._rules.setdefault(tombstone.project, []).append(rule)
+            if deletion_id not in self._known:
+                self._known.add(deletion_id)
+                self._order.append(deletion_id)
+                self._rules.setdefault(tombstone.project, Rules()).add(tombstone)
 
     def apply(self, batch: DecodedBatch) -> DecodedBatch:
         """`batch` without the rows of any tombstone known now (the same object when nothing matched)."""
@@ -427,52 +464,27 @@ class TombstoneFilter:
                 return batch
             for key, part in list(batch.partitions.items()):
                 rules = self._rules.get(key[0])
-                if rules:
+                if rules is not None:
                     batch.partitions[key] = self._filtered(part, rules)
         return batch
 
-    def _filtered(self, part: DecodedPart, rules: list[_Rule]) -> DecodedPart:
+    def _filtered(self, part: DecodedPart, rules: Rules) -> DecodedPart:
         spans = part.spans
-        traces = traces_matching(spans, rules)
+        traces = rules.traces_in(spans)
         if traces:
             gone = pc.fill_null(pc.is_in(spans.column("trace_id"), pa.array(sorted(traces), pa.string())), False)
-            dropped = int(pc.sum(gone).as_py() or 0)
-            if dropped:
-                self.spans_dropped += dropped
-                spans = spans.filter(pc.invert(gone))
-                kept = pa.array(sorted(_content_hashes(spans)), pa.string())
-                part.content = part.content.filter(pc.fill_null(pc.is_in(part.content.column("hash"), kept), False))
-                part.spans = spans
+            self.spans_dropped += int(pc.sum(gone).as_py() or 0)
+            spans = spans.filter(pc.invert(gone))
+            kept = pa.array(sorted(_content_hashes(spans)), pa.string())
+            part.content = part.content.filter(pc.fill_null(pc.is_in(part.content.column("hash"), kept), False))
+            part.spans = spans
         if part.scores is not None and part.scores.num_rows:
-            hit = scores_matching(part.scores, rules, traces)
+            hit = rules.scores_in(part.scores, traces)
             dropped = int(pc.sum(hit).as_py() or 0)
             if dropped:
                 self.scores_dropped += dropped
                 part.scores = part.scores.filter(pc.invert(hit))
         return part
-
-
-def traces_matching(spans: pa.Table, rules: Iterable[_Rule]) -> set[str]:
-    """The traces of `spans` a tombstone covers: named by it, or with a span of its session started by its time."""
-    present = set(pc.unique(spans.column("trace_id")).to_pylist())
-    traces: set[str] = set()
-    for rule in rules:
-        traces |= present & rule.trace_ids
-        traces.update(
-            v for v in spans.column("trace_id").filter(_of_session(spans, rule.session_id, rule.cutoff_ns)).to_pylist()
-        )
-    return {t for t in traces if t}
-
-
-def scores_matching(scores: pa.Table, rules: Iterable[_Rule], traces: Collection[str]) -> pa.Array:
-    """Scores on a covered trace, or on a tombstoned session received by the deletion's time."""
-    hit = pc.is_in(scores.column("trace_id"), pa.array(sorted(traces), pa.string()))
-    for rule in rules:
-        on_traces = pc.is_in(scores.column("trace_id"), pa.array(sorted(rule.trace_ids), pa.string()))
-        early = pc.fill_null(pc.less_equal(scores.column("received_ns"), rule.cutoff_ns), True)
-        on_session = pc.and_kleene(pc.equal(scores.column("session_id"), rule.session_id), early)
-        hit = pc.or_kleene(hit, pc.or_kleene(on_traces, on_session))
-    return pc.fill_null(hit, False)
 
 
 class FlushCheck:
@@ -520,15 +532,15 @@ class FlushCheck:
                 continue
             table = read_parquet(self._deletions.objects.get(stored.key))
             for deletion_id, tombstone in mine.items():
-                rule = _Rule(frozenset(tombstone.trace_ids), tombstone.session_id, tombstone.deleted_unix_ns)
+                rules = Rules([tombstone])
                 if stored.dataset == SPANS_DIR:
-                    hit = bool(traces_matching(table, [rule]))
+                    hit = bool(rules.traces_in(table))
                 else:
-                    hit = bool(pc.any(scores_matching(table, [rule], ())).as_py())
+                    hit = bool(pc.any(rules.scores_in(table)).as_py())
                 if hit:
-                    log.warning("a flush stored rows of deleted session %r: deletion re-opened", tombstone.session_id)
+                    log.warning("a flush stored rows of deleted sessions (deletion %s): re-opened", deletion_id)
                     self._deletions.request(
-                        tombstone.project, tombstone.session_id, tombstone.trace_ids, reopens=deletion_id
+                        tombstone.project, tombstone.session_sha256, tombstone.trace_ids, reopens=deletion_id
                     )
                     self.reopened += 1
                     del candidates[deletion_id]

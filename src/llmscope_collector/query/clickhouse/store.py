@@ -281,8 +281,8 @@ class ClickHouseStore:
         check_session_id(session_id)
         if self._files is None:
             raise DeletionUnsupported(
-                "session deletion is not available with ClickHouse over a bucket (--storage): the bucket is the"
-                " system of record and deleting objects there is not built"
+                "this ClickHouse engine reads a bucket (--storage): sessions are deleted from the bucket"
+                " (query.deletion.delete_from_bucket, which the server wires in cluster mode), not from its files"
             )
         files = self._files
         with self._loader.paused(), files.deletion_lock:

@@ -75,20 +75,20 @@ class LegacyAdoption(_message.Message):
     def __init__(self, objects: _Optional[_Iterable[_Union[LegacyObject, _Mapping]]] = ..., created_unix_ns: _Optional[int] = ...) -> None: ...
 
 class SessionTombstone(_message.Message):
-    __slots__ = ("project", "session_id", "trace_ids", "deleted_unix_ns", "node", "reopens")
+    __slots__ = ("project", "session_sha256", "trace_ids", "deleted_unix_ns", "node", "reopens")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
-    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_SHA256_FIELD_NUMBER: _ClassVar[int]
     TRACE_IDS_FIELD_NUMBER: _ClassVar[int]
     DELETED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     REOPENS_FIELD_NUMBER: _ClassVar[int]
     project: str
-    session_id: str
+    session_sha256: bytes
     trace_ids: _containers.RepeatedScalarFieldContainer[str]
     deleted_unix_ns: int
     node: str
     reopens: str
-    def __init__(self, project: _Optional[str] = ..., session_id: _Optional[str] = ..., trace_ids: _Optional[_Iterable[str]] = ..., deleted_unix_ns: _Optional[int] = ..., node: _Optional[str] = ..., reopens: _Optional[str] = ...) -> None: ...
+    def __init__(self, project: _Optional[str] = ..., session_sha256: _Optional[bytes] = ..., trace_ids: _Optional[_Iterable[str]] = ..., deleted_unix_ns: _Optional[int] = ..., node: _Optional[str] = ..., reopens: _Optional[str] = ...) -> None: ...
 
 class Rewrite(_message.Message):
     __slots__ = ("replaces", "object")
@@ -109,9 +109,9 @@ class RemovedContent(_message.Message):
     def __init__(self, project: _Optional[str] = ..., date: _Optional[str] = ..., hashes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DeletionManifest(_message.Message):
-    __slots__ = ("project", "session_id", "trace_ids", "deleted_unix_ns", "rewrites", "removed_content", "spans_deleted", "content_items_deleted", "scores_deleted", "schema_version", "node", "created_unix_ns")
+    __slots__ = ("project", "session_sha256", "trace_ids", "deleted_unix_ns", "rewrites", "removed_content", "spans_deleted", "content_items_deleted", "scores_deleted", "schema_version", "node", "created_unix_ns")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
-    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_SHA256_FIELD_NUMBER: _ClassVar[int]
     TRACE_IDS_FIELD_NUMBER: _ClassVar[int]
     DELETED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     REWRITES_FIELD_NUMBER: _ClassVar[int]
@@ -123,7 +123,7 @@ class DeletionManifest(_message.Message):
     NODE_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     project: str
-    session_id: str
+    session_sha256: bytes
     trace_ids: _containers.RepeatedScalarFieldContainer[str]
     deleted_unix_ns: int
     rewrites: _containers.RepeatedCompositeFieldContainer[Rewrite]
@@ -134,4 +134,4 @@ class DeletionManifest(_message.Message):
     schema_version: str
     node: str
     created_unix_ns: int
-    def __init__(self, project: _Optional[str] = ..., session_id: _Optional[str] = ..., trace_ids: _Optional[_Iterable[str]] = ..., deleted_unix_ns: _Optional[int] = ..., rewrites: _Optional[_Iterable[_Union[Rewrite, _Mapping]]] = ..., removed_content: _Optional[_Iterable[_Union[RemovedContent, _Mapping]]] = ..., spans_deleted: _Optional[int] = ..., content_items_deleted: _Optional[int] = ..., scores_deleted: _Optional[int] = ..., schema_version: _Optional[str] = ..., node: _Optional[str] = ..., created_unix_ns: _Optional[int] = ...) -> None: ...
+    def __init__(self, project: _Optional[str] = ..., session_sha256: _Optional[bytes] = ..., trace_ids: _Optional[_Iterable[str]] = ..., deleted_unix_ns: _Optional[int] = ..., rewrites: _Optional[_Iterable[_Union[Rewrite, _Mapping]]] = ..., removed_content: _Optional[_Iterable[_Union[RemovedContent, _Mapping]]] = ..., spans_deleted: _Optional[int] = ..., content_items_deleted: _Optional[int] = ..., scores_deleted: _Optional[int] = ..., schema_version: _Optional[str] = ..., node: _Optional[str] = ..., created_unix_ns: _Optional[int] = ...) -> None: ...
