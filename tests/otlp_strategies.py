@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList
@@ -113,3 +115,50 @@ def otlp_requests(scope_names: st.SearchStrategy[str] = otlp_text) -> st.SearchS
         scope_spans=st.lists(scope_spans, max_size=2),
     )
     return st.lists(resource_spans, max_size=2).map(lambda rs: ExportTraceServiceRequest(resource_spans=rs))
+
+
+_said = st.one_of(otlp_text, st.sampled_from(["hello\nworld", "  \n ", '"user"', 'say "hi"\nto them']))
+_messages = st.lists(
+    st.builds(
+        lambda role, text: {"role": role, "parts": [{"type": "text", "content": text}]},
+        st.sampled_from(["user", "assistant", "system", "tool"]),
+        _said,
+    ),
+    max_size=4,
+)
+_CONTENT_KEYS = {
+    "gen_ai.input.messages": _messages.map(json.dumps),
+    "gen_ai.output.messages": _messages.map(json.dumps),
+    "gen_ai.system_instructions": _said,
+    "input.value": _said,
+    "output.value": st.one_of(_said, _messages.map(lambda ms: json.dumps({"choices": [{"message": m} for m in ms]}))),
+    "llm.input_messages.0.message.role": st.just("user"),
+    "llm.input_messages.0.message.content": _said,
+}
+
+
+@st.composite
+def otlp_llm_spans(draw: st.DrawFn) -> Span:
+    """A model call (or a tool call) of one of two traces, with captured content of some dialects (what the
+    trace list's previews are made of), at times that tie and cross."""
+    attrs = {"gen_ai.operation.name": draw(st.sampled_from(["chat", "text_completion", "execute_tool"]))}
+    for key in draw(st.lists(st.sampled_from(sorted(_CONTENT_KEYS)), max_size=4, unique=True)):
+        attrs[key] = draw(_CONTENT_KEYS[key])
+    start = draw(st.integers(10**18, 10**18 + 5))
+    return Span(
+        trace_id=draw(st.sampled_from([b"\x01" * 16, b"\x02" * 16])),
+        span_id=draw(st.binary(min_size=8, max_size=8)),
+        name="call",
+        start_time_unix_nano=start,
+        end_time_unix_nano=start + draw(st.integers(0, 5)),
+        attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attrs.items()],
+    )
+
+
+def otlp_llm_requests() -> st.SearchStrategy[ExportTraceServiceRequest]:
+    """Requests mixing model calls with captured content (`otlp_llm_spans`) and any other spans."""
+    spans = st.lists(st.one_of(otlp_llm_spans(), otlp_spans()), min_size=1, max_size=8)
+    scope = st.builds(ScopeSpans, scope=st.just(InstrumentationScope(name="s")), spans=spans)
+    return st.lists(scope, min_size=1, max_size=2).map(
+        lambda scopes: ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=scopes)])
+    )

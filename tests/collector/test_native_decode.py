@@ -28,7 +28,7 @@ from llmscope_collector.processors.cost import PriceBook
 from llmscope_collector.processors.decode import DecodedBatch, decode_bytes, request_parts
 from llmscope_collector.processors.limits import DEFAULT_LIMITS, SpanLimits
 from llmscope_collector.processors.scores import CARRIER_SCOPE
-from tests.otlp_strategies import otlp_requests, otlp_text
+from tests.otlp_strategies import otlp_llm_requests, otlp_requests, otlp_text
 
 if not native.AVAILABLE:
     if os.environ.get("LLMSCOPE_REQUIRE_NATIVE"):
@@ -225,6 +225,7 @@ def _batch(batch: DecodedBatch) -> Any:
             part.content.to_pylist(),
             part.unstorable,
             part.scores and part.scores.to_pylist(),
+            part.previews and part.previews.to_pylist(),
         )
         for key, part in batch.partitions.items()
     }
@@ -237,6 +238,18 @@ _PRICES = PriceBook()
 @settings(max_examples=25)
 @given(otlp_requests(carrier_or_text), LIMITS)
 def test_the_whole_decode_is_the_same_on_either_path(request: ExportTraceServiceRequest, limits: SpanLimits) -> None:
+    payload = request.SerializeToString()
+    pure = decode_bytes(payload, "p", _PRICES, limits, native=False)
+    assert _batch(decode_bytes(payload, "p", _PRICES, limits, native=True)) == _batch(pure)
+
+
+@settings(max_examples=25)
+@given(otlp_llm_requests(), LIMITS)
+def test_the_trace_list_previews_are_the_same_on_either_path(
+    request: ExportTraceServiceRequest, limits: SpanLimits
+) -> None:
+    """Model calls with captured content: the decode's preview candidates (made from the content
+    items, beside the spans) too."""
     payload = request.SerializeToString()
     pure = decode_bytes(payload, "p", _PRICES, limits, native=False)
     assert _batch(decode_bytes(payload, "p", _PRICES, limits, native=True)) == _batch(pure)

@@ -37,6 +37,7 @@ from llmscope_collector.processors.limits import (
 from llmscope_collector.processors.messages import split_hashed
 from llmscope_collector.processors.native import ResourceParts, ScopeParts, SpanFields
 from llmscope_collector.processors.normalize import GENAI_COLUMNS, canonical_genai
+from llmscope_collector.processors.previews import preview_candidates
 from llmscope_collector.processors.pricing import price_rows
 from llmscope_collector.processors.scores import CARRIER_SCOPE, EVALUATION_EVENT, score_row
 from llmscope_collector.storage.batch import DecodedBatch, DecodedPart, PartitionKey
@@ -306,18 +307,33 @@ def _add_score(
 
 
 def to_part(cols: Columns) -> DecodedPart:
-    """Column lists → Arrow; rows Arrow cannot store (a value out of its type's range) are set aside."""
-    content = _content_table(cols.pop(CONTENT_ITEMS, []))
+    """Column lists → Arrow, with the rows' preview candidates (`processors.previews`: made here, where
+    the content items are at hand, not on the writer's single thread); rows Arrow cannot store (a value
+    out of its type's range) are set aside."""
+    items = cols.pop(CONTENT_ITEMS, [])
+    content = _content_table(items)
     try:
-        return DecodedPart(_span_table(cols), content)
+        spans = _span_table(cols)
     except (pa.ArrowException, OverflowError, TypeError, ValueError):
         pass
+    else:
+        return DecodedPart(spans, content, previews=_previews(cols, items, None))
     count = len(cols["span_id"])
     bad = [i for i in range(count) if not _storable({n: [cols[n][i]] for n in SPAN_SCHEMA.names})]
     lines = [_json_any.encode({n: cols[n][i] for n in SPAN_SCHEMA.names}) for i in bad]
     skip = set(bad)
     kept = {n: [v for i, v in enumerate(cols[n]) if i not in skip] for n in SPAN_SCHEMA.names}
-    return DecodedPart(pa.Table.from_pydict(kept, schema=SPAN_SCHEMA), content, lines)
+    previews = _previews(kept, items, [i for i in range(count) if i not in skip])
+    return DecodedPart(pa.Table.from_pydict(kept, schema=SPAN_SCHEMA), content, lines, previews=previews)
+
+
+def _previews(cols: Columns, items: list[list[tuple[str, str]]], rows: list[int] | None) -> pa.Table | None:
+    """The preview candidates of `cols`' rows; `rows`: the rows of `items` they are (None: all)."""
+    if rows is not None:
+        items = [items[i] for i in rows]
+    return preview_candidates(
+        cols["trace_id"], cols["start_ns"], cols["end_ns"], cols["operation"], cols["content_refs"], items
+    )
 
 
 # SPAN_SCHEMA's columns grouped by type: (type, schema positions, names).

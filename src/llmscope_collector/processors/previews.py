@@ -2,9 +2,11 @@
 
 The trace list shows, like Langfuse's Input/Output columns, one line of what went in and what came
 out: the first line of the last user message of the trace's earliest-starting LLM call, and the first
-line of the answer of its latest-ending one. The stitcher computes them at flush time for each trace
-delta (`trace_deltas`), from the content items the same flush stores; the query side merges deltas by
-the declared `arg_min`/`arg_max` rules (`storage.schema`), so a trace whose calls arrive in several
+line of the answer of its latest-ending one. The decode workers, which hold each span's content items,
+compute every LLM span's two candidate lines (`preview_candidates`); they travel beside the spans
+(`DecodedPart.previews`) and the stitcher, on the writer's single thread, only picks per trace delta
+the earliest input and latest output (`trace_previews`: Arrow, no JSON); the query side merges deltas
+by the declared `arg_min`/`arg_max` rules (`storage.schema`), so a trace whose calls arrive in several
 flushes still shows its first question and last answer.
 
 Only captured content makes a preview: a span without content items gives none, and a preview is
@@ -27,7 +29,7 @@ from llmscope_collector.storage.schema import LLM_OPERATIONS
 PREVIEW_CHARS = 200
 ELLIPSIS = "…"
 
-_LLM_VALUES = pa.array(sorted(LLM_OPERATIONS), pa.string())
+_LLM = frozenset(LLM_OPERATIONS)
 _INPUT_KINDS = ("input", "input_value")
 _OUTPUT_KINDS = ("output", "output_value")
 _decode = msgspec.json.Decoder()
@@ -41,6 +43,19 @@ PREVIEW_FIELDS = pa.schema(
         ("preview_input_ns", pa.int64()),
         ("preview_output", pa.string()),
         ("preview_output_ns", pa.int64()),
+    ]
+)
+# One row per LLM span with content items of either side: `row`, its position in the decoded part's spans
+# (the writer keeps a candidate with its span: `DecodedPart.previews`), its trace and times, and each
+# side's `span_previews` text (null: no item of that side; "": items that say nothing).
+PREVIEW_CANDIDATES = pa.schema(
+    [
+        ("row", pa.int32()),
+        ("trace_id", pa.string()),
+        ("start_ns", pa.int64()),
+        ("end_ns", pa.int64()),
+        ("input", pa.string()),
+        ("output", pa.string()),
     ]
 )
 
@@ -159,68 +174,114 @@ def output_preview(items: Sequence[tuple[str, Any]]) -> str | None:
     return first_line("→ " + ", ".join(calls)) if calls else None
 
 
-def trace_previews(spans: pa.Table, content: pa.Table | None) -> pa.Table | None:
-    """Per trace of `spans`, the previews of its earliest-starting LLM span with input content and of its
-    latest-ending one with output content, with those spans' start/end (`PREVIEW_FIELDS`); None when no
-    LLM span of these rows has content items. `content` holds the flush's items (`hash`, `body`).
+def span_previews(items: Iterable[tuple[str, str]]) -> tuple[str | None, str | None]:
+    """An LLM span's `(input, output)` preview candidates from its content items `(kind, stored JSON body)`
+    in order: None for a side it has no item of, "" for a side whose items say nothing (the span is still
+    the one its trace's pick may choose: the trace then shows no preview for that side), else the text.
 
-    Arrow picks the spans (one per trace and side); only those few spans' items are decoded in Python."""
-    if content is None or content.num_rows == 0 or spans.num_rows == 0:
+    Run in the decode workers for every LLM span with content; equal to `input_preview`/`output_preview`
+    of the decoded bodies (what the trace list showed when the writer decoded the chosen spans' bodies)."""
+    inputs: list[tuple[str, str]] = []
+    outputs: list[tuple[str, str]] = []
+    for kind, body in items:
+        if kind in _INPUT_KINDS:
+            inputs.append((kind, body))
+        elif kind in _OUTPUT_KINDS:
+            outputs.append((kind, body))
+    said_in = _input_text(inputs) if inputs else None
+    said_out = output_preview([(kind, _decoded(body)) for kind, body in outputs]) if outputs else None
+    return ((said_in or "") if inputs else None), ((said_out or "") if outputs else None)
+
+
+def _input_text(items: list[tuple[str, str]]) -> str | None:
+    """`input_preview` of these items' decoded bodies, decoding only the messages it reads when they are
+    all chat messages (an agent resends its whole history: the last user message is what is shown).
+
+    A message whose role is "user" holds the JSON string `"user"` as such; text inside a JSON string has
+    its quotes escaped, so a body without it cannot be a user message and is not decoded."""
+    if any(kind != "input" for kind, _ in items):
+        return input_preview([(kind, _decoded(body)) for kind, body in items])
+    seen_user = False
+    for _, body in reversed(items):
+        if '"user"' not in body:
+            continue
+        message = _decoded(body)
+        if isinstance(message, dict) and message.get("role") == "user":
+            seen_user = True
+            line = first_line(_message_text(message))
+            if line:
+                return line
+    if seen_user:  # users, none with a line: no preview (not the other messages' text)
         return None
-    refs = spans.column("content_refs").combine_chunks()
-    llm = pc.fill_null(pc.is_in(spans.column("operation"), value_set=_LLM_VALUES), False)
-    flat = pc.list_flatten(refs)
-    if len(flat) == 0 or not pc.any(llm).as_py():
+    return input_preview([(kind, _decoded(body)) for kind, body in items])
+
+
+def preview_candidates(
+    trace_ids: Sequence[str],
+    start_ns: Sequence[int],
+    end_ns: Sequence[int],
+    operations: Sequence[str | None],
+    refs: Sequence[Sequence[tuple[Any, ...]] | None],
+    items: Sequence[Sequence[tuple[str, str]]],
+) -> pa.Table | None:
+    """The `PREVIEW_CANDIDATES` of a partition's decoded rows (column lists: each row's content refs
+    `(kind, ...)` and its items `(hash, body)`, in the same order), one per LLM row with content of either
+    side; None when there is none. Built where the rows are decoded, so the writer only picks."""
+    rows: list[tuple[Any, ...]] = []
+    for row, span_refs in enumerate(refs):
+        if span_refs and operations[row] in _LLM:
+            said = span_previews((ref[0], pair[1]) for ref, pair in zip(span_refs, items[row], strict=True))
+            if said != (None, None):
+                rows.append((row, trace_ids[row], start_ns[row], end_ns[row], *said))
+    if not rows:
         return None
-    parents = pc.list_parent_indices(refs)
-    kinds = pc.struct_field(flat, "kind")
-    positions = pa.array(range(spans.num_rows), pa.int64())
-    inputs = _pick(spans, llm, positions, _having(parents, kinds, _INPUT_KINDS), "start_ns", "ascending")
-    outputs = _pick(spans, llm, positions, _having(parents, kinds, _OUTPUT_KINDS), "end_ns", "descending")
-    if not inputs and not outputs:
+    columns = zip(*rows, strict=True)
+    arrays = [pa.array(values, field.type) for values, field in zip(columns, PREVIEW_CANDIDATES, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=PREVIEW_CANDIDATES)
+
+
+def trace_previews(candidates: pa.Table | None, trace_ids: pa.ChunkedArray | pa.Array) -> dict[str, Any]:
+    """Per trace of `trace_ids`, the `PREVIEW_FIELDS` columns (without `trace_id`), aligned with it: the
+    earliest-starting candidate with an input and the latest-ending one with an output (ties: the first
+    in `candidates`' order: the writer gives them in its span file's order), null where that candidate's
+    side says nothing and where a trace has none.
+
+    Arrow only (a filter, a stable sort and a group-by per side): this runs on the writer's single thread.
+    The candidates come a table per decoded request: one chunk first (8x faster than chunk by chunk)."""
+    if candidates is not None:
+        candidates = candidates.combine_chunks()
+    out: dict[str, Any] = {}
+    for side, at, keys in (
+        ("input", "start_ns", [("start_ns", "ascending")]),
+        ("output", "end_ns", [("end_ns", "descending")]),
+    ):
+        text, ns = f"preview_{side}", f"preview_{side}_ns"
+        chosen = _first_per_trace(candidates, side, at, keys)
+        if chosen is None:
+            out[text] = pa.nulls(len(trace_ids), pa.string())
+            out[ns] = pa.nulls(len(trace_ids), pa.int64())
+            continue
+        where = pc.index_in(trace_ids, value_set=chosen.column("trace_id"))
+        said = pc.take(chosen.column(f"{side}_first"), where)
+        told = pc.fill_null(pc.not_equal(said, ""), False)
+        out[text] = pc.if_else(told, said, pa.scalar(None, pa.string()))
+        out[ns] = pc.if_else(told, pc.take(chosen.column(f"{at}_first"), where), pa.scalar(None, pa.int64()))
+    return out
+
+
+def _first_per_trace(candidates: pa.Table | None, side: str, at: str, keys: list[tuple[str, str]]) -> pa.Table | None:
+    """Per trace, the side's text and time of its first candidate with that side in `keys`' order (the
+    sort is stable: ties keep the candidates' order)."""
+    if candidates is None:
         return None
-    picked = [
-        (side, trace_id, position, [(r["kind"], r["hash"]) for r in refs[position].as_py() or () if r["kind"] in kinds])
-        for side, chosen, kinds in (("input", inputs, _INPUT_KINDS), ("output", outputs, _OUTPUT_KINDS))
-        for trace_id, position in chosen.items()
-    ]
-    bodies = _bodies(content, {h for *_, items in picked for _, h in items})
-    rows: dict[str, dict[str, Any]] = {}
-    for side, trace_id, position, items in picked:
-        found = [(kind, bodies[h]) for kind, h in items if h in bodies]
-        text = input_preview(found) if side == "input" else output_preview(found)
-        if text is not None:
-            row = rows.setdefault(trace_id, {"trace_id": trace_id})
-            row[f"preview_{side}"] = text
-            row[f"preview_{side}_ns"] = spans.column("start_ns" if side == "input" else "end_ns")[position].as_py()
-    return pa.Table.from_pylist(list(rows.values()), schema=PREVIEW_FIELDS) if rows else None
-
-
-def _having(parents: pa.Array, kinds: pa.Array, wanted: Iterable[str]) -> pa.Array:
-    """The span positions with at least one content item of the `wanted` kinds."""
-    mask = pc.fill_null(pc.is_in(kinds, value_set=pa.array(list(wanted), pa.string())), False)
-    return pc.unique(pc.filter(parents, mask))
-
-
-def _pick(spans: pa.Table, llm: Any, positions: pa.Array, having: pa.Array, column: str, order: str) -> dict[str, int]:
-    """Per trace, the position of the first LLM span with such content by `column` in `order`."""
-    mask = pc.and_(llm, pc.is_in(positions, value_set=having))
-    candidates = pa.table(
-        {"trace_id": spans.column("trace_id"), "at": spans.column(column), "position": positions}
-    ).filter(mask)
-    if candidates.num_rows == 0:
-        return {}
-    ordered = candidates.sort_by([("at", order), ("position", "ascending")])
-    first = pa.TableGroupBy(ordered, "trace_id", use_threads=False).aggregate([("position", "first")])
-    return dict(zip(first.column("trace_id").to_pylist(), first.column("position_first").to_pylist(), strict=True))
-
-
-def _bodies(content: pa.Table, hashes: set[str]) -> dict[str, Any]:
-    """The decoded bodies of these content hashes (one lookup for the flush; the rest is never decoded)."""
-    wanted = pa.array(sorted(hashes), pa.string())
-    where = pc.index_in(wanted, value_set=content.column("hash")).to_pylist()
-    bodies = content.column("body")
-    return {h: _decoded(bodies[i].as_py()) for h, i in zip(wanted.to_pylist(), where, strict=True) if i is not None}
+    having = candidates.select(["trace_id", side, "start_ns", "end_ns"]).filter(pc.is_valid(candidates.column(side)))
+    if having.num_rows == 0:
+        return None
+    ordered = having.sort_by(keys)
+    keep_nulls = pc.ScalarAggregateOptions(skip_nulls=False)
+    return pa.TableGroupBy(ordered, "trace_id", use_threads=False).aggregate(
+        [(side, "first", keep_nulls), (at, "first", keep_nulls)]
+    )
 
 
 def _decoded(body: str | None) -> Any:

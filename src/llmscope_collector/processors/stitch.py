@@ -40,7 +40,7 @@ from typing import Any, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from llmscope_collector.processors.previews import PREVIEW_FIELDS, trace_previews
+from llmscope_collector.processors.previews import trace_previews
 from llmscope_collector.storage.batch import PartitionKey
 from llmscope_collector.storage.layout import LLM_DUPS_DIR, SPANS_DIR, TRACES_DIR, wal_range_of
 from llmscope_collector.storage.schema import (
@@ -241,16 +241,16 @@ class Stitcher:
         return found
 
     def after_write(
-        self, key: PartitionKey, spans: pa.Table, wal_start: int, wal_end: int, content: pa.Table | None = None
+        self, key: PartitionKey, spans: pa.Table, wal_start: int, wal_end: int, previews: pa.Table | None = None
     ) -> None:
         """Write the partition's trace deltas, named by the WAL range of the span file just written
-        (`content`: the partition's content items of this flush, for the deltas' previews).
+        (`previews`: the preview candidates of its rows, `processors.previews.PREVIEW_CANDIDATES`).
 
         Never raises: the span file is already durable, and failing here would make the writer write
         it again. A failed delta is recomputed from the span file at the end of the flush (or at start).
         """
         try:
-            self._write_deltas(key, spans, wal_start, wal_end, content)
+            self._write_deltas(key, spans, wal_start, wal_end, previews)
         except Exception:
             log.exception(
                 "trace summary delta for %s WAL [%d, %d) failed; recomputing it later", key, wal_start, wal_end
@@ -258,12 +258,12 @@ class Stitcher:
             self._repair_later.setdefault(key, []).append((wal_start, wal_end))
 
     def _write_deltas(
-        self, key: PartitionKey, spans: pa.Table, wal_start: int, wal_end: int, content: pa.Table | None
+        self, key: PartitionKey, spans: pa.Table, wal_start: int, wal_end: int, previews: pa.Table | None
     ) -> None:
         project, date = key
         self._note_written(project, spans.select(["trace_id", "span_id"]).filter(llm_mask(spans)))
         corrections = self._take_corrections(project, spans)
-        table = trace_deltas(spans, corrections, content)
+        table = trace_deltas(spans, corrections, previews)
         self._write(TRACES_DIR, project, date, table, wal_start, wal_end)
         self.deltas_written += table.num_rows
 
@@ -302,8 +302,9 @@ class Stitcher:
     def repair(self, ranges: dict[PartitionKey, list[tuple[int, int]]]) -> int:
         """Recompute deltas for span files (by partition and WAL range) that have none; returns how many.
 
-        Without previews: the flush's content items are not at hand any more, and reading a partition's
-        whole content to find a few is not worth it for this rare repair (the list shows no preview)."""
+        Without previews: the flush's preview candidates (made from its content by the decode workers)
+        are not at hand any more, and reading and decoding a partition's whole content to find a few is
+        not worth it for this rare repair (the list shows no preview for those traces' rows)."""
         repaired = 0
         for (project, date), wanted in ranges.items():
             have = {wal_range_of(name) for name in self._tables.names(TRACES_DIR, project, date)}
@@ -583,9 +584,10 @@ _SUMMED = tuple(c.name for c in TRACE_COLUMNS if c.merge == "sum" and c.name != 
 _SETS = tuple(c.name for c in TRACE_COLUMNS if c.merge == "union" and c.name != "tags")
 
 
-def trace_deltas(spans: pa.Table, corrections: list[_Correction], content: pa.Table | None = None) -> pa.Table:
+def trace_deltas(spans: pa.Table, corrections: list[_Correction], previews: pa.Table | None = None) -> pa.Table:
     """Per-trace summary deltas of these span rows, minus the contributions of late-found duplicates, with
-    previews from `content` (the items the rows' `content_refs` point at; none without it)."""
+    the previews picked from `previews` (the rows' `PREVIEW_CANDIDATES`, in the rows' order: ties go to
+    the first; none without it)."""
     inputs = _delta_inputs(spans)
     aggregates: list[tuple[str, str]] = [
         ("start_ns", "min"),
@@ -612,7 +614,7 @@ def trace_deltas(spans: pa.Table, corrections: list[_Correction], content: pa.Ta
     out.update({field: grouped.column(f"{field}_sum") for field in _SUMMED})
     out.update({field: _none_if_empty(grouped.column(f"{field}_distinct")) for field in _SETS})
     out.update(_roots(spans, grouped.column("trace_id")))
-    out.update(_previews(spans, content, grouped.column("trace_id")))
+    out.update(trace_previews(previews, grouped.column("trace_id")))
     table = pa.table({name: out[name] for name in TRACE_DELTA_SCHEMA.names}).cast(TRACE_DELTA_SCHEMA)
     table = table.sort_by("trace_id")
     return _corrected(table, corrections) if corrections else table
@@ -676,14 +678,6 @@ def _roots(spans: pa.Table, trace_ids: pa.ChunkedArray) -> dict[str, Any]:
         [(column, "last", pc.ScalarAggregateOptions(skip_nulls=False)) for column in _ROOT_FIELDS.values()]
     )
     return {name: _aligned(trace_ids, last, f"{column}_last") for name, column in _ROOT_FIELDS.items()}
-
-
-def _previews(spans: pa.Table, content: pa.Table | None, trace_ids: pa.ChunkedArray) -> dict[str, Any]:
-    previews = trace_previews(spans, content)
-    names = PREVIEW_FIELDS.names[1:]
-    if previews is None:
-        return {name: pa.nulls(len(trace_ids), PREVIEW_FIELDS.field(name).type) for name in names}
-    return {name: _aligned(trace_ids, previews, name) for name in names}
 
 
 def _corrected(table: pa.Table, corrections: list[_Correction]) -> pa.Table:

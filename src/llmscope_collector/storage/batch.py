@@ -20,24 +20,31 @@ class DecodedPart:
     `spans` has `SPAN_SCHEMA` with cost columns filled (`llm_dup` is the writer's to set);
     `content` the captured content items (`CONTENT_ITEM_SCHEMA`, one row per distinct hash);
     `unstorable` rows Arrow could not hold, as JSON lines for the quarantine (never silently lost);
-    `scores` the scores of the partition (`SCORE_SCHEMA`), when the request carried any.
+    `scores` the scores of the partition (`SCORE_SCHEMA`), when the request carried any;
+    `previews` what the rows' content says for the trace list (`processors.previews`), when any row has
+    some: made where the content is decoded, handed to the flush hook with the rows. Its `row` column is
+    a row's position in `spans` (the writer keeps a preview row only with its span), its `trace_id` and
+    `start_ns` those of the row (the writer orders them as the span file's rows).
     """
 
     spans: pa.Table
     content: pa.Table
     unstorable: list[bytes] = dataclasses.field(default_factory=list)
     scores: pa.Table | None = None
+    previews: pa.Table | None = None
 
     # Sent back from the decode workers as Arrow IPC streams: ~10x cheaper than pickling the tables.
-    def __getstate__(self) -> tuple[bytes, bytes, list[bytes], bytes | None]:
+    def __getstate__(self) -> tuple[bytes, bytes, list[bytes], bytes | None, bytes | None]:
         scores = None if self.scores is None else _ipc_bytes(self.scores)
-        return _ipc_bytes(self.spans), _ipc_bytes(self.content), self.unstorable, scores
+        previews = None if self.previews is None else _ipc_bytes(self.previews)
+        return _ipc_bytes(self.spans), _ipc_bytes(self.content), self.unstorable, scores, previews
 
-    def __setstate__(self, state: tuple[bytes, bytes, list[bytes], bytes | None]) -> None:
-        spans, content, self.unstorable, scores = state
+    def __setstate__(self, state: tuple[bytes, bytes, list[bytes], bytes | None, bytes | None]) -> None:
+        spans, content, self.unstorable, scores, previews = state
         self.spans = pa.ipc.open_stream(spans).read_all()
         self.content = pa.ipc.open_stream(content).read_all()
         self.scores = None if scores is None else pa.ipc.open_stream(scores).read_all()
+        self.previews = None if previews is None else pa.ipc.open_stream(previews).read_all()
 
 
 def _ipc_bytes(table: pa.Table) -> bytes:

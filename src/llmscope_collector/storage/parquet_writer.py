@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from llmscope_collector.storage.batch import DecodedBatch, DecodedPart, PartitionKey
 from llmscope_collector.storage.content import ContentStore
@@ -28,20 +29,24 @@ from llmscope_collector.storage.wal_ranges import META_WAL_END, META_WAL_START, 
 log = logging.getLogger(__name__)
 
 QUARANTINE_DIR = "quarantine"
+# The order of a span file's rows (a stable sort of the flush's rows): its previews are put in the same
+# order (they carry their span's `trace_id` and `start_ns`), so "the first row" means the same for both.
+_FILE_ORDER = [("trace_id", "ascending"), ("start_ns", "ascending")]
 
 
 class FlushHook(Protocol):
     """Runs inside each flush, on the writer's thread (implemented by `processors.stitch.Stitcher`).
 
     `before_write` gets a partition's rows before its span file and returns them with `llm_dup`
-    set; `after_write` follows a durable span file (with the content items the flush stored for it);
+    set; `after_write` follows a durable span file (with its rows' `DecodedPart.previews`, in the order of
+    the file's rows);
     `after_flush` ends the flush; `repair` gets, at start, the stored WAL ranges replay will skip.
     """
 
     def before_write(self, key: PartitionKey, spans: pa.Table) -> pa.Table: ...
 
     def after_write(
-        self, key: PartitionKey, spans: pa.Table, wal_start: int, wal_end: int, content: pa.Table | None = None
+        self, key: PartitionKey, spans: pa.Table, wal_start: int, wal_end: int, previews: pa.Table | None = None
     ) -> None: ...
 
     def after_flush(self, wal_start: int, wal_end: int) -> None: ...
@@ -56,6 +61,7 @@ class _Buffer:
         self.spans: list[pa.Table] = []
         self.content: list[pa.Table] = []
         self.scores: list[pa.Table] = []
+        self.previews: list[pa.Table] = []
         self.unstorable: list[bytes] = []
         self.rows = 0
         self.bytes = 0
@@ -143,6 +149,10 @@ class ParquetSpanWriter:
         buffer.spans.append(spans)
         buffer.content.append(part.content)
         size = spans.nbytes + part.content.nbytes
+        if part.previews is not None and part.previews.num_rows:
+            previews = part.previews if kept == len(keys) else _with_kept_spans(part.previews, keep)
+            buffer.previews.append(previews)
+            size += previews.nbytes
         buffer.rows += kept
         buffer.bytes += size
         self._buffered_rows += kept
@@ -185,14 +195,15 @@ class ParquetSpanWriter:
             content_name = self._tables.part_name(wal_start, wal_end)  # a deterministic key in a bucket
             self._content.write(project, date, content, name=content_name)
             buffer.content = []
-        table = table.sort_by([("trace_id", "ascending"), ("start_ns", "ascending")])
+        table = table.sort_by(_FILE_ORDER)
         metadata: dict[bytes | str, bytes | str] = dict(SPAN_SCHEMA.metadata or {})
         metadata.update({META_WAL_START: str(wal_start), META_WAL_END: str(wal_end)})
         table = table.replace_schema_metadata(metadata)
         name = self._tables.part_name(wal_start, wal_end)
         self._tables.write(SPANS_DIR, project, date, name, table, row_group_size=self._row_group_size)
         if self._hook is not None:
-            self._hook.after_write(key, table, wal_start, wal_end, content)
+            previews = pa.concat_tables(buffer.previews).sort_by(_FILE_ORDER) if buffer.previews else None
+            self._hook.after_write(key, table, wal_start, wal_end, previews)
         self.rows_written += table.num_rows
         self.files_written += 1
         return int(table.num_rows)
@@ -215,6 +226,11 @@ class ParquetSpanWriter:
             os.fsync(fh.fileno())
         self.rows_quarantined += len(lines)
         log.error("%d span(s) could not be stored; kept in %s", len(lines), directory)
+
+
+def _with_kept_spans(previews: pa.Table, keep: list[bool]) -> pa.Table:
+    """The preview rows of the spans `keep` keeps (by their `row` column: a span's position in its part)."""
+    return previews.filter(pc.take(pa.array(keep, pa.bool_()), previews.column("row")))
 
 
 def _span_keys(project: str, spans: pa.Table) -> list[bytes]:

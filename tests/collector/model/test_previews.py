@@ -7,17 +7,37 @@ the attributes each dialect sends, so the previews are checked on the bodies the
 from __future__ import annotations
 
 import json
+import pickle
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pyarrow as pa
-from hypothesis import given
+import pyarrow.parquet as pq
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from llmscope_collector.processors.cost import PriceBook
+from llmscope_collector.processors.decode import decode_bytes
 from llmscope_collector.processors.messages import split_content
-from llmscope_collector.processors.previews import PREVIEW_CHARS, first_line, input_preview, output_preview
-from llmscope_collector.processors.stitch import trace_deltas
+from llmscope_collector.processors.previews import (
+    PREVIEW_CHARS,
+    first_line,
+    input_preview,
+    output_preview,
+    span_previews,
+)
+from llmscope_collector.processors.stitch import Stitcher, trace_deltas
+from llmscope_collector.storage.content_items import dumps
+from llmscope_collector.storage.dedupe import RecentSpanIds
+from llmscope_collector.storage.parquet_writer import ParquetSpanWriter
 from llmscope_collector.storage.schema import SPAN_SCHEMA
+from tests import otlp_factory
+from tests.collector.model.content_previews import candidates
+from tests.otlp_strategies import otlp_llm_requests
+
+_PRICES = PriceBook()
 
 
 def _items(attrs: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -119,9 +139,139 @@ def test_deltas_take_the_first_call_s_question_and_the_last_call_s_answer_from_c
         _span("bare", 10, 990, None),  # an LLM call without captured content
     ]
     spans = pa.Table.from_pylist(rows, schema=SPAN_SCHEMA)
-    (row,) = trace_deltas(spans, [], content).to_pylist()
+    (row,) = trace_deltas(spans, [], candidates(spans, content)).to_pylist()
     assert (row["preview_input"], row["preview_input_ns"]) == ("first question", 100)
     assert (row["preview_output"], row["preview_output_ns"]) == ("second answer", 900)
     (without,) = trace_deltas(spans, [], None).to_pylist()
     assert without["preview_input"] is None and without["preview_output"] is None
     assert without["preview_input_ns"] is None and without["preview_output_ns"] is None
+
+
+# --- what the decode workers compute per span equals the previews of the decoded bodies -------------
+
+_said = st.one_of(
+    st.sampled_from(['"user"', '{"role":"user"}', "user", "\n\n  hi  \nthere", "", "  ", '"role": "user"', "a", "b"]),
+    st.text(max_size=12),
+)
+_role = st.one_of(st.just("user"), st.sampled_from(["assistant", "system", "tool", "", "User"]), st.integers(0, 2))
+_part = st.one_of(
+    st.builds(lambda t: {"type": "text", "content": t}, _said),
+    st.builds(lambda t: {"type": "text", "text": t}, _said),
+    st.builds(lambda n: {"type": "tool_call", "name": n, "arguments": {"role": "user"}}, _said),
+    st.builds(lambda t: {"type": "image", "content": t}, _said),
+    _said,
+)
+_message = st.one_of(
+    st.builds(lambda r, ps: {"role": r, "parts": ps}, _role, st.lists(_part, max_size=3)),
+    st.builds(lambda r, c: {"role": r, "content": c}, _role, st.one_of(_said, st.lists(_part, max_size=2))),
+    st.builds(lambda r, n: {"role": r, "tool_calls": [{"function": {"name": n}}]}, _role, _said),
+    _said,
+    st.integers(),
+)
+_opaque = st.one_of(
+    _said,
+    st.lists(_message, max_size=3).map(json.dumps),
+    st.builds(lambda ms: json.dumps({"model": "m", "messages": ms}), st.lists(_message, max_size=3)),
+    st.builds(lambda ms: json.dumps({"choices": [{"message": m} for m in ms]}), st.lists(_message, max_size=2)),
+    _message.map(json.dumps),
+    st.just("{not json"),
+)
+_item = st.one_of(
+    st.tuples(st.sampled_from(["input", "output"]), _message),
+    st.tuples(st.sampled_from(["input_value", "output_value"]), _opaque),
+    st.tuples(st.sampled_from(["system_instructions", "tools"]), _message),
+)
+
+
+def _decoded(body: str) -> Any:
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return body
+
+
+_chat = st.lists(st.tuples(st.just("input"), _message), min_size=1, max_size=6)  # a history: decoded lazily
+_spans_items = st.one_of(_chat, st.lists(_item, max_size=8), st.tuples(_chat, _item).map(lambda c: [*c[0], c[1]]))
+
+
+@settings(max_examples=500)
+@given(_spans_items, st.booleans())
+@example([("input", _otel("user", "first")), ("input", _otel("tool", "x")), ("input", _otel("user", "last"))], False)
+@example([("input", _otel("user", " ")), ("input", _otel("assistant", "said"))], False)
+@example([("input", _otel("system", "be nice")), ("input", _otel("assistant", "said"))], True)
+def test_a_span_s_candidates_are_the_previews_of_its_decoded_items(items: list[tuple[str, Any]], plain: bool) -> None:
+    """Stored bodies are canonical JSON (`dumps`); also plain `json.dumps` text (its own spacing)."""
+    stored = [(kind, json.dumps(value) if plain else dumps(value)) for kind, value in items]
+    decoded = [(kind, _decoded(body)) for kind, body in stored]
+    inputs = [item for item in decoded if item[0] in ("input", "input_value")]
+    outputs = [item for item in decoded if item[0] in ("output", "output_value")]
+    expected = (
+        (input_preview(inputs) or "") if inputs else None,
+        (output_preview(outputs) or "") if outputs else None,
+    )
+    assert span_previews(stored) == expected
+
+
+# --- from the decode workers through the writer to the trace deltas --------------------------------
+
+
+@settings(max_examples=60)
+@given(otlp_llm_requests())
+def test_a_decoded_part_carries_the_candidates_of_its_stored_rows(request: ExportTraceServiceRequest) -> None:
+    """What the workers send beside the spans (also through the pool's pickling) is what the stored rows
+    and content say, row by row; any previews the request's content makes are there."""
+    batch = decode_bytes(request.SerializeToString(), "p", _PRICES, native=False)
+    for part in batch.partitions.values():
+        expected = candidates(part.spans, part.content)
+        got = part.previews
+        assert (got and got.to_pylist()) == (expected and expected.to_pylist())
+        assert (got and got.column("row").to_pylist()) == (got and sorted(set(got.column("row").to_pylist())))
+        sent = pickle.loads(pickle.dumps(part))
+        assert (sent.previews and sent.previews.to_pylist()) == (got and got.to_pylist())
+
+
+def _llm_span(trace: bytes, span: bytes, start: int, asked: str, answer: str) -> Any:
+    attrs = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.input.messages": json.dumps([_otel("user", asked)]),
+        "gen_ai.output.messages": json.dumps([_otel("assistant", answer)]),
+    }
+    return otlp_factory.span(trace, span, "chat", start, start + 10, b"\x09" * 8, attrs)
+
+
+def test_a_deduplicated_span_s_previews_go_with_it(tmp_path: Path) -> None:
+    """A retried span (same ids) the writer drops takes its previews with it, in the same flush and in a
+    later one, even when the copy says something else: the deltas hold what the stored rows say."""
+    stitcher = Stitcher(tmp_path)
+    writer = ParquetSpanWriter(tmp_path, RecentSpanIds(1000), hook=stitcher)
+    trace, t0 = b"\x05" * 16, 1_700_000_000 * 10**9
+
+    def add(lsn: int, *spans: Any) -> None:
+        payload = otlp_factory.request(list(spans)).SerializeToString()
+        writer.add(decode_bytes(payload, "default", _PRICES, native=False), lsn)
+
+    add(0, _llm_span(trace, b"\x01" * 8, t0 + 100, "first question", "first answer"))
+    add(
+        1,
+        _llm_span(trace, b"\x01" * 8, t0, "a retry's question", "a retry's answer"),
+        _llm_span(trace, b"\x02" * 8, t0 + 200, "second question", "second answer"),
+    )
+    writer.flush(0, 2)
+    add(
+        2,
+        _llm_span(trace, b"\x02" * 8, t0 + 900, "late retry", "late retry's answer"),
+        _llm_span(trace, b"\x03" * 8, t0 + 300, "third question", "third answer"),
+    )
+    writer.flush(2, 3)
+    deltas = sorted(
+        (row for path in (tmp_path / "traces").rglob("*.parquet") for row in pq.read_table(path).to_pylist()),
+        key=lambda row: row["preview_input_ns"],
+    )
+    assert [(d["preview_input"], d["preview_input_ns"] - t0) for d in deltas] == [
+        ("first question", 100),
+        ("third question", 300),
+    ]
+    assert [(d["preview_output"], d["preview_output_ns"] - t0) for d in deltas] == [
+        ("second answer", 210),
+        ("third answer", 310),
+    ]

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from llmscope_collector.processors.stitch import trace_deltas
 from llmscope_collector.storage.schema import SPAN_SCHEMA
+from tests.collector.model.content_previews import candidates
 
 _LLM = {"chat", "text_completion", "generate_content", "embeddings"}
 _TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
@@ -178,7 +179,7 @@ def _rows(draw: st.DrawFn) -> list[dict[str, Any]]:
 def test_vectorized_deltas_equal_the_row_by_row_model(rows: list[dict[str, Any]]) -> None:
     content = _content(rows)
     table = pa.Table.from_pylist(rows, schema=SPAN_SCHEMA)
-    got = {r.pop("trace_id"): r for r in trace_deltas(table, [], content).to_pylist()}
+    got = {r.pop("trace_id"): r for r in trace_deltas(table, [], candidates(table, content)).to_pylist()}
     expected = _model(rows)
     assert list(got) == sorted(expected)  # one row per trace, sorted by trace id
     for trace_id, want in expected.items():
