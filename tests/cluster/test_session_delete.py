@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any
@@ -19,10 +20,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from llmscope_collector.query.deletion import DeletionNotFinished, delete_from_bucket
+from llmscope_collector.query.models import DeletionReport
 from llmscope_collector.server import EmbeddedServer
 from llmscope_collector.settings import Settings
 from llmscope_collector.storage.bucket_deletion import BucketDeletions, session_digest
-from llmscope_collector.storage.manifests import DELETION_PREFIX, TOMBSTONE_PREFIX
+from llmscope_collector.storage.manifests import DELETION_PREFIX, TOMBSTONE_PREFIX, DeletionManifest
 from llmscope_collector.storage.objects import ObjectStore, StorageUrl
 from tests.cluster.conftest import S3Server
 from tests.collector.query.conftest import query_settings
@@ -277,3 +280,90 @@ def _wait(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
             return False
         time.sleep(0.2)
     return True
+
+
+def test_a_deletion_no_lease_holder_executes_in_time_answers_503_and_a_retry_gets_its_report(
+    cluster: EmbeddedServer,
+) -> None:
+    """While no node executes deletions (the lease holder gone) the request records its tombstone and
+    gives up after its timeout (the API's 503); a retried DELETE joins that pending deletion instead of
+    asking again, and answers with its counts once a holder executed it."""
+    corpus = generate(61, 20, step_s=1200)
+    traces, _texts = _victim(corpus)
+    export(cluster, corpus)
+    durable = cluster.collector._durable
+    assert durable is not None and cluster.collector.cluster is not None
+    durable.maintenance.stop()  # no deletions task on this node: as if the lease holder were gone
+    mirror = cluster.collector.cluster.mirror
+    requester = BucketDeletions(_bucket(cluster), mirror, node="asker", may_run=lambda: False)
+    with pytest.raises(DeletionNotFinished):
+        delete_from_bucket(requester, cluster.collector.sync_bucket, 1.0, "default", VICTIM)
+    (pending,) = mirror.manifests.pending_deletions()
+    assert requester.pending_for("default", session_digest(VICTIM)) == pending
+    holder = BucketDeletions(_bucket(cluster), mirror, node="holder", may_run=lambda: True)
+    joined = threading.Event()
+    wait = requester.wait
+
+    def waiting(deletion_id: str, timeout_s: float) -> DeletionManifest:
+        assert deletion_id == pending  # the retry waits for the pending deletion
+        joined.set()
+        return wait(deletion_id, timeout_s)
+
+    reports: list[DeletionReport] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(requester, "wait", waiting)
+        retry = threading.Thread(
+            target=lambda: reports.append(
+                delete_from_bucket(requester, cluster.collector.sync_bucket, 60.0, "default", VICTIM)
+            )
+        )
+        retry.start()
+        assert joined.wait(30)
+        assert holder.run_pending() == 1
+        retry.join()
+    (report,) = reports
+    assert report.traces_deleted == len(traces) and report.spans_deleted > 0
+    assert len(mirror.manifests.tombstones()) == 1  # the retry asked nothing new
+
+
+def test_a_collector_that_crashed_before_its_tombstone_check_makes_it_at_start(
+    tmp_path_factory: pytest.TempPathFactory, s3_env: S3Server
+) -> None:
+    """B stores the session's spans in a flush made without the tombstone and stops before checking it
+    and before its WAL cursor moved (its cursor file lost: what a crash between the manifest and the
+    cursor leaves). At start B checks its flushes beyond the cursor, re-opens the deletion, and A
+    removes the spans."""
+    url = s3_env.fresh_url()
+    common = {"storage": url, "lease_duration_s": 3.0, "bucket_sync_interval_s": 0.5}
+    corpus = generate(71, 30, step_s=1200)
+    traces, texts = _victim(corpus)
+    late = [dataclasses.replace(t, spans=t.spans[1:]) for t in corpus if t.session == VICTIM and len(t.spans) > 1]
+    early = [dataclasses.replace(t, spans=t.spans[:1]) if t.session == VICTIM else t for t in corpus]
+    settings_a = query_settings(tmp_path_factory, collector_id="ca", **common)
+    settings_b = query_settings(tmp_path_factory, collector_id="cb", flush_interval_s=3600.0, **common)
+    with EmbeddedServer(settings_a) as a:
+        _hold_compaction_lease(a)
+        export(a, early)
+        before = answers(a, drop=traces)
+        b = EmbeddedServer(settings_b)
+        b.start()
+        try:
+            durable = b.collector._durable
+            assert durable is not None and b.collector.cluster is not None
+            durable.maintenance.stop()
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(b.collector, "flush", lambda timeout=0.0: 0)
+                export(b, late)
+            with httpx.Client(base_url=a.api_url, timeout=120) as api:
+                assert api.delete(f"/v1/sessions/{VICTIM}").status_code == 200
+            b.collector.cluster.tables.after_commit = None  # the check a crash cut off
+        finally:
+            b.stop()  # flushes what it held: the session's spans are in the bucket again
+        bucket = _bucket(a)
+        assert bucket_hits(bucket, texts)
+        (b.settings.data_dir / "wal" / "cursor").unlink()  # the cursor never moved past that flush
+        with EmbeddedServer(settings_b) as restarted:
+            assert restarted.collector.flush_check is not None and restarted.collector.flush_check.reopened == 1
+            assert _wait(lambda: not bucket_hits(bucket, texts), timeout_s=60), bucket_hits(bucket, texts)
+        a.collector.sync_bucket()
+        assert answers(a) == before
