@@ -8,12 +8,23 @@ Files are created owner-only (`file_modes`).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from llmscope_collector.file_modes import PRIVATE_FILE
+
+
+def write_parquet(
+    parts: Iterable[pa.Table], schema: pa.Schema, where: str | Path | pa.NativeFile, *, row_group_size: int
+) -> None:
+    """The collector's Parquet encoding (zstd) of the parts' rows, as `pq.write_table` of their
+    concatenation writes it when each part is a whole number of row groups."""
+    with pq.ParquetWriter(where, schema, compression="zstd") as writer:
+        for part in parts:
+            writer.write_table(part, row_group_size=row_group_size)
 
 
 def fsync_dir(path: Path) -> None:
@@ -40,9 +51,15 @@ def replace_durably(data: bytes, path: Path) -> None:
 
 def write_durably(table: pa.Table, path: Path, *, row_group_size: int) -> None:
     """Write to `<path>.tmp`, fsync, rename into place, fsync the directory: all or nothing, and durable."""
+    write_durably_parts([table], table.schema, path, row_group_size=row_group_size)
+
+
+def write_durably_parts(parts: Iterable[pa.Table], schema: pa.Schema, path: Path, *, row_group_size: int) -> None:
+    """`write_durably` of the concatenation of `parts`, each written as it comes (row groups of
+    `row_group_size` rows from each part's start): the file as a whole is never held in memory."""
     tmp = path.with_name(path.name + ".tmp")
     try:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
+        write_parquet(parts, schema, tmp, row_group_size=row_group_size)
         os.chmod(tmp, PRIVATE_FILE)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())

@@ -33,7 +33,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -69,8 +69,9 @@ from llmscope_collector.storage.manifests import (
     describe,
     describe_stored,
 )
+from llmscope_collector.storage.merge import MergedGroup
 from llmscope_collector.storage.mirror import BucketMirror
-from llmscope_collector.storage.objects import ObjectStore, parquet_bytes
+from llmscope_collector.storage.objects import ObjectStore, parquet_bytes_of
 from llmscope_collector.storage.schema import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ class BucketCompactor(Compactor):
         return infos
 
     def _swap(
-        self, partition: Partition, inputs: list[Path], merged: pa.Table, *, backup: bool, removed: pa.Table
+        self, partition: Partition, inputs: list[Path], merged: MergedGroup, *, backup: bool, removed: pa.Table
     ) -> None:
         if not self._may_run():
             raise RuntimeError("the compaction lease lapsed; the next holder merges these objects")
@@ -181,13 +182,13 @@ class BucketCompactor(Compactor):
         digest = hashlib.sha256("\n".join([prefix, *names]).encode()).hexdigest()[:16]
         assert json.loads((merged.schema.metadata or {})[COMPACTED_FROM_KEY]) == names  # set by _merge
         outputs = []
-        step = self._opts.target_rows
-        for number, offset in enumerate(range(0, merged.num_rows, step)):
+        for number, row_groups in enumerate(merged.files()):
             key = f"{prefix}/{COMPACTED_PREFIX}{digest}-{number}.parquet"
-            outputs.append(self._put(key, merged.slice(offset, step)))
+            outputs.append(self._put(key, row_groups, merged.schema))
         if removed.num_rows and partition.dataset in _COUNTED and self._removal_deltas is not None:
             deltas = partition_key(partition.project, partition.date, TRACES_DIR)
-            outputs.append(self._put(f"{deltas}/{COMPACTED_PREFIX}{digest}-fix.parquet", self._removal_deltas(removed)))
+            fix = self._removal_deltas(removed)
+            outputs.append(self._put(f"{deltas}/{COMPACTED_PREFIX}{digest}-fix.parquet", [fix], fix.schema))
         manifest = CompactionManifest(
             replaces=[f"{prefix}/{name}" for name in names],
             objects=outputs,
@@ -198,10 +199,19 @@ class BucketCompactor(Compactor):
         for name in names:
             self._objects.delete(f"{prefix}/{name}")
 
-    def _put(self, key: str, table: pa.Table) -> StoredObject:
-        data = parquet_bytes(table, row_group_size=self._opts.row_group_size)
+    def _put(self, key: str, parts: Iterable[pa.Table], schema: pa.Schema) -> StoredObject:
+        """Store the object of `parts` create-only (it is encoded part by part; only its bytes are held whole)."""
+        rows = 0
+
+        def counted() -> Iterator[pa.Table]:
+            nonlocal rows
+            for part in parts:
+                rows += part.num_rows
+                yield part
+
+        data = parquet_bytes_of(counted(), schema, row_group_size=self._opts.row_group_size)
         if self._objects.put_new(key, data):
-            return describe(key, data, table.num_rows)
+            return describe(key, data, rows)
         return describe_stored(self._objects, key)  # an interrupted run of the same inputs stored it
 
     def _finish_swaps(self) -> int:

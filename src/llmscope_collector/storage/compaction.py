@@ -32,15 +32,14 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from llmscope_collector.durable_io import fsync_dir, replace_durably, write_durably
+from llmscope_collector.durable_io import fsync_dir, replace_durably, write_durably, write_durably_parts
 from llmscope_collector.file_modes import make_private_dir
 from llmscope_collector.storage.layout import (
     COMPACTED_PREFIX,
@@ -58,6 +57,7 @@ from llmscope_collector.storage.layout import (
     partition_dir,
     wal_range_of,
 )
+from llmscope_collector.storage.merge import MergedGroup, MergeRule, first_of_each, plan
 from llmscope_collector.storage.schema import (
     CONTENT_SCHEMA,
     LLM_DUP_SCHEMA,
@@ -75,18 +75,10 @@ COMPACTED_FROM_KEY = b"llmscope.compacted_from"
 """A merged file's metadata: the JSON list of the file names it replaced (readers such as the
 ClickHouse loader and the summary index skip inputs a merged file names)."""
 BACKUP_DIR = "backup"
+SPILL_PREFIX = "spill-"
+"""A merge's spill directory under `compaction/` (storage.merge), removed when the merge ends (or by `recover`)."""
 BACKUP_KEEP_S = 7 * 86400
 _KEY_COLUMNS = ["trace_id", "span_id"]
-
-
-@dataclasses.dataclass(frozen=True)
-class MergeRule:
-    """How one dataset's files merge: its schema, the columns two copies of one row share (`keys`;
-    none: rows are never duplicates, as deltas that add up) and the order of the merged rows."""
-
-    schema: pa.Schema
-    keys: tuple[str, ...]
-    sort: tuple[str, ...]
 
 
 MERGE_RULES: dict[str, MergeRule] = {
@@ -181,6 +173,8 @@ class Compactor:
     def run_once(self, stop: threading.Event | None = None) -> CompactionStats:
         """One pass over every partition; stops early (between partitions) when `stop` is set."""
         stats = CompactionStats()
+        for spill in self._intents.glob(f"{SPILL_PREFIX}*"):  # of a merge a crash interrupted (never renamed in)
+            shutil.rmtree(spill, ignore_errors=True)
         for dataset in self._datasets:
             for partition in iter_partitions(self._data_dir, dataset):
                 if stop is not None and stop.is_set():
@@ -242,24 +236,26 @@ class Compactor:
     # -- merging --------------------------------------------------------------------------------
 
     def _merge(self, partition: Partition, group: list[_FileInfo], others: list[Path]) -> CompactionStats:
+        """Merge `group` in bounded memory (storage.merge: its keys, then one output row group at a time)."""
         rule = MERGE_RULES[partition.dataset]
-        tables = [pq.read_table(info.path) for info in group]
-        merged = pa.concat_tables([conform(t, _target_schema(rule.schema, tables)) for t in tables])
-        rows_in = merged.num_rows
-        kept = _first_of_each(merged, rule.keys)
-        kept = _not_stored_elsewhere(merged, kept, others, rule.keys)
-        removed = merged.filter(pc.invert(kept)) if rule.keys else merged.slice(0, 0)
-        merged = _kept_sorted(merged, kept if rule.keys else None, rule.sort)
+        merged = plan([info.path for info in group], rule, others)
         inputs = json.dumps(sorted(info.path.name for info in group)).encode()
         metadata = {SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), COMPACTED_FROM_KEY: inputs}
-        merged = merged.replace_schema_metadata(metadata)
+        merged.schema = merged.schema.with_metadata(metadata)
+        counted = partition.dataset == SPANS_DIR and self._removal_deltas is not None
         migrating = any(info.schema_version != SCHEMA_VERSION for info in group)
-        self._swap(partition, [i.path for i in group], merged, backup=migrating, removed=removed)
+        spill = self._intents / f"{SPILL_PREFIX}{uuid.uuid4().hex[:16]}"
+        make_private_dir(spill)
+        try:
+            removed = merged.spill(spill, self._opts.target_rows, self._opts.row_group_size, keep_removed=counted)
+            self._swap(partition, [i.path for i in group], merged, backup=migrating, removed=removed)
+        finally:
+            shutil.rmtree(spill, ignore_errors=True)
         out_files = -(-merged.num_rows // self._opts.target_rows) if merged.num_rows else 0
         log.info(
             "compacted %d files (%d rows) of %s into %d (%d rows)",
             len(group),
-            rows_in,
+            merged.rows_in,
             partition.path,
             out_files,
             merged.num_rows,
@@ -268,21 +264,21 @@ class Compactor:
             partitions=1,
             files_in=len(group),
             files_out=out_files,
-            rows_in=rows_in,
+            rows_in=merged.rows_in,
             rows_out=merged.num_rows,
-            duplicates_removed=rows_in - merged.num_rows,
+            duplicates_removed=merged.rows_in - merged.num_rows,
         )
 
     def _swap(
-        self, partition: Partition, inputs: list[Path], merged: pa.Table, *, backup: bool, removed: pa.Table
+        self, partition: Partition, inputs: list[Path], merged: MergedGroup, *, backup: bool, removed: pa.Table
     ) -> None:
         """Write outputs, record the intent, rename outputs in, retire inputs, forget the intent.
         (`removed`: the duplicate rows left out; for spans, their summary deltas are cancelled.)"""
         outputs = []
-        for offset in range(0, merged.num_rows, self._opts.target_rows):
+        for row_groups in merged.files():
             path = compacted_part_path(partition.path)
             tmp = path.with_name(path.name + ".tmp")
-            write_durably(merged.slice(offset, self._opts.target_rows), tmp, row_group_size=self._opts.row_group_size)
+            write_durably_parts(row_groups, merged.schema, tmp, row_group_size=self._opts.row_group_size)
             outputs.append(path)
         corrections = self._write_correction(partition, removed)
         intent_id = uuid.uuid4().hex[:16]
@@ -324,80 +320,9 @@ def _file_info(path: Path) -> _FileInfo | None:
     return _FileInfo(path, meta.num_rows, size, version.decode() if version else None, largest)
 
 
-def _target_schema(current: pa.Schema, tables: list[pa.Table]) -> pa.Schema:
-    """The dataset's current schema, then any column the files have that it does not (never dropped)."""
-    fields = list(current)
-    known = set(current.names)
-    for table in tables:
-        for field in table.schema:
-            if field.name not in known:
-                fields.append(field)
-                known.add(field.name)
-    return pa.schema(fields)
-
-
-def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """`table` with exactly `schema`'s columns: missing ones as nulls, types cast to the current ones."""
-    arrays = []
-    for field in schema:
-        if field.name in table.column_names:
-            column = table.column(field.name)
-            arrays.append(column if column.type == field.type else column.cast(field.type))
-        else:
-            arrays.append(pa.nulls(table.num_rows, field.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
 def drop_duplicate_spans(table: pa.Table) -> pa.Table:
     """Keep the first row of each (trace_id, span_id)."""
-    return table.filter(_first_of_each(table, tuple(_KEY_COLUMNS)))
-
-
-def _first_of_each(table: pa.Table, keys: tuple[str, ...]) -> pa.Array:
-    """A mask keeping the first row of each distinct `keys` (every row when there are no keys)."""
-    if not keys or table.num_rows < 2:
-        return pa.array([True] * table.num_rows, pa.bool_())
-    indexed = table.select(list(keys)).append_column("__row", pa.array(range(table.num_rows), pa.int64()))
-    firsts = indexed.group_by(list(keys), use_threads=False).aggregate([("__row", "min")])
-    return pc.is_in(pa.array(range(table.num_rows), pa.int64()), value_set=firsts.column("__row_min"))
-
-
-def _keys(table: pa.Table, keys: tuple[str, ...]) -> pa.ChunkedArray | pa.Array:
-    if len(keys) == 1:
-        return table.column(keys[0])
-    return pc.binary_join_element_wise(*(table.column(k) for k in keys), "\x1f")
-
-
-def _not_stored_elsewhere(table: pa.Table, keep: pa.Array, others: list[Path], keys: tuple[str, ...]) -> pa.Array:
-    """`keep` without the rows another file of the partition already holds (reads only the key columns)."""
-    if not keys or not others or not table.num_rows:
-        return keep
-    first = pc.unique(table.column(keys[0]))
-    found: list[pa.Array] = []
-    for path in others:
-        try:
-            ids = pq.read_table(path, columns=list(keys))
-        except (OSError, ValueError):
-            continue  # removed meanwhile (retention) or not ours to judge
-        ids = ids.filter(pc.is_in(ids.column(keys[0]), value_set=first))
-        if ids.num_rows:
-            found.append(pa.chunked_array([_keys(ids, keys)]).combine_chunks())
-    if not found:
-        return keep
-    stored = pa.concat_arrays(found)
-    return pc.and_(keep, pc.invert(pc.is_in(_keys(table, keys), value_set=stored)))
-
-
-def _kept_sorted(table: pa.Table, kept: pa.ChunkedArray | pa.Array | None, sort: Sequence[str]) -> pa.Table:
-    """`table.filter(kept).sort_by(sort)` (ascending, stable) as one `take`: filtering, then sorting,
-    copied the whole group twice while the group read from disk was still held (measured: compacting
-    260k spans, 21 MB of Parquet, peaked at 1,073 MB RSS; each copy of the group was ~300 MB)."""
-    rows = pc.indices_nonzero(kept) if kept is not None else None
-    keys = table.select(list(sort))
-    if rows is not None:
-        keys = keys.take(rows)
-    order = pc.sort_indices(keys, sort_keys=[(column, "ascending") for column in sort])
-    return table.take(pc.take(rows, order) if rows is not None else order)
+    return table.filter(first_of_each(table, tuple(_KEY_COLUMNS)))
 
 
 def _roll_forward(intent: _Intent) -> None:

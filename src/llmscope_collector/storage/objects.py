@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from llmscope_collector.durable_io import write_parquet
 
 if TYPE_CHECKING:
     from obstore import PutMode
@@ -159,8 +161,14 @@ def _s3_store(url: StorageUrl) -> S3Store:
 
 def parquet_bytes(table: pa.Table, *, row_group_size: int) -> bytes:
     """The Parquet file of `table` as bytes (the same encoding as the files on disk)."""
+    return parquet_bytes_of([table], table.schema, row_group_size=row_group_size)
+
+
+def parquet_bytes_of(parts: Iterable[pa.Table], schema: pa.Schema, *, row_group_size: int) -> bytes:
+    """`parquet_bytes` of the concatenation of `parts`, each encoded as it comes (only the encoded
+    file is held whole)."""
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd", row_group_size=row_group_size)
+    write_parquet(parts, schema, sink, row_group_size=row_group_size)
     return bytes(sink.getvalue())
 
 
