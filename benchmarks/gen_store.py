@@ -1,6 +1,7 @@
 """Deterministic span store for query benchmarks, in the collector's own layout, written by its own code.
 
     python benchmarks/gen_store.py --data-dir /tmp/store --spans 1000000 [--seed 1] [--days 30]
+    python benchmarks/gen_store.py --data-dir /tmp/store --compact-only   # an existing store, this release's layout
 
 Traces from `otlp_traces` (same seed → same spans) go through the collector's decode
 (`decode_request`: normalization, content split, pricing), its Parquet writer (content store) with
@@ -139,7 +140,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flush-rows", type=int, default=50_000)
     parser.add_argument("--no-compact", action="store_true")
     parser.add_argument("--workers", type=int, default=2, help="processes (the output does not depend on it)")
+    parser.add_argument(
+        "--compact-only",
+        action="store_true",
+        help="only run compaction on an existing store (what a collector of this release does at start: "
+        "e.g. span files written with an older row group size are rewritten in the current one)",
+    )
     args = parser.parse_args(argv)
+    if args.compact_only:
+        started = time.perf_counter()
+        files = _compact(args.data_dir)
+        print(json.dumps({"compaction_files_in_out": files, "compact_s": round(time.perf_counter() - started, 1)}))
+        return 0
     if (args.data_dir / "spans").exists():
         parser.error(f"{args.data_dir} already holds spans")
     result = generate(

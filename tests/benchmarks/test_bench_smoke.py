@@ -64,6 +64,17 @@ def test_store_generator_and_query_bench(tmp_path: Path) -> None:
         store.close()
 
 
+def test_store_generator_compacts_an_existing_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    data = tmp_path / "store"
+    gen_store.generate(data, 300, days=2, workers=0, flush_rows=100, compact=False)
+    flushed = len(list((data / "spans").rglob("*.parquet")))
+    assert gen_store.main(["--data-dir", str(data), "--compact-only"]) == 0
+    files_in, files_out = json.loads(capsys.readouterr().out)["compaction_files_in_out"]
+    assert files_in == flushed > files_out == len(list((data / "spans").rglob("*.parquet")))
+
+
 def test_hot_path_bench_runs_against_the_last_commit(capsys: pytest.CaptureFixture[str]) -> None:
     hotpaths.main(["--requests", "1", "--traces-per-request", "3", "--repeat", "1", "--baseline", "HEAD"])
     out = capsys.readouterr().out
