@@ -527,3 +527,54 @@ def test_cost_rollups_read_the_hourly_sums_less_the_calls_marked_late(engines: E
         actual = msgspec.to_builtins(store.costs("gen0", group_by, time_range, filters))
         same(_sorted(expected), _sorted(actual))
         assert expected["total"]["llm_calls"] > 0
+
+
+def test_trace_pages_by_start_come_from_a_window_of_summary_rows(
+    engines: Engines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages sorted by start, in either order, over a time range or not, with cursors, are read from a
+    window of summary rows at the page's end of the range, widened while it holds too few traces, never
+    from every trace of the project (a filtered page is narrowed by the filter's summary rows instead);
+    every page is DuckDB's. The summaries' merges are stopped, so the
+    late duplicates' traces keep two rows each (the later one starting later), as before a merge: a
+    window can hold a trace's later row only, and that trace must not be listed as starting there."""
+    client = engines.clickhouse.client
+    client.command("SYSTEM STOP MERGES trace_summaries", {})
+    try:
+        project = engines.new_project(generate(4242, 40, step_s=1), late_parents=True)  # overlapping traces
+        engines.clickhouse.loader.refresh()
+        rows_per_trace = client.rows(
+            "SELECT count() / uniqExact(trace_id) AS n FROM trace_summaries WHERE project = {project:String}",
+            {"project": project},
+        )
+        assert rows_per_trace[0]["n"] > 1.2
+        _page_through_by_start(engines, monkeypatch, project)
+    finally:
+        client.command("SYSTEM START MERGES trace_summaries", {})
+
+
+def _page_through_by_start(engines: Engines, monkeypatch: pytest.MonkeyPatch, project: str) -> None:
+    client = engines.clickhouse.client
+    ran: list[tuple[str, dict[str, Any]]] = []
+    rows = client.rows
+    monkeypatch.setattr(client, "rows", lambda query, params: ran.append((query, dict(params))) or rows(query, params))
+    middle = TimeRange(T0_NS + 5 * NS + 17_000, T0_NS + 30 * NS)
+    for order, limit, time_range, model in itertools.product(
+        ("desc", "asc"), (2, 7), (TimeRange(), middle), (None, "gpt-4o")
+    ):
+        cursor, listed, first = None, [], len(ran)
+        for _ in range(5 if limit == 2 else 12):
+            query = TraceQuery(time=time_range, model=model, order=order, limit=limit, cursor=cursor)  # type: ignore[arg-type]
+            page = engines.check(lambda s, q=query: s.list_traces(project, q))
+            listed += [t["trace_id"] for t in page["traces"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert len(listed) == len(set(listed)) > 0
+        if limit == 7 and model is None and time_range == TimeRange():
+            assert cursor is None and len(listed) == 40
+        pages = [query for query, _ in ran[first:] if "AS sort_key" in query]
+        windowed = ["{window_from:Int64}" in query for query in pages]
+        assert all(windowed) if model is None else not any(windowed)  # a filter narrows by its summary rows
+    edges = [params["offset"] for query, params in ran if query in sql.WINDOW_EDGE.values()]
+    assert {2, 7} <= set(edges) and max(edges) > 7  # widened

@@ -226,7 +226,7 @@ class Loader:
         if self._add_columns():  # the view selects every summary column: made again with the new ones
             client.command(sql.DROP_SUMMARY_FEED, {})
         client.command(sql.SUMMARY_FEED_DDL, {})
-        self._add_hourly_sums()
+        self._add_projections()
         self._set_retention(sql.retention_ttl(retention_days, project_days or {}))
         self._loaded = {r["key"] for r in client.rows(sql.LOADED_KEYS, {})}
         self.objects_loaded = 0
@@ -243,14 +243,14 @@ class Loader:
                 added_summary |= table == sql.SUMMARY_TABLE
         return added_summary
 
-    def _add_hourly_sums(self) -> None:
-        """The spans' hourly sums (`sql.LLM_HOURS`) on a table made before them, computed for the parts it
-        holds by a mutation (a server runs it in the background: until a part has them, queries read its rows)."""
-        if self._client.rows(sql.PROJECTION_EXISTS, {"table": "spans", "name": sql.LLM_HOURS})[0]["n"]:
-            return
-        self._client.command(sql.SET_SPANS_SETTINGS, {})
-        self._client.command(sql.ADD_LLM_HOURS, {})
-        self._client.command(sql.MATERIALIZE_LLM_HOURS, {})
+    def _add_projections(self) -> None:
+        """The projections (`sql.projections`: the spans' hourly sums, the summaries by start) on tables made
+        before them, computed for the parts they hold by a mutation (a server runs it in the background;
+        until a part has a projection, queries read that part's rows)."""
+        for table, name, statements in sql.projections():
+            if not self._client.rows(sql.PROJECTION_EXISTS, {"table": table, "name": name})[0]["n"]:
+                for statement in statements:
+                    self._client.command(statement, {})
 
     def _set_retention(self, ttl: str) -> None:
         """The tables' TTL, changed only when the policy differs from the one last set (a change rewrites

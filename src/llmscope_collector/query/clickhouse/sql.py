@@ -100,7 +100,7 @@ def create_tables() -> list[str]:
             "ReplacingMergeTree",
             "project, trace_id, span_id",
             f", INDEX start_ns_minmax start_ns TYPE minmax GRANULARITY 1, {_llm_hours()}",
-            "".join(f", {k} = '{v}'" for k, v in _SPANS_SETTINGS.items()),
+            f", {_SETTINGS_TEXT}",
         ),
         _table("trace_deltas", TRACE_COLUMNS, "MergeTree", "project, trace_id"),
         summary_table(),
@@ -235,7 +235,8 @@ def _summary_parts() -> list[tuple[str, str, str, str]]:
 def summary_table() -> str:
     definitions = [f"{name} String" for name in _KEYS]
     definitions += [f"{name} {kind}" for name, kind, _, _ in _summary_parts()]
-    return _ddl(SUMMARY_TABLE, definitions, "AggregatingMergeTree", ", ".join(["project", *_KEYS]))
+    order = ", ".join(["project", *_KEYS])
+    return _ddl(SUMMARY_TABLE, definitions, "AggregatingMergeTree", order, f", {_BY_START}", f", {_SETTINGS_TEXT}")
 
 
 def _summarize(source: str) -> str:
@@ -373,6 +374,45 @@ def list_traces(filters: list[str], sort: str, order: str, after: bool) -> str:
     return f"""WITH {_narrowed(filters)}
 SELECT {TRACE_ROW}, {key} AS sort_key
 FROM traces t {join}
+WHERE t.project = {{project:String}} AND t.trace_id IN ({page})
+ORDER BY sort_key {direction}, t.trace_id {direction}"""  # noqa: S608 - fragments from allowlists only
+
+
+# Trace pages by start time, from a window of summary rows. A trace's start is the least of its summary
+# rows' starts, and one row has it: so every trace starting in `[window_from, window_to)` has a row starting
+# there, which the projection `by_start` (each row's project, start and trace id, ordered by project and
+# start) finds without reading the others' rows. Those traces are merged by key (all their rows: the
+# merge is exact) and kept when their merged start is in the window; the caller picks the window from
+# the page's end of the range (`WINDOW_EDGE`: the start of the row `offset` rows in) and widens it
+# until it holds the page or covers the range.
+
+BY_START = "by_start"
+_BY_START = f"PROJECTION {BY_START} (SELECT project, start_ns, trace_id ORDER BY (project, start_ns))"
+_IN_WINDOW = "start_ns >= {window_from:Int64} AND start_ns < {window_to:Int64}"
+WINDOW_EDGE: dict[str, str] = {
+    order: f"""SELECT start_ns AS edge FROM {SUMMARY_TABLE}
+WHERE project = {{project:String}} AND start_ns >= {{lower:Int64}} AND start_ns < {{upper:Int64}}
+ORDER BY start_ns {order.upper()} LIMIT 1 OFFSET {{offset:UInt64}}"""  # noqa: S608 - constant text
+    for order in ("asc", "desc")
+}
+
+
+def traces_in_window(filters: list[str], order: str, after: bool) -> str:
+    """`list_traces` sorted by start, over the traces starting in the window only: the page's ids from
+    the merged columns its filters read, then the full rows of those ids (as `list_traces`)."""
+    rows = f"SELECT trace_id FROM {SUMMARY_TABLE} WHERE project = {{project:String}} AND {_IN_WINDOW}"  # noqa: S608
+    where = ["t.project = {project:String}", _IN_WINDOW.replace("start_ns", "t.start_ns")]
+    where += [TRACE_FILTERS[f] for f in filters]
+    if after:
+        where.append(_AFTER[order].format(key=SORT_KEYS["start"], type=_SORT_TYPES["start"]))
+    direction = "DESC" if order == "desc" else "ASC"
+    page = f"""SELECT t.trace_id FROM traces t
+  WHERE {" AND ".join(where)}
+  ORDER BY t.start_ns {direction}, t.trace_id {direction}
+  LIMIT {{limit:UInt32}}"""  # noqa: S608 - fragments from allowlists only
+    return f"""WITH traces AS ({trace_merge(f"project = {{project:String}} AND trace_id IN ({rows})")})
+SELECT {TRACE_ROW}, t.start_ns AS sort_key
+FROM traces t
 WHERE t.project = {{project:String}} AND t.trace_id IN ({page})
 ORDER BY sort_key {direction}, t.trace_id {direction}"""  # noqa: S608 - fragments from allowlists only
 
@@ -658,13 +698,33 @@ def _llm_hours() -> str:
     return f"PROJECTION {LLM_HOURS} (SELECT {keys}, {sums} GROUP BY {keys})"
 
 
-ADD_LLM_HOURS = f"ALTER TABLE spans ADD PROJECTION IF NOT EXISTS {_llm_hours().removeprefix('PROJECTION ')}"
-MATERIALIZE_LLM_HOURS = f"ALTER TABLE spans MATERIALIZE PROJECTION {LLM_HOURS}"
 PROJECTION_EXISTS = """SELECT count() AS n FROM system.projections
 WHERE database = currentDatabase() AND table = {table:String} AND name = {name:String}"""
-# A ReplacingMergeTree refuses an aggregate projection unless merges rebuild it, and so does a lightweight DELETE.
-_SPANS_SETTINGS = {"deduplicate_merge_projection_mode": "rebuild", "lightweight_mutation_projection_mode": "rebuild"}
-SET_SPANS_SETTINGS = "ALTER TABLE spans MODIFY SETTING " + ", ".join(f"{k} = '{v}'" for k, v in _SPANS_SETTINGS.items())
+# A Replacing/AggregatingMergeTree refuses a projection unless merges rebuild it, and so does a lightweight DELETE.
+_PROJECTION_SETTINGS = {
+    "deduplicate_merge_projection_mode": "rebuild",
+    "lightweight_mutation_projection_mode": "rebuild",
+}
+_SETTINGS_TEXT = ", ".join(f"{k} = '{v}'" for k, v in _PROJECTION_SETTINGS.items())
+
+
+def projections() -> list[tuple[str, str, list[str]]]:
+    """(table, projection, statements adding it to a table made before it) of every projection: the
+    settings it needs, the projection, then its computation for the parts already stored (a mutation)."""
+    declared = [("spans", LLM_HOURS, _llm_hours()), (SUMMARY_TABLE, BY_START, _BY_START)]
+    return [
+        (
+            table,
+            name,
+            [
+                f"ALTER TABLE {table} MODIFY SETTING {_SETTINGS_TEXT}",
+                f"ALTER TABLE {table} ADD {text.replace('PROJECTION', 'PROJECTION IF NOT EXISTS', 1)}",
+                f"ALTER TABLE {table} MATERIALIZE PROJECTION {name}",
+            ],
+        )
+        for table, name, text in declared
+    ]
+
 
 _COUNTED_LOOKING = f"{PROJECT_SPANS} AND s.operation IN ({_LLM_LIST}) AND NOT coalesce(s.llm_dup, false)"
 _WHOLE_HOURS = f"""s.date >= {{from_date:Date}} AND s.date <= {{to_date:Date}}

@@ -76,6 +76,8 @@ if TYPE_CHECKING:
     from llmscope_collector.alerts.metrics import RuleMetrics
     from llmscope_collector.settings import Settings
 
+# Beyond this many summary rows a window costs about what the whole project's statement does.
+_MAX_WINDOW_ROWS = 30_000
 _MIN_DATE = dt.date(1970, 1, 1)
 _MAX_DATE = dt.date(2149, 6, 6)  # ClickHouse `Date` ends here; no partition can be later
 _LIST_COLUMNS = frozenset(c.name for c in SPAN_COLUMNS if str(c.type).startswith("list"))
@@ -179,8 +181,43 @@ class ClickHouseStore:
         self._loader.refresh()
         names, params = self._trace_filters(project, query)
         has_cursor = add_cursor(params, query)
+        params.update(project=project, limit=query.limit + 1)
+        if query.sort_key == "start" and set(names) <= {"from_ns", "to_ns"}:
+            rows = self._page_by_start(names, query, has_cursor, params)
+            if rows is not None:
+                return trace_page(rows, query)
         text = sql.list_traces(names, query.sort_key, query.order, has_cursor)
-        return trace_page(self._rows(text, {**params, "project": project, "limit": query.limit + 1}), query)
+        return trace_page(self._rows(text, params), query)
+
+    def _page_by_start(
+        self, names: list[str], query: TraceQuery, has_cursor: bool, params: dict[str, Any]
+    ) -> list[dict[str, Any]] | None:
+        """A page sorted by start from the traces starting in a window at the page's end of the range
+        (`sql.traces_in_window`): first as many summary rows as the page has traces, then 8 times more
+        while the window holds fewer traces that pass the filters than the page and does not cover the
+        range; None (the whole-project statement instead) once the window would hold over
+        `_MAX_WINDOW_ROWS` rows. The cost of a page then follows the page, not the project."""
+        lower, upper = query.time.from_ns, query.time.to_ns  # [lower, upper): where the page's starts can be
+        if has_cursor and query.order == "desc":
+            upper = min(upper, int(params["cursor_key"]) + 1)
+        elif has_cursor:
+            lower = max(lower, int(params["cursor_key"]))
+        text = sql.traces_in_window(names, query.order, has_cursor)
+        offset = query.limit
+        while offset <= _MAX_WINDOW_ROWS:
+            bounds = {"project": params["project"], "lower": lower, "upper": upper, "offset": offset}
+            edge = self._rows(sql.WINDOW_EDGE[query.order], bounds)
+            if not edge:  # fewer rows than that: the window is the whole range
+                window = (lower, upper)
+            elif query.order == "desc":
+                window = (int(edge[0]["edge"]), upper)
+            else:
+                window = (lower, int(edge[0]["edge"]) + 1)
+            rows = self._rows(text, {**params, "window_from": window[0], "window_to": window[1]})
+            if len(rows) == params["limit"] or not edge:
+                return rows
+            offset *= 8
+        return None
 
     def trace_values(self, project: str, query: ValueQuery) -> ValueList:
         names, params = value_params(query)
