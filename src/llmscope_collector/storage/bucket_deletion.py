@@ -366,6 +366,17 @@ def session_traces(root: Path, project: str, rules: Rules) -> set[str]:
     return found
 
 
+def _previews_of_kept(previews: pa.Table, keep: pa.ChunkedArray | pa.Array) -> pa.Table:
+    """The preview rows of the kept spans, their `row` (a span's position in its part) renumbered to the
+    kept spans' positions (the writer pairs them by it)."""
+    keep = keep.combine_chunks() if isinstance(keep, pa.ChunkedArray) else keep
+    positions = pc.subtract(pc.cumulative_sum(keep.cast(pa.int32())), 1)
+    rows = previews.column("row")
+    previews = previews.filter(pc.take(keep, rows))
+    renumbered = pc.take(positions, previews.column("row")).cast(rows.type)
+    return previews.set_column(previews.schema.get_field_index("row"), "row", renumbered)
+
+
 def _content_hashes(spans: pa.Table) -> set[str]:
     refs = spans.column("content_refs")
     flat = pc.list_flatten(refs)
@@ -474,10 +485,13 @@ class TombstoneFilter:
         if traces:
             gone = pc.fill_null(pc.is_in(spans.column("trace_id"), pa.array(sorted(traces), pa.string())), False)
             self.spans_dropped += int(pc.sum(gone).as_py() or 0)
-            spans = spans.filter(pc.invert(gone))
+            keep = pc.invert(gone)
+            spans = spans.filter(keep)
             kept = pa.array(sorted(_content_hashes(spans)), pa.string())
             part.content = part.content.filter(pc.fill_null(pc.is_in(part.content.column("hash"), kept), False))
             part.spans = spans
+            if part.previews is not None:
+                part.previews = _previews_of_kept(part.previews, keep)
         if part.scores is not None and part.scores.num_rows:
             hit = rules.scores_in(part.scores, traces)
             dropped = int(pc.sum(hit).as_py() or 0)
