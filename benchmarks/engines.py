@@ -3,10 +3,13 @@
     python benchmarks/engines.py --data-dir /tmp/store [--samples 30] [--json out.json]
 
 Per engine: the cold start (DuckDB: the first trace page, which loads the summary index; ClickHouse:
-loading every object of the store into its tables, once), then p50/p95 of `--samples` waterfalls
-(trace ids sampled by seed) and of repeated trace pages, cost roll-ups by model and day, and session
-pages. For ClickHouse also the bytes its tables take on disk per span (compressed, all datasets),
-the basis of the cluster sizing in docs/scale.md. One process: chdb runs in it, like the API would.
+loading every object of the store into its tables, once: also as spans loaded per second), then p50/p95
+of `--samples` waterfalls (trace ids sampled by seed) and of repeated trace pages, cost roll-ups by
+model and day, and session pages, each with the median process CPU time of its calls beside (`*_cpu_p50`:
+every engine thread of this process; steadier than wall time on a shared machine). For ClickHouse also
+the bytes its tables take on disk per span (compressed, all datasets), the basis of the cluster sizing
+in docs/scale.md. One process: chdb runs in it, like the API would. `run_suite.py --only engines` runs
+it per store size into docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -33,27 +36,30 @@ from llmscope_collector.query.store import TraceStore
 
 
 def _ms(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
+    return _timed(fn)[0]
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
+    """(wall ms, process CPU ms) of one call."""
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
-    return (time.perf_counter() - start) * 1000.0
+    return (time.perf_counter() - start) * 1000.0, (time.process_time() - cpu) * 1000.0
+
+
+def _figures(name: str, timed: list[tuple[float, float]]) -> dict[str, float]:
+    walls, cpus = [w for w, _ in timed], [c for _, c in timed]
+    return {f"{name}_p50": pct(walls, 0.5), f"{name}_p95": pct(walls, 0.95), f"{name}_cpu_p50": pct(cpus, 0.5)}
 
 
 def measure(store: QueryBackend, ids: list[str], samples: int) -> dict[str, float]:
-    figures: dict[str, float] = {}
-    waterfalls = []
-    for trace_id in ids:
-        start = time.perf_counter()
-        store.get_trace(trace_id, PROJECT)
-        waterfalls.append((time.perf_counter() - start) * 1000.0)
-    figures["waterfall_p50"], figures["waterfall_p95"] = pct(waterfalls, 0.5), pct(waterfalls, 0.95)
+    figures = _figures("waterfall", [_timed(lambda t=trace_id: store.get_trace(t, PROJECT)) for trace_id in ids])
     calls: dict[str, Callable[[], Any]] = {
         "trace_list": lambda: store.list_traces(PROJECT, TraceQuery(limit=50)),
         "cost_rollup_model_day": lambda: store.costs(PROJECT, ["model", "day"], TimeRange(), {}),
         "session_list": lambda: store.list_sessions(PROJECT, TimeRange(), None, 50, None),
     }
     for name, fn in calls.items():
-        times = [_ms(fn) for _ in range(max(3, samples // 3))]
-        figures[f"{name}_p50"], figures[f"{name}_p95"] = pct(times, 0.5), pct(times, 0.95)
+        figures.update(_figures(name, [_timed(fn) for _ in range(max(3, samples // 3))]))
     return figures
 
 
@@ -86,6 +92,8 @@ def run(data_dir: Path, samples: int, seed: int) -> dict[str, Any]:
     return {
         "spans": spans,
         "objects": len(loader.loaded),
+        "clickhouse_load_s": ch_figures["cold_start"] / 1000.0,
+        "clickhouse_load_spans_per_s": spans / (ch_figures["cold_start"] / 1000.0) if spans else None,
         "duckdb": duckdb_figures,
         "clickhouse": ch_figures,
         "clickhouse_tables": tables,
@@ -95,7 +103,8 @@ def run(data_dir: Path, samples: int, seed: int) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [
-        f"Store: {result['spans']:,} spans in {result['objects']} objects.",
+        f"Store: {result['spans']:,} spans in {result['objects']} objects; loaded into ClickHouse in "
+        f"{result['clickhouse_load_s']:,.0f} s ({result['clickhouse_load_spans_per_s']:,.0f} spans/s).",
         "",
         "| Query (ms) | DuckDB | ClickHouse (chdb) |",
         "|---|---|---|",

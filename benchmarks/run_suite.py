@@ -89,12 +89,6 @@ STANDING_NOTES = [
     "1 s, kept for cluster mode). A 200 kB PUT took 6.7 ms with obstore, 51 ms with boto3 and 154 ms with "
     "pyarrow's S3 filesystem (no conditional PUT); the writer's time in cluster mode matched the data dir's (65k "
     "spans flushed in 15.1 s vs 18.9 s, in-process, same load).",
-    "ClickHouse as the query engine (issue 18, `benchmarks/engines.py`, 1M-span store, chdb 26.9 in-process beside "
-    "DuckDB, 2026-12-02, machine under a load average of ~20: DuckDB ran ~6x slower than in this report): "
-    "waterfall p95 399 ms DuckDB vs 1,160 ms ClickHouse, trace list p50 145 vs 5,653 ms (ClickHouse merges every "
-    "trace's summary deltas per request), cost roll-up model x day p50 88 vs 1,857 ms, session list p50 58 vs "
-    "2,949 ms; loading the 90 objects into ClickHouse 115 s; 302 B/span in ClickHouse's tables (docs/scale.md: "
-    "3-node sizing). 10M spans on ClickHouse not measured.",
 ]
 
 QUICK = {
@@ -374,6 +368,18 @@ def bench_queries(mode: dict[str, Any], sizes: list[int], store_dir: Path) -> di
     return out
 
 
+def bench_engines(sizes: list[int], store_dir: Path) -> dict[str, Any]:
+    """`engines.py` per store size: the same queries on DuckDB and on ClickHouse (chdb), one process each."""
+    out: dict[str, Any] = {}
+    for size in sizes:
+        path, gen = store_for(size, 1, store_dir)
+        log(f"engines: {size:,} spans, DuckDB then ClickHouse (chdb: every object loaded first)")
+        figures = dict(run_json([PY, str(HERE / "engines.py"), "--data-dir", str(path)], timeout=4 * 3600))
+        figures["store"] = gen
+        out[str(size)] = figures
+    return out
+
+
 # -- report --------------------------------------------------------------------------------------
 
 
@@ -469,7 +475,8 @@ def render(results: dict[str, Any]) -> str:
         "Run it: `nox -s bench` (full: 1M and 10M-span stores, longer windows, ~1 h on 2 cores with the 10M store "
         "cached), `nox -s bench -- --quick` (1M store, short windows), "
         "`-- --only ingest,sdk,queries,proxy,install,export` (full mode adds `phoenix` to `ingest`), "
-        "`-- --sizes 1000000`, `-- --no-peers` (no OpenLLMetry, OpenInference or Phoenix). "
+        "`-- --sizes 1000000`, `-- --no-peers` (no OpenLLMetry, OpenInference or Phoenix), "
+        "`-- --merge --only engines --sizes 1000000,10000000` (ClickHouse beside DuckDB, added to the last report). "
         "Scripts: `benchmarks/` (each runs on its own too).",
         "",
         f"- Mode: **{results['mode']}** ({results['mode_note']})",
@@ -827,6 +834,7 @@ def render(results: dict[str, Any]) -> str:
         for name, text in profs.items():
             lines += [f"Profile of `{name}` (missed its target; pyinstrument, 3 calls, warm index):", "", _code(text)]
 
+    lines += _render_engines(results.get("engines"))
     lines += _render_export(results.get("export"))
     lines += _render_proxy(results.get("proxy"))
     lines += _render_install(results.get("install"))
@@ -940,6 +948,59 @@ def _render_ingest_peers(peers: dict[str, Any] | None, ing: dict[str, Any] | Non
     return lines
 
 
+def _render_engines(engines: dict[str, Any] | None) -> list[str]:
+    if not engines:
+        return []
+    sizes = sorted(engines, key=int)
+    lines = [
+        "## ClickHouse beside DuckDB (issue 18)",
+        "",
+        "`benchmarks/engines.py` on the same generated stores: DuckDB (`TraceStore` over the files), then "
+        "ClickHouse (chdb, the engine in the benchmark's process, fed by the loader from the same files: every "
+        "object loaded once, the cold start). Per query the p50 / p95 of the calls' wall time and the median of "
+        "their process CPU time (every engine thread; steadier than wall time on the shared machine). Sizing of "
+        "a 3-node cluster from ClickHouse's bytes per span: docs/scale.md.",
+        "",
+        "| Query (ms) | "
+        + " | ".join(f"{int(s) / 1e6:g}M DuckDB | {int(s) / 1e6:g}M ClickHouse" for s in sizes)
+        + " |",
+        "|---|" + "---|---|" * len(sizes),
+    ]
+    first = engines[sizes[0]]["duckdb"]
+    names = [n.removesuffix("_p50") for n in first if n.endswith("_p50") and not n.endswith("_cpu_p50")]
+
+    def cell(figures: dict[str, Any], name: str) -> str:
+        p50, p95, cpu = (figures.get(f"{name}_{k}") for k in ("p50", "p95", "cpu_p50"))
+        text = f"{_f(p50)} / {_f(p95)}"
+        return text + (f" (CPU {_f(cpu)})" if cpu is not None else "")
+
+    lines.append(
+        "| cold start | "
+        + " | ".join(
+            f"{_f(engines[s]['duckdb']['cold_start'])} | {_f(engines[s]['clickhouse']['cold_start'])}" for s in sizes
+        )
+        + " |"
+    )
+    for name in names:
+        cells = [f"{cell(engines[s]['duckdb'], name)} | {cell(engines[s]['clickhouse'], name)}" for s in sizes]
+        lines.append(f"| {name} p50 / p95 | " + " | ".join(cells) + " |")
+    lines.append("")
+    for s in sizes:
+        e = engines[s]
+        per = e.get("clickhouse_bytes_per_span")
+        tables = ", ".join(
+            f"{t} {info['bytes'] / max(e['spans'], 1):,.0f}" for t, info in sorted(e["clickhouse_tables"].items())
+        )
+        load = e.get("clickhouse_load_spans_per_s")
+        lines.append(
+            f"- {int(s) / 1e6:g}M: {e['spans']:,} spans in {e['objects']} objects; ClickHouse loaded them in "
+            f"{e['clickhouse']['cold_start'] / 1000:,.0f} s"
+            + (f" ({load:,.0f} spans/s)" if load else "")
+            + (f"; its tables hold **{per:,.0f} B/span** ({tables})." if per else ".")
+        )
+    return [*lines, ""]
+
+
 def _render_export(export: dict[str, Any] | None) -> list[str]:
     if not export:
         return []
@@ -1047,7 +1108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="ingest,sdk,queries,proxy,install,export",
-        help="comma-separated parts to run; phoenix (Phoenix beside the ingest figures) joins ingest in full mode",
+        help="comma-separated parts to run; phoenix (Phoenix beside the ingest figures) joins ingest in full mode; "
+        "engines (ClickHouse beside DuckDB, engines.py) runs only when named",
     )
     parser.add_argument("--sizes", help="store sizes for the query benchmark, e.g. 1000000,10000000")
     parser.add_argument("--store-dir", type=Path, default=Path(tempfile.gettempdir()) / "llmscope-bench-stores")
@@ -1095,11 +1157,14 @@ def main(argv: list[str] | None = None) -> int:
         groups["export"] = "export"
         groups["query_profiles"] = "queries"
         groups["ingest_peers"] = "phoenix"
+        groups["engines"] = "engines"
         for key, group in groups.items():
             if key in previous and group not in parts:
                 results[key] = previous[key]
         results["notes"] += [n for n in previous.get("notes", ()) if n.startswith("Merged report")]
-        kept = ", ".join(sorted({"sdk", "ingest", "queries", "proxy", "install", "export", "phoenix"} - parts))
+        kept = ", ".join(
+            sorted({"sdk", "ingest", "queries", "proxy", "install", "export", "phoenix", "engines"} - parts)
+        )
         results["notes"].append(
             f"Merged report: {kept} from the run of {previous['machine']['date_utc']} (commit "
             f"`{previous['machine']['git_commit']}`); {', '.join(sorted(parts))} re-run on "
@@ -1150,6 +1215,8 @@ def main(argv: list[str] | None = None) -> int:
         results["proxy"] = bench_proxy(mode)
     if "export" in parts:
         results["export"] = bench_export(args.store_dir)
+    if "engines" in parts:
+        results["engines"] = bench_engines(sizes, args.store_dir)
     if "queries" in parts:
         results["queries"] = bench_queries(mode, sizes, args.store_dir)
         largest = results["queries"][str(max(sizes))]

@@ -15,6 +15,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
+import engines  # noqa: E402
 import export  # noqa: E402
 import gen_store  # noqa: E402
 import hotpaths  # noqa: E402
@@ -39,6 +40,19 @@ def test_export_bench_exports_every_span_of_a_store(tmp_path: Path) -> None:
         assert 0 < figures["formats"][fmt]["quarter"]["rows"] < spans
         assert figures["formats"][fmt]["all"]["server_peak_rss_mb"] > 0
     assert "| parquet |" in "\n".join(run_suite._render_export(figures))
+
+
+def test_engines_bench_runs_both_engines_and_renders(tmp_path: Path) -> None:
+    import run_suite
+
+    data = tmp_path / "store"
+    spans = gen_store.generate(data, 300, days=2, workers=0, flush_rows=100)["spans"]
+    result = engines.run(data, samples=3, seed=1)
+    assert result["spans"] == spans and result["clickhouse_bytes_per_span"] > 0
+    for engine in ("duckdb", "clickhouse"):
+        assert {"trace_list_p50", "cost_rollup_model_day_cpu_p50", "session_list_p95"} <= set(result[engine])
+    text = "\n".join(run_suite._render_engines({str(spans): {**result, "store": {}}}))
+    assert "| trace_list p50 / p95 |" in text and "spans/s" in text
 
 
 def test_trace_generator_is_deterministic() -> None:
