@@ -166,6 +166,11 @@ def output_preview(items: Sequence[tuple[str, Any]]) -> str | None:
                 messages.extend(inner)
             elif isinstance(value, str) and not messages:
                 return first_line(value)
+    return _answer_line(messages)
+
+
+def _answer_line(messages: list[Any]) -> str | None:
+    """The first line of the last answer message that has one, else the tools they call."""
     for message in reversed(messages):
         line = first_line(_message_text(message))
         if line:
@@ -183,22 +188,24 @@ def span_previews(items: Iterable[tuple[str, str]]) -> tuple[str | None, str | N
     of the decoded bodies (what the trace list showed when the writer decoded the chosen spans' bodies)."""
     inputs: list[tuple[str, str]] = []
     outputs: list[tuple[str, str]] = []
-    for kind, body in items:
-        if kind in _INPUT_KINDS:
-            inputs.append((kind, body))
-        elif kind in _OUTPUT_KINDS:
-            outputs.append((kind, body))
-    said_in = _input_text(inputs) if inputs else None
-    said_out = output_preview([(kind, _decoded(body)) for kind, body in outputs]) if outputs else None
-    return ((said_in or "") if inputs else None), ((said_out or "") if outputs else None)
+    for item in items:
+        kind = item[0]
+        if kind == "input" or kind == "input_value":
+            inputs.append(item)
+        elif kind == "output" or kind == "output_value":
+            outputs.append(item)
+    said_in = (_input_text(inputs) or "") if inputs else None
+    said_out = (_output_text(outputs) or "") if outputs else None
+    return said_in, said_out
 
 
 def _input_text(items: list[tuple[str, str]]) -> str | None:
     """`input_preview` of these items' decoded bodies, decoding only the messages it reads when they are
     all chat messages (an agent resends its whole history: the last user message is what is shown).
 
-    A message whose role is "user" holds the JSON string `"user"` as such; text inside a JSON string has
-    its quotes escaped, so a body without it cannot be a user message and is not decoded."""
+    A message whose role is "user" holds the JSON string `"user"` as such (the content splitter's encoders
+    escape no ASCII letter); text inside a JSON string has its quotes escaped, so a body without it cannot
+    be a user message and is not decoded."""
     if any(kind != "input" for kind, _ in items):
         return input_preview([(kind, _decoded(body)) for kind, body in items])
     seen_user = False
@@ -216,6 +223,14 @@ def _input_text(items: list[tuple[str, str]]) -> str | None:
     return input_preview([(kind, _decoded(body)) for kind, body in items])
 
 
+def _output_text(items: list[tuple[str, str]]) -> str | None:
+    """`output_preview` of these items' decoded bodies (an answer's messages alone, the usual case, go
+    straight to the line)."""
+    if any(kind != "output" for kind, _ in items):
+        return output_preview([(kind, _decoded(body)) for kind, body in items])
+    return _answer_line([_decoded(body) for _, body in items])
+
+
 def preview_candidates(
     trace_ids: Sequence[str],
     start_ns: Sequence[int],
@@ -227,17 +242,21 @@ def preview_candidates(
     """The `PREVIEW_CANDIDATES` of a partition's decoded rows (column lists: each row's content refs
     `(kind, ...)` and its items `(hash, body)`, in the same order), one per LLM row with content of either
     side; None when there is none. Built where the rows are decoded, so the writer only picks."""
-    rows: list[tuple[Any, ...]] = []
+    columns: dict[str, list[Any]] = {name: [] for name in PREVIEW_CANDIDATES.names}
+    rows, traces, starts, ends = columns["row"], columns["trace_id"], columns["start_ns"], columns["end_ns"]
+    inputs, outputs = columns["input"], columns["output"]
     for row, span_refs in enumerate(refs):
         if span_refs and operations[row] in _LLM:
-            said = span_previews((ref[0], pair[1]) for ref, pair in zip(span_refs, items[row], strict=True))
-            if said != (None, None):
-                rows.append((row, trace_ids[row], start_ns[row], end_ns[row], *said))
-    if not rows:
-        return None
-    columns = zip(*rows, strict=True)
-    arrays = [pa.array(values, field.type) for values, field in zip(columns, PREVIEW_CANDIDATES, strict=True)]
-    return pa.Table.from_arrays(arrays, schema=PREVIEW_CANDIDATES)
+            pairs = zip(span_refs, items[row], strict=True)
+            said_in, said_out = span_previews([(ref[0], item[1]) for ref, item in pairs])
+            if said_in is not None or said_out is not None:
+                rows.append(row)
+                traces.append(trace_ids[row])
+                starts.append(start_ns[row])
+                ends.append(end_ns[row])
+                inputs.append(said_in)
+                outputs.append(said_out)
+    return pa.Table.from_pydict(columns, schema=PREVIEW_CANDIDATES) if rows else None
 
 
 def trace_previews(candidates: pa.Table | None, trace_ids: pa.ChunkedArray | pa.Array) -> dict[str, Any]:
@@ -251,12 +270,9 @@ def trace_previews(candidates: pa.Table | None, trace_ids: pa.ChunkedArray | pa.
     if candidates is not None:
         candidates = candidates.combine_chunks()
     out: dict[str, Any] = {}
-    for side, at, keys in (
-        ("input", "start_ns", [("start_ns", "ascending")]),
-        ("output", "end_ns", [("end_ns", "descending")]),
-    ):
+    for side, at, order in (("input", "start_ns", "ascending"), ("output", "end_ns", "descending")):
         text, ns = f"preview_{side}", f"preview_{side}_ns"
-        chosen = _first_per_trace(candidates, side, at, keys)
+        chosen = _first_per_trace(candidates, side, at, order)
         if chosen is None:
             out[text] = pa.nulls(len(trace_ids), pa.string())
             out[ns] = pa.nulls(len(trace_ids), pa.int64())
@@ -269,15 +285,15 @@ def trace_previews(candidates: pa.Table | None, trace_ids: pa.ChunkedArray | pa.
     return out
 
 
-def _first_per_trace(candidates: pa.Table | None, side: str, at: str, keys: list[tuple[str, str]]) -> pa.Table | None:
-    """Per trace, the side's text and time of its first candidate with that side in `keys`' order (the
-    sort is stable: ties keep the candidates' order)."""
+def _first_per_trace(candidates: pa.Table | None, side: str, at: str, order: str) -> pa.Table | None:
+    """Per trace, the side's text and time `at` of its first candidate with that side by `at` in `order`
+    (the sort is stable: ties keep the candidates' order)."""
     if candidates is None:
         return None
-    having = candidates.select(["trace_id", side, "start_ns", "end_ns"]).filter(pc.is_valid(candidates.column(side)))
+    having = candidates.select(["trace_id", side, at]).filter(pc.is_valid(candidates.column(side)))
     if having.num_rows == 0:
         return None
-    ordered = having.sort_by(keys)
+    ordered = having.sort_by([(at, order)])
     keep_nulls = pc.ScalarAggregateOptions(skip_nulls=False)
     return pa.TableGroupBy(ordered, "trace_id", use_threads=False).aggregate(
         [(side, "first", keep_nulls), (at, "first", keep_nulls)]

@@ -191,7 +191,10 @@ def _decoded(body: str) -> Any:
 
 
 _chat = st.lists(st.tuples(st.just("input"), _message), min_size=1, max_size=6)  # a history: decoded lazily
-_spans_items = st.one_of(_chat, st.lists(_item, max_size=8), st.tuples(_chat, _item).map(lambda c: [*c[0], c[1]]))
+_answer = st.lists(st.tuples(st.just("output"), _message), min_size=1, max_size=3)
+_spans_items = st.one_of(
+    _chat, _answer, st.lists(_item, max_size=8), st.tuples(_chat, _item, _answer).map(lambda c: [*c[0], c[1], *c[2]])
+)
 
 
 @settings(max_examples=500)
