@@ -6,10 +6,18 @@ mimalloc keeps freed pages for reuse, and glibc gives every thread that allocate
 to 8 per core), each holding on to its own high-water mark. Measured on the ingest bench (2 cores,
 ~28k spans/s): the main process peaked ~60 MB lower with both settings below and ingested as fast.
 
+`pa.set_memory_pool` sets the pool of the Arrow calls made from Python only: Arrow's C++ code that
+allocates on its own (the Parquet reader's buffers, Acero's group-by) keeps the library's default,
+mimalloc, unless `ARROW_DEFAULT_MEMORY_POOL` says otherwise before pyarrow loads. Measured on a
+compaction of 450k spans: the spill pass 326 MB RSS with mimalloc there, 234 MB without.
+
 pyarrow imports pandas, when it is installed, the first time it infers the type of a Python value,
 only to recognize pandas objects (which the collector never hands it): ~47 MB of resident memory
 in every process (measured: `import pyarrow` 71 MB, then `pa.array([1])` 118 MB; the server's
-process tree counts it once per decode worker too). Collector processes refuse that import.
+process tree counts it once per decode worker too). Collector processes refuse that import, and
+numpy's too where pyarrow does not need it (pyarrow 16 and later; ~14 MB: pyarrow imports it when it
+is installed, and nothing in the collector uses it; `pip install 'llmscope[server]'` does not
+install it, so this is also how a server install runs).
 
 Only processes started by `llmscope` call this: an application embedding the collector keeps its
 own allocator choices and its pandas.
@@ -21,12 +29,12 @@ import ctypes
 import ctypes.util
 import importlib.abc
 import importlib.machinery
+import importlib.metadata
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-
-import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -35,32 +43,55 @@ _ARENAS = 2
 
 
 def tune_process_memory() -> None:
-    """Arrow on the system allocator, at most two glibc arenas, no pandas; call before starting
-    threads and before the collector's modules are imported (some build Arrow values at import)."""
+    """Arrow on the system allocator (its C++ code's own allocations too, where pyarrow is not loaded
+    yet), at most two glibc arenas, no pandas (nor numpy where pyarrow does without it); call before
+    starting threads and before the collector's modules are imported (some build Arrow values at
+    import). The environment variable is inherited by the decode workers this process starts."""
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    refuse_pandas()
+    if _numpy_optional():
+        _refuse("numpy")
+    import pyarrow as pa  # here: after the environment and the refusals it must see
+
     pa.set_memory_pool(pa.system_memory_pool())
     _limit_glibc_arenas(_ARENAS)
-    refuse_pandas()
 
 
-class _RefusePandas(importlib.abc.MetaPathFinder):
-    """Makes `import pandas` fail as if it were not installed (pyarrow then works without it).
+class _Refuse(importlib.abc.MetaPathFinder):
+    """Makes `import <package>` fail as if it were not installed (pyarrow then works without it).
 
-    pyarrow's C++ type inference retries the import on each call that infers a type (it caches only
-    a success): one failed import, ~9 µs, per decoded request, not per span."""
+    pyarrow's C++ type inference retries the pandas import on each call that infers a type (it caches
+    only a success): one failed import, ~9 µs, per decoded request, not per span."""
+
+    def __init__(self, package: str) -> None:
+        self.package = package
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname == "pandas" or fullname.startswith("pandas."):
-            raise ModuleNotFoundError("pandas is not loaded in llmscope collector processes", name=fullname)
+        if fullname == self.package or fullname.startswith(self.package + "."):
+            raise ModuleNotFoundError(f"{self.package} is not loaded in llmscope collector processes", name=fullname)
         return None
 
 
 def refuse_pandas() -> None:
     """Refuse `import pandas` in this process from now on (a no-op where pandas is already loaded)."""
-    if "pandas" in sys.modules or any(isinstance(f, _RefusePandas) for f in sys.meta_path):
+    _refuse("pandas")
+
+
+def _refuse(package: str) -> None:
+    if package in sys.modules or any(isinstance(f, _Refuse) and f.package == package for f in sys.meta_path):
         return
-    sys.meta_path.insert(0, _RefusePandas())
+    sys.meta_path.insert(0, _Refuse(package))
+
+
+def _numpy_optional() -> bool:
+    """pyarrow 16 and later import numpy only if it is there (15 needs it), and nothing else of ours does."""
+    try:
+        major = int(importlib.metadata.version("pyarrow").split(".")[0])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return False
+    return major >= 16
 
 
 def _limit_glibc_arenas(arenas: int) -> None:

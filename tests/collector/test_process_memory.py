@@ -1,4 +1,5 @@
-"""Collector processes keep pandas out (pyarrow would import it, ~47 MB, to recognize pandas objects)."""
+"""Collector processes keep pandas out (pyarrow would import it, ~47 MB, to recognize pandas objects),
+numpy too where pyarrow does without it, and put Arrow's C++ allocations on the system allocator."""
 
 from __future__ import annotations
 
@@ -43,3 +44,27 @@ def test_refusing_pandas_leaves_a_process_that_already_loaded_it_alone() -> None
         """
     )
     assert out == "(2, 1)"
+
+
+def test_collector_process_runs_arrow_without_numpy_and_on_the_system_allocator() -> None:
+    """What `llmscope serve` does first: pyarrow is not loaded yet, so its C++ default pool follows the
+    environment, and (pyarrow >= 16) numpy stays out; the collector's modules and a DuckDB query work."""
+    out = _run(
+        """
+        import importlib.metadata, os, sys
+        os.environ.pop("ARROW_DEFAULT_MEMORY_POOL", None)
+        from llmscope_collector.process_memory import tune_process_memory
+        tune_process_memory()
+        import pyarrow as pa, pyarrow.parquet as pq, duckdb
+        import llmscope_collector.server
+        rows = pa.table({"x": [1, 2, 3]})
+        total = duckdb.connect().execute("SELECT sum(x) FROM rows").fetchall()
+        sink = pa.BufferOutputStream()
+        pq.write_table(rows, sink)
+        read = pq.read_table(pa.BufferReader(sink.getvalue()))
+        numpy_out = int(importlib.metadata.version("pyarrow").split(".")[0]) < 16 or "numpy" not in sys.modules
+        pool = pa.default_memory_pool().backend_name
+        print(pool, os.environ["ARROW_DEFAULT_MEMORY_POOL"], total, read.num_rows, numpy_out)
+        """
+    )
+    assert out == "system system [(6,)] 3 True"

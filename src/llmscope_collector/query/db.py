@@ -25,21 +25,41 @@ def bind(query: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 class Database:
-    """Owns an in-memory DuckDB that reads the Parquet store."""
+    """Owns an in-memory DuckDB that reads the Parquet store, opened by the first `cursor()`.
+
+    Opened on first use, not when the server starts: a DuckDB instance costs ~30 MB of resident
+    memory on its first query (mostly code pages of its library) and ~4 MB more for each further
+    instance, and a collector that only ingests never queries some of them (export, scores, alerts
+    with no rules) or any (no one reads the API). docs/memory.md has the idle figures."""
 
     def __init__(self, *, threads: int = 2, memory_limit: str = "2GB", spill_dir: Path | None = None) -> None:
-        self._conn = duckdb.connect(":memory:")
-        # GLOBAL: a cursor is a connection of its own, which a plain (session) SET does not reach.
-        self._conn.execute("SET GLOBAL TimeZone = 'UTC'")
-        self._conn.execute(f"SET threads = {int(threads)}")
-        self._conn.execute("SET memory_limit = ?", [memory_limit])
-        if spill_dir is not None:  # else DuckDB spills big sorts into `.tmp` of the working directory
-            self._conn.execute("SET temp_directory = ?", [str(spill_dir)])
+        self._threads = int(threads)
+        self._memory_limit = memory_limit
+        self._spill_dir = spill_dir
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._closed = False
         self._lock = threading.Lock()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
+            if self._conn is None:
+                if self._closed:
+                    raise duckdb.ConnectionException("the query database is closed")
+                self._conn = self._open()
             return self._conn.cursor()
 
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        conn = duckdb.connect(":memory:")
+        # GLOBAL: a cursor is a connection of its own, which a plain (session) SET does not reach.
+        conn.execute("SET GLOBAL TimeZone = 'UTC'")
+        conn.execute(f"SET threads = {self._threads}")
+        conn.execute("SET memory_limit = ?", [self._memory_limit])
+        if self._spill_dir is not None:  # else DuckDB spills big sorts into `.tmp` of the working directory
+            conn.execute("SET temp_directory = ?", [str(self._spill_dir)])
+        return conn
+
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._closed = True
+            if self._conn is not None:
+                self._conn.close()
