@@ -357,8 +357,9 @@ def test_a_collector_that_crashed_before_its_tombstone_check_makes_it_at_start(
             with httpx.Client(base_url=a.api_url, timeout=120) as api:
                 assert api.delete(f"/v1/sessions/{VICTIM}").status_code == 200
             b.collector.cluster.tables.after_commit = None  # the check a crash cut off
+            b.collector.flush()  # stores what it held: the session's spans are in the bucket again
         finally:
-            b.stop()  # flushes what it held: the session's spans are in the bucket again
+            b.stop()
         bucket = _bucket(a)
         assert bucket_hits(bucket, texts)
         (b.settings.data_dir / "wal" / "cursor").unlink()  # the cursor never moved past that flush
