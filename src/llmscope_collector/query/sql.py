@@ -373,10 +373,10 @@ WHERE t.project = $project AND t.trace_id IN (SELECT unnest($trace_ids::VARCHAR[
     for group, column in (("model", "models"), ("prompt", "prompts"))
 }
 
-# What a waterfall or span detail needs of its trace's summary: the dates its spans are in, its state, session
-# and user (binding every summary column cost DuckDB a millisecond more per waterfall than the lookup itself).
+# What a waterfall or span detail needs of its trace's summary: where its spans are (dates, how many), its
+# state, session and user (binding every summary column cost DuckDB a millisecond more than the lookup itself).
 TRACE_PLACE = f"""
-SELECT t.start_ns, t.end_ns - t.start_ns AS duration_ns, t.session_id, t.user_id, {_STATE} AS state
+SELECT t.start_ns, t.end_ns - t.start_ns AS duration_ns, t.span_count, t.session_id, t.user_id, {_STATE} AS state
 FROM traces t WHERE t.project = $project AND t.trace_id = $trace_id"""  # noqa: S608
 
 # Traces having a span whose attribute (or resource attribute) at JSON path $attr_path equals $attr_value.

@@ -13,7 +13,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,7 @@ from llmscope_collector.query.filters import (
     TraceQuery,
     ValueQuery,
     span_dates,
+    trace_dates,
 )
 from llmscope_collector.query.index import SummaryIndex
 from llmscope_collector.query.models import (
@@ -191,9 +192,7 @@ class TraceStore:
         """The waterfall of one trace, or None when no span of it is stored."""
         tid = normalize_trace_id(trace_id)
         summary = self._summary_row(project, tid)
-        dates = span_dates(summary["start_ns"], summary["start_ns"] + summary["duration_ns"]) if summary else None
-        rows = self.rows(project, sql.TRACE_SPANS, {"trace_id": tid, **(dates or TimeRange().params())})
-        rows = [r for r in rows if r["trace_id"] == tid]
+        rows = self._in_trace_dates(summary, lambda dates: self._trace_spans(project, tid, dates))
         if not rows:
             return None
         waterfall = build_waterfall(tid, rows)
@@ -202,6 +201,25 @@ class TraceStore:
             waterfall.session_id = summary["session_id"]
             waterfall.user_id = summary["user_id"]
         return waterfall
+
+    def _trace_spans(self, project: str, trace_id: str, dates: dict[str, Any]) -> list[dict[str, Any]]:
+        rows = self.rows(project, sql.TRACE_SPANS, {"trace_id": trace_id, **dates})
+        return [r for r in rows if r["trace_id"] == trace_id]
+
+    @staticmethod
+    def _in_trace_dates(
+        summary: dict[str, Any] | None, read: Callable[[dict[str, Any]], list[dict[str, Any]]], wanted: int = 0
+    ) -> list[dict[str, Any]]:
+        """`read` rows of a trace in the partitions of its summary's dates; where that finds fewer than `wanted`
+        (default: the spans the summary counts; a span dated outside them), again with a day's margin each
+        side; without a summary, in every partition."""
+        if summary is None:
+            return read(TimeRange().params())
+        start, end = summary["start_ns"], summary["start_ns"] + summary["duration_ns"]
+        rows = read(trace_dates(start, end))
+        if len(rows) < (wanted or summary["span_count"]):
+            rows = read(span_dates(start, end))
+        return rows
 
     def waterfalls(self, project: str, trace_ids: Sequence[str], start_ns: int, end_ns: int) -> list[Waterfall]:
         wanted = [normalize_trace_id(t) for t in trace_ids]
@@ -256,8 +274,8 @@ class TraceStore:
         """One span with every attribute, its events and its captured content (rehydrated)."""
         tid, sid = normalize_trace_id(trace_id), normalize_span_id(span_id)
         summary = self._summary_row(project, tid)
-        dates = span_dates(summary["start_ns"], summary["start_ns"] + summary["duration_ns"]) if summary else None
-        rows = self.rows(project, sql.SPAN_DETAIL, {"trace_id": tid, "span_id": sid, **(dates or TimeRange().params())})
+        params = {"trace_id": tid, "span_id": sid}
+        rows = self._in_trace_dates(summary, lambda d: self.rows(project, sql.SPAN_DETAIL, {**params, **d}), wanted=1)
         if not rows:
             return None
         row = rows[0]
