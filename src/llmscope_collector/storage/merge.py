@@ -82,7 +82,7 @@ class MergedGroup:
         buckets = _Buckets(rows_per_file, row_group_size)
         self._spilled = (directory, buckets)
         spill_schema = self.schema.append(pa.field(_POSITION, pa.int64()))
-        writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
+        writers: dict[int, tuple[pa.NativeFile, pa.ipc.RecordBatchFileWriter]] = {}
         removed: list[pa.RecordBatch] = []
         try:
             for source in self.inputs:
@@ -96,14 +96,16 @@ class MergedGroup:
                             left_out = batch.filter(pc.equal(positions, -1))
                             if left_out.num_rows:
                                 removed.append(left_out)
-                        for bucket, piece in buckets.split(batch.append_column(_POSITION, positions), positions):
+                        with_positions = pa.RecordBatch.from_arrays([*batch.columns, positions], schema=spill_schema)
+                        for bucket, piece in buckets.split(with_positions, positions):
                             if bucket not in writers:
                                 sink = pa.OSFile(str(_spill_path(directory, bucket)), "wb")
-                                writers[bucket] = pa.ipc.new_file(sink, spill_schema, options=_SPILL_OPTIONS)
-                            writers[bucket].write_batch(piece)
+                                writers[bucket] = sink, pa.ipc.new_file(sink, spill_schema, options=_SPILL_OPTIONS)
+                            writers[bucket][1].write_batch(piece)
         finally:
-            for writer in writers.values():
-                writer.close()
+            for sink, writer in writers.values():
+                writer.close()  # the footer (not the file)
+                sink.close()
         return pa.Table.from_batches(removed, self.schema)
 
     def files(self) -> Iterator[Iterator[pa.Table]]:
