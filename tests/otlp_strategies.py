@@ -118,14 +118,13 @@ def otlp_requests(scope_names: st.SearchStrategy[str] = otlp_text) -> st.SearchS
 
 
 _said = st.one_of(otlp_text, st.sampled_from(["hello\nworld", "  \n ", '"user"', 'say "hi"\nto them']))
-_messages = st.lists(
-    st.builds(
-        lambda role, text: {"role": role, "parts": [{"type": "text", "content": text}]},
-        st.sampled_from(["user", "assistant", "system", "tool"]),
-        _said,
-    ),
-    max_size=4,
+_message = st.builds(
+    lambda role, text: {"role": role, "parts": [{"type": "text", "content": text}]},
+    st.sampled_from(["user", "assistant", "system", "tool"]),
+    _said,
 )
+_HISTORY = [{"role": role, "parts": [{"type": "text", "content": f"{role} said"}]} for role in ("user", "assistant")]
+_messages = st.lists(st.one_of(st.sampled_from(_HISTORY), _message), max_size=4)  # some resent in other calls
 _CONTENT_KEYS = {
     "gen_ai.input.messages": _messages.map(json.dumps),
     "gen_ai.output.messages": _messages.map(json.dumps),

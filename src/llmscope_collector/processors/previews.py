@@ -18,7 +18,7 @@ Capped at `PREVIEW_CHARS`: a preview is a hint, the span detail has the full tex
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 import pyarrow as pa
@@ -179,56 +179,73 @@ def _answer_line(messages: list[Any]) -> str | None:
     return first_line("→ " + ", ".join(calls)) if calls else None
 
 
-def span_previews(items: Iterable[tuple[str, str]]) -> tuple[str | None, str | None]:
-    """An LLM span's `(input, output)` preview candidates from its content items `(kind, stored JSON body)`
-    in order: None for a side it has no item of, "" for a side whose items say nothing (the span is still
-    the one its trace's pick may choose: the trace then shows no preview for that side), else the text.
+UserLines = dict[str, tuple[bool, str | None]]
+"""Per content key (hash), whether the item is a user message and its line: shared by a part's spans."""
+_NOT_USER: Final = (False, None)
+
+
+def span_previews(items: Iterable[tuple[str, str, str]], memo: UserLines) -> tuple[str | None, str | None]:
+    """An LLM span's `(input, output)` preview candidates from its content items `(kind, key, stored JSON
+    body)` in order (`key` names the body: its content hash): None for a side it has no item of, "" for a
+    side whose items say nothing (the span is still the one its trace's pick may choose: the trace then
+    shows no preview for that side), else the text.
 
     Run in the decode workers for every LLM span with content; equal to `input_preview`/`output_preview`
-    of the decoded bodies (what the trace list showed when the writer decoded the chosen spans' bodies)."""
-    inputs: list[tuple[str, str]] = []
-    outputs: list[tuple[str, str]] = []
+    of the decoded bodies (what the trace list showed when the writer decoded the chosen spans' bodies).
+    `memo` keeps what a chat history's messages say across the calls that resend them."""
+    inputs: list[tuple[str, str, str]] = []
+    outputs: list[tuple[str, str, str]] = []
     for item in items:
         kind = item[0]
         if kind == "input" or kind == "input_value":
             inputs.append(item)
         elif kind == "output" or kind == "output_value":
             outputs.append(item)
-    said_in = (_input_text(inputs) or "") if inputs else None
+    said_in = (_input_text(inputs, memo) or "") if inputs else None
     said_out = (_output_text(outputs) or "") if outputs else None
     return said_in, said_out
 
 
-def _input_text(items: list[tuple[str, str]]) -> str | None:
-    """`input_preview` of these items' decoded bodies, decoding only the messages it reads when they are
-    all chat messages (an agent resends its whole history: the last user message is what is shown).
+def _input_text(items: list[tuple[str, str, str]], memo: UserLines) -> str | None:
+    """`input_preview` of these items' decoded bodies, reading only the messages it needs when they are
+    all chat messages (an agent resends its whole history: the last user message is what is shown), each
+    distinct one once per `memo`."""
+    if any(item[0] != "input" for item in items):
+        return input_preview([(kind, _decoded(body)) for kind, _, body in items])
+    seen_user = False
+    for _, key, body in reversed(items):
+        said = memo.get(key)
+        if said is None:
+            said = memo[key] = _user_line(body)
+        if said is _NOT_USER:
+            continue
+        seen_user = True
+        if said[1]:
+            return said[1]
+    if seen_user:  # users, none with a line: no preview (not the other messages' text)
+        return None
+    return input_preview([(kind, _decoded(body)) for kind, _, body in items])
+
+
+def _user_line(body: str) -> tuple[bool, str | None]:
+    """`(True, its first line)` for a user message's body, else `_NOT_USER`.
 
     A message whose role is "user" holds the JSON string `"user"` as such (the content splitter's encoders
     escape no ASCII letter); text inside a JSON string has its quotes escaped, so a body without it cannot
     be a user message and is not decoded."""
-    if any(kind != "input" for kind, _ in items):
-        return input_preview([(kind, _decoded(body)) for kind, body in items])
-    seen_user = False
-    for _, body in reversed(items):
-        if '"user"' not in body:
-            continue
+    if '"user"' in body:
         message = _decoded(body)
         if isinstance(message, dict) and message.get("role") == "user":
-            seen_user = True
-            line = first_line(_message_text(message))
-            if line:
-                return line
-    if seen_user:  # users, none with a line: no preview (not the other messages' text)
-        return None
-    return input_preview([(kind, _decoded(body)) for kind, body in items])
+            return True, first_line(_message_text(message))
+    return _NOT_USER
 
 
-def _output_text(items: list[tuple[str, str]]) -> str | None:
+def _output_text(items: list[tuple[str, str, str]]) -> str | None:
     """`output_preview` of these items' decoded bodies (an answer's messages alone, the usual case, go
     straight to the line)."""
-    if any(kind != "output" for kind, _ in items):
-        return output_preview([(kind, _decoded(body)) for kind, body in items])
-    return _answer_line([_decoded(body) for _, body in items])
+    if any(item[0] != "output" for item in items):
+        return output_preview([(kind, _decoded(body)) for kind, _, body in items])
+    return _answer_line([_decoded(body) for _, _, body in items])
 
 
 def preview_candidates(
@@ -245,10 +262,11 @@ def preview_candidates(
     columns: dict[str, list[Any]] = {name: [] for name in PREVIEW_CANDIDATES.names}
     rows, traces, starts, ends = columns["row"], columns["trace_id"], columns["start_ns"], columns["end_ns"]
     inputs, outputs = columns["input"], columns["output"]
+    memo: UserLines = {}
     for row, span_refs in enumerate(refs):
         if span_refs and operations[row] in _LLM:
             pairs = zip(span_refs, items[row], strict=True)
-            said_in, said_out = span_previews([(ref[0], item[1]) for ref, item in pairs])
+            said_in, said_out = span_previews([(ref[0], item[0], item[1]) for ref, item in pairs], memo)
             if said_in is not None or said_out is not None:
                 rows.append(row)
                 traces.append(trace_ids[row])
