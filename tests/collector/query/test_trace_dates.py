@@ -58,9 +58,9 @@ def _reads(store: TraceStore, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str
     reads: list[tuple[str, str]] = []
     rows = store.rows
 
-    def spy(project: str, query: str, params: dict[str, Any], dataset: str = "spans") -> list[dict[str, Any]]:
+    def spy(project: str, query: str, params: dict[str, Any], *args: Any, **kw: Any) -> list[dict[str, Any]]:
         reads.append((params["from_date"].isoformat(), params["to_date"].isoformat()))
-        return rows(project, query, params, dataset)
+        return rows(project, query, params, *args, **kw)
 
     monkeypatch.setattr(store, "rows", spy)
     return reads
