@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 
 from llmscope_collector.server import EmbeddedServer
+from tests.collector.receivers.clients import grpc_export, valid_request
 
 
 def _get(server: EmbeddedServer, path: str) -> tuple[int, dict]:
@@ -38,3 +39,16 @@ def test_health_and_openapi(server: EmbeddedServer) -> None:
     status, schema = _get(server, "/schema/openapi.json")
     assert status == 200
     assert "/v1/traces/{trace_id}" in schema["paths"]
+
+
+def test_health_counts_spans_from_the_footers_and_traces_only_when_asked(server: EmbeddedServer) -> None:
+    for spans in (2, 3, 4):  # three traces
+        grpc_export(server, valid_request(spans))
+    server.collector.flush()
+    server.collector.flush()  # a second file: the footers of every file add up
+    grpc_export(server, valid_request(5))
+    server.collector.flush()
+    status, probe = _get(server, "/health")
+    assert status == 200 and probe["status"] == "ok" and probe["spans"] == 14 and "traces" not in probe
+    status, detail = _get(server, "/health?traces=true")
+    assert status == 200 and detail["spans"] == 14 and detail["traces"] == 4

@@ -42,7 +42,7 @@ class Health(msgspec.Struct, kw_only=True, omit_defaults=True):
     storage: Literal["ok", "unavailable"]
     version: str
     spans: int | None = None
-    traces: int | None = None
+    traces: int | None = None  # with ?traces=true only (a scan of every trace id)
     buffered_spans: int | None = None
     # Durable ingest: WAL lag (acked, not yet in Parquet), fsync latency, replay and repair counters.
     ingest: IngestStatus | None = None

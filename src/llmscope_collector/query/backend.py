@@ -92,7 +92,10 @@ class QueryBackend(Protocol):
 
     def prompt_versions(self, project: str, name: str, time_range: TimeRange) -> PromptVersions: ...
 
-    def counts(self) -> StoreCounts: ...
+    def counts(self, *, traces: bool = False) -> StoreCounts:
+        """Spans stored (cheap: file footers, or the engine's part metadata); distinct traces too when
+        `traces` (a scan of every trace id)."""
+        ...
 
     def rule_metrics(self, files: RuleMetrics) -> RuleMetrics:
         """What the alert evaluator reads each rule's metric from. `files` is the DuckDB reader of the stored

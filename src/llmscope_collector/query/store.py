@@ -358,11 +358,11 @@ class TraceStore:
         rows = self.table_rows(sql.TRACE_KEYS[group_by], {"project": project, "trace_ids": list(trace_ids)})
         return {r["trace_id"]: list(r["keys"] or []) for r in rows}
 
-    def counts(self) -> StoreCounts:
-        rows = self._rows(sql.COUNTS, {})
+    def counts(self, *, traces: bool = False) -> StoreCounts:
+        rows = self._rows(sql.COUNTS if traces else sql.SPAN_ROWS, {})
         if not rows:
-            return StoreCounts(spans=0, traces=0)
-        return StoreCounts(spans=int(rows[0]["spans"]), traces=int(rows[0]["traces"]))
+            return StoreCounts(spans=0, traces=0 if traces else None)
+        return StoreCounts(spans=int(rows[0]["spans"]), traces=int(rows[0]["traces"]) if traces else None)
 
     def rule_metrics(self, files: RuleMetrics) -> RuleMetrics:
         """The alert reader of the files is this engine's: the evaluator keeps its own bounded DuckDB."""

@@ -239,7 +239,8 @@ def test_every_query_is_the_same_on_the_fixed_store(engines: Engines) -> None:
         engines.check(lambda s, i=interval, g=group: s.metrics_series("gen0", i, g, TimeRange(), {}))
     for word in (*WORDS, "number 1"):
         engines.check(lambda s, w=word: s.list_traces("gen0", TraceQuery(q=w, limit=1000)))
-    assert engines.check(lambda s: s.counts())["spans"] > 0
+    assert engines.check(lambda s: s.counts(traces=True))["spans"] > 0
+    assert engines.check(lambda s: s.counts())["traces"] is None
     models = engines.check(lambda s: s.trace_values("gen0", ValueQuery(field="model")))["values"]
     assert {m["value"] for m in models} == {m for t in traces for m in t.models}
     # The previews (merged across the late duplicates' deltas by arg_min/arg_max) agree, and are the model's.
@@ -391,7 +392,7 @@ def test_a_reload_loads_nothing_twice_and_a_crash_between_load_and_record_duplic
     assert again.objects_loaded == 0
     after = engines.check(lambda s: s.costs(project, ["model"], TimeRange(), {}), order_free=True)
     assert before == after
-    engines.check(lambda s: s.counts())
+    engines.check(lambda s: s.counts(traces=True))
 
 
 def test_tables_made_before_the_trace_summaries_are_summarized_once_then_fed(engines: Engines) -> None:

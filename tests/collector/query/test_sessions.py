@@ -162,7 +162,7 @@ def test_delete_session_erases_its_rows_from_parquet(server: EmbeddedServer, cor
     assert not ok(server, "/v1/traces?q=" + urllib.parse.quote(next(iter(only_victims))))["traces"]
     costs = ok(server, "/v1/costs?group_by=session")
     assert "sess-5" not in {g["key"]["session"] for g in costs["groups"]}
-    assert ok(server, "/health")["traces"] == len(others)
+    assert ok(server, "/health?traces=true")["traces"] == len(others)
 
 
 def test_new_spans_after_deletion_are_listed(server: EmbeddedServer) -> None:

@@ -504,6 +504,7 @@ LATE_DUP = """SELECT count() AS n FROM llm_dups d
 WHERE d.project = {project:String} AND d.trace_id = {trace_id:String} AND d.span_id = {span_id:String}"""
 
 COUNTS = "SELECT count() AS spans, uniqExact(trace_id) AS traces FROM spans"
+SPAN_ROWS = "SELECT count() AS spans FROM spans"  # from the parts' row counts, no column read
 
 # Session deletion (lightweight DELETE: the rows are hidden at once, removed from disk by merges)
 TRACE_TABLES = ("spans", "trace_deltas", "trace_summaries", "llm_dups")  # every table with a trace's rows

@@ -403,11 +403,11 @@ class ClickHouseStore:
         rows = self._fresh(sql.TRACE_KEYS[group_by], {"project": project, "trace_ids": list(trace_ids)})
         return {r["trace_id"]: list(r["keys"] or []) for r in rows}
 
-    def counts(self) -> StoreCounts:
-        rows = self._fresh(sql.COUNTS, {})
+    def counts(self, *, traces: bool = False) -> StoreCounts:
+        rows = self._fresh(sql.COUNTS if traces else sql.SPAN_ROWS, {})
         if not rows:
-            return StoreCounts(spans=0, traces=0)
-        return StoreCounts(spans=int(rows[0]["spans"]), traces=int(rows[0]["traces"]))
+            return StoreCounts(spans=0, traces=0 if traces else None)
+        return StoreCounts(spans=int(rows[0]["spans"]), traces=int(rows[0]["traces"]) if traces else None)
 
     def rule_metrics(self, files: RuleMetrics) -> RuleMetrics:
         """Every span metric of a rule in ClickHouse; score averages from the scores' files (`files`)."""
