@@ -197,6 +197,7 @@ class Collector:
             self.tombstones = TombstoneFilter(self.cluster.manifests)
             self.flush_check = FlushCheck(self.deletions, self.cluster.manifests, self.tombstones)
             self.cluster.tables.after_commit = self.flush_check.after_flush
+        self._sealed_generation = 0  # tombstones this collector settled its WAL for (`_sync_and_seal`)
         self.retention = retention.RetentionPolicy.parse(settings.retention_days, settings.retention_project_days)
         self.retention_deleted = 0
         self._lock = DataDirLock(settings.data_dir)
@@ -289,7 +290,7 @@ class Collector:
         s = self.settings
         if self.cluster is not None:
             return [
-                Task("bucket-sync", s.bucket_sync_interval_s, lambda _stop: self.sync_bucket()),
+                Task("bucket-sync", s.bucket_sync_interval_s, lambda _stop: self._sync_and_seal()),
                 Task("publish-cursor", s.bucket_sync_interval_s, lambda _stop: self._publish_cursor()),
                 Task("compaction", s.compaction_interval_s, self.compactor.run_once),
                 *([Task("deletions", s.bucket_sync_interval_s, self.deletions.run_pending)] if self.deletions else []),
@@ -308,6 +309,25 @@ class Collector:
         """Cluster mode: bring the query mirror up to date with the bucket (a no-op on a data dir)."""
         if self.cluster is not None:
             self.cluster.mirror.sync()
+
+    def _sync_and_seal(self) -> None:
+        """The mirror's refresh; when it brought a new session tombstone, this collector settles its WAL
+        (as the replica that got the DELETE did): the records it holds are flushed, the session's rows
+        dropped from them, and the segments deleted, so no raw copy of the session waits in this WAL
+        for its segment to fill up. Retried at the next sync while ingest cannot catch up."""
+        self.sync_bucket()
+        if self.tombstones is None:
+            return
+        self.tombstones.learn()
+        generation = self.tombstones.generation()
+        if generation == self._sealed_generation:
+            return
+        try:
+            self.settle()
+        except IngestNotSettled as exc:
+            log.warning("a session was deleted; this collector's WAL is settled at the next sync (%s)", exc)
+            return
+        self._sealed_generation = generation
 
     def _wal_options(self) -> WalOptions:
         s = self.settings

@@ -30,7 +30,7 @@ from llmscope_collector.storage.objects import ObjectStore, StorageUrl
 from tests.cluster.conftest import S3Server
 from tests.collector.query.conftest import query_settings
 from tests.collector.query.dataset import GenTrace, export, generate
-from tests.collector.test_no_copy_after_delete import _scores, _session_texts
+from tests.collector.test_no_copy_after_delete import _raw_hits, _scores, _session_texts
 
 pytestmark = pytest.mark.cluster
 
@@ -368,3 +368,25 @@ def test_a_collector_that_crashed_before_its_tombstone_check_makes_it_at_start(
             assert _wait(lambda: not bucket_hits(bucket, texts), timeout_s=60), bucket_hits(bucket, texts)
         a.collector.sync_bucket()
         assert answers(a) == before
+
+
+def test_every_collector_settles_its_wal_when_a_session_is_deleted(
+    tmp_path_factory: pytest.TempPathFactory, s3_env: S3Server
+) -> None:
+    """The raw requests a collector received stay in its write-ahead log until their segment fills up;
+    a collector that sees a new tombstone settles its WAL, as the replica that got the DELETE does, so
+    no copy of the session's text waits in any collector's WAL either."""
+    url = s3_env.fresh_url()
+    common = {"storage": url, "lease_duration_s": 3.0, "bucket_sync_interval_s": 0.5}
+    corpus = generate(81, 30, step_s=1200)
+    _traces, texts = _victim(corpus)
+    with EmbeddedServer(query_settings(tmp_path_factory, collector_id="ca", **common)) as a:
+        _hold_compaction_lease(a)
+        with EmbeddedServer(query_settings(tmp_path_factory, collector_id="cb", **common)) as b:
+            export(b, corpus)  # stored, and still in B's active WAL segment as received
+            wal = b.settings.data_dir / "wal"
+            assert _raw_hits(wal, texts)
+            with httpx.Client(base_url=a.api_url, timeout=120) as api:
+                assert api.delete(f"/v1/sessions/{VICTIM}").status_code == 200
+            assert _wait(lambda: not _raw_hits(wal, texts)), _raw_hits(wal, texts)
+            assert bucket_hits(_bucket(a), texts) == {}

@@ -460,6 +460,11 @@ class TombstoneFilter:
         with self._lock:
             return list(self._order[generation:])
 
+    def learn(self) -> None:
+        """Take in the tombstones the index holds now (`generation` counts them)."""
+        with self._lock:
+            self._update()
+
     def _update(self) -> None:
         for deletion_id, tombstone in self._manifests.tombstones().items():
             if deletion_id not in self._known:
