@@ -3,7 +3,8 @@
     python benchmarks/engines.py --data-dir /tmp/store [--samples 30] [--json out.json]
 
 Per engine: the cold start (DuckDB: the first trace page, which loads the summary index; ClickHouse:
-loading every object of the store into its tables, once: also as spans loaded per second), then p50/p95
+loading every object of the store into its tables, once: also as spans loaded per second; then the time
+its background merges took to settle, `merges_settled`, before any query is timed), then p50/p95
 of `--samples` waterfalls (trace ids sampled by seed) and of repeated trace pages, cost roll-ups by
 model and day, and session pages, each with the median process CPU time of its calls beside (`*_cpu_p50`:
 every engine thread of this process; steadier than wall time on a shared machine). For ClickHouse also
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -63,6 +65,16 @@ def measure(store: QueryBackend, ids: list[str], samples: int) -> dict[str, floa
     return figures
 
 
+def _settled(client: ChdbClient, timeout_s: float = 900.0) -> None:
+    """Wait for the background merges of the load (a steady state: a bulk load leaves many parts, and merges
+    running in this process would be counted in the queries' CPU time)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not client.rows("SELECT count() AS n FROM system.merges WHERE database = currentDatabase()", {})[0]["n"]:
+            return
+        time.sleep(2)
+
+
 def run(data_dir: Path, samples: int, seed: int) -> dict[str, Any]:
     ids = sample_trace_ids(data_dir, samples, seed)
     duck = TraceStore(data_dir)
@@ -72,14 +84,16 @@ def run(data_dir: Path, samples: int, seed: int) -> dict[str, Any]:
         spans = duck.counts().spans
     finally:
         duck.close()
+    keep = os.environ.get("LLMSCOPE_ENGINES_CHDB_DIR")  # keep the loaded tables there (one subdir per store)
     with tempfile.TemporaryDirectory() as tmp:
-        client = ChdbClient(Path(tmp) / "chdb")
+        client = ChdbClient(Path(keep) / data_dir.name if keep else Path(tmp) / "chdb")
         try:
             client.use("llmscope")
             loader = Loader(client, DirectorySource(data_dir))
             cold = _ms(loader.refresh)
+            settle = _ms(lambda: _settled(client))
             ch = ClickHouseStore(client, loader)
-            ch_figures = {"cold_start": cold, **measure(ch, ids, samples)}
+            ch_figures = {"cold_start": cold, "merges_settled": settle, **measure(ch, ids, samples)}
             parts = client.rows(
                 "SELECT table, sum(bytes_on_disk) AS bytes, sum(rows) AS n FROM system.parts "
                 "WHERE active AND database = currentDatabase() GROUP BY table",

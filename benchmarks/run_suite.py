@@ -981,6 +981,9 @@ def _render_engines(engines: dict[str, Any] | None) -> list[str]:
         )
         + " |"
     )
+    if any("merges_settled" in engines[s]["clickhouse"] for s in sizes):  # before any query was timed
+        settled = [f"– | {_f(engines[s]['clickhouse'].get('merges_settled'))}" for s in sizes]
+        lines.append("| ClickHouse's merges after the load settled in | " + " | ".join(settled) + " |")
     for name in names:
         cells = [f"{cell(engines[s]['duckdb'], name)} | {cell(engines[s]['clickhouse'], name)}" for s in sizes]
         lines.append(f"| {name} p50 / p95 | " + " | ".join(cells) + " |")

@@ -8,11 +8,13 @@ come from the dataset declarations in `storage.schema`.
 
 Tables (one per dataset, fed once per stored object by `clickhouse.loader`):
 - `spans`: ReplacingMergeTree ordered by (project, trace_id, span_id): a trace is one range of the
-  primary key, and a span stored twice (a replay on another collector) collapses when parts merge.
+  primary key, and a span stored twice (a replay on another collector) collapses when parts merge;
+  its projection `llm_hours` holds the usage totals by hour that cost roll-ups read (`hourly_costs`).
 - `trace_deltas`: the stitcher's per-trace deltas, ordered by (project, trace_id), as stored; a view
   feeds each insert into `trace_summaries`, an AggregatingMergeTree by (project, trace_id) of simple
   aggregates and aggregate states, which trace and session lists read (`TRACES` below finishes the
-  merge with the same rules as DuckDB's index).
+  merge with the same rules as DuckDB's index); its projection `by_start` orders the rows by start,
+  for pages sorted by start (`traces_in_window`).
 - `content`: ReplacingMergeTree by (project, hash, date); `llm_dups`: by (project, trace_id, span_id).
 - `loaded_objects`: the object keys loaded, so nothing loads twice or is skipped after a crash.
 Retention is a TTL on the partition date, per project (`retention_ttl`). Timestamps stay Int64 nanoseconds, as stored.
