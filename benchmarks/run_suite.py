@@ -368,6 +368,16 @@ def bench_queries(mode: dict[str, Any], sizes: list[int], store_dir: Path) -> di
     return out
 
 
+# Notes an earlier version of this script wrote that a rendered section now replaces.
+SUPERSEDED_NOTES = ("ClickHouse as the query engine (issue 18",)
+
+
+def _kept_note(note: str) -> bool:
+    """A note of the last report a merge keeps: a `--note` given then, or a merged-report line (today's
+    standing notes are written afresh; superseded ones are dropped)."""
+    return note not in STANDING_NOTES and not note.startswith(SUPERSEDED_NOTES)
+
+
 def bench_engines(sizes: list[int], store_dir: Path) -> dict[str, Any]:
     """`engines.py` per store size: the same queries on DuckDB and on ClickHouse (chdb), one process each."""
     out: dict[str, Any] = {}
@@ -1164,7 +1174,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, group in groups.items():
             if key in previous and group not in parts:
                 results[key] = previous[key]
-        results["notes"] += [n for n in previous.get("notes", ()) if n.startswith("Merged report")]
+        results["notes"] += [n for n in previous.get("notes", ()) if _kept_note(n) and n not in results["notes"]]
         kept = ", ".join(
             sorted({"sdk", "ingest", "queries", "proxy", "install", "export", "phoenix", "engines"} - parts)
         )

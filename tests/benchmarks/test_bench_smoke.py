@@ -53,6 +53,10 @@ def test_engines_bench_runs_both_engines_and_renders(tmp_path: Path) -> None:
         assert {"trace_list_p50", "cost_rollup_model_day_cpu_p50", "session_list_p95"} <= set(result[engine])
     text = "\n".join(run_suite._render_engines({str(spans): {**result, "store": {}}}))
     assert "| trace_list p50 / p95 |" in text and "spans/s" in text
+    # A merged report keeps the last report's own notes, not the standing ones (written afresh) nor superseded ones.
+    assert run_suite._kept_note("a note given with --note") and run_suite._kept_note("Merged report: ...")
+    assert not run_suite._kept_note(run_suite.STANDING_NOTES[0])
+    assert not run_suite._kept_note("ClickHouse as the query engine (issue 18, 1M only)")
 
 
 def test_trace_generator_is_deterministic() -> None:
