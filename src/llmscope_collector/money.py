@@ -46,5 +46,7 @@ def format_usd(value: float) -> str:
 
 def exact_usd(value: float) -> str:
     """The full value for a tooltip or a copy: `$0.00003615` (the float's shortest decimal form)."""
+    if value == 0:  # also -0.0, which a correction that cancels a cost can leave: "$0", never "$-0"
+        return "$0"
     sign, amount = ("-", -value) if value < 0 else ("", value)
     return f"{sign}${format(Decimal(repr(amount)).normalize(), 'f')}"

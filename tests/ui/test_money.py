@@ -39,6 +39,11 @@ def test_examples(value: float, text: str) -> None:
     assert format_usd(value) == text
 
 
+def test_negative_zero_prints_as_zero() -> None:
+    """A cost correction can cancel to -0.0: printed and copied as $0 (Decimal's '-0' once leaked out)."""
+    assert format_usd(-0.0) == exact_usd(-0.0) == "$0"
+
+
 @given(AMOUNTS)
 def test_plain_decimals_and_three_significant_digits(value: float) -> None:
     text = format_usd(value)
