@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from llmscope_collector.server import EmbeddedServer
 from llmscope_collector.storage.objects import ObjectStore, StorageUrl
 
 
@@ -67,3 +68,14 @@ def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3S
 def bucket(s3_env: S3Server) -> ObjectStore:
     """An object store on a fresh prefix of the test bucket."""
     return ObjectStore(StorageUrl.parse(s3_env.fresh_url()))
+
+
+def hold_compaction_lease(server: EmbeddedServer) -> None:
+    """Make this cluster node the compaction lease holder (what runs compaction and deletions)."""
+    control = server.collector.control
+    assert control is not None
+    lease = control.compaction_lease
+    for _ in range(200):
+        if lease.held() or lease.poll():
+            return
+    raise AssertionError("this single node never held the compaction lease")

@@ -25,7 +25,7 @@ from llmscope_collector.storage.manifests import FLUSH_PREFIX, LEGACY_KEY, MANIF
 from llmscope_collector.storage.mirror import BucketMirror
 from llmscope_collector.storage.objects import ObjectStore, StorageUrl, parquet_bytes
 from llmscope_collector.storage.schema import LLM_DUP_SCHEMA
-from tests.cluster.conftest import S3Server
+from tests.cluster.conftest import S3Server, hold_compaction_lease
 from tests.collector.durability.helpers import payload, stored_counts
 from tests.collector.query.conftest import query_settings
 from tests.collector.query.dataset import GenTrace, export, generate
@@ -162,7 +162,7 @@ def test_compaction_merges_every_dataset_and_changes_no_answer(cluster: Embedded
     cluster.collector._publish_cursor()
     compactor = cluster.collector.compactor
     assert isinstance(compactor, BucketCompactor)
-    _hold_compaction_lease(cluster)
+    hold_compaction_lease(cluster)
     stats = compactor.run_once()
     assert stats.errors == 0 and stats.files_in > 0
     after_keys = _by_dataset(list(_data_keys(bucket)))
@@ -172,16 +172,6 @@ def test_compaction_merges_every_dataset_and_changes_no_answer(cluster: Embedded
     compactor.run_once()  # the next run deletes the flush manifests that name nothing any more
     assert not list(bucket.list(FLUSH_PREFIX)) and compactor.manifests_deleted > 0
     assert _answers(cluster) == before
-
-
-def _hold_compaction_lease(server: EmbeddedServer) -> None:
-    control = server.collector.control
-    assert control is not None
-    lease = control.compaction_lease
-    for _ in range(200):
-        if lease.held() or lease.poll():
-            return
-    raise AssertionError("this single node never held the compaction lease")
 
 
 def test_compaction_deletes_a_flush_leftover_once_its_records_are_committed(

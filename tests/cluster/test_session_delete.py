@@ -27,7 +27,7 @@ from llmscope_collector.settings import Settings
 from llmscope_collector.storage.bucket_deletion import BucketDeletions, session_digest
 from llmscope_collector.storage.manifests import DELETION_PREFIX, TOMBSTONE_PREFIX, DeletionManifest
 from llmscope_collector.storage.objects import ObjectStore, StorageUrl
-from tests.cluster.conftest import S3Server
+from tests.cluster.conftest import S3Server, hold_compaction_lease
 from tests.collector.query.conftest import query_settings
 from tests.collector.query.dataset import GenTrace, export, generate
 from tests.collector.test_no_copy_after_delete import _raw_hits, _scores, _session_texts
@@ -114,16 +114,6 @@ def _post_scores(server: EmbeddedServer, scores: list[dict[str, Any]]) -> None:
             assert api.post("/v1/scores", json=score).status_code == 201
 
 
-def _hold_compaction_lease(server: EmbeddedServer) -> None:
-    control = server.collector.control
-    assert control is not None
-    lease = control.compaction_lease
-    for _ in range(200):
-        if lease.held() or lease.poll():
-            return
-    raise AssertionError("this single node never held the compaction lease")
-
-
 def _victim(corpus: list[GenTrace]) -> tuple[set[str], set[str]]:
     """The victim's traces, and the texts only its spans hold (not even inside another span's text)."""
     traces = {t.trace_id for t in corpus if t.session == VICTIM}
@@ -154,7 +144,7 @@ def test_a_deleted_sessions_text_is_in_no_object_and_every_other_answer_is_uncha
     bucket = _bucket(cluster)
     assert set(bucket_hits(bucket, texts)) == texts  # every text stored before the deletion
     before = answers(cluster, drop=traces)
-    _hold_compaction_lease(cluster)
+    hold_compaction_lease(cluster)
 
     with httpx.Client(base_url=cluster.api_url, timeout=120) as api:
         response = api.delete(f"/v1/sessions/{VICTIM}")
@@ -246,7 +236,7 @@ def test_spans_another_collector_still_held_do_not_bring_the_session_back(
     settings_a = query_settings(tmp_path_factory, collector_id="ca", **common)
     settings_b = query_settings(tmp_path_factory, collector_id="cb", flush_interval_s=3600.0, **common)
     with EmbeddedServer(settings_a) as a:
-        _hold_compaction_lease(a)
+        hold_compaction_lease(a)
         with EmbeddedServer(settings_b) as b:
             export(a, early)
             a.collector.flush()
@@ -342,7 +332,7 @@ def test_a_collector_that_crashed_before_its_tombstone_check_makes_it_at_start(
     settings_a = query_settings(tmp_path_factory, collector_id="ca", **common)
     settings_b = query_settings(tmp_path_factory, collector_id="cb", flush_interval_s=3600.0, **common)
     with EmbeddedServer(settings_a) as a:
-        _hold_compaction_lease(a)
+        hold_compaction_lease(a)
         export(a, early)
         before = answers(a, drop=traces)
         b = EmbeddedServer(settings_b)
@@ -381,7 +371,7 @@ def test_every_collector_settles_its_wal_when_a_session_is_deleted(
     corpus = generate(81, 30, step_s=1200)
     _traces, texts = _victim(corpus)
     with EmbeddedServer(query_settings(tmp_path_factory, collector_id="ca", **common)) as a:
-        _hold_compaction_lease(a)
+        hold_compaction_lease(a)
         with EmbeddedServer(query_settings(tmp_path_factory, collector_id="cb", **common)) as b:
             export(b, corpus)  # stored, and still in B's active WAL segment as received
             wal = b.settings.data_dir / "wal"

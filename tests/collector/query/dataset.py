@@ -281,6 +281,21 @@ def generate(seed: int, n_traces: int, start_ns: int = T0_NS, step_s: int = 61) 
     return traces
 
 
+def otlp_span(s: GenSpan) -> Any:
+    """The generated span as the OTLP protobuf span an app would send."""
+    return f.span(
+        bytes.fromhex(s.trace_id),
+        bytes.fromhex(s.span_id),
+        s.name,
+        s.start_ns,
+        s.end_ns,
+        parent=bytes.fromhex(s.parent) if s.parent else b"",
+        attrs=s.attrs,
+        kind=s.kind,
+        error=s.error,
+    )
+
+
 def export(
     server: EmbeddedServer, traces: Iterable[GenTrace], metadata: tuple[tuple[str, str], ...] = (), batch: int = 50
 ) -> None:
@@ -292,19 +307,7 @@ def export(
             by_service: dict[str, list[Any]] = {}
             for trace in items[lo : lo + batch]:
                 for s in trace.spans:
-                    by_service.setdefault(s.service, []).append(
-                        f.span(
-                            bytes.fromhex(s.trace_id),
-                            bytes.fromhex(s.span_id),
-                            s.name,
-                            s.start_ns,
-                            s.end_ns,
-                            parent=bytes.fromhex(s.parent) if s.parent else b"",
-                            attrs=s.attrs,
-                            kind=s.kind,
-                            error=s.error,
-                        )
-                    )
+                    by_service.setdefault(s.service, []).append(otlp_span(s))
             for service, spans in by_service.items():
                 call(f.request(spans, service=service).SerializeToString(), timeout=30, metadata=metadata)
     server.collector.flush()

@@ -13,7 +13,7 @@ from llmscope_collector.storage.batch import DecodedBatch
 from llmscope_collector.storage.bucket_deletion import TombstoneFilter, session_digest
 from llmscope_collector.storage.manifests import SessionTombstone
 from tests import otlp_factory as f
-from tests.collector.query.dataset import GenTrace, generate
+from tests.collector.query.dataset import GenTrace, generate, otlp_span
 
 
 class _Tombstones:
@@ -27,21 +27,7 @@ class _Tombstones:
 
 
 def _decoded(traces: list[GenTrace]) -> DecodedBatch:
-    spans = [
-        f.span(
-            bytes.fromhex(s.trace_id),
-            bytes.fromhex(s.span_id),
-            s.name,
-            s.start_ns,
-            s.end_ns,
-            parent=bytes.fromhex(s.parent) if s.parent else b"",
-            attrs=s.attrs,
-            kind=s.kind,
-            error=s.error,
-        )
-        for t in traces
-        for s in t.spans
-    ]
+    spans = [otlp_span(s) for t in traces for s in t.spans]
     return decode_request(f.request(spans, service="svc"), "default")
 
 
