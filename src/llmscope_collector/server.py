@@ -108,7 +108,7 @@ class EmbeddedServer:
             scores=self.scores,
             exports=self.exports,
             score_ingest=partial(receivers.gate.export_admitted, transport="scores"),  # counted, rate-charged
-            delete_session=self._bucket_deleter(),
+            delete_session=self._session_deleter(),
         )
         asgi = RequestIdMiddleware(HttpMetricsMiddleware(app, self.http_metrics))
         config = uvicorn.Config(asgi, log_level="warning", log_config=None, access_log=False, lifespan="on")
@@ -123,11 +123,12 @@ class EmbeddedServer:
                 self.stop()
                 raise
 
-    def _bucket_deleter(self) -> SessionDeleter | None:
-        """Cluster mode: session deletion from the bucket (the engines' own deletion rewrites a data dir)."""
+    def _session_deleter(self) -> SessionDeleter:
+        """The engine's own deletion over the data dir, which holds this collector's writer off while it removes
+        orphaned content (`query.deletion`); in cluster mode the deletion from the bucket."""
         deletions = self.collector.deletions
         if deletions is None:
-            return None
+            return partial(self.store.delete_session, content_removal=self.collector.writer.content_removal)
         # Long enough for a dead compaction lease holder to be replaced (5/3 of the lease) and to run it.
         timeout_s = 2 * self.settings.lease_duration_s + 30
         return partial(delete_from_bucket, deletions, self.collector.sync_bucket, timeout_s)

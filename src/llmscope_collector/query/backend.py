@@ -33,6 +33,7 @@ from llmscope_collector.query.models import (
 if TYPE_CHECKING:
     from llmscope_collector.alerts.metrics import RuleMetrics
     from llmscope_collector.settings import Settings
+    from llmscope_collector.storage.content import ContentRemoval
 
 
 class DeletionUnsupported(RuntimeError):
@@ -71,7 +72,11 @@ class QueryBackend(Protocol):
 
     def get_session(self, project: str, session_id: str, limit: int = 500) -> SessionDetail | None: ...
 
-    def delete_session(self, project: str, session_id: str) -> DeletionReport: ...
+    def delete_session(
+        self, project: str, session_id: str, content_removal: ContentRemoval | None = None
+    ) -> DeletionReport:
+        """Over a data dir a collector writes into, `content_removal` is its writer's (`query.deletion`)."""
+        ...
 
     def costs(
         self, project: str, group_by: Sequence[str], time_range: TimeRange, filters: dict[str, str]

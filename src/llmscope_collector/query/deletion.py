@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from llmscope_collector.query import sql
 from llmscope_collector.query.filters import check_session_id
 from llmscope_collector.query.models import DeletionReport
 from llmscope_collector.storage.bucket_deletion import BucketDeletions, DeletionPending
+from llmscope_collector.storage.content import ContentRemoval
 from llmscope_collector.storage.layout import LLM_DUPS_DIR, SPANS_DIR, TRACES_DIR, project_glob
 from llmscope_collector.storage.rewrite import remove_content, remove_scores, remove_traces
 
@@ -50,11 +52,14 @@ class Tally:
         )
 
 
-def delete_session(store: TraceStore, project: str, session_id: str) -> DeletionReport:
+def delete_session(
+    store: TraceStore, project: str, session_id: str, content_removal: ContentRemoval | None = None
+) -> DeletionReport:
+    """`content_removal`: the writer's, when a collector writes into the store's data dir (`remove_from_files`)."""
     check_session_id(session_id)
     with store.deletion_lock:
         trace_ids = session_trace_ids(store, project, session_id)
-        tally = remove_from_files(store, project, session_id, trace_ids)
+        tally = remove_from_files(store, project, session_id, trace_ids, content_removal)
         store.index.invalidate()
     return tally.report(session_id, len(trace_ids))
 
@@ -83,11 +88,18 @@ def delete_from_bucket(
     )
 
 
-def remove_from_files(store: TraceStore, project: str, session_id: str, trace_ids: list[str]) -> Tally:
+def remove_from_files(
+    store: TraceStore,
+    project: str,
+    session_id: str,
+    trace_ids: list[str],
+    content_removal: ContentRemoval | None = None,
+) -> Tally:
     """Rewrite every file of the project holding a row of `trace_ids` without those rows, then drop the
     content no remaining span of its partition references and the session's scores (the engine-neutral
     part of a deletion: the ClickHouse engine runs it too, over the files it loads from). The caller
-    serializes deletions."""
+    serializes deletions. `content_removal` is the running collector's writer's (None: no collector
+    writes here): its content store must forget the items removed, or it would skip them for later spans."""
     tally = Tally()
     for _ in range(2):
         if not trace_ids:
@@ -96,7 +108,7 @@ def remove_from_files(store: TraceStore, project: str, session_id: str, trace_id
             _remove_traces(store, project, dataset, trace_ids, tally)
         if not _still_stored(store, project, trace_ids):
             break
-    _remove_orphan_content(store, tally)
+    _remove_orphan_content(store, tally, content_removal)
     _remove_scores(store, project, session_id, trace_ids, tally)
     return tally
 
@@ -129,19 +141,26 @@ def _remove_traces(store: TraceStore, project: str, dataset: str, trace_ids: lis
         tally.hashes[partition] |= hashes
 
 
-def _remove_orphan_content(store: TraceStore, tally: Tally) -> None:
-    """Drop content items no remaining span of their partition references."""
-    for (project, date), hashes in tally.hashes.items():
-        spans_glob = project_glob(store.data_dir, SPANS_DIR, project, date)
-        still = set()
-        if spans_glob is not None:
-            still = {r["hash"] for r in store._rows(sql.REFERENCED_HASHES, {"glob": spans_glob}) if r["hash"]}
-        orphans = hashes - still
-        if orphans:
-            removed = remove_content(store.data_dir, project, date, orphans)
-            tally.content += removed.rows
-            tally.files += removed.files
-            tally.orphans[(project, date)] = orphans
+def _remove_orphan_content(store: TraceStore, tally: Tally, content_removal: ContentRemoval | None) -> None:
+    """Drop content items no remaining span of their partition references, with the writer's flushes held
+    off from the scan until its content store has forgotten them (`ParquetSpanWriter.content_removal`)."""
+    with content_removal() if content_removal is not None else nullcontext(_forget_nothing) as forget:
+        for (project, date), hashes in tally.hashes.items():
+            spans_glob = project_glob(store.data_dir, SPANS_DIR, project, date)
+            still = set()
+            if spans_glob is not None:
+                still = {r["hash"] for r in store._rows(sql.REFERENCED_HASHES, {"glob": spans_glob}) if r["hash"]}
+            orphans = hashes - still
+            if orphans:
+                removed = remove_content(store.data_dir, project, date, orphans)
+                forget(project, date, orphans)
+                tally.content += removed.rows
+                tally.files += removed.files
+                tally.orphans[(project, date)] = orphans
+
+
+def _forget_nothing(project: str, date: str, hashes: set[str]) -> None:
+    """No collector writes into the store: nothing remembers content as stored."""
 
 
 def _remove_scores(store: TraceStore, project: str, session_id: str, trace_ids: list[str], tally: Tally) -> None:

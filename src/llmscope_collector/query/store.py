@@ -68,6 +68,7 @@ from llmscope_collector.storage.schema import SPAN_COLUMNS, genai_names
 
 if TYPE_CHECKING:
     from llmscope_collector.alerts.metrics import RuleMetrics
+    from llmscope_collector.storage.content import ContentRemoval
 
 _TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _SPAN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -330,10 +331,12 @@ class TraceStore:
     def get_session(self, project: str, session_id: str, limit: int = 500) -> SessionDetail | None:
         return sessions.get_session(self, project, session_id, limit)
 
-    def delete_session(self, project: str, session_id: str) -> DeletionReport:
+    def delete_session(
+        self, project: str, session_id: str, content_removal: ContentRemoval | None = None
+    ) -> DeletionReport:
         from llmscope_collector.query.deletion import delete_session
 
-        return delete_session(self, project, session_id)
+        return delete_session(self, project, session_id, content_removal)
 
     def costs(
         self, project: str, group_by: Sequence[str], time_range: TimeRange, filters: dict[str, str]

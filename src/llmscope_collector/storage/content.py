@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,9 +26,16 @@ from llmscope_collector.storage.layout import CONTENT_DIR
 from llmscope_collector.storage.schema import CONTENT_SCHEMA
 from llmscope_collector.storage.tables import LocalTables, TableSink
 
+ForgetContent = Callable[[str, str, set[str]], None]
+"""`forget(project, date, hashes)`: items a deletion removed, no longer "stored recently" (`ContentStore.forget`)."""
+ContentRemoval = Callable[[], AbstractContextManager[ForgetContent]]
+"""What a deletion holds while it removes orphaned content: the writer's flushes wait
+(`ParquetSpanWriter.content_removal`), and it yields the `ForgetContent` to call for what was removed."""
+
 
 class ContentStore:
-    """Writes content items; single-threaded (the flush thread)."""
+    """Writes content items; single-threaded (the flush thread; a deletion's `forget` runs under the
+    writer's `content_lock`, which its flushes hold)."""
 
     def __init__(self, data_dir: Path, *, recent_capacity: int = 200_000, tables: TableSink | None = None) -> None:
         self._data_dir = data_dir
@@ -59,6 +68,12 @@ class ContentStore:
         self._recent.remember_new(new)  # only once the file is durable: a failed write is retried whole
         self.items_written += len(new)
         return len(new)
+
+    def forget(self, project: str, date: str, hashes: set[str]) -> None:
+        """The items `hashes` of the partition are no longer stored (a deletion removed them as orphans): a
+        later flush sending one again must write it, not skip it as stored recently."""
+        partition = f"{date}{project}".encode()
+        self._recent.forget({_item_key(h, partition) for h in hashes})
 
     def _write_file(self, project: str, date: str, items: pa.Table, name: str | None) -> None:
         items = items.sort_by("hash")

@@ -120,6 +120,13 @@ class RecentSpanIds:
                 unseen = unseen.difference(generation)  # iterates `unseen`, probing the generation
         return unseen
 
+    def forget(self, keys: set[bytes]) -> None:
+        """Stop remembering `keys` (rare: what a deletion removed from storage must be stored anew if sent again)."""
+        self._current.difference_update(keys)
+        for i, generation in enumerate(self._old):
+            if not generation.isdisjoint(keys):
+                self._old[i] = generation - keys
+
     def remember_new(self, keys: list[bytes]) -> None:
         """Remember keys the window does not hold (as `add` of each, in order, without the lookups)."""
         if self.capacity <= 0:

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -19,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from llmscope_collector.storage.batch import DecodedBatch, DecodedPart, PartitionKey
-from llmscope_collector.storage.content import ContentStore
+from llmscope_collector.storage.content import ContentStore, ForgetContent
 from llmscope_collector.storage.dedupe import RecentSpanIds, span_keys
 from llmscope_collector.storage.layout import SCORES_DIR, SPAN_ROW_GROUP_ROWS, SPANS_DIR
 from llmscope_collector.storage.schema import SCORE_SCHEMA, SPAN_SCHEMA
@@ -85,6 +88,7 @@ class ParquetSpanWriter:
         self._hook = hook
         self._recent = recent
         self._content = content or ContentStore(data_dir, tables=self._tables)
+        self._content_lock = threading.Lock()  # a partition's write vs a deletion's orphan scan (`content_removal`)
         self._row_group_size = row_group_size
         self._coverage = WalCoverage()
         self._buffer: dict[PartitionKey, _Buffer] = {}
@@ -101,6 +105,19 @@ class ParquetSpanWriter:
     @property
     def content(self) -> ContentStore:
         return self._content
+
+    @contextmanager
+    def content_removal(self) -> Iterator[ForgetContent]:
+        """Held by a deletion (another thread) while it finds the content items no stored span references,
+        removes them and makes the content store forget them (the yielded `forget(project, date, hashes)`);
+        a `storage.content.ContentRemoval`.
+
+        The content store skips an item its partition stored recently; without this, a flush could skip
+        an item just before the deletion removed it, or skip it later for a new span sending the same
+        message, and that span would point at content that is gone. Flushes wait meanwhile (the WAL
+        keeps accepting)."""
+        with self._content_lock:
+            yield self._content.forget
 
     def skip_stored(self, coverage: WalCoverage) -> None:
         """Spans of these (partition, WAL range) pairs are already in files: replay must not write them again."""
@@ -190,17 +207,17 @@ class ParquetSpanWriter:
         table = pa.concat_tables(buffer.spans)
         if self._hook is not None:
             table = self._hook.before_write(key, table)
-        content = pa.concat_tables(buffer.content) if buffer.content else None
-        if content is not None:  # content first: a durable span never points at missing content
-            content_name = self._tables.part_name(wal_start, wal_end)  # a deterministic key in a bucket
-            self._content.write(project, date, content, name=content_name)
-            buffer.content = []
         table = table.sort_by(_FILE_ORDER)
         metadata: dict[bytes | str, bytes | str] = dict(SPAN_SCHEMA.metadata or {})
         metadata.update({META_WAL_START: str(wal_start), META_WAL_END: str(wal_end)})
         table = table.replace_schema_metadata(metadata)
         name = self._tables.part_name(wal_start, wal_end)
-        self._tables.write(SPANS_DIR, project, date, name, table, row_group_size=self._row_group_size)
+        with self._content_lock:  # the content's "stored" and the spans' references, seen together by a deletion
+            if buffer.content:  # content first: a durable span never points at missing content
+                content_name = self._tables.part_name(wal_start, wal_end)  # a deterministic key in a bucket
+                self._content.write(project, date, pa.concat_tables(buffer.content), name=content_name)
+                buffer.content = []
+            self._tables.write(SPANS_DIR, project, date, name, table, row_group_size=self._row_group_size)
         if self._hook is not None:
             previews = pa.concat_tables(buffer.previews).sort_by(_FILE_ORDER) if buffer.previews else None
             self._hook.after_write(key, table, wal_start, wal_end, previews)

@@ -101,3 +101,20 @@ def test_remember_new_is_add_per_key(capacity: int, batches: list[list[bytes]]) 
 
 def range_keys() -> list[bytes]:
     return [f"k{i}".encode() for i in range(201)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    capacity=st.integers(1, 40),
+    keys=st.lists(st.integers(0, 60).map(lambda i: f"k{i}".encode()), max_size=200),
+    forgotten=st.sets(st.integers(0, 60).map(lambda i: f"k{i}".encode()), max_size=20),
+)
+def test_forget_drops_exactly_those_keys(capacity: int, keys: list[bytes], forgotten: set[bytes]) -> None:
+    """What a deletion removed is forgotten in every generation; every other key stays as it was."""
+    window = RecentSpanIds(capacity)
+    for key in keys:
+        window.add(key)
+    held = {k for k in set(keys) if k in window}
+    window.forget(forgotten)
+    assert {k for k in set(keys) if k in window} == held - forgotten
+    assert len(window) == len(held - forgotten)

@@ -75,6 +75,7 @@ from llmscope_collector.storage.schema import SPAN_COLUMNS
 if TYPE_CHECKING:
     from llmscope_collector.alerts.metrics import RuleMetrics
     from llmscope_collector.settings import Settings
+    from llmscope_collector.storage.content import ContentRemoval
 
 # Beyond this many summary rows a window costs about what the whole project's statement does.
 _MAX_WINDOW_ROWS = 30_000
@@ -307,7 +308,9 @@ class ClickHouseStore:
             traces_truncated=len(traces) > limit,
         )
 
-    def delete_session(self, project: str, session_id: str) -> DeletionReport:
+    def delete_session(
+        self, project: str, session_id: str, content_removal: ContentRemoval | None = None
+    ) -> DeletionReport:
         """The session's traces out of the tables and out of the files, with DuckDB's result.
 
         The loader is paused throughout. The rows go from the tables first (lightweight DELETE), then from
@@ -329,7 +332,7 @@ class ClickHouseStore:
             if trace_ids:
                 for table in sql.TRACE_TABLES:
                     self._client.command(sql.delete_traces(table), {"project": project, "trace_ids": trace_ids})
-            tally = remove_from_files(files, project, session_id, trace_ids)
+            tally = remove_from_files(files, project, session_id, trace_ids, content_removal)
             for (partition_project, date), hashes in tally.orphans.items():
                 params = {"project": partition_project, "date": dt.date.fromisoformat(date), "hashes": sorted(hashes)}
                 self._client.command(sql.DELETE_CONTENT, params)
