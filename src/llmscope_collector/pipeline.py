@@ -198,6 +198,7 @@ class Collector:
             self.flush_check = FlushCheck(self.deletions, self.cluster.manifests, self.tombstones)
             self.cluster.tables.after_commit = self.flush_check.after_flush
         self._sealed_generation = 0  # tombstones this collector settled its WAL for (`_sync_and_seal`)
+        self._content_forgotten: set[str] = set()  # deletions whose removed content the writer forgot
         self.retention = retention.RetentionPolicy.parse(settings.retention_days, settings.retention_project_days)
         self.retention_deleted = 0
         self._lock = DataDirLock(settings.data_dir)
@@ -309,6 +310,27 @@ class Collector:
         """Cluster mode: bring the query mirror up to date with the bucket (a no-op on a data dir)."""
         if self.cluster is not None:
             self.cluster.mirror.sync()
+            self._forget_deleted_content()
+
+    def _forget_deleted_content(self) -> None:
+        """Cluster mode: the content items the sessions deleted since the last sync removed (their deletion
+        manifests, executed by the lease holder) are no longer "stored recently" for this collector's
+        writer, so a later span sending the same message stores it again (as over a data dir, where the
+        deletion runs beside the writer: `query.deletion`). The replica that got the DELETE does it before
+        answering (`query.deletion.delete_from_bucket` syncs); the others at their next bucket sync. A
+        flush another replica made while the lease holder looked for orphans can still have skipped an
+        item the deletion then removed (docs/scale.md)."""
+        assert self.cluster is not None
+        deletions = self.cluster.manifests.deletions()
+        new = [d for deletion_id, d in deletions.items() if deletion_id not in self._content_forgotten]
+        if not any(d.removed_content for d in new):
+            self._content_forgotten.update(deletions)
+            return
+        with self.writer.content_removal() as forget:
+            for deletion in new:
+                for removed in deletion.removed_content:
+                    forget(removed.project, removed.date, set(removed.hashes))
+        self._content_forgotten.update(deletions)
 
     def _sync_and_seal(self) -> None:
         """The mirror's refresh; when it brought a new session tombstone, this collector settles its WAL

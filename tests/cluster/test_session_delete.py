@@ -30,7 +30,7 @@ from llmscope_collector.storage.objects import ObjectStore, StorageUrl
 from tests.cluster.conftest import S3Server, hold_compaction_lease
 from tests.collector.query.conftest import query_settings
 from tests.collector.query.dataset import GenTrace, export, generate
-from tests.collector.test_no_copy_after_delete import _raw_hits, _scores, _session_texts
+from tests.collector.test_no_copy_after_delete import _raw_hits, _scores, _session_texts, resent_by_another_session
 
 pytestmark = pytest.mark.cluster
 
@@ -380,3 +380,21 @@ def test_every_collector_settles_its_wal_when_a_session_is_deleted(
                 assert api.delete(f"/v1/sessions/{VICTIM}").status_code == 200
             assert _wait(lambda: not _raw_hits(wal, texts)), _raw_hits(wal, texts)
             assert bucket_hits(_bucket(a), texts) == {}
+
+
+def test_content_a_deleted_session_held_is_stored_again_for_a_later_span(cluster: EmbeddedServer) -> None:
+    """As over a data dir (tests/collector/test_no_copy_after_delete.py): the deletion manifest's removed
+    content is forgotten by the writer's recent-hash window, so the same message sent later is stored again."""
+    corpus = generate(31, 60)
+    said, later = resent_by_another_session(corpus, VICTIM)
+    _stored(cluster, corpus)
+    hold_compaction_lease(cluster)
+    with httpx.Client(base_url=cluster.api_url, timeout=120) as api:
+        response = api.delete(f"/v1/sessions/{VICTIM}")
+        assert response.status_code == 200 and response.json()["content_items_deleted"] > 0, response.text
+        assert said.text not in bucket_hits(_bucket(cluster), [said.text])
+        export(cluster, [later])
+        cluster.collector.flush()
+        cluster.collector.sync_bucket()
+        span = api.get(f"/v1/spans/{later.trace_id}/{later.spans[0].span_id}")
+        assert span.status_code == 200 and said.text in json.dumps(span.json()["attributes"]), span.text

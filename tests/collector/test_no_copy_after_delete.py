@@ -177,13 +177,9 @@ def test_retention_leaves_no_copy_in_the_wal(tmp_path: Path) -> None:
         assert ok(server, "/v1/traces?limit=1000")["traces"] == []
 
 
-def test_content_a_deleted_session_held_is_stored_again_for_a_later_span(tmp_path: Path) -> None:
-    """The content store skips items its partition stored recently; a deletion that removed an item as
-    an orphan must make it forget that, or a later span of another session sending the same message
-    (same hash, same day) would point at content that is no longer there."""
-    settings = _settings(tmp_path)
-    corpus = generate(31, 60)
-    victim = "sess-3"
+def resent_by_another_session(corpus: list[GenTrace], victim: str) -> tuple[GenSpan, GenTrace]:
+    """A span of `victim` whose user message no other session sent, and a new trace of another session
+    sending the same message the same day (a retried or copied prompt): its content item has the same hash."""
     said = next(
         s
         for t in corpus
@@ -191,22 +187,31 @@ def test_content_a_deleted_session_held_is_stored_again_for_a_later_span(tmp_pat
         for s in t.spans
         if "gen_ai.input.messages" in s.attrs and s.text in _session_texts(corpus, victim)
     )
+    again = dataclasses.replace(
+        said,
+        trace_id="ab" * 16,
+        span_id="cd" * 8,
+        parent=None,
+        start_ns=said.start_ns + 1_000,
+        end_ns=said.end_ns + 1_000,
+        attrs={**said.attrs, "session.id": "sess-1"},
+    )
+    return said, GenTrace(again.trace_id, [again], again.service, "sess-1", None, "gold", None)
+
+
+def test_content_a_deleted_session_held_is_stored_again_for_a_later_span(tmp_path: Path) -> None:
+    """The content store skips items its partition stored recently; a deletion that removed an item as
+    an orphan must make it forget that, or a later span of another session sending the same message
+    (same hash, same day) would point at content that is no longer there."""
+    settings = _settings(tmp_path)
+    corpus = generate(31, 60)
+    said, later = resent_by_another_session(corpus, "sess-3")
     with EmbeddedServer(settings) as server:
         export(server, corpus)
-        status, report = get(server, f"/v1/sessions/{victim}", method="DELETE")
+        status, report = get(server, "/v1/sessions/sess-3", method="DELETE")
         assert status == 200 and report["content_items_deleted"] > 0, report
         assert _parquet_hits(settings.data_dir, [said.text]) == {}
-        again = dataclasses.replace(
-            said,
-            trace_id="ab" * 16,
-            span_id="cd" * 8,
-            parent=None,
-            start_ns=said.start_ns + 1_000,
-            end_ns=said.end_ns + 1_000,
-            attrs={**said.attrs, "session.id": "sess-1"},
-        )
-        later = GenTrace(again.trace_id, [again], again.service, "sess-1", None, "gold", None)
         export(server, [later])
-        span = ok(server, f"/v1/spans/{again.trace_id}/{again.span_id}")
+        span = ok(server, f"/v1/spans/{later.trace_id}/{later.spans[0].span_id}")
         assert said.text in json.dumps(span["attributes"]), span
         assert _parquet_hits(settings.data_dir, [said.text])  # stored again, in the content files
