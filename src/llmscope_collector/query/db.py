@@ -15,6 +15,13 @@ import duckdb
 _PARAM_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
+def _bounded_object_cache() -> bool:
+    """Whether DuckDB's object cache (where `parquet_metadata_cache` keeps parsed footers) is an LRU under the
+    connection's memory limit: from 1.5 on; before, it kept every file's footer for the life of the process."""
+    major, minor = (int(part) for part in re.findall(r"\d+", duckdb.__version__)[:2])
+    return (major, minor) >= (1, 5)
+
+
 def bind(query: str, params: dict[str, Any]) -> dict[str, Any]:
     """The parameters `query` names: DuckDB refuses extra ones, and callers pass shared sets."""
     names = set(_PARAM_RE.findall(query))
@@ -32,10 +39,20 @@ class Database:
     instance, and a collector that only ingests never queries some of them (export, scores, alerts
     with no rules) or any (no one reads the API). docs/memory.md has the idle figures."""
 
-    def __init__(self, *, threads: int = 2, memory_limit: str = "2GB", spill_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        threads: int = 2,
+        memory_limit: str = "2GB",
+        spill_dir: Path | None = None,
+        footer_cache: bool = False,
+    ) -> None:
+        """`footer_cache`: keep the parsed Parquet footers of the files read (key: path and modification time;
+        a file is never rewritten in place), evicted under `memory_limit`; only where DuckDB bounds that cache."""
         self._threads = int(threads)
         self._memory_limit = memory_limit
         self._spill_dir = spill_dir
+        self._footer_cache = footer_cache and _bounded_object_cache()
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._closed = False
         self._lock = threading.Lock()
@@ -56,6 +73,8 @@ class Database:
         conn.execute("SET memory_limit = ?", [self._memory_limit])
         if self._spill_dir is not None:  # else DuckDB spills big sorts into `.tmp` of the working directory
             conn.execute("SET temp_directory = ?", [str(self._spill_dir)])
+        if self._footer_cache:
+            conn.execute("SET GLOBAL parquet_metadata_cache = true")
         return conn
 
     def close(self) -> None:

@@ -112,11 +112,11 @@ SPAN_COLUMNS: tuple[Column, ...] = (
     _c("kind", _STR, waterfall="read"),
     _c("start_ns", _INT, waterfall="read"),
     _c("end_ns", _INT, waterfall="read"),
-    _c("duration_ns", _INT, waterfall="read"),
+    _c("duration_ns", _INT),  # (the waterfall computes it from start and end)
     _c("status_code", _STR, waterfall="read"),
     _c("status_message", _STR, waterfall="read"),
     _c("service_name", _STR, waterfall="read"),
-    _c("scope_name", _STR, waterfall="read"),
+    _c("scope_name", _STR),
     _c("scope_version", _STR),
     _c("resource_attributes", _STR, "raw"),
     _c("attributes", _STR, "raw"),

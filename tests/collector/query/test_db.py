@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from llmscope_collector.query.db import Database
@@ -46,3 +48,22 @@ def test_the_database_opens_on_first_use_with_its_settings(tmp_path: Path) -> No
     assert values == [(1,), limit, (str(spill),)]
     with pytest.raises(duckdb.ConnectionException):
         db.cursor()
+
+
+def test_a_footer_cache_sees_a_file_replaced_under_its_name(tmp_path: Path) -> None:
+    """The point lookups' footer cache (DuckDB's `parquet_metadata_cache`, on where DuckDB bounds it): every
+    cursor has it, and a file replaced under the same name is read anew, not through its old footer."""
+    path = tmp_path / "spans.parquet"
+    db = Database(threads=1, footer_cache=True)
+    cur = db.cursor()
+    try:
+        for rows in (3, 5):
+            pq.write_table(pa.table({"n": list(range(rows))}), path)
+            [(count, total)] = cur.execute("SELECT count(*), sum(n) FROM read_parquet($p)", {"p": str(path)}).fetchall()
+            assert (count, total) == (rows, rows * (rows - 1) // 2)
+        [(cached,)] = db.cursor().execute("SELECT current_setting('parquet_metadata_cache')").fetchall()
+    finally:
+        cur.close()
+        db.close()
+    major, minor = (int(p) for p in duckdb.__version__.split(".")[:2])
+    assert cached is ((major, minor) >= (1, 5))
