@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from llmscope_collector.storage.content_items import ENCODE_SORTED
 from llmscope_collector.storage.content_items import FLAT_PREFIXES as _FLAT_PREFIXES
 from llmscope_collector.storage.content_items import JSON_MESSAGE_KEYS as _JSON_MESSAGE_KEYS
 from llmscope_collector.storage.content_items import JSON_WHOLE_KEYS as _JSON_WHOLE_KEYS
@@ -30,6 +31,7 @@ from llmscope_collector.storage.content_items import dumps as _dumps
 from llmscope_collector.storage.content_items import rehydrate_attributes as rehydrate_attributes
 
 _decode = msgspec.json.Decoder()
+_encode_sorted = ENCODE_SORTED.encode
 
 
 _FLAT_RE = re.compile(rf"^({'|'.join(map(re.escape, _FLAT_PREFIXES))})\.(0|[1-9]\d{{0,5}})\.(.+)$")
@@ -71,9 +73,55 @@ Hashed = tuple[str, str]
 
 def _hashed(value: Any) -> Hashed:
     """`(content_hash(body), body)` of `body = _dumps(value)`, hashing the encoder's bytes (no
-    re-encoding: a body that decoded from them encodes back to the same bytes)."""
-    raw, body = _encoded(value)
-    return _digest(raw), body
+    re-encoding: a body that decoded from them encodes back to the same bytes). `canonical_json` and
+    `_digest` inlined (one Python call per item, not three): msgspec's bytes when it encodes the value
+    to UTF-8, else `canonical_json`'s fallback, as `canonical_json` itself does."""
+    try:
+        raw = _encode_sorted(value)
+        body = raw.decode()
+    except (TypeError, msgspec.EncodeError, UnicodeDecodeError):
+        raw, body = _encoded(value)
+    state = _BLAKE2B_16.copy()
+    state.update(raw)
+    return state.hexdigest(), body
+
+
+def _whole_hashed(value: Any) -> Hashed:
+    """`_hashed` of a whole JSON-valued attribute (JSON text decoded, anything else as it is); texts
+    through the memo (agents send the same system instructions and tool definitions on every call)."""
+    if type(value) is not str:
+        return _hashed(_json_value(value))
+    pair = _WHOLE_MEMO.get(value)
+    if pair is None:
+        pair = _hashed(_json_value(value))
+        _remember(_WHOLE_MEMO, value, pair)
+    return pair
+
+
+# Content already hashed in this process, by its text: chats resend their whole history on every
+# call and agents their system instructions, so most content items of a span were seen a moment ago
+# (in the same request, often). Each entry is a pure function of its key (the text as sent → the
+# item `_hashed` makes of it), so a hit returns exactly what the work would. Whole attribute values
+# and single messages map to different items, hence two tables (str and bytes keys would also
+# compare with each other on a hash collision). Bounded by the characters held, cleared when over.
+_WHOLE_MEMO: dict[str, Hashed] = {}
+_MESSAGE_MEMO: dict[bytes, Hashed] = {}
+_MEMO_CHARS = 4 << 20
+_memo_held = 0
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _remember(memo: dict[Any, Hashed], key: str | bytes, pair: Hashed) -> None:
+    global _memo_held
+    size = len(key) + len(pair[1])
+    if size > _MEMO_CHARS // 64:  # a huge one would push everything else out
+        return
+    _memo_held += size
+    if _memo_held > _MEMO_CHARS:
+        _WHOLE_MEMO.clear()
+        _MESSAGE_MEMO.clear()
+        _memo_held = size
+    memo[key] = pair
 
 
 def _json_value(value: Any) -> Any:
@@ -282,8 +330,8 @@ class SplitContent:
 
 def split_content(attrs: Mapping[str, Any]) -> SplitContent:
     """Move every content attribute out of `attrs` (a new dict is returned; `attrs` is not changed)."""
-    light, items = _split(attrs, copy=True)
-    return SplitContent(light, [ContentItem(kind, source, pair[1]) for kind, source, pair in items])
+    light, refs, hashed = _split(attrs, copy=True)
+    return SplitContent(light, [ContentItem(r[0], r[1], h[1]) for r, h in zip(refs, hashed, strict=True)])
 
 
 ContentRef = tuple[str, str, str, int]
@@ -293,8 +341,7 @@ ContentRef = tuple[str, str, str, int]
 def split_hashed(attrs: dict[str, Any]) -> tuple[dict[str, Any], list[ContentRef], list[Hashed]]:
     """`split_content` for the decoder: the light attributes (`attrs` itself when it holds no content:
     the caller must not change either), each item's ref and its `(hash, body)`, as plain tuples."""
-    light, items = _split(attrs, copy=False)
-    return light, [(kind, source, pair[0], len(pair[1])) for kind, source, pair in items], [i[2] for i in items]
+    return _split(attrs, copy=False)
 
 
 # Every whole-attribute content key: a span holding none of them (and no flattened key) has no content.
@@ -302,20 +349,21 @@ _CONTENT_KEYS = frozenset((*_JSON_WHOLE_KEYS, *_JSON_MESSAGE_KEYS, *_VALUE_KEYS)
 _VALUE_KEY_SET = frozenset(_VALUE_KEYS)
 
 
-def _split(attrs: Mapping[str, Any], *, copy: bool) -> tuple[dict[str, Any], list[tuple[str, str, Hashed]]]:
-    """The attributes without content, and `(kind, source, (hash, body))` of each item in display order."""
-    items: list[tuple[str, str, Hashed]] = []
+def _split(attrs: Mapping[str, Any], *, copy: bool) -> tuple[dict[str, Any], list[ContentRef], list[Hashed]]:
+    """The attributes without content, and each item's ref and `(hash, body)`, in display order."""
+    refs: list[ContentRef] = []
+    hashed: list[Hashed] = []
     no_flat = _NOT_FLAT.issuperset(attrs)  # most spans have no flattened content: no regex at all
     if no_flat and _CONTENT_KEYS.isdisjoint(attrs):  # nor any other (most non-LLM spans)
-        return (dict(attrs) if copy or not isinstance(attrs, dict) else attrs), items
+        return (dict(attrs) if copy or not isinstance(attrs, dict) else attrs), refs, hashed
     light = dict(attrs)
     groups = {} if no_flat else _flat_groups(attrs, light)
     for key, kind in _JSON_WHOLE_KEYS.items():
         if key in light:
-            items.append((kind, key, _hashed(_json_value(light.pop(key)))))
+            _add(refs, hashed, kind, key, _whole_hashed(light.pop(key)))
     for key, kind in _JSON_MESSAGE_KEYS.items():
         if key in light:
-            _message_items(items, kind, key, light.pop(key))
+            _message_items(refs, hashed, kind, key, light.pop(key))
     for prefix, entries in groups.items():
         kind = _FLAT_PREFIXES[prefix]
         for position, (index, fields) in enumerate(sorted(entries.items())):
@@ -323,12 +371,17 @@ def _split(attrs: Mapping[str, Any], *, copy: bool) -> tuple[dict[str, Any], lis
             body = {"value": value, "_raw": fields} if kind == "tools" else {**value, "_raw": fields}
             if index != position:
                 body["_index"] = index
-            items.append((kind, prefix, _hashed(body)))
+            _add(refs, hashed, kind, prefix, _hashed(body))
     if not _VALUE_KEY_SET.isdisjoint(light):  # (one C call: LLM spans rarely have any of these keys)
         for key, kind in _VALUE_KEYS.items():
             if key in light:
-                items.append((kind, key, _hashed(light.pop(key))))
-    return light, items
+                _add(refs, hashed, kind, key, _hashed(light.pop(key)))
+    return light, refs, hashed
+
+
+def _add(refs: list[ContentRef], hashed: list[Hashed], kind: str, source: str, pair: Hashed) -> None:
+    refs.append((kind, source, pair[0], len(pair[1])))
+    hashed.append(pair)
 
 
 def _flat_groups(attrs: Mapping[str, Any], light: dict[str, Any]) -> dict[str, dict[int, dict[str, Any]]]:
@@ -344,9 +397,45 @@ def _flat_groups(attrs: Mapping[str, Any], light: dict[str, Any]) -> dict[str, d
     return flat
 
 
-def _message_items(items: list[tuple[str, str, Hashed]], kind: str, key: str, value: Any) -> None:
+def _message_items(refs: list[ContentRef], hashed: list[Hashed], kind: str, key: str, value: Any) -> None:
+    """One item per message of a JSON array (a message list), else one `<kind>_value` item of the
+    whole value. The common case, a JSON array as text, goes message by message through the memo:
+    its raw elements cut out of the text without decoding them (`list[Raw]`), each looked up by its
+    text and only decoded, encoded and hashed when new. Anything odd (an element the full decoder
+    rejects) falls back to decoding the whole value, which is what decides."""
+    if type(value) is str and value[:1] == "[":
+        try:
+            raws = _RAW_LIST.decode(value)
+        except msgspec.DecodeError:
+            raws = None
+        if raws is not None:
+            start = len(refs)
+            for raw in raws:
+                text = bytes(raw)
+                pair = _MESSAGE_MEMO.get(text)
+                if pair is None:
+                    pair = _message_hashed(text)
+                    if pair is None:
+                        del refs[start:], hashed[start:]
+                        break
+                refs.append((kind, key, pair[0], len(pair[1])))
+                hashed.append(pair)
+            else:
+                return
     messages = _json_list(value)
     if messages is None:  # not a JSON array: keep it whole, losslessly
-        items.append((f"{kind}_value", key, _hashed(value)))
+        _add(refs, hashed, f"{kind}_value", key, _hashed(value))
     else:
-        items.extend((kind, key, _hashed(m)) for m in messages)
+        for m in messages:
+            _add(refs, hashed, kind, key, _hashed(m))
+
+
+def _message_hashed(text: bytes) -> Hashed | None:
+    """`_hashed` of one message's JSON text (remembered), None if the decoder rejects it."""
+    try:
+        value = _decode.decode(text)
+    except msgspec.DecodeError:
+        return None
+    pair = _hashed(value)
+    _remember(_MESSAGE_MEMO, text, pair)
+    return pair

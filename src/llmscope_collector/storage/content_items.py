@@ -15,7 +15,8 @@ from typing import Any
 
 import msgspec
 
-_ENCODE_SORTED = msgspec.json.Encoder(order="sorted")
+ENCODE_SORTED = msgspec.json.Encoder(order="sorted")
+"""The canonical JSON encoder (`canonical_json`'s first try; `processors.messages` inlines that try)."""
 
 # JSON-valued attributes, each a whole value of one content kind.
 JSON_MESSAGE_KEYS = {"gen_ai.input.messages": "input", "gen_ai.output.messages": "output"}
@@ -67,7 +68,7 @@ def canonical_json(value: Any) -> tuple[bytes, str]:
     """A value's canonical JSON (sorted keys) as UTF-8 bytes and as text; what msgspec cannot encode
     (or encodes to bytes that are not UTF-8) goes through `json.dumps` with `str` for unknown types."""
     try:
-        raw = _ENCODE_SORTED.encode(value)
+        raw = ENCODE_SORTED.encode(value)
         return raw, raw.decode()
     except (TypeError, msgspec.EncodeError, UnicodeDecodeError):
         body = json.dumps(value, sort_keys=True, default=str)

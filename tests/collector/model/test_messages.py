@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmscope_collector.processors.messages import display_value, rehydrate_attributes, split_content
+from llmscope_collector.processors import messages
+from llmscope_collector.processors.messages import display_value, rehydrate_attributes, split_content, split_hashed
+from llmscope_collector.storage.content_items import JSON_MESSAGE_KEYS, JSON_WHOLE_KEYS, VALUE_KEYS
 
 
 def _rebuilt(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -165,3 +169,125 @@ def test_split_never_crashes_and_flattened_or_opaque_content_rebuilds_exactly(at
     for item in split.items:
         json.loads(item.body)
     assert _rebuilt(attrs) == attrs
+
+
+# The content-address contract, stated plainly: a JSON-text attribute is decoded whole by msgspec; a
+# message list gives one item per element, anything else one item of the value as it came; a body is
+# the value's JSON with sorted keys (json.dumps for what msgspec cannot encode), its hash the 128-bit
+# BLAKE2b of the body's UTF-8. Stored content is addressed by these: they must never change.
+def _address(value: Any) -> tuple[str, str]:
+    try:
+        body = msgspec.json.encode(value, order="sorted").decode()
+    except (TypeError, msgspec.EncodeError, UnicodeDecodeError):
+        body = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.blake2b(body.encode(), digest_size=16).hexdigest(), body
+
+
+def _decoded(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("[", "{"):
+        try:
+            return msgspec.json.decode(value)
+        except msgspec.DecodeError:
+            return value
+    return value
+
+
+def _reference_split(attrs: dict[str, Any]) -> tuple[dict[str, Any], list[Any], list[tuple[str, str]]]:
+    refs, pairs = [], []
+
+    def add(kind: str, source: str, value: Any) -> None:
+        pair = _address(value)
+        refs.append((kind, source, pair[0], len(pair[1])))
+        pairs.append(pair)
+
+    for key, kind in JSON_WHOLE_KEYS.items():
+        if key in attrs:
+            add(kind, key, _decoded(attrs[key]))
+    for key, kind in JSON_MESSAGE_KEYS.items():
+        if key in attrs:
+            value = _decoded(attrs[key])
+            for message in value if isinstance(value, list) else ():
+                add(kind, key, message)
+            if not isinstance(value, list):
+                add(f"{kind}_value", key, attrs[key])
+    for key, kind in VALUE_KEYS.items():
+        if key in attrs:
+            add(kind, key, attrs[key])
+    content = {*JSON_WHOLE_KEYS, *JSON_MESSAGE_KEYS, *VALUE_KEYS}
+    return {k: v for k, v in attrs.items() if k not in content}, refs, pairs
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(["é", "日本", "\u2028", "\x00", 'a\\b"c']),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=5), kids, max_size=4),
+    max_leaves=12,
+)
+_MESSAGES = st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "tool"]), "parts": _JSON}) | _JSON
+
+
+@st.composite
+def _element_text(draw: st.DrawFn, pool: list[str]) -> str:
+    """One array element as text: one sent before (so the memo sees it again), or a message written
+    any way JSON allows (separators, key order, escapes, NaN, whitespace), or text a decoder rejects."""
+    again: bool = draw(st.booleans())
+    if pool and again:
+        return draw(st.sampled_from(pool))
+    odd = ["1e999", "1E400", "-1e500", "01", "-", '"\\q"', '{"a": 1,}', "tru", '"\\ud800"', "nul"]
+    if draw(st.integers(0, 5)) == 0:
+        text = draw(st.sampled_from(odd))
+    else:
+        seps = draw(st.sampled_from([(",", ":"), (", ", ": "), (" ,", " :")]))
+        value = draw(_MESSAGES)
+        text = json.dumps(value, separators=seps, sort_keys=draw(st.booleans()), ensure_ascii=draw(st.booleans()))
+    text = draw(st.sampled_from(["", " ", "\n"])) + text + draw(st.sampled_from(["", " ", "\t"]))
+    pool.append(text)
+    return text
+
+
+@st.composite
+def _content_value(draw: st.DrawFn, pool: list[str]) -> Any:
+    texts = draw(st.lists(_element_text(pool), max_size=5))
+    text = draw(st.sampled_from(["[", " [", "{"])) + ",".join(texts) + draw(st.sampled_from(["]", "] ", "", "]x"]))
+    return draw(st.sampled_from([text, text, text, texts[0] if texts else "", json.dumps(texts)]) | _JSON)
+
+
+@st.composite
+def _spans_sharing_content(draw: st.DrawFn) -> list[dict[str, Any]]:
+    pool: list[str] = []
+    keys = st.sampled_from([*JSON_MESSAGE_KEYS, *JSON_WHOLE_KEYS, "input.value", "gen_ai.request.model"])
+    spans = [draw(st.dictionaries(keys, _content_value(pool), max_size=4)) for _ in range(draw(st.integers(1, 4)))]
+    return spans + draw(st.lists(st.sampled_from(spans), max_size=3))  # whole spans resent too
+
+
+def _memo_size() -> int:
+    memos: list[dict[Any, tuple[str, str]]] = [messages._WHOLE_MEMO, messages._MESSAGE_MEMO]
+    return sum(len(key) + len(pair[1]) for memo in memos for key, pair in memo.items())
+
+
+@settings(max_examples=200, deadline=None)
+@given(_spans_sharing_content(), st.sampled_from([None, 600, 0]))
+def test_content_hashes_and_bodies_are_the_content_address_contract(
+    spans: list[dict[str, Any]], budget: int | None
+) -> None:
+    # The default memo keeps what earlier examples put in it (so they hit); a small one clears every
+    # few entries, and 0 holds nothing: the results never depend on what the process saw before.
+    default = messages._MEMO_CHARS
+    if budget is not None:
+        messages._MEMO_CHARS = budget
+        messages._WHOLE_MEMO.clear()
+        messages._MESSAGE_MEMO.clear()
+        messages._memo_held = 0
+    try:
+        for attrs in spans:
+            assert split_hashed(dict(attrs)) == _reference_split(attrs)
+            split = split_content(attrs)
+            assert [(i.hash, i.body) for i in split.items] == _reference_split(attrs)[2]
+        if budget is not None:
+            assert messages._memo_held == _memo_size() <= budget
+    finally:
+        messages._MEMO_CHARS = default
