@@ -31,6 +31,10 @@ from llmscope_collector.storage.schema import (
 )
 
 SPANS = "read_parquet($glob, hive_partitioning = true, union_by_name = true)"
+# ... with each row's file and row number in it (`filename`, `file_row_number`)
+SPANS_LOCATED = (
+    "read_parquet($glob, hive_partitioning = true, union_by_name = true, filename = true, file_row_number = true)"
+)
 FILES = "read_parquet($files, hive_partitioning = true, union_by_name = true)"
 LLM_OPERATION_SET = frozenset(LLM_OPERATIONS)
 _LLM_LIST = ", ".join(f"'{op}'" for op in LLM_OPERATIONS)  # constants of storage.schema.LLM_OPERATIONS
@@ -140,15 +144,23 @@ def trace_row(columns: Sequence[Column]) -> str:
 
 
 def waterfall_spans(span_columns: Sequence[Column], many: bool = False) -> str:
-    """One trace's span rows for the waterfall (or, `many`, those of the traces `$trace_ids`): the columns it
-    reads or copies, content refs' kinds and sizes."""
-    traces = "trace_id IN (SELECT unnest($trace_ids::VARCHAR[]))" if many else "trace_id = $trace_id"
-    return f"""
+    """One trace's span rows for the waterfall: the columns it reads or copies, and where each row is (its
+    file and row number, with `content_bytes`, null without content) for `query.content_kinds` to read the
+    refs' kinds and sizes; `many`: the rows of the traces `$trace_ids`, with those kinds and sizes read here
+    (a page of traces reads most of its row groups' refs)."""
+    if many:
+        return f"""
 SELECT {", ".join(["project", *waterfall_names(span_columns)])},
        list_transform(content_refs, lambda r: {{'kind': r.kind, 'bytes': r.bytes}}) AS content
 FROM {SPANS}
-WHERE {traces} AND date >= $from_date AND date <= $to_date
-ORDER BY {"trace_id, " if many else ""}start_ns, span_id
+WHERE trace_id IN (SELECT unnest($trace_ids::VARCHAR[])) AND date >= $from_date AND date <= $to_date
+ORDER BY trace_id, start_ns, span_id
+"""  # noqa: S608 - derived from the declared columns, values are bound
+    return f"""
+SELECT {", ".join(["project", *waterfall_names(span_columns)])}, content_bytes, filename, file_row_number
+FROM {SPANS_LOCATED}
+WHERE trace_id = $trace_id AND date >= $from_date AND date <= $to_date
+ORDER BY start_ns, span_id
 """  # noqa: S608 - derived from the declared columns, values are bound
 
 

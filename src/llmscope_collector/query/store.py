@@ -23,6 +23,7 @@ import msgspec
 import pyarrow as pa
 
 from llmscope_collector.query import rollups, sessions, sql
+from llmscope_collector.query.content_kinds import ContentKinds
 from llmscope_collector.query.db import Database, bind
 from llmscope_collector.query.filters import (
     SCORE_SORT,
@@ -132,6 +133,7 @@ class TraceStore:
         # cache spares each lookup the parse of its files' footers (a day's file at 10M spans: 21 row groups,
         # a 160 kB footer, ~3 ms of the waterfall's CPU).
         self._lookups = Database(threads=1, memory_limit="256MB", spill_dir=data_dir / SPILL_DIR, footer_cache=True)
+        self._content_kinds = ContentKinds()
         self._index = SummaryIndex(data_dir, self._db)
         self._partials = CostPartials(data_dir, self._db, self._index)
         self._idle_ns = int(trace_idle_s * 1e9)
@@ -213,7 +215,14 @@ class TraceStore:
         return waterfall
 
     def _trace_spans(self, project: str, trace_id: str, dates: dict[str, Any]) -> list[dict[str, Any]]:
-        rows = self.rows(project, sql.TRACE_SPANS, {"trace_id": trace_id, **dates}, point=True)
+        for attempt in range(_VANISHED_FILE_RETRIES + 1):
+            rows = self.rows(project, sql.TRACE_SPANS, {"trace_id": trace_id, **dates}, point=True)
+            try:
+                self._content_kinds.fill(rows)
+                break
+            except FileNotFoundError:  # compacted away since DuckDB read it: the rows are in its replacement
+                if attempt == _VANISHED_FILE_RETRIES:
+                    raise
         return [r for r in rows if r["trace_id"] == trace_id]
 
     @staticmethod
