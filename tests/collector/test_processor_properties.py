@@ -22,7 +22,7 @@ from genai_prices.types import ModelPrice, StartDateConstraint
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from llmscope_collector.processors import normalize
+from llmscope_collector.processors import limits, normalize
 from llmscope_collector.processors.cost import PriceBook, Usage4, UserPrice, sanitize_usage
 from llmscope_collector.processors.limits import (
     DROPPED_ATTRIBUTES,
@@ -35,6 +35,8 @@ from llmscope_collector.processors.limits import (
     UNKNOWN_STATUS,
     SpanLimits,
     apply_span_limits,
+    limit_span,
+    within_limits,
 )
 from llmscope_collector.processors.normalize import canonical_genai
 
@@ -282,6 +284,58 @@ def test_limits_cut_drop_and_mark_exactly_what_is_over(
     assert out.get(UNKNOWN_KIND) == (None if 0 <= kind <= 5 else kind)
     assert out.get(UNKNOWN_STATUS) == (None if 0 <= status <= 2 else status)
     assert marked == {MARK_REASONS[m]: 1 for m in _MARKS if m in out}
+
+
+# Values whose JSON is long for their shape: escaped control characters, astral characters, the
+# longest floats and ints, nesting (what `within_limits` bounds instead of encoding).
+_JSON_HEAVY = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**63), 2**63 - 1) | st.sampled_from([-(2**63), 2**64]),
+        st.floats() | st.sampled_from([-2.2250738585072014e-308, -1.2345678901234567e-100, -1.2345678901234568e-05]),
+        st.text(alphabet=st.sampled_from('\x00\x1f"\\aé€😀\u2028'), max_size=6),
+        st.text(alphabet="\x00\x1f", min_size=1, max_size=12),  # 6 bytes a character, the most
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(alphabet="\x01aé😀", max_size=3), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_JSON_HEAVY)
+def test_the_json_bound_of_a_value_is_never_below_its_json(value: Any) -> None:
+    assert limits._json_bound(value) >= len(msgspec.json.encode(value))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    attrs=st.dictionaries(st.text(alphabet="aé😀", max_size=5), st.one_of(_LONG_VALUES, _JSON_HEAVY), max_size=5),
+    name=st.text(alphabet="aé😀", max_size=6),
+    span_limits=st.builds(
+        SpanLimits,
+        st.sampled_from([0, 2, 5]),
+        st.integers(0, 120),
+        st.just(0),
+        st.sampled_from([0, 1, 4, 8]),
+    ),
+    times=st.tuples(_TIMES, _TIMES),
+    kind=st.integers(-1, 7),
+    status=st.integers(-1, 4),
+)
+def test_a_span_within_the_limits_is_left_as_it_is(
+    attrs: dict[str, Any], name: str, span_limits: SpanLimits, times: tuple[int, int], kind: int, status: int
+) -> None:
+    """`within_limits` (what the decoders send with each span, so that `limit_span` skips its walk)
+    is only ever true of a span the exact path leaves alone: its JSON bound of arrays/maps is sound."""
+    marked: dict[str, int] = {}
+    fields = (times[0], times[1], kind, status, name, attrs)
+    exact = limit_span(*fields, span_limits, marked, within=False)
+    if within_limits(*fields, span_limits):
+        assert exact is attrs and marked == {}
+        assert limit_span(*fields, span_limits, marked) is attrs
 
 
 # --- pricing --------------------------------------------------------------------------------------

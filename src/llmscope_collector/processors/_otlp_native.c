@@ -423,6 +423,7 @@ static PyObject *base64_of(const uint8_t *data, size_t len) {
 
 typedef struct {
     int strindex;
+    Py_ssize_t value_limit, name_limit, max_attrs; /* SpanLimits (0: none), for span_within */
 } ctx_t;
 
 /* An AnyValue being built from one or more encoded occurrences (merged as protobuf merges them). */
@@ -617,13 +618,86 @@ error:
     return NULL;
 }
 
+/* ------------------------------------------------------------------ span limits: the usual span
+
+   Whether limits.limit_span leaves a span as it is (limits.within_limits, which the pure path runs:
+   the same rules, on the same values): sent here per span so that decode.py skips that check, the
+   part of limit_span that walks every attribute. */
+
+#define MAX_TIME_NS 0x7FFFFFFFFFFFFFFFull
+#define BOUND_CAP ((long long)1 << 60) /* limits._BOUND_CAP: a JSON bound saturates there (no sum overflows) */
+
+/* limits._over of a str: more than `limit` bytes in UTF-8 (the length alone decides, mostly). */
+static int str_over(PyObject *s, Py_ssize_t limit) {
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    if (n * 4 <= limit) return 0;
+    if (n > limit || PyUnicode_IS_ASCII(s)) return n > limit;
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    Py_ssize_t bytes = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        bytes += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+    }
+    return bytes > limit;
+}
+
+/* limits._json_bound: at least the length of the value's JSON (msgspec), from its shape alone. */
+static long long json_bound(PyObject *v) {
+    long long total;
+    if (PyUnicode_CheckExact(v)) return 2 + 6 * (long long)PyUnicode_GET_LENGTH(v);
+    if (v == Py_None) return 4;
+    if (PyBool_Check(v)) return 5;
+    if (PyFloat_CheckExact(v)) return 32;
+    if (PyLong_CheckExact(v)) {
+        int overflow;
+        (void)PyLong_AsLongLongAndOverflow(v, &overflow);
+        return overflow ? BOUND_CAP : 20;
+    }
+    if (PyList_CheckExact(v)) {
+        total = 2;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(v) && total < BOUND_CAP; i++)
+            total += json_bound(PyList_GET_ITEM(v, i)) + 1;
+        return total < BOUND_CAP ? total : BOUND_CAP;
+    }
+    if (PyDict_CheckExact(v)) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        total = 2;
+        while (total < BOUND_CAP && PyDict_Next(v, &pos, &key, &value))
+            total += json_bound(key) + 1 + json_bound(value) + 1;
+        return total < BOUND_CAP ? total : BOUND_CAP;
+    }
+    return BOUND_CAP;
+}
+
+static int span_within(const ctx_t *ctx, uint64_t start, uint64_t stop, int32_t kind, int32_t code, size_t name_len,
+                       PyObject *attrs) {
+    Py_ssize_t key_limit = ctx->name_limit, value_limit = ctx->value_limit;
+    if (start > stop || stop > MAX_TIME_NS || kind < 0 || kind > 5 || code < 0 || code > 2) return 0;
+    if (ctx->max_attrs != 0 && PyDict_GET_SIZE(attrs) > ctx->max_attrs) return 0;
+    if (key_limit != 0 && (key_limit < 0 || name_len > (size_t)key_limit)) return 0;
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(attrs, &pos, &key, &value)) {
+        if (key_limit != 0 && str_over(key, key_limit)) return 0;
+        if (value_limit == 0) continue;
+        if (PyUnicode_CheckExact(value)) {
+            if (str_over(value, value_limit)) return 0;
+        } else if (PyList_CheckExact(value) || PyDict_CheckExact(value)) {
+            if (json_bound(value) > value_limit) return 0;
+        }
+    }
+    return 1;
+}
+
 typedef struct {
     const uint8_t *data;
     size_t len;
 } slice_t;
 
 /* Span -> (trace_id, span_id, parent_span_id, trace_state, name, kind, start, end, status_code,
- *          status_message, attributes, events, events_sent, links) */
+ *          status_message, attributes, events, events_sent, links, within_limits) */
 static PyObject *build_span(const ctx_t *ctx, const uint8_t *p, const uint8_t *end, Py_ssize_t max_events) {
     slice_t trace = {0}, span = {0}, parent = {0}, state = {0}, name = {0}, message = {0};
     int32_t kind = 0, code = 0;
@@ -686,10 +760,11 @@ static PyObject *build_span(const ctx_t *ctx, const uint8_t *p, const uint8_t *e
                 break;
         }
     }
-    return Py_BuildValue("(NNNNNiNNiNNNnN)", bytes_of(trace.data, trace.len), bytes_of(span.data, span.len),
+    PyObject *within = span_within(ctx, start, stop, kind, code, name.len, attrs) ? Py_True : Py_False;
+    return Py_BuildValue("(NNNNNiNNiNNNnNO)", bytes_of(trace.data, trace.len), bytes_of(span.data, span.len),
                          bytes_of(parent.data, parent.len), str_of(state.data, state.len), str_of(name.data, name.len),
                          (int)kind, PyLong_FromUnsignedLongLong(start), PyLong_FromUnsignedLongLong(stop), (int)code,
-                         str_of(message.data, message.len), attrs, events, sent, links);
+                         str_of(message.data, message.len), attrs, events, sent, links, within);
 fail:
     malformed();
 error:
@@ -787,7 +862,11 @@ static PyObject *parse_request(PyObject *self, PyObject *args) {
     PyObject *payload, *carrier;
     Py_ssize_t max_events;
     int strindex;
-    if (!PyArg_ParseTuple(args, "SnUp:parse_request", &payload, &max_events, &carrier, &strindex)) return NULL;
+    ctx_t ctx;
+    if (!PyArg_ParseTuple(args, "SnUpnnn:parse_request", &payload, &max_events, &carrier, &strindex, &ctx.value_limit,
+                          &ctx.name_limit, &ctx.max_attrs))
+        return NULL;
+    ctx.strindex = strindex;
     const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(payload);
     const uint8_t *end = p + PyBytes_GET_SIZE(payload);
     int err = E_OK;
@@ -798,7 +877,6 @@ static PyObject *parse_request(PyObject *self, PyObject *args) {
         PyErr_SetString(DecodeError, error_text(err));
         return NULL;
     }
-    ctx_t ctx = {strindex};
     PyObject *out = PyList_New(0);
     if (out == NULL) return NULL;
     field_t f;
@@ -839,7 +917,8 @@ static PyObject *validate_only(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"parse_request", parse_request, METH_VARARGS,
-     "parse_request(payload: bytes, max_events: int, carrier_scope: str, strindex: bool) -> list of "
+     "parse_request(payload: bytes, max_events: int, carrier_scope: str, strindex: bool, max_value_bytes: int, "
+     "max_name_bytes: int, max_attributes: int) -> list of "
      "(resource_attributes, [(scope_name, scope_version, [span, ...]), ...]); see processors/native.py."},
     {"validate", validate_only, METH_VARARGS,
      "validate(payload: bytes, strindex: bool): the wire checks alone (GIL released); raises DecodeError."},

@@ -33,6 +33,7 @@ from llmscope_collector.processors.limits import (
     limit_events,
     limit_span,
     span_events,
+    within_limits,
 )
 from llmscope_collector.processors.messages import split_hashed
 from llmscope_collector.processors.native import ResourceParts, ScopeParts, SpanFields
@@ -163,21 +164,24 @@ def _span_fields(span: Any, limits: SpanLimits, all_events: bool) -> SpanFields:
         for link in span.links
     ]
     status = span.status
+    name, kind, start, end, code = span.name, span.kind, span.start_time_unix_nano, span.end_time_unix_nano, status.code
+    attrs = attributes_dict(span.attributes)
     return (
         span.trace_id,
         span.span_id,
         span.parent_span_id,
         span.trace_state,
-        span.name,
-        span.kind,
-        span.start_time_unix_nano,
-        span.end_time_unix_nano,
-        status.code,
+        name,
+        kind,
+        start,
+        end,
+        code,
         status.message,
-        attributes_dict(span.attributes),
+        attrs,
         events,
         len(sent),
         links,
+        within_limits(start, end, kind, code, name, attrs, limits),
     )
 
 
@@ -412,6 +416,7 @@ def _decode_span(
         events,
         sent,
         links,
+        within,
     ) = fields
     if len(trace_id) != 16 or len(span_id) != 8 or trace_id == _NO_TRACE or span_id == _NO_SPAN:
         batch.rejected += 1
@@ -422,7 +427,8 @@ def _decode_span(
     project, service_name, resource_json, scope_name, scope_version = context
     start, end = min(sent_start, MAX_TIME_NS), min(sent_end, MAX_TIME_NS)
     event_marks = limit_events(events, sent, limits) if sent else None
-    attrs = limit_span(sent_start, sent_end, kind, code, name, attrs, limits, batch.marked, event_marks)
+    if event_marks or not within:  # (the usual span is within them: `limit_span` would return it as it is)
+        attrs = limit_span(sent_start, sent_end, kind, code, name, attrs, limits, batch.marked, event_marks, within)
     genai = canonical_genai(attrs, events, start_ns=start, failed=code == _STATUS_ERROR)
     light, refs, items = split_hashed(attrs)
     if events:
@@ -432,7 +438,7 @@ def _decode_span(
         span_id.hex(),
         parent.hex() if parent and any(parent) else None,
         trace_state or None,
-        cut_name(name, limits),
+        name if within else cut_name(name, limits),
         _KINDS[kind] if 0 <= kind < len(_KINDS) else "UNSPECIFIED",
         start,
         end,

@@ -79,20 +79,14 @@ def limit_span(
     limits: SpanLimits,
     marked: Marks,
     event_marks: dict[str, Any] | None = None,
+    within: bool | None = None,
 ) -> dict[str, Any]:
-    """`apply_span_limits` of a span's fields as sent (times, kind, status code, name)."""
-    name_limit = limits.max_name_bytes
-    if (  # the usual span, nothing to change or mark: returned as it is
-        start <= end <= MAX_TIME_NS
-        and 0 <= kind <= _MAX_KIND
-        and 0 <= status <= _MAX_STATUS
-        and (not limits.max_attributes or len(attrs) <= limits.max_attributes)
-        and _none_over(attrs, limits.max_value_bytes, name_limit)
-        and (not name_limit or len(name) * 4 <= name_limit or not _over(name, name_limit))
-        and not event_marks
-    ):
-        return attrs
+    """`apply_span_limits` of a span's fields as sent (times, kind, status code, name); `within` is
+    `within_limits` of them when the caller has it (both decoders send it with each span)."""
+    if not event_marks and (within_limits(start, end, kind, status, name, attrs, limits) if within is None else within):
+        return attrs  # the usual span, nothing to change or mark: returned as it is
     marks = dict(event_marks or {})
+    name_limit = limits.max_name_bytes
     if name_limit:
         if _over(name, name_limit):
             marks[TRUNCATED_NAME] = True
@@ -101,6 +95,27 @@ def limit_span(
             marks[TRUNCATED_KEYS] = marks.get(TRUNCATED_KEYS, 0) + keys
             attrs = {cut_name(key, limits): value for key, value in attrs.items()}
     return _limited(limits, start, end, kind, status, attrs, marks, marked)
+
+
+def within_limits(
+    start: int, end: int, kind: int, status: int, name: str, attrs: dict[str, Any], limits: SpanLimits
+) -> bool:
+    """Whether `limit_span` returns a span's attributes as they are, with no mark (its events aside).
+
+    This is the check that walks every attribute, so the decoders make it while they read a span and
+    send the answer with it: the native one in C (`span_within` in `_otlp_native.c`, the same rules
+    on the same values: tests/collector/test_native_decode.py), the pure one here. An array or map
+    value counts by `_json_bound`, not its JSON's length (which C would have to encode as msgspec
+    does): one over the bound but not the limit is left as it is by `limit_span`'s exact path."""
+    name_limit = limits.max_name_bytes
+    return (
+        start <= end <= MAX_TIME_NS
+        and 0 <= kind <= _MAX_KIND
+        and 0 <= status <= _MAX_STATUS
+        and (not limits.max_attributes or len(attrs) <= limits.max_attributes)
+        and (not name_limit or not _over(name, name_limit))
+        and _sizes_within(attrs, limits.max_value_bytes, name_limit)
+    )
 
 
 def span_name(span: Any, limits: SpanLimits) -> str:
@@ -144,9 +159,9 @@ def limit_events(events: list[dict[str, Any]], sent: int, limits: SpanLimits) ->
     return marks
 
 
-def _none_over(attrs: dict[str, Any], value_limit: int, key_limit: int) -> bool:
-    """No value over `value_limit` bytes and no key over `key_limit` (0: no limit), in one pass with
-    `_over`'s common answers inline: the lengths alone decide for the usual attribute."""
+def _sizes_within(attrs: dict[str, Any], value_limit: int, key_limit: int) -> bool:
+    """No key over `key_limit` bytes, no value over `value_limit` (arrays/maps: by `_json_bound`; 0: no
+    limit), in one pass with `_over`'s common answers inline: the lengths alone decide, mostly."""
     key_quarter = key_limit >> 2 if key_limit else sys.maxsize  # len * 4 <= limit: a character is <= 4 bytes
     if not value_limit:
         return all(len(key) <= key_quarter or not _over(key, key_limit) for key in attrs)
@@ -154,12 +169,44 @@ def _none_over(attrs: dict[str, Any], value_limit: int, key_limit: int) -> bool:
     for key, value in attrs.items():
         if len(key) > key_quarter and _over(key, key_limit):
             return False
-        if type(value) is str:
+        value_type = type(value)
+        if value_type is str:
             if len(value) > quarter and _over(value, value_limit):
                 return False
-        elif type(value) not in _NEVER_OVER and _over(value, value_limit):
+        elif value_type is list or value_type is dict:
+            if _json_bound(value) > value_limit:
+                return False
+        elif value_type not in _NEVER_OVER and _over(value, value_limit):  # (a subclass: not from a decoder)
             return False
     return True
+
+
+_BOUND_CAP = 2**60  # where `_json_bound` saturates, as its C twin (`json_bound`) must, short of overflowing
+
+
+def _json_bound(value: Any) -> int:
+    """At least the length of `value`'s JSON as msgspec writes it, from its shape alone (no encoding,
+    so that C computes the same): a character at most 6 bytes (`\\u001f`; msgspec writes non-ASCII
+    as UTF-8, <= 4), an int64 20, a float 32 (msgspec's shortest repr: <= 24), a separator per item.
+    A type it does not know (or an int beyond 64 bits) is `_BOUND_CAP`: over any limit."""
+    value_type = type(value)
+    if value_type is str:
+        return 2 + 6 * len(value)
+    if value is None:
+        return 4
+    if value_type is bool:
+        return 5
+    if value_type is float:
+        return 32
+    if value_type is int:
+        return 20 if -(2**63) <= value < 2**63 else _BOUND_CAP
+    if value_type is list:
+        total = 2 + sum(_json_bound(item) + 1 for item in value)
+    elif value_type is dict:
+        total = 2 + sum(_json_bound(key) + _json_bound(item) + 2 for key, item in value.items())
+    else:
+        return _BOUND_CAP
+    return min(total, _BOUND_CAP)
 
 
 def _limited(

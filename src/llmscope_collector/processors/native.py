@@ -6,10 +6,12 @@ normalizes, limits, splits and prices (those rules exist once, in Python):
     [(resource_attributes, [(scope_name, scope_version, [SpanFields, ...]), ...]), ...]
 
 `SpanFields` is `(trace_id, span_id, parent_span_id, trace_state, name, kind, start_ns, end_ns,
-status_code, status_message, attributes, events, events_sent, links)`: ids as sent (bytes), times
-as sent (unsigned), attributes by OTel's AnyValue rules (`decode.attributes_dict`), events as
-`{"time_ns", "name", "attributes"}` dicts (the first `max_events` of `events_sent`; all of them on
-the scores carrier scope), links as `{"trace_id", "span_id", "attributes"}` with hex ids.
+status_code, status_message, attributes, events, events_sent, links, within_limits)`: ids as sent
+(bytes), times as sent (unsigned), attributes by OTel's AnyValue rules (`decode.attributes_dict`),
+events as `{"time_ns", "name", "attributes"}` dicts (the first `max_events` of `events_sent`; all of
+them on the scores carrier scope), links as `{"trace_id", "span_id", "attributes"}` with hex ids,
+`within_limits` as `limits.within_limits` answers for the span (made while its attributes are at
+hand, so that `decode.py` skips the per-attribute walk of `limit_span` for the usual span).
 
 The native decoder checks the whole wire format with the GIL released, as upb checks it (same
 accepted/refused bytes: tests/collector/test_native_decode.py), then builds the values with no
@@ -30,7 +32,7 @@ from llmscope_collector.processors.limits import SpanLimits
 from llmscope_collector.processors.scores import CARRIER_SCOPE
 
 SpanFields = tuple[
-    bytes, bytes, bytes, str, str, int, int, int, int, str, dict[str, Any], list[dict[str, Any]], int, list[Any]
+    bytes, bytes, bytes, str, str, int, int, int, int, str, dict[str, Any], list[dict[str, Any]], int, list[Any], bool
 ]
 ScopeParts = tuple[str, str, list[SpanFields]]
 ResourceParts = tuple[dict[str, Any], list[ScopeParts]]
@@ -63,7 +65,15 @@ def parse_request(payload: bytes, limits: SpanLimits) -> list[ResourceParts]:
     """The request's values (module docstring); raises protobuf's `DecodeError` for bytes upb refuses."""
     assert _native is not None, UNAVAILABLE
     try:
-        parts: list[ResourceParts] = _native.parse_request(bytes(payload), limits.max_events, CARRIER_SCOPE, _STRINDEX)
+        parts: list[ResourceParts] = _native.parse_request(
+            bytes(payload),
+            limits.max_events,
+            CARRIER_SCOPE,
+            _STRINDEX,
+            limits.max_value_bytes,
+            limits.max_name_bytes,
+            limits.max_attributes,
+        )
     except _native.DecodeError as exc:
         raise DecodeError(f"Error parsing message with type '{_REQUEST_TYPE}': {exc}") from None
     return parts
