@@ -212,9 +212,11 @@ def decode_stages(protos: list[bytes], fresh: list[list[bytes]], n: int, repeat:
             lambda: [native.parse_request(p, limits) for p in protos], n, repeat
         )
     fields = _fields(protos)
-    limited = [lim.limit_span(f[6], f[7], f[5], f[8], f[4], f[10], limits, {}, None) for f in fields]
-    out["span limits (limit_span)"] = _best(
-        lambda: [lim.limit_span(f[6], f[7], f[5], f[8], f[4], f[10], limits, {}, None) for f in fields], n, repeat
+    limited = [lim.limit_span(f[6], f[7], f[5], f[8], f[4], f[10], limits, {}, None, f[14]) for f in fields]
+    out["span limits (limit_span, given within)"] = _best(  # (the decoders send `within_limits` per span)
+        lambda: [lim.limit_span(f[6], f[7], f[5], f[8], f[4], f[10], limits, {}, None, f[14]) for f in fields],
+        n,
+        repeat,
     )
     out["normalize (canonical_genai)"] = _best(
         lambda: [

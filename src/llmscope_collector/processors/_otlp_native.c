@@ -38,7 +38,7 @@ typedef struct {
 
 static PyObject *DecodeError;
 static PyObject *s_time_ns, *s_name, *s_attributes, *s_trace_id, *s_span_id, *s_empty_str, *s_infinity, *s_neg_infinity,
-    *s_nan, *s_empty_bytes;
+    *s_nan;
 
 /* ------------------------------------------------------------------ schema (opentelemetry-proto) */
 
@@ -371,14 +371,6 @@ static PyObject *str_of(const uint8_t *data, size_t len) {
     return PyUnicode_DecodeUTF8((const char *)data, (Py_ssize_t)len, NULL);
 }
 
-static PyObject *bytes_of(const uint8_t *data, size_t len) {
-    if (len == 0) {
-        Py_INCREF(s_empty_bytes);
-        return s_empty_bytes;
-    }
-    return PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
-}
-
 static PyObject *hex_of(const uint8_t *data, size_t len) {
     static const char digits[] = "0123456789abcdef";
     PyObject *out = PyUnicode_New((Py_ssize_t)(2 * len), 127);
@@ -696,8 +688,15 @@ typedef struct {
     size_t len;
 } slice_t;
 
+/* A parent span id: None when not sent or all zero (a root span), else hex. */
+static PyObject *parent_of(const uint8_t *data, size_t len) {
+    for (size_t i = 0; i < len; i++)
+        if (data[i]) return hex_of(data, len);
+    Py_RETURN_NONE;
+}
+
 /* Span -> (trace_id, span_id, parent_span_id, trace_state, name, kind, start, end, status_code,
- *          status_message, attributes, events, events_sent, links, within_limits) */
+ *          status_message, attributes, events, events_sent, links, within_limits); ids in hex */
 static PyObject *build_span(const ctx_t *ctx, const uint8_t *p, const uint8_t *end, Py_ssize_t max_events) {
     slice_t trace = {0}, span = {0}, parent = {0}, state = {0}, name = {0}, message = {0};
     int32_t kind = 0, code = 0;
@@ -761,8 +760,8 @@ static PyObject *build_span(const ctx_t *ctx, const uint8_t *p, const uint8_t *e
         }
     }
     PyObject *within = span_within(ctx, start, stop, kind, code, name.len, attrs) ? Py_True : Py_False;
-    return Py_BuildValue("(NNNNNiNNiNNNnNO)", bytes_of(trace.data, trace.len), bytes_of(span.data, span.len),
-                         bytes_of(parent.data, parent.len), str_of(state.data, state.len), str_of(name.data, name.len),
+    return Py_BuildValue("(NNNNNiNNiNNNnNO)", hex_of(trace.data, trace.len), hex_of(span.data, span.len),
+                         parent_of(parent.data, parent.len), str_of(state.data, state.len), str_of(name.data, name.len),
                          (int)kind, PyLong_FromUnsignedLongLong(start), PyLong_FromUnsignedLongLong(stop), (int)code,
                          str_of(message.data, message.len), attrs, events, sent, links, within);
 fail:
@@ -943,9 +942,8 @@ PyMODINIT_FUNC PyInit__otlp_native(void) {
     s_infinity = PyUnicode_InternFromString("Infinity");
     s_neg_infinity = PyUnicode_InternFromString("-Infinity");
     s_nan = PyUnicode_InternFromString("NaN");
-    s_empty_bytes = PyBytes_FromStringAndSize("", 0);
     if (!s_time_ns || !s_name || !s_attributes || !s_trace_id || !s_span_id || !s_empty_str || !s_infinity ||
-        !s_neg_infinity || !s_nan || !s_empty_bytes)
+        !s_neg_infinity || !s_nan)
         return NULL;
     return m;
 }

@@ -166,10 +166,11 @@ def _span_fields(span: Any, limits: SpanLimits, all_events: bool) -> SpanFields:
     status = span.status
     name, kind, start, end, code = span.name, span.kind, span.start_time_unix_nano, span.end_time_unix_nano, status.code
     attrs = attributes_dict(span.attributes)
+    parent = span.parent_span_id
     return (
-        span.trace_id,
-        span.span_id,
-        span.parent_span_id,
+        span.trace_id.hex(),
+        span.span_id.hex(),
+        parent.hex() if any(parent) else None,
         span.trace_state,
         name,
         kind,
@@ -388,7 +389,7 @@ def _content_table(per_span: list[list[tuple[str, str]]]) -> pa.Table:
     )
 
 
-_NO_TRACE, _NO_SPAN = bytes(16), bytes(8)
+_NO_TRACE, _NO_SPAN = bytes(16).hex(), bytes(8).hex()
 _Context = tuple[str, str | None, str | None, str | None, str | None]
 """(project, service_name, resource_attributes, scope_name, scope_version): the same for a scope's spans."""
 
@@ -418,7 +419,7 @@ def _decode_span(
         links,
         within,
     ) = fields
-    if len(trace_id) != 16 or len(span_id) != 8 or trace_id == _NO_TRACE or span_id == _NO_SPAN:
+    if len(trace_id) != 32 or len(span_id) != 16 or trace_id == _NO_TRACE or span_id == _NO_SPAN:  # (hex)
         batch.rejected += 1
         if len(batch.errors) < 5:
             name = cut_name(name, limits)
@@ -432,11 +433,11 @@ def _decode_span(
     genai = canonical_genai(attrs, events, start_ns=start, failed=code == _STATUS_ERROR)
     light, refs, items = split_hashed(attrs)
     if events:
-        _span_scores(scores, project, events, (trace_id.hex(), span_id.hex(), genai.get("session_id")))
+        _span_scores(scores, project, events, (trace_id, span_id, genai.get("session_id")))
     row = (
-        trace_id.hex(),
-        span_id.hex(),
-        parent.hex() if parent and any(parent) else None,
+        trace_id,
+        span_id,
+        parent,
         trace_state or None,
         name if within else cut_name(name, limits),
         _KINDS[kind] if 0 <= kind < len(_KINDS) else "UNSPECIFIED",

@@ -6,8 +6,9 @@ normalizes, limits, splits and prices (those rules exist once, in Python):
     [(resource_attributes, [(scope_name, scope_version, [SpanFields, ...]), ...]), ...]
 
 `SpanFields` is `(trace_id, span_id, parent_span_id, trace_state, name, kind, start_ns, end_ns,
-status_code, status_message, attributes, events, events_sent, links, within_limits)`: ids as sent
-(bytes), times as sent (unsigned), attributes by OTel's AnyValue rules (`decode.attributes_dict`),
+status_code, status_message, attributes, events, events_sent, links, within_limits)`: ids as sent,
+in hex (whatever their length; the parent None when not sent or all zero), times as sent
+(unsigned), attributes by OTel's AnyValue rules (`decode.attributes_dict`),
 events as `{"time_ns", "name", "attributes"}` dicts (the first `max_events` of `events_sent`; all of
 them on the scores carrier scope), links as `{"trace_id", "span_id", "attributes"}` with hex ids,
 `within_limits` as `limits.within_limits` answers for the span (made while its attributes are at
@@ -32,7 +33,7 @@ from llmscope_collector.processors.limits import SpanLimits
 from llmscope_collector.processors.scores import CARRIER_SCOPE
 
 SpanFields = tuple[
-    bytes, bytes, bytes, str, str, int, int, int, int, str, dict[str, Any], list[dict[str, Any]], int, list[Any], bool
+    str, str, str | None, str, str, int, int, int, int, str, dict[str, Any], list[dict[str, Any]], int, list[Any], bool
 ]
 ScopeParts = tuple[str, str, list[SpanFields]]
 ResourceParts = tuple[dict[str, Any], list[ScopeParts]]
