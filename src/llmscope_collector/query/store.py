@@ -223,6 +223,7 @@ class TraceStore:
             except FileNotFoundError:  # compacted away since DuckDB read it: the rows are in its replacement
                 if attempt == _VANISHED_FILE_RETRIES:
                     raise
+        rows.sort(key=lambda r: (r["start_ns"], r["span_id"]))  # (sql.TRACE_SPANS leaves the order to us)
         return [r for r in rows if r["trace_id"] == trace_id]
 
     @staticmethod
