@@ -44,11 +44,16 @@ _STRINDEX = "string_value_strindex" in AnyValue.DESCRIPTOR.fields_by_name
 _REQUEST_TYPE = "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest"
 
 
+_FORMAT = 2  # the shape of the C `parse_request`'s arguments and values this module expects
+
+
 def _load() -> tuple[ModuleType | None, str]:
     try:
         from llmscope_collector.processors import _otlp_native  # type: ignore[attr-defined]  # (C, optional)
     except ImportError as exc:
         return None, f"the C extension is not built ({exc})"
+    if getattr(_otlp_native, "FORMAT", 1) != _FORMAT:  # a tree's build left from an older _otlp_native.c
+        return None, "the C extension is stale (built from an older _otlp_native.c): rebuild it"
     return _otlp_native, ""
 
 
