@@ -3,7 +3,8 @@
 The trace list shows, like Langfuse's Input/Output columns, one line of what went in and what came
 out: the first line of the last user message of the trace's earliest-starting LLM call, and the first
 line of the answer of its latest-ending one. The decode workers, which hold each span's content items,
-compute every LLM span's two candidate lines (`preview_candidates`); they travel beside the spans
+pick per trace the spans whose lines can be shown (by the cheap keys: which sides a span has items of,
+its times) and read only those spans' lines (`preview_candidates`); they travel beside the spans
 (`DecodedPart.previews`) and the stitcher, on the writer's single thread, only picks per trace delta
 the earliest input and latest output (`trace_previews`: Arrow, no JSON); the query side merges deltas
 by the declared `arg_min`/`arg_max` rules (`storage.schema`), so a trace whose calls arrive in several
@@ -30,8 +31,8 @@ PREVIEW_CHARS = 200
 ELLIPSIS = "…"
 
 _LLM = frozenset(LLM_OPERATIONS)
-_INPUT_KINDS = ("input", "input_value")
-_OUTPUT_KINDS = ("output", "output_value")
+_INPUTS: Final = frozenset(("input", "input_value"))
+_OUTPUTS: Final = frozenset(("output", "output_value"))
 _decode = msgspec.json.Decoder()
 # Provider request/response shapes an opaque `input.value`/`output.value` may hold.
 _MESSAGE_LISTS = ("messages", "input", "contents")
@@ -45,9 +46,11 @@ PREVIEW_FIELDS = pa.schema(
         ("preview_output_ns", pa.int64()),
     ]
 )
-# One row per LLM span with content items of either side: `row`, its position in the decoded part's spans
-# (the writer keeps a candidate with its span: `DecodedPart.previews`), its trace and times, and each
-# side's `span_previews` text (null: no item of that side; "": items that say nothing).
+# A trace's picks among a decoded part's LLM spans with content (`preview_candidates`: the earliest with
+# input items, the latest with output items; one row when the same span): `row`, its position in the
+# part's spans (the writer keeps a candidate with its span: `DecodedPart.previews`), its trace and times,
+# and the `span_previews` text of the side it is picked for (null: not picked for that side; "": items
+# that say nothing).
 PREVIEW_CANDIDATES = pa.schema(
     [
         ("row", pa.int32()),
@@ -190,20 +193,23 @@ def span_previews(items: Iterable[tuple[str, str, str]], memo: UserLines) -> tup
     side whose items say nothing (the span is still the one its trace's pick may choose: the trace then
     shows no preview for that side), else the text.
 
-    Run in the decode workers for every LLM span with content; equal to `input_preview`/`output_preview`
-    of the decoded bodies (what the trace list showed when the writer decoded the chosen spans' bodies).
-    `memo` keeps what a chat history's messages say across the calls that resend them."""
-    inputs: list[tuple[str, str, str]] = []
-    outputs: list[tuple[str, str, str]] = []
-    for item in items:
-        kind = item[0]
-        if kind == "input" or kind == "input_value":
-            inputs.append(item)
-        elif kind == "output" or kind == "output_value":
-            outputs.append(item)
-    said_in = (_input_text(inputs, memo) or "") if inputs else None
-    said_out = (_output_text(outputs) or "") if outputs else None
-    return said_in, said_out
+    Equal to `input_preview`/`output_preview` of the decoded bodies (what the trace list showed when the
+    writer decoded the chosen spans' bodies). `memo` keeps what a chat history's messages say across the
+    calls that resend them."""
+    listed = list(items)
+    return _said_in(listed, memo), _said_out(listed)
+
+
+def _said_in(items: list[tuple[str, str, str]], memo: UserLines) -> str | None:
+    """`span_previews`' input side: None without an input item, "" when they say nothing."""
+    inputs = [item for item in items if item[0] in _INPUTS]
+    return (_input_text(inputs, memo) or "") if inputs else None
+
+
+def _said_out(items: list[tuple[str, str, str]]) -> str | None:
+    """`span_previews`' output side: None without an output item, "" when they say nothing."""
+    outputs = [item for item in items if item[0] in _OUTPUTS]
+    return (_output_text(outputs) or "") if outputs else None
 
 
 def _input_text(items: list[tuple[str, str, str]], memo: UserLines) -> str | None:
@@ -256,25 +262,108 @@ def preview_candidates(
     refs: Sequence[Sequence[tuple[Any, ...]] | None],
     items: Sequence[Sequence[tuple[str, str]]],
 ) -> pa.Table | None:
-    """The `PREVIEW_CANDIDATES` of a partition's decoded rows (column lists: each row's content refs
-    `(kind, ...)` and its items `(hash, body)`, in the same order), one per LLM row with content of either
-    side; None when there is none. Built where the rows are decoded, so the writer only picks."""
-    columns: dict[str, list[Any]] = {name: [] for name in PREVIEW_CANDIDATES.names}
-    rows, traces, starts, ends = columns["row"], columns["trace_id"], columns["start_ns"], columns["end_ns"]
-    inputs, outputs = columns["input"], columns["output"]
+    """The `PREVIEW_CANDIDATES` of a part's decoded rows (column lists: each row's content refs `(kind,
+    ...)` and its items `(hash, body)`, in the same order): per trace, only its picks (`_picks`), each with
+    the text of the side it is picked for (null on the other); None when there is none.
+
+    The writer's pick (`trace_previews`) keeps per trace the earliest input and the latest output of
+    all its candidates: a row that loses to another row of its part loses in every delta, so only the
+    picks' lines are read (one or two calls a trace, not each of an agent's calls; 2.7 LLM calls a
+    trace in the ingest bench). Built where the rows are decoded, so the writer only picks; when it
+    drops a picked span (a retry) it asks `kept_candidates` for the kept spans' picks."""
+    asked, answered = _picks(trace_ids, start_ns, end_ns, operations, refs)
+    if not asked and not answered:
+        return None
+    rows = sorted({*asked.values(), *answered.values()})
+    inputs: list[str | None] = []
+    outputs: list[str | None] = []
     memo: UserLines = {}
+    for row in rows:
+        trace = trace_ids[row]
+        span = [(ref[0], item[0], item[1]) for ref, item in zip(refs[row] or (), items[row], strict=True)]
+        inputs.append(_said_in(span, memo) if asked.get(trace) == row else None)
+        outputs.append(_said_out(span) if answered.get(trace) == row else None)
+    columns = (
+        rows,
+        [trace_ids[row] for row in rows],
+        [start_ns[row] for row in rows],
+        [end_ns[row] for row in rows],
+        inputs,
+        outputs,
+    )
+    return pa.Table.from_arrays(
+        [pa.array(c, f.type) for c, f in zip(columns, PREVIEW_CANDIDATES, strict=True)], schema=PREVIEW_CANDIDATES
+    )
+
+
+def _picks(
+    trace_ids: Sequence[str],
+    start_ns: Sequence[int],
+    end_ns: Sequence[int],
+    operations: Sequence[str | None],
+    refs: Sequence[Sequence[tuple[Any, ...]] | None],
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Per trace, the row `trace_previews` picks among these rows' candidates for each side, by the
+    cheap keys alone (the kinds of a row's items, its times): the earliest-starting LLM row with an
+    input item, the latest-ending one with an output item. Ties as in a span file's order (the writer
+    sorts the candidates as its rows: by trace and start, stably): the earlier start, then the first row."""
+    asked: dict[str, int] = {}
+    answered: dict[str, int] = {}
     for row, span_refs in enumerate(refs):
-        if span_refs and operations[row] in _LLM:
-            pairs = zip(span_refs, items[row], strict=True)
-            said_in, said_out = span_previews([(ref[0], item[0], item[1]) for ref, item in pairs], memo)
-            if said_in is not None or said_out is not None:
-                rows.append(row)
-                traces.append(trace_ids[row])
-                starts.append(start_ns[row])
-                ends.append(end_ns[row])
-                inputs.append(said_in)
-                outputs.append(said_out)
-    return pa.Table.from_pydict(columns, schema=PREVIEW_CANDIDATES) if rows else None
+        if not span_refs or operations[row] not in _LLM:
+            continue
+        kinds = {ref[0] for ref in span_refs}
+        trace = trace_ids[row]
+        if not kinds.isdisjoint(_INPUTS):
+            best = asked.get(trace)
+            if best is None or start_ns[row] < start_ns[best]:
+                asked[trace] = row
+        if not kinds.isdisjoint(_OUTPUTS):
+            best = answered.get(trace)
+            if (
+                best is None
+                or end_ns[row] > end_ns[best]
+                or (end_ns[row] == end_ns[best] and start_ns[row] < start_ns[best])
+            ):
+                answered[trace] = row
+    return asked, answered
+
+
+def stored_candidates(spans: pa.Table, content: pa.Table | None) -> pa.Table | None:
+    """`preview_candidates` of stored span rows (`SPAN_SCHEMA`: their `content_refs`) from the bodies
+    `content` holds (`CONTENT_ITEM_SCHEMA`; a ref without its body there counts as no item); `row` is a
+    row's position in `spans`."""
+    if content is None or not content.num_rows:
+        return None
+    bodies = dict(zip(content.column("hash").to_pylist(), content.column("body").to_pylist(), strict=True))
+    refs = [
+        None if not row else [(r["kind"], r["hash"]) for r in row if r["hash"] in bodies]
+        for row in spans.column("content_refs").to_pylist()
+    ]
+    items = [[(ref[1], bodies[ref[1]]) for ref in row or ()] for row in refs]
+    column = spans.column
+    return preview_candidates(
+        column("trace_id").to_pylist(),
+        column("start_ns").to_pylist(),
+        column("end_ns").to_pylist(),
+        column("operation").to_pylist(),
+        refs,
+        items,
+    )
+
+
+def kept_candidates(candidates: pa.Table, keep: Sequence[bool], spans: pa.Table, content: pa.Table) -> pa.Table | None:
+    """The candidates of a part's spans that `keep` keeps (`spans`: those rows, `content`: the part's
+    items), for the writer, which drops a retried span (same ids as one it holds: the first copy is
+    stored, even when the copy says something else).
+
+    A part's candidates are its traces' picks: while every picked span is kept they are the kept spans'
+    picks too; when one is dropped the trace's pick among the kept spans may be another span, whose text
+    was not read, so the kept spans' candidates are made again from their content (their `row`: positions
+    in `spans`). Rare: a client's retry resends a whole request, which is dropped whole."""
+    if pc.all(pc.take(pa.array(keep, pa.bool_()), candidates.column("row"))).as_py():
+        return candidates
+    return stored_candidates(spans, content)
 
 
 def trace_previews(candidates: pa.Table | None, trace_ids: pa.ChunkedArray | pa.Array) -> dict[str, Any]:

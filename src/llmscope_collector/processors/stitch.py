@@ -40,8 +40,8 @@ from typing import Any, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from llmscope_collector.processors.previews import trace_previews
-from llmscope_collector.storage.batch import PartitionKey
+from llmscope_collector.processors.previews import kept_candidates, trace_previews
+from llmscope_collector.storage.batch import DecodedPart, PartitionKey
 from llmscope_collector.storage.layout import LLM_DUPS_DIR, SPANS_DIR, TRACES_DIR, wal_range_of
 from llmscope_collector.storage.schema import (
     COST_TYPE,
@@ -239,6 +239,11 @@ class Stitcher:
             if key in with_usage or _written_child_with_usage(traces[trace_ids[i]], span_ids[i]):
                 found.add(i)
         return found
+
+    def kept_previews(self, part: DecodedPart, keep: list[bool], spans: pa.Table) -> pa.Table | None:
+        """The preview candidates of the spans `keep` keeps of `part` (`spans`: those): a part's candidates
+        are its traces' picks, made again when a picked span is dropped (`previews.kept_candidates`)."""
+        return None if part.previews is None else kept_candidates(part.previews, keep, spans, part.content)
 
     def after_write(
         self, key: PartitionKey, spans: pa.Table, wal_start: int, wal_end: int, previews: pa.Table | None = None

@@ -21,9 +21,10 @@ class DecodedPart:
     `content` the captured content items (`CONTENT_ITEM_SCHEMA`, one row per distinct hash);
     `unstorable` rows Arrow could not hold, as JSON lines for the quarantine (never silently lost);
     `scores` the scores of the partition (`SCORE_SCHEMA`), when the request carried any;
-    `previews` what the rows' content says for the trace list (`processors.previews`), when any row has
-    some: made where the content is decoded, handed to the flush hook with the rows. Its `row` column is
-    a row's position in `spans` (the writer keeps a preview row only with its span), its `trace_id` and
+    `previews` what the rows' content says for the trace list (`processors.previews`: per trace, the rows
+    whose lines it can show), when any row has some: made where the content is decoded, handed to the
+    flush hook with the rows. Its `row` column is a row's position in `spans` (a writer that drops rows
+    asks the hook for the kept rows' previews: `FlushHook.kept_previews`), its `trace_id` and
     `start_ns` those of the row (the writer orders them as the span file's rows).
     """
 

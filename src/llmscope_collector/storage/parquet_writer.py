@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from llmscope_collector.storage.batch import DecodedBatch, DecodedPart, PartitionKey
 from llmscope_collector.storage.content import ContentStore, ForgetContent
@@ -42,7 +41,8 @@ class FlushHook(Protocol):
 
     `before_write` gets a partition's rows before its span file and returns them with `llm_dup`
     set; `after_write` follows a durable span file (with its rows' `DecodedPart.previews`, in the order of
-    the file's rows);
+    the file's rows); `kept_previews` gives them for the spans `keep` keeps of a part (`spans`: those),
+    when the writer drops retried ones;
     `after_flush` ends the flush; `repair` gets, at start, the stored WAL ranges replay will skip.
     """
 
@@ -51,6 +51,8 @@ class FlushHook(Protocol):
     def after_write(
         self, key: PartitionKey, spans: pa.Table, wal_start: int, wal_end: int, previews: pa.Table | None = None
     ) -> None: ...
+
+    def kept_previews(self, part: DecodedPart, keep: list[bool], spans: pa.Table) -> pa.Table | None: ...
 
     def after_flush(self, wal_start: int, wal_end: int) -> None: ...
 
@@ -166,8 +168,10 @@ class ParquetSpanWriter:
         buffer.spans.append(spans)
         buffer.content.append(part.content)
         size = spans.nbytes + part.content.nbytes
-        if part.previews is not None and part.previews.num_rows:
-            previews = part.previews if kept == len(keys) else _with_kept_spans(part.previews, keep)
+        previews = None  # only the hook reads them
+        if self._hook is not None and part.previews is not None and part.previews.num_rows:
+            previews = part.previews if kept == len(keys) else self._hook.kept_previews(part, keep, spans)
+        if previews is not None and previews.num_rows:
             buffer.previews.append(previews)
             size += previews.nbytes
         buffer.rows += kept
@@ -243,11 +247,6 @@ class ParquetSpanWriter:
             os.fsync(fh.fileno())
         self.rows_quarantined += len(lines)
         log.error("%d span(s) could not be stored; kept in %s", len(lines), directory)
-
-
-def _with_kept_spans(previews: pa.Table, keep: list[bool]) -> pa.Table:
-    """The preview rows of the spans `keep` keeps (by their `row` column: a span's position in its part)."""
-    return previews.filter(pc.take(pa.array(keep, pa.bool_()), previews.column("row")))
 
 
 def _span_keys(project: str, spans: pa.Table) -> list[bytes]:

@@ -22,11 +22,15 @@ from llmscope_collector.processors.cost import PriceBook
 from llmscope_collector.processors.decode import decode_bytes
 from llmscope_collector.processors.messages import split_content
 from llmscope_collector.processors.previews import (
+    PREVIEW_CANDIDATES,
     PREVIEW_CHARS,
     first_line,
     input_preview,
+    kept_candidates,
     output_preview,
     span_previews,
+    stored_candidates,
+    trace_previews,
 )
 from llmscope_collector.processors.stitch import Stitcher, trace_deltas
 from llmscope_collector.storage.content_items import dumps
@@ -34,7 +38,6 @@ from llmscope_collector.storage.dedupe import RecentSpanIds
 from llmscope_collector.storage.parquet_writer import ParquetSpanWriter
 from llmscope_collector.storage.schema import LLM_OPERATIONS, SPAN_SCHEMA
 from tests import otlp_factory
-from tests.collector.model.content_previews import candidates
 from tests.otlp_strategies import otlp_llm_requests
 
 _PRICES = PriceBook()
@@ -139,7 +142,7 @@ def test_deltas_take_the_first_call_s_question_and_the_last_call_s_answer_from_c
         _span("bare", 10, 990, None),  # an LLM call without captured content
     ]
     spans = pa.Table.from_pylist(rows, schema=SPAN_SCHEMA)
-    (row,) = trace_deltas(spans, [], candidates(spans, content)).to_pylist()
+    (row,) = trace_deltas(spans, [], stored_candidates(spans, content)).to_pylist()
     assert (row["preview_input"], row["preview_input_ns"]) == ("first question", 100)
     assert (row["preview_output"], row["preview_output_ns"]) == ("second answer", 900)
     (without,) = trace_deltas(spans, [], None).to_pylist()
@@ -218,30 +221,120 @@ def test_a_span_s_candidates_are_the_previews_of_its_decoded_items(items: list[t
 # --- from the decode workers through the writer to the trace deltas --------------------------------
 
 
+def _reference(
+    trace_ids: list[str], starts: list[int], ends: list[int], operations: list[Any], spans: Any
+) -> list[Any]:
+    """Every LLM row's candidate, each side read from its decoded bodies (`spans`: a row's `(kind, stored
+    body)` items), the pick left to `trace_previews`: what the workers sent before they picked."""
+    out = []
+    for row, items in enumerate(spans):
+        if not items or operations[row] not in LLM_OPERATIONS:
+            continue
+        decoded = [(kind, _decoded(body)) for kind, body in items]
+        inputs = [item for item in decoded if item[0] in ("input", "input_value")]
+        outputs = [item for item in decoded if item[0] in ("output", "output_value")]
+        said_in = (input_preview(inputs) or "") if inputs else None
+        said_out = (output_preview(outputs) or "") if outputs else None
+        if said_in is not None or said_out is not None:
+            out.append((row, trace_ids[row], starts[row], ends[row], said_in, said_out))
+    return out
+
+
+def _shown(parts: list[pa.Table | None]) -> dict[str, Any]:
+    """The previews a delta of these parts' candidates shows, as the writer hands them to the stitcher
+    (in a span file's order: by trace and start, stably)."""
+    kept = [part for part in parts if part is not None and part.num_rows]
+    if not kept:
+        return {}
+    candidates = pa.concat_tables(kept).sort_by([("trace_id", "ascending"), ("start_ns", "ascending")])
+    traces = pa.array(sorted(set(candidates.column("trace_id").to_pylist())), pa.string())
+    shown = trace_previews(candidates, traces)
+    return {name: column.to_pylist() for name, column in shown.items()} | {"trace_id": traces.to_pylist()}
+
+
+def _table(rows: list[Any]) -> pa.Table:
+    return pa.Table.from_pylist([dict(zip(PREVIEW_CANDIDATES.names, r, strict=True)) for r in rows], PREVIEW_CANDIDATES)
+
+
+@st.composite
+def _part(draw: st.DrawFn) -> tuple[list[dict[str, Any]], pa.Table, list[bool]]:
+    """A decoded part's rows (a few calls of three traces, at times that tie and cross, each with items of
+    any kind, often ending with a question and an answer of its own, so that a wrong pick shows; stored
+    bodies keyed by themselves), its content, and which rows the writer keeps."""
+    rows, bodies = [], {}
+    for i in range(draw(st.integers(1, 10))):
+        start = draw(st.integers(0, 2))
+        items = draw(st.one_of(st.just([]), _spans_items))
+        if draw(st.booleans()):
+            items = [*items, ("input", _otel("user", f"question {i}")), ("output", _otel("assistant", f"answer {i}"))]
+        stored = [(kind, dumps(value)) for kind, value in items]
+        bodies.update((body, body) for _, body in stored)
+        row: dict[str, Any] = dict.fromkeys(SPAN_SCHEMA.names)
+        row.update(
+            trace_id=draw(st.sampled_from(["a", "b", "c"])),
+            span_id=f"s{i}",
+            start_ns=start,
+            end_ns=start + draw(st.integers(0, 2)),
+            operation=draw(st.sampled_from(["chat", "text_completion", "execute_tool", None])),
+            content_refs=[{"kind": k, "source": "", "hash": b, "bytes": len(b)} for k, b in stored] or None,
+        )
+        rows.append(row)
+    content = pa.table({"hash": list(bodies), "body": list(bodies.values())})
+    return rows, content, draw(st.lists(st.booleans(), min_size=len(rows), max_size=len(rows)))
+
+
+@settings(max_examples=300)
+@given(st.lists(_part(), min_size=1, max_size=3), st.booleans())
+def test_the_picked_candidates_show_what_every_call_s_candidate_showed(parts: list[Any], by_trace: bool) -> None:
+    """The workers read the lines of each trace's picks only; the previews a delta shows are those of
+    every LLM call's candidate (read from its decoded bodies), whichever spans the writer then drops:
+    single retried spans (the kept spans' picks made again: `kept_candidates`) or whole traces (a
+    deletion's filter, which keeps the other traces' picks as they are)."""
+    got, expected = [], []
+    for rows, content, keep in parts:
+        if by_trace:  # a deletion drops whole traces
+            gone = {r["trace_id"] for r, k in zip(rows, keep, strict=True) if not k}
+            keep = [r["trace_id"] not in gone for r in rows]
+        spans = pa.Table.from_pylist(rows, schema=SPAN_SCHEMA)
+        picks = stored_candidates(spans, content)
+        assert _shown([picks]) == _shown([_reference_of(rows)])  # the part as the workers send it
+        kept = spans.filter(pa.array(keep, pa.bool_()))
+        if picks is not None and not all(keep):
+            mask = pa.array(keep, pa.bool_()).take(picks.column("row"))
+            picks = picks.filter(mask) if by_trace else kept_candidates(picks, keep, kept, content)
+        got.append(picks)
+        expected.append(_reference_of([r for r, k in zip(rows, keep, strict=True) if k]))
+    assert _shown(got) == _shown(expected)
+
+
+def _reference_of(rows: list[dict[str, Any]]) -> pa.Table:
+    """`_reference` of `_part` rows (their bodies are their keys)."""
+    items = [[(ref["kind"], ref["hash"]) for ref in r["content_refs"] or ()] for r in rows]
+    columns = [[r[name] for r in rows] for name in ("trace_id", "start_ns", "end_ns", "operation")]
+    return _table(_reference(*columns, items))
+
+
 @settings(max_examples=60)
 @given(otlp_llm_requests())
-def test_a_decoded_part_carries_the_candidates_of_its_stored_rows(request: ExportTraceServiceRequest) -> None:
-    """What the workers send beside the spans (also through the pool's pickling) is, row by row, the
-    previews of the stored rows' decoded content (each LLM row with content; a chat's messages, repeated
-    across its calls, read once per request)."""
+def test_a_decoded_part_carries_the_picks_of_its_stored_rows(request: ExportTraceServiceRequest) -> None:
+    """What the workers send beside the spans (also through the pool's pickling) shows what every stored
+    LLM row's candidate (the previews of its decoded content) shows, and each pick's side says what
+    that row's content says."""
     batch = decode_bytes(request.SerializeToString(), "p", _PRICES, native=False)
     for part in batch.partitions.values():
         content = part.content.to_pydict()
         bodies = dict(zip(content["hash"], content["body"], strict=True))
-        expected = []
-        for row, span in enumerate(part.spans.to_pylist()):
-            if not span["content_refs"] or span["operation"] not in LLM_OPERATIONS:
-                continue
-            decoded = [(ref["kind"], _decoded(bodies[ref["hash"]])) for ref in span["content_refs"]]
-            inputs = [item for item in decoded if item[0] in ("input", "input_value")]
-            outputs = [item for item in decoded if item[0] in ("output", "output_value")]
-            said_in = (input_preview(inputs) or "") if inputs else None
-            said_out = (output_preview(outputs) or "") if outputs else None
-            if said_in is not None or said_out is not None:
-                fields = {"row": row, **{k: span[k] for k in ("trace_id", "start_ns", "end_ns")}}
-                expected.append({**fields, "input": said_in, "output": said_out})
+        spans = part.spans.to_pydict()
+        items = [[(ref["kind"], bodies[ref["hash"]]) for ref in refs or ()] for refs in spans["content_refs"]]
+        columns = [spans[name] for name in ("trace_id", "start_ns", "end_ns", "operation")]
+        expected = _reference(*columns, items)
         got = part.previews
-        assert (got.to_pylist() if got is not None else []) == expected
+        assert _shown([got]) == _shown([_table(expected)])
+        by_row = {r[0]: r for r in expected}
+        for pick in got.to_pylist() if got is not None else []:
+            _, trace, start, end, said_in, said_out = by_row[pick["row"]]
+            assert (pick["trace_id"], pick["start_ns"], pick["end_ns"]) == (trace, start, end)
+            assert pick["input"] in (None, said_in) and pick["output"] in (None, said_out)
         sent = pickle.loads(pickle.dumps(part))
         assert (sent.previews and sent.previews.to_pylist()) == (got and got.to_pylist())
 

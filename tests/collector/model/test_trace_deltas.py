@@ -15,9 +15,9 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llmscope_collector.processors.previews import stored_candidates
 from llmscope_collector.processors.stitch import trace_deltas
 from llmscope_collector.storage.schema import SPAN_SCHEMA
-from tests.collector.model.content_previews import candidates
 
 _LLM = {"chat", "text_completion", "generate_content", "embeddings"}
 _TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
@@ -98,14 +98,18 @@ def _line(text: str | None) -> str | None:
 
 def _model_previews(rows: list[dict[str, Any]], out: dict[str, dict[str, Any]]) -> None:
     """Input: the earliest-starting LLM row with input content; output: the latest-ending one with output
-    content (ties: the first row); each row's own text's first line, or none."""
-    for side, time, better in (("input", "start_ns", lambda a, b: a < b), ("output", "end_ns", lambda a, b: a > b)):
+    content (ties as in a span file, whose rows are sorted by start: the earlier start, then the first
+    row); each row's own text's first line, or none."""
+    for side, time, rank in (
+        ("input", "start_ns", lambda r: r["start_ns"]),
+        ("output", "end_ns", lambda r: (-r["end_ns"], r["start_ns"])),
+    ):
         chosen: dict[str, dict[str, Any]] = {}
         for r in rows:
             if r["operation"] not in _LLM or r[f"_{side}"] is None:
                 continue
             best = chosen.get(r["trace_id"])
-            if best is None or better(r[time], best[time]):
+            if best is None or rank(r) < rank(best):
                 chosen[r["trace_id"]] = r
         for trace_id, r in chosen.items():
             line = _line(r[f"_{side}"])
@@ -179,7 +183,7 @@ def _rows(draw: st.DrawFn) -> list[dict[str, Any]]:
 def test_vectorized_deltas_equal_the_row_by_row_model(rows: list[dict[str, Any]]) -> None:
     content = _content(rows)
     table = pa.Table.from_pylist(rows, schema=SPAN_SCHEMA)
-    got = {r.pop("trace_id"): r for r in trace_deltas(table, [], candidates(table, content)).to_pylist()}
+    got = {r.pop("trace_id"): r for r in trace_deltas(table, [], stored_candidates(table, content)).to_pylist()}
     expected = _model(rows)
     assert list(got) == sorted(expected)  # one row per trace, sorted by trace id
     for trace_id, want in expected.items():
