@@ -22,8 +22,8 @@ from genai_prices.types import ModelPrice, StartDateConstraint
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from llmscope_collector.processors import limits, normalize
-from llmscope_collector.processors.cost import PriceBook, Usage4, UserPrice, sanitize_usage
+from llmscope_collector.processors import limits, normalize, pricing
+from llmscope_collector.processors.cost import PriceBook, Usage4, UserPrice, sanitize_usage, sanitized_counts
 from llmscope_collector.processors.limits import (
     DROPPED_ATTRIBUTES,
     END_BEFORE_START,
@@ -451,6 +451,71 @@ def test_user_prices_are_tokens_times_their_rates(
     cost_in += (write_rate or zero) * usage.cache_write
     assert (cost.input, cost.output) == (_q(cost_in / 10**6), _q(output_rate * usage.output / 10**6))
     assert cost.total == cost.input + cost.output + _q(per_request) and cost.source == "user:my-*"
+
+
+# A partition's rows as `price_rows` reads them: models with fixed prices (most calls), dated prices, unknown
+# and routed ones, and rows without one; drawn from a few per partition, so that rows repeat them.
+_ROW_MODELS = st.sampled_from(
+    [
+        (None, None),
+        ("openai", ""),
+        ("openai", "no-such-model-x"),
+        (None, "openai/gpt-4o-mini"),
+        ("openai", "gpt-4o-mini-2024-07-18"),
+        ("openai", "gpt-4o"),
+        ("anthropic", "claude-3-5-haiku-20241022"),
+        ("anthropic", "claude-sonnet-4-5-20250929"),
+        *((p.id, m.id) for p, m in _MODELS[::7]),
+    ]
+)
+
+
+@st.composite
+def _priced_rows(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Rows drawing their models and providers from a few per partition (so the rows repeat them)."""
+    pool = draw(st.lists(_ROW_MODELS, min_size=1, max_size=3))
+    models = st.sampled_from([m for _, m in pool])
+    providers = st.sampled_from([p for p, _ in pool])
+    row = st.fixed_dictionaries(
+        {
+            "operation": st.sampled_from(["chat", "text_completion", "embeddings", "execute_tool", None]),
+            "provider": providers,
+            "response_model": models,
+            "request_model": models,
+            **{name: st.one_of(st.none(), st.integers(-5, 3_000_000)) for name in pricing._USAGE},
+            "start_ns": st.one_of(
+                st.integers(19_000 * _DAY_NS, 21_000 * _DAY_NS), st.sampled_from([0, 2**63 - 1, 20_000 * _DAY_NS])
+            ),
+            "status_code": st.sampled_from(["UNSET", "OK", "ERROR"]),
+            "reported_cost_usd": st.one_of(st.none(), st.decimals(0, 5, places=12)),
+        }
+    )
+    return draw(st.lists(row, min_size=1, max_size=12))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_priced_rows())
+def test_price_rows_prices_each_row_as_the_price_book_prices_one_call(rows: list[dict[str, Any]]) -> None:
+    """`price_rows` looks a model's fixed rates up once per partition (`fixed_rates`, then `rated_row` per row):
+    every row gets what `cost_row` (the general path, dated and user prices included) gives that call alone."""
+    book, reference = PriceBook(), PriceBook()
+    cols: dict[str, list[Any]] = {name: [row[name] for row in rows] for name in rows[0]}
+    cols.update({name: [None] * len(rows) for name in pricing.COST_FIELDS})
+    pricing.price_rows(cols, book)
+    for i, row in enumerate(rows):
+        got = tuple(cols[name][i] for name in pricing.COST_FIELDS)
+        if row["operation"] not in normalize.LLM_OPERATIONS:
+            assert got == (None,) * 5
+            continue
+        counts = [row[name] for name in pricing._USAGE]
+        usage = None if all(c is None for c in counts) else sanitized_counts(*counts)
+        models = (row["response_model"], row["request_model"])
+        error = row["status_code"] == "ERROR"
+        want = reference.cost_row(row["provider"], models, row["start_ns"], usage, error=error) if any(models) else None
+        if want is None or not want[3]:  # a model the price source does not know: the reported cost, if any
+            reported = row["reported_cost_usd"]
+            want = (None, None, None, False, None) if reported is None else (reported, None, None, True, "reported")
+        assert got == want, (row, got, want)
 
 
 @settings(max_examples=100, deadline=None)

@@ -277,8 +277,7 @@ class PriceBook:
         try:
             rates = self._rates_of(model_price)
             if rates is not None:
-                cost_in, cost_out, per_request = rates.cost(*counts)
-                return _priced(cost_in, cost_out, priced.source, per_request)
+                return rated_row(rates, priced.source, counts)
             inp, out, read, write = counts
             calc = priced.model.calc_price(
                 Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=read, cache_write_tokens=write),
@@ -290,6 +289,24 @@ class PriceBook:
         return _priced(
             calc.input_price, calc.output_price, priced.source, calc.total_price - calc.input_price - calc.output_price
         )
+
+    def fixed_rates(self, provider: str | None, models: tuple[str | None, ...]) -> FixedRates | None:
+        """The rates and source `cost_row` prices any call of `models` by, whatever its start, when the price is
+        one `ModelPrice` (not dated); None when `cost_row` decides call by call. Found once per batch, so that
+        a row is priced by `rated_row` alone."""
+        for model in models:
+            if model:
+                priced = self._lookup(provider, model)
+                if priced is None:
+                    continue
+                if not isinstance(priced, _DbModel) or not isinstance(priced.model.prices, ModelPrice):
+                    return None
+                try:
+                    rates = self._rates_of(priced.model.prices)
+                except (ValueError, ArithmeticError):  # `cost_row` makes it UNKNOWN_ROW
+                    return None
+                return None if rates is None else (rates, priced.source)
+        return None
 
     def _dated_price(self, model: ModelInfo, start_ns: int) -> ModelPrice:
         """The model's conditional price in force at `start_ns`, cached per UTC day when only dates decide it."""
@@ -310,6 +327,15 @@ class PriceBook:
         if found is None or found[0] is not price:
             found = self._rates[id(price)] = (price, _Rates.of(price))
         return found[1]
+
+
+def rated_row(rates: _Rates, source: str, counts: Counts) -> CostRow:
+    """The cost of a call with `counts` at `rates` (from `source`), as `PriceBook.cost_row` gives it."""
+    try:
+        cost_in, cost_out, per_request = rates.cost(*counts)
+        return _priced(cost_in, cost_out, source, per_request)
+    except (ValueError, ArithmeticError):
+        return UNKNOWN_ROW
 
 
 def _when(start_ns: int) -> dt.datetime:
@@ -396,6 +422,10 @@ class _Rates:
         cost_in += calc_unit_price(self.cache_write, write, inp, 1_000_000)
         cost_out = calc_unit_price(self.output, out, inp, 1_000_000)
         return cost_in, cost_out, calc_unit_price(self.requests, 1, inp, 1000)
+
+
+FixedRates = tuple[_Rates, str]
+"""`PriceBook.fixed_rates`: the rates a model is priced by whenever called, and the price's source."""
 
 
 def _per_token(price: Decimal | None) -> Decimal | None:

@@ -383,9 +383,12 @@ def _storable(row: Columns) -> bool:
 
 
 def _content_table(per_span: list[list[tuple[str, str]]]) -> pa.Table:
-    items = dict(chain.from_iterable(per_span))  # one row per hash
+    """One row per hash. Hashes and bodies convert apart: chained into one conversion (as `_arrays_of_type`
+    does for the span columns) the bodies' bytes cost more than the call saved (2.0 → 1.3 µs per bench span)."""
+    items = dict(chain.from_iterable(per_span))
     return pa.Table.from_arrays(
-        _arrays_of_type([list(items), list(items.values())], pa.string()), schema=CONTENT_ITEM_SCHEMA
+        [pa.array(list(items), type=pa.string()), pa.array(list(items.values()), type=pa.string())],
+        schema=CONTENT_ITEM_SCHEMA,
     )
 
 
