@@ -109,6 +109,7 @@ _MESSAGE_MEMO: dict[bytes, Hashed] = {}
 _MEMO_CHARS = 4 << 20
 _memo_held = 0
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+_MEMO_MESSAGE_KEYS = frozenset(key for key, kind in _JSON_MESSAGE_KEYS.items() if kind == "input")
 
 
 def _remember(memo: dict[Any, Hashed], key: str | bytes, pair: Hashed) -> None:
@@ -402,8 +403,10 @@ def _message_items(refs: list[ContentRef], hashed: list[Hashed], kind: str, key:
     whole value. The common case, a JSON array as text, goes message by message through the memo:
     its raw elements cut out of the text without decoding them (`list[Raw]`), each looked up by its
     text and only decoded, encoded and hashed when new. Anything odd (an element the full decoder
-    rejects) falls back to decoding the whole value, which is what decides."""
-    if type(value) is str and value[:1] == "[":
+    rejects) falls back to decoding the whole value, which is what decides. Output messages skip
+    the memo: a response is new (its message comes back in the next call's input without the
+    `finish_reason`, so with other text), and looking it up would cost more than it ever saves."""
+    if key in _MEMO_MESSAGE_KEYS and type(value) is str and value[:1] == "[":
         try:
             raws = _RAW_LIST.decode(value)
         except msgspec.DecodeError:
