@@ -17,7 +17,15 @@ in every process (measured: `import pyarrow` 71 MB, then `pa.array([1])` 118 MB;
 process tree counts it once per decode worker too). Collector processes refuse that import, and
 numpy's too where pyarrow does not need it (pyarrow 16 and later; ~14 MB: pyarrow imports it when it
 is installed, and nothing in the collector uses it; `pip install 'llmscope[server]'` does not
-install it, so this is also how a server install runs).
+install it, so this is also how a server install runs). pyarrow's remote filesystems (S3, GCS, Azure,
+HDFS) are refused too: `pyarrow.parquet` imports `pyarrow.fs`, which loads each one it finds built
+(libarrow_s3 and the AWS SDK: ~6 MB resident in every process), and pyarrow treats a refused one as
+not built. The collector reads and writes local files through pyarrow; its bucket client is obstore.
+
+`import duckdb` costs ~33 MB resident (its library's pages touched by the module's registration), and
+eight query modules import it, while a collector that only ingests never queries. Collector processes
+defer it: `import duckdb` binds a stand-in that imports DuckDB at its first attribute access (the
+first connection, or an `except duckdb.Error` that is reached), and then is the module (`_Deferred`).
 
 Only processes started by `llmscope` call this: an application embedding the collector keeps its
 own allocator choices and its pandas.
@@ -30,9 +38,11 @@ import ctypes.util
 import importlib.abc
 import importlib.machinery
 import importlib.metadata
+import importlib.util
 import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -40,17 +50,25 @@ log = logging.getLogger(__name__)
 
 _M_ARENA_MAX = -8  # glibc <malloc.h>
 _ARENAS = 2
+# pyarrow.fs imports each of these when built; the collector uses none (its bucket client is obstore).
+_ARROW_REMOTE_FILESYSTEMS = ("pyarrow._s3fs", "pyarrow._gcsfs", "pyarrow._azurefs", "pyarrow._hdfs")
+_DEFERRED = ("duckdb",)
 
 
 def tune_process_memory() -> None:
     """Arrow on the system allocator (its C++ code's own allocations too, where pyarrow is not loaded
-    yet), at most two glibc arenas, no pandas (nor numpy where pyarrow does without it); call before
-    starting threads and before the collector's modules are imported (some build Arrow values at
-    import). The environment variable is inherited by the decode workers this process starts."""
+    yet), at most two glibc arenas, no pandas (nor numpy where pyarrow does without it, nor pyarrow's
+    remote filesystems), DuckDB imported at first use; call before starting threads and before the
+    collector's modules are imported (some build Arrow values at import). The environment variable is
+    inherited by the decode workers this process starts."""
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     refuse_pandas()
     if _numpy_optional():
         _refuse("numpy")
+    for module in _ARROW_REMOTE_FILESYSTEMS:
+        _refuse(module)
+    for package in _DEFERRED:
+        defer_import(package)
     import pyarrow as pa  # here: after the environment and the refusals it must see
 
     pa.set_memory_pool(pa.system_memory_pool())
@@ -83,6 +101,66 @@ def _refuse(package: str) -> None:
     if package in sys.modules or any(isinstance(f, _Refuse) and f.package == package for f in sys.meta_path):
         return
     sys.meta_path.insert(0, _Refuse(package))
+
+
+def defer_import(package: str) -> None:
+    """From now on `import <package>` (not yet imported) binds a stand-in that imports it at first use."""
+    if package in sys.modules or any(isinstance(f, _Deferred) and f.package == package for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _Deferred(package))
+
+
+class _Deferred(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds `package` as a `_DeferredModule`, until the first attribute read imports the real one.
+
+    A stand-in rather than `importlib.util.LazyLoader`: on Python 3.11 the second `import` of a lazy
+    module reads its `__spec__` through the module, which loads it (eight modules import duckdb)."""
+
+    def __init__(self, package: str) -> None:
+        self.package = package
+        self._lock = threading.Lock()
+        self._module: ModuleType | None = None
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != self.package or self._module is not None:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
+        return _DeferredModule(spec.name, self)
+
+    def exec_module(self, module: ModuleType) -> None:
+        """Nothing to run: the real module runs when first used (`load`)."""
+        if isinstance(module, _DeferredModule):
+            module._llmscope_ready = True
+
+    def load(self, stand_in: ModuleType) -> ModuleType:
+        """The real module, imported once; the stand-in then holds its namespace (later reads are plain)."""
+        with self._lock:
+            if self._module is None:
+                if sys.modules.get(self.package) is stand_in:
+                    del sys.modules[self.package]
+                if self in sys.meta_path:
+                    sys.meta_path.remove(self)
+                self._module = importlib.import_module(self.package)
+                vars(stand_in).update(vars(self._module))
+            return self._module
+
+
+class _DeferredModule(ModuleType):
+    """What `import <package>` binds before the package is used: any attribute it lacks imports it."""
+
+    def __init__(self, name: str, finder: _Deferred) -> None:
+        super().__init__(name)
+        self._llmscope_deferred = finder
+        self._llmscope_ready = False  # the import system sets the module up first (it probes `__path__`)
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("_llmscope_") or not self._llmscope_ready:
+            raise AttributeError(name)
+        return getattr(self._llmscope_deferred.load(self), name)
 
 
 def _numpy_optional() -> bool:

@@ -1,5 +1,6 @@
 """Collector processes keep pandas out (pyarrow would import it, ~47 MB, to recognize pandas objects),
-numpy too where pyarrow does without it, and put Arrow's C++ allocations on the system allocator."""
+numpy too where pyarrow does without it, and pyarrow's remote filesystems; they put Arrow's C++
+allocations on the system allocator and import DuckDB at its first use."""
 
 from __future__ import annotations
 
@@ -68,3 +69,38 @@ def test_collector_process_runs_arrow_without_numpy_and_on_the_system_allocator(
         """
     )
     assert out == "system system [(6,)] 3 True"
+
+
+def test_a_collector_process_answers_health_without_loading_duckdb_and_loads_it_for_a_query() -> None:
+    """`llmscope serve` starts and counts its spans for `/health` (file footers) without DuckDB's ~33 MB;
+    the first query imports it behind the modules' `import duckdb`, exceptions included."""
+    out = _run(
+        """
+        import json, sys, tempfile, urllib.request
+        from pathlib import Path
+        from llmscope_collector.process_memory import tune_process_memory
+        tune_process_memory()
+        import duckdb, pyarrow as pa, pyarrow.parquet as pq
+        from llmscope_collector.server import EmbeddedServer
+        from llmscope_collector.settings import Settings
+        data = Path(tempfile.mkdtemp())
+        for day, rows in (("2026-01-02", 3), ("2026-01-03", 4)):
+            part = data / "spans" / "project=default" / f"date={day}"
+            part.mkdir(parents=True)
+            pq.write_table(pa.table({"trace_id": ["t"] * rows}), part / "flush.parquet")
+        settings = Settings(
+            data_dir=data, otlp_grpc_port=0, otlp_http_port=0, api_port=0, auth="off", compaction_interval_s=0
+        )
+        with EmbeddedServer(settings) as server:
+            with urllib.request.urlopen(server.api_url + "/health", timeout=60) as response:
+                health = json.loads(response.read())
+            before = "_duckdb" in sys.modules
+            try:
+                duckdb.connect().execute("SELECT * FROM no_such_table")
+            except duckdb.CatalogException:
+                caught = True
+        s3 = "pyarrow._s3fs" in sys.modules
+        print(health["status"], health["spans"], before, "_duckdb" in sys.modules, caught, s3)
+        """
+    )
+    assert out == "ok 7 False True True False"

@@ -52,10 +52,19 @@ class Database:
         self._threads = int(threads)
         self._memory_limit = memory_limit
         self._spill_dir = spill_dir
-        self._footer_cache = footer_cache and _bounded_object_cache()
+        self._footer_cache = footer_cache
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._closed = False
         self._lock = threading.Lock()
+        self._setup: list[str] = []
+
+    def on_open(self, statements: list[str]) -> None:
+        """Run `statements` (the tables an owner of this database reads) when it opens, or now if open:
+        creating them in the constructor would open every instance at start."""
+        with self._lock:
+            self._setup.extend(statements)
+            if self._conn is not None:
+                _run(self._conn, statements)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
@@ -73,8 +82,9 @@ class Database:
         conn.execute("SET memory_limit = ?", [self._memory_limit])
         if self._spill_dir is not None:  # else DuckDB spills big sorts into `.tmp` of the working directory
             conn.execute("SET temp_directory = ?", [str(self._spill_dir)])
-        if self._footer_cache:
+        if self._footer_cache and _bounded_object_cache():  # here: reading duckdb.__version__ imports DuckDB
             conn.execute("SET GLOBAL parquet_metadata_cache = true")
+        _run(conn, self._setup)
         return conn
 
     def close(self) -> None:
@@ -82,3 +92,12 @@ class Database:
             self._closed = True
             if self._conn is not None:
                 self._conn.close()
+
+
+def _run(conn: duckdb.DuckDBPyConnection, statements: list[str]) -> None:
+    cur = conn.cursor()
+    try:
+        for statement in statements:
+            cur.execute(statement)
+    finally:
+        cur.close()

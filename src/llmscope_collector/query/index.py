@@ -103,14 +103,7 @@ class SummaryIndex:
         self._files = {name: DatasetFiles(data_dir / name) for name in (TRACES_DIR, LLM_DUPS_DIR)}
         self._loaded: dict[str, set[str]] = {name: set() for name in self._files}
         self.full_reloads = 0
-        cur = db.cursor()
-        try:
-            cur.execute(sql.CREATE_TRACES)
-            cur.execute(sql.INDEX_TRACES)
-            cur.execute(sql.CREATE_LLM_DUPS)
-            cur.execute(sql.CREATE_SESSIONS)
-        finally:
-            cur.close()
+        db.on_open([sql.CREATE_TRACES, sql.INDEX_TRACES, sql.CREATE_LLM_DUPS, sql.CREATE_SESSIONS])
 
     def refresh(self) -> None:
         """Bring the tables up to date with the files on disk."""

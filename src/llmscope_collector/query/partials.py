@@ -109,11 +109,7 @@ class CostPartials:
         self._loaded: set[str] = set()
         self._dups: dict[tuple[str, str], frozenset[str]] = {}
         self.files_summed = 0
-        cur = db.cursor()
-        try:
-            cur.execute(sql.CREATE_PARTIALS)
-        finally:
-            cur.close()
+        db.on_open([sql.CREATE_PARTIALS])
 
     def refresh(self) -> None:
         """Bring the partials (and the summary index they depend on) up to date with the files on disk."""

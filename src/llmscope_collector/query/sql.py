@@ -425,9 +425,8 @@ CONTENT_BODIES = f"SELECT DISTINCT ON (hash) hash, body FROM {SPANS} WHERE list_
 LATE_DUP = "SELECT count(*) AS n FROM llm_dups WHERE project = $project AND trace_id = $trace_id AND span_id = $span_id"
 
 COUNTS = f"SELECT count(*) AS spans, count(DISTINCT trace_id) AS traces FROM {SPANS}"  # noqa: S608
-# The span count alone from the files' footers (no row read): what /health reports by default, since
+# /health counts spans alone from the files' footers by default (query.span_rows, without DuckDB), since
 # counting distinct trace ids scans every span file (~1 s of CPU at 10M spans, for each probe).
-SPAN_ROWS = "SELECT coalesce(sum(num_rows), 0) AS spans FROM parquet_file_metadata($glob)"
 
 # ---------------------------------------------------------------------------------------------
 # Sessions (over the summary table)

@@ -55,6 +55,7 @@ from llmscope_collector.query.models import (
 )
 from llmscope_collector.query.partials import CostPartials
 from llmscope_collector.query.rows import money, reported_cost_differs, trace_summary
+from llmscope_collector.query.span_rows import SpanRows
 from llmscope_collector.query.waterfall import build_waterfall
 from llmscope_collector.storage.content_items import display_value, rehydrate_attributes
 from llmscope_collector.storage.layout import (
@@ -137,6 +138,7 @@ class TraceStore:
         self._index = SummaryIndex(data_dir, self._db)
         self._partials = CostPartials(data_dir, self._db, self._index)
         self._idle_ns = int(trace_idle_s * 1e9)
+        self._span_rows = SpanRows(data_dir)
         self.deletion_lock = threading.Lock()  # one deletion at a time per store (query.deletion)
 
     @property
@@ -374,10 +376,12 @@ class TraceStore:
         return {r["trace_id"]: list(r["keys"] or []) for r in rows}
 
     def counts(self, *, traces: bool = False) -> StoreCounts:
-        rows = self._rows(sql.COUNTS if traces else sql.SPAN_ROWS, {})
+        if not traces:  # what a probe asks: no DuckDB (query.span_rows)
+            return StoreCounts(spans=self._span_rows.total(), traces=None)
+        rows = self._rows(sql.COUNTS, {})
         if not rows:
-            return StoreCounts(spans=0, traces=0 if traces else None)
-        return StoreCounts(spans=int(rows[0]["spans"]), traces=int(rows[0]["traces"]) if traces else None)
+            return StoreCounts(spans=0, traces=0)
+        return StoreCounts(spans=int(rows[0]["spans"]), traces=int(rows[0]["traces"]))
 
     def rule_metrics(self, files: RuleMetrics) -> RuleMetrics:
         """The alert reader of the files is this engine's: the evaluator keeps its own bounded DuckDB."""
