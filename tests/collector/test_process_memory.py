@@ -104,3 +104,32 @@ def test_a_collector_process_answers_health_without_loading_duckdb_and_loads_it_
         """
     )
     assert out == "ok 7 False True True False"
+
+
+def test_a_decode_worker_is_tuned_before_it_loads_pyarrow() -> None:
+    """A worker's initializer module imports no pyarrow, so the worker refuses numpy (pyarrow >= 16 would
+    import it, ~14 MB a worker) and still decodes."""
+    pytest.importorskip("numpy")
+    out = _run(
+        """
+        import importlib, importlib.metadata
+        from llmscope_collector.process_memory import tune_process_memory
+        tune_process_memory()
+        from llmscope_collector.processors.decode_pool import DecodePool
+        from tests.collector.durability.helpers import payload
+        pool = DecodePool(1)
+        try:
+            try:
+                pool.offload(1 << 20, importlib.import_module, "numpy")
+                refused = False
+            except ModuleNotFoundError:
+                refused = True
+            batches = pool.decode([("default", payload([bytes([n]) * 8 for n in range(1, 4)]))] * 8)
+            in_worker = pool.running
+        finally:
+            pool.close()
+        optional = int(importlib.metadata.version("pyarrow").split(".")[0]) >= 16
+        print(refused or not optional, in_worker, [b.accepted for b in batches])
+        """
+    )
+    assert out == "True True [3, 3, 3, 3, 3, 3, 3, 3]"

@@ -15,15 +15,14 @@ import logging
 import multiprocessing
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import ParamSpec, TypeVar
 
-from llmscope_collector.process_memory import tune_process_memory
 from llmscope_collector.processors.cost import PriceBook
 from llmscope_collector.processors.decode import DecodedBatch, decode_bytes
+from llmscope_collector.processors.decode_worker import init_worker
 from llmscope_collector.processors.limits import DEFAULT_LIMITS, SpanLimits
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ class _WorkerContext:
     native: bool = True
 
 
-# A worker process belongs to one pool, hence one server: the initializer sets this once per worker.
+# A worker process belongs to one pool, hence one server: its initializer sets this once.
 _worker = _WorkerContext()
 
 
@@ -61,7 +60,7 @@ def decode_payload(
     native: bool | None = None,
 ) -> DecodedBatch:
     """Raw `ExportTraceServiceRequest` bytes → Arrow tables (runs in a worker process or inline);
-    without `prices`/`limits`/`native` (the wire decoder: processors/native.py), the worker's (`init_worker`)."""
+    without `prices`/`limits`/`native` (the wire decoder: processors/native.py), the worker's (`set_worker_context`)."""
     use_native = _worker.native if native is None else native
     return decode_bytes(payload, project, prices or _worker.prices, limits or _worker.limits, use_native)
 
@@ -81,30 +80,10 @@ def decode_payloads(items: Sequence[tuple[str, bytes]]) -> list[Decoded]:
     return out
 
 
-_PARENT_CHECK_S = 1.0
-
-
-def init_worker(
-    parent_pid: int, prices_file: str | None, limits: SpanLimits = DEFAULT_LIMITS, native: bool = True
-) -> None:
-    """Worker initializer: the collector's price book, span limits, wire decoder and allocator
-    settings, and exit when the collector is gone."""
+def set_worker_context(prices_file: str | None, limits: SpanLimits, native: bool) -> None:
+    """This worker's price book, span limits and wire decoder (its initializer: `decode_worker.init_worker`)."""
     global _worker
-    tune_process_memory()
     _worker = _WorkerContext(PriceBook.from_file(prices_file), limits, native)
-    exit_with_parent(parent_pid)
-
-
-def exit_with_parent(parent_pid: int) -> None:
-    """End this worker when the collector is gone, even after a SIGKILL (or the OOM killer), which
-    gives the pool no chance to shut its workers down."""
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(_PARENT_CHECK_S)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="llmscope-parent-watch", daemon=True).start()
 
 
 class DecodePool:
