@@ -20,6 +20,7 @@ from llmscope_collector.data_dir_lock import DataDirLock
 from llmscope_collector.file_modes import make_private, make_private_dir
 from llmscope_collector.ingest_status import IngestNotSettled, IngestStatus
 from llmscope_collector.metrics import IngestStatusCollector, Metrics
+from llmscope_collector.process_memory import release_free_memory
 from llmscope_collector.processors.decode import DecodedBatch
 from llmscope_collector.processors.decode_pool import DecodePool, PendingDecode
 from llmscope_collector.processors.native import UNAVAILABLE, decoder_name
@@ -77,7 +78,9 @@ class DecodeIntoParquet:
         return self.submit(records).consume()
 
     def flush(self, wal_start: int, wal_end: int) -> int:
-        return self._writer.flush(wal_start, wal_end)
+        written = self._writer.flush(wal_start, wal_end)
+        release_free_memory()  # the flush freed its spans' Arrow tables: give the pages back (process_memory)
+        return written
 
     @property
     def buffered_rows(self) -> int:

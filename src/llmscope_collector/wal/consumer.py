@@ -64,9 +64,13 @@ class ConsumerOptions:
     flush_rows: int = 10_000
     flush_bytes: int = 64 * 1024 * 1024  # a memory bound: 10,000 spans with large content are GBs
     flush_interval_s: float = 1.0
-    max_read_bytes: int = 8 * 1024 * 1024
+    # Reads being decoded while earlier ones are written, each of up to `max_read_bytes` of payload. What
+    # they hold is in memory at once: the payloads and, as they come back, the decoded batches (~1.3x the
+    # payload). 3 x 4 MiB keeps two decode workers busy (each read is 4 tasks of ~1 MiB); 3 x 8 MiB held
+    # ~20 MB more at the ingest bench's peak for the same throughput (docs/memory.md).
+    max_read_bytes: int = 4 * 1024 * 1024
     stop_timeout_s: float = 60.0
-    reads_in_flight: int = 3  # reads being decoded while earlier ones are written
+    reads_in_flight: int = 3
 
 
 @dataclasses.dataclass
