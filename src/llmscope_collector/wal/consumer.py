@@ -131,12 +131,15 @@ class WalConsumer:
             caught_up = read_nothing and not inflight
             if caught_up and not self.stats.replay_done and done >= self._replay_end:
                 self._replay_finished()
-            if self._flush_due(last_flush, caught_up):
+            # Read once, before the flush decision: a stop arriving between that decision and the exit
+            # check would otherwise end the loop with consumed records unflushed (they would replay).
+            stopping = caught_up and self._stopping_now()
+            if self._flush_due(last_flush, caught_up, stopping):
                 if done > start and not self._flush(start, done, records_since - _records(inflight)):
                     return
                 start, records_since, last_flush = done, _records(inflight), time.monotonic()
                 self._notify_committed()
-            if caught_up and self._stopping_now():
+            if stopping:
                 return
 
     def _drain(self, inflight: deque[tuple[list[WalRecord], SinkBatch, int]], done: int, *, wait: bool) -> int:
@@ -154,13 +157,15 @@ class WalConsumer:
                 return 0.0
         return max(0.0, last_flush + self._opts.flush_interval_s - time.monotonic())
 
-    def _flush_due(self, last_flush: float, caught_up: bool) -> bool:
-        if self._sink.buffered_rows >= self._opts.flush_rows or self._sink.buffered_bytes >= self._opts.flush_bytes:
+    def _flush_due(self, last_flush: float, caught_up: bool, stopping: bool) -> bool:
+        if stopping or self._sink.buffered_rows >= self._opts.flush_rows:
+            return True
+        if self._sink.buffered_bytes >= self._opts.flush_bytes:
             return True
         if time.monotonic() - last_flush >= self._opts.flush_interval_s:
             return True
         with self._cond:
-            return caught_up and (self._flush_wanted > 0 or self._stopping)
+            return caught_up and self._flush_wanted > 0
 
     def _stopping_now(self) -> bool:
         with self._cond:

@@ -133,3 +133,37 @@ def test_the_writer_counts_the_arrow_bytes_it_buffers_until_the_flush(tmp_path: 
     assert writer.buffered_bytes == held
     writer.flush(0, 2)
     assert writer.buffered_bytes == 0
+
+
+def test_a_stop_arriving_while_the_loop_decides_not_to_flush_still_flushes(tmp_path: Path) -> None:
+    """The consumer has consumed everything and decided no flush is due (an hour's interval) when `stop`
+    lands, just before the loop checks for it: what it buffered is flushed and committed before it ends,
+    not left to replay at the next start."""
+    wal = WriteAheadLog(tmp_path, WalOptions(fsync=False))
+    cursor = CommitCursor(tmp_path)
+    sink = _GatedSink()
+    sink.open.set()
+    consumer = WalConsumer(wal, cursor, sink, ConsumerOptions(flush_rows=1_000_000, flush_interval_s=3600.0))
+    lsns = [wal.append("p", bytes([n]) * 100) for n in range(5)]
+    decide = consumer._flush_due
+
+    def stop_lands_after_the_decision(last_flush: float, caught_up: bool, stopping: bool) -> bool:
+        due = decide(last_flush, caught_up, stopping)
+        if caught_up and len(sink.consumed) == len(lsns) and not due:
+            with consumer._cond:
+                consumer._stopping = True
+        return due
+
+    consumer._flush_due = stop_lands_after_the_decision  # type: ignore[method-assign]
+    try:
+        consumer.start()
+        deadline = time.monotonic() + 30
+        while consumer._thread.is_alive() and time.monotonic() < deadline:
+            wal.wake_readers()  # as a flush() or stop() does: the read waiting for records returns empty
+            consumer._thread.join(0.01)
+        assert not consumer._thread.is_alive()
+        assert [lsn for start, end, _ in sink.flushes for lsn in lsns if start <= lsn < end] == lsns
+        assert cursor.lsn == wal.durable_lsn
+    finally:
+        consumer.stop()
+        wal.close()
