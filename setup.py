@@ -1,8 +1,10 @@
-"""The optional native OTLP decoder (src/llmscope_collector/processors/_otlp_native.c).
+"""The optional C extensions: the native OTLP decoder (src/llmscope_collector/processors/_otlp_native.c)
+and the canonical JSON of content messages (processors/_canonical_json.c, used by processors/messages.py).
 
-Everything else is declared in pyproject.toml. The extension is optional: where it cannot be
+Everything else is declared in pyproject.toml. The extensions are optional: where one cannot be
 built (no C compiler, no Python headers) the install still succeeds, with a note, and the
-collector decodes with its pure-Python path (`processors/native.py` says which one it runs).
+collector runs its pure-Python path for it (same results, more CPU per span; `processors/native.py`
+says which OTLP decoder it runs).
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ from setuptools.command.build_ext import build_ext
 NATIVE = Extension(
     "llmscope_collector.processors._otlp_native",
     ["src/llmscope_collector/processors/_otlp_native.c"],
+    extra_compile_args=["-O2"] if sys.platform != "win32" else [],
+    optional=True,
+)
+CANONICAL_JSON = Extension(
+    "llmscope_collector.processors._canonical_json",
+    ["src/llmscope_collector/processors/_canonical_json.c"],
     extra_compile_args=["-O2"] if sys.platform != "win32" else [],
     optional=True,
 )
@@ -39,11 +47,11 @@ class OptionalBuildExt(build_ext):
 
 def _note(exc: BaseException) -> None:
     print(
-        f"NOTE: llmscope's native OTLP decoder was not built ({exc}); the collector will decode with "
-        "its pure-Python path (same results, more CPU per span). Install a C compiler and the Python "
+        f"NOTE: one of llmscope's C extensions was not built ({exc}); the collector will run "
+        "its pure-Python path instead (same results, more CPU per span). Install a C compiler and the Python "
         "headers (Debian: gcc python3-dev) and reinstall to build it.",
         file=sys.stderr,
     )
 
 
-setup(ext_modules=[NATIVE], cmdclass={"build_ext": OptionalBuildExt})
+setup(ext_modules=[NATIVE, CANONICAL_JSON], cmdclass={"build_ext": OptionalBuildExt})

@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from llmscope_collector.processors import canonical_native
 from llmscope_collector.storage.content_items import ENCODE_SORTED
 from llmscope_collector.storage.content_items import FLAT_PREFIXES as _FLAT_PREFIXES
 from llmscope_collector.storage.content_items import JSON_MESSAGE_KEYS as _JSON_MESSAGE_KEYS
@@ -93,9 +94,25 @@ def _whole_hashed(value: Any) -> Hashed:
         return _hashed(_json_value(value))
     pair = _WHOLE_MEMO.get(value)
     if pair is None:
-        pair = _hashed(_json_value(value))
+        pair = (_text_hashed(value) if value[:1] in ("[", "{") else None) or _hashed(value)
         _remember(_WHOLE_MEMO, value, pair)
     return pair
+
+
+def _text_hashed(text: str | bytes | msgspec.Raw) -> Hashed | None:
+    """`_hashed` of the value JSON `text` decodes to, None if the decoder rejects it: the canonical bytes
+    straight from the text when the C extension decides them (no Python objects), else decoded and
+    encoded (`canonical_native` says when it does not, and that both give the same bytes)."""
+    raw = canonical_native.canonical(text)
+    if raw is None:
+        try:
+            value = _decode.decode(text)
+        except msgspec.DecodeError:
+            return None
+        return _hashed(value)
+    state = _BLAKE2B_16.copy()
+    state.update(raw)
+    return state.hexdigest(), raw.decode()
 
 
 # Content already hashed in this process, by its text: chats resend their whole history on every
@@ -405,26 +422,16 @@ def _message_items(refs: list[ContentRef], hashed: list[Hashed], kind: str, key:
     text and only decoded, encoded and hashed when new. Anything odd (an element the full decoder
     rejects) falls back to decoding the whole value, which is what decides. Output messages skip
     the memo: a response is new (its message comes back in the next call's input without the
-    `finish_reason`, so with other text), and looking it up would cost more than it ever saves."""
-    if key in _MEMO_MESSAGE_KEYS and type(value) is str and value[:1] == "[":
+    `finish_reason`, so with other text), and looking it up would cost more than it ever saves;
+    they go message by message too when the C extension makes each one's canonical JSON from its text."""
+    memo = key in _MEMO_MESSAGE_KEYS
+    if (memo or canonical_native.AVAILABLE) and type(value) is str and value[:1] == "[":
         try:
             raws = _RAW_LIST.decode(value)
         except msgspec.DecodeError:
             raws = None
-        if raws is not None:
-            start = len(refs)
-            for raw in raws:
-                text = bytes(raw)
-                pair = _MESSAGE_MEMO.get(text)
-                if pair is None:
-                    pair = _message_hashed(text)
-                    if pair is None:
-                        del refs[start:], hashed[start:]
-                        break
-                refs.append((kind, key, pair[0], len(pair[1])))
-                hashed.append(pair)
-            else:
-                return
+        if raws is not None and _raw_items(refs, hashed, kind, key, raws, memo):
+            return
     messages = _json_list(value)
     if messages is None:  # not a JSON array: keep it whole, losslessly
         _add(refs, hashed, f"{kind}_value", key, _hashed(value))
@@ -433,12 +440,25 @@ def _message_items(refs: list[ContentRef], hashed: list[Hashed], kind: str, key:
             _add(refs, hashed, kind, key, _hashed(m))
 
 
-def _message_hashed(text: bytes) -> Hashed | None:
-    """`_hashed` of one message's JSON text (remembered), None if the decoder rejects it."""
-    try:
-        value = _decode.decode(text)
-    except msgspec.DecodeError:
-        return None
-    pair = _hashed(value)
-    _remember(_MESSAGE_MEMO, text, pair)
-    return pair
+def _raw_items(
+    refs: list[ContentRef], hashed: list[Hashed], kind: str, key: str, raws: list[msgspec.Raw], memo: bool
+) -> bool:
+    """One item per raw message (through the memo if `memo`); False, with none added, when the decoder
+    rejects one of them."""
+    start = len(refs)
+    for raw in raws:
+        if memo:
+            text = bytes(raw)
+            pair = _MESSAGE_MEMO.get(text)
+            if pair is None:
+                pair = _text_hashed(text)
+                if pair is not None:
+                    _remember(_MESSAGE_MEMO, text, pair)
+        else:
+            pair = _text_hashed(raw)
+        if pair is None:
+            del refs[start:], hashed[start:]
+            return False
+        refs.append((kind, key, pair[0], len(pair[1])))
+        hashed.append(pair)
+    return True

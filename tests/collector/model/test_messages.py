@@ -10,7 +10,7 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmscope_collector.processors import messages
+from llmscope_collector.processors import canonical_native, messages
 from llmscope_collector.processors.messages import display_value, rehydrate_attributes, split_content, split_hashed
 from llmscope_collector.storage.content_items import JSON_MESSAGE_KEYS, JSON_WHOLE_KEYS, VALUE_KEYS
 
@@ -269,14 +269,18 @@ def _memo_size() -> int:
     return sum(len(key) + len(pair[1]) for memo in memos for key, pair in memo.items())
 
 
-@settings(max_examples=200, deadline=None)
-@given(_spans_sharing_content(), st.sampled_from([None, 600, 0]))
+@settings(max_examples=300, deadline=None)
+@given(_spans_sharing_content(), st.sampled_from([None, 600, 0]), st.booleans())
 def test_content_hashes_and_bodies_are_the_content_address_contract(
-    spans: list[dict[str, Any]], budget: int | None
+    spans: list[dict[str, Any]], budget: int | None, native: bool
 ) -> None:
     # The default memo keeps what earlier examples put in it (so they hit); a small one clears every
     # few entries, and 0 holds nothing: the results never depend on what the process saw before.
+    # With the C extension's canonical JSON (where it is built) and without it (as where it is not).
     default = messages._MEMO_CHARS
+    loaded = canonical_native.canonical, canonical_native.AVAILABLE
+    if not native:
+        canonical_native.canonical, canonical_native.AVAILABLE = canonical_native._none, False
     if budget is not None:
         messages._MEMO_CHARS = budget
         messages._WHOLE_MEMO.clear()
@@ -291,3 +295,4 @@ def test_content_hashes_and_bodies_are_the_content_address_contract(
             assert messages._memo_held == _memo_size() <= budget
     finally:
         messages._MEMO_CHARS = default
+        canonical_native.canonical, canonical_native.AVAILABLE = loaded
