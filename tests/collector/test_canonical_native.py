@@ -10,6 +10,7 @@ duplicate key), or it saves nothing.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import msgspec
@@ -20,6 +21,8 @@ from hypothesis import strategies as st
 from llmscope_collector.processors import canonical_native
 from llmscope_collector.storage.content_items import ENCODE_SORTED
 
+if os.environ.get("LLMSCOPE_REQUIRE_NATIVE") and not canonical_native.AVAILABLE:  # CI builds it: a failed build fails
+    raise RuntimeError("LLMSCOPE_REQUIRE_NATIVE is set but the C extension _canonical_json is not built")
 pytestmark = pytest.mark.skipif(not canonical_native.AVAILABLE, reason="the C extension is not built")
 
 _decode = msgspec.json.Decoder()
