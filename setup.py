@@ -15,22 +15,19 @@ from typing import Any
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-NATIVE = Extension(
-    "llmscope_collector.processors._otlp_native",
-    ["src/llmscope_collector/processors/_otlp_native.c"],
-    extra_compile_args=["-O2"] if sys.platform != "win32" else [],
-    optional=True,
-)
-CANONICAL_JSON = Extension(
-    "llmscope_collector.processors._canonical_json",
-    ["src/llmscope_collector/processors/_canonical_json.c"],
-    extra_compile_args=["-O2"] if sys.platform != "win32" else [],
-    optional=True,
-)
+
+def _optional(module: str) -> Extension:
+    """An optional C extension of `llmscope_collector.processors`, built from `<module>.c` beside it."""
+    return Extension(
+        f"llmscope_collector.processors.{module}",
+        [f"src/llmscope_collector/processors/{module}.c"],
+        extra_compile_args=["-O2"] if sys.platform != "win32" else [],
+        optional=True,
+    )
 
 
 class OptionalBuildExt(build_ext):
-    """`build_ext` that turns any build failure into a note: the pure-Python decoder is used instead."""
+    """`build_ext` that turns any build failure into a note: the pure-Python path is used instead."""
 
     def run(self) -> None:
         try:
@@ -54,4 +51,4 @@ def _note(exc: BaseException) -> None:
     )
 
 
-setup(ext_modules=[NATIVE, CANONICAL_JSON], cmdclass={"build_ext": OptionalBuildExt})
+setup(ext_modules=[_optional("_otlp_native"), _optional("_canonical_json")], cmdclass={"build_ext": OptionalBuildExt})
