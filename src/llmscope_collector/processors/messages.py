@@ -110,9 +110,7 @@ def _text_hashed(text: str | bytes | msgspec.Raw) -> Hashed | None:
         except msgspec.DecodeError:
             return None
         return _hashed(value)
-    state = _BLAKE2B_16.copy()
-    state.update(raw)
-    return state.hexdigest(), raw.decode()
+    return _digest(raw), raw.decode()
 
 
 # Content already hashed in this process, by its text: chats resend their whole history on every
