@@ -371,6 +371,32 @@ static PyObject *str_of(const uint8_t *data, size_t len) {
     return PyUnicode_DecodeUTF8((const char *)data, (Py_ssize_t)len, NULL);
 }
 
+/* Attribute keys repeat across spans (a few dozen names: gen_ai.*, http.*, ...): each distinct short
+ * ASCII key is made into a str once and handed out again (its hash computed once, by the first dict
+ * it goes into), instead of a new str per attribute per span that every attributes dict hashes.
+ * Direct-mapped: a key landing on a slot held by another replaces it, so arbitrary keys keep this
+ * per-process cache at KEY_SLOTS strs. Not interned: on Python 3.12 interned strs are immortal,
+ * and keys are the client's. */
+#define KEY_SLOTS 1024
+#define KEY_MAX 64
+static PyObject *key_cache[KEY_SLOTS];
+
+static PyObject *key_of(const uint8_t *data, size_t len) {
+    if (len == 0 || len > KEY_MAX) return str_of(data, len);
+    uint64_t head = 0, tail = 0; /* the slot: from the length and the first and last 8 bytes (no loop) */
+    memcpy(&head, data, len < 8 ? len : 8);
+    if (len > 8) memcpy(&tail, data + len - 8, 8);
+    uint64_t h = (head * 0x9E3779B97F4A7C15ull) ^ (tail * 0xC2B2AE3D27D4EB4Full) ^ len;
+    PyObject **slot = &key_cache[(h ^ (h >> 29) ^ (h >> 47)) & (KEY_SLOTS - 1)];
+    PyObject *hit = *slot; /* cached keys are ASCII: their characters are their UTF-8 bytes */
+    if (hit != NULL && (size_t)PyUnicode_GET_LENGTH(hit) == len && memcmp(PyUnicode_1BYTE_DATA(hit), data, len) == 0)
+        return Py_NewRef(hit);
+    PyObject *key = str_of(data, len);
+    if (key == NULL || !PyUnicode_IS_ASCII(key)) return key;
+    Py_XSETREF(*slot, Py_NewRef(key));
+    return key;
+}
+
 static PyObject *hex_of(const uint8_t *data, size_t len) {
     static const char digits[] = "0123456789abcdef";
     PyObject *out = PyUnicode_New((Py_ssize_t)(2 * len), 127);
@@ -516,7 +542,7 @@ static int set_kv(const ctx_t *ctx, PyObject *dict, const uint8_t *p, const uint
             if (any_merge(ctx, &any, f.data, f.data + f.len) < 0) goto error;
         }
     }
-    PyObject *k = str_of(key, key_len);
+    PyObject *k = key_of(key, key_len);
     if (k == NULL) goto error;
     int rc = PyDict_SetItem(dict, k, any.value ? any.value : Py_None);
     Py_DECREF(k);
