@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import marshal
 import struct
 import time
 from collections import OrderedDict
@@ -84,6 +85,8 @@ _NO_PARENT: Final = _State("no-parent")  # not a duplicate, parent null
 _EMPTY_PARENT: Final = _State("empty-parent")  # not a duplicate, parent ""
 _OWN_PARENT: Final = _State("own-parent")  # its own parent: never a duplicate
 _FALSY_PARENT: Final = {_NO_PARENT: None, _EMPTY_PARENT: ""}
+_STATES: Final = (_UNSEEN, _NEW, _DUP, _NO_PARENT, _EMPTY_PARENT, _OWN_PARENT)  # by their code in a packed trace
+_CODES: Final = {state: code for code, state in enumerate(_STATES)}
 
 
 class _Trace(dict[Any, Any]):
@@ -92,12 +95,44 @@ class _Trace(dict[Any, Any]):
     A box is a span (or a parent only named so far) with blob children: how a parent arriving late
     finds the written children to correct, and (scanned) a re-marked blob's parent. One dict per trace
     and no per-span objects besides the blobs: a third of the memory of per-span records.
+
+    Between flushes a trace with every span written is `pack`ed: its entries as one `marshal` string
+    (its dict emptied), unpacked when a batch touches the trace again. A window entry as a dict slot,
+    a span id string and a blob object costs ~3 times its packed bytes, and most traces of a full
+    window are not touched again (measured in docs/memory.md).
     """
 
-    __slots__ = ("project", "touched", "unwritten")
+    __slots__ = ("packed", "project", "touched", "unwritten")
     project: str
     touched: float
     unwritten: set[Any] | None  # blob spans registered but not yet in a written span file
+    packed: bytes | None  # the entries while the dict is empty (`pack`)
+
+    def pack(self) -> None:
+        """Hold the entries as one string: states as their codes (`_STATES`), the rest as they are."""
+        flat: list[Any] = []
+        for key, value in self.items():
+            kind = type(value)
+            if kind is _State:
+                value = _CODES[value]
+            elif kind is tuple and type(value[0]) is _State:
+                value = (_CODES[value[0]], *value[1:])
+            flat += (key, value)
+        self.packed = marshal.dumps(tuple(flat))
+        self.clear()
+
+    def unpack(self) -> None:
+        """The entries back in the dict, in their order (a state's code is the only int in an entry)."""
+        flat = marshal.loads(self.packed)  # type: ignore[arg-type]
+        self.packed = None
+        for i in range(0, len(flat), 2):
+            value = flat[i + 1]
+            kind = type(value)
+            if kind is int:
+                value = _STATES[value]
+            elif kind is tuple and type(value[0]) is int:
+                value = (_STATES[value[0]], *value[1:])
+            self[flat[i]] = value
 
 
 def _registered(value: Any) -> bool:
@@ -335,6 +370,8 @@ class Stitcher:
                 windows.move_to_end(trace_id)
             else:
                 trace = self._touch_keyed(project, trace_id, trace is None)
+            if trace.packed is not None:
+                trace.unpack()
             trace.touched = now
             found[trace_id] = trace
         return found
@@ -347,7 +384,7 @@ class Stitcher:
             self._windows.move_to_end(key)
             return trace
         trace = _Trace()
-        trace.project, trace.unwritten = project, None
+        trace.project, trace.unwritten, trace.packed = project, None, None
         self._windows[trace_id if id_free else key] = trace
         return trace
 
@@ -374,18 +411,20 @@ class Stitcher:
         return dt.date.fromordinal(code).isoformat() if code > 0 else list(self._odd_dates)[-1 - code]
 
     def _note_written(self, project: str, llm: pa.Table) -> None:
-        """The LLM spans of a durable span file: from now on, a late parent makes them corrections."""
+        """The LLM spans of a durable span file: from now on, a late parent makes them corrections.
+        The traces with every span written are packed until a batch touches them again."""
         trace_ids = llm.column("trace_id").to_pylist()
         traces = self._touch(project, trace_ids, time.monotonic())
-        if not any(trace.unwritten for trace in traces.values()):
-            return
-        for trace_id, span_id in zip(trace_ids, llm.column("span_id").to_pylist(), strict=True):
-            unwritten = traces[trace_id].unwritten
-            if unwritten:
-                unwritten.discard(span_id)
+        if any(trace.unwritten for trace in traces.values()):
+            for trace_id, span_id in zip(trace_ids, llm.column("span_id").to_pylist(), strict=True):
+                unwritten = traces[trace_id].unwritten
+                if unwritten:
+                    unwritten.discard(span_id)
         for trace in traces.values():
             if trace.unwritten is not None and not trace.unwritten:
                 trace.unwritten = None
+            if trace.unwritten is None:
+                trace.pack()
 
     # -- marking --------------------------------------------------------------------------------------
 
