@@ -2,7 +2,7 @@
 
 Between flushes the stitcher holds each trace whose spans are all written as one string
 (`stitch._Trace.pack`). The model is the same stitcher with packing turned off: on arbitrary traces,
-arrival orders, flush cuts, dates and failed writes, both give the same `llm_dup` marks, the same
+arrival orders, flush cuts, dates, failed writes and spans sent again, both give the same `llm_dup` marks, the same
 trace deltas and `llm_dups` rows, and the same count of duplicates.
 """
 
@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmscope_collector.processors import stitch
-from llmscope_collector.storage.layout import wal_range_of
+from llmscope_collector.storage.layout import LLM_DUPS_DIR, TRACES_DIR, wal_range_of
 from tests.collector.golden.outputs import MEMORY_FS
 from tests.collector.model.test_stitch import _DATES, _table, _traces
 
@@ -53,7 +53,7 @@ def test_a_packed_trace_unpacks_to_the_same_entries_in_order_with_the_same_state
             assert new_head is old_head
 
 
-def _run(data_dir: Path, flushes: list[list[dict[str, Any]]], dates: dict[str, str], lost: set[int]) -> Any:
+def _run(data_dir: Path, flushes: list[list[dict[str, Any]]], dates: dict[str, str], lost: set[tuple[int, int]]) -> Any:
     """The flushes through a stitcher as the writer calls it (the partitions in `lost` are not written);
     every output: rows as marked, the deltas and llm_dups written, the duplicates counted."""
     stitcher = stitch.Stitcher(data_dir)
@@ -69,7 +69,7 @@ def _run(data_dir: Path, flushes: list[list[dict[str, Any]]], dates: dict[str, s
                 stitcher.after_write(("acme", date), marked, n, n + 1)
         stitcher.after_flush(n, n + 1)
     written = {}
-    for name, clock in ((stitch.TRACES_DIR, "updated_ns"), (stitch.LLM_DUPS_DIR, "marked_ns")):
+    for name, clock in ((TRACES_DIR, "updated_ns"), (LLM_DUPS_DIR, "marked_ns")):
         paths = sorted((data_dir / name).rglob("*.parquet"))
         written[name] = [
             (p.parent.relative_to(data_dir), wal_range_of(p.name), pq.read_table(p).drop_columns([clock]).to_pylist())
@@ -83,16 +83,17 @@ def _run(data_dir: Path, flushes: list[list[dict[str, Any]]], dates: dict[str, s
     spans=_traces(),
     order=st.randoms(use_true_random=False),
     cuts=st.lists(st.integers(0, 30), max_size=4),
-    lost=st.sets(st.tuples(st.integers(0, 4), st.integers(0, 1)), max_size=2),
-    repeat=st.lists(st.integers(0, 30), max_size=3),
+    lost=st.sets(st.tuples(st.integers(0, 5), st.integers(0, 1)), max_size=2),
+    repeat=st.lists(st.integers(0, 30), max_size=6),
 )
 def test_the_stitcher_decides_as_it_would_without_packing(
     spans: list[dict[str, Any]], order: Any, cuts: list[int], lost: set[tuple[int, int]], repeat: list[int]
 ) -> None:
-    arrival = list(spans) + [spans[i] for i in repeat if i < len(spans)]  # a span sent again
+    arrival = list(spans)
     order.shuffle(arrival)
     bounds = [0, *sorted(min(c, len(arrival)) for c in cuts), len(arrival)]
     flushes = [arrival[a:b] for a, b in itertools.pairwise(bounds)]
+    flushes.append([spans[i % len(spans)] for i in repeat] if spans else [])  # spans sent again, packed by now
     dates = {s["span_id"]: order.choice(_DATES) for s in spans}
     with tempfile.TemporaryDirectory(dir=MEMORY_FS) as packed_dir:
         packed = _run(Path(packed_dir), flushes, dates, lost)
