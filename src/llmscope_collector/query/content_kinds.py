@@ -1,4 +1,5 @@
-"""The kinds and sizes of one trace's content refs, read from its span files with pyarrow.
+"""The kinds and sizes of one trace's content refs, read from its span files with pyarrow: for files
+written before the derived `content_sizes` column (schema version < 4) until compaction rewrites them.
 
 The waterfall shows each span's content refs as (kind, bytes) only. DuckDB reads a list of structs
 whole: every child of `content_refs` for every row of the row group, the 64-character hashes too
@@ -7,7 +8,7 @@ it needs, in batches, and stops at the batch holding the trace's last row (a row
 trace id). Measured on a day's file at 10M spans (21 row groups of 16k rows), same process, load ~16:
 DuckDB with the refs 19.7 ms CPU per trace, DuckDB without them + this 16.5.
 
-Rows come from `sql.TRACE_SPANS` with their `filename`, `file_row_number` and `content_bytes`;
+Rows come from `sql.TRACE_SPANS_LOCATED` with their `filename`, `file_row_number` and `content_bytes`;
 `content_bytes` is null exactly when a span has no refs (the decoder writes both or neither).
 """
 

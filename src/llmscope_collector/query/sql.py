@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from llmscope_collector.storage.schema import (
+    DERIVED_SPAN_COLUMNS,
     LLM_DUP_COLUMNS,
     LLM_OPERATIONS,
     SPAN_COLUMNS,
@@ -143,12 +144,13 @@ def trace_row(columns: Sequence[Column]) -> str:
     return ", ".join([*(f"t.{c.name}" for c in columns), "t.end_ns - t.start_ns AS duration_ns", f"{_STATE} AS state"])
 
 
-def waterfall_spans(span_columns: Sequence[Column], many: bool = False) -> str:
-    """One trace's span rows for the waterfall: the columns it reads or copies, and where each row is (its
-    file and row number, with `content_bytes`, null without content) for `query.content_kinds` to read the
-    refs' kinds and sizes, unordered (the caller sorts a trace's few rows: DuckDB's sort costs ~1.3 ms of
-    its ~13 of CPU); `many`: the rows of the traces `$trace_ids`, sorted, with those kinds and sizes read
-    here (a page of traces reads most of its row groups' refs)."""
+def waterfall_spans(span_columns: Sequence[Column], many: bool = False, located: bool = False) -> str:
+    """One trace's span rows for the waterfall: the columns it reads or copies (among them the derived
+    `content_sizes`, each ref's kind and size), unordered (the caller sorts a trace's few rows: DuckDB's sort
+    costs ~1.3 ms of its ~13 of CPU); `located`: for files without `content_sizes` (schema version < 4),
+    where each row is instead (its file and row number, with `content_bytes`, null without content) for
+    `query.content_kinds` to read the refs' kinds and sizes; `many`: the rows of the traces `$trace_ids`,
+    sorted, with those kinds and sizes read here (a page of traces reads most of its row groups' refs)."""
     if many:
         return f"""
 SELECT {", ".join(["project", *waterfall_names(span_columns)])},
@@ -157,10 +159,17 @@ FROM {SPANS}
 WHERE trace_id IN (SELECT unnest($trace_ids::VARCHAR[])) AND date >= $from_date AND date <= $to_date
 ORDER BY trace_id, start_ns, span_id
 """  # noqa: S608 - derived from the declared columns, values are bound
-    return f"""
+    where = "WHERE trace_id = $trace_id AND date >= $from_date AND date <= $to_date"
+    if located:
+        return f"""
 SELECT {", ".join(["project", *waterfall_names(span_columns)])}, content_bytes, filename, file_row_number
 FROM {SPANS_LOCATED}
-WHERE trace_id = $trace_id AND date >= $from_date AND date <= $to_date
+{where}
+"""  # noqa: S608 - derived from the declared columns, values are bound
+    return f"""
+SELECT {", ".join(["project", *waterfall_names(span_columns)])}, content_bytes
+FROM {SPANS}
+{where}
 """  # noqa: S608 - derived from the declared columns, values are bound
 
 
@@ -410,7 +419,8 @@ WHERE {SPAN_RANGE} AND list_has_any(list_transform(s.content_refs, lambda r: r.h
 # ---------------------------------------------------------------------------------------------
 # One trace, one span
 
-TRACE_SPANS = waterfall_spans(SPAN_COLUMNS)
+TRACE_SPANS = waterfall_spans((*SPAN_COLUMNS, *DERIVED_SPAN_COLUMNS))
+TRACE_SPANS_LOCATED = waterfall_spans(SPAN_COLUMNS, located=True)  # files older than `content_sizes`
 MANY_TRACE_SPANS = waterfall_spans(SPAN_COLUMNS, many=True)
 
 SPAN_DETAIL = f"""

@@ -217,16 +217,36 @@ class TraceStore:
         return waterfall
 
     def _trace_spans(self, project: str, trace_id: str, dates: dict[str, Any]) -> list[dict[str, Any]]:
-        for attempt in range(_VANISHED_FILE_RETRIES + 1):
+        rows = self._sized_spans(project, trace_id, dates)
+        if rows is None:
+            rows = self._located_spans(project, trace_id, dates)
+        rows.sort(key=lambda r: (r["start_ns"], r["span_id"]))  # (sql.TRACE_SPANS leaves the order to us)
+        return [r for r in rows if r["trace_id"] == trace_id]
+
+    def _sized_spans(self, project: str, trace_id: str, dates: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The trace's rows with their refs' kinds and sizes from `content_sizes`; None where a file of
+        them lacks it (schema version < 4, until compaction rewrites it)."""
+        try:
             rows = self.rows(project, sql.TRACE_SPANS, {"trace_id": trace_id, **dates}, point=True)
+        except duckdb.BinderException:  # no file of these dates has the column
+            return None
+        for row in rows:
+            row["content"] = row.pop("content_sizes")
+            if row.pop("content_bytes") is not None and row["content"] is None:  # refs, in an older file
+                return None
+        return rows
+
+    def _located_spans(self, project: str, trace_id: str, dates: dict[str, Any]) -> list[dict[str, Any]]:
+        """The trace's rows with their refs' kinds and sizes read from the refs (`query.content_kinds`)."""
+        for attempt in range(_VANISHED_FILE_RETRIES + 1):
+            rows = self.rows(project, sql.TRACE_SPANS_LOCATED, {"trace_id": trace_id, **dates}, point=True)
             try:
                 self._content_kinds.fill(rows)
-                break
+                return rows
             except FileNotFoundError:  # compacted away since DuckDB read it: the rows are in its replacement
                 if attempt == _VANISHED_FILE_RETRIES:
                     raise
-        rows.sort(key=lambda r: (r["start_ns"], r["span_id"]))  # (sql.TRACE_SPANS leaves the order to us)
-        return [r for r in rows if r["trace_id"] == trace_id]
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _in_trace_dates(

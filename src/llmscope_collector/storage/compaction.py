@@ -63,7 +63,7 @@ from llmscope_collector.storage.schema import (
     LLM_DUP_SCHEMA,
     SCHEMA_VERSION,
     SCORE_SCHEMA,
-    SPAN_SCHEMA,
+    STORED_SPAN_SCHEMA,
     TRACE_DELTA_SCHEMA,
 )
 from llmscope_collector.storage.tables import ensure_dir
@@ -82,7 +82,7 @@ _KEY_COLUMNS = ["trace_id", "span_id"]
 
 
 MERGE_RULES: dict[str, MergeRule] = {
-    SPANS_DIR: MergeRule(SPAN_SCHEMA, ("trace_id", "span_id"), ("trace_id", "start_ns")),
+    SPANS_DIR: MergeRule(STORED_SPAN_SCHEMA, ("trace_id", "span_id"), ("trace_id", "start_ns")),
     LLM_DUPS_DIR: MergeRule(LLM_DUP_SCHEMA, ("trace_id", "span_id"), ("trace_id", "span_id")),
     CONTENT_DIR: MergeRule(CONTENT_SCHEMA, ("hash",), ("hash",)),
     TRACES_DIR: MergeRule(TRACE_DELTA_SCHEMA, (), ("trace_id",)),

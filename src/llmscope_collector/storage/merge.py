@@ -35,6 +35,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from llmscope_collector.storage.derived import derived_column
+
 _READ_BUFFER = 1 << 16
 """Bytes read at a time from a column chunk (0, pyarrow's default, reads each column chunk whole first)."""
 _SPILL_BATCH_ROWS = 16_384
@@ -230,7 +232,8 @@ def target_schema(current: pa.Schema, schemas: Sequence[pa.Schema]) -> pa.Schema
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """`table` with exactly `schema`'s columns: missing ones as nulls, types cast to the current ones."""
+    """`table` with exactly `schema`'s columns: missing ones derived from the others (`storage.derived`: a span
+    file of an older version) or as nulls, types cast to the current ones."""
     return pa.Table.from_arrays(_conformed(table, schema), schema=schema)
 
 
@@ -245,7 +248,8 @@ def _conformed(data: pa.Table | pa.RecordBatch, schema: pa.Schema) -> list[pa.Ar
             column = data.column(field.name)
             arrays.append(column if column.type == field.type else column.cast(field.type))
         else:
-            arrays.append(pa.nulls(data.num_rows, field.type))
+            derived = derived_column(field.name, data)
+            arrays.append(pa.nulls(data.num_rows, field.type) if derived is None else derived)
     return arrays
 
 

@@ -24,6 +24,7 @@ from llmscope_collector.storage.batch import DecodedBatch, DecodedPart, Partitio
 from llmscope_collector.storage.content import ContentStore, ForgetContent
 from llmscope_collector.storage.dedupe import RecentSpanIds, span_keys
 from llmscope_collector.storage.layout import SCORES_DIR, SPAN_ROW_GROUP_ROWS, SPANS_DIR
+from llmscope_collector.storage.derived import with_derived
 from llmscope_collector.storage.schema import SCORE_SCHEMA, SPAN_SCHEMA
 from llmscope_collector.storage.tables import LocalTables, TableSink, ensure_dir
 from llmscope_collector.storage.wal_ranges import META_WAL_END, META_WAL_START, WalCoverage
@@ -211,7 +212,7 @@ class ParquetSpanWriter:
         table = pa.concat_tables(buffer.spans)
         if self._hook is not None:
             table = self._hook.before_write(key, table)
-        table = table.sort_by(_FILE_ORDER)
+        table = with_derived(table).sort_by(_FILE_ORDER)
         metadata: dict[bytes | str, bytes | str] = dict(SPAN_SCHEMA.metadata or {})
         metadata.update({META_WAL_START: str(wal_start), META_WAL_END: str(wal_end)})
         table = table.replace_schema_metadata(metadata)

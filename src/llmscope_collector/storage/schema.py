@@ -32,7 +32,7 @@ from typing import Literal
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 _META = {"llmscope.schema_version": SCHEMA_VERSION}
 
 # Operations whose spans are model calls: they carry tokens and cost, and only they are counted
@@ -166,6 +166,19 @@ SPAN_COLUMNS: tuple[Column, ...] = (
     _c("reported_cost_usd", COST_TYPE, "genai"),
 )
 
+# A content ref as the waterfall shows it: its kind and size (not its source or 64-character hash).
+CONTENT_SIZE_TYPE = pa.struct([("kind", pa.string()), ("bytes", pa.int64())])
+
+# Span columns derived from the others when a span file is written (the writer, compaction: `storage.derived`),
+# never decoded: the decoder fills `SPAN_COLUMNS`, and a file of an older version lacks these (readers fall
+# back to their sources).
+DERIVED_SPAN_COLUMNS: tuple[Column, ...] = (
+    # --- schema version 4 ---
+    # `content_refs` without their hashes and sources, null exactly where it is: what the waterfall reads.
+    # DuckDB reads a list of structs whole, and the hashes were a third of a waterfall's scan.
+    _c("content_sizes", pa.list_(CONTENT_SIZE_TYPE), "internal", waterfall="read"),
+)
+
 
 def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
     """The Parquet/Arrow schema of a dataset's columns (with the schema version in its metadata)."""
@@ -294,7 +307,8 @@ SCORE_COLUMNS: tuple[Column, ...] = (
 SCORE_DATA_TYPES: tuple[str, ...] = ("numeric", "boolean", "categorical")
 SCORE_SOURCES: tuple[str, ...] = ("human", "api", "eval")
 
-SPAN_SCHEMA = arrow_schema(SPAN_COLUMNS)
+SPAN_SCHEMA = arrow_schema(SPAN_COLUMNS)  # as decoded
+STORED_SPAN_SCHEMA = arrow_schema((*SPAN_COLUMNS, *DERIVED_SPAN_COLUMNS))  # as written
 SCORE_SCHEMA = arrow_schema(SCORE_COLUMNS)
 TRACE_DELTA_SCHEMA = arrow_schema(TRACE_COLUMNS)
 CONTENT_SCHEMA = arrow_schema(CONTENT_COLUMNS)

@@ -103,7 +103,8 @@ def test_live_declaration_drives_storage_query_and_api() -> None:
     assert {c.name for c in TRACE_COLUMNS if c.merge == "sum"} >= set(TOKEN_COLUMNS)
     assert sql.trace_table(TRACE_COLUMNS) == sql.CREATE_TRACES
     assert sql.trace_row(TRACE_COLUMNS) == sql.TRACE_ROW
-    assert sql.waterfall_spans(SPAN_COLUMNS) == sql.TRACE_SPANS
+    assert sql.waterfall_spans((*SPAN_COLUMNS, *schema.DERIVED_SPAN_COLUMNS)) == sql.TRACE_SPANS
+    assert schema.STORED_SPAN_SCHEMA.names == [c.name for c in (*SPAN_COLUMNS, *schema.DERIVED_SPAN_COLUMNS)]
     assert sql.session_table(TRACE_COLUMNS) == sql.CREATE_SESSIONS
     assert sql.partials_table(SPAN_COLUMNS) == sql.CREATE_PARTIALS
     assert sql.usage_columns(SPAN_COLUMNS) == sql.USAGE_COLUMNS

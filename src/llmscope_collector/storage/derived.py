@@ -1,0 +1,64 @@
+"""The span columns derived from others when a span file is written (`schema.DERIVED_SPAN_COLUMNS`).
+
+The decoder fills only `SPAN_COLUMNS`; the writer adds these to each file it writes, and compaction
+to the rows of older files it rewrites (a file of schema version < 4 lacks them). Each is computed
+from whole Arrow columns (no per-span Python): the ingest path pays a few array operations a flush.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from llmscope_collector.storage.schema import CONTENT_SIZE_TYPE, DERIVED_SPAN_COLUMNS
+
+_CONTENT_SIZES = pa.list_(CONTENT_SIZE_TYPE)
+
+
+def _content_sizes(refs: pa.Array) -> pa.Array:
+    """Each span's refs as (kind, bytes), sharing the refs' kind and bytes children."""
+    offsets = refs.offsets  # (of a sliced array: into its parent's items, from the slice's first)
+    first, last = offsets[0].as_py(), offsets[-1].as_py()
+    items = refs.values.slice(first, last - first)
+    sizes = pa.StructArray.from_arrays(
+        [items.field("kind"), items.field("bytes")], fields=list(CONTENT_SIZE_TYPE), mask=items.is_null()
+    )
+    rebased = pc.subtract(offsets, pa.scalar(first, offsets.type))  # (a fresh array: the mask needs one)
+    return pa.ListArray.from_arrays(rebased, sizes, type=_CONTENT_SIZES, mask=refs.is_null())
+
+
+# Derived column → (its source column, the derivation of one array of the source).
+_DERIVATIONS: dict[str, tuple[str, Callable[[pa.Array], pa.Array]]] = {
+    "content_sizes": ("content_refs", _content_sizes),
+}
+if set(_DERIVATIONS) != {c.name for c in DERIVED_SPAN_COLUMNS}:
+    raise RuntimeError("every derived span column needs a derivation here, and only those")
+_TYPES = {c.name: c.type for c in DERIVED_SPAN_COLUMNS}
+
+
+def derived_column(name: str, data: pa.Table | pa.RecordBatch) -> pa.Array | pa.ChunkedArray | None:
+    """Column `name` derived from `data`'s columns, or None when `name` is not derived or its source is missing."""
+    derivation = _DERIVATIONS.get(name)
+    if derivation is None or derivation[0] not in data.schema.names:
+        return None
+    source, derive = derivation
+    column = data.column(source)
+    if isinstance(column, pa.ChunkedArray):
+        return pa.chunked_array([derive(chunk) for chunk in column.chunks], type=_TYPES[name])
+    return derive(column)
+
+
+def with_derived(table: pa.Table) -> pa.Table:
+    """`table` (span rows as decoded) with the derived columns appended, computed from it."""
+    for column in DERIVED_SPAN_COLUMNS:
+        values = derived_column(column.name, table)
+        if values is None:
+            raise KeyError(f"span rows lack the source of derived column {column.name!r}")
+        index = table.schema.get_field_index(column.name)
+        if index >= 0:
+            table = table.set_column(index, column.field(), values)
+        else:
+            table = table.append_column(column.field(), values)
+    return table
