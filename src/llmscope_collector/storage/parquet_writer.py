@@ -23,8 +23,8 @@ import pyarrow as pa
 from llmscope_collector.storage.batch import DecodedBatch, DecodedPart, PartitionKey
 from llmscope_collector.storage.content import ContentStore, ForgetContent
 from llmscope_collector.storage.dedupe import RecentSpanIds, span_keys
-from llmscope_collector.storage.layout import SCORES_DIR, SPAN_ROW_GROUP_ROWS, SPANS_DIR
 from llmscope_collector.storage.derived import with_derived
+from llmscope_collector.storage.layout import SCORES_DIR, SPAN_ROW_GROUP_ROWS, SPANS_DIR
 from llmscope_collector.storage.schema import SCORE_SCHEMA, SPAN_SCHEMA
 from llmscope_collector.storage.tables import LocalTables, TableSink, ensure_dir
 from llmscope_collector.storage.wal_ranges import META_WAL_END, META_WAL_START, WalCoverage
