@@ -66,7 +66,7 @@ from llmscope_collector.storage.layout import (
     project_glob,
     spans_glob,
 )
-from llmscope_collector.storage.schema import SPAN_COLUMNS, genai_names
+from llmscope_collector.storage.schema import DERIVED_SPAN_COLUMNS, SPAN_COLUMNS, genai_names, waterfall_names
 
 if TYPE_CHECKING:
     from llmscope_collector.alerts.metrics import RuleMetrics
@@ -78,6 +78,9 @@ _VANISHED_FILE_RETRIES = 3
 _json = msgspec.json.Decoder()
 _GENAI_FIELDS = genai_names(SPAN_COLUMNS)  # what a span detail serves in `genai`
 _COSTS = [(c.name, pa.types.is_decimal(c.type)) for c in SPAN_COLUMNS if c.role == "cost"]  # (name, is money)
+# The derived column of the content refs' kinds and sizes (JSON), which a waterfall row serves as `content`.
+(_SIZES,) = waterfall_names(DERIVED_SPAN_COLUMNS)
+_sizes_json = msgspec.json.Decoder(list[tuple[str | None, int | None] | None])
 
 
 def _is_vanished_file(exc: Exception) -> bool:
@@ -228,12 +231,21 @@ class TraceStore:
         them lacks it (schema version < 4, until compaction rewrites it)."""
         try:
             rows = self.rows(project, sql.TRACE_SPANS, {"trace_id": trace_id, **dates}, point=True)
-        except duckdb.BinderException:  # no file of these dates has the column
-            return None
+        except duckdb.BinderException as exc:
+            if _SIZES not in str(exc):
+                raise
+            return None  # no file of these dates has the column
         for row in rows:
-            row["content"] = row.pop("content_sizes")
-            if row.pop("content_bytes") is not None and row["content"] is None:  # refs, in an older file
-                return None
+            sizes = row.pop(_SIZES)
+            if sizes is None:
+                if row.pop("content_bytes") is not None:  # refs, in an older file
+                    return None
+                row["content"] = None
+            else:
+                del row["content_bytes"]
+                row["content"] = [
+                    None if p is None else {"kind": p[0], "bytes": p[1]} for p in _sizes_json.decode(sizes)
+                ]
         return rows
 
     def _located_spans(self, project: str, trace_id: str, dates: dict[str, Any]) -> list[dict[str, Any]]:

@@ -9,24 +9,35 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from llmscope_collector.storage.schema import CONTENT_SIZE_TYPE, DERIVED_SPAN_COLUMNS
+from llmscope_collector.storage.schema import DERIVED_SPAN_COLUMNS
 
-_CONTENT_SIZES = pa.list_(CONTENT_SIZE_TYPE)
+_NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what a JSON string cannot hold as it is
+
+
+def _json_strings(values: pa.Array) -> pa.Array:
+    """Each string as a JSON string literal, "null" for null: vectorized where no string needs more than
+    quotes around it (content kinds are short words), else by msgspec."""
+    if pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
+        return pa.array([msgspec.json.encode(v).decode() for v in values.to_pylist()], pa.string())
+    quoted = pc.binary_join_element_wise('"', values, '"', "")
+    return pc.coalesce(quoted, pa.scalar("null"))
 
 
 def _content_sizes(refs: pa.Array) -> pa.Array:
-    """Each span's refs as (kind, bytes), sharing the refs' kind and bytes children."""
+    """Each span's refs as JSON `[[kind, bytes], ...]` (a null ref as `null`), built from whole arrays."""
     offsets = refs.offsets  # (of a sliced array: into its parent's items, from the slice's first)
     first, last = offsets[0].as_py(), offsets[-1].as_py()
     items = refs.values.slice(first, last - first)
-    sizes = pa.StructArray.from_arrays(
-        [items.field("kind"), items.field("bytes")], fields=list(CONTENT_SIZE_TYPE), mask=items.is_null()
-    )
+    sizes = pc.coalesce(pc.cast(items.field("bytes"), pa.string()), pa.scalar("null"))
+    pairs = pc.binary_join_element_wise("[", _json_strings(items.field("kind")), ",", sizes, "]", "")
+    pairs = pc.if_else(items.is_null(), pa.scalar("null"), pairs)
     rebased = pc.subtract(offsets, pa.scalar(first, offsets.type))  # (a fresh array: the mask needs one)
-    return pa.ListArray.from_arrays(rebased, sizes, type=_CONTENT_SIZES, mask=refs.is_null())
+    lists = pa.ListArray.from_arrays(rebased, pairs, mask=refs.is_null())
+    return pc.binary_join_element_wise("[", pc.binary_join(lists, ","), "]", "")
 
 
 # Derived column → (its source column, the derivation of one array of the source).

@@ -166,17 +166,15 @@ SPAN_COLUMNS: tuple[Column, ...] = (
     _c("reported_cost_usd", COST_TYPE, "genai"),
 )
 
-# A content ref as the waterfall shows it: its kind and size (not its source or 64-character hash).
-CONTENT_SIZE_TYPE = pa.struct([("kind", pa.string()), ("bytes", pa.int64())])
-
 # Span columns derived from the others when a span file is written (the writer, compaction: `storage.derived`),
 # never decoded: the decoder fills `SPAN_COLUMNS`, and a file of an older version lacks these (readers fall
 # back to their sources).
 DERIVED_SPAN_COLUMNS: tuple[Column, ...] = (
     # --- schema version 4 ---
-    # `content_refs` without their hashes and sources, null exactly where it is: what the waterfall reads.
-    # DuckDB reads a list of structs whole, and the hashes were a third of a waterfall's scan.
-    _c("content_sizes", pa.list_(CONTENT_SIZE_TYPE), "internal", waterfall="read"),
+    # `content_refs` as the waterfall shows them, JSON `[[kind, bytes], ...]`, null exactly where the refs
+    # are: DuckDB reads a list of structs whole (the hashes were a third of a waterfall's scan) and skips the
+    # rows of a nested column by decoding them, a string column by its lengths.
+    _c("content_sizes", pa.string(), "internal", waterfall="read"),
 )
 
 

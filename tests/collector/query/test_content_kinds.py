@@ -4,6 +4,7 @@ The derived `content_sizes` column holds the same, and data dirs written before 
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from pathlib import Path
@@ -13,6 +14,8 @@ import duckdb
 import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmscope_collector.durable_io import write_parquet
 from llmscope_collector.query.content_kinds import ContentKinds
@@ -92,9 +95,18 @@ def test_a_file_without_content_refs_gives_no_content(tmp_path: Path) -> None:
 # -- the derived `content_sizes` column and the files written before it ------------------------------------
 
 
+def _decoded(sizes: pa.Array | pa.ChunkedArray) -> list[Any]:
+    return [
+        None
+        if v is None
+        else [None if p is None else dict(zip(("kind", "bytes"), p, strict=True)) for p in json.loads(v)]
+        for v in sizes.to_pylist()
+    ]
+
+
 def test_the_derived_sizes_are_duckdbs_kinds_and_sizes_of_the_refs(tmp_path: Path) -> None:
     """`content_sizes` as the writer derives it, of whole tables and of slices of them (compaction conforms
-    batches of a file), is the refs' (kind, bytes), null exactly where the refs are."""
+    batches of a file), is the refs' (kind, bytes) as JSON, null exactly where the refs are."""
     path = tmp_path / "spans.parquet"
     _span_file(path, random.Random(8))
     table = pq.read_table(path)
@@ -112,9 +124,33 @@ def test_the_derived_sizes_are_duckdbs_kinds_and_sizes_of_the_refs(tmp_path: Pat
             sizes = derived_column("content_sizes", data)
             assert sizes is not None
             assert sizes.type == STORED_SPAN_SCHEMA.field("content_sizes").type
-            assert sizes.to_pylist() == [e[0] for e in expected[start : start + length]]
+            assert _decoded(sizes) == [e[0] for e in expected[start : start + length]]
     assert derived_column("content_sizes", table.drop_columns(["content_refs"])) is None
     assert derived_column("trace_id", table) is None
+
+
+_ref = st.none() | st.fixed_dictionaries(
+    {
+        "kind": st.none() | st.text(),
+        "source": st.just("a"),
+        "hash": st.just("h"),
+        "bytes": st.none() | st.integers(-(2**63), 2**63 - 1),
+    }
+)
+
+
+@given(refs=st.lists(st.none() | st.lists(_ref, max_size=4), max_size=12), start=st.integers(0, 12))
+@settings(max_examples=200, deadline=None)
+def test_the_derived_sizes_hold_any_kind_and_size(refs: list[Any], start: int) -> None:
+    """Kinds needing JSON escapes (quotes, backslashes, control characters), null kinds, sizes and refs."""
+    data = pa.table({"content_refs": pa.array(refs, _REFS)}).slice(min(start, len(refs)))
+    sizes = derived_column("content_sizes", data)
+    assert sizes is not None
+    want = [
+        None if r is None else [None if x is None else {"kind": x["kind"], "bytes": x["bytes"]} for x in r]
+        for r in refs
+    ]
+    assert _decoded(sizes) == want[min(start, len(refs)) :]
 
 
 def _as_version_3(table: pa.Table) -> pa.Table:
@@ -163,4 +199,5 @@ def test_span_files_without_the_sizes_give_the_same_waterfalls(
         assert table.schema.metadata[b"llmscope.schema_version"] == SCHEMA_VERSION.encode()
         derived = derived_column("content_sizes", table.drop_columns(["content_sizes"]))
         assert derived is not None and table.column("content_sizes").to_pylist() == derived.to_pylist()
+        assert table.column("content_sizes").null_count < table.num_rows
     assert _waterfalls(tmp_path / "old", trace_ids) == current
