@@ -46,13 +46,17 @@ class Database:
         memory_limit: str = "2GB",
         spill_dir: Path | None = None,
         footer_cache: bool = False,
+        disabled_optimizers: tuple[str, ...] = (),
     ) -> None:
         """`footer_cache`: keep the parsed Parquet footers of the files read (key: path and modification time;
-        a file is never rewritten in place), evicted under `memory_limit`; only where DuckDB bounds that cache."""
+        a file is never rewritten in place), evicted under `memory_limit`; only where DuckDB bounds that cache.
+        `disabled_optimizers`: DuckDB optimizer passes this instance's queries skip (they plan, not compute: a
+        result is the same without them)."""
         self._threads = int(threads)
         self._memory_limit = memory_limit
         self._spill_dir = spill_dir
         self._footer_cache = footer_cache
+        self._disabled_optimizers = ",".join(disabled_optimizers)
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._closed = False
         self._lock = threading.Lock()
@@ -84,6 +88,8 @@ class Database:
             conn.execute("SET temp_directory = ?", [str(self._spill_dir)])
         if self._footer_cache and _bounded_object_cache():  # here: reading duckdb.__version__ imports DuckDB
             conn.execute("SET GLOBAL parquet_metadata_cache = true")
+        if self._disabled_optimizers:
+            conn.execute("SET GLOBAL disabled_optimizers = ?", [self._disabled_optimizers])
         _run(conn, self._setup)
         return conn
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -67,3 +70,37 @@ def test_a_footer_cache_sees_a_file_replaced_under_its_name(tmp_path: Path) -> N
         db.close()
     major, minor = (int(p) for p in duckdb.__version__.split(".")[:2])
     assert cached is ((major, minor) >= (1, 5))
+
+
+def test_a_lookup_without_the_skipped_planning_passes_reads_the_same_rows_of_fewer_row_groups(tmp_path: Path) -> None:
+    """Point lookups skip optimizer passes (`disabled_optimizers`): every cursor has them off, a trace's rows
+    over date partitions of several row groups are those a fully planned query reads, and the scan still
+    prunes the row groups and partitions that cannot hold the trace."""
+    for day, first in (("2026-01-01", 0), ("2026-01-02", 30)):
+        part = tmp_path / f"date={day}"
+        part.mkdir()
+        ids = [f"{t:032x}" for t in range(first, first + 30) for _ in range(3)]
+        pq.write_table(pa.table({"trace_id": ids, "n": list(range(len(ids)))}), part / "f.parquet", row_group_size=9)
+    query = """SELECT trace_id, n, date FROM read_parquet($glob, hive_partitioning = true, union_by_name = true)
+               WHERE trace_id = $trace_id AND date >= $from_date AND date <= $to_date"""
+    skipping = Database(threads=1, disabled_optimizers=("join_order", "statistics_propagation"))
+    planning = Database(threads=1)
+    profile = tmp_path / "profile.json"
+    try:
+        [(disabled,)] = skipping.cursor().execute("SELECT current_setting('disabled_optimizers')").fetchall()
+        assert disabled == "join_order,statistics_propagation"
+        for trace in (0, 7, 31, 59, 60):
+            params: dict[str, Any] = {"glob": str(tmp_path / "date=*" / "*.parquet"), "trace_id": f"{trace:032x}"}
+            params |= {"from_date": dt.date(2026, 1, 1), "to_date": dt.date(2026, 1, 2)}
+            got, want = (db.cursor().execute(query, params).fetchall() for db in (skipping, planning))
+            assert sorted(got) == sorted(want) and len(got) == (3 if trace < 60 else 0)
+        cur = skipping.cursor()
+        cur.execute("PRAGMA enable_profiling = 'json'").execute("PRAGMA profiling_mode = 'detailed'")
+        cur.execute("SET profiling_output = ?", [str(profile)])
+        cur.execute(query, {**params, "trace_id": f"{7:032x}", "to_date": dt.date(2026, 1, 1)}).fetchall()
+        cur.execute("PRAGMA disable_profiling")
+    finally:
+        skipping.close()
+        planning.close()
+    scanned = json.loads(profile.read_text())["query"]  # (one file of the two, one row group of its ten)
+    assert (scanned["total_row_groups_scanned"], scanned["total_row_groups_to_scan"]) == (1, 10)
