@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmscope_collector.durable_io import write_parquet
+from llmscope_collector.query import sql
 from llmscope_collector.query.content_kinds import ContentKinds
 from llmscope_collector.query.store import TraceStore
 from llmscope_collector.server import EmbeddedServer
@@ -201,3 +202,41 @@ def test_span_files_without_the_sizes_give_the_same_waterfalls(
         assert derived is not None and table.column("content_sizes").to_pylist() == derived.to_pylist()
         assert table.column("content_sizes").null_count < table.num_rows
     assert _waterfalls(tmp_path / "old", trace_ids) == current
+
+
+def test_a_store_remembers_partitions_without_the_sizes_until_they_change(
+    populated: EmbeddedServer, corpus: list[GenTrace], tmp_path: Path
+) -> None:
+    """One store over a version-3 data dir: once a partition's query has failed for want of `content_sizes`, its
+    next waterfalls read the refs straight away (no failing query first), the same bytes; compaction rewrites
+    the partitions (a new state of each), and the sizes serve them again, the same bytes still."""
+    trace_ids = [t.trace_id for t in corpus]
+    current = _waterfalls(populated.settings.data_dir, trace_ids)
+    data_dir = tmp_path / "old"
+    _old_copy(populated.settings.data_dir, data_dir, mixed=False)
+    store = TraceStore(data_dir)
+    queries: list[str] = []
+    rows = store.rows
+
+    def logged(project: str, query: str, params: dict[str, Any], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        queries.append(query)
+        return rows(project, query, params, *args, **kwargs)
+
+    store.rows = logged  # type: ignore[method-assign]
+    try:
+
+        def passed() -> tuple[list[bytes], list[str]]:
+            queries.clear()
+            return [msgspec.json.encode(store.get_trace(t)) for t in trace_ids], list(queries)
+
+        first, first_queries = passed()
+        again, again_queries = passed()
+        assert first == again == current
+        assert sql.TRACE_SPANS in first_queries and sql.TRACE_SPANS not in again_queries
+        assert again_queries.count(sql.TRACE_SPANS_LOCATED) >= len(trace_ids)
+        Compactor(data_dir, CompactionOptions(), lambda: 2**62).run_once()
+        compacted, compacted_queries = passed()
+        assert compacted == current
+        assert sql.TRACE_SPANS_LOCATED not in compacted_queries
+    finally:
+        store.close()
