@@ -41,25 +41,32 @@ class DatasetFiles:
 
     def __init__(self, root: Path) -> None:
         self._root = root
-        self._dirs: dict[str, tuple[int, frozenset[str]]] = {}
+        self._dirs: dict[str, tuple[int, frozenset[str]]] = {}  # directory: (mtime, its files' paths)
+        self._all: frozenset[str] | None = None  # the union of those, rebuilt only when one changes
 
-    def current(self) -> set[str]:
-        files: set[str] = set()
+    def current(self) -> frozenset[str]:
+        """Every file's path; the set is built again only when a partition directory changed (every waterfall
+        refreshes the index: at 10M spans a union of 240 paths each time was ~0.4 ms of its CPU)."""
+        changed = False
         seen: set[str] = set()
         for date_dir in self._partition_dirs():
             seen.add(date_dir)
             try:
                 mtime = os.stat(date_dir).st_mtime_ns
             except FileNotFoundError:
+                changed |= self._dirs.pop(date_dir, None) is not None
                 continue
             cached = self._dirs.get(date_dir)
             if cached is None or cached[0] != mtime:
-                cached = (mtime, frozenset(_parquet_names(date_dir)))
-                self._dirs[date_dir] = cached
-            files.update(os.path.join(date_dir, name) for name in cached[1])
+                paths = frozenset(os.path.join(date_dir, name) for name in _parquet_names(date_dir))
+                self._dirs[date_dir] = (mtime, paths)
+                changed = True
         for gone in set(self._dirs) - seen:
             del self._dirs[gone]
-        return files
+            changed = True
+        if changed or self._all is None:
+            self._all = frozenset().union(*(paths for _, paths in self._dirs.values()))
+        return self._all
 
     def _partition_dirs(self) -> list[str]:
         dirs: list[str] = []
@@ -142,7 +149,7 @@ class SummaryIndex:
     def _refresh(self, dataset: str) -> None:
         files = self._files[dataset].current()
         loaded = self._loaded[dataset]
-        added, removed = files - loaded, loaded - files
+        added, removed = set(files - loaded), loaded - files
         if added and not loaded:  # the first load: one build, no merge into (empty) rows
             self._full(dataset, files)
             return
@@ -169,7 +176,7 @@ class SummaryIndex:
                 loaded.add(path)
         return remaining if removed <= replaced else None
 
-    def _full(self, dataset: str, files: set[str]) -> None:
+    def _full(self, dataset: str, files: frozenset[str]) -> None:
         self.full_reloads += 1
         if dataset == LLM_DUPS_DIR:
             self._run([sql.LOAD_DUPS_FULL] if files else [sql.CLEAR_DUPS], {"files": sorted(files)})

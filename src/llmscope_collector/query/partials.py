@@ -106,7 +106,7 @@ class CostPartials:
         self._index = index
         self._lock = threading.Lock()
         self._files = DatasetFiles(data_dir / SPANS_DIR)
-        self._loaded: set[str] = set()
+        self._loaded: frozenset[str] = frozenset()
         self._dups: dict[tuple[str, str], frozenset[str]] = {}
         self.files_summed = 0
         db.on_open([sql.CREATE_PARTIALS])
