@@ -17,13 +17,11 @@ overrides the DB.
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import datetime as dt
-import fnmatch
 import json
 import sys
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,25 @@ from genai_prices.types import (
 )
 
 from llmscope_collector.processors.normalize import model_prefix
+from llmscope_collector.processors.pricing import (
+    BOOK_ONLY,
+    DAY_NS,
+    FREE_ROW,
+    MAX_NS,
+    MIDNIGHT_MARGIN_NS,
+    UNKNOWN_ROW,
+    Band,
+    Bands,
+    CostRow,
+    Counts,
+    DbPrice,
+    FixedRates,
+    PriceEntry,
+    UserPrice,
+    priced,
+    rated_row,
+    sanitized_counts,
+)
 from llmscope_collector.storage.schema import REPORTED_SOURCE
 
 # genai-prices provider ids for OTel `gen_ai.provider.name` values it would not match by itself.
@@ -78,7 +95,6 @@ _INERT_KEYS = frozenset(
         "input_audio_hours",
     }
 )
-_QUANTUM = Decimal("0.000000000001")  # the storage scale (12 decimals)
 _MILLION = Decimal(1_000_000)
 
 
@@ -105,57 +121,8 @@ class SpanCost:
     source: str | None
 
 
-CostRow = tuple[Decimal | None, Decimal | None, Decimal | None, bool, str | None]
-"""A `SpanCost`'s fields as a tuple: what `price_rows` stores, without a dataclass per span."""
-UNKNOWN_ROW: CostRow = (None, None, None, False, None)
-_FREE_ROW: CostRow = (Decimal(0), Decimal(0), Decimal(0), True, "no-usage")
 UNKNOWN = SpanCost(*UNKNOWN_ROW)
-FREE = SpanCost(*_FREE_ROW)
-Counts = tuple[int, int, int, int]
-"""A `Usage4`'s fields: input (cache included), output, cache read, cache write."""
-
-
-@dataclasses.dataclass(frozen=True)
-class UserPrice:
-    """One row of the user price file: USD per million tokens for models matching `pattern`."""
-
-    pattern: str
-    input: Decimal
-    output: Decimal
-    cache_read: Decimal | None = None
-    cache_write: Decimal | None = None
-    per_request: Decimal = Decimal(0)
-    provider: str | None = None
-
-    def matches(self, provider: str | None, model: str) -> bool:
-        if self.provider is not None and (provider or "").lower() != self.provider.lower():
-            return False
-        return fnmatch.fnmatchcase(model.lower(), self.pattern.lower())
-
-    def cost(self, usage: Usage4) -> SpanCost:
-        return SpanCost(*self.cost_row((usage.input, usage.output, usage.cache_read, usage.cache_write)))
-
-    def cost_row(self, counts: Counts) -> CostRow:
-        inp, out, read, write = counts
-        leaf_input = inp
-        cache = Decimal(0)
-        if self.cache_read is not None:
-            leaf_input -= read
-            cache += self.cache_read * read
-        if self.cache_write is not None:
-            leaf_input -= write
-            cache += self.cache_write * write
-        cost_in = (self.input * leaf_input + cache) / _MILLION
-        cost_out = self.output * out / _MILLION
-        return _priced(cost_in, cost_out, f"user:{self.pattern}", self.per_request)
-
-
-def _priced(cost_in: Decimal, cost_out: Decimal, source: str, other: Decimal = Decimal(0)) -> CostRow:
-    """Quantized to the storage scale; `other` (per-request fees) counts in the total only, as in genai-prices."""
-    cost_in = cost_in.quantize(_QUANTUM, ROUND_HALF_EVEN)
-    cost_out = cost_out.quantize(_QUANTUM, ROUND_HALF_EVEN)
-    fee = _ZERO_QUANTIZED if other is _ZERO else other.quantize(_QUANTUM, ROUND_HALF_EVEN)
-    return cost_in + cost_out + fee, cost_in, cost_out, True, source
+FREE = SpanCost(*FREE_ROW)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,17 +137,6 @@ def sanitize_usage(
 ) -> Usage4:
     """Counts as OTel defines them: non-negative, with cache tokens inside `input`."""
     return Usage4(*sanitized_counts(input_tokens, output, cache_read, cache_write))
-
-
-def sanitized_counts(inp: int | None, out: int | None, read: int | None, write: int | None) -> Counts:
-    """`sanitize_usage` as a tuple (`max(0, v or 0)` spelled out: a span's four counts in one expression)."""
-    inp = inp if inp and inp > 0 else 0
-    out = out if out and out > 0 else 0
-    read = read if read and read > 0 else 0
-    write = write if write and write > 0 else 0
-    if read + write > inp:  # exclusive convention (e.g. raw Anthropic usage): input did not include cache
-        inp += read + write
-    return inp, out, read, write
 
 
 class PriceBook:
@@ -223,7 +179,7 @@ class PriceBook:
     ) -> CostRow:
         """`cost` as a tuple of its fields, from a `Usage4`'s fields (no dataclass built per span)."""
         if counts is None:
-            return _FREE_ROW if error else UNKNOWN_ROW  # a failed call without usage is not billed
+            return FREE_ROW if error else UNKNOWN_ROW  # a failed call without usage is not billed
         for model in models:
             if model:
                 priced = self._lookup(provider, model)
@@ -264,30 +220,31 @@ class PriceBook:
             return None
         return _DbModel(found_provider, found_model, f"genai-prices:{found_provider.id}/{found_model.id}")
 
-    def _apply(self, priced: UserPrice | _DbModel, counts: Counts, start_ns: int) -> CostRow:
-        if isinstance(priced, UserPrice):
-            return priced.cost_row(counts)
+    def _apply(self, found: UserPrice | _DbModel, counts: Counts, start_ns: int) -> CostRow:
+        if isinstance(found, UserPrice):
+            return found.cost_row(counts)
         when: dt.datetime | None = None
-        prices = priced.model.prices
-        if type(start_ns) is int and 0 <= start_ns <= _MAX_NS:  # no timestamp conversion can fail
-            model_price = prices if isinstance(prices, ModelPrice) else self._dated_price(priced.model, start_ns)
+        prices = found.model.prices
+        if type(start_ns) is int and 0 <= start_ns <= MAX_NS:  # no timestamp conversion can fail
+            model_price = prices if isinstance(prices, ModelPrice) else self._dated_price(found.model, start_ns)
         else:
             when = dt.datetime.fromtimestamp(start_ns / 1e9, tz=dt.timezone.utc)
-            model_price = prices if isinstance(prices, ModelPrice) else priced.model.get_prices(when)
+            model_price = prices if isinstance(prices, ModelPrice) else found.model.get_prices(when)
         try:
             rates = self._rates_of(model_price)
             if rates is not None:
-                return rated_row(rates, priced.source, counts)
+                cost_in, cost_out, per_request = rates.cost(*counts)
+                return priced(cost_in, cost_out, found.source, per_request)
             inp, out, read, write = counts
-            calc = priced.model.calc_price(
+            calc = found.model.calc_price(
                 Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=read, cache_write_tokens=write),
-                priced.provider,
+                found.provider,
                 genai_request_timestamp=when or dt.datetime.fromtimestamp(start_ns / 1e9, tz=dt.timezone.utc),
             )
         except (ValueError, ArithmeticError):
             return UNKNOWN_ROW
-        return _priced(
-            calc.input_price, calc.output_price, priced.source, calc.total_price - calc.input_price - calc.output_price
+        return priced(
+            calc.input_price, calc.output_price, found.source, calc.total_price - calc.input_price - calc.output_price
         )
 
     def fixed_rates(self, provider: str | None, models: tuple[str | None, ...]) -> FixedRates | None:
@@ -296,26 +253,53 @@ class PriceBook:
         a row is priced by `rated_row` alone."""
         for model in models:
             if model:
-                priced = self._lookup(provider, model)
-                if priced is None:
+                found = self._lookup(provider, model)
+                if found is None:
                     continue
-                if not isinstance(priced, _DbModel) or not isinstance(priced.model.prices, ModelPrice):
+                if not isinstance(found, _DbModel) or not isinstance(found.model.prices, ModelPrice):
                     return None
                 try:
-                    rates = self._rates_of(priced.model.prices)
+                    rates = self._rates_of(found.model.prices)
                 except (ValueError, ArithmeticError):  # `cost_row` makes it UNKNOWN_ROW
                     return None
-                return None if rates is None else (rates, priced.source)
+                return None if rates is None else (rates, found.source)
         return None
+
+    def entry(self, provider: str | None, model: str) -> PriceEntry | str:
+        """What a decode worker's `PriceTable` prices `model` (sent with `provider`) by: this book's resolution
+        as plain data, or `BOOK_ONLY` when only this book's rules price it (a unit or a tier `Bands` do not
+        cover, a price decided by more than the UTC date)."""
+        found = self._lookup(provider, model)
+        if not isinstance(found, _DbModel):
+            return found
+        prices = found.model.prices
+        try:
+            if isinstance(prices, ModelPrice):
+                plain = self._rates_of(prices)
+                return BOOK_ONLY if plain is None or plain.plain is None else DbPrice(found.source, (), (plain.plain,))
+            if not all(isinstance(c.constraint, (StartDateConstraint, type(None))) for c in prices):
+                return BOOK_ONLY
+            days = sorted(
+                {_epoch_day(c.constraint.start_date) for c in prices if isinstance(c.constraint, StartDateConstraint)}
+            )
+            bands = []
+            for day in [days[0] - 1 if days else 0, *days]:  # a day of each span between price changes
+                rates = self._rates_of(found.model.get_prices(_noon(day)))
+                if rates is None or rates.plain is None:
+                    return BOOK_ONLY
+                bands.append(rates.plain)
+        except (ValueError, ArithmeticError, OverflowError):
+            return BOOK_ONLY
+        return DbPrice(found.source, tuple(days), tuple(bands))
 
     def _dated_price(self, model: ModelInfo, start_ns: int) -> ModelPrice:
         """The model's conditional price in force at `start_ns`, cached per UTC day when only dates decide it."""
         conditional = model.prices
         assert not isinstance(conditional, ModelPrice)
-        if _MARGIN_NS <= start_ns % _DAY_NS < _DAY_NS - _MARGIN_NS and all(
+        if MIDNIGHT_MARGIN_NS <= start_ns % DAY_NS < DAY_NS - MIDNIGHT_MARGIN_NS and all(
             isinstance(c.constraint, (StartDateConstraint, type(None))) for c in conditional
         ):
-            key = (id(model), start_ns // _DAY_NS)  # the snapshot keeps `model` alive, so its id is stable
+            key = (id(model), start_ns // DAY_NS)  # the snapshot keeps `model` alive, so its id is stable
             found = self._dated.get(key)
             if found is None or found[0] is not model:
                 found = self._dated[key] = (model, model.get_prices(_when(start_ns)))
@@ -329,48 +313,39 @@ class PriceBook:
         return found[1]
 
 
-def rated_row(rates: _Rates, source: str, counts: Counts) -> CostRow:
-    """The cost of a call with `counts` at `rates` (from `source`), as `PriceBook.cost_row` gives it."""
-    try:
-        cost_in, cost_out, per_request = rates.cost(*counts)
-        return _priced(cost_in, cost_out, source, per_request)
-    except (ValueError, ArithmeticError):
-        return UNKNOWN_ROW
-
-
 def _when(start_ns: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(start_ns / 1e9, tz=dt.timezone.utc)
 
 
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def _epoch_day(date: dt.date) -> int:
+    return (date - _EPOCH).days
+
+
+def _noon(day: int) -> dt.datetime:
+    return dt.datetime.combine(_EPOCH + dt.timedelta(days=day), dt.time(12), tzinfo=dt.timezone.utc)
+
+
 _MISSING = object()
-_MAX_NS = 2**63 - 1
-_DAY_NS = 86_400 * 10**9
-# Within this of midnight the float timestamp genai-prices sees might round to the other day: not cached.
-_MARGIN_NS = 10**6
 _ZERO = Decimal(0)
-_ZERO_QUANTIZED = _ZERO.quantize(_QUANTUM, ROUND_HALF_EVEN)
-
-
-_Band = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None, Decimal]
 
 
 @dataclasses.dataclass(frozen=True)
 class _Rates:
     """One `ModelPrice`'s token prices, resolved once, for prices the plain leaf/tier rules cover.
 
-    Tier cliffs are resolved ahead too: `bands[i]` holds the plain prices per token (and the per-request
-    fee) in force when the input count exceeds exactly `i` of the `starts`, so a call is a bisect and
-    a few Decimal operations. genai-prices computes `price * tokens / 1_000_000`; a band holds
-    `price / 1_000_000` (exact: a shift of the exponent), and `price_per_token * tokens` rounds the
-    same coefficient to the same value, so only the division per call is saved."""
+    When every price is plain Decimals over int tier starts, `plain` holds them resolved per tier band
+    (`pricing.Bands`: what a decode worker prices by too); otherwise genai-prices' `calc_unit_price`
+    applies the tiers call by call."""
 
     input: Decimal | TieredPrices | None
     cache_read: Decimal | TieredPrices | None
     cache_write: Decimal | TieredPrices | None
     output: Decimal | TieredPrices | None
     requests: Decimal | TieredPrices | None
-    starts: tuple[int, ...]
-    bands: tuple[_Band, ...]  # empty when a price is not plain Decimals over int tier starts
+    plain: Bands | None
 
     @classmethod
     def of(cls, price: ModelPrice) -> _Rates | None:
@@ -388,30 +363,22 @@ class _Rates:
             or (type(p) is TieredPrices and type(p.base) is Decimal and all(type(t.price) is Decimal for t in p.tiers))
             for p in prices
         ) and all(type(s) is int for s in starts)
-        bands: list[_Band] = []
-        if plain:
-            # A count in band i exceeds starts[:i] and no more; a representative count picks each price's tier.
-            for count in [starts[0] if starts else 0, *(s + 1 for s in starts)]:
-                b_in, b_read, b_write, b_out, b_requests = (_tier_price(p, count) for p in prices)
-                fee = _ZERO if b_requests is None else b_requests * Decimal(1) / 1000
-                bands.append((_per_token(b_in), _per_token(b_read), _per_token(b_write), _per_token(b_out), fee))
-        return cls(inp, read, write, out, requests, tuple(starts), tuple(bands))
+        if not plain:
+            return cls(inp, read, write, out, requests, None)
+        bands: list[Band] = []
+        # A count in band i exceeds starts[:i] and no more; a representative count picks each price's tier.
+        for count in [starts[0] if starts else 0, *(s + 1 for s in starts)]:
+            b_in, b_read, b_write, b_out, b_requests = (_tier_price(p, count) for p in prices)
+            fee = _ZERO if b_requests is None else b_requests * Decimal(1) / 1000
+            bands.append((_per_token(b_in), _per_token(b_read), _per_token(b_write), _per_token(b_out), fee))
+        return cls(inp, read, write, out, requests, Bands(tuple(starts), tuple(bands)))
 
     def cost(self, inp: int, out: int, read: int, write: int) -> tuple[Decimal, Decimal, Decimal]:
-        """Input, output and per-request cost of a `Usage4`'s counts: the leaf rules and tier cliffs of genai-prices.
-
-        The zero terms are added as genai-prices adds them (`0 + -0` is `0`: the sign of a zero cost is kept)."""
-        if self.bands and type(inp) is int and type(read) is int and type(write) is int and type(out) is int:
-            p_in, p_read, p_write, p_out, fee = self.bands[bisect.bisect_left(self.starts, inp) if self.starts else 0]
-            leaf_input = inp
-            if p_read is not None:
-                leaf_input -= read
-            if p_write is not None:
-                leaf_input -= write
-            cost_in = _ZERO if p_in is None else p_in * leaf_input
-            cost_in += _ZERO if p_read is None else p_read * read
-            cost_in += _ZERO if p_write is None else p_write * write
-            return cost_in, _ZERO if p_out is None else p_out * out, fee
+        """Input, output and per-request cost of a `Usage4`'s counts: the leaf rules and tier cliffs of genai-prices."""
+        if self.plain is not None:
+            cost = self.plain.cost(inp, out, read, write)
+            if cost is not None:
+                return cost
         leaf_input = inp
         if self.cache_read is not None:
             leaf_input -= read
@@ -422,10 +389,6 @@ class _Rates:
         cost_in += calc_unit_price(self.cache_write, write, inp, 1_000_000)
         cost_out = calc_unit_price(self.output, out, inp, 1_000_000)
         return cost_in, cost_out, calc_unit_price(self.requests, 1, inp, 1000)
-
-
-FixedRates = tuple[_Rates, str]
-"""`PriceBook.fixed_rates`: the rates a model is priced by whenever called, and the price's source."""
 
 
 def _per_token(price: Decimal | None) -> Decimal | None:
@@ -507,19 +470,24 @@ def _usd(where: str, field: str, value: Any) -> Decimal:
 
 
 __all__ = [
+    "BOOK_ONLY",
     "FREE",
     "REPORTED_SOURCE",
     "UNKNOWN",
     "UNKNOWN_ROW",
     "CostRow",
     "Counts",
+    "DbPrice",
+    "FixedRates",
     "PriceBook",
+    "PriceEntry",
     "PriceFileError",
     "SpanCost",
     "TieredPrices",
     "Usage4",
     "UserPrice",
     "load_price_file",
+    "rated_row",
     "sanitize_usage",
     "sanitized_counts",
 ]

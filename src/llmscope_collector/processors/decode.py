@@ -16,7 +16,7 @@ import base64
 import datetime as dt
 import math
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pyarrow as pa
@@ -24,7 +24,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from llmscope_collector.processors import native as native_decoder
-from llmscope_collector.processors.cost import PriceBook
 from llmscope_collector.processors.limits import (
     DEFAULT_LIMITS,
     MAX_TIME_NS,
@@ -39,7 +38,7 @@ from llmscope_collector.processors.messages import split_hashed
 from llmscope_collector.processors.native import ResourceParts, ScopeParts, SpanFields
 from llmscope_collector.processors.normalize import GENAI_COLUMNS, canonical_genai
 from llmscope_collector.processors.previews import preview_candidates
-from llmscope_collector.processors.pricing import price_rows
+from llmscope_collector.processors.pricing import PricesNeeded, PriceTable, price_rows
 from llmscope_collector.processors.scores import CARRIER_SCOPE, EVALUATION_EVENT, score_row
 from llmscope_collector.storage.batch import DecodedBatch, DecodedPart, PartitionKey
 from llmscope_collector.storage.schema import (
@@ -51,6 +50,9 @@ from llmscope_collector.storage.schema import (
     SPAN_SCHEMA,
 )
 from llmscope_collector.storage.schema import names as column_names
+
+if TYPE_CHECKING:
+    from llmscope_collector.processors.cost import PriceBook
 
 _KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS = ("UNSET", "OK", "ERROR")
@@ -210,9 +212,12 @@ _default_prices: PriceBook | None = None
 
 
 def default_prices() -> PriceBook:
-    """The price book of decodes given none (genai-prices only); built once per process."""
+    """The price book of decodes given none (genai-prices only); built once per process (imported here: a
+    decode worker prices by a `PriceTable` and never loads genai-prices)."""
     global _default_prices
     if _default_prices is None:
+        from llmscope_collector.processors.cost import PriceBook
+
         _default_prices = PriceBook()
     return _default_prices
 
@@ -220,7 +225,7 @@ def default_prices() -> PriceBook:
 def decode_request(
     request: ExportTraceServiceRequest,
     project: str,
-    prices: PriceBook | None = None,
+    prices: PriceBook | PriceTable | None = None,
     limits: SpanLimits = DEFAULT_LIMITS,
 ) -> DecodedBatch:
     """Flatten, normalize and price every span of the request into one Arrow table per partition;
@@ -231,7 +236,7 @@ def decode_request(
 def decode_bytes(
     payload: bytes,
     project: str,
-    prices: PriceBook | None = None,
+    prices: PriceBook | PriceTable | None = None,
     limits: SpanLimits = DEFAULT_LIMITS,
     native: bool = True,
 ) -> DecodedBatch:
@@ -247,9 +252,11 @@ def decode_bytes(
 
 
 def decode_parts(
-    resources: list[ResourceParts], project: str, prices: PriceBook | None, limits: SpanLimits
+    resources: list[ResourceParts], project: str, prices: PriceBook | PriceTable | None, limits: SpanLimits
 ) -> DecodedBatch:
-    """`decode_request` of a request's plain values (`native.py`'s shape), whichever decoder read them."""
+    """`decode_request` of a request's plain values (`native.py`'s shape), whichever decoder read them;
+    raises `PricesNeeded` when `prices` is a worker's table that cannot price some LLM row (before the
+    Arrow work: the collector decodes the record again)."""
     batch = DecodedBatch()
     parts: _Partitions = {}
     scores: _ScoreParts = {}
@@ -268,10 +275,15 @@ def decode_parts(
             for fields in spans:
                 _decode_span(batch, parts, scores, fields, context, limits)
     book = prices or default_prices()
+    priced = []
     for key, rows in parts.items():
         batch.accepted += len(rows)
         cols = _columns(rows)
-        price_rows(cols, book)
+        if not price_rows(cols, book):
+            assert isinstance(book, PriceTable)  # a `PriceBook` prices every row
+            raise PricesNeeded(book.take_missing())
+        priced.append((key, cols))
+    for key, cols in priced:
         batch.partitions[key] = to_part(cols)
     for key, score_rows in scores.items():
         part = batch.partitions.get(key)

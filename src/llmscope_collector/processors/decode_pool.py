@@ -6,6 +6,11 @@ the consumer hands WAL records to a process pool and gets `DecodedBatch`es (Arro
 send back) in order. Small batches (light traffic) are decoded inline, so an idle collector never
 starts a process. If the pool breaks, decoding falls back to inline and the pool is recreated on
 the next large batch.
+
+The workers price by a `PriceTable` (plain data, no genai-prices: ~20-30 MB less per worker) that the
+collector's `PriceBook` fills as it meets new models and sends with each task; a record whose models
+the table does not know yet comes back as `PricesNeeded` and is decoded again once the book has
+resolved them (by a worker, with the new table; here, when only the book can price it).
 """
 
 from __future__ import annotations
@@ -14,16 +19,20 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import pickle
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from llmscope_collector.processors.cost import PriceBook
 from llmscope_collector.processors.decode import DecodedBatch, decode_bytes
 from llmscope_collector.processors.decode_worker import init_worker
 from llmscope_collector.processors.limits import DEFAULT_LIMITS, SpanLimits
+from llmscope_collector.processors.pricing import PricesNeeded, PriceTable
+
+if TYPE_CHECKING:
+    from llmscope_collector.processors.cost import PriceBook
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +50,10 @@ R = TypeVar("R")
 
 @dataclasses.dataclass(frozen=True)
 class _WorkerContext:
-    """What a worker decodes with: its server's price book, span limits and wire decoder (set by `init_worker`)."""
+    """What a worker decodes with: its server's price table (sent with each task), span limits and wire
+    decoder (set by `init_worker`)."""
 
-    prices: PriceBook | None = None
+    prices: PriceTable = dataclasses.field(default_factory=PriceTable)
     limits: SpanLimits = DEFAULT_LIMITS
     native: bool = True
 
@@ -55,7 +65,7 @@ _worker = _WorkerContext()
 def decode_payload(
     project: str,
     payload: bytes,
-    prices: PriceBook | None = None,
+    prices: PriceBook | PriceTable | None = None,
     limits: SpanLimits | None = None,
     native: bool | None = None,
 ) -> DecodedBatch:
@@ -68,9 +78,16 @@ def decode_payload(
 Decoded = DecodedBatch | BaseException
 
 
-def decode_payloads(items: Sequence[tuple[str, bytes]]) -> list[Decoded]:
+TableState = tuple[int, bytes]
+"""A `PriceTable` as sent to the workers: its version and its pickle (made once per version)."""
+
+
+def decode_payloads(items: Sequence[tuple[str, bytes]], table: TableState | None = None) -> list[Decoded]:
     """One worker task: each item's batch, or the exception that stopped it (so one bad record
-    does not fail the others of its task)."""
+    does not fail the others of its task); `table`: the collector's price table, if newer than the worker's."""
+    global _worker
+    if table is not None and table[0] != _worker.prices.version:
+        _worker = dataclasses.replace(_worker, prices=pickle.loads(table[1]))
     out: list[Decoded] = []
     for project, payload in items:
         try:
@@ -80,10 +97,11 @@ def decode_payloads(items: Sequence[tuple[str, bytes]]) -> list[Decoded]:
     return out
 
 
-def set_worker_context(prices_file: str | None, limits: SpanLimits, native: bool) -> None:
-    """This worker's price book, span limits and wire decoder (its initializer: `decode_worker.init_worker`)."""
+def set_worker_context(limits: SpanLimits, native: bool) -> None:
+    """This worker's span limits and wire decoder (its initializer: `decode_worker.init_worker`); its prices
+    come with its tasks."""
     global _worker
-    _worker = _WorkerContext(PriceBook.from_file(prices_file), limits, native)
+    _worker = _WorkerContext(PriceTable(), limits, native)
 
 
 class DecodePool:
@@ -96,7 +114,9 @@ class DecodePool:
         self.native = native  # the native wire decoder where built (processors/native.py), else upb
         self._prices_file = prices_file
         self._limits = limits  # handed to each worker by its initializer, used as is inline
-        self._prices: PriceBook | None = None
+        self._prices: PriceBook | None = None  # the price book of inline decodes and of the workers' table
+        self._table = PriceTable()
+        self._table_state: TableState = (0, pickle.dumps(self._table))
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -132,19 +152,35 @@ class DecodePool:
             return fn(*args, **kwargs)
 
     def inline(self, project: str, payload: bytes) -> Decoded:
-        if self._prices is None:
-            self._prices = PriceBook.from_file(self._prices_file)
         try:
-            return decode_payload(project, payload, self._prices, self._limits, self.native)
+            return decode_payload(project, payload, self._book(), self._limits, self.native)
         except Exception as exc:
             return exc
+
+    def _book(self) -> PriceBook:
+        """The collector's price book (genai-prices loads on the first call: a collector that never meets an
+        LLM span never loads it)."""
+        if self._prices is None:
+            from llmscope_collector.processors.cost import PriceBook
+
+            self._prices = PriceBook.from_file(self._prices_file)
+        return self._prices
+
+    def _learn(self, keys: frozenset[tuple[str | None, str]]) -> TableState:
+        """The workers' table with the book's resolution of `keys` added (pickled again only when it grew)."""
+        book = self._book()
+        with self._lock:
+            if self._table.learn(book, keys):
+                self._table_state = (self._table.version, pickle.dumps(self._table))
+            return self._table_state
 
     def _submit(self, items: Sequence[tuple[str, bytes]]) -> list[_Task] | None:
         pool = self._executor()
         if pool is None:
             return None
+        state = self._table_state
         try:
-            return [_Task(pool.submit(decode_payloads, chunk), chunk) for chunk in _chunks(items)]
+            return [_Task(pool.submit(decode_payloads, chunk, state), chunk, state[0]) for chunk in _chunks(items)]
         except (BrokenProcessPool, RuntimeError, OSError) as exc:
             self._broken(exc)
             return None
@@ -159,7 +195,7 @@ class DecodePool:
                         self._workers,
                         mp_context=context,
                         initializer=init_worker,
-                        initargs=(os.getpid(), self._prices_file, self._limits, self.native),
+                        initargs=(os.getpid(), self._limits, self.native),
                     )
                 except (RuntimeError, OSError) as exc:
                     log.error("decode worker pool cannot start (%s); working inline", exc)
@@ -170,12 +206,35 @@ class DecodePool:
         """A task's results in order; if the task itself failed (the pool broke, a result that could
         not be pickled), its records are decoded here instead."""
         try:
-            return task.future.result()
+            return self._priced(task.items, task.future.result(), task.version)
         except BrokenProcessPool as exc:
             self._broken(exc)
         except Exception as exc:
             log.warning("decode task of %d record(s) failed (%s); decoding them inline", len(task.items), exc)
         return [self.inline(project, payload) for project, payload in task.items]
+
+    def _priced(self, items: Sequence[tuple[str, bytes]], decoded: list[Decoded], version: int) -> list[Decoded]:
+        """`decoded` with each `PricesNeeded` decoded again: by a worker with a table that has grown since
+        `version` (the models the book has just resolved), else here, by the book."""
+        redo = [i for i, result in enumerate(decoded) if isinstance(result, PricesNeeded)]
+        if not redo:
+            return decoded
+        keys = frozenset(key for i in redo for key in decoded[i].keys)  # type: ignore[union-attr]
+        state = self._learn(keys)
+        again: list[Decoded] | None = None
+        pool = self._pool
+        if state[0] != version and pool is not None:
+            try:
+                again = pool.submit(decode_payloads, [items[i] for i in redo], state).result()
+            except BrokenProcessPool as exc:
+                self._broken(exc)
+            except Exception as exc:
+                log.warning("decode task of %d record(s) failed (%s); decoding them inline", len(redo), exc)
+        out = list(decoded)
+        for n, i in enumerate(redo):
+            result = None if again is None else again[n]
+            out[i] = self.inline(*items[i]) if result is None or isinstance(result, PricesNeeded) else result
+        return out
 
     def _broken(self, exc: BaseException) -> None:
         log.error("decode worker pool failed (%s); decoding inline until it is restarted", exc)
@@ -195,6 +254,7 @@ class DecodePool:
 class _Task:
     future: Future[list[Decoded]]
     items: Sequence[tuple[str, bytes]]
+    version: int  # of the price table it was sent with
 
 
 class PendingDecode:

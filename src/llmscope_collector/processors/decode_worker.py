@@ -19,15 +19,13 @@ from llmscope_collector.processors.limits import DEFAULT_LIMITS, SpanLimits
 _PARENT_CHECK_S = 1.0
 
 
-def init_worker(
-    parent_pid: int, prices_file: str | None, limits: SpanLimits = DEFAULT_LIMITS, native: bool = True
-) -> None:
-    """Worker initializer: allocator and import settings, then the collector's price book, span limits
-    and wire decoder, and exit when the collector is gone."""
+def init_worker(parent_pid: int, limits: SpanLimits = DEFAULT_LIMITS, native: bool = True) -> None:
+    """Worker initializer: allocator and import settings, then the collector's span limits and wire decoder
+    (its prices come with its tasks: `pricing.PriceTable`), and exit when the collector is gone."""
     tune_process_memory()
     from llmscope_collector.processors import decode_pool  # pyarrow: only now
 
-    decode_pool.set_worker_context(prices_file, limits, native)
+    decode_pool.set_worker_context(limits, native)
     exit_with_parent(parent_pid)
 
 

@@ -1,4 +1,4 @@
-"""Prices the LLM rows of a decoded partition (cost columns of the span table).
+"""Prices the LLM rows of a decoded partition (cost columns of the span table), without genai-prices.
 
 When the price source does not know a call's model, the cost the instrumentation reported itself
 (`reported_cost_usd`, e.g. LiteLLM's `gen_ai.cost.total_cost`) is used, with `cost_source` "reported":
@@ -6,41 +6,267 @@ a known model is always priced by llmscope, and the reported value stays beside 
 
 A span's cost depends on that span only (its provider, models, tokens, start time and status), so
 it is computed where the span is decoded, in the decode workers, not on the single writer thread.
-Rows are priced as tuples of the `SpanCost` fields (`PriceBook.cost_row`): building a `Usage4` and a
-`SpanCost` per span (frozen dataclasses) cost as much as the pricing itself.
+Rows are priced as tuples of the `SpanCost` fields (`cost_row`): building a `Usage4` and a `SpanCost`
+per span (frozen dataclasses) cost as much as the pricing itself.
+
+This module imports nothing of genai-prices (nor pydantic): a decode worker prices by a `PriceTable`,
+plain data the collector's `cost.PriceBook` resolved (model matching stays genai-prices' own, done
+once per (provider, model) in the collector) and sends with each task. Importing and loading
+genai-prices cost each worker ~20-30 MB (docs/memory.md, fifth pass). A row the table cannot price
+(a model the collector has not resolved yet, a price only genai-prices' full rules compute) makes
+the worker answer `PricesNeeded`, and the collector decodes that record again once it has resolved
+the models, so every stored cost is the price book's.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import bisect
+import dataclasses
+import fnmatch
+from collections.abc import Iterable
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import TYPE_CHECKING, Any, Protocol
 
-from llmscope_collector.processors.cost import (
-    REPORTED_SOURCE,
-    UNKNOWN_ROW,
-    FixedRates,
-    PriceBook,
-    rated_row,
-    sanitized_counts,
-)
-from llmscope_collector.storage.schema import LLM_OPERATIONS
+from llmscope_collector.storage.schema import LLM_OPERATIONS, REPORTED_SOURCE
+
+if TYPE_CHECKING:
+    from llmscope_collector.processors.cost import PriceBook
+
+CostRow = tuple[Decimal | None, Decimal | None, Decimal | None, bool, str | None]
+"""A `SpanCost`'s fields as a tuple: what `price_rows` stores, without a dataclass per span."""
+Counts = tuple[int, int, int, int]
+"""A `Usage4`'s fields: input (cache included), output, cache read, cache write."""
+ModelKey = tuple[str | None, str]
+"""(provider as sent, model as sent): what a price is resolved for."""
+
+UNKNOWN_ROW: CostRow = (None, None, None, False, None)
+FREE_ROW: CostRow = (Decimal(0), Decimal(0), Decimal(0), True, "no-usage")
+_QUANTUM = Decimal("0.000000000001")  # the storage scale (12 decimals)
+_MILLION = Decimal(1_000_000)
+_ZERO = Decimal(0)
+_ZERO_QUANTIZED = _ZERO.quantize(_QUANTUM, ROUND_HALF_EVEN)
+MAX_NS = 2**63 - 1  # a start every price path converts without fail
+DAY_NS = 86_400 * 10**9
+# Within this of midnight the float timestamp genai-prices sees might round to the other day: not cached.
+MIDNIGHT_MARGIN_NS = 10**6
 
 _LLM = frozenset(LLM_OPERATIONS)
 _USAGE = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-_MAX_NS = 2**63 - 1  # a start `PriceBook.cost_row` converts without fail (`fixed_rates` holds for any such)
 COST_FIELDS = ("cost_usd", "cost_input_usd", "cost_output_usd", "cost_known", "cost_source")
 
 
-def price_rows(cols: dict[str, list[Any]], prices: PriceBook) -> None:
-    """Fill `cost_*` of every LLM row in place (other rows keep None: they are not model calls)."""
+def sanitized_counts(inp: int | None, out: int | None, read: int | None, write: int | None) -> Counts:
+    """Counts as OTel defines them: non-negative, with cache tokens inside `input` (`max(0, v or 0)`
+    spelled out: a span's four counts in one expression)."""
+    inp = inp if inp and inp > 0 else 0
+    out = out if out and out > 0 else 0
+    read = read if read and read > 0 else 0
+    write = write if write and write > 0 else 0
+    if read + write > inp:  # exclusive convention (e.g. raw Anthropic usage): input did not include cache
+        inp += read + write
+    return inp, out, read, write
+
+
+def priced(cost_in: Decimal, cost_out: Decimal, source: str, other: Decimal = _ZERO) -> CostRow:
+    """Quantized to the storage scale; `other` (per-request fees) counts in the total only, as in genai-prices."""
+    cost_in = cost_in.quantize(_QUANTUM, ROUND_HALF_EVEN)
+    cost_out = cost_out.quantize(_QUANTUM, ROUND_HALF_EVEN)
+    fee = _ZERO_QUANTIZED if other is _ZERO else other.quantize(_QUANTUM, ROUND_HALF_EVEN)
+    return cost_in + cost_out + fee, cost_in, cost_out, True, source
+
+
+@dataclasses.dataclass(frozen=True)
+class UserPrice:
+    """One row of the user price file: USD per million tokens for models matching `pattern`."""
+
+    pattern: str
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+    per_request: Decimal = _ZERO
+    provider: str | None = None
+
+    def matches(self, provider: str | None, model: str) -> bool:
+        if self.provider is not None and (provider or "").lower() != self.provider.lower():
+            return False
+        return fnmatch.fnmatchcase(model.lower(), self.pattern.lower())
+
+    def cost_row(self, counts: Counts) -> CostRow:
+        inp, out, read, write = counts
+        leaf_input = inp
+        cache = _ZERO
+        if self.cache_read is not None:
+            leaf_input -= read
+            cache += self.cache_read * read
+        if self.cache_write is not None:
+            leaf_input -= write
+            cache += self.cache_write * write
+        cost_in = (self.input * leaf_input + cache) / _MILLION
+        cost_out = self.output * out / _MILLION
+        return priced(cost_in, cost_out, f"user:{self.pattern}", self.per_request)
+
+
+Band = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None, Decimal]
+"""Per-token input, cache read, cache write and output prices (None: no such price) and the per-request fee."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Bands:
+    """A price's plain token rates by input tier, resolved by `cost._Rates.of`: `bands[i]` is in force when
+    the input count exceeds exactly `i` of the `starts` (genai-prices' tier cliffs), so a call is a bisect
+    and a few Decimal operations. A band holds `price / 1_000_000` (exact: a shift of the exponent), and
+    `price_per_token * tokens` rounds the same coefficient as genai-prices' `price * tokens / 1_000_000`."""
+
+    starts: tuple[int, ...]
+    bands: tuple[Band, ...]
+
+    def cost(self, inp: int, out: int, read: int, write: int) -> tuple[Decimal, Decimal, Decimal] | None:
+        """Input, output and per-request cost of a `Usage4`'s counts; None for counts that are not ints
+        (genai-prices' general rules, in `cost._Rates`, price those).
+
+        The zero terms are added as genai-prices adds them (`0 + -0` is `0`: the sign of a zero cost is kept)."""
+        if not (type(inp) is int and type(read) is int and type(write) is int and type(out) is int):
+            return None
+        p_in, p_read, p_write, p_out, fee = self.bands[bisect.bisect_left(self.starts, inp) if self.starts else 0]
+        leaf_input = inp
+        if p_read is not None:
+            leaf_input -= read
+        if p_write is not None:
+            leaf_input -= write
+        cost_in = _ZERO if p_in is None else p_in * leaf_input
+        cost_in += _ZERO if p_read is None else p_read * read
+        cost_in += _ZERO if p_write is None else p_write * write
+        return cost_in, _ZERO if p_out is None else p_out * out, fee
+
+
+class Rates(Protocol):
+    """What `rated_row` prices by: `Bands`, or `cost._Rates` (which also covers non-int counts)."""
+
+    def cost(self, inp: int, out: int, read: int, write: int) -> tuple[Decimal, Decimal, Decimal] | None: ...
+
+
+def rated_row(rates: Rates, source: str, counts: Counts) -> CostRow | None:
+    """The cost of a call with `counts` at `rates` (from `source`), as `PriceBook.cost_row` gives it;
+    None when `rates` leave it to genai-prices' general rules (only a worker's `Bands` do)."""
+    try:
+        cost = rates.cost(*counts)
+        return None if cost is None else priced(cost[0], cost[1], source, cost[2])
+    except (ValueError, ArithmeticError):
+        return UNKNOWN_ROW
+
+
+FixedRates = tuple[Rates, str]
+"""`fixed_rates`: the rates a model is priced by whenever called, and the price's source."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DbPrice:
+    """A genai-prices model's price as a worker applies it: `bands[i]` in force on the UTC days from
+    `days[i - 1]` (days since 1970-01-01; `days` ascending, one fewer than `bands`), so an undated price is
+    one band set and no days. Only for prices whose in-force rates depend on the UTC date alone."""
+
+    source: str
+    days: tuple[int, ...]
+    bands: tuple[Bands, ...]
+
+
+PriceEntry = UserPrice | DbPrice | None
+"""What the price book resolved a `ModelKey` to, for a worker: a user price, a genai-prices price, or None
+(the price source does not know the model). Keys the book prices only by genai-prices' full rules are
+`BOOK_ONLY`."""
+BOOK_ONLY = "book-only"
+
+
+class PricesNeeded(Exception):
+    """A decode worker met rows its `PriceTable` cannot price: the collector resolves `keys` (models it
+    has not resolved yet; empty when only its price book can price the rows) and decodes the record again."""
+
+    def __init__(self, keys: frozenset[ModelKey]) -> None:
+        super().__init__(keys)
+        self.keys = keys
+
+
+@dataclasses.dataclass
+class PriceTable:
+    """A decode worker's price book: the collector's `PriceBook` resolutions as plain data (`version`
+    counts them). `cost_row`/`fixed_rates` answer as the book does, or None for rows it cannot price;
+    the keys it has no entry for are collected in `missing`."""
+
+    entries: dict[ModelKey, PriceEntry | str] = dataclasses.field(default_factory=dict)
+    version: int = 0
+    missing: set[ModelKey] = dataclasses.field(default_factory=set)
+
+    def cost_row(
+        self, provider: str | None, models: tuple[str | None, ...], start_ns: int, counts: Counts | None, *, error: bool
+    ) -> CostRow | None:
+        """`PriceBook.cost_row`, or None when only the price book can price this call."""
+        if counts is None:
+            return FREE_ROW if error else UNKNOWN_ROW  # a failed call without usage is not billed
+        for model in models:
+            if model:
+                entry = self.entries.get((provider, model), _ABSENT)
+                if entry is _ABSENT:
+                    self.missing.add((provider, model))
+                    return None
+                if entry is None:
+                    continue
+                return self._apply(entry, counts, start_ns)
+        return UNKNOWN_ROW
+
+    def fixed_rates(self, provider: str | None, models: tuple[str | None, ...]) -> FixedRates | None:
+        """`PriceBook.fixed_rates`: the rates of an undated genai-prices price of the first model known."""
+        for model in models:
+            if model:
+                entry = self.entries.get((provider, model), _ABSENT)
+                if entry is None:
+                    continue
+                if isinstance(entry, DbPrice) and not entry.days:
+                    return entry.bands[0], entry.source
+                return None
+        return None
+
+    def _apply(self, entry: PriceEntry | str | object, counts: Counts, start_ns: int) -> CostRow | None:
+        if isinstance(entry, UserPrice):
+            return entry.cost_row(counts)
+        if not isinstance(entry, DbPrice) or not (type(start_ns) is int and 0 <= start_ns <= MAX_NS):
+            return None
+        if not entry.days:
+            return rated_row(entry.bands[0], entry.source, counts)
+        if not MIDNIGHT_MARGIN_NS <= start_ns % DAY_NS < DAY_NS - MIDNIGHT_MARGIN_NS:
+            return None
+        return rated_row(entry.bands[bisect.bisect_right(entry.days, start_ns // DAY_NS)], entry.source, counts)
+
+    def take_missing(self) -> frozenset[ModelKey]:
+        missing, self.missing = frozenset(self.missing), set()
+        return missing
+
+    def learn(self, book: PriceBook, keys: Iterable[ModelKey]) -> bool:
+        """Adds the book's resolution of `keys` (in the collector); True when any was new."""
+        new = [key for key in keys if key not in self.entries]
+        for key in new:
+            self.entries[key] = book.entry(*key)
+        if new:
+            self.version += 1
+        return bool(new)
+
+
+_ABSENT: Any = object()
+
+
+def price_rows(cols: dict[str, list[Any]], prices: PriceBook | PriceTable) -> bool:
+    """Fill `cost_*` of every LLM row in place (other rows keep None: they are not model calls); False
+    when some row was left unpriced (only a `PriceTable` leaves any: see `PricesNeeded`)."""
     rows = [i for i, operation in enumerate(cols["operation"]) if operation in _LLM]
     if not rows:
-        return
+        return True
     inputs, outputs, reads, writes = (cols[f] for f in _USAGE)
     providers, responses, requests = cols["provider"], cols["response_model"], cols["request_model"]
     starts, codes = cols["start_ns"], cols["status_code"]
     total, cost_in, cost_out, known, source = (cols[f] for f in COST_FIELDS)
     reported = cols["reported_cost_usd"]
     fixed: dict[tuple[str | None, str | None, str | None], FixedRates | None] = {}
+    complete = True
     for i in rows:
         inp, out, read, write = inputs[i], outputs[i], reads[i], writes[i]
         if inp is None and out is None and read is None and write is None:
@@ -48,9 +274,10 @@ def price_rows(cols: dict[str, list[Any]], prices: PriceBook) -> None:
         else:
             counts = sanitized_counts(inp, out, read, write)
         provider, models, start = providers[i], (responses[i], requests[i]), starts[i]
+        row: CostRow | None
         if not (models[0] or models[1]):
             row = UNKNOWN_ROW
-        elif counts is not None and type(start) is int and 0 <= start <= _MAX_NS:
+        elif counts is not None and type(start) is int and 0 <= start <= MAX_NS:
             key = (provider, *models)
             rates = fixed[key] if key in fixed else fixed.setdefault(key, prices.fixed_rates(provider, models))
             if rates is None:
@@ -59,6 +286,10 @@ def price_rows(cols: dict[str, list[Any]], prices: PriceBook) -> None:
                 row = rated_row(*rates, counts)
         else:
             row = prices.cost_row(provider, models, start, counts, error=codes[i] == "ERROR")
+        if row is None:
+            complete = False
+            continue
         if not row[3] and reported[i] is not None:  # our price source does not know the model
             row = (reported[i], None, None, True, REPORTED_SOURCE)
         total[i], cost_in[i], cost_out[i], known[i], source[i] = row
+    return complete

@@ -47,9 +47,10 @@ def test_an_unstorable_row_is_set_aside_and_the_others_are_written(
     # Stands in for any upstream bug that leaves a value Arrow cannot store in one decoded row.
     real = decode.price_rows
 
-    def corrupt_first_row(cols: Columns, prices: PriceBook) -> None:
-        real(cols, prices)
+    def corrupt_first_row(cols: Columns, prices: PriceBook) -> bool:
+        priced = real(cols, prices)
         cols["input_tokens"][0] = 2**70
+        return priced
 
     monkeypatch.setattr(decode, "price_rows", corrupt_first_row)
     writer = ParquetSpanWriter(tmp_path, RecentSpanIds(0))
