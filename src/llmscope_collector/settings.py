@@ -222,7 +222,7 @@ class Settings:
             raise SettingsError(f"{exc} (set {env_var('retention_project_days')})") from None
 
     def _check_model_options(self) -> None:
-        from llmscope_collector.processors.cost import PriceFileError, load_price_file
+        from llmscope_collector.processors.pricing import PriceFileError, load_price_file
 
         if self.trace_idle_s <= 0:
             raise SettingsError(f"trace_idle_s must be > 0 (set {env_var('trace_idle_s')})")

@@ -6,13 +6,16 @@
   and each is a prefix of what was sent, attributes beyond the count are dropped (well-known ones
   kept first) and counted, anomalies are marked and every mark counted once;
 - pricing: cost = tokens x the genai-prices rates, cache-aware (and exactly genai-prices' own
-  `calc_price` for every model, tiers and dated prices included); an unknown model costs NULL, never $0.
+  `calc_price` for every model, tiers and dated prices included); an unknown model costs NULL, never $0;
+  a decode worker's `PriceTable` (plain data, no genai-prices) prices every row as the price book does,
+  or leaves it to the book.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import pickle
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -531,3 +534,62 @@ def test_unknown_models_cost_null_and_calls_without_usage_are_not_billed_when_fa
     # The exclusive convention (cache tokens reported beside input, not in it) is added back.
     usage = sanitize_usage(*counts)
     assert usage.input >= usage.cache_read + usage.cache_write and min(dataclasses.astuple(usage)) >= 0
+
+
+# --- a decode worker's price table -----------------------------------------------------------------
+
+
+def _shipped(table: pricing.PriceTable) -> pricing.PriceTable:
+    """The table as a worker gets it (pickled with its task)."""
+    shipped = pickle.loads(pickle.dumps(table))
+    assert isinstance(shipped, pricing.PriceTable)
+    return shipped
+
+
+@settings(max_examples=500, deadline=None)
+@given(_priced_call(), st.booleans(), st.sampled_from([None, UserPrice("gpt-4o*", Decimal("2.5"), Decimal(10))]))
+def test_a_worker_table_prices_a_call_as_the_price_book_or_leaves_it_to_the_book(
+    call: tuple[Any, Any, int, Usage4], error: bool, user: UserPrice | None
+) -> None:
+    """Fixed, dated and tiered prices, user prices over the DB, unknown models: what the table gives is
+    exactly the book's `cost_row`, and it leaves a call to the book only where its plain data cannot
+    decide (a price only genai-prices' full rules compute, a dated price within a millisecond of midnight)."""
+    provider, model, start_ns, usage = call
+    book = PriceBook(() if user is None else (user,))
+    counts = (usage.input, usage.output, usage.cache_read, usage.cache_write)
+    for models in [(model.id,), (f"{provider.id}/{model.id}", None), ("no-such-model-x", model.id)]:
+        table = pricing.PriceTable()
+        assert table.cost_row(provider.id, models, start_ns, counts, error=error) is None
+        assert table.learn(book, table.take_missing()) and not table.missing
+        got = _shipped(table).cost_row(provider.id, models, start_ns, counts, error=error)
+        want = book.cost_row(provider.id, models, start_ns, counts, error=error)
+        if got is None:
+            entries = [table.entries[(provider.id, m)] for m in models if m]
+            dated = [e for e in entries if isinstance(e, pricing.DbPrice) and e.days]
+            near_midnight = not pricing.MIDNIGHT_MARGIN_NS <= start_ns % _DAY_NS < _DAY_NS - pricing.MIDNIGHT_MARGIN_NS
+            assert pricing.BOOK_ONLY in entries or (dated and near_midnight), (models, entries)
+        else:
+            assert got == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(_priced_rows())
+def test_price_rows_by_a_worker_table_stores_what_the_price_book_stores(rows: list[dict[str, Any]]) -> None:
+    """As a decode pool runs it: a worker's table first empty (it names the models it lacks), then with the
+    book's resolution of those; rows it still leaves are the book's (the collector decodes the record)."""
+    book, table = PriceBook(), pricing.PriceTable()
+
+    def columns() -> dict[str, list[Any]]:
+        cols: dict[str, list[Any]] = {name: [row[name] for row in rows] for name in rows[0]}
+        cols.update({name: [None] * len(rows) for name in pricing.COST_FIELDS})
+        return cols
+
+    want, got = columns(), columns()
+    assert pricing.price_rows(want, book)
+    if not pricing.price_rows(got, table):
+        table.learn(book, table.take_missing())
+        got = columns()
+        if not pricing.price_rows(got, _shipped(table)):
+            got = columns()
+            assert pricing.price_rows(got, book)
+    assert got == want

@@ -92,8 +92,8 @@ def decode_payloads(items: Sequence[tuple[str, bytes]], table: TableState | None
     for project, payload in items:
         try:
             out.append(decode_payload(project, payload))
-        except Exception as exc:
-            out.append(exc)
+        except Exception as exc:  # without its traceback, which holds the record's decoded rows until the task ends
+            out.append(exc.with_traceback(None))  # (and is not sent back: a pickled exception has none)
     return out
 
 

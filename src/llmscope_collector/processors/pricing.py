@@ -23,8 +23,11 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import fnmatch
+import json
+import sys
 from collections.abc import Iterable
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from llmscope_collector.storage.schema import LLM_OPERATIONS, REPORTED_SOURCE
@@ -73,6 +76,10 @@ def priced(cost_in: Decimal, cost_out: Decimal, source: str, other: Decimal = _Z
     cost_out = cost_out.quantize(_QUANTUM, ROUND_HALF_EVEN)
     fee = _ZERO_QUANTIZED if other is _ZERO else other.quantize(_QUANTUM, ROUND_HALF_EVEN)
     return cost_in + cost_out + fee, cost_in, cost_out, True, source
+
+
+class PriceFileError(ValueError):
+    """The user price file is unreadable or malformed; the message says where."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,8 +213,8 @@ class PriceTable:
         for model in models:
             if model:
                 entry = self.entries.get((provider, model), _ABSENT)
-                if entry is _ABSENT:
-                    self.missing.add((provider, model))
+                if entry is _ABSENT:  # all the call's models the table lacks: one round to the book
+                    self.missing.update((provider, m) for m in models if m and (provider, m) not in self.entries)
                     return None
                 if entry is None:
                     continue
@@ -293,3 +300,66 @@ def price_rows(cols: dict[str, list[Any]], prices: PriceBook | PriceTable) -> bo
             row = (reported[i], None, None, True, REPORTED_SOURCE)
         total[i], cost_in[i], cost_out[i], known[i], source[i] = row
     return complete
+
+
+_PRICE_FIELDS = {"input", "output", "cache_read", "cache_write", "per_request", "provider"}
+
+
+def load_price_file(path: Path) -> tuple[UserPrice, ...]:
+    """Parse `{model_glob: {input, output, cache_read?, cache_write?, per_request?, provider?}}` (USD/MTok)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PriceFileError(f"price file {path}: {exc.strerror}") from None
+    try:
+        data = _parse_price_text(path, text)
+    except ValueError as exc:
+        raise PriceFileError(f"price file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from None
+    table = data.get("models", data) if isinstance(data, dict) else None
+    if not isinstance(table, dict) or not table:
+        raise PriceFileError(f"price file {path}: expected a table of model pattern → prices")
+    return tuple(_user_price(path, pattern, row) for pattern, row in table.items())
+
+
+def _parse_price_text(path: Path, text: str) -> Any:
+    if path.suffix.lower() == ".toml":
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - Python 3.10
+            import tomli as tomllib  # type: ignore[import-not-found, no-redef]
+        return tomllib.loads(text)
+    return json.loads(text)
+
+
+def _user_price(path: Path, pattern: str, row: Any) -> UserPrice:
+    where = f"price file {path}, model {pattern!r}"
+    if not isinstance(row, dict):
+        raise PriceFileError(f"{where}: expected a table with input/output prices")
+    unknown = set(row) - _PRICE_FIELDS
+    if unknown:
+        raise PriceFileError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_PRICE_FIELDS)}")
+    for required in ("input", "output"):
+        if required not in row:
+            raise PriceFileError(f"{where}: missing {required!r} (USD per million tokens)")
+    provider = row.get("provider")
+    return UserPrice(
+        pattern=pattern,
+        input=_usd(where, "input", row["input"]),
+        output=_usd(where, "output", row["output"]),
+        cache_read=None if row.get("cache_read") is None else _usd(where, "cache_read", row["cache_read"]),
+        cache_write=None if row.get("cache_write") is None else _usd(where, "cache_write", row["cache_write"]),
+        per_request=_usd(where, "per_request", row.get("per_request", 0)),
+        provider=None if provider is None else str(provider),
+    )
+
+
+def _usd(where: str, field: str, value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise PriceFileError(f"{where}: {field} must be a number, got {value!r}")
+    try:
+        price = Decimal(str(value))
+    except InvalidOperation:
+        raise PriceFileError(f"{where}: {field} must be a number, got {value!r}") from None
+    if not price.is_finite() or price < 0:
+        raise PriceFileError(f"{where}: {field} must be a finite number >= 0, got {value!r}")
+    return price

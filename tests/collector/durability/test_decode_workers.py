@@ -1,5 +1,5 @@
 """Decode worker processes never outlive the collector: killed with SIGKILL (as the OOM killer would),
-it leaves no orphan worker behind."""
+it leaves no orphan worker behind; they price every span as inline decoding does, without genai-prices."""
 
 from __future__ import annotations
 
@@ -86,6 +86,71 @@ def test_workers_price_with_the_collectors_price_file_like_inline_decoding(tmp_p
         assert part_a.spans.equals(part_b.spans)
         row = part_a.spans.select(["cost_usd", "cost_known", "cost_source"]).to_pylist()[0]
         assert row == {"cost_usd": Decimal("0.002800000000"), "cost_known": True, "cost_source": "user:mystery-*"}
+
+
+_DAY_NS = 86_400 * 10**9
+_PRICE_CHANGE_DAY = 20_525  # claude-opus-4-6's dated price in genai-prices changes on this UTC day
+
+
+def _call(provider: str | None, model: str, start_ns: int, tokens: int = 150_000) -> tuple[int, dict[str, object]]:
+    attrs: dict[str, object] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": model,
+        "gen_ai.usage.input_tokens": tokens,
+        "gen_ai.usage.output_tokens": 900,
+        "gen_ai.usage.cache_read.input_tokens": tokens // 3,
+    }
+    if provider is not None:
+        attrs["gen_ai.provider.name"] = provider
+    return start_ns, attrs
+
+
+def test_workers_price_every_kind_of_price_like_inline_decoding_without_loading_genai_prices(tmp_path: Path) -> None:
+    """The workers price by the table the collector's price book fills (fixed, tiered and dated prices, user
+    prices, unknown and routed models); what only the book can price (a time-of-day price, a dated one within a
+    millisecond of midnight) is decoded by the collector. Every stored value is inline decoding's, on the first
+    pass (the table still empty) and the next, and a worker never loads genai-prices (nor pydantic)."""
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"mystery-*": {"input": 2, "output": 8, "cache_read": 0.5}}')
+    change = _PRICE_CHANGE_DAY * _DAY_NS
+    calls = [
+        _call("openai", "gpt-4o-mini", time.time_ns()),
+        _call("anthropic", "claude-haiku-5-5", time.time_ns(), 120_000),  # over its tier start
+        _call("anthropic", "claude-opus-4-6", change - _DAY_NS // 2),
+        _call("anthropic", "claude-opus-4-6", change + _DAY_NS // 2),
+        _call("anthropic", "claude-opus-4-6", change - 1000),  # the book's (float rounding at midnight)
+        _call("deepseek", "deepseek-chat", time.time_ns()),  # the book's (time-of-day price)
+        _call("openai", "mystery-model", time.time_ns()),  # the user's price file
+        _call("my-framework", "no-such-model-x", time.time_ns()),
+        _call(None, "openai/gpt-4o-mini", time.time_ns()),
+    ]
+    items = [("default", _one_span_request(start, attrs)) for start, attrs in calls]
+    items.append(("default", _spans_request(calls)))
+    pooled, inline = DecodePool(1, str(prices)), DecodePool(0, str(prices))
+    try:
+        by_inline = inline.decode(items)
+        for _ in range(2):
+            by_pool = pooled.decode(items)
+            assert pooled.running
+            for a, b in zip(by_pool, by_inline, strict=True):
+                assert not isinstance(a, BaseException) and not isinstance(b, BaseException)
+                assert a.partitions.keys() == b.partitions.keys()
+                for key, part in a.partitions.items():
+                    assert part.spans.equals(b.partitions[key].spans)
+        worker = pooled.offload(1 << 20, os.getpid)
+        maps = Path(f"/proc/{worker}/maps").read_text()
+    finally:
+        pooled.close()
+    assert worker != os.getpid() and "pydantic_core" not in maps
+    parts = [part for b in by_inline if not isinstance(b, BaseException) for part in b.partitions.values()]
+    sources = {source for part in parts for source in part.spans.column("cost_source").to_pylist()}
+    assert {"user:mystery-*", "genai-prices:openai/gpt-4o-mini", "genai-prices:anthropic/claude-opus-4-6"} <= sources
+    assert {"genai-prices:deepseek/deepseek-chat", None} <= sources
+
+
+def _spans_request(calls: list[tuple[int, dict[str, object]]]) -> bytes:
+    spans = [f.span(f.new_trace_id(), f.new_span_id(), "chat", now, now + 1, attrs=attrs) for now, attrs in calls]
+    return bytes(f.request(spans).SerializeToString())
 
 
 def _one_span_request(now: int, attrs: dict[str, object]) -> bytes:
