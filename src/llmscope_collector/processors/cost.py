@@ -13,6 +13,10 @@ also skips the two frozen dataclasses per span that `cost` returns and takes). A
 provider gives cost NULL and `cost_known = false`, never $0. A user price file
 (`LLMSCOPE_PRICES_FILE`, JSON or TOML: model glob → USD per million input/output/cache tokens)
 overrides the DB.
+
+This module owns the resolution (genai-prices' model matching, dated prices, the rates of a price);
+`pricing` owns what needs no genai-prices (the arithmetic of resolved rates, user prices, the decode
+workers' `PriceTable`, which `PriceBook.entry` fills), so that the workers never load genai-prices.
 """
 
 from __future__ import annotations

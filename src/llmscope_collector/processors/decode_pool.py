@@ -7,7 +7,7 @@ send back) in order. Small batches (light traffic) are decoded inline, so an idl
 starts a process. If the pool breaks, decoding falls back to inline and the pool is recreated on
 the next large batch.
 
-The workers price by a `PriceTable` (plain data, no genai-prices: ~20-30 MB less per worker) that the
+The workers price by a `PriceTable` (plain data, no genai-prices: ~17-26 MB less per worker) that the
 collector's `PriceBook` fills as it meets new models and sends with each task; a record whose models
 the table does not know yet comes back as `PricesNeeded` and is decoded again once the book has
 resolved them (by a worker, with the new table; here, when only the book can price it).
@@ -158,8 +158,7 @@ class DecodePool:
             return exc
 
     def _book(self) -> PriceBook:
-        """The collector's price book (genai-prices loads on the first call: a collector that never meets an
-        LLM span never loads it)."""
+        """The collector's price book, loaded on first use (an inline decode, or models the workers ask for)."""
         if self._prices is None:
             from llmscope_collector.processors.cost import PriceBook
 

@@ -12,7 +12,7 @@ per span (frozen dataclasses) cost as much as the pricing itself.
 This module imports nothing of genai-prices (nor pydantic): a decode worker prices by a `PriceTable`,
 plain data the collector's `cost.PriceBook` resolved (model matching stays genai-prices' own, done
 once per (provider, model) in the collector) and sends with each task. Importing and loading
-genai-prices cost each worker ~20-30 MB (docs/memory.md, fifth pass). A row the table cannot price
+genai-prices cost each worker ~17-26 MB (docs/memory.md, fifth pass). A row the table cannot price
 (a model the collector has not resolved yet, a price only genai-prices' full rules compute) makes
 the worker answer `PricesNeeded`, and the collector decodes that record again once it has resolved
 the models, so every stored cost is the price book's.
