@@ -53,7 +53,7 @@ class _WorkerContext:
     """What a worker decodes with: its server's price table (sent with each task), span limits and wire
     decoder (set by `init_worker`)."""
 
-    prices: PriceTable = dataclasses.field(default_factory=PriceTable)
+    prices: PriceTable | None = None  # None outside a worker: `decode.default_prices()`
     limits: SpanLimits = DEFAULT_LIMITS
     native: bool = True
 
@@ -86,7 +86,7 @@ def decode_payloads(items: Sequence[tuple[str, bytes]], table: TableState | None
     """One worker task: each item's batch, or the exception that stopped it (so one bad record
     does not fail the others of its task); `table`: the collector's price table, if newer than the worker's."""
     global _worker
-    if table is not None and table[0] != _worker.prices.version:
+    if table is not None and (_worker.prices is None or table[0] != _worker.prices.version):
         _worker = dataclasses.replace(_worker, prices=pickle.loads(table[1]))
     out: list[Decoded] = []
     for project, payload in items:
