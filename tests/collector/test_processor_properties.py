@@ -593,3 +593,23 @@ def test_price_rows_by_a_worker_table_stores_what_the_price_book_stores(rows: li
             got = columns()
             assert pricing.price_rows(got, book)
     assert got == want
+
+
+def test_a_sender_minting_model_names_leaves_the_price_caches_bounded() -> None:
+    """Model names are the client's: new ones without end restart the worker table (pickled with every
+    task) and the book's per-model cache at their bounds, and what they price is still the book's."""
+    book, table = PriceBook(), pricing.PriceTable()
+    counts = (1000, 100, 0, 0)
+    for n in range(pricing.PriceTable.MAX_ENTRIES + 10):
+        table.learn(book, [("openai", f"minted-{n}")])
+        assert len(table.entries) <= pricing.PriceTable.MAX_ENTRIES
+    version = table.version
+    table.learn(book, [("openai", "gpt-4o")])  # a real model after the restart: learned, priced as the book does
+    assert table.version == version + 1 and ("openai", "minted-0") not in table.entries
+    got = _shipped(table).cost_row("openai", ("gpt-4o",), 1_750_000_000 * 10**9, counts, error=False)
+    assert got == book.cost_row("openai", ("gpt-4o",), 1_750_000_000 * 10**9, counts, error=False)
+    small = PriceBook()
+    small.MAX_CACHED_MODELS = 8
+    for n in range(20):
+        assert small.cost_row("openai", (f"minted-{n}",), 0, counts, error=False) == pricing.UNKNOWN_ROW
+        assert len(small._cache) <= 8

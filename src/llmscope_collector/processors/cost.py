@@ -139,7 +139,11 @@ def sanitize_usage(
 
 
 class PriceBook:
-    """Prices spans; thread-compatible (one flush thread) with an unbounded per-model cache."""
+    """Prices spans; thread-compatible (one flush thread). Its per-model cache is emptied when it holds
+    `MAX_CACHED_MODELS` (model names are the client's: a sender minting new ones must not grow it without
+    end; a deployment uses a few dozen)."""
+
+    MAX_CACHED_MODELS = 16_384
 
     def __init__(self, user_prices: tuple[UserPrice, ...] = ()) -> None:
         self._user_prices = user_prices
@@ -190,6 +194,8 @@ class PriceBook:
         key = (provider, model)
         found = self._cache.get(key, _MISSING)
         if found is _MISSING:
+            if len(self._cache) >= self.MAX_CACHED_MODELS:
+                self._cache.clear()
             found = self._cache[key] = self._resolve(provider, model)
         return found  # type: ignore[return-value]
 

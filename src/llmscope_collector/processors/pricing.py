@@ -248,9 +248,15 @@ class PriceTable:
         missing, self.missing = frozenset(self.missing), set()
         return missing
 
+    MAX_ENTRIES = 1024
+    """Entries held before the table starts again from the keys being learned: it is pickled and sent with
+    every task, and model names are the client's (~160 B an entry; a deployment uses a few dozen models)."""
+
     def learn(self, book: PriceBook, keys: Iterable[ModelKey]) -> bool:
         """Adds the book's resolution of `keys` (in the collector); True when any was new."""
         new = [key for key in keys if key not in self.entries]
+        if new and len(self.entries) + len(new) > self.MAX_ENTRIES:
+            self.entries.clear()
         for key in new:
             self.entries[key] = book.entry(*key)
         if new:
