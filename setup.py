@@ -1,5 +1,6 @@
-"""The optional C extensions: the native OTLP decoder (src/llmscope_collector/processors/_otlp_native.c)
-and the canonical JSON of content messages (processors/_canonical_json.c, used by processors/messages.py).
+"""The optional C extensions: the native OTLP decoder (src/llmscope_collector/processors/_otlp_native.c),
+the canonical JSON of content messages (processors/_canonical_json.c, used by processors/messages.py)
+and the dedupe windows' key table (storage/_key_window.c, used by storage/dedupe.py).
 
 Everything else is declared in pyproject.toml. The extensions are optional: where one cannot be
 built (no C compiler, no Python headers) the install still succeeds, with a note, and the
@@ -16,11 +17,11 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 
-def _optional(module: str) -> Extension:
-    """An optional C extension of `llmscope_collector.processors`, built from `<module>.c` beside it."""
+def _optional(module: str, package: str = "processors") -> Extension:
+    """An optional C extension of `llmscope_collector.<package>`, built from `<module>.c` beside it."""
     return Extension(
-        f"llmscope_collector.processors.{module}",
-        [f"src/llmscope_collector/processors/{module}.c"],
+        f"llmscope_collector.{package}.{module}",
+        [f"src/llmscope_collector/{package}/{module}.c"],
         extra_compile_args=["-O2"] if sys.platform != "win32" else [],
         optional=True,
     )
@@ -51,4 +52,7 @@ def _note(exc: BaseException) -> None:
     )
 
 
-setup(ext_modules=[_optional("_otlp_native"), _optional("_canonical_json")], cmdclass={"build_ext": OptionalBuildExt})
+setup(
+    ext_modules=[_optional("_otlp_native"), _optional("_canonical_json"), _optional("_key_window", "storage")],
+    cmdclass={"build_ext": OptionalBuildExt},
+)

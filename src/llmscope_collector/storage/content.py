@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from itertools import compress
 from pathlib import Path
 
 import pyarrow as pa
@@ -52,15 +53,8 @@ class ContentStore:
         kept once (its first row), and not at all when this partition stored it recently."""
         partition = f"{date}{project}".encode()
         keys = [_item_key(h, partition) for h in items.column("hash").to_pylist()]
-        unknown = self._recent.unknown(keys)
-        keep: list[bool] = []
-        new: list[bytes] = []
-        for key in keys:  # the first row of each hash not stored recently
-            fresh = key in unknown
-            if fresh:
-                unknown.discard(key)
-                new.append(key)
-            keep.append(fresh)
+        keep = self._recent.first_unknown(keys)  # the first row of each hash not stored recently
+        new = list(compress(keys, keep))
         self.items_skipped += len(keys) - len(new)
         if not new:
             return 0

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Protocol
 
 import pyarrow.parquet as pq
 
+from llmscope_collector.storage import key_window_native
 from llmscope_collector.storage.layout import iter_partitions, parquet_files, wal_range_of
 
 log = logging.getLogger(__name__)
@@ -53,8 +55,40 @@ def span_keys(project: str, trace_ids: list[str], span_ids: list[str]) -> list[b
     return keys
 
 
-class RecentSpanIds:
-    """A bounded window of keys that remembers at least the `capacity` newest ones.
+class KeyWindow(Protocol):
+    """A bounded window of bytes keys that remembers at least the `capacity` newest ones (the contract;
+    `PureKeyWindow` is its reference, the C extension's `KeyWindow` its compact twin)."""
+
+    @property
+    def capacity(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def __contains__(self, key: object) -> bool: ...
+
+    def add(self, key: bytes) -> bool:
+        """Remember `key`; False when it was already known (a duplicate)."""
+        ...
+
+    def add_batch(self, keys: list[bytes]) -> list[bool]:
+        """`[self.add(key) for key in keys]`, in one call."""
+        ...
+
+    def first_unknown(self, keys: list[bytes]) -> list[bool]:
+        """True at the first occurrence in `keys` of each key the window does not hold (nothing is remembered)."""
+        ...
+
+    def remember_new(self, keys: list[bytes]) -> None:
+        """Remember keys the window does not hold (as `add` of each, in order, without the lookups)."""
+        ...
+
+    def forget(self, keys: set[bytes]) -> None:
+        """Stop remembering `keys` (rare: what a deletion removed from storage must be stored anew if sent again)."""
+        ...
+
+
+class PureKeyWindow:
+    """The window in Python sets: the reference, and the fallback where the C extension is not built.
 
     Keys go into a current generation; a full generation (a quarter of the capacity) joins the old
     ones and the oldest of more than four is forgotten whole. So between `capacity` and ~1.25x
@@ -82,7 +116,6 @@ class RecentSpanIds:
         return False
 
     def add(self, key: bytes) -> bool:
-        """Remember `key`; False when it was already known (a duplicate)."""
         if self.capacity <= 0:
             return True
         if key in self:
@@ -91,8 +124,8 @@ class RecentSpanIds:
         return True
 
     def add_batch(self, keys: list[bytes]) -> list[bool]:
-        """`[self.add(key) for key in keys]`, with the lookups done as C-level set differences over
-        the batch (each generation is probed once per distinct key, without a Python call per key)."""
+        """With the lookups done as C-level set differences over the batch (each generation is probed
+        once per distinct key, without a Python call per key)."""
         if self.capacity <= 0:
             return [True] * len(keys)
         unseen = self._unknown(keys)
@@ -109,9 +142,15 @@ class RecentSpanIds:
                 fresh.append(self.add(key))
         return fresh
 
-    def unknown(self, keys: Iterable[bytes]) -> set[bytes]:
-        """The distinct keys of `keys` the window does not hold (nothing is remembered)."""
-        return self._unknown(keys) if self.capacity > 0 else set(keys)
+    def first_unknown(self, keys: list[bytes]) -> list[bool]:
+        unseen = self._unknown(keys) if self.capacity > 0 else set(keys)
+        first: list[bool] = []
+        for key in keys:
+            fresh = key in unseen
+            if fresh:
+                unseen.discard(key)
+            first.append(fresh)
+        return first
 
     def _unknown(self, keys: Iterable[bytes]) -> set[bytes]:
         unseen = set(keys)
@@ -121,14 +160,12 @@ class RecentSpanIds:
         return unseen
 
     def forget(self, keys: set[bytes]) -> None:
-        """Stop remembering `keys` (rare: what a deletion removed from storage must be stored anew if sent again)."""
         self._current.difference_update(keys)
         for i, generation in enumerate(self._old):
             if not generation.isdisjoint(keys):
                 self._old[i] = generation - keys
 
     def remember_new(self, keys: list[bytes]) -> None:
-        """Remember keys the window does not hold (as `add` of each, in order, without the lookups)."""
         if self.capacity <= 0:
             return
         i = 0
@@ -150,11 +187,12 @@ class RecentSpanIds:
         if len(self._old) > self._OLD_GENERATIONS:
             self._old.popleft()
 
-    def add_all(self, keys: Iterable[bytes]) -> None:
-        self.add_batch(list(keys))
+
+RecentSpanIds: Callable[[int], KeyWindow] = key_window_native.NATIVE or PureKeyWindow
+"""`RecentSpanIds(capacity)`: a new window, the C extension's when built (same answers, ~x less memory)."""
 
 
-def seed_from_files(recent: RecentSpanIds, data_dir: Path) -> int:
+def seed_from_files(recent: KeyWindow, data_dir: Path) -> int:
     """Fill the window with the ids of the newest span files (newest WAL range first); returns ids read.
 
     After a restart a client may resend a request whose first copy is already in Parquet; seeding
@@ -177,7 +215,7 @@ def seed_from_files(recent: RecentSpanIds, data_dir: Path) -> int:
         loaded.append(keys[-budget:])
         budget -= len(keys)
     for keys in reversed(loaded):  # oldest first, so the newest stay longest
-        recent.add_all(keys)
+        recent.add_batch(keys)
     return sum(len(k) for k in loaded)
 
 

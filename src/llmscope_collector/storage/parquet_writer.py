@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from llmscope_collector.storage.batch import DecodedBatch, DecodedPart, PartitionKey
 from llmscope_collector.storage.content import ContentStore, ForgetContent
-from llmscope_collector.storage.dedupe import RecentSpanIds, span_keys
+from llmscope_collector.storage.dedupe import KeyWindow, span_keys
 from llmscope_collector.storage.derived import with_derived
 from llmscope_collector.storage.layout import SCORES_DIR, SPAN_ROW_GROUP_ROWS, SPANS_DIR
 from llmscope_collector.storage.schema import SCORE_SCHEMA, SPAN_SCHEMA
@@ -79,7 +79,7 @@ class ParquetSpanWriter:
     def __init__(
         self,
         data_dir: Path,
-        recent: RecentSpanIds,
+        recent: KeyWindow,
         *,
         row_group_size: int = SPAN_ROW_GROUP_ROWS,
         hook: FlushHook | None = None,
@@ -149,7 +149,7 @@ class ParquetSpanWriter:
                 self._buffer.setdefault(key, _Buffer()).scores.append(part.scores)
                 added += part.scores.num_rows
             if self._coverage and self._coverage.contains(key, lsn):
-                self._recent.add_all(keys)
+                self._recent.add_batch(keys)
                 self.replay_skipped += len(keys)
                 continue
             added += self._buffer_new(key, part, keys)

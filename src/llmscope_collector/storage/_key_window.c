@@ -1,0 +1,410 @@
+/* A generational window of bytes keys in flat arrays (optional; see storage/key_window_native.py).
+ *
+ * The same window as `storage.dedupe.PureKeyWindow` (the reference: the two answer alike for any
+ * sequence of calls, tests/collector/model/test_key_window_native.py): keys go into the current
+ * generation; when it holds `generation_size` keys it becomes the newest old one and the oldest of
+ * more than OLD_GENERATIONS is forgotten whole. Each generation is a ring entry of its own:
+ *
+ *   - an open-addressed table of 8-byte slots (32 bits of the key's hash, 1 + the offset of the key
+ *     in the arena; 0 is empty), linear probing, at most 2/3 full (sized once: a generation never
+ *     holds more than `generation_size` keys);
+ *   - an arena of the keys by value: a varint length, then the bytes (any length, the empty key too).
+ *
+ * Forgetting the oldest generation clears its table and empties its arena (whose memory is kept for
+ * the next current generation: no allocation in the steady state). `forget` deletes a key from a
+ * table by backward shift (no tombstones); its arena bytes stay until the generation is forgotten.
+ *
+ * The hash is Python's hash of the bytes object (cached in the object: the caller's set of the same
+ * keys, if any, does not hash them again). The batch calls (`add_batch`, `first_unknown`,
+ * `remember_new`) take a list and make one pass in C: the writer thread holds the GIL for a batch
+ * once, not for a Python loop of probes per key.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define OLD_GENERATIONS 4
+#define GENERATIONS (OLD_GENERATIONS + 1)
+#define ARENA_MIN 4096
+
+typedef struct {
+    uint32_t hash;
+    uint32_t ref; /* 1 + offset of the key's record in the arena; 0: an empty slot */
+} Slot;
+
+typedef struct {
+    Slot *slots;
+    uint32_t n_slots;
+    Py_ssize_t count;
+    unsigned char *arena;
+    size_t used, cap;
+} Generation;
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t capacity;
+    Py_ssize_t generation_size;
+    int n_generations; /* GENERATIONS, or 0 when capacity <= 0 (nothing is remembered) */
+    int current;       /* ring index of the current generation; the next ones are the oldest first */
+    Generation generations[GENERATIONS];
+} KeyWindow;
+
+typedef struct {
+    const char *data;
+    size_t len;
+    uint32_t hash;
+} Key;
+
+static int key_of(PyObject *obj, Key *key) {
+    if (!PyBytes_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "window keys are bytes, not %.100s", Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    Py_hash_t h = PyObject_Hash(obj);
+    if (h == -1) return -1;
+    key->data = PyBytes_AS_STRING(obj);
+    key->len = (size_t)PyBytes_GET_SIZE(obj);
+    key->hash = (uint32_t)((uint64_t)h ^ ((uint64_t)h >> 32));
+    return 0;
+}
+
+static inline uint32_t home(uint32_t hash, uint32_t n_slots) { return (uint32_t)(((uint64_t)hash * n_slots) >> 32); }
+
+static int record_equals(const Generation *g, uint32_t ref, const Key *key) {
+    const unsigned char *p = g->arena + (ref - 1);
+    size_t len = 0;
+    int shift = 0;
+    for (;;) { /* varint length */
+        unsigned char b = *p++;
+        len |= (size_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) break;
+        shift += 7;
+    }
+    return len == key->len && memcmp(p, key->data, len) == 0;
+}
+
+/* The slot holding `key` (returns 1) or the empty slot ending its probe sequence (returns 0). */
+static int find(const Generation *g, const Key *key, uint32_t *pos) {
+    uint32_t i = home(key->hash, g->n_slots);
+    for (;;) {
+        Slot s = g->slots[i];
+        if (s.ref == 0) {
+            *pos = i;
+            return 0;
+        }
+        if (s.hash == key->hash && record_equals(g, s.ref, key)) {
+            *pos = i;
+            return 1;
+        }
+        if (++i == g->n_slots) i = 0;
+    }
+}
+
+static int held(const KeyWindow *w, const Key *key) {
+    uint32_t pos;
+    for (int k = 0; k < w->n_generations; k++) {
+        int gi = (w->current + GENERATIONS - k) % GENERATIONS; /* newest first: a retry is usually recent */
+        if (w->generations[gi].count && find(&w->generations[gi], key, &pos)) return 1;
+    }
+    return 0;
+}
+
+static int store(Generation *g, const Key *key, uint32_t pos) {
+    size_t need = g->used + 10 + key->len; /* a varint of a size_t is at most 10 bytes */
+    if (need > UINT32_MAX - 1) {           /* offsets are 32 bits: ~4 GiB of keys in one generation */
+        PyErr_SetString(PyExc_MemoryError, "a window generation would hold more than 4 GiB of keys");
+        return -1;
+    }
+    if (need > g->cap) { /* grown by a quarter (kept when the generation is reused: rare after warm-up) */
+        size_t cap = g->cap + g->cap / 4;
+        if (cap < need) cap = need;
+        if (cap < ARENA_MIN) cap = ARENA_MIN;
+        unsigned char *arena = PyMem_Realloc(g->arena, cap);
+        if (arena == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        g->arena = arena;
+        g->cap = cap;
+    }
+    uint32_t ref = (uint32_t)g->used + 1;
+    unsigned char *p = g->arena + g->used;
+    size_t len = key->len;
+    do {
+        unsigned char b = len & 0x7f;
+        len >>= 7;
+        *p++ = b | (len ? 0x80 : 0);
+    } while (len);
+    memcpy(p, key->data, key->len);
+    g->used = (size_t)(p - g->arena) + key->len;
+    g->slots[pos].hash = key->hash;
+    g->slots[pos].ref = ref;
+    g->count++;
+    return 0;
+}
+
+/* The current generation is full: it becomes the newest old one, the oldest is forgotten whole. */
+static void roll(KeyWindow *w) {
+    w->current = (w->current + 1) % GENERATIONS;
+    Generation *g = &w->generations[w->current];
+    memset(g->slots, 0, (size_t)g->n_slots * sizeof(Slot));
+    g->count = 0;
+    g->used = 0;
+}
+
+/* Remember `key` in the current generation (pos: its empty slot there), rolling when full. */
+static int remember_at(KeyWindow *w, const Key *key, uint32_t pos) {
+    if (store(&w->generations[w->current], key, pos) < 0) return -1;
+    if (w->generations[w->current].count >= w->generation_size) roll(w);
+    return 0;
+}
+
+/* `add`: 1 when the key was new (now remembered), 0 when held, -1 on error. */
+static int add_key(KeyWindow *w, const Key *key) {
+    if (w->n_generations == 0) return 1;
+    if (held(w, key)) return 0;
+    uint32_t pos;
+    find(&w->generations[w->current], key, &pos);
+    return remember_at(w, key, pos) < 0 ? -1 : 1;
+}
+
+static void delete_at(Generation *g, uint32_t i) {
+    uint32_t n = g->n_slots, j = i;
+    g->slots[i].ref = 0;
+    for (;;) { /* backward shift: move up each later slot of the run whose home is not in (i, j] */
+        if (++j == n) j = 0;
+        if (g->slots[j].ref == 0) break;
+        uint32_t k = home(g->slots[j].hash, n);
+        int stays = (i <= j) ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            g->slots[i] = g->slots[j];
+            g->slots[j].ref = 0;
+            i = j;
+        }
+    }
+    g->count--;
+}
+
+static void window_free(KeyWindow *w) {
+    for (int k = 0; k < GENERATIONS; k++) {
+        PyMem_Free(w->generations[k].slots);
+        PyMem_Free(w->generations[k].arena);
+        w->generations[k].slots = NULL;
+        w->generations[k].arena = NULL;
+    }
+}
+
+static PyObject *KeyWindow_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"capacity", NULL};
+    Py_ssize_t capacity;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "n", kwlist, &capacity)) return NULL;
+    KeyWindow *w = (KeyWindow *)type->tp_alloc(type, 0);
+    if (w == NULL) return NULL;
+    w->capacity = capacity;
+    w->generation_size = capacity > 0 ? (capacity + OLD_GENERATIONS - 1) / OLD_GENERATIONS : 1;
+    if (capacity <= 0) return (PyObject *)w;
+    if (w->generation_size > (Py_ssize_t)(UINT32_MAX / 2)) {
+        Py_DECREF(w);
+        PyErr_SetString(PyExc_OverflowError, "window capacity too large");
+        return NULL;
+    }
+    uint32_t n_slots = (uint32_t)(w->generation_size + w->generation_size / 2 + 1); /* at most 2/3 full */
+    for (int k = 0; k < GENERATIONS; k++) {
+        w->generations[k].n_slots = n_slots;
+        w->generations[k].slots = PyMem_Calloc(n_slots, sizeof(Slot));
+        if (w->generations[k].slots == NULL) {
+            Py_DECREF(w);
+            return PyErr_NoMemory();
+        }
+    }
+    w->n_generations = GENERATIONS;
+    return (PyObject *)w;
+}
+
+static void KeyWindow_dealloc(KeyWindow *w) {
+    window_free(w);
+    Py_TYPE(w)->tp_free((PyObject *)w);
+}
+
+static Py_ssize_t KeyWindow_len(KeyWindow *w) {
+    Py_ssize_t n = 0;
+    for (int k = 0; k < w->n_generations; k++) n += w->generations[k].count;
+    return n;
+}
+
+static int KeyWindow_contains(KeyWindow *w, PyObject *obj) {
+    if (!PyBytes_Check(obj)) return 0; /* never a key (the reference's sets answer False too) */
+    Key key;
+    if (key_of(obj, &key) < 0) return -1;
+    return held(w, &key);
+}
+
+static PyObject *KeyWindow_add(KeyWindow *w, PyObject *obj) {
+    Key key;
+    if (key_of(obj, &key) < 0) return NULL;
+    int fresh = add_key(w, &key);
+    return fresh < 0 ? NULL : PyBool_FromLong(fresh);
+}
+
+static PyObject *KeyWindow_add_batch(KeyWindow *w, PyObject *keys) {
+    PyObject *seq = PySequence_Fast(keys, "add_batch takes a sequence of bytes");
+    if (seq == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    PyObject *result = PyList_New(n);
+    if (result == NULL) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Key key;
+        int fresh = key_of(items[i], &key) < 0 ? -1 : add_key(w, &key);
+        if (fresh < 0) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, i, Py_NewRef(fresh ? Py_True : Py_False));
+    }
+done:
+    Py_DECREF(seq);
+    return result;
+}
+
+/* first_unknown: a small table of the batch's indexes dedupes it (keys held by the window never enter). */
+static PyObject *KeyWindow_first_unknown(KeyWindow *w, PyObject *keys) {
+    PyObject *seq = PySequence_Fast(keys, "first_unknown takes a sequence of bytes");
+    if (seq == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    PyObject *result = NULL;
+    Key *batch = PyMem_Malloc(sizeof(Key) * (size_t)(n ? n : 1));
+    size_t n_slots = (size_t)n * 2 + 1;
+    Py_ssize_t *seen = PyMem_Calloc(n_slots, sizeof(Py_ssize_t)); /* 1 + index of a key in `batch`; 0: empty */
+    if (batch == NULL || seen == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = PyList_New(n);
+    if (result == NULL) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (key_of(items[i], &batch[i]) < 0) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        int fresh = !held(w, &batch[i]);
+        if (fresh) {
+            size_t s = (size_t)(((uint64_t)batch[i].hash * n_slots) >> 32);
+            while (seen[s]) {
+                const Key *other = &batch[seen[s] - 1];
+                if (other->hash == batch[i].hash && other->len == batch[i].len &&
+                    memcmp(other->data, batch[i].data, other->len) == 0) {
+                    fresh = 0;
+                    break;
+                }
+                if (++s == n_slots) s = 0;
+            }
+            if (fresh) seen[s] = i + 1;
+        }
+        PyList_SET_ITEM(result, i, Py_NewRef(fresh ? Py_True : Py_False));
+    }
+done:
+    PyMem_Free(batch);
+    PyMem_Free(seen);
+    Py_DECREF(seq);
+    return result;
+}
+
+static PyObject *KeyWindow_remember_new(KeyWindow *w, PyObject *keys) {
+    PyObject *seq = PySequence_Fast(keys, "remember_new takes a sequence of bytes");
+    if (seq == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < n && w->n_generations && !failed; i++) {
+        Key key;
+        uint32_t pos;
+        if (key_of(items[i], &key) < 0) {
+            failed = 1;
+        } else if (!find(&w->generations[w->current], &key, &pos)) { /* as the reference's set.update */
+            failed = remember_at(w, &key, pos) < 0;
+        }
+    }
+    Py_DECREF(seq);
+    if (failed) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *KeyWindow_forget(KeyWindow *w, PyObject *keys) {
+    PyObject *it = PyObject_GetIter(keys);
+    if (it == NULL) return NULL;
+    PyObject *obj;
+    while ((obj = PyIter_Next(it)) != NULL) {
+        Key key;
+        int bad = key_of(obj, &key) < 0;
+        for (int k = 0; k < w->n_generations && !bad; k++) {
+            uint32_t pos;
+            Generation *g = &w->generations[k];
+            if (g->count && find(g, &key, &pos)) delete_at(g, pos);
+        }
+        Py_DECREF(obj);
+        if (bad) break;
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *KeyWindow_nbytes(KeyWindow *w, void *closure) {
+    size_t n = 0;
+    for (int k = 0; k < w->n_generations; k++) n += (size_t)w->generations[k].n_slots * sizeof(Slot) + w->generations[k].cap;
+    return PyLong_FromSize_t(n);
+}
+
+static PyObject *KeyWindow_capacity(KeyWindow *w, void *closure) { return PyLong_FromSsize_t(w->capacity); }
+
+static PyMethodDef METHODS[] = {
+    {"add", (PyCFunction)KeyWindow_add, METH_O, "add(key) -> bool: remember key; False when it was held (a duplicate)."},
+    {"add_batch", (PyCFunction)KeyWindow_add_batch, METH_O, "add_batch(keys) -> list[bool]: [add(k) for k in keys]."},
+    {"first_unknown", (PyCFunction)KeyWindow_first_unknown, METH_O,
+     "first_unknown(keys) -> list[bool]: True at the first occurrence of each key not held (nothing is remembered)."},
+    {"remember_new", (PyCFunction)KeyWindow_remember_new, METH_O,
+     "remember_new(keys): remember keys not held (each added to the current generation unless already there)."},
+    {"forget", (PyCFunction)KeyWindow_forget, METH_O, "forget(keys): stop remembering keys, in every generation."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef GETSET[] = {
+    {"capacity", (getter)KeyWindow_capacity, NULL, "the number of newest keys always remembered", NULL},
+    {"nbytes", (getter)KeyWindow_nbytes, NULL, "bytes allocated for the tables and arenas", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PySequenceMethods SEQUENCE = {
+    .sq_length = (lenfunc)KeyWindow_len,
+    .sq_contains = (objobjproc)KeyWindow_contains,
+};
+
+static PyTypeObject KeyWindowType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "llmscope_collector.storage._key_window.KeyWindow",
+    .tp_basicsize = sizeof(KeyWindow),
+    .tp_dealloc = (destructor)KeyWindow_dealloc,
+    .tp_as_sequence = &SEQUENCE,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "KeyWindow(capacity): remembers at least the `capacity` newest bytes keys (see the module source).",
+    .tp_methods = METHODS,
+    .tp_getset = GETSET,
+    .tp_new = KeyWindow_new,
+};
+
+static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_key_window", NULL, -1, NULL, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__key_window(void) {
+    if (PyType_Ready(&KeyWindowType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&MODULE);
+    if (m == NULL) return NULL;
+    Py_INCREF(&KeyWindowType);
+    if (PyModule_AddObject(m, "KeyWindow", (PyObject *)&KeyWindowType) < 0) {
+        Py_DECREF(&KeyWindowType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
