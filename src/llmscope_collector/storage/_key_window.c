@@ -101,9 +101,11 @@ static int find(const Generation *g, const Key *key, uint32_t *pos) {
     }
 }
 
-static int held(const KeyWindow *w, const Key *key) {
+/* Whether the window holds `key`; when not, *free_pos is the current generation's slot for it. */
+static int held(const KeyWindow *w, const Key *key, uint32_t *free_pos) {
+    if (find(&w->generations[w->current], key, free_pos)) return 1;
     uint32_t pos;
-    for (int k = 0; k < w->n_generations; k++) {
+    for (int k = 1; k < w->n_generations; k++) {
         int gi = (w->current + GENERATIONS - k) % GENERATIONS; /* newest first: a retry is usually recent */
         if (w->generations[gi].count && find(&w->generations[gi], key, &pos)) return 1;
     }
@@ -162,10 +164,9 @@ static int remember_at(KeyWindow *w, const Key *key, uint32_t pos) {
 
 /* `add`: 1 when the key was new (now remembered), 0 when held, -1 on error. */
 static int add_key(KeyWindow *w, const Key *key) {
-    if (w->n_generations == 0) return 1;
-    if (held(w, key)) return 0;
     uint32_t pos;
-    find(&w->generations[w->current], key, &pos);
+    if (w->n_generations == 0) return 1;
+    if (held(w, key, &pos)) return 0;
     return remember_at(w, key, pos) < 0 ? -1 : 1;
 }
 
@@ -236,8 +237,9 @@ static Py_ssize_t KeyWindow_len(KeyWindow *w) {
 static int KeyWindow_contains(KeyWindow *w, PyObject *obj) {
     if (!PyBytes_Check(obj)) return 0; /* never a key (the reference's sets answer False too) */
     Key key;
+    uint32_t pos;
     if (key_of(obj, &key) < 0) return -1;
-    return held(w, &key);
+    return w->n_generations && held(w, &key, &pos);
 }
 
 static PyObject *KeyWindow_add(KeyWindow *w, PyObject *obj) {
@@ -289,7 +291,8 @@ static PyObject *KeyWindow_first_unknown(KeyWindow *w, PyObject *keys) {
             Py_CLEAR(result);
             goto done;
         }
-        int fresh = !held(w, &batch[i]);
+        uint32_t pos;
+        int fresh = !(w->n_generations && held(w, &batch[i], &pos));
         if (fresh) {
             size_t s = (size_t)(((uint64_t)batch[i].hash * n_slots) >> 32);
             while (seen[s]) {

@@ -3,7 +3,16 @@
 OTLP clients resend a whole request when an ack is lost, so duplicates arrive close together in
 time: a bounded window of the newest (project, trace_id, span_id) keys catches them without unbounded
 memory. Compaction later removes any duplicate the window missed. Keys include the project so one
-tenant cannot suppress another tenant's spans by sending their ids.
+tenant cannot suppress another tenant's spans by sending their ids. The content store keeps a window
+of the same kind for the content items each partition stored recently (`storage.content`).
+
+A window is the C extension's `KeyWindow` when it is built (storage/key_window_native.py), else
+`PureKeyWindow` (Python sets: the reference; the two answer alike for any sequence of calls,
+tests/collector/model/test_key_window_native.py). Measured with benchmarks/key_window.py, a 250k
+window at its peak (312,499 span keys of project "default" held): 29.4 MiB traced, 99 B a key, RSS
++54.5 MiB (sets) against 13.7 MiB, 46 B a key, RSS +13.6 MiB (native). Per key of a 1000-key batch
+of new keys, callgrind: the writer's `add_batch` 1,927 -> 918 instructions, the content store's
+`first_unknown` + `remember_new` 2,871 -> 1,354; CPU 0.82 -> 0.29 us and 0.90 -> 0.39 us.
 """
 
 from __future__ import annotations
@@ -189,7 +198,7 @@ class PureKeyWindow:
 
 
 RecentSpanIds: Callable[[int], KeyWindow] = key_window_native.NATIVE or PureKeyWindow
-"""`RecentSpanIds(capacity)`: a new window, the C extension's when built (same answers, ~x less memory)."""
+"""`RecentSpanIds(capacity)`: a new window, the C extension's when built (same answers, ~half the memory)."""
 
 
 def seed_from_files(recent: KeyWindow, data_dir: Path) -> int:

@@ -57,7 +57,8 @@ def _apply(window: KeyWindow, op: str, arg: Any) -> object:
     if op == "first_unknown":
         return window.first_unknown(arg)
     if op == "remember_new":
-        return window.remember_new(arg)
+        window.remember_new(arg)
+        return None
     if op == "store":
         first = window.first_unknown(arg)
         window.remember_new([k for k, new in zip(arg, first, strict=True) if new])
