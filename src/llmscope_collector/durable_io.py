@@ -7,8 +7,9 @@ Files are created owner-only (`file_modes`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,14 +18,62 @@ import pyarrow.parquet as pq
 from llmscope_collector.file_modes import PRIVATE_FILE
 
 
+@dataclasses.dataclass(frozen=True)
+class Encoding:
+    """How a file's pages are laid out, beyond the collector's zstd: which top-level columns are written
+    without a dictionary (`plain`), at most how many rows a data page holds (`page_rows`; None: pyarrow's
+    byte-sized pages) and whether the footer carries the page index (the pages' offsets and min/max,
+    which let a reader skip the pages of a row group that a filter excludes)."""
+
+    plain: frozenset[str] = frozenset()
+    page_rows: int | None = None
+    page_index: bool = False
+
+
+DEFAULT_ENCODING = Encoding()
+
+
 def write_parquet(
-    parts: Iterable[pa.Table], schema: pa.Schema, where: str | Path | pa.NativeFile, *, row_group_size: int
+    parts: Iterable[pa.Table],
+    schema: pa.Schema,
+    where: str | Path | pa.NativeFile,
+    *,
+    row_group_size: int,
+    encoding: Encoding = DEFAULT_ENCODING,
 ) -> None:
-    """The collector's Parquet encoding (zstd) of the parts' rows, as `pq.write_table` of their
-    concatenation writes it when each part is a whole number of row groups."""
-    with pq.ParquetWriter(where, schema, compression="zstd") as writer:
+    """The collector's Parquet encoding (zstd, then `encoding`) of the parts' rows, as `pq.write_table` of
+    their concatenation writes it when each part is a whole number of row groups."""
+    dictionary: bool | list[str] = _dictionary_paths(schema, encoding.plain) if encoding.plain else True
+    with pq.ParquetWriter(
+        where,
+        schema,
+        compression="zstd",
+        use_dictionary=dictionary,
+        max_rows_per_page=encoding.page_rows,
+        write_page_index=encoding.page_index,
+    ) as writer:
         for part in parts:
             writer.write_table(part, row_group_size=row_group_size)
+
+
+def _dictionary_paths(schema: pa.Schema, plain: frozenset[str]) -> list[str]:
+    """The Parquet leaf column paths of the fields not in `plain`: pyarrow matches `use_dictionary` names
+    against leaf paths (`tags.list.element`), so a nested field's name alone would turn its dictionary off."""
+    return [path for field in schema if field.name not in plain for path in _leaf_paths(field.name, field.type)]
+
+
+def _leaf_paths(path: str, type_: pa.DataType) -> Iterator[str]:
+    """The leaf paths of a column as pyarrow writes it (compliant nested types: `list.element`, `key_value`)."""
+    if pa.types.is_map(type_):
+        yield from _leaf_paths(f"{path}.key_value.key", type_.key_type)
+        yield from _leaf_paths(f"{path}.key_value.value", type_.item_type)
+    elif pa.types.is_list(type_) or pa.types.is_large_list(type_) or pa.types.is_fixed_size_list(type_):
+        yield from _leaf_paths(f"{path}.list.element", type_.value_type)
+    elif pa.types.is_struct(type_):
+        for child in type_:
+            yield from _leaf_paths(f"{path}.{child.name}", child.type)
+    else:
+        yield path
 
 
 def fsync_dir(path: Path) -> None:
@@ -49,17 +98,24 @@ def replace_durably(data: bytes, path: Path) -> None:
     fsync_dir(path.parent)
 
 
-def write_durably(table: pa.Table, path: Path, *, row_group_size: int) -> None:
+def write_durably(table: pa.Table, path: Path, *, row_group_size: int, encoding: Encoding = DEFAULT_ENCODING) -> None:
     """Write to `<path>.tmp`, fsync, rename into place, fsync the directory: all or nothing, and durable."""
-    write_durably_parts([table], table.schema, path, row_group_size=row_group_size)
+    write_durably_parts([table], table.schema, path, row_group_size=row_group_size, encoding=encoding)
 
 
-def write_durably_parts(parts: Iterable[pa.Table], schema: pa.Schema, path: Path, *, row_group_size: int) -> None:
+def write_durably_parts(
+    parts: Iterable[pa.Table],
+    schema: pa.Schema,
+    path: Path,
+    *,
+    row_group_size: int,
+    encoding: Encoding = DEFAULT_ENCODING,
+) -> None:
     """`write_durably` of the concatenation of `parts`, each written as it comes (row groups of
     `row_group_size` rows from each part's start): the file as a whole is never held in memory."""
     tmp = path.with_name(path.name + ".tmp")
     try:
-        write_parquet(parts, schema, tmp, row_group_size=row_group_size)
+        write_parquet(parts, schema, tmp, row_group_size=row_group_size, encoding=encoding)
         os.chmod(tmp, PRIVATE_FILE)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())

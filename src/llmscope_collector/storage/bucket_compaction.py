@@ -40,6 +40,7 @@ import msgspec
 import pyarrow as pa
 
 from llmscope_collector.control.document import CONTROL_PREFIX
+from llmscope_collector.durable_io import DEFAULT_ENCODING, Encoding
 from llmscope_collector.storage.compaction import (
     COMPACTED_FROM_KEY,
     CompactionOptions,
@@ -55,6 +56,7 @@ from llmscope_collector.storage.layout import (
     SPANS_DIR,
     TRACES_DIR,
     Partition,
+    encoding_of,
     parquet_files,
     part_suffix,
     partition_key,
@@ -184,7 +186,7 @@ class BucketCompactor(Compactor):
         outputs = []
         for number, row_groups in enumerate(merged.files()):
             key = f"{prefix}/{COMPACTED_PREFIX}{digest}-{number}.parquet"
-            outputs.append(self._put(key, row_groups, merged.schema))
+            outputs.append(self._put(key, row_groups, merged.schema, encoding_of(partition.dataset)))
         if removed.num_rows and partition.dataset in _COUNTED and self._removal_deltas is not None:
             deltas = partition_key(partition.project, partition.date, TRACES_DIR)
             fix = self._removal_deltas(removed)
@@ -199,7 +201,9 @@ class BucketCompactor(Compactor):
         for name in names:
             self._objects.delete(f"{prefix}/{name}")
 
-    def _put(self, key: str, parts: Iterable[pa.Table], schema: pa.Schema) -> StoredObject:
+    def _put(
+        self, key: str, parts: Iterable[pa.Table], schema: pa.Schema, encoding: Encoding = DEFAULT_ENCODING
+    ) -> StoredObject:
         """Store the object of `parts` create-only (it is encoded part by part; only its bytes are held whole)."""
         rows = 0
 
@@ -209,7 +213,7 @@ class BucketCompactor(Compactor):
                 rows += part.num_rows
                 yield part
 
-        data = parquet_bytes_of(counted(), schema, row_group_size=self._opts.row_group_size)
+        data = parquet_bytes_of(counted(), schema, row_group_size=self._opts.row_group_size, encoding=encoding)
         if self._objects.put_new(key, data):
             return describe(key, data, rows)
         return describe_stored(self._objects, key)  # an interrupted run of the same inputs stored it

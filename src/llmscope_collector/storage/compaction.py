@@ -52,6 +52,7 @@ from llmscope_collector.storage.layout import (
     TRACES_DIR,
     Partition,
     compacted_part_path,
+    encoding_of,
     iter_partitions,
     parquet_files,
     partition_dir,
@@ -278,7 +279,13 @@ class Compactor:
         for row_groups in merged.files():
             path = compacted_part_path(partition.path)
             tmp = path.with_name(path.name + ".tmp")
-            write_durably_parts(row_groups, merged.schema, tmp, row_group_size=self._opts.row_group_size)
+            write_durably_parts(
+                row_groups,
+                merged.schema,
+                tmp,
+                row_group_size=self._opts.row_group_size,
+                encoding=encoding_of(partition.dataset),
+            )
             outputs.append(path)
         corrections = self._write_correction(partition, removed)
         intent_id = uuid.uuid4().hex[:16]

@@ -26,6 +26,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from llmscope_collector.durable_io import DEFAULT_ENCODING, Encoding
+from llmscope_collector.storage.schema import DERIVED_SPAN_COLUMNS, SPAN_COLUMNS
+
 SPANS_DIR = "spans"
 CONTENT_DIR = "content"
 TRACES_DIR = "traces"
@@ -46,7 +49,26 @@ so one trace's rows sit in one row group (two at a boundary), found by its trace
 then decodes that row group's columns whole (it skips no pages), so a waterfall costs about its row
 group's size: with 100k-row groups the waterfall at 10M spans took 2.5x its time at 1M (33k-row files).
 At 16k rows a day's file of 333k spans is ~5% larger and its footer (parsed by every query) 5x longer,
-~1 ms; 8k-row groups cost more in footer parsing than they saved in decoding."""
+~1 ms; 8k-row groups cost more in footer parsing than they saved in decoding (2k-row groups: a waterfall
+took twice as long)."""
+
+SPAN_PAGE_ROWS = 1_024
+"""Rows per data page of a span file: with the page index (`SPAN_ENCODING`) DuckDB reads only the pages of
+a row group whose trace_id range holds the looked-up trace, a sixteenth of the row group."""
+
+SPAN_ENCODING = Encoding(
+    plain=frozenset(c.name for c in (*SPAN_COLUMNS, *DERIVED_SPAN_COLUMNS) if not c.dictionary),
+    page_rows=SPAN_PAGE_ROWS,
+    page_index=True,
+)
+"""How span files are written (flushes, compaction, in a data dir or a bucket): the page index, small
+pages, no dictionary on the columns declared without one (`Column.dictionary`). A waterfall at 10M spans
+then skips pages instead of decoding its row group's dictionaries whole."""
+
+
+def encoding_of(dataset: str) -> Encoding:
+    """The page layout of a dataset's files (only span files are read by point lookups)."""
+    return SPAN_ENCODING if dataset == SPANS_DIR else DEFAULT_ENCODING
 
 
 def valid_project(project: str) -> bool:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from llmscope_collector.durable_io import write_parquet
+from llmscope_collector.durable_io import DEFAULT_ENCODING, Encoding, write_parquet
 
 if TYPE_CHECKING:
     from obstore import PutMode
@@ -159,16 +159,18 @@ def _s3_store(url: StorageUrl) -> S3Store:
     )
 
 
-def parquet_bytes(table: pa.Table, *, row_group_size: int) -> bytes:
+def parquet_bytes(table: pa.Table, *, row_group_size: int, encoding: Encoding = DEFAULT_ENCODING) -> bytes:
     """The Parquet file of `table` as bytes (the same encoding as the files on disk)."""
-    return parquet_bytes_of([table], table.schema, row_group_size=row_group_size)
+    return parquet_bytes_of([table], table.schema, row_group_size=row_group_size, encoding=encoding)
 
 
-def parquet_bytes_of(parts: Iterable[pa.Table], schema: pa.Schema, *, row_group_size: int) -> bytes:
+def parquet_bytes_of(
+    parts: Iterable[pa.Table], schema: pa.Schema, *, row_group_size: int, encoding: Encoding = DEFAULT_ENCODING
+) -> bytes:
     """`parquet_bytes` of the concatenation of `parts`, each encoded as it comes (only the encoded
     file is held whole)."""
     sink = pa.BufferOutputStream()
-    write_parquet(parts, schema, sink, row_group_size=row_group_size)
+    write_parquet(parts, schema, sink, row_group_size=row_group_size, encoding=encoding)
     return bytes(sink.getvalue())
 
 

@@ -76,6 +76,10 @@ class Column:
     """One column of a dataset.
 
     `waterfall` (spans): whether the trace waterfall reads the column or copies it into its rows.
+    `dictionary`: whether its Parquet pages are dictionary-encoded. Off for columns whose values are
+    (nearly) distinct in a row group (ids, times, JSON of a span's own attributes): their dictionary is
+    as large as the data, and a point lookup decodes the row group's whole dictionary instead of only
+    the pages the page index selects (`storage.layout.SPAN_ENCODING`).
     `merge`, `source` and `served` are for trace
     summaries: how deltas combine, the root span column a `root` column comes from (or the summary
     column that orders an `arg_min`/`arg_max` column), and whether the trace list serves the column
@@ -90,13 +94,16 @@ class Column:
     merge: Merge = ""
     source: str = ""
     served: bool = False
+    dictionary: bool = True
 
     def field(self) -> pa.Field:
         return pa.field(self.name, self.type, nullable=self.nullable)
 
 
-def _c(name: str, type_: pa.DataType, role: Role = "span", *, waterfall: Waterfall = "") -> Column:
-    return Column(name, type_, role, waterfall=waterfall)
+def _c(
+    name: str, type_: pa.DataType, role: Role = "span", *, waterfall: Waterfall = "", dictionary: bool = True
+) -> Column:
+    return Column(name, type_, role, waterfall=waterfall, dictionary=dictionary)
 
 
 _STR = pa.string()
@@ -104,22 +111,22 @@ _INT = pa.int64()
 _STRS = pa.list_(pa.string())
 
 SPAN_COLUMNS: tuple[Column, ...] = (
-    _c("trace_id", _STR, waterfall="read"),
-    _c("span_id", _STR, waterfall="read"),
-    _c("parent_span_id", _STR, waterfall="read"),
+    _c("trace_id", _STR, waterfall="read", dictionary=False),
+    _c("span_id", _STR, waterfall="read", dictionary=False),
+    _c("parent_span_id", _STR, waterfall="read", dictionary=False),
     _c("trace_state", _STR),
     _c("name", _STR, waterfall="read"),
     _c("kind", _STR, waterfall="read"),
-    _c("start_ns", _INT, waterfall="read"),
-    _c("end_ns", _INT, waterfall="read"),
-    _c("duration_ns", _INT),  # (the waterfall computes it from start and end)
+    _c("start_ns", _INT, waterfall="read", dictionary=False),
+    _c("end_ns", _INT, waterfall="read", dictionary=False),
+    _c("duration_ns", _INT, dictionary=False),  # (the waterfall computes it from start and end)
     _c("status_code", _STR, waterfall="read"),
     _c("status_message", _STR, waterfall="read"),
     _c("service_name", _STR, waterfall="read"),
     _c("scope_name", _STR),
     _c("scope_version", _STR),
     _c("resource_attributes", _STR, "raw"),
-    _c("attributes", _STR, "raw"),
+    _c("attributes", _STR, "raw", dictionary=False),
     _c("events", _STR, "raw", waterfall="read"),
     _c("links", _STR, "raw"),
     # Canonical GenAI columns (normalized from gen_ai.*, OpenInference, OpenLLMetry).
@@ -127,7 +134,7 @@ SPAN_COLUMNS: tuple[Column, ...] = (
     _c("provider", _STR, "genai", waterfall="copy"),
     _c("request_model", _STR, "genai", waterfall="copy"),
     _c("response_model", _STR, "genai", waterfall="copy"),
-    _c("response_id", _STR, "genai", waterfall="copy"),
+    _c("response_id", _STR, "genai", waterfall="copy", dictionary=False),
     _c("input_tokens", _INT, "tokens", waterfall="copy"),
     _c("output_tokens", _INT, "tokens", waterfall="copy"),
     _c("cache_read_tokens", _INT, "tokens", waterfall="copy"),
@@ -148,7 +155,7 @@ SPAN_COLUMNS: tuple[Column, ...] = (
     _c("metadata", pa.map_(pa.string(), pa.string()), "genai"),
     _c("stream_ended_by", _STR, "genai"),
     _c("tool_name", _STR, "genai", waterfall="copy"),
-    _c("tool_call_id", _STR, "genai"),
+    _c("tool_call_id", _STR, "genai", dictionary=False),
     _c("agent_name", _STR, "genai", waterfall="copy"),
     _c("server_address", _STR, "genai"),
     _c("cost_usd", COST_TYPE, "cost", waterfall="read"),
@@ -157,7 +164,7 @@ SPAN_COLUMNS: tuple[Column, ...] = (
     _c("cost_known", pa.bool_(), "cost", waterfall="copy"),
     _c("cost_source", _STR, "cost"),
     _c("llm_dup", pa.bool_(), "internal", waterfall="read"),
-    _c("content_refs", pa.list_(CONTENT_REF_TYPE), "internal"),
+    _c("content_refs", pa.list_(CONTENT_REF_TYPE), "internal", dictionary=False),
     _c("content_bytes", _INT, "internal"),
     # --- schema version 3 ---
     # The cost the instrumentation itself reported (LiteLLM, OpenInference, OpenLIT), as normalized from

@@ -1,0 +1,149 @@
+"""Span files carry the page index, small pages and no dictionary on exactly the columns declared without one
+(`Column.dictionary`, `layout.SPAN_ENCODING`): from the writer's flush and from compaction, on real Parquet,
+with the same rows and the same waterfall rows through DuckDB as the default encoding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from obstore.store import MemoryStore
+
+from llmscope_collector.durable_io import DEFAULT_ENCODING, Encoding, write_parquet
+from llmscope_collector.storage.compaction import CompactionOptions, Compactor
+from llmscope_collector.storage.layout import (
+    DATASETS,
+    SCORES_DIR,
+    SPAN_ENCODING,
+    SPAN_PAGE_ROWS,
+    SPANS_DIR,
+    encoding_of,
+    iter_partitions,
+    parquet_files,
+    partition_key,
+)
+from llmscope_collector.storage.objects import ObjectStore, StorageUrl
+from llmscope_collector.storage.schema import DERIVED_SPAN_COLUMNS, SPAN_COLUMNS, STORED_SPAN_SCHEMA
+from llmscope_collector.storage.tables import BucketTables
+from tests.collector.durability.helpers import payload
+from tests.collector.durability.test_compaction import START, Files
+
+_DECLARED = (*SPAN_COLUMNS, *DERIVED_SPAN_COLUMNS)
+_PLAIN = {c.name for c in _DECLARED if not c.dictionary}
+
+
+def _chunks(path: Path) -> list[pq.ColumnChunkMetaData]:
+    meta = pq.read_metadata(path)
+    return [meta.row_group(g).column(c) for g in range(meta.num_row_groups) for c in range(meta.num_columns)]
+
+
+def _dictionary_expected(chunk: pq.ColumnChunkMetaData, plain: set[str]) -> bool:
+    """Parquet has no dictionary for booleans; every other leaf has one unless its column is plain."""
+    return chunk.physical_type != "BOOLEAN" and chunk.path_in_schema.split(".")[0] not in plain
+
+
+def _assert_span_encoding(path: Path) -> None:
+    """Every chunk indexed; a dictionary exactly on the leaves of the columns declared with one."""
+    chunks = _chunks(path)
+    assert {chunk.path_in_schema.split(".")[0] for chunk in chunks} == {c.name for c in _DECLARED}
+    for chunk in chunks:
+        assert chunk.has_offset_index and chunk.has_column_index, chunk.path_in_schema
+        assert chunk.has_dictionary_page is _dictionary_expected(chunk, _PLAIN), chunk.path_in_schema
+
+
+def _flushed(data_dir: Path, flushes: int, spans: int) -> Files:
+    files = Files(data_dir)
+    for n in range(flushes):
+        files.flush(payload([(n * 10_000 + i + 1).to_bytes(8, "big") for i in range(spans)], start_ns=START + n))
+    return files
+
+
+def test_the_declared_columns_are_plain_and_the_nested_ones_keep_their_dictionary() -> None:
+    assert {"trace_id", "span_id", "parent_span_id", "start_ns", "end_ns", "attributes", "content_refs"} <= _PLAIN
+    assert {"name", "service_name", "finish_reasons", "tags", "metadata", "content_sizes"}.isdisjoint(_PLAIN)
+    assert SPAN_ENCODING.plain == _PLAIN and SPAN_ENCODING.page_index
+    # Other datasets are not point-looked-up: their files keep the default encoding.
+    assert encoding_of(SPANS_DIR) == SPAN_ENCODING
+    assert all(encoding_of(dataset) == DEFAULT_ENCODING for dataset in DATASETS if dataset != SPANS_DIR)
+
+
+def test_a_flushed_span_file_has_the_page_index_and_no_dictionary_on_the_declared_columns(tmp_path: Path) -> None:
+    _flushed(tmp_path, flushes=1, spans=3 * SPAN_PAGE_ROWS)
+    [partition] = list(iter_partitions(tmp_path))
+    [path] = parquet_files(partition.path)
+    assert pq.read_metadata(path).num_rows == 3 * SPAN_PAGE_ROWS
+    _assert_span_encoding(path)
+
+
+def test_a_bucket_stores_span_objects_with_the_same_encoding(tmp_path: Path) -> None:
+    """Cluster mode's flush (`BucketTables`, here over obstore's in-memory store) encodes spans alike."""
+    _flushed(tmp_path, flushes=1, spans=500)
+    [partition] = list(iter_partitions(tmp_path))
+    table = pq.read_table(parquet_files(partition.path)[0])
+    memory = MemoryStore()  # the obstore API of the S3 store ObjectStore is typed for
+    tables = BucketTables(ObjectStore(StorageUrl("bucket", "prefix"), store=memory), "c1")  # type: ignore[arg-type]
+    assert tables.write(SPANS_DIR, "default", partition.date, "spans.parquet", table, row_group_size=128)
+    assert tables.write(SCORES_DIR, "default", partition.date, "other.parquet", table, row_group_size=128)
+    spans = tmp_path / "spans.parquet"
+    spans.write_bytes(tables.objects.get(f"{partition_key('default', partition.date)}/spans.parquet"))
+    _assert_span_encoding(spans)
+    assert pq.read_table(spans).equals(table)
+    other = tmp_path / "other.parquet"
+    other.write_bytes(tables.objects.get(f"{partition_key('default', partition.date, SCORES_DIR)}/other.parquet"))
+    assert all(chunk.has_dictionary_page is _dictionary_expected(chunk, set()) for chunk in _chunks(other))
+    assert not any(chunk.has_offset_index for chunk in _chunks(other))
+
+
+def test_compaction_writes_span_files_with_the_same_encoding_and_rows(tmp_path: Path) -> None:
+    _flushed(tmp_path, flushes=4, spans=700)
+    [partition] = list(iter_partitions(tmp_path))
+    before = pa.concat_tables(pq.read_table(p) for p in parquet_files(partition.path)).sort_by("span_id")
+    compactor = Compactor(tmp_path, CompactionOptions(row_group_size=1_000), committed_lsn=lambda: 1 << 62)
+    assert compactor.run_once().files_out == 1
+    [output] = parquet_files(partition.path)
+    assert output.name.startswith("compact-")
+    _assert_span_encoding(output)
+    after = pq.read_table(output).sort_by("span_id")
+    assert after.select(before.column_names).equals(before.replace_schema_metadata(after.schema.metadata))
+
+
+def _rows(con: duckdb.DuckDBPyConnection, path: Path, trace_id: str) -> list[tuple[object, ...]]:
+    """A point lookup's rows (the page index may skip pages here)."""
+    return con.execute(
+        "SELECT * FROM read_parquet($path) WHERE trace_id = $trace_id ORDER BY span_id",
+        {"path": str(path), "trace_id": trace_id},
+    ).fetchall()
+
+
+@pytest.fixture(scope="module")
+def flushed_table(tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
+    """One flush's span file, as read back with the stored schema."""
+    directory = tmp_path_factory.mktemp("flushed")
+    _flushed(directory, flushes=1, spans=300)
+    [partition] = list(iter_partitions(directory))
+    return pq.read_table(parquet_files(partition.path)[0], schema=STORED_SPAN_SCHEMA)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plain=st.sets(st.sampled_from([c.name for c in _DECLARED])), page_rows=st.sampled_from([None, 7, 64]))
+def test_an_encoding_changes_no_value_read_back(
+    tmp_path: Path, flushed_table: pa.Table, plain: set[str], page_rows: int | None
+) -> None:
+    """Any set of plain columns (nested ones too), any page size: pyarrow and DuckDB read the rows written
+    with the default encoding; and the dictionary is off on exactly the leaves of the plain columns."""
+    table = flushed_table
+    base, changed = tmp_path / "base.parquet", tmp_path / "changed.parquet"
+    write_parquet([table], table.schema, base, row_group_size=100, encoding=DEFAULT_ENCODING)
+    encoding = Encoding(plain=frozenset(plain), page_rows=page_rows, page_index=True)
+    write_parquet([table], table.schema, changed, row_group_size=100, encoding=encoding)
+    assert pq.read_table(changed).equals(pq.read_table(base))
+    for chunk in _chunks(changed):
+        assert chunk.has_dictionary_page is _dictionary_expected(chunk, plain), chunk.path_in_schema
+    with duckdb.connect() as con:
+        for trace_id in table.column("trace_id").unique().to_pylist()[::60]:
+            assert _rows(con, changed, trace_id) == _rows(con, base, trace_id)
