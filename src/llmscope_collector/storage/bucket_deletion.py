@@ -50,11 +50,14 @@ from llmscope_collector.storage.layout import (
     CONTENT_DIR,
     LLM_DUPS_DIR,
     SCORES_DIR,
+    SPAN_ROW_GROUP_ROWS,
     SPANS_DIR,
     TRACES_DIR,
+    encoding_of,
     iter_partitions,
     parquet_files,
     partition_key,
+    partition_of_key,
 )
 from llmscope_collector.storage.manifests import (
     DeletionManifest,
@@ -97,7 +100,7 @@ class BucketDeletions:
         *,
         node: str,
         may_run: Callable[[], bool],
-        row_group_size: int = 100_000,
+        row_group_size: int = SPAN_ROW_GROUP_ROWS,
     ) -> None:
         self.objects = objects
         self._objects = objects
@@ -228,7 +231,10 @@ class BucketDeletions:
         out_key = f"{directory}/{DELETED_PREFIX}{digest}.parquet"
         meta = {k: v for k, v in (table.schema.metadata or {}).items() if k not in (COMPACTED_FROM_KEY, REWRITTEN_FROM)}
         meta[REWRITTEN_FROM] = json.dumps([name]).encode()  # a loader that loaded `name` knows these rows
-        data = parquet_bytes(table.replace_schema_metadata(meta), row_group_size=self._row_group_size)
+        located = partition_of_key(key)  # (laid out as compaction lays out the dataset's files)
+        encoding = encoding_of(located[0] if located else "")
+        table = table.replace_schema_metadata(meta)
+        data = parquet_bytes(table, row_group_size=self._row_group_size, encoding=encoding)
         if self._objects.put_new(out_key, data):
             rewrite.object.CopyFrom(describe(out_key, data, table.num_rows))
         else:  # an interrupted run of this deletion stored it

@@ -31,6 +31,8 @@ from llmscope_collector.storage.layout import (
     COMPACTION_DIR,
     CONTENT_DIR,
     SCORES_DIR,
+    SPAN_ROW_GROUP_ROWS,
+    encoding_of,
     iter_partitions,
     parquet_files,
     partition_dir,
@@ -49,13 +51,17 @@ def _new_name(name: str) -> str:
 
 
 def replace_files(data_dir: Path, partition: Path, replacements: Mapping[Path, pa.Table | None]) -> None:
-    """Replace each file of `partition` by its table (None or no rows: remove it), as one atomic step."""
+    """Replace each file of `partition` by its table (None or no rows: remove it), as one atomic step; laid out
+    as compaction lays out the dataset's files (row groups, pages), so a rewritten span file serves point
+    lookups as fast as the others."""
+    encoding = encoding_of(partition.relative_to(data_dir).parts[0])
     outputs: list[str] = []
     for path, table in replacements.items():
         if table is None or table.num_rows == 0:
             continue
         name = _new_name(path.name)
-        write_durably(_rewritten_from(table, path.name), partition / (name + ".tmp"), row_group_size=64_000)
+        rewritten = _rewritten_from(table, path.name)
+        write_durably(rewritten, partition / (name + ".tmp"), row_group_size=SPAN_ROW_GROUP_ROWS, encoding=encoding)
         outputs.append(name)
     intent = _Intent(partition=str(partition), inputs=[p.name for p in replacements], outputs=outputs)
     intents = data_dir / COMPACTION_DIR

@@ -147,3 +147,20 @@ def test_an_encoding_changes_no_value_read_back(
     with duckdb.connect() as con:
         for trace_id in table.column("trace_id").unique().to_pylist()[::60]:
             assert _rows(con, changed, trace_id) == _rows(con, base, trace_id)
+
+
+def test_a_span_file_rewritten_by_a_session_deletion_keeps_the_span_encoding(tmp_path: Path) -> None:
+    """`rewrite.replace_files` (a deleted session's rows taken out in place) lays out a span file as the
+    writer and compaction do, and keeps the other rows."""
+    from llmscope_collector.storage.rewrite import replace_files
+
+    _flushed(tmp_path, flushes=1, spans=2 * SPAN_PAGE_ROWS)
+    [partition] = list(iter_partitions(tmp_path))
+    [path] = parquet_files(partition.path)
+    table = pq.read_table(path)
+    kept = table.slice(1)  # one span's rows gone
+    replace_files(tmp_path, partition.path, {path: kept})
+    [rewritten] = parquet_files(partition.path)
+    assert rewritten != path
+    _assert_span_encoding(rewritten)
+    assert pq.read_table(rewritten).select(["span_id"]).equals(kept.select(["span_id"]))
