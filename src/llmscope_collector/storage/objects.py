@@ -174,5 +174,7 @@ def parquet_bytes_of(
     return bytes(sink.getvalue())
 
 
-def read_parquet(data: bytes) -> pa.Table:
-    return pq.read_table(pa.BufferReader(data))
+def read_parquet(data: bytes, schema: pa.Schema | None = None) -> pa.Table:
+    """A Parquet object's rows; with `schema`, read as `pq.read_table` reads a data dir's file with it (its
+    columns only, in its types: a span file of a later version carries derived columns a reader may not ask for)."""
+    return pq.read_table(pa.BufferReader(data), schema=schema)

@@ -154,8 +154,7 @@ class BucketTables:
         return sorted(info.key.removeprefix(prefix) for info in self.objects.list(prefix))
 
     def read(self, dataset: str, project: str, date: str, name: str, schema: pa.Schema | None = None) -> pa.Table:
-        table = read_parquet(self.objects.get(f"{partition_key(project, date, dataset)}/{name}"))
-        return table.cast(schema) if schema is not None and not table.schema.equals(schema) else table
+        return read_parquet(self.objects.get(f"{partition_key(project, date, dataset)}/{name}"), schema)
 
     def coverage(self, committed_lsn: int) -> WalCoverage:
         """What replay must not store again, from this collector's own commit records: the WAL
