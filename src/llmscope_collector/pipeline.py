@@ -38,7 +38,7 @@ from llmscope_collector.storage.cluster import ClusterStorage, query_dir
 from llmscope_collector.storage.dedupe import RecentSpanIds, seed_from_files
 from llmscope_collector.storage.layout import iter_partitions, wal_dir
 from llmscope_collector.storage.maintenance import MaintenanceScheduler, Task
-from llmscope_collector.storage.parquet_writer import ParquetSpanWriter, remove_stale_temp_files
+from llmscope_collector.storage.parquet_writer import ParquetSpanWriter, SealedFlush, remove_stale_temp_files
 from llmscope_collector.storage.tables import LocalTables, TableSink
 from llmscope_collector.storage.wal_ranges import WalCoverage
 from llmscope_collector.storage.wal_ranges import scan as scan_wal_ranges
@@ -83,8 +83,12 @@ class DecodeIntoParquet:
         """Decode and buffer `records` now (what the consumer does in two steps)."""
         return self.submit(records).consume()
 
-    def flush(self, wal_start: int, wal_end: int) -> int:
-        written = self._writer.flush(wal_start, wal_end)
+    def seal(self) -> _SealedWrite:
+        """What is buffered now, as one flush (written by the consumer's flush thread)."""
+        return _SealedWrite(self, self._writer.seal())
+
+    def write(self, sealed: SealedFlush, wal_start: int, wal_end: int) -> int:
+        written = self._writer.write(sealed, wal_start, wal_end)
         if time.monotonic() - self._trimmed_at >= _TRIM_INTERVAL_S:
             release_free_memory()  # flushes freed their spans' Arrow tables: give the pages back
             self._trimmed_at = time.monotonic()
@@ -97,6 +101,17 @@ class DecodeIntoParquet:
     @property
     def buffered_bytes(self) -> int:
         return self._writer.buffered_bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class _SealedWrite:
+    """A sealed flush of the writer, as the consumer's `SealedRecords`."""
+
+    sink: DecodeIntoParquet
+    sealed: SealedFlush
+
+    def write(self, wal_start: int, wal_end: int) -> int:
+        return self.sink.write(self.sealed, wal_start, wal_end)
 
 
 class _Decoding:

@@ -176,7 +176,7 @@ def _numpy_optional() -> bool:
 def release_free_memory() -> None:
     """Return the allocator's free pages to the system (glibc `malloc_trim`; elsewhere nothing).
 
-    Called after a flush (at most once per 10 s: `pipeline.DecodeIntoParquet.flush`): a flush frees the
+    Called after a flush (at most once per 10 s: `pipeline.DecodeIntoParquet.write`): a flush frees the
     Arrow tables of ~10,000 spans, and glibc keeps most of what is freed inside its heaps, so the
     process's RSS stays at the highest any flush reached plus fragmentation. A trim walks the free
     lists and returns pages (~40 ms when it returns ~90 MB at the ingest bench's heap). Measured in

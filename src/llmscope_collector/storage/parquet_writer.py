@@ -10,6 +10,7 @@ recently seen ids; spans a previous process already stored for that WAL range ar
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -71,6 +72,27 @@ class _Buffer:
         self.unstorable: list[bytes] = []
         self.rows = 0
         self.bytes = 0
+
+    def extend(self, later: _Buffer) -> None:
+        """Append a later buffer of the same partition (a failed flush's leftovers come first)."""
+        self.spans += later.spans
+        self.content += later.content
+        self.scores += later.scores
+        self.previews += later.previews
+        self.unstorable += later.unstorable
+        self.rows += later.rows
+        self.bytes += later.bytes
+
+
+@dataclasses.dataclass
+class SealedFlush:
+    """One flush's partitions, taken out of the writer by `ParquetSpanWriter.seal` (what a failed
+    `write` did not write stays in `buffers`); `keys`, `rows`, `bytes`: what they held when sealed."""
+
+    buffers: dict[PartitionKey, _Buffer]
+    keys: set[bytes]
+    rows: int
+    bytes: int
 
 
 class ParquetSpanWriter:
@@ -181,23 +203,50 @@ class ParquetSpanWriter:
         self._buffered_bytes += size
         return kept
 
-    def flush(self, wal_start: int, wal_end: int) -> int:
-        """Durably write every buffered partition as a file holding WAL range `[wal_start, wal_end)`.
+    def seal(self) -> SealedFlush:
+        """Take everything buffered as one flush's content; later `add`s buffer for the next flush.
 
-        On an error the partitions not yet written stay buffered; the caller retries with the same range.
-        """
+        The WAL consumer seals on its own thread and writes on its flush thread, so decoding and
+        buffering go on while a flush writes (a flush's wall time is mostly waiting for the cores the
+        decode workers use; the workers would otherwise sit idle once their reads are done)."""
+        sealed = SealedFlush(self._buffer, self._buffered_keys, self._buffered_rows, self._buffered_bytes)
+        self._buffer = {}
+        self._buffered_keys = set()
+        self._buffered_rows = self._buffered_bytes = 0
+        return sealed
+
+    def write(self, sealed: SealedFlush, wal_start: int, wal_end: int) -> int:
+        """Durably write a sealed flush's partitions as files holding WAL range `[wal_start, wal_end)`.
+
+        Safe beside `add` on another thread (they share no buffer). On an error the partitions not yet
+        written stay in `sealed`; the caller retries with the same range. Writes are one at a time, in
+        WAL order (the stitcher's state follows the flushes)."""
         written = 0
-        for key in list(self._buffer):
-            buffer = self._buffer[key]
-            written += self._write_partition(key, buffer, wal_start, wal_end)
-            del self._buffer[key]
-            self._buffered_rows -= buffer.rows
-            self._buffered_bytes -= buffer.bytes
-        self._buffered_keys.clear()
+        for key in list(sealed.buffers):
+            written += self._write_partition(key, sealed.buffers[key], wal_start, wal_end)
+            del sealed.buffers[key]
         if self._hook is not None:
             self._hook.after_flush(wal_start, wal_end)
         self._tables.commit_flush(wal_start, wal_end)  # a bucket's manifest: the flush is one unit
         return written
+
+    def flush(self, wal_start: int, wal_end: int) -> int:
+        """`seal` then `write`, for callers that add and flush on one thread; on an error what was not
+        written is buffered again (before anything added since), to be written by the next flush."""
+        sealed = self.seal()
+        try:
+            return self.write(sealed, wal_start, wal_end)
+        except BaseException:
+            self._unseal(sealed)
+            raise
+
+    def _unseal(self, sealed: SealedFlush) -> None:
+        newer, self._buffer = self._buffer, sealed.buffers
+        for key, buffer in newer.items():
+            self._buffer.setdefault(key, _Buffer()).extend(buffer)
+        self._buffered_keys |= sealed.keys
+        self._buffered_rows = sum(b.rows for b in self._buffer.values())
+        self._buffered_bytes = sum(b.bytes for b in self._buffer.values())
 
     def _write_partition(self, key: PartitionKey, buffer: _Buffer, wal_start: int, wal_end: int) -> int:
         project, date = key

@@ -2,10 +2,11 @@
 
 It reads only durable records and hands each read to the sink, which starts decoding it (in
 worker processes); while they decode, the consumer buffers the reads before it, in order, so
-decoding and writing overlap. Every `flush_rows` spans, `flush_bytes` buffered or `flush_interval_s` it asks the sink to
-make what it buffered durable as one WAL range; only then does the cursor advance and the consumed
-segments get deleted. On start it simply begins at the cursor, which is
-the replay. A record the sink cannot process (a bug, not bad client input: that was refused before
+decoding and writing overlap. Every `flush_rows` spans, `flush_bytes` buffered or `flush_interval_s` it seals
+what the sink buffered as one WAL range and a flush thread makes it durable, while the consumer goes on
+decoding and buffering the next range (one flush at a time, in order: at most two ranges are held); only
+after a flush does the cursor advance and the consumed segments get deleted. On start it simply begins at
+the cursor, which is the replay. A record the sink cannot process (a bug, not bad client input: that was refused before
 the ack) is copied to `wal/quarantine/` and skipped, so one bad record never blocks the rest.
 """
 
@@ -18,6 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -43,14 +45,26 @@ class SinkBatch(Protocol):
         ...
 
 
+class SealedRecords(Protocol):
+    """The records a sink had buffered when the consumer decided to flush (`RecordSink.seal`)."""
+
+    def write(self, wal_start: int, wal_end: int) -> int:
+        """Make them durable as WAL range `[wal_start, wal_end)`; on an error, retried with the same range
+        (what a failed write did write is not written again). Runs on the consumer's flush thread while
+        the sink buffers later records."""
+        ...
+
+
 class RecordSink(Protocol):
-    """Where consumed records go: buffers them, then makes a WAL range durable in one `flush`."""
+    """Where consumed records go: buffers them, then makes a WAL range durable in one flush."""
 
     def submit(self, records: Sequence[WalRecord]) -> SinkBatch:
         """Start processing records (called in WAL order; their batches are consumed in the same order)."""
         ...
 
-    def flush(self, wal_start: int, wal_end: int) -> int: ...
+    def seal(self) -> SealedRecords:
+        """Everything buffered so far, to be written as one flush; later records buffer apart."""
+        ...
 
     @property
     def buffered_rows(self) -> int: ...
@@ -111,8 +125,15 @@ class WalConsumer:
     # -- the loop -------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        with ThreadPoolExecutor(1, thread_name_prefix="llmscope-wal-flush") as flusher:
+            self._loop(flusher)
+
+    def _loop(self, flusher: ThreadPoolExecutor) -> None:
+        """Read, decode ahead and buffer in WAL order; each due flush is sealed here and written on the
+        flush thread while the next reads decode (one flush at a time: a flush waits for the one before)."""
         pos = done = start = self._cursor.lsn  # read up to `pos`; handed to the sink up to `done`
         inflight: deque[tuple[list[WalRecord], SinkBatch, int]] = deque()
+        flushing: Future[bool] | None = None
         records_since = 0
         last_flush = time.monotonic()
         while True:
@@ -135,11 +156,17 @@ class WalConsumer:
             # check would otherwise end the loop with consumed records unflushed (they would replay).
             stopping = caught_up and self._stopping_now()
             if self._flush_due(last_flush, caught_up, stopping):
-                if done > start and not self._flush(start, done, records_since - _records(inflight)):
-                    return
+                if done > start or (caught_up and flushing is not None):
+                    # the one before first (also when caught up: a waiting `flush()` then sees its commit)
+                    if not _settled(flushing):
+                        return
+                    flushing = None
+                if done > start:
+                    consumed = records_since - _records(inflight)
+                    flushing = flusher.submit(self._flush, self._sink.seal(), start, done, consumed)
                 start, records_since, last_flush = done, _records(inflight), time.monotonic()
-                self._notify_committed()
             if stopping:
+                _settled(flushing)
                 return
 
     def _drain(self, inflight: deque[tuple[list[WalRecord], SinkBatch, int]], done: int, *, wait: bool) -> int:
@@ -183,12 +210,13 @@ class WalConsumer:
                 self.stats.replayed_records += 1
                 self.stats.replayed_spans += outcome
 
-    def _flush(self, start: int, end: int, records: int) -> bool:
-        """Make `[start, end)` durable and commit it, retrying on errors; False when abandoned at stop."""
+    def _flush(self, sealed: SealedRecords, start: int, end: int, records: int) -> bool:
+        """Make `[start, end)` durable and commit it, retrying on errors; False when abandoned at stop
+        (the flush thread's work)."""
         delay = 0.2
         while True:
             try:
-                self._sink.flush(start, end)
+                sealed.write(start, end)
                 self._cursor.commit(end)
             except Exception:
                 self.stats.flush_failures += 1
@@ -199,6 +227,7 @@ class WalConsumer:
                 continue
             self._wal.release(end, records)
             self.stats.flushes += 1
+            self._notify_committed()
             return True
 
     def _wait_abandon(self, delay: float) -> bool:
@@ -266,6 +295,11 @@ class WalConsumer:
                 self._abandon = True
                 self._cond.notify_all()
             self._thread.join(5)
+
+
+def _settled(flushing: Future[bool] | None) -> bool:
+    """Wait for a flush in progress; False when it was abandoned at stop (the consumer then ends)."""
+    return flushing is None or flushing.result()
 
 
 def _records(inflight: deque[tuple[list[WalRecord], SinkBatch, int]]) -> int:

@@ -17,7 +17,7 @@ from llmscope_collector.wal.consumer import ConsumerOptions, WalConsumer
 from llmscope_collector.wal.cursor import CommitCursor
 from llmscope_collector.wal.log import WalOptions, WriteAheadLog
 from llmscope_collector.wal.segment import WalRecord
-from tests.collector.durability.helpers import payload
+from tests.collector.durability.helpers import payload, stored_counts
 
 
 class _Batch:
@@ -33,6 +33,15 @@ class _Batch:
         self.sink.buffered += len(self.records)
         self.sink.buffered_size += sum(len(r.payload) for r in self.records)
         return [1] * len(self.records)
+
+
+class _Sealed:
+    def __init__(self, sink: _GatedSink, rows: int, consumed: list[int]) -> None:
+        self.sink, self.rows, self.consumed = sink, rows, consumed
+
+    def write(self, wal_start: int, wal_end: int) -> int:
+        self.sink.flushes.append((wal_start, wal_end, self.consumed))
+        return self.rows
 
 
 class _GatedSink:
@@ -52,10 +61,10 @@ class _GatedSink:
         self.reads += 1
         return _Batch(self, records)
 
-    def flush(self, wal_start: int, wal_end: int) -> int:
-        written, self.buffered, self.buffered_size = self.buffered, 0, 0
-        self.flushes.append((wal_start, wal_end, list(self.consumed)))
-        return written
+    def seal(self) -> _Sealed:
+        sealed = _Sealed(self, self.buffered, list(self.consumed))
+        self.buffered, self.buffered_size = 0, 0
+        return sealed
 
     @property
     def buffered_rows(self) -> int:
@@ -167,3 +176,89 @@ def test_a_stop_arriving_while_the_loop_decides_not_to_flush_still_flushes(tmp_p
     finally:
         consumer.stop()
         wal.close()
+
+
+class _SlowWriteSink(_GatedSink):
+    """Flushes are written only when `written` is set: a write that takes long (the cores are busy)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.write_open = threading.Event()
+        self.writing = threading.Event()
+
+    def seal(self) -> _Sealed:
+        sealed = super().seal()
+        outer = self
+
+        class _Held(_Sealed):
+            def write(self, wal_start: int, wal_end: int) -> int:
+                outer.writing.set()
+                outer.write_open.wait(30)
+                return super().write(wal_start, wal_end)
+
+        return _Held(self, sealed.rows, sealed.consumed)
+
+
+def test_reads_go_on_decoding_and_buffering_while_a_flush_writes(tmp_path: Path) -> None:
+    """A flush is written on the flush thread: meanwhile the consumer reads, decodes and buffers the next
+    records, the cursor stays at the flush's start until the write returns, and the next flush waits for
+    it (one at a time, ranges in order)."""
+    wal = WriteAheadLog(tmp_path, WalOptions(fsync=False))
+    cursor = CommitCursor(tmp_path)
+    sink = _SlowWriteSink()
+    sink.open.set()
+    options = ConsumerOptions(flush_rows=3, flush_interval_s=60.0, max_read_bytes=200, reads_in_flight=2)
+    consumer = WalConsumer(wal, cursor, sink, options)
+    try:
+        first = [wal.append("p", bytes([n]) * 150) for n in range(3)]
+        consumer.start()
+        assert sink.writing.wait(30)  # the first flush (3 records) is being written
+        later = [wal.append("p", bytes([n]) * 150) for n in range(3, 5)]  # fewer than flush_rows
+        deadline = time.monotonic() + 30
+        while len(sink.consumed) < len(first) + len(later) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sink.consumed == first + later  # buffered while the first flush is still writing
+        assert cursor.lsn == 0 and sink.flushes == []  # nothing committed before the write returns
+        sink.write_open.set()
+        assert consumer.flush(timeout=30)
+        lsns = first + later
+        assert [lsn for start, end, _ in sink.flushes for lsn in lsns if start <= lsn < end] == lsns
+        assert sink.flushes[0][2] == first  # the first flush holds exactly what was sealed for it
+        assert cursor.lsn == wal.durable_lsn
+    finally:
+        sink.open.set()
+        sink.write_open.set()
+        consumer.stop()
+        wal.close()
+
+
+def test_the_writer_buffers_apart_while_a_sealed_flush_is_written(tmp_path: Path) -> None:
+    """`seal` takes what is buffered; spans added after it go to the next flush, and a failed `flush`
+    buffers its unwritten spans again before the newer ones."""
+    writer = ParquetSpanWriter(tmp_path, RecentSpanIds(1000))
+    sink = DecodeIntoParquet(writer, DecodePool(0))
+    ids = [(n + 1).to_bytes(8, "big") for n in range(6)]
+    assert sink.consume([WalRecord(0, 1, "default", payload(ids[:3]))]) == [3]
+    sealed = writer.seal()
+    assert writer.buffered_rows == 0 and writer.buffered_bytes == 0 and sealed.rows == 3
+    assert sink.consume([WalRecord(1, 2, "default", payload(ids[3:]))]) == [3]
+    assert sink.consume([WalRecord(2, 3, "default", payload(ids[:3]))]) == [0]  # the sealed ones stay known
+    assert writer.write(sealed, 0, 1) == 3 and not sealed.buffers
+    assert writer.buffered_rows == 3
+    assert stored_counts(tmp_path) == (3, 3)
+
+    def failing(*args: object, **kwargs: object) -> bool:
+        raise OSError("disk full")
+
+    write = writer._tables.write
+    writer._tables.write = failing  # type: ignore[method-assign]
+    try:
+        writer.flush(1, 2)
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the write did not fail")
+    writer._tables.write = write  # type: ignore[method-assign]
+    assert writer.buffered_rows == 3  # buffered again, not lost
+    assert writer.flush(1, 3) == 3
+    assert stored_counts(tmp_path) == (6, 6)
