@@ -22,6 +22,7 @@ from llmscope_collector.file_modes import make_private, make_private_dir
 from llmscope_collector.ingest_status import IngestNotSettled, IngestStatus
 from llmscope_collector.metrics import IngestStatusCollector, Metrics
 from llmscope_collector.process_memory import release_free_memory
+from llmscope_collector.processors import native as native_decoder
 from llmscope_collector.processors.decode import DecodedBatch
 from llmscope_collector.processors.decode_pool import DecodePool, PendingDecode
 from llmscope_collector.processors.native import UNAVAILABLE, decoder_name
@@ -176,7 +177,9 @@ class Collector:
         tables: TableSink = self.cluster.tables if self.cluster else LocalTables(settings.data_dir)
         self.stitcher = Stitcher(settings.data_dir, tables=tables)
         self.writer = ParquetSpanWriter(settings.data_dir, self.recent, hook=self.stitcher, tables=tables)
-        self.exporter = TraceExporter()
+        # The receivers check requests on this process: natively (GIL released) when the decoder is native.
+        native_check = decoder_name(settings.decode_native) == "native"
+        self.exporter = TraceExporter(check=native_decoder.check_ids if native_check else None)
         prices_file = str(settings.prices_file) if settings.prices_file else None
         # Worker processes for the per-span Python work: WAL decoding, and OTLP/JSON conversion for the receiver.
         self.decode_pool = DecodePool(settings.decode_workers, prices_file, self.runtime.limits, settings.decode_native)

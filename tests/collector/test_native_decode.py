@@ -28,6 +28,7 @@ from llmscope_collector.processors.cost import PriceBook
 from llmscope_collector.processors.decode import DecodedBatch, decode_bytes, request_parts
 from llmscope_collector.processors.limits import DEFAULT_LIMITS, SpanLimits
 from llmscope_collector.processors.scores import CARRIER_SCOPE
+from llmscope_collector.receiver._export import check_request
 from tests.otlp_strategies import otlp_llm_requests, otlp_requests, otlp_text
 
 if not native.AVAILABLE:
@@ -315,3 +316,40 @@ def test_memoryviews_and_bytearrays_are_read_too() -> None:
     expected = native.parse_request(payload, DEFAULT_LIMITS)
     assert native.parse_request(memoryview(payload), DEFAULT_LIMITS) == expected  # type: ignore[arg-type]
     assert native.parse_request(bytearray(payload), DEFAULT_LIMITS) == expected  # type: ignore[arg-type]
+
+
+# --- the receiver's check ------------------------------------------------------------------------
+
+
+def _checked(payload: bytes, check: Any) -> Any:
+    try:
+        return check(payload)
+    except DecodeError:
+        return DecodeError
+
+
+@EXAMPLES
+@given(
+    st.one_of(
+        _wire(),
+        otlp_requests(carrier_or_text).map(lambda r: r.SerializeToString()),
+        st.tuples(_wire(), _corruptions).map(lambda t: _corrupt(*t)),
+    )
+)
+def test_the_receivers_native_check_answers_as_upbs(payload: bytes) -> None:
+    """Refused bytes, accepted and rejected span counts and the rejected spans' names: as upb's parse gives them."""
+    assert _checked(payload, native.check_ids) == _checked(payload, check_request)
+
+
+def test_the_native_check_names_the_first_five_rejected_spans_cut_to_100_characters() -> None:
+    good, zero = (b"\x01" * 16, b"\x02" * 8), (bytes(16), bytes(8))
+    ids = [good, zero, (b"\x01" * 15, b"\x02" * 8), (b"\x01" * 16, b"\x02" * 9), good, *[zero] * 6]
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    for n, (trace_id, span_id) in enumerate(ids):
+        scope.spans.add(trace_id=trace_id, span_id=span_id, name=f"{n}-" + "é" * 150)
+    accepted, rejected, names = native.check_ids(request.SerializeToString())
+    assert (accepted, rejected) == (2, 9)
+    assert [name.split("-")[0] for name in names] == ["1", "2", "3", "5", "6"]
+    assert all(len(name) == 100 for name in names)
+    assert native.check_ids(request.SerializeToString()) == check_request(request.SerializeToString())

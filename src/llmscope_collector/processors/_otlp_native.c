@@ -940,11 +940,107 @@ static PyObject *validate_only(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------ the receiver's id check */
+
+#define MAX_ID_ERRORS 5
+
+typedef struct {
+    Py_ssize_t accepted, rejected;
+    int names; /* rejected spans whose names are kept (at most MAX_ID_ERRORS) */
+    const uint8_t *name[MAX_ID_ERRORS];
+    size_t name_len[MAX_ID_ERRORS];
+} id_count_t;
+
+static int nonzero(const uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i]) return 1;
+    return 0;
+}
+
+/* One span's ids (the last of each field, as protobuf keeps it) against decode.py's rule: a 16-byte
+ * trace id and an 8-byte span id, neither all zero. Bytes already checked by `walk`. */
+static int count_span(const uint8_t *p, const uint8_t *end, id_count_t *c) {
+    const uint8_t *trace = NULL, *span = NULL, *name = NULL;
+    size_t trace_len = 0, span_len = 0, name_len = 0;
+    field_t f;
+    while (p < end) {
+        p = next_field(p, end, &f);
+        if (p == NULL) return -1;
+        if (f.wt != 2) continue;
+        if (f.field == 1) trace = f.data, trace_len = f.len;
+        else if (f.field == 2) span = f.data, span_len = f.len;
+        else if (f.field == 5) name = f.data, name_len = f.len;
+    }
+    if (trace_len == 16 && span_len == 8 && nonzero(trace, 16) && nonzero(span, 8)) {
+        c->accepted++;
+        return 0;
+    }
+    if (c->names < MAX_ID_ERRORS) {
+        c->name[c->names] = name;
+        c->name_len[c->names++] = name_len;
+    }
+    c->rejected++;
+    return 0;
+}
+
+/* Every span of a request (`msg` M_REQ), or of a resource's or scope's part of it, counted. */
+static int count_ids(const uint8_t *p, const uint8_t *end, int msg, id_count_t *c) {
+    field_t f;
+    while (p < end) {
+        p = next_field(p, end, &f);
+        if (p == NULL) return -1;
+        if (f.wt != 2) continue;
+        int r = 0;
+        if (msg == M_REQ && f.field == 1) r = count_ids(f.data, f.data + f.len, M_RS, c);
+        else if (msg == M_RS && f.field == 2) r = count_ids(f.data, f.data + f.len, M_SS, c);
+        else if (msg == M_SS && f.field == 2) r = count_span(f.data, f.data + f.len, c);
+        if (r < 0) return -1;
+    }
+    return 0;
+}
+
+static PyObject *check_ids(PyObject *self, PyObject *args) {
+    PyObject *payload;
+    int strindex;
+    Py_ssize_t name_chars;
+    if (!PyArg_ParseTuple(args, "Spn:check_ids", &payload, &strindex, &name_chars)) return NULL;
+    const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(payload);
+    const uint8_t *end = p + PyBytes_GET_SIZE(payload);
+    int err = E_OK, counted = 0;
+    id_count_t c = {0};
+    Py_BEGIN_ALLOW_THREADS
+    if (walk(p, end, M_REQ, 0, 0, strindex, &err) == NULL && err == E_OK) err = E_CORRUPT;
+    if (err == E_OK) counted = count_ids(p, end, M_REQ, &c);
+    Py_END_ALLOW_THREADS
+    if (err != E_OK) {
+        PyErr_SetString(DecodeError, error_text(err));
+        return NULL;
+    }
+    if (counted < 0) return malformed();
+    PyObject *names = PyList_New(c.names);
+    if (names == NULL) return NULL;
+    for (int i = 0; i < c.names; i++) {
+        PyObject *whole = str_of(c.name[i], c.name_len[i]);
+        PyObject *cut = whole == NULL ? NULL : PyUnicode_Substring(whole, 0, name_chars);
+        Py_XDECREF(whole);
+        if (cut == NULL) {
+            Py_DECREF(names);
+            return NULL;
+        }
+        PyList_SET_ITEM(names, i, cut);
+    }
+    return Py_BuildValue("nnN", c.accepted, c.rejected, names);
+}
+
 static PyMethodDef methods[] = {
     {"parse_request", parse_request, METH_VARARGS,
      "parse_request(payload: bytes, max_events: int, carrier_scope: str, strindex: bool, max_value_bytes: int, "
      "max_name_bytes: int, max_attributes: int) -> list of "
      "(resource_attributes, [(scope_name, scope_version, [span, ...]), ...]); see processors/native.py."},
+    {"check_ids", check_ids, METH_VARARGS,
+     "check_ids(payload: bytes, strindex: bool, name_chars: int) -> (accepted, rejected, names): the wire checks "
+     "(as validate) and the spans' id rule, with the GIL released; `names`: the first rejected spans' names, cut "
+     "to name_chars characters. Raises DecodeError."},
     {"validate", validate_only, METH_VARARGS,
      "validate(payload: bytes, strindex: bool): the wire checks alone (GIL released); raises DecodeError."},
     {NULL, NULL, 0, NULL},

@@ -1,15 +1,17 @@
 """Transport-neutral OTLP trace export: bytes in, `ExportResult` out, acked only once durable.
 
 Both transports call `TraceExporter.export`, so validation, partial success and error mapping are
-written once. The hot path is cheap on purpose: parse the protobuf (C code), check the span ids
-(the only per-span rejection, answered synchronously as `partial_success`), append the raw bytes to
-the write-ahead log and return once they are fsynced. The expensive decode into columns happens
+written once. The hot path is cheap on purpose: check the protobuf's wire format and the span ids
+(the only per-span rejection, answered synchronously as `partial_success`: the native decoder's check,
+with the GIL released, when the collector has it, else upb's parse), append the raw bytes to the
+write-ahead log and return once they are fsynced. The expensive decode into columns happens
 later, on the WAL consumer thread, from the same bytes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from google.protobuf.message import DecodeError
@@ -49,11 +51,19 @@ class ExportResult:
         )
 
 
+IdCheck = Callable[[bytes], tuple[int, int, list[str]]]
+"""A request's bytes → (accepted, rejected, the first rejected spans' names); raises protobuf's `DecodeError`
+for bytes that are not an `ExportTraceServiceRequest` (`check_request`, or the native decoder's twin)."""
+
+
 class TraceExporter:
     """Validates an OTLP request and appends it to the WAL; OK means the request is on disk."""
 
-    def __init__(self, next_stage: RequestLog | None = None) -> None:
+    def __init__(self, next_stage: RequestLog | None = None, check: IdCheck | None = None) -> None:
+        """`check`: how a request is checked (the collector hands down the native one when it is built:
+        the receivers run on the process that buffers and writes, so their per-span work is the GIL's)."""
         self._next = next_stage
+        self._check = check or check_request
         self._closed = False
         self.spans_accepted = 0
         self.spans_rejected = 0
@@ -73,12 +83,11 @@ class TraceExporter:
             raise Unavailable("collector is not accepting data (starting or shutting down)")
         if not valid_project(project):
             raise InvalidPayload(f"invalid project name {project!r}")
-        request = ExportTraceServiceRequest()
         try:
-            request.ParseFromString(payload)
+            accepted, rejected, names = self._check(payload)
         except DecodeError as exc:
             raise InvalidPayload(f"request is not a valid ExportTraceServiceRequest protobuf: {exc}") from None
-        accepted, rejected, errors = check_span_ids(request)
+        errors = [f"span {name!r}: trace_id must be 16 bytes and span_id 8 bytes, non-zero" for name in names]
         if accepted:
             try:
                 wal.append(project, payload)
@@ -89,10 +98,13 @@ class TraceExporter:
         return ExportResult(accepted, rejected, "; ".join(errors))
 
 
-def check_span_ids(request: ExportTraceServiceRequest) -> tuple[int, int, list[str]]:
-    """(accepted, rejected, up to 5 reasons): the same id rule the decoder applies, without decoding."""
+def check_request(payload: bytes) -> tuple[int, int, list[str]]:
+    """(accepted, rejected, up to 5 rejected spans' names cut to 100 characters): the same id rule the decoder
+    applies, from upb's parse of the request, without decoding it. Raises `DecodeError` for bad bytes."""
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(payload)
     accepted = rejected = 0
-    errors: list[str] = []
+    names: list[str] = []
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
@@ -100,9 +112,9 @@ def check_span_ids(request: ExportTraceServiceRequest) -> tuple[int, int, list[s
                     accepted += 1
                     continue
                 rejected += 1
-                if len(errors) < _MAX_MESSAGES:
-                    errors.append(f"span {span.name[:100]!r}: trace_id must be 16 bytes and span_id 8 bytes, non-zero")
-    return accepted, rejected, errors
+                if len(names) < _MAX_MESSAGES:
+                    names.append(span.name[:100])
+    return accepted, rejected, names
 
 
 def _valid_ids(span: Any) -> bool:
