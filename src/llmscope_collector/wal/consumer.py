@@ -125,7 +125,7 @@ class WalConsumer:
     # -- the loop -------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        with ThreadPoolExecutor(1, thread_name_prefix="llmscope-wal-flush") as flusher:
+        with ThreadPoolExecutor(1, thread_name_prefix="llmscope-parquet-flush") as flusher:
             self._loop(flusher)
 
     def _loop(self, flusher: ThreadPoolExecutor) -> None:
