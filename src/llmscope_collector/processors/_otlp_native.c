@@ -1055,8 +1055,8 @@ PyMODINIT_FUNC PyInit__otlp_native(void) {
     if (m == NULL) return NULL;
     DecodeError = PyErr_NewException("llmscope_collector.processors._otlp_native.DecodeError", PyExc_ValueError, NULL);
     if (DecodeError == NULL || PyModule_AddObject(m, "DecodeError", Py_NewRef(DecodeError)) < 0) return NULL;
-    /* native.py's _FORMAT: the shape of parse_request's arguments and values (2: within_limits, hex ids) */
-    if (PyModule_AddIntConstant(m, "FORMAT", 2) < 0) return NULL;
+    /* native.py's _FORMAT: the functions and the shape of their arguments and values (3: check_ids) */
+    if (PyModule_AddIntConstant(m, "FORMAT", 3) < 0) return NULL;
     s_time_ns = PyUnicode_InternFromString("time_ns");
     s_name = PyUnicode_InternFromString("name");
     s_attributes = PyUnicode_InternFromString("attributes");

@@ -44,7 +44,7 @@ _STRINDEX = "string_value_strindex" in AnyValue.DESCRIPTOR.fields_by_name
 _REQUEST_TYPE = "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest"
 
 
-_FORMAT = 2  # the shape of the C `parse_request`'s arguments and values this module expects
+_FORMAT = 3  # the C functions (3: `check_ids`) and the shape of their arguments and values this module expects
 
 
 def _load() -> tuple[ModuleType | None, str]:
