@@ -24,6 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from llmscope_collector.processors import native as native_decoder
+from llmscope_collector.processors.arrow_native import RowArrays
 from llmscope_collector.processors.limits import (
     DEFAULT_LIMITS,
     MAX_TIME_NS,
@@ -353,7 +354,9 @@ def _previews(cols: Columns, items: list[list[tuple[str, str]]], rows: list[int]
     )
 
 
-# SPAN_SCHEMA's columns grouped by type: (type, schema positions, names).
+# The columns the C extension builds (`arrow_native`: none when it is not built), and the rest of
+# SPAN_SCHEMA's grouped by type for pyarrow: (type, schema positions, names).
+_NATIVE = RowArrays(SPAN_SCHEMA)
 _TYPE_GROUPS = tuple(
     (
         type_,
@@ -362,12 +365,18 @@ _TYPE_GROUPS = tuple(
     )
     for type_ in dict.fromkeys(f.type for f in SPAN_SCHEMA)
 )
+_REST_GROUPS = tuple(group for group in _TYPE_GROUPS if group[1][0] not in _NATIVE.positions)
 
 
 def _span_table(cols: Columns) -> pa.Table:
-    """`pa.Table.from_pydict(cols, schema=SPAN_SCHEMA)`, each type's columns converted together."""
+    """`pa.Table.from_pydict(cols, schema=SPAN_SCHEMA)`: the plain columns built by the C extension
+    (where it answers: 7.0 → 2.4 µs per bench span), the others each type's columns converted together."""
     arrays: list[Any] = [None] * len(SPAN_SCHEMA)
-    for type_, positions, names in _TYPE_GROUPS:
+    native = _NATIVE.arrays(cols)
+    if native is not None:
+        for i, array in zip(_NATIVE.positions, native, strict=True):
+            arrays[i] = array
+    for type_, positions, names in _TYPE_GROUPS if native is None else _REST_GROUPS:
         for i, array in zip(positions, _arrays_of_type([cols[n] for n in names], type_), strict=True):
             arrays[i] = array
     return pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)

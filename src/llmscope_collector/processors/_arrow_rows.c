@@ -1,0 +1,359 @@
+/* Python column lists -> one Arrow struct array, handed to pyarrow through the Arrow C Data Interface
+ * (optional; see arrow_native.py).
+ *
+ * `columns(cols, kinds)` takes equal-length lists of plain Python values and one type code per list:
+ *   's' string, 'l' int64, 'b' bool, 'd' float64, 'S' list<string>,
+ *   'R' list<struct<string, string, string, int64>> (items given as 4-tuples),
+ * and returns a PyCapsule "arrow_array" holding a struct array ("+s") with one child per list and the
+ * struct's address (for `pa.RecordBatch._import_from_c`, which takes a pyarrow schema: no schema to
+ * export and parse again per call), or None
+ * for anything it does not convert exactly as `pa.array(values, type=...)` does: a value of another
+ * Python type than the code's (bool for int64, int for float64, bytes for string, a tuple for a list...),
+ * an int outside int64, a string UTF-8 cannot encode (a lone surrogate), lists of unequal lengths,
+ * over 2 GiB of string bytes in one column. None sends the caller to pyarrow's conversion, which decides
+ * (it raises where this answered None for a value Arrow cannot hold): this module only ever saves work.
+ * None (and a null struct's fields) are nulls, as pyarrow makes them; a null struct's children hold ""
+ * and 0, as pyarrow's builder leaves them.
+ *
+ * Each node of the array owns its buffers and its children (`Node`); the capsule's destructor releases
+ * the tree unless pyarrow took it (the release callback is then pyarrow's to call, once).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The Arrow C Data Interface's array struct (https://arrow.apache.org/docs/format/CDataInterface.html). */
+struct ArrowArray {
+    int64_t length;
+    int64_t null_count;
+    int64_t offset;
+    int64_t n_buffers;
+    int64_t n_children;
+    const void **buffers;
+    struct ArrowArray **children;
+    struct ArrowArray *dictionary;
+    void (*release)(struct ArrowArray *);
+    void *private_data;
+};
+
+#define REF_FIELDS 4 /* a content ref: kind, source, hash, bytes */
+static const char REF_KINDS[REF_FIELDS] = {'s', 's', 's', 'l'};
+
+/* What a node owns: up to three buffers and its children (each allocated, released with it). */
+typedef struct {
+    void *buffers[3];
+    struct ArrowArray **children;
+} Node;
+
+static void release_node(struct ArrowArray *array) {
+    Node *node = (Node *)array->private_data;
+    for (int64_t i = 0; i < array->n_children; i++) {
+        struct ArrowArray *child = node->children[i];
+        if (child == NULL) continue;
+        if (child->release != NULL) child->release(child);
+        free(child);
+    }
+    for (int i = 0; i < 3; i++) free(node->buffers[i]);
+    free(node->children);
+    free(node);
+    array->release = NULL;
+}
+
+/* A node of `length` values with `n_buffers` buffers (all NULL) and room for `n_children` children. */
+static struct ArrowArray *node_new(int64_t length, int64_t n_buffers, int64_t n_children) {
+    struct ArrowArray *array = calloc(1, sizeof(struct ArrowArray));
+    Node *node = calloc(1, sizeof(Node));
+    struct ArrowArray **children = calloc(n_children > 0 ? (size_t)n_children : 1, sizeof(struct ArrowArray *));
+    if (array == NULL || node == NULL || children == NULL) {
+        free(array);
+        free(node);
+        free(children);
+        return NULL;
+    }
+    node->children = children;
+    array->length = length;
+    array->n_buffers = n_buffers;
+    array->n_children = n_children;
+    array->buffers = (const void **)node->buffers;
+    array->children = children;
+    array->release = release_node;
+    array->private_data = node;
+    return array;
+}
+
+static void node_free(struct ArrowArray *array) {
+    if (array == NULL) return;
+    if (array->release != NULL) array->release(array);
+    free(array);
+}
+
+/* Buffer `i` of `array`: `bytes` zeroed bytes. */
+static void *node_buffer(struct ArrowArray *array, int i, size_t bytes) {
+    Node *node = (Node *)array->private_data;
+    node->buffers[i] = calloc(bytes > 0 ? bytes : 1, 1);
+    return node->buffers[i];
+}
+
+/* The validity bitmap of `items` (NULL or None: null), buffer 0 of `array`; dropped when nothing is null. */
+static int validity(struct ArrowArray *array, PyObject *const *items, Py_ssize_t n) {
+    uint8_t *bits = node_buffer(array, 0, ((size_t)n + 7) / 8);
+    if (bits == NULL) return -1;
+    int64_t nulls = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (items[i] == NULL || items[i] == Py_None)
+            nulls++;
+        else
+            bits[i >> 3] |= (uint8_t)(1u << (i & 7));
+    }
+    array->null_count = nulls;
+    if (nulls == 0) {
+        Node *node = (Node *)array->private_data;
+        free(node->buffers[0]);
+        node->buffers[0] = NULL;
+    }
+    return 0;
+}
+
+static int is_null(PyObject *item) { return item == NULL || item == Py_None; }
+
+/* A string column: validity, int32 offsets, UTF-8 bytes. */
+static int fill_strings(struct ArrowArray *array, PyObject *const *items, Py_ssize_t n) {
+    int32_t *offsets = node_buffer(array, 1, ((size_t)n + 1) * sizeof(int32_t));
+    if (offsets == NULL) return -1;
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) { /* sizes first: one allocation of the data */
+        PyObject *item = items[i];
+        if (is_null(item)) continue;
+        if (!PyUnicode_CheckExact(item)) return -1;
+#if PY_VERSION_HEX < 0x030C0000
+        if (PyUnicode_READY(item) < 0) return -1; /* (a legacy string made by the old C API) */
+#endif
+        /* UTF-8 bytes per code point: 1 (ASCII), at most 2 (Latin-1), 3 (BMP) or 4; trimmed below */
+        int per_char = PyUnicode_IS_COMPACT_ASCII(item) ? 1 : (int)PyUnicode_KIND(item) + 1;
+        total += (size_t)PyUnicode_GET_LENGTH(item) * (size_t)(per_char > 4 ? 4 : per_char);
+    }
+    Node *node = (Node *)array->private_data;
+    char *data = node->buffers[2] = malloc(total > 0 ? total : 1); /* (written before it is read) */
+    if (data == NULL) return -1;
+    size_t pos = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = items[i];
+        offsets[i] = (int32_t)pos;
+        if (is_null(item)) continue;
+        if (PyUnicode_IS_COMPACT_ASCII(item)) {
+            size_t len = (size_t)PyUnicode_GET_LENGTH(item);
+            memcpy(data + pos, PyUnicode_DATA(item), len);
+            pos += len;
+        } else { /* encoded apart (no UTF-8 copy cached on the string): a lone surrogate fails here */
+            PyObject *utf8 = PyUnicode_AsUTF8String(item);
+            if (utf8 == NULL) return -1;
+            size_t len = (size_t)PyBytes_GET_SIZE(utf8);
+            memcpy(data + pos, PyBytes_AS_STRING(utf8), len);
+            Py_DECREF(utf8);
+            pos += len;
+        }
+        if (pos > INT32_MAX) return -1; /* pyarrow makes a chunked array: its path decides */
+    }
+    offsets[n] = (int32_t)pos;
+    if (pos < total) { /* a non-ASCII string took less than its bound: give the rest back */
+        char *trimmed = realloc(data, pos > 0 ? pos : 1);
+        if (trimmed != NULL) node->buffers[2] = trimmed;
+    }
+    return validity(array, items, n);
+}
+
+static int fill_int64(struct ArrowArray *array, PyObject *const *items, Py_ssize_t n) {
+    int64_t *values = node_buffer(array, 1, (size_t)n * sizeof(int64_t));
+    if (values == NULL) return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = items[i];
+        if (is_null(item)) continue;
+        if (!PyLong_CheckExact(item)) return -1; /* (bool too: pyarrow refuses it) */
+        int overflow = 0;
+        long long value = PyLong_AsLongLongAndOverflow(item, &overflow);
+        if (overflow != 0 || (value == -1 && PyErr_Occurred())) return -1;
+        values[i] = (int64_t)value;
+    }
+    return validity(array, items, n);
+}
+
+static int fill_bool(struct ArrowArray *array, PyObject *const *items, Py_ssize_t n) {
+    uint8_t *bits = node_buffer(array, 1, ((size_t)n + 7) / 8);
+    if (bits == NULL) return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = items[i];
+        if (is_null(item) || item == Py_False) continue;
+        if (item != Py_True) return -1;
+        bits[i >> 3] |= (uint8_t)(1u << (i & 7));
+    }
+    return validity(array, items, n);
+}
+
+static int fill_double(struct ArrowArray *array, PyObject *const *items, Py_ssize_t n) {
+    double *values = node_buffer(array, 1, (size_t)n * sizeof(double));
+    if (values == NULL) return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = items[i];
+        if (is_null(item)) continue;
+        if (!PyFloat_CheckExact(item)) return -1;
+        values[i] = PyFloat_AS_DOUBLE(item);
+    }
+    return validity(array, items, n);
+}
+
+static struct ArrowArray *build(char kind, PyObject *const *items, Py_ssize_t n);
+
+/* The elements of `items`' lists, one after another (borrowed: the lists hold them), and the offsets. */
+static PyObject **flatten(struct ArrowArray *array, PyObject *const *items, Py_ssize_t n, Py_ssize_t *count) {
+    int32_t *offsets = node_buffer(array, 1, ((size_t)n + 1) * sizeof(int32_t));
+    if (offsets == NULL) return NULL;
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = items[i];
+        offsets[i] = (int32_t)total;
+        if (is_null(item)) continue;
+        if (!PyList_CheckExact(item)) return NULL;
+        total += PyList_GET_SIZE(item);
+        if (total > INT32_MAX) return NULL;
+    }
+    offsets[n] = (int32_t)total;
+    PyObject **flat = malloc((total > 0 ? (size_t)total : 1) * sizeof(PyObject *));
+    if (flat == NULL) return NULL;
+    Py_ssize_t pos = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (is_null(items[i])) continue;
+        Py_ssize_t size = PyList_GET_SIZE(items[i]);
+        memcpy(flat + pos, PySequence_Fast_ITEMS(items[i]), (size_t)size * sizeof(PyObject *));
+        pos += size;
+    }
+    *count = total;
+    return flat;
+}
+
+/* A list column whose elements are of `element` kind ('s': strings, 'r': content-ref tuples). */
+static int fill_list(struct ArrowArray *array, PyObject *const *items, Py_ssize_t n, char element) {
+    Py_ssize_t count = 0;
+    PyObject **flat = flatten(array, items, n, &count);
+    if (flat == NULL) return -1;
+    array->children[0] = build(element, flat, count);
+    free(flat);
+    if (array->children[0] == NULL) return -1;
+    return validity(array, items, n);
+}
+
+/* A struct column of content refs (4-tuples); a null ref's fields are "" and 0, as pyarrow's. */
+static int fill_refs(struct ArrowArray *array, PyObject *const *items, Py_ssize_t n) {
+    static PyObject *empty_string = NULL, *zero = NULL;
+    if (empty_string == NULL && (empty_string = PyUnicode_FromStringAndSize("", 0)) == NULL) return -1;
+    if (zero == NULL && (zero = PyLong_FromLong(0)) == NULL) return -1;
+    PyObject **fields = malloc((n > 0 ? (size_t)n : 1) * REF_FIELDS * sizeof(PyObject *));
+    if (fields == NULL) return -1;
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < n && !failed; i++) {
+        PyObject *item = items[i];
+        if (is_null(item)) {
+            for (int f = 0; f < REF_FIELDS; f++) fields[f * n + i] = REF_KINDS[f] == 's' ? empty_string : zero;
+        } else if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == REF_FIELDS) {
+            for (int f = 0; f < REF_FIELDS; f++) fields[f * n + i] = PyTuple_GET_ITEM(item, f);
+        } else {
+            failed = 1;
+        }
+    }
+    for (int f = 0; f < REF_FIELDS && !failed; f++) {
+        array->children[f] = build(REF_KINDS[f], fields + f * n, n);
+        failed = array->children[f] == NULL;
+    }
+    free(fields);
+    if (failed) return -1;
+    return validity(array, items, n);
+}
+
+/* The Arrow array of `items` as type `kind`, or NULL (not converted here: no Python error is left set). */
+static struct ArrowArray *build(char kind, PyObject *const *items, Py_ssize_t n) {
+    struct ArrowArray *array;
+    int ok;
+    switch (kind) {
+    case 's':
+        ok = (array = node_new(n, 3, 0)) != NULL && fill_strings(array, items, n) == 0;
+        break;
+    case 'l':
+        ok = (array = node_new(n, 2, 0)) != NULL && fill_int64(array, items, n) == 0;
+        break;
+    case 'b':
+        ok = (array = node_new(n, 2, 0)) != NULL && fill_bool(array, items, n) == 0;
+        break;
+    case 'd':
+        ok = (array = node_new(n, 2, 0)) != NULL && fill_double(array, items, n) == 0;
+        break;
+    case 'S':
+        ok = (array = node_new(n, 2, 1)) != NULL && fill_list(array, items, n, 's') == 0;
+        break;
+    case 'R':
+        ok = (array = node_new(n, 2, 1)) != NULL && fill_list(array, items, n, 'r') == 0;
+        break;
+    case 'r':
+        ok = (array = node_new(n, 1, REF_FIELDS)) != NULL && fill_refs(array, items, n) == 0;
+        break;
+    default:
+        array = NULL;
+        ok = 0;
+    }
+    if (!ok) {
+        node_free(array);
+        PyErr_Clear();
+        return NULL;
+    }
+    return array;
+}
+
+static void capsule_release(PyObject *capsule) {
+    node_free(PyCapsule_GetPointer(capsule, "arrow_array"));
+}
+
+/* `columns(cols, kinds)`: see the top of this file. */
+static PyObject *columns(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *cols;
+    const char *kinds;
+    Py_ssize_t n_kinds;
+    if (!PyArg_ParseTuple(args, "O!s#", &PyList_Type, &cols, &kinds, &n_kinds)) return NULL;
+    Py_ssize_t n_cols = PyList_GET_SIZE(cols);
+    if (n_cols != n_kinds) {
+        PyErr_SetString(PyExc_ValueError, "one type code per column");
+        return NULL;
+    }
+    Py_ssize_t length = 0;
+    for (Py_ssize_t c = 0; c < n_cols; c++) {
+        PyObject *col = PyList_GET_ITEM(cols, c);
+        if (!PyList_CheckExact(col)) Py_RETURN_NONE;
+        if (c == 0) length = PyList_GET_SIZE(col);
+        if (PyList_GET_SIZE(col) != length) Py_RETURN_NONE;
+    }
+    struct ArrowArray *batch = node_new(length, 1, n_cols);
+    if (batch == NULL) return PyErr_NoMemory();
+    for (Py_ssize_t c = 0; c < n_cols; c++) {
+        PyObject *col = PyList_GET_ITEM(cols, c);
+        batch->children[c] = build(kinds[c], PySequence_Fast_ITEMS(col), length);
+        if (batch->children[c] == NULL) {
+            node_free(batch);
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *capsule = PyCapsule_New(batch, "arrow_array", capsule_release);
+    if (capsule == NULL) {
+        node_free(batch);
+        return NULL;
+    }
+    return Py_BuildValue("(NK)", capsule, (unsigned long long)(uintptr_t)batch);
+}
+
+static PyMethodDef methods[] = {
+    {"columns", columns, METH_VARARGS,
+     "columns(cols, kinds) -> (PyCapsule 'arrow_array', its address): a struct array, one child per list; or None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_arrow_rows", NULL, -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__arrow_rows(void) { return PyModule_Create(&module); }

@@ -1,0 +1,177 @@
+"""The C extension's Arrow columns (`_arrow_rows.c`) against pyarrow's conversion of the same lists.
+
+The decode workers build each partition's span table from column lists; where the extension answers,
+the table must be pyarrow's (values, nulls, types), on any rows: any Unicode, empty strings, huge or
+negative ints, NaN and infinities, nested lists and content refs. Where a value is not what its column
+holds (a bool in an int column, an int beyond int64, a lone surrogate, a tuple for a list...) it must
+answer None, so pyarrow decides, and `to_part` must set aside the same rows either way. And it must
+answer for the usual rows, or it saves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from llmscope_collector.processors import arrow_native, decode
+from llmscope_collector.storage.batch import DecodedPart
+from llmscope_collector.storage.schema import CONTENT_ITEMS, CONTENT_REF_TYPE, COST_TYPE, SPAN_SCHEMA
+
+if os.environ.get("LLMSCOPE_REQUIRE_NATIVE") and not arrow_native.AVAILABLE:  # CI builds it: a failed build fails
+    raise RuntimeError("LLMSCOPE_REQUIRE_NATIVE is set but the C extension _arrow_rows is not built")
+pytestmark = pytest.mark.skipif(not arrow_native.AVAILABLE, reason="the C extension is not built")
+
+_PURE = arrow_native.RowArrays(pa.schema([]))  # builds no column: `_span_table` converts all with pyarrow
+
+_TEXT = st.text(max_size=8) | st.sampled_from(["", "é", "日本", "😀", "\x00", "a" * 300, "ÿ" * 40])
+_ODD_TEXT = st.text(st.characters(exclude_categories=()), max_size=6)  # lone surrogates too
+_INT = st.integers(-(2**63), 2**63 - 1) | st.sampled_from([0, -1, 2**63 - 1, -(2**63)])
+_FLOAT = st.floats() | st.sampled_from([float("nan"), float("inf"), float("-inf"), -0.0, 5e-324])
+_REF = st.tuples(_TEXT, _TEXT, _TEXT, _INT)
+_COST = st.decimals(min_value=-(10**5), max_value=10**5, places=12, allow_nan=False)
+_ODD = st.sampled_from([True, False, 1, 2**64, -(2**63) - 1, 1.5, b"x", "\ud800", "a\udfffb", (), ("a",), {}])
+
+# The values of each type's column: the plain ones the decode makes, and the odd ones pyarrow decides on.
+_PLAIN: dict[pa.DataType, st.SearchStrategy[Any]] = {
+    pa.string(): _TEXT,
+    pa.int64(): _INT,
+    pa.bool_(): st.booleans(),
+    pa.float64(): _FLOAT,
+    pa.list_(pa.string()): st.lists(st.none() | _TEXT, max_size=3),
+    pa.list_(CONTENT_REF_TYPE): st.lists(st.none() | _REF, max_size=3),
+    COST_TYPE: _COST,
+    pa.map_(pa.string(), pa.string()): st.dictionaries(_TEXT, _TEXT, max_size=2),
+}
+_ODD_VALUES: dict[pa.DataType, st.SearchStrategy[Any]] = {
+    pa.string(): _ODD_TEXT | _ODD,
+    pa.int64(): st.integers(-(2**70), 2**70) | _ODD,
+    pa.bool_(): _ODD,
+    pa.float64(): st.integers() | _ODD,
+    pa.list_(pa.string()): st.tuples(_TEXT) | st.lists(_ODD_TEXT | _ODD, max_size=2) | _ODD,
+    pa.list_(CONTENT_REF_TYPE): st.lists(st.tuples(_TEXT, _TEXT) | st.tuples(_ODD, _TEXT, _TEXT, _ODD), max_size=2)
+    | _ODD,
+    COST_TYPE: _COST,
+    pa.map_(pa.string(), pa.string()): st.none(),
+}
+
+
+@st.composite
+def _columns(draw: st.DrawFn, odd: bool) -> dict[str, list[Any]]:
+    """A partition's column lists (`to_part`'s input): mostly nulls and plain values, some odd when `odd`."""
+    count = draw(st.integers(0, 6))
+    cols: dict[str, list[Any]] = {}
+    for field in SPAN_SCHEMA:
+        values = st.none() | _PLAIN[field.type]
+        if odd and draw(st.integers(0, 9)) == 0:
+            values = values | _ODD_VALUES[field.type]
+        cols[field.name] = draw(st.lists(values, min_size=count, max_size=count))
+    cols[CONTENT_ITEMS] = [[] for _ in range(count)]
+    return cols
+
+
+def _to_part(cols: dict[str, list[Any]]) -> DecodedPart | type[BaseException]:
+    """`to_part` of a copy of `cols`, or the type of what it raised (a lone surrogate in a row set
+    aside fails its JSON line: the decoders never make one, both paths must fail alike)."""
+    try:
+        return decode.to_part({k: list(v) for k, v in cols.items()})
+    except UnicodeEncodeError as exc:
+        return type(exc)
+
+
+def _both(cols: dict[str, list[Any]]) -> tuple[DecodedPart | type[BaseException], DecodedPart | type[BaseException]]:
+    """`to_part` of `cols` with the extension, then without (pyarrow's conversion only)."""
+    native = _to_part(cols)
+    built, decode._NATIVE = decode._NATIVE, _PURE
+    try:
+        pure = _to_part(cols)
+    finally:
+        decode._NATIVE = built
+    return native, pure
+
+
+def _float_bits(values: list[Any]) -> list[Any]:
+    return [None if v is None else v.hex() for v in values]  # NaN equals NaN, -0.0 differs from 0.0
+
+
+def _assert_same_table(native: pa.Table, pure: pa.Table) -> None:
+    native.validate(full=True)
+    assert native.schema == pure.schema
+    for name in pure.column_names:
+        a, b = native.column(name), pure.column(name)
+        if pa.types.is_floating(a.type):
+            assert _float_bits(a.to_pylist()) == _float_bits(b.to_pylist()), name
+        else:
+            assert a.equals(b), name
+
+
+@settings(max_examples=100, deadline=None)
+@given(_columns(odd=False))
+@example({**{f.name: [None] for f in SPAN_SCHEMA}, CONTENT_ITEMS: [[]]})
+def test_plain_rows_are_built_natively_as_pyarrow_builds_them(cols: dict[str, list[Any]]) -> None:
+    arrays = decode._NATIVE.arrays(cols)
+    assert arrays is not None
+    assert len(arrays) == len(decode._NATIVE.positions) == 49  # all but the 4 cost decimals and the map
+    for i, array in zip(decode._NATIVE.positions, arrays, strict=True):
+        array.validate(full=True)
+        expected = pa.array(cols[SPAN_SCHEMA.field(i).name], type=SPAN_SCHEMA.field(i).type)
+        if pa.types.is_floating(array.type):
+            assert _float_bits(array.to_pylist()) == _float_bits(expected.to_pylist())
+        else:
+            assert array.equals(expected), SPAN_SCHEMA.field(i).name
+
+
+@settings(max_examples=100, deadline=None)
+@given(_columns(odd=True))
+def test_any_rows_make_the_same_part_either_way(cols: dict[str, list[Any]]) -> None:
+    """Odd values: the extension answers None and pyarrow decides, setting the same rows aside."""
+    native, pure = _both(cols)
+    if not isinstance(native, DecodedPart) or not isinstance(pure, DecodedPart):
+        assert native == pure
+        return
+    _assert_same_table(native.spans, pure.spans)
+    assert native.unstorable == pure.unstorable
+    assert native.content.equals(pure.content)
+    assert (native.previews is None) == (pure.previews is None)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("start_ns", True),  # a bool is an int to Python, not to pyarrow
+        ("start_ns", 2**63),
+        ("ttft_s", 1),  # pyarrow converts an int to a float: the extension leaves it to pyarrow
+        ("name", "\ud800"),
+        ("name", b"bytes"),
+        ("tags", ("a", "b")),
+        ("content_refs", [("input", "gen_ai.input.messages", "h")]),
+    ],
+)
+def test_a_value_the_extension_does_not_decide_is_left_to_pyarrow(column: str, value: Any) -> None:
+    cols: dict[str, list[Any]] = {f.name: [None, None] for f in SPAN_SCHEMA}
+    cols[column][1] = value
+    assert decode._NATIVE.arrays(cols) is None
+    cols[column][1] = None
+    assert decode._NATIVE.arrays(cols) is not None
+
+
+def test_the_usual_bench_rows_are_built_natively() -> None:
+    """Costs as `price_rows` writes them, content refs as the split makes them, a non-ASCII name."""
+    cols: dict[str, list[Any]] = {f.name: [None] * 3 for f in SPAN_SCHEMA}
+    cols.update(
+        trace_id=["ab" * 16] * 3,
+        name=["chat gpt-4o", "réponse ✓", "工具"],
+        start_ns=[1, 2**62, -5],
+        cost_usd=[Decimal("0.003255000000"), None, Decimal(0)],
+        content_refs=[[("input", "gen_ai.input.messages", "0" * 32, 1366)], None, []],
+        finish_reasons=[["stop"], [], None],
+        is_stream=[True, False, None],
+    )
+    assert decode._NATIVE.arrays(cols) is not None
+    native = decode._span_table(cols)
+    _assert_same_table(native, pa.Table.from_pydict(cols, schema=SPAN_SCHEMA))
