@@ -58,7 +58,7 @@ class DatasetFiles:
                 continue
             cached = self._dirs.get(date_dir)
             if cached is None or cached[0] != mtime:
-                paths = frozenset(os.path.join(date_dir, name) for name in _parquet_names(date_dir))
+                paths = frozenset(os.path.join(date_dir, name) for name in parquet_names(date_dir))
                 self._dirs[date_dir] = (mtime, paths)
                 changed = True
         for gone in set(self._dirs) - seen:
@@ -70,19 +70,21 @@ class DatasetFiles:
 
     def _partition_dirs(self) -> list[str]:
         dirs: list[str] = []
-        for project in _subdirs(str(self._root), "project="):
-            dirs.extend(_subdirs(project, "date="))
+        for project in subdirs(str(self._root), "project="):
+            dirs.extend(subdirs(project, "date="))
         return dirs
 
 
-def _subdirs(path: str, prefix: str) -> list[str]:
+def subdirs(path: str, prefix: str) -> list[str]:
+    """The directories in `path` named `prefix...` (none where `path` is gone)."""
     try:
         return [e.path for e in os.scandir(path) if e.name.startswith(prefix) and e.is_dir()]
     except FileNotFoundError:
         return []
 
 
-def _parquet_names(directory: str) -> list[str]:
+def parquet_names(directory: str) -> list[str]:
+    """The names of the Parquet files in `directory` (temporary files end otherwise; none where it is gone)."""
     try:
         return [e.name for e in os.scandir(directory) if e.name.endswith(".parquet")]
     except FileNotFoundError:

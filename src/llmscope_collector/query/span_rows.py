@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from llmscope_collector.query.index import _parquet_names, _subdirs
+from llmscope_collector.query.index import parquet_names, subdirs
 from llmscope_collector.storage.layout import SPANS_DIR
 
 _RETRIES = 3
@@ -58,7 +58,7 @@ def _span_files(root: str) -> list[str]:
     """`<root>/project=*/date=*/*.parquet`, as the query engines glob them."""
     return [
         os.path.join(date, name)
-        for project in _subdirs(root, "project=")
-        for date in _subdirs(project, "date=")
-        for name in _parquet_names(date)
+        for project in subdirs(root, "project=")
+        for date in subdirs(project, "date=")
+        for name in parquet_names(date)
     ]

@@ -37,6 +37,12 @@ SPANS_LOCATED = (
     "read_parquet($glob, hive_partitioning = true, union_by_name = true, filename = true, file_row_number = true)"
 )
 FILES = "read_parquet($files, hive_partitioning = true, union_by_name = true)"
+# One trace's span files, named (`TraceStore.trace_rows`): no glob to expand, and columns matched by name
+# across files (`$by_name`) only where there are several (1 ms of a waterfall's ~12 of CPU at 10M spans).
+SPAN_FILES = "read_parquet($files, hive_partitioning = true, union_by_name = $by_name)"
+SPAN_FILES_LOCATED = (
+    "read_parquet($files, hive_partitioning = true, union_by_name = $by_name, filename = true, file_row_number = true)"
+)
 LLM_OPERATION_SET = frozenset(LLM_OPERATIONS)
 _LLM_LIST = ", ".join(f"'{op}'" for op in LLM_OPERATIONS)  # constants of storage.schema.LLM_OPERATIONS
 
@@ -149,7 +155,8 @@ def waterfall_spans(span_columns: Sequence[Column], many: bool = False, located:
     `content_sizes`, each ref's kind and size), unordered (the caller sorts a trace's few rows: DuckDB's sort
     costs ~1.3 ms of its ~13 of CPU); `located`: for files without `content_sizes` (schema version < 4),
     where each row is instead (its file and row number, with `content_bytes`, null without content) for
-    `query.content_kinds` to read the refs' kinds and sizes; `many`: the rows of the traces `$trace_ids`,
+    `query.content_kinds` to read the refs' kinds and sizes; both over the files `$files` of the trace's dates
+    (`TraceStore.trace_rows` lists them); `many`: the rows of the traces `$trace_ids` in the dates' partitions,
     sorted, with those kinds and sizes read here (a page of traces reads most of its row groups' refs)."""
     if many:
         return f"""
@@ -159,17 +166,16 @@ FROM {SPANS}
 WHERE trace_id IN (SELECT unnest($trace_ids::VARCHAR[])) AND date >= $from_date AND date <= $to_date
 ORDER BY trace_id, start_ns, span_id
 """  # noqa: S608 - derived from the declared columns, values are bound
-    where = "WHERE trace_id = $trace_id AND date >= $from_date AND date <= $to_date"
     if located:
         return f"""
 SELECT {", ".join(["project", *waterfall_names(span_columns)])}, content_bytes, filename, file_row_number
-FROM {SPANS_LOCATED}
-{where}
+FROM {SPAN_FILES_LOCATED}
+WHERE trace_id = $trace_id
 """  # noqa: S608 - derived from the declared columns, values are bound
     return f"""
 SELECT {", ".join(["project", *waterfall_names(span_columns)])}, content_bytes
-FROM {SPANS}
-{where}
+FROM {SPAN_FILES}
+WHERE trace_id = $trace_id
 """  # noqa: S608 - derived from the declared columns, values are bound
 
 

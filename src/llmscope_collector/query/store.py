@@ -36,7 +36,7 @@ from llmscope_collector.query.filters import (
     span_dates,
     trace_dates,
 )
-from llmscope_collector.query.index import SummaryIndex
+from llmscope_collector.query.index import SummaryIndex, parquet_names, subdirs
 from llmscope_collector.query.models import (
     ContentPart,
     CostReport,
@@ -178,9 +178,18 @@ class TraceStore:
         return self._execute(query, {"glob": self._glob, **params}, db)
 
     def _execute(self, query: str, params: dict[str, Any], db: Database | None = None) -> list[dict[str, Any]]:
-        # Compaction and retention delete files; a file globbed just before its removal makes DuckDB
-        # fail to open it. The data is in the replacement file by then, so globbing again succeeds.
+        return self._retried(query, lambda: params, db)
+
+    def _retried(
+        self, query: str, params_of: Callable[[], dict[str, Any] | None], db: Database | None = None
+    ) -> list[dict[str, Any]]:
+        """Run `query` with `params_of()` (None: no rows). Compaction and retention delete files; a file globbed
+        or listed just before its removal makes DuckDB fail to open it. The data is in the replacement file by
+        then, so globbing (or listing: `params_of` again) succeeds."""
         for attempt in range(_VANISHED_FILE_RETRIES + 1):
+            params = params_of()
+            if params is None:
+                return []
             cur = (db or self._db).cursor()
             try:
                 result = cur.execute(query, bind(query, params))
@@ -208,6 +217,29 @@ class TraceStore:
         if glob is None:
             return []
         return self._rows(query, {**params, "glob": glob}, db)
+
+    def trace_rows(self, project: str, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run `query`, a read of one trace's span rows from `$files`, over the project's span files of the dates
+        `from_date`..`to_date` of `params`, named one by one (listed again where one vanished), on the
+        single-threaded connection; `$by_name` tells DuckDB to match columns by name across several files."""
+
+        def bound() -> dict[str, Any] | None:
+            files = self._span_files(project, params["from_date"], params["to_date"])
+            return {**params, "files": files, "by_name": len(files) > 1} if files else None
+
+        return self._retried(query, bound, self._lookups)
+
+    def _span_files(self, project: str, first: dt.date, last: dt.date) -> list[str]:
+        """The project's span files dated `first`..`last` (the partitions of a few dates, else every date's)."""
+        listed = _partition_dates({"from_date": first, "to_date": last})
+        root = str(self._data_dir)
+        if listed is not None:
+            dirs = [os.path.join(root, partition_key(project, date)) for date in listed]
+        else:
+            low, high = f"date={first.isoformat()}", f"date={last.isoformat()}"
+            project_dir = os.path.dirname(os.path.join(root, partition_key(project, first.isoformat())))
+            dirs = [d for d in subdirs(project_dir, "date=") if low <= os.path.basename(d) <= high]
+        return sorted(os.path.join(d, name) for d in dirs for name in parquet_names(d))
 
     def table_rows(self, query: str, params: dict[str, Any], *, refresh: bool = True) -> list[dict[str, Any]]:
         """Run `query` over the in-memory tables (the summary index refreshed first unless the caller just
@@ -249,7 +281,7 @@ class TraceStore:
         if state is not None and state in self._unsized:
             return None
         try:
-            rows = self.rows(project, sql.TRACE_SPANS, {"trace_id": trace_id, **dates}, point=True)
+            rows = self.trace_rows(project, sql.TRACE_SPANS, {"trace_id": trace_id, **dates})
         except duckdb.BinderException as exc:
             if _SIZES not in str(exc):
                 raise
@@ -289,7 +321,7 @@ class TraceStore:
     def _located_spans(self, project: str, trace_id: str, dates: dict[str, Any]) -> list[dict[str, Any]]:
         """The trace's rows with their refs' kinds and sizes read from the refs (`query.content_kinds`)."""
         for attempt in range(_VANISHED_FILE_RETRIES + 1):
-            rows = self.rows(project, sql.TRACE_SPANS_LOCATED, {"trace_id": trace_id, **dates}, point=True)
+            rows = self.trace_rows(project, sql.TRACE_SPANS_LOCATED, {"trace_id": trace_id, **dates})
             try:
                 self._content_kinds.fill(rows)
                 return rows

@@ -216,13 +216,13 @@ def test_a_store_remembers_partitions_without_the_sizes_until_they_change(
     _old_copy(populated.settings.data_dir, data_dir, mixed=False)
     store = TraceStore(data_dir)
     queries: list[str] = []
-    rows = store.rows
+    rows = store.trace_rows
 
-    def logged(project: str, query: str, params: dict[str, Any], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    def logged(project: str, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         queries.append(query)
-        return rows(project, query, params, *args, **kwargs)
+        return rows(project, query, params)
 
-    store.rows = logged  # type: ignore[method-assign]
+    store.trace_rows = logged  # type: ignore[method-assign]
     try:
 
         def passed() -> tuple[list[bytes], list[str]]:

@@ -56,13 +56,16 @@ def store(tmp_path: Path) -> TraceStore:
 def _reads(store: TraceStore, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """The (from, to) dates of each span read the store makes from now on."""
     reads: list[tuple[str, str]] = []
-    rows = store.rows
+    for method in ("rows", "trace_rows"):  # a span's detail, a waterfall
+        rows = getattr(store, method)
 
-    def spy(project: str, query: str, params: dict[str, Any], *args: Any, **kw: Any) -> list[dict[str, Any]]:
-        reads.append((params["from_date"].isoformat(), params["to_date"].isoformat()))
-        return rows(project, query, params, *args, **kw)
+        def spy(
+            project: str, query: str, params: dict[str, Any], *args: Any, read: Any = rows, **kw: Any
+        ) -> list[dict[str, Any]]:
+            reads.append((params["from_date"].isoformat(), params["to_date"].isoformat()))
+            return read(project, query, params, *args, **kw)  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(store, "rows", spy)
+        monkeypatch.setattr(store, method, spy)
     return reads
 
 
@@ -98,3 +101,22 @@ def test_without_a_summary_every_partition_is_read(store: TraceStore, monkeypatc
     monkeypatch.setattr(store, "_summary_row", lambda project, trace_id: None)
     assert _names(store, NEIGHBOURS) == ["after", "before"]
     assert store.get_trace("ee" * 16) is None
+
+
+def test_a_trace_in_several_files_of_a_day_is_read_from_all(tmp_path: Path) -> None:
+    """Flushes before compaction leave a partition several part files (named to the query one by one, their
+    columns matched by name): a trace's spans in each are all found, a file written after the store's first
+    read too."""
+    _write(tmp_path)
+    store = TraceStore(tmp_path)
+    try:
+        assert _names(store, ONE_DAY) == ["child", "root"]
+        late = f.span(bytes.fromhex(ONE_DAY), _sid(8), "late", MIDNIGHT - 3_200_000 * MS, MIDNIGHT - 3_100_000 * MS)
+        writer = ParquetSpanWriter(tmp_path, RecentSpanIds(0), hook=Stitcher(tmp_path))
+        record = WalRecord(1, 2, "default", f.request([late]).SerializeToString())
+        DecodeIntoParquet(writer, DecodePool(0)).consume([record])
+        writer.flush(1, 2)
+        assert len(list(tmp_path.glob("spans/project=default/date=2025-12-31/*.parquet"))) == 2
+        assert _names(store, ONE_DAY) == ["child", "late", "root"]
+    finally:
+        store.close()
