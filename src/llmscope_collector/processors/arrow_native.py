@@ -33,6 +33,8 @@ Build = Callable[[list[list[Any]], str], tuple[Any, int] | None]
 
 
 def _load() -> tuple[Build | None, bool]:
+    if not hasattr(pa.RecordBatch, "_import_from_c"):  # (pyarrow's, private: a pyarrow without it gets pyarrow's path)
+        return None, False
     try:
         from llmscope_collector.processors._arrow_rows import columns  # type: ignore[import-not-found]
     except ImportError:
