@@ -87,10 +87,11 @@ class _Buffer:
 @dataclasses.dataclass
 class SealedFlush:
     """One flush's partitions, taken out of the writer by `ParquetSpanWriter.seal` (what a failed
-    `write` did not write stays in `buffers`); `keys`, `rows`, `bytes`: what they held when sealed."""
+    `write` did not write stays in `buffers`); `window_keys`: the span keys given to the dedupe window
+    while they were buffered; `rows`, `bytes`: what they held when sealed."""
 
     buffers: dict[PartitionKey, _Buffer]
-    keys: set[bytes]
+    window_keys: int
     rows: int
     bytes: int
 
@@ -117,7 +118,12 @@ class ParquetSpanWriter:
         self._row_group_size = row_group_size
         self._coverage = WalCoverage()
         self._buffer: dict[PartitionKey, _Buffer] = {}
-        self._buffered_keys: set[bytes] = set()  # exact dedupe within a flush, whatever the window size
+        # Exact dedupe within a flush, whatever the window size: while the window has been given at most its
+        # capacity of keys since the flush began it still holds every buffered one (`KeyWindow`), and its
+        # answers are exact alone; past that, a set of the buffered keys (`_first_unbuffered`). The window
+        # is the writer's: nothing else adds keys to it while the consumer runs.
+        self._window_keys = 0
+        self._buffered_keys: set[bytes] | None = None
         self._buffered_rows = 0
         self._buffered_bytes = 0
         self.rows_written = 0
@@ -172,16 +178,18 @@ class ParquetSpanWriter:
                 added += part.scores.num_rows
             if self._coverage and self._coverage.contains(key, lsn):
                 self._recent.add_batch(keys)
+                self._window_keys += len(keys)
                 self.replay_skipped += len(keys)
                 continue
             added += self._buffer_new(key, part, keys)
         return added
 
     def _buffer_new(self, key: PartitionKey, part: DecodedPart, keys: list[bytes]) -> int:
-        buffered = self._buffered_keys
-        keep = [fresh and skey not in buffered for fresh, skey in zip(self._recent.add_batch(keys), keys, strict=True)]
-        kept = sum(keep)
-        self._buffered_keys.update(k for k, fresh in zip(keys, keep, strict=True) if fresh)
+        keep = self._recent.add_batch(keys)
+        self._window_keys += len(keys)
+        if self._window_keys > self._recent.capacity:  # the window may have forgotten a buffered key
+            keep = self._first_unbuffered(keys, keep)
+        kept = keep.count(True)
         self.duplicates_dropped += len(keys) - kept
         buffer = self._buffer.setdefault(key, _Buffer())
         buffer.unstorable.extend(part.unstorable)
@@ -190,18 +198,37 @@ class ParquetSpanWriter:
         spans = part.spans if kept == len(keys) else part.spans.filter(pa.array(keep))
         buffer.spans.append(spans)
         buffer.content.append(part.content)
-        size = spans.nbytes + part.content.nbytes
+        size = _held_bytes(spans) + _held_bytes(part.content)
         previews = None  # only the hook reads them
         if self._hook is not None and part.previews is not None and part.previews.num_rows:
             previews = part.previews if kept == len(keys) else self._hook.kept_previews(part, keep, spans)
         if previews is not None and previews.num_rows:
             buffer.previews.append(previews)
-            size += previews.nbytes
+            size += _held_bytes(previews)
         buffer.rows += kept
         buffer.bytes += size
         self._buffered_rows += kept
         self._buffered_bytes += size
         return kept
+
+    def _first_unbuffered(self, keys: list[bytes], fresh: list[bool]) -> list[bool]:
+        """`fresh` (the window's answers) and not buffered yet, nor earlier in `keys` (rare: a window smaller
+        than a flush, or off)."""
+        buffered = self._buffered_keys
+        if buffered is None:  # the keys of every buffered span, from the buffered rows
+            buffered = self._buffered_keys = {
+                span_key
+                for (project, _), buffer in self._buffer.items()
+                for spans in buffer.spans
+                for span_key in _span_keys(project, spans)
+            }
+        keep = []
+        for new, span_key in zip(fresh, keys, strict=True):
+            new = new and span_key not in buffered
+            if new:
+                buffered.add(span_key)
+            keep.append(new)
+        return keep
 
     def seal(self) -> SealedFlush:
         """Take everything buffered as one flush's content; later `add`s buffer for the next flush.
@@ -209,9 +236,9 @@ class ParquetSpanWriter:
         The WAL consumer seals on its own thread and writes on its flush thread, so decoding and
         buffering go on while a flush writes (a flush's wall time is mostly waiting for the cores the
         decode workers use; the workers would otherwise sit idle once their reads are done)."""
-        sealed = SealedFlush(self._buffer, self._buffered_keys, self._buffered_rows, self._buffered_bytes)
+        sealed = SealedFlush(self._buffer, self._window_keys, self._buffered_rows, self._buffered_bytes)
         self._buffer = {}
-        self._buffered_keys = set()
+        self._buffered_keys, self._window_keys = None, 0
         self._buffered_rows = self._buffered_bytes = 0
         return sealed
 
@@ -244,7 +271,8 @@ class ParquetSpanWriter:
         newer, self._buffer = self._buffer, sealed.buffers
         for key, buffer in newer.items():
             self._buffer.setdefault(key, _Buffer()).extend(buffer)
-        self._buffered_keys |= sealed.keys
+        self._window_keys += sealed.window_keys  # since the oldest buffered span
+        self._buffered_keys = None  # made again from the buffered rows if needed
         self._buffered_rows = sum(b.rows for b in self._buffer.values())
         self._buffered_bytes = sum(b.bytes for b in self._buffer.values())
 
@@ -261,7 +289,9 @@ class ParquetSpanWriter:
         table = pa.concat_tables(buffer.spans)
         if self._hook is not None:
             table = self._hook.before_write(key, table)
-        table = with_derived(table).sort_by(_FILE_ORDER)
+        # Sorted first: the sort's take gathers the parts into one chunk, so the derived columns are one
+        # array operation each (on the parts, one per part) and are not taken again.
+        table = with_derived(table.sort_by(_FILE_ORDER))
         metadata: dict[bytes | str, bytes | str] = dict(SPAN_SCHEMA.metadata or {})
         metadata.update({META_WAL_START: str(wal_start), META_WAL_END: str(wal_end)})
         table = table.replace_schema_metadata(metadata)
@@ -297,6 +327,13 @@ class ParquetSpanWriter:
             os.fsync(fh.fileno())
         self.rows_quarantined += len(lines)
         log.error("%d span(s) could not be stored; kept in %s", len(lines), directory)
+
+
+def _held_bytes(table: pa.Table) -> int:
+    """The bytes of the buffers `table` references: what holding it costs (`Table.nbytes` counts only the
+    referenced ranges, which for the IPC-read tables of the decode workers cost ~1.5 us a span to find,
+    on the writer's thread; this is the same within ~0.3% there)."""
+    return int(table.get_total_buffer_size())
 
 
 def _span_keys(project: str, spans: pa.Table) -> list[bytes]:

@@ -136,7 +136,7 @@ def test_the_writer_counts_the_arrow_bytes_it_buffers_until_the_flush(tmp_path: 
     sink = DecodeIntoParquet(writer, DecodePool(0))
     record = WalRecord(0, 1, "default", payload([(n + 1).to_bytes(8, "big") for n in range(5)]))
     assert sink.consume([record]) == [5]
-    held = sum(t.nbytes for b in writer._buffer.values() for t in (*b.spans, *b.content))
+    held = sum(t.get_total_buffer_size() for b in writer._buffer.values() for t in (*b.spans, *b.content))
     assert writer.buffered_bytes == held > 0
     assert sink.consume([record]) == [0]  # a retry: dropped, nothing more held
     assert writer.buffered_bytes == held

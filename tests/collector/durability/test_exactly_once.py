@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
+
 from llmscope_collector.pipeline import Collector, DecodeIntoParquet
 from llmscope_collector.processors.decode_pool import DecodePool
 from llmscope_collector.settings import Settings
@@ -13,8 +18,9 @@ from llmscope_collector.storage.layout import wal_dir
 from llmscope_collector.storage.parquet_writer import ParquetSpanWriter
 from llmscope_collector.wal.cursor import CURSOR_FILE, CommitCursor
 from llmscope_collector.wal.log import WalOptions, WriteAheadLog
+from llmscope_collector.wal.segment import WalRecord
 from tests import otlp_factory as f
-from tests.collector.durability.helpers import DAY_NS, payload, stored_counts
+from tests.collector.durability.helpers import DAY_NS, payload, stored_counts, stored_span_ids
 
 
 def _started(settings: Settings) -> Collector:
@@ -161,3 +167,25 @@ def test_partially_invalid_requests_store_only_the_valid_spans(settings: Setting
         assert stored_counts(settings.data_dir) == (1, 1)
     finally:
         collector.stop()
+
+
+@examples(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    capacity=st.integers(min_value=0, max_value=12),
+    requests=st.lists(st.lists(st.integers(min_value=1, max_value=15), min_size=1, max_size=6), min_size=1, max_size=8),
+)
+def test_a_flush_stores_each_span_once_whatever_the_window_capacity(
+    tmp_path_factory: pytest.TempPathFactory, capacity: int, requests: list[list[int]]
+) -> None:
+    """Retries inside one flush are dropped exactly, also when the flush holds more spans than the window
+    (which then may have forgotten some of them): the first copy of each span is the one stored."""
+    data_dir = tmp_path_factory.mktemp("window")
+    writer = ParquetSpanWriter(data_dir, RecentSpanIds(capacity))
+    sink = DecodeIntoParquet(writer, DecodePool(0))
+    for lsn, ids in enumerate(requests):
+        sink.consume([WalRecord(lsn, lsn + 1, "default", payload([n.to_bytes(8, "big") for n in ids]))])
+    written = writer.flush(0, len(requests))
+    distinct = {n for ids in requests for n in ids}
+    assert written == len(distinct) == writer.rows_written
+    assert writer.duplicates_dropped == sum(map(len, requests)) - len(distinct)
+    assert sorted(stored_span_ids(data_dir)) == sorted(n.to_bytes(8, "big").hex() for n in distinct)
