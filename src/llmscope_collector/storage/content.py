@@ -12,6 +12,7 @@ never leaves a span pointing at missing content.
 
 from __future__ import annotations
 
+import binascii
 import time
 import uuid
 from collections.abc import Callable
@@ -51,8 +52,7 @@ class ContentStore:
 
         A chat resends its history in every call, so most items of a flush repeat: each hash is
         kept once (its first row), and not at all when this partition stored it recently."""
-        partition = f"{date}{project}".encode()
-        keys = [_item_key(h, partition) for h in items.column("hash").to_pylist()]
+        keys = item_keys(items.column("hash"), f"{date}{project}".encode())
         keep = self._recent.first_unknown(keys)  # the first row of each hash not stored recently
         new = list(compress(keys, keep))
         self.items_skipped += len(keys) - len(new)
@@ -79,6 +79,37 @@ class ContentStore:
         # random one (content is addressed by hash: repeats collapse on read).
         name = name or f"part-{uuid.uuid4().hex}.parquet"
         self._tables.write(CONTENT_DIR, project, date, name, table, row_group_size=8_192)
+
+
+def item_keys(hashes: pa.Array | pa.ChunkedArray, partition: bytes) -> list[bytes]:
+    """`[_item_key(h, partition) for h in hashes]`: for the collector's hashes (32 hex digits each) built
+    from the column's bytes in a few calls, not a Python call per item (a flush's ~12k items cost the
+    writer's thread ~0.9 us each that way, ~0.4 this one)."""
+    raw = _unhexed(hashes, 16)
+    if raw is None:
+        return [_item_key(h, partition) for h in hashes.to_pylist()]
+    n = len(hashes)
+    ids = pc.cast(pa.Array.from_buffers(pa.binary(16), n, [None, pa.py_buffer(raw)]), pa.binary())
+    joined = pc.binary_join_element_wise(b"h", ids, partition, b"")
+    width = 17 + len(partition)
+    data = joined.buffers()[2].to_pybytes()
+    return [data[i : i + width] for i in range(0, n * width, width)]
+
+
+def _unhexed(values: pa.Array | pa.ChunkedArray, size: int) -> bytes | None:
+    """The bytes a string column's values spell in hex, when each is `size` bytes (`2 * size` hex digits,
+    no nulls): the values back to back, `size` bytes each; else None."""
+    array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if not len(array) or array.null_count or array.type != pa.string():
+        return None
+    lengths = pc.min_max(pc.binary_length(array))
+    if lengths["min"].as_py() != 2 * size or lengths["max"].as_py() != 2 * size:
+        return None
+    first = int.from_bytes(memoryview(array.buffers()[1])[4 * array.offset : 4 * array.offset + 4], "little")
+    try:
+        return binascii.unhexlify(memoryview(array.buffers()[2])[first : first + 2 * size * len(array)])
+    except binascii.Error:  # not hex (`_item_key` keeps such a hash's text)
+        return None
 
 
 def _item_key(content_hash: str, partition: bytes) -> bytes:
