@@ -236,7 +236,7 @@ class Stitcher:
         blobs = _blobs(llm, self._date_code(date))  # all Arrow work first: the window changes below
         usage = _has_usage(llm)
         traces = self._touch(project, trace_ids, now)
-        wrappers = self._wrappers(traces, trace_ids, span_ids, parents, usage)
+        wrappers = self._wrappers(traces, trace_ids, span_ids, parents, usage, llm.column("parent_span_id"))
         if wrappers:  # not registered, not marked: their nested calls are the ones counted
             keep = [i for i in range(len(span_ids)) if i not in wrappers]
             rows = [(trace_ids[i], span_ids[i], parents[i], blobs[i]) for i in keep]
@@ -258,6 +258,7 @@ class Stitcher:
         span_ids: list[str],
         parents: list[Any],
         usage: list[bool],
+        parent_column: pa.ChunkedArray,
     ) -> set[int]:
         """The rows of LLM spans without usage around a nested LLM span with usage (DSPy's `LM.__call__`
         over LiteLLM's `completion`): the call is the nested span, the one that carries the usage, so the
@@ -265,11 +266,13 @@ class Stitcher:
         ends, so is exported, before its wrapper)."""
         if all(usage):
             return set()
-        with_usage = {(trace_ids[i], parents[i]) for i in range(len(usage)) if usage[i] and parents[i]}
+        bare = [i for i, has in enumerate(usage) if not has]
+        # The rows with usage whose parent is one of those (few): found in Arrow by the parent's span id.
+        named = pc.is_in(parent_column, value_set=pa.array([span_ids[i] for i in bare], pa.string()))
+        nested = pc.indices_nonzero(named.combine_chunks() if isinstance(named, pa.ChunkedArray) else named)
+        with_usage = {(trace_ids[i], parents[i]) for i in nested.to_pylist() if usage[i] and parents[i]}
         found = set()
-        for i, has in enumerate(usage):
-            if has:
-                continue
+        for i in bare:
             key = (trace_ids[i], span_ids[i])
             if key in with_usage or _written_child_with_usage(traces[trace_ids[i]], span_ids[i]):
                 found.add(i)

@@ -286,12 +286,13 @@ class ParquetSpanWriter:
             buffer.scores = []
         if not buffer.rows:
             return 0
-        table = pa.concat_tables(buffer.spans)
+        # One chunk (the parts' copy is held instead of them): the hook's, the sort's and the derivations'
+        # array operations then run once, not once per part.
+        table = pa.concat_tables(buffer.spans).combine_chunks()
+        buffer.spans = [table]
         if self._hook is not None:
             table = self._hook.before_write(key, table)
-        # Sorted first: the sort's take gathers the parts into one chunk, so the derived columns are one
-        # array operation each (on the parts, one per part) and are not taken again.
-        table = with_derived(table.sort_by(_FILE_ORDER))
+        table = with_derived(table.sort_by(_FILE_ORDER))  # derived after the sort: not taken with the rows
         metadata: dict[bytes | str, bytes | str] = dict(SPAN_SCHEMA.metadata or {})
         metadata.update({META_WAL_START: str(wal_start), META_WAL_END: str(wal_end)})
         table = table.replace_schema_metadata(metadata)
