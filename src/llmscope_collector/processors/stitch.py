@@ -63,30 +63,21 @@ _TOKEN_FIELDS = TOKEN_COLUMNS  # every token count of a span, summed into its tr
 _SUM_FIELDS = (*_TOKEN_FIELDS, "llm_calls", "cost_unknown")  # what a late duplicate's correction subtracts
 
 
-class _State:
-    """A window value that needs no data of its own (compared by identity)."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
+_State = int
+"""A window value that needs no data of its own: a small int (one of `_STATES`; compared by identity, which
+CPython's cached small ints keep, also through `marshal`), so a packed trace is its entries as they are."""
 
 # The states of a span id in a `_Trace` that carry no data. A non-duplicate LLM span under another span
 # (a parent that is not, or not yet, an LLM span of the trace) is instead its contribution blob (bytes,
 # see `_blobs`): the only spans that can be corrected later, so the only ones that keep their numbers.
-_UNSEEN: Final = _State("unseen")  # only named as a parent by LLM spans so far
-_NEW: Final = _State("new")  # registered by the batch being marked, not marked yet
-_DUP: Final = _State("dup")  # a nested duplicate (final: its parent stays registered)
-_NO_PARENT: Final = _State("no-parent")  # not a duplicate, parent null
-_EMPTY_PARENT: Final = _State("empty-parent")  # not a duplicate, parent ""
-_OWN_PARENT: Final = _State("own-parent")  # its own parent: never a duplicate
+_UNSEEN: Final[_State] = 0  # only named as a parent by LLM spans so far
+_NEW: Final[_State] = 1  # registered by the batch being marked, not marked yet
+_DUP: Final[_State] = 2  # a nested duplicate (final: its parent stays registered)
+_NO_PARENT: Final[_State] = 3  # not a duplicate, parent null
+_EMPTY_PARENT: Final[_State] = 4  # not a duplicate, parent ""
+_OWN_PARENT: Final[_State] = 5  # its own parent: never a duplicate
 _FALSY_PARENT: Final = {_NO_PARENT: None, _EMPTY_PARENT: ""}
-_STATES: Final = (_UNSEEN, _NEW, _DUP, _NO_PARENT, _EMPTY_PARENT, _OWN_PARENT)  # by their code in a packed trace
-_CODES: Final = {state: code for code, state in enumerate(_STATES)}
+_STATES: Final = (_UNSEEN, _NEW, _DUP, _NO_PARENT, _EMPTY_PARENT, _OWN_PARENT)
 
 
 class _Trace(dict[Any, Any]):
@@ -109,30 +100,15 @@ class _Trace(dict[Any, Any]):
     packed: bytes | None  # the entries while the dict is empty (`pack`)
 
     def pack(self) -> None:
-        """Hold the entries as one string: states as their codes (`_STATES`), the rest as they are."""
-        flat: list[Any] = []
-        for key, value in self.items():
-            kind = type(value)
-            if kind is _State:
-                value = _CODES[value]
-            elif kind is tuple and type(value[0]) is _State:
-                value = (_CODES[value[0]], *value[1:])
-            flat += (key, value)
-        self.packed = marshal.dumps(tuple(flat))
+        """Hold the entries as one string (its states are ints, so `marshal` takes the entries as they are:
+        a C call, not a Python step per entry)."""
+        self.packed = marshal.dumps(dict(self))
         self.clear()
 
     def unpack(self) -> None:
-        """The entries back in the dict, in their order (a state's code is the only int in an entry)."""
-        flat = marshal.loads(self.packed)  # type: ignore[arg-type]
+        """The entries back in the dict, in their order."""
+        self.update(marshal.loads(self.packed))  # type: ignore[arg-type]
         self.packed = None
-        for i in range(0, len(flat), 2):
-            value = flat[i + 1]
-            kind = type(value)
-            if kind is int:
-                value = _STATES[value]
-            elif kind is tuple and type(value[0]) is int:
-                value = (_STATES[value[0]], *value[1:])
-            self[flat[i]] = value
 
 
 def _registered(value: Any) -> bool:
