@@ -1,0 +1,88 @@
+"""CPU per span of the WAL consumer thread's own work, in-process: `ParquetSpanWriter.add` + `flush`.
+
+    python benchmarks/writer_thread.py [--requests 200] [--repeat 5] [--out DIR]
+
+The ingest bench's requests (`ingest.build_templates`, each made unique as its senders do) are decoded
+once with the native decoder and pickled as the decode workers send them back; each pass unpickles them
+(not timed) and feeds them, in order, to a fresh writer with the collector's stitcher hook, content
+store and dedupe window over a temp data dir, flushing every 10,000 spans as the consumer does.
+Reported: this thread's CPU time per span (best of `--repeat` passes; the Parquet encoding and the
+Arrow kernels count, fsync waits do not). `--out DIR` keeps the last pass's files, e.g. to compare the
+tables two revisions write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))
+
+from ingest import build_templates  # noqa: E402
+from otlp_traces import CONTENT_MARKER, TRACE_MARKER  # noqa: E402
+
+from llmscope_collector.processors.decode import decode_bytes, default_prices  # noqa: E402
+from llmscope_collector.processors.stitch import Stitcher  # noqa: E402
+from llmscope_collector.storage.dedupe import RecentSpanIds  # noqa: E402
+from llmscope_collector.storage.parquet_writer import ParquetSpanWriter  # noqa: E402
+
+FLUSH_ROWS = 10_000  # the consumer's default `flush_rows`
+WINDOW = 250_000  # the default dedupe window (`Settings.dedupe_window_spans`)
+
+
+def decoded_requests(count: int, templates: int = 32, seed: int = 3) -> list[bytes]:
+    """`count` unique requests of the ingest bench, decoded and pickled (as a worker returns them)."""
+    protos, _, _ = build_templates(templates, 40, seed)
+    prices = default_prices()
+    out = []
+    for n in range(1, count + 1):
+        unique = n.to_bytes(8, "big")
+        body = protos[(n - 1) % len(protos)].replace(TRACE_MARKER, unique)
+        body = body.replace(CONTENT_MARKER.encode(), unique.hex().encode())
+        out.append(pickle.dumps(decode_bytes(body, "default", prices)))
+    return out
+
+
+def one_pass(pickled: list[bytes], data_dir: Path) -> tuple[float, int]:
+    """(thread CPU seconds, spans) of adding and flushing every request into a fresh writer."""
+    stitcher = Stitcher(data_dir)
+    writer = ParquetSpanWriter(data_dir, RecentSpanIds(WINDOW), hook=stitcher)
+    batches = [pickle.loads(p) for p in pickled]
+    spans = start = 0
+    began = time.thread_time()
+    for lsn, batch in enumerate(batches):
+        spans += writer.add(batch, lsn)
+        if writer.buffered_rows >= FLUSH_ROWS:
+            writer.flush(start, lsn + 1)
+            start = lsn + 1
+    writer.flush(start, len(batches))
+    return time.thread_time() - began, spans
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=200, help="requests of 40 traces (~217 spans each)")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--out", type=Path, help="write the last pass here (an empty or new directory)")
+    args = parser.parse_args(argv)
+    pickled = decoded_requests(args.requests)
+    best, spans = float("inf"), 0
+    for i in range(args.repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            last = args.out is not None and i == args.repeat - 1
+            data_dir = args.out if last and args.out is not None else Path(tmp)
+            data_dir.mkdir(parents=True, exist_ok=True)
+            cpu, spans = one_pass(pickled, data_dir)
+        best = min(best, cpu / spans * 1e6)
+    print(f"{spans} spans: {best:.2f} us CPU a span on the writer's thread (add + flush, best of {args.repeat})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
