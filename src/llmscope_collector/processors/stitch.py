@@ -177,7 +177,8 @@ class _Correction:
 
 
 class Stitcher:
-    """Flush hook of `ParquetSpanWriter` (single-threaded: called from the writer's thread only)."""
+    """Flush hook of `ParquetSpanWriter` (single-threaded: called from the thread that writes flushes only;
+    `kept_previews`, called where batches are buffered, reads nothing of its state)."""
 
     def __init__(
         self, data_dir: Path, *, window_s: float = 600.0, max_traces: int = 50_000, tables: TableSink | None = None

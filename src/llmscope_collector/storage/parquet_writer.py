@@ -1,9 +1,11 @@
 """Buffers decoded spans and writes them as immutable Parquet files, one per partition per flush.
 
-Only the WAL consumer thread calls this class, in WAL order. Each flush covers one WAL range
-`[wal_start, wal_end)`; every file it writes carries that range in its name and metadata, and is
-written to a temporary name, fsynced, renamed into place and its directory fsynced, so when
-`flush` returns the rows are durable and the consumer may advance the WAL cursor past them.
+The WAL consumer calls this class in WAL order: `add` and `seal` on its own thread, `write` of each
+sealed flush on its flush thread (one at a time, in order; `add` meanwhile buffers the next flush
+apart). Each flush covers one WAL range `[wal_start, wal_end)`; every file it writes carries that
+range in its name and metadata, and is written to a temporary name, fsynced, renamed into place and
+its directory fsynced, so when `write` returns the rows are durable and the consumer may advance the
+WAL cursor past them.
 Duplicates (same project, trace_id, span_id) are dropped on the way in against a window of
 recently seen ids; spans a previous process already stored for that WAL range are skipped.
 """
@@ -97,7 +99,8 @@ class SealedFlush:
 
 
 class ParquetSpanWriter:
-    """Span sink that owns the flush files under the data dir (single-threaded: the WAL consumer)."""
+    """Span sink that owns the flush files under the data dir (the WAL consumer's: `add`/`seal` on one
+    thread, `write` on one other, module docstring)."""
 
     def __init__(
         self,
