@@ -90,12 +90,11 @@ class _Buffer:
 class SealedFlush:
     """One flush's partitions, taken out of the writer by `ParquetSpanWriter.seal` (what a failed
     `write` did not write stays in `buffers`); `window_keys`: the span keys given to the dedupe window
-    while they were buffered; `rows`, `bytes`: what they held when sealed."""
+    while they were buffered; `rows`: the rows they held when sealed."""
 
     buffers: dict[PartitionKey, _Buffer]
     window_keys: int
     rows: int
-    bytes: int
 
 
 class ParquetSpanWriter:
@@ -239,7 +238,7 @@ class ParquetSpanWriter:
         The WAL consumer seals on its own thread and writes on its flush thread, so decoding and
         buffering go on while a flush writes (a flush's wall time is mostly waiting for the cores the
         decode workers use; the workers would otherwise sit idle once their reads are done)."""
-        sealed = SealedFlush(self._buffer, self._window_keys, self._buffered_rows, self._buffered_bytes)
+        sealed = SealedFlush(self._buffer, self._window_keys, self._buffered_rows)
         self._buffer = {}
         self._buffered_keys, self._window_keys = None, 0
         self._buffered_rows = self._buffered_bytes = 0
