@@ -28,7 +28,7 @@ from llmscope_collector.processors.cost import PriceBook
 from llmscope_collector.processors.decode import DecodedBatch, decode_bytes, request_parts
 from llmscope_collector.processors.limits import DEFAULT_LIMITS, SpanLimits
 from llmscope_collector.processors.scores import CARRIER_SCOPE
-from llmscope_collector.receiver._export import check_request
+from llmscope_collector.receiver._export import REJECTED_NAME_CHARS, REJECTED_NAMES, check_request
 from tests.otlp_strategies import otlp_llm_requests, otlp_requests, otlp_text
 
 if not native.AVAILABLE:
@@ -321,9 +321,9 @@ def test_memoryviews_and_bytearrays_are_read_too() -> None:
 # --- the receiver's check ------------------------------------------------------------------------
 
 
-def _checked(payload: bytes, check: Any) -> Any:
+def _checked(payload: bytes, check: Any, names: int = REJECTED_NAMES, name_chars: int = REJECTED_NAME_CHARS) -> Any:
     try:
-        return check(payload)
+        return check(payload, names, name_chars)
     except DecodeError:
         return DecodeError
 
@@ -341,15 +341,23 @@ def test_the_receivers_native_check_answers_as_upbs(payload: bytes) -> None:
     assert _checked(payload, native.check_ids) == _checked(payload, check_request)
 
 
-def test_the_native_check_names_the_first_five_rejected_spans_cut_to_100_characters() -> None:
+def test_the_native_check_names_the_first_rejected_spans_cut_as_the_receiver_asks() -> None:
+    """The receiver's reason format (how many names, how many characters) is handed in, to both checks."""
     good, zero = (b"\x01" * 16, b"\x02" * 8), (bytes(16), bytes(8))
     ids = [good, zero, (b"\x01" * 15, b"\x02" * 8), (b"\x01" * 16, b"\x02" * 9), good, *[zero] * 6]
     request = ExportTraceServiceRequest()
     scope = request.resource_spans.add().scope_spans.add()
     for n, (trace_id, span_id) in enumerate(ids):
         scope.spans.add(trace_id=trace_id, span_id=span_id, name=f"{n}-" + "é" * 150)
-    accepted, rejected, names = native.check_ids(request.SerializeToString())
+    payload = request.SerializeToString()
+    accepted, rejected, names = native.check_ids(payload, REJECTED_NAMES, REJECTED_NAME_CHARS)
     assert (accepted, rejected) == (2, 9)
-    assert [name.split("-")[0] for name in names] == ["1", "2", "3", "5", "6"]
-    assert all(len(name) == 100 for name in names)
-    assert native.check_ids(request.SerializeToString()) == check_request(request.SerializeToString())
+    assert [name.split("-")[0] for name in names] == ["1", "2", "3", "5", "6"][:REJECTED_NAMES]
+    assert all(len(name) == REJECTED_NAME_CHARS for name in names)
+    for kept, chars in [(0, 100), (2, 3), (9, 0), (20, 500)]:
+        answer = native.check_ids(payload, kept, chars)
+        assert answer == check_request(payload, kept, chars)
+        rejected_names = [f"{n}-" + "é" * 150 for n, pair in enumerate(ids) if pair != good]
+        assert answer[2] == [name[:chars] for name in rejected_names[:kept]]
+    with pytest.raises(ValueError):
+        native.check_ids(payload, -1, 100)

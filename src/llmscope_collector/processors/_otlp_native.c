@@ -942,13 +942,11 @@ static PyObject *validate_only(PyObject *self, PyObject *args) {
 
 /* ------------------------------------------------------------------ the receiver's id check */
 
-#define MAX_ID_ERRORS 5
-
 typedef struct {
     Py_ssize_t accepted, rejected;
-    int names; /* rejected spans whose names are kept (at most MAX_ID_ERRORS) */
-    const uint8_t *name[MAX_ID_ERRORS];
-    size_t name_len[MAX_ID_ERRORS];
+    Py_ssize_t names, max_names; /* rejected spans whose names are kept, and how many may be (the caller's) */
+    const uint8_t **name;        /* max_names of each, allocated by the caller while it holds the GIL */
+    size_t *name_len;
 } id_count_t;
 
 static int nonzero(const uint8_t *p, size_t n) {
@@ -975,7 +973,7 @@ static int count_span(const uint8_t *p, const uint8_t *end, id_count_t *c) {
         c->accepted++;
         return 0;
     }
-    if (c->names < MAX_ID_ERRORS) {
+    if (c->names < c->max_names) {
         c->name[c->names] = name;
         c->name_len[c->names++] = name_len;
     }
@@ -999,28 +997,12 @@ static int count_ids(const uint8_t *p, const uint8_t *end, int msg, id_count_t *
     return 0;
 }
 
-static PyObject *check_ids(PyObject *self, PyObject *args) {
-    PyObject *payload;
-    int strindex;
-    Py_ssize_t name_chars;
-    if (!PyArg_ParseTuple(args, "Spn:check_ids", &payload, &strindex, &name_chars)) return NULL;
-    const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(payload);
-    const uint8_t *end = p + PyBytes_GET_SIZE(payload);
-    int err = E_OK, counted = 0;
-    id_count_t c = {0};
-    Py_BEGIN_ALLOW_THREADS
-    if (walk(p, end, M_REQ, 0, 0, strindex, &err) == NULL && err == E_OK) err = E_CORRUPT;
-    if (err == E_OK) counted = count_ids(p, end, M_REQ, &c);
-    Py_END_ALLOW_THREADS
-    if (err != E_OK) {
-        PyErr_SetString(DecodeError, error_text(err));
-        return NULL;
-    }
-    if (counted < 0) return malformed();
-    PyObject *names = PyList_New(c.names);
+/* (accepted, rejected, [the kept names, each cut to name_chars characters]) of a counted request. */
+static PyObject *id_result(const id_count_t *c, Py_ssize_t name_chars) {
+    PyObject *names = PyList_New(c->names);
     if (names == NULL) return NULL;
-    for (int i = 0; i < c.names; i++) {
-        PyObject *whole = str_of(c.name[i], c.name_len[i]);
+    for (Py_ssize_t i = 0; i < c->names; i++) {
+        PyObject *whole = str_of(c->name[i], c->name_len[i]);
         PyObject *cut = whole == NULL ? NULL : PyUnicode_Substring(whole, 0, name_chars);
         Py_XDECREF(whole);
         if (cut == NULL) {
@@ -1029,7 +1011,41 @@ static PyObject *check_ids(PyObject *self, PyObject *args) {
         }
         PyList_SET_ITEM(names, i, cut);
     }
-    return Py_BuildValue("nnN", c.accepted, c.rejected, names);
+    return Py_BuildValue("nnN", c->accepted, c->rejected, names);
+}
+
+static PyObject *check_ids(PyObject *self, PyObject *args) {
+    PyObject *payload;
+    int strindex;
+    Py_ssize_t max_names, name_chars;
+    if (!PyArg_ParseTuple(args, "Spnn:check_ids", &payload, &strindex, &max_names, &name_chars)) return NULL;
+    if (max_names < 0 || max_names > 4096 || name_chars < 0) {
+        PyErr_SetString(PyExc_ValueError, "check_ids: names must be 0 to 4096 and name_chars at least 0");
+        return NULL;
+    }
+    const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(payload);
+    const uint8_t *end = p + PyBytes_GET_SIZE(payload);
+    int err = E_OK, counted = 0;
+    id_count_t c = {0};
+    c.max_names = max_names;
+    c.name = PyMem_Malloc(sizeof(*c.name) * (size_t)(max_names ? max_names : 1));
+    c.name_len = PyMem_Malloc(sizeof(*c.name_len) * (size_t)(max_names ? max_names : 1));
+    if (c.name == NULL || c.name_len == NULL) {
+        PyMem_Free(c.name);
+        PyMem_Free(c.name_len);
+        return PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (walk(p, end, M_REQ, 0, 0, strindex, &err) == NULL && err == E_OK) err = E_CORRUPT;
+    if (err == E_OK) counted = count_ids(p, end, M_REQ, &c);
+    Py_END_ALLOW_THREADS
+    PyObject *result = NULL;
+    if (err != E_OK) PyErr_SetString(DecodeError, error_text(err));
+    else if (counted < 0) malformed();
+    else result = id_result(&c, name_chars);
+    PyMem_Free(c.name);
+    PyMem_Free(c.name_len);
+    return result;
 }
 
 static PyMethodDef methods[] = {
@@ -1038,7 +1054,7 @@ static PyMethodDef methods[] = {
      "max_name_bytes: int, max_attributes: int) -> list of "
      "(resource_attributes, [(scope_name, scope_version, [span, ...]), ...]); see processors/native.py."},
     {"check_ids", check_ids, METH_VARARGS,
-     "check_ids(payload: bytes, strindex: bool, name_chars: int) -> (accepted, rejected, names): the wire checks "
+     "check_ids(payload: bytes, strindex: bool, names: int, name_chars: int) -> (accepted, rejected, names): the wire checks "
      "(as validate) and the spans' id rule, with the GIL released; `names`: the first rejected spans' names, cut "
      "to name_chars characters. Raises DecodeError."},
     {"validate", validate_only, METH_VARARGS,
@@ -1055,8 +1071,9 @@ PyMODINIT_FUNC PyInit__otlp_native(void) {
     if (m == NULL) return NULL;
     DecodeError = PyErr_NewException("llmscope_collector.processors._otlp_native.DecodeError", PyExc_ValueError, NULL);
     if (DecodeError == NULL || PyModule_AddObject(m, "DecodeError", Py_NewRef(DecodeError)) < 0) return NULL;
-    /* native.py's _FORMAT: the functions and the shape of their arguments and values (3: check_ids) */
-    if (PyModule_AddIntConstant(m, "FORMAT", 3) < 0) return NULL;
+    /* native.py's _FORMAT: the functions and the shape of their arguments and values (3: check_ids,
+     * 4: check_ids takes how many names to keep) */
+    if (PyModule_AddIntConstant(m, "FORMAT", 4) < 0) return NULL;
     s_time_ns = PyUnicode_InternFromString("time_ns");
     s_name = PyUnicode_InternFromString("name");
     s_attributes = PyUnicode_InternFromString("attributes");

@@ -44,7 +44,9 @@ _STRINDEX = "string_value_strindex" in AnyValue.DESCRIPTOR.fields_by_name
 _REQUEST_TYPE = "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest"
 
 
-_FORMAT = 3  # the C functions (3: `check_ids`) and the shape of their arguments and values this module expects
+# The C functions and the shape of their arguments and values this module expects (3: `check_ids`; 4: it
+# takes how many names to keep).
+_FORMAT = 4
 
 
 def _load() -> tuple[ModuleType | None, str]:
@@ -85,16 +87,14 @@ def parse_request(payload: bytes, limits: SpanLimits) -> list[ResourceParts]:
     return parts
 
 
-ID_ERROR_NAME_CHARS = 100  # of a rejected span's name, in the receiver's reason
-
-
-def check_ids(payload: bytes) -> tuple[int, int, list[str]]:
+def check_ids(payload: bytes, names: int, name_chars: int) -> tuple[int, int, list[str]]:
     """The receiver's check of a request (`receiver._export.check_request`'s native twin): the wire format
     as upb checks it and each span's ids by the decoder's rule, with the GIL released (no upb message, no
-    Python object per span); (accepted, rejected, the first rejected spans' names). Raises `DecodeError`."""
+    Python object per span); (accepted, rejected, the first `names` rejected spans' names, each cut to
+    `name_chars` characters: the receiver's reason format, which it owns and hands in). Raises `DecodeError`."""
     assert _native is not None, UNAVAILABLE
     try:
-        accepted, rejected, names = _native.check_ids(bytes(payload), _STRINDEX, ID_ERROR_NAME_CHARS)
+        accepted, rejected, kept = _native.check_ids(bytes(payload), _STRINDEX, names, name_chars)
     except _native.DecodeError as exc:
         raise DecodeError(f"Error parsing message with type '{_REQUEST_TYPE}': {exc}") from None
-    return accepted, rejected, names
+    return accepted, rejected, kept

@@ -25,7 +25,10 @@ from llmscope_collector.errors import InvalidPayload, Unavailable
 from llmscope_collector.storage.layout import valid_project
 from llmscope_collector.wal.errors import WalError
 
-_MAX_MESSAGES = 5
+# A partial success's reason names the first rejected spans, each name cut (a reason is a hint, not a
+# dump of the request). Handed to whichever check runs (`IdCheck`): the receiver owns this format.
+REJECTED_NAMES = 5
+REJECTED_NAME_CHARS = 100
 
 
 class RequestLog(Protocol):
@@ -51,9 +54,10 @@ class ExportResult:
         )
 
 
-IdCheck = Callable[[bytes], tuple[int, int, list[str]]]
-"""A request's bytes → (accepted, rejected, the first rejected spans' names); raises protobuf's `DecodeError`
-for bytes that are not an `ExportTraceServiceRequest` (`check_request`, or the native decoder's twin)."""
+IdCheck = Callable[[bytes, int, int], tuple[int, int, list[str]]]
+"""`(payload, names, name_chars)` → (accepted, rejected, the first `names` rejected spans' names cut to
+`name_chars` characters); raises protobuf's `DecodeError` for bytes that are not an
+`ExportTraceServiceRequest` (`check_request`, or the native decoder's twin)."""
 
 
 class TraceExporter:
@@ -84,7 +88,7 @@ class TraceExporter:
         if not valid_project(project):
             raise InvalidPayload(f"invalid project name {project!r}")
         try:
-            accepted, rejected, names = self._check(payload)
+            accepted, rejected, names = self._check(payload, REJECTED_NAMES, REJECTED_NAME_CHARS)
         except DecodeError as exc:
             raise InvalidPayload(f"request is not a valid ExportTraceServiceRequest protobuf: {exc}") from None
         errors = [f"span {name!r}: trace_id must be 16 bytes and span_id 8 bytes, non-zero" for name in names]
@@ -98,13 +102,16 @@ class TraceExporter:
         return ExportResult(accepted, rejected, "; ".join(errors))
 
 
-def check_request(payload: bytes) -> tuple[int, int, list[str]]:
-    """(accepted, rejected, up to 5 rejected spans' names cut to 100 characters): the same id rule the decoder
-    applies, from upb's parse of the request, without decoding it. Raises `DecodeError` for bad bytes."""
+def check_request(
+    payload: bytes, names: int = REJECTED_NAMES, name_chars: int = REJECTED_NAME_CHARS
+) -> tuple[int, int, list[str]]:
+    """(accepted, rejected, the first `names` rejected spans' names cut to `name_chars` characters): the same
+    id rule the decoder applies, from upb's parse of the request, without decoding it. Raises `DecodeError`
+    for bad bytes."""
     request = ExportTraceServiceRequest()
     request.ParseFromString(payload)
     accepted = rejected = 0
-    names: list[str] = []
+    kept: list[str] = []
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
@@ -112,9 +119,9 @@ def check_request(payload: bytes) -> tuple[int, int, list[str]]:
                     accepted += 1
                     continue
                 rejected += 1
-                if len(names) < _MAX_MESSAGES:
-                    names.append(span.name[:100])
-    return accepted, rejected, names
+                if len(kept) < names:
+                    kept.append(span.name[:name_chars])
+    return accepted, rejected, kept
 
 
 def _valid_ids(span: Any) -> bool:
