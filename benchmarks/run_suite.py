@@ -36,7 +36,7 @@ TARGETS: dict[str, tuple[str, float, str]] = {  # key: (comparison, value, what 
     "ingest_idle_rss_mb": ("<=", 150, "idle RSS ≤ 150 MB (issue 22)"),
     "sdk_added_us": ("<=", 20, "≤ 20 µs added per call (issue 3)"),
     "sdk_added_instructions": ("<=", 100_000, "≤ 100k instructions added per call (issue 3)"),
-    "waterfall_p95_ms": ("<=", 50, "waterfall p95 ≤ 50 ms at 10M spans (issue 5)"),
+    "waterfall_p95_ms": ("<=", 15, "waterfall p95 ≤ 15 ms at 10M spans (issue 22; was 50, issue 5)"),
     "trace_list_ms": ("<=", 100, "trace list page ≤ 100 ms (issue 5)"),
     "cost_rollup_ms": ("<=", 300, "cost roll-up by model×day ≤ 300 ms (issue 5)"),
     "session_list_ms": ("<=", 100, "session list ≤ 100 ms (issue 5)"),
@@ -574,14 +574,19 @@ def render(results: dict[str, Any]) -> str:
     for size, q in sorted(queries.items(), key=lambda kv: int(kv[0])):
         ip = q["in_process"]
         label = f"{int(size) / 1e6:g}M spans"
-        for key, fig, name in (
-            ("waterfall_p95_ms", "waterfall_p95", "Waterfall p95, TraceStore.get_trace"),
-            ("trace_list_ms", "trace_list_p50", "Trace list page (50), p50"),
-            ("cost_rollup_ms", "cost_rollup_model_day_p50", "Cost roll-up model×day, p50"),
-            ("session_list_ms", "session_list_p50", "Session list page (50), p50"),
+        for key, where, fig, name in (
+            ("waterfall_p95_ms", "in_process", "waterfall_p95", "Waterfall p95, TraceStore.get_trace"),
+            ("waterfall_p95_ms", "in_process", "waterfall_first_p95", "Waterfall p95, first lookup of a day's file"),
+            ("waterfall_p95_ms", "http", "waterfall_p95", "Waterfall p95, over HTTP"),
+            ("trace_list_ms", "in_process", "trace_list_p50", "Trace list page (50), p50"),
+            ("cost_rollup_ms", "in_process", "cost_rollup_model_day_p50", "Cost roll-up model×day, p50"),
+            ("session_list_ms", "in_process", "session_list_p50", "Session list page (50), p50"),
         ):
-            med, mm = _mm(ip.get(fig))
-            summary.append((f"{name} ({label}, ms)", med, mm, TARGETS[key][2], hit(key, ip[fig]["median"])))
+            figures = q.get(where, {})
+            if fig not in figures:  # (a run without the HTTP part, or from before first lookups were told apart)
+                continue
+            med, mm = _mm(figures[fig])
+            summary.append((f"{name} ({label}, ms)", med, mm, TARGETS[key][2], hit(key, figures[fig]["median"])))
     for row in summary:
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
@@ -788,7 +793,8 @@ def render(results: dict[str, Any]) -> str:
         lines += [header, "|---|" + "---|---|" * len(sizes) + "---|"]
         names = list(queries[sizes[0]]["in_process"])
         target_of = {
-            "waterfall_p95": "≤ 50 (at 10M)",
+            "waterfall_first_p95": "≤ 15 (at 10M)",
+            "waterfall_p95": "≤ 15 (at 10M)",
             "trace_list_p50": "≤ 100",
             "cost_rollup_model_day_p50": "≤ 300",
             "session_list_p50": "≤ 100",
