@@ -21,11 +21,14 @@ from llmscope_collector.file_modes import PRIVATE_FILE
 @dataclasses.dataclass(frozen=True)
 class Encoding:
     """How a file's pages are laid out, beyond the collector's zstd: which top-level columns are written
-    without a dictionary (`plain`), at most how many rows a data page holds (`page_rows`; None: pyarrow's
-    byte-sized pages) and whether the footer carries the page index (the pages' offsets and min/max,
-    which let a reader skip the pages of a row group that a filter excludes)."""
+    without a dictionary (`plain`) and which without min/max statistics (`unsummarized`: no reader prunes
+    by them, and a long string's min/max costs the writer a compare per value), at most how many rows a
+    data page holds (`page_rows`; None: pyarrow's byte-sized pages) and whether the footer carries the
+    page index (the pages' offsets, and the min/max of the summarized columns' pages, which let a reader
+    skip the pages of a row group that a filter excludes)."""
 
     plain: frozenset[str] = frozenset()
+    unsummarized: frozenset[str] = frozenset()
     page_rows: int | None = None
     page_index: bool = False
 
@@ -43,12 +46,14 @@ def write_parquet(
 ) -> None:
     """The collector's Parquet encoding (zstd, then `encoding`) of the parts' rows, as `pq.write_table` of
     their concatenation writes it when each part is a whole number of row groups."""
-    dictionary: bool | list[str] = _dictionary_paths(schema, encoding.plain) if encoding.plain else True
+    dictionary: bool | list[str] = _leaf_paths_but(schema, encoding.plain) if encoding.plain else True
+    statistics: bool | list[str] = _leaf_paths_but(schema, encoding.unsummarized) if encoding.unsummarized else True
     with pq.ParquetWriter(
         where,
         schema,
         compression="zstd",
         use_dictionary=dictionary,
+        write_statistics=statistics,
         max_rows_per_page=encoding.page_rows,
         write_page_index=encoding.page_index,
     ) as writer:
@@ -56,10 +61,11 @@ def write_parquet(
             writer.write_table(part, row_group_size=row_group_size)
 
 
-def _dictionary_paths(schema: pa.Schema, plain: frozenset[str]) -> list[str]:
-    """The Parquet leaf column paths of the fields not in `plain`: pyarrow matches `use_dictionary` names
-    against leaf paths (`tags.list.element`), so a nested field's name alone would turn its dictionary off."""
-    return [path for field in schema if field.name not in plain for path in _leaf_paths(field.name, field.type)]
+def _leaf_paths_but(schema: pa.Schema, left_out: frozenset[str]) -> list[str]:
+    """The Parquet leaf column paths of the fields not in `left_out`: pyarrow matches `use_dictionary` and
+    `write_statistics` names against leaf paths (`tags.list.element`), so a nested field's name alone
+    would turn the option off for it."""
+    return [path for field in schema if field.name not in left_out for path in _leaf_paths(field.name, field.type)]
 
 
 def _leaf_paths(path: str, type_: pa.DataType) -> Iterator[str]:

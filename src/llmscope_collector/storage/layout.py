@@ -27,7 +27,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmscope_collector.durable_io import DEFAULT_ENCODING, Encoding
-from llmscope_collector.storage.schema import DERIVED_SPAN_COLUMNS, SPAN_COLUMNS
+from llmscope_collector.storage.schema import (
+    CONTENT_COLUMNS,
+    DERIVED_SPAN_COLUMNS,
+    LLM_DUP_COLUMNS,
+    SCORE_COLUMNS,
+    SPAN_COLUMNS,
+    TRACE_COLUMNS,
+    Column,
+)
 
 SPANS_DIR = "spans"
 CONTENT_DIR = "content"
@@ -56,19 +64,38 @@ SPAN_PAGE_ROWS = 1_024
 """Rows per data page of a span file: with the page index (`SPAN_ENCODING`) DuckDB reads only the pages of
 a row group whose trace_id range holds the looked-up trace, a sixteenth of the row group."""
 
-SPAN_ENCODING = Encoding(
-    plain=frozenset(c.name for c in (*SPAN_COLUMNS, *DERIVED_SPAN_COLUMNS) if not c.dictionary),
-    page_rows=SPAN_PAGE_ROWS,
-    page_index=True,
-)
+
+def _declared_encoding(
+    columns: tuple[Column, ...], *, page_rows: int | None = None, page_index: bool = False
+) -> Encoding:
+    """A dataset's encoding as its columns declare it: no dictionary on those declared without one
+    (`Column.dictionary`), no statistics on those declared without them (`Column.statistics`)."""
+    return Encoding(
+        plain=frozenset(c.name for c in columns if not c.dictionary),
+        unsummarized=frozenset(c.name for c in columns if not c.statistics),
+        page_rows=page_rows,
+        page_index=page_index,
+    )
+
+
+SPAN_ENCODING = _declared_encoding((*SPAN_COLUMNS, *DERIVED_SPAN_COLUMNS), page_rows=SPAN_PAGE_ROWS, page_index=True)
 """How span files are written (flushes, compaction, in a data dir or a bucket): the page index, small
-pages, no dictionary on the columns declared without one (`Column.dictionary`). A waterfall at 10M spans
-then skips pages instead of decoding its row group's dictionaries whole."""
+pages, the columns' declared dictionaries and statistics. A waterfall at 10M spans then skips pages
+instead of decoding its row group's dictionaries whole."""
+
+_ENCODINGS = {
+    SPANS_DIR: SPAN_ENCODING,
+    CONTENT_DIR: _declared_encoding(CONTENT_COLUMNS),
+    TRACES_DIR: _declared_encoding(TRACE_COLUMNS),
+    LLM_DUPS_DIR: _declared_encoding(LLM_DUP_COLUMNS),
+    SCORES_DIR: _declared_encoding(SCORE_COLUMNS),
+}
 
 
 def encoding_of(dataset: str) -> Encoding:
-    """The page layout of a dataset's files (only span files are read by point lookups)."""
-    return SPAN_ENCODING if dataset == SPANS_DIR else DEFAULT_ENCODING
+    """The page layout of a dataset's files (only span files are read by point lookups: the others keep
+    pyarrow's pages and no page index)."""
+    return _ENCODINGS.get(dataset, DEFAULT_ENCODING)
 
 
 def valid_project(project: str) -> bool:

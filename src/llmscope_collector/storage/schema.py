@@ -80,6 +80,9 @@ class Column:
     (nearly) distinct in a row group (ids, times, JSON of a span's own attributes): their dictionary is
     as large as the data, and a point lookup decodes the row group's whole dictionary instead of only
     the pages the page index selects (`storage.layout.SPAN_ENCODING`).
+    `statistics`: whether its Parquet chunks (and pages) carry min/max. Off only for columns no query
+    filters or prunes by whose values are long strings (JSON, content): nothing reads their min/max,
+    which cost the writer a compare per value (~0.4 us a span over a span file's JSON and refs).
     `merge`, `source` and `served` are for trace
     summaries: how deltas combine, the root span column a `root` column comes from (or the summary
     column that orders an `arg_min`/`arg_max` column), and whether the trace list serves the column
@@ -95,15 +98,22 @@ class Column:
     source: str = ""
     served: bool = False
     dictionary: bool = True
+    statistics: bool = True
 
     def field(self) -> pa.Field:
         return pa.field(self.name, self.type, nullable=self.nullable)
 
 
 def _c(
-    name: str, type_: pa.DataType, role: Role = "span", *, waterfall: Waterfall = "", dictionary: bool = True
+    name: str,
+    type_: pa.DataType,
+    role: Role = "span",
+    *,
+    waterfall: Waterfall = "",
+    dictionary: bool = True,
+    statistics: bool = True,
 ) -> Column:
-    return Column(name, type_, role, waterfall=waterfall, dictionary=dictionary)
+    return Column(name, type_, role, waterfall=waterfall, dictionary=dictionary, statistics=statistics)
 
 
 _STR = pa.string()
@@ -121,14 +131,14 @@ SPAN_COLUMNS: tuple[Column, ...] = (
     _c("end_ns", _INT, waterfall="read", dictionary=False),
     _c("duration_ns", _INT, dictionary=False),  # (the waterfall computes it from start and end)
     _c("status_code", _STR, waterfall="read"),
-    _c("status_message", _STR, waterfall="read"),
+    _c("status_message", _STR, waterfall="read", statistics=False),
     _c("service_name", _STR, waterfall="read"),
     _c("scope_name", _STR),
     _c("scope_version", _STR),
-    _c("resource_attributes", _STR, "raw"),
-    _c("attributes", _STR, "raw", dictionary=False),
-    _c("events", _STR, "raw", waterfall="read"),
-    _c("links", _STR, "raw"),
+    _c("resource_attributes", _STR, "raw", statistics=False),
+    _c("attributes", _STR, "raw", dictionary=False, statistics=False),
+    _c("events", _STR, "raw", waterfall="read", statistics=False),
+    _c("links", _STR, "raw", statistics=False),
     # Canonical GenAI columns (normalized from gen_ai.*, OpenInference, OpenLLMetry).
     _c("operation", _STR, "genai", waterfall="copy"),
     _c("provider", _STR, "genai", waterfall="copy"),
@@ -164,7 +174,7 @@ SPAN_COLUMNS: tuple[Column, ...] = (
     _c("cost_known", pa.bool_(), "cost", waterfall="copy"),
     _c("cost_source", _STR, "cost"),
     _c("llm_dup", pa.bool_(), "internal", waterfall="read"),
-    _c("content_refs", pa.list_(CONTENT_REF_TYPE), "internal", dictionary=False),
+    _c("content_refs", pa.list_(CONTENT_REF_TYPE), "internal", dictionary=False, statistics=False),
     _c("content_bytes", _INT, "internal"),
     # --- schema version 3 ---
     # The cost the instrumentation itself reported (LiteLLM, OpenInference, OpenLIT), as normalized from
@@ -181,7 +191,7 @@ DERIVED_SPAN_COLUMNS: tuple[Column, ...] = (
     # `content_refs` as the waterfall shows them, JSON `[[kind, bytes], ...]`, null exactly where the refs
     # are: DuckDB reads a list of structs whole (the hashes were a third of a waterfall's scan) and skips the
     # rows of a nested column by decoding them, a string column by its lengths.
-    _c("content_sizes", pa.string(), "internal", waterfall="read"),
+    _c("content_sizes", pa.string(), "internal", waterfall="read", statistics=False),
 )
 
 
@@ -215,20 +225,23 @@ def waterfall_copied(span_columns: Sequence[Column]) -> tuple[Column, ...]:
     return tuple(c for c in span_columns if c.waterfall == "copy")
 
 
-def _t(name: str, type_: pa.DataType, merge: Merge, *, served: bool = False, source: str = "") -> Column:
-    return Column(name, type_, "span", merge=merge, served=served, source=source)
+def _t(
+    name: str, type_: pa.DataType, merge: Merge, *, served: bool = False, source: str = "", dictionary: bool = True
+) -> Column:
+    return Column(name, type_, "span", merge=merge, served=served, source=source, dictionary=dictionary)
 
 
 def trace_columns(span_columns: Sequence[Column]) -> tuple[Column, ...]:
     """The trace summary (delta) columns; the token columns are those of `span_columns`, summed."""
     tokens = [Column(c.name, c.type, "tokens", merge="sum", served=True) for c in span_columns if c.role == "tokens"]
+    # A delta is one trace's: its id, times, root span and previews are distinct in a file (no dictionary).
     return (
-        _t("trace_id", _STR, "key", served=True),
+        _t("trace_id", _STR, "key", served=True, dictionary=False),
         _t("updated_ns", _INT, "max"),
-        _t("start_ns", _INT, "min"),
-        _t("end_ns", _INT, "max"),
+        _t("start_ns", _INT, "min", dictionary=False),
+        _t("end_ns", _INT, "max", dictionary=False),
         _t("has_root", pa.bool_(), "or"),
-        _t("root_span_id", _STR, "root", served=True, source="span_id"),
+        _t("root_span_id", _STR, "root", served=True, source="span_id", dictionary=False),
         _t("root_name", _STR, "root", source="name"),
         _t("root_service", _STR, "root", source="service_name"),
         _t("root_status", _STR, "root", source="status_code"),
@@ -249,10 +262,18 @@ def trace_columns(span_columns: Sequence[Column]) -> tuple[Column, ...]:
         # Previews of captured content (`processors.previews`; null when no content was captured): the
         # first line of the last user message of the trace's earliest-starting LLM call, and of the
         # answer of its latest-ending one, each with the time that orders it across deltas.
-        Column("preview_input", _STR, "content", merge="arg_min", served=True, source="preview_input_ns"),
-        Column("preview_input_ns", _INT, "content", merge="min"),
-        Column("preview_output", _STR, "content", merge="arg_max", served=True, source="preview_output_ns"),
-        Column("preview_output_ns", _INT, "content", merge="max"),
+        _preview("preview_input", _STR, "arg_min", source="preview_input_ns"),
+        _preview("preview_input_ns", _INT, "min"),
+        _preview("preview_output", _STR, "arg_max", source="preview_output_ns"),
+        _preview("preview_output_ns", _INT, "max"),
+    )
+
+
+def _preview(name: str, type_: pa.DataType, merge: Merge, *, source: str = "") -> Column:
+    """A trace's preview column (or its time): distinct per trace, and the text's min/max read by nothing."""
+    text = type_ == _STR
+    return Column(
+        name, type_, "content", merge=merge, served=text, source=source, dictionary=False, statistics=not text
     )
 
 
@@ -277,9 +298,11 @@ TRACE_VALUE_COLUMNS: dict[str, Column] = {
     )
 }
 
+# One row per distinct item: hash and body are distinct in a file (no dictionary); readers look items up by
+# hash (a file is sorted by it), none by body.
 CONTENT_COLUMNS: tuple[Column, ...] = (
-    _c("hash", _STR),
-    _c("body", _STR),
+    _c("hash", _STR, dictionary=False),
+    _c("body", _STR, dictionary=False, statistics=False),
     _c("bytes", _INT),
     _c("first_seen_ns", _INT),
 )

@@ -1,6 +1,8 @@
-"""Span files carry the page index, small pages and no dictionary on exactly the columns declared without one
-(`Column.dictionary`, `layout.SPAN_ENCODING`): from the writer's flush and from compaction, on real Parquet,
-with the same rows and the same waterfall rows through DuckDB as the default encoding."""
+"""Span files carry the page index, small pages, no dictionary on exactly the columns declared without one
+(`Column.dictionary`) and no statistics on exactly those declared without them (`Column.statistics`,
+`layout.SPAN_ENCODING`): from the writer's flush and from compaction, on real Parquet, with the same rows
+and the same waterfall rows through DuckDB as the default encoding. The other datasets' files follow their
+own declarations (`layout.encoding_of`)."""
 
 from __future__ import annotations
 
@@ -17,24 +19,35 @@ from obstore.store import MemoryStore
 from llmscope_collector.durable_io import DEFAULT_ENCODING, Encoding, write_parquet
 from llmscope_collector.storage.compaction import CompactionOptions, Compactor
 from llmscope_collector.storage.layout import (
+    CONTENT_DIR,
     DATASETS,
     SCORES_DIR,
     SPAN_ENCODING,
     SPAN_PAGE_ROWS,
     SPANS_DIR,
+    TRACES_DIR,
     encoding_of,
     iter_partitions,
     parquet_files,
+    partition_dir,
     partition_key,
 )
 from llmscope_collector.storage.objects import ObjectStore, StorageUrl
-from llmscope_collector.storage.schema import DERIVED_SPAN_COLUMNS, SPAN_COLUMNS, STORED_SPAN_SCHEMA
-from llmscope_collector.storage.tables import BucketTables
+from llmscope_collector.storage.schema import (
+    CONTENT_COLUMNS,
+    DERIVED_SPAN_COLUMNS,
+    SPAN_COLUMNS,
+    STORED_SPAN_SCHEMA,
+    TRACE_COLUMNS,
+    arrow_schema,
+)
+from llmscope_collector.storage.tables import BucketTables, LocalTables
 from tests.collector.durability.helpers import payload
 from tests.collector.durability.test_compaction import START, Files
 
 _DECLARED = (*SPAN_COLUMNS, *DERIVED_SPAN_COLUMNS)
 _PLAIN = {c.name for c in _DECLARED if not c.dictionary}
+_UNSUMMARIZED = {c.name for c in _DECLARED if not c.statistics}
 
 
 def _chunks(path: Path) -> list[pq.ColumnChunkMetaData]:
@@ -47,13 +60,21 @@ def _dictionary_expected(chunk: pq.ColumnChunkMetaData, plain: set[str]) -> bool
     return chunk.physical_type != "BOOLEAN" and chunk.path_in_schema.split(".")[0] not in plain
 
 
+def _assert_declared(chunk: pq.ColumnChunkMetaData, plain: set[str], unsummarized: set[str]) -> None:
+    """A dictionary exactly on the leaves of the columns declared with one, min/max on those declared with them."""
+    column = chunk.path_in_schema.split(".")[0]
+    assert chunk.has_dictionary_page is _dictionary_expected(chunk, plain), chunk.path_in_schema
+    assert chunk.is_stats_set is (column not in unsummarized), chunk.path_in_schema
+
+
 def _assert_span_encoding(path: Path) -> None:
-    """Every chunk indexed; a dictionary exactly on the leaves of the columns declared with one."""
+    """Every chunk's pages located; their min/max (the column index) where the column has statistics."""
     chunks = _chunks(path)
     assert {chunk.path_in_schema.split(".")[0] for chunk in chunks} == {c.name for c in _DECLARED}
     for chunk in chunks:
-        assert chunk.has_offset_index and chunk.has_column_index, chunk.path_in_schema
-        assert chunk.has_dictionary_page is _dictionary_expected(chunk, _PLAIN), chunk.path_in_schema
+        assert chunk.has_offset_index, chunk.path_in_schema
+        assert chunk.has_column_index is (chunk.path_in_schema.split(".")[0] not in _UNSUMMARIZED)
+        _assert_declared(chunk, _PLAIN, _UNSUMMARIZED)
 
 
 def _flushed(data_dir: Path, flushes: int, spans: int) -> Files:
@@ -67,9 +88,22 @@ def test_the_declared_columns_are_plain_and_the_nested_ones_keep_their_dictionar
     assert {"trace_id", "span_id", "parent_span_id", "start_ns", "end_ns", "attributes", "content_refs"} <= _PLAIN
     assert {"name", "service_name", "finish_reasons", "tags", "metadata", "content_sizes"}.isdisjoint(_PLAIN)
     assert SPAN_ENCODING.plain == _PLAIN and SPAN_ENCODING.page_index
-    # Other datasets are not point-looked-up: their files keep the default encoding.
     assert encoding_of(SPANS_DIR) == SPAN_ENCODING
-    assert all(encoding_of(dataset) == DEFAULT_ENCODING for dataset in DATASETS if dataset != SPANS_DIR)
+
+
+def test_what_queries_filter_by_keeps_its_statistics() -> None:
+    """Row-group pruning (waterfalls, span lookups, time ranges, roll-up filters, content by hash, deletions
+    by trace) needs the min/max of these; only long text nobody filters by goes without."""
+    filtered = {"trace_id", "span_id", "start_ns", "end_ns", "operation", "llm_dup", "service_name", "provider"}
+    filtered |= {"request_model", "response_model", "prompt_name", "session_id", "user_id", "status_code"}
+    assert filtered.isdisjoint(_UNSUMMARIZED) and SPAN_ENCODING.unsummarized == _UNSUMMARIZED
+    assert {"attributes", "content_refs"} <= _UNSUMMARIZED
+    assert "hash" not in encoding_of(CONTENT_DIR).unsummarized and "body" in encoding_of(CONTENT_DIR).unsummarized
+    assert "trace_id" not in encoding_of(TRACES_DIR).unsummarized
+    # Other datasets are not point-looked-up: no page index, pyarrow's page size.
+    others = [encoding_of(dataset) for dataset in DATASETS if dataset != SPANS_DIR]
+    assert all(not e.page_index and e.page_rows is None for e in others)
+    assert encoding_of("unknown") == DEFAULT_ENCODING
 
 
 def test_a_flushed_span_file_has_the_page_index_and_no_dictionary_on_the_declared_columns(tmp_path: Path) -> None:
@@ -112,6 +146,35 @@ def test_compaction_writes_span_files_with_the_same_encoding_and_rows(tmp_path: 
     assert after.select(before.column_names).equals(before.replace_schema_metadata(after.schema.metadata))
 
 
+def _filled(schema: pa.Schema, rows: int) -> pa.Table:
+    """Rows with every string and integer column set (distinct per row), the others null."""
+    columns = []
+    for field in schema:
+        if pa.types.is_string(field.type):
+            columns.append(pa.array([f"{field.name}-{i:032x}" for i in range(rows)], field.type))
+        elif pa.types.is_integer(field.type):
+            columns.append(pa.array(range(rows), field.type))
+        else:
+            columns.append(pa.nulls(rows, field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+@pytest.mark.parametrize("dataset", [CONTENT_DIR, TRACES_DIR])
+def test_content_and_trace_delta_files_are_written_as_their_columns_declare(tmp_path: Path, dataset: str) -> None:
+    """The writer's content and trace delta files (`LocalTables.write`, as the content store and the
+    stitcher write them): dictionaries and statistics as `CONTENT_COLUMNS` and `TRACE_COLUMNS` declare."""
+    columns = {CONTENT_DIR: CONTENT_COLUMNS, TRACES_DIR: TRACE_COLUMNS}[dataset]
+    table = _filled(arrow_schema(columns), 500)
+    LocalTables(tmp_path).write(dataset, "default", "2026-01-02", "part.parquet", table, row_group_size=200)
+    path = partition_dir(tmp_path, "default", "2026-01-02", dataset) / "part.parquet"
+    assert pq.read_table(path).equals(table)
+    plain = {c.name for c in columns if not c.dictionary}
+    unsummarized = {c.name for c in columns if not c.statistics}
+    assert plain and encoding_of(dataset).plain == plain and encoding_of(dataset).unsummarized == unsummarized
+    for chunk in _chunks(path):
+        _assert_declared(chunk, plain, unsummarized)
+
+
 def _rows(con: duckdb.DuckDBPyConnection, path: Path, trace_id: str) -> list[tuple[object, ...]]:
     """A point lookup's rows (the page index may skip pages here)."""
     return con.execute(
@@ -130,20 +193,27 @@ def flushed_table(tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(plain=st.sets(st.sampled_from([c.name for c in _DECLARED])), page_rows=st.sampled_from([None, 7, 64]))
+@given(
+    plain=st.sets(st.sampled_from([c.name for c in _DECLARED])),
+    unsummarized=st.sets(st.sampled_from([c.name for c in _DECLARED])),
+    page_rows=st.sampled_from([None, 7, 64]),
+)
 def test_an_encoding_changes_no_value_read_back(
-    tmp_path: Path, flushed_table: pa.Table, plain: set[str], page_rows: int | None
+    tmp_path: Path, flushed_table: pa.Table, plain: set[str], unsummarized: set[str], page_rows: int | None
 ) -> None:
-    """Any set of plain columns (nested ones too), any page size: pyarrow and DuckDB read the rows written
-    with the default encoding; and the dictionary is off on exactly the leaves of the plain columns."""
+    """Any sets of plain and unsummarized columns (nested ones too), any page size: pyarrow and DuckDB read
+    the rows written with the default encoding (DuckDB's lookup without the min/max it could prune by); the
+    dictionary is off on exactly the leaves of the plain columns, the statistics on those of the others."""
     table = flushed_table
     base, changed = tmp_path / "base.parquet", tmp_path / "changed.parquet"
     write_parquet([table], table.schema, base, row_group_size=100, encoding=DEFAULT_ENCODING)
-    encoding = Encoding(plain=frozenset(plain), page_rows=page_rows, page_index=True)
+    encoding = Encoding(
+        plain=frozenset(plain), unsummarized=frozenset(unsummarized), page_rows=page_rows, page_index=True
+    )
     write_parquet([table], table.schema, changed, row_group_size=100, encoding=encoding)
     assert pq.read_table(changed).equals(pq.read_table(base))
     for chunk in _chunks(changed):
-        assert chunk.has_dictionary_page is _dictionary_expected(chunk, plain), chunk.path_in_schema
+        _assert_declared(chunk, plain, unsummarized)
     with duckdb.connect() as con:
         for trace_id in table.column("trace_id").unique().to_pylist()[::60]:
             assert _rows(con, changed, trace_id) == _rows(con, base, trace_id)
