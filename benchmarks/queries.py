@@ -8,10 +8,13 @@ first cost roll-up sums the span files into the cost partials: `cost_partials_co
 reported figure is the median of the runs' figures with their min-max. Trace ids are sampled from
 the store by seed, so every run and every machine asks for the same traces.
 
-Waterfalls: the first lookup of each sampled trace is `waterfall_first` (its day's span file read for the
-first time by the process: DuckDB parses the file's footer, ~8 ms more at 10M spans, and the first lookup
-opens the lookup connection), a second lookup of each is `waterfall`, the steady state of a server that has
-served its days' files once. Both in process and over HTTP (whose server lives across the runs).
+Waterfalls: the first lookup of each sampled trace is `waterfall_first`, its day's span file read for the
+first time by a lookup, a second lookup of each is `waterfall`, the steady state of a server that has served
+its days' files once. Both in process and over HTTP (whose server lives across the runs). Each starts after a
+page of the trace list, as a user's first click does; a store warms its newest days' footers from its first
+read of the list on (`query.footers`: unwarmed, DuckDB parses a day's footer on the first lookup, ~8 ms more
+at 10M spans), so the HTTP figures start `THINK_S` after the list, the time a click takes at the least (in
+process, the cost roll-ups' cold load comes between).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from llmscope_collector.query.filters import TimeRange, TraceQuery
 from llmscope_collector.query.store import TraceStore
 
 PROJECT = "default"
+THINK_S = 1.0  # between the trace list and the first waterfall over HTTP: a user's click
 
 
 def pct(values: list[float], q: float) -> float:
@@ -167,6 +171,7 @@ def over_http(data_dir: Path, runs: int, samples: int, seed: int) -> dict[str, A
             return (time.perf_counter() - start) * 1000.0
 
         get("/v1/traces?limit=50")  # loads the summary index once, like a first page view
+        time.sleep(THINK_S)
         first = [get(f"/v1/traces/{t}") for t in ids]  # the server reads each day's file for the first time
         per_run["waterfall_first_p50"] = [pct(first, 0.5)]
         per_run["waterfall_first_p95"] = [pct(first, 0.95)]

@@ -436,6 +436,10 @@ WHERE trace_id = $trace_id AND span_id = $span_id AND date >= $from_date AND dat
 LIMIT 1
 """  # noqa: S608
 
+# What makes the lookup database parse one file's footer into its cache (query.footers): a count is answered
+# from the footer's row group sizes, no data page is read.
+FILE_FOOTER = "SELECT count(*) AS n FROM read_parquet($file)"
+
 CONTENT_BODIES = f"SELECT DISTINCT ON (hash) hash, body FROM {SPANS} WHERE list_contains($hashes, hash)"  # noqa: S608
 
 LATE_DUP = "SELECT count(*) AS n FROM llm_dups WHERE project = $project AND trace_id = $trace_id AND span_id = $span_id"

@@ -36,6 +36,7 @@ from llmscope_collector.query.filters import (
     span_dates,
     trace_dates,
 )
+from llmscope_collector.query.footers import FooterWarmer
 from llmscope_collector.query.index import SummaryIndex, parquet_names, subdirs
 from llmscope_collector.query.models import (
     ContentPart,
@@ -150,6 +151,9 @@ class TraceStore:
             footer_cache=True,
             disabled_optimizers=_POINT_PLAN_SKIPPED,
         )
+        # Parses the newest span files' footers into `_lookups` ahead of the waterfalls (started by the first
+        # read of the summary index: a store no one reads never opens `_lookups`).
+        self._warmer = FooterWarmer(data_dir / SPANS_DIR, self._lookups)
         self._content_kinds = ContentKinds()
         # Span partition states (`_partition_state`) whose files lack `content_sizes`, where a waterfall goes
         # straight to the refs instead of failing the query's bind first (~3 ms of CPU each time).
@@ -245,6 +249,7 @@ class TraceStore:
         """Run `query` over the in-memory tables (the summary index refreshed first unless the caller just
         did); files are read only where the query names a `$glob` the caller bound."""
         if refresh:
+            self._warmer.start()
             self._index.refresh()
         return self._execute(query, params)
 
@@ -490,6 +495,7 @@ class TraceStore:
         return files
 
     def close(self) -> None:
+        self._warmer.close()
         self._db.close()
         self._lookups.close()
 
