@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import grpc
 import pytest
+from litestar.serialization import encode_json
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from llmscope_collector.server import EmbeddedServer
@@ -336,3 +338,23 @@ def test_sample_generated_corpus_is_queryable(server: EmbeddedServer) -> None:
     traces: list[GenTrace] = generate(99, 30)
     listed = ok(server, f"/v1/traces?from={T0_NS}&to={T0_NS + 86_400 * NS}&limit=1000")["traces"]
     assert {t.trace_id for t in traces} <= {t["trace_id"] for t in listed}
+
+
+def test_the_waterfall_body_is_the_stores_waterfall_as_litestar_encodes_it(server: EmbeddedServer) -> None:
+    """The bytes served are those of the store's waterfall (with its scores) through Litestar's own encoder:
+    what the route skips (validating the store) or moves must not change a byte."""
+    scores = server.scores
+    for trace_id in (TRACE, ORPHANS, *generated_ids(server)):
+        expected = server.store.get_trace(trace_id)
+        assert expected is not None
+        if scores is not None:
+            expected.scores = scores.for_trace("default", trace_id)
+        req = urllib.request.Request(f"{server.api_url}/v1/traces/{trace_id}")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.headers["content-type"] == "application/json"
+            assert resp.read() == encode_json(expected)
+
+
+def generated_ids(server: EmbeddedServer) -> list[str]:
+    """A few of the generated corpus's trace ids, as the trace list gives them."""
+    return [t["trace_id"] for t in ok(server, "/v1/traces?limit=5")["traces"]]
