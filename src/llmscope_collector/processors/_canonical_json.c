@@ -399,55 +399,416 @@ static int parse_value(Parser *p, int depth) {
     }
 }
 
-static PyObject *canonical(PyObject *module, PyObject *arg) {
-    (void)module;
+/* ---- The text's bytes and the parser's buffers, shared by the entry points. ---- */
+
+typedef struct {
     Py_buffer view;
-    const char *data;
+    int have_view;
+    const unsigned char *data;
     Py_ssize_t size;
-    int have_view = 0;
+} Text;
+
+/* The UTF-8 of a str (None, as 1, for one with lone surrogates: not JSON text msgspec takes either)
+ * or the bytes of a buffer; -1 with an exception for anything else. */
+static int text_open(Text *t, PyObject *arg) {
+    t->have_view = 0;
     if (PyUnicode_Check(arg)) {
-        data = PyUnicode_AsUTF8AndSize(arg, &size);
-        if (data == NULL) { /* lone surrogates: not JSON text msgspec takes either */
+        const char *data = PyUnicode_AsUTF8AndSize(arg, &t->size);
+        if (data == NULL) {
             PyErr_Clear();
-            Py_RETURN_NONE;
+            return 1;
         }
-    } else {
-        if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
-        have_view = 1;
-        data = view.buf;
-        size = view.len;
+        t->data = (const unsigned char *)data;
+        return 0;
     }
-    PyObject *result = NULL;
+    if (PyObject_GetBuffer(arg, &t->view, PyBUF_SIMPLE) < 0) return -1;
+    t->have_view = 1;
+    t->data = t->view.buf;
+    t->size = t->view.len;
+    return 0;
+}
+
+static void text_close(Text *t) {
+    if (t->have_view) PyBuffer_Release(&t->view);
+}
+
+typedef struct {
     unsigned char stack_out[STACK_BYTES], stack_scratch[STACK_BYTES];
     Member stack_members[STACK_MEMBERS];
-    Parser p = {(const unsigned char *)data, 0, size, stack_out, 0, stack_members, 0, STACK_MEMBERS, 0,
-                stack_scratch, 0};
-    if (size > STACK_BYTES) { /* (the canonical text is never longer than the input) */
-        p.out = PyMem_Malloc((size_t)size);
-        p.scratch = PyMem_Malloc((size_t)size);
-        if (p.out == NULL || p.scratch == NULL) {
+} StackBuffers;
+
+/* A parser whose buffers hold the canonical text of any input up to `size` bytes (the canonical text
+ * is never longer than the input); -1 with MemoryError set. */
+static int parser_open(Parser *p, StackBuffers *stack, Py_ssize_t size) {
+    memset(p, 0, sizeof *p);
+    p->out = stack->stack_out;
+    p->scratch = stack->stack_scratch;
+    p->members = stack->stack_members;
+    p->cap_members = STACK_MEMBERS;
+    if (size > STACK_BYTES) {
+        p->out = PyMem_Malloc((size_t)size);
+        p->scratch = PyMem_Malloc((size_t)size);
+        if (p->out == NULL || p->scratch == NULL) {
             PyErr_NoMemory();
-            goto done;
+            return -1;
         }
     }
-    if (parse_value(&p, 0) == 0) {
-        skip_ws(&p);
-        if (p.pos != p.len) p.failed = 1;
+    return 0;
+}
+
+static void parser_close(Parser *p, StackBuffers *stack) {
+    if (p->out != stack->stack_out) PyMem_Free(p->out);
+    if (p->scratch != stack->stack_scratch) PyMem_Free(p->scratch);
+    if (p->members_on_heap) PyMem_Free(p->members);
+}
+
+/* The canonical text of the whole of `in` into p->out[0:p->out_pos]: 0, or 1 where this module does not
+ * decide, or -1 with MemoryError set. */
+static int parse_whole(Parser *p, const unsigned char *in, Py_ssize_t len) {
+    p->in = in;
+    p->pos = 0;
+    p->len = len;
+    p->out_pos = 0;
+    p->n_members = 0;
+    p->failed = 0;
+    if (parse_value(p, 0) == 0) {
+        skip_ws(p);
+        if (p->pos != p->len) p->failed = 1;
     }
-    if (p.failed < 0) {
+    if (p->failed < 0) {
         PyErr_NoMemory();
-        goto done;
+        return -1;
     }
-    if (p.failed) {
-        result = Py_NewRef(Py_None);
-        goto done;
+    return p->failed;
+}
+
+static PyObject *canonical(PyObject *module, PyObject *arg) {
+    (void)module;
+    Text t;
+    int opened = text_open(&t, arg);
+    if (opened < 0) return NULL;
+    if (opened > 0) Py_RETURN_NONE;
+    PyObject *result = NULL;
+    StackBuffers stack;
+    Parser p;
+    if (parser_open(&p, &stack, t.size) == 0) {
+        int rc = parse_whole(&p, t.data, t.size);
+        if (rc == 0) result = PyBytes_FromStringAndSize((const char *)p.out, p.out_pos);
+        else if (rc > 0) result = Py_NewRef(Py_None);
     }
-    result = PyBytes_FromStringAndSize((const char *)p.out, p.out_pos);
-done:
-    if (p.out != stack_out) PyMem_Free(p.out);
-    if (p.scratch != stack_scratch) PyMem_Free(p.scratch);
-    if (p.members_on_heap) PyMem_Free(p.members);
-    if (have_view) PyBuffer_Release(&view);
+    parser_close(&p, &stack);
+    text_close(&t);
+    return result;
+}
+
+/* ---- BLAKE2b (RFC 7693), unkeyed, 16-byte digest: Python's `hashlib.blake2b(digest_size=16)`. ---- */
+
+static const uint64_t BLAKE2B_IV[8] = {
+    UINT64_C(0x6a09e667f3bcc908), UINT64_C(0xbb67ae8584caa73b), UINT64_C(0x3c6ef372fe94f82b),
+    UINT64_C(0xa54ff53a5f1d36f1), UINT64_C(0x510e527fade682d1), UINT64_C(0x9b05688c2b3e6c1f),
+    UINT64_C(0x1f83d9abfb41bd6b), UINT64_C(0x5be0cd19137e2179),
+};
+
+static const uint8_t BLAKE2B_SIGMA[12][16] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4}, {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13}, {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11}, {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5}, {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+};
+
+static inline uint64_t load64(const unsigned char *b) {
+    return (uint64_t)b[0] | (uint64_t)b[1] << 8 | (uint64_t)b[2] << 16 | (uint64_t)b[3] << 24 |
+           (uint64_t)b[4] << 32 | (uint64_t)b[5] << 40 | (uint64_t)b[6] << 48 | (uint64_t)b[7] << 56;
+}
+
+static inline uint64_t rotr64(uint64_t x, int n) { return (x >> n) | (x << (64 - n)); }
+
+#define B2B_G(a, b, c, d, x, y)              \
+    do {                                     \
+        v[a] = v[a] + v[b] + (x);            \
+        v[d] = rotr64(v[d] ^ v[a], 32);      \
+        v[c] = v[c] + v[d];                  \
+        v[b] = rotr64(v[b] ^ v[c], 24);      \
+        v[a] = v[a] + v[b] + (y);            \
+        v[d] = rotr64(v[d] ^ v[a], 16);      \
+        v[c] = v[c] + v[d];                  \
+        v[b] = rotr64(v[b] ^ v[c], 63);      \
+    } while (0)
+
+/* One 128-byte block into the state; `t` counts the bytes hashed so far (inputs here are < 2^64). */
+static void blake2b_compress(uint64_t h[8], const unsigned char block[128], uint64_t t, int last) {
+    uint64_t v[16], m[16];
+    for (int i = 0; i < 16; i++) m[i] = load64(block + 8 * i);
+    for (int i = 0; i < 8; i++) {
+        v[i] = h[i];
+        v[i + 8] = BLAKE2B_IV[i];
+    }
+    v[12] ^= t;
+    if (last) v[14] = ~v[14];
+    for (int r = 0; r < 12; r++) {
+        const uint8_t *s = BLAKE2B_SIGMA[r];
+        B2B_G(0, 4, 8, 12, m[s[0]], m[s[1]]);
+        B2B_G(1, 5, 9, 13, m[s[2]], m[s[3]]);
+        B2B_G(2, 6, 10, 14, m[s[4]], m[s[5]]);
+        B2B_G(3, 7, 11, 15, m[s[6]], m[s[7]]);
+        B2B_G(0, 5, 10, 15, m[s[8]], m[s[9]]);
+        B2B_G(1, 6, 11, 12, m[s[10]], m[s[11]]);
+        B2B_G(2, 7, 8, 13, m[s[12]], m[s[13]]);
+        B2B_G(3, 4, 9, 14, m[s[14]], m[s[15]]);
+    }
+    for (int i = 0; i < 8; i++) h[i] ^= v[i] ^ v[i + 8];
+}
+
+#define DIGEST_BYTES 16
+
+/* The 32 lowercase hex digits of BLAKE2b-128 of `data`: `blake2b(data, digest_size=16).hexdigest()`. */
+static void blake2b_16_hex(const unsigned char *data, Py_ssize_t len, char hex[2 * DIGEST_BYTES]) {
+    uint64_t h[8];
+    memcpy(h, BLAKE2B_IV, sizeof h);
+    h[0] ^= UINT64_C(0x01010000) ^ DIGEST_BYTES; /* the parameter block: fanout 1, depth 1, no key */
+    uint64_t t = 0;
+    while (len > 128) {
+        t += 128;
+        blake2b_compress(h, data, t, 0);
+        data += 128;
+        len -= 128;
+    }
+    unsigned char last[128] = {0}; /* the final block, zero-padded (a whole block when the input is empty) */
+    memcpy(last, data, (size_t)len);
+    t += (uint64_t)len;
+    blake2b_compress(h, last, t, 1);
+    for (int i = 0; i < DIGEST_BYTES; i++) {
+        unsigned int byte = (unsigned int)(h[i / 8] >> (8 * (i % 8))) & 0xFF;
+        hex[2 * i] = HEX[byte >> 4];
+        hex[2 * i + 1] = HEX[byte & 15];
+    }
+}
+
+static PyObject *digest(PyObject *module, PyObject *arg) {
+    (void)module;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    char hex[2 * DIGEST_BYTES];
+    blake2b_16_hex(view.buf, view.len, hex);
+    PyBuffer_Release(&view);
+    return PyUnicode_FromStringAndSize(hex, 2 * DIGEST_BYTES);
+}
+
+/* `(hex digest, body str)` of the canonical text in p->out. */
+static PyObject *hashed_pair(Parser *p) {
+    char hex[2 * DIGEST_BYTES];
+    blake2b_16_hex(p->out, p->out_pos, hex);
+    PyObject *h = PyUnicode_FromStringAndSize(hex, 2 * DIGEST_BYTES);
+    if (h == NULL) return NULL;
+    PyObject *body = PyUnicode_DecodeUTF8((const char *)p->out, p->out_pos, NULL);
+    if (body == NULL) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    PyObject *pair = PyTuple_New(2);
+    if (pair == NULL) {
+        Py_DECREF(h);
+        Py_DECREF(body);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(pair, 0, h);
+    PyTuple_SET_ITEM(pair, 1, body);
+    return pair;
+}
+
+static PyObject *hashed(PyObject *module, PyObject *arg) {
+    (void)module;
+    Text t;
+    int opened = text_open(&t, arg);
+    if (opened < 0) return NULL;
+    if (opened > 0) Py_RETURN_NONE;
+    PyObject *result = NULL;
+    StackBuffers stack;
+    Parser p;
+    if (parser_open(&p, &stack, t.size) == 0) {
+        int rc = parse_whole(&p, t.data, t.size);
+        if (rc == 0) result = hashed_pair(&p);
+        else if (rc > 0) result = Py_NewRef(Py_None);
+    }
+    parser_close(&p, &stack);
+    text_close(&t);
+    return result;
+}
+
+/* ---- A JSON array's elements, each hashed (through a memo of element texts). ---- */
+
+/* The end of the string whose opening quote is at `pos`, past its closing quote; -1 if unclosed. */
+static Py_ssize_t skip_string(const unsigned char *in, Py_ssize_t pos, Py_ssize_t len) {
+    pos++;
+    for (;;) {
+        while (len - pos >= 8) {
+            uint64_t x, q, b;
+            memcpy(&x, in + pos, 8);
+            q = x ^ (ONES * '"');
+            b = x ^ (ONES * '\\');
+            if ((((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS) break;
+            pos += 8;
+        }
+        while (pos < len && in[pos] != '"' && in[pos] != '\\') pos++;
+        if (pos >= len) return -1;
+        if (in[pos] == '"') return pos + 1;
+        pos += 2; /* an escape: its next byte is never the closing quote */
+    }
+}
+
+/* Where the value starting at `pos` ends, as far as its brackets and strings tell (not validated: a
+ * valid value ends there, and whatever decides an element checks it whole); -1 if it cannot end. */
+static Py_ssize_t skip_value(const unsigned char *in, Py_ssize_t pos, Py_ssize_t len) {
+    if (pos >= len) return -1;
+    unsigned char c = in[pos];
+    if (c == '"') return skip_string(in, pos, len);
+    if (c == '[' || c == '{') {
+        Py_ssize_t depth = 0;
+        while (pos < len) {
+            c = in[pos];
+            if (c == '"') {
+                pos = skip_string(in, pos, len);
+                if (pos < 0) return -1;
+                continue;
+            }
+            if (c == '[' || c == '{') depth++;
+            else if ((c == ']' || c == '}') && --depth == 0) return pos + 1;
+            pos++;
+        }
+        return -1;
+    }
+    Py_ssize_t start = pos;
+    while (pos < len) { /* a number or a literal: up to the next separator */
+        c = in[pos];
+        if (c == ',' || c == ']' || c == '}' || c == ' ' || c == '\t' || c == '\n' || c == '\r') break;
+        pos++;
+    }
+    return pos > start ? pos : -1;
+}
+
+typedef struct {
+    PyObject *memo;   /* dict of element text (bytes) -> pair, or NULL */
+    Py_ssize_t room;  /* characters the memo may still take */
+    Py_ssize_t limit; /* an entry larger than this is not kept */
+    Py_ssize_t added;
+    int full;
+} Memo;
+
+/* Remember `pair` for `key` when it fits: `len(key) + len(body)` characters, counted as messages.py
+ * counts its memo. */
+static int memo_keep(Memo *m, PyObject *key, PyObject *pair) {
+    Py_ssize_t size = PyBytes_GET_SIZE(key) + PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(pair, 1));
+    if (size > m->limit) return 0;
+    if (size > m->room - m->added) {
+        m->full = 1;
+        return 0;
+    }
+    PyObject *held = PyDict_SetDefault(m->memo, key, pair);
+    if (held == NULL) return -1;
+    if (held == pair) m->added += size; /* (not when the same element came earlier in the array) */
+    return 0;
+}
+
+/* One element, `in[0:len]`: its pair (from the memo, or made and remembered), or its text as bytes
+ * when this module does not decide it; NULL with an exception. */
+static PyObject *element_item(Parser *p, Memo *m, const unsigned char *in, Py_ssize_t len) {
+    PyObject *key = NULL;
+    if (m->memo != NULL) {
+        key = PyBytes_FromStringAndSize((const char *)in, len);
+        if (key == NULL) return NULL;
+        PyObject *pair = PyDict_GetItemWithError(m->memo, key);
+        if (pair != NULL) {
+            Py_DECREF(key);
+            return Py_NewRef(pair);
+        }
+        if (PyErr_Occurred()) {
+            Py_DECREF(key);
+            return NULL;
+        }
+    }
+    int rc = parse_whole(p, in, len);
+    if (rc < 0) {
+        Py_XDECREF(key);
+        return NULL;
+    }
+    if (rc > 0) return key != NULL ? key : PyBytes_FromStringAndSize((const char *)in, len);
+    PyObject *pair = hashed_pair(p);
+    if (pair != NULL && key != NULL && memo_keep(m, key, pair) < 0) Py_CLEAR(pair);
+    Py_XDECREF(key);
+    return pair;
+}
+
+/* The items of the array text `in`, appended to `items`: 0, 1 when `in` is not an array as read here
+ * (nothing decided), -1 with an exception. */
+static int array_items(Parser *p, Memo *m, const unsigned char *in, Py_ssize_t len, PyObject *items) {
+    Py_ssize_t pos = 0;
+    while (pos < len && (in[pos] == ' ' || in[pos] == '\t' || in[pos] == '\n' || in[pos] == '\r')) pos++;
+    if (pos >= len || in[pos] != '[') return 1;
+    pos++;
+    int first = 1;
+    for (;;) {
+        while (pos < len && (in[pos] == ' ' || in[pos] == '\t' || in[pos] == '\n' || in[pos] == '\r')) pos++;
+        if (first && pos < len && in[pos] == ']') {
+            pos++;
+            break;
+        }
+        first = 0;
+        Py_ssize_t end = skip_value(in, pos, len);
+        if (end < 0) return 1;
+        PyObject *item = element_item(p, m, in + pos, end - pos);
+        if (item == NULL) return -1;
+        int appended = PyList_Append(items, item);
+        Py_DECREF(item);
+        if (appended < 0) return -1;
+        pos = end;
+        while (pos < len && (in[pos] == ' ' || in[pos] == '\t' || in[pos] == '\n' || in[pos] == '\r')) pos++;
+        if (pos >= len) return 1;
+        unsigned char c = in[pos++];
+        if (c == ']') break;
+        if (c != ',') return 1;
+    }
+    while (pos < len && (in[pos] == ' ' || in[pos] == '\t' || in[pos] == '\n' || in[pos] == '\r')) pos++;
+    return pos == len ? 0 : 1;
+}
+
+static PyObject *split_array(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "split_array(text, memo, room, limit) takes 4 arguments");
+        return NULL;
+    }
+    Memo m = {NULL, 0, 0, 0, 0};
+    if (args[1] != Py_None) {
+        if (!PyDict_CheckExact(args[1])) {
+            PyErr_SetString(PyExc_TypeError, "split_array: memo must be a dict or None");
+            return NULL;
+        }
+        m.memo = args[1];
+        m.room = PyLong_AsSsize_t(args[2]);
+        if (m.room == -1 && PyErr_Occurred()) return NULL;
+        m.limit = PyLong_AsSsize_t(args[3]);
+        if (m.limit == -1 && PyErr_Occurred()) return NULL;
+    }
+    Text t;
+    int opened = text_open(&t, args[0]);
+    if (opened < 0) return NULL;
+    if (opened > 0) return Py_BuildValue("(Onn)", Py_None, (Py_ssize_t)0, (Py_ssize_t)0);
+    PyObject *result = NULL, *items = PyList_New(0);
+    if (items == NULL) {
+        text_close(&t);
+        return NULL;
+    }
+    StackBuffers stack;
+    Parser p;
+    if (parser_open(&p, &stack, t.size) == 0) {
+        int rc = array_items(&p, &m, t.data, t.size, items);
+        if (rc >= 0) result = Py_BuildValue("(Onn)", rc == 0 ? items : Py_None, m.added, (Py_ssize_t)m.full);
+    }
+    parser_close(&p, &stack);
+    Py_DECREF(items);
+    text_close(&t);
     return result;
 }
 
@@ -455,6 +816,12 @@ static PyMethodDef METHODS[] = {
     {"canonical", canonical, METH_O,
      "canonical(text) -> bytes | None: msgspec's sorted-key encoding of the decoded JSON text, or None "
      "where this module does not decide (a float, a duplicate key, deep nesting, anything msgspec refuses)."},
+    {"hashed", hashed, METH_O,
+     "hashed(text) -> (str, str) | None: (digest(canonical(text)), canonical(text).decode()), None where "
+     "canonical is."},
+    {"digest", digest, METH_O, "digest(data) -> str: hashlib.blake2b(data, digest_size=16).hexdigest()."},
+    {"split_array", (PyCFunction)(void (*)(void))split_array, METH_FASTCALL,
+     "split_array(text, memo, room, limit) -> (items | None, added, full): see canonical_native.py."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -8,28 +8,51 @@ answers None where it does not decide (a float, a duplicate key, deep nesting, a
 refuses): the caller then decodes and encodes, which is what decides (tests/collector/
 test_canonical_native.py: equal bytes wherever it answers, None wherever msgspec refuses). Without a C
 compiler at install time (setup.py), `canonical` always answers None and the split runs as before.
+
+`split_array` does a message list's whole split in one call: per element the canonical text, its
+BLAKE2b-128 (the extension's own, equal to `hashlib.blake2b(digest_size=16)`: the content store's
+keys) and the body as str, through the caller's memo of element texts. Per element in Python (a
+`bytes`, a lookup, the digest's three calls, a decode, the tuples) cost more than the work itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-
 import msgspec
 
 Canonical = Callable[[str | bytes | msgspec.Raw], bytes | None]
+Hashed = tuple[str, str]
+SplitItems = tuple[list[Hashed | bytes] | None, int, int]
+SplitArray = Callable[[str, dict[bytes, Hashed] | None, int, int], SplitItems]
 
 
 def _none(text: str | bytes | msgspec.Raw) -> bytes | None:
     return None
 
 
-def _load() -> tuple[Canonical, bool]:
+def _undecided(text: str, memo: dict[bytes, Hashed] | None, room: int, limit: int) -> SplitItems:
+    return None, 0, 0
+
+
+def _load() -> tuple[Canonical, SplitArray, bool]:
     try:
-        from llmscope_collector.processors._canonical_json import canonical as native  # type: ignore[import-not-found]
+        from llmscope_collector.processors._canonical_json import (  # type: ignore[import-not-found]
+            canonical as native,
+        )
+        from llmscope_collector.processors._canonical_json import split_array as native_split
     except ImportError:
-        return _none, False
-    return native, True
+        return _none, _undecided, False
+    return native, native_split, True
 
 
-canonical, AVAILABLE = _load()
-"""`canonical(text)`: the canonical JSON bytes of the value `text` decodes to, or None (see above)."""
+canonical, split_array, AVAILABLE = _load()
+"""`canonical(text)`: the canonical JSON bytes of the value `text` decodes to, or None (see above).
+
+`split_array(text, memo, room, limit)`: `(items, added, full)` for the JSON array `text`. `items` has,
+per element in order, `(hash, body)` where the extension decides it (a hit in `memo`, a dict of element
+text as bytes — what `bytes(msgspec.Raw)` gives — to pair, else made from the element's canonical text)
+or the element's text as bytes where it does not (the caller decides that one, as without the
+extension); `items` is None when `text` is not an array as the extension reads it (the caller decides
+the whole text). Each pair made is remembered in `memo` (None: no memo) when its `len(key) + len(body)`
+is at most `limit` and fits in `room` characters; `added` counts the characters it took, `full` is 1
+when a pair did not fit. Without the extension: `(None, 0, 0)`."""

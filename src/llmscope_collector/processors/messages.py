@@ -134,10 +134,15 @@ def _remember(memo: dict[Any, Hashed], key: str | bytes, pair: Hashed) -> None:
         return
     _memo_held += size
     if _memo_held > _MEMO_CHARS:
-        _WHOLE_MEMO.clear()
-        _MESSAGE_MEMO.clear()
-        _memo_held = size
+        _clear_memos(size)
     memo[key] = pair
+
+
+def _clear_memos(held: int) -> None:
+    global _memo_held
+    _WHOLE_MEMO.clear()
+    _MESSAGE_MEMO.clear()
+    _memo_held = held
 
 
 def _json_value(value: Any) -> Any:
@@ -416,26 +421,67 @@ def _flat_groups(attrs: Mapping[str, Any], light: dict[str, Any]) -> dict[str, d
 def _message_items(refs: list[ContentRef], hashed: list[Hashed], kind: str, key: str, value: Any) -> None:
     """One item per message of a JSON array (a message list), else one `<kind>_value` item of the
     whole value. The common case, a JSON array as text, goes message by message through the memo:
-    its raw elements cut out of the text without decoding them (`list[Raw]`), each looked up by its
-    text and only decoded, encoded and hashed when new. Anything odd (an element the full decoder
-    rejects) falls back to decoding the whole value, which is what decides. Output messages skip
-    the memo: a response is new (its message comes back in the next call's input without the
-    `finish_reason`, so with other text), and looking it up would cost more than it ever saves;
-    they go message by message too when the C extension makes each one's canonical JSON from its text."""
+    its raw elements cut out of the text without decoding them, each looked up by its text and only
+    decoded, encoded and hashed when new (the C extension's `split_array` does all of it in one call;
+    without it, `list[Raw]` cuts the text). Anything odd (an element the full decoder rejects) falls
+    back to decoding the whole value, which is what decides. Output messages skip the memo: a
+    response is new (its message comes back in the next call's input without the `finish_reason`,
+    so with other text), and looking it up would cost more than it ever saves; they go message by
+    message too when the C extension makes each one's canonical JSON from its text."""
     memo = key in _MEMO_MESSAGE_KEYS
     if (memo or canonical_native.AVAILABLE) and type(value) is str and value[:1] == "[":
-        try:
-            raws = _RAW_LIST.decode(value)
-        except msgspec.DecodeError:
-            raws = None
-        if raws is not None and _raw_items(refs, hashed, kind, key, raws, memo):
+        added = _native_items(refs, hashed, kind, key, value, memo) if canonical_native.AVAILABLE else None
+        if added:
             return
+        if added is None:  # not an array as the extension reads it (or no extension): msgspec cuts it
+            try:
+                raws = _RAW_LIST.decode(value)
+            except msgspec.DecodeError:
+                raws = None
+            if raws is not None and _raw_items(refs, hashed, kind, key, raws, memo):
+                return
     messages = _json_list(value)
     if messages is None:  # not a JSON array: keep it whole, losslessly
         _add(refs, hashed, f"{kind}_value", key, _hashed(value))
     else:
         for m in messages:
             _add(refs, hashed, kind, key, _hashed(m))
+
+
+def _native_items(
+    refs: list[ContentRef], hashed: list[Hashed], kind: str, key: str, text: str, memo: bool
+) -> bool | None:
+    """`_raw_items` of the array `text` from the C extension's `split_array`: None when it does not read
+    `text` as an array; else as `_raw_items` (the elements it leaves undecided decided here, as there)."""
+    global _memo_held
+    room = _MEMO_CHARS - _memo_held
+    items, added, full = canonical_native.split_array(text, _MESSAGE_MEMO if memo else None, room, _MEMO_CHARS // 64)
+    _memo_held += added
+    if full:  # a pair did not fit: start over, as `_remember` does
+        _clear_memos(0)
+    if items is None:
+        return None
+    start = len(refs)
+    for item in items:
+        pair = item if type(item) is tuple else _undecided_hashed(item, memo)
+        if pair is None:
+            del refs[start:], hashed[start:]
+            return False
+        refs.append((kind, key, pair[0], len(pair[1])))
+        hashed.append(pair)
+    return True
+
+
+def _undecided_hashed(text: bytes, memo: bool) -> Hashed | None:
+    """`_hashed` of an element the C extension did not decide (remembered if `memo`), None if the decoder
+    rejects it (the extension's canonical JSON already said None: only the decoder is left to ask)."""
+    try:
+        pair = _hashed(_decode.decode(text))
+    except msgspec.DecodeError:
+        return None
+    if memo:
+        _remember(_MESSAGE_MEMO, text, pair)
+    return pair
 
 
 def _raw_items(
