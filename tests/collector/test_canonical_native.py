@@ -9,6 +9,7 @@ duplicate key), or it saves nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Any
@@ -132,3 +133,91 @@ def test_long_texts_past_the_stack_buffers(size: int) -> None:
     members = {f"k{i:05d}": "x" * (i % 7) for i in range(size // 12)}
     text = json.dumps(dict(reversed(members.items())))
     assert canonical_native.canonical(text) == ENCODE_SORTED.encode(members)
+
+
+# BLAKE2b-128 of the canonical text is the content store's key: the extension's own BLAKE2b must be
+# hashlib's on any bytes (every length around the 128-byte blocks, the empty input included).
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=700) | st.integers(0, 520).flatmap(lambda n: st.binary(min_size=n, max_size=n)))
+@example(b"")
+@example(b"\x00" * 128)
+@example(b"\xff" * 129)
+@example(b"a" * 256)
+def test_digest_is_hashlibs_blake2b_16(data: bytes) -> None:
+    assert canonical_native.digest(data) == hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+@st.composite
+def _array_text(draw: st.DrawFn) -> str | bytes:
+    """A JSON array written any way (elements any JSON, written any way, some damaged), or not quite one."""
+    elements = draw(
+        st.lists(
+            _written(_ANY).map(lambda w: w[1]) | _damaged().map(lambda d: d.decode("utf-8", "replace")), max_size=5
+        )
+    )
+    ws = st.sampled_from(["", " ", "\n", "\t "])
+    text = draw(st.sampled_from(["[", " [", "{"])) + ",".join(draw(ws) + e + draw(ws) for e in elements)
+    text += draw(st.sampled_from(["]", "] ", "", "]x", ",]"]))
+    return text.encode() if draw(st.booleans()) else text
+
+
+def _pair(text: bytes) -> tuple[str, str] | None:
+    canonical = _reference(text)
+    return None if canonical is None else (hashlib.blake2b(canonical, digest_size=16).hexdigest(), canonical.decode())
+
+
+@settings(max_examples=500, deadline=None)
+@given(_array_text(), st.booleans())
+@example('[{"b": 1, "a": [1, 2.5]}, "x", 1e400, {"a": 1, "a": 2}]', True)
+@example("[ 1 , 2 ]", False)
+@example("[]", True)
+@example('["\\ud800"]', False)
+@example("[1,]", False)
+@example('["\ud800"]', True)
+def test_split_array_gives_each_elements_pair_or_its_text(text: str | bytes, memo: bool) -> None:
+    # Wherever the extension reads an array, msgspec's `list[Raw]` reads the same elements (or refuses
+    # the text, where an element is left to the caller, whose decoder then refuses that element), and
+    # each item is the element's (hash, canonical body) or, where the extension does not decide, its text.
+    table: dict[bytes, tuple[str, str]] | None = {} if memo else None
+    items, refs, added, full = canonical_native.split_array(text, table, 1 << 20, 1 << 14, "input", "k")
+    if items is None:
+        assert refs is None
+        return
+    try:
+        raws = [bytes(r) for r in _RAW_LIST.decode(text)]
+    except msgspec.DecodeError:
+        undecided = [item for item in items if isinstance(item, bytes)]
+        assert undecided and any(_reference(item) is None for item in undecided)
+        return
+    assert len(items) == len(raws)
+    for item, raw in zip(items, raws, strict=True):
+        if isinstance(item, bytes):
+            assert item == raw and canonical_native.canonical(raw) is None
+        else:
+            assert item == _pair(raw)
+    if all(isinstance(item, tuple) for item in items):
+        assert refs == [("input", "k", item[0], len(item[1])) for item in items]  # type: ignore[index]
+    else:
+        assert refs is None
+    made = {raw: item for raw, item in zip(raws, items, strict=True) if isinstance(item, tuple)}
+    assert table is None or table == made
+    assert added == (sum(len(k) + len(v[1]) for k, v in made.items()) if memo else 0) and not full
+
+
+def test_split_array_looks_up_element_texts_and_keeps_to_its_budget() -> None:
+    # A hit is the memo's pair as it is (looked up by the element's text as sent, before any work); a
+    # new pair is kept when it is within the limit and fits in the room, and `full` says one did not.
+    planted = ("0" * 32, "planted")
+    table = {b'{"a" : 1}': planted}
+    items, _, added, full = canonical_native.split_array('[{"a" : 1}, {"b":2}, "xyz"]', table, 100, 100, "i", "k")
+    assert items is not None and items[0] is planted and items[1:] == [_pair(b'{"b":2}'), _pair(b'"xyz"')]
+    assert table[b'{"b":2}'] == _pair(b'{"b":2}') and added == len('{"b":2}') * 2 + len('"xyz"') * 2 and not full
+    table = {}
+    items, _, added, full = canonical_native.split_array('["abcdefgh", "ab", "a", "a"]', table, 14, 8, "i", "k")
+    assert items == [_pair(b'"abcdefgh"'), _pair(b'"ab"'), _pair(b'"a"'), _pair(b'"a"')]
+    assert list(table) == [b'"ab"', b'"a"'] and added == 8 + 6 and not full  # the first is over the limit
+    items, _, added, full = canonical_native.split_array('["abc", "a"]', table, 4, 16, "i", "k")
+    assert items == [_pair(b'"abc"'), table[b'"a"']] and b'"abc"' not in table and full and added == 0

@@ -547,17 +547,21 @@ static void blake2b_compress(uint64_t h[8], const unsigned char block[128], uint
     }
     v[12] ^= t;
     if (last) v[14] = ~v[14];
-    for (int r = 0; r < 12; r++) {
-        const uint8_t *s = BLAKE2B_SIGMA[r];
-        B2B_G(0, 4, 8, 12, m[s[0]], m[s[1]]);
-        B2B_G(1, 5, 9, 13, m[s[2]], m[s[3]]);
-        B2B_G(2, 6, 10, 14, m[s[4]], m[s[5]]);
-        B2B_G(3, 7, 11, 15, m[s[6]], m[s[7]]);
-        B2B_G(0, 5, 10, 15, m[s[8]], m[s[9]]);
-        B2B_G(1, 6, 11, 12, m[s[10]], m[s[11]]);
-        B2B_G(2, 7, 8, 13, m[s[12]], m[s[13]]);
-        B2B_G(3, 4, 9, 14, m[s[14]], m[s[15]]);
-    }
+    /* The rounds written out: each message index a constant, so the words stay in registers. */
+#define B2B_ROUND(r)                                                                   \
+    do {                                                                               \
+        B2B_G(0, 4, 8, 12, m[BLAKE2B_SIGMA[r][0]], m[BLAKE2B_SIGMA[r][1]]);             \
+        B2B_G(1, 5, 9, 13, m[BLAKE2B_SIGMA[r][2]], m[BLAKE2B_SIGMA[r][3]]);             \
+        B2B_G(2, 6, 10, 14, m[BLAKE2B_SIGMA[r][4]], m[BLAKE2B_SIGMA[r][5]]);            \
+        B2B_G(3, 7, 11, 15, m[BLAKE2B_SIGMA[r][6]], m[BLAKE2B_SIGMA[r][7]]);            \
+        B2B_G(0, 5, 10, 15, m[BLAKE2B_SIGMA[r][8]], m[BLAKE2B_SIGMA[r][9]]);            \
+        B2B_G(1, 6, 11, 12, m[BLAKE2B_SIGMA[r][10]], m[BLAKE2B_SIGMA[r][11]]);          \
+        B2B_G(2, 7, 8, 13, m[BLAKE2B_SIGMA[r][12]], m[BLAKE2B_SIGMA[r][13]]);           \
+        B2B_G(3, 4, 9, 14, m[BLAKE2B_SIGMA[r][14]], m[BLAKE2B_SIGMA[r][15]]);           \
+    } while (0)
+    B2B_ROUND(0); B2B_ROUND(1); B2B_ROUND(2); B2B_ROUND(3); B2B_ROUND(4); B2B_ROUND(5);
+    B2B_ROUND(6); B2B_ROUND(7); B2B_ROUND(8); B2B_ROUND(9); B2B_ROUND(10); B2B_ROUND(11);
+#undef B2B_ROUND
     for (int i = 0; i < 8; i++) h[i] ^= v[i] ^ v[i + 8];
 }
 
@@ -615,6 +619,7 @@ static PyObject *hashed_pair(Parser *p) {
     }
     PyTuple_SET_ITEM(pair, 0, h);
     PyTuple_SET_ITEM(pair, 1, body);
+    PyObject_GC_UnTrack(pair); /* two str: no cycle through it (the collector would untrack it later) */
     return pair;
 }
 
@@ -740,6 +745,24 @@ static PyObject *element_item(Parser *p, Memo *m, const unsigned char *in, Py_ss
     return pair;
 }
 
+/* Without a memo no element text is needed before its canonical text: the pair of the value at the
+ * start of `in`, its end in `*end`; None (borrowed) where this module does not decide it; NULL with an
+ * exception. */
+static PyObject *first_value_pair(Parser *p, const unsigned char *in, Py_ssize_t len, Py_ssize_t *end) {
+    p->in = in;
+    p->pos = 0;
+    p->len = len;
+    p->out_pos = 0;
+    p->n_members = 0;
+    p->failed = 0;
+    if (parse_value(p, 0) == 0) {
+        *end = p->pos;
+        return hashed_pair(p);
+    }
+    if (p->failed < 0) return PyErr_NoMemory();
+    return Py_None;
+}
+
 /* The items of the array text `in`, appended to `items`: 0, 1 when `in` is not an array as read here
  * (nothing decided), -1 with an exception. */
 static int array_items(Parser *p, Memo *m, const unsigned char *in, Py_ssize_t len, PyObject *items) {
@@ -755,10 +778,17 @@ static int array_items(Parser *p, Memo *m, const unsigned char *in, Py_ssize_t l
             break;
         }
         first = 0;
-        Py_ssize_t end = skip_value(in, pos, len);
-        if (end < 0) return 1;
-        PyObject *item = element_item(p, m, in + pos, end - pos);
-        if (item == NULL) return -1;
+        Py_ssize_t end = 0;
+        PyObject *item;
+        if (m->memo == NULL && (item = first_value_pair(p, in + pos, len - pos, &end)) != Py_None) {
+            if (item == NULL) return -1;
+            end += pos;
+        } else {
+            end = skip_value(in, pos, len);
+            if (end < 0) return 1;
+            item = element_item(p, m, in + pos, end - pos);
+            if (item == NULL) return -1;
+        }
         int appended = PyList_Append(items, item);
         Py_DECREF(item);
         if (appended < 0) return -1;
@@ -773,10 +803,42 @@ static int array_items(Parser *p, Memo *m, const unsigned char *in, Py_ssize_t l
     return pos == len ? 0 : 1;
 }
 
+/* Each pair's content ref `(kind, source, hash, len(body))`, None if an item is undecided (bytes). */
+static PyObject *refs_of(PyObject *items, PyObject *kind, PyObject *source) {
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    PyObject *refs = PyList_New(n);
+    if (refs == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PyList_GET_ITEM(items, i);
+        if (!PyTuple_CheckExact(pair)) {
+            Py_DECREF(refs);
+            return Py_NewRef(Py_None);
+        }
+        PyObject *size = PyLong_FromSsize_t(PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(pair, 1)));
+        PyObject *ref = size == NULL ? NULL : PyTuple_Pack(4, kind, source, PyTuple_GET_ITEM(pair, 0), size);
+        Py_XDECREF(size);
+        if (ref == NULL) {
+            Py_DECREF(refs);
+            return NULL;
+        }
+        PyObject_GC_UnTrack(ref); /* str and int only, as the pair */
+        PyList_SET_ITEM(refs, i, ref);
+    }
+    return refs;
+}
+
+static PyObject *split_result(PyObject *items, PyObject *refs, Memo *m) {
+    PyObject *added = PyLong_FromSsize_t(m->added);
+    if (added == NULL) return NULL;
+    PyObject *result = PyTuple_Pack(4, items, refs, added, m->full ? Py_True : Py_False);
+    Py_DECREF(added);
+    return result;
+}
+
 static PyObject *split_array(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "split_array(text, memo, room, limit) takes 4 arguments");
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "split_array(text, memo, room, limit, kind, source) takes 6 arguments");
         return NULL;
     }
     Memo m = {NULL, 0, 0, 0, 0};
@@ -794,7 +856,7 @@ static PyObject *split_array(PyObject *module, PyObject *const *args, Py_ssize_t
     Text t;
     int opened = text_open(&t, args[0]);
     if (opened < 0) return NULL;
-    if (opened > 0) return Py_BuildValue("(Onn)", Py_None, (Py_ssize_t)0, (Py_ssize_t)0);
+    if (opened > 0) return split_result(Py_None, Py_None, &m);
     PyObject *result = NULL, *items = PyList_New(0);
     if (items == NULL) {
         text_close(&t);
@@ -804,7 +866,14 @@ static PyObject *split_array(PyObject *module, PyObject *const *args, Py_ssize_t
     Parser p;
     if (parser_open(&p, &stack, t.size) == 0) {
         int rc = array_items(&p, &m, t.data, t.size, items);
-        if (rc >= 0) result = Py_BuildValue("(Onn)", rc == 0 ? items : Py_None, m.added, (Py_ssize_t)m.full);
+        if (rc > 0) result = split_result(Py_None, Py_None, &m);
+        else if (rc == 0) {
+            PyObject *refs = refs_of(items, args[4], args[5]);
+            if (refs != NULL) {
+                result = split_result(items, refs, &m);
+                Py_DECREF(refs);
+            }
+        }
     }
     parser_close(&p, &stack);
     Py_DECREF(items);
@@ -821,7 +890,8 @@ static PyMethodDef METHODS[] = {
      "canonical is."},
     {"digest", digest, METH_O, "digest(data) -> str: hashlib.blake2b(data, digest_size=16).hexdigest()."},
     {"split_array", (PyCFunction)(void (*)(void))split_array, METH_FASTCALL,
-     "split_array(text, memo, room, limit) -> (items | None, added, full): see canonical_native.py."},
+     "split_array(text, memo, room, limit, kind, source) -> (items | None, refs | None, added, full): see "
+     "canonical_native.py."},
     {NULL, NULL, 0, NULL},
 };
 

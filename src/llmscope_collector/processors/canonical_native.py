@@ -18,41 +18,61 @@ keys) and the body as str, through the caller's memo of element texts. Per eleme
 from __future__ import annotations
 
 from collections.abc import Callable
+from hashlib import blake2b
+
 import msgspec
 
 Canonical = Callable[[str | bytes | msgspec.Raw], bytes | None]
 Hashed = tuple[str, str]
-SplitItems = tuple[list[Hashed | bytes] | None, int, int]
-SplitArray = Callable[[str, dict[bytes, Hashed] | None, int, int], SplitItems]
+ContentRef = tuple[str, str, str, int]
+SplitItems = tuple[list[Hashed | bytes] | None, list[ContentRef] | None, int, bool]
+SplitArray = Callable[[str, dict[bytes, Hashed] | None, int, int, str, str], SplitItems]
 
 
 def _none(text: str | bytes | msgspec.Raw) -> bytes | None:
     return None
 
 
-def _undecided(text: str, memo: dict[bytes, Hashed] | None, room: int, limit: int) -> SplitItems:
-    return None, 0, 0
+def _undecided(
+    text: str, memo: dict[bytes, Hashed] | None, room: int, limit: int, kind: str, source: str
+) -> SplitItems:
+    return None, None, 0, False
 
 
-def _load() -> tuple[Canonical, SplitArray, bool]:
+_BLAKE2B_16 = blake2b(digest_size=16)
+
+
+def _hashlib_digest(data: bytes) -> str:
+    state = _BLAKE2B_16.copy()
+    state.update(data)
+    return state.hexdigest()
+
+
+def _load() -> tuple[Canonical, Callable[[bytes], str], SplitArray, bool]:
     try:
         from llmscope_collector.processors._canonical_json import (  # type: ignore[import-not-found]
             canonical as native,
         )
+        from llmscope_collector.processors._canonical_json import digest as native_digest
         from llmscope_collector.processors._canonical_json import split_array as native_split
     except ImportError:
-        return _none, _undecided, False
-    return native, native_split, True
+        return _none, _hashlib_digest, _undecided, False
+    return native, native_digest, native_split, True
 
 
-canonical, split_array, AVAILABLE = _load()
+canonical, digest, split_array, AVAILABLE = _load()
 """`canonical(text)`: the canonical JSON bytes of the value `text` decodes to, or None (see above).
 
-`split_array(text, memo, room, limit)`: `(items, added, full)` for the JSON array `text`. `items` has,
-per element in order, `(hash, body)` where the extension decides it (a hit in `memo`, a dict of element
-text as bytes — what `bytes(msgspec.Raw)` gives — to pair, else made from the element's canonical text)
-or the element's text as bytes where it does not (the caller decides that one, as without the
-extension); `items` is None when `text` is not an array as the extension reads it (the caller decides
-the whole text). Each pair made is remembered in `memo` (None: no memo) when its `len(key) + len(body)`
-is at most `limit` and fits in `room` characters; `added` counts the characters it took, `full` is 1
-when a pair did not fit. Without the extension: `(None, 0, 0)`."""
+`digest(data)`: `hashlib.blake2b(data, digest_size=16).hexdigest()` (the extension's BLAKE2b, else
+hashlib's).
+
+`split_array(text, memo, room, limit, kind, source)`: `(items, refs, added, full)` for the JSON array
+`text`. `items` has, per element in order, `(hash, body)` where the extension decides it (a hit in
+`memo`, a dict of element text as bytes — what `bytes(msgspec.Raw)` gives — to pair, else made from
+the element's canonical text) or the element's text as bytes where it does not (the caller decides
+that one, as without the extension); `items` is None when `text` is not an array as the extension
+reads it (the caller decides the whole text). `refs` has each item's content ref `(kind, source,
+hash, len(body))` when every item is decided, else None. Each pair made is remembered in `memo` (None:
+no memo) when its `len(key) + len(body)` is at most `limit` and fits in `room` characters; `added`
+counts the characters it took, `full` says a pair did not fit. Without the extension:
+`(None, None, 0, False)`."""
