@@ -322,7 +322,14 @@ static int sort_members(Parser *p, Py_ssize_t base, Py_ssize_t open) {
         if (c > 0) sorted = 0;
     }
     if (sorted) return 0;
-    qsort(m, (size_t)n, sizeof(Member), compare_members);
+    if (n <= 16) { /* a message's few members: insertion sort, no calls through a pointer */
+        for (Py_ssize_t i = 1; i < n; i++) {
+            Member x = m[i];
+            Py_ssize_t j = i;
+            for (; j > 0 && compare_keys(&m[j - 1], &x) > 0; j--) m[j] = m[j - 1];
+            m[j] = x;
+        }
+    } else qsort(m, (size_t)n, sizeof(Member), compare_members);
     for (Py_ssize_t i = 1; i < n; i++) {
         if (compare_keys(&m[i - 1], &m[i]) == 0) return fail(p);
     }
