@@ -426,10 +426,10 @@ def _message_items(refs: list[ContentRef], hashed: list[Hashed], kind: str, key:
     message too when the C extension makes each one's canonical JSON from its text."""
     memo = key in _MEMO_MESSAGE_KEYS
     if (memo or canonical_native.AVAILABLE) and type(value) is str and value[:1] == "[":
-        added = _native_items(refs, hashed, kind, key, value, memo) if canonical_native.AVAILABLE else None
-        if added:
+        done = _native_items(refs, hashed, kind, key, value, memo) if canonical_native.AVAILABLE else None
+        if done:
             return
-        if added is None:  # not an array as the extension reads it (or no extension): msgspec cuts it
+        if done is None:  # not an array as the extension reads it (or no extension): msgspec cuts it
             try:
                 raws = _RAW_LIST.decode(value)
             except msgspec.DecodeError:
