@@ -630,25 +630,6 @@ static PyObject *hashed_pair(Parser *p) {
     return pair;
 }
 
-static PyObject *hashed(PyObject *module, PyObject *arg) {
-    (void)module;
-    Text t;
-    int opened = text_open(&t, arg);
-    if (opened < 0) return NULL;
-    if (opened > 0) Py_RETURN_NONE;
-    PyObject *result = NULL;
-    StackBuffers stack;
-    Parser p;
-    if (parser_open(&p, &stack, t.size) == 0) {
-        int rc = parse_whole(&p, t.data, t.size);
-        if (rc == 0) result = hashed_pair(&p);
-        else if (rc > 0) result = Py_NewRef(Py_None);
-    }
-    parser_close(&p, &stack);
-    text_close(&t);
-    return result;
-}
-
 /* ---- A JSON array's elements, each hashed (through a memo of element texts). ---- */
 
 /* The end of the string whose opening quote is at `pos`, past its closing quote; -1 if unclosed. */
@@ -892,9 +873,6 @@ static PyMethodDef METHODS[] = {
     {"canonical", canonical, METH_O,
      "canonical(text) -> bytes | None: msgspec's sorted-key encoding of the decoded JSON text, or None "
      "where this module does not decide (a float, a duplicate key, deep nesting, anything msgspec refuses)."},
-    {"hashed", hashed, METH_O,
-     "hashed(text) -> (str, str) | None: (digest(canonical(text)), canonical(text).decode()), None where "
-     "canonical is."},
     {"digest", digest, METH_O, "digest(data) -> str: hashlib.blake2b(data, digest_size=16).hexdigest()."},
     {"split_array", (PyCFunction)(void (*)(void))split_array, METH_FASTCALL,
      "split_array(text, memo, room, limit, kind, source) -> (items | None, refs | None, added, full): see "
