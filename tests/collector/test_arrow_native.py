@@ -18,15 +18,26 @@ import pyarrow as pa
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from llmscope_collector.processors import arrow_native, decode
+from llmscope_collector.processors import arrow_native, decode, previews
+from llmscope_collector.processors.cost import PriceBook
+from llmscope_collector.processors.previews import PREVIEW_CANDIDATES
 from llmscope_collector.storage.batch import DecodedPart
-from llmscope_collector.storage.schema import CONTENT_ITEMS, CONTENT_REF_TYPE, COST_TYPE, SPAN_SCHEMA
+from llmscope_collector.storage.schema import (
+    CONTENT_ITEM_SCHEMA,
+    CONTENT_ITEMS,
+    CONTENT_REF_TYPE,
+    COST_TYPE,
+    SPAN_SCHEMA,
+)
+from tests.otlp_strategies import otlp_llm_requests
 
 if os.environ.get("LLMSCOPE_REQUIRE_NATIVE") and not arrow_native.AVAILABLE:  # CI builds it: a failed build fails
     raise RuntimeError("LLMSCOPE_REQUIRE_NATIVE is set but the C extension _arrow_rows is not built")
 pytestmark = pytest.mark.skipif(not arrow_native.AVAILABLE, reason="the C extension is not built")
 
+_PRICES = PriceBook()
 _PURE = arrow_native.RowArrays(pa.schema([]))  # builds no column: `_span_table` converts all with pyarrow
 
 _TEXT = st.text(max_size=8) | st.sampled_from(["", "é", "日本", "😀", "\x00", "a" * 300, "ÿ" * 40])
@@ -85,13 +96,15 @@ def _to_part(cols: dict[str, list[Any]]) -> DecodedPart | type[BaseException]:
 
 
 def _both(cols: dict[str, list[Any]]) -> tuple[DecodedPart | type[BaseException], DecodedPart | type[BaseException]]:
-    """`to_part` of `cols` with the extension, then without (pyarrow's conversion only)."""
+    """`to_part` of `cols` with the extension, then without (pyarrow's conversion only: spans, content
+    items and preview candidates)."""
     native = _to_part(cols)
-    built, decode._NATIVE = decode._NATIVE, _PURE
+    built = decode._NATIVE, decode._CONTENT_NATIVE, previews._CANDIDATES_NATIVE
+    decode._NATIVE = decode._CONTENT_NATIVE = previews._CANDIDATES_NATIVE = _PURE
     try:
         pure = _to_part(cols)
     finally:
-        decode._NATIVE = built
+        decode._NATIVE, decode._CONTENT_NATIVE, previews._CANDIDATES_NATIVE = built
     return native, pure
 
 
@@ -137,7 +150,10 @@ def test_any_rows_make_the_same_part_either_way(cols: dict[str, list[Any]]) -> N
     _assert_same_table(native.spans, pure.spans)
     assert native.unstorable == pure.unstorable
     assert native.content.equals(pure.content)
+    assert native.content.schema == pure.content.schema
     assert (native.previews is None) == (pure.previews is None)
+    if native.previews is not None and pure.previews is not None:
+        assert native.previews.equals(pure.previews)
 
 
 @pytest.mark.parametrize(
@@ -175,3 +191,88 @@ def test_the_usual_bench_rows_are_built_natively() -> None:
     assert decode._NATIVE.arrays(cols) is not None
     native = decode._span_table(cols)
     _assert_same_table(native, pa.Table.from_pydict(cols, schema=SPAN_SCHEMA))
+
+
+# The small tables a part has beside its spans, built whole by the extension (`RowArrays.table`).
+_SIDE_TABLES = (CONTENT_ITEM_SCHEMA, PREVIEW_CANDIDATES)
+_INT32 = st.integers(-(2**31), 2**31 - 1) | st.sampled_from([0, -1, 2**31 - 1, -(2**31)])
+_SIDE_PLAIN: dict[pa.DataType, st.SearchStrategy[Any]] = {pa.string(): _TEXT, pa.int64(): _INT, pa.int32(): _INT32}
+_SIDE_ODD: dict[pa.DataType, st.SearchStrategy[Any]] = {
+    pa.string(): _ODD_VALUES[pa.string()],
+    pa.int64(): _ODD_VALUES[pa.int64()],
+    pa.int32(): st.integers(-(2**40), 2**40) | _ODD,
+}
+
+
+@st.composite
+def _side_table(draw: st.DrawFn) -> tuple[pa.Schema, list[list[Any]]]:
+    """One of the side tables' schemas and its column lists: mostly plain values, sometimes an odd one."""
+    schema = draw(st.sampled_from(_SIDE_TABLES))
+    count = draw(st.integers(0, 6))
+    columns = []
+    for field in schema:
+        values = st.none() | _SIDE_PLAIN[field.type]
+        if draw(st.integers(0, 4)) == 0:
+            values = values | _SIDE_ODD[field.type]
+        columns.append(draw(st.lists(values, min_size=count, max_size=count)))
+    return schema, columns
+
+
+@settings(max_examples=200, deadline=None)
+@given(_side_table())
+@example((PREVIEW_CANDIDATES, [[2**31], ["t"], [1], [2], [None], ["é"]]))  # a row beyond int32: pyarrow refuses it
+def test_a_side_table_is_built_natively_as_pyarrow_builds_it(drawn: tuple[pa.Schema, list[list[Any]]]) -> None:
+    """Where the extension answers, the table is pyarrow's; where it answers None, pyarrow decides."""
+    schema, columns = drawn
+    native = arrow_native.RowArrays(schema).table(columns)
+    try:
+        expected = pa.Table.from_arrays(
+            [pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
+        )
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        assert native is None
+        return
+    if native is not None:
+        native.validate(full=True)
+        assert native.schema == schema
+        assert native.equals(expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(_SIDE_PLAIN[pa.int32()], _TEXT, _INT, _INT, st.none() | _TEXT, st.none() | _TEXT), max_size=5)
+)
+def test_plain_side_tables_are_built_natively(rows: list[tuple[Any, ...]]) -> None:
+    """The rows the decode makes (in-range rows, any Unicode) are the extension's to build, or it saves nothing."""
+    columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in PREVIEW_CANDIDATES]
+    assert arrow_native.RowArrays(PREVIEW_CANDIDATES).table(columns) is not None
+    assert arrow_native.RowArrays(CONTENT_ITEM_SCHEMA).table(columns[1:5:3]) is not None
+
+
+def test_a_schema_with_a_column_the_extension_does_not_build_gets_no_native_table() -> None:
+    schema = pa.schema([("hash", pa.string()), ("cost", COST_TYPE)])
+    assert arrow_native.RowArrays(schema).table([["h"], [None]]) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(otlp_llm_requests())
+def test_a_decoded_request_s_content_and_previews_are_the_same_either_way(request: ExportTraceServiceRequest) -> None:
+    """LLM spans with content, as the decoder makes them: the content items and the preview candidates
+    the extension builds are pyarrow's."""
+    payload = request.SerializeToString()
+    native = decode.decode_bytes(payload, "p", _PRICES)
+    built = decode._CONTENT_NATIVE, previews._CANDIDATES_NATIVE
+    decode._CONTENT_NATIVE = previews._CANDIDATES_NATIVE = _PURE
+    try:
+        pure = decode.decode_bytes(payload, "p", _PRICES)
+    finally:
+        decode._CONTENT_NATIVE, previews._CANDIDATES_NATIVE = built
+    assert native.partitions.keys() == pure.partitions.keys()
+    for key, part in native.partitions.items():
+        other = pure.partitions[key]
+        assert part.content.equals(other.content)
+        assert part.content.schema == other.content.schema
+        assert (part.previews is None) == (other.previews is None)
+        if part.previews is not None and other.previews is not None:
+            assert part.previews.schema == other.previews.schema
+            assert part.previews.equals(other.previews)

@@ -2,14 +2,14 @@
  * (optional; see arrow_native.py).
  *
  * `columns(cols, kinds)` takes equal-length lists of plain Python values and one type code per list:
- *   's' string, 'l' int64, 'b' bool, 'd' float64, 'S' list<string>,
+ *   's' string, 'l' int64, 'i' int32, 'b' bool, 'd' float64, 'S' list<string>,
  *   'R' list<struct<string, string, string, int64>> (items given as 4-tuples),
  * and returns a PyCapsule "arrow_array" holding a struct array ("+s") with one child per list and the
  * struct's address (for `pa.RecordBatch._import_from_c`, which takes a pyarrow schema: no schema to
  * export and parse again per call), or None
  * for anything it does not convert exactly as `pa.array(values, type=...)` does: a value of another
  * Python type than the code's (bool for int64, int for float64, bytes for string, a tuple for a list...),
- * an int outside int64, a string UTF-8 cannot encode (a lone surrogate), lists of unequal lengths,
+ * an int outside int64 (int32 for 'i'), a string UTF-8 cannot encode (a lone surrogate), lists of unequal lengths,
  * over 2 GiB of string bytes in one column. None sends the caller to pyarrow's conversion, which decides
  * (it raises where this answered None for a value Arrow cannot hold): this module only ever saves work.
  * None (and a null struct's fields) are nulls, as pyarrow makes them; a null struct's children hold ""
@@ -179,6 +179,22 @@ static int fill_int64(struct ArrowArray *array, PyObject *const *items, Py_ssize
     return validity(array, items, n);
 }
 
+/* An int32 column (a preview candidate's row): an int outside int32 is pyarrow's to refuse. */
+static int fill_int32(struct ArrowArray *array, PyObject *const *items, Py_ssize_t n) {
+    int32_t *values = node_buffer(array, 1, (size_t)n * sizeof(int32_t));
+    if (values == NULL) return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = items[i];
+        if (is_null(item)) continue;
+        if (!PyLong_CheckExact(item)) return -1;
+        long value = PyLong_AsLong(item);
+        if (value == -1 && PyErr_Occurred()) return -1;
+        if (value < INT32_MIN || value > INT32_MAX) return -1;
+        values[i] = (int32_t)value;
+    }
+    return validity(array, items, n);
+}
+
 static int fill_bool(struct ArrowArray *array, PyObject *const *items, Py_ssize_t n) {
     uint8_t *bits = node_buffer(array, 1, ((size_t)n + 7) / 8);
     if (bits == NULL) return -1;
@@ -280,6 +296,9 @@ static struct ArrowArray *build(char kind, PyObject *const *items, Py_ssize_t n)
         break;
     case 'l':
         ok = (array = node_new(n, 2, 0)) != NULL && fill_int64(array, items, n) == 0;
+        break;
+    case 'i':
+        ok = (array = node_new(n, 2, 0)) != NULL && fill_int32(array, items, n) == 0;
         break;
     case 'b':
         ok = (array = node_new(n, 2, 0)) != NULL && fill_bool(array, items, n) == 0;

@@ -403,14 +403,19 @@ def _storable(row: Columns) -> bool:
     return True
 
 
+_CONTENT_NATIVE = RowArrays(CONTENT_ITEM_SCHEMA)
+
+
 def _content_table(per_span: list[list[tuple[str, str]]]) -> pa.Table:
-    """One row per hash. Hashes and bodies convert apart: chained into one conversion (as `_arrays_of_type`
-    does for the span columns) the bodies' bytes cost more than the call saved (2.0 → 1.3 µs per bench span)."""
+    """One row per hash, built by the C extension where it answers, else hashes and bodies converted
+    apart (chained into one conversion, as `_arrays_of_type` does for the span columns, the bodies'
+    bytes cost more than the call saved)."""
     items = dict(chain.from_iterable(per_span))
-    return pa.Table.from_arrays(
-        [pa.array(list(items), type=pa.string()), pa.array(list(items.values()), type=pa.string())],
-        schema=CONTENT_ITEM_SCHEMA,
-    )
+    columns = (list(items), list(items.values()))
+    table = _CONTENT_NATIVE.table(columns)
+    if table is not None:
+        return table
+    return pa.Table.from_arrays([pa.array(c, type=pa.string()) for c in columns], schema=CONTENT_ITEM_SCHEMA)
 
 
 _NO_TRACE, _NO_SPAN = bytes(16).hex(), bytes(8).hex()

@@ -25,6 +25,7 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from llmscope_collector.processors.arrow_native import RowArrays
 from llmscope_collector.storage.schema import LLM_OPERATIONS
 
 PREVIEW_CHARS = 200
@@ -61,6 +62,7 @@ PREVIEW_CANDIDATES = pa.schema(
         ("output", pa.string()),
     ]
 )
+_CANDIDATES_NATIVE = RowArrays(PREVIEW_CANDIDATES)  # (a part's few rows: pyarrow's six conversions cost more)
 
 
 def first_line(text: str) -> str | None:
@@ -202,13 +204,21 @@ def span_previews(items: Iterable[tuple[str, str, str]], memo: UserLines) -> tup
 
 def _said_in(items: list[tuple[str, str, str]], memo: UserLines) -> str | None:
     """`span_previews`' input side: None without an input item, "" when they say nothing."""
-    inputs = [item for item in items if item[0] in _INPUTS]
-    return (_input_text(inputs, memo) or "") if inputs else None
+    return _told_in([item for item in items if item[0] in _INPUTS], memo)
 
 
 def _said_out(items: list[tuple[str, str, str]]) -> str | None:
     """`span_previews`' output side: None without an output item, "" when they say nothing."""
-    outputs = [item for item in items if item[0] in _OUTPUTS]
+    return _told_out([item for item in items if item[0] in _OUTPUTS])
+
+
+def _told_in(inputs: list[tuple[str, str, str]], memo: UserLines) -> str | None:
+    """`_said_in` of a span's input items alone."""
+    return (_input_text(inputs, memo) or "") if inputs else None
+
+
+def _told_out(outputs: list[tuple[str, str, str]]) -> str | None:
+    """`_said_out` of a span's output items alone."""
     return (_output_text(outputs) or "") if outputs else None
 
 
@@ -280,9 +290,18 @@ def preview_candidates(
     memo: UserLines = {}
     for row in rows:
         trace = trace_ids[row]
-        span = [(ref[0], item[0], item[1]) for ref, item in zip(refs[row] or (), items[row], strict=True)]
-        inputs.append(_said_in(span, memo) if asked.get(trace) == row else None)
-        outputs.append(_said_out(span) if answered.get(trace) == row else None)
+        span = zip(refs[row] or (), items[row], strict=True)
+        if asked.get(trace) != row:  # (a row is mostly picked for one side: only its items are gathered)
+            inputs.append(None)
+            outputs.append(_told_out(_side(span, _OUTPUTS)))
+            continue
+        if answered.get(trace) != row:
+            inputs.append(_told_in(_side(span, _INPUTS), memo))
+            outputs.append(None)
+            continue
+        listed = list(span)
+        inputs.append(_told_in(_side(listed, _INPUTS), memo))
+        outputs.append(_told_out(_side(listed, _OUTPUTS)))
     columns = (
         rows,
         [trace_ids[row] for row in rows],
@@ -291,9 +310,17 @@ def preview_candidates(
         inputs,
         outputs,
     )
+    table = _CANDIDATES_NATIVE.table(columns)
+    if table is not None:
+        return table
     return pa.Table.from_arrays(
         [pa.array(c, f.type) for c, f in zip(columns, PREVIEW_CANDIDATES, strict=True)], schema=PREVIEW_CANDIDATES
     )
+
+
+def _side(span: Iterable[tuple[tuple[Any, ...], tuple[str, str]]], kinds: frozenset[str]) -> list[tuple[str, str, str]]:
+    """A span's `(kind, key, body)` items of `kinds`, from its `(ref, (hash, body))` pairs."""
+    return [(ref[0], item[0], item[1]) for ref, item in span if ref[0] in kinds]
 
 
 def _picks(
