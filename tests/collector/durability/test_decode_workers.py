@@ -3,6 +3,7 @@ it leaves no orphan worker behind; they price every span as inline decoding does
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from llmscope_collector.processors.decode_pool import DecodePool
+from llmscope_collector.processors.decode_worker import GC_GEN0_THRESHOLD
 from tests import otlp_factory as f
 
 _SCRIPT = """
@@ -156,6 +158,20 @@ def _spans_request(calls: list[tuple[int, dict[str, object]]]) -> bytes:
 def _one_span_request(now: int, attrs: dict[str, object]) -> bytes:
     span = f.span(f.new_trace_id(), f.new_span_id(), "chat", now, now + 1, attrs=attrs)
     return bytes(f.request([span]).SerializeToString())
+
+
+def test_workers_collect_garbage_less_often_than_the_collector() -> None:
+    """A worker freezes what its imports built and raises the first GC generation's threshold; the process
+    that started it keeps its own settings."""
+    pooled = DecodePool(1)
+    try:
+        threshold = pooled.offload(1 << 20, gc.get_threshold)
+        frozen = pooled.offload(1 << 20, gc.get_freeze_count)
+    finally:
+        pooled.close()
+    assert threshold[0] == GC_GEN0_THRESHOLD and threshold[1:] == gc.get_threshold()[1:]
+    assert frozen > 10_000  # (pyarrow, protobuf, the decoder's modules)
+    assert gc.get_threshold()[0] != GC_GEN0_THRESHOLD
 
 
 def test_pooled_records_come_back_in_order_and_a_bad_one_fails_alone() -> None:
