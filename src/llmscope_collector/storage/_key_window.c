@@ -397,7 +397,114 @@ static PyTypeObject KeyWindowType = {
     .tp_new = KeyWindow_new,
 };
 
-static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_key_window", NULL, -1, NULL, NULL, NULL, NULL, NULL};
+/* span_keys(project, trace_offsets, trace_data, span_offsets, span_data, start, length) -> list[bytes]:
+ * `storage.dedupe.span_keys` of `length` rows read from two Arrow string arrays' buffers (int32 offsets
+ * and UTF-8 data; `start`: the arrays' offset, the same for both; no nulls): the writer thread made two
+ * lists of str objects and hex-decoded them in Python, per span (~1 us a span), for keys it only hands
+ * to a window. Same keys for any ids (tests/collector/model/test_key_window_native.py): 32 + 16 hex
+ * digits give b"h" + the 24 id bytes + project, anything else b"t" + trace + "/" + span + "/" + project. */
+static int hex_value(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* The bytes of `n` hex digits at `text` into `out` (n / 2 bytes); 0 when one is not a hex digit. */
+static int unhex(const unsigned char *text, Py_ssize_t n, unsigned char *out) {
+    for (Py_ssize_t i = 0; i < n; i += 2) {
+        int high = hex_value(text[i]), low = hex_value(text[i + 1]);
+        if (high < 0 || low < 0) return 0;
+        *out++ = (unsigned char)(high << 4 | low);
+    }
+    return 1;
+}
+
+typedef struct {
+    Py_buffer offsets, data;
+} StringBuffers;
+
+/* Row `i`'s text of a string array; -1 with ValueError when its offsets leave the buffers. */
+static int string_at(const StringBuffers *column, Py_ssize_t i, const unsigned char **text, Py_ssize_t *len) {
+    const int32_t *offsets = (const int32_t *)column->offsets.buf;
+    if ((i + 2) * (Py_ssize_t)sizeof(int32_t) > column->offsets.len) goto bad;
+    int32_t begin = offsets[i], end = offsets[i + 1];
+    if (begin < 0 || end < begin || end > column->data.len) goto bad;
+    *text = (const unsigned char *)column->data.buf + begin;
+    *len = end - begin;
+    return 0;
+bad:
+    PyErr_SetString(PyExc_ValueError, "span_keys: string offsets outside their buffers");
+    return -1;
+}
+
+static PyObject *one_span_key(const char *project, Py_ssize_t project_len, const unsigned char *trace,
+                              Py_ssize_t trace_len, const unsigned char *span, Py_ssize_t span_len) {
+    unsigned char ids[24];
+    if (trace_len == 32 && span_len == 16 && unhex(trace, 32, ids) && unhex(span, 16, ids + 16)) {
+        PyObject *key = PyBytes_FromStringAndSize(NULL, 1 + 24 + project_len);
+        if (key == NULL) return NULL;
+        char *out = PyBytes_AS_STRING(key);
+        out[0] = 'h';
+        memcpy(out + 1, ids, 24);
+        memcpy(out + 25, project, (size_t)project_len);
+        return key;
+    }
+    PyObject *key = PyBytes_FromStringAndSize(NULL, 1 + trace_len + 1 + span_len + 1 + project_len);
+    if (key == NULL) return NULL;
+    char *out = PyBytes_AS_STRING(key);
+    *out++ = 't';
+    memcpy(out, trace, (size_t)trace_len);
+    out += trace_len;
+    *out++ = '/';
+    memcpy(out, span, (size_t)span_len);
+    out += span_len;
+    *out++ = '/';
+    memcpy(out, project, (size_t)project_len);
+    return key;
+}
+
+static PyObject *span_keys(PyObject *module, PyObject *args) {
+    const char *project;
+    Py_ssize_t project_len, start, length;
+    StringBuffers traces, spans;
+    if (!PyArg_ParseTuple(args, "y#y*y*y*y*nn", &project, &project_len, &traces.offsets, &traces.data,
+                          &spans.offsets, &spans.data, &start, &length))
+        return NULL;
+    PyObject *keys = NULL;
+    if (start < 0 || length < 0) {
+        PyErr_SetString(PyExc_ValueError, "span_keys: negative start or length");
+        goto done;
+    }
+    keys = PyList_New(length);
+    if (keys == NULL) goto done;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        const unsigned char *trace, *span;
+        Py_ssize_t trace_len, span_len;
+        if (string_at(&traces, start + i, &trace, &trace_len) < 0 || string_at(&spans, start + i, &span, &span_len) < 0)
+            goto fail;
+        PyObject *key = one_span_key(project, project_len, trace, trace_len, span, span_len);
+        if (key == NULL) goto fail;
+        PyList_SET_ITEM(keys, i, key);
+    }
+    goto done;
+fail:
+    Py_CLEAR(keys);
+done:
+    PyBuffer_Release(&traces.offsets);
+    PyBuffer_Release(&traces.data);
+    PyBuffer_Release(&spans.offsets);
+    PyBuffer_Release(&spans.data);
+    return keys;
+}
+
+static PyMethodDef MODULE_METHODS[] = {
+    {"span_keys", span_keys, METH_VARARGS,
+     "span_keys(project, trace_offsets, trace_data, span_offsets, span_data, start, length) -> list[bytes]"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_key_window", NULL, -1, MODULE_METHODS, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__key_window(void) {
     if (PyType_Ready(&KeyWindowType) < 0) return NULL;

@@ -18,7 +18,7 @@ calls (tests/collector/model/test_key_window_native.py). Without a C compiler at
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from llmscope_collector.storage.dedupe import KeyWindow
@@ -33,6 +33,34 @@ def _load() -> Callable[[int], KeyWindow] | None:
     return window
 
 
+class SpanKeysOfBuffers(Protocol):
+    """The extension's `span_keys`: `storage.dedupe.span_keys` of `length` rows of two string arrays, read
+    from their buffers (int32 offsets, data; `start`: the arrays' common offset; no nulls)."""
+
+    def __call__(
+        self,
+        project: bytes,
+        trace_offsets: object,
+        trace_data: object,
+        span_offsets: object,
+        span_data: object,
+        start: int,
+        length: int,
+        /,
+    ) -> list[bytes]: ...
+
+
+def _load_span_keys() -> SpanKeysOfBuffers | None:
+    try:
+        from llmscope_collector.storage._key_window import span_keys  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    native: SpanKeysOfBuffers = span_keys
+    return native
+
+
 NATIVE = _load()
 """`NATIVE(capacity)`: a native window, or None when the extension is not built."""
 AVAILABLE = NATIVE is not None
+SPAN_KEYS = _load_span_keys()
+"""`SPAN_KEYS(...)`: span keys from Arrow buffers (`storage.dedupe.span_keys_of`), or None when not built."""

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from llmscope_collector.storage.batch import DecodedBatch, DecodedPart, PartitionKey
 from llmscope_collector.storage.content import ContentStore, ForgetContent
-from llmscope_collector.storage.dedupe import KeyWindow, span_keys
+from llmscope_collector.storage.dedupe import KeyWindow, span_keys_of
 from llmscope_collector.storage.derived import with_derived
 from llmscope_collector.storage.layout import SCORES_DIR, SPAN_ROW_GROUP_ROWS, SPANS_DIR
 from llmscope_collector.storage.schema import SCORE_SCHEMA, SPAN_SCHEMA
@@ -340,7 +340,7 @@ def _held_bytes(table: pa.Table) -> int:
 
 
 def _span_keys(project: str, spans: pa.Table) -> list[bytes]:
-    return span_keys(project, spans.column("trace_id").to_pylist(), spans.column("span_id").to_pylist())
+    return span_keys_of(project, spans.column("trace_id"), spans.column("span_id"))
 
 
 def remove_stale_temp_files(partitions: list[Path]) -> int:

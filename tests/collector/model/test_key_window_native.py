@@ -8,16 +8,18 @@ batch repeating a key) and any capacity (0, 1, small: generations of one key rol
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmscope_collector.storage import key_window_native
-from llmscope_collector.storage.dedupe import KeyWindow, PureKeyWindow
+from llmscope_collector.storage.dedupe import KeyWindow, PureKeyWindow, span_keys, span_keys_of
 
 if os.environ.get("LLMSCOPE_REQUIRE_NATIVE") and not key_window_native.AVAILABLE:  # CI builds it: a failed build fails
     raise RuntimeError("LLMSCOPE_REQUIRE_NATIVE is set but the C extension _key_window is not built")
@@ -107,3 +109,50 @@ def test_very_long_and_non_bytes_keys() -> None:
         native.add("text")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         native.add_batch([b"k", "text"])  # type: ignore[list-item]
+
+
+# Span ids: the decoder's (32 + 16 hex digits, either case), near misses (a length off by one, a non-hex
+# or non-ASCII character, whitespace `bytes.fromhex` would skip) and anything else.
+_HEX_ID = st.integers(0, 1).flatmap(
+    lambda upper: st.text("0123456789ABCDEF" if upper else "0123456789abcdef", min_size=1, max_size=1)
+)
+
+
+def _ids(width: int) -> st.SearchStrategy[str]:
+    exact = st.lists(_HEX_ID, min_size=width, max_size=width).map("".join)
+    near = st.tuples(exact, st.integers(0, width - 1), st.sampled_from(["g", " ", "é", "\t", "0"])).map(
+        lambda t: t[0][: t[1]] + t[2] + t[0][t[1] + 1 :]
+    )
+    return st.one_of(exact, near, exact.map(lambda s: s[1:]), exact.map(lambda s: s + "a"), st.text(max_size=40))
+
+
+_ROWS = st.lists(st.tuples(_ids(32), _ids(16)), max_size=30)
+
+
+@settings(max_examples=800, deadline=None)
+@given(project=st.text(max_size=12), rows=_ROWS, cuts=st.lists(st.integers(0, 30), max_size=3), skip=st.integers(0, 3))
+def test_span_keys_of_arrow_columns_equal_the_pure_ones(
+    project: str, rows: list[tuple[str, str]], cuts: list[int], skip: int
+) -> None:
+    """`span_keys_of` (the extension reading the string buffers) gives `span_keys` of the same ids, for
+    columns in several chunks, sliced (a chunk's offset) and chunked differently from each other."""
+    traces = pa.array([t for t, _ in rows], pa.string())[min(skip, len(rows)) :]
+    spans = pa.array([s for _, s in rows], pa.string())[min(skip, len(rows)) :]
+    bounds = sorted({0, len(traces), *(min(c, len(traces)) for c in cuts)})
+    expected = span_keys(project, traces.to_pylist(), spans.to_pylist())
+    trace_chunks = pa.chunked_array([traces[a:b] for a, b in itertools.pairwise(bounds)], pa.string())
+    span_chunks = pa.chunked_array([spans[a:b] for a, b in itertools.pairwise(bounds)], pa.string())
+    assert span_keys_of(project, trace_chunks, span_chunks) == expected  # chunked alike
+    assert span_keys_of(project, trace_chunks, pa.chunked_array([spans], pa.string())) == expected  # not alike
+
+
+def test_span_keys_of_rejects_offsets_outside_the_buffers() -> None:
+    """The extension checks the offsets it is given against the buffers' sizes (no read past them)."""
+    native = key_window_native.SPAN_KEYS
+    assert native is not None
+    ids = pa.array(["a" * 32], pa.string())
+    _, offsets, data = ids.buffers()
+    with pytest.raises(ValueError, match="outside"):
+        native(b"p", offsets, data, offsets, data, 1, 1)
+    with pytest.raises(ValueError, match="outside"):
+        native(b"p", offsets, data[:10], offsets, data, 0, 1)
