@@ -692,16 +692,20 @@ _ROOT_FIELDS = {c.name: c.source for c in TRACE_COLUMNS if c.merge == "root"}
 
 
 def _roots(spans: pa.Table, trace_ids: pa.ChunkedArray) -> dict[str, Any]:
-    """The root span's fields per trace (the last root row when a trace has several)."""
+    """The root span's fields per trace (the last root row when a trace has several).
+
+    The last root row of a trace is the first of the root rows taken backwards, and `index_in` gives a
+    value's first index: one lookup and one take of a few columns, where a hash group-by "last" and an
+    alignment cost ~0.25 us a span of the flush thread (and filtering before selecting, ~0.25 more:
+    every column of the rows was taken)."""
     parent = spans.column("parent_span_id")
     is_root = pc.or_kleene(pc.is_null(parent), pc.equal(parent, ""))
-    roots = spans.filter(is_root).select(["trace_id", *_ROOT_FIELDS.values()])
+    roots = spans.select(["trace_id", *_ROOT_FIELDS.values()]).filter(is_root)
     if roots.num_rows == 0:
         return {name: pa.nulls(len(trace_ids), pa.string()) for name in _ROOT_FIELDS}
-    last = pa.TableGroupBy(roots, "trace_id", use_threads=False).aggregate(
-        [(column, "last", pc.ScalarAggregateOptions(skip_nulls=False)) for column in _ROOT_FIELDS.values()]
-    )
-    return {name: _aligned(trace_ids, last, f"{column}_last") for name, column in _ROOT_FIELDS.items()}
+    roots = roots.take(pa.array(range(roots.num_rows - 1, -1, -1), pa.int64()))
+    where = pc.index_in(trace_ids, value_set=roots.column("trace_id"))
+    return {name: pc.take(roots.column(column), where) for name, column in _ROOT_FIELDS.items()}
 
 
 def _corrected(table: pa.Table, corrections: list[_Correction]) -> pa.Table:

@@ -403,21 +403,24 @@ static PyTypeObject KeyWindowType = {
  * lists of str objects and hex-decoded them in Python, per span (~1 us a span), for keys it only hands
  * to a window. Same keys for any ids (tests/collector/model/test_key_window_native.py): 32 + 16 hex
  * digits give b"h" + the 24 id bytes + project, anything else b"t" + trace + "/" + span + "/" + project. */
-static int hex_value(unsigned char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
+/* A byte's hex digit value, or -1: filled at module init (a lookup per digit, no branches on its range). */
+static signed char HEX_VALUE[256];
+
+static void init_hex_values(void) {
+    memset(HEX_VALUE, -1, sizeof HEX_VALUE);
+    for (int i = 0; i < 10; i++) HEX_VALUE['0' + i] = (signed char)i;
+    for (int i = 0; i < 6; i++) HEX_VALUE['a' + i] = HEX_VALUE['A' + i] = (signed char)(10 + i);
 }
 
 /* The bytes of `n` hex digits at `text` into `out` (n / 2 bytes); 0 when one is not a hex digit. */
 static int unhex(const unsigned char *text, Py_ssize_t n, unsigned char *out) {
+    int bad = 0;
     for (Py_ssize_t i = 0; i < n; i += 2) {
-        int high = hex_value(text[i]), low = hex_value(text[i + 1]);
-        if (high < 0 || low < 0) return 0;
-        *out++ = (unsigned char)(high << 4 | low);
+        int high = HEX_VALUE[text[i]], low = HEX_VALUE[text[i + 1]];
+        bad |= high | low; /* negative once any digit is not one */
+        *out++ = (unsigned char)(((unsigned)high & 0xfu) << 4 | ((unsigned)low & 0xfu));
     }
-    return 1;
+    return bad >= 0;
 }
 
 typedef struct {
@@ -507,6 +510,7 @@ static PyMethodDef MODULE_METHODS[] = {
 static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_key_window", NULL, -1, MODULE_METHODS, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__key_window(void) {
+    init_hex_values();
     if (PyType_Ready(&KeyWindowType) < 0) return NULL;
     PyObject *m = PyModule_Create(&MODULE);
     if (m == NULL) return NULL;
