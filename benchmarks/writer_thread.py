@@ -1,6 +1,6 @@
 """CPU per span of the WAL consumer thread's own work, in-process: `ParquetSpanWriter.add` + `flush`.
 
-    python benchmarks/writer_thread.py [--requests 200] [--repeat 5] [--out DIR]
+    python benchmarks/writer_thread.py [--requests 200] [--repeat 5] [--out DIR] [--inputs FILE]
 
 The ingest bench's requests (`ingest.build_templates`, each made unique as its senders do) are decoded
 once with the native decoder and pickled as the decode workers send them back; each pass unpickles them
@@ -8,7 +8,9 @@ once with the native decoder and pickled as the decode workers send them back; e
 store and dedupe window over a temp data dir, flushing every 10,000 spans as the consumer does.
 Reported: this thread's CPU time per span (best of `--repeat` passes; the Parquet encoding and the
 Arrow kernels count, fsync waits do not). `--out DIR` keeps the last pass's files, e.g. to compare the
-tables two revisions write.
+tables two revisions write: the requests carry the current time, so give both `--inputs FILE` (the
+pickled requests, made and saved there by the first run, read by the next), and their span files are
+then equal byte for byte (content and delta files differ only in their wall-clock stamps).
 """
 
 from __future__ import annotations
@@ -70,8 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200, help="requests of 40 traces (~217 spans each)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", type=Path, help="write the last pass here (an empty or new directory)")
+    parser.add_argument("--inputs", type=Path, help="the pickled requests: read if the file exists, else saved there")
     args = parser.parse_args(argv)
-    pickled = decoded_requests(args.requests)
+    if args.inputs is not None and args.inputs.exists():
+        pickled = pickle.loads(args.inputs.read_bytes())
+    else:
+        pickled = decoded_requests(args.requests)
+        if args.inputs is not None:
+            args.inputs.write_bytes(pickle.dumps(pickled))
     best, spans = float("inf"), 0
     for i in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
