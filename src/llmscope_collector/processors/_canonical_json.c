@@ -469,15 +469,20 @@ static void parser_close(Parser *p, StackBuffers *stack) {
     if (p->members_on_heap) PyMem_Free(p->members);
 }
 
-/* The canonical text of the whole of `in` into p->out[0:p->out_pos]: 0, or 1 where this module does not
- * decide, or -1 with MemoryError set. */
-static int parse_whole(Parser *p, const unsigned char *in, Py_ssize_t len) {
+/* Point the parser at a new input `in[0:len]`, its output empty. */
+static void parser_start(Parser *p, const unsigned char *in, Py_ssize_t len) {
     p->in = in;
     p->pos = 0;
     p->len = len;
     p->out_pos = 0;
     p->n_members = 0;
     p->failed = 0;
+}
+
+/* The canonical text of the whole of `in` into p->out[0:p->out_pos]: 0, or 1 where this module does not
+ * decide, or -1 with MemoryError set. */
+static int parse_whole(Parser *p, const unsigned char *in, Py_ssize_t len) {
+    parser_start(p, in, len);
     if (parse_value(p, 0) == 0) {
         skip_ws(p);
         if (p->pos != p->len) p->failed = 1;
@@ -737,12 +742,7 @@ static PyObject *element_item(Parser *p, Memo *m, const unsigned char *in, Py_ss
  * start of `in`, its end in `*end`; None (borrowed) where this module does not decide it; NULL with an
  * exception. */
 static PyObject *first_value_pair(Parser *p, const unsigned char *in, Py_ssize_t len, Py_ssize_t *end) {
-    p->in = in;
-    p->pos = 0;
-    p->len = len;
-    p->out_pos = 0;
-    p->n_members = 0;
-    p->failed = 0;
+    parser_start(p, in, len);
     if (parse_value(p, 0) == 0) {
         *end = p->pos;
         return hashed_pair(p);

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from hashlib import blake2b
 from typing import Any
 
@@ -463,9 +463,14 @@ def _native_items(
         refs += item_refs
         hashed += items  # type: ignore[arg-type]  # (all pairs when the refs are given)
         return True
+    return _add_all(refs, hashed, kind, key, (_undecided_hashed(i, memo) if isinstance(i, bytes) else i for i in items))
+
+
+def _add_all(refs: list[ContentRef], hashed: list[Hashed], kind: str, key: str, pairs: Iterable[Hashed | None]) -> bool:
+    """Each pair as an item, in order; False, with none added, at the first None (a message the decoder
+    rejects: the caller then decides the whole value)."""
     start = len(refs)
-    for item in items:
-        pair = _undecided_hashed(item, memo) if isinstance(item, bytes) else item
+    for pair in pairs:
         if pair is None:
             del refs[start:], hashed[start:]
             return False
@@ -491,20 +496,14 @@ def _raw_items(
 ) -> bool:
     """One item per raw message (through the memo if `memo`); False, with none added, when the decoder
     rejects one of them."""
-    start = len(refs)
-    for raw in raws:
-        if memo:
-            text = bytes(raw)
-            pair = _MESSAGE_MEMO.get(text)
-            if pair is None:
-                pair = _text_hashed(text)
-                if pair is not None:
-                    _remember(_MESSAGE_MEMO, text, pair)
-        else:
-            pair = _text_hashed(raw)
-        if pair is None:
-            del refs[start:], hashed[start:]
-            return False
-        refs.append((kind, key, pair[0], len(pair[1])))
-        hashed.append(pair)
-    return True
+    return _add_all(refs, hashed, kind, key, (_memo_hashed(bytes(r)) if memo else _text_hashed(r) for r in raws))
+
+
+def _memo_hashed(text: bytes) -> Hashed | None:
+    """`_text_hashed` of a message's text through the message memo."""
+    pair = _MESSAGE_MEMO.get(text)
+    if pair is None:
+        pair = _text_hashed(text)
+        if pair is not None:
+            _remember(_MESSAGE_MEMO, text, pair)
+    return pair
