@@ -63,13 +63,24 @@ class FooterWarmer:
                 self._thread = threading.Thread(target=self._run, name="llmscope-footer-warmer", daemon=True)
                 self._thread.start()
 
+    def stop(self) -> None:
+        """Ask the thread to end after the statement in flight, without waiting (what a store that is
+        dropped unclosed does: its finalizer may run on any thread)."""
+        self._stop.set()
+
     def close(self) -> None:
-        """Stop after the statement in flight (one file's footer)."""
+        """Stop after the statement in flight (one file's footer), and wait for that."""
         with self._lock:
             self._stop.set()
             thread = self._thread
         if thread is not None:
             thread.join()
+
+    @property
+    def running(self) -> bool:
+        """Whether its thread is alive (started, not yet stopped)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -154,6 +155,7 @@ class TraceStore:
         # Parses the newest span files' footers into `_lookups` ahead of the waterfalls (started by the first
         # read of the summary index: a store no one reads never opens `_lookups`).
         self._warmer = FooterWarmer(data_dir / SPANS_DIR, self._lookups)
+        weakref.finalize(self, self._warmer.stop)  # a store dropped unclosed leaves no thread polling forever
         self._content_kinds = ContentKinds()
         # Span partition states (`_partition_state`) whose files lack `content_sizes`, where a waterfall goes
         # straight to the refs instead of failing the query's bind first (~3 ms of CPU each time).

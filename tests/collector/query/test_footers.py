@@ -3,8 +3,8 @@ each, in the background once started, and stops with its store."""
 
 from __future__ import annotations
 
+import gc
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,19 +94,35 @@ def test_it_warms_in_the_background_once_started_and_stops_on_close(tmp_path: Pa
     while warmer.files_warmed < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert warmer.files_warmed == 2
+    assert warmer.running
     warmer.close()
-    assert not any(t.name == "llmscope-footer-warmer" for t in threading.enumerate())
+    assert not warmer.running
     warmer.start()  # closed: stays stopped
-    assert not any(t.name == "llmscope-footer-warmer" for t in threading.enumerate())
+    assert not warmer.running
 
 
 def test_the_store_starts_warming_on_its_first_read_and_stops_on_close(tmp_path: Path) -> None:
     _write(tmp_path / SPANS_DIR, "default", _DATES[0])
     store = TraceStore(tmp_path)
     try:
-        assert not any(t.name == "llmscope-footer-warmer" for t in threading.enumerate())
+        assert not store._warmer.running
         assert store.list_traces("default", TraceQuery()).traces == []  # (no summaries yet: the index was read)
-        assert any(t.name == "llmscope-footer-warmer" for t in threading.enumerate())
+        assert store._warmer.running
     finally:
         store.close()
-    assert not any(t.name == "llmscope-footer-warmer" for t in threading.enumerate())
+    assert not store._warmer.running
+
+
+def test_a_store_dropped_unclosed_stops_its_warmer(tmp_path: Path) -> None:
+    """Nothing but the store refers to its warmer's work: once the store is gone, the thread ends."""
+    _write(tmp_path / SPANS_DIR, "default", _DATES[0])
+    store = TraceStore(tmp_path)
+    store.list_traces("default", TraceQuery())
+    warmer = store._warmer
+    assert warmer.running
+    del store
+    gc.collect()
+    deadline = time.monotonic() + 30
+    while warmer.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not warmer.running
