@@ -45,6 +45,12 @@ TARGETS: dict[str, tuple[str, float, str]] = {  # key: (comparison, value, what 
 }
 
 STANDING_NOTES = [
+    "Ingest A/B, session 30 (2026-12-03 16:23-16:27 UTC, quiet machine, `benchmarks/ingest.py --no-http "
+    "--decoders native --runs 1 --seconds 15 --warmup 3`, the session's start `bee6ff9` then main `191d934`, "
+    "alternating twice): spans written per second 10.5k / 13.6k -> 14.0k / 14.8k, CPU per written span "
+    "138 / 117 -> 111 / 115 µs, drain after load 22.4 / 17.4 -> 16.2 / 17.9 s, tree peak 532 / 527 -> "
+    "528 / 532 MB. What paces ingest (py-spy with idle frames): the Parquet flush thread, busy ~94% of the "
+    "time, on two saturated cores (docs/collector.md).",
     "Native OTLP decoder (issue 22, 2026-12-02, shared 2 cores under a load average of 7-25 from other work): "
     "`benchmarks/hotpaths.py` (CPU time, best of 9, 1,745 spans of the bench's traces, in-process) puts the "
     "whole decode of a span (wire bytes → priced Arrow tables) at 21.6 µs with the C extension vs 27.1 µs with "
