@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Mapping
-from hashlib import blake2b
 from typing import Any
 
 import msgspec
@@ -58,7 +57,6 @@ def content_hash(body: str) -> str:
     return _digest(body.encode())
 
 
-_BLAKE2B_16 = blake2b(digest_size=16)
 _digest = canonical_native.digest
 """`blake2b(raw, digest_size=16).hexdigest()`: one C call where the extension is built, else from a
 copied initial state (~100 ns less per call than a new one)."""
@@ -70,17 +68,15 @@ Hashed = tuple[str, str]
 
 def _hashed(value: Any) -> Hashed:
     """`(content_hash(body), body)` of `body = _dumps(value)`, hashing the encoder's bytes (no
-    re-encoding: a body that decoded from them encodes back to the same bytes). `canonical_json` and
-    `_digest` inlined (one Python call per item, not three): msgspec's bytes when it encodes the value
-    to UTF-8, else `canonical_json`'s fallback, as `canonical_json` itself does."""
+    re-encoding: a body that decoded from them encodes back to the same bytes). `canonical_json`
+    inlined: msgspec's bytes when it encodes the value to UTF-8, else `canonical_json`'s fallback, as
+    `canonical_json` itself does; the digest is `_digest`'s (one C call where the extension is built)."""
     try:
         raw = _encode_sorted(value)
         body = raw.decode()
     except (TypeError, msgspec.EncodeError, UnicodeDecodeError):
         raw, body = _encoded(value)
-    state = _BLAKE2B_16.copy()
-    state.update(raw)
-    return state.hexdigest(), body
+    return _digest(raw), body
 
 
 def _whole_hashed(value: Any) -> Hashed:
