@@ -9,9 +9,8 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, QueryParameter
 
-from llmscope_collector.api.controllers.traces import UNAUTHENTICATED, From, To
+from llmscope_collector.api.controllers.traces import UNAUTHENTICATED, From, Store, To
 from llmscope_collector.api.schemas import CostReport, ErrorBody
-from llmscope_collector.query.backend import QueryBackend
 from llmscope_collector.query.filters import TimeRange
 from llmscope_collector.query.rollups import parse_group_by
 
@@ -37,7 +36,7 @@ class CostController(Controller):
     )
     def costs(
         self,
-        store: NamedDependency[QueryBackend],
+        store: Store,
         caller_project: NamedDependency[str],
         group_by: Annotated[
             str | None,

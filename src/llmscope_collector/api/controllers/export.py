@@ -26,9 +26,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter, SkipValidation
 from litestar.response import Stream
 
-from llmscope_collector.api.controllers.traces import TRACE_FILTERS, UNAUTHENTICATED
+from llmscope_collector.api.controllers.traces import TRACE_FILTERS, UNAUTHENTICATED, Store
 from llmscope_collector.api.schemas import ErrorBody
-from llmscope_collector.query.backend import QueryBackend
 from llmscope_collector.query.export import (
     EXPORT_VERSION,
     ContentNotPerTrace,
@@ -71,7 +70,7 @@ class ExportController(Controller):
     )
     def export(
         self,
-        store: NamedDependency[QueryBackend],
+        store: Store,
         caller_project: NamedDependency[str],
         trace_filters: NamedDependency[TraceQuery],
         export_reader: ExportReaderDependency,

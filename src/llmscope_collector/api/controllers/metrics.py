@@ -10,9 +10,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, QueryParameter
 
 from llmscope_collector.api.controllers.costs import span_filters
-from llmscope_collector.api.controllers.traces import UNAUTHENTICATED, From, ScoreReader, To
+from llmscope_collector.api.controllers.traces import UNAUTHENTICATED, From, ScoreReader, Store, To
 from llmscope_collector.api.schemas import ErrorBody, Metrics, MetricsSeries, ScoreMetrics
-from llmscope_collector.query.backend import QueryBackend
 from llmscope_collector.query.filters import TimeRange
 from llmscope_collector.query.score_metrics import score_metrics
 
@@ -32,7 +31,7 @@ class MetricsController(Controller):
     )
     def summary(
         self,
-        store: NamedDependency[QueryBackend],
+        store: Store,
         caller_project: NamedDependency[str],
         from_: From = None,
         to: To = None,
@@ -51,7 +50,7 @@ class MetricsController(Controller):
     )
     def timeseries(
         self,
-        store: NamedDependency[QueryBackend],
+        store: Store,
         caller_project: NamedDependency[str],
         interval: FromQuery[Literal["1m", "1h", "1d"]] = "1h",
         group_by: FromQuery[Literal["model", "service"] | None] = None,
@@ -74,7 +73,7 @@ class MetricsController(Controller):
     )
     def scores(
         self,
-        store: NamedDependency[QueryBackend],
+        store: Store,
         caller_project: NamedDependency[str],
         score_store: ScoreReader,
         name: Annotated[str, QueryParameter(description="the score's name", min_length=1, max_length=200)],

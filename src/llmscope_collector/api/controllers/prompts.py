@@ -6,9 +6,8 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from llmscope_collector.api.controllers.traces import UNAUTHENTICATED, From, To
+from llmscope_collector.api.controllers.traces import UNAUTHENTICATED, From, Store, To
 from llmscope_collector.api.schemas import PromptList, PromptVersions
-from llmscope_collector.query.backend import QueryBackend
 from llmscope_collector.query.filters import TimeRange
 
 
@@ -25,7 +24,7 @@ class PromptController(Controller):
     )
     def list_prompts(
         self,
-        store: NamedDependency[QueryBackend],
+        store: Store,
         caller_project: NamedDependency[str],
         from_: From = None,
         to: To = None,
@@ -41,7 +40,7 @@ class PromptController(Controller):
     )
     def versions(
         self,
-        store: NamedDependency[QueryBackend],
+        store: Store,
         caller_project: NamedDependency[str],
         name: FromPath[str],
         from_: From = None,

@@ -11,11 +11,11 @@ from litestar.exceptions import ClientException, ServiceUnavailableException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, PathParameter, QueryParameter
 
-from llmscope_collector.api.controllers.traces import UNAUTHENTICATED, ScoreReader
+from llmscope_collector.api.controllers.traces import UNAUTHENTICATED, ScoreReader, Store
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import DeletionReport, ErrorBody, SessionDetail, SessionPage
 from llmscope_collector.ingest_status import IngestNotSettled
-from llmscope_collector.query.backend import DeletionUnsupported, QueryBackend
+from llmscope_collector.query.backend import DeletionUnsupported
 from llmscope_collector.query.deletion import DeletionNotFinished
 from llmscope_collector.query.filters import TimeRange
 from llmscope_collector.query.models import DeletionReport as StoredDeletion
@@ -55,7 +55,7 @@ class SessionController(Controller):
     )
     def list_sessions(
         self,
-        store: NamedDependency[QueryBackend],
+        store: Store,
         caller_project: NamedDependency[str],
         from_: Annotated[
             str | None, QueryParameter(name="from", description="Active at or after (ISO 8601 or epoch ns)")
@@ -76,7 +76,7 @@ class SessionController(Controller):
     )
     def get_session(
         self,
-        store: NamedDependency[QueryBackend],
+        store: Store,
         caller_project: NamedDependency[str],
         score_store: ScoreReader,
         session_id: SessionId,

@@ -23,6 +23,7 @@ from llmscope_collector.api.controllers.traces import (
     TRACE_ID_PATTERN,
     UNAUTHENTICATED,
     ScoreReader,
+    Store,
     walk_traces,
 )
 from llmscope_collector.api.exceptions import NotFound
@@ -59,7 +60,7 @@ class SpanController(Controller):
     def list_spans(
         self,
         request: Request[Any, Any, Any],
-        store: NamedDependency[QueryBackend],
+        store: Store,
         caller_project: NamedDependency[str],
         trace_filters: NamedDependency[TraceQuery],
     ) -> Stream:
@@ -82,7 +83,7 @@ class SpanController(Controller):
     )
     def get_span(
         self,
-        store: NamedDependency[QueryBackend],
+        store: Store,
         caller_project: NamedDependency[str],
         score_store: ScoreReader,
         trace_id: Annotated[str, PathParameter(description="32 hex characters", schema_extra=TRACE_ID_PATTERN)],

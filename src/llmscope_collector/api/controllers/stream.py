@@ -23,6 +23,7 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from llmscope_collector.api.controllers.traces import Store
 from llmscope_collector.query.backend import QueryBackend
 from llmscope_collector.query.filters import TraceQuery
 from llmscope_collector.query.models import TraceSummary
@@ -98,7 +99,7 @@ class TraceStreamController(Controller):
     )
     async def stream(
         self,
-        store: NamedDependency[QueryBackend],
+        store: Store,
         caller_project: NamedDependency[str],
         backfill: Annotated[int, Parameter(ge=0, le=PAGE, description="Send the newest N traces first")] = 0,
         interval_ms: Annotated[int, Parameter(ge=100, le=60_000, description="Poll interval")] = 1000,

@@ -20,9 +20,9 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from llmscope_collector import __version__
+from llmscope_collector.api.controllers.traces import Store
 from llmscope_collector.api.schemas import Health, StoreCounts
 from llmscope_collector.ingest_status import IngestStatus
-from llmscope_collector.query.backend import QueryBackend
 
 
 class SystemController(Controller):
@@ -31,7 +31,7 @@ class SystemController(Controller):
     @get("/health", operation_id="health", sync_to_thread=True)
     def health(
         self,
-        store: NamedDependency[QueryBackend],
+        store: Store,
         buffered: NamedDependency[Callable[[], int]],
         ingest: NamedDependency[Callable[[], IngestStatus]],
         sees_server_detail: NamedDependency[bool],
