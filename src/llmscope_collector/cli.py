@@ -1,6 +1,9 @@
 """The `llmscope` command: `serve` (collector + API) and `demo` (the same, plus demo traffic).
 
-Argument parsing and printing only; everything else lives in `server`, `demo` and below.
+Argument parsing and printing only; everything else lives in `server`, `demo` and below. This module
+and the subcommands' parser modules it imports load no pyarrow (a test holds it): `serve` calls
+`tune_process_memory` first, and the allocator, numpy and remote-filesystem settings it makes take
+effect only if pyarrow is not loaded yet.
 """
 
 from __future__ import annotations

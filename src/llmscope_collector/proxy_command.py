@@ -11,8 +11,6 @@ import signal
 import sys
 import threading
 
-from llmscope_collector.auth.policy import is_loopback
-
 DEFAULT_PROXY_PORT = 8787
 
 
@@ -29,6 +27,7 @@ def add_proxy_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def run_proxy(args: argparse.Namespace) -> int:
+    from llmscope_collector.auth.policy import is_loopback  # (here: `auth` loads pyarrow; see `cli`)
     from llmscope_proxy import ProxyAuthError, ProxyConfig, ProxyPortError, ProxyServer, http_sink
 
     open_to_network = not is_loopback(args.host)

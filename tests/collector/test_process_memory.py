@@ -4,9 +4,11 @@ allocations on the system allocator and import DuckDB at its first use."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -69,6 +71,57 @@ def test_collector_process_runs_arrow_without_numpy_and_on_the_system_allocator(
         """
     )
     assert out == "system system [(6,)] 3 True"
+
+
+def test_the_cli_loads_no_pyarrow_before_serve_tunes_the_process() -> None:
+    """`llmscope serve` tunes the process after the CLI's modules are imported: any of them loading pyarrow
+    (once `proxy_command`, through `auth`) left the server's Arrow C++ on mimalloc, with numpy and the S3,
+    GCS, Azure and HDFS filesystems loaded."""
+    out = _run(
+        """
+        import sys
+        import llmscope_collector.entry, llmscope_collector.cli, llmscope_collector.__main__
+        print(sorted(m for m in ("pyarrow", "numpy", "grpc", "duckdb", "litestar") if m in sys.modules))
+        """
+    )
+    assert out == "[]"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/<pid>/maps")
+def test_llmscope_serve_maps_no_remote_filesystem_nor_numpy(tmp_path: Path) -> None:
+    """The real `llmscope serve` process, from its memory map: pyarrow's S3 filesystem (and numpy, where
+    pyarrow >= 16 does without it) never loaded."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llmscope_collector",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--otlp-grpc-port",
+            "0",
+            "--otlp-http-port",
+            "0",
+            "--api-port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = next((line for line in proc.stdout if "OTLP/gRPC on" in line), None)
+        assert banner is not None, "no banner: the server did not start"
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
+    assert "libarrow.so" in maps  # (the map is the server's, with pyarrow loaded)
+    assert "_s3fs" not in maps and "libarrow_s3" not in maps
+    optional = int(importlib.metadata.version("pyarrow").split(".")[0]) >= 16
+    assert not optional or "_multiarray_umath" not in maps
 
 
 def test_a_collector_process_answers_health_without_loading_duckdb_and_loads_it_for_a_query() -> None:
