@@ -33,7 +33,7 @@ from llmscope_collector.api.controllers.scores import ScoreController, ScoreInge
 from llmscope_collector.api.controllers.sessions import SessionController, SessionDeleter
 from llmscope_collector.api.controllers.spans import SpanController
 from llmscope_collector.api.controllers.system import SystemController
-from llmscope_collector.api.controllers.traces import TraceController
+from llmscope_collector.api.controllers.traces import TraceController, trace_reader
 from llmscope_collector.api.controllers.ui import SCHEMA_RENDER_PLUGINS, UI_ROUTER
 from llmscope_collector.api.exceptions import EXCEPTION_HANDLERS
 from llmscope_collector.auth.policy import AuthPolicy
@@ -103,6 +103,7 @@ def create_app(
             "score_store": Provide(lambda: scores, use_cache=True, sync_to_thread=False),
             "score_ingest": Provide(lambda: score_ingest, use_cache=True, sync_to_thread=False),
             "export_reader": Provide(lambda: exports, use_cache=True, sync_to_thread=False),
+            "trace_reader": trace_reader(store, scores),
         },
         exception_handlers={**EXCEPTION_HANDLERS, **AUTH_EXCEPTION_HANDLERS},  # type: ignore[arg-type,dict-item]
         openapi_config=OpenAPIConfig(

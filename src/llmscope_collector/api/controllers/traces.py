@@ -15,6 +15,7 @@ from litestar.params import FromQuery, PathParameter, QueryParameter, SkipValida
 from litestar.response import Stream
 
 from llmscope_collector.api.arrow import arrow_response, arrow_schema, batches, wants_arrow
+from llmscope_collector.api.auth import caller_project
 from llmscope_collector.api.exceptions import NotFound
 from llmscope_collector.api.schemas import ErrorBody, TracePage, Waterfall
 from llmscope_collector.query.backend import QueryBackend
@@ -108,6 +109,27 @@ def trace_filters(
 TRACE_FILTERS = Provide(trace_filters, sync_to_thread=True)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class TraceReader:
+    """What the waterfall reads with (the store, the score reader, the caller's project) as ONE dependency:
+    Litestar resolves a handler's several dependencies as tasks of an anyio task group, and a single one
+    inline: a waterfall taking the three of them spent ~0.1 ms of the event loop's CPU per request on it."""
+
+    store: QueryBackend
+    scores: ScoreStore | None
+    project: str
+
+
+def trace_reader(store: QueryBackend, scores: ScoreStore | None) -> Provide:
+    """The `trace_reader` dependency over the server's store and score reader (the caller's project per request,
+    as `caller_project` resolves it: the same 401s)."""
+
+    def reader(request: Request[Any, Any, Any]) -> TraceReader:
+        return TraceReader(store, scores, caller_project(request))
+
+    return Provide(reader, sync_to_thread=False)
+
+
 class TraceController(Controller):
     path = "/v1/traces"
     tags = ["traces"]
@@ -197,18 +219,17 @@ class TraceController(Controller):
     )
     def get_trace(
         self,
-        store: Store,
-        caller_project: NamedDependency[str],
-        score_store: ScoreReader,
+        trace_reader: NamedDependency[SkipValidation[TraceReader]],
         trace_id: Annotated[
             str, PathParameter(description="32 hex characters, as in W3C traceparent", schema_extra=TRACE_ID_PATTERN)
         ],
     ) -> Waterfall:
-        waterfall = store.get_trace(trace_id, caller_project)
+        project, scores = trace_reader.project, trace_reader.scores
+        waterfall = trace_reader.store.get_trace(trace_id, project)
         if waterfall is None:
             raise NotFound(f"trace {trace_id.lower()} is not stored (yet)")
-        if score_store is not None:
-            waterfall.scores = score_store.for_trace(caller_project, waterfall.trace_id)
+        if scores is not None:
+            waterfall.scores = scores.for_trace(project, waterfall.trace_id)
         return waterfall
 
 
