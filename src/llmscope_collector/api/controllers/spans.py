@@ -13,7 +13,7 @@ from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import PathParameter
+from litestar.params import PathParameter, SkipValidation
 from litestar.response import Stream
 
 from llmscope_collector.api.arrow import ARROW_STREAM, arrow_response, arrow_schema, batches, wants_arrow
@@ -22,8 +22,8 @@ from llmscope_collector.api.controllers.traces import (
     TRACE_FILTERS,
     TRACE_ID_PATTERN,
     UNAUTHENTICATED,
-    ScoreReader,
     Store,
+    TraceReader,
     walk_traces,
 )
 from llmscope_collector.api.exceptions import NotFound
@@ -83,17 +83,16 @@ class SpanController(Controller):
     )
     def get_span(
         self,
-        store: Store,
-        caller_project: NamedDependency[str],
-        score_store: ScoreReader,
+        trace_reader: NamedDependency[SkipValidation[TraceReader]],
         trace_id: Annotated[str, PathParameter(description="32 hex characters", schema_extra=TRACE_ID_PATTERN)],
         span_id: Annotated[str, PathParameter(description="16 hex characters", schema_extra=SPAN_ID_PATTERN)],
     ) -> SpanDetail:
-        span = store.get_span(caller_project, trace_id, span_id)
+        project, scores = trace_reader.project, trace_reader.scores
+        span = trace_reader.store.get_span(project, trace_id, span_id)
         if span is None:
             raise NotFound(f"span {span_id.lower()} of trace {trace_id.lower()} is not stored (yet)")
-        if score_store is not None:
-            span.scores = score_store.for_span(caller_project, span.trace_id, span.span_id)
+        if scores is not None:
+            span.scores = scores.for_span(project, span.trace_id, span.span_id)
         return span
 
 
