@@ -1,6 +1,7 @@
 """Per-span CPU of the ingest hot paths, in-process: the whole decode, normalization, content split, limits, pricing.
 
     python benchmarks/hotpaths.py [--requests 8] [--repeat 5] [--baseline REV]
+    python benchmarks/hotpaths.py --callgrind [--passes 2]   (instructions per span, under valgrind)
 
 Spans are the realistic agent traces of `otlp_traces` (as `ingest.py` sends them). Each function is
 timed over every span's decoded attributes (best of `--repeat` passes, CPU µs per span; pricing per
@@ -9,14 +10,25 @@ LLM span); the whole decode with each OTLP decoder (native, pure Python), then s
 the same run, so before/after numbers share one machine state: `HEAD` measures the change in the
 working tree. (The modules' imports resolve to the current tree: a revision importing a module since
 removed cannot load, e.g. those before the runtime change removed `prometheus_text`.)
+
+`--callgrind` counts instructions instead (deterministic, unlike the clock on a shared machine): per
+stage (`CALLGRIND_STAGES`: the whole `decode_payload`, the preview candidates of its parts) it runs
+this script under valgrind twice, with 0 and `--passes` passes of the stage after the same set-up and
+warm-up pass, and divides the difference by the spans decoded. Every pass has new content (as the
+timed whole decode above), so the content split's memo hits only what a request resends itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -257,13 +269,81 @@ def decode_stages(protos: list[bytes], fresh: list[list[bytes]], n: int, repeat:
     return out
 
 
+CALLGRIND_STAGES = ("decode_payload", "previews")
+
+
+def callgrind_run(stage: str, passes: int, most: int, requests: int, per_request: int) -> None:
+    """The work `--callgrind` counts: set-up (the same for any `passes`: `most` passes' inputs made),
+    a warm-up pass, then `passes` passes of `stage` (each over its own new content)."""
+    protos, _, _ = build_templates(requests, per_request, 3)
+    fresh = _fresh(protos, most + 1)
+    if stage == "decode_payload":
+        for ps in fresh[: passes + 1]:
+            for body in ps:
+                decode_payload("default", body)
+        return
+    captured: list[list[dict[str, list[Any]]]] = []
+    to_part = decode.to_part
+    for ps in fresh:  # the rows of every pass (the same set-up whatever `passes`), as `to_part` gets them
+        rows: list[dict[str, list[Any]]] = []
+        decode.to_part = lambda cols, rows=rows: rows.append({k: list(v) for k, v in cols.items()}) or to_part(cols)  # type: ignore[misc]
+        try:
+            for body in ps:
+                decode_payload("default", body)
+        finally:
+            decode.to_part = to_part
+        captured.append(rows)
+    for rows in captured[: passes + 1]:
+        for cols in rows:
+            decode._previews(cols, cols[decode.CONTENT_ITEMS], None)
+
+
+def callgrind(passes: int, requests: int, per_request: int) -> dict[str, float]:
+    """Instructions per span of each of `CALLGRIND_STAGES` (see the module's doc)."""
+    spans = sum(build_templates(requests, per_request, 3)[2])
+    with ThreadPoolExecutor(2) as pool:  # (a run's count does not depend on what else runs)
+        runs = {
+            (stage, k): pool.submit(_instructions, stage, k, passes, requests, per_request)
+            for stage in CALLGRIND_STAGES
+            for k in (0, passes)
+        }
+        counts = {key: run.result() for key, run in runs.items()}
+    return {stage: (counts[(stage, passes)] - counts[(stage, 0)]) / (passes * spans) for stage in CALLGRIND_STAGES}
+
+
+def _instructions(stage: str, passes: int, most: int, requests: int, per_request: int) -> int:
+    """The instructions of one `callgrind_run` under valgrind (all threads: the decode runs on one)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        args = [f"--callgrind-run={stage}", f"--passes={passes}", f"--most={most}"]
+        args += [f"--requests={requests}", f"--traces-per-request={per_request}"]
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__, *args]
+        env = {**os.environ, "PYTHONHASHSEED": "0"}  # same hashes, same dict/set layouts in every run
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        found = re.search(r"^(?:summary|totals): (\d+)", out.read_text(errors="replace"), re.M)
+    if found is None:
+        raise RuntimeError("no instruction total in the callgrind output")
+    return int(found.group(1))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=8)
     parser.add_argument("--traces-per-request", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--baseline", metavar="REV", help="also time the modules as committed at this git revision")
+    parser.add_argument("--callgrind", action="store_true", help="instructions per span of each stage, under valgrind")
+    parser.add_argument("--passes", type=int, default=2, help="--callgrind: passes counted per stage")
+    parser.add_argument("--callgrind-run", choices=CALLGRIND_STAGES, help=argparse.SUPPRESS)
+    parser.add_argument("--most", type=int, default=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.callgrind_run:
+        callgrind_run(args.callgrind_run, args.passes, args.most, args.requests, args.traces_per_request)
+        return
+    if args.callgrind:
+        for stage, per_span in callgrind(args.passes, args.requests, args.traces_per_request).items():
+            print(f"callgrind {stage}: {per_span:,.0f} instructions per span")
+        return
     protos, _, counts = build_templates(args.requests, args.traces_per_request, 3)
     spans = _spans(protos)
     price_args = _price_args(spans)

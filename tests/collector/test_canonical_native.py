@@ -221,3 +221,88 @@ def test_split_array_looks_up_element_texts_and_keeps_to_its_budget() -> None:
     assert list(table) == [b'"ab"', b'"a"'] and added == 8 + 6 and not full  # the first is over the limit
     items, _, added, full = canonical_native.split_array('["abc", "a"]', table, 4, 16, "i", "k")
     assert items == [_pair(b'"abc"'), table[b'"a"']] and b'"abc"' not in table and full and added == 0
+
+
+# --- what a message says for the previews (`message_said`) against `previews._said` of the decoded body ---
+
+# Texts that hit `first_line`'s edges: Python's line breaks and white space beyond ASCII, escapes, blank
+# text, text around the cap; and any text.
+_LINE_TEXT = (
+    st.sampled_from(
+        ["", " ", "\n\n  hi  \nthere", "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029x", "\x1f a \x1f", "\u3000\xa0b\u2009"]
+        + ['"user"', "a\\b", "\t\ttab\t", "😀 \U0010ffff", "\x00z", "x" * 199, "y" * 200, "z" * 201, " w" * 150]
+    )
+    | st.text(max_size=30)
+    | st.text(st.sampled_from("ab \n\r\t\x0b\x1c\x85\u2028\u3000é😀\\\""), max_size=250)
+)
+_ROLE = st.sampled_from(["user", "assistant", "tool", "", "User", None, 1, ["user"]])
+_TYPE = st.sampled_from(["text", "input_text", "output_text", "tool_call", "function", "image", None, 3])
+_PART = st.one_of(
+    _LINE_TEXT,
+    st.fixed_dictionaries({"type": _TYPE}, optional={"content": _LINE_TEXT | _INTS, "text": _LINE_TEXT | st.none()}),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "type": _TYPE,
+            "name": _LINE_TEXT | st.sampled_from([0, None, True, [], {"a": 1}]),
+            "function": st.fixed_dictionaries({}, optional={"name": _LINE_TEXT | st.none()})
+            | st.sampled_from(["f", 0, None, [1]]),
+            "arguments": _PLAIN,
+        },
+    ),
+    _PLAIN,
+)
+_CONTENT = _LINE_TEXT | st.lists(_PART, max_size=4) | _PART | _INTS | st.none()
+_MESSAGE = st.one_of(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "role": _ROLE,
+            "parts": _CONTENT,
+            "content": _CONTENT,
+            "tool_calls": st.lists(_PART, max_size=3) | _PLAIN,
+            "finish_reason": _TEXT,
+        },
+    ),
+    _LINE_TEXT,
+    _PLAIN,
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_written(_MESSAGE), st.sampled_from([200, 1, 2, 5]))
+@example(({"role": "user", "parts": [{"type": "text", "content": "a" * 100_000 + "\nb"}]}, ""), 200)
+@example(({"role": "assistant", "parts": [{"type": "tool_call", "function": "f"}]}, ""), 200)
+@example(({"content": [{"type": "text", "content": " ", "text": "not read"}, "\u2029 \u3000 x \u2028y"]}, ""), 3)
+def test_message_said_is_said_of_the_decoded_body(message: tuple[Any, str], chars: int) -> None:
+    # Wherever the extension reads a body, what it says is `previews._said` of the decoded value (its
+    # line capped at `chars`), on any message shape, text and JSON spelling; where it does not, None.
+    from llmscope_collector.processors import previews
+
+    value, text = message
+    if not text:
+        text = json.dumps(value)
+    said = canonical_native.message_said(text, chars, "…")
+    if canonical_native.canonical(text) is None:
+        assert said is None
+        return
+    loaded = previews.PREVIEW_CHARS
+    previews.PREVIEW_CHARS = chars  # (`first_line` reads the module's cap)
+    try:
+        assert said == previews._said(_decode.decode(text))
+    finally:
+        previews.PREVIEW_CHARS = loaded
+
+
+def test_message_said_answers_for_the_usual_messages() -> None:
+    # The usual message is decided here (or the previews save nothing): user, answer, tool calls only.
+    user = {"role": "user", "parts": [{"type": "text", "content": "  \n Where is the café?\nthanks"}]}
+    answer = {"role": "assistant", "parts": [{"type": "text", "content": "Here."}], "finish_reason": "stop"}
+    calls = {"role": "assistant", "parts": [{"type": "tool_call", "id": "1", "name": "search", "arguments": {}}]}
+    openai = {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "lookup"}}]}
+    said = [canonical_native.message_said(ENCODE_SORTED.encode(m).decode(), 200, "…") for m in (user, answer, calls)]
+    assert said == [(True, "Where is the café?", ()), (False, "Here.", ()), (False, None, ("search",))]
+    assert canonical_native.message_said(json.dumps(openai), 200, "…") == (False, None, ("lookup",))
+    assert canonical_native.message_said('{"role": 1.5}', 200, "…") is None  # a float: the caller decodes
+    with pytest.raises(ValueError):
+        canonical_native.message_said("{}", 0, "…")

@@ -869,6 +869,269 @@ static PyObject *split_array(PyObject *module, PyObject *const *args, Py_ssize_t
     return result;
 }
 
+/* ---- What a message says, for the trace list's previews (previews.py), from its canonical text. ---- */
+
+/* The code point at in[*i] of a string's content as written in canonical text (UTF-8 validated by the
+ * parser, escapes well formed), *i moved past it. */
+static Py_UCS4 next_code_point(const unsigned char *in, Py_ssize_t *i) {
+    unsigned char c = in[*i];
+    if (c == '\\') {
+        unsigned char e = in[*i + 1];
+        *i += 2;
+        switch (e) {
+        case 'b': return '\b';
+        case 't': return '\t';
+        case 'n': return '\n';
+        case 'f': return '\f';
+        case 'r': return '\r';
+        case 'u': { /* canonical text escapes only code points below 0x20 this way */
+            Py_UCS4 v = 0;
+            for (int k = 0; k < 4; k++) {
+                unsigned char h = in[(*i)++];
+                v = (v << 4) | (Py_UCS4)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
+            }
+            return v;
+        }
+        default: return e; /* '"', '\\', '/' */
+        }
+    }
+    if (c < 0x80) {
+        (*i)++;
+        return c;
+    }
+    if (c < 0xE0) {
+        Py_UCS4 v = ((Py_UCS4)(c & 0x1F) << 6) | (in[*i + 1] & 0x3F);
+        *i += 2;
+        return v;
+    }
+    if (c < 0xF0) {
+        Py_UCS4 v = ((Py_UCS4)(c & 0x0F) << 12) | ((Py_UCS4)(in[*i + 1] & 0x3F) << 6) | (in[*i + 2] & 0x3F);
+        *i += 3;
+        return v;
+    }
+    Py_UCS4 v = ((Py_UCS4)(c & 0x07) << 18) | ((Py_UCS4)(in[*i + 1] & 0x3F) << 12) |
+                ((Py_UCS4)(in[*i + 2] & 0x3F) << 6) | (in[*i + 3] & 0x3F);
+    *i += 4;
+    return v;
+}
+
+#define MAX_LINE_CHARS 4096
+
+/* The first non-blank line of a message's text, as `previews.first_line` finds it: Python's own line
+ * breaks (`str.splitlines`) and white space (`str.strip`), capped at `chars` code points. */
+typedef struct {
+    Py_ssize_t chars;
+    PyObject *ellipsis;
+    PyObject *line; /* the line, once found (a new reference) */
+    Py_UCS4 buf[MAX_LINE_CHARS];
+} Line;
+
+/* Look for the line in the string whose canonical text (with its quotes) is in[start:end]: 0 (found or
+ * not: line->line says), -1 with an exception. The text of several parts is joined by "\n", so the
+ * first part with a non-blank line holds the line. */
+static int string_line(Line *line, const unsigned char *in, Py_ssize_t start, Py_ssize_t end) {
+    Py_ssize_t i = start + 1, stop = end - 1;
+    Py_UCS4 cp;
+    do { /* blank lines and leading white space (every line break is white space) */
+        if (i >= stop) return 0;
+        cp = next_code_point(in, &i);
+    } while (Py_UNICODE_ISSPACE(cp));
+    Py_ssize_t count = 0, kept = 0; /* code points of the line so far, up to its last non-space one */
+    for (;;) {
+        if (count < line->chars) line->buf[count] = cp;
+        count++;
+        if (!Py_UNICODE_ISSPACE(cp)) kept = count;
+        if (i >= stop) break;
+        cp = next_code_point(in, &i);
+        if (Py_UNICODE_ISLINEBREAK(cp)) break;
+    }
+    if (kept <= line->chars) {
+        line->line = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, line->buf, kept);
+        return line->line == NULL ? -1 : 0;
+    }
+    PyObject *cut = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, line->buf, line->chars - 1);
+    if (cut == NULL) return -1;
+    line->line = PyUnicode_Concat(cut, line->ellipsis);
+    Py_DECREF(cut);
+    return line->line == NULL ? -1 : 0;
+}
+
+/* A value's canonical text in[start:end]: its kind by its first byte, and Python's truth of it. */
+static int is_truthy(const unsigned char *in, Py_ssize_t start, Py_ssize_t end) {
+    unsigned char c = in[start];
+    if (c == '"' || c == '[' || c == '{') return end - start > 2;
+    if (c == 'f' || c == 'n') return 0;
+    if (c == '0') return 0; /* the only integer written with a leading 0 ("-0" is written "0") */
+    return 1;                /* true, any other integer */
+}
+
+/* The members of the object whose canonical text starts at in[start] ('{'). */
+typedef struct {
+    const unsigned char *in;
+    Py_ssize_t pos, end;
+} Members;
+
+/* The next member: its key as written (without quotes: a plain key is written as it is) and its value's
+ * text in[*value:*value_end]; 0 after the last one. */
+static int next_member(Members *it, const unsigned char **key, Py_ssize_t *key_len, Py_ssize_t *value,
+                       Py_ssize_t *value_end) {
+    if (it->pos >= it->end || it->in[it->pos] == '}') return 0;
+    Py_ssize_t key_end = skip_string(it->in, it->pos, it->end);
+    *key = it->in + it->pos + 1;
+    *key_len = key_end - it->pos - 2;
+    *value = key_end + 1; /* past the ':' */
+    *value_end = skip_value(it->in, *value, it->end);
+    it->pos = *value_end + (it->in[*value_end] == ',');
+    return 1;
+}
+
+static int key_is(const unsigned char *key, Py_ssize_t len, const char *name) {
+    return (size_t)len == strlen(name) && memcmp(key, name, (size_t)len) == 0;
+}
+
+/* Whether the value in[start:end] is the JSON string `text` (a plain one: written as it is). */
+static int string_is(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, const char *text) {
+    return in[start] == '"' && key_is(in + start + 1, end - start - 2, text);
+}
+
+/* `obj.get(name)` of the object at in[start] (one of its members' names): its value's bounds, or 0. */
+static int member(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, const char *name, Py_ssize_t *value,
+                  Py_ssize_t *value_end) {
+    Members it = {in, start + 1, end};
+    const unsigned char *key;
+    Py_ssize_t key_len;
+    while (next_member(&it, &key, &key_len, value, value_end))
+        if (key_is(key, key_len, name)) return 1;
+    return 0;
+}
+
+/* `previews._text_of` of one part (an element of a content list): a string, or a text part's
+ * `content` (when it has one), else its `text`. */
+static int part_line(Line *line, const unsigned char *in, Py_ssize_t start, Py_ssize_t end) {
+    if (in[start] == '"') return string_line(line, in, start, end);
+    if (in[start] != '{') return 0;
+    Py_ssize_t v, v_end;
+    if (member(in, start, end, "type", &v, &v_end) && !string_is(in, v, v_end, "text") &&
+        !string_is(in, v, v_end, "input_text") && !string_is(in, v, v_end, "output_text"))
+        return 0;
+    if (!member(in, start, end, "content", &v, &v_end) && !member(in, start, end, "text", &v, &v_end)) return 0;
+    return in[v] == '"' ? string_line(line, in, v, v_end) : 0;
+}
+
+/* `previews._text_of` of a message's content in[start:end], up to its first line. */
+static int content_line(Line *line, const unsigned char *in, Py_ssize_t start, Py_ssize_t end) {
+    if (in[start] == '"' || in[start] == '{') return part_line(line, in, start, end);
+    if (in[start] != '[') return 0;
+    Py_ssize_t pos = start + 1;
+    while (line->line == NULL && in[pos] != ']') {
+        Py_ssize_t item_end = skip_value(in, pos, end);
+        if (part_line(line, in, pos, item_end) < 0) return -1;
+        pos = item_end + (in[item_end] == ',');
+    }
+    return 0;
+}
+
+/* The str of the JSON string in[start:end] (canonical text, with its quotes). */
+static PyObject *string_object(const unsigned char *in, Py_ssize_t start, Py_ssize_t end) {
+    if (memchr(in + start + 1, '\\', (size_t)(end - start - 2)) == NULL)
+        return PyUnicode_DecodeUTF8((const char *)in + start + 1, end - start - 2, NULL);
+    PyObject *out = NULL;
+    Py_UCS4 *buf = PyMem_Malloc(sizeof(Py_UCS4) * (size_t)(end - start));
+    if (buf == NULL) return PyErr_NoMemory();
+    Py_ssize_t n = 0, i = start + 1;
+    while (i < end - 1) buf[n++] = next_code_point(in, &i);
+    out = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, buf, n);
+    PyMem_Free(buf);
+    return out;
+}
+
+/* `previews._tool_calls` of the message object in[start:end]: the names it calls, appended to `names`. */
+static int tool_names(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, PyObject *names) {
+    Py_ssize_t v = 0, v_end = 0;
+    int found = member(in, start, end, "parts", &v, &v_end) && is_truthy(in, v, v_end);
+    if (!found) found = member(in, start, end, "tool_calls", &v, &v_end) && is_truthy(in, v, v_end);
+    if (!found || in[v] != '[') return 0;
+    Py_ssize_t pos = v + 1;
+    while (in[pos] != ']') {
+        Py_ssize_t part_end = skip_value(in, pos, v_end), t, t_end, n, n_end;
+        if (in[pos] == '{' &&
+            (!member(in, pos, part_end, "type", &t, &t_end) || in[t] == 'n' || string_is(in, t, t_end, "tool_call") ||
+             string_is(in, t, t_end, "function"))) {
+            int named = member(in, pos, part_end, "name", &n, &n_end) && is_truthy(in, n, n_end);
+            if (!named && member(in, pos, part_end, "function", &t, &t_end) && in[t] == '{')
+                named = member(in, t, t_end, "name", &n, &n_end) && is_truthy(in, n, n_end);
+            if (named && in[n] == '"') {
+                PyObject *name = string_object(in, n, n_end);
+                if (name == NULL || PyList_Append(names, name) < 0) {
+                    Py_XDECREF(name);
+                    return -1;
+                }
+                Py_DECREF(name);
+            }
+        }
+        pos = part_end + (in[part_end] == ',');
+    }
+    return 0;
+}
+
+/* `previews._said` of the value whose canonical text is in[0:len]. */
+static PyObject *said_of(Line *line, const unsigned char *in, Py_ssize_t len) {
+    int user = 0;
+    Py_ssize_t v, v_end;
+    if (in[0] == '"') {
+        if (string_line(line, in, 0, len) < 0) return NULL;
+    } else if (in[0] == '{') {
+        user = member(in, 0, len, "role", &v, &v_end) && string_is(in, v, v_end, "user");
+        int has = member(in, 0, len, "parts", &v, &v_end) || member(in, 0, len, "content", &v, &v_end);
+        if (has && content_line(line, in, v, v_end) < 0) return NULL;
+    }
+    PyObject *names = PyList_New(0);
+    if (names == NULL) return NULL;
+    if (line->line == NULL && in[0] == '{' && tool_names(in, 0, len, names) < 0) {
+        Py_DECREF(names);
+        return NULL;
+    }
+    PyObject *tools = PyList_AsTuple(names);
+    Py_DECREF(names);
+    if (tools == NULL) return NULL;
+    PyObject *said = PyTuple_Pack(3, user ? Py_True : Py_False, line->line ? line->line : Py_None, tools);
+    Py_DECREF(tools);
+    return said;
+}
+
+static PyObject *message_said(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 3 || !PyUnicode_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "message_said(body, chars, ellipsis: str) takes 3 arguments");
+        return NULL;
+    }
+    Line line;
+    line.chars = PyLong_AsSsize_t(args[1]);
+    if (line.chars == -1 && PyErr_Occurred()) return NULL;
+    if (line.chars < 1 || line.chars > MAX_LINE_CHARS) {
+        PyErr_Format(PyExc_ValueError, "message_said: chars must be 1..%d", MAX_LINE_CHARS);
+        return NULL;
+    }
+    line.ellipsis = args[2];
+    line.line = NULL;
+    Text t;
+    int opened = text_open(&t, args[0]);
+    if (opened < 0) return NULL;
+    if (opened > 0) Py_RETURN_NONE;
+    PyObject *result = NULL;
+    StackBuffers stack;
+    Parser p;
+    if (parser_open(&p, &stack, t.size) == 0) {
+        int rc = parse_whole(&p, t.data, t.size);
+        if (rc == 0) result = said_of(&line, p.out, p.out_pos);
+        else if (rc > 0) result = Py_NewRef(Py_None);
+    }
+    Py_XDECREF(line.line);
+    parser_close(&p, &stack);
+    text_close(&t);
+    return result;
+}
+
 static PyMethodDef METHODS[] = {
     {"canonical", canonical, METH_O,
      "canonical(text) -> bytes | None: msgspec's sorted-key encoding of the decoded JSON text, or None "
@@ -877,6 +1140,9 @@ static PyMethodDef METHODS[] = {
     {"split_array", (PyCFunction)(void (*)(void))split_array, METH_FASTCALL,
      "split_array(text, memo, room, limit, kind, source) -> (items | None, refs | None, added, full): see "
      "canonical_native.py."},
+    {"message_said", (PyCFunction)(void (*)(void))message_said, METH_FASTCALL,
+     "message_said(body, chars, ellipsis) -> (user, line, tools) | None: previews._said of the decoded body, "
+     "from its canonical text; None where the canonical text is not decided here."},
     {NULL, NULL, 0, NULL},
 };
 

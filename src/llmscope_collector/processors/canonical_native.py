@@ -13,6 +13,11 @@ compiler at install time (setup.py), `canonical` always answers None and the spl
 BLAKE2b-128 (the extension's own, equal to `hashlib.blake2b(digest_size=16)`: the content store's
 keys) and the body as str, through the caller's memo of element texts. Per element in Python (a
 `bytes`, a lookup, the digest's three calls, a decode, the tuples) cost more than the work itself.
+
+`message_said` reads what a stored message body says for the trace list's previews (`previews._said`:
+whether it is a user message, its first line, the tools it calls) from its canonical text, without
+Python objects: decoding the picked spans' bodies to dicts and walking them in Python was most of the
+previews' CPU (tests/collector/model/test_previews.py holds it equal to `_said` of the decoded body).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ Hashed = tuple[str, str]
 ContentRef = tuple[str, str, str, int]
 SplitItems = tuple[list[Hashed | bytes] | None, list[ContentRef] | None, int, bool]
 SplitArray = Callable[[str, dict[bytes, Hashed] | None, int, int, str, str], SplitItems]
+Said = tuple[bool, str | None, tuple[str, ...]]
+MessageSaid = Callable[[str, int, str], Said | None]
 
 
 def _none(text: str | bytes | msgspec.Raw) -> bytes | None:
@@ -39,6 +46,10 @@ def _undecided(
     return None, None, 0, False
 
 
+def _not_said(body: str, chars: int, ellipsis: str) -> Said | None:
+    return None
+
+
 _BLAKE2B_16 = blake2b(digest_size=16)
 
 
@@ -48,19 +59,20 @@ def _hashlib_digest(data: bytes) -> str:
     return state.hexdigest()
 
 
-def _load() -> tuple[Canonical, Callable[[bytes], str], SplitArray, bool]:
+def _load() -> tuple[Canonical, Callable[[bytes], str], SplitArray, MessageSaid, bool]:
     try:
         from llmscope_collector.processors._canonical_json import (  # type: ignore[import-not-found]
             canonical as native,
         )
         from llmscope_collector.processors._canonical_json import digest as native_digest
+        from llmscope_collector.processors._canonical_json import message_said as native_said
         from llmscope_collector.processors._canonical_json import split_array as native_split
     except ImportError:
-        return _none, _hashlib_digest, _undecided, False
-    return native, native_digest, native_split, True
+        return _none, _hashlib_digest, _undecided, _not_said, False
+    return native, native_digest, native_split, native_said, True
 
 
-canonical, digest, split_array, AVAILABLE = _load()
+canonical, digest, split_array, message_said, AVAILABLE = _load()
 """`canonical(text)`: the canonical JSON bytes of the value `text` decodes to, or None (see above).
 
 `digest(data)`: `hashlib.blake2b(data, digest_size=16).hexdigest()` (the extension's BLAKE2b, else
@@ -75,4 +87,9 @@ reads it (the caller decides the whole text). `refs` has each item's content ref
 hash, len(body))` when every item is decided, else None. Each pair made is remembered in `memo` (None:
 no memo) when its `len(key) + len(body)` is at most `limit` and fits in `room` characters; `added`
 counts the characters it took, `full` says a pair did not fit. Without the extension:
-`(None, None, 0, False)`."""
+`(None, None, 0, False)`.
+
+`message_said(body, chars, ellipsis)`: `previews._said` of the value JSON `body` decodes to (its line
+capped at `chars` code points, `ellipsis` ending a cut one: the caller owns both), or None where the
+extension does not decide the body's canonical text (as `canonical`: the caller decodes). Without the
+extension: None."""

@@ -25,7 +25,9 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from llmscope_collector.processors import canonical_native
 from llmscope_collector.processors.arrow_native import RowArrays
+from llmscope_collector.processors.canonical_native import Said
 from llmscope_collector.storage.schema import LLM_OPERATIONS
 
 PREVIEW_CHARS = 200
@@ -109,7 +111,8 @@ def _tool_calls(message: Any) -> list[str]:
     names = []
     for part in parts if isinstance(parts, list) else []:
         if isinstance(part, dict) and part.get("type") in ("tool_call", "function", None):
-            name = part.get("name") or (part.get("function") or {}).get("name")
+            function = part.get("function")  # (an OpenAI tool call's; anything else names nothing)
+            name = part.get("name") or (function.get("name") if isinstance(function, dict) else None)
             if isinstance(name, str) and name:
                 names.append(name)
     return names
@@ -184,12 +187,35 @@ def _answer_line(messages: list[Any]) -> str | None:
     return first_line("→ " + ", ".join(calls)) if calls else None
 
 
-UserLines = dict[str, tuple[bool, str | None]]
-"""Per content key (hash), whether the item is a user message and its line: shared by a part's spans."""
-_NOT_USER: Final = (False, None)
+Saids = dict[str, Said]
+"""Per content key (hash), what its body says (`message_said`): shared by a part's spans, whose chat
+histories resend the same messages."""
 
 
-def span_previews(items: Iterable[tuple[str, str, str]], memo: UserLines) -> tuple[str | None, str | None]:
+def message_said(body: str) -> Said:
+    """`_said` of a stored message body: from its canonical text by the C extension where it decides it
+    (no Python objects: decoding each picked body to dicts was most of the previews' CPU), else decoded."""
+    said = canonical_native.message_said(body, PREVIEW_CHARS, ELLIPSIS)
+    return _said(_decoded(body)) if said is None else said
+
+
+def _said(message: Any) -> Said:
+    """What a message says for the previews: whether it is a user message, its first line (None when its
+    text has none) and, when it has none, the tools it calls (all `input_preview`/`output_preview` read
+    of a chat message)."""
+    line = first_line(_message_text(message))
+    user = isinstance(message, dict) and message.get("role") == "user"
+    return user, line, (tuple(_tool_calls(message)) if line is None else ())
+
+
+def _said_by_key(memo: Saids, key: str, body: str) -> Said:
+    said = memo.get(key)
+    if said is None:
+        said = memo[key] = message_said(body)
+    return said
+
+
+def span_previews(items: Iterable[tuple[str, str, str]], memo: Saids) -> tuple[str | None, str | None]:
     """An LLM span's `(input, output)` preview candidates from its content items `(kind, key, stored JSON
     body)` in order (`key` names the body: its content hash): None for a side it has no item of, "" for a
     side whose items say nothing (the span is still the one its trace's pick may choose: the trace then
@@ -199,69 +225,66 @@ def span_previews(items: Iterable[tuple[str, str, str]], memo: UserLines) -> tup
     writer decoded the chosen spans' bodies). `memo` keeps what a chat history's messages say across the
     calls that resend them."""
     listed = list(items)
-    return _said_in(listed, memo), _said_out(listed)
+    return _said_in(listed, memo), _said_out(listed, memo)
 
 
-def _said_in(items: list[tuple[str, str, str]], memo: UserLines) -> str | None:
+def _said_in(items: list[tuple[str, str, str]], memo: Saids) -> str | None:
     """`span_previews`' input side: None without an input item, "" when they say nothing."""
     return _told_in([item for item in items if item[0] in _INPUTS], memo)
 
 
-def _said_out(items: list[tuple[str, str, str]]) -> str | None:
+def _said_out(items: list[tuple[str, str, str]], memo: Saids) -> str | None:
     """`span_previews`' output side: None without an output item, "" when they say nothing."""
-    return _told_out([item for item in items if item[0] in _OUTPUTS])
+    return _told_out([item for item in items if item[0] in _OUTPUTS], memo)
 
 
-def _told_in(inputs: list[tuple[str, str, str]], memo: UserLines) -> str | None:
+def _told_in(inputs: list[tuple[str, str, str]], memo: Saids) -> str | None:
     """`_said_in` of a span's input items alone."""
     return (_input_text(inputs, memo) or "") if inputs else None
 
 
-def _told_out(outputs: list[tuple[str, str, str]]) -> str | None:
+def _told_out(outputs: list[tuple[str, str, str]], memo: Saids) -> str | None:
     """`_said_out` of a span's output items alone."""
-    return (_output_text(outputs) or "") if outputs else None
+    return (_output_text(outputs, memo) or "") if outputs else None
 
 
-def _input_text(items: list[tuple[str, str, str]], memo: UserLines) -> str | None:
+def _input_text(items: list[tuple[str, str, str]], memo: Saids) -> str | None:
     """`input_preview` of these items' decoded bodies, reading only the messages it needs when they are
-    all chat messages (an agent resends its whole history: the last user message is what is shown), each
-    distinct one once per `memo`."""
+    all chat messages (an agent resends its whole history: the last user message is what is shown).
+
+    A message whose role is "user" holds the JSON string `"user"` as such (the content splitter's encoders
+    escape no ASCII letter); text inside a JSON string has its quotes escaped, so a body without it is
+    not a user message and is not read unless no message is a user's."""
     if any(item[0] != "input" for item in items):
         return input_preview([(kind, _decoded(body)) for kind, _, body in items])
     seen_user = False
     for _, key, body in reversed(items):
-        said = memo.get(key)
-        if said is None:
-            said = memo[key] = _user_line(body)
-        if said is _NOT_USER:
+        if '"user"' not in body:
             continue
-        seen_user = True
-        if said[1]:
-            return said[1]
+        user, line, _ = _said_by_key(memo, key, body)
+        seen_user = seen_user or user
+        if user and line:
+            return line
     if seen_user:  # users, none with a line: no preview (not the other messages' text)
         return None
-    return input_preview([(kind, _decoded(body)) for kind, _, body in items])
+    for _, key, body in reversed(items):  # no user message: the last message that says something
+        line = _said_by_key(memo, key, body)[1]
+        if line:
+            return line
+    return None
 
 
-def _user_line(body: str) -> tuple[bool, str | None]:
-    """`(True, its first line)` for a user message's body, else `_NOT_USER`.
-
-    A message whose role is "user" holds the JSON string `"user"` as such (the content splitter's encoders
-    escape no ASCII letter); text inside a JSON string has its quotes escaped, so a body without it cannot
-    be a user message and is not decoded."""
-    if '"user"' in body:
-        message = _decoded(body)
-        if isinstance(message, dict) and message.get("role") == "user":
-            return True, first_line(_message_text(message))
-    return _NOT_USER
-
-
-def _output_text(items: list[tuple[str, str, str]]) -> str | None:
-    """`output_preview` of these items' decoded bodies (an answer's messages alone, the usual case, go
-    straight to the line)."""
+def _output_text(items: list[tuple[str, str, str]], memo: Saids) -> str | None:
+    """`output_preview` of these items' decoded bodies (an answer's messages alone, the usual case, as
+    `_answer_line`: the last message's line that has one, else the tools they call)."""
     if any(item[0] != "output" for item in items):
         return output_preview([(kind, _decoded(body)) for kind, _, body in items])
-    return _answer_line([_decoded(body) for _, _, body in items])
+    for _, key, body in reversed(items):
+        line = _said_by_key(memo, key, body)[1]
+        if line:
+            return line
+    calls = [name for _, key, body in items for name in _said_by_key(memo, key, body)[2]]
+    return first_line("→ " + ", ".join(calls)) if calls else None
 
 
 def preview_candidates(
@@ -287,13 +310,13 @@ def preview_candidates(
     rows = sorted({*asked.values(), *answered.values()})
     inputs: list[str | None] = []
     outputs: list[str | None] = []
-    memo: UserLines = {}
+    memo: Saids = {}
     for row in rows:
         trace = trace_ids[row]
         span = zip(refs[row] or (), items[row], strict=True)
         if asked.get(trace) != row:  # (a row is mostly picked for one side: only its items are gathered)
             inputs.append(None)
-            outputs.append(_told_out(_side(span, _OUTPUTS)))
+            outputs.append(_told_out(_side(span, _OUTPUTS), memo))
             continue
         if answered.get(trace) != row:
             inputs.append(_told_in(_side(span, _INPUTS), memo))
@@ -301,7 +324,7 @@ def preview_candidates(
             continue
         listed = list(span)
         inputs.append(_told_in(_side(listed, _INPUTS), memo))
-        outputs.append(_told_out(_side(listed, _OUTPUTS)))
+        outputs.append(_told_out(_side(listed, _OUTPUTS), memo))
     columns = (
         rows,
         [trace_ids[row] for row in rows],

@@ -18,6 +18,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from llmscope_collector.processors import canonical_native
 from llmscope_collector.processors.cost import PriceBook
 from llmscope_collector.processors.decode import decode_bytes
 from llmscope_collector.processors.messages import split_content
@@ -154,6 +155,7 @@ def test_deltas_take_the_first_call_s_question_and_the_last_call_s_answer_from_c
 
 _said = st.one_of(
     st.sampled_from(['"user"', '{"role":"user"}', "user", "\n\n  hi  \nthere", "", "  ", '"role": "user"', "a", "b"]),
+    st.sampled_from(["\u2028\x1c é\x85x", "\u3000 \\\" \t", "😀" * 201, " y" * 120]),
     st.text(max_size=12),
 )
 _role = st.one_of(st.just("user"), st.sampled_from(["assistant", "system", "tool", "", "User"]), st.integers(0, 2))
@@ -168,6 +170,7 @@ _message = st.one_of(
     st.builds(lambda r, ps: {"role": r, "parts": ps}, _role, st.lists(_part, max_size=3)),
     st.builds(lambda r, c: {"role": r, "content": c}, _role, st.one_of(_said, st.lists(_part, max_size=2))),
     st.builds(lambda r, n: {"role": r, "tool_calls": [{"function": {"name": n}}]}, _role, _said),
+    st.builds(lambda r, n: {"role": r, "parts": [{"type": "tool_call", "function": n}]}, _role, _said),
     _said,
     st.integers(),
 )
@@ -201,12 +204,17 @@ _spans_items = st.one_of(
 
 
 @settings(max_examples=500)
-@given(_spans_items, st.booleans())
-@example([("input", _otel("user", "first")), ("input", _otel("tool", "x")), ("input", _otel("user", "last"))], False)
-@example([("input", _otel("user", " ")), ("input", _otel("assistant", "said"))], False)
-@example([("input", _otel("system", "be nice")), ("input", _otel("assistant", "said"))], True)
-def test_a_span_s_candidates_are_the_previews_of_its_decoded_items(items: list[tuple[str, Any]], plain: bool) -> None:
-    """Stored bodies are canonical JSON (`dumps`); also plain `json.dumps` text (its own spacing)."""
+@given(_spans_items, st.booleans(), st.booleans())
+@example([("input", _otel("user", "first")), ("input", _otel("tool", "x")), ("input", _otel("user", "last"))], False, True)
+@example([("input", _otel("user", " ")), ("input", _otel("assistant", "said"))], False, True)
+@example([("input", _otel("system", "be nice")), ("input", _otel("assistant", "said"))], True, True)
+@example([("output", {"role": "assistant", "parts": [{"type": "function", "function": "f", "name": ""}]})], False, True)
+def test_a_span_s_candidates_are_the_previews_of_its_decoded_items(
+    items: list[tuple[str, Any]], plain: bool, native: bool
+) -> None:
+    """Stored bodies are canonical JSON (`dumps`); also plain `json.dumps` text (its own spacing). What a
+    body says is read by the C extension (`canonical_native.message_said`) where it is built, else (and
+    with `native` off) from the decoded body: the same candidates either way."""
     stored = [(kind, json.dumps(value) if plain else dumps(value)) for kind, value in items]
     decoded = [(kind, _decoded(body)) for kind, body in stored]
     inputs = [item for item in decoded if item[0] in ("input", "input_value")]
@@ -215,7 +223,13 @@ def test_a_span_s_candidates_are_the_previews_of_its_decoded_items(items: list[t
         (input_preview(inputs) or "") if inputs else None,
         (output_preview(outputs) or "") if outputs else None,
     )
-    assert span_previews([(kind, body, body) for kind, body in stored], {}) == expected
+    loaded = canonical_native.message_said
+    if not native:
+        canonical_native.message_said = canonical_native._not_said
+    try:
+        assert span_previews([(kind, body, body) for kind, body in stored], {}) == expected
+    finally:
+        canonical_native.message_said = loaded
 
 
 # --- from the decode workers through the writer to the trace deltas --------------------------------
