@@ -229,11 +229,28 @@ def test_split_array_looks_up_element_texts_and_keeps_to_its_budget() -> None:
 # text, text around the cap; and any text.
 _LINE_TEXT = (
     st.sampled_from(
-        ["", " ", "\n\n  hi  \nthere", "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029x", "\x1f a \x1f", "\u3000\xa0b\u2009"]
-        + ['"user"', "a\\b", "\t\ttab\t", "😀 \U0010ffff", "\x00z", "x" * 199, "y" * 200, "z" * 201, " w" * 150]
+        [
+            *(
+                "",
+                " ",
+                "\n\n  hi  \nthere",
+                "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029x",
+                "\x1f a \x1f",
+                "\u3000\xa0b\u2009",
+            ),
+            '"user"',
+            "a\\b",
+            "\t\ttab\t",
+            "😀 \U0010ffff",
+            "\x00z",
+            "x" * 199,
+            "y" * 200,
+            "z" * 201,
+            " w" * 150,
+        ]
     )
     | st.text(max_size=30)
-    | st.text(st.sampled_from("ab \n\r\t\x0b\x1c\x85\u2028\u3000é😀\\\""), max_size=250)
+    | st.text(st.sampled_from('ab \n\r\t\x0b\x1c\x85\u2028\u3000é😀\\"'), max_size=250)
 )
 _ROLE = st.sampled_from(["user", "assistant", "tool", "", "User", None, 1, ["user"]])
 _TYPE = st.sampled_from(["text", "input_text", "output_text", "tool_call", "function", "image", None, 3])
