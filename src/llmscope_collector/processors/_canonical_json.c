@@ -873,7 +873,7 @@ static PyObject *split_array(PyObject *module, PyObject *const *args, Py_ssize_t
 
 /* The code point at in[*i] of a string's content as written in canonical text (UTF-8 validated by the
  * parser, escapes well formed), *i moved past it. */
-static Py_UCS4 next_code_point(const unsigned char *in, Py_ssize_t *i) {
+static inline Py_UCS4 next_code_point(const unsigned char *in, Py_ssize_t *i) {
     unsigned char c = in[*i];
     if (c == '\\') {
         unsigned char e = in[*i + 1];
@@ -917,42 +917,120 @@ static Py_UCS4 next_code_point(const unsigned char *in, Py_ssize_t *i) {
 
 #define MAX_LINE_CHARS 4096
 
+/* Python's `str.isspace` and `str.splitlines` breaks of one code point (ASCII by table: the macros call
+ * into the Unicode database). */
+static inline int is_space(Py_UCS4 cp) {
+    return cp < 128 ? (cp == ' ' || (cp >= '\t' && cp <= '\r') || (cp >= 0x1C && cp <= 0x1F)) : Py_UNICODE_ISSPACE(cp);
+}
+
+static inline int is_line_break(Py_UCS4 cp) {
+    return cp < 128 ? ((cp >= '\n' && cp <= '\r') || (cp >= 0x1C && cp <= 0x1E)) : Py_UNICODE_ISLINEBREAK(cp);
+}
+
 /* The first non-blank line of a message's text, as `previews.first_line` finds it: Python's own line
  * breaks (`str.splitlines`) and white space (`str.strip`), capped at `chars` code points. */
 typedef struct {
     Py_ssize_t chars;
-    PyObject *ellipsis;
+    PyObject *ellipsis_obj;
+    const char *ellipsis; /* its UTF-8 */
+    Py_ssize_t ellipsis_len;
     PyObject *line; /* the line, once found (a new reference) */
-    Py_UCS4 buf[MAX_LINE_CHARS];
+    unsigned char buf[4 * MAX_LINE_CHARS + 8]; /* its UTF-8, up to `chars` code points and the ellipsis */
 } Line;
+
+/* One code point's UTF-8 at `o`; its length. */
+static inline Py_ssize_t put_utf8(unsigned char *o, Py_UCS4 cp) {
+    if (cp < 0x80) { o[0] = (unsigned char)cp; return 1; }
+    if (cp < 0x800) { o[0] = (unsigned char)(0xC0 | (cp >> 6)); o[1] = (unsigned char)(0x80 | (cp & 0x3F)); return 2; }
+    if (cp < 0x10000) {
+        o[0] = (unsigned char)(0xE0 | (cp >> 12)); o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (unsigned char)(0x80 | (cp & 0x3F)); return 3;
+    }
+    o[0] = (unsigned char)(0xF0 | (cp >> 18)); o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (unsigned char)(0x80 | (cp & 0x3F)); return 4;
+}
+
+/* The str of ASCII bytes o[0:n], and `tail` after them when given (its copy widens the bytes, unrolled). */
+static PyObject *ascii_str(const unsigned char *o, Py_ssize_t n, PyObject *tail) {
+    PyObject *u = PyUnicode_New(n, 127);
+    if (u == NULL) return NULL;
+    memcpy(PyUnicode_1BYTE_DATA(u), o, (size_t)n);
+    if (tail == NULL) return u;
+    PyObject *joined = PyUnicode_Concat(u, tail);
+    Py_DECREF(u);
+    return joined;
+}
+
+/* The cut line: the UTF-8 o[0:cut_len] (`ascii`: all ASCII) and the ellipsis. */
+static int cut_line(Line *line, unsigned char *o, Py_ssize_t cut_len, int ascii) {
+    if (ascii) {
+        line->line = ascii_str(o, cut_len, line->ellipsis_obj);
+        return line->line == NULL ? -1 : 0;
+    }
+    memcpy(o + cut_len, line->ellipsis, (size_t)line->ellipsis_len);
+    line->line = PyUnicode_DecodeUTF8((const char *)o, cut_len + line->ellipsis_len, NULL);
+    return line->line == NULL ? -1 : 0;
+}
 
 /* Look for the line in the string whose canonical text (with its quotes) is in[start:end]: 0 (found or
  * not: line->line says), -1 with an exception. The text of several parts is joined by "\n", so the
- * first part with a non-blank line holds the line. */
+ * first part with a non-blank line holds the line. Printable ASCII, most of any text, is neither a line
+ * break nor white space but ' ' (canonical text escapes the control characters), so it is copied as it
+ * is; every other code point is decoded and asked. */
 static int string_line(Line *line, const unsigned char *in, Py_ssize_t start, Py_ssize_t end) {
     Py_ssize_t i = start + 1, stop = end - 1;
     Py_UCS4 cp;
+    Py_ssize_t first;
     do { /* blank lines and leading white space (every line break is white space) */
         if (i >= stop) return 0;
+        first = i;
         cp = next_code_point(in, &i);
-    } while (Py_UNICODE_ISSPACE(cp));
-    Py_ssize_t count = 0, kept = 0; /* code points of the line so far, up to its last non-space one */
-    for (;;) {
-        if (count < line->chars) line->buf[count] = cp;
+    } while (is_space(cp));
+    i = first;
+    /* code points of the line so far, and its UTF-8's length after the last non-space one and at the cut */
+    Py_ssize_t count = 0, kept = 0, kept_len = 0, cut_len = 0, len = 0, chars = line->chars;
+    unsigned char *o = line->buf;
+    int ascii = 1;
+    while (i < stop && kept <= chars) {
+        if (in[i] >= 0x20 && in[i] != '\\' && in[i] < 0x80) { /* a run of printable ASCII, 8 bytes at a time */
+            Py_ssize_t room = chars - count, j = i + 1;
+            Py_ssize_t lim = stop - i > room + 64 ? i + (room > 0 ? room : 0) + 64 : stop; /* (past the cap: enough) */
+            while (lim - j >= 8) {
+                uint64_t x;
+                memcpy(&x, in + j, 8);
+                if (special8(x) & HIGHS) break;
+                j += 8;
+            }
+            while (j < lim && in[j] >= 0x20 && in[j] != '\\' && in[j] < 0x80) j++;
+            Py_ssize_t n = j - i, take = n < room ? n : (room > 0 ? room : 0), at_cut = chars - 1 - count, last = j;
+            memcpy(o + len, in + i, (size_t)take);
+            if (at_cut >= 1 && at_cut <= n) cut_len = len + at_cut;
+            while (last > i && in[last - 1] == ' ') last--;
+            if (last > i) {
+                kept = count + (last - i);
+                if (kept <= chars) kept_len = len + (last - i);
+            }
+            len += take;
+            count += n;
+            i = j;
+            continue;
+        }
+        cp = next_code_point(in, &i);
+        if (is_line_break(cp)) break;
+        if (count < chars) {
+            len += put_utf8(o + len, cp);
+            ascii &= cp < 0x80;
+        }
         count++;
-        if (!Py_UNICODE_ISSPACE(cp)) kept = count;
-        if (i >= stop) break;
-        cp = next_code_point(in, &i);
-        if (Py_UNICODE_ISLINEBREAK(cp)) break;
+        if (count == chars - 1) cut_len = len;
+        if (!is_space(cp)) {
+            kept = count;
+            kept_len = len;
+        }
     }
-    if (kept <= line->chars) {
-        line->line = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, line->buf, kept);
-        return line->line == NULL ? -1 : 0;
-    }
-    PyObject *cut = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, line->buf, line->chars - 1);
-    if (cut == NULL) return -1;
-    line->line = PyUnicode_Concat(cut, line->ellipsis);
-    Py_DECREF(cut);
+    if (kept > chars) /* cut: the first chars - 1 code points and the ellipsis */
+        return cut_line(line, o, cut_len, ascii);
+    line->line = ascii ? ascii_str(o, kept_len, NULL) : PyUnicode_DecodeUTF8((const char *)o, kept_len, NULL);
     return line->line == NULL ? -1 : 0;
 }
 
@@ -994,15 +1072,30 @@ static int string_is(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, 
     return in[start] == '"' && key_is(in + start + 1, end - start - 2, text);
 }
 
-/* `obj.get(name)` of the object at in[start] (one of its members' names): its value's bounds, or 0. */
-static int member(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, const char *name, Py_ssize_t *value,
-                  Py_ssize_t *value_end) {
+/* `obj.get(name)` of the object at in[start] for each of `n` names at once (a member's value is skipped
+ * once, however many are looked up): each value's bounds in value[k]:value_end[k], value[k] = -1 where
+ * absent. */
+static void members(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, const char *const *names, int n,
+                    Py_ssize_t *value, Py_ssize_t *value_end) {
+    for (int k = 0; k < n; k++) value[k] = -1;
     Members it = {in, start + 1, end};
     const unsigned char *key;
-    Py_ssize_t key_len;
-    while (next_member(&it, &key, &key_len, value, value_end))
-        if (key_is(key, key_len, name)) return 1;
-    return 0;
+    Py_ssize_t key_len, v, v_end;
+    while (next_member(&it, &key, &key_len, &v, &v_end)) {
+        for (int k = 0; k < n; k++) {
+            if (key_is(key, key_len, names[k])) {
+                value[k] = v;
+                value_end[k] = v_end;
+                break;
+            }
+        }
+    }
+}
+
+static int member(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, const char *name, Py_ssize_t *value,
+                  Py_ssize_t *value_end) {
+    members(in, start, end, &name, 1, value, value_end);
+    return *value >= 0;
 }
 
 /* `previews._text_of` of one part (an element of a content list): a string, or a text part's
@@ -1010,12 +1103,14 @@ static int member(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, con
 static int part_line(Line *line, const unsigned char *in, Py_ssize_t start, Py_ssize_t end) {
     if (in[start] == '"') return string_line(line, in, start, end);
     if (in[start] != '{') return 0;
-    Py_ssize_t v, v_end;
-    if (member(in, start, end, "type", &v, &v_end) && !string_is(in, v, v_end, "text") &&
-        !string_is(in, v, v_end, "input_text") && !string_is(in, v, v_end, "output_text"))
+    static const char *const NAMES[] = {"content", "text", "type"};
+    Py_ssize_t v[3], v_end[3];
+    members(in, start, end, NAMES, 3, v, v_end);
+    if (v[2] >= 0 && !string_is(in, v[2], v_end[2], "text") && !string_is(in, v[2], v_end[2], "input_text") &&
+        !string_is(in, v[2], v_end[2], "output_text"))
         return 0;
-    if (!member(in, start, end, "content", &v, &v_end) && !member(in, start, end, "text", &v, &v_end)) return 0;
-    return in[v] == '"' ? string_line(line, in, v, v_end) : 0;
+    int k = v[0] >= 0 ? 0 : 1; /* `part.get("content", part.get("text"))` */
+    return v[k] >= 0 && in[v[k]] == '"' ? string_line(line, in, v[k], v_end[k]) : 0;
 }
 
 /* `previews._text_of` of a message's content in[start:end], up to its first line. */
@@ -1047,9 +1142,12 @@ static PyObject *string_object(const unsigned char *in, Py_ssize_t start, Py_ssi
 
 /* `previews._tool_calls` of the message object in[start:end]: the names it calls, appended to `names`. */
 static int tool_names(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, PyObject *names) {
-    Py_ssize_t v = 0, v_end = 0;
-    int found = member(in, start, end, "parts", &v, &v_end) && is_truthy(in, v, v_end);
-    if (!found) found = member(in, start, end, "tool_calls", &v, &v_end) && is_truthy(in, v, v_end);
+    static const char *const NAMES[] = {"parts", "tool_calls"};
+    Py_ssize_t vs[2], v_ends[2];
+    members(in, start, end, NAMES, 2, vs, v_ends);
+    int k = vs[0] >= 0 && is_truthy(in, vs[0], v_ends[0]) ? 0 : 1; /* `parts or tool_calls` */
+    int found = vs[k] >= 0 && is_truthy(in, vs[k], v_ends[k]);
+    Py_ssize_t v = vs[k], v_end = v_ends[k];
     if (!found || in[v] != '[') return 0;
     Py_ssize_t pos = v + 1;
     while (in[pos] != ']') {
@@ -1077,22 +1175,28 @@ static int tool_names(const unsigned char *in, Py_ssize_t start, Py_ssize_t end,
 /* `previews._said` of the value whose canonical text is in[0:len]. */
 static PyObject *said_of(Line *line, const unsigned char *in, Py_ssize_t len) {
     int user = 0;
-    Py_ssize_t v, v_end;
     if (in[0] == '"') {
         if (string_line(line, in, 0, len) < 0) return NULL;
     } else if (in[0] == '{') {
-        user = member(in, 0, len, "role", &v, &v_end) && string_is(in, v, v_end, "user");
-        int has = member(in, 0, len, "parts", &v, &v_end) || member(in, 0, len, "content", &v, &v_end);
-        if (has && content_line(line, in, v, v_end) < 0) return NULL;
+        static const char *const NAMES[] = {"content", "parts", "role"};
+        Py_ssize_t v[3], v_end[3];
+        members(in, 0, len, NAMES, 3, v, v_end);
+        user = v[2] >= 0 && string_is(in, v[2], v_end[2], "user");
+        int k = v[1] >= 0 ? 1 : 0; /* `parts` when the message has them, else `content` */
+        if (v[k] >= 0 && content_line(line, in, v[k], v_end[k]) < 0) return NULL;
     }
-    PyObject *names = PyList_New(0);
-    if (names == NULL) return NULL;
-    if (line->line == NULL && in[0] == '{' && tool_names(in, 0, len, names) < 0) {
+    PyObject *tools;
+    if (line->line == NULL && in[0] == '{') { /* no line: the tools it calls, if any */
+        PyObject *names = PyList_New(0);
+        if (names == NULL) return NULL;
+        if (tool_names(in, 0, len, names) < 0) {
+            Py_DECREF(names);
+            return NULL;
+        }
+        tools = PyList_AsTuple(names);
         Py_DECREF(names);
-        return NULL;
-    }
-    PyObject *tools = PyList_AsTuple(names);
-    Py_DECREF(names);
+    } else
+        tools = PyTuple_New(0);
     if (tools == NULL) return NULL;
     PyObject *said = PyTuple_Pack(3, user ? Py_True : Py_False, line->line ? line->line : Py_None, tools);
     Py_DECREF(tools);
@@ -1112,7 +1216,13 @@ static PyObject *message_said(PyObject *module, PyObject *const *args, Py_ssize_
         PyErr_Format(PyExc_ValueError, "message_said: chars must be 1..%d", MAX_LINE_CHARS);
         return NULL;
     }
-    line.ellipsis = args[2];
+    line.ellipsis_obj = args[2];
+    line.ellipsis = PyUnicode_AsUTF8AndSize(args[2], &line.ellipsis_len);
+    if (line.ellipsis == NULL) return NULL;
+    if (line.ellipsis_len > 8) {
+        PyErr_SetString(PyExc_ValueError, "message_said: the ellipsis takes at most 8 bytes of UTF-8");
+        return NULL;
+    }
     line.line = NULL;
     Text t;
     int opened = text_open(&t, args[0]);
