@@ -14,8 +14,9 @@ removed cannot load, e.g. those before the runtime change removed `prometheus_te
 `--callgrind` counts instructions instead (deterministic, unlike the clock on a shared machine): per
 stage (`CALLGRIND_STAGES`: the whole `decode_payload`, the preview candidates of its parts) it runs
 this script under valgrind twice, with 0 and `--passes` passes of the stage after the same set-up and
-warm-up pass, and divides the difference by the spans decoded. Every pass has new content (as the
-timed whole decode above), so the content split's memo hits only what a request resends itself.
+warm-up pass, and divides the difference of their main threads' counts by the spans decoded. Every
+pass has new content (as the timed whole decode above), so the content split's memo hits only what a
+request resends itself.
 """
 
 from __future__ import annotations
@@ -312,17 +313,23 @@ def callgrind(passes: int, requests: int, per_request: int) -> dict[str, float]:
 
 
 def _instructions(stage: str, passes: int, most: int, requests: int, per_request: int) -> int:
-    """The instructions of one `callgrind_run` under valgrind (all threads: the decode runs on one)."""
+    """The instructions of one `callgrind_run` under valgrind, on its main thread (the decode's: the
+    threads pyarrow and the allocator start wake on timers, so their count grows with the wall time a run
+    takes under valgrind, which other work on the machine sets)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         args = [f"--callgrind-run={stage}", f"--passes={passes}", f"--most={most}"]
         args += [f"--requests={requests}", f"--traces-per-request={per_request}"]
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__, *args]
-        env = {**os.environ, "PYTHONHASHSEED": "0"}  # same hashes, same dict/set layouts in every run
+        cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}"]
+        cmd += [sys.executable, __file__, *args]
+        # Same hashes (dict/set layouts) in every run, and no .pyc written: two runs at once racing to write
+        # one would count its compile in one run only (the 0-pass run's count is subtracted).
+        env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
         subprocess.run(cmd, check=True, capture_output=True, env=env)
-        found = re.search(r"^(?:summary|totals): (\d+)", out.read_text(errors="replace"), re.M)
+        main = Path(f"{out}-01")
+        found = re.search(r"^(?:summary|totals): (\d+)", main.read_text(errors="replace"), re.M)
     if found is None:
-        raise RuntimeError("no instruction total in the callgrind output")
+        raise RuntimeError("no instruction total for the main thread in the callgrind output")
     return int(found.group(1))
 
 
