@@ -66,6 +66,14 @@ STANDING_NOTES = [
     "pure, both inflated by the machine's load (the ~55 µs of the full-mode report was a quieter run; the main "
     "process's gRPC receive, WAL, writer and stitcher are not touched by the decoder); peak RSS equal (~720 MB "
     "tree, the decode workers' Python heaps unchanged).",
+    "Preview candidates (issue 22, session 31, 2026-12-03): what a picked message says (user?, first line, "
+    "tools) read by `_canonical_json.message_said` from its canonical body instead of a msgspec decode and a "
+    "Python walk; `benchmarks/hotpaths.py --callgrind` (main thread, 876 bench spans, new content each pass, "
+    "two runs a side equal within 5 instructions): previews 18.3k -> 15.6k instructions per span, the whole "
+    "`decode_payload` 175.6k -> 172.8k (-1.6%). The stage's rest is picking and Python plumbing, not JSON. "
+    "Not kept: lines recorded by the split's own pass (it parses 6.6 messages a bench trace, the previews "
+    "read 2). Before the harness counted the main thread only and stopped writing .pyc, the same code gave "
+    "16.3k-19.5k across runs.",
     "SDK before/after (issue 14, 2026-12-02, same harness both sides: callgrind in one process, 200 calls after a "
     "warm-up, threads counted apart, old code from the commit before): instructions added per call on the caller's "
     "thread, lean spans 141.7k -> 92.2k (115.4k with the drain and export threads); SDK spans "
