@@ -14,6 +14,9 @@ Only captured content makes a preview: a span without content items gives none, 
 stored with its trace's summary in the same (project, date) partition as the content, so retention and
 session deletion, which drop or rewrite summaries with their spans and content, never leave one behind.
 Capped at `PREVIEW_CHARS`: a preview is a hint, the span detail has the full text.
+
+The writer's half (`kept_candidates`, `trace_previews`) imports `pyarrow.compute` where it runs: a
+decode worker, which only makes candidates, never loads it (~13 MB of each worker's RSS, docs/memory.md).
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from typing import Any, Final
 
 import msgspec
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from llmscope_collector.processors import canonical_native
 from llmscope_collector.processors.arrow_native import RowArrays
@@ -411,6 +413,8 @@ def kept_candidates(candidates: pa.Table, keep: Sequence[bool], spans: pa.Table,
     picks too; when one is dropped the trace's pick among the kept spans may be another span, whose text
     was not read, so the kept spans' candidates are made again from their content (their `row`: positions
     in `spans`). Rare: a client's retry resends a whole request, which is dropped whole."""
+    import pyarrow.compute as pc  # (here: see the module's last paragraph)
+
     if pc.all(pc.take(pa.array(keep, pa.bool_()), candidates.column("row"))).as_py():
         return candidates
     return stored_candidates(spans, content)
@@ -424,6 +428,8 @@ def trace_previews(candidates: pa.Table | None, trace_ids: pa.ChunkedArray | pa.
 
     Arrow only (a filter, a stable sort and a group-by per side): this runs on the writer's single thread.
     The candidates come a table per decoded request: one chunk first (8x faster than chunk by chunk)."""
+    import pyarrow.compute as pc  # (here: see the module's last paragraph)
+
     if candidates is not None:
         candidates = candidates.combine_chunks()
     out: dict[str, Any] = {}
@@ -445,6 +451,8 @@ def trace_previews(candidates: pa.Table | None, trace_ids: pa.ChunkedArray | pa.
 def _first_per_trace(candidates: pa.Table | None, side: str, at: str, order: str) -> pa.Table | None:
     """Per trace, the side's text and time `at` of its first candidate with that side by `at` in `order`
     (the sort is stable: ties keep the candidates' order)."""
+    import pyarrow.compute as pc  # (here: see the module's last paragraph)
+
     if candidates is None:
         return None
     having = candidates.select(["trace_id", side, at]).filter(pc.is_valid(candidates.column(side)))
