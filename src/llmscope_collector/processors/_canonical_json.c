@@ -494,8 +494,11 @@ static int parse_whole(Parser *p, const unsigned char *in, Py_ssize_t len) {
     return p->failed;
 }
 
-static PyObject *canonical(PyObject *module, PyObject *arg) {
-    (void)module;
+/* `then(ctx, out, len)` of the canonical text of the JSON text `arg`; None where the parser does not
+ * decide it (canonical() and message_said(): one owner of opening, parsing and closing). */
+typedef PyObject *(*OnCanonical)(void *ctx, const unsigned char *out, Py_ssize_t len);
+
+static PyObject *with_canonical(PyObject *arg, OnCanonical then, void *ctx) {
     Text t;
     int opened = text_open(&t, arg);
     if (opened < 0) return NULL;
@@ -505,12 +508,22 @@ static PyObject *canonical(PyObject *module, PyObject *arg) {
     Parser p;
     if (parser_open(&p, &stack, t.size) == 0) {
         int rc = parse_whole(&p, t.data, t.size);
-        if (rc == 0) result = PyBytes_FromStringAndSize((const char *)p.out, p.out_pos);
+        if (rc == 0) result = then(ctx, p.out, p.out_pos);
         else if (rc > 0) result = Py_NewRef(Py_None);
     }
     parser_close(&p, &stack);
     text_close(&t);
     return result;
+}
+
+static PyObject *canonical_bytes(void *ctx, const unsigned char *out, Py_ssize_t len) {
+    (void)ctx;
+    return PyBytes_FromStringAndSize((const char *)out, len);
+}
+
+static PyObject *canonical(PyObject *module, PyObject *arg) {
+    (void)module;
+    return with_canonical(arg, canonical_bytes, NULL);
 }
 
 /* ---- BLAKE2b (RFC 7693), unkeyed, 16-byte digest: Python's `hashlib.blake2b(digest_size=16)`. ---- */
@@ -1203,6 +1216,10 @@ static PyObject *said_of(Line *line, const unsigned char *in, Py_ssize_t len) {
     return said;
 }
 
+static PyObject *said_of_line(void *line, const unsigned char *out, Py_ssize_t len) {
+    return said_of((Line *)line, out, len);
+}
+
 static PyObject *message_said(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
     if (nargs != 3 || !PyUnicode_Check(args[2])) {
@@ -1224,21 +1241,8 @@ static PyObject *message_said(PyObject *module, PyObject *const *args, Py_ssize_
         return NULL;
     }
     line.line = NULL;
-    Text t;
-    int opened = text_open(&t, args[0]);
-    if (opened < 0) return NULL;
-    if (opened > 0) Py_RETURN_NONE;
-    PyObject *result = NULL;
-    StackBuffers stack;
-    Parser p;
-    if (parser_open(&p, &stack, t.size) == 0) {
-        int rc = parse_whole(&p, t.data, t.size);
-        if (rc == 0) result = said_of(&line, p.out, p.out_pos);
-        else if (rc > 0) result = Py_NewRef(Py_None);
-    }
+    PyObject *result = with_canonical(args[0], said_of_line, &line);
     Py_XDECREF(line.line);
-    parser_close(&p, &stack);
-    text_close(&t);
     return result;
 }
 
