@@ -45,6 +45,17 @@ TARGETS: dict[str, tuple[str, float, str]] = {  # key: (comparison, value, what 
 }
 
 STANDING_NOTES = [
+    "Ingest A/B, session 31 (2026-12-03 19:07-19:11 UTC, right after this report's run, nothing else running; "
+    "`benchmarks/ingest.py --no-http --decoders native --runs 1 --seconds 15 --warmup 3`, the session's start "
+    "`bc10f1e` then main `a9efeae`, alternating twice): tree peak RSS 570 / 560 -> 514 / 502 MB, main process 394"
+    " / 380 -> 351 / 342 MB, tree PSS 459 / 450 -> 422 / 407 MB, idle 126 -> 113 MB; CPU per written span 46.7 / "
+    "60.2 -> 50.7 / 55.3 µs and spans written per second 36.0k / 26.3k -> 32.3k / 30.0k (one window differs from "
+    "the next by ~25% here: no change in CPU is claimed). The memory comes from `llmscope serve` tuning its "
+    "allocator before pyarrow loads again (the CLI had imported it through the capture proxy's command: Arrow's "
+    "C++ pool was mimalloc, numpy and the S3/GCS/Azure/HDFS filesystems loaded) and from decode workers without "
+    "`pyarrow.compute` (docs/memory.md). This run's host (AMD EPYC) is ~2.4x faster per span than the Intel Xeon "
+    "of the 16:25 report (49.0 against 120.9 µs per written span): compare figures across reports only with the "
+    "same machine line.",
     "Ingest A/B, session 30 (2026-12-03 16:23-16:27 UTC, quiet machine, `benchmarks/ingest.py --no-http "
     "--decoders native --runs 1 --seconds 15 --warmup 3`, the session's start `bee6ff9` then main `191d934`, "
     "alternating twice): spans written per second 10.5k / 13.6k -> 14.0k / 14.8k, CPU per written span "
