@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         from llmscope_collector.tail import default_api_url
 
         return run_demo_against(args.endpoint, args.api_url or default_api_url(), traces=args.traces)
-    from llmscope_collector.process_memory import tune_process_memory
+    from llmscope_collector.process_memory import tune_gc, tune_process_memory
 
     tune_process_memory()  # this process is the collector: before its threads start and its modules load
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(settings.log_format)
         server = EmbeddedServer(settings)
         server.start()
+        tune_gc()  # after the start: what it built is long-lived
     except SettingsError as exc:
         print(f"llmscope: {exc}", file=sys.stderr)
         return 2

@@ -187,3 +187,24 @@ def test_a_decode_worker_is_tuned_before_it_loads_pyarrow() -> None:
         """
     )
     assert out == "True True [3, 3, 3, 3, 3, 3, 3, 3] False"
+
+
+def test_llmscope_serve_freezes_what_its_start_built_and_collects_young_objects_less_often(tmp_path: Path) -> None:
+    """`llmscope serve` tunes its GC once the server is up: a full collection of what its imports and start
+    built cost ~90 ms holding the GIL, several times a minute under load (`process_memory.tune_gc`). The
+    probe stands in for the wait for a signal, so the real CLI runs until the server is up, then stops it."""
+    out = _run(
+        f"""
+        import gc
+        from llmscope_collector import cli
+        from llmscope_collector.process_memory import GC_GEN0_THRESHOLD
+
+        defaults = gc.get_threshold()
+        tuned = (GC_GEN0_THRESHOLD, *defaults[1:])
+        cli._wait_for_signal = lambda: print(gc.get_threshold() == tuned, gc.get_freeze_count() > 50_000)
+        ports = ["--otlp-grpc-port", "0", "--otlp-http-port", "0", "--api-port", "0"]
+        code = cli.main(["serve", "--data-dir", {str(tmp_path / "data")!r}, *ports])
+        print(code)
+        """
+    )
+    assert out.splitlines()[-2:] == ["True True", "0"]

@@ -9,21 +9,14 @@ module imports nothing but `process_memory` and the standard library; the decode
 
 from __future__ import annotations
 
-import gc
 import os
 import threading
 import time
 
-from llmscope_collector.process_memory import tune_process_memory
+from llmscope_collector.process_memory import tune_gc, tune_process_memory
 from llmscope_collector.processors.limits import DEFAULT_LIMITS, SpanLimits
 
 _PARENT_CHECK_S = 1.0
-GC_GEN0_THRESHOLD = 10_000
-"""A decode worker's first-generation GC threshold (CPython's default is 700 net container allocations).
-Decoding one request holds a few thousand containers at once (each span's attribute dicts, rows, tuples),
-all freed by reference counting when the request is done; at 700 the collector ran ~5 times a request
-to find no cycles. At 10,000 it does not run in steady state (the bench's requests, `gc.callbacks`:
-~4 µs of a ~45 µs decode per span in collections before, none after)."""
 
 
 def init_worker(parent_pid: int, limits: SpanLimits = DEFAULT_LIMITS, native: bool = True) -> None:
@@ -35,15 +28,6 @@ def init_worker(parent_pid: int, limits: SpanLimits = DEFAULT_LIMITS, native: bo
     decode_pool.set_worker_context(limits, native)
     tune_gc()
     exit_with_parent(parent_pid)
-
-
-def tune_gc() -> None:
-    """Fewer collections in a decode worker: what the imports built is moved out of the collector's
-    generations (`gc.freeze`: never garbage, yet traversed by every full collection), and the first
-    generation is collected at `GC_GEN0_THRESHOLD` net allocations, not 700."""
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_GEN0_THRESHOLD, older, oldest)
 
 
 def exit_with_parent(parent_pid: int) -> None:

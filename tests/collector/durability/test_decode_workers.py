@@ -12,8 +12,8 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+from llmscope_collector.process_memory import GC_GEN0_THRESHOLD
 from llmscope_collector.processors.decode_pool import DecodePool
-from llmscope_collector.processors.decode_worker import GC_GEN0_THRESHOLD
 from tests import otlp_factory as f
 
 _SCRIPT = """
