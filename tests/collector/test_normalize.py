@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llmscope_collector.processors import normalize
 from llmscope_collector.processors.normalize import GENAI_COLUMNS, canonical_genai
+
+
+@pytest.fixture(autouse=True, scope="module", params=["native", "python"])
+def _plan_path(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test here on both ways a span's plan is applied: the C extension's `apply_plan` (when built)
+    and the pure-Python path (test_genai_plan_native.py holds the two equal on arbitrary attributes)."""
+    if request.param == "native" and not normalize.NATIVE:
+        pytest.skip("the C extension is not built")
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "python":
+            patch.setattr(normalize, "_apply_plan", normalize._python_apply_plan)
+        yield
+
 
 CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     (

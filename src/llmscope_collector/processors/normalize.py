@@ -615,22 +615,24 @@ def _exception_type(events: Sequence[Mapping[str, Any]]) -> str | None:
 
 
 _Slow = Callable[[Mapping[str, Any], Any], Any]
-"""A plan's string column when its value is not a non-empty `str`: (attrs, value) → the column's value."""
+"""A plan's column when its value is not the usual kind: (attrs, value) → the column's value."""
+_Total = tuple[str, str, str, Callable[[Mapping[str, Any], Mapping[str, Any]], Any] | None]
 
 
 class _Plan(NamedTuple):
     """What one set of present table keys needs, built once per key set so that a span probes no
-    absent alias: per column its present keys in priority order, and the derived columns to run."""
+    absent alias: per column its present keys in priority order, and the derived columns to run.
 
-    str_columns: tuple[str, ...]  # string columns with one present key or a verbatim one, fetched by one getter
-    str_values: Callable[[Mapping[str, Any]], tuple[Any, ...]]
-    str_slow: tuple[_Slow, ...]  # per column, for a value that is not a non-empty `str`
-    int_columns: tuple[str, ...]
-    int_values: Callable[[Mapping[str, Any]], tuple[Any, ...]]
-    multi: tuple[tuple[str, tuple[str, ...], bool], ...]  # (column, present keys, is int): first present wins
+    Its first six fields are what `apply_plan` (the C extension `_genai_plan.c`) reads, by position:
+    change them together with it (and `_FORMAT`)."""
+
+    row: dict[str, Any]  # the row to start from: every column None (`_EMPTY_ROW`)
+    strs: tuple[tuple[str, str, _Slow], ...]  # (column, key, slow): a non-empty `str` is the value, else slow's
+    ints: tuple[tuple[str, str, _Slow], ...]  # (column, key, slow): an int64 `int` is the value, else slow's
+    multi: tuple[tuple[str, tuple[str, ...], Callable[[Any], Any]], ...]  # (column, keys, convert): first present
     derived: tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...]
+    total: _Total  # (column, input column, output column, from the attributes' totals or None: the sum)
     derived_columns: frozenset[str]
-    total_keys: tuple[str, ...]
 
 
 _TABLE_COLUMNS = {**{c: (k, False) for c, k in _STR_COLUMNS.items()}, **{c: (k, True) for c, k in _INT_COLUMNS.items()}}
@@ -653,18 +655,12 @@ _NOT_SCANNED: set[str] = set(_KNOWN_KEYS)
 _MAX_NOT_SCANNED = 65536
 
 
-def _getter(keys: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    """The values of `keys` as a tuple (itemgetter returns a bare value for one key)."""
-    if not keys:
-        return lambda attrs: ()
-    if len(keys) == 1:
-        key = keys[0]
-        return lambda attrs: (attrs[key],)
-    return operator.itemgetter(*keys)
-
-
 def _str_value(attrs: Mapping[str, Any], value: Any) -> Any:
     return _as_str(value)
+
+
+def _int_value(attrs: Mapping[str, Any], value: Any) -> Any:
+    return _as_int(value)
 
 
 def _run(derive: Callable[[Mapping[str, Any]], Any]) -> _Slow:
@@ -680,16 +676,15 @@ def _plan(known: frozenset[str]) -> _Plan:
     for column, key in _VERBATIM.items():
         if key in known:
             str_keys[column] = (key, _run(runs.pop(column)))
+    total = None if known.isdisjoint(_TOTAL_TOKEN_KEYS) else _total_tokens  # else the sum of the row's counts
     return _Plan(
-        tuple(str_keys),
-        _getter(tuple(k for k, _ in str_keys.values())),
-        tuple(slow for _, slow in str_keys.values()),
-        tuple(int_keys),
-        _getter(tuple(int_keys.values())),
-        tuple((c, keys, is_int) for c, (keys, is_int) in present.items() if len(keys) > 1),
+        _EMPTY_ROW,
+        tuple((c, k, slow) for c, (k, slow) in str_keys.items()),
+        tuple((c, k, _int_value) for c, k in int_keys.items()),
+        tuple((c, keys, _as_int if is_int else _as_str) for c, (keys, is_int) in present.items() if len(keys) > 1),
         tuple(runs.items()),
+        ("total_tokens", "input_tokens", "output_tokens", total),
         frozenset(c for c, (_, reads) in _DERIVED.items() if not known.isdisjoint(reads)),
-        tuple(k for k in _TOTAL_TOKEN_KEYS if k in known),
     )
 
 
@@ -730,6 +725,61 @@ def _scanned_columns(attrs: Mapping[str, Any]) -> dict[str, None]:
     return found
 
 
+def _python_apply_plan(plans: Mapping[tuple[str, ...], _Plan], attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The table's and the derived columns of `attrs` by the plan of its keys (made when `plans` has none):
+    the pure-Python path, and the one that decides whatever the C extension's `apply_plan` leaves."""
+    keys = tuple(attrs)
+    plan = plans.get(keys) or _keyed_plan(attrs, keys)
+    out = plan.row.copy()
+    for column, key, slow in plan.strs:
+        value = attrs[key]
+        if type(value) is str and value:
+            out[column] = value
+        else:
+            out[column] = slow(attrs, value)
+    for column, key, slow in plan.ints:
+        value = attrs[key]
+        if type(value) is int and -(2**63) <= value < 2**63:
+            out[column] = value
+        elif value is not None and value != "" and value != []:  # _present
+            out[column] = slow(attrs, value)
+    for column, keys, convert in plan.multi:
+        value = _first(attrs, keys)
+        if value is not None:
+            out[column] = convert(value)
+    for column, derive in plan.derived:
+        out[column] = derive(attrs)
+    column, inputs, outputs, total = plan.total
+    if total is not None:
+        out[column] = total(attrs, out)
+    elif out[inputs] is not None or out[outputs] is not None:
+        out[column] = (out[inputs] or 0) + (out[outputs] or 0)
+    return out
+
+
+_ApplyPlan = Callable[[Mapping[tuple[str, ...], _Plan], Mapping[str, Any]], dict[str, Any] | None]
+# The shape of `_Plan` and of `apply_plan`'s arguments the C extension must have been built for (a tree's build
+# left from an older `_genai_plan.c` is not used).
+_FORMAT = 1
+
+
+def _load_apply_plan() -> tuple[_ApplyPlan, bool]:
+    """The C extension's `apply_plan` (optional: setup.py), else the pure-Python path."""
+    try:
+        from llmscope_collector.processors import _genai_plan  # type: ignore[attr-defined]  # (C, optional)
+    except ImportError:
+        return _python_apply_plan, False
+    if getattr(_genai_plan, "FORMAT", None) != _FORMAT:
+        return _python_apply_plan, False
+    return _genai_plan.apply_plan, True  # type: ignore[no-any-return]
+
+
+_apply_plan, NATIVE = _load_apply_plan()
+"""`_apply_plan(plans, attrs)`: `_python_apply_plan`'s row when `attrs` is a `dict` whose key tuple `plans`
+holds and whose values the C reads as the Python path does, else None (the Python path then decides).
+`NATIVE`: whether it is the C extension's."""
+
+
 def canonical_genai(
     attrs: Mapping[str, Any],
     events: Sequence[Mapping[str, Any]] = (),
@@ -742,31 +792,7 @@ def canonical_genai(
     `events` are the span's events as `{"time_ns", "name", "attributes"}`; `start_ns` its start and
     `failed` whether its status is ERROR (an `exception` event on a span that succeeded was handled,
     so it names no error type)."""
-    keys = tuple(attrs)
-    plan = _KEYED_PLANS.get(keys) or _keyed_plan(attrs, keys)
-    out = _EMPTY_ROW.copy()
-    if plan.str_columns:
-        for column, value, slow in zip(plan.str_columns, plan.str_values(attrs), plan.str_slow, strict=True):
-            if type(value) is str and value:
-                out[column] = value
-            else:
-                out[column] = slow(attrs, value)
-    if plan.int_columns:
-        for column, value in zip(plan.int_columns, plan.int_values(attrs), strict=True):
-            if type(value) is int and -(2**63) <= value < 2**63:
-                out[column] = value
-            elif value is not None and value != "" and value != []:  # _present
-                out[column] = _as_int(value)
-    for column, keys, is_int in plan.multi:
-        value = _first(attrs, keys)
-        if value is not None:
-            out[column] = _as_int(value) if is_int else _as_str(value)
-    for column, derive in plan.derived:
-        out[column] = derive(attrs)
-    if plan.total_keys:
-        out["total_tokens"] = _total_tokens(attrs, out)
-    elif out["input_tokens"] is not None or out["output_tokens"] is not None:
-        out["total_tokens"] = (out["input_tokens"] or 0) + (out["output_tokens"] or 0)
+    out = _apply_plan(_KEYED_PLANS, attrs) or _python_apply_plan(_KEYED_PLANS, attrs)
     if events:
         if out["ttft_s"] is None:
             out["ttft_s"] = _first_chunk_s(events, start_ns)
