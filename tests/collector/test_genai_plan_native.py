@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -29,7 +29,7 @@ if os.environ.get("LLMSCOPE_REQUIRE_NATIVE") and not normalize.NATIVE:  # CI bui
     raise RuntimeError("LLMSCOPE_REQUIRE_NATIVE is set but the C extension _genai_plan is not built")
 pytestmark = pytest.mark.skipif(not normalize.NATIVE, reason="the C extension is not built")
 
-_native = normalize._apply_plan
+_native: Callable[..., Any] = normalize._apply_plan  # (the C's: these tests also hand it malformed plans)
 
 
 class _Str(str):
@@ -37,7 +37,7 @@ class _Str(str):
 
 
 class _Int(int):
-    pass
+    """An int subclass: not the C's fast value either."""
 
 
 class _Unequal:
@@ -72,7 +72,7 @@ def _outcome(attrs: Mapping[str, Any], *args: Any, **kwargs: Any) -> tuple[str, 
         out = normalize.canonical_genai(attrs, *args, **kwargs)
     except Exception as exc:  # the Python path's own exceptions (only `_Unequal` raises): the C's must match
         return "raised", type(exc)
-    return "row", list(out.items())
+    return "row", [(column, type(value), value) for column, value in out.items()]  # (1 == True == 1.0)
 
 
 def _both(attrs: Mapping[str, Any], *args: Any, **kwargs: Any) -> tuple[tuple[str, Any], tuple[str, Any]]:
@@ -105,7 +105,8 @@ def test_it_decides_the_dialects_spans_as_the_python_path(attrs: dict[str, Any])
     normalize._python_apply_plan(normalize._KEYED_PLANS, attrs)  # makes and remembers the key tuple's plan
     decided = _native(normalize._KEYED_PLANS, attrs)
     assert decided is not None
-    assert list(decided.items()) == list(normalize._python_apply_plan(normalize._KEYED_PLANS, attrs).items())
+    pure = normalize._python_apply_plan(normalize._KEYED_PLANS, attrs)
+    assert [(c, type(v), v) for c, v in decided.items()] == [(c, type(v), v) for c, v in pure.items()]
 
 
 @settings(max_examples=40, deadline=None)
@@ -164,7 +165,7 @@ def test_calls_leave_no_reference_behind() -> None:
         {"gen_ai.usage.total_tokens": "9", "gen_ai.usage.prompt_tokens": tokens, "llm.token_count.prompt": model},
         {"gen_ai.response.model": unequal, "gen_ai.usage.prompt_tokens": _Unequal(), "llm.token_count.prompt": 1},
     ]
-    bad = {("k",): ({}, (("c", "k"),), (), (), (), ("t", "i", "o", None), frozenset())}
+    bad: dict[tuple[str, ...], Any] = {("k",): ({}, (("c", "k"),), (), (), (), ("t", "i", "o", None), frozenset())}
 
     def calls(n: int) -> None:
         for _ in range(n):
