@@ -20,13 +20,15 @@ from llmscope_collector.file_modes import PRIVATE_FILE
 
 @dataclasses.dataclass(frozen=True)
 class Encoding:
-    """How a file's pages are laid out, beyond the collector's zstd: which top-level columns are written
-    without a dictionary (`plain`) and which without min/max statistics (`unsummarized`: no reader prunes
-    by them, and a long string's min/max costs the writer a compare per value), at most how many rows a
+    """How a file's pages are laid out: their codec (`compression`: zstd but for the span files of a
+    flush, `storage.layout.FLUSH_SPAN_ENCODING`), which top-level columns are written without a dictionary
+    (`plain`) and which without min/max statistics (`unsummarized`: no reader prunes by them, and a long
+    string's min/max costs the writer a compare per value), at most how many rows a
     data page holds (`page_rows`; None: pyarrow's byte-sized pages) and whether the footer carries the
     page index (the pages' offsets, and the min/max of the summarized columns' pages, which let a reader
     skip the pages of a row group that a filter excludes)."""
 
+    compression: str = "zstd"
     plain: frozenset[str] = frozenset()
     unsummarized: frozenset[str] = frozenset()
     page_rows: int | None = None
@@ -44,14 +46,14 @@ def write_parquet(
     row_group_size: int,
     encoding: Encoding = DEFAULT_ENCODING,
 ) -> None:
-    """The collector's Parquet encoding (zstd, then `encoding`) of the parts' rows, as `pq.write_table` of
+    """The collector's Parquet encoding (`encoding`) of the parts' rows, as `pq.write_table` of
     their concatenation writes it when each part is a whole number of row groups."""
     dictionary: bool | list[str] = _leaf_paths_but(schema, encoding.plain) if encoding.plain else True
     statistics: bool | list[str] = _leaf_paths_but(schema, encoding.unsummarized) if encoding.unsummarized else True
     with pq.ParquetWriter(
         where,
         schema,
-        compression="zstd",
+        compression=encoding.compression,
         use_dictionary=dictionary,
         write_statistics=statistics,
         max_rows_per_page=encoding.page_rows,

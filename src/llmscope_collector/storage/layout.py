@@ -26,6 +26,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
+
 from llmscope_collector.durable_io import DEFAULT_ENCODING, Encoding
 from llmscope_collector.storage.schema import (
     CONTENT_COLUMNS,
@@ -83,6 +85,8 @@ SPAN_ENCODING = _declared_encoding((*SPAN_COLUMNS, *DERIVED_SPAN_COLUMNS), page_
 pages, the columns' declared dictionaries and statistics. A waterfall at 10M spans then skips pages
 instead of decoding its row group's dictionaries whole."""
 
+_LZ4 = pa.Codec.is_available("lz4")  # in every pyarrow wheel; zstd where a build lacks it
+
 _ENCODINGS = {
     SPANS_DIR: SPAN_ENCODING,
     CONTENT_DIR: _declared_encoding(CONTENT_COLUMNS),
@@ -92,10 +96,26 @@ _ENCODINGS = {
 }
 
 
+FLUSH_SPAN_ENCODING = dataclasses.replace(SPAN_ENCODING, compression="lz4" if _LZ4 else SPAN_ENCODING.compression)
+"""How the writer's flush thread writes a span file: `SPAN_ENCODING` in lz4 (LZ4_RAW) instead of zstd. Its
+Parquet encoding is the flush thread's largest cost: zstd ~2.4 us a span of that thread's ~10, lz4 ~1.45
+(docs/collector.md, "What the flush thread costs"). A flush file is short-lived: compaction rewrites every
+one (`compaction._needs_rewrite`, also in a bucket) in `SPAN_ENCODING`, within a compaction interval of its
+WAL range being committed, so the bytes on disk after compaction are unchanged; until then a flush file is
+~1.65 times its zstd size. Content, trace deltas and duplicate marks stay zstd: on a data dir they are
+never compacted."""
+
+
 def encoding_of(dataset: str) -> Encoding:
     """The page layout of a dataset's files (only span files are read by point lookups: the others keep
     pyarrow's pages and no page index)."""
     return _ENCODINGS.get(dataset, DEFAULT_ENCODING)
+
+
+def flush_encoding_of(dataset: str) -> Encoding:
+    """The page layout of a dataset's files as a flush writes them (`storage.tables.TableSink`): as
+    `encoding_of`, but span files in lz4 (`FLUSH_SPAN_ENCODING`)."""
+    return FLUSH_SPAN_ENCODING if dataset == SPANS_DIR else encoding_of(dataset)
 
 
 def valid_project(project: str) -> bool:

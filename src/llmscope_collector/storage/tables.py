@@ -27,7 +27,7 @@ from llmscope_collector.durable_io import fsync_dir, write_durably
 from llmscope_collector.file_modes import make_private_dir
 from llmscope_collector.storage.layout import (
     SPANS_DIR,
-    encoding_of,
+    flush_encoding_of,
     parquet_files,
     part_name,
     partition_dir,
@@ -82,7 +82,7 @@ class LocalTables:
     def write(self, dataset: str, project: str, date: str, name: str, table: pa.Table, *, row_group_size: int) -> bool:
         directory = partition_dir(self.data_dir, project, date, dataset)
         ensure_dir(directory)
-        write_durably(table, directory / name, row_group_size=row_group_size, encoding=encoding_of(dataset))
+        write_durably(table, directory / name, row_group_size=row_group_size, encoding=flush_encoding_of(dataset))
         return True
 
     def names(self, dataset: str, project: str, date: str) -> list[str]:
@@ -114,7 +114,7 @@ class BucketTables:
         return part_name(wal_start, wal_end, self.collector_id)
 
     def write(self, dataset: str, project: str, date: str, name: str, table: pa.Table, *, row_group_size: int) -> bool:
-        data = parquet_bytes(table, row_group_size=row_group_size, encoding=encoding_of(dataset))
+        data = parquet_bytes(table, row_group_size=row_group_size, encoding=flush_encoding_of(dataset))
         key = f"{partition_key(project, date, dataset)}/{name}"
         if not self.objects.put_new(key, data):
             self.replays_refused += 1

@@ -1,11 +1,13 @@
 """Span files carry the page index, small pages, no dictionary on exactly the columns declared without one
 (`Column.dictionary`) and no statistics on exactly those declared without them (`Column.statistics`,
 `layout.SPAN_ENCODING`): from the writer's flush and from compaction, on real Parquet, with the same rows
-and the same waterfall rows through DuckDB as the default encoding. The other datasets' files follow their
-own declarations (`layout.encoding_of`)."""
+and the same waterfall rows through DuckDB as the default encoding. A flush writes them in lz4, compaction
+and a deletion's rewrite in zstd (`layout.FLUSH_SPAN_ENCODING`). The other datasets' files follow their
+own declarations (`layout.encoding_of`), in zstd."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import duckdb
@@ -21,12 +23,14 @@ from llmscope_collector.storage.compaction import CompactionOptions, Compactor
 from llmscope_collector.storage.layout import (
     CONTENT_DIR,
     DATASETS,
+    FLUSH_SPAN_ENCODING,
     SCORES_DIR,
     SPAN_ENCODING,
     SPAN_PAGE_ROWS,
     SPANS_DIR,
     TRACES_DIR,
     encoding_of,
+    flush_encoding_of,
     iter_partitions,
     parquet_files,
     partition_dir,
@@ -48,6 +52,7 @@ from tests.collector.durability.test_compaction import START, Files
 _DECLARED = (*SPAN_COLUMNS, *DERIVED_SPAN_COLUMNS)
 _PLAIN = {c.name for c in _DECLARED if not c.dictionary}
 _UNSUMMARIZED = {c.name for c in _DECLARED if not c.statistics}
+_FLUSHED, _COMPACTED = "LZ4", "ZSTD"  # the codecs of a flush's span file (LZ4_RAW) and of every other file
 
 
 def _chunks(path: Path) -> list[pq.ColumnChunkMetaData]:
@@ -67,11 +72,13 @@ def _assert_declared(chunk: pq.ColumnChunkMetaData, plain: set[str], unsummarize
     assert chunk.is_stats_set is (column not in unsummarized), chunk.path_in_schema
 
 
-def _assert_span_encoding(path: Path) -> None:
-    """Every chunk's pages located; their min/max (the column index) where the column has statistics."""
+def _assert_span_encoding(path: Path, codec: str = _COMPACTED) -> None:
+    """Every chunk's pages located and in `codec`; their min/max (the column index) where the column has
+    statistics."""
     chunks = _chunks(path)
     assert {chunk.path_in_schema.split(".")[0] for chunk in chunks} == {c.name for c in _DECLARED}
     for chunk in chunks:
+        assert chunk.compression == codec, chunk.path_in_schema
         assert chunk.has_offset_index, chunk.path_in_schema
         assert chunk.has_column_index is (chunk.path_in_schema.split(".")[0] not in _UNSUMMARIZED)
         _assert_declared(chunk, _PLAIN, _UNSUMMARIZED)
@@ -89,6 +96,16 @@ def test_the_declared_columns_are_plain_and_the_nested_ones_keep_their_dictionar
     assert {"name", "service_name", "finish_reasons", "tags", "metadata", "content_sizes"}.isdisjoint(_PLAIN)
     assert SPAN_ENCODING.plain == _PLAIN and SPAN_ENCODING.page_index
     assert encoding_of(SPANS_DIR) == SPAN_ENCODING
+    assert flush_encoding_of(SPANS_DIR) == FLUSH_SPAN_ENCODING == dataclasses.replace(SPAN_ENCODING, compression="lz4")
+
+
+def test_a_flush_writes_only_span_files_in_lz4() -> None:
+    """Compaction rewrites every span flush file (in zstd); the other datasets' files are kept as a flush
+    wrote them on a data dir, so they are written in zstd."""
+    assert SPAN_ENCODING.compression == "zstd"
+    for dataset in DATASETS:
+        if dataset != SPANS_DIR:
+            assert flush_encoding_of(dataset) == encoding_of(dataset) and encoding_of(dataset).compression == "zstd"
 
 
 def test_what_queries_filter_by_keeps_its_statistics() -> None:
@@ -111,7 +128,7 @@ def test_a_flushed_span_file_has_the_page_index_and_no_dictionary_on_the_declare
     [partition] = list(iter_partitions(tmp_path))
     [path] = parquet_files(partition.path)
     assert pq.read_metadata(path).num_rows == 3 * SPAN_PAGE_ROWS
-    _assert_span_encoding(path)
+    _assert_span_encoding(path, _FLUSHED)
 
 
 def test_a_bucket_stores_span_objects_with_the_same_encoding(tmp_path: Path) -> None:
@@ -125,18 +142,27 @@ def test_a_bucket_stores_span_objects_with_the_same_encoding(tmp_path: Path) -> 
     assert tables.write(SCORES_DIR, "default", partition.date, "other.parquet", table, row_group_size=128)
     spans = tmp_path / "spans.parquet"
     spans.write_bytes(tables.objects.get(f"{partition_key('default', partition.date)}/spans.parquet"))
-    _assert_span_encoding(spans)
+    _assert_span_encoding(spans, _FLUSHED)
     assert pq.read_table(spans).equals(table)
     other = tmp_path / "other.parquet"
     other.write_bytes(tables.objects.get(f"{partition_key('default', partition.date, SCORES_DIR)}/other.parquet"))
     assert all(chunk.has_dictionary_page is _dictionary_expected(chunk, set()) for chunk in _chunks(other))
     assert not any(chunk.has_offset_index for chunk in _chunks(other))
+    assert {chunk.compression for chunk in _chunks(other)} == {_COMPACTED}
 
 
 def test_compaction_writes_span_files_with_the_same_encoding_and_rows(tmp_path: Path) -> None:
+    """The flush files' rows (lz4) in one compacted file (zstd), the same through pyarrow and DuckDB."""
     _flushed(tmp_path, flushes=4, spans=700)
     [partition] = list(iter_partitions(tmp_path))
-    before = pa.concat_tables(pq.read_table(p) for p in parquet_files(partition.path)).sort_by("span_id")
+    flushed = parquet_files(partition.path)
+    for path in flushed:
+        _assert_span_encoding(path, _FLUSHED)
+    before = pa.concat_tables(pq.read_table(p) for p in flushed).sort_by("span_id")
+    with duckdb.connect() as con:
+        trace_ids = before.column("trace_id").unique().to_pylist()[::50]
+        files = [str(p) for p in flushed]
+        looked_up = {t: con.execute(_LOOKUP, {"files": files, "t": t}).fetchall() for t in trace_ids}
     compactor = Compactor(tmp_path, CompactionOptions(row_group_size=1_000), committed_lsn=lambda: 1 << 62)
     assert compactor.run_once().files_out == 1
     [output] = parquet_files(partition.path)
@@ -144,6 +170,12 @@ def test_compaction_writes_span_files_with_the_same_encoding_and_rows(tmp_path: 
     _assert_span_encoding(output)
     after = pq.read_table(output).sort_by("span_id")
     assert after.select(before.column_names).equals(before.replace_schema_metadata(after.schema.metadata))
+    with duckdb.connect() as con:
+        for trace_id, rows in looked_up.items():
+            assert rows and con.execute(_LOOKUP, {"files": [str(output)], "t": trace_id}).fetchall() == rows
+
+
+_LOOKUP = "SELECT * FROM read_parquet($files, union_by_name = true) WHERE trace_id = $t ORDER BY span_id"
 
 
 def _filled(schema: pa.Schema, rows: int) -> pa.Table:
