@@ -276,3 +276,28 @@ def test_a_decoded_request_s_content_and_previews_are_the_same_either_way(reques
         if part.previews is not None and other.previews is not None:
             assert part.previews.schema == other.previews.schema
             assert part.previews.equals(other.previews)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from([None, "x", "y", "z", ""])), max_size=40),
+    st.integers(0, 3),
+)
+def test_run_sets_list_each_runs_distinct_values_by_first_row(pairs: list[tuple[str, str | None]], skip: int) -> None:
+    """`run_sets` over runs of sorted keys (arrays sliced, as a table's chunks can be): per run, its non-null
+    values once each, in the order of their first rows; keys out of order get None (Acero's path)."""
+    pairs.sort(key=lambda p: p[0])
+    keys = pa.array(["0"] * skip + [k for k, _ in pairs]).slice(skip)
+    values = pa.array(["w"] * skip + [v for _, v in pairs]).slice(skip)
+    starts = arrow_native.run_starts(keys)
+    assert starts is not None
+    model: dict[str, dict[str, None]] = {}
+    for key, value in pairs:
+        found = model.setdefault(key, {})
+        if value is not None:
+            found[value] = None
+    got = arrow_native.run_sets(values, starts)
+    assert got is not None and got.to_pylist() == [list(found) for found in model.values()]
+    assert starts.to_pylist()[-1] == len(pairs)
+    if len(set(k for k, _ in pairs)) > 1:
+        assert arrow_native.run_starts(pa.array([k for k, _ in reversed(pairs)])) is None

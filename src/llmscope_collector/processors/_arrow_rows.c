@@ -17,6 +17,8 @@
  *
  * Each node of the array owns its buffers and its children (`Node`); the capsule's destructor releases
  * the tree unless pyarrow took it (the release callback is then pyarrow's to call, once).
+ *
+ * `run_distinct` (below) serves the flush thread's trace deltas: each run's distinct codes, one pass.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -367,9 +369,78 @@ static PyObject *columns(PyObject *Py_UNUSED(self), PyObject *args) {
     return Py_BuildValue("(NK)", capsule, (unsigned long long)(uintptr_t)batch);
 }
 
+/* `run_distinct(starts, codes, offset, validity, n_codes)`: the distinct valid codes of each run of rows, in
+ * the order of their first row (as Acero's hash "distinct" lists a group's values when the groups are the
+ * runs). `starts`: int64 row indices, the first row of each run then the row count (ascending); `codes`:
+ * an int32 array's data buffer (a dictionary-encoded column's indices, each in [0, n_codes)), read from
+ * row `offset`; `validity`: its bitmap (bit `offset` + row) or None. Returns (int32 list offsets, one per
+ * run and one more; int32 codes), as bytes, or None for arguments it cannot read (the caller's path then
+ * decides). A code's last run (`seen`) makes each row one compare: O(rows + n_codes). */
+static PyObject *run_distinct(PyObject *self, PyObject *args) {
+    Py_buffer starts, codes, validity = {0};
+    Py_ssize_t offset, n_codes;
+    PyObject *validity_obj, *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*nOn", &starts, &codes, &offset, &validity_obj, &n_codes)) return NULL;
+    int has_validity = validity_obj != Py_None;
+    if (has_validity && PyObject_GetBuffer(validity_obj, &validity, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&starts);
+        PyBuffer_Release(&codes);
+        return NULL;
+    }
+    const int64_t *start = (const int64_t *)starts.buf;
+    Py_ssize_t n_runs = starts.len / 8 - 1;
+    const int32_t *code = (const int32_t *)codes.buf;
+    const uint8_t *bits = has_validity ? (const uint8_t *)validity.buf : NULL;
+    int64_t rows = n_runs >= 0 ? start[n_runs] : -1;
+    int32_t *seen = NULL, *out_offsets = NULL, *out_codes = NULL;
+    if (n_runs < 0 || n_codes < 0 || n_codes > INT32_MAX || offset < 0 || rows < 0 || rows > INT32_MAX ||
+        (offset + rows) * 4 > codes.len || (has_validity && (offset + rows + 7) / 8 > validity.len))
+        goto unreadable;
+    seen = malloc(sizeof(int32_t) * (size_t)(n_codes ? n_codes : 1));
+    out_offsets = malloc(sizeof(int32_t) * (size_t)(n_runs + 1));
+    out_codes = malloc(sizeof(int32_t) * (size_t)(rows ? rows : 1));
+    if (!seen || !out_offsets || !out_codes) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t c = 0; c < n_codes; c++) seen[c] = -1;
+    int32_t written = 0;
+    for (Py_ssize_t run = 0; run < n_runs; run++) {
+        out_offsets[run] = written;
+        if (start[run] < 0 || start[run] > start[run + 1] || start[run + 1] > rows) goto unreadable;
+        for (int64_t row = start[run]; row < start[run + 1]; row++) {
+            int64_t at = offset + row;
+            if (bits && !(bits[at >> 3] >> (at & 7) & 1)) continue;
+            int32_t c = code[at];
+            if (c < 0 || c >= n_codes) goto unreadable;
+            if (seen[c] != (int32_t)run) {
+                seen[c] = (int32_t)run;
+                out_codes[written++] = c;
+            }
+        }
+    }
+    out_offsets[n_runs] = written;
+    result = Py_BuildValue("(y#y#)", (const char *)out_offsets, (Py_ssize_t)(n_runs + 1) * 4, (const char *)out_codes,
+                           (Py_ssize_t)written * 4);
+    goto done;
+unreadable:
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    free(seen);
+    free(out_offsets);
+    free(out_codes);
+    PyBuffer_Release(&starts);
+    PyBuffer_Release(&codes);
+    if (has_validity) PyBuffer_Release(&validity);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"columns", columns, METH_VARARGS,
      "columns(cols, kinds) -> (PyCapsule 'arrow_array', its address): a struct array, one child per list; or None"},
+    {"run_distinct", run_distinct, METH_VARARGS,
+     "run_distinct(starts, codes, offset, validity, n_codes) -> (offsets, codes) as int32 bytes; or None"},
     {NULL, NULL, 0, NULL},
 };
 

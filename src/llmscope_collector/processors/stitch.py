@@ -41,6 +41,7 @@ from typing import Any, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from llmscope_collector.processors.arrow_native import run_sets, run_starts
 from llmscope_collector.processors.previews import kept_candidates, trace_previews
 from llmscope_collector.storage.batch import DecodedPart, PartitionKey
 from llmscope_collector.storage.layout import LLM_DUPS_DIR, SPANS_DIR, TRACES_DIR, wal_range_of
@@ -613,17 +614,7 @@ def trace_deltas(spans: pa.Table, corrections: list[_Correction], previews: pa.T
     the previews picked from `previews` (the rows' `PREVIEW_CANDIDATES`, in the rows' order: ties go to
     the first; none without it)."""
     inputs = _delta_inputs(spans)
-    aggregates: list[tuple[str, str]] = [
-        ("start_ns", "min"),
-        ("end_ns", "max"),
-        ("trace_id", "count"),
-        ("is_root", "any"),
-        ("session_id", "first"),
-        ("user_id", "first"),
-        *((field, "sum") for field in _SUMMED),
-        *((field, "distinct") for field in _SETS),
-    ]
-    grouped = pa.TableGroupBy(inputs, "trace_id", use_threads=False).aggregate(aggregates)
+    grouped, sets = _grouped(inputs)
     out: dict[str, Any] = {
         "trace_id": grouped.column("trace_id"),
         "updated_ns": pa.array([time.time_ns()] * grouped.num_rows, pa.int64()),
@@ -636,12 +627,55 @@ def trace_deltas(spans: pa.Table, corrections: list[_Correction], previews: pa.T
         "tags": _tag_sets(spans, grouped.column("trace_id")),
     }
     out.update({field: grouped.column(f"{field}_sum") for field in _SUMMED})
-    out.update({field: _none_if_empty(grouped.column(f"{field}_distinct")) for field in _SETS})
+    out.update({field: _none_if_empty(sets[field]) for field in _SETS})
     out.update(_roots(spans, grouped.column("trace_id")))
     out.update(trace_previews(previews, grouped.column("trace_id")))
     table = pa.table({name: out[name] for name in TRACE_DELTA_SCHEMA.names}).cast(TRACE_DELTA_SCHEMA)
-    table = table.sort_by("trace_id")
     return _corrected(table, corrections) if corrections else table
+
+
+_AGGREGATES: list[tuple[str, str]] = [
+    ("start_ns", "min"),
+    ("end_ns", "max"),
+    ("trace_id", "count"),
+    ("is_root", "any"),
+    ("session_id", "first"),
+    ("user_id", "first"),
+    *((field, "sum") for field in _SUMMED),
+]
+_DISTINCT = [(field, "distinct") for field in _SETS]
+
+
+def _grouped(inputs: pa.Table) -> tuple[pa.Table, dict[str, Any]]:
+    """The delta inputs aggregated per trace, in ascending order of trace id, and the union columns' lists
+    (aligned with it): by their runs of rows where the rows come sorted by trace id (`_run_sets`), else
+    (or should the runs not be the groups) by Acero's "distinct"."""
+    sets = _run_sets(inputs)
+    aggregates = _AGGREGATES if sets is not None else [*_AGGREGATES, *_DISTINCT]
+    grouped = pa.TableGroupBy(inputs, "trace_id", use_threads=False).aggregate(aggregates).sort_by("trace_id")
+    if sets is not None and sets.pop("trace_id").equals(grouped.column("trace_id").combine_chunks()):
+        return grouped, sets
+    if sets is not None:
+        grouped = pa.TableGroupBy(inputs, "trace_id", use_threads=False).aggregate([*_AGGREGATES, *_DISTINCT])
+        grouped = grouped.sort_by("trace_id")
+    return grouped, {field: grouped.column(f"{field}_distinct") for field in _SETS}
+
+
+def _run_sets(inputs: pa.Table) -> dict[str, Any] | None:
+    """The union columns' distinct values per trace when the rows come as runs of trace ids in ascending
+    order (a span file's: sorted by trace id), found by their runs (`arrow_native.run_sets`) instead of
+    Acero's hash "distinct", which cost ~0.27 us a span of the flush thread's ~0.4 of group-by; with
+    "trace_id": each run's id (to check that they are the group-by's groups). None: Acero's."""
+    trace_ids = inputs.column("trace_id").combine_chunks()
+    starts = run_starts(trace_ids)
+    if starts is None:
+        return None
+    sets: dict[str, Any] = {"trace_id": trace_ids.take(starts.slice(0, len(starts) - 1))}
+    for field in _SETS:
+        sets[field] = run_sets(inputs.column(field).combine_chunks(), starts)
+        if sets[field] is None:
+            return None
+    return sets
 
 
 def removal_deltas(spans: pa.Table) -> pa.Table:

@@ -3,10 +3,13 @@
 `trace_deltas` aggregates a flush's span rows per trace with Arrow group-bys (it runs on the single
 writer thread, so it must not loop in Python per span); the model below is the obvious Python
 loop: first/last/sum/union per trace in row order, LLM sums only for counted (non-duplicate) calls.
+Rows sorted by trace id (a span file's) take the other path for the unions, runs of rows in C
+(`arrow_native.run_sets`): the same deltas, each union in the order of its values' first rows.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from decimal import Decimal
 from typing import Any
@@ -15,6 +18,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llmscope_collector.processors.arrow_native import run_starts
 from llmscope_collector.processors.previews import stored_candidates
 from llmscope_collector.processors.stitch import trace_deltas
 from llmscope_collector.storage.schema import SPAN_SCHEMA
@@ -192,4 +196,29 @@ def test_vectorized_deltas_equal_the_row_by_row_model(rows: list[dict[str, Any]]
         for field in _SETS:  # unions: their order carries no meaning (DuckDB merges deltas' lists unordered)
             row[field] = sorted(row[field]) if row[field] is not None else None
             want[field] = sorted(want[field]) if want[field] is not None else None
+        assert row == want, trace_id
+
+
+@settings(max_examples=150)
+@given(_rows(), st.integers(1, 4))
+def test_deltas_of_rows_sorted_by_trace_take_the_runs_and_list_unions_by_first_row(
+    rows: list[dict[str, Any]], parts: int
+) -> None:
+    """A span file's rows (sorted by trace id, then start; a flush's parts as the table's chunks): the
+    unions are found by runs of rows, each listed in the order of its values' first rows (the model's),
+    every other column as the model has it."""
+    rows.sort(key=lambda r: (r["trace_id"], r["start_ns"]))
+    content = _content(rows)
+    whole = pa.Table.from_pylist(rows, schema=SPAN_SCHEMA)
+    cut = sorted({0, len(rows), *(len(rows) * k // parts for k in range(parts))})
+    table = pa.concat_tables([whole.slice(a, b - a) for a, b in itertools.pairwise(cut)])
+    assert run_starts(table.column("trace_id").combine_chunks()) is not None  # the path taken (C extension)
+    got = {r.pop("trace_id"): r for r in trace_deltas(table, [], stored_candidates(whole, content)).to_pylist()}
+    expected = _model(rows)
+    assert list(got) == sorted(expected)
+    for trace_id, want in expected.items():
+        row = got[trace_id]
+        row.pop("updated_ns")
+        row["tags"] = sorted(row["tags"]) if row["tags"] is not None else None  # (Acero's group-by)
+        want["tags"] = sorted(want["tags"]) if want["tags"] is not None else None
         assert row == want, trace_id
