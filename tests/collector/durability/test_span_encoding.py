@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from obstore.store import MemoryStore
 
-from llmscope_collector.durable_io import DEFAULT_ENCODING, Encoding, write_parquet
+from llmscope_collector.durable_io import DEFAULT_ENCODING, Encoding, write_durably, write_parquet
 from llmscope_collector.storage.compaction import CompactionOptions, Compactor
 from llmscope_collector.storage.layout import (
     CONTENT_DIR,
@@ -266,3 +266,14 @@ def test_a_span_file_rewritten_by_a_session_deletion_keeps_the_span_encoding(tmp
     assert rewritten != path
     _assert_span_encoding(rewritten)
     assert pq.read_table(rewritten).select(["span_id"]).equals(kept.select(["span_id"]))
+
+
+def test_a_durable_write_is_the_file_pyarrow_writes_straight_to_disk(tmp_path: Path, flushed_table: pa.Table) -> None:
+    """`write_durably` writes through a buffer (a few system calls, not a few per page): the same bytes as
+    pyarrow's own file output, owner-only, and no temporary file left."""
+    straight, durable = tmp_path / "straight.parquet", tmp_path / "durable.parquet"
+    write_parquet([flushed_table], flushed_table.schema, straight, row_group_size=64, encoding=FLUSH_SPAN_ENCODING)
+    write_durably(flushed_table, durable, row_group_size=64, encoding=FLUSH_SPAN_ENCODING)
+    assert durable.read_bytes() == straight.read_bytes()
+    assert durable.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["durable.parquet", "straight.parquet"]
