@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from llmscope_collector.storage.schema import CONTENT_REF_TYPE
 
@@ -110,6 +109,8 @@ def run_starts(keys: pa.Array) -> pa.Array | None:
     are not in ascending order of key (a key's rows then need not be one run) or without the extension."""
     if _run_distinct is None or keys.null_count:
         return None
+    import pyarrow.compute as pc  # here: the decode workers import this module and never need it (~13 MB each)
+
     n = len(keys)
     if n < 2:
         return pa.array([0, 1] if n else [0], pa.int64())
@@ -127,6 +128,8 @@ def run_sets(values: pa.Array, starts: pa.Array) -> pa.ListArray | None:
     the caller aggregates with Acero."""
     if _run_distinct is None:
         return None
+    import pyarrow.compute as pc  # (as in `run_starts`)
+
     encoded = pc.dictionary_encode(values)
     codes = encoded.indices
     validity = codes.buffers()[0] if codes.null_count else None
