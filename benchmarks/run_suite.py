@@ -45,6 +45,15 @@ TARGETS: dict[str, tuple[str, float, str]] = {  # key: (comparison, value, what 
 }
 
 STANDING_NOTES = [
+    "Ingest A/B, session 32 (2026-12-04 00:13-00:18 UTC, nothing else running; `benchmarks/ingest.py --no-http "
+    "--runs 1 --seconds 15`, the session's start `2c03c31` then main `aec43c9`, alternating three times): spans "
+    "written per second 32.4k / 35.4k / 34.6k -> 38.5k / 39.0k / 40.4k, CPU per written span 49.9 / 47.2 / 50.2 -> "
+    "43.8 / 43.7 / 43.7 µs, tree peak RSS 510 / 512 / 509 -> 500 / 496 / 497 MB, tree PSS 422 / 419 / 420 -> 407 / "
+    "407 / 406 MB, idle 110 MB both. From: `llmscope serve` tuning its GC once started (gc.freeze and the first "
+    "generation at 10,000: its full collections, ~80 ms CPU each holding the GIL, are gone), a canonical GenAI "
+    "row applied in C (`_genai_plan.c`: `decode_payload` 173.6k -> 159.4k instructions a span), and the flush "
+    "thread's span files in lz4 until compaction rewrites them in zstd, its trace deltas' union columns by runs "
+    "of rows, and buffered Parquet writes (`writer_thread.py` ~10.2 -> ~8.7 µs a span; docs/collector.md).",
     "Ingest A/B, session 31 (2026-12-03 19:07-19:11 UTC, right after this report's run, nothing else running; "
     "`benchmarks/ingest.py --no-http --decoders native --runs 1 --seconds 15 --warmup 3`, the session's start "
     "`bc10f1e` then main `a9efeae`, alternating twice): tree peak RSS 570 / 560 -> 514 / 502 MB, main process 394"
