@@ -38,14 +38,25 @@ _KINDS: dict[pa.DataType, str] = {
 Build = Callable[[list[list[Any]], str], tuple[Any, int] | None]
 
 
+def _extension() -> Any | None:
+    """The `_arrow_rows` extension, or None where it was not built (setup.py: optional)."""
+    try:
+        from llmscope_collector.processors import _arrow_rows  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _arrow_rows
+
+
+_EXTENSION = _extension()
+
+
 def _load() -> tuple[Build | None, bool]:
     if not hasattr(pa.RecordBatch, "_import_from_c"):  # (pyarrow's, private: a pyarrow without it gets pyarrow's path)
         return None, False
-    try:
-        from llmscope_collector.processors._arrow_rows import columns  # type: ignore[import-not-found]
-    except ImportError:
+    if _EXTENSION is None:
         return None, False
-    return columns, True
+    build: Build = _EXTENSION.columns
+    return build, True
 
 
 _build, AVAILABLE = _load()
@@ -92,16 +103,7 @@ class RowArrays:
 RunDistinct = Callable[[Any, Any, int, Any, int], tuple[bytes, bytes] | None]
 
 
-def _load_run_distinct() -> RunDistinct | None:
-    try:
-        from llmscope_collector.processors._arrow_rows import run_distinct  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    native: RunDistinct = run_distinct
-    return native
-
-
-_run_distinct = _load_run_distinct()
+_run_distinct: RunDistinct | None = None if _EXTENSION is None else _EXTENSION.run_distinct
 
 
 def run_starts(keys: pa.Array) -> pa.Array | None:
