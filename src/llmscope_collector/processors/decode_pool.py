@@ -30,6 +30,7 @@ from llmscope_collector.processors.decode import DecodedBatch, decode_bytes
 from llmscope_collector.processors.decode_worker import init_worker
 from llmscope_collector.processors.limits import DEFAULT_LIMITS, SpanLimits
 from llmscope_collector.processors.pricing import PricesNeeded, PriceTable
+from llmscope_collector.storage.batch import Decoded, DecodedList
 
 if TYPE_CHECKING:
     from llmscope_collector.processors.cost import PriceBook
@@ -75,20 +76,18 @@ def decode_payload(
     return decode_bytes(payload, project, prices or _worker.prices, limits or _worker.limits, use_native)
 
 
-Decoded = DecodedBatch | BaseException
-
-
 TableState = tuple[int, bytes]
 """A `PriceTable` as sent to the workers: its version and its pickle (made once per version)."""
 
 
 def decode_payloads(items: Sequence[tuple[str, bytes]], table: TableState | None = None) -> list[Decoded]:
     """One worker task: each item's batch, or the exception that stopped it (so one bad record
-    does not fail the others of its task); `table`: the collector's price table, if newer than the worker's."""
+    does not fail the others of its task); `table`: the collector's price table, if newer than the worker's.
+    Returned as a `DecodedList`: all the task's tables go back in one buffer."""
     global _worker
     if table is not None and (_worker.prices is None or table[0] != _worker.prices.version):
         _worker = dataclasses.replace(_worker, prices=pickle.loads(table[1]))
-    out: list[Decoded] = []
+    out = DecodedList()
     for project, payload in items:
         try:
             out.append(decode_payload(project, payload))

@@ -7,6 +7,7 @@ workers and written by `storage.parquet_writer`; neither side imports the other 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import pyarrow as pa
 
@@ -67,3 +68,106 @@ class DecodedBatch:
     rejected: int = 0
     errors: list[str] = dataclasses.field(default_factory=list)
     marked: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+Decoded = DecodedBatch | BaseException
+"""One WAL record's decode: its batch, or the exception that stopped it."""
+
+_KINDS = ("spans", "content", "scores", "previews")  # a `DecodedPart`'s tables, as its fields name them
+_TableRef = tuple[int, int, int] | None  # (stream, first record batch, record batches), or no table
+_PackedPart = tuple[PartitionKey, list[bytes], _TableRef, _TableRef, _TableRef, _TableRef]  # unstorable, _KINDS
+_PackedBatch = tuple[int, int, list[str], dict[str, int], list[_PackedPart]]  # accepted ... marked, parts
+_Packed = tuple[bytes, list[int], list[_PackedBatch | BaseException]]  # streams, their lengths, per result
+
+
+class DecodedList(list[Decoded]):
+    """A decode task's results, packed to cross a process boundary in one buffer.
+
+    Sent back by a worker, a task's tables (~100 on the ingest bench: spans, content and previews of 32
+    batches) would be an IPC stream each, every stream a schema and a message to write and parse, and a
+    bytes object to pickle. Packed, all the tables of one schema are one stream (a record batch per
+    table chunk) and all streams one bytes object; the batches' small parts (counts, errors, keys,
+    unstorable lines) and any exception are pickled as they are. Unpickled (by the pool's result
+    thread), it is a plain list again, its tables read zero-copy from that bytes object, equal to the
+    sent ones (schema and metadata included)."""
+
+    def __reduce__(self) -> tuple[object, _Packed]:
+        return _unpack, _pack(self)
+
+
+class _Streams:
+    """Record batches grouped by schema: one IPC stream each."""
+
+    def __init__(self) -> None:
+        self.schemas: list[pa.Schema] = []
+        self.batches: list[list[pa.RecordBatch]] = []
+
+    def add(self, table: pa.Table | None) -> _TableRef:
+        if table is None:
+            return None
+        schema = table.schema
+        stream = next((n for n, known in enumerate(self.schemas) if known.equals(schema, check_metadata=True)), None)
+        if stream is None:
+            stream = len(self.schemas)
+            self.schemas.append(schema)
+            self.batches.append([])
+        batches = self.batches[stream]
+        first = len(batches)
+        batches.extend(table.to_batches())
+        return stream, first, len(batches) - first
+
+    def write(self) -> tuple[bytes, list[int]]:
+        sink = pa.BufferOutputStream()
+        lengths = []
+        for schema, batches in zip(self.schemas, self.batches, strict=True):
+            start = sink.tell()
+            with pa.ipc.new_stream(sink, schema) as writer:
+                for batch in batches:
+                    writer.write_batch(batch)
+            lengths.append(sink.tell() - start)
+        return sink.getvalue().to_pybytes(), lengths
+
+
+def _pack(results: Sequence[Decoded]) -> _Packed:
+    streams = _Streams()
+    packed: list[_PackedBatch | BaseException] = []
+    for result in results:
+        if isinstance(result, BaseException):
+            packed.append(result)
+            continue
+        parts: list[_PackedPart] = [
+            (key, part.unstorable, *(streams.add(getattr(part, kind)) for kind in _KINDS))  # type: ignore[misc]
+            for key, part in result.partitions.items()
+        ]
+        packed.append((result.accepted, result.rejected, result.errors, result.marked, parts))
+    blob, lengths = streams.write()
+    return blob, lengths, packed
+
+
+def _unpack(blob: bytes, lengths: list[int], packed: list[_PackedBatch | BaseException]) -> list[Decoded]:
+    buffer = pa.py_buffer(blob)
+    streams: list[tuple[pa.Schema, list[pa.RecordBatch]]] = []
+    offset = 0
+    for length in lengths:
+        reader = pa.ipc.open_stream(buffer.slice(offset, length))
+        streams.append((reader.schema, list(reader)))
+        offset += length
+
+    def table(ref: _TableRef) -> pa.Table | None:
+        if ref is None:
+            return None
+        schema, batches = streams[ref[0]]
+        return pa.Table.from_batches(batches[ref[1] : ref[1] + ref[2]], schema)
+
+    out: list[Decoded] = []
+    for result in packed:
+        if isinstance(result, BaseException):
+            out.append(result)
+            continue
+        accepted, rejected, errors, marked, parts = result
+        partitions = {
+            key: DecodedPart(table(spans), table(content), unstorable, table(scores), table(previews))  # type: ignore[arg-type]
+            for key, unstorable, spans, content, scores, previews in parts
+        }
+        out.append(DecodedBatch(partitions, accepted, rejected, errors, marked))
+    return out
