@@ -10,6 +10,7 @@ module imports nothing but `process_memory` and the standard library; the decode
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 
@@ -19,24 +20,28 @@ from llmscope_collector.processors.limits import DEFAULT_LIMITS, SpanLimits
 _PARENT_CHECK_S = 1.0
 
 
-def init_worker(parent_pid: int, limits: SpanLimits = DEFAULT_LIMITS, native: bool = True) -> None:
-    """Worker initializer: allocator and import settings, then the collector's span limits and wire decoder
-    (its prices come with its tasks: `pricing.PriceTable`), and exit when the collector is gone."""
+def init_worker(
+    parent_pid: int, limits: SpanLimits = DEFAULT_LIMITS, native: bool = True, results_dir: str | None = None
+) -> None:
+    """Worker initializer: allocator and import settings, then the collector's span limits, wire decoder and
+    results directory (its prices come with its tasks: `pricing.PriceTable`), and exit when the collector is gone."""
     tune_process_memory()
     from llmscope_collector.processors import decode_pool  # pyarrow: only now
 
-    decode_pool.set_worker_context(limits, native)
+    decode_pool.set_worker_context(limits, native, results_dir)
     tune_gc()
-    exit_with_parent(parent_pid)
+    exit_with_parent(parent_pid, results_dir)
 
 
-def exit_with_parent(parent_pid: int) -> None:
+def exit_with_parent(parent_pid: int, results_dir: str | None = None) -> None:
     """End this worker when the collector is gone, even after a SIGKILL (or the OOM killer), which
-    gives the pool no chance to shut its workers down."""
+    gives the pool no chance to shut its workers down (nor to remove its results directory: done here)."""
 
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(_PARENT_CHECK_S)
+        if results_dir is not None:
+            shutil.rmtree(results_dir, ignore_errors=True)
         os._exit(0)
 
     threading.Thread(target=watch, name="llmscope-parent-watch", daemon=True).start()

@@ -77,7 +77,9 @@ _KINDS = ("spans", "content", "scores", "previews")  # a `DecodedPart`'s tables,
 _TableRef = tuple[int, int, int] | None  # (stream, first record batch, record batches), or no table
 _PackedPart = tuple[PartitionKey, list[bytes], _TableRef, _TableRef, _TableRef, _TableRef]  # unstorable, _KINDS
 _PackedBatch = tuple[int, int, list[str], dict[str, int], list[_PackedPart]]  # accepted ... marked, parts
-_Packed = tuple[bytes, list[int], list[_PackedBatch | BaseException]]  # streams, their lengths, per result
+PackedResults = tuple[list[int], list[_PackedBatch | BaseException]]
+"""What goes with the buffer of a packed `DecodedList`: its streams' lengths, and per result its small parts
+(which tables of which stream) or its exception."""
 
 
 class DecodedList(list[Decoded]):
@@ -91,8 +93,9 @@ class DecodedList(list[Decoded]):
     thread), it is a plain list again, its tables read zero-copy from that bytes object, equal to the
     sent ones (schema and metadata included)."""
 
-    def __reduce__(self) -> tuple[object, _Packed]:
-        return _unpack, _pack(self)
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        blob, (lengths, packed) = pack(self)
+        return unpack, (blob, lengths, packed)
 
 
 class _Streams:
@@ -128,7 +131,8 @@ class _Streams:
         return sink.getvalue().to_pybytes(), lengths
 
 
-def _pack(results: Sequence[Decoded]) -> _Packed:
+def pack(results: Sequence[Decoded]) -> tuple[bytes, PackedResults]:
+    """`results` as one buffer of IPC streams and what `unpack` needs besides it."""
     streams = _Streams()
     packed: list[_PackedBatch | BaseException] = []
     for result in results:
@@ -141,10 +145,11 @@ def _pack(results: Sequence[Decoded]) -> _Packed:
         ]
         packed.append((result.accepted, result.rejected, result.errors, result.marked, parts))
     blob, lengths = streams.write()
-    return blob, lengths, packed
+    return blob, (lengths, packed)
 
 
-def _unpack(blob: bytes, lengths: list[int], packed: list[_PackedBatch | BaseException]) -> list[Decoded]:
+def unpack(blob: bytes, lengths: list[int], packed: list[_PackedBatch | BaseException]) -> list[Decoded]:
+    """The results `pack` made `blob` and `lengths, packed` of; their tables read zero-copy from `blob`."""
     buffer = pa.py_buffer(blob)
     streams: list[tuple[pa.Schema, list[pa.RecordBatch]]] = []
     offset = 0

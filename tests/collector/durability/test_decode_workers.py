@@ -24,7 +24,7 @@ from tests.collector.durability.helpers import payload
 pool = DecodePool(1)
 items = [("default", payload([(n + 1).to_bytes(8, "big")])) for n in range(16)]  # enough to use the pool
 assert all(not isinstance(r, BaseException) for r in pool.decode(items))
-print(*pool._pool._processes, flush=True)  # the worker pids
+print(pool._results_dir, *pool._pool._processes, flush=True)  # its results directory, the worker pids
 time.sleep(120)
 """
 
@@ -42,10 +42,12 @@ def _alive(pid: int) -> bool:
 
 
 def test_workers_exit_when_the_collector_is_killed() -> None:
+    """...and remove its results directory (`decode_pool._Results`), which it had no chance to."""
     proc = subprocess.Popen([sys.executable, "-c", _SCRIPT], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
-        workers = [int(pid) for pid in proc.stdout.readline().split()]
+        directory, *pids = proc.stdout.readline().split()
+        workers = [int(pid) for pid in pids]
         assert workers and all(_alive(pid) for pid in workers)
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -57,6 +59,7 @@ def test_workers_exit_when_the_collector_is_killed() -> None:
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, "decode workers outlived the killed collector"
+    assert not os.path.exists(directory), "the killed collector's results directory was left behind"
 
 
 def test_workers_price_with_the_collectors_price_file_like_inline_decoding(tmp_path: Path) -> None:

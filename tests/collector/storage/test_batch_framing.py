@@ -23,7 +23,7 @@ def _shipped(results: list[Decoded]) -> list[Decoded]:
     """As the pool sends a task's results back: pickled by multiprocessing's pickler, unpickled."""
     back = pickle.loads(ForkingPickler.dumps(DecodedList(results)))
     assert type(back) is list
-    return back  # type: ignore[no-any-return]
+    return back
 
 
 def _assert_same(sent: list[Decoded], back: list[Decoded]) -> None:
