@@ -36,6 +36,8 @@ from llmscope_collector.processors.pricing import PricesNeeded, PriceTable
 from llmscope_collector.storage.batch import Decoded, DecodedList, PackedResults, pack, unpack
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from llmscope_collector.processors.cost import PriceBook
 
 log = logging.getLogger(__name__)
@@ -124,29 +126,31 @@ class _Results(DecodedList):
     closes, and a worker whose collector died without closing it does."""
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-        blob, small = pack(self)
+        streams, packed = pack(self)
         directory = _worker.results_dir
-        if directory is not None and len(blob) >= _FILE_MIN_BYTES:
-            path = _write_results(directory, blob)
+        sizes = [stream.size for stream in streams]
+        if directory is not None and sum(sizes) >= _FILE_MIN_BYTES:
+            path = _write_results(directory, streams)
             if path is not None:
-                return _read_results, (path, len(blob), small)
-        return unpack, (blob, *small)
+                return _read_results, (path, sizes, packed)
+        return unpack, ([stream.to_pybytes() for stream in streams], packed)
 
 
 class ResultsLost(Exception):
     """The file a worker wrote a task's results to could not be read back: its records are decoded again."""
 
 
-def _write_results(directory: str, blob: bytes) -> str | None:
-    """`blob` in a results file (one the collector has read, else a new one); None if it cannot be written
+def _write_results(directory: str, streams: list[pa.Buffer]) -> str | None:
+    """`streams` in a results file (one the collector has read, else a new one); None if it cannot be written
     (the directory gone with its pool, a full tmpfs): the results then go by the pipe."""
     path = _claim(directory)
+    size = sum(stream.size for stream in streams)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
-            if os.write(fd, blob) != len(blob):
+            if os.writev(fd, streams) != size:
                 raise OSError(f"short write to {path}")
-            os.ftruncate(fd, len(blob))
+            os.ftruncate(fd, size)
         finally:
             os.close(fd)
     except OSError:
@@ -172,20 +176,20 @@ def _claim(directory: str) -> str:
     return path
 
 
-def _read_results(path: str, size: int, small: PackedResults) -> list[Decoded] | ResultsLost:
+def _read_results(path: str, sizes: list[int], packed: PackedResults) -> list[Decoded] | ResultsLost:
     """In the collector (the pool's result thread): the results a worker wrote to `path`, the file then
     left for a worker's next results; `ResultsLost` if it cannot be read (never raised here: an exception
     while unpickling a result would break the pool)."""
     try:
         fd = os.open(path, os.O_RDONLY)
         try:
-            blob = os.read(fd, size)  # one call: a regular file gives all it has
+            streams = [os.read(fd, size) for size in sizes]  # a call each: a regular file gives all it has
         finally:
             os.close(fd)
         os.rename(path, path + _FREE)
-        if len(blob) != size:
-            raise OSError(f"{path}: {len(blob)} bytes of {size}")
-        return unpack(blob, *small)
+        if [len(stream) for stream in streams] != sizes:
+            raise OSError(f"{path}: {sum(map(len, streams))} bytes of {sum(sizes)}")
+        return unpack(streams, packed)
     except Exception as exc:
         return ResultsLost(f"decode results lost ({exc})")
 
