@@ -204,6 +204,8 @@ def _remove(path: str) -> None:
 def results_directory() -> str | None:
     """A new private directory for a pool's results files, in memory where the system has one; None when
     none can be made (results then all go by the pipe)."""
+    if not hasattr(os, "writev"):  # not on Windows
+        return None
     base = _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK) else None
     try:
         return tempfile.mkdtemp(prefix="llmscope-decode-", dir=base)
