@@ -11,6 +11,10 @@ The workers price by a `PriceTable` (plain data, no genai-prices: ~17-26 MB less
 collector's `PriceBook` fills as it meets new models and sends with each task; a record whose models
 the table does not know yet comes back as `PricesNeeded` and is decoded again once the book has
 resolved them (by a worker, with the new table; here, when only the book can price it).
+
+A task's results go back packed (`storage.batch.DecodedList`: an Arrow IPC stream per schema) and, when
+large, through a reused file of a private directory the pool makes in `/dev/shm` rather than the pool's
+pipe (`_Results`: the pool's result thread ~2.9 → ~1.5 µs of CPU a span under the ingest bench).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
+from llmscope_collector.file_modes import PRIVATE_FILE
 from llmscope_collector.processors.decode import DecodedBatch, decode_bytes
 from llmscope_collector.processors.decode_worker import init_worker
 from llmscope_collector.processors.limits import DEFAULT_LIMITS, SpanLimits
@@ -114,7 +119,7 @@ def set_worker_context(limits: SpanLimits, native: bool, results_dir: str | None
 
 
 class _Results(DecodedList):
-    """A task's results as a worker sends them back: packed (`DecodedList`), and when large, their buffer in
+    """A task's results as a worker sends them back: packed (`DecodedList`), and when large, their streams in
     a file of the pool's results directory, the pipe carrying only its name and the small parts.
 
     The pool's pipe moves a message 64 KiB at a time, and its result thread reads each piece, then joins
@@ -146,7 +151,7 @@ def _write_results(directory: str, streams: list[pa.Buffer]) -> str | None:
     path = _claim(directory)
     size = sum(stream.size for stream in streams)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE)
         try:
             if os.writev(fd, streams) != size:
                 raise OSError(f"short write to {path}")
