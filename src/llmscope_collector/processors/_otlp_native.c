@@ -206,6 +206,12 @@ static inline uint64_t load64(const uint8_t *p) {
 /* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF), as upb and Python's decoder check it. */
 static int utf8_ok(const uint8_t *s, size_t n) {
     size_t i = 0;
+    while (i + 32 <= n) { /* ASCII 32 bytes at a time (content text is long and mostly ASCII) */
+        uint64_t w[4];
+        memcpy(w, s + i, 32);
+        if ((w[0] | w[1] | w[2] | w[3]) & 0x8080808080808080ull) break;
+        i += 32;
+    }
     while (i < n) {
         if (i + 8 <= n) {
             uint64_t w;
@@ -382,15 +388,21 @@ static PyObject *str_of(const uint8_t *data, size_t len) {
  * and keys are the client's. */
 #define KEY_SLOTS 1024
 #define KEY_MAX 64
-static PyObject *key_cache[KEY_SLOTS];
+/* The same for short string values (a span's operation, provider, model, tool and agent names, finish
+ * reasons: the same few per deployment), in a table of their own so that values never unique to a span
+ * (ids) cannot evict the keys: a repeated value is one str, hashed once for all the dicts and sets the
+ * Python side looks it up in (the provider memo, the operation set), instead of a new str per span. */
+#define VALUE_SLOTS 2048
+#define VALUE_MAX 48
+static PyObject *key_cache[KEY_SLOTS], *value_cache[VALUE_SLOTS];
 
-static PyObject *key_of(const uint8_t *data, size_t len) {
-    if (len == 0 || len > KEY_MAX) return str_of(data, len);
+static PyObject *cached_str(PyObject **cache, size_t slots, size_t max, const uint8_t *data, size_t len) {
+    if (len == 0 || len > max) return str_of(data, len);
     uint64_t head = 0, tail = 0; /* the slot: from the length and the first and last 8 bytes (no loop) */
     memcpy(&head, data, len < 8 ? len : 8);
     if (len > 8) memcpy(&tail, data + len - 8, 8);
     uint64_t h = (head * 0x9E3779B97F4A7C15ull) ^ (tail * 0xC2B2AE3D27D4EB4Full) ^ len;
-    PyObject **slot = &key_cache[(h ^ (h >> 29) ^ (h >> 47)) & (KEY_SLOTS - 1)];
+    PyObject **slot = &cache[(h ^ (h >> 29) ^ (h >> 47)) & (slots - 1)];
     PyObject *hit = *slot; /* cached keys are ASCII: their characters are their UTF-8 bytes */
     if (hit != NULL && (size_t)PyUnicode_GET_LENGTH(hit) == len && memcmp(PyUnicode_1BYTE_DATA(hit), data, len) == 0)
         return Py_NewRef(hit);
@@ -398,6 +410,12 @@ static PyObject *key_of(const uint8_t *data, size_t len) {
     if (key == NULL || !PyUnicode_IS_ASCII(key)) return key;
     Py_XSETREF(*slot, Py_NewRef(key));
     return key;
+}
+
+static PyObject *key_of(const uint8_t *data, size_t len) { return cached_str(key_cache, KEY_SLOTS, KEY_MAX, data, len); }
+
+static PyObject *text_of(const uint8_t *data, size_t len) {
+    return cached_str(value_cache, VALUE_SLOTS, VALUE_MAX, data, len);
 }
 
 static PyObject *hex_of(const uint8_t *data, size_t len) {
@@ -483,7 +501,7 @@ static int any_merge(const ctx_t *ctx, any_t *any, const uint8_t *p, const uint8
         if (d.kind == K_UNKNOWN || wire_type_of(d.kind) != f.wt) continue;
         PyObject *value;
         switch (f.field) {
-            case 1: value = str_of(f.data, f.len); break;
+            case 1: value = text_of(f.data, f.len); break;
             case 2: value = PyBool_FromLong(f.v != 0); break;
             case 3: value = PyLong_FromLongLong((long long)(int64_t)f.v); break;
             case 4: value = double_value(f.v); break;
@@ -833,7 +851,7 @@ static PyObject *build_span(const ctx_t *ctx, const uint8_t *p, const uint8_t *e
         hex_of(span.data, span.len),
         parent_of(parent.data, parent.len),
         state.len ? str_of(state.data, state.len) : Py_NewRef(Py_None),
-        str_of(name.data, name.len),
+        text_of(name.data, name.len),
         Py_NewRef(ctx->kinds[kind >= 0 && kind < N_KINDS ? kind : 0]),
         stored_start,
         stored_end,

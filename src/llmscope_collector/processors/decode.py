@@ -16,6 +16,7 @@ import base64
 import datetime as dt
 import math
 from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -195,6 +196,7 @@ def _span_fields(span: Any, limits: SpanLimits, all_events: bool) -> SpanFields:
 
 
 _NS_PER_DAY = 86_400 * 10**9
+_MIDNIGHT_MARGIN_NS = 1_000_000  # within this of midnight a date is computed as the query side computes it
 _dates: dict[int, str] = {}
 
 
@@ -204,7 +206,7 @@ def utc_date(ns: int) -> str:
     Within a millisecond of midnight it is computed the way the query side computes date bounds
     (float seconds, rounded to the microsecond), so both always agree on a span's partition."""
     day = ns // _NS_PER_DAY
-    if (day + 1) * _NS_PER_DAY - ns <= 1_000_000 or ns < 0:
+    if (day + 1) * _NS_PER_DAY - ns <= _MIDNIGHT_MARGIN_NS or ns < 0:
         return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.timezone.utc).strftime("%Y-%m-%d")
     date = _dates.get(day)
     if date is None:
@@ -421,6 +423,7 @@ def _content_table(per_span: list[list[tuple[str, str]]]) -> pa.Table:
     return pa.Table.from_arrays([pa.array(c, type=pa.string()) for c in columns], schema=CONTENT_ITEM_SCHEMA)
 
 
+_REF_SIZE = itemgetter(3)  # a content ref's body size (`messages.ContentRef`)
 _Scope = tuple[str | None, str | None, str | None, str | None]
 """(service_name, scope_name, scope_version, resource_attributes): a scope's spans' row values after the head."""
 
@@ -462,11 +465,14 @@ def _decode_span(
         _json.encode(events).decode() if events else None,
         _json.encode(links).decode() if links else None,
         refs or None,
-        sum([ref[3] for ref in refs]) if refs else None,
+        sum(map(_REF_SIZE, refs)) if refs else None,
         items,
         *genai.values(),
     )
-    date = utc_date(start)
+    day = start // _NS_PER_DAY  # `utc_date`'s memo, inline (a call per span): away from midnight, by the day
+    date = _dates.get(day) if start < (day + 1) * _NS_PER_DAY - _MIDNIGHT_MARGIN_NS else None
+    if date is None:
+        date = utc_date(start)
     rows = parts.get(date)
     if rows is None:
         parts[date] = [row]
