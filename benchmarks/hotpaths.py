@@ -225,15 +225,15 @@ def decode_stages(protos: list[bytes], fresh: list[list[bytes]], n: int, repeat:
             lambda: [native.parse_request(p, limits) for p in protos], n, repeat
         )
     fields = _fields(protos)
-    limited = [lim.limit_span(f[6], f[7], f[5], f[8], f[4], f[10], limits, {}, None, f[14]) for f in fields]
+    limited = [lim.limit_span(f[9], f[10], f[7], f[8], f[0][4], f[1], limits, {}, None, f[5]) for f in fields]
     out["span limits (limit_span, given within)"] = _best(  # (the decoders send `within_limits` per span)
-        lambda: [lim.limit_span(f[6], f[7], f[5], f[8], f[4], f[10], limits, {}, None, f[14]) for f in fields],
+        lambda: [lim.limit_span(f[9], f[10], f[7], f[8], f[0][4], f[1], limits, {}, None, f[5]) for f in fields],
         n,
         repeat,
     )
     out["normalize (canonical_genai)"] = _best(
         lambda: [
-            normalize.canonical_genai(a, f[11], start_ns=f[6], failed=False)
+            normalize.canonical_genai(a, f[2], start_ns=f[0][6], failed=False)
             for f, a in zip(fields, limited, strict=True)
         ],
         n,
@@ -243,14 +243,14 @@ def decode_stages(protos: list[bytes], fresh: list[list[bytes]], n: int, repeat:
     out["content split + hashes (split_hashed)"] = _best_each(
         lambda limited: [messages.split_hashed(a) for a in limited],
         [
-            [lim.limit_span(f[6], f[7], f[5], f[8], f[4], f[10], limits, {}, None) for f in _fields(pass_protos)]
+            [lim.limit_span(f[9], f[10], f[7], f[8], f[0][4], f[1], limits, {}, None) for f in _fields(pass_protos)]
             for pass_protos in fresh
         ],
         n,
     )
     out["JSON of attributes/events/links"] = _best(
         lambda: [
-            (decode._json.encode(light), decode._json.encode(f[11]), decode._json.encode(f[13]))
+            (decode._json.encode(light), decode._json.encode(f[2]), decode._json.encode(f[4]))
             for f, (light, _, _) in zip(fields, split, strict=True)
         ],
         n,

@@ -308,7 +308,27 @@ def test_a_value_sent_twice_merges_as_protobuf_merges() -> None:
     for value in (array, switched, _ld(1, b"s") + _tag(8, 0) + b"\x05", _tag(2, 0) + b"\x80\x80\x80\x80\x80\x01"):
         _same_reading(_request_with_value(value), DEFAULT_LIMITS)
     ((_, [(_, _, [span])]),) = native.parse_request(_request_with_value(array), DEFAULT_LIMITS)
-    assert span[10] == {"k": ["a", "b"]}
+    assert span[1] == {"k": ["a", "b"]}
+
+
+def test_cached_keys_and_values_are_the_strings_sent_whatever_their_slot() -> None:
+    """Short keys, values and span names are shared strs from a direct-mapped cache whose slot comes from a
+    string's length and first and last 8 bytes: strings alike there but not in the middle must each read as sent."""
+    texts = [f"{'a' * 12}{middle}{'b' * 12}" for middle in ("x", "y", "\u00e9", "\u4e2d", "xy", "")] * 2
+    spans = b"".join(
+        _ld(
+            2,
+            _ld(1, b"\x01" * 16)
+            + _ld(2, b"\x01" * 8)
+            + _ld(5, t.encode())
+            + _ld(9, _ld(1, t.encode()) + _ld(2, _ld(1, t.encode()))),
+        )
+        for t in texts
+    )
+    payload = _ld(1, _ld(2, spans))
+    _same_reading(payload, DEFAULT_LIMITS)
+    ((_, [(_, _, read)]),) = native.parse_request(payload, DEFAULT_LIMITS)
+    assert [(span[0][4], span[1]) for span in read] == [(t, {t: t}) for t in texts]
 
 
 def test_memoryviews_and_bytearrays_are_read_too() -> None:

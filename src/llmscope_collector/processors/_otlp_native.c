@@ -14,7 +14,10 @@
  * declared one is an unknown field, as for upb.
  *
  * The output shape (and the pure-Python equivalent) is documented in processors/native.py; the
- * normalization rules stay in Python (one source of truth).
+ * normalization rules stay in Python (one source of truth). What this file decides beyond reading the
+ * wire is each span's stored head (native.span_head is its twin: kind/status names handed in, times
+ * clamped, duration, empty strings as None) and the id rule, so that decode.py touches fewer values
+ * per span; the equivalence tests compare both with the pure path.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -39,6 +42,9 @@ typedef struct {
 static PyObject *DecodeError;
 static PyObject *s_time_ns, *s_name, *s_attributes, *s_trace_id, *s_span_id, *s_empty_str, *s_infinity, *s_neg_infinity,
     *s_nan;
+/* How many span kinds and status codes have stored names (native.py's KIND_NAMES, STATUS_NAMES). */
+#define N_KINDS 6
+#define N_CODES 3
 
 /* ------------------------------------------------------------------ schema (opentelemetry-proto) */
 
@@ -203,6 +209,12 @@ static inline uint64_t load64(const uint8_t *p) {
 /* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF), as upb and Python's decoder check it. */
 static int utf8_ok(const uint8_t *s, size_t n) {
     size_t i = 0;
+    while (i + 32 <= n) { /* ASCII 32 bytes at a time (content text is long and mostly ASCII) */
+        uint64_t w[4];
+        memcpy(w, s + i, 32);
+        if ((w[0] | w[1] | w[2] | w[3]) & 0x8080808080808080ull) break;
+        i += 32;
+    }
     while (i < n) {
         if (i + 8 <= n) {
             uint64_t w;
@@ -379,15 +391,21 @@ static PyObject *str_of(const uint8_t *data, size_t len) {
  * and keys are the client's. */
 #define KEY_SLOTS 1024
 #define KEY_MAX 64
-static PyObject *key_cache[KEY_SLOTS];
+/* The same for short string values (a span's operation, provider, model, tool and agent names, finish
+ * reasons: the same few per deployment), in a table of their own so that values never unique to a span
+ * (ids) cannot evict the keys: a repeated value is one str, hashed once for all the dicts and sets the
+ * Python side looks it up in (the provider memo, the operation set), instead of a new str per span. */
+#define VALUE_SLOTS 2048
+#define VALUE_MAX 48
+static PyObject *key_cache[KEY_SLOTS], *value_cache[VALUE_SLOTS];
 
-static PyObject *key_of(const uint8_t *data, size_t len) {
-    if (len == 0 || len > KEY_MAX) return str_of(data, len);
+static PyObject *cached_str(PyObject **cache, size_t slots, size_t max, const uint8_t *data, size_t len) {
+    if (len == 0 || len > max) return str_of(data, len);
     uint64_t head = 0, tail = 0; /* the slot: from the length and the first and last 8 bytes (no loop) */
     memcpy(&head, data, len < 8 ? len : 8);
     if (len > 8) memcpy(&tail, data + len - 8, 8);
     uint64_t h = (head * 0x9E3779B97F4A7C15ull) ^ (tail * 0xC2B2AE3D27D4EB4Full) ^ len;
-    PyObject **slot = &key_cache[(h ^ (h >> 29) ^ (h >> 47)) & (KEY_SLOTS - 1)];
+    PyObject **slot = &cache[(h ^ (h >> 29) ^ (h >> 47)) & (slots - 1)];
     PyObject *hit = *slot; /* cached keys are ASCII: their characters are their UTF-8 bytes */
     if (hit != NULL && (size_t)PyUnicode_GET_LENGTH(hit) == len && memcmp(PyUnicode_1BYTE_DATA(hit), data, len) == 0)
         return Py_NewRef(hit);
@@ -395,6 +413,12 @@ static PyObject *key_of(const uint8_t *data, size_t len) {
     if (key == NULL || !PyUnicode_IS_ASCII(key)) return key;
     Py_XSETREF(*slot, Py_NewRef(key));
     return key;
+}
+
+static PyObject *key_of(const uint8_t *data, size_t len) { return cached_str(key_cache, KEY_SLOTS, KEY_MAX, data, len); }
+
+static PyObject *text_of(const uint8_t *data, size_t len) {
+    return cached_str(value_cache, VALUE_SLOTS, VALUE_MAX, data, len);
 }
 
 static PyObject *hex_of(const uint8_t *data, size_t len) {
@@ -442,6 +466,7 @@ static PyObject *base64_of(const uint8_t *data, size_t len) {
 typedef struct {
     int strindex;
     Py_ssize_t value_limit, name_limit, max_attrs; /* SpanLimits (0: none), for span_within */
+    PyObject *kinds[N_KINDS], *codes[N_CODES];      /* the stored names (borrowed): out of range is the first */
 } ctx_t;
 
 /* An AnyValue being built from one or more encoded occurrences (merged as protobuf merges them). */
@@ -479,7 +504,7 @@ static int any_merge(const ctx_t *ctx, any_t *any, const uint8_t *p, const uint8
         if (d.kind == K_UNKNOWN || wire_type_of(d.kind) != f.wt) continue;
         PyObject *value;
         switch (f.field) {
-            case 1: value = str_of(f.data, f.len); break;
+            case 1: value = text_of(f.data, f.len); break;
             case 2: value = PyBool_FromLong(f.v != 0); break;
             case 3: value = PyLong_FromLongLong((long long)(int64_t)f.v); break;
             case 4: value = double_value(f.v); break;
@@ -714,6 +739,17 @@ typedef struct {
     size_t len;
 } slice_t;
 
+static int nonzero(const uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i]) return 1;
+    return 0;
+}
+
+/* decode.py's id rule: a 16-byte trace id and an 8-byte span id, neither all zero. */
+static int ids_valid(const uint8_t *trace, size_t trace_len, const uint8_t *span, size_t span_len) {
+    return trace_len == 16 && span_len == 8 && nonzero(trace, 16) && nonzero(span, 8);
+}
+
 /* A parent span id: None when not sent or all zero (a root span), else hex. */
 static PyObject *parent_of(const uint8_t *data, size_t len) {
     for (size_t i = 0; i < len; i++)
@@ -721,8 +757,30 @@ static PyObject *parent_of(const uint8_t *data, size_t len) {
     Py_RETURN_NONE;
 }
 
-/* Span -> (trace_id, span_id, parent_span_id, trace_state, name, kind, start, end, status_code,
- *          status_message, attributes, events, events_sent, links, within_limits); ids in hex */
+/* A tuple of `n` new references (NULL if any is NULL: the others released). */
+static PyObject *tuple_of_new(Py_ssize_t n, PyObject **items) {
+    PyObject *out = NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (items[i] == NULL) goto error;
+    out = PyTuple_New(n);
+    if (out == NULL) goto error;
+    for (Py_ssize_t i = 0; i < n; i++) PyTuple_SET_ITEM(out, i, items[i]);
+    return out;
+error:
+    for (Py_ssize_t i = 0; i < n; i++) Py_XDECREF(items[i]);
+    return NULL;
+}
+
+/* A time as stored (clamped to MAX_TIME_NS), and as sent (the same object when not clamped). */
+static void time_pair(uint64_t sent, PyObject **stored, PyObject **as_sent) {
+    *stored = PyLong_FromUnsignedLongLong(sent < MAX_TIME_NS ? sent : MAX_TIME_NS);
+    *as_sent = sent <= MAX_TIME_NS ? Py_XNewRef(*stored) : PyLong_FromUnsignedLongLong(sent);
+}
+
+/* Span -> (head, attributes, events, events_sent, links, within_limits, ids_valid, kind, status_code,
+ *          start_ns, end_ns) (processors/native.py), head being the stored row's first values:
+ *          (trace_id, span_id, parent_span_id, trace_state or None, name, kind name, start, end, duration,
+ *          status name, status_message or None); ids in hex, head's times clamped, the others as sent */
 static PyObject *build_span(const ctx_t *ctx, const uint8_t *p, const uint8_t *end, Py_ssize_t max_events) {
     slice_t trace = {0}, span = {0}, parent = {0}, state = {0}, name = {0}, message = {0};
     int32_t kind = 0, code = 0;
@@ -786,10 +844,38 @@ static PyObject *build_span(const ctx_t *ctx, const uint8_t *p, const uint8_t *e
         }
     }
     PyObject *within = span_within(ctx, start, stop, kind, code, name.len, attrs) ? Py_True : Py_False;
-    return Py_BuildValue("(NNNNNiNNiNNNnNO)", hex_of(trace.data, trace.len), hex_of(span.data, span.len),
-                         parent_of(parent.data, parent.len), str_of(state.data, state.len), str_of(name.data, name.len),
-                         (int)kind, PyLong_FromUnsignedLongLong(start), PyLong_FromUnsignedLongLong(stop), (int)code,
-                         str_of(message.data, message.len), attrs, events, sent, links, within);
+    PyObject *valid = ids_valid(trace.data, trace.len, span.data, span.len) ? Py_True : Py_False;
+    uint64_t first = start < MAX_TIME_NS ? start : MAX_TIME_NS, last = stop < MAX_TIME_NS ? stop : MAX_TIME_NS;
+    PyObject *stored_start, *sent_start, *stored_end, *sent_end;
+    time_pair(start, &stored_start, &sent_start);
+    time_pair(stop, &stored_end, &sent_end);
+    PyObject *head_items[11] = {
+        hex_of(trace.data, trace.len),
+        hex_of(span.data, span.len),
+        parent_of(parent.data, parent.len),
+        state.len ? str_of(state.data, state.len) : Py_NewRef(Py_None),
+        text_of(name.data, name.len),
+        Py_NewRef(ctx->kinds[kind >= 0 && kind < N_KINDS ? kind : 0]),
+        stored_start,
+        stored_end,
+        PyLong_FromUnsignedLongLong(last > first ? last - first : 0),
+        Py_NewRef(ctx->codes[code >= 0 && code < N_CODES ? code : 0]),
+        message.len ? str_of(message.data, message.len) : Py_NewRef(Py_None),
+    };
+    PyObject *items[11] = {
+        tuple_of_new(11, head_items),
+        attrs,
+        events,
+        PyLong_FromSsize_t(sent),
+        links,
+        Py_NewRef(within),
+        Py_NewRef(valid),
+        PyLong_FromLong(kind),
+        PyLong_FromLong(code),
+        sent_start,
+        sent_end,
+    };
+    return tuple_of_new(11, items);
 fail:
     malformed();
 error:
@@ -884,13 +970,26 @@ static const char *error_text(int err) {
 }
 
 static PyObject *parse_request(PyObject *self, PyObject *args) {
-    PyObject *payload, *carrier;
+    PyObject *payload, *carrier, *kinds, *codes;
     Py_ssize_t max_events;
     int strindex;
     ctx_t ctx;
-    if (!PyArg_ParseTuple(args, "SnUpnnn:parse_request", &payload, &max_events, &carrier, &strindex, &ctx.value_limit,
-                          &ctx.name_limit, &ctx.max_attrs))
+    if (!PyArg_ParseTuple(args, "SnUpnnnO!O!:parse_request", &payload, &max_events, &carrier, &strindex, &ctx.value_limit,
+                          &ctx.name_limit, &ctx.max_attrs, &PyTuple_Type, &kinds, &PyTuple_Type, &codes))
         return NULL;
+    if (PyTuple_GET_SIZE(kinds) != N_KINDS || PyTuple_GET_SIZE(codes) != N_CODES) {
+        PyErr_SetString(PyExc_ValueError, "parse_request: 6 span kind names and 3 status code names");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < N_KINDS + N_CODES; i++) {
+        PyObject *name = i < N_KINDS ? PyTuple_GET_ITEM(kinds, i) : PyTuple_GET_ITEM(codes, i - N_KINDS);
+        if (!PyUnicode_CheckExact(name)) {
+            PyErr_SetString(PyExc_TypeError, "parse_request: the kind and status names must be str");
+            return NULL;
+        }
+        if (i < N_KINDS) ctx.kinds[i] = name;
+        else ctx.codes[i - N_KINDS] = name;
+    }
     ctx.strindex = strindex;
     const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(payload);
     const uint8_t *end = p + PyBytes_GET_SIZE(payload);
@@ -949,12 +1048,6 @@ typedef struct {
     size_t *name_len;
 } id_count_t;
 
-static int nonzero(const uint8_t *p, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (p[i]) return 1;
-    return 0;
-}
-
 /* One span's ids (the last of each field, as protobuf keeps it) against decode.py's rule: a 16-byte
  * trace id and an 8-byte span id, neither all zero. Bytes already checked by `walk`. */
 static int count_span(const uint8_t *p, const uint8_t *end, id_count_t *c) {
@@ -969,7 +1062,7 @@ static int count_span(const uint8_t *p, const uint8_t *end, id_count_t *c) {
         else if (f.field == 2) span = f.data, span_len = f.len;
         else if (f.field == 5) name = f.data, name_len = f.len;
     }
-    if (trace_len == 16 && span_len == 8 && nonzero(trace, 16) && nonzero(span, 8)) {
+    if (ids_valid(trace, trace_len, span, span_len)) {
         c->accepted++;
         return 0;
     }
@@ -1051,7 +1144,7 @@ static PyObject *check_ids(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"parse_request", parse_request, METH_VARARGS,
      "parse_request(payload: bytes, max_events: int, carrier_scope: str, strindex: bool, max_value_bytes: int, "
-     "max_name_bytes: int, max_attributes: int) -> list of "
+     "max_name_bytes: int, max_attributes: int, kind_names: tuple[str, ...], status_names: tuple[str, ...]) -> list of "
      "(resource_attributes, [(scope_name, scope_version, [span, ...]), ...]); see processors/native.py."},
     {"check_ids", check_ids, METH_VARARGS,
      "check_ids(payload: bytes, strindex: bool, names: int, name_chars: int) -> (accepted, rejected, names): the wire checks "
@@ -1072,8 +1165,8 @@ PyMODINIT_FUNC PyInit__otlp_native(void) {
     DecodeError = PyErr_NewException("llmscope_collector.processors._otlp_native.DecodeError", PyExc_ValueError, NULL);
     if (DecodeError == NULL || PyModule_AddObject(m, "DecodeError", Py_NewRef(DecodeError)) < 0) return NULL;
     /* native.py's _FORMAT: the functions and the shape of their arguments and values (3: check_ids,
-     * 4: check_ids takes how many names to keep) */
-    if (PyModule_AddIntConstant(m, "FORMAT", 4) < 0) return NULL;
+     * 4: check_ids takes how many names to keep, 5: a span's stored head, parse_request takes the names) */
+    if (PyModule_AddIntConstant(m, "FORMAT", 5) < 0) return NULL;
     s_time_ns = PyUnicode_InternFromString("time_ns");
     s_name = PyUnicode_InternFromString("name");
     s_attributes = PyUnicode_InternFromString("attributes");

@@ -16,6 +16,7 @@ import base64
 import datetime as dt
 import math
 from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -36,7 +37,7 @@ from llmscope_collector.processors.limits import (
     within_limits,
 )
 from llmscope_collector.processors.messages import split_hashed
-from llmscope_collector.processors.native import ResourceParts, ScopeParts, SpanFields
+from llmscope_collector.processors.native import STATUS_ERROR, ResourceParts, ScopeParts, SpanFields, span_head
 from llmscope_collector.processors.normalize import GENAI_COLUMNS, canonical_genai
 from llmscope_collector.processors.previews import preview_candidates
 from llmscope_collector.processors.pricing import PricesNeeded, PriceTable, price_rows
@@ -55,9 +56,6 @@ from llmscope_collector.storage.schema import names as column_names
 if TYPE_CHECKING:
     from llmscope_collector.processors.cost import PriceBook
 
-_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
-_STATUS = ("UNSET", "OK", "ERROR")
-_STATUS_ERROR = _STATUS.index("ERROR")
 _json = msgspec.json.Encoder()
 _json_any = msgspec.json.Encoder(enc_hook=repr)  # whatever a row holds, it is set aside as something readable
 
@@ -94,9 +92,9 @@ if sorted(_ROW_FIELDS) != sorted(BUFFER_COLUMNS):  # a schema column this decode
     raise RuntimeError(f"decoded row fields {sorted(set(BUFFER_COLUMNS) ^ set(_ROW_FIELDS))} do not match the schema")
 
 
-# Row tuples (`_DECODED_FIELDS`) per partition while a request is decoded; turned into columns once,
-# at the end (a C-level transpose instead of ~55 list appends per span).
-_Partitions = dict[PartitionKey, list[tuple[Any, ...]]]
+# Row tuples (`_DECODED_FIELDS`) per partition (by its date: a request is one project's) while a request is
+# decoded; turned into columns once, at the end (a C-level transpose instead of ~55 list appends per span).
+_Partitions = dict[str, list[tuple[Any, ...]]]
 _ScoreParts = dict[PartitionKey, list[dict[str, Any]]]  # score rows (`SCORE_SCHEMA`) per partition
 
 
@@ -169,10 +167,10 @@ def _span_fields(span: Any, limits: SpanLimits, all_events: bool) -> SpanFields:
     status = span.status
     name, kind, start, end, code = span.name, span.kind, span.start_time_unix_nano, span.end_time_unix_nano, status.code
     attrs = attributes_dict(span.attributes)
-    parent = span.parent_span_id
-    return (
-        span.trace_id.hex(),
-        span.span_id.hex(),
+    trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+    head = span_head(
+        trace_id.hex(),
+        span_id.hex(),
         parent.hex() if any(parent) else None,
         span.trace_state,
         name,
@@ -181,15 +179,24 @@ def _span_fields(span: Any, limits: SpanLimits, all_events: bool) -> SpanFields:
         end,
         code,
         status.message,
+    )
+    return (
+        head,
         attrs,
         events,
         len(sent),
         links,
         within_limits(start, end, kind, code, name, attrs, limits),
+        len(trace_id) == 16 and len(span_id) == 8 and any(trace_id) and any(span_id),
+        kind,
+        code,
+        start,
+        end,
     )
 
 
 _NS_PER_DAY = 86_400 * 10**9
+_MIDNIGHT_MARGIN_NS = 1_000_000  # within this of midnight a date is computed as the query side computes it
 _dates: dict[int, str] = {}
 
 
@@ -199,7 +206,7 @@ def utc_date(ns: int) -> str:
     Within a millisecond of midnight it is computed the way the query side computes date bounds
     (float seconds, rounded to the microsecond), so both always agree on a span's partition."""
     day = ns // _NS_PER_DAY
-    if (day + 1) * _NS_PER_DAY - ns <= 1_000_000 or ns < 0:
+    if (day + 1) * _NS_PER_DAY - ns <= _MIDNIGHT_MARGIN_NS or ns < 0:
         return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.timezone.utc).strftime("%Y-%m-%d")
     date = _dates.get(day)
     if date is None:
@@ -263,27 +270,25 @@ def decode_parts(
     scores: _ScoreParts = {}
     for resource_attrs, scopes in resources:
         service = resource_attrs.get("service.name")
-        resource = (
-            None if service is None else str(service),
-            _json.encode(resource_attrs).decode() if resource_attrs else None,
-        )
+        service_name = None if service is None else str(service)
+        resource_json = _json.encode(resource_attrs).decode() if resource_attrs else None
         for scope_name, scope_version, spans in scopes:
             if scope_name == CARRIER_SCOPE:  # scores sent through the API: stored as scores, not spans
                 for fields in spans:
                     _carrier_scores(scores, project, fields)
                 continue
-            context = (project, *resource, scope_name or None, scope_version or None)
+            scope = (service_name, scope_name or None, scope_version or None, resource_json)
             for fields in spans:
-                _decode_span(batch, parts, scores, fields, context, limits)
+                _decode_span(batch, parts, scores, fields, project, scope, limits)
     book = prices or default_prices()
     priced = []
-    for key, rows in parts.items():
+    for date, rows in parts.items():
         batch.accepted += len(rows)
         cols = _columns(rows)
         if not price_rows(cols, book):
             assert isinstance(book, PriceTable)  # a `PriceBook` prices every row
             raise PricesNeeded(book.take_missing())
-        priced.append((key, cols))
+        priced.append(((project, date), cols))
     for key, cols in priced:
         batch.partitions[key] = to_part(cols)
     for key, score_rows in scores.items():
@@ -296,8 +301,8 @@ def decode_parts(
 
 def _carrier_scores(scores: _ScoreParts, project: str, fields: SpanFields) -> None:
     """The scores of an API carrier span (its start is when the API received them)."""
-    received = min(fields[6], MAX_TIME_NS)
-    for event in fields[11]:
+    received = fields[0][6]  # (the head's start: clamped)
+    for event in fields[2]:
         if event["name"] == EVALUATION_EVENT:
             _add_score(scores, project, event["attributes"], event["time_ns"], received, None)
 
@@ -418,9 +423,9 @@ def _content_table(per_span: list[list[tuple[str, str]]]) -> pa.Table:
     return pa.Table.from_arrays([pa.array(c, type=pa.string()) for c in columns], schema=CONTENT_ITEM_SCHEMA)
 
 
-_NO_TRACE, _NO_SPAN = bytes(16).hex(), bytes(8).hex()
-_Context = tuple[str, str | None, str | None, str | None, str | None]
-"""(project, service_name, resource_attributes, scope_name, scope_version): the same for a scope's spans."""
+_REF_SIZE = itemgetter(3)  # a content ref's body size (`messages.ContentRef`)
+_Scope = tuple[str | None, str | None, str | None, str | None]
+"""(service_name, scope_name, scope_version, resource_attributes): a scope's spans' row values after the head."""
 
 
 def _decode_span(
@@ -428,69 +433,49 @@ def _decode_span(
     parts: _Partitions,
     scores: _ScoreParts,
     fields: SpanFields,
-    context: _Context,
+    project: str,
+    scope: _Scope,
     limits: SpanLimits,
 ) -> None:
-    (
-        trace_id,
-        span_id,
-        parent,
-        trace_state,
-        name,
-        kind,
-        sent_start,
-        sent_end,
-        code,
-        message,
-        attrs,
-        events,
-        sent,
-        links,
-        within,
-    ) = fields
-    if len(trace_id) != 32 or len(span_id) != 16 or trace_id == _NO_TRACE or span_id == _NO_SPAN:  # (hex)
+    """One span's row, filed by its date: the decoder made the head (`native.py`), this adds what takes
+    Python (limits, normalizing, content, JSON)."""
+    head, attrs, events, sent, links, within, valid, kind, code, sent_start, sent_end = fields
+    if not valid:
         batch.rejected += 1
         if len(batch.errors) < 5:
-            name = cut_name(name, limits)
+            name = cut_name(head[4], limits)
             batch.errors.append(f"span {name!r}: trace_id must be 16 bytes and span_id 8 bytes, non-zero")
         return
-    project, service_name, resource_json, scope_name, scope_version = context
-    start, end = min(sent_start, MAX_TIME_NS), min(sent_end, MAX_TIME_NS)
-    event_marks = limit_events(events, sent, limits) if sent else None
-    if event_marks or not within:  # (the usual span is within them: `limit_span` would return it as it is)
-        attrs = limit_span(sent_start, sent_end, kind, code, name, attrs, limits, batch.marked, event_marks, within)
-    genai = canonical_genai(attrs, events, start_ns=start, failed=code == _STATUS_ERROR)
+    if sent or not within:  # (the usual span has no event and is within them: as it is)
+        event_marks = limit_events(events, sent, limits) if sent else None
+        if event_marks or not within:
+            name = head[4]
+            attrs = limit_span(sent_start, sent_end, kind, code, name, attrs, limits, batch.marked, event_marks, within)
+            if not within:
+                head = (*head[:4], cut_name(name, limits), *head[5:])
+    start = head[6]
+    genai = canonical_genai(attrs, events, start_ns=start, failed=code == STATUS_ERROR)
     light, refs, items = split_hashed(attrs)
     if events:
-        _span_scores(scores, project, events, (trace_id, span_id, genai.get("session_id")))
+        _span_scores(scores, project, events, (head[0], head[1], genai.get("session_id")))
     row = (
-        trace_id,
-        span_id,
-        parent,
-        trace_state or None,
-        name if within else cut_name(name, limits),
-        _KINDS[kind] if 0 <= kind < len(_KINDS) else "UNSPECIFIED",
-        start,
-        end,
-        end - start if end > start else 0,
-        _STATUS[code] if 0 <= code < len(_STATUS) else "UNSET",
-        message or None,
-        service_name,
-        scope_name,
-        scope_version,
-        resource_json,
+        *head,
+        *scope,
         _json.encode(light).decode() if light else None,
         _json.encode(events).decode() if events else None,
         _json.encode(links).decode() if links else None,
         refs or None,
-        sum([ref[3] for ref in refs]) if refs else None,
+        sum(map(_REF_SIZE, refs)) if refs else None,
         items,
         *genai.values(),
     )
-    key = (project, utc_date(start))
-    rows = parts.get(key)
+    day = start // _NS_PER_DAY  # `utc_date`'s memo, inline (a call per span): away from midnight, by the day
+    date = _dates.get(day) if start < (day + 1) * _NS_PER_DAY - _MIDNIGHT_MARGIN_NS else None
+    if date is None:
+        date = utc_date(start)
+    rows = parts.get(date)
     if rows is None:
-        parts[key] = [row]
+        parts[date] = [row]
     else:
         rows.append(row)
 

@@ -281,24 +281,27 @@ def price_rows(cols: dict[str, list[Any]], prices: PriceBook | PriceTable) -> bo
     fixed: dict[tuple[str | None, str | None, str | None], FixedRates | None] = {}
     complete = True
     for i in rows:
-        inp, out, read, write = inputs[i], outputs[i], reads[i], writes[i]
-        if inp is None and out is None and read is None and write is None:
-            counts = None
-        else:
-            counts = sanitized_counts(inp, out, read, write)
-        provider, models, start = providers[i], (responses[i], requests[i]), starts[i]
+        response, request = responses[i], requests[i]
         row: CostRow | None
-        if not (models[0] or models[1]):
+        if not (response or request):
             row = UNKNOWN_ROW
-        elif counts is not None and type(start) is int and 0 <= start <= MAX_NS:
-            key = (provider, *models)
-            rates = fixed[key] if key in fixed else fixed.setdefault(key, prices.fixed_rates(provider, models))
-            if rates is None:
-                row = prices.cost_row(provider, models, start, counts, error=codes[i] == "ERROR")
-            else:
-                row = rated_row(*rates, counts)
         else:
-            row = prices.cost_row(provider, models, start, counts, error=codes[i] == "ERROR")
+            inp, out, read, write = inputs[i], outputs[i], reads[i], writes[i]
+            if inp is None and out is None and read is None and write is None:
+                counts = None
+            else:
+                counts = sanitized_counts(inp, out, read, write)
+            provider, start = providers[i], starts[i]
+            rates: FixedRates | None = None
+            if counts is not None and type(start) is int and 0 <= start <= MAX_NS:
+                key = (provider, response, request)
+                rates = fixed.get(key, _ABSENT)  # (one lookup: most rows' rates are found)
+                if rates is _ABSENT:
+                    rates = fixed[key] = prices.fixed_rates(provider, (response, request))
+                if rates is not None:
+                    row = rated_row(*rates, counts)
+            if rates is None:
+                row = prices.cost_row(provider, (response, request), start, counts, error=codes[i] == "ERROR")
         if row is None:
             complete = False
             continue
