@@ -47,9 +47,11 @@ from llmscope_collector.storage.schema import (
     BUFFER_COLUMNS,
     CONTENT_ITEM_SCHEMA,
     CONTENT_ITEMS,
+    INVALID_IDS,
     SCORE_SCHEMA,
     SPAN_COLUMNS,
     SPAN_SCHEMA,
+    valid_span_ids,
 )
 from llmscope_collector.storage.schema import names as column_names
 
@@ -187,7 +189,7 @@ def _span_fields(span: Any, limits: SpanLimits, all_events: bool) -> SpanFields:
         len(sent),
         links,
         within_limits(start, end, kind, code, name, attrs, limits),
-        len(trace_id) == 16 and len(span_id) == 8 and any(trace_id) and any(span_id),
+        valid_span_ids(trace_id, span_id),
         kind,
         code,
         start,
@@ -444,7 +446,7 @@ def _decode_span(
         batch.rejected += 1
         if len(batch.errors) < 5:
             name = cut_name(head[4], limits)
-            batch.errors.append(f"span {name!r}: trace_id must be 16 bytes and span_id 8 bytes, non-zero")
+            batch.errors.append(f"span {name!r}: {INVALID_IDS}")
         return
     if sent or not within:  # (the usual span has no event and is within them: as it is)
         event_marks = limit_events(events, sent, limits) if sent else None

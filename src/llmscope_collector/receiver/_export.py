@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from llmscope_collector.errors import InvalidPayload, Unavailable
 from llmscope_collector.storage.layout import valid_project
+from llmscope_collector.storage.schema import INVALID_IDS, valid_span_ids
 from llmscope_collector.wal.errors import WalError
 
 # A partial success's reason names the first rejected spans, each name cut (a reason is a hint, not a
@@ -91,7 +92,7 @@ class TraceExporter:
             accepted, rejected, names = self._check(payload, REJECTED_NAMES, REJECTED_NAME_CHARS)
         except DecodeError as exc:
             raise InvalidPayload(f"request is not a valid ExportTraceServiceRequest protobuf: {exc}") from None
-        errors = [f"span {name!r}: trace_id must be 16 bytes and span_id 8 bytes, non-zero" for name in names]
+        errors = [f"span {name!r}: {INVALID_IDS}" for name in names]
         if accepted:
             try:
                 wal.append(project, payload)
@@ -115,15 +116,10 @@ def check_request(
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                if _valid_ids(span):
+                if valid_span_ids(span.trace_id, span.span_id):
                     accepted += 1
                     continue
                 rejected += 1
                 if len(kept) < names:
                     kept.append(span.name[:name_chars])
     return accepted, rejected, kept
-
-
-def _valid_ids(span: Any) -> bool:
-    trace_id, span_id = span.trace_id, span.span_id
-    return len(trace_id) == 16 and len(span_id) == 8 and any(trace_id) and any(span_id)

@@ -39,6 +39,17 @@ _META = {"llmscope.schema_version": SCHEMA_VERSION}
 # (`llm_calls`), summed and marked `llm_dup`. A contract of the stored data, so declared here.
 LLM_OPERATIONS: tuple[str, ...] = ("chat", "text_completion", "generate_content", "embeddings")
 
+INVALID_IDS = "trace_id must be 16 bytes and span_id 8 bytes, non-zero"
+"""Why a span is not stored (`valid_span_ids`), as the receiver answers it and the decoder records it."""
+
+
+def valid_span_ids(trace_id: bytes, span_id: bytes) -> bool:
+    """Whether a span's ids, as sent, can key its stored row: a 16-byte trace id and an 8-byte span id,
+    neither all zero (OTLP's invalid ids). The receiver answers by this rule and the decoder keeps spans by
+    it (the native decoder's C twin: `processors.native`), so both count the same spans."""
+    return len(trace_id) == 16 and len(span_id) == 8 and any(trace_id) and any(span_id)
+
+
 # `cost_source` of a cost the instrumentation reported (`reported_cost_usd`), used when the price
 # source does not know the model.
 REPORTED_SOURCE = "reported"
