@@ -745,7 +745,7 @@ static int nonzero(const uint8_t *p, size_t n) {
     return 0;
 }
 
-/* decode.py's id rule: a 16-byte trace id and an 8-byte span id, neither all zero. */
+/* The stored span's id rule (storage.schema.valid_span_ids, its Python twin): 16 + 8 bytes, neither all zero. */
 static int ids_valid(const uint8_t *trace, size_t trace_len, const uint8_t *span, size_t span_len) {
     return trace_len == 16 && span_len == 8 && nonzero(trace, 16) && nonzero(span, 8);
 }
