@@ -167,15 +167,17 @@ static inline const uint8_t *read_varint(const uint8_t *p, const uint8_t *end, u
     return NULL;
 }
 
-/* A tag: at most 5 bytes, a 32-bit value, field number > 0 (as upb). */
-static inline const uint8_t *read_tag(const uint8_t *p, const uint8_t *end, uint32_t *field, int *wt) {
+/* A tag: at most 5 bytes, a 32-bit value. Field number 0 is refused in a message, as upb refuses it,
+ * but read inside a group's skipped contents (`in_group`), where upb's group skipper takes any tag
+ * but a foreign end-group. */
+static inline const uint8_t *read_tag(const uint8_t *p, const uint8_t *end, uint32_t *field, int *wt, int in_group) {
     uint64_t v = 0;
     for (int i = 0; i < 5; i++) {
         if (p >= end) return NULL;
         uint8_t b = *p++;
         v |= (uint64_t)(b & 0x7f) << (7 * i);
         if (!(b & 0x80)) {
-            if (v > 0xFFFFFFFFu || (v >> 3) == 0) return NULL;
+            if (v > 0xFFFFFFFFu || ((v >> 3) == 0 && !in_group)) return NULL;
             *field = (uint32_t)(v >> 3);
             *wt = (int)(v & 7);
             return p;
@@ -251,15 +253,17 @@ static int utf8_ok(const uint8_t *s, size_t n) {
 
 /* ------------------------------------------------------------------ phase 1: validate (no GIL) */
 
+#define NO_GROUP UINT32_MAX /* above any 29-bit field number */
+
 /* Walk the fields of a message of type `msg` (M_NONE: a group's unknown contents) in [p, end).
- * `group` is the field number of the enclosing group (0: a length-delimited message, which must
- * end exactly at `end`). Returns the position after the message/group, or NULL with *err set. */
+ * `group` is the field number of the enclosing group (NO_GROUP: a length-delimited message, which
+ * must end exactly at `end`; a group may be numbered 0 inside another group). Returns the position after the message/group, or NULL with *err set. */
 static const uint8_t *walk(const uint8_t *p, const uint8_t *end, int msg, int depth, uint32_t group, int strindex,
                            int *err) {
     while (p < end) {
         uint32_t field;
         int wt;
-        p = read_tag(p, end, &field, &wt);
+        p = read_tag(p, end, &field, &wt, msg == M_NONE);
         if (p == NULL) goto corrupt;
         fdesc d = msg == M_NONE ? (fdesc){K_UNKNOWN, M_NONE} : field_of(msg, field, strindex);
         if (d.kind != K_UNKNOWN && wire_type_of(d.kind) != wt) d.kind = K_UNKNOWN;
@@ -292,7 +296,7 @@ static const uint8_t *walk(const uint8_t *p, const uint8_t *end, int msg, int de
                         *err = E_DEPTH;
                         return NULL;
                     }
-                    if (walk(p, p + size, d.sub, depth + 1, 0, strindex, err) == NULL) return NULL;
+                    if (walk(p, p + size, d.sub, depth + 1, NO_GROUP, strindex, err) == NULL) return NULL;
                 }
                 p += size;
                 break;
@@ -306,13 +310,13 @@ static const uint8_t *walk(const uint8_t *p, const uint8_t *end, int msg, int de
                 if (p == NULL) return NULL;
                 break;
             case 4:
-                if (group != 0 && field == group) return p;
+                if (group != NO_GROUP && field == group) return p;
                 goto corrupt;
             default:
                 goto corrupt;
         }
     }
-    if (group != 0) goto corrupt; /* a group without its end */
+    if (group != NO_GROUP) goto corrupt; /* a group without its end */
     return p;
 corrupt:
     *err = E_CORRUPT;
@@ -329,12 +333,12 @@ typedef struct {
     size_t len;
 } field_t;
 
-static const uint8_t *next_field(const uint8_t *p, const uint8_t *end, field_t *f);
+static const uint8_t *next_field_in(const uint8_t *p, const uint8_t *end, field_t *f, int in_group);
 
 static const uint8_t *skip_group(const uint8_t *p, const uint8_t *end, uint32_t group) {
     field_t f;
     while (p < end) {
-        p = next_field(p, end, &f);
+        p = next_field_in(p, end, &f, 1);
         if (p == NULL) return NULL;
         if (f.wt == 4) return f.field == group ? p : NULL;
     }
@@ -343,8 +347,8 @@ static const uint8_t *skip_group(const uint8_t *p, const uint8_t *end, uint32_t 
 
 /* The next field of well-formed bytes (checked again: NULL if not). A group is skipped whole;
  * an end-group tag is returned as such (wt 4) for skip_group. */
-static const uint8_t *next_field(const uint8_t *p, const uint8_t *end, field_t *f) {
-    p = read_tag(p, end, &f->field, &f->wt);
+static const uint8_t *next_field_in(const uint8_t *p, const uint8_t *end, field_t *f, int in_group) {
+    p = read_tag(p, end, &f->field, &f->wt, in_group);
     if (p == NULL) return NULL;
     switch (f->wt) {
         case 0:
@@ -368,6 +372,10 @@ static const uint8_t *next_field(const uint8_t *p, const uint8_t *end, field_t *
             return p;
     }
     return NULL;
+}
+
+static inline const uint8_t *next_field(const uint8_t *p, const uint8_t *end, field_t *f) {
+    return next_field_in(p, end, f, 0);
 }
 
 static PyObject *malformed(void) {
@@ -995,7 +1003,7 @@ static PyObject *parse_request(PyObject *self, PyObject *args) {
     const uint8_t *end = p + PyBytes_GET_SIZE(payload);
     int err = E_OK;
     Py_BEGIN_ALLOW_THREADS
-    if (walk(p, end, M_REQ, 0, 0, strindex, &err) == NULL && err == E_OK) err = E_CORRUPT;
+    if (walk(p, end, M_REQ, 0, NO_GROUP, strindex, &err) == NULL && err == E_OK) err = E_CORRUPT;
     Py_END_ALLOW_THREADS
     if (err != E_OK) {
         PyErr_SetString(DecodeError, error_text(err));
@@ -1030,7 +1038,7 @@ static PyObject *validate_only(PyObject *self, PyObject *args) {
     const uint8_t *end = p + PyBytes_GET_SIZE(payload);
     int err = E_OK;
     Py_BEGIN_ALLOW_THREADS
-    if (walk(p, end, M_REQ, 0, 0, strindex, &err) == NULL && err == E_OK) err = E_CORRUPT;
+    if (walk(p, end, M_REQ, 0, NO_GROUP, strindex, &err) == NULL && err == E_OK) err = E_CORRUPT;
     Py_END_ALLOW_THREADS
     if (err != E_OK) {
         PyErr_SetString(DecodeError, error_text(err));
@@ -1129,7 +1137,7 @@ static PyObject *check_ids(PyObject *self, PyObject *args) {
         return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
-    if (walk(p, end, M_REQ, 0, 0, strindex, &err) == NULL && err == E_OK) err = E_CORRUPT;
+    if (walk(p, end, M_REQ, 0, NO_GROUP, strindex, &err) == NULL && err == E_OK) err = E_CORRUPT;
     if (err == E_OK) counted = count_ids(p, end, M_REQ, &c);
     Py_END_ALLOW_THREADS
     PyObject *result = NULL;
