@@ -157,7 +157,7 @@ class _Inputs:
     By the pipe, the pool's feeder thread pickles a task (a copy of its payloads) and writes it 64 KiB at a
     time, each write waking the worker for a read, and the worker joins the pieces and copies the payloads
     out of them. Measured with the ingest bench's tasks (0.37-1.1 MB) and a task that only takes its
-    records (/work/notes/s34/h34c-report.md): the worker's CPU ~210 → ~95 µs a task (~0.25 µs a span less),
+    records (benchmarks/decode_transport.py): the worker's CPU ~210 → ~95 µs a task (~0.25 µs a span less),
     the collector's ~205 → ~190 (the file written in one call instead of the pickle and the pipe writes).
     Written as the feeder thread pickles the task; read, then freed for the next writer, as the worker
     unpickles it: a file it cannot read fails its task (`ResultsLost`) and the collector decodes the records."""
