@@ -111,11 +111,15 @@ def _wait_for(predicate: Callable[[], bool], what: str) -> None:
 
 
 @pytest.mark.parametrize("damage", ["removed", "cut short"])
-def test_records_whose_input_file_a_worker_cannot_read_are_decoded_again_none_lost(tmp_path: Path, damage: str) -> None:
+def test_records_whose_input_file_a_worker_cannot_read_are_decoded_again_none_lost(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """With the real pool: its one worker held busy while a large task is sent (its payloads in a file),
-    the file damaged, the worker released. Every record comes back once, as inline decoding gives it; the pool
-    keeps working (the worker did not break)."""
+    the file damaged, the worker released. Every record comes back once, as inline decoding gives it (the
+    collector decoded them: the task failed for its lost inputs); the pool keeps working (the worker did not
+    break)."""
     items = _items(8, 160)
+    size = sum(len(p) for _, p in items)
     release, started = str(tmp_path / "release"), str(tmp_path / "started")
     pool, inline = DecodePool(1), DecodePool(0)
     try:
@@ -126,14 +130,20 @@ def test_records_whose_input_file_a_worker_cannot_read_are_decoded_again_none_lo
         blocker.start()
         _wait_for(lambda: os.path.exists(started), "the worker to be busy")
         pending = pool.submit(items)
-        _wait_for(lambda: any(not n.endswith(decode_pool._FREE) for n in os.listdir(directory)), "the input file")
-        [name] = [n for n in os.listdir(directory) if not n.endswith(decode_pool._FREE)]
+
+        def written() -> list[str]:  # task files not yet read
+            return [n for n in os.listdir(directory) if not n.endswith(decode_pool._FREE)]
+
+        _wait_for(lambda: any(os.path.getsize(os.path.join(directory, n)) >= size for n in written()), "the input")
+        [name] = written()
         if damage == "removed":
             os.unlink(os.path.join(directory, name))
         else:
             Path(directory, name).write_bytes(b"")
         Path(release).touch()
-        got = pending.results()
+        with caplog.at_level("WARNING", logger=decode_pool.__name__):
+            got = pending.results()
+        assert "decode inputs lost" in caplog.text
         blocker.join(60)
         _assert_equal(got, inline.decode(items))
         _assert_equal(pool.decode(items), inline.decode(items))  # and the pool still works, by its worker
