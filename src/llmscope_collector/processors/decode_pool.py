@@ -14,7 +14,8 @@ resolved them (by a worker, with the new table; here, when only the book can pri
 
 A task's results go back packed (`storage.batch.DecodedList`: an Arrow IPC stream per schema) and, when
 large, through a reused file of a private directory the pool makes in `/dev/shm` rather than the pool's
-pipe (`_Results`: the pool's result thread ~2.9 → ~1.5 µs of CPU a span under the ingest bench).
+pipe (`_Results`: the pool's result thread ~2.9 → ~1.5 µs of CPU a span under the ingest bench); a large
+task's payloads go to its worker the same way (`_Inputs`: the workers' input ~210 → ~95 µs of CPU a task).
 """
 
 from __future__ import annotations
@@ -55,10 +56,11 @@ _OFFLOAD_MIN_BYTES = 64 * 1024
 # same for a 20 KB request as for a 2 MB one.
 _TASK_BYTES = 1024 * 1024
 _TASK_RECORDS = 32
-# A task's results of at least this many bytes go back through a file (`_Results`): a pipe holds 64 KiB.
+# A task's inputs or results of at least this many bytes go through a file (`_Inputs`, `_Results`): a pipe
+# holds 64 KiB.
 _FILE_MIN_BYTES = 64 * 1024
-_FREE = ".free"  # the suffix of a results file the collector has read: a worker writes its next results there
-_SHM = "/dev/shm"  # where results files go when it exists (memory, not disk), else the temporary directory
+_FREE = ".free"  # the suffix of a task file its reader has read: the next writer (inputs or results) claims it
+_SHM = "/dev/shm"  # where the pool's task files go when it exists (memory, not disk), else the temporary directory
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -71,7 +73,7 @@ class _WorkerContext:
     prices: PriceTable | None = None  # None outside a worker: `decode.default_prices()`
     limits: SpanLimits = DEFAULT_LIMITS
     native: bool = True
-    results_dir: str | None = None  # its pool's directory of results files (`_Results`); None: all by the pipe
+    results_dir: str | None = None  # its pool's directory of task files (`_Results`, `_Inputs`); None: all by the pipe
 
 
 # A worker process belongs to one pool, hence one server: its initializer sets this once.
@@ -95,11 +97,14 @@ TableState = tuple[int, bytes]
 """A `PriceTable` as sent to the workers: its version and its pickle (made once per version)."""
 
 
-def decode_payloads(items: Sequence[tuple[str, bytes]], table: TableState | None = None) -> list[Decoded]:
+def decode_payloads(items: Sequence[tuple[str, bytes]] | ResultsLost, table: TableState | None = None) -> list[Decoded]:
     """One worker task: each item's batch, or the exception that stopped it (so one bad record
-    does not fail the others of its task); `table`: the collector's price table, if newer than the worker's.
+    does not fail the others of its task); `table`: the collector's price table, if newer than the worker's;
+    `items` a `ResultsLost` when the file they came by could not be read (`_read_inputs`): raised.
     Returned as `_Results`: all the task's tables go back in one buffer, through a file when large."""
     global _worker
+    if isinstance(items, ResultsLost):  # its inputs' file could not be read (`_read_inputs`)
+        raise items
     if table is not None and (_worker.prices is None or table[0] != _worker.prices.version):
         _worker = dataclasses.replace(_worker, prices=pickle.loads(table[1]))
     out = _Results()
@@ -112,7 +117,7 @@ def decode_payloads(items: Sequence[tuple[str, bytes]], table: TableState | None
 
 
 def set_worker_context(limits: SpanLimits, native: bool, results_dir: str | None = None) -> None:
-    """This worker's span limits, wire decoder and results directory (its initializer:
+    """This worker's span limits, wire decoder and task files' directory (its initializer:
     `decode_worker.init_worker`); its prices come with its tasks."""
     global _worker
     _worker = _WorkerContext(PriceTable(), limits, native, results_dir)
@@ -135,27 +140,62 @@ class _Results(DecodedList):
         directory = _worker.results_dir
         sizes = [stream.size for stream in streams]
         if directory is not None and sum(sizes) >= _FILE_MIN_BYTES:
-            path = _write_results(directory, streams)
+            path = _write_file(directory, streams)
             if path is not None:
                 return _read_results, (path, sizes, packed)
         return unpack, ([stream.to_pybytes() for stream in streams], packed)
 
 
 class ResultsLost(Exception):
-    """The file a worker wrote a task's results to could not be read back: its records are decoded again."""
+    """A task's file could not be read back (its results in the collector, or its inputs in a worker): its
+    records are decoded again, by the collector."""
 
 
-def _write_results(directory: str, streams: list[pa.Buffer]) -> str | None:
-    """`streams` in a results file (one the collector has read, else a new one); None if it cannot be written
-    (the directory gone with its pool, a full tmpfs): the results then go by the pipe."""
+class _Inputs:
+    """A task's records as the collector sends them: when large, their payloads in a file of the pool's
+    directory (`_write_file`, as `_Results` sends results back), the pipe carrying only its name, the
+    projects and the sizes; unpickled (`_read_inputs`), a plain list of `(project, payload)` again.
+
+    By the pipe, the pool's feeder thread pickles a task (a copy of its payloads) and writes it 64 KiB at a
+    time, each write waking the worker for a read, and the worker joins the pieces and copies the payloads
+    out of them. Measured with the ingest bench's tasks (0.37-1.1 MB) and a task that only takes its
+    records (benchmarks/decode_transport.py): the worker's CPU ~210 → ~95 µs a task (~0.25 µs a span less),
+    the collector's ~205 → ~190 (the file written in one call instead of the pickle and the pipe writes).
+    Written as the feeder thread pickles the task; read, then freed for the next writer, as the worker
+    unpickles it: a file it cannot read fails its task (`ResultsLost`) and the collector decodes the records."""
+
+    __slots__ = ("directory", "items")
+
+    def __init__(self, items: Sequence[tuple[str, bytes]], directory: str | None) -> None:
+        self.items = items
+        self.directory = directory
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        payloads = [payload for _, payload in self.items]
+        sizes = [len(payload) for payload in payloads]
+        if self.directory is not None and sum(sizes) >= _FILE_MIN_BYTES:
+            path = _write_file(self.directory, payloads)
+            if path is not None:
+                return _read_inputs, (path, [project for project, _ in self.items], sizes)
+        return list, (list(self.items),)
+
+
+def _write_file(directory: str, buffers: Sequence[bytes | pa.Buffer]) -> str | None:
+    """`buffers` one after another in a file of the pool's directory (one a reader has freed, else a new one);
+    None if it cannot be written (the directory gone with its pool, a full tmpfs): they then go by the pipe.
+
+    A reused file is not truncated to what it now holds (its reader reads the sizes it is sent): inputs and
+    results of ~0.4-1.5 MB share the files, and a file cut short then grown again gets its tmpfs pages freed,
+    then allocated and zeroed again (measured: writing then reading 1.1 and 0.37 MB alternately in one file,
+    ~400 µs a write and read with truncation, ~245 without). A file keeps the largest it held: a few MB for
+    the whole directory."""
     path = _claim(directory)
-    size = sum(stream.size for stream in streams)
+    size = sum(len(buffer) for buffer in buffers)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE)
         try:
-            if os.writev(fd, streams) != size:
+            if os.writev(fd, buffers) != size:
                 raise OSError(f"short write to {path}")
-            os.ftruncate(fd, size)
         finally:
             os.close(fd)
     except OSError:
@@ -165,8 +205,8 @@ def _write_results(directory: str, streams: list[pa.Buffer]) -> str | None:
 
 
 def _claim(directory: str) -> str:
-    """A fresh name for this worker's next results: a read file renamed to it when there is one (other
-    workers may claim the same one: the first rename wins)."""
+    """A fresh name for a file to write (a worker's results, the collector's task inputs): a freed file renamed
+    to it when there is one (other processes may claim the same one: the first rename wins)."""
     path = os.path.join(directory, secrets.token_hex(8))
     try:
         entries = [entry.path for entry in os.scandir(directory) if entry.name.endswith(_FREE)]
@@ -181,22 +221,37 @@ def _claim(directory: str) -> str:
     return path
 
 
-def _read_results(path: str, sizes: list[int], packed: PackedResults) -> list[Decoded] | ResultsLost:
-    """In the collector (the pool's result thread): the results a worker wrote to `path`, the file then
-    left for a worker's next results; `ResultsLost` if it cannot be read (never raised here: an exception
-    while unpickling a result would break the pool)."""
+def _read_file(path: str, sizes: Sequence[int]) -> list[bytes]:
+    """The buffers `_write_file` wrote to `path`, a bytes object each, the file then freed (renamed `*.free`)
+    for the next writer to claim; raises `OSError` if it is gone or not what was written."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            streams = [os.read(fd, size) for size in sizes]  # a call each: a regular file gives all it has
-        finally:
-            os.close(fd)
-        os.rename(path, path + _FREE)
-        if [len(stream) for stream in streams] != sizes:
-            raise OSError(f"{path}: {sum(map(len, streams))} bytes of {sum(sizes)}")
-        return unpack(streams, packed)
+        buffers = [os.read(fd, size) for size in sizes]  # a call each: a regular file gives all it has
+    finally:
+        os.close(fd)
+    os.rename(path, path + _FREE)
+    if [len(buffer) for buffer in buffers] != sizes:
+        raise OSError(f"{path}: {sum(map(len, buffers))} bytes of {sum(sizes)}")
+    return buffers
+
+
+def _read_results(path: str, sizes: list[int], packed: PackedResults) -> list[Decoded] | ResultsLost:
+    """In the collector (the pool's result thread): the results a worker wrote to `path`; `ResultsLost` if
+    they cannot be read (never raised here: an exception while unpickling a result would break the pool)."""
+    try:
+        return unpack(_read_file(path, sizes), packed)
     except Exception as exc:
         return ResultsLost(f"decode results lost ({exc})")
+
+
+def _read_inputs(path: str, projects: list[str], sizes: list[int]) -> list[tuple[str, bytes]] | ResultsLost:
+    """In a worker, as it unpickles a task: the records the collector wrote to `path`; `ResultsLost` if they
+    cannot be read (never raised here: an exception while unpickling a task would break the pool), which
+    the task raises back so that the collector decodes its records itself."""
+    try:
+        return list(zip(projects, _read_file(path, sizes), strict=True))
+    except Exception as exc:
+        return ResultsLost(f"decode inputs lost ({exc})")
 
 
 def _remove(path: str) -> None:
@@ -207,8 +262,8 @@ def _remove(path: str) -> None:
 
 
 def results_directory() -> str | None:
-    """A new private directory for a pool's results files, in memory where the system has one; None when
-    none can be made (results then all go by the pipe)."""
+    """A new private directory for a pool's task files (large results, `_Results`, and inputs, `_Inputs`), in
+    memory where the system has one; None when none can be made (all then goes by the pipe)."""
     if not hasattr(os, "writev"):  # not on Windows
         return None
     base = _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK) else None
@@ -299,10 +354,16 @@ class DecodePool:
             return None
         state = self._table_state
         try:
-            return [_Task(pool.submit(decode_payloads, chunk, state), chunk, state[0]) for chunk in _chunks(items)]
+            return [_Task(self._send(pool, chunk, state), chunk, state[0]) for chunk in _chunks(items)]
         except (BrokenProcessPool, RuntimeError, OSError) as exc:
             self._broken(exc)
             return None
+
+    def _send(
+        self, pool: ProcessPoolExecutor, items: Sequence[tuple[str, bytes]], state: TableState
+    ) -> Future[list[Decoded]]:
+        """A task decoding `items` in a worker, its payloads sent through a file when large (`_Inputs`)."""
+        return pool.submit(decode_payloads, _Inputs(items, self._results_dir), state)  # type: ignore[arg-type]
 
     def _executor(self) -> ProcessPoolExecutor | None:
         """The worker pool, started on first use (None if it cannot start: callers then work inline)."""
@@ -346,7 +407,7 @@ class DecodePool:
         pool = self._pool
         if state[0] != version and pool is not None:
             try:
-                again = _received(pool.submit(decode_payloads, [items[i] for i in redo], state))
+                again = _received(self._send(pool, [items[i] for i in redo], state))
             except BrokenProcessPool as exc:
                 self._broken(exc)
             except Exception as exc:

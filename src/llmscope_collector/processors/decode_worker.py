@@ -24,7 +24,8 @@ def init_worker(
     parent_pid: int, limits: SpanLimits = DEFAULT_LIMITS, native: bool = True, results_dir: str | None = None
 ) -> None:
     """Worker initializer: allocator and import settings, then the collector's span limits, wire decoder and
-    results directory (its prices come with its tasks: `pricing.PriceTable`), and exit when the collector is gone."""
+    directory of task files, large inputs and results (its prices come with its tasks: `pricing.PriceTable`),
+    and exit when the collector is gone."""
     tune_process_memory()
     from llmscope_collector.processors import decode_pool  # pyarrow: only now
 
@@ -35,7 +36,7 @@ def init_worker(
 
 def exit_with_parent(parent_pid: int, results_dir: str | None = None) -> None:
     """End this worker when the collector is gone, even after a SIGKILL (or the OOM killer), which
-    gives the pool no chance to shut its workers down (nor to remove its results directory: done here)."""
+    gives the pool no chance to shut its workers down (nor to remove its task files' directory: done here)."""
 
     def watch() -> None:
         while os.getppid() == parent_pid:
