@@ -1062,17 +1062,26 @@ typedef struct {
     Py_ssize_t pos, end;
 } Members;
 
-/* The next member: its key as written (without quotes: a plain key is written as it is) and its value's
- * text in[*value:*value_end]; 0 after the last one. */
-static int next_member(Members *it, const unsigned char **key, Py_ssize_t *key_len, Py_ssize_t *value,
-                       Py_ssize_t *value_end) {
+/* The next member's key as written (without quotes: a plain key is written as it is) and where its value
+ * starts (*value); 0 after the last one. The caller then reads the value and moves on (`member_end`). */
+static int next_key(Members *it, const unsigned char **key, Py_ssize_t *key_len, Py_ssize_t *value) {
     if (it->pos >= it->end || it->in[it->pos] == '}') return 0;
     Py_ssize_t key_end = skip_string(it->in, it->pos, it->end);
     *key = it->in + it->pos + 1;
     *key_len = key_end - it->pos - 2;
     *value = key_end + 1; /* past the ':' */
+    return 1;
+}
+
+/* Past the member whose value ends at `value_end`. */
+static void member_end(Members *it, Py_ssize_t value_end) { it->pos = value_end + (it->in[value_end] == ','); }
+
+/* The next member: its key (as `next_key`) and its value's text in[*value:*value_end]; 0 after the last one. */
+static int next_member(Members *it, const unsigned char **key, Py_ssize_t *key_len, Py_ssize_t *value,
+                       Py_ssize_t *value_end) {
+    if (!next_key(it, key, key_len, value)) return 0;
     *value_end = skip_value(it->in, *value, it->end);
-    it->pos = *value_end + (it->in[*value_end] == ',');
+    member_end(it, *value_end);
     return 1;
 }
 
@@ -1087,9 +1096,9 @@ static int string_is(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, 
 
 /* `obj.get(name)` of the object at in[start] for each of `n` names at once (a member's value is skipped
  * once, however many are looked up): each value's bounds in value[k]:value_end[k], value[k] = -1 where
- * absent. */
-static void members(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, const char *const *names, int n,
-                    Py_ssize_t *value, Py_ssize_t *value_end) {
+ * absent. Returns where the object ends (past its '}'). */
+static Py_ssize_t members(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, const char *const *names, int n,
+                          Py_ssize_t *value, Py_ssize_t *value_end) {
     for (int k = 0; k < n; k++) value[k] = -1;
     Members it = {in, start + 1, end};
     const unsigned char *key;
@@ -1103,6 +1112,7 @@ static void members(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, c
             }
         }
     }
+    return it.pos + 1;
 }
 
 static int member(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, const char *name, Py_ssize_t *value,
@@ -1111,14 +1121,21 @@ static int member(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, con
     return *value >= 0;
 }
 
-/* `previews._text_of` of one part (an element of a content list): a string, or a text part's
- * `content` (when it has one), else its `text`. */
-static int part_line(Line *line, const unsigned char *in, Py_ssize_t start, Py_ssize_t end) {
-    if (in[start] == '"') return string_line(line, in, start, end);
-    if (in[start] != '{') return 0;
+/* `previews._text_of` of one part (an element of a content list) starting at in[start] (`end` bounds it):
+ * a string, or a text part's `content` (when it has one), else its `text`; *part_end: where the part
+ * ends (found on the way: the part is walked once). */
+static int part_line(Line *line, const unsigned char *in, Py_ssize_t start, Py_ssize_t end, Py_ssize_t *part_end) {
+    if (in[start] == '"') {
+        *part_end = skip_string(in, start, end);
+        return string_line(line, in, start, *part_end);
+    }
+    if (in[start] != '{') {
+        *part_end = skip_value(in, start, end);
+        return 0;
+    }
     static const char *const NAMES[] = {"content", "text", "type"};
     Py_ssize_t v[3], v_end[3];
-    members(in, start, end, NAMES, 3, v, v_end);
+    *part_end = members(in, start, end, NAMES, 3, v, v_end);
     if (v[2] >= 0 && !string_is(in, v[2], v_end[2], "text") && !string_is(in, v[2], v_end[2], "input_text") &&
         !string_is(in, v[2], v_end[2], "output_text"))
         return 0;
@@ -1126,16 +1143,21 @@ static int part_line(Line *line, const unsigned char *in, Py_ssize_t start, Py_s
     return v[k] >= 0 && in[v[k]] == '"' ? string_line(line, in, v[k], v_end[k]) : 0;
 }
 
-/* `previews._text_of` of a message's content in[start:end], up to its first line. */
-static int content_line(Line *line, const unsigned char *in, Py_ssize_t start, Py_ssize_t end) {
-    if (in[start] == '"' || in[start] == '{') return part_line(line, in, start, end);
-    if (in[start] != '[') return 0;
-    Py_ssize_t pos = start + 1;
-    while (line->line == NULL && in[pos] != ']') {
-        Py_ssize_t item_end = skip_value(in, pos, end);
-        if (part_line(line, in, pos, item_end) < 0) return -1;
+/* `previews._text_of` of a message's content starting at in[start] (`end` bounds it), up to its first
+ * line; *value_end: where the content ends (its parts are walked once, each skipped past the line). */
+static int content_line(Line *line, const unsigned char *in, Py_ssize_t start, Py_ssize_t end, Py_ssize_t *value_end) {
+    if (in[start] == '"' || in[start] == '{') return part_line(line, in, start, end, value_end);
+    if (in[start] != '[') {
+        *value_end = skip_value(in, start, end);
+        return 0;
+    }
+    Py_ssize_t pos = start + 1, item_end;
+    while (in[pos] != ']') {
+        if (line->line != NULL) item_end = skip_value(in, pos, end);
+        else if (part_line(line, in, pos, end, &item_end) < 0) return -1;
         pos = item_end + (in[item_end] == ',');
     }
+    *value_end = pos + 1;
     return 0;
 }
 
@@ -1192,13 +1214,26 @@ static int said_parts(Line *line, const unsigned char *in, Py_ssize_t len, int *
     *user = 0;
     if (in[0] == '"') {
         if (string_line(line, in, 0, len) < 0) return -1;
-    } else if (in[0] == '{') {
-        static const char *const NAMES[] = {"content", "parts", "role"};
-        Py_ssize_t v[3], v_end[3];
-        members(in, 0, len, NAMES, 3, v, v_end);
-        *user = v[2] >= 0 && string_is(in, v[2], v_end[2], "user");
-        int k = v[1] >= 0 ? 1 : 0; /* `parts` when the message has them, else `content` */
-        if (v[k] >= 0 && content_line(line, in, v[k], v_end[k]) < 0) return -1;
+    } else if (in[0] == '{') { /* its `parts` when it has them (read where met: walked once), else `content` */
+        Members it = {in, 1, len};
+        const unsigned char *key;
+        Py_ssize_t key_len, v, v_end, content = -1, content_end = 0;
+        int parts = 0;
+        while (next_key(&it, &key, &key_len, &v)) {
+            if (key_is(key, key_len, "parts")) {
+                parts = 1;
+                if (content_line(line, in, v, len, &v_end) < 0) return -1;
+            } else {
+                v_end = skip_value(in, v, len);
+                if (key_is(key, key_len, "content")) {
+                    content = v;
+                    content_end = v_end;
+                } else if (key_is(key, key_len, "role"))
+                    *user = string_is(in, v, v_end, "user");
+            }
+            member_end(&it, v_end);
+        }
+        if (!parts && content >= 0 && content_line(line, in, content, content_end, &v_end) < 0) return -1;
     }
     if (names != NULL && line->line == NULL && in[0] == '{') return tool_names(in, 0, len, names);
     return 0;
