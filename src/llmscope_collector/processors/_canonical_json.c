@@ -1062,17 +1062,26 @@ typedef struct {
     Py_ssize_t pos, end;
 } Members;
 
-/* The next member: its key as written (without quotes: a plain key is written as it is) and its value's
- * text in[*value:*value_end]; 0 after the last one. */
-static int next_member(Members *it, const unsigned char **key, Py_ssize_t *key_len, Py_ssize_t *value,
-                       Py_ssize_t *value_end) {
+/* The next member's key as written (without quotes: a plain key is written as it is) and where its value
+ * starts (*value); 0 after the last one. The caller then reads the value and moves on (`member_end`). */
+static int next_key(Members *it, const unsigned char **key, Py_ssize_t *key_len, Py_ssize_t *value) {
     if (it->pos >= it->end || it->in[it->pos] == '}') return 0;
     Py_ssize_t key_end = skip_string(it->in, it->pos, it->end);
     *key = it->in + it->pos + 1;
     *key_len = key_end - it->pos - 2;
     *value = key_end + 1; /* past the ':' */
+    return 1;
+}
+
+/* Past the member whose value ends at `value_end`. */
+static void member_end(Members *it, Py_ssize_t value_end) { it->pos = value_end + (it->in[value_end] == ','); }
+
+/* The next member: its key (as `next_key`) and its value's text in[*value:*value_end]; 0 after the last one. */
+static int next_member(Members *it, const unsigned char **key, Py_ssize_t *key_len, Py_ssize_t *value,
+                       Py_ssize_t *value_end) {
+    if (!next_key(it, key, key_len, value)) return 0;
     *value_end = skip_value(it->in, *value, it->end);
-    it->pos = *value_end + (it->in[*value_end] == ',');
+    member_end(it, *value_end);
     return 1;
 }
 
@@ -1087,9 +1096,9 @@ static int string_is(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, 
 
 /* `obj.get(name)` of the object at in[start] for each of `n` names at once (a member's value is skipped
  * once, however many are looked up): each value's bounds in value[k]:value_end[k], value[k] = -1 where
- * absent. */
-static void members(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, const char *const *names, int n,
-                    Py_ssize_t *value, Py_ssize_t *value_end) {
+ * absent. Returns where the object ends (past its '}'). */
+static Py_ssize_t members(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, const char *const *names, int n,
+                          Py_ssize_t *value, Py_ssize_t *value_end) {
     for (int k = 0; k < n; k++) value[k] = -1;
     Members it = {in, start + 1, end};
     const unsigned char *key;
@@ -1103,6 +1112,7 @@ static void members(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, c
             }
         }
     }
+    return it.pos + 1;
 }
 
 static int member(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, const char *name, Py_ssize_t *value,
@@ -1111,14 +1121,21 @@ static int member(const unsigned char *in, Py_ssize_t start, Py_ssize_t end, con
     return *value >= 0;
 }
 
-/* `previews._text_of` of one part (an element of a content list): a string, or a text part's
- * `content` (when it has one), else its `text`. */
-static int part_line(Line *line, const unsigned char *in, Py_ssize_t start, Py_ssize_t end) {
-    if (in[start] == '"') return string_line(line, in, start, end);
-    if (in[start] != '{') return 0;
+/* `previews._text_of` of one part (an element of a content list) starting at in[start] (`end` bounds it):
+ * a string, or a text part's `content` (when it has one), else its `text`; *part_end: where the part
+ * ends (found on the way: the part is walked once). */
+static int part_line(Line *line, const unsigned char *in, Py_ssize_t start, Py_ssize_t end, Py_ssize_t *part_end) {
+    if (in[start] == '"') {
+        *part_end = skip_string(in, start, end);
+        return string_line(line, in, start, *part_end);
+    }
+    if (in[start] != '{') {
+        *part_end = skip_value(in, start, end);
+        return 0;
+    }
     static const char *const NAMES[] = {"content", "text", "type"};
     Py_ssize_t v[3], v_end[3];
-    members(in, start, end, NAMES, 3, v, v_end);
+    *part_end = members(in, start, end, NAMES, 3, v, v_end);
     if (v[2] >= 0 && !string_is(in, v[2], v_end[2], "text") && !string_is(in, v[2], v_end[2], "input_text") &&
         !string_is(in, v[2], v_end[2], "output_text"))
         return 0;
@@ -1126,16 +1143,21 @@ static int part_line(Line *line, const unsigned char *in, Py_ssize_t start, Py_s
     return v[k] >= 0 && in[v[k]] == '"' ? string_line(line, in, v[k], v_end[k]) : 0;
 }
 
-/* `previews._text_of` of a message's content in[start:end], up to its first line. */
-static int content_line(Line *line, const unsigned char *in, Py_ssize_t start, Py_ssize_t end) {
-    if (in[start] == '"' || in[start] == '{') return part_line(line, in, start, end);
-    if (in[start] != '[') return 0;
-    Py_ssize_t pos = start + 1;
-    while (line->line == NULL && in[pos] != ']') {
-        Py_ssize_t item_end = skip_value(in, pos, end);
-        if (part_line(line, in, pos, item_end) < 0) return -1;
+/* `previews._text_of` of a message's content starting at in[start] (`end` bounds it), up to its first
+ * line; *value_end: where the content ends (its parts are walked once, each skipped past the line). */
+static int content_line(Line *line, const unsigned char *in, Py_ssize_t start, Py_ssize_t end, Py_ssize_t *value_end) {
+    if (in[start] == '"' || in[start] == '{') return part_line(line, in, start, end, value_end);
+    if (in[start] != '[') {
+        *value_end = skip_value(in, start, end);
+        return 0;
+    }
+    Py_ssize_t pos = start + 1, item_end;
+    while (in[pos] != ']') {
+        if (line->line != NULL) item_end = skip_value(in, pos, end);
+        else if (part_line(line, in, pos, end, &item_end) < 0) return -1;
         pos = item_end + (in[item_end] == ',');
     }
+    *value_end = pos + 1;
     return 0;
 }
 
@@ -1185,31 +1207,45 @@ static int tool_names(const unsigned char *in, Py_ssize_t start, Py_ssize_t end,
     return 0;
 }
 
+/* `previews._said` of the value whose canonical text is in[0:len], in parts: whether it is a user message
+ * (*user), its line (line->line, NULL: none) and, when it has none, the names of the tools it calls
+ * appended to `names` (NULL: not asked). 0, or -1 with an exception. */
+static int said_parts(Line *line, const unsigned char *in, Py_ssize_t len, int *user, PyObject *names) {
+    *user = 0;
+    if (in[0] == '"') {
+        if (string_line(line, in, 0, len) < 0) return -1;
+    } else if (in[0] == '{') { /* its `parts` when it has them (read where met: walked once), else `content` */
+        Members it = {in, 1, len};
+        const unsigned char *key;
+        Py_ssize_t key_len, v, v_end, content = -1, content_end = 0;
+        int parts = 0;
+        while (next_key(&it, &key, &key_len, &v)) {
+            if (key_is(key, key_len, "parts")) {
+                parts = 1;
+                if (content_line(line, in, v, len, &v_end) < 0) return -1;
+            } else {
+                v_end = skip_value(in, v, len);
+                if (key_is(key, key_len, "content")) {
+                    content = v;
+                    content_end = v_end;
+                } else if (key_is(key, key_len, "role"))
+                    *user = string_is(in, v, v_end, "user");
+            }
+            member_end(&it, v_end);
+        }
+        if (!parts && content >= 0 && content_line(line, in, content, content_end, &v_end) < 0) return -1;
+    }
+    if (names != NULL && line->line == NULL && in[0] == '{') return tool_names(in, 0, len, names);
+    return 0;
+}
+
 /* `previews._said` of the value whose canonical text is in[0:len]. */
 static PyObject *said_of(Line *line, const unsigned char *in, Py_ssize_t len) {
-    int user = 0;
-    if (in[0] == '"') {
-        if (string_line(line, in, 0, len) < 0) return NULL;
-    } else if (in[0] == '{') {
-        static const char *const NAMES[] = {"content", "parts", "role"};
-        Py_ssize_t v[3], v_end[3];
-        members(in, 0, len, NAMES, 3, v, v_end);
-        user = v[2] >= 0 && string_is(in, v[2], v_end[2], "user");
-        int k = v[1] >= 0 ? 1 : 0; /* `parts` when the message has them, else `content` */
-        if (v[k] >= 0 && content_line(line, in, v[k], v_end[k]) < 0) return NULL;
-    }
-    PyObject *tools;
-    if (line->line == NULL && in[0] == '{') { /* no line: the tools it calls, if any */
-        PyObject *names = PyList_New(0);
-        if (names == NULL) return NULL;
-        if (tool_names(in, 0, len, names) < 0) {
-            Py_DECREF(names);
-            return NULL;
-        }
-        tools = PyList_AsTuple(names);
-        Py_DECREF(names);
-    } else
-        tools = PyTuple_New(0);
+    int user;
+    PyObject *names = PyList_New(0);
+    if (names == NULL) return NULL;
+    PyObject *tools = said_parts(line, in, len, &user, names) < 0 ? NULL : PyList_AsTuple(names);
+    Py_DECREF(names);
     if (tools == NULL) return NULL;
     PyObject *said = PyTuple_Pack(3, user ? Py_True : Py_False, line->line ? line->line : Py_None, tools);
     Py_DECREF(tools);
@@ -1220,29 +1256,360 @@ static PyObject *said_of_line(void *line, const unsigned char *out, Py_ssize_t l
     return said_of((Line *)line, out, len);
 }
 
+/* A Line for `chars` code points (an int) and `ellipsis` (a str): 0, or -1 with an exception. */
+static int line_open(Line *line, PyObject *chars, PyObject *ellipsis, const char *caller) {
+    line->line = NULL;
+    if (!PyUnicode_Check(ellipsis)) {
+        PyErr_Format(PyExc_TypeError, "%s: the ellipsis must be a str", caller);
+        return -1;
+    }
+    line->chars = PyLong_AsSsize_t(chars);
+    if (line->chars == -1 && PyErr_Occurred()) return -1;
+    if (line->chars < 1 || line->chars > MAX_LINE_CHARS) {
+        PyErr_Format(PyExc_ValueError, "%s: chars must be 1..%d", caller, MAX_LINE_CHARS);
+        return -1;
+    }
+    line->ellipsis_obj = ellipsis;
+    line->ellipsis = PyUnicode_AsUTF8AndSize(ellipsis, &line->ellipsis_len);
+    if (line->ellipsis == NULL) return -1;
+    if (line->ellipsis_len > 8) {
+        PyErr_Format(PyExc_ValueError, "%s: the ellipsis takes at most 8 bytes of UTF-8", caller);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *message_said(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 3 || !PyUnicode_Check(args[2])) {
+    if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError, "message_said(body, chars, ellipsis: str) takes 3 arguments");
         return NULL;
     }
     Line line;
-    line.chars = PyLong_AsSsize_t(args[1]);
-    if (line.chars == -1 && PyErr_Occurred()) return NULL;
-    if (line.chars < 1 || line.chars > MAX_LINE_CHARS) {
-        PyErr_Format(PyExc_ValueError, "message_said: chars must be 1..%d", MAX_LINE_CHARS);
-        return NULL;
-    }
-    line.ellipsis_obj = args[2];
-    line.ellipsis = PyUnicode_AsUTF8AndSize(args[2], &line.ellipsis_len);
-    if (line.ellipsis == NULL) return NULL;
-    if (line.ellipsis_len > 8) {
-        PyErr_SetString(PyExc_ValueError, "message_said: the ellipsis takes at most 8 bytes of UTF-8");
-        return NULL;
-    }
-    line.line = NULL;
+    if (line_open(&line, args[1], args[2], "message_said") < 0) return NULL;
     PyObject *result = with_canonical(args[0], said_of_line, &line);
     Py_XDECREF(line.line);
+    return result;
+}
+
+/* ---- A decoded part's preview candidates (previews.preview_candidates), without Python per item. ---- */
+
+/* The kinds of content item a trace's pick and its lines tell apart (a ref's kind, `previews._INPUTS`
+ * and `_OUTPUTS`): chat messages, and opaque values (whose lines the caller reads). */
+enum { CHAT_IN = 1, CHAT_OUT = 2, VALUE_IN = 4, VALUE_OUT = 8, ANY_IN = CHAT_IN | VALUE_IN, ANY_OUT = CHAT_OUT | VALUE_OUT };
+
+static int ascii_is(const char *data, Py_ssize_t len, const char *word) {
+    return (size_t)len == strlen(word) && memcmp(data, word, (size_t)len) == 0;
+}
+
+/* The kind of the content ref `ref` (a tuple whose first item is its kind, a str): one of the above, 0 for
+ * any other kind, -1 for a ref this module does not read (the caller decides the part). */
+static int ref_kind(PyObject *ref) {
+    if (!PyTuple_CheckExact(ref) || PyTuple_GET_SIZE(ref) < 1) return -1;
+    PyObject *kind = PyTuple_GET_ITEM(ref, 0);
+    if (!PyUnicode_CheckExact(kind)) return -1;
+    if (!PyUnicode_IS_ASCII(kind)) return 0;
+    const char *data = (const char *)PyUnicode_DATA(kind);
+    Py_ssize_t len = PyUnicode_GET_LENGTH(kind);
+    if (ascii_is(data, len, "input")) return CHAT_IN;
+    if (ascii_is(data, len, "output")) return CHAT_OUT;
+    if (ascii_is(data, len, "input_value")) return VALUE_IN;
+    if (ascii_is(data, len, "output_value")) return VALUE_OUT;
+    return 0;
+}
+
+/* An exact int's value: 0, or 1 for anything else (or out of int64's range). */
+static int int64_of(PyObject *value, long long *out) {
+    if (!PyLong_CheckExact(value)) return 1;
+    int overflow;
+    *out = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || (*out == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 1;
+    }
+    return 0;
+}
+
+/* A trace's picks so far: its earliest-starting row with an input item, its latest-ending one with an
+ * output item (-1: none yet), and their times. */
+typedef struct {
+    Py_ssize_t asked, answered;
+    long long asked_start, answered_start, answered_end;
+} Pick;
+
+/* The part's columns: trace ids, starts, ends, operations, refs, items (lists of one length). */
+typedef struct {
+    PyObject *trace_ids, *starts, *ends, *operations, *refs, *items;
+    Py_ssize_t n;
+} Part;
+
+/* `previews._picks` as flags per row (1: picked for its input, 2: for its output): 0, 1 where the part
+ * holds something this module does not read (the caller decides), -1 with an exception. */
+static int pick_rows(Part *part, PyObject *llm, Pick *picks, unsigned char *flags) {
+    PyObject *slots = PyDict_New(); /* trace id -> its index in `picks` */
+    if (slots == NULL) return -1;
+    Py_ssize_t n_slots = 0;
+    int rc = 0;
+    for (Py_ssize_t row = 0; row < part->n && rc == 0; row++) {
+        PyObject *span_refs = PyList_GET_ITEM(part->refs, row);
+        if (span_refs == Py_None) continue;
+        if (!PyList_CheckExact(span_refs)) {
+            rc = 1;
+            break;
+        }
+        if (PyList_GET_SIZE(span_refs) == 0) continue;
+        int is_llm = PySet_Contains(llm, PyList_GET_ITEM(part->operations, row));
+        if (is_llm <= 0) {
+            rc = is_llm;
+            continue;
+        }
+        int kinds = 0;
+        for (Py_ssize_t k = 0; k < PyList_GET_SIZE(span_refs) && rc == 0; k++) {
+            int kind = ref_kind(PyList_GET_ITEM(span_refs, k));
+            if (kind < 0) rc = 1;
+            kinds |= kind;
+        }
+        if (rc != 0 || !(kinds & (ANY_IN | ANY_OUT))) continue;
+        long long start, end = 0;
+        if (int64_of(PyList_GET_ITEM(part->starts, row), &start) ||
+            ((kinds & ANY_OUT) && int64_of(PyList_GET_ITEM(part->ends, row), &end))) {
+            rc = 1;
+            break;
+        }
+        PyObject *trace = PyList_GET_ITEM(part->trace_ids, row);
+        PyObject *slot = PyDict_GetItemWithError(slots, trace);
+        Py_ssize_t s;
+        if (slot != NULL) s = PyLong_AsSsize_t(slot);
+        else if (PyErr_Occurred()) {
+            rc = -1;
+            break;
+        } else {
+            s = n_slots++;
+            picks[s].asked = picks[s].answered = -1;
+            PyObject *index = PyLong_FromSsize_t(s);
+            if (index == NULL || PyDict_SetItem(slots, trace, index) < 0) rc = -1;
+            Py_XDECREF(index);
+            if (rc) break;
+        }
+        Pick *pick = &picks[s];
+        if ((kinds & ANY_IN) && (pick->asked < 0 || start < pick->asked_start)) {
+            pick->asked = row;
+            pick->asked_start = start;
+        }
+        if ((kinds & ANY_OUT) && (pick->answered < 0 || end > pick->answered_end ||
+                                  (end == pick->answered_end && start < pick->answered_start))) {
+            pick->answered = row;
+            pick->answered_start = start;
+            pick->answered_end = end;
+        }
+    }
+    Py_DECREF(slots);
+    for (Py_ssize_t s = 0; s < n_slots && rc == 0; s++) {
+        if (picks[s].asked >= 0) flags[picks[s].asked] |= 1;
+        if (picks[s].answered >= 0) flags[picks[s].answered] |= 2;
+    }
+    return rc;
+}
+
+/* Whether the UTF-8 text holds `"user"` (`previews._input_text`'s test before it reads a body). */
+static int says_user(const unsigned char *data, Py_ssize_t size) {
+    const unsigned char *at = data, *end = data + size;
+    while (end - at >= 6 && (at = memchr(at, '"', (size_t)(end - at - 5))) != NULL) {
+        if (memcmp(at, "\"user\"", 6) == 0) return 1;
+        at++;
+    }
+    return 0;
+}
+
+/* The stored body of a span's item (a `(hash, body)` tuple) as UTF-8, when it is a str this module reads:
+ * 0, or 1 (the caller decides the side). */
+static int body_text(PyObject *item, const unsigned char **data, Py_ssize_t *size) {
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) < 2) return 1;
+    PyObject *body = PyTuple_GET_ITEM(item, 1);
+    if (!PyUnicode_CheckExact(body)) return 1;
+    *data = (const unsigned char *)PyUnicode_AsUTF8AndSize(body, size);
+    if (*data == NULL) {
+        PyErr_Clear(); /* lone surrogates: msgspec refuses the text, the caller decides */
+        return 1;
+    }
+    return 0;
+}
+
+/* `said_parts` of the body data[0:size] (its line in line->line, the previous one dropped): 0, 1 where
+ * its canonical text is not decided here, -1 with an exception. */
+static int body_said(Line *line, const unsigned char *data, Py_ssize_t size, int *user, PyObject *names) {
+    Py_CLEAR(line->line);
+    StackBuffers stack;
+    Parser p;
+    int rc = -1;
+    if (parser_open(&p, &stack, size) == 0) {
+        rc = parse_whole(&p, data, size);
+        if (rc == 0) rc = said_parts(line, p.out, p.out_pos, user, names);
+    }
+    parser_close(&p, &stack);
+    return rc;
+}
+
+/* A span's items, for its sides' lines. */
+typedef struct {
+    PyObject *refs, *items; /* lists of one length */
+    Line *line;
+} Span;
+
+/* The line found (owned by the caller now). */
+static PyObject *take_line(Line *line) {
+    PyObject *found = line->line;
+    line->line = NULL;
+    return found;
+}
+
+/* The body of item `k` when it is of kind `want` (*said: 1) and what it says; 0, 1 where the caller
+ * decides the side, -1 with an exception. `user_only`: a body without `"user"` is not read. */
+static int item_said(Span *span, Py_ssize_t k, int want, int user_only, int *said, int *user, PyObject *names) {
+    *said = 0;
+    if (ref_kind(PyList_GET_ITEM(span->refs, k)) != want) return 0;
+    const unsigned char *data;
+    Py_ssize_t size;
+    if (body_text(PyList_GET_ITEM(span->items, k), &data, &size)) return 1;
+    if (user_only && !says_user(data, size)) return 0;
+    *said = 1;
+    return body_said(span->line, data, size, user, names);
+}
+
+/* `previews._input_text` of a span's chat input items, or "" when they say nothing: a new reference,
+ * Py_False where the caller decides, NULL with an exception. */
+static PyObject *input_line(Span *span) {
+    Py_ssize_t n = PyList_GET_SIZE(span->refs);
+    int seen_user = 0, said, user, rc;
+    for (Py_ssize_t k = n - 1; k >= 0; k--) { /* the last user message with a line */
+        if ((rc = item_said(span, k, CHAT_IN, 1, &said, &user, NULL)) != 0) goto undecided;
+        if (!said) continue;
+        seen_user |= user;
+        if (user && span->line->line != NULL) return take_line(span->line);
+    }
+    if (!seen_user) { /* no user message: the last message that says something */
+        for (Py_ssize_t k = n - 1; k >= 0; k--) {
+            if ((rc = item_said(span, k, CHAT_IN, 0, &said, &user, NULL)) != 0) goto undecided;
+            if (said && span->line->line != NULL) return take_line(span->line);
+        }
+    }
+    return PyUnicode_FromStringAndSize("", 0);
+undecided:
+    return rc < 0 ? NULL : Py_NewRef(Py_False);
+}
+
+/* `previews._output_text` of a span's chat output items, or "" when they say nothing; the names of the
+ * tools they call (a tuple: the caller writes the line) when none has a line. A new reference, Py_False
+ * where the caller decides, NULL with an exception. */
+static PyObject *output_line(Span *span) {
+    Py_ssize_t n = PyList_GET_SIZE(span->refs);
+    int said, user, rc;
+    for (Py_ssize_t k = n - 1; k >= 0; k--) {
+        if ((rc = item_said(span, k, CHAT_OUT, 0, &said, &user, NULL)) != 0) goto undecided;
+        if (said && span->line->line != NULL) return take_line(span->line);
+    }
+    PyObject *names = PyList_New(0), *tools = NULL;
+    if (names == NULL) return NULL;
+    for (Py_ssize_t k = 0; k < n; k++) { /* none has a line: the tools they call, in order */
+        if ((rc = item_said(span, k, CHAT_OUT, 0, &said, &user, names)) != 0) {
+            Py_DECREF(names);
+            goto undecided;
+        }
+    }
+    tools = PyList_GET_SIZE(names) ? PyList_AsTuple(names) : PyUnicode_FromStringAndSize("", 0);
+    Py_DECREF(names);
+    return tools;
+undecided:
+    return rc < 0 ? NULL : Py_NewRef(Py_False);
+}
+
+/* The line of a span's side (`kinds`: its item kinds of that side): Py_False where an opaque value is
+ * among them (the caller reads it). */
+static PyObject *side_line(Span *span, int kinds, int side) {
+    if (kinds & side & (VALUE_IN | VALUE_OUT)) return Py_NewRef(Py_False);
+    return side == ANY_IN ? input_line(span) : output_line(span);
+}
+
+/* A picked row's (input, output) lines into inputs[i], outputs[i] (None: not picked for that side), and
+ * how many the caller finishes; 0, 1 where the caller decides the part, -1 with an exception. */
+static int row_lines(Part *part, Py_ssize_t row, int flag, Line *line, PyObject *inputs, PyObject *outputs,
+                     Py_ssize_t i, Py_ssize_t *pending) {
+    Span span = {PyList_GET_ITEM(part->refs, row), PyList_GET_ITEM(part->items, row), line};
+    if (!PyList_CheckExact(span.items) || PyList_GET_SIZE(span.items) != PyList_GET_SIZE(span.refs)) return 1;
+    int kinds = 0;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(span.refs); k++) kinds |= ref_kind(PyList_GET_ITEM(span.refs, k));
+    PyObject *said_in = flag & 1 ? side_line(&span, kinds, ANY_IN) : Py_NewRef(Py_None);
+    PyList_SET_ITEM(inputs, i, said_in);
+    if (said_in == NULL) return -1;
+    PyObject *said_out = flag & 2 ? side_line(&span, kinds, ANY_OUT) : Py_NewRef(Py_None);
+    PyList_SET_ITEM(outputs, i, said_out);
+    if (said_out == NULL) return -1;
+    *pending += !PyUnicode_CheckExact(said_in) && said_in != Py_None;
+    *pending += !PyUnicode_CheckExact(said_out) && said_out != Py_None;
+    return 0;
+}
+
+/* The candidates' columns (row, trace_id, start_ns, end_ns, input, output) of the flagged rows and the
+ * count of lines the caller finishes; None where the caller decides the part; NULL with an exception. */
+static PyObject *candidate_columns(Part *part, const unsigned char *flags, Line *line) {
+    Py_ssize_t count = 0, pending = 0;
+    for (Py_ssize_t row = 0; row < part->n; row++) count += flags[row] != 0;
+    PyObject *columns[6];
+    for (int c = 0; c < 6; c++) columns[c] = PyList_New(count); /* (NULL items until set: safe to drop) */
+    PyObject *result = NULL;
+    int rc = 0;
+    for (int c = 0; c < 6; c++)
+        if (columns[c] == NULL) rc = -1;
+    for (Py_ssize_t row = 0, i = 0; row < part->n && rc == 0; row++) {
+        if (!flags[row]) continue;
+        PyObject *at = PyLong_FromSsize_t(row);
+        if (at == NULL) {
+            rc = -1;
+            break;
+        }
+        PyList_SET_ITEM(columns[0], i, at);
+        PyList_SET_ITEM(columns[1], i, Py_NewRef(PyList_GET_ITEM(part->trace_ids, row)));
+        PyList_SET_ITEM(columns[2], i, Py_NewRef(PyList_GET_ITEM(part->starts, row)));
+        PyList_SET_ITEM(columns[3], i, Py_NewRef(PyList_GET_ITEM(part->ends, row)));
+        rc = row_lines(part, row, flags[row], line, columns[4], columns[5], i, &pending);
+        i++;
+    }
+    Py_CLEAR(line->line);
+    if (rc == 0) result = Py_BuildValue("(OOOOOOn)", columns[0], columns[1], columns[2], columns[3], columns[4],
+                                        columns[5], pending);
+    else if (rc > 0) result = Py_NewRef(Py_None);
+    for (int c = 0; c < 6; c++) Py_XDECREF(columns[c]);
+    return result;
+}
+
+static PyObject *preview_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError,
+                        "preview_rows(trace_ids, start_ns, end_ns, operations, refs, items, llm, chars, ellipsis) "
+                        "takes 9 arguments");
+        return NULL;
+    }
+    if (!PyAnySet_Check(args[6])) {
+        PyErr_SetString(PyExc_TypeError, "preview_rows: llm must be a set");
+        return NULL;
+    }
+    Line line;
+    if (line_open(&line, args[7], args[8], "preview_rows") < 0) return NULL;
+    for (int k = 0; k < 6; k++)
+        if (!PyList_CheckExact(args[k]) || PyList_GET_SIZE(args[k]) != PyList_GET_SIZE(args[4])) Py_RETURN_NONE;
+    Part part = {args[0], args[1], args[2], args[3], args[4], args[5], PyList_GET_SIZE(args[4])};
+    Pick *picks = PyMem_Malloc(sizeof(Pick) * (size_t)(part.n ? part.n : 1));
+    unsigned char *flags = PyMem_Calloc((size_t)(part.n ? part.n : 1), 1);
+    PyObject *result = NULL;
+    if (picks == NULL || flags == NULL) PyErr_NoMemory();
+    else {
+        int rc = pick_rows(&part, args[6], picks, flags);
+        if (rc == 0) result = candidate_columns(&part, flags, &line);
+        else if (rc > 0) result = Py_NewRef(Py_None);
+    }
+    PyMem_Free(picks);
+    PyMem_Free(flags);
     return result;
 }
 
@@ -1257,6 +1624,9 @@ static PyMethodDef METHODS[] = {
     {"message_said", (PyCFunction)(void (*)(void))message_said, METH_FASTCALL,
      "message_said(body, chars, ellipsis) -> (user, line, tools) | None: previews._said of the decoded body, "
      "from its canonical text; None where the canonical text is not decided here."},
+    {"preview_rows", (PyCFunction)(void (*)(void))preview_rows, METH_FASTCALL,
+     "preview_rows(trace_ids, start_ns, end_ns, operations, refs, items, llm, chars, ellipsis) -> (rows, "
+     "trace_ids, start_ns, end_ns, inputs, outputs, pending) | None: see canonical_native.py."},
     {NULL, NULL, 0, NULL},
 };
 

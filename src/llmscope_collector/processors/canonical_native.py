@@ -18,12 +18,18 @@ keys) and the body as str, through the caller's memo of element texts. Per eleme
 whether it is a user message, its first line, the tools it calls) from its canonical text, without
 Python objects: decoding the picked spans' bodies to dicts and walking them in Python was most of the
 previews' CPU (tests/collector/model/test_previews.py holds it equal to `_said` of the decoded body).
+
+`preview_rows` does a decoded part's whole `previews.preview_candidates` (the picks, then the picked
+rows' lines from their chat messages) in one call: per part in Python, the picks' loop over every span,
+the items' gathering and a call per body cost ~1.2 µs per bench span, 10% of a decode worker's CPU
+(test_previews.py holds the candidates equal to the pure path's).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from hashlib import blake2b
+from typing import Any
 
 import msgspec
 
@@ -34,6 +40,12 @@ SplitItems = tuple[list[Hashed | bytes] | None, list[ContentRef] | None, int, bo
 SplitArray = Callable[[str, dict[bytes, Hashed] | None, int, int, str, str], SplitItems]
 Said = tuple[bool, str | None, tuple[str, ...]]
 MessageSaid = Callable[[str, int, str], Said | None]
+Lines = list[str | bool | tuple[str, ...] | None]
+PreviewRows = tuple[list[int], list[str], list[int], list[int], Lines, Lines, int]
+Columns = Sequence[Any]
+PreviewRowsOf = Callable[
+    [Columns, Columns, Columns, Columns, Columns, Columns, frozenset[str], int, str], PreviewRows | None
+]
 
 
 def _none(text: str | bytes | msgspec.Raw) -> bytes | None:
@@ -50,6 +62,20 @@ def _not_said(body: str, chars: int, ellipsis: str) -> Said | None:
     return None
 
 
+def _no_rows(
+    trace_ids: Columns,
+    start_ns: Columns,
+    end_ns: Columns,
+    operations: Columns,
+    refs: Columns,
+    items: Columns,
+    llm: frozenset[str],
+    chars: int,
+    ellipsis: str,
+) -> PreviewRows | None:
+    return None
+
+
 _BLAKE2B_16 = blake2b(digest_size=16)
 
 
@@ -59,20 +85,21 @@ def _hashlib_digest(data: bytes) -> str:
     return state.hexdigest()
 
 
-def _load() -> tuple[Canonical, Callable[[bytes], str], SplitArray, MessageSaid, bool]:
+def _load() -> tuple[Canonical, Callable[[bytes], str], SplitArray, MessageSaid, PreviewRowsOf, bool]:
     try:
         from llmscope_collector.processors._canonical_json import (  # type: ignore[import-not-found]
             canonical as native,
         )
         from llmscope_collector.processors._canonical_json import digest as native_digest
         from llmscope_collector.processors._canonical_json import message_said as native_said
+        from llmscope_collector.processors._canonical_json import preview_rows as native_rows
         from llmscope_collector.processors._canonical_json import split_array as native_split
     except ImportError:
-        return _none, _hashlib_digest, _undecided, _not_said, False
-    return native, native_digest, native_split, native_said, True
+        return _none, _hashlib_digest, _undecided, _not_said, _no_rows, False
+    return native, native_digest, native_split, native_said, native_rows, True
 
 
-canonical, digest, split_array, message_said, AVAILABLE = _load()
+canonical, digest, split_array, message_said, preview_rows, AVAILABLE = _load()
 """`canonical(text)`: the canonical JSON bytes of the value `text` decodes to, or None (see above).
 
 `digest(data)`: `hashlib.blake2b(data, digest_size=16).hexdigest()` (the extension's BLAKE2b, else
@@ -92,4 +119,14 @@ counts the characters it took, `full` says a pair did not fit. Without the exten
 `message_said(body, chars, ellipsis)`: `previews._said` of the value JSON `body` decodes to (its line
 capped at `chars` code points, `ellipsis` ending a cut one: the caller owns both), or None where the
 extension does not decide the body's canonical text (as `canonical`: the caller decodes). Without the
+extension: None.
+
+`preview_rows(trace_ids, start_ns, end_ns, operations, refs, items, llm, chars, ellipsis)`:
+`previews.preview_candidates`' columns `(rows, trace_ids, start_ns, end_ns, inputs, outputs)` and
+`pending`, or None where the part holds what the extension does not read (a column that is not a list,
+a ref that is not a tuple with a str kind, a time that is not an int64, a row whose items do not pair
+with its refs: the caller decides the whole part). An `inputs`/`outputs` entry is final when a str or
+None; `pending` counts the others, which the caller finishes: False, a side the extension does not
+decide (an opaque `*_value` item among its items, a body whose canonical text it does not decide); a
+tuple, the names of the tools an answer without a line calls (the caller writes the line). Without the
 extension: None."""

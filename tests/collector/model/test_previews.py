@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -29,6 +30,7 @@ from llmscope_collector.processors.previews import (
     input_preview,
     kept_candidates,
     output_preview,
+    preview_candidates,
     span_previews,
     stored_candidates,
     trace_previews,
@@ -42,6 +44,7 @@ from tests import otlp_factory
 from tests.otlp_strategies import otlp_llm_requests
 
 _PRICES = PriceBook()
+_LLM = frozenset(LLM_OPERATIONS)
 
 
 def _items(attrs: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -400,3 +403,102 @@ def test_a_deduplicated_span_s_previews_go_with_it(tmp_path: Path) -> None:
         ("second answer", 210),
         ("third answer", 310),
     ]
+
+
+# --- the C extension's candidates (`canonical_native.preview_rows`) are the pure path's ----------------
+
+
+@st.composite
+def _decoded_part(draw: st.DrawFn) -> tuple[list[Any], ...]:
+    """`preview_candidates`' column lists as the decoder hands them over: rows of a few traces at times
+    that tie and cross, any items (stored canonical or as plain `json.dumps` text, chat histories,
+    opaque values, answers that only call tools), refs as tuples `(kind, source, hash, size)`."""
+    columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
+    plain = draw(st.booleans())
+    for _ in range(draw(st.integers(0, 12))):
+        items: list[tuple[str, Any]] = draw(st.one_of(st.just([]), _spans_items))
+        stored = [(kind, json.dumps(value) if plain else dumps(value)) for kind, value in items]
+        start = draw(st.integers(0, 2))
+        row = (
+            draw(st.sampled_from(["a", "b", "c"])),
+            start,
+            start + draw(st.integers(0, 2)),
+            draw(st.sampled_from(["chat", "text_completion", "execute_tool", None])),
+            [(kind, "s", body, len(body)) for kind, body in stored] or draw(st.sampled_from([None, []])),
+            [(body, body) for _, body in stored],
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
+
+
+def _candidates(columns: tuple[list[Any], ...], native: bool) -> list[dict[str, Any]] | None:
+    loaded = canonical_native.preview_rows
+    if not native:
+        canonical_native.preview_rows = canonical_native._no_rows
+    try:
+        table = preview_candidates(*columns)
+    finally:
+        canonical_native.preview_rows = loaded
+    return None if table is None else table.to_pylist()
+
+
+@pytest.mark.skipif(not canonical_native.AVAILABLE, reason="the C extension is not built")
+@settings(max_examples=400)
+@given(_decoded_part())
+@example(  # an answer that only calls tools: the extension hands back the names, Python writes the line
+    (
+        ["t"],
+        [0],
+        [1],
+        ["chat"],
+        [[("output", "s", "h", 1)]],
+        [[("h", dumps({"role": "assistant", "tool_calls": [{"function": {"name": "f\n"}}]}))]],
+    )
+)
+@example((["t"], [0], [1], ["chat"], [[("input", "s", "h", 1)]], [[("h", '"\\ud800"')]]))  # (a lone surrogate)
+@example((["t"], [0], [1], ["chat"], [[("input", "s", "h", 1)]], [[("h", '{"role":"user","content":1.5}')]]))
+def test_the_extension_s_candidates_are_the_pure_path_s(columns: tuple[list[Any], ...]) -> None:
+    """Per part, the picks and their lines the C extension reads (the Python left to finish: opaque
+    values, bodies it does not decide, a tool-only answer's line) are those of the pure path."""
+    assert _candidates(columns, native=True) == _candidates(columns, native=False)
+
+
+@pytest.mark.skipif(not canonical_native.AVAILABLE, reason="the C extension is not built")
+@pytest.mark.parametrize(
+    "columns",
+    [
+        (["t"], [0], [2**63], ["chat"], [[("output", "s", "h", 1)]], [[("h", "{}")]]),  # (past int64)
+        (["t"], [0], [1], ["chat"], [[["output", "s", "h", 1]]], [[("h", "{}")]]),  # (a ref as a list)
+        (["t"], [0], [1], ["chat"], [[("output", "s", "h", 1)]], [[]]),  # (refs and items unpaired)
+        (("t",), (0,), (1,), ("chat",), ([("output", "s", "h", 1)],), ([("h", "{}")],)),  # (not lists)
+    ],
+)
+def test_what_the_extension_does_not_read_the_pure_path_decides(columns: tuple[Any, ...]) -> None:
+    """A part the extension does not read whole is left to the pure path (None), which decides it: the
+    same table or the same error as without the extension."""
+    trace_ids, starts, ends, operations, refs, items = columns
+    assert (
+        canonical_native.preview_rows(trace_ids, starts, ends, operations, refs, items, _LLM, PREVIEW_CHARS, "…")
+        is None
+    )
+    try:
+        expected: Any = _candidates(columns, native=False)
+    except (ValueError, OverflowError) as error:
+        expected = type(error)
+    try:
+        got: Any = _candidates(columns, native=True)
+    except (ValueError, OverflowError) as error:
+        got = type(error)
+    assert got == expected
+
+
+@pytest.mark.skipif(not canonical_native.AVAILABLE, reason="the C extension is not built")
+def test_the_extension_reads_a_chat_part_whole() -> None:
+    """The usual part (chat histories and answers) is read by the extension with nothing left to Python."""
+    history = [dumps(_otel("user", "why?")), dumps(_otel("assistant", "because")), dumps(_otel("user", "sure?"))]
+    answer = dumps(_otel("assistant", "\n yes, sure \n"))
+    refs = [*(("input", "s", body, len(body)) for body in history), ("output", "s", answer, len(answer))]
+    items = [(body, body) for body in [*history, answer]]
+    got = canonical_native.preview_rows(["t"], [5], [9], ["chat"], [refs], [items], _LLM, PREVIEW_CHARS, "…")
+    assert got == ([0], ["t"], [5], [9], ["sure?"], ["yes, sure"], 0)
