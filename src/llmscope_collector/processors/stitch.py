@@ -282,9 +282,10 @@ class Stitcher:
         self, key: PartitionKey, spans: pa.Table, wal_start: int, wal_end: int, previews: pa.Table | None
     ) -> None:
         project, date = key
-        self._note_written(project, spans.select(["trace_id", "span_id"]).filter(llm_mask(spans)))
+        is_llm = llm_mask(spans)
+        self._note_written(project, spans.select(["trace_id", "span_id"]).filter(is_llm))
         corrections = self._take_corrections(project, spans)
-        table = trace_deltas(spans, corrections, previews)
+        table = trace_deltas(spans, corrections, previews, is_llm=is_llm)
         self._write(TRACES_DIR, project, date, table, wal_start, wal_end)
         self.deltas_written += table.num_rows
 
@@ -572,9 +573,9 @@ def _where(mask: Any, values: Any, otherwise: Any) -> Any:
     return pc.if_else(mask, values, otherwise)
 
 
-def _delta_inputs(spans: pa.Table) -> pa.Table:
+def _delta_inputs(spans: pa.Table, is_llm: Any) -> pa.Table:
     """One row per span of what it adds to its trace's delta (zeros/nulls where it adds nothing)."""
-    counted = pc.and_(llm_mask(spans), pc.invert(pc.fill_null(spans.column("llm_dup"), False)))
+    counted = pc.and_(is_llm, pc.invert(pc.fill_null(spans.column("llm_dup"), False)))
     known = pc.and_(counted, pc.fill_null(spans.column("cost_known"), False))
     parent = spans.column("parent_span_id")
     name, version = _present(spans.column("prompt_name")), _present(spans.column("prompt_version"))
@@ -609,27 +610,30 @@ _SUMMED = tuple(c.name for c in TRACE_COLUMNS if c.merge == "sum" and c.name != 
 _SETS = tuple(c.name for c in TRACE_COLUMNS if c.merge == "union" and c.name != "tags")
 
 
-def trace_deltas(spans: pa.Table, corrections: list[_Correction], previews: pa.Table | None = None) -> pa.Table:
+def trace_deltas(
+    spans: pa.Table, corrections: list[_Correction], previews: pa.Table | None = None, *, is_llm: Any = None
+) -> pa.Table:
     """Per-trace summary deltas of these span rows, minus the contributions of late-found duplicates, with
     the previews picked from `previews` (the rows' `PREVIEW_CANDIDATES`, in the rows' order: ties go to
-    the first; none without it)."""
-    inputs = _delta_inputs(spans)
-    grouped, sets = _grouped(inputs)
+    the first; none without it). `is_llm`: the rows' `llm_mask`, when the caller has it already."""
+    inputs = _delta_inputs(spans, llm_mask(spans) if is_llm is None else is_llm)
+    grouped, starts = _grouped(inputs)
+    trace_ids = grouped["trace_id"]
     out: dict[str, Any] = {
-        "trace_id": grouped.column("trace_id"),
-        "updated_ns": pa.array([time.time_ns()] * grouped.num_rows, pa.int64()),
-        "start_ns": grouped.column("start_ns_min"),
-        "end_ns": grouped.column("end_ns_max"),
-        "has_root": grouped.column("is_root_any"),
-        "span_count": grouped.column("trace_id_count"),
-        "session_id": grouped.column("session_id_first"),
-        "user_id": grouped.column("user_id_first"),
-        "tags": _tag_sets(spans, grouped.column("trace_id")),
+        "trace_id": trace_ids,
+        "updated_ns": pa.array([time.time_ns()] * len(trace_ids), pa.int64()),
+        "start_ns": grouped["start_ns_min"],
+        "end_ns": grouped["end_ns_max"],
+        "has_root": grouped["is_root_any"],
+        "span_count": grouped["trace_id_count"],
+        "session_id": grouped["session_id_first"],
+        "user_id": grouped["user_id_first"],
+        "tags": _tag_sets(spans, trace_ids),
     }
-    out.update({field: grouped.column(f"{field}_sum") for field in _SUMMED})
-    out.update({field: _none_if_empty(sets[field]) for field in _SETS})
-    out.update(_roots(spans, grouped.column("trace_id")))
-    out.update(trace_previews(previews, grouped.column("trace_id")))
+    out.update({field: grouped[f"{field}_sum"] for field in _SUMMED})
+    out.update({field: _none_if_empty(grouped[f"{field}_distinct"]) for field in _SETS})
+    out.update(_roots(spans, trace_ids, inputs.column("is_root"), starts))
+    out.update(trace_previews(previews, trace_ids))
     table = pa.table({name: out[name] for name in TRACE_DELTA_SCHEMA.names}).cast(TRACE_DELTA_SCHEMA)
     return _corrected(table, corrections) if corrections else table
 
@@ -639,43 +643,59 @@ _AGGREGATES: list[tuple[str, str]] = [
     ("end_ns", "max"),
     ("trace_id", "count"),
     ("is_root", "any"),
-    ("session_id", "first"),
-    ("user_id", "first"),
     *((field, "sum") for field in _SUMMED),
 ]
-_DISTINCT = [(field, "distinct") for field in _SETS]
+_FIRSTS = ("session_id", "user_id")  # the columns whose first non-null value per trace a delta keeps
+_HASHED = [*_AGGREGATES, *((field, "first") for field in _FIRSTS), *((field, "distinct") for field in _SETS)]
 
 
-def _grouped(inputs: pa.Table) -> tuple[pa.Table, dict[str, Any]]:
-    """The delta inputs aggregated per trace, in ascending order of trace id, and the union columns' lists
-    (aligned with it): by their runs of rows where the rows come sorted by trace id (`_run_sets`), else
-    (or should the runs not be the groups) by Acero's "distinct"."""
-    sets = _run_sets(inputs)
-    aggregates = _AGGREGATES if sets is not None else [*_AGGREGATES, *_DISTINCT]
-    grouped = pa.TableGroupBy(inputs, "trace_id", use_threads=False).aggregate(aggregates).sort_by("trace_id")
-    if sets is not None and sets.pop("trace_id").equals(grouped.column("trace_id").combine_chunks()):
-        return grouped, sets
-    if sets is not None:
-        grouped = pa.TableGroupBy(inputs, "trace_id", use_threads=False).aggregate([*_AGGREGATES, *_DISTINCT])
-        grouped = grouped.sort_by("trace_id")
-    return grouped, {field: grouped.column(f"{field}_distinct") for field in _SETS}
-
-
-def _run_sets(inputs: pa.Table) -> dict[str, Any] | None:
-    """The union columns' distinct values per trace when the rows come as runs of trace ids in ascending
-    order (a span file's: sorted by trace id), found by their runs (`arrow_native.run_sets`) instead of
-    Acero's hash "distinct", which cost ~0.27 us a span of the flush thread's ~0.4 of group-by; with
-    "trace_id": each run's id (to check that they are the group-by's groups). None: Acero's."""
+def _grouped(inputs: pa.Table) -> tuple[dict[str, Any], pa.Array | None]:
+    """The delta inputs aggregated per trace, in ascending order of trace id, by Acero's names
+    (`<column>_<aggregate>`), and the first row of each trace (then the row count) when each trace is
+    one run of rows (a span file's rows, sorted by trace id: `_by_runs`), else None (Acero's group-by)."""
     trace_ids = inputs.column("trace_id").combine_chunks()
     starts = run_starts(trace_ids)
-    if starts is None:
-        return None
-    sets: dict[str, Any] = {"trace_id": trace_ids.take(starts.slice(0, len(starts) - 1))}
+    if starts is not None:
+        by_runs = _by_runs(inputs, trace_ids, starts)
+        if by_runs is not None:
+            return by_runs, starts
+    grouped = pa.TableGroupBy(inputs, "trace_id", use_threads=False).aggregate(_HASHED).sort_by("trace_id")
+    return {name: grouped.column(name) for name in grouped.column_names}, None
+
+
+def _by_runs(inputs: pa.Table, trace_ids: pa.Array, starts: pa.Array) -> dict[str, Any] | None:
+    """`_grouped` where the rows come as runs of trace ids in ascending order: the unions by their runs
+    (`arrow_native.run_sets`) instead of Acero's hash "distinct" (~0.27 us a span of the flush thread's
+    ~0.4 of group-by), the first values by a count of the rows that have one (`_run_picks`) instead of
+    Acero's hash "first" (~0.5 ms of a 10k-span flush's ~1 ms of group-by, string values); Acero sums the
+    rest (its groups come in no set order: sorted). None (Acero's path) without the extension, or should
+    Acero's groups not be the runs."""
+    columns: dict[str, Any] = {}
     for field in _SETS:
-        sets[field] = run_sets(inputs.column(field).combine_chunks(), starts)
-        if sets[field] is None:
+        columns[f"{field}_distinct"] = run_sets(inputs.column(field).combine_chunks(), starts)
+        if columns[f"{field}_distinct"] is None:
             return None
-    return sets
+    grouped = pa.TableGroupBy(inputs, "trace_id", use_threads=False).aggregate(_AGGREGATES).sort_by("trace_id")
+    if not trace_ids.take(starts.slice(0, len(starts) - 1)).equals(grouped.column("trace_id").combine_chunks()):
+        return None
+    columns.update((name, grouped.column(name)) for name in grouped.column_names)
+    for field in _FIRSTS:
+        values = inputs.column(field).combine_chunks()
+        columns[f"{field}_first"] = values.drop_null().take(_run_picks(pc.is_valid(values), starts, last=False))
+    return columns
+
+
+def _run_picks(mask: Any, starts: pa.Array, *, last: bool) -> pa.Array:
+    """Per run of rows (`run_starts`), the position among the rows `mask` (null-free) selects of the run's
+    first (`last`: last) selected row; null where the run has none. A cumulative count of the selected
+    rows, read at the runs' bounds: no hashing of the runs' keys."""
+    counts = pc.cumulative_sum(pc.cast(mask, pa.int64()))
+    if isinstance(counts, pa.ChunkedArray):
+        counts = counts.combine_chunks()
+    before = pa.concat_arrays([pa.array([0], pa.int64()), counts]).take(starts)  # selected before each bound
+    earlier, later = before.slice(0, len(before) - 1), before.slice(1)
+    picked = pc.subtract(later, pa.scalar(1, pa.int64())) if last else earlier
+    return pc.if_else(pc.greater(later, earlier), picked, pa.scalar(None, pa.int64()))
 
 
 def removal_deltas(spans: pa.Table) -> pa.Table:
@@ -696,8 +716,15 @@ def removal_deltas(spans: pa.Table) -> pa.Table:
     return pa.table(columns, schema=TRACE_DELTA_SCHEMA)
 
 
-def _none_if_empty(lists: pa.ChunkedArray) -> pa.ChunkedArray:
-    return pc.if_else(pc.equal(pc.list_value_length(lists), 0), pa.scalar(None, lists.type), lists)
+def _none_if_empty(lists: pa.ChunkedArray | pa.ListArray) -> pa.ListArray:
+    """The lists with each empty one null: a null-free list array's offsets and values under a validity
+    mask, where `if_else` copied every list (~45 us each of a 10k-span flush's five union columns)."""
+    if isinstance(lists, pa.ChunkedArray):
+        lists = lists.combine_chunks()
+    if lists.null_count:  # (none come from the group-bys; kept general)
+        return pc.if_else(pc.equal(pc.list_value_length(lists), 0), pa.scalar(None, lists.type), lists)
+    empty = pc.equal(pc.list_value_length(lists), 0)
+    return pa.ListArray.from_arrays(lists.offsets, lists.values, type=lists.type, mask=empty)
 
 
 def _aligned(trace_ids: pa.ChunkedArray, keyed: pa.Table, column: str) -> pa.ChunkedArray:
@@ -725,18 +752,20 @@ def _tag_sets(spans: pa.Table, trace_ids: pa.ChunkedArray) -> pa.ChunkedArray:
 _ROOT_FIELDS = {c.name: c.source for c in TRACE_COLUMNS if c.merge == "root"}
 
 
-def _roots(spans: pa.Table, trace_ids: pa.ChunkedArray) -> dict[str, Any]:
-    """The root span's fields per trace (the last root row when a trace has several).
+def _roots(spans: pa.Table, trace_ids: Any, is_root: Any, starts: pa.Array | None) -> dict[str, Any]:
+    """The root span's fields per trace (the last root row when a trace has several; `is_root`: the rows'
+    mask, `starts`: the traces' runs of rows, as `_grouped` gives them).
 
-    The last root row of a trace is the first of the root rows taken backwards, and `index_in` gives a
-    value's first index: one lookup and one take of a few columns, where a hash group-by "last" and an
-    alignment cost ~0.25 us a span of the flush thread (and filtering before selecting, ~0.25 more:
-    every column of the rows was taken)."""
-    parent = spans.column("parent_span_id")
-    is_root = pc.or_kleene(pc.is_null(parent), pc.equal(parent, ""))
+    With runs, a trace's last root row is found by counting root rows (`_run_picks`); without, it is the
+    first of the root rows taken backwards, and `index_in` gives a value's first index: one lookup and one
+    take of a few columns, where a hash group-by "last" and an alignment cost ~0.25 us a span of the
+    flush thread (and filtering before selecting, ~0.25 more: every column of the rows was taken)."""
     roots = spans.select(["trace_id", *_ROOT_FIELDS.values()]).filter(is_root)
     if roots.num_rows == 0:
         return {name: pa.nulls(len(trace_ids), pa.string()) for name in _ROOT_FIELDS}
+    if starts is not None:
+        picks = _run_picks(is_root, starts, last=True)
+        return {name: pc.take(roots.column(column), picks) for name, column in _ROOT_FIELDS.items()}
     roots = roots.take(pa.array(range(roots.num_rows - 1, -1, -1), pa.int64()))
     where = pc.index_in(trace_ids, value_set=roots.column("trace_id"))
     return {name: pc.take(roots.column(column), where) for name, column in _ROOT_FIELDS.items()}
