@@ -46,7 +46,6 @@ from llmscope_collector.processors.previews import kept_candidates, trace_previe
 from llmscope_collector.storage.batch import DecodedPart, PartitionKey
 from llmscope_collector.storage.layout import LLM_DUPS_DIR, SPANS_DIR, TRACES_DIR, wal_range_of
 from llmscope_collector.storage.schema import (
-    COST_TYPE,
     LLM_DUP_SCHEMA,
     LLM_OPERATIONS,
     SPAN_SCHEMA,
@@ -155,13 +154,13 @@ def _fixed(values: pa.Array, width: int) -> pa.Array:
 def _blobs(llm: pa.Table, date_code: int) -> list[bytes]:
     """Every LLM row's blob, built in Arrow: reading the numbers into Python per row cost more than the
     rest of marking, and a bytes object holds them in a fifth of a tuple of ints and a Decimal."""
-    tokens = [pc.fill_null(llm.column(f), 0).combine_chunks() for f in _TOKEN_FIELDS]
+    tokens = [_zero_filled(llm.column(f)).combine_chunks() for f in _TOKEN_FIELDS]
     narrow = all(_INT32[0] <= (m := pc.min_max(t).as_py())["min"] and m["max"] <= _INT32[1] for t in tokens)
     width = 4 if narrow else 8
     if narrow:
         tokens = [pc.cast(t, pa.int32()) for t in tokens]
-    known = pc.fill_null(llm.column("cost_known"), False)
-    cost = pc.fill_null(pc.cast(pc.multiply(llm.column("cost_usd"), _COST_SCALE), pa.int64()), 0)
+    known = _true(llm.column("cost_known"))
+    cost = _zero_filled(pc.cast(pc.multiply(llm.column("cost_usd"), _COST_SCALE), pa.int64()))
     cost = pc.if_else(known, cost, pa.scalar(_COST_UNKNOWN, pa.int64())).combine_chunks()
     header = pa.scalar(_HEADER.pack(width, date_code), pa.binary())
     parts = [header, *(_fixed(t, width) for t in tokens), _fixed(cost, 8)]
@@ -558,7 +557,21 @@ def _marks(is_llm: pa.ChunkedArray, dups: list[bool]) -> pa.Array | pa.ChunkedAr
 
 def llm_mask(spans: pa.Table) -> pa.ChunkedArray:
     """True for the rows that are model calls (they carry tokens and cost)."""
-    return pc.fill_null(pc.is_in(spans.column("operation"), value_set=_LLM_VALUES), False)
+    return _true(pc.is_in(spans.column("operation"), value_set=_LLM_VALUES))
+
+
+def _true(mask: Any) -> Any:
+    """A boolean column with null as False: what `fill_null(mask, False)` gives, in two bitmap passes
+    (~4 us a 10k-row column) where that coalesces value by value (~80 us)."""
+    return pc.and_kleene(mask, pc.is_valid(mask))
+
+
+def _zero_filled(values: Any, where: Any = None) -> Any:
+    """A numeric column with null as 0 (and 0 where `where`, if given, is False): what `fill_null(values,
+    0)` (under `if_else(where, ..., 0)`) gives, in one `if_else` (~12 us a 10k-row column, where
+    `fill_null` alone took ~34)."""
+    valid = pc.is_valid(values)
+    return pc.if_else(valid if where is None else pc.and_(where, valid), values, pa.scalar(0, values.type))
 
 
 _LLM_FIELDS = ["trace_id", "span_id", "parent_span_id", *_TOKEN_FIELDS, "cost_known", "cost_usd"]
@@ -575,8 +588,8 @@ def _where(mask: Any, values: Any, otherwise: Any) -> Any:
 
 def _delta_inputs(spans: pa.Table, is_llm: Any) -> pa.Table:
     """One row per span of what it adds to its trace's delta (zeros/nulls where it adds nothing)."""
-    counted = pc.and_(is_llm, pc.invert(pc.fill_null(spans.column("llm_dup"), False)))
-    known = pc.and_(counted, pc.fill_null(spans.column("cost_known"), False))
+    counted = pc.and_(is_llm, pc.invert(_true(spans.column("llm_dup"))))
+    known = pc.and_(counted, _true(spans.column("cost_known")))
     parent = spans.column("parent_span_id")
     name, version = _present(spans.column("prompt_name")), _present(spans.column("prompt_version"))
     both = pc.and_(pc.is_valid(name), pc.is_valid(version))
@@ -587,10 +600,10 @@ def _delta_inputs(spans: pa.Table, is_llm: Any) -> pa.Table:
         "start_ns": spans.column("start_ns"),
         "end_ns": spans.column("end_ns"),
         "is_root": pc.or_kleene(pc.is_null(parent), pc.equal(parent, "")),
-        "error_count": pc.cast(pc.fill_null(pc.equal(spans.column("status_code"), "ERROR"), False), pa.int64()),
+        "error_count": pc.cast(_true(pc.equal(spans.column("status_code"), "ERROR")), pa.int64()),
         "llm_calls": pc.cast(counted, pa.int64()),
         "cost_unknown": pc.cast(pc.and_(counted, pc.invert(known)), pa.int64()),
-        "cost_usd": _where(known, pc.fill_null(spans.column("cost_usd"), 0), pa.scalar(0, COST_TYPE)),
+        "cost_usd": _zero_filled(spans.column("cost_usd"), known),
         "session_id": _present(spans.column("session_id")),
         "user_id": _present(spans.column("user_id")),
         "services": _present(spans.column("service_name")),
@@ -600,7 +613,7 @@ def _delta_inputs(spans: pa.Table, is_llm: Any) -> pa.Table:
         "providers": _where(counted, _present(spans.column("provider")), none),
     }
     for field in _TOKEN_FIELDS:
-        columns[field] = _where(counted, pc.fill_null(spans.column(field), 0), pa.scalar(0, pa.int64()))
+        columns[field] = _zero_filled(spans.column(field), counted)
     return pa.table(columns)
 
 
