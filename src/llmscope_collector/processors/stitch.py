@@ -228,12 +228,13 @@ class Stitcher:
         usage = _has_usage(llm)
         traces = self._touch(project, trace_ids, now)
         wrappers = self._wrappers(traces, trace_ids, span_ids, parents, usage, llm.column("parent_span_id"))
+        rows: Iterable[tuple[Any, ...]]
         if wrappers:  # not registered, not marked: their nested calls are the ones counted
             keep = [i for i in range(len(span_ids)) if i not in wrappers]
             rows = [(trace_ids[i], span_ids[i], parents[i], blobs[i]) for i in keep]
             trace_ids, span_ids = [r[0] for r in rows], [r[1] for r in rows]
-        else:
-            keep, rows = [], list(zip(trace_ids, span_ids, parents, blobs, strict=True))
+        else:  # marked straight from the columns: no tuple a row kept (each counts toward a GC collection)
+            keep, rows = [], zip(trace_ids, span_ids, parents, blobs, strict=True)
         _register(traces, trace_ids, span_ids)
         self._parents.clear()
         dups = self._mark(project, traces, rows)
