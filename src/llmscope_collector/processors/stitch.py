@@ -366,7 +366,7 @@ class Stitcher:
                 windows.move_to_end(trace_id)
                 if trace.packed is not None:
                     trace.unpack()
-            elif trace is None and (project, trace_id) not in windows:  # new (most traces): `_touch_keyed`'s
+            elif trace is None and (project, trace_id) not in windows:  # a new window (most): `_touch_keyed`, inlined
                 trace = windows[trace_id] = _Trace()
                 trace.project, trace.unwritten, trace.packed = project, None, None
             else:
@@ -683,8 +683,15 @@ def trace_deltas(
     out.update({field: _none_if_empty(grouped[f"{field}_distinct"]) for field in _SETS})
     out.update(_roots(spans, trace_ids, inputs.column("is_root"), starts))
     out.update(trace_previews(previews, trace_ids))
-    table = pa.table({name: out[name] for name in TRACE_DELTA_SCHEMA.names}).cast(TRACE_DELTA_SCHEMA)
+    table = _in_schema(out, TRACE_DELTA_SCHEMA)
     return _corrected(table, corrections) if corrections else table
+
+
+def _in_schema(columns: dict[str, Any], schema: pa.Schema) -> pa.Table:
+    """The table of `schema` from these columns, casting only those of another type (the cost sums):
+    `Table.cast` went through every column, ~125 us a 10k-span flush's deltas where this takes ~40."""
+    arrays = [columns[f.name] if columns[f.name].type == f.type else pc.cast(columns[f.name], f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 _AGGREGATES: list[tuple[str, str]] = [
