@@ -102,7 +102,7 @@ class _Trace(dict[Any, Any]):
 
     def pack(self) -> None:
         """Hold the entries as one string (its states are ints, so `marshal` takes the entries as they are:
-        a C call, not a Python step per entry)."""
+        a C call, not a Python step per entry). `Stitcher._note_written` does the same inline."""
         self.packed = marshal.dumps(dict(self))
         self.clear()
 
