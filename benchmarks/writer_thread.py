@@ -7,7 +7,8 @@ once with the native decoder and pickled as the decode workers send them back; e
 (not timed) and feeds them, in order, to a fresh writer with the collector's stitcher hook, content
 store and dedupe window over a temp data dir, flushing every 10,000 spans as the consumer does.
 Reported: this thread's CPU time per span (best of `--repeat` passes; the Parquet encoding and the
-Arrow kernels count, fsync waits do not). `--out DIR` keeps the last pass's files, e.g. to compare the
+Arrow kernels count, fsync waits do not), with the server's garbage-collector settings (`tune_gc`).
+`--out DIR` keeps the last pass's files, e.g. to compare the
 tables two revisions write: the requests carry the current time, so give both `--inputs FILE` (the
 pickled requests, made and saved there by the first run, read by the next), and their span files are
 then equal byte for byte (content and delta files differ only in their wall-clock stamps).
@@ -29,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from ingest import build_templates  # noqa: E402
 from otlp_traces import CONTENT_MARKER, TRACE_MARKER  # noqa: E402
 
+from llmscope_collector.process_memory import tune_gc  # noqa: E402
 from llmscope_collector.processors.decode import decode_bytes, default_prices  # noqa: E402
 from llmscope_collector.processors.stitch import Stitcher  # noqa: E402
 from llmscope_collector.storage.dedupe import RecentSpanIds  # noqa: E402
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         pickled = decoded_requests(args.requests)
         if args.inputs is not None:
             args.inputs.write_bytes(pickle.dumps(pickled))
+    tune_gc()  # as `llmscope serve` runs once started: without it, collections the server does not make count here
     best, spans = float("inf"), 0
     for i in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
