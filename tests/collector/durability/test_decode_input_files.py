@@ -17,16 +17,7 @@ import pytest
 
 from llmscope_collector.processors import decode_pool
 from llmscope_collector.processors.decode_pool import DecodePool, ResultsLost
-from llmscope_collector.storage.batch import Decoded, DecodedBatch
-from tests.collector.durability.helpers import payload
-
-
-def _items(records: int, spans: int) -> list[tuple[str, bytes]]:
-    now = time.time_ns()
-    return [
-        (f"project-{r % 2}", payload([(r * spans + s + 1).to_bytes(8, "big") for s in range(spans)], start_ns=now + r))
-        for r in range(records)
-    ]
+from tests.collector.durability.helpers import assert_same_batches, decode_items
 
 
 def _shipped(items: list[tuple[str, bytes]], directory: Path | None) -> tuple[bytes, object]:
@@ -35,18 +26,8 @@ def _shipped(items: list[tuple[str, bytes]], directory: Path | None) -> tuple[by
     return message, pickle.loads(message)
 
 
-def _assert_equal(got: list[Decoded], want: list[Decoded]) -> None:
-    assert len(got) == len(want)
-    for a, b in zip(got, want, strict=True):
-        assert isinstance(a, DecodedBatch) and isinstance(b, DecodedBatch)
-        assert (a.accepted, a.rejected, a.errors) == (b.accepted, b.rejected, b.errors)
-        assert list(a.partitions) == list(b.partitions)
-        for key, part in a.partitions.items():
-            assert part.spans.to_pylist() == b.partitions[key].spans.to_pylist()
-
-
 def test_large_inputs_cross_by_a_file_that_the_next_task_reuses(tmp_path: Path) -> None:
-    items = _items(8, 160)
+    items = decode_items(8, 160, projects=2)
     assert sum(len(p) for _, p in items) >= decode_pool._FILE_MIN_BYTES
     for _ in range(3):
         message, back = _shipped(items, tmp_path)
@@ -58,14 +39,14 @@ def test_large_inputs_cross_by_a_file_that_the_next_task_reuses(tmp_path: Path) 
 
 def test_a_file_freed_by_a_larger_task_holds_a_smaller_one_exactly(tmp_path: Path) -> None:
     """A reused file is not cut to its new contents: its reader reads the sizes it is sent, no more."""
-    large, small = _items(12, 160), _items(8, 160)
+    large, small = decode_items(12, 160, projects=2), decode_items(8, 160, projects=2)
     _shipped(large, tmp_path)
     assert _shipped(small, tmp_path)[1] == small
     assert len(os.listdir(tmp_path)) == 1
 
 
 def test_small_inputs_and_inputs_without_a_directory_go_by_the_pipe(tmp_path: Path) -> None:
-    small, large = _items(1, 1), _items(8, 160)
+    small, large = decode_items(1, 1, projects=2), decode_items(8, 160, projects=2)
     message, back = _shipped(small, tmp_path)
     assert back == small and os.listdir(tmp_path) == []
     message, back = _shipped(large, None)
@@ -73,7 +54,7 @@ def test_small_inputs_and_inputs_without_a_directory_go_by_the_pipe(tmp_path: Pa
 
 
 def test_inputs_go_by_the_pipe_when_the_directory_is_gone(tmp_path: Path) -> None:
-    items = _items(8, 160)
+    items = decode_items(8, 160, projects=2)
     message, back = _shipped(items, tmp_path / "removed")
     assert back == items and len(message) > decode_pool._FILE_MIN_BYTES
 
@@ -82,7 +63,7 @@ def test_inputs_go_by_the_pipe_when_the_directory_is_gone(tmp_path: Path) -> Non
 def test_an_unreadable_input_file_fails_its_task_not_the_worker(tmp_path: Path, damage: str) -> None:
     """Unpickling (the worker's task loop) gives `ResultsLost` rather than raising, which would break the pool;
     the task then raises it, so that the collector decodes the records itself."""
-    items = _items(8, 160)
+    items = decode_items(8, 160, projects=2)
     message = ForkingPickler.dumps(decode_pool._Inputs(items, str(tmp_path)))
     [name] = os.listdir(tmp_path)
     if damage == "removed":
@@ -118,12 +99,12 @@ def test_records_whose_input_file_a_worker_cannot_read_are_decoded_again_none_lo
     the file damaged, the worker released. Every record comes back once, as inline decoding gives it (the
     collector decoded them: the task failed for its lost inputs); the pool keeps working (the worker did not
     break)."""
-    items = _items(8, 160)
+    items = decode_items(8, 160, projects=2)
     size = sum(len(p) for _, p in items)
     release, started = str(tmp_path / "release"), str(tmp_path / "started")
     pool, inline = DecodePool(1), DecodePool(0)
     try:
-        pool.decode(_items(8, 1))  # start the worker
+        pool.decode(decode_items(8, 1, projects=2))  # start the worker
         directory = pool._results_dir
         assert directory is not None
         blocker = threading.Thread(target=pool.offload, args=(1 << 20, block_until, release, started))
@@ -145,8 +126,8 @@ def test_records_whose_input_file_a_worker_cannot_read_are_decoded_again_none_lo
             got = pending.results()
         assert "decode inputs lost" in caplog.text
         blocker.join(60)
-        _assert_equal(got, inline.decode(items))
-        _assert_equal(pool.decode(items), inline.decode(items))  # and the pool still works, by its worker
+        assert_same_batches(got, inline.decode(items))
+        assert_same_batches(pool.decode(items), inline.decode(items))  # and the pool still works, by its worker
         assert pool.running
     finally:
         Path(release).touch()

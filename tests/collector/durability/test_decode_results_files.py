@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
-import time
 from concurrent.futures import Future
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
@@ -17,29 +16,8 @@ import pytest
 
 from llmscope_collector.processors import decode_pool
 from llmscope_collector.processors.decode_pool import DecodePool, ResultsLost
-from llmscope_collector.storage.batch import Decoded, DecodedBatch
-from tests.collector.durability.helpers import payload
-
-
-def _items(records: int, spans: int) -> list[tuple[str, bytes]]:
-    now = time.time_ns()
-    return [
-        ("default", payload([(r * spans + s + 1).to_bytes(8, "big") for s in range(spans)], start_ns=now + r))
-        for r in range(records)
-    ]
-
-
-def _assert_equal(got: list[Decoded], want: list[Decoded]) -> None:
-    assert len(got) == len(want)
-    for a, b in zip(got, want, strict=True):
-        assert isinstance(a, DecodedBatch) and isinstance(b, DecodedBatch)
-        assert (a.accepted, a.rejected, a.errors) == (b.accepted, b.rejected, b.errors)
-        assert list(a.partitions) == list(b.partitions)
-        for key, part in a.partitions.items():
-            other = b.partitions[key]
-            assert part.spans.schema.equals(other.spans.schema, check_metadata=True)
-            assert part.spans.to_pylist() == other.spans.to_pylist()
-            assert part.content.to_pylist() == other.content.to_pylist()
+from llmscope_collector.storage.batch import Decoded
+from tests.collector.durability.helpers import assert_same_batches, decode_items
 
 
 def _worker_writes_to(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,37 +28,37 @@ def _worker_writes_to(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_large_result_crosses_by_a_file_that_the_next_result_reuses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    items = _items(4, 60)
+    items = decode_items(4, 60)
     sent = decode_pool.decode_payloads(items)
     _worker_writes_to(tmp_path, monkeypatch)
     for _ in range(3):
         message = ForkingPickler.dumps(sent)
         assert len(message) < decode_pool._FILE_MIN_BYTES  # the tables went to a file, not into the message
         back = pickle.loads(message)
-        _assert_equal(back, sent)
+        assert_same_batches(back, sent)
         [name] = os.listdir(tmp_path)  # read, left for the next result, which wrote into it
         assert name.endswith(decode_pool._FREE)
 
 
 def test_a_small_result_goes_by_the_pipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    sent = decode_pool.decode_payloads(_items(1, 1))
+    sent = decode_pool.decode_payloads(decode_items(1, 1))
     _worker_writes_to(tmp_path, monkeypatch)
-    _assert_equal(pickle.loads(ForkingPickler.dumps(sent)), sent)
+    assert_same_batches(pickle.loads(ForkingPickler.dumps(sent)), sent)
     assert os.listdir(tmp_path) == []
 
 
 def test_results_go_by_the_pipe_when_the_directory_is_gone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    sent = decode_pool.decode_payloads(_items(4, 60))
+    sent = decode_pool.decode_payloads(decode_items(4, 60))
     _worker_writes_to(tmp_path / "removed", monkeypatch)
     message = ForkingPickler.dumps(sent)
     assert len(message) > decode_pool._FILE_MIN_BYTES
-    _assert_equal(pickle.loads(message), sent)
+    assert_same_batches(pickle.loads(message), sent)
 
 
 def test_a_results_file_that_cannot_be_read_back_means_its_records_are_decoded_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    items = _items(4, 60)
+    items = decode_items(4, 60)
     sent = decode_pool.decode_payloads(items)
     _worker_writes_to(tmp_path, monkeypatch)
     message = ForkingPickler.dumps(sent)
@@ -92,11 +70,11 @@ def test_a_results_file_that_cannot_be_read_back_means_its_records_are_decoded_a
     future: Future[list[Decoded]] = Future()
     future.set_result(lost)  # type: ignore[arg-type]
     again = pool.results(decode_pool._Task(future, items, 0))
-    _assert_equal(again, sent)
+    assert_same_batches(again, sent)
 
 
 def test_pooled_large_results_equal_inline_ones_and_the_directory_goes_with_the_pool() -> None:
-    items = _items(40, 60)  # several tasks of large results
+    items = decode_items(40, 60)  # several tasks of large results
     pooled, inline = DecodePool(2), DecodePool(0)
     try:
         first = pooled.decode(items)
@@ -110,5 +88,5 @@ def test_pooled_large_results_equal_inline_ones_and_the_directory_goes_with_the_
         pooled.close()
     assert not os.path.exists(directory)
     want = inline.decode(items)
-    _assert_equal(first, want)
-    _assert_equal(second, want)
+    assert_same_batches(first, want)
+    assert_same_batches(second, want)
