@@ -323,3 +323,25 @@ def test_message_said_answers_for_the_usual_messages() -> None:
     assert canonical_native.message_said('{"role": 1.5}', 200, "…") is None  # a float: the caller decodes
     with pytest.raises(ValueError):
         canonical_native.message_said("{}", 0, "…")
+
+
+# The string scans go 16 bytes a step (SSE2), then 8, then byte by byte: a byte that ends a run of plain
+# ones must stop each of them at any offset, in a string as in a key, and in split_array's element skip.
+_STOPPERS = [b'\\"', b"\\\\", b"\\n", b"\\u00e9", b"\\ud83d\\ude00", b"\xc3\xa9", b"\xe6\x97\xa5", b"\x01", b"\x1f"]
+_STOPPERS += [b"\xff", b"\xc3", b"\x7f", b"\x80", b" ", b"\\/", b"\\x"]
+
+
+@pytest.mark.parametrize("stopper", _STOPPERS)
+def test_a_byte_that_ends_a_plain_run_is_seen_at_any_offset(stopper: bytes) -> None:
+    for offset in range(40):
+        for tail in (0, 1, 9, 17, 33):
+            content = b"a" * offset + stopper + b"b" * tail
+            for text in (b'"' + content + b'"', b'{"' + content + b'":"' + content + b'","k":1}'):
+                assert canonical_native.canonical(text) == _reference(text)
+                array = b'["' + content + b'", ' + text + b"]"
+                for table in (None, {}):
+                    items, _, _, _ = canonical_native.split_array(array, table, 1 << 20, 1 << 14, "i", "k")
+                    raws = [b'"' + content + b'"', text]
+                    assert items is not None
+                    expected = [_pair(raw) or raw for raw in raws]
+                    assert items == expected
