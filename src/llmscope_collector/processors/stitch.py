@@ -100,9 +100,16 @@ class _Trace(dict[Any, Any]):
     unwritten: set[Any] | None  # blob spans registered but not yet in a written span file
     packed: bytes | None  # the entries while the dict is empty (`pack`)
 
+    @classmethod
+    def new(cls, project: str) -> _Trace:
+        """An empty window of one of `project`'s traces."""
+        trace = cls()
+        trace.project, trace.unwritten, trace.packed = project, None, None
+        return trace
+
     def pack(self) -> None:
         """Hold the entries as one string (its states are ints, so `marshal` takes the entries as they are:
-        a C call, not a Python step per entry). `Stitcher._note_written` does the same inline."""
+        a C call, not a Python step per entry)."""
         self.packed = marshal.dumps(dict(self))
         self.clear()
 
@@ -368,8 +375,7 @@ class Stitcher:
                 if trace.packed is not None:
                     trace.unpack()
             elif trace is None and (project, trace_id) not in windows:  # a new window (most): `_touch_keyed`, inlined
-                trace = windows[trace_id] = _Trace()
-                trace.project, trace.unwritten, trace.packed = project, None, None
+                trace = windows[trace_id] = _Trace.new(project)
             else:
                 trace = self._touch_keyed(project, trace_id, trace is None)
                 if trace.packed is not None:
@@ -385,8 +391,7 @@ class Stitcher:
         if trace is not None:
             self._windows.move_to_end(key)
             return trace
-        trace = _Trace()
-        trace.project, trace.unwritten, trace.packed = project, None, None
+        trace = _Trace.new(project)
         self._windows[trace_id if id_free else key] = trace
         return trace
 
@@ -422,12 +427,10 @@ class Stitcher:
                 unwritten = traces[trace_id].unwritten
                 if unwritten:
                     unwritten.discard(span_id)
-        dumps = marshal.dumps
-        for trace in traces.values():  # `_Trace.pack`, inlined: a call per trace was ~15% of this loop
+        for trace in traces.values():
             if not trace.unwritten:
                 trace.unwritten = None
-                trace.packed = dumps(dict.copy(trace))  # (a plain dict: marshal takes no subclass)
-                trace.clear()
+                trace.pack()
 
     # -- marking --------------------------------------------------------------------------------------
 
@@ -439,24 +442,7 @@ class Stitcher:
             trace = traces[trace_id]
             value = trace[span_id]
             if value is _NEW:
-                siblings = trace.get(parent)
-                if (
-                    parent
-                    and parent != span_id
-                    and (siblings is None or (type(siblings) is tuple and siblings[0] is _UNSEEN))
-                ):
-                    # `_settle_new`'s outcome for most rows (a blob under a parent not, or not yet, an LLM
-                    # span), inlined: a call per row was ~a fifth of marking
-                    trace[parent] = (_UNSEEN, span_id) if siblings is None else (*siblings, span_id)
-                    if self._parents:
-                        self._parents.pop(id(trace), None)
-                    if trace.unwritten is None:
-                        trace.unwritten = {span_id}
-                    else:
-                        trace.unwritten.add(span_id)
-                    value = trace[span_id] = blob
-                else:
-                    value = trace[span_id] = self._settle_new(trace, span_id, parent, blob)
+                value = trace[span_id] = self._settle_new(trace, span_id, parent, blob)
             elif value is not _DUP:
                 value = self._mark_known(project, trace_id, trace, span_id, value, parent, blob)
             dups.append(value is _DUP)
