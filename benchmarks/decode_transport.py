@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "src"))
 
-from ingest import build_templates  # noqa: E402
+from ingest import build_templates, process_tree  # noqa: E402
 
 from llmscope_collector.process_memory import tune_gc, tune_process_memory  # noqa: E402
 
@@ -47,13 +47,11 @@ def _sent(route: str, task: Sequence[tuple[str, bytes]], directory: str | None) 
 
 
 def _workers_cpu() -> float:
-    """On-CPU seconds of this process's children, every thread (ns resolution: /proc/<pid>/task/*/schedstat)."""
-    total, me = 0, os.getpid()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    """On-CPU seconds of this process's children (`ingest.process_tree`), every thread, at ns resolution
+    (/proc/<pid>/task/*/schedstat: a task of this bench takes less than the clock ticks `tree_cpu_s` counts)."""
+    total = 0
+    for pid in process_tree(os.getpid())[1:]:
         try:
-            with open(f"/proc/{pid}/stat") as fh:
-                if int(fh.read().rsplit(")", 1)[1].split()[1]) != me:
-                    continue
             for tid in os.listdir(f"/proc/{pid}/task"):
                 with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
                     total += int(fh.read().split()[0])
