@@ -642,17 +642,19 @@ static void blake2b_compress(uint64_t h[8], const unsigned char block[128], uint
 #define B2B_ATTR __attribute__((target("sse4.1")))
 
 /* The same compression with the state's 4x4 words as eight 128-bit registers, two lanes a row half: one
- * G step runs two columns (then two diagonals) per instruction. Measured on the bench machine (AMD EPYC
- * Zen 2, 3.1 GHz; ns of CPU a byte of `digest`, 64 KB input): scalar 1.37, this 1.09 (-20%; 4 KB 1.40 ->
- * 1.15, 1 KB 1.55 -> 1.30 with the call's overhead). BLAKE2b is latency-bound (each G a chain of 13
- * dependent operations), so the diagonal step keeps row b in place and moves a and c one lane round
- * (alignr) and swaps d's halves (no instruction): a and c are ready well before b, whose last write ends
- * the chain; moving b and d instead measured 1.24. A 256-bit AVX2 version (a row a register) measured
- * 1.15: its lane rotations are cross-lane permutes (vpermq), slow on Zen 2 where they sit on that chain.
+ * G step runs two columns (then two diagonals) per instruction. Every new content item is hashed: the
+ * scalar compression was ~17k of the decode's ~150k instructions a bench span, its largest C cost.
+ * Measured on the bench machine (AMD EPYC Zen 2, ~3.1 GHz; CPU ns a byte of `digest`, alternating runs):
+ * 64 KB 1.37 -> 1.09..1.17 (-17..20%), 4 KB 1.45 -> 1.19, 1 KB 1.62 -> 1.33; 1678 -> 1217 instructions a
+ * block (callgrind). BLAKE2b is latency-bound (each G a chain of 13 dependent operations), so the
+ * diagonal step keeps row b in place and moves a and c one lane round (alignr) and swaps d's halves (no
+ * instruction): a and c are ready well before b, whose last write ends the chain; moving b and d instead
+ * measured 1.24 (64 KB). A 256-bit AVX2 version (a row a register) measured 1.15: its lane rotations are
+ * cross-lane permutes (vpermq), slow on Zen 2 where they sit on that chain.
  * Only called where `__builtin_cpu_supports("sse4.1")` (x86-64 since 2008); the scalar path otherwise. */
 
 /* (m[i], m[j]) from the 128-bit pairs `w` (w[k] = m[2k], m[2k+1]). */
-static inline B2B_ATTR __m128i b2b_pair2(const __m128i w[8], int i, int j) {
+static inline B2B_ATTR __m128i b2b_pair(const __m128i w[8], int i, int j) {
     __m128i a = w[i / 2], b = w[j / 2];
     if (i % 2 == 0 && j % 2 == 0) return _mm_unpacklo_epi64(a, b);
     if (i % 2 == 1 && j % 2 == 1) return _mm_unpackhi_epi64(a, b);
@@ -689,12 +691,12 @@ static B2B_ATTR void blake2b_compress_sse41(uint64_t h[8], const unsigned char b
 #define B2B_ROUND2(r)                                                                                          \
     do {                                                                                                       \
         const uint8_t *s = BLAKE2B_SIGMA[r];                                                                   \
-        B2B_G2(a0, b0, c0, d0, b2b_pair2(w, s[0], s[2]), b2b_pair2(w, s[1], s[3]));                            \
-        B2B_G2(a1, b1, c1, d1, b2b_pair2(w, s[4], s[6]), b2b_pair2(w, s[5], s[7]));                            \
+        B2B_G2(a0, b0, c0, d0, b2b_pair(w, s[0], s[2]), b2b_pair(w, s[1], s[3]));                            \
+        B2B_G2(a1, b1, c1, d1, b2b_pair(w, s[4], s[6]), b2b_pair(w, s[5], s[7]));                            \
         e = _mm_alignr_epi8(a0, a1, 8), a1 = _mm_alignr_epi8(a1, a0, 8), a0 = e;                               \
         f = _mm_alignr_epi8(c1, c0, 8), c1 = _mm_alignr_epi8(c0, c1, 8), c0 = f;                               \
-        B2B_G2(a0, b0, c0, d1, b2b_pair2(w, s[14], s[8]), b2b_pair2(w, s[15], s[9]));                          \
-        B2B_G2(a1, b1, c1, d0, b2b_pair2(w, s[10], s[12]), b2b_pair2(w, s[11], s[13]));                        \
+        B2B_G2(a0, b0, c0, d1, b2b_pair(w, s[14], s[8]), b2b_pair(w, s[15], s[9]));                          \
+        B2B_G2(a1, b1, c1, d0, b2b_pair(w, s[10], s[12]), b2b_pair(w, s[11], s[13]));                        \
         e = _mm_alignr_epi8(a1, a0, 8), a1 = _mm_alignr_epi8(a0, a1, 8), a0 = e;                               \
         f = _mm_alignr_epi8(c0, c1, 8), c1 = _mm_alignr_epi8(c1, c0, 8), c0 = f;                               \
     } while (0)
