@@ -10,9 +10,11 @@ duplicate key), or it saves nothing.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import msgspec
 import pytest
@@ -136,15 +138,48 @@ def test_long_texts_past_the_stack_buffers(size: int) -> None:
 
 
 # BLAKE2b-128 of the canonical text is the content store's key: the extension's own BLAKE2b must be
-# hashlib's on any bytes (every length around the 128-byte blocks, the empty input included).
+# hashlib's on any bytes, by both its compressions: `digest` runs the SIMD one where the CPU has SSE4.1
+# (the scalar one elsewhere), `_digest_scalar` always the portable scalar one. Every length around the
+# 128-byte blocks (the empty input included) and long inputs.
+_DIGESTS = ["digest", "_digest_scalar"]
+_STREAM = hashlib.shake_256(b"llmscope blake2b").digest(70_000)
+_BLOCK_EDGES = [127, 128, 129, 255, 256, 257, 383, 384, 385, 1023, 1024, 1025, 4095, 4096, 4097]
+
+
+def _digest(name: str) -> Callable[[bytes | memoryview], str]:
+    module = importlib.import_module("llmscope_collector.processors._canonical_json")
+    return cast(Callable[[bytes | memoryview], str], getattr(module, name))
+
+
+def _repeated(seed: bytes, size: int) -> bytes:
+    return (seed * (size // len(seed) + 1))[:size]
+
+
+_DIGEST_INPUTS = (
+    st.binary(max_size=700)
+    | st.integers(0, 1100).flatmap(lambda n: st.binary(min_size=n, max_size=n))
+    | st.builds(_repeated, st.binary(min_size=1, max_size=300), st.sampled_from(_BLOCK_EDGES) | st.integers(0, 70_000))
+)
+
+
+@pytest.mark.parametrize("name", _DIGESTS)
 @settings(max_examples=500, deadline=None)
-@given(st.binary(max_size=700) | st.integers(0, 520).flatmap(lambda n: st.binary(min_size=n, max_size=n)))
+@given(_DIGEST_INPUTS)
 @example(b"")
 @example(b"\x00" * 128)
 @example(b"\xff" * 129)
 @example(b"a" * 256)
-def test_digest_is_hashlibs_blake2b_16(data: bytes) -> None:
-    assert canonical_native.digest(data) == hashlib.blake2b(data, digest_size=16).hexdigest()
+def test_digest_is_hashlibs_blake2b_16(name: str, data: bytes) -> None:
+    assert _digest(name)(data) == hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+@pytest.mark.parametrize("name", _DIGESTS)
+def test_digest_of_every_length(name: str) -> None:
+    digest = _digest(name)
+    for size in [*range(1101), *_BLOCK_EDGES, 65_535, 65_536, 65_537, len(_STREAM)]:
+        data = _STREAM[:size]
+        assert digest(data) == hashlib.blake2b(data, digest_size=16).hexdigest(), size
+    assert digest(memoryview(_STREAM)[3:300]) == hashlib.blake2b(_STREAM[3:300], digest_size=16).hexdigest()
 
 
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
