@@ -3,8 +3,9 @@
     python benchmarks/writer_thread.py [--requests 200] [--repeat 5] [--out DIR] [--inputs FILE]
 
 The ingest bench's requests (`ingest.build_templates`, each made unique as its senders do) are decoded
-once with the native decoder and pickled as the decode workers send them back; each pass unpickles them
-(not timed) and feeds them, in order, to a fresh writer with the collector's stitcher hook, content
+once with the native decoder and pickled; each pass unpickles them and ships them as the decode pool does
+(`DecodedList`, 32 a task: the tables read zero-copy from one stream per schema, their sizes known; not
+timed) and feeds them, in order, to a fresh writer with the collector's stitcher hook, content
 store and dedupe window over a temp data dir, flushing every 10,000 spans as the consumer does.
 Reported: this thread's CPU time per span (best of `--repeat` passes; the Parquet encoding and the
 Arrow kernels count, fsync waits do not), with the server's garbage-collector settings (`tune_gc`).
@@ -21,6 +22,7 @@ import pickle
 import sys
 import tempfile
 import time
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,10 +35,12 @@ from otlp_traces import CONTENT_MARKER, TRACE_MARKER  # noqa: E402
 from llmscope_collector.process_memory import tune_gc  # noqa: E402
 from llmscope_collector.processors.decode import decode_bytes, default_prices  # noqa: E402
 from llmscope_collector.processors.stitch import Stitcher  # noqa: E402
+from llmscope_collector.storage.batch import DecodedList  # noqa: E402
 from llmscope_collector.storage.dedupe import RecentSpanIds  # noqa: E402
 from llmscope_collector.storage.parquet_writer import ParquetSpanWriter  # noqa: E402
 
 FLUSH_ROWS = 10_000  # the consumer's default `flush_rows`
+TASK_RECORDS = 32  # a decode task's records (`decode_pool._TASK_RECORDS`; the bench's are ~40 KB)
 WINDOW = 250_000  # the default dedupe window (`Settings.dedupe_window_spans`)
 
 
@@ -57,7 +61,12 @@ def one_pass(pickled: list[bytes], data_dir: Path) -> tuple[float, int]:
     """(thread CPU seconds, spans) of adding and flushing every request into a fresh writer."""
     stitcher = Stitcher(data_dir)
     writer = ParquetSpanWriter(data_dir, RecentSpanIds(WINDOW), hook=stitcher)
-    batches = [pickle.loads(p) for p in pickled]
+    requests = [pickle.loads(p) for p in pickled]
+    batches = [
+        batch
+        for n in range(0, len(requests), TASK_RECORDS)
+        for batch in pickle.loads(ForkingPickler.dumps(DecodedList(requests[n : n + TASK_RECORDS])))
+    ]
     spans = start = 0
     began = time.thread_time()
     for lsn, batch in enumerate(batches):

@@ -200,13 +200,13 @@ class ParquetSpanWriter:
         spans = part.spans if kept == len(keys) else part.spans.filter(pa.array(keep))
         buffer.spans.append(spans)
         buffer.content.append(part.content)
-        size = _held_bytes(spans) + _held_bytes(part.content)
+        size = _held_bytes(part, spans) + _held_bytes(part, part.content)
         previews = None  # only the hook reads them
         if self._hook is not None and part.previews is not None and part.previews.num_rows:
             previews = part.previews if kept == len(keys) else self._hook.kept_previews(part, keep, spans)
         if previews is not None and previews.num_rows:
             buffer.previews.append(previews)
-            size += _held_bytes(previews)
+            size += _held_bytes(part, previews)
         buffer.rows += kept
         buffer.bytes += size
         self._buffered_rows += kept
@@ -332,11 +332,13 @@ class ParquetSpanWriter:
         log.error("%d span(s) could not be stored; kept in %s", len(lines), directory)
 
 
-def _held_bytes(table: pa.Table) -> int:
-    """The bytes of the buffers `table` references: what holding it costs (`Table.nbytes` counts only the
-    referenced ranges, which for the IPC-read tables of the decode workers cost ~1.5 us a span to find,
-    on the writer's thread; this is the same within ~0.3% there)."""
-    return int(table.get_total_buffer_size())
+def _held_bytes(part: DecodedPart, table: pa.Table) -> int:
+    """What holding `table` (of `part`, or made from it) costs: the bytes its IPC records took when it came from
+    a decode worker (`DecodedPart.held_bytes`, known there: no walk of its buffers on this thread), else the
+    bytes of the buffers it references (`Table.nbytes` counts only the referenced ranges, which for the
+    IPC-read tables of the decode workers cost ~1.5 us a span to find; this is the same within ~0.3% there)."""
+    known = part.held_bytes(table)
+    return int(table.get_total_buffer_size()) if known is None else known
 
 
 def _span_keys(project: str, spans: pa.Table) -> list[bytes]:

@@ -4,13 +4,17 @@ never passes a record that is still being decoded."""
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 from collections.abc import Sequence
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 
 from llmscope_collector.pipeline import DecodeIntoParquet
+from llmscope_collector.processors.decode import decode_bytes
 from llmscope_collector.processors.decode_pool import DecodePool
+from llmscope_collector.storage.batch import DecodedList
 from llmscope_collector.storage.dedupe import RecentSpanIds
 from llmscope_collector.storage.parquet_writer import ParquetSpanWriter
 from llmscope_collector.wal.consumer import ConsumerOptions, WalConsumer
@@ -142,6 +146,27 @@ def test_the_writer_counts_the_arrow_bytes_it_buffers_until_the_flush(tmp_path: 
     assert writer.buffered_bytes == held
     writer.flush(0, 2)
     assert writer.buffered_bytes == 0
+
+
+def test_the_writer_counts_a_worker_s_tables_by_the_bytes_they_came_in(tmp_path: Path) -> None:
+    """Sent back by a decode worker (packed, as the pool does), a part's tables' bytes are known
+    (`DecodedPart.held_bytes`: at least the buffers they reference); the filtered copy of a part whose
+    spans are partly retried is measured as before."""
+    writer = ParquetSpanWriter(tmp_path, RecentSpanIds(1000))
+    now = time.time_ns()
+    first = payload([(n + 1).to_bytes(8, "big") for n in range(5)], start_ns=now)
+    again = payload([(n + 1).to_bytes(8, "big") for n in range(3, 8)], start_ns=now)  # 2 retried, 3 new
+    decoded = [decode_bytes(first, "default"), decode_bytes(again, "default")]
+    shipped = pickle.loads(ForkingPickler.dumps(DecodedList(decoded)))
+    parts = [part for batch in shipped for part in batch.partitions.values()]
+    assert writer.add(shipped[0], 0) == 5
+    held = sum(parts[0].held_bytes(t) or 0 for t in (parts[0].spans, parts[0].content))
+    assert writer.buffered_bytes == held >= parts[0].spans.get_total_buffer_size() > 0
+    assert writer.add(shipped[1], 1) == 3
+    [buffer] = writer._buffer.values()
+    kept = buffer.spans[-1]
+    assert kept.num_rows == 3 and parts[1].held_bytes(kept) is None
+    assert writer.buffered_bytes == held + kept.get_total_buffer_size() + (parts[1].held_bytes(parts[1].content) or 0)
 
 
 def test_a_stop_arriving_while_the_loop_decides_not_to_flush_still_flushes(tmp_path: Path) -> None:

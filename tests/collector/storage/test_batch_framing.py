@@ -13,8 +13,10 @@ import pytest
 
 from llmscope_collector.processors.decode import decode_bytes
 from llmscope_collector.processors.pricing import PricesNeeded
-from llmscope_collector.storage.batch import Decoded, DecodedBatch, DecodedList, DecodedPart
+from llmscope_collector.storage.batch import Decoded, DecodedBatch, DecodedList, DecodedPart, pack, unpack
+from tests import otlp_factory as f
 from tests.collector.durability.helpers import payload
+from tests.collector.query.dataset import generate, otlp_span
 
 _KINDS = ("spans", "content", "scores", "previews")
 
@@ -111,3 +113,54 @@ def test_dictionary_columns_keep_each_tables_own_dictionary() -> None:
 @pytest.mark.parametrize("results", [[], [ValueError("only errors")]])
 def test_a_task_without_tables_round_trips(results: list[Decoded]) -> None:
     _assert_same(results, _shipped(results))
+
+
+def _llm_records(count: int) -> list[Decoded]:
+    """Real decodes of generated LLM traces (spans, content and previews), `count` requests of two traces."""
+    traces = generate(7, 2 * count, start_ns=time.time_ns())
+    return [
+        decode_bytes(
+            f.request([otlp_span(s) for t in traces[2 * n : 2 * n + 2] for s in t.spans]).SerializeToString(), "p"
+        )
+        for n in range(count)
+    ]
+
+
+def _buffers(table: pa.Table) -> int:
+    return sum(len(chunk.buffers()) for column in table.columns for chunk in column.chunks)
+
+
+def test_a_shipped_tables_held_bytes_are_its_record_bodies_at_least_its_buffers() -> None:
+    """What the writer counts a buffered table as (`DecodedPart.held_bytes`): known for each table as it came
+    back, never less than the buffers it references (so a bound on it bounds memory at least as tightly),
+    at most their padding to 8 bytes more, and all of them together the streams' bytes but for each
+    stream's schema, end and record batch metadata (what the collector holds for the task)."""
+    sent = _llm_records(4)
+    streams, packed = pack(sent)
+    back = unpack([s.to_pybytes() for s in streams], packed)
+    held = batches = 0
+    for batch in back:
+        assert isinstance(batch, DecodedBatch)
+        for part in batch.partitions.values():
+            assert part.previews is not None and part.content.num_rows  # all kinds are exercised
+            for table in (part.spans, part.content, part.previews):
+                size = part.held_bytes(table)
+                assert size is not None
+                assert table.get_total_buffer_size() <= size <= table.get_total_buffer_size() + 7 * _buffers(table)
+                held += size
+                batches += len(table.to_batches())
+            assert part.held_bytes(part.spans.slice(1)) is None  # a table made since: the writer measures it
+    readers = [pa.ipc.open_stream(s) for s in streams]
+    framing = sum(len(r.schema.serialize()) + 8 for r in readers)  # a schema message and the end marker
+    metadata = [len(b.serialize()) - pa.ipc.read_message(b.serialize()).body.size for r in readers for b in r]
+    assert len(metadata) == batches
+    assert held == sum(s.size for s in streams) - framing - sum(metadata)
+
+
+def test_a_part_not_unpacked_has_no_known_size() -> None:
+    """Decoded here (inline) or pickled alone: the writer measures its tables itself."""
+    [batch] = _llm_records(1)
+    assert isinstance(batch, DecodedBatch)
+    [part] = batch.partitions.values()
+    back = pickle.loads(pickle.dumps(part))
+    assert part.held_bytes(part.spans) is None and back.held_bytes(back.spans) is None
