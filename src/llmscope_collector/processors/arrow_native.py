@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from llmscope_collector.storage.schema import CONTENT_REF_TYPE
+from llmscope_collector.storage.schema import CONTENT_REF_TYPE, COST_TYPE
 
 # The extension's type code of each Arrow type it builds.
 _KINDS: dict[pa.DataType, str] = {
@@ -33,6 +33,8 @@ _KINDS: dict[pa.DataType, str] = {
     pa.float64(): "d",
     pa.list_(pa.string()): "S",
     pa.list_(CONTENT_REF_TYPE): "R",
+    COST_TYPE: "D",
+    pa.map_(pa.string(), pa.string()): "M",
 }
 
 Build = Callable[[list[list[Any]], str], tuple[Any, int] | None]
