@@ -267,7 +267,8 @@ static int fill_list(struct ArrowArray *array, PyObject *const *items, Py_ssize_
 /* A struct column of tuples, one field per code of `kinds`. `nullable` (content refs): a null struct's fields
  * are "" and 0, as pyarrow's builder leaves them. Not (a map's entries): a null entry, key or value is
  * pyarrow's to decide (it refuses a null key). */
-static int fill_struct(struct ArrowArray *array, PyObject *const *items, Py_ssize_t n, const char *kinds, int nullable) {
+static int fill_struct(struct ArrowArray *array, PyObject *const *items, Py_ssize_t n, const char *kinds,
+                       int nullable) {
     static PyObject *empty_string = NULL, *zero = NULL;
     if (empty_string == NULL && (empty_string = PyUnicode_FromStringAndSize("", 0)) == NULL) return -1;
     if (zero == NULL && (zero = PyLong_FromLong(0)) == NULL) return -1;
