@@ -373,8 +373,9 @@ _TYPE_GROUPS = tuple(
 def _span_table(cols: Columns) -> pa.Table:
     """`pa.Table.from_pydict(cols, schema=SPAN_SCHEMA)`: one table of the C extension's where it answers
     (every column: the plain ones took 31k → 14k instructions per bench span; the cost decimals and the
-    metadata map too, one import and no pyarrow conversion, took `to_part` from 4.2 to 2.7 µs a span,
-    medians of 5 alternating runs of hotpaths.py), else the columns of each type converted together."""
+    metadata map too, one import and no pyarrow conversion, took the whole decode from 146.8k
+    to 139.6k instructions a span, `to_part` 4.2 → 2.7 µs: hotpaths.py --callgrind, 5 alternating runs),
+    else the columns of each type converted together."""
     columns = [cols[name] for name in SPAN_SCHEMA.names]
     native = _NATIVE.table(columns)
     if native is not None:
