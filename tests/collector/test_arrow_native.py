@@ -11,7 +11,7 @@ answer for the usual rows, or it saves nothing.
 from __future__ import annotations
 
 import os
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 import pyarrow as pa
@@ -46,6 +46,23 @@ _INT = st.integers(-(2**63), 2**63 - 1) | st.sampled_from([0, -1, 2**63 - 1, -(2
 _FLOAT = st.floats() | st.sampled_from([float("nan"), float("inf"), float("-inf"), -0.0, 5e-324])
 _REF = st.tuples(_TEXT, _TEXT, _TEXT, _INT)
 _COST = st.decimals(min_value=-(10**5), max_value=10**5, places=12, allow_nan=False)
+# Decimals as text writes them (any exponent, trailing zeros, signed zeros, NaN, infinities), around the
+# column's bounds: 18 digits at scale 12, pyarrow's precision count (a zero's exponent counts too).
+_EDGE_DECIMALS = [
+    "0", "-0", "0E+6", "0E+7", "-0E-12", "0E-20", "0E-39", "0E+39", "1E+3", "1E+5", "1E+6", "5E+2",
+    "0.000000000001", "0.0000000000001", "1E-13", "10E-13", "1.0000000000000", "1." + "0" * 30,
+    "0.1" + "0" * 39, "999999.999999999999", "-999999.999999999999", "1000000", "-1E+5", "1E-38", "1E+38",
+    "123456789012345678E-12", "1234567890123456789E-13", "NaN", "-sNaN", "Infinity", "-Infinity", "1e3",
+    "12.5E-3", "-0.000001", "1E-7",
+]  # fmt: skip
+_ANY_COST = st.builds(
+    lambda sign, digits, exponent: Decimal((sign, tuple(int(d) for d in digits), exponent)),
+    st.integers(0, 1),
+    st.text("0123456789", min_size=1, max_size=40),
+    st.integers(-45, 45),
+) | st.sampled_from([Decimal(t) for t in _EDGE_DECIMALS])
+_ENTRY = st.tuples(_TEXT, _TEXT)
+_MAP = st.lists(_ENTRY, max_size=3) | st.lists(_ENTRY, min_size=1, max_size=1).map(lambda e: e + e)  # duplicates
 _ODD = st.sampled_from([True, False, 1, 2**64, -(2**63) - 1, 1.5, b"x", "\ud800", "a\udfffb", (), ("a",), {}])
 
 # The values of each type's column: the plain ones the decode makes, and the odd ones pyarrow decides on.
@@ -57,7 +74,7 @@ _PLAIN: dict[pa.DataType, st.SearchStrategy[Any]] = {
     pa.list_(pa.string()): st.lists(st.none() | _TEXT, max_size=3),
     pa.list_(CONTENT_REF_TYPE): st.lists(st.none() | _REF, max_size=3),
     COST_TYPE: _COST,
-    pa.map_(pa.string(), pa.string()): st.dictionaries(_TEXT, _TEXT, max_size=2),
+    pa.map_(pa.string(), pa.string()): _MAP,
 }
 _ODD_VALUES: dict[pa.DataType, st.SearchStrategy[Any]] = {
     pa.string(): _ODD_TEXT | _ODD,
@@ -67,8 +84,12 @@ _ODD_VALUES: dict[pa.DataType, st.SearchStrategy[Any]] = {
     pa.list_(pa.string()): st.tuples(_TEXT) | st.lists(_ODD_TEXT | _ODD, max_size=2) | _ODD,
     pa.list_(CONTENT_REF_TYPE): st.lists(st.tuples(_TEXT, _TEXT) | st.tuples(_ODD, _TEXT, _TEXT, _ODD), max_size=2)
     | _ODD,
-    COST_TYPE: _COST,
-    pa.map_(pa.string(), pa.string()): st.none(),
+    COST_TYPE: _ANY_COST | st.sampled_from([0, 1.5, "1", Decimal]),
+    pa.map_(pa.string(), pa.string()): st.lists(
+        st.tuples(_ODD_TEXT, _ODD_TEXT) | st.tuples(_TEXT, st.none()) | st.tuples(_TEXT) | st.lists(_TEXT), max_size=2
+    )
+    | st.dictionaries(_TEXT, _TEXT, max_size=2)
+    | _ODD,
 }
 
 
@@ -129,7 +150,7 @@ def _assert_same_table(native: pa.Table, pure: pa.Table) -> None:
 def test_plain_rows_are_built_natively_as_pyarrow_builds_them(cols: dict[str, list[Any]]) -> None:
     arrays = decode._NATIVE.arrays(cols)
     assert arrays is not None
-    assert len(arrays) == len(decode._NATIVE.positions) == 49  # all but the 4 cost decimals and the map
+    assert len(arrays) == len(decode._NATIVE.positions) == len(SPAN_SCHEMA)  # every column
     for i, array in zip(decode._NATIVE.positions, arrays, strict=True):
         array.validate(full=True)
         expected = pa.array(cols[SPAN_SCHEMA.field(i).name], type=SPAN_SCHEMA.field(i).type)
@@ -184,6 +205,8 @@ def test_the_usual_bench_rows_are_built_natively() -> None:
         name=["chat gpt-4o", "réponse ✓", "工具"],
         start_ns=[1, 2**62, -5],
         cost_usd=[Decimal("0.003255000000"), None, Decimal(0)],
+        cost_input_usd=[Decimal("0.001000000000"), Decimal("-0E-12"), None],
+        metadata=[[("user", "ü"), ("user", "b")], [], None],
         content_refs=[[("input", "gen_ai.input.messages", "0" * 32, 1366)], None, []],
         finish_reasons=[["stop"], [], None],
         is_stream=[True, False, None],
@@ -191,6 +214,70 @@ def test_the_usual_bench_rows_are_built_natively() -> None:
     assert decode._NATIVE.arrays(cols) is not None
     native = decode._span_table(cols)
     _assert_same_table(native, pa.Table.from_pydict(cols, schema=SPAN_SCHEMA))
+
+
+def _one_column(type_: pa.DataType, values: list[Any]) -> tuple[pa.Table | None, pa.Array | None]:
+    """The extension's table of one column of `values`, and pyarrow's array (None: pyarrow refuses them)."""
+    native = arrow_native.RowArrays(pa.schema([("c", type_)])).table([values])
+    try:
+        expected = pa.array(values, type_)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        return native, None
+    return native, expected
+
+
+def _assert_pyarrows(native: pa.Table | None, expected: pa.Array | None) -> None:
+    """Where the extension answers, pyarrow converts the values alike; where pyarrow refuses, it answers None."""
+    if expected is None:
+        assert native is None
+    elif native is not None:
+        native.validate(full=True)
+        assert native.column(0).chunk(0).equals(expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.none() | _ANY_COST | _COST, max_size=4))
+@example([Decimal("-0"), Decimal("0E-20"), Decimal("1E+3"), Decimal("0.000000000001"), None])
+def test_decimals_are_converted_as_pyarrow_converts_them(values: list[Any]) -> None:
+    """Any coefficient and exponent: where pyarrow stores the value, the extension stores the same 128 bits
+    or defers; where pyarrow refuses it (digits below 1e-12, over 18 digits, NaN), the extension defers."""
+    _assert_pyarrows(*_one_column(COST_TYPE, values))
+
+
+@pytest.mark.parametrize("text", _EDGE_DECIMALS)
+def test_an_edge_decimal_is_decided_as_pyarrow_decides_it(text: str) -> None:
+    """Each edge converted as pyarrow converts it, and only a scale beyond +-38 (not decided here) left to
+    pyarrow where it stores the value."""
+    native, expected = _one_column(COST_TYPE, [Decimal(text)])
+    _assert_pyarrows(native, expected)
+    if expected is not None and text != "0E-39":
+        assert native is not None, text
+
+
+def test_a_decimal_printed_with_a_lower_case_exponent_is_left_to_pyarrow() -> None:
+    """str(Decimal) follows the thread's context (`capitals=0`: "1e+3"): a spelling the extension does not
+    parse is pyarrow's to convert."""
+    with localcontext(capitals=0):
+        native, expected = _one_column(COST_TYPE, [Decimal("1E+3")])
+    assert native is None and expected is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.none() | _MAP | _ODD_VALUES[pa.map_(pa.string(), pa.string())], max_size=4))
+def test_maps_are_converted_as_pyarrow_converts_them(values: list[Any]) -> None:
+    """Lists of (str, str) tuples (empty, duplicate keys, any Unicode) as pyarrow's; anything else (a
+    dict, a None value, a lone surrogate, a 1-tuple) is pyarrow's to decide."""
+    native, expected = _one_column(pa.map_(pa.string(), pa.string()), values)
+    _assert_pyarrows(native, expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.none() | _COST.map(lambda d: d.quantize(Decimal("1E-12"))), max_size=4), st.lists(_MAP, max_size=4))
+def test_the_decodes_costs_and_maps_are_built_natively(costs: list[Any], maps: list[Any]) -> None:
+    """Costs quantized to 12 places (`pricing.priced`, `normalize._reported_cost`) and metadata as the
+    normalizer makes it: the extension's to build, or the span table is pyarrow's again."""
+    assert _one_column(COST_TYPE, costs)[0] is not None
+    assert _one_column(pa.map_(pa.string(), pa.string()), maps)[0] is not None
 
 
 # The small tables a part has beside its spans, built whole by the extension (`RowArrays.table`).
@@ -250,7 +337,7 @@ def test_plain_side_tables_are_built_natively(rows: list[tuple[Any, ...]]) -> No
 
 
 def test_a_schema_with_a_column_the_extension_does_not_build_gets_no_native_table() -> None:
-    schema = pa.schema([("hash", pa.string()), ("cost", COST_TYPE)])
+    schema = pa.schema([("hash", pa.string()), ("cost", pa.decimal128(10, 2))])  # (only the cost columns' decimal)
     assert arrow_native.RowArrays(schema).table([["h"], [None]]) is None
 
 

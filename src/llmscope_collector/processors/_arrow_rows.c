@@ -4,12 +4,14 @@
  * `columns(cols, kinds)` takes equal-length lists of plain Python values and one type code per list:
  *   's' string, 'l' int64, 'i' int32, 'b' bool, 'd' float64, 'S' list<string>,
  *   'R' list<struct<string, string, string, int64>> (items given as 4-tuples),
+ *   'D' decimal128(18, 12) (from `decimal.Decimal`), 'M' map<string, string> (lists of (key, value) tuples),
  * and returns a PyCapsule "arrow_array" holding a struct array ("+s") with one child per list and the
  * struct's address (for `pa.RecordBatch._import_from_c`, which takes a pyarrow schema: no schema to
  * export and parse again per call), or None
  * for anything it does not convert exactly as `pa.array(values, type=...)` does: a value of another
  * Python type than the code's (bool for int64, int for float64, bytes for string, a tuple for a list...),
  * an int outside int64 (int32 for 'i'), a string UTF-8 cannot encode (a lone surrogate), lists of unequal lengths,
+ * a Decimal pyarrow would refuse or that this does not decide (`decimal_units`), a map entry holding None,
  * over 2 GiB of string bytes in one column. None sends the caller to pyarrow's conversion, which decides
  * (it raises where this answered None for a value Arrow cannot hold): this module only ever saves work.
  * None (and a null struct's fields) are nulls, as pyarrow makes them; a null struct's children hold ""
@@ -40,8 +42,8 @@ struct ArrowArray {
     void *private_data;
 };
 
-#define REF_FIELDS 4 /* a content ref: kind, source, hash, bytes */
-static const char REF_KINDS[REF_FIELDS] = {'s', 's', 's', 'l'};
+static const char REF_KINDS[] = "sssl"; /* a content ref: kind, source, hash, bytes */
+static const char ENTRY_KINDS[] = "ss";  /* a map entry: key, value */
 
 /* What a node owns: up to three buffers and its children (each allocated, released with it). */
 typedef struct {
@@ -250,7 +252,8 @@ static PyObject **flatten(struct ArrowArray *array, PyObject *const *items, Py_s
     return flat;
 }
 
-/* A list column whose elements are of `element` kind ('s': strings, 'r': content-ref tuples). */
+/* A list column whose elements are of `element` kind ('s': strings, 'r': content-ref tuples, 'm': a map's
+ * (key, value) tuples: a map is a list of entries). */
 static int fill_list(struct ArrowArray *array, PyObject *const *items, Py_ssize_t n, char element) {
     Py_ssize_t count = 0;
     PyObject **flat = flatten(array, items, n, &count);
@@ -261,30 +264,129 @@ static int fill_list(struct ArrowArray *array, PyObject *const *items, Py_ssize_
     return validity(array, items, n);
 }
 
-/* A struct column of content refs (4-tuples); a null ref's fields are "" and 0, as pyarrow's. */
-static int fill_refs(struct ArrowArray *array, PyObject *const *items, Py_ssize_t n) {
+/* A struct column of tuples, one field per code of `kinds`. `nullable` (content refs): a null struct's fields
+ * are "" and 0, as pyarrow's builder leaves them. Not (a map's entries): a null entry, key or value is
+ * pyarrow's to decide (it refuses a null key). */
+static int fill_struct(struct ArrowArray *array, PyObject *const *items, Py_ssize_t n, const char *kinds,
+                       int nullable) {
     static PyObject *empty_string = NULL, *zero = NULL;
     if (empty_string == NULL && (empty_string = PyUnicode_FromStringAndSize("", 0)) == NULL) return -1;
     if (zero == NULL && (zero = PyLong_FromLong(0)) == NULL) return -1;
-    PyObject **fields = malloc((n > 0 ? (size_t)n : 1) * REF_FIELDS * sizeof(PyObject *));
+    Py_ssize_t n_fields = (Py_ssize_t)strlen(kinds);
+    PyObject **fields = malloc((n > 0 ? (size_t)n : 1) * (size_t)n_fields * sizeof(PyObject *));
     if (fields == NULL) return -1;
     int failed = 0;
     for (Py_ssize_t i = 0; i < n && !failed; i++) {
         PyObject *item = items[i];
-        if (is_null(item)) {
-            for (int f = 0; f < REF_FIELDS; f++) fields[f * n + i] = REF_KINDS[f] == 's' ? empty_string : zero;
-        } else if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == REF_FIELDS) {
-            for (int f = 0; f < REF_FIELDS; f++) fields[f * n + i] = PyTuple_GET_ITEM(item, f);
+        if (is_null(item) && nullable) {
+            for (Py_ssize_t f = 0; f < n_fields; f++) fields[f * n + i] = kinds[f] == 's' ? empty_string : zero;
+        } else if (item != NULL && PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == n_fields) {
+            for (Py_ssize_t f = 0; f < n_fields; f++) fields[f * n + i] = PyTuple_GET_ITEM(item, f);
         } else {
             failed = 1;
         }
     }
-    for (int f = 0; f < REF_FIELDS && !failed; f++) {
-        array->children[f] = build(REF_KINDS[f], fields + f * n, n);
-        failed = array->children[f] == NULL;
+    for (Py_ssize_t f = 0; f < n_fields && !failed; f++) {
+        struct ArrowArray *child = array->children[f] = build(kinds[f], fields + f * n, n);
+        failed = child == NULL || (!nullable && child->null_count != 0);
     }
     free(fields);
     if (failed) return -1;
+    return validity(array, items, n);
+}
+
+/* decimal128(18, 12) as pyarrow converts a Decimal: from str(value) by Arrow's Decimal128::FromString (its
+ * precision: the fractional digits and the whole ones from the first non-zero; a negative scale is made 0,
+ * its digits counted in the precision), rescaled to scale 12 (refused where a dropped digit is not 0),
+ * then refused where precision - scale + 12 > 18 (so a zero with an exponent over 6 too). Sets `*units`
+ * (the value in 1e-12) and returns 0, or -1 where pyarrow refuses or may: NaN and infinities, a text this
+ * does not parse exactly (an exponent of over 4 digits, a lower-case 'e'), over 38 digits or a scale
+ * beyond +-38 (Arrow's 128 bits: not decided here). */
+#define DECIMAL_SCALE 12
+#define DECIMAL_PRECISION 18
+#define DECIMAL_MAX_DIGITS 38
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static int decimal_units(const char *s, Py_ssize_t len, int64_t *units) {
+    const char *p = s, *end = s + len;
+    int negative = p < end && *p == '-';
+    p += negative;
+    char digits[DECIMAL_MAX_DIGITS];
+    Py_ssize_t n_whole = 0, n_frac = 0, lead = 0;
+    for (; p < end && is_digit(*p); p++, n_whole++) {
+        if (n_whole >= DECIMAL_MAX_DIGITS) return -1;
+        digits[n_whole] = *p;
+    }
+    if (p < end && *p == '.') {
+        for (p++; p < end && is_digit(*p); p++, n_frac++) {
+            if (n_whole + n_frac >= DECIMAL_MAX_DIGITS) return -1;
+            digits[n_whole + n_frac] = *p;
+        }
+    }
+    Py_ssize_t n = n_whole + n_frac;
+    long exponent = 0;
+    if (n == 0) return -1; /* "NaN", "Infinity"... */
+    if (p < end && *p == 'E') {
+        int exp_negative = ++p < end && *p == '-';
+        p += p < end && (*p == '-' || *p == '+');
+        const char *first = p;
+        for (; p < end && is_digit(*p) && p - first < 4; p++) exponent = exponent * 10 + (*p - '0');
+        if (p == first) return -1;
+        if (exp_negative) exponent = -exponent;
+    }
+    if (p != end) return -1;
+    while (lead < n_whole && digits[lead] == '0') lead++;
+    long precision = (long)n_frac + (long)(n_whole - lead);
+    long scale = (long)n_frac - exponent;
+    if (scale < -DECIMAL_MAX_DIGITS || scale > DECIMAL_MAX_DIGITS) return -1;
+    if (precision - scale + DECIMAL_SCALE > DECIMAL_PRECISION) return -1; /* (scale < 0: its digits counted) */
+    for (; scale > DECIMAL_SCALE; scale--) { /* rescaled down: only zeros may go */
+        if (n > 0 && digits[--n] != '0') return -1;
+    }
+    uint64_t value = 0;
+    for (Py_ssize_t i = 0; i < n; i++) value = value * 10 + (uint64_t)(digits[i] - '0');
+    for (; scale < DECIMAL_SCALE; scale++) value *= 10;
+    /* the precision check bounds the value: below 10^18 (an int64) */
+    *units = negative ? -(int64_t)value : (int64_t)value;
+    return 0;
+}
+
+/* `decimal.Decimal`, the one type 'D' takes (a subclass may print otherwise: pyarrow's to convert). */
+static PyObject *decimal_type(void) {
+    static PyObject *type = NULL;
+    if (type == NULL) {
+        PyObject *module = PyImport_ImportModule("decimal");
+        if (module == NULL) return NULL;
+        type = PyObject_GetAttrString(module, "Decimal");
+        Py_DECREF(module);
+    }
+    return type;
+}
+
+/* A decimal128(18, 12) column: 16 bytes a value, little-endian two's complement (`decimal_units`). */
+static int fill_decimal(struct ArrowArray *array, PyObject *const *items, Py_ssize_t n) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return -1; /* (the words' order would differ: pyarrow's path) */
+#endif
+    PyObject *type = decimal_type();
+    uint64_t *words = node_buffer(array, 1, (size_t)n * 2 * sizeof(uint64_t));
+    if (type == NULL || words == NULL) return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = items[i];
+        if (is_null(item)) continue;
+        if (Py_TYPE(item) != (PyTypeObject *)type) return -1;
+        PyObject *text = PyObject_Str(item);
+        if (text == NULL) return -1;
+        Py_ssize_t len;
+        const char *chars = PyUnicode_AsUTF8AndSize(text, &len);
+        int64_t units;
+        int failed = chars == NULL || decimal_units(chars, len, &units) != 0;
+        Py_DECREF(text);
+        if (failed) return -1;
+        words[2 * i] = (uint64_t)units;
+        words[2 * i + 1] = units < 0 ? UINT64_MAX : 0;
+    }
     return validity(array, items, n);
 }
 
@@ -315,7 +417,16 @@ static struct ArrowArray *build(char kind, PyObject *const *items, Py_ssize_t n)
         ok = (array = node_new(n, 2, 1)) != NULL && fill_list(array, items, n, 'r') == 0;
         break;
     case 'r':
-        ok = (array = node_new(n, 1, REF_FIELDS)) != NULL && fill_refs(array, items, n) == 0;
+        ok = (array = node_new(n, 1, 4)) != NULL && fill_struct(array, items, n, REF_KINDS, 1) == 0;
+        break;
+    case 'D':
+        ok = (array = node_new(n, 2, 0)) != NULL && fill_decimal(array, items, n) == 0;
+        break;
+    case 'M':
+        ok = (array = node_new(n, 2, 1)) != NULL && fill_list(array, items, n, 'm') == 0;
+        break;
+    case 'm':
+        ok = (array = node_new(n, 1, 2)) != NULL && fill_struct(array, items, n, ENTRY_KINDS, 0) == 0;
         break;
     default:
         array = NULL;

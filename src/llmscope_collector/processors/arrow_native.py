@@ -2,12 +2,13 @@
 
 The decode workers turn each partition's column lists into Arrow tables (`decode.to_part`: the spans, the
 content items, the preview candidates). pyarrow's
-conversion of Python lists checks and dispatches per value and per call; for the plain columns (strings,
-int64, bool, float64, lists of strings, the content refs) the extension writes the buffers in one pass
-and hands them over through the Arrow C Data Interface, without a copy. It answers None where it does
-not decide (a value of another Python type than the column's, an int outside int64, a string UTF-8
-cannot encode...): the caller then converts with pyarrow, which decides (tests/collector/
-test_arrow_native.py: equal tables wherever it answers). Without a C compiler at install time
+conversion of Python lists checks and dispatches per value and per call; for every span column (strings,
+int64, bool, float64, lists of strings, the content refs, the cost decimals, the metadata map) the
+extension writes the buffers in one pass and hands them over through the Arrow C Data Interface, without
+a copy. It answers None where it does not decide (a value of another Python type than the column's, an
+int outside int64, a string UTF-8 cannot encode, a Decimal pyarrow would refuse...): the caller then
+converts with pyarrow, which decides (tests/collector/test_arrow_native.py: equal tables wherever it
+answers). Without a C compiler at install time
 (setup.py), `RowArrays.arrays` always answers None and the decode runs as before.
 
 The flush thread's trace deltas use its `run_distinct` (`run_sets`): the distinct values of a column per
@@ -22,7 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from llmscope_collector.storage.schema import CONTENT_REF_TYPE
+from llmscope_collector.storage.schema import CONTENT_REF_TYPE, COST_TYPE
 
 # The extension's type code of each Arrow type it builds.
 _KINDS: dict[pa.DataType, str] = {
@@ -33,6 +34,8 @@ _KINDS: dict[pa.DataType, str] = {
     pa.float64(): "d",
     pa.list_(pa.string()): "S",
     pa.list_(CONTENT_REF_TYPE): "R",
+    COST_TYPE: "D",
+    pa.map_(pa.string(), pa.string()): "M",
 }
 
 Build = Callable[[list[list[Any]], str], tuple[Any, int] | None]
