@@ -257,7 +257,8 @@ def test_an_edge_decimal_is_decided_as_pyarrow_decides_it(text: str) -> None:
 def test_a_decimal_printed_with_a_lower_case_exponent_is_left_to_pyarrow() -> None:
     """str(Decimal) follows the thread's context (`capitals=0`: "1e+3"): a spelling the extension does not
     parse is pyarrow's to convert."""
-    with localcontext(capitals=0):
+    with localcontext() as context:  # (not `localcontext(capitals=0)`: Python 3.11 and later only)
+        context.capitals = 0
         native, expected = _one_column(COST_TYPE, [Decimal("1E+3")])
     assert native is None and expected is not None
 
