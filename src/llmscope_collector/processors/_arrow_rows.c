@@ -44,6 +44,7 @@ struct ArrowArray {
 
 static const char REF_KINDS[] = "sssl"; /* a content ref: kind, source, hash, bytes */
 static const char ENTRY_KINDS[] = "ss";  /* a map entry: key, value */
+#define FIELDS(kinds) ((int)sizeof(kinds) - 1) /* a struct's children: one per code of its kinds */
 
 /* What a node owns: up to three buffers and its children (each allocated, released with it). */
 typedef struct {
@@ -417,7 +418,7 @@ static struct ArrowArray *build(char kind, PyObject *const *items, Py_ssize_t n)
         ok = (array = node_new(n, 2, 1)) != NULL && fill_list(array, items, n, 'r') == 0;
         break;
     case 'r':
-        ok = (array = node_new(n, 1, 4)) != NULL && fill_struct(array, items, n, REF_KINDS, 1) == 0;
+        ok = (array = node_new(n, 1, FIELDS(REF_KINDS))) != NULL && fill_struct(array, items, n, REF_KINDS, 1) == 0;
         break;
     case 'D':
         ok = (array = node_new(n, 2, 0)) != NULL && fill_decimal(array, items, n) == 0;
@@ -426,7 +427,7 @@ static struct ArrowArray *build(char kind, PyObject *const *items, Py_ssize_t n)
         ok = (array = node_new(n, 2, 1)) != NULL && fill_list(array, items, n, 'm') == 0;
         break;
     case 'm':
-        ok = (array = node_new(n, 1, 2)) != NULL && fill_struct(array, items, n, ENTRY_KINDS, 0) == 0;
+        ok = (array = node_new(n, 1, FIELDS(ENTRY_KINDS))) != NULL && fill_struct(array, items, n, ENTRY_KINDS, 0) == 0;
         break;
     default:
         array = NULL;
