@@ -952,28 +952,46 @@ static int array_items(Parser *p, Memo *m, const unsigned char *in, Py_ssize_t l
     return pos == len ? 0 : 1;
 }
 
-/* Each pair's content ref `(kind, source, hash, len(body))`, None if an item is undecided (bytes). */
-static PyObject *refs_of(PyObject *items, PyObject *kind, PyObject *source) {
-    Py_ssize_t n = PyList_GET_SIZE(items);
-    PyObject *refs = PyList_New(n);
-    if (refs == NULL) return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *pair = PyList_GET_ITEM(items, i);
-        if (!PyTuple_CheckExact(pair)) {
-            Py_DECREF(refs);
-            return Py_NewRef(Py_None);
+/* The content ref `(kind, source, hash, len(body))` of the pair `pair`: a new reference, NULL with an exception. */
+static PyObject *ref_of(PyObject *pair, PyObject *kind, PyObject *source) {
+    PyObject *size = PyLong_FromSsize_t(PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(pair, 1)));
+    PyObject *ref = size == NULL ? NULL : PyTuple_Pack(4, kind, source, PyTuple_GET_ITEM(pair, 0), size);
+    Py_XDECREF(size);
+    if (ref != NULL) PyObject_GC_UnTrack(ref); /* str and int only, as the pair */
+    return ref;
+}
+
+/* The refs of items[start:] appended to `refs`: 0, 1 if one of them is undecided (its text, bytes: none
+ * appended then), -1 with an exception. */
+static int append_refs(PyObject *refs, PyObject *items, Py_ssize_t start, PyObject *kind, PyObject *source) {
+    Py_ssize_t n = PyList_GET_SIZE(items), at = PyList_GET_SIZE(refs);
+    for (Py_ssize_t i = start; i < n; i++)
+        if (!PyTuple_CheckExact(PyList_GET_ITEM(items, i))) return 1;
+    for (Py_ssize_t i = start; i < n; i++) {
+        PyObject *ref = ref_of(PyList_GET_ITEM(items, i), kind, source);
+        int appended = ref == NULL ? -1 : PyList_Append(refs, ref);
+        Py_XDECREF(ref);
+        if (appended < 0) {
+            PyList_SetSlice(refs, at, PyList_GET_SIZE(refs), NULL);
+            return -1;
         }
-        PyObject *size = PyLong_FromSsize_t(PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(pair, 1)));
-        PyObject *ref = size == NULL ? NULL : PyTuple_Pack(4, kind, source, PyTuple_GET_ITEM(pair, 0), size);
-        Py_XDECREF(size);
-        if (ref == NULL) {
-            Py_DECREF(refs);
-            return NULL;
-        }
-        PyObject_GC_UnTrack(ref); /* str and int only, as the pair */
-        PyList_SET_ITEM(refs, i, ref);
     }
-    return refs;
+    return 0;
+}
+
+/* The items of the JSON array text `arg` (a str or a buffer) appended to `items`: 0, 1 where it is not an
+ * array as read here, -1 with an exception (split_array and split_span: one owner of the buffers). */
+static int text_array_items(PyObject *arg, Memo *m, PyObject *items) {
+    Text t;
+    int rc = text_open(&t, arg);
+    if (rc != 0) return rc;
+    StackBuffers stack;
+    Parser p;
+    rc = parser_open(&p, &stack, t.size);
+    if (rc == 0) rc = array_items(&p, m, t.data, t.size, items);
+    parser_close(&p, &stack);
+    text_close(&t);
+    return rc;
 }
 
 static PyObject *split_result(PyObject *items, PyObject *refs, Memo *m) {
@@ -982,6 +1000,15 @@ static PyObject *split_result(PyObject *items, PyObject *refs, Memo *m) {
     PyObject *result = PyTuple_Pack(4, items, refs, added, m->full ? Py_True : Py_False);
     Py_DECREF(added);
     return result;
+}
+
+/* The memo's room and limit from `room`, `limit` (ints): 0, -1 with an exception. */
+static int memo_budget(Memo *m, PyObject *room, PyObject *limit) {
+    m->room = PyLong_AsSsize_t(room);
+    if (m->room == -1 && PyErr_Occurred()) return -1;
+    m->limit = PyLong_AsSsize_t(limit);
+    if (m->limit == -1 && PyErr_Occurred()) return -1;
+    return 0;
 }
 
 static PyObject *split_array(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -997,36 +1024,215 @@ static PyObject *split_array(PyObject *module, PyObject *const *args, Py_ssize_t
             return NULL;
         }
         m.memo = args[1];
-        m.room = PyLong_AsSsize_t(args[2]);
-        if (m.room == -1 && PyErr_Occurred()) return NULL;
-        m.limit = PyLong_AsSsize_t(args[3]);
-        if (m.limit == -1 && PyErr_Occurred()) return NULL;
+        if (memo_budget(&m, args[2], args[3]) < 0) return NULL;
     }
-    Text t;
-    int opened = text_open(&t, args[0]);
-    if (opened < 0) return NULL;
-    if (opened > 0) return split_result(Py_None, Py_None, &m);
     PyObject *result = NULL, *items = PyList_New(0);
-    if (items == NULL) {
-        text_close(&t);
-        return NULL;
+    if (items == NULL) return NULL;
+    int rc = text_array_items(args[0], &m, items);
+    if (rc > 0) result = split_result(Py_None, Py_None, &m);
+    else if (rc == 0) {
+        PyObject *refs = PyList_New(0);
+        if (refs != NULL) {
+            rc = append_refs(refs, items, 0, args[4], args[5]);
+            if (rc >= 0) result = split_result(items, rc ? Py_None : refs, &m);
+            Py_DECREF(refs);
+        }
     }
+    Py_DECREF(items);
+    return result;
+}
+
+/* ---- A span's whole content split (messages.split_hashed), where every content value is decided here. ---- */
+
+/* What messages.py keeps about attribute keys and content (its objects, passed on each call). */
+typedef struct {
+    PyObject *not_flat;   /* set: keys known not to be flattened content (messages._NOT_FLAT) */
+    PyObject *value_keys; /* frozenset: opaque-value keys (the caller splits a span holding one) */
+    PyObject *whole;      /* tuple of (key, kind): JSON-valued attributes, one item each, in order */
+    PyObject *messages;   /* tuple of (key, kind, memo: bool): message lists, an item a message, in order */
+    PyObject *whole_memo; /* dict: whole value text (str) -> pair */
+    PyObject *message_memo; /* dict: message text (bytes) -> pair */
+} Tables;
+
+static int tables_of(PyObject *arg, Tables *t) {
+    if (!PyTuple_CheckExact(arg) || PyTuple_GET_SIZE(arg) != 6) goto bad;
+    t->not_flat = PyTuple_GET_ITEM(arg, 0);
+    t->value_keys = PyTuple_GET_ITEM(arg, 1);
+    t->whole = PyTuple_GET_ITEM(arg, 2);
+    t->messages = PyTuple_GET_ITEM(arg, 3);
+    t->whole_memo = PyTuple_GET_ITEM(arg, 4);
+    t->message_memo = PyTuple_GET_ITEM(arg, 5);
+    if (!PyAnySet_Check(t->not_flat) || !PyAnySet_Check(t->value_keys) || !PyTuple_CheckExact(t->whole) ||
+        !PyTuple_CheckExact(t->messages) || !PyDict_CheckExact(t->whole_memo) || !PyDict_CheckExact(t->message_memo))
+        goto bad;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t->whole); i++) {
+        PyObject *entry = PyTuple_GET_ITEM(t->whole, i);
+        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2) goto bad;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t->messages); i++) {
+        PyObject *entry = PyTuple_GET_ITEM(t->messages, i);
+        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 3) goto bad;
+    }
+    return 0;
+bad:
+    PyErr_SetString(PyExc_TypeError,
+                    "split_span: tables must be (not_flat, value_keys, ((key, kind), ...), ((key, kind, memo), ...), "
+                    "whole_memo, message_memo)");
+    return -1;
+}
+
+/* Whether every key of `attrs` is known not flattened and none is an opaque value's (0: the caller
+ * splits; -1 with an exception). */
+static int plain_keys(PyObject *attrs, Tables *t) {
+    Py_ssize_t at = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(attrs, &at, &key, &value)) {
+        int known = PySet_Contains(t->not_flat, key);
+        if (known <= 0) return known;
+        int opaque = PySet_Contains(t->value_keys, key);
+        if (opaque != 0) return opaque < 0 ? -1 : 0;
+    }
+    return 1;
+}
+
+/* Whether `value` is a str starting with one of `firsts` (its first code point). */
+static int str_starting(PyObject *value, const char *firsts) {
+    if (!PyUnicode_CheckExact(value) || PyUnicode_GET_LENGTH(value) == 0) return 0;
+    Py_UCS4 c = PyUnicode_READ_CHAR(value, 0);
+    return c < 0x80 && strchr(firsts, (int)c) != NULL;
+}
+
+/* The pair of a whole JSON-valued attribute (messages._whole_hashed), through the whole-value memo,
+ * appended to `items`: 0, 1 where the caller decides it (not JSON text decided here, or a new pair that
+ * does not fit the memo: the caller clears it), -1 with an exception. */
+static int whole_item(PyObject *value, PyObject *memo, Memo *m, PyObject *items) {
+    if (!str_starting(value, "[{")) return 1;
+    PyObject *pair = PyDict_GetItemWithError(memo, value);
+    if (pair != NULL) return PyList_Append(items, pair);
+    if (PyErr_Occurred()) return -1;
+    Text t;
+    int rc = text_open(&t, value);
+    if (rc != 0) return rc;
     StackBuffers stack;
     Parser p;
-    if (parser_open(&p, &stack, t.size) == 0) {
-        int rc = array_items(&p, &m, t.data, t.size, items);
-        if (rc > 0) result = split_result(Py_None, Py_None, &m);
-        else if (rc == 0) {
-            PyObject *refs = refs_of(items, args[4], args[5]);
-            if (refs != NULL) {
-                result = split_result(items, refs, &m);
-                Py_DECREF(refs);
+    rc = parser_open(&p, &stack, t.size);
+    if (rc == 0) rc = parse_whole(&p, t.data, t.size);
+    if (rc == 0) rc = (pair = hashed_pair(&p)) == NULL ? -1 : 0;
+    parser_close(&p, &stack);
+    text_close(&t);
+    if (rc != 0) return rc;
+    Py_ssize_t size = PyUnicode_GET_LENGTH(value) + PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(pair, 1));
+    if (size <= m->limit) { /* as messages._remember: over the room, it clears both memos (the caller does) */
+        if (size > m->room - m->added) rc = 1;
+        else if ((rc = PyDict_SetItem(memo, value, pair)) == 0) m->added += size;
+    }
+    if (rc == 0) rc = PyList_Append(items, pair);
+    Py_DECREF(pair);
+    return rc;
+}
+
+/* The items of a message-list attribute (messages._message_items where the extension decides every
+ * message), appended to `items`: 0, 1 where the caller decides it (not an array as read here, a message
+ * not decided here, or one that did not fit the memo), -1 with an exception. */
+static int message_items(PyObject *value, PyObject *memo, Memo *m, PyObject *items) {
+    if (!str_starting(value, "[")) return 1;
+    m->memo = memo;
+    int rc = text_array_items(value, m, items);
+    m->memo = NULL;
+    return rc == 0 && m->full ? 1 : rc;
+}
+
+/* The items and refs of the span's content (`attrs` holds some), whole keys then message keys, each in
+ * its table's order (messages._split's): 0, 1 where the caller decides the span, -1 with an exception. */
+static int content_items(PyObject *attrs, Tables *t, Memo *m, PyObject *items, PyObject *refs) {
+    Py_ssize_t n_whole = PyTuple_GET_SIZE(t->whole);
+    for (Py_ssize_t i = 0; i < n_whole + PyTuple_GET_SIZE(t->messages); i++) {
+        PyObject *entry = i < n_whole ? PyTuple_GET_ITEM(t->whole, i) : PyTuple_GET_ITEM(t->messages, i - n_whole);
+        PyObject *key = PyTuple_GET_ITEM(entry, 0), *kind = PyTuple_GET_ITEM(entry, 1);
+        PyObject *value = PyDict_GetItemWithError(attrs, key);
+        if (value == NULL) {
+            if (PyErr_Occurred()) return -1;
+            continue;
+        }
+        Py_ssize_t start = PyList_GET_SIZE(items);
+        int rc;
+        if (i < n_whole) rc = whole_item(value, t->whole_memo, m, items);
+        else {
+            int memo = PyObject_IsTrue(PyTuple_GET_ITEM(entry, 2));
+            if (memo < 0) return -1;
+            rc = message_items(value, memo ? t->message_memo : NULL, m, items);
+        }
+        if (rc == 0) rc = append_refs(refs, items, start, kind, key);
+        if (rc != 0) return rc;
+    }
+    return 0;
+}
+
+/* `attrs` without its content keys, as `dict(attrs)` and a `pop` of each gives it: NULL with an exception. */
+static PyObject *light_of(PyObject *attrs, Tables *t) {
+    PyObject *light = PyDict_Copy(attrs);
+    if (light == NULL) return NULL;
+    for (int table = 0; table < 2; table++) {
+        PyObject *entries = table == 0 ? t->whole : t->messages;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(entries); i++) {
+            PyObject *key = PyTuple_GET_ITEM(PyTuple_GET_ITEM(entries, i), 0);
+            int found = PyDict_Contains(light, key);
+            if (found > 0) found = PyDict_DelItem(light, key) == 0 ? 0 : -1;
+            if (found < 0) {
+                Py_DECREF(light);
+                return NULL;
             }
         }
     }
-    parser_close(&p, &stack);
-    Py_DECREF(items);
-    text_close(&t);
+    return light;
+}
+
+/* (light, refs, items, added): see canonical_native.py. */
+static PyObject *span_result(PyObject *light, PyObject *refs, PyObject *items, Memo *m) {
+    PyObject *added = PyLong_FromSsize_t(m->added);
+    if (added == NULL) return NULL;
+    PyObject *result = PyTuple_Pack(4, light, refs, items, added);
+    Py_DECREF(added);
+    return result;
+}
+
+/* Whether `attrs` holds any of the content keys: 0, 1, -1 with an exception. */
+static int has_content(PyObject *attrs, Tables *t) {
+    for (int table = 0; table < 2; table++) {
+        PyObject *entries = table == 0 ? t->whole : t->messages;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(entries); i++) {
+            int found = PyDict_Contains(attrs, PyTuple_GET_ITEM(PyTuple_GET_ITEM(entries, i), 0));
+            if (found != 0) return found;
+        }
+    }
+    return 0;
+}
+
+static PyObject *split_span(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "split_span(attrs, tables, room, limit) takes 4 arguments");
+        return NULL;
+    }
+    Tables t;
+    Memo m = {NULL, 0, 0, 0, 0};
+    if (tables_of(args[1], &t) < 0 || memo_budget(&m, args[2], args[3]) < 0) return NULL;
+    PyObject *attrs = args[0];
+    int rc = PyDict_CheckExact(attrs) ? plain_keys(attrs, &t) : 0;
+    if (rc < 0) return NULL;
+    if (rc == 0) return span_result(Py_None, Py_None, Py_None, &m);
+    PyObject *refs = PyList_New(0), *items = PyList_New(0), *result = NULL;
+    rc = refs == NULL || items == NULL ? -1 : has_content(attrs, &t);
+    if (rc == 0) result = span_result(attrs, refs, items, &m);
+    else if (rc > 0) {
+        rc = content_items(attrs, &t, &m, items, refs);
+        PyObject *light = rc == 0 ? light_of(attrs, &t) : NULL;
+        if (light != NULL) result = span_result(light, refs, items, &m);
+        else if (rc > 0) result = span_result(Py_None, Py_None, Py_None, &m);
+        Py_XDECREF(light);
+    }
+    Py_XDECREF(refs);
+    Py_XDECREF(items);
     return result;
 }
 
@@ -1769,6 +1975,9 @@ static PyMethodDef METHODS[] = {
     {"_digest_scalar", digest_scalar, METH_O, "_digest_scalar(data) -> str: digest(data) by the scalar code path."},
     {"split_array", (PyCFunction)(void (*)(void))split_array, METH_FASTCALL,
      "split_array(text, memo, room, limit, kind, source) -> (items | None, refs | None, added, full): see "
+     "canonical_native.py."},
+    {"split_span", (PyCFunction)(void (*)(void))split_span, METH_FASTCALL,
+     "split_span(attrs, tables, room, limit) -> (light | None, refs | None, items | None, added): see "
      "canonical_native.py."},
     {"message_said", (PyCFunction)(void (*)(void))message_said, METH_FASTCALL,
      "message_said(body, chars, ellipsis) -> (user, line, tools) | None: previews._said of the decoded body, "

@@ -38,6 +38,16 @@ Hashed = tuple[str, str]
 ContentRef = tuple[str, str, str, int]
 SplitItems = tuple[list[Hashed | bytes] | None, list[ContentRef] | None, int, bool]
 SplitArray = Callable[[str, dict[bytes, Hashed] | None, int, int, str, str], SplitItems]
+SpanTables = tuple[
+    set[str],
+    frozenset[str],
+    tuple[tuple[str, str], ...],
+    tuple[tuple[str, str, bool], ...],
+    dict[str, Hashed],
+    dict[bytes, Hashed],
+]
+SplitSpan = tuple[dict[str, Any] | None, list[ContentRef] | None, list[Hashed] | None, int]
+SpanSplit = Callable[[dict[str, Any], SpanTables, int, int], SplitSpan]
 Said = tuple[bool, str | None, tuple[str, ...]]
 MessageSaid = Callable[[str, int, str], Said | None]
 Lines = list[str | bool | tuple[str, ...] | None]
@@ -56,6 +66,10 @@ def _undecided(
     text: str, memo: dict[bytes, Hashed] | None, room: int, limit: int, kind: str, source: str
 ) -> SplitItems:
     return None, None, 0, False
+
+
+def _span_undecided(attrs: dict[str, Any], tables: SpanTables, room: int, limit: int) -> SplitSpan:
+    return None, None, None, 0
 
 
 def _not_said(body: str, chars: int, ellipsis: str) -> Said | None:
@@ -85,7 +99,7 @@ def _hashlib_digest(data: bytes) -> str:
     return state.hexdigest()
 
 
-def _load() -> tuple[Canonical, Callable[[bytes], str], SplitArray, MessageSaid, PreviewRowsOf, bool]:
+def _load() -> tuple[Canonical, Callable[[bytes], str], SplitArray, SpanSplit, MessageSaid, PreviewRowsOf, bool]:
     try:
         from llmscope_collector.processors._canonical_json import (  # type: ignore[import-not-found]
             canonical as native,
@@ -94,12 +108,13 @@ def _load() -> tuple[Canonical, Callable[[bytes], str], SplitArray, MessageSaid,
         from llmscope_collector.processors._canonical_json import message_said as native_said
         from llmscope_collector.processors._canonical_json import preview_rows as native_rows
         from llmscope_collector.processors._canonical_json import split_array as native_split
+        from llmscope_collector.processors._canonical_json import split_span as native_span
     except ImportError:
-        return _none, _hashlib_digest, _undecided, _not_said, _no_rows, False
-    return native, native_digest, native_split, native_said, native_rows, True
+        return _none, _hashlib_digest, _undecided, _span_undecided, _not_said, _no_rows, False
+    return native, native_digest, native_split, native_span, native_said, native_rows, True
 
 
-canonical, digest, split_array, message_said, preview_rows, AVAILABLE = _load()
+canonical, digest, split_array, split_span, message_said, preview_rows, AVAILABLE = _load()
 """`canonical(text)`: the canonical JSON bytes of the value `text` decodes to, or None (see above).
 
 `digest(data)`: `hashlib.blake2b(data, digest_size=16).hexdigest()` (the extension's BLAKE2b, else
@@ -115,6 +130,20 @@ hash, len(body))` when every item is decided, else None. Each pair made is remem
 no memo) when its `len(key) + len(body)` is at most `limit` and fits in `room` characters; `added`
 counts the characters it took, `full` says a pair did not fit. Without the extension:
 `(None, None, 0, False)`.
+
+`split_span(attrs, tables, room, limit)`: `messages._split(attrs, copy=False)` as `(light, refs, items,
+added)` where the extension decides the whole span, else `(None, None, None, added)` (the caller splits
+it). `tables` is `(not_flat, value_keys, whole, messages, whole_memo, message_memo)`: the set of keys
+known not to be flattened content, the opaque-value keys, `((key, kind), ...)` of the JSON-valued keys
+and `((key, kind, memo), ...)` of the message-list keys in the split's order, and the two memos. It
+decides a span whose keys are all in `not_flat`, none in `value_keys`: `light` is `attrs` itself when
+no content key is there, else its copy without them, with the items of each key (a whole value from
+its JSON text through `whole_memo`, a message list as `split_array` splits it through `message_memo`
+where `memo`) when every value is a str the extension decides. A new pair is remembered as
+`split_array` remembers it (`room`, `limit`; `added` counts the characters taken, also when it leaves
+the span to the caller), except one that would not fit: there it leaves the span to the caller, which
+clears the memos as it does; so what it leaves behind is the memo entries the caller's split makes
+too, in the same order. Without the extension: `(None, None, None, 0)`.
 
 `message_said(body, chars, ellipsis)`: `previews._said` of the value JSON `body` decodes to (its line
 capped at `chars` code points, `ellipsis` ending a cut one: the caller owns both), or None where the
