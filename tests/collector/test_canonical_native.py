@@ -18,10 +18,10 @@ from typing import Any, cast
 
 import msgspec
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
-from llmscope_collector.processors import canonical_native
+from llmscope_collector.processors import canonical_native, messages
 from llmscope_collector.storage.content_items import ENCODE_SORTED
 
 if os.environ.get("LLMSCOPE_REQUIRE_NATIVE") and not canonical_native.AVAILABLE:  # CI builds it: a failed build fails
@@ -380,3 +380,174 @@ def test_a_byte_that_ends_a_plain_run_is_seen_at_any_offset(stopper: bytes) -> N
                     assert items is not None
                     expected = [_pair(raw) or raw for raw in raws]
                     assert items == expected
+
+
+# --- a span's whole split in one call (`split_span`, behind `messages.split_hashed`) against `_split` ---
+# `_split` is the reference: on any attributes, split_hashed (the C call, or `_split` where it leaves the
+# span) gives the same light attributes (`attrs` itself exactly when `_split` returns it, keys in the
+# same order), refs and (hash, body) pairs, and leaves the memos, their budget count and the known keys
+# as `_split` alone leaves them, under any budget (clearing mid-span included).
+
+_MESSAGE_VALUES = st.fixed_dictionaries({"role": st.sampled_from(["user", "tool"]), "parts": _PLAIN}) | _ANY
+
+
+@st.composite
+def _element(draw: st.DrawFn, pool: list[str]) -> str:
+    """An array element as text: one seen before (a memo hit), a message written any way, or damaged."""
+    if pool and draw(st.booleans()):
+        return draw(st.sampled_from(pool))
+    if draw(st.integers(0, 5)) == 0:
+        text = draw(_damaged()).decode("utf-8", "replace")
+    else:
+        text = json.dumps(draw(_MESSAGE_VALUES), separators=draw(st.sampled_from([(",", ":"), (", ", ": ")])))
+    pool.append(text)
+    return text
+
+
+@st.composite
+def _content(draw: st.DrawFn, pool: list[str]) -> Any:
+    """A content attribute's value: a JSON array text (mostly), an object text, odd text, or not a str."""
+    elements = draw(st.lists(_element(pool), max_size=4))
+    array = draw(st.sampled_from(["[", "[", " ["])) + ",".join(elements) + draw(st.sampled_from(["]", "]", "]x"]))
+    # (A lone surrogate as such raises in `_split`, as before: the wire's UTF-8 and msgspec never give one.)
+    odd = st.sampled_from(["", "[", "{}", "plain", '{"a": 1.5}', '["\\ud800"]', "[1, 2.5]"])
+    other = st.none() | st.booleans() | _INTS | st.lists(st.text(max_size=3), max_size=2) | st.binary(max_size=3)
+    return draw(
+        st.sampled_from([array, array, array, elements[0] if elements else "{}"]) | odd | other | st.just(pool[-1:])
+    )
+
+
+_SPAN_KEYS = st.sampled_from(
+    [
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.tool.definitions",
+        "input.value",
+        "gen_ai.prompt",
+        "gen_ai.request.model",
+        "llm.input_messages.0.message.role",
+        "gen_ai.prompt.1.content",
+        "llm.tools.0.tool.json_schema",
+    ]
+) | st.text(max_size=6)
+
+
+@st.composite
+def _spans(draw: st.DrawFn) -> list[dict[str, Any]]:
+    pool: list[str] = []
+    spans = [
+        draw(st.dictionaries(_SPAN_KEYS, _content(pool) | st.text(max_size=4) | _INTS, max_size=6))
+        for _ in range(draw(st.integers(1, 4)))
+    ]
+    return spans + draw(st.lists(st.sampled_from(spans), max_size=3))  # whole spans resent: all hits
+
+
+def _split_state() -> tuple[Any, ...]:
+    """What a split leaves behind: the memos (in order), their character count, the keys known."""
+    return (
+        list(messages._WHOLE_MEMO.items()),
+        list(messages._MESSAGE_MEMO.items()),
+        messages._memo_held,
+        set(messages._NOT_FLAT),
+        dict(messages._FLAT_KEYS),
+    )
+
+
+def _set_split_state(state: tuple[Any, ...]) -> None:
+    whole, message, held, not_flat, flat = (list(part) if isinstance(part, list) else part for part in state)
+    not_flat, flat = set(not_flat), dict(flat)  # (copies first: the live tables may be passed)
+    messages._WHOLE_MEMO.clear()
+    messages._WHOLE_MEMO.update(whole)
+    messages._MESSAGE_MEMO.clear()
+    messages._MESSAGE_MEMO.update(message)
+    messages._memo_held = held
+    messages._NOT_FLAT.clear()
+    messages._NOT_FLAT.update(not_flat)
+    messages._FLAT_KEYS.clear()
+    messages._FLAT_KEYS.update(flat)
+
+
+def _split_compared(attrs: dict[str, Any]) -> bool:
+    """split_hashed and `_split` from one state: equal results and state after; whether C decided it."""
+    before = _split_state()
+    light, refs, hashed = messages.split_hashed(attrs)
+    after = _split_state()
+    _set_split_state(before)
+    room, limit = messages._MEMO_CHARS - before[2], messages._MEMO_CHARS // 64
+    decided = canonical_native.split_span(attrs, messages._SPAN_TABLES, room, limit)[0]
+    _set_split_state(before)  # (a probe: its own memo entries dropped)
+    ref_light, ref_refs, ref_hashed = messages._split(attrs, copy=False)
+    assert (light is attrs) == (ref_light is attrs)
+    assert list(light.items()) == list(ref_light.items())
+    assert (refs, hashed) == (ref_refs, ref_hashed)
+    assert after == _split_state()
+    return decided is not None
+
+
+@settings(max_examples=400, deadline=None)
+@given(_spans(), st.sampled_from([None, 2000, 640, 64, 0]), st.floats(0, 1))
+@example([{"gen_ai.input.messages": '[{"role":"user"}]', "gen_ai.system_instructions": "[1]"}], None, 0.0)
+@example([{"gen_ai.input.messages": '["abcd", "ab"]', "gen_ai.system_instructions": '["x"]'}], 640, 0.99)
+@example([{"gen_ai.system_instructions": '["abcdef"]', "gen_ai.input.messages": '["a"]'}], 640, 0.995)
+def test_split_span_is_the_python_splits_result_and_state(
+    spans: list[dict[str, Any]], budget: int | None, filled: float
+) -> None:
+    default = messages._MEMO_CHARS
+    if budget is not None:  # a small budget (from empty memos `filled` up to it): pairs that do not fit
+        messages._MEMO_CHARS = budget
+        _set_split_state(([], [], int(budget * filled), messages._NOT_FLAT, messages._FLAT_KEYS))
+    try:
+        for attrs in spans:
+            event("split_span decided" if _split_compared(attrs) else "split_span left it to _split")
+    finally:
+        messages._MEMO_CHARS = default
+        _set_split_state(([], [], 0, messages._NOT_FLAT, messages._FLAT_KEYS))
+
+
+def test_split_span_decides_the_usual_spans_and_leaves_the_rest() -> None:
+    # The decoder's usual spans are one C call; flattened, opaque-value, non-str and undecided content
+    # (a float, text the extension does not read as an array, a key not yet known) go to `_split`.
+    chat = '[{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]'
+    usual = {"gen_ai.system_instructions": '[{"type":"text","content":"be brief"}]', "gen_ai.input.messages": chat}
+    usual |= {"gen_ai.output.messages": '[{"role":"assistant","parts":[]}]', "gen_ai.request.model": "m"}
+    plain = {"http.method": "GET", "http.status_code": 200}
+    for attrs in (usual, plain):
+        messages.split_hashed(dict(attrs))  # (its keys known now)
+        assert _split_compared(dict(attrs))
+    messages.split_hashed(plain)
+    assert canonical_native.split_span(plain, messages._SPAN_TABLES, 1 << 20, 1 << 14)[:3] == (plain, [], [])
+    left = [
+        {**usual, "llm.input_messages.0.message.role": "user"},
+        {**usual, "input.value": "hi"},
+        {**usual, "gen_ai.input.messages": [chat]},
+        {**usual, "gen_ai.input.messages": '[{"t": 1.5}]'},
+        {**usual, "gen_ai.system_instructions": "be brief"},
+        {**usual, "gen_ai.input.messages": f"{chat} x"},
+        {**usual, "a key never seen before": 1},
+    ]
+    for attrs in left:
+        assert not _split_compared(attrs)
+
+
+def test_split_span_leaves_a_span_whose_new_pair_does_not_fit_the_memo() -> None:
+    # `_split` clears the memos where a new pair does not fit (mid-span): the C call leaves that span to it,
+    # having kept only what `_split` keeps too before that point. Budget 640: a pair of up to 10 characters
+    # is kept; a whole value's 5 + 5 with 3 left, a message's 3 + 3 with 4 left, do not fit.
+    default = messages._MEMO_CHARS
+    messages._MEMO_CHARS = 640
+    try:
+        for held, attrs in [
+            (637, {"gen_ai.system_instructions": '["x"]'}),
+            (636, {"gen_ai.system_instructions": '["abcdef"]', "gen_ai.input.messages": '["a"]'}),
+            (620, {"gen_ai.system_instructions": '["x"]', "gen_ai.input.messages": '["abcd", "a", "ab"]'}),
+        ]:
+            messages.split_hashed(dict(attrs))  # (its keys known)
+            _set_split_state(([], [], held, messages._NOT_FLAT, messages._FLAT_KEYS))
+            assert not _split_compared(attrs)
+            assert messages._memo_held < held  # (cleared)
+        _set_split_state(([], [], 600, messages._NOT_FLAT, messages._FLAT_KEYS))
+        assert _split_compared({"gen_ai.system_instructions": '["x"]', "gen_ai.input.messages": '["a"]'})
+    finally:
+        messages._MEMO_CHARS = default
+        _set_split_state(([], [], 0, messages._NOT_FLAT, messages._FLAT_KEYS))

@@ -296,3 +296,16 @@ def test_content_hashes_and_bodies_are_the_content_address_contract(
     finally:
         messages._MEMO_CHARS = default
         canonical_native.canonical, canonical_native.AVAILABLE = loaded
+
+
+def test_without_the_extension_split_hashed_is_the_python_split(monkeypatch: Any) -> None:
+    # Where the C extension is not built (AVAILABLE false), the span's split never reaches `split_span`.
+    def unbuilt(*args: Any) -> Any:
+        raise AssertionError("split_span called without the extension")
+
+    monkeypatch.setattr(canonical_native, "AVAILABLE", False)
+    monkeypatch.setattr(canonical_native, "canonical", canonical_native._none)
+    monkeypatch.setattr(canonical_native, "split_span", unbuilt)
+    chat = '[{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]'
+    for attrs in ({"gen_ai.input.messages": chat, "gen_ai.system_instructions": "[1]"}, {"http.method": "GET"}):
+        assert split_hashed(dict(attrs)) == _reference_split(attrs)
