@@ -394,7 +394,8 @@ _MESSAGE_VALUES = st.fixed_dictionaries({"role": st.sampled_from(["user", "tool"
 @st.composite
 def _element(draw: st.DrawFn, pool: list[str]) -> str:
     """An array element as text: one seen before (a memo hit), a message written any way, or damaged."""
-    if pool and draw(st.booleans()):
+    again: bool = draw(st.booleans())
+    if pool and again:
         return draw(st.sampled_from(pool))
     if draw(st.integers(0, 5)) == 0:
         text = draw(_damaged()).decode("utf-8", "replace")
@@ -455,8 +456,8 @@ def _split_state() -> tuple[Any, ...]:
 
 
 def _set_split_state(state: tuple[Any, ...]) -> None:
-    whole, message, held, not_flat, flat = (list(part) if isinstance(part, list) else part for part in state)
-    not_flat, flat = set(not_flat), dict(flat)  # (copies first: the live tables may be passed)
+    whole, message, held = list(state[0]), list(state[1]), int(state[2])
+    not_flat, flat = set(state[3]), dict(state[4])  # (copies first: the live tables may be passed)
     messages._WHOLE_MEMO.clear()
     messages._WHOLE_MEMO.update(whole)
     messages._MESSAGE_MEMO.clear()
@@ -517,7 +518,7 @@ def test_split_span_decides_the_usual_spans_and_leaves_the_rest() -> None:
         assert _split_compared(dict(attrs))
     messages.split_hashed(plain)
     assert canonical_native.split_span(plain, messages._SPAN_TABLES, 1 << 20, 1 << 14)[:3] == (plain, [], [])
-    left = [
+    left: list[dict[str, Any]] = [
         {**usual, "llm.input_messages.0.message.role": "user"},
         {**usual, "input.value": "hi"},
         {**usual, "gen_ai.input.messages": [chat]},
