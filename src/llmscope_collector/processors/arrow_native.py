@@ -51,6 +51,8 @@ def _extension() -> Any | None:
 
 
 _EXTENSION = _extension()
+if _EXTENSION is not None and COST_TYPE.scale != _EXTENSION.DECIMAL_SCALE:  # (the units of a cost column's ints)
+    del _KINDS[COST_TYPE]
 
 
 def _load() -> tuple[Build | None, bool]:
