@@ -179,7 +179,7 @@ def _unit_band(band: Band) -> UnitBand | None:
         fee = _ZERO_QUANTIZED if fee is _ZERO else fee.quantize(_QUANTUM, ROUND_HALF_EVEN)
     except ArithmeticError:
         return None
-    if fee.is_signed():
+    if not fee.is_finite() or fee.is_signed():  # (a NaN quantizes to NaN)
         return None
     exp_in = min(_SCALE, *(int(p.as_tuple().exponent) for p in prices[:3]))
     exp_out = min(_SCALE, int(prices[3].as_tuple().exponent))

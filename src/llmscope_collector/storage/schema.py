@@ -63,7 +63,7 @@ def cost_decimal(value: Decimal | int | None) -> Decimal | None:
     """A decoded cost column's value as pyarrow is given it: a decoder holds a Decimal, or an int counting
     units of the last decimal place (`COST_TYPE.scale`), which the span table's C builder stores without a
     Decimal made and printed per value (`pricing.price_rows`: the common row, priced in integers)."""
-    return Decimal(value).scaleb(-COST_TYPE.scale) if type(value) is int else cast("Decimal | None", value)
+    return Decimal(f"{value}E-{COST_TYPE.scale}") if type(value) is int else cast("Decimal | None", value)  # (exact)
 
 
 # A span's reference to one content item: what it is (`kind`: input, output, system, tools, ...),
