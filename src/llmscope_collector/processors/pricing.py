@@ -158,11 +158,11 @@ class Bands:
         return tuple(_unit_band(band) for band in self.bands)
 
 
-UnitBand = tuple[int, int, int, int, int, int, int, int, int]
-"""A band's prices as integers (`unit_costs`): the input, cache read and cache write coefficients at one
-exponent, whether cache read and cache write are priced (1 or 0: taken out of the input count), the power
-of ten from that exponent down to the storage scale; the output coefficient and its power of ten; the fee
-in storage units."""
+UnitBand = tuple[int, int, int, int, int, int, int]
+"""A band's prices as integers (`unit_costs`): the input price's coefficient at the finest exponent of the
+input-side prices, the cache read and cache write prices' less it where they are priced (their tokens are
+then taken out of the input count: `Bands.cost`'s leaf), the power of ten from that exponent to the storage
+scale; the output price's coefficient and power of ten; the fee in storage units."""
 _SCALE = -COST_TYPE.scale
 _MIN_EXPONENT = -40  # a per-token price below 1e-40 USD (none is): `cost`'s (the powers of ten stay small)
 
@@ -183,10 +183,11 @@ def _unit_band(band: Band) -> UnitBand | None:
         return None
     exp_in = min(_SCALE, *(int(p.as_tuple().exponent) for p in prices[:3]))
     exp_out = min(_SCALE, int(prices[3].as_tuple().exponent))
+    c_in, c_read, c_write = (_coefficient(p, exp_in) for p in prices[:3])
     return (
-        *(_coefficient(p, exp_in) for p in prices[:3]),
-        p_read is not None,
-        p_write is not None,
+        c_in,
+        c_read - c_in if p_read is not None else 0,
+        c_write - c_in if p_write is not None else 0,
         10 ** (_SCALE - exp_in),
         _coefficient(prices[3], exp_out),
         10 ** (_SCALE - exp_out),
@@ -202,9 +203,7 @@ def _coefficient(value: Decimal, exponent: int) -> int:
 
 
 def _half_even(value: int, power: int) -> int:
-    """`value / power` (both > 0... or value 0) rounded half to even, as `quantize(..., ROUND_HALF_EVEN)`."""
-    if power == 1:
-        return value
+    """`value / power` (`value` >= 0) rounded half to even, as `quantize(..., ROUND_HALF_EVEN)`."""
     quotient, rest = divmod(value, power)
     return quotient + (rest * 2 > power or (rest * 2 == power and quotient & 1))
 
@@ -215,26 +214,25 @@ def unit_costs(
     """`rated_row`'s total, input and output cost for `sanitized_counts` at `Bands(starts, bands)` (`units`:
     its `units`), as ints counting storage units (`schema.cost_decimal`), computed exactly in integers; None
     where that might not be `rated_row`'s value: a band `units` leaves, counts not ints, or a value of
-    `limit` (10 ** the Decimal context's precision) or more, which Decimal arithmetic would round. Every
-    term is >= 0 (`_unit_band`, sanitized counts), so their sum at the finest exponent bounds each product
-    and partial sum the Decimal path computes.
+    `limit` (10 ** the Decimal context's precision) or more, which Decimal arithmetic would round. Each of
+    `Bands.cost`'s products is >= 0 (`_unit_band`; sanitized counts: the leaf too), so their sum at the
+    finest exponent (`exact_in`, the same integer) bounds each product and partial sum it computes.
 
     Why: the Decimal path's four products, three quantizes and sums, and the span table's C builder printing
     each cost Decimal again to read it, were most of pricing an LLM row (~4.1 µs of `price_rows` a row)."""
     inp, out, read, write = counts
-    if not (type(inp) is int and type(read) is int and type(write) is int and type(out) is int):
+    if not (type(inp) is type(out) is type(read) is type(write) is int):
         return None
     band = units[bisect.bisect_left(starts, inp) if starts else 0]
     if band is None:
         return None
-    c_in, c_read, c_write, has_read, has_write, power_in, c_out, power_out, fee = band
-    leaf = inp - read * has_read - write * has_write
-    exact_in = c_in * leaf + c_read * read + c_write * write
+    c_in, d_read, d_write, power_in, c_out, power_out, fee = band
+    exact_in = c_in * inp + d_read * read + d_write * write  # (the leaf's price on the input less the cache)
     exact_out = c_out * out
     if exact_in >= limit or exact_out >= limit:
         return None
-    cost_in = _half_even(exact_in, power_in)
-    cost_out = _half_even(exact_out, power_out)
+    cost_in = exact_in if power_in == 1 else _half_even(exact_in, power_in)  # (1: prices to 1e-12, most)
+    cost_out = exact_out if power_out == 1 else _half_even(exact_out, power_out)
     total = cost_in + cost_out + fee
     return None if total >= limit else (total, cost_in, cost_out)
 
