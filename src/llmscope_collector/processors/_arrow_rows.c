@@ -9,7 +9,8 @@
  * and returns a PyCapsule "arrow_array" holding a struct array ("+s") with one child per list and the
  * struct's address (for `pa.RecordBatch._import_from_c`, which takes a pyarrow schema: no schema to
  * export and parse again per call), or None
- * for anything it does not convert exactly as `pa.array(values, type=...)` does: a value of another
+ * for anything it does not convert exactly as `pa.array(values, type=...)` does (a 'D' column's ints as
+ * `schema.cost_decimal` makes them Decimals, as the caller's pyarrow path does): a value of another
  * Python type than the code's (bool for int64, int for float64, bytes for string, a tuple for a list...),
  * an int outside int64 (int32 for 'i'), a string UTF-8 cannot encode (a lone surrogate), lists of unequal lengths,
  * a Decimal pyarrow would refuse or that this does not decide (`decimal_units`), a map entry holding None,
