@@ -11,6 +11,7 @@ unpriced and the Arrow columns built from them must be the reference's.
 from __future__ import annotations
 
 import bisect
+import pickle
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -151,6 +152,10 @@ def test_price_rows_stores_the_decimal_paths_rows_and_arrow_columns(
         for column, value in zip(expected, (want or nulls)[:3], strict=True):
             column.append(value)
     _same_arrow(cols, expected)
+    shipped = pickle.loads(pickle.dumps(table))  # as a worker gets it: without the units made here (`Bands.units`)
+    again: dict[str, list[Any]] = {name: [row[name] for row in rows] for name in rows[0]}
+    again.update({name: [None] * len(rows) for name in pricing.COST_FIELDS})
+    assert pricing.price_rows(again, shipped) == complete and repr(again) == repr(cols)  # (NaN: by its repr)
 
 
 def _same_arrow(cols: dict[str, list[Any]], expected: list[list[Any]]) -> None:

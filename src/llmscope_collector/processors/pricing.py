@@ -157,6 +157,10 @@ class Bands:
         """`bands` as `unit_costs` prices them (None: a band it leaves to `cost`), made once per `Bands`."""
         return tuple(_unit_band(band) for band in self.bands)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields only: a worker's table is pickled with its tasks, and `units` is made again where used."""
+        return {"starts": self.starts, "bands": self.bands}
+
 
 UnitBand = tuple[int, int, int, int, int, int, int]
 """A band's prices as integers (`unit_costs`): the input price's coefficient at the finest exponent of the
