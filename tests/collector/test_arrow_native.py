@@ -30,6 +30,7 @@ from llmscope_collector.storage.schema import (
     CONTENT_REF_TYPE,
     COST_TYPE,
     SPAN_SCHEMA,
+    cost_decimal,
 )
 from tests.otlp_strategies import otlp_llm_requests
 
@@ -46,6 +47,9 @@ _INT = st.integers(-(2**63), 2**63 - 1) | st.sampled_from([0, -1, 2**63 - 1, -(2
 _FLOAT = st.floats() | st.sampled_from([float("nan"), float("inf"), float("-inf"), -0.0, 5e-324])
 _REF = st.tuples(_TEXT, _TEXT, _TEXT, _INT)
 _COST = st.decimals(min_value=-(10**5), max_value=10**5, places=12, allow_nan=False)
+# A cost as `price_rows` writes the common row's: an int counting 1e-12 USD (`schema.cost_decimal`).
+_UNITS = st.integers(-(10**18) + 1, 10**18 - 1) | st.sampled_from([0, -1, 10**18 - 1, -(10**18) + 1])
+_ODD_UNITS = st.integers(-(2**70), 2**70) | st.sampled_from([10**18, -(10**18), 2**63, -(2**63) - 1, 2**64])
 # Decimals as text writes them (any exponent, trailing zeros, signed zeros, NaN, infinities), around the
 # column's bounds: 18 digits at scale 12, pyarrow's precision count (a zero's exponent counts too).
 _EDGE_DECIMALS = [
@@ -73,7 +77,7 @@ _PLAIN: dict[pa.DataType, st.SearchStrategy[Any]] = {
     pa.float64(): _FLOAT,
     pa.list_(pa.string()): st.lists(st.none() | _TEXT, max_size=3),
     pa.list_(CONTENT_REF_TYPE): st.lists(st.none() | _REF, max_size=3),
-    COST_TYPE: _COST,
+    COST_TYPE: _COST | _UNITS,
     pa.map_(pa.string(), pa.string()): _MAP,
 }
 _ODD_VALUES: dict[pa.DataType, st.SearchStrategy[Any]] = {
@@ -84,7 +88,7 @@ _ODD_VALUES: dict[pa.DataType, st.SearchStrategy[Any]] = {
     pa.list_(pa.string()): st.tuples(_TEXT) | st.lists(_ODD_TEXT | _ODD, max_size=2) | _ODD,
     pa.list_(CONTENT_REF_TYPE): st.lists(st.tuples(_TEXT, _TEXT) | st.tuples(_ODD, _TEXT, _TEXT, _ODD), max_size=2)
     | _ODD,
-    COST_TYPE: _ANY_COST | st.sampled_from([0, 1.5, "1", Decimal]),
+    COST_TYPE: _ANY_COST | _ODD_UNITS | st.sampled_from([True, 1.5, "1", Decimal]),
     pa.map_(pa.string(), pa.string()): st.lists(
         st.tuples(_ODD_TEXT, _ODD_TEXT) | st.tuples(_TEXT, st.none()) | st.tuples(_TEXT) | st.lists(_TEXT), max_size=2
     )
@@ -153,7 +157,7 @@ def test_plain_rows_are_built_natively_as_pyarrow_builds_them(cols: dict[str, li
     assert len(arrays) == len(decode._NATIVE.positions) == len(SPAN_SCHEMA)  # every column
     for i, array in zip(decode._NATIVE.positions, arrays, strict=True):
         array.validate(full=True)
-        expected = pa.array(cols[SPAN_SCHEMA.field(i).name], type=SPAN_SCHEMA.field(i).type)
+        expected = _pyarrows(cols[SPAN_SCHEMA.field(i).name], SPAN_SCHEMA.field(i).type)
         if pa.types.is_floating(array.type):
             assert _float_bits(array.to_pylist()) == _float_bits(expected.to_pylist())
         else:
@@ -204,8 +208,8 @@ def test_the_usual_bench_rows_are_built_natively() -> None:
         trace_id=["ab" * 16] * 3,
         name=["chat gpt-4o", "réponse ✓", "工具"],
         start_ns=[1, 2**62, -5],
-        cost_usd=[Decimal("0.003255000000"), None, Decimal(0)],
-        cost_input_usd=[Decimal("0.001000000000"), Decimal("-0E-12"), None],
+        cost_usd=[Decimal("0.003255000000"), None, 0],
+        cost_input_usd=[1_000_000_000, Decimal("-0E-12"), None],
         metadata=[[("user", "ü"), ("user", "b")], [], None],
         content_refs=[[("input", "gen_ai.input.messages", "0" * 32, 1366)], None, []],
         finish_reasons=[["stop"], [], None],
@@ -213,14 +217,20 @@ def test_the_usual_bench_rows_are_built_natively() -> None:
     )
     assert decode._NATIVE.arrays(cols) is not None
     native = decode._span_table(cols)
-    _assert_same_table(native, pa.Table.from_pydict(cols, schema=SPAN_SCHEMA))
+    costs = {f.name: list(map(cost_decimal, cols[f.name])) for f in SPAN_SCHEMA if f.type == COST_TYPE}
+    _assert_same_table(native, pa.Table.from_pydict({**cols, **costs}, schema=SPAN_SCHEMA))
+
+
+def _pyarrows(values: list[Any], type_: pa.DataType) -> pa.Array:
+    """pyarrow's array of a decoded column (a cost column's ints are units: `decode._span_table` converts them)."""
+    return pa.array(list(map(cost_decimal, values)) if type_ == COST_TYPE else values, type_)
 
 
 def _one_column(type_: pa.DataType, values: list[Any]) -> tuple[pa.Table | None, pa.Array | None]:
     """The extension's table of one column of `values`, and pyarrow's array (None: pyarrow refuses them)."""
     native = arrow_native.RowArrays(pa.schema([("c", type_)])).table([values])
     try:
-        expected = pa.array(values, type_)
+        expected = _pyarrows(values, type_)
     except (pa.ArrowException, OverflowError, TypeError, ValueError):
         return native, None
     return native, expected
@@ -242,6 +252,18 @@ def test_decimals_are_converted_as_pyarrow_converts_them(values: list[Any]) -> N
     """Any coefficient and exponent: where pyarrow stores the value, the extension stores the same 128 bits
     or defers; where pyarrow refuses it (digits below 1e-12, over 18 digits, NaN), the extension defers."""
     _assert_pyarrows(*_one_column(COST_TYPE, values))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.none() | _UNITS | _ODD_UNITS | _COST, max_size=4))
+@example([10**18 - 1, -(10**18) + 1, 0, None, Decimal("1.5")])
+def test_int_costs_are_stored_as_units_of_the_scale(values: list[Any]) -> None:
+    """An int in a cost column counts 1e-12 USD (`schema.cost_decimal`, as `price_rows` writes the common
+    row): stored as that Decimal; one beyond 18 digits is pyarrow's to refuse."""
+    native, expected = _one_column(COST_TYPE, values)
+    _assert_pyarrows(native, expected)
+    if all(v is None or isinstance(v, Decimal) or abs(v) < 10**18 for v in values):
+        assert native is not None
 
 
 @pytest.mark.parametrize("text", _EDGE_DECIMALS)

@@ -42,6 +42,7 @@ from llmscope_collector.processors.limits import (
     within_limits,
 )
 from llmscope_collector.processors.normalize import canonical_genai
+from llmscope_collector.storage.schema import cost_decimal
 
 # --- normalize ------------------------------------------------------------------------------------
 
@@ -506,7 +507,9 @@ def test_price_rows_prices_each_row_as_the_price_book_prices_one_call(rows: list
     cols.update({name: [None] * len(rows) for name in pricing.COST_FIELDS})
     pricing.price_rows(cols, book)
     for i, row in enumerate(rows):
-        got = tuple(cols[name][i] for name in pricing.COST_FIELDS)
+        got = tuple(cost_decimal(cols[name][i]) for name in pricing.COST_FIELDS[:3]) + tuple(
+            cols[name][i] for name in pricing.COST_FIELDS[3:]
+        )
         if row["operation"] not in normalize.LLM_OPERATIONS:
             assert got == (None,) * 5
             continue

@@ -4,11 +4,13 @@
  * `columns(cols, kinds)` takes equal-length lists of plain Python values and one type code per list:
  *   's' string, 'l' int64, 'i' int32, 'b' bool, 'd' float64, 'S' list<string>,
  *   'R' list<struct<string, string, string, int64>> (items given as 4-tuples),
- *   'D' decimal128(18, 12) (from `decimal.Decimal`), 'M' map<string, string> (lists of (key, value) tuples),
+ *   'D' decimal128(18, 12) (from `decimal.Decimal`, or an int counting units of 1e-12: `DECIMAL_SCALE`),
+ *   'M' map<string, string> (lists of (key, value) tuples),
  * and returns a PyCapsule "arrow_array" holding a struct array ("+s") with one child per list and the
  * struct's address (for `pa.RecordBatch._import_from_c`, which takes a pyarrow schema: no schema to
  * export and parse again per call), or None
- * for anything it does not convert exactly as `pa.array(values, type=...)` does: a value of another
+ * for anything it does not convert exactly as `pa.array(values, type=...)` does (a 'D' column's ints as
+ * `schema.cost_decimal` makes them Decimals, as the caller's pyarrow path does): a value of another
  * Python type than the code's (bool for int64, int for float64, bytes for string, a tuple for a list...),
  * an int outside int64 (int32 for 'i'), a string UTF-8 cannot encode (a lone surrogate), lists of unequal lengths,
  * a Decimal pyarrow would refuse or that this does not decide (`decimal_units`), a map entry holding None,
@@ -306,6 +308,7 @@ static int fill_struct(struct ArrowArray *array, PyObject *const *items, Py_ssiz
 #define DECIMAL_SCALE 12
 #define DECIMAL_PRECISION 18
 #define DECIMAL_MAX_DIGITS 38
+#define DECIMAL_UNITS_LIMIT 1000000000000000000LL /* 10^DECIMAL_PRECISION: an int's units stay below it */
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -365,7 +368,28 @@ static PyObject *decimal_type(void) {
     return type;
 }
 
-/* A decimal128(18, 12) column: 16 bytes a value, little-endian two's complement (`decimal_units`). */
+/* A Decimal's units (`decimal_units`, of its text), or 0 for an int already in units (`schema.cost_decimal`:
+ * what the Python path converts it to) that fits the precision; -1 for anything else. */
+static int item_units(PyObject *item, PyObject *type, int64_t *units) {
+    if (PyLong_CheckExact(item)) {
+        int overflow;
+        long long value = PyLong_AsLongLongAndOverflow(item, &overflow);
+        if (overflow || (value == -1 && PyErr_Occurred())) return -1;
+        if (value <= -DECIMAL_UNITS_LIMIT || value >= DECIMAL_UNITS_LIMIT) return -1;
+        *units = (int64_t)value;
+        return 0;
+    }
+    if (Py_TYPE(item) != (PyTypeObject *)type) return -1;
+    PyObject *text = PyObject_Str(item);
+    if (text == NULL) return -1;
+    Py_ssize_t len;
+    const char *chars = PyUnicode_AsUTF8AndSize(text, &len);
+    int failed = chars == NULL || decimal_units(chars, len, units) != 0;
+    Py_DECREF(text);
+    return failed ? -1 : 0;
+}
+
+/* A decimal128(18, 12) column: 16 bytes a value, little-endian two's complement (`item_units`). */
 static int fill_decimal(struct ArrowArray *array, PyObject *const *items, Py_ssize_t n) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     return -1; /* (the words' order would differ: pyarrow's path) */
@@ -376,15 +400,8 @@ static int fill_decimal(struct ArrowArray *array, PyObject *const *items, Py_ssi
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = items[i];
         if (is_null(item)) continue;
-        if (Py_TYPE(item) != (PyTypeObject *)type) return -1;
-        PyObject *text = PyObject_Str(item);
-        if (text == NULL) return -1;
-        Py_ssize_t len;
-        const char *chars = PyUnicode_AsUTF8AndSize(text, &len);
         int64_t units;
-        int failed = chars == NULL || decimal_units(chars, len, &units) != 0;
-        Py_DECREF(text);
-        if (failed) return -1;
+        if (item_units(item, type, &units) != 0) return -1;
         words[2 * i] = (uint64_t)units;
         words[2 * i + 1] = units < 0 ? UINT64_MAX : 0;
     }
@@ -558,4 +575,13 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_arrow_rows", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__arrow_rows(void) { return PyModule_Create(&module); }
+/* `DECIMAL_SCALE` exported: `arrow_native` builds the cost columns here only where it is `COST_TYPE`'s scale
+ * (the ints of a cost column count units of that scale: one owner, storage/schema.py). */
+PyMODINIT_FUNC PyInit__arrow_rows(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "DECIMAL_SCALE", DECIMAL_SCALE) != 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -3,7 +3,8 @@
 The decode workers turn each partition's column lists into Arrow tables (`decode.to_part`: the spans, the
 content items, the preview candidates). pyarrow's
 conversion of Python lists checks and dispatches per value and per call; for every span column (strings,
-int64, bool, float64, lists of strings, the content refs, the cost decimals, the metadata map) the
+int64, bool, float64, lists of strings, the content refs, the cost decimals (Decimals, or ints in units of the
+scale: `schema.cost_decimal`), the metadata map) the
 extension writes the buffers in one pass and hands them over through the Arrow C Data Interface, without
 a copy. It answers None where it does not decide (a value of another Python type than the column's, an
 int outside int64, a string UTF-8 cannot encode, a Decimal pyarrow would refuse...): the caller then
@@ -51,6 +52,8 @@ def _extension() -> Any | None:
 
 
 _EXTENSION = _extension()
+if _EXTENSION is not None and COST_TYPE.scale != _EXTENSION.DECIMAL_SCALE:  # (the units of a cost column's ints)
+    del _KINDS[COST_TYPE]
 
 
 def _load() -> tuple[Build | None, bool]:

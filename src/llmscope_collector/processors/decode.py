@@ -47,10 +47,12 @@ from llmscope_collector.storage.schema import (
     BUFFER_COLUMNS,
     CONTENT_ITEM_SCHEMA,
     CONTENT_ITEMS,
+    COST_TYPE,
     INVALID_IDS,
     SCORE_SCHEMA,
     SPAN_COLUMNS,
     SPAN_SCHEMA,
+    cost_decimal,
     valid_span_ids,
 )
 from llmscope_collector.storage.schema import names as column_names
@@ -368,6 +370,7 @@ _TYPE_GROUPS = tuple(
     (type_, tuple(i for i, f in enumerate(SPAN_SCHEMA) if f.type == type_))
     for type_ in dict.fromkeys(f.type for f in SPAN_SCHEMA)
 )
+_COST_POSITIONS = tuple(i for i, f in enumerate(SPAN_SCHEMA) if f.type == COST_TYPE)  # (`schema.cost_decimal`)
 
 
 def _span_table(cols: Columns) -> pa.Table:
@@ -380,6 +383,8 @@ def _span_table(cols: Columns) -> pa.Table:
     native = _NATIVE.table(columns)
     if native is not None:
         return native
+    for i in _COST_POSITIONS:  # (in place: the rows set aside are written with their Decimals too)
+        columns[i][:] = map(cost_decimal, columns[i])
     arrays: list[Any] = [None] * len(SPAN_SCHEMA)
     for type_, positions in _TYPE_GROUPS:
         for i, array in zip(positions, _arrays_of_type([columns[i] for i in positions], type_), strict=True):

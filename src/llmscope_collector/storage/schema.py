@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Literal
+from decimal import Decimal
+from typing import Literal, cast
 
 import pyarrow as pa
 
@@ -56,6 +57,14 @@ REPORTED_SOURCE = "reported"
 
 # USD with 12 decimals: exact sums (DuckDB sums DECIMAL exactly), sub-nano-dollar per-token prices.
 COST_TYPE = pa.decimal128(18, 12)
+
+
+def cost_decimal(value: Decimal | int | None) -> Decimal | None:
+    """A decoded cost column's value as pyarrow is given it: a decoder holds a Decimal, or an int counting
+    units of the last decimal place (`COST_TYPE.scale`), which the span table's C builder stores without a
+    Decimal made and printed per value (`pricing.price_rows`: the common row, priced in integers)."""
+    return Decimal(f"{value}E-{COST_TYPE.scale}") if type(value) is int else cast("Decimal | None", value)  # (exact)
+
 
 # A span's reference to one content item: what it is (`kind`: input, output, system, tools, ...),
 # which attribute it came from (`source`), its content address and its size.
