@@ -56,6 +56,7 @@ def native(session: nox.Session) -> None:
         "tests/collector/test_native_decode.py",
         "tests/collector/test_canonical_native.py",
         "tests/collector/test_arrow_native.py",
+        "tests/collector/test_pricing_units.py",
         "tests/collector/test_genai_plan_native.py",
         "tests/collector/test_normalize.py",
         "tests/collector/model/test_key_window_native.py",

@@ -52,7 +52,9 @@ def _extension() -> Any | None:
 
 
 _EXTENSION = _extension()
-if _EXTENSION is not None and COST_TYPE.scale != _EXTENSION.DECIMAL_SCALE:  # (the units of a cost column's ints)
+# A cost column's ints count units of `COST_TYPE`'s scale: built here only where the extension says the same
+# scale (a stale build says none).
+if _EXTENSION is not None and getattr(_EXTENSION, "DECIMAL_SCALE", None) != COST_TYPE.scale:
     del _KINDS[COST_TYPE]
 
 
