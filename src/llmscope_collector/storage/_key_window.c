@@ -42,6 +42,10 @@
 #define GENERATIONS (OLD_GENERATIONS + 1)
 #define ARENA_MIN 4096
 #define PREFETCH_AHEAD 8
+/* A buffer of at least this many keys is looked up without the GIL (`first_unknown_packed`; the content
+ * store's ~14k keys a flush: py-spy --gil of the collector under the ingest bench put ~3% of its GIL
+ * samples on that call, inflated by the thread being descheduled on a busy host while holding it). */
+#define GIL_FREE_KEYS 1024
 
 #if defined(__GNUC__) || defined(__clang__)
 #define PREFETCH(address) __builtin_prefetch(address)
@@ -76,6 +80,7 @@ typedef struct {
     Py_ssize_t generation_size;
     int n_generations; /* GENERATIONS, or 0 when capacity <= 0 (nothing is remembered) */
     int current;       /* ring index of the current generation; the next ones are the oldest first */
+    int busy;          /* a call runs without the GIL (first_unknown_packed): any other call is refused */
     Generation generations[GENERATIONS];
 } KeyWindow;
 
@@ -84,6 +89,14 @@ typedef struct {
     size_t len;
     uint32_t hash;
 } Key;
+
+/* Set RuntimeError when a call of another thread runs on the window without the GIL: one caller at a time
+ * (the writer's thread owns a window), checked since a second one would corrupt it, not just mis-answer. */
+static int in_use(const KeyWindow *w) {
+    if (!w->busy) return 0;
+    PyErr_SetString(PyExc_RuntimeError, "the key window is in use by another thread");
+    return 1;
+}
 
 static inline uint32_t folded(Py_hash_t h) { return (uint32_t)((uint64_t)h ^ ((uint64_t)h >> 32)); }
 
@@ -340,12 +353,14 @@ static void KeyWindow_dealloc(KeyWindow *w) {
 }
 
 static Py_ssize_t KeyWindow_len(KeyWindow *w) {
+    if (in_use(w)) return -1;
     Py_ssize_t n = 0;
     for (int k = 0; k < w->n_generations; k++) n += w->generations[k].count;
     return n;
 }
 
 static int KeyWindow_contains(KeyWindow *w, PyObject *obj) {
+    if (in_use(w)) return -1;
     if (!PyBytes_Check(obj)) return 0; /* never a key (the reference's sets answer False too) */
     Key key;
     if (key_of(obj, &key) < 0) return -1;
@@ -354,12 +369,14 @@ static int KeyWindow_contains(KeyWindow *w, PyObject *obj) {
 
 static PyObject *KeyWindow_add(KeyWindow *w, PyObject *obj) {
     Key key;
+    if (in_use(w)) return NULL;
     if (key_of(obj, &key) < 0) return NULL;
     int fresh = add_key(w, &key);
     return fresh < 0 ? NULL : PyBool_FromLong(fresh);
 }
 
 static PyObject *KeyWindow_add_batch(KeyWindow *w, PyObject *keys) {
+    if (in_use(w)) return NULL;
     PyObject *seq = PySequence_Fast(keys, "add_batch takes a sequence of bytes");
     if (seq == NULL) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -391,35 +408,62 @@ done:
     return result;
 }
 
-/* first_unknown of `n` keys: a small table of the batch's indexes dedupes it (keys held by the window never enter). */
-static PyObject *first_unknown_of(KeyWindow *w, const Key *batch, Py_ssize_t n) {
+/* first_unknown's answers for `n` keys into `fresh` (touches no Python object: runs without the GIL for a
+ * buffer's keys); `seen`: 2n + 1 zeroed slots, a table of the batch's indexes that dedupes it (keys held by
+ * the window never enter). */
+static void first_unknown_flags(const KeyWindow *w, const Key *batch, Py_ssize_t n, Py_ssize_t *seen, char *fresh) {
     size_t n_slots = (size_t)n * 2 + 1;
-    Py_ssize_t *seen = PyMem_Calloc(n_slots, sizeof(Py_ssize_t)); /* 1 + index of a key in `batch`; 0: empty */
-    if (seen == NULL) return PyErr_NoMemory();
-    PyObject *result = PyList_New(n);
-    for (Py_ssize_t i = 0; i < n && result != NULL; i++) {
+    for (Py_ssize_t i = 0; i < n; i++) {
         prefetch_batch(w, batch, i, n, 0);
-        int fresh = !(w->n_generations && held(w, &batch[i], NULL));
-        if (fresh) {
-            size_t s = (size_t)(((uint64_t)batch[i].hash * n_slots) >> 32);
-            while (seen[s]) {
-                const Key *other = &batch[seen[s] - 1];
-                if (other->hash == batch[i].hash && other->len == batch[i].len &&
-                    memcmp(other->data, batch[i].data, other->len) == 0) {
-                    fresh = 0;
-                    break;
-                }
-                if (++s == n_slots) s = 0;
+        fresh[i] = !(w->n_generations && held(w, &batch[i], NULL));
+        if (!fresh[i]) continue;
+        size_t s = (size_t)(((uint64_t)batch[i].hash * n_slots) >> 32);
+        while (seen[s]) {
+            const Key *other = &batch[seen[s] - 1];
+            if (other->hash == batch[i].hash && other->len == batch[i].len &&
+                memcmp(other->data, batch[i].data, other->len) == 0) {
+                fresh[i] = 0;
+                break;
             }
-            if (fresh) seen[s] = i + 1;
+            if (++s == n_slots) s = 0;
         }
-        PyList_SET_ITEM(result, i, Py_NewRef(fresh ? Py_True : Py_False));
+        if (fresh[i]) seen[s] = i + 1;
     }
-    PyMem_Free(seen);
+}
+
+static PyObject *bool_list(const char *flags, Py_ssize_t n) {
+    PyObject *result = PyList_New(n);
+    for (Py_ssize_t i = 0; i < n && result != NULL; i++) PyList_SET_ITEM(result, i, Py_NewRef(flags[i] ? Py_True : Py_False));
+    return result;
+}
+
+/* first_unknown of `n` keys (of a list or a buffer: `data`, released without the GIL when given and `n` is
+ * at least GIL_FREE_KEYS; then hashed there too). */
+static PyObject *first_unknown_of(KeyWindow *w, Key *batch, Py_ssize_t n, const Py_buffer *data, Py_ssize_t width) {
+    Py_ssize_t *seen = PyMem_RawCalloc((size_t)n * 2 + 1, sizeof(Py_ssize_t));
+    char *flags = PyMem_RawMalloc((size_t)(n ? n : 1));
+    PyObject *result = NULL;
+    if (seen == NULL || flags == NULL) {
+        PyErr_NoMemory();
+    } else if (data != NULL && n >= GIL_FREE_KEYS) {
+        w->busy = 1;
+        Py_BEGIN_ALLOW_THREADS
+        packed_keys(data, width, n, batch);
+        first_unknown_flags(w, batch, n, seen, flags);
+        Py_END_ALLOW_THREADS
+        w->busy = 0;
+    } else {
+        if (data != NULL) packed_keys(data, width, n, batch);
+        first_unknown_flags(w, batch, n, seen, flags);
+    }
+    if (seen != NULL && flags != NULL) result = bool_list(flags, n);
+    PyMem_RawFree(seen);
+    PyMem_RawFree(flags);
     return result;
 }
 
 static PyObject *KeyWindow_first_unknown(KeyWindow *w, PyObject *keys) {
+    if (in_use(w)) return NULL;
     PyObject *seq = PySequence_Fast(keys, "first_unknown takes a sequence of bytes");
     if (seq == NULL) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -432,7 +476,7 @@ static PyObject *KeyWindow_first_unknown(KeyWindow *w, PyObject *keys) {
     } else if (valid < n) {
         raise_at(items[valid]); /* nothing remembered: no key is taken before the error */
     } else {
-        result = first_unknown_of(w, batch, n);
+        result = first_unknown_of(w, batch, n, NULL, 0);
     }
     PyMem_Free(batch);
     Py_DECREF(seq);
@@ -455,6 +499,7 @@ static int remember_keys(KeyWindow *w, const Key *batch, Py_ssize_t n, PyObject 
 }
 
 static PyObject *KeyWindow_remember_new(KeyWindow *w, PyObject *keys) {
+    if (in_use(w)) return NULL;
     PyObject *seq = PySequence_Fast(keys, "remember_new takes a sequence of bytes");
     if (seq == NULL) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -480,18 +525,16 @@ static PyObject *KeyWindow_remember_new(KeyWindow *w, PyObject *keys) {
 /* first_unknown_packed(data, width) -> list[bool]: first_unknown of the `width`-byte keys `data` holds back
  * to back (a buffer: no bytes object per key; the content store's keys, storage/content.py). */
 static PyObject *KeyWindow_first_unknown_packed(KeyWindow *w, PyObject *args) {
+    if (in_use(w)) return NULL;
     Py_buffer data;
     Py_ssize_t width;
     if (!PyArg_ParseTuple(args, "y*n", &data, &width)) return NULL;
     PyObject *result = NULL;
     Py_ssize_t n = packed_count(&data, width);
-    Key *batch = n < 0 ? NULL : PyMem_Malloc(sizeof(Key) * (size_t)(n ? n : 1));
+    Key *batch = n < 0 ? NULL : PyMem_RawMalloc(sizeof(Key) * (size_t)(n ? n : 1));
     if (n >= 0 && batch == NULL) PyErr_NoMemory();
-    if (batch != NULL) {
-        packed_keys(&data, width, n, batch);
-        result = first_unknown_of(w, batch, n);
-    }
-    PyMem_Free(batch);
+    if (batch != NULL) result = first_unknown_of(w, batch, n, &data, width);
+    PyMem_RawFree(batch);
     PyBuffer_Release(&data);
     return result;
 }
@@ -507,6 +550,7 @@ static int bool_flags(PyObject *flags, Py_ssize_t n) {
 /* remember_new_packed(data, width, keep): remember_new of the keys of `data` (as first_unknown_packed
  * reads them) that `keep` (a list of bools, one a key) marks True. */
 static PyObject *KeyWindow_remember_new_packed(KeyWindow *w, PyObject *args) {
+    if (in_use(w)) return NULL;
     Py_buffer data;
     Py_ssize_t width;
     PyObject *keep;
@@ -532,6 +576,7 @@ static PyObject *KeyWindow_remember_new_packed(KeyWindow *w, PyObject *args) {
 }
 
 static PyObject *KeyWindow_forget(KeyWindow *w, PyObject *keys) {
+    if (in_use(w)) return NULL;
     PyObject *it = PyObject_GetIter(keys);
     if (it == NULL) return NULL;
     PyObject *obj;
@@ -552,6 +597,7 @@ static PyObject *KeyWindow_forget(KeyWindow *w, PyObject *keys) {
 }
 
 static PyObject *KeyWindow_nbytes(KeyWindow *w, void *closure) {
+    if (in_use(w)) return NULL;
     size_t n = 0;
     for (int k = 0; k < w->n_generations; k++) {
         const Generation *g = &w->generations[k];

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import threading
 from typing import Any
 
 import pyarrow as pa
@@ -119,6 +120,37 @@ def test_many_calls_on_full_tables(capacity: int) -> None:
         assert _apply(native, op, arg) == _apply(pure, op, arg)
         assert len(native) == len(pure)
     assert [k in native for k in pool] == [k in pure for k in pool]
+
+
+def test_large_packed_batches_looked_up_without_the_gil() -> None:
+    """Batches of at least 1024 keys are looked up with the GIL released (`GIL_FREE_KEYS`): the same answers."""
+    rng = random.Random(5)
+    pure, native = PureKeyWindow(3000), _native(3000)
+    pool = [rng.randbytes(20) for _ in range(6000)]
+    for _ in range(12):
+        batch = rng.choices(pool, k=rng.randint(1024, 2500))
+        assert _apply(native, "store_packed", batch) == _apply(pure, "store_packed", batch)
+        assert len(native) == len(pure)
+    assert [k in native for k in pool] == [k in pure for k in pool]
+
+
+def test_a_call_while_another_thread_looks_up_without_the_gil_is_refused() -> None:
+    """One caller at a time: while a large lookup runs without the GIL, a call from another thread raises
+    (it would otherwise read or change the tables under it) and the lookup's answers are unharmed."""
+    native = _native(3000)
+    data = os.urandom(20 * 1_000_000)
+    answers: list[list[bool]] = []
+    lookup = threading.Thread(target=lambda: answers.append(native.first_unknown_packed(data, 20)))
+    refused = 0
+    lookup.start()
+    while lookup.is_alive() and not refused:
+        try:
+            native.add(b"k")
+        except RuntimeError:
+            refused += 1
+    lookup.join()
+    assert refused == 1
+    assert answers[0].count(True) == len(set(data[i : i + 20] for i in range(0, len(data), 20)))
 
 
 @pytest.mark.parametrize("make", [PureKeyWindow, _native])
