@@ -13,7 +13,6 @@ never leaves a span pointing at missing content.
 from __future__ import annotations
 
 import binascii
-import struct
 import time
 import uuid
 from collections.abc import Callable
@@ -53,16 +52,29 @@ class ContentStore:
 
         A chat resends its history in every call, so most items of a flush repeat: each hash is
         kept once (its first row), and not at all when this partition stored it recently."""
-        keys = item_keys(items.column("hash"), f"{date}{project}".encode())
-        keep = self._recent.first_unknown(keys)  # the first row of each hash not stored recently
-        new = list(compress(keys, keep))
-        self.items_skipped += len(keys) - len(new)
+        keep, remember = self._first_unknown(items.column("hash"), f"{date}{project}".encode())
+        new = keep.count(True)  # the first row of each hash not stored recently
+        self.items_skipped += len(keep) - new
         if not new:
             return 0
-        self._write_file(project, date, items, pa.array(keep) if len(new) < len(keys) else None, name)
-        self._recent.remember_new(new)  # only once the file is durable: a failed write is retried whole
-        self.items_written += len(new)
-        return len(new)
+        self._write_file(project, date, items, pa.array(keep) if new < len(keep) else None, name)
+        remember()  # only once the file is durable: a failed write is retried whole
+        self.items_written += new
+        return new
+
+    def _first_unknown(self, hashes: pa.ChunkedArray, partition: bytes) -> tuple[list[bool], Callable[[], None]]:
+        """The window's `first_unknown` of the hashes' keys, and the call that remembers those it marks.
+
+        The collector's hashes go as one buffer of keys (`packed_item_keys`): a flush's ~14k bytes objects,
+        made, hashed and freed on the writer's thread, cost more than the window's lookups in C."""
+        packed = packed_item_keys(hashes, partition)
+        if packed is None:
+            keys = [_item_key(h, partition) for h in hashes.to_pylist()]
+            keep = self._recent.first_unknown(keys)
+            return keep, lambda: self._recent.remember_new(list(compress(keys, keep)))
+        data, width = packed
+        keep = self._recent.first_unknown_packed(data, width)
+        return keep, lambda: self._recent.remember_new_packed(data, width, keep)
 
     def forget(self, project: str, date: str, hashes: set[str]) -> None:
         """The items `hashes` of the partition are no longer stored (a deletion removed them as orphans): a
@@ -88,36 +100,23 @@ class ContentStore:
         self._tables.write(CONTENT_DIR, project, date, name, table, row_group_size=8_192)
 
 
-def item_keys(hashes: pa.Array | pa.ChunkedArray, partition: bytes) -> list[bytes]:
-    """`[_item_key(h, partition) for h in hashes]`: for the collector's hashes (32 hex digits each) built
-    from the column's bytes in a few calls, not a Python call per item (a flush's ~12k items cost the
-    writer's thread ~0.9 us each that way, ~0.4 this one; ~0.05 since `_split`: 1.29 -> 0.73 ms for a
-    flush's 14k items of benchmarks/writer_thread.py)."""
+def packed_item_keys(hashes: pa.Array | pa.ChunkedArray, partition: bytes) -> tuple[bytearray, int] | None:
+    """`[_item_key(h, partition) for h in hashes]` back to back, and their width, when each hash is 32 hex digits
+    (always, for the collector's): built from the column's bytes in a few calls, not a Python call per item (a
+    flush's ~12k items cost the writer's thread ~0.9 us each that way); None for any other column."""
     raw = _unhexed(hashes, 16)
-    if raw is None:
-        return [_item_key(h, partition) for h in hashes.to_pylist()]
-    return _split(_laid_out(raw, partition), len(hashes), 17 + len(partition))
+    return None if raw is None else (_laid_out(raw, partition), 17 + len(partition))
 
 
 def _laid_out(raw: bytes, partition: bytes) -> bytearray:
     """`b"h" + id + partition` for each 16-byte id of `raw`, back to back: the partition written once for all
     (a repeated template), then each of an id's 16 bytes into every key at once (a strided copy), instead of
-    Arrow's element-wise join (~2.1 -> ~1.1 ms for a flush's 14k items of benchmarks/writer_thread.py;
-    `item_keys` 2.34 -> 2.05 ms, best of 30, 3 alternating runs)."""
+    Arrow's element-wise join (~2.1 -> ~1.1 ms for a flush's 14k items of benchmarks/writer_thread.py)."""
     width = 17 + len(partition)
     out = bytearray((b"h" + bytes(16) + partition) * (len(raw) // 16))
     for n in range(16):
         out[1 + n :: width] = raw[n::16]
     return out
-
-
-def _split(data: bytearray, count: int, width: int) -> list[bytes]:
-    """The first `count` pieces of `width` bytes of `data`, cut in one C call (`struct`) instead of a
-    Python slice each: for a flush's ~14k keys (benchmarks/writer_thread.py) 0.75 -> 0.23 ms; callgrind,
-    the content store's writes of one pass of that bench: 1,158M -> 1,114M instructions (-3.8%). A
-    `Struct` of its own, not `struct.unpack`: the module would cache the compiled format (~0.5 MB for
-    14k items), up to 100 of them."""
-    return list(struct.Struct(f"{width}s" * count).unpack_from(data))
 
 
 def _unhexed(values: pa.Array | pa.ChunkedArray, size: int) -> bytes | None:

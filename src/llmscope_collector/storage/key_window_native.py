@@ -7,7 +7,7 @@ a set of the batch, a difference per generation and, for the content store, a Py
 The extension holds the same keys by value in an arena per generation with an open-addressed table
 of 8-byte slots (the module source says how) and answers a batch in one call.
 
-A 250k window at its peak (312,499 span keys held, benchmarks/key_window.py): 13.7 MiB (46 B a key)
+A 250k window at its peak (312,499 span keys held, benchmarks/key_window.py): 14.0 MiB (47 B a key)
 against 29.4 MiB for sets (99 B a key; RSS +54.5 MiB with what the rolled generations leave in
 pymalloc's arenas, +13.6 MiB here); the writer's `add_batch` 918 instructions a new key against
 1,927 (storage/dedupe.py has the rest). It answers exactly as the pure class for any sequence of

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import threading
 from typing import Any
 
 import pyarrow as pa
@@ -32,6 +33,7 @@ _KEYS = st.one_of(
     st.binary(max_size=40),
     st.binary(min_size=100, max_size=400),
 )
+_FLAGS = st.lists(st.booleans(), min_size=25, max_size=25)  # a packed batch's keep flags (the first of them)
 _OPS = st.one_of(
     st.tuples(st.just("add"), _KEYS),
     st.tuples(st.just("contains"), _KEYS),
@@ -40,7 +42,17 @@ _OPS = st.one_of(
     st.tuples(st.just("remember_new"), st.lists(_KEYS, max_size=25)),
     st.tuples(st.just("store"), st.lists(_KEYS, max_size=25)),
     st.tuples(st.just("forget"), st.sets(_KEYS, max_size=8)),
+    st.tuples(st.just("first_unknown_packed"), st.lists(_KEYS, max_size=25)),
+    st.tuples(st.just("store_packed"), st.lists(_KEYS, max_size=25)),
+    st.tuples(st.just("remember_new_packed"), st.tuples(st.lists(_KEYS, max_size=25), _FLAGS)),
 )
+
+
+def _packed(keys: list[bytes]) -> tuple[bytes, int]:
+    """The keys of the first key's width (1 if it is empty), back to back: a packed batch, of keys the other
+    calls also take one by one (the small pool's `k0`-`k9` and `k10`-`k40`, the 127-131 byte runs)."""
+    width = len(keys[0]) if keys and keys[0] else 1
+    return b"".join(key for key in keys if len(key) == width), width
 
 
 def _native(capacity: int) -> KeyWindow:
@@ -65,6 +77,17 @@ def _apply(window: KeyWindow, op: str, arg: Any) -> object:
         first = window.first_unknown(arg)
         window.remember_new([k for k, new in zip(arg, first, strict=True) if new])
         return first
+    if op == "first_unknown_packed":
+        return window.first_unknown_packed(*_packed(arg))
+    if op == "store_packed":  # the content store's (storage/content.py)
+        data, width = _packed(arg)
+        first = window.first_unknown_packed(data, width)
+        window.remember_new_packed(data, width, first)
+        return first
+    if op == "remember_new_packed":
+        data, width = _packed(arg[0])
+        window.remember_new_packed(data, width, arg[1][: len(data) // width])
+        return None
     window.forget(arg)
     return None
 
@@ -78,7 +101,7 @@ def test_native_window_answers_as_the_pure_one(capacity: int, ops: list[tuple[st
     for op, arg in ops:
         assert _apply(native, op, arg) == _apply(pure, op, arg), op
         assert len(native) == len(pure)
-        seen.update([arg] if isinstance(arg, bytes) else arg)
+        seen.update([arg] if isinstance(arg, bytes) else arg[0] if isinstance(arg, tuple) else arg)
     assert {k for k in seen if k in native} == {k for k in seen if k in pure}
 
 
@@ -90,13 +113,60 @@ def test_many_calls_on_full_tables(capacity: int) -> None:
     pool = [rng.randbytes(rng.choice([0, 8, 33, 300])) for _ in range(3 * capacity + 50)]
     for _ in range(4000):
         batch = rng.choices(pool, k=rng.randint(0, 40))
-        op = rng.choice(["add_batch", "add_batch", "store", "contains", "forget"])
+        op = rng.choice(["add_batch", "add_batch", "store", "store_packed", "contains", "forget"])
         arg: Any = batch[0] if op == "contains" and batch else set(batch[:5]) if op == "forget" else batch
         if op == "contains" and not batch:
             continue
         assert _apply(native, op, arg) == _apply(pure, op, arg)
         assert len(native) == len(pure)
     assert [k in native for k in pool] == [k in pure for k in pool]
+
+
+def test_large_packed_batches_looked_up_without_the_gil() -> None:
+    """Batches of at least 1024 keys are looked up with the GIL released (`GIL_FREE_KEYS`): the same answers."""
+    rng = random.Random(5)
+    pure, native = PureKeyWindow(3000), _native(3000)
+    pool = [rng.randbytes(20) for _ in range(6000)]
+    for _ in range(12):
+        batch = rng.choices(pool, k=rng.randint(1024, 2500))
+        assert _apply(native, "store_packed", batch) == _apply(pure, "store_packed", batch)
+        assert len(native) == len(pure)
+    assert [k in native for k in pool] == [k in pure for k in pool]
+
+
+def test_a_call_while_another_thread_looks_up_without_the_gil_is_refused() -> None:
+    """One caller at a time: while a large lookup runs without the GIL, a call from another thread raises
+    (it would otherwise read or change the tables under it) and the lookup's answers are unharmed."""
+    native = _native(3000)
+    data = os.urandom(20 * 1_000_000)
+    answers: list[list[bool]] = []
+    lookup = threading.Thread(target=lambda: answers.append(native.first_unknown_packed(data, 20)))
+    refused = 0
+    lookup.start()
+    while lookup.is_alive() and not refused:
+        try:
+            native.add(b"k")
+        except RuntimeError:
+            refused += 1
+    lookup.join()
+    assert refused == 1
+    assert answers[0].count(True) == len(set(data[i : i + 20] for i in range(0, len(data), 20)))
+
+
+@pytest.mark.parametrize("make", [PureKeyWindow, _native])
+def test_packed_calls_refuse_a_width_or_flags_that_do_not_fit(make: Any) -> None:
+    window = make(8)
+    for width in (0, -1, 3):
+        with pytest.raises(ValueError):
+            window.first_unknown_packed(b"abcd", width)
+    with pytest.raises(ValueError):
+        window.remember_new_packed(b"abcd", 2, [True])  # one flag for two keys
+    with pytest.raises(ValueError):
+        window.remember_new_packed(b"abcd", 2, [True, 1])  # not a bool
+    assert len(window) == 0  # nothing half done
+    window.remember_new_packed(bytearray(b"abcd"), 2, [False, True])
+    assert b"cd" in window and b"ab" not in window
+    assert window.first_unknown_packed(memoryview(b"cdabab"), 2) == [False, True, False]
 
 
 def test_very_long_and_non_bytes_keys() -> None:
