@@ -215,6 +215,7 @@ class Stitcher:
         self._odd_dates: dict[str, int] = {}  # partition dates not in ISO form (none come from decode)
         self._parents: dict[int, dict[Any, Any]] = {}  # per trace (by id()), a batch's blob → parent scan
         self._pending: list[_Correction] = []
+        self._unacked: _Registered | None = None  # the last `before_write`'s batch, until its `after_write`
         self._unsubtracted: dict[tuple[str, str], list[_Correction]] = {}
         self._repair_later: dict[PartitionKey, list[tuple[int, int]]] = {}
         self.deltas_written = 0
@@ -225,6 +226,7 @@ class Stitcher:
     def before_write(self, key: PartitionKey, spans: pa.Table) -> pa.Table:
         """The partition's rows with `llm_dup` set on LLM rows (True for a nested duplicate)."""
         project, date = key
+        self._hold_unacked()
         now = time.monotonic()
         self._evict(now)
         is_llm = llm_mask(spans)
@@ -245,7 +247,8 @@ class Stitcher:
             trace_ids, span_ids = [r[0] for r in rows], [r[1] for r in rows]
         else:  # marked straight from the columns: no tuple a row kept (each counts toward a GC collection)
             keep, rows = [], zip(trace_ids, span_ids, parents, blobs, strict=True)
-        _register(traces, trace_ids, span_ids)
+        known = _register(traces, trace_ids, span_ids)
+        self._unacked = _Registered(key, llm.num_rows, traces, trace_ids, span_ids, known)
         self._parents.clear()
         dups = self._mark(project, traces, rows)
         if wrappers:
@@ -308,7 +311,7 @@ class Stitcher:
     ) -> None:
         project, date = key
         is_llm = llm_mask(spans)
-        self._note_written(project, spans.select(["trace_id", "span_id"]).filter(is_llm))
+        self._note_written(key, spans.select(["trace_id", "span_id"]).filter(is_llm))
         corrections = self._take_corrections(project, spans)
         table = trace_deltas(spans, corrections, previews, is_llm=is_llm)
         self._write(TRACES_DIR, project, date, table, wal_start, wal_end)
@@ -406,6 +409,13 @@ class Stitcher:
                 return
             del windows[key]
 
+    def _hold_unacked(self) -> None:
+        """The last marked batch's file was not written (no `after_write` came for it): its spans stay
+        unwritten until a file holds them."""
+        unacked, self._unacked = self._unacked, None
+        if unacked is not None:
+            _hold_unwritten(unacked)
+
     def _date_code(self, date: str) -> int:
         """A partition date as a blob stores it: its day number (negative: an odd date's index)."""
         try:
@@ -420,9 +430,17 @@ class Stitcher:
         code = _HEADER.unpack_from(blob)[1]
         return dt.date.fromordinal(code).isoformat() if code > 0 else list(self._odd_dates)[-1 - code]
 
-    def _note_written(self, project: str, llm: pa.Table) -> None:
+    def _note_written(self, key: PartitionKey, llm: pa.Table) -> None:
         """The LLM spans of a durable span file: from now on, a late parent makes them corrections.
-        The traces with every span written are packed until a batch touches them again."""
+        The traces with every span written are packed until a batch touches them again.
+
+        The file of the batch `before_write` marked last (the writer's order: `before_write` then, once the
+        file is durable, `after_write` of the same rows) acknowledges that batch's spans at once; only a
+        batch whose file was not written (`_hold_unacked`) leaves spans in `_Trace.unwritten`."""
+        project = key[0]
+        unacked, self._unacked = self._unacked, None
+        if unacked is not None and (unacked.key != key or unacked.llm_rows != llm.num_rows):
+            _hold_unwritten(unacked)
         trace_ids = llm.column("trace_id").to_pylist()
         traces = self._touch(project, trace_ids, time.monotonic())
         if any(trace.unwritten for trace in traces.values()):
@@ -480,11 +498,7 @@ class Stitcher:
         trace[parent] = (_UNSEEN, span_id) if siblings is None else (*siblings, span_id)
         if self._parents:
             self._parents.pop(id(trace), None)
-        if trace.unwritten is None:
-            trace.unwritten = {span_id}
-        else:
-            trace.unwritten.add(span_id)
-        return blob
+        return blob  # unwritten until its file's `after_write` (`_Registered`)
 
     def _settle(self, trace: _Trace, span_id: str, state: Any, blob: bytes) -> Any:
         """A marked span's state after another row of it: a span keeps its first parent and date."""
@@ -565,13 +579,52 @@ def _written_child_with_usage(trace: _Trace, span_id: str) -> bool:
     return False
 
 
-def _register(traces: dict[str, _Trace], trace_ids: list[str], span_ids: list[str]) -> None:
-    """Register a batch's LLM spans before marking any (a parent later in the batch still counts)."""
+def _register(traces: dict[str, _Trace], trace_ids: list[str], span_ids: list[str]) -> set[tuple[str, Any]]:
+    """Register a batch's LLM spans before marking any (a parent later in the batch still counts); the
+    (trace id, span id) of the rows whose span was registered before the batch (few: spans sent again)."""
+    known = set()
     for trace_id, span_id in zip(trace_ids, span_ids, strict=True):
         trace = traces[trace_id]
         value = trace.setdefault(span_id, _NEW)  # (one lookup for a new span, most rows)
-        if type(value) is tuple and value[0] is _UNSEEN:
-            trace[span_id] = (_NEW, *value[1:])
+        if value is not _NEW:
+            if type(value) is tuple and value[0] is _UNSEEN:
+                trace[span_id] = (_NEW, *value[1:])
+            else:
+                known.add((trace_id, span_id))
+    return known
+
+
+@dataclasses.dataclass
+class _Registered:
+    """A marked batch whose span file `after_write` has not acknowledged yet: its rows (`llm_rows`: its LLM
+    rows, wrappers included, as the file's LLM rows count them) and which of its spans were known before.
+
+    A span a batch registers and leaves a blob must not be corrected by a late parent until its file is
+    durable (the file not written, the batch comes again and marks it in its row). Tracked a batch at a
+    time, not as a set per trace added to and discarded from for every blob span (~0.15 us a span of
+    the writer thread): only a file not written (`_hold_unwritten`) puts its spans in the sets."""
+
+    key: PartitionKey
+    llm_rows: int
+    traces: dict[str, _Trace]
+    trace_ids: list[str]
+    span_ids: list[str]
+    known: set[tuple[str, Any]]
+
+
+def _hold_unwritten(batch: _Registered) -> None:
+    """A batch's spans as unwritten (its file was not written): those it registered that are blobs, i.e.
+    each span whose first mark in the batch made it a blob (a blob stays one, or becomes `_DUP`, whose
+    membership is never asked)."""
+    for trace_id, span_id in zip(batch.trace_ids, batch.span_ids, strict=True):
+        trace = batch.traces[trace_id]
+        value = trace.get(span_id)
+        state = value[0] if type(value) is tuple else value
+        if type(state) is bytes and (trace_id, span_id) not in batch.known:
+            if trace.unwritten is None:
+                trace.unwritten = {span_id}
+            else:
+                trace.unwritten.add(span_id)
 
 
 def _marks(is_llm: pa.ChunkedArray, dups: list[bool]) -> pa.Array | pa.ChunkedArray:
