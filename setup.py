@@ -60,6 +60,7 @@ setup(
         _optional("_canonical_json"),
         _optional("_arrow_rows"),
         _optional("_genai_plan"),
+        _optional("_stitch_window"),
         _optional("_key_window", "storage"),
     ],
     cmdclass={"build_ext": OptionalBuildExt},

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import marshal
 import struct
@@ -55,6 +56,11 @@ from llmscope_collector.storage.schema import (
     TRACE_DELTA_SCHEMA,
 )
 from llmscope_collector.storage.tables import LocalTables, TableSink
+
+try:  # the window's per-row loops in C (setup.py builds it; without it, the same loops in Python)
+    from llmscope_collector.processors import _stitch_window as _native_window
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _native_window = None
 
 log = logging.getLogger(__name__)
 
@@ -240,17 +246,14 @@ class Stitcher:
         usage = _has_usage(llm)
         traces = self._touch(project, trace_ids, now)
         wrappers = self._wrappers(traces, trace_ids, span_ids, parents, usage, llm.column("parent_span_id"))
-        rows: Iterable[tuple[Any, ...]]
+        rows = trace_ids, span_ids, parents, blobs
         if wrappers:  # not registered, not marked: their nested calls are the ones counted
             keep = [i for i in range(len(span_ids)) if i not in wrappers]
-            rows = [(trace_ids[i], span_ids[i], parents[i], blobs[i]) for i in keep]
-            trace_ids, span_ids = [r[0] for r in rows], [r[1] for r in rows]
-        else:  # marked straight from the columns: no tuple a row kept (each counts toward a GC collection)
-            keep, rows = [], zip(trace_ids, span_ids, parents, blobs, strict=True)
-        known = _register(traces, trace_ids, span_ids)
-        self._unacked = _Registered(key, llm.num_rows, traces, trace_ids, span_ids, known)
+            rows = tuple([column[i] for i in keep] for column in rows)  # type: ignore[assignment]
+        known = _register(traces, rows[0], rows[1])
+        self._unacked = _Registered(key, llm.num_rows, traces, rows[0], rows[1], known)
         self._parents.clear()
-        dups = self._mark(project, traces, rows)
+        dups = self._mark(project, traces, *rows)
         if wrappers:
             marked = dict(zip(keep, dups, strict=True))
             dups = [marked.get(i, True) for i in range(llm.num_rows)]
@@ -455,18 +458,28 @@ class Stitcher:
 
     # -- marking --------------------------------------------------------------------------------------
 
-    def _mark(self, project: str, traces: dict[str, _Trace], rows: Iterable[tuple[Any, ...]]) -> list[bool]:
+    def _mark(
+        self, project: str, traces: dict[str, _Trace], trace_ids: list[str], span_ids: list[Any], parents: list[Any],
+        blobs: list[bytes],
+    ) -> list[bool]:  # fmt: skip
         """Mark each LLM row (trace, span, parent, blob) a duplicate when its parent is an LLM span of the
-        same trace; whether each is. The first mark of a childless span is inlined: it is most rows."""
-        dups: list[bool] = []
-        for trace_id, span_id, parent, blob in rows:
-            trace = traces[trace_id]
-            value = trace[span_id]
-            if value is _NEW:
-                value = trace[span_id] = self._settle_new(trace, span_id, parent, blob)
-            elif value is not _DUP:
-                value = self._mark_known(project, trace_id, trace, span_id, value, parent, blob)
-            dups.append(value is _DUP)
+        same trace; whether each is. The first mark of a span (most rows) is `_settle_new`; in C
+        (`_stitch_window.mark_batch`) when the extension is built."""
+        if _native_window is not None:
+            slow = functools.partial(self._mark_known, project)
+            dups: list[bool] = _native_window.mark_batch(
+                traces, trace_ids, span_ids, parents, blobs, self._parents, _STATES, slow
+            )
+        else:
+            dups = []
+            for trace_id, span_id, parent, blob in zip(trace_ids, span_ids, parents, blobs, strict=True):
+                trace = traces[trace_id]
+                value = trace[span_id]
+                if value is _NEW:
+                    value = trace[span_id] = self._settle_new(trace, span_id, parent, blob)
+                elif value is not _DUP:
+                    value = self._mark_known(project, trace_id, trace, span_id, value, parent, blob)
+                dups.append(value is _DUP)
         self.dups_marked += dups.count(True)
         return dups
 
@@ -579,9 +592,12 @@ def _written_child_with_usage(trace: _Trace, span_id: str) -> bool:
     return False
 
 
-def _register(traces: dict[str, _Trace], trace_ids: list[str], span_ids: list[str]) -> set[tuple[str, Any]]:
+def _register(traces: dict[str, _Trace], trace_ids: list[str], span_ids: list[Any]) -> set[tuple[str, Any]]:
     """Register a batch's LLM spans before marking any (a parent later in the batch still counts); the
-    (trace id, span id) of the rows whose span was registered before the batch (few: spans sent again)."""
+    (trace id, span id) of the rows whose span was registered before the batch (few: spans sent again).
+    In C (`_stitch_window.register_batch`) when the extension is built."""
+    if _native_window is not None:
+        return _native_window.register_batch(traces, trace_ids, span_ids, _STATES)  # type: ignore[no-any-return]
     known = set()
     for trace_id, span_id in zip(trace_ids, span_ids, strict=True):
         trace = traces[trace_id]

@@ -1,0 +1,270 @@
+/* The stitcher's per-row window loops in C (optional; see processors/stitch.py).
+ *
+ * `register_batch` and `mark_batch` are `stitch._register` and `stitch._mark` (with `_settle_new`, the
+ * first mark of a span, inlined) as one pass each over a batch's LLM rows: the same dict operations on
+ * the same `_Trace` dicts in the same order, so the window, the marks and the parent scans' cache come
+ * out the same (tests/collector/model/test_stitch_native.py holds the stitcher with and without them
+ * equal on arbitrary traces, arrival orders, failed writes and repeats). A row whose span is neither
+ * new in the batch nor a duplicate already (a span sent again, a parent with children waiting) is
+ * handed back to Python (`slow`, `Stitcher._mark_known`): those are few and their rules stay in one
+ * place. The Python loops cost ~0.5 us a span of the writer thread on the ingest bench's requests.
+ *
+ * The states are passed in (the module's small ints) and compared by identity, as the Python does.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* The states `stitch._STATES` names, in its order. */
+enum { UNSEEN, NEW, DUP, NO_PARENT, EMPTY_PARENT, OWN_PARENT, N_STATES };
+
+static int states_of(PyObject *tuple, PyObject **states) {
+    if (!PyTuple_CheckExact(tuple) || PyTuple_GET_SIZE(tuple) != N_STATES) {
+        PyErr_SetString(PyExc_TypeError, "states: a tuple of the six window states");
+        return -1;
+    }
+    for (int i = 0; i < N_STATES; i++) {
+        states[i] = PyTuple_GET_ITEM(tuple, i);
+    }
+    return 0;
+}
+
+static int same_lengths(PyObject **lists, int count) {
+    for (int i = 0; i < count; i++) {
+        if (!PyList_CheckExact(lists[i])) {
+            PyErr_SetString(PyExc_TypeError, "rows: lists");
+            return -1;
+        }
+        if (PyList_GET_SIZE(lists[i]) != PyList_GET_SIZE(lists[0])) {
+            PyErr_SetString(PyExc_ValueError, "rows: lists of one length");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* traces[trace_id] as a dict (a `_Trace`), borrowed; NULL with KeyError/TypeError set. */
+static PyObject *trace_of(PyObject *traces, PyObject *trace_id) {
+    PyObject *trace = PyDict_GetItemWithError(traces, trace_id);
+    if (trace == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetObject(PyExc_KeyError, trace_id);
+        }
+        return NULL;
+    }
+    if (!PyDict_Check(trace)) {
+        PyErr_SetString(PyExc_TypeError, "traces: dicts by trace id");
+        return NULL;
+    }
+    return trace;
+}
+
+/* Whether a window value is a box (a tuple) whose state is `state`. */
+static int boxed(PyObject *value, PyObject *state) {
+    return PyTuple_CheckExact(value) && PyTuple_GET_SIZE(value) > 0 && PyTuple_GET_ITEM(value, 0) == state;
+}
+
+/* `box` with its state replaced by `state`: (state, *box[1:]). New reference. */
+static PyObject *restated(PyObject *box, PyObject *state) {
+    Py_ssize_t n = PyTuple_GET_SIZE(box);
+    PyObject *out = PyTuple_New(n);
+    if (out == NULL) {
+        return NULL;
+    }
+    Py_INCREF(state);
+    PyTuple_SET_ITEM(out, 0, state);
+    for (Py_ssize_t i = 1; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(box, i);
+        Py_INCREF(item);
+        PyTuple_SET_ITEM(out, i, item);
+    }
+    return out;
+}
+
+/* register_batch(traces, trace_ids, span_ids, states) -> set of (trace id, span id): `stitch._register`. */
+static PyObject *register_batch(PyObject *self, PyObject *args) {
+    PyObject *traces, *rows[2], *states_tuple, *states[N_STATES];
+    if (!PyArg_ParseTuple(args, "O!OOO:register_batch", &PyDict_Type, &traces, &rows[0], &rows[1], &states_tuple)) {
+        return NULL;
+    }
+    if (states_of(states_tuple, states) < 0 || same_lengths(rows, 2) < 0) {
+        return NULL;
+    }
+    PyObject *known = PySet_New(NULL);
+    if (known == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows[0]); i++) {
+        PyObject *trace_id = PyList_GET_ITEM(rows[0], i), *span_id = PyList_GET_ITEM(rows[1], i);
+        PyObject *trace = trace_of(traces, trace_id);
+        if (trace == NULL) {
+            goto fail;
+        }
+        PyObject *value = PyDict_SetDefault(trace, span_id, states[NEW]); /* borrowed */
+        if (value == NULL) {
+            goto fail;
+        }
+        if (value == states[NEW]) {
+            continue;
+        }
+        if (boxed(value, states[UNSEEN])) {
+            PyObject *box = restated(value, states[NEW]);
+            int failed = box == NULL || PyDict_SetItem(trace, span_id, box) < 0;
+            Py_XDECREF(box);
+            if (failed) {
+                goto fail;
+            }
+        } else {
+            PyObject *pair = PyTuple_Pack(2, trace_id, span_id);
+            int failed = pair == NULL || PySet_Add(known, pair) < 0;
+            Py_XDECREF(pair);
+            if (failed) {
+                goto fail;
+            }
+        }
+    }
+    return known;
+fail:
+    Py_DECREF(known);
+    return NULL;
+}
+
+/* A new span's state at its first mark (`Stitcher._settle_new`): new reference, NULL on error. */
+static PyObject *settle_new(PyObject *trace, PyObject *span_id, PyObject *parent, PyObject *blob,
+                            PyObject *parent_scans, PyObject **states) {
+    int own = PyObject_RichCompareBool(parent, span_id, Py_EQ);
+    if (own < 0) {
+        return NULL;
+    }
+    if (own) {
+        return Py_NewRef(states[OWN_PARENT]);
+    }
+    PyObject *siblings = PyDict_GetItemWithError(trace, parent); /* borrowed */
+    if (siblings == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (siblings != NULL && PyTuple_CheckExact(siblings) && PyTuple_GET_SIZE(siblings) == 0) {
+        PyErr_SetString(PyExc_IndexError, "tuple index out of range"); /* (as siblings[0]; no box is empty) */
+        return NULL;
+    }
+    if (siblings != NULL && !boxed(siblings, states[UNSEEN])) {
+        return Py_NewRef(states[DUP]); /* `_registered(siblings)` */
+    }
+    int truth = PyObject_IsTrue(parent);
+    if (truth < 0) {
+        return NULL;
+    }
+    if (!truth) {
+        return Py_NewRef(states[parent == Py_None ? NO_PARENT : EMPTY_PARENT]);
+    }
+    PyObject *box;
+    if (siblings == NULL) {
+        box = PyTuple_Pack(2, states[UNSEEN], span_id);
+    } else {
+        Py_ssize_t n = PyTuple_GET_SIZE(siblings);
+        box = PyTuple_New(n + 1);
+        if (box != NULL) {
+            for (Py_ssize_t i = 0; i < n; i++) {
+                PyObject *item = PyTuple_GET_ITEM(siblings, i);
+                Py_INCREF(item);
+                PyTuple_SET_ITEM(box, i, item);
+            }
+            Py_INCREF(span_id);
+            PyTuple_SET_ITEM(box, n, span_id);
+        }
+    }
+    int failed = box == NULL || PyDict_SetItem(trace, parent, box) < 0;
+    Py_XDECREF(box);
+    if (failed) {
+        return NULL;
+    }
+    if (PyDict_GET_SIZE(parent_scans)) { /* self._parents.pop(id(trace), None) */
+        PyObject *key = PyLong_FromVoidPtr(trace);
+        if (key == NULL) {
+            return NULL;
+        }
+        int found = PyDict_Contains(parent_scans, key);
+        failed = found < 0 || (found && PyDict_DelItem(parent_scans, key) < 0);
+        Py_DECREF(key);
+        if (failed) {
+            return NULL;
+        }
+    }
+    return Py_NewRef(blob);
+}
+
+/* One row's window value after its mark: new reference, NULL on error. */
+static PyObject *mark_row(PyObject *trace_id, PyObject *trace, PyObject *span_id, PyObject *parent, PyObject *blob,
+                          PyObject *parent_scans, PyObject *slow, PyObject **states) {
+    PyObject *value = PyDict_GetItemWithError(trace, span_id); /* borrowed */
+    if (value == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetObject(PyExc_KeyError, span_id);
+        }
+        return NULL;
+    }
+    if (value == states[DUP]) {
+        return Py_NewRef(value);
+    }
+    if (value != states[NEW]) {
+        return PyObject_CallFunctionObjArgs(slow, trace_id, trace, span_id, value, parent, blob, NULL);
+    }
+    PyObject *state = settle_new(trace, span_id, parent, blob, parent_scans, states);
+    if (state != NULL && PyDict_SetItem(trace, span_id, state) < 0) {
+        Py_CLEAR(state);
+    }
+    return state;
+}
+
+/* mark_batch(traces, trace_ids, span_ids, parents, blobs, parent_scans, states, slow) -> list of bool:
+ * `Stitcher._mark`'s loop (its count of duplicates is the caller's). */
+static PyObject *mark_batch(PyObject *self, PyObject *args) {
+    PyObject *traces, *rows[4], *parent_scans, *states_tuple, *slow, *states[N_STATES];
+    if (!PyArg_ParseTuple(args, "O!OOOOO!OO:mark_batch", &PyDict_Type, &traces, &rows[0], &rows[1], &rows[2],
+                          &rows[3], &PyDict_Type, &parent_scans, &states_tuple, &slow)) {
+        return NULL;
+    }
+    if (states_of(states_tuple, states) < 0 || same_lengths(rows, 4) < 0) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(rows[0]);
+    PyObject *dups = PyList_New(n);
+    if (dups == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *trace_id = PyList_GET_ITEM(rows[0], i);
+        PyObject *trace = trace_of(traces, trace_id);
+        if (trace == NULL) {
+            goto fail;
+        }
+        /* Held across the row: `slow` runs Python code. */
+        PyObject *row[5] = {trace_id, trace, PyList_GET_ITEM(rows[1], i), PyList_GET_ITEM(rows[2], i),
+                            PyList_GET_ITEM(rows[3], i)};
+        for (int k = 0; k < 5; k++) {
+            Py_INCREF(row[k]);
+        }
+        PyObject *state = mark_row(row[0], row[1], row[2], row[3], row[4], parent_scans, slow, states);
+        for (int k = 0; k < 5; k++) {
+            Py_DECREF(row[k]);
+        }
+        if (state == NULL) {
+            goto fail;
+        }
+        PyList_SET_ITEM(dups, i, Py_NewRef(state == states[DUP] ? Py_True : Py_False));
+        Py_DECREF(state);
+    }
+    return dups;
+fail:
+    Py_DECREF(dups); /* (its unset items are NULL: list_dealloc skips them) */
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"register_batch", register_batch, METH_VARARGS, "Register a batch's LLM spans (stitch._register)."},
+    {"mark_batch", mark_batch, METH_VARARGS, "Mark a batch's LLM rows (stitch.Stitcher._mark's loop)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_stitch_window", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__stitch_window(void) { return PyModule_Create(&module); }
