@@ -13,6 +13,10 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <marshal.h>
+
+/* Attribute and method names, interned at import. */
+static PyObject *s_project, *s_packed, *s_touched, *s_unwritten, *s_unpack, *s_move_to_end;
 
 /* The states `stitch._STATES` names, in its order. */
 enum { UNSEEN, NEW, DUP, NO_PARENT, EMPTY_PARENT, OWN_PARENT, N_STATES };
@@ -259,12 +263,179 @@ fail:
     return NULL;
 }
 
+/* `trace` (a new reference, stolen) unpacked if packed (`_Trace.unpack`); NULL on error. */
+static PyObject *unpacked(PyObject *trace) {
+    PyObject *packed = PyObject_GetAttr(trace, s_packed);
+    if (packed == NULL) {
+        Py_DECREF(trace);
+        return NULL;
+    }
+    int held = packed != Py_None;
+    Py_DECREF(packed);
+    if (held) {
+        PyObject *done = PyObject_CallMethodNoArgs(trace, s_unpack);
+        if (done == NULL) {
+            Py_DECREF(trace);
+            return NULL;
+        }
+        Py_DECREF(done);
+    }
+    return trace;
+}
+
+/* One trace of `Stitcher._touch`'s loop (its `touched` set by the caller): a new reference, NULL on error. */
+static PyObject *touch_one(PyObject *windows, PyObject *project, PyObject *trace_id, PyObject *make, PyObject *keyed) {
+    PyObject *trace = PyDict_GetItemWithError(windows, trace_id); /* borrowed */
+    if (trace == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (trace != NULL) {
+        PyObject *owner = PyObject_GetAttr(trace, s_project);
+        int mine = owner == NULL ? -1 : PyObject_RichCompareBool(owner, project, Py_EQ);
+        Py_XDECREF(owner);
+        if (mine < 0) {
+            return NULL;
+        }
+        if (mine) {
+            Py_INCREF(trace); /* (move_to_end keeps it in `windows`; held across the call all the same) */
+            PyObject *moved = PyObject_CallMethodOneArg(windows, s_move_to_end, trace_id);
+            if (moved == NULL) {
+                Py_DECREF(trace);
+                return NULL;
+            }
+            Py_DECREF(moved);
+            return unpacked(trace);
+        }
+    } else {
+        PyObject *key = PyTuple_Pack(2, project, trace_id);
+        int keyed_too = key == NULL ? -1 : PyDict_Contains(windows, key);
+        Py_XDECREF(key);
+        if (keyed_too < 0) {
+            return NULL;
+        }
+        if (!keyed_too) { /* a new window (most) */
+            PyObject *made = PyObject_CallOneArg(make, project);
+            if (made != NULL && PyObject_SetItem(windows, trace_id, made) < 0) {
+                Py_CLEAR(made);
+            }
+            return made;
+        }
+    }
+    PyObject *made = PyObject_CallFunctionObjArgs(keyed, project, trace_id, trace == NULL ? Py_True : Py_False, NULL);
+    return made == NULL ? NULL : unpacked(made);
+}
+
+/* The distinct ids in the order of each one's last row (`reversed(dict.fromkeys(reversed(ids)))`), as a
+ * list in reverse: new reference, NULL on error. */
+static PyObject *last_rows_reversed(PyObject *ids) {
+    PyObject *seen = PySet_New(NULL), *order = PyList_New(0);
+    if (seen == NULL || order == NULL) {
+        goto fail;
+    }
+    for (Py_ssize_t i = PyList_GET_SIZE(ids) - 1; i >= 0; i--) {
+        PyObject *id = PyList_GET_ITEM(ids, i);
+        int found = PySet_Contains(seen, id);
+        if (found < 0 || (!found && (PySet_Add(seen, id) < 0 || PyList_Append(order, id) < 0))) {
+            goto fail;
+        }
+    }
+    Py_DECREF(seen);
+    return order;
+fail:
+    Py_XDECREF(seen);
+    Py_XDECREF(order);
+    return NULL;
+}
+
+/* touch_batch(windows, project, trace_ids, now, make, keyed) -> {trace id: trace}: `Stitcher._touch`
+ * (`make`: `_Trace.new`; `keyed`: `Stitcher._touch_keyed`). */
+static PyObject *touch_batch(PyObject *self, PyObject *args) {
+    PyObject *windows, *project, *trace_ids, *now, *make, *keyed;
+    if (!PyArg_ParseTuple(args, "O!OO!OOO:touch_batch", &PyDict_Type, &windows, &project, &PyList_Type, &trace_ids,
+                          &now, &make, &keyed)) {
+        return NULL;
+    }
+    PyObject *order = last_rows_reversed(trace_ids);
+    PyObject *found = order == NULL ? NULL : PyDict_New();
+    if (found == NULL) {
+        Py_XDECREF(order);
+        return NULL;
+    }
+    for (Py_ssize_t i = PyList_GET_SIZE(order) - 1; i >= 0; i--) {
+        PyObject *trace_id = PyList_GET_ITEM(order, i);
+        PyObject *trace = touch_one(windows, project, trace_id, make, keyed);
+        int failed = trace == NULL || PyObject_SetAttr(trace, s_touched, now) < 0 ||
+                     PyDict_SetItem(found, trace_id, trace) < 0;
+        Py_XDECREF(trace);
+        if (failed) {
+            Py_DECREF(order);
+            Py_DECREF(found);
+            return NULL;
+        }
+    }
+    Py_DECREF(order);
+    return found;
+}
+
+/* `_Trace.pack`: the entries as one marshal string (the dict emptied first), 0 or -1 on error. */
+static int pack_one(PyObject *trace) {
+    PyObject *entries = PyDict_Copy(trace);
+    if (entries == NULL) {
+        return -1;
+    }
+    PyDict_Clear(trace);
+    /* A second reference while dumped, as `marshal.dumps(entries)` has (the caller's and the argument's):
+     * marshal then flags the dict as `_Trace.pack` does, and the packed strings are the same bytes. */
+    Py_INCREF(entries);
+    PyObject *packed = PyMarshal_WriteObjectToString(entries, Py_MARSHAL_VERSION);
+    Py_DECREF(entries);
+    Py_DECREF(entries);
+    int failed = packed == NULL || PyObject_SetAttr(trace, s_packed, packed) < 0;
+    Py_XDECREF(packed);
+    return failed ? -1 : 0;
+}
+
+/* pack_written(traces): each of the dict's traces without unwritten spans packed, its `unwritten` None
+ * (`Stitcher._note_written`'s last loop). */
+static PyObject *pack_written(PyObject *self, PyObject *traces) {
+    if (!PyDict_Check(traces)) {
+        PyErr_SetString(PyExc_TypeError, "traces: a dict of traces");
+        return NULL;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *trace_id, *trace;
+    while (PyDict_Next(traces, &pos, &trace_id, &trace)) {
+        Py_INCREF(trace);
+        PyObject *unwritten = PyObject_GetAttr(trace, s_unwritten);
+        int waiting = unwritten == NULL ? -1 : PyObject_IsTrue(unwritten);
+        Py_XDECREF(unwritten);
+        int failed = waiting < 0 ||
+                     (!waiting && (PyObject_SetAttr(trace, s_unwritten, Py_None) < 0 || pack_one(trace) < 0));
+        Py_DECREF(trace);
+        if (failed) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"register_batch", register_batch, METH_VARARGS, "Register a batch's LLM spans (stitch._register)."},
     {"mark_batch", mark_batch, METH_VARARGS, "Mark a batch's LLM rows (stitch.Stitcher._mark's loop)."},
+    {"touch_batch", touch_batch, METH_VARARGS, "The windows of a batch's traces (stitch.Stitcher._touch)."},
+    {"pack_written", pack_written, METH_O, "Pack the traces without unwritten spans (stitch._Trace.pack)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_stitch_window", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__stitch_window(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__stitch_window(void) {
+    const char *names[] = {"project", "packed", "touched", "unwritten", "unpack", "move_to_end"};
+    PyObject **slots[] = {&s_project, &s_packed, &s_touched, &s_unwritten, &s_unpack, &s_move_to_end};
+    for (int i = 0; i < 6; i++) {
+        if (*slots[i] == NULL && (*slots[i] = PyUnicode_InternFromString(names[i])) == NULL) {
+            return NULL;
+        }
+    }
+    return PyModule_Create(&module);
+}

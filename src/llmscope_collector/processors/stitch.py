@@ -374,8 +374,14 @@ class Stitcher:
 
     def _touch(self, project: str, trace_ids: list[str], now: float) -> dict[str, _Trace]:
         """The windows of these rows' traces by id, created if new, moved to the LRU end in the order of
-        each trace's last row (as touching every row in turn would leave them), touched `now`."""
-        found: dict[str, _Trace] = {}
+        each trace's last row (as touching every row in turn would leave them), touched `now`. In C
+        (`_stitch_window.touch_batch`: this loop's steps, `_touch_keyed` called back) when it is built."""
+        if _native_window is not None:
+            found: dict[str, _Trace] = _native_window.touch_batch(
+                self._windows, project, trace_ids, now, _Trace.new, self._touch_keyed
+            )
+            return found
+        found = {}
         windows = self._windows
         for trace_id in reversed(dict.fromkeys(reversed(trace_ids))):
             trace = windows.get(trace_id)
@@ -451,6 +457,9 @@ class Stitcher:
                 unwritten = traces[trace_id].unwritten
                 if unwritten:
                     unwritten.discard(span_id)
+        if _native_window is not None:  # the loop below in C (`_Trace.pack`'s steps; ~1 us a trace less)
+            _native_window.pack_written(traces)
+            return
         for trace in traces.values():
             if not trace.unwritten:
                 trace.unwritten = None

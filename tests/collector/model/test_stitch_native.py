@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -102,4 +103,52 @@ def test_a_batch_leaves_the_same_window_with_and_without_the_extension(
                 outcome = (type(exc), str(exc))
             cached = sorted(n for n, t in enumerate(traces.values()) if id(t) in stitcher._parents)
             outcomes.append((outcome, _entries(traces), cached, stitcher._pending))
+    assert outcomes[0] == outcomes[1]
+
+
+@given(st.lists(st.tuples(_SPAN_IDS, _VALUES), max_size=8), st.booleans())
+def test_a_trace_packs_to_the_same_string(entries: list[tuple[Any, Any]], waiting: bool) -> None:
+    """`pack_written` packs as `_Trace.pack` does (same bytes), and only a trace with nothing unwritten."""
+    native, plain = _window({"t": entries})["t"], _window({"t": entries})["t"]
+    native.unwritten = plain.unwritten = {"x"} if waiting else set()
+    NATIVE.pack_written({"t": native})
+    if not waiting:
+        plain.unwritten = None
+        plain.pack()
+    assert (native.packed, native.unwritten, dict(native)) == (plain.packed, plain.unwritten, dict(plain))
+
+
+_KEYS = st.one_of(st.sampled_from(["t1", "t2", "t3"]), st.tuples(st.sampled_from(["acme", "globex"]), st.sampled_from(["t1", "t2", "t3"])))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    windows=st.lists(st.tuples(_KEYS, st.sampled_from(["acme", "globex"]), st.booleans()), max_size=6),
+    trace_ids=st.lists(st.sampled_from(["t1", "t2", "t3", "t4"]), max_size=10),
+    project=st.sampled_from(["acme", "globex"]),
+)
+def test_a_touch_leaves_the_same_windows_with_and_without_the_extension(
+    windows: list[tuple[Any, str, bool]], trace_ids: list[str], project: str
+) -> None:
+    """Any windows (by trace id or (project, trace id), of either project, packed or not): the same traces
+    found, in the same order, the same windows in the same LRU order, unpacked and touched alike."""
+    outcomes = []
+    for native in (NATIVE, None):
+        with pytest.MonkeyPatch.context() as patch, tempfile.TemporaryDirectory(dir=MEMORY_FS) as tmp:
+            patch.setattr(stitch, "_native_window", native)
+            stitcher = stitch.Stitcher(Path(tmp))
+            made: OrderedDict[Any, stitch._Trace] = OrderedDict()
+            for n, (key, owner, packed) in enumerate(windows):
+                trace = made[key] = stitch._Trace.new(owner)
+                trace.update({f"s{n}": stitch._NO_PARENT})
+                trace.touched = -1.0
+                if packed:
+                    trace.pack()
+            stitcher._windows = made
+            found = stitcher._touch(project, trace_ids, 5.0)
+            held = {id(t): k for k, t in stitcher._windows.items()}
+            outcomes.append((
+                [(k, held.get(id(t))) for k, t in found.items()],  # each found window, by where it is held
+                [(k, t.project, t.touched, t.packed, dict(t)) for k, t in stitcher._windows.items()],
+            ))  # fmt: skip
     assert outcomes[0] == outcomes[1]
