@@ -57,6 +57,7 @@ def native(session: nox.Session) -> None:
         "tests/collector/test_canonical_native.py",
         "tests/collector/test_arrow_native.py",
         "tests/collector/test_genai_plan_native.py",
+        "tests/collector/model/test_stitch_native.py",
         "tests/collector/test_normalize.py",
         "tests/collector/model/test_key_window_native.py",
         *session.posargs,

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -68,9 +69,11 @@ def _window(entries: dict[str, list[tuple[Any, Any]]]) -> dict[str, stitch._Trac
 
 def _entries(traces: dict[str, stitch._Trace]) -> list[Any]:
     """The window's entries in order, each state by identity (as the stitcher compares them)."""
+
     def held(value: Any) -> Any:
         head = value[0] if type(value) is tuple else value
         return (value, type(head) is int and head in stitch._STATES and any(head is s for s in stitch._STATES))
+
     return [(trace_id, [(k, held(v)) for k, v in trace.items()]) for trace_id, trace in traces.items()]
 
 
@@ -118,7 +121,10 @@ def test_a_trace_packs_to_the_same_string(entries: list[tuple[Any, Any]], waitin
     assert (native.packed, native.unwritten, dict(native)) == (plain.packed, plain.unwritten, dict(plain))
 
 
-_KEYS = st.one_of(st.sampled_from(["t1", "t2", "t3"]), st.tuples(st.sampled_from(["acme", "globex"]), st.sampled_from(["t1", "t2", "t3"])))
+_KEYS = st.one_of(
+    st.sampled_from(["t1", "t2", "t3"]),
+    st.tuples(st.sampled_from(["acme", "globex"]), st.sampled_from(["t1", "t2", "t3"])),
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -152,3 +158,39 @@ def test_a_touch_leaves_the_same_windows_with_and_without_the_extension(
                 [(k, t.project, t.touched, t.packed, dict(t)) for k, t in stitcher._windows.items()],
             ))  # fmt: skip
     assert outcomes[0] == outcomes[1]
+
+
+_COUNTS = st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.integers(-(2**31) - 2, 2**31 + 1))
+_COSTS = st.one_of(st.none(), st.decimals(min_value=-(10**6) + 1, max_value=10**6 - 1, places=12, allow_nan=False))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.lists(_COUNTS, min_size=len(stitch._TOKEN_FIELDS), max_size=len(stitch._TOKEN_FIELDS)),
+            st.one_of(st.none(), st.booleans()),
+            _COSTS,
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    cut=st.integers(0, 3),
+    date_code=st.integers(-(2**31), 2**31 - 1),
+)
+def test_blobs_are_the_same_bytes_with_and_without_the_extension(
+    rows: list[tuple[list[Any], Any, Any]], cut: int, date_code: int
+) -> None:
+    """Any counts (nulls, beyond int32, negative), cost flags and costs, in sliced and chunked columns (a
+    batch has LLM rows: `before_write` returns before without)."""
+    columns: dict[str, Any] = {f: [r[0][n] for r in rows] for n, f in enumerate(stitch._TOKEN_FIELDS)}
+    columns["cost_known"] = [r[1] for r in rows]
+    columns["cost_usd"] = [r[2] for r in rows]
+    schema = pa.schema([stitch.SPAN_SCHEMA.field(name) for name in columns])
+    table = pa.Table.from_pydict(columns, schema=schema)
+    chunks = pa.concat_tables([table.slice(0, cut), table.slice(cut)])  # two chunks (one may be empty)
+    table = chunks.slice(min(cut, 1, len(rows) - 1))  # an offset
+    native = stitch._blobs(table, date_code)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stitch, "_native_window", None)
+        assert native == stitch._blobs(table, date_code)
