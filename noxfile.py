@@ -44,9 +44,9 @@ def tests_matrix(session: nox.Session) -> None:
 @nox.session(python=PYTHONS)
 def native(session: nox.Session) -> None:
     """The C extensions (the native OTLP decoder, the canonical JSON of messages, the decoded rows' Arrow
-    columns, a span's GenAI row by its plan, the dedupe windows' key table) built and held equal to their
-    pure-Python paths on every CPython (issue 22; `.ci/run` runs it): the install compiles them,
-    LLMSCOPE_REQUIRE_NATIVE makes a failed build fail."""
+    columns, a span's GenAI row by its plan, the stitcher's window loops, the dedupe windows' key table)
+    built and held equal to their pure-Python paths on every CPython (issue 22; `.ci/run` runs it): the
+    install compiles them, LLMSCOPE_REQUIRE_NATIVE makes a failed build fail."""
     session.install("-e", ".[server]", "pytest>=8", "hypothesis>=6.100")
     session.run(
         "pytest",
@@ -58,6 +58,7 @@ def native(session: nox.Session) -> None:
         "tests/collector/test_arrow_native.py",
         "tests/collector/test_pricing_units.py",
         "tests/collector/test_genai_plan_native.py",
+        "tests/collector/model/test_stitch_native.py",
         "tests/collector/test_normalize.py",
         "tests/collector/model/test_key_window_native.py",
         *session.posargs,

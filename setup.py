@@ -1,7 +1,8 @@
 """The optional C extensions: the native OTLP decoder (src/llmscope_collector/processors/_otlp_native.c),
 the canonical JSON of content messages (processors/_canonical_json.c, used by processors/messages.py),
 the decoded rows' Arrow columns (processors/_arrow_rows.c, used by processors/decode.py via arrow_native.py),
-a span's canonical GenAI row by its plan (processors/_genai_plan.c, used by processors/normalize.py)
+a span's canonical GenAI row by its plan (processors/_genai_plan.c, used by processors/normalize.py),
+the stitcher's per-row window loops (processors/_stitch_window.c, used by processors/stitch.py)
 and the dedupe windows' key table (storage/_key_window.c, used by storage/dedupe.py).
 
 Everything else is declared in pyproject.toml. The extensions are optional: where one cannot be
@@ -60,6 +61,7 @@ setup(
         _optional("_canonical_json"),
         _optional("_arrow_rows"),
         _optional("_genai_plan"),
+        _optional("_stitch_window"),
         _optional("_key_window", "storage"),
     ],
     cmdclass={"build_ext": OptionalBuildExt},

@@ -99,5 +99,6 @@ def test_the_stitcher_decides_as_it_would_without_packing(
         packed = _run(Path(packed_dir), flushes, dates, lost)
     with pytest.MonkeyPatch.context() as patch, tempfile.TemporaryDirectory(dir=MEMORY_FS) as plain_dir:
         patch.setattr(stitch._Trace, "pack", lambda self: None)
+        patch.setattr(stitch, "_native_window", None)  # (its pack loop packs without `_Trace.pack`)
         plain = _run(Path(plain_dir), flushes, dates, lost)
     assert packed == plain
