@@ -157,7 +157,7 @@ def contribution_dict(blob: bytes) -> dict[str, Any]:
     return {
         **dict(zip(_TOKEN_FIELDS, tokens, strict=True)),
         "cost_unknown": 1 if unknown else 0,
-        "cost_usd": Decimal(0) if unknown else Decimal(cost).scaleb(-12),
+        "cost_usd": Decimal(0) if unknown else Decimal(cost).scaleb(-COST_TYPE.scale),
         "llm_calls": 1,
     }
 
