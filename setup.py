@@ -25,7 +25,7 @@ def _optional(module: str, package: str = "processors") -> Extension:
     return Extension(
         f"llmscope_collector.{package}.{module}",
         [f"src/llmscope_collector/{package}/{module}.c"],
-        extra_compile_args=["-O2"] if sys.platform != "win32" else [],
+        extra_compile_args=["-O2", "-Werror=implicit-function-declaration"] if sys.platform != "win32" else [],
         optional=True,
     )
 

@@ -56,6 +56,11 @@
 #if PY_VERSION_HEX >= 0x030E0000
 #define HASH_BYTES Py_HashBuffer
 #else
+#if PY_VERSION_HEX >= 0x030D0000
+/* 3.13 declares it only in its internal headers (pycore_pyhash.h), still exported: its prototype here, or C
+ * takes the result for an int and a packed key's hash differs from its bytes object's (nox -s native-3.13). */
+PyAPI_FUNC(Py_hash_t) _Py_HashBytes(const void *, Py_ssize_t);
+#endif
 #define HASH_BYTES _Py_HashBytes
 #endif
 
