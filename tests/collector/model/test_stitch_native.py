@@ -9,7 +9,6 @@ blobs, boxes) a batch leaves the same window entries, in the same order, with th
 
 from __future__ import annotations
 
-import itertools
 import os
 import tempfile
 from collections import OrderedDict
@@ -23,8 +22,7 @@ from hypothesis import strategies as st
 
 from llmscope_collector.processors import stitch
 from tests.collector.golden.outputs import MEMORY_FS
-from tests.collector.model.test_stitch import _DATES, _traces
-from tests.collector.model.test_stitch_packing import _VALUES, _run
+from tests.collector.model.test_stitch_packing import _VALUES, FLUSH_PLAN, _run, flush_plan
 
 NATIVE = stitch._native_window
 if os.environ.get("LLMSCOPE_REQUIRE_NATIVE") and NATIVE is None:  # CI builds it: a failed build fails
@@ -35,22 +33,11 @@ _SPAN_IDS = st.sampled_from([None, "", "a", "b", "c", "d"])
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    spans=_traces(),
-    order=st.randoms(use_true_random=False),
-    cuts=st.lists(st.integers(0, 30), max_size=4),
-    lost=st.sets(st.tuples(st.integers(0, 5), st.integers(0, 1)), max_size=2),
-    repeat=st.lists(st.integers(0, 30), max_size=6),
-)
+@given(**FLUSH_PLAN)
 def test_the_stitcher_decides_as_it_does_without_the_extension(
     spans: list[dict[str, Any]], order: Any, cuts: list[int], lost: set[tuple[int, int]], repeat: list[int]
 ) -> None:
-    arrival = list(spans)
-    order.shuffle(arrival)
-    bounds = [0, *sorted(min(c, len(arrival)) for c in cuts), len(arrival)]
-    flushes = [arrival[a:b] for a, b in itertools.pairwise(bounds)]
-    flushes.append([spans[i % len(spans)] for i in repeat] if spans else [])
-    dates = {s["span_id"]: order.choice(_DATES) for s in spans}
+    flushes, dates = flush_plan(spans, order, cuts, repeat)
     with tempfile.TemporaryDirectory(dir=MEMORY_FS) as native_dir:
         native = _run(Path(native_dir), flushes, dates, lost)
     with pytest.MonkeyPatch.context() as patch, tempfile.TemporaryDirectory(dir=MEMORY_FS) as plain_dir:

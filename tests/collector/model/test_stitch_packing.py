@@ -78,23 +78,35 @@ def _run(data_dir: Path, flushes: list[list[dict[str, Any]]], dates: dict[str, s
     return marks, written, stitcher.dups_marked
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    spans=_traces(),
-    order=st.randoms(use_true_random=False),
-    cuts=st.lists(st.integers(0, 30), max_size=4),
-    lost=st.sets(st.tuples(st.integers(0, 5), st.integers(0, 1)), max_size=2),
-    repeat=st.lists(st.integers(0, 30), max_size=6),
-)
-def test_the_stitcher_decides_as_it_would_without_packing(
-    spans: list[dict[str, Any]], order: Any, cuts: list[int], lost: set[tuple[int, int]], repeat: list[int]
-) -> None:
+FLUSH_PLAN = {
+    "spans": _traces(),
+    "order": st.randoms(use_true_random=False),
+    "cuts": st.lists(st.integers(0, 30), max_size=4),
+    "lost": st.sets(st.tuples(st.integers(0, 5), st.integers(0, 1)), max_size=2),
+    "repeat": st.lists(st.integers(0, 30), max_size=6),
+}
+"""The draws of a stitcher run (`flush_plan`; `lost`: the (flush, file) writes that fail, for `_run`)."""
+
+
+def flush_plan(
+    spans: list[dict[str, Any]], order: Any, cuts: list[int], repeat: list[int]
+) -> tuple[list[list[dict[str, Any]]], dict[str, str]]:
+    """The spans in `order`'s arrival order cut into flushes at `cuts`, then a flush of `repeat`'s spans sent
+    again (packed by then), and each span's partition date."""
     arrival = list(spans)
     order.shuffle(arrival)
     bounds = [0, *sorted(min(c, len(arrival)) for c in cuts), len(arrival)]
     flushes = [arrival[a:b] for a, b in itertools.pairwise(bounds)]
-    flushes.append([spans[i % len(spans)] for i in repeat] if spans else [])  # spans sent again, packed by now
-    dates = {s["span_id"]: order.choice(_DATES) for s in spans}
+    flushes.append([spans[i % len(spans)] for i in repeat] if spans else [])
+    return flushes, {s["span_id"]: order.choice(_DATES) for s in spans}
+
+
+@settings(max_examples=40, deadline=None)
+@given(**FLUSH_PLAN)
+def test_the_stitcher_decides_as_it_would_without_packing(
+    spans: list[dict[str, Any]], order: Any, cuts: list[int], lost: set[tuple[int, int]], repeat: list[int]
+) -> None:
+    flushes, dates = flush_plan(spans, order, cuts, repeat)
     with tempfile.TemporaryDirectory(dir=MEMORY_FS) as packed_dir:
         packed = _run(Path(packed_dir), flushes, dates, lost)
     with pytest.MonkeyPatch.context() as patch, tempfile.TemporaryDirectory(dir=MEMORY_FS) as plain_dir:
