@@ -75,8 +75,14 @@ def priced(cost_in: Decimal, cost_out: Decimal, source: str, other: Decimal = _Z
     """Quantized to the storage scale; `other` (per-request fees) counts in the total only, as in genai-prices."""
     cost_in = cost_in.quantize(_QUANTUM, ROUND_HALF_EVEN)
     cost_out = cost_out.quantize(_QUANTUM, ROUND_HALF_EVEN)
-    fee = _ZERO_QUANTIZED if other is _ZERO else other.quantize(_QUANTUM, ROUND_HALF_EVEN)
+    fee = _fee_quantized(other)
     return cost_in + cost_out + fee, cost_in, cost_out, True, source
+
+
+def _fee_quantized(fee: Decimal) -> Decimal:
+    """A per-request fee at the storage scale, the absent fee (`_ZERO`) as the quantized zero: `priced`'s
+    rule, which `unit_costs` takes its fee units by too."""
+    return _ZERO_QUANTIZED if fee is _ZERO else fee.quantize(_QUANTUM, ROUND_HALF_EVEN)
 
 
 class PriceFileError(ValueError):
@@ -180,7 +186,7 @@ def _unit_band(band: Band) -> UnitBand | None:
     if not all(p.is_finite() and not p.is_signed() and int(p.as_tuple().exponent) >= _MIN_EXPONENT for p in prices):
         return None
     try:
-        fee = _ZERO_QUANTIZED if fee is _ZERO else fee.quantize(_QUANTUM, ROUND_HALF_EVEN)
+        fee = _fee_quantized(fee)
     except ArithmeticError:
         return None
     if not fee.is_finite() or fee.is_signed():  # (a NaN quantizes to NaN)
