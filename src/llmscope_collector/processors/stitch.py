@@ -331,7 +331,7 @@ class Stitcher:
     ) -> None:
         project, date = key
         is_llm = llm_mask(spans)
-        self._note_written(key, spans.select(["trace_id", "span_id"]).filter(is_llm))
+        self._note_written(key, spans, is_llm)
         corrections = self._take_corrections(project, spans)
         table = trace_deltas(spans, corrections, previews, is_llm=is_llm)
         self._write(TRACES_DIR, project, date, table, wal_start, wal_end)
@@ -456,21 +456,30 @@ class Stitcher:
         code = _HEADER.unpack_from(blob)[1]
         return dt.date.fromordinal(code).isoformat() if code > 0 else list(self._odd_dates)[-1 - code]
 
-    def _note_written(self, key: PartitionKey, llm: pa.Table) -> None:
-        """The LLM spans of a durable span file: from now on, a late parent makes them corrections.
+    def _note_written(self, key: PartitionKey, spans: pa.Table, is_llm: Any) -> None:
+        """The LLM spans (`is_llm`) of a durable span file: from now on, a late parent makes them corrections.
         The traces with every span written are packed until a batch touches them again.
 
         The file of the batch `before_write` marked last (the writer's order: `before_write` then, once the
         file is durable, `after_write` of the same rows) acknowledges that batch's spans at once; only a
-        batch whose file was not written (`_hold_unacked`) leaves spans in `_Trace.unwritten`."""
-        project = key[0]
+        batch whose file was not written (`_hold_unacked`) leaves spans in `_Trace.unwritten`. Its traces
+        are the ones `before_write` touched (nothing touches the window in between): taken from the batch,
+        not touched again, which re-read the file's trace ids and moved each trace in the LRU a second time
+        (~0.3 us a span of the writer thread); the LRU keeps the batch's order of arrival."""
         unacked, self._unacked = self._unacked, None
-        if unacked is not None and (unacked.key != key or unacked.llm_rows != llm.num_rows):
-            _hold_unwritten(unacked)
-        trace_ids = llm.column("trace_id").to_pylist()
-        traces = self._touch(project, trace_ids, time.monotonic())
+        llm_rows = pc.sum(is_llm).as_py() or 0
+        if unacked is not None and unacked.key == key and unacked.llm_rows == llm_rows:
+            traces = unacked.traces
+        else:
+            if unacked is not None:
+                _hold_unwritten(unacked)
+            if not llm_rows:
+                return
+            trace_ids = spans.column("trace_id").filter(is_llm).to_pylist()
+            traces = self._touch(key[0], trace_ids, time.monotonic())
         if any(trace.unwritten for trace in traces.values()):
-            for trace_id, span_id in zip(trace_ids, llm.column("span_id").to_pylist(), strict=True):
+            llm = spans.select(["trace_id", "span_id"]).filter(is_llm).to_pydict()
+            for trace_id, span_id in zip(llm["trace_id"], llm["span_id"], strict=True):
                 unwritten = traces[trace_id].unwritten
                 if unwritten:
                     unwritten.discard(span_id)
