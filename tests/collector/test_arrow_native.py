@@ -10,6 +10,7 @@ answer for the usual rows, or it saves nothing.
 
 from __future__ import annotations
 
+import itertools
 import os
 from decimal import Decimal, localcontext
 from typing import Any
@@ -411,3 +412,83 @@ def test_run_sets_list_each_runs_distinct_values_by_first_row(pairs: list[tuple[
     assert starts.to_pylist()[-1] == len(pairs)
     if len(set(k for k, _ in pairs)) > 1:
         assert arrow_native.run_starts(pa.array([k for k, _ in reversed(pairs)])) is None
+
+
+_CANDIDATE_ROWS = st.lists(
+    st.tuples(
+        st.sampled_from("abcd"),
+        st.none() | st.integers(-2, 2) | st.sampled_from([-(2**63), 2**63 - 1]),
+        st.none() | st.integers(-2, 2),
+        st.sampled_from([None, "in", "", "in2"]),
+        st.sampled_from([None, "out", "", "out2"]),
+    ),
+    max_size=30,
+)
+
+
+def _candidates(rows: list[tuple[Any, ...]], skip: int) -> pa.Table:
+    """Preview candidates of these rows, in runs of trace ids (sorted), each column sliced past `skip`
+    leading rows (as a chunk of a larger table can be)."""
+    rows = sorted(rows, key=lambda r: r[0])
+    pad = [("0", 0, 0, "p", "p")] * skip
+    columns = list(zip(*(pad + rows), strict=True)) if pad or rows else [()] * 5
+    names = ["trace_id", "start_ns", "end_ns", "input", "output"]
+    arrays = [
+        pa.array(list(values), PREVIEW_CANDIDATES.field(name).type).slice(skip)
+        for name, values in zip(names, columns, strict=True)
+    ]
+    return pa.table([pa.array(range(len(rows)), pa.int32()), *arrays], schema=PREVIEW_CANDIDATES)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_CANDIDATE_ROWS, st.integers(0, 9), st.booleans())
+@example([], 0, False)
+@example([("a", None, None, "in", None), ("a", 1, 1, None, "out")], 3, True)
+def test_run_best_picks_the_first_least_or_greatest_selected_row(
+    rows: list[tuple[Any, ...]], skip: int, descending: bool
+) -> None:
+    """`run_best` against the same pick in Python: per run, among the selected rows (input valid), the least
+    (greatest) start, nulls after every value, ties to the first row; no row where none is selected."""
+    table = _candidates(rows, skip)
+    keys, times, inputs = (table.column(n).chunk(0) for n in ("trace_id", "start_ns", "input"))
+    assert skip == 0 or times.offset == skip
+    starts = arrow_native.run_starts(keys)
+    assert starts is not None
+    got = arrow_native.run_best(times, inputs, starts, descending=descending)
+    assert got is not None
+    bounds = starts.to_pylist()
+    expected: list[int | None] = []
+    for first, end in itertools.pairwise(bounds):
+        chosen = [r for r in range(first, end) if inputs[r].is_valid]
+        order = sorted(
+            chosen,
+            key=lambda r: (
+                times[r].as_py() is None,
+                -(times[r].as_py() or 0) if descending else (times[r].as_py() or 0),
+            ),
+        )
+        expected.append(order[0] if order else None)  # (`sorted` is stable: ties keep the first row)
+    assert got.to_pylist() == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(_CANDIDATE_ROWS, st.integers(0, 9))
+@example([], 0)
+@example([("a", 5, 5, "in", None)], 0)
+def test_previews_by_runs_pick_as_the_sort_and_group_by_do(rows: list[tuple[Any, ...]], skip: int) -> None:
+    """The writer's candidates (in runs of trace ids): each side's pick per trace by the runs is the stable
+    sort's and Acero's hash "first"'s (`_first_per_trace`, the path of candidates in any order), and so are
+    the previews `trace_previews` gives any trace ids."""
+    table = _candidates(rows, skip)
+    by_runs = previews._picks_by_runs(table)
+    if table.num_rows == 0:
+        assert by_runs is None
+        return
+    assert by_runs is not None
+    for side, at, order in previews._SIDES:
+        picked = by_runs[side].filter(by_runs[side].column(f"{side}_first").is_valid()).sort_by("trace_id")
+        hashed = previews._first_per_trace(table, side, at, order)
+        if hashed is None:
+            assert picked.num_rows == 0
+            continue
+        assert picked.to_pylist() == hashed.select(picked.column_names).sort_by("trace_id").to_pylist()

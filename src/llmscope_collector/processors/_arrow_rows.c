@@ -565,11 +565,91 @@ done:
     return result;
 }
 
+/* Whether bit `at` of a bitmap (NULL: every bit) is set. */
+static int bit_set(const uint8_t *bits, int64_t at) { return bits == NULL || (bits[at >> 3] >> (at & 7) & 1); }
+
+/* `run_best(starts, values, offset, validity, selected, selected_offset, descending)`: per run of rows, the
+ * row of the run's selected rows with the least (`descending`: greatest) int64 value, a null value after
+ * every valid one, ties to the first row: what a stable sort by the value (nulls last) and a hash "first"
+ * per group give when the groups are the runs (`processors.previews.trace_previews`). `starts` as for
+ * `run_distinct`; `values`: an int64 array's data buffer read from row `offset`, `validity` its bitmap or
+ * None; `selected`: a bitmap (bit `selected_offset` + row) of the rows to choose from, or None for all.
+ * Returns (validity bitmap of the runs: a run with no selected row has none; int64 rows), as bytes, or None
+ * for arguments it cannot read. One pass over the rows, no hashing. */
+static PyObject *run_best(PyObject *self, PyObject *args) {
+    Py_buffer starts, values, validity = {0}, selected = {0};
+    Py_ssize_t offset, selected_offset;
+    int descending;
+    PyObject *validity_obj, *selected_obj, *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*nOOnp", &starts, &values, &offset, &validity_obj, &selected_obj,
+                          &selected_offset, &descending))
+        return NULL;
+    int has_validity = validity_obj != Py_None, has_selected = selected_obj != Py_None;
+    if ((has_validity && PyObject_GetBuffer(validity_obj, &validity, PyBUF_SIMPLE) < 0) ||
+        (has_selected && PyObject_GetBuffer(selected_obj, &selected, PyBUF_SIMPLE) < 0)) {
+        if (has_validity && validity.obj != NULL) PyBuffer_Release(&validity);
+        PyBuffer_Release(&starts);
+        PyBuffer_Release(&values);
+        return NULL;
+    }
+    const int64_t *start = (const int64_t *)starts.buf, *value = (const int64_t *)values.buf;
+    const uint8_t *valid = has_validity ? (const uint8_t *)validity.buf : NULL;
+    const uint8_t *chosen = has_selected ? (const uint8_t *)selected.buf : NULL;
+    Py_ssize_t n_runs = starts.len / 8 - 1;
+    int64_t rows = n_runs >= 0 ? start[n_runs] : -1;
+    uint8_t *out_valid = NULL;
+    int64_t *out_rows = NULL;
+    if (n_runs < 0 || offset < 0 || selected_offset < 0 || rows < 0 || (offset + rows) * 8 > values.len ||
+        (has_validity && (offset + rows + 7) / 8 > validity.len) ||
+        (has_selected && (selected_offset + rows + 7) / 8 > selected.len))
+        goto unreadable;
+    out_valid = calloc((size_t)(n_runs + 7) / 8 + 1, 1);
+    out_rows = malloc(sizeof(int64_t) * (size_t)(n_runs ? n_runs : 1));
+    if (!out_valid || !out_rows) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t run = 0; run < n_runs; run++) {
+        if (start[run] < 0 || start[run] > start[run + 1] || start[run + 1] > rows) goto unreadable;
+        int64_t best = -1;
+        int best_valid = 0;
+        for (int64_t row = start[run]; row < start[run + 1]; row++) {
+            if (!bit_set(chosen, selected_offset + row)) continue;
+            int row_valid = bit_set(valid, offset + row);
+            int64_t here = value[offset + row], there = best < 0 ? 0 : value[offset + best];
+            int better = best < 0 || (row_valid && !best_valid) ||
+                         (row_valid && best_valid && (descending ? here > there : here < there));
+            if (better) {
+                best = row;
+                best_valid = row_valid;
+            }
+        }
+        out_rows[run] = best < 0 ? 0 : best;
+        if (best >= 0) out_valid[run >> 3] |= (uint8_t)(1u << (run & 7));
+    }
+    result = Py_BuildValue("(y#y#)", (const char *)out_valid, (Py_ssize_t)(n_runs + 7) / 8, (const char *)out_rows,
+                           (Py_ssize_t)n_runs * 8);
+    goto done;
+unreadable:
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    free(out_valid);
+    free(out_rows);
+    PyBuffer_Release(&starts);
+    PyBuffer_Release(&values);
+    if (has_validity) PyBuffer_Release(&validity);
+    if (has_selected) PyBuffer_Release(&selected);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"columns", columns, METH_VARARGS,
      "columns(cols, kinds) -> (PyCapsule 'arrow_array', its address): a struct array, one child per list; or None"},
     {"run_distinct", run_distinct, METH_VARARGS,
      "run_distinct(starts, codes, offset, validity, n_codes) -> (offsets, codes) as int32 bytes; or None"},
+    {"run_best", run_best, METH_VARARGS,
+     "run_best(starts, values, offset, validity, selected, selected_offset, descending) -> (validity, rows); or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -28,7 +28,7 @@ import msgspec
 import pyarrow as pa
 
 from llmscope_collector.processors import canonical_native
-from llmscope_collector.processors.arrow_native import RowArrays
+from llmscope_collector.processors.arrow_native import RowArrays, run_best, run_starts
 from llmscope_collector.processors.canonical_native import Said
 from llmscope_collector.storage.schema import LLM_OPERATIONS
 
@@ -466,16 +466,19 @@ def trace_previews(candidates: pa.Table | None, trace_ids: pa.ChunkedArray | pa.
     in `candidates`' order: the writer gives them in its span file's order), null where that candidate's
     side says nothing and where a trace has none.
 
-    Arrow only (a filter, a stable sort and a group-by per side): this runs on the writer's single thread.
-    The candidates come a table per decoded request: one chunk first (8x faster than chunk by chunk)."""
+    Arrow only (a filter, a stable sort and a group-by per side), or, where the candidates come in runs of
+    trace ids (the writer's: its span file's order), one pass per side over the runs (`_picks_by_runs`):
+    this runs on the writer's single thread. The candidates come a table per decoded request: one chunk
+    first (8x faster than chunk by chunk)."""
     import pyarrow.compute as pc  # (here: see the module's last paragraph)
 
     if candidates is not None:
         candidates = candidates.combine_chunks()
+    by_runs = _picks_by_runs(candidates)
     out: dict[str, Any] = {}
-    for side, at, order in (("input", "start_ns", "ascending"), ("output", "end_ns", "descending")):
+    for side, at, order in _SIDES:
         text, ns = f"preview_{side}", f"preview_{side}_ns"
-        chosen = _first_per_trace(candidates, side, at, order)
+        chosen = by_runs[side] if by_runs is not None else _first_per_trace(candidates, side, at, order)
         if chosen is None:
             out[text] = pa.nulls(len(trace_ids), pa.string())
             out[ns] = pa.nulls(len(trace_ids), pa.int64())
@@ -486,6 +489,32 @@ def trace_previews(candidates: pa.Table | None, trace_ids: pa.ChunkedArray | pa.
         out[text] = pc.if_else(told, said, pa.scalar(None, pa.string()))
         out[ns] = pc.if_else(told, pc.take(chosen.column(f"{at}_first"), where), pa.scalar(None, pa.int64()))
     return out
+
+
+_SIDES = (("input", "start_ns", "ascending"), ("output", "end_ns", "descending"))  # (side, its time, the order)
+
+
+def _picks_by_runs(candidates: pa.Table | None) -> dict[str, pa.Table] | None:
+    """`_first_per_trace` of each side where the candidates (one chunk) come in runs of trace ids in
+    ascending order: per run, the row `arrow_native.run_best` finds (no sort, no hashing: ~0.07 us a span
+    of the flush thread where the sorts and group-bys took ~0.33); a trace whose run has no candidate of a
+    side has a null row. None (the caller's group-by) otherwise or without the extension."""
+    if candidates is None or any(column.num_chunks != 1 for column in candidates.columns):
+        return None
+    trace_ids = candidates.column("trace_id").chunk(0) if candidates.num_rows else None
+    starts = None if trace_ids is None else run_starts(trace_ids)
+    if trace_ids is None or starts is None:
+        return None
+    keys = trace_ids.take(starts.slice(0, len(starts) - 1))
+    picked: dict[str, pa.Table] = {}
+    for side, at, order in _SIDES:
+        side_values, times = candidates.column(side).chunk(0), candidates.column(at).chunk(0)
+        rows = run_best(times, side_values, starts, descending=order == "descending")
+        if rows is None:
+            return None
+        columns = {"trace_id": keys, f"{side}_first": side_values.take(rows), f"{at}_first": times.take(rows)}
+        picked[side] = pa.table(columns)
+    return picked
 
 
 def _first_per_trace(candidates: pa.Table | None, side: str, at: str, order: str) -> pa.Table | None:
