@@ -21,7 +21,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from llmscope_collector.processors import arrow_native, decode, previews
+from llmscope_collector.processors import arrow_native, decode, previews, stitch
 from llmscope_collector.processors.cost import PriceBook
 from llmscope_collector.processors.previews import PREVIEW_CANDIDATES
 from llmscope_collector.storage.batch import DecodedPart
@@ -492,3 +492,50 @@ def test_previews_by_runs_pick_as_the_sort_and_group_by_do(rows: list[tuple[Any,
             assert picked.num_rows == 0
             continue
         assert picked.to_pylist() == hashed.select(picked.column_names).sort_by("trace_id").to_pylist()
+
+
+_INT_SUMS = [field for field in stitch._SUMMED if field != "cost_usd"]
+_INT64 = st.none() | st.integers(-3, 3) | st.integers(-(2**63), 2**63 - 1)
+_DELTA_ROWS = st.lists(
+    st.tuples(
+        st.sampled_from("abcd"),
+        st.lists(_INT64, min_size=2 + len(_INT_SUMS), max_size=2 + len(_INT_SUMS)),  # start, end, the sums
+        st.none() | st.booleans(),
+        st.none() | st.integers(-(10**18) + 1, 10**18 - 1).map(lambda units: Decimal(units).scaleb(-12)),
+        st.lists(st.sampled_from([None, "", "u", "v"]), min_size=7, max_size=7),  # the firsts, the sets
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_DELTA_ROWS, st.integers(0, 9))
+@example([], 0)
+@example([("a", [2**63 - 1] * (2 + len(_INT_SUMS)), True, Decimal("1.5"), [None] * 7)] * 2, 1)
+def test_delta_aggregates_by_runs_are_acero_s(rows: list[tuple[Any, ...]], skip: int) -> None:
+    """A trace delta's aggregates by runs of trace ids (`stitch._by_runs`: `run_total`, `run_sets`, the
+    picks) against Acero's hash group-by of the same inputs (`stitch._hashed`): every column equal, its
+    type too, on sums that wrap, all-null runs, single-row runs, no rows, and sliced arrays."""
+    rows = sorted(rows, key=lambda r: r[0])
+    pad = [("0", [0] * (2 + len(_INT_SUMS)), False, Decimal(0), ["p"] * 7)] * skip
+    drawn = pad + rows
+    ints = ["start_ns", "end_ns", *_INT_SUMS]
+    columns: dict[str, pa.Array] = {
+        "trace_id": pa.array([r[0] for r in drawn], pa.string()),
+        "is_root": pa.array([r[2] for r in drawn], pa.bool_()),
+        "cost_usd": pa.array([r[3] for r in drawn], COST_TYPE),
+    }
+    columns.update({name: pa.array([r[1][i] for r in drawn], pa.int64()) for i, name in enumerate(ints)})
+    strings = [*stitch._FIRSTS, *stitch._SETS]
+    columns.update({name: pa.array([r[4][i] for r in drawn], pa.string()) for i, name in enumerate(strings)})
+    inputs = pa.table({name: array.slice(skip) for name, array in columns.items()})
+    trace_ids = inputs.column("trace_id").chunk(0)
+    starts = arrow_native.run_starts(trace_ids)
+    assert starts is not None
+    got = stitch._by_runs(inputs, trace_ids, starts)
+    assert got is not None
+    hashed = stitch._hashed(inputs, stitch._HASHED)
+    assert sorted(got) == sorted(hashed)
+    for name, column in hashed.items():
+        assert got[name].type == column.type, name
+        assert got[name].to_pylist() == column.to_pylist(), name

@@ -643,11 +643,101 @@ done:
     return result;
 }
 
+/* `run_total(starts, op, values, offset, validity)`: per run of rows, an aggregate of its valid values, as
+ * Acero's hash aggregate gives each group when the groups are the runs (`stitch._by_runs`): `op` "sum" (int64,
+ * wrapping as Acero's does), "sum128" (decimal128's 16-byte two's complement values, wrapping), "min", "max"
+ * (int64) or "any" (a boolean bitmap); a run with no valid value is null. `starts`, `values`, `offset` and
+ * `validity` as for `run_best` (`values` a bitmap for "any"). Returns (validity bitmap of the runs, values:
+ * 8 bytes a run, 16 for "sum128", 1 for "any" (0 or 1)) as bytes, or None for arguments it cannot read. */
+static PyObject *run_total(PyObject *self, PyObject *args) {
+    Py_buffer starts, values, validity = {0};
+    Py_ssize_t offset;
+    const char *op;
+    PyObject *validity_obj, *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*sy*nO", &starts, &op, &values, &offset, &validity_obj)) return NULL;
+    int has_validity = validity_obj != Py_None;
+    if (has_validity && PyObject_GetBuffer(validity_obj, &validity, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&starts);
+        PyBuffer_Release(&values);
+        return NULL;
+    }
+    enum { SUM, SUM128, MIN, MAX, ANY } kind;
+    int width;
+    if (strcmp(op, "sum") == 0) kind = SUM, width = 8;
+    else if (strcmp(op, "sum128") == 0) kind = SUM128, width = 16;
+    else if (strcmp(op, "min") == 0) kind = MIN, width = 8;
+    else if (strcmp(op, "max") == 0) kind = MAX, width = 8;
+    else if (strcmp(op, "any") == 0) kind = ANY, width = 1;
+    else kind = SUM, width = 0;
+    const int64_t *start = (const int64_t *)starts.buf;
+    const uint8_t *valid = has_validity ? (const uint8_t *)validity.buf : NULL, *raw = (const uint8_t *)values.buf;
+    Py_ssize_t n_runs = starts.len / 8 - 1;
+    int64_t rows = n_runs >= 0 ? start[n_runs] : -1;
+    uint8_t *out_valid = NULL, *out = NULL;
+    if (width == 0 || n_runs < 0 || offset < 0 || rows < 0 ||
+        (kind == ANY ? (offset + rows + 7) / 8 : (offset + rows) * width) > values.len ||
+        (has_validity && (offset + rows + 7) / 8 > validity.len))
+        goto unreadable;
+    out_valid = calloc((size_t)(n_runs + 7) / 8 + 1, 1);
+    out = calloc((size_t)(n_runs ? n_runs : 1), (size_t)width);
+    if (!out_valid || !out) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t run = 0; run < n_runs; run++) {
+        if (start[run] < 0 || start[run] > start[run + 1] || start[run + 1] > rows) goto unreadable;
+        uint64_t low = 0, high = 0; /* a sum's words (wrapping); min/max in `best` */
+        int64_t best = 0;
+        int seen = 0, any = 0;
+        for (int64_t row = start[run]; row < start[run + 1]; row++) {
+            int64_t at = offset + row;
+            if (!bit_set(valid, at)) continue;
+            if (kind == ANY) {
+                any |= bit_set(raw, at);
+            } else if (kind == SUM128) {
+                uint64_t word[2];
+                memcpy(word, raw + at * 16, 16);
+                uint64_t before = low;
+                low += word[0];
+                high += word[1] + (low < before);
+            } else {
+                int64_t v;
+                memcpy(&v, raw + at * 8, 8);
+                if (kind == SUM) low += (uint64_t)v;
+                else if (!seen || (kind == MIN ? v < best : v > best)) best = v;
+            }
+            seen = 1;
+        }
+        if (!seen) continue;
+        out_valid[run >> 3] |= (uint8_t)(1u << (run & 7));
+        uint8_t *slot = out + run * width;
+        if (kind == ANY) *slot = (uint8_t)any;
+        else if (kind == MIN || kind == MAX) memcpy(slot, &best, 8);
+        else memcpy(slot, &low, 8);
+        if (kind == SUM128) memcpy(slot + 8, &high, 8);
+    }
+    result = Py_BuildValue("(y#y#)", (const char *)out_valid, (Py_ssize_t)(n_runs + 7) / 8, (const char *)out,
+                           (Py_ssize_t)n_runs * width);
+    goto done;
+unreadable:
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    free(out_valid);
+    free(out);
+    PyBuffer_Release(&starts);
+    PyBuffer_Release(&values);
+    if (has_validity) PyBuffer_Release(&validity);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"columns", columns, METH_VARARGS,
      "columns(cols, kinds) -> (PyCapsule 'arrow_array', its address): a struct array, one child per list; or None"},
     {"run_distinct", run_distinct, METH_VARARGS,
      "run_distinct(starts, codes, offset, validity, n_codes) -> (offsets, codes) as int32 bytes; or None"},
+    {"run_total", run_total, METH_VARARGS,
+     "run_total(starts, op, values, offset, validity) -> (validity, totals) as bytes; or None"},
     {"run_best", run_best, METH_VARARGS,
      "run_best(starts, values, offset, validity, selected, selected_offset, descending) -> (validity, rows); or None"},
     {NULL, NULL, 0, NULL},
