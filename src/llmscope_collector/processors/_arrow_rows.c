@@ -498,6 +498,40 @@ static PyObject *columns(PyObject *Py_UNUSED(self), PyObject *args) {
     return Py_BuildValue("(NK)", capsule, (unsigned long long)(uintptr_t)batch);
 }
 
+/* A per-run kernel's arguments: `starts` (int64 row indices: the first row of each run, then the row count),
+ * a column's `values` buffer and its validity bitmap (`validity`, when not None), held until `runs_close`. */
+typedef struct {
+    Py_buffer starts, values, validity;
+    int has_validity;
+    Py_ssize_t n_runs; /* -1: no run count */
+    int64_t rows;
+} Runs;
+
+/* Takes the validity buffer (the others come from PyArg_ParseTuple); 0, or -1 with every buffer released. */
+static int runs_open(Runs *runs, PyObject *validity_obj) {
+    runs->has_validity = validity_obj != Py_None;
+    if (runs->has_validity && PyObject_GetBuffer(validity_obj, &runs->validity, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&runs->starts);
+        PyBuffer_Release(&runs->values);
+        return -1;
+    }
+    runs->n_runs = runs->starts.len / 8 - 1;
+    runs->rows = runs->n_runs >= 0 ? ((const int64_t *)runs->starts.buf)[runs->n_runs] : -1;
+    return 0;
+}
+
+static void runs_close(Runs *runs) {
+    PyBuffer_Release(&runs->starts);
+    PyBuffer_Release(&runs->values);
+    if (runs->has_validity) PyBuffer_Release(&runs->validity);
+}
+
+/* Whether run `run` of `starts` is readable: within [0, rows] and not reversed. */
+static int run_readable(const Runs *runs, Py_ssize_t run) {
+    const int64_t *start = (const int64_t *)runs->starts.buf;
+    return start[run] >= 0 && start[run] <= start[run + 1] && start[run + 1] <= runs->rows;
+}
+
 /* `run_distinct(starts, codes, offset, validity, n_codes)`: the distinct valid codes of each run of rows, in
  * the order of their first row (as Acero's hash "distinct" lists a group's values when the groups are the
  * runs). `starts`: int64 row indices, the first row of each run then the row count (ascending); `codes`:
@@ -506,24 +540,19 @@ static PyObject *columns(PyObject *Py_UNUSED(self), PyObject *args) {
  * run and one more; int32 codes), as bytes, or None for arguments it cannot read (the caller's path then
  * decides). A code's last run (`seen`) makes each row one compare: O(rows + n_codes). */
 static PyObject *run_distinct(PyObject *self, PyObject *args) {
-    Py_buffer starts, codes, validity = {0};
+    Runs runs = {0};
     Py_ssize_t offset, n_codes;
     PyObject *validity_obj, *result = NULL;
-    if (!PyArg_ParseTuple(args, "y*y*nOn", &starts, &codes, &offset, &validity_obj, &n_codes)) return NULL;
-    int has_validity = validity_obj != Py_None;
-    if (has_validity && PyObject_GetBuffer(validity_obj, &validity, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&starts);
-        PyBuffer_Release(&codes);
-        return NULL;
-    }
-    const int64_t *start = (const int64_t *)starts.buf;
-    Py_ssize_t n_runs = starts.len / 8 - 1;
-    const int32_t *code = (const int32_t *)codes.buf;
-    const uint8_t *bits = has_validity ? (const uint8_t *)validity.buf : NULL;
-    int64_t rows = n_runs >= 0 ? start[n_runs] : -1;
+    if (!PyArg_ParseTuple(args, "y*y*nOn", &runs.starts, &runs.values, &offset, &validity_obj, &n_codes)) return NULL;
+    if (runs_open(&runs, validity_obj) < 0) return NULL;
+    const int64_t *start = (const int64_t *)runs.starts.buf;
+    Py_ssize_t n_runs = runs.n_runs;
+    const int32_t *code = (const int32_t *)runs.values.buf;
+    const uint8_t *bits = runs.has_validity ? (const uint8_t *)runs.validity.buf : NULL;
+    int64_t rows = runs.rows;
     int32_t *seen = NULL, *out_offsets = NULL, *out_codes = NULL;
     if (n_runs < 0 || n_codes < 0 || n_codes > INT32_MAX || offset < 0 || rows < 0 || rows > INT32_MAX ||
-        (offset + rows) * 4 > codes.len || (has_validity && (offset + rows + 7) / 8 > validity.len))
+        (offset + rows) * 4 > runs.values.len || (runs.has_validity && (offset + rows + 7) / 8 > runs.validity.len))
         goto unreadable;
     seen = malloc(sizeof(int32_t) * (size_t)(n_codes ? n_codes : 1));
     out_offsets = malloc(sizeof(int32_t) * (size_t)(n_runs + 1));
@@ -536,7 +565,7 @@ static PyObject *run_distinct(PyObject *self, PyObject *args) {
     int32_t written = 0;
     for (Py_ssize_t run = 0; run < n_runs; run++) {
         out_offsets[run] = written;
-        if (start[run] < 0 || start[run] > start[run + 1] || start[run + 1] > rows) goto unreadable;
+        if (!run_readable(&runs, run)) goto unreadable;
         for (int64_t row = start[run]; row < start[run + 1]; row++) {
             int64_t at = offset + row;
             if (bits && !(bits[at >> 3] >> (at & 7) & 1)) continue;
@@ -559,9 +588,7 @@ done:
     free(seen);
     free(out_offsets);
     free(out_codes);
-    PyBuffer_Release(&starts);
-    PyBuffer_Release(&codes);
-    if (has_validity) PyBuffer_Release(&validity);
+    runs_close(&runs);
     return result;
 }
 
@@ -577,30 +604,29 @@ static int bit_set(const uint8_t *bits, int64_t at) { return bits == NULL || (bi
  * Returns (validity bitmap of the runs: a run with no selected row has none; int64 rows), as bytes, or None
  * for arguments it cannot read. One pass over the rows, no hashing. */
 static PyObject *run_best(PyObject *self, PyObject *args) {
-    Py_buffer starts, values, validity = {0}, selected = {0};
+    Runs runs = {0};
+    Py_buffer selected = {0};
     Py_ssize_t offset, selected_offset;
     int descending;
     PyObject *validity_obj, *selected_obj, *result = NULL;
-    if (!PyArg_ParseTuple(args, "y*y*nOOnp", &starts, &values, &offset, &validity_obj, &selected_obj,
+    if (!PyArg_ParseTuple(args, "y*y*nOOnp", &runs.starts, &runs.values, &offset, &validity_obj, &selected_obj,
                           &selected_offset, &descending))
         return NULL;
-    int has_validity = validity_obj != Py_None, has_selected = selected_obj != Py_None;
-    if ((has_validity && PyObject_GetBuffer(validity_obj, &validity, PyBUF_SIMPLE) < 0) ||
-        (has_selected && PyObject_GetBuffer(selected_obj, &selected, PyBUF_SIMPLE) < 0)) {
-        if (has_validity && validity.obj != NULL) PyBuffer_Release(&validity);
-        PyBuffer_Release(&starts);
-        PyBuffer_Release(&values);
+    if (runs_open(&runs, validity_obj) < 0) return NULL;
+    int has_selected = selected_obj != Py_None;
+    if (has_selected && PyObject_GetBuffer(selected_obj, &selected, PyBUF_SIMPLE) < 0) {
+        runs_close(&runs);
         return NULL;
     }
-    const int64_t *start = (const int64_t *)starts.buf, *value = (const int64_t *)values.buf;
-    const uint8_t *valid = has_validity ? (const uint8_t *)validity.buf : NULL;
+    const int64_t *start = (const int64_t *)runs.starts.buf, *value = (const int64_t *)runs.values.buf;
+    const uint8_t *valid = runs.has_validity ? (const uint8_t *)runs.validity.buf : NULL;
     const uint8_t *chosen = has_selected ? (const uint8_t *)selected.buf : NULL;
-    Py_ssize_t n_runs = starts.len / 8 - 1;
-    int64_t rows = n_runs >= 0 ? start[n_runs] : -1;
+    Py_ssize_t n_runs = runs.n_runs;
+    int64_t rows = runs.rows;
     uint8_t *out_valid = NULL;
     int64_t *out_rows = NULL;
-    if (n_runs < 0 || offset < 0 || selected_offset < 0 || rows < 0 || (offset + rows) * 8 > values.len ||
-        (has_validity && (offset + rows + 7) / 8 > validity.len) ||
+    if (n_runs < 0 || offset < 0 || selected_offset < 0 || rows < 0 || (offset + rows) * 8 > runs.values.len ||
+        (runs.has_validity && (offset + rows + 7) / 8 > runs.validity.len) ||
         (has_selected && (selected_offset + rows + 7) / 8 > selected.len))
         goto unreadable;
     out_valid = calloc((size_t)(n_runs + 7) / 8 + 1, 1);
@@ -610,7 +636,7 @@ static PyObject *run_best(PyObject *self, PyObject *args) {
         goto done;
     }
     for (Py_ssize_t run = 0; run < n_runs; run++) {
-        if (start[run] < 0 || start[run] > start[run + 1] || start[run + 1] > rows) goto unreadable;
+        if (!run_readable(&runs, run)) goto unreadable;
         int64_t best = -1;
         int best_valid = 0;
         for (int64_t row = start[run]; row < start[run + 1]; row++) {
@@ -636,9 +662,7 @@ unreadable:
 done:
     free(out_valid);
     free(out_rows);
-    PyBuffer_Release(&starts);
-    PyBuffer_Release(&values);
-    if (has_validity) PyBuffer_Release(&validity);
+    runs_close(&runs);
     if (has_selected) PyBuffer_Release(&selected);
     return result;
 }
@@ -650,17 +674,12 @@ done:
  * `validity` as for `run_best` (`values` a bitmap for "any"). Returns (validity bitmap of the runs, values:
  * 8 bytes a run, 16 for "sum128", 1 for "any" (0 or 1)) as bytes, or None for arguments it cannot read. */
 static PyObject *run_total(PyObject *self, PyObject *args) {
-    Py_buffer starts, values, validity = {0};
+    Runs runs = {0};
     Py_ssize_t offset;
     const char *op;
     PyObject *validity_obj, *result = NULL;
-    if (!PyArg_ParseTuple(args, "y*sy*nO", &starts, &op, &values, &offset, &validity_obj)) return NULL;
-    int has_validity = validity_obj != Py_None;
-    if (has_validity && PyObject_GetBuffer(validity_obj, &validity, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&starts);
-        PyBuffer_Release(&values);
-        return NULL;
-    }
+    if (!PyArg_ParseTuple(args, "y*sy*nO", &runs.starts, &op, &runs.values, &offset, &validity_obj)) return NULL;
+    if (runs_open(&runs, validity_obj) < 0) return NULL;
     enum { SUM, SUM128, MIN, MAX, ANY } kind;
     int width;
     if (strcmp(op, "sum") == 0) kind = SUM, width = 8;
@@ -669,14 +688,15 @@ static PyObject *run_total(PyObject *self, PyObject *args) {
     else if (strcmp(op, "max") == 0) kind = MAX, width = 8;
     else if (strcmp(op, "any") == 0) kind = ANY, width = 1;
     else kind = SUM, width = 0;
-    const int64_t *start = (const int64_t *)starts.buf;
-    const uint8_t *valid = has_validity ? (const uint8_t *)validity.buf : NULL, *raw = (const uint8_t *)values.buf;
-    Py_ssize_t n_runs = starts.len / 8 - 1;
-    int64_t rows = n_runs >= 0 ? start[n_runs] : -1;
+    const int64_t *start = (const int64_t *)runs.starts.buf;
+    const uint8_t *valid = runs.has_validity ? (const uint8_t *)runs.validity.buf : NULL;
+    const uint8_t *raw = (const uint8_t *)runs.values.buf;
+    Py_ssize_t n_runs = runs.n_runs;
+    int64_t rows = runs.rows;
     uint8_t *out_valid = NULL, *out = NULL;
     if (width == 0 || n_runs < 0 || offset < 0 || rows < 0 ||
-        (kind == ANY ? (offset + rows + 7) / 8 : (offset + rows) * width) > values.len ||
-        (has_validity && (offset + rows + 7) / 8 > validity.len))
+        (kind == ANY ? (offset + rows + 7) / 8 : (offset + rows) * width) > runs.values.len ||
+        (runs.has_validity && (offset + rows + 7) / 8 > runs.validity.len))
         goto unreadable;
     out_valid = calloc((size_t)(n_runs + 7) / 8 + 1, 1);
     out = calloc((size_t)(n_runs ? n_runs : 1), (size_t)width);
@@ -685,7 +705,7 @@ static PyObject *run_total(PyObject *self, PyObject *args) {
         goto done;
     }
     for (Py_ssize_t run = 0; run < n_runs; run++) {
-        if (start[run] < 0 || start[run] > start[run + 1] || start[run + 1] > rows) goto unreadable;
+        if (!run_readable(&runs, run)) goto unreadable;
         uint64_t low = 0, high = 0; /* a sum's words (wrapping); min/max in `best` */
         int64_t best = 0;
         int seen = 0, any = 0;
@@ -725,9 +745,7 @@ unreadable:
 done:
     free(out_valid);
     free(out);
-    PyBuffer_Release(&starts);
-    PyBuffer_Release(&values);
-    if (has_validity) PyBuffer_Release(&validity);
+    runs_close(&runs);
     return result;
 }
 
