@@ -12,9 +12,10 @@ converts with pyarrow, which decides (tests/collector/test_arrow_native.py: equa
 answers). Without a C compiler at install time
 (setup.py), `RowArrays.arrays` always answers None and the decode runs as before.
 
-The flush thread's trace deltas use its `run_distinct` (`run_sets`): the distinct values of a column per
-run of rows, where Acero's hash "distinct" cost more than the rest of their group-by (without the
-extension, Acero's path as before).
+The flush thread's trace deltas use its per-run kernels, where the span file's rows come in runs of trace
+ids: `run_distinct` (`run_sets`: the distinct values of a column per run, where Acero's hash "distinct" cost
+more than the rest of their group-by), `run_total` (sums, minimums, maximums, "any" per run) and `run_best`
+(the previews' pick per run: `previews.trace_previews`); without the extension, Acero's paths as before.
 """
 
 from __future__ import annotations
