@@ -3,8 +3,8 @@
     python benchmarks/decode_transport.py [--rounds 6] [--passes 10]
 
 A real pool of two workers (the decode pool's initializer and task files' directory) is sent the ingest
-bench's requests (`ingest.build_templates`) in the decode pool's tasks (`decode_pool._chunks` of four requests
-at a time, as the harness of issue 22 submits them: tasks of ~1.1 and ~0.37 MB); each task only takes its
+bench's requests (`ingest.build_templates`) four at a time in tasks of three and one (as the decode pool cut
+them when this was measured, a task of ~1 MB then the rest: ~1.1 and ~0.37 MB); each task only takes its
 records and returns their size, so what is measured is the transport: the records as a list (pickled and
 written to the pipe by the pool's feeder thread) or as `decode_pool._Inputs` (written to a file, its name by
 the pipe). Rounds alternate the two routes; reported per round: the workers' CPU (their threads' on-CPU time,
@@ -85,7 +85,7 @@ def main() -> None:
     tune_gc()
     payloads, _, _ = build_templates(32, 40, 1)
     items = [("default", payload) for payload in payloads]
-    tasks = [chunk for i in range(0, len(items), 4) for chunk in decode_pool._chunks(items[i : i + 4])]
+    tasks = [chunk for i in range(0, len(items), 4) for chunk in (items[i : i + 3], items[i + 3 : i + 4])]
     try:
         list(pool.map(take, [_sent("files", task, directory) for task in tasks]))  # workers started, files made
         for n in range(args.rounds):

@@ -12,8 +12,11 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from llmscope_collector.process_memory import GC_GEN0_THRESHOLD
-from llmscope_collector.processors.decode_pool import DecodePool
+from llmscope_collector.processors.decode_pool import _TASK_BYTES, _TASK_RECORDS, DecodePool, _chunks
 from tests import otlp_factory as f
 
 _SCRIPT = """
@@ -179,11 +182,11 @@ def test_workers_collect_garbage_less_often_than_the_collector() -> None:
 
 def test_pooled_records_come_back_in_order_and_a_bad_one_fails_alone() -> None:
     """Records go to the workers several to a task: a malformed record is that record's error only,
-    and results keep WAL order across tasks (75 records: three tasks of at most 32)."""
+    and results keep WAL order across tasks (75 records, two workers: two tasks, of 38 and 37)."""
     now = time.time_ns()
     items = [("default", _one_span_request(now + n, {"n": n})) for n in range(75)]
     items[40] = ("default", b"\xff\xff not a protobuf")
-    pooled, inline = DecodePool(1), DecodePool(0)
+    pooled, inline = DecodePool(2), DecodePool(0)
     try:
         by_pool, by_inline = pooled.decode(items), inline.decode(items)
         assert pooled.running
@@ -198,3 +201,32 @@ def test_pooled_records_come_back_in_order_and_a_bad_one_fails_alone() -> None:
         [part_b] = b.partitions.values()
         assert part_a.spans.equals(part_b.spans)
         assert part_a.spans.column("start_ns").to_pylist() == [now + n]
+
+
+_SIZES = st.lists(st.integers(0, 3 * _TASK_BYTES) | st.integers(0, 64 * 1024), max_size=2 * _TASK_RECORDS + 8)
+
+
+@given(sizes=_SIZES, parts=st.integers(1, 8))
+def test_a_reads_tasks_keep_its_records_in_order_and_are_one_a_worker_at_most(sizes: list[int], parts: int) -> None:
+    """A read goes to `parts` workers in tasks that hold all its records in order; within the record cap, no
+    more tasks than workers, nor than `_TASK_BYTES` pieces of its payload (a task costs the collector the
+    same whatever its size)."""
+    items = [(str(n), bytes(size)) for n, size in enumerate(sizes)]
+    chunks = _chunks(items, parts)
+    assert [item for chunk in chunks for item in chunk] == items
+    assert all(chunks)
+    if len(items) <= _TASK_RECORDS:
+        assert len(chunks) <= max(1, min(parts, -(-sum(sizes) // _TASK_BYTES)))
+    assert all(len(chunk) <= max(_TASK_RECORDS, -(-len(items) // parts)) for chunk in chunks)
+
+
+@given(
+    parts=st.integers(1, 8), extra=st.integers(0, _TASK_RECORDS), size=st.integers(_TASK_BYTES // 4, 3 * _TASK_BYTES)
+)
+def test_a_read_of_like_records_goes_out_in_one_even_task_a_worker(parts: int, extra: int, size: int) -> None:
+    """Records of one size, enough payload for every worker: exactly one task a worker, their record counts
+    at most one apart (the ingest bench's reads: 12 requests of ~0.35 MB, two workers, two tasks of 6)."""
+    count = min(_TASK_RECORDS, max(parts, -(-parts * _TASK_BYTES // size)) + extra)
+    items = [("default", bytes(size))] * count
+    lengths = [len(chunk) for chunk in _chunks(items, parts)]
+    assert len(lengths) == parts and max(lengths) - min(lengths) <= 1
