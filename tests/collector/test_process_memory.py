@@ -189,6 +189,36 @@ def test_a_decode_worker_is_tuned_before_it_loads_pyarrow() -> None:
     assert out == "True True [3, 3, 3, 3, 3, 3, 3, 3] False"
 
 
+def test_a_decode_worker_hashes_without_mapping_libcrypto() -> None:
+    """A worker refuses hashlib's OpenSSL backend (libcrypto: ~3.7 MB of RSS a worker): after decoding it maps
+    no libcrypto, and its hashes (a score id's SHA-256, the content's BLAKE2b) are those of the collector's
+    process, which keeps OpenSSL."""
+    out = _run(
+        """
+        import hashlib, sys
+        from llmscope_collector.process_memory import tune_process_memory
+        tune_process_memory()
+        from llmscope_collector.processors.decode_pool import DecodePool
+        from llmscope_collector.processors.scores import _derived_id
+        from tests.collector.durability.helpers import payload
+        pool = DecodePool(1)
+        try:
+            batches = pool.decode([("default", payload([bytes([n]) * 8 for n in range(1, 4)]))] * 8)
+            maps = pool.offload(1 << 20, eval, "open('/proc/self/maps').read()")
+            openssl = pool.offload(1 << 20, eval, "__import__('hashlib')._hashlib is None")
+            in_worker = pool.running
+            ids = pool.offload(1 << 20, _derived_id, "trace", "span", None, "name", 1)
+            blake = pool.offload(1 << 20, eval, "__import__('hashlib').blake2b(b'x', digest_size=16).hexdigest()")
+        finally:
+            pool.close()
+        here = hashlib.blake2b(b"x", digest_size=16).hexdigest(), "_hashlib" in sys.modules
+        print(in_worker, [b.accepted for b in batches], "libcrypto" in maps, openssl)
+        print(ids == _derived_id("trace", "span", None, "name", 1), blake == here[0], here[1])
+        """
+    )
+    assert out.splitlines() == ["True [3, 3, 3, 3, 3, 3, 3, 3] False True", "True True True"]
+
+
 def test_llmscope_serve_freezes_what_its_start_built_and_collects_young_objects_less_often(tmp_path: Path) -> None:
     """`llmscope serve` tunes its GC once the server is up: a full collection of what its imports and start
     built cost ~90 ms holding the GIL, several times a minute under load (`process_memory.tune_gc`). The

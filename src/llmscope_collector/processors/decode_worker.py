@@ -14,7 +14,7 @@ import shutil
 import threading
 import time
 
-from llmscope_collector.process_memory import tune_gc, tune_process_memory
+from llmscope_collector.process_memory import refuse_openssl_hashes, tune_gc, tune_process_memory
 from llmscope_collector.processors.limits import DEFAULT_LIMITS, SpanLimits
 
 _PARENT_CHECK_S = 1.0
@@ -23,10 +23,11 @@ _PARENT_CHECK_S = 1.0
 def init_worker(
     parent_pid: int, limits: SpanLimits = DEFAULT_LIMITS, native: bool = True, results_dir: str | None = None
 ) -> None:
-    """Worker initializer: allocator and import settings, then the collector's span limits, wire decoder and
-    directory of task files, large inputs and results (its prices come with its tasks: `pricing.PriceTable`),
-    and exit when the collector is gone."""
+    """Worker initializer: allocator and import settings (no OpenSSL hashes either), then the collector's span
+    limits, wire decoder and directory of task files, large inputs and results (its prices come with its tasks:
+    `pricing.PriceTable`), and exit when the collector is gone."""
     tune_process_memory()
+    refuse_openssl_hashes()  # before `decode_pool` imports `secrets` (hence hashlib): libcrypto stays unmapped
     from llmscope_collector.processors import decode_pool  # pyarrow: only now
 
     decode_pool.set_worker_context(limits, native, results_dir)
