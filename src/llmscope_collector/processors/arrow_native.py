@@ -145,8 +145,8 @@ def run_sets(values: pa.Array, starts: pa.Array) -> pa.ListArray | None:
 
     encoded = pc.dictionary_encode(values)
     codes = encoded.indices
-    validity = codes.buffers()[0] if codes.null_count else None
-    bounds = starts.buffers()[1][starts.offset * 8 : (starts.offset + len(starts)) * 8]
+    validity = _validity(codes)
+    bounds = _run_bounds(starts)
     built = None
     if codes.type == pa.int32() and len(codes) == starts[-1].as_py():
         built = _run_distinct(bounds, codes.buffers()[1], codes.offset, validity, len(encoded.dictionary))
@@ -166,9 +166,9 @@ def run_best(values: pa.Array, selected: pa.Array, starts: pa.Array, *, descendi
     the hashing (~0.25 of its ~0.33 us a span of the flush thread). None without the extension."""
     if _run_best is None or values.type != pa.int64() or len(values) != len(selected):
         return None
-    bounds = starts.buffers()[1][starts.offset * 8 : (starts.offset + len(starts)) * 8]
-    validity = values.buffers()[0] if values.null_count else None
-    chosen = selected.buffers()[0] if selected.null_count else None
+    bounds = _run_bounds(starts)
+    validity = _validity(values)
+    chosen = _validity(selected)
     built = _run_best(bounds, values.buffers()[1], values.offset, validity, chosen, selected.offset, descending)
     if built is None:
         return None
@@ -192,11 +192,21 @@ def run_total(values: pa.Array, starts: pa.Array, aggregate: str) -> pa.Array | 
         op, out_type = "any", pa.uint8()
     else:
         return None
-    bounds = starts.buffers()[1][starts.offset * 8 : (starts.offset + len(starts)) * 8]
-    validity = values.buffers()[0] if values.null_count else None
+    bounds = _run_bounds(starts)
+    validity = _validity(values)
     built = _run_total(bounds, op, values.buffers()[1], values.offset, validity)
     if built is None:
         return None
     valid, totals = built
     totalled = pa.Array.from_buffers(out_type, len(starts) - 1, [pa.py_buffer(valid), pa.py_buffer(totals)])
     return totalled.cast(pa.bool_()) if op == "any" else totalled
+
+
+def _run_bounds(starts: pa.Array) -> pa.Buffer:
+    """The int64 data of `starts` (`run_starts`' row indices) as the kernels read it: from its offset on."""
+    return starts.buffers()[1][starts.offset * 8 : (starts.offset + len(starts)) * 8]
+
+
+def _validity(values: pa.Array) -> pa.Buffer | None:
+    """`values`' validity bitmap, or None where it has no nulls (the kernels then take every row as valid)."""
+    return values.buffers()[0] if values.null_count else None
