@@ -382,6 +382,36 @@ def test_a_byte_that_ends_a_plain_run_is_seen_at_any_offset(stopper: bytes) -> N
                     assert items == expected
 
 
+# An object's members are sorted by one insertion pass that also finds duplicate keys (the compare where a
+# key stops is with an equal key, if there is one), and by qsort past 16 members: every pair of equal keys
+# (as written or only once unescaped) at any two positions of any order is found, and no other object is
+# refused.
+@pytest.mark.parametrize("size", [2, 3, 5, 16, 17, 20])
+def test_duplicate_keys_are_found_at_any_two_positions(size: int) -> None:
+    keys = [f"k{(i * 7) % size:02d}" for i in range(size)]  # (out of order)
+    text = "{" + ",".join(f'"{key}":{i}' for i, key in enumerate(keys)) + "}"
+    assert canonical_native.canonical(text) == _reference(text) is not None
+    for first in range(size):
+        for second in range(size):
+            if first == second:
+                continue
+            dup = list(keys)
+            dup[second] = dup[first] if (first + second) % 2 else dup[first].replace("k", "\\u006b", 1)
+            text = "{" + ",".join(f'"{key}":{i}' for i, key in enumerate(dup)) + "}"
+            assert canonical_native.canonical(text) is None, text
+
+
+def test_a_body_is_the_same_str_whatever_its_code_points() -> None:
+    # An ASCII body's str is made from its bytes as they are, any other decoded: an escape that writes a
+    # code point past ASCII (and only it) makes a body decoded, as a raw one does.
+    for element in ['"\\u00e9"', '"é"', '"\\ud83d\\ude00 x"', '"a\\u007f"', '{"\\u00e9":"a"}', '"a"', '{"b":"\\n"}']:
+        items, refs, _, _ = canonical_native.split_array(f"[{element}]", None, 0, 0, "i", "k")
+        assert items == [_pair(element.encode())] and refs is not None
+        canonical = _reference(element.encode())
+        assert canonical is not None and items[0][1] == canonical.decode()  # type: ignore[index]
+        assert items[0][1].isascii() == canonical.isascii()  # type: ignore[index]  # (the str's kind is its text's)
+
+
 # --- a span's whole split in one call (`split_span`, behind `messages.split_hashed`) against `_split` ---
 # `_split` is the reference: on any attributes, split_hashed (the C call, or `_split` where it leaves the
 # span) gives the same light attributes (`attrs` itself exactly when `_split` returns it, keys in the
@@ -529,6 +559,17 @@ def test_split_span_decides_the_usual_spans_and_leaves_the_rest() -> None:
     ]
     for attrs in left:
         assert not _split_compared(attrs)
+
+
+@pytest.mark.parametrize("key", sorted(messages._CONTENT_POSITIONS))
+def test_split_span_finds_each_content_key_by_its_hash_bit(key: str) -> None:
+    # split_span looks a key up in the content positions only where the key's hash bit is set: every
+    # content key's is, so a span with any one of them is split (a whole or message key) or left to
+    # `_split` (an opaque value's), as `_split` would.
+    assert messages._SPAN_TABLES[6] >> (hash(key) & 63) & 1
+    attrs = {"http.method": "GET", key: '[{"role": "user", "parts": []}]'}
+    messages.split_hashed(dict(attrs))  # (its keys known now)
+    assert _split_compared(dict(attrs)) == (messages._CONTENT_POSITIONS[key] >= 0)
 
 
 def test_split_span_leaves_a_span_whose_new_pair_does_not_fit_the_memo() -> None:

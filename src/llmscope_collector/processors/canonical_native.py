@@ -14,6 +14,12 @@ BLAKE2b-128 (the extension's own, equal to `hashlib.blake2b(digest_size=16)`: th
 keys) and the body as str, through the caller's memo of element texts. Per element in Python (a
 `bytes`, a lookup, the digest's three calls, a decode, the tuples) cost more than the work itself.
 
+Per bench span (hotpaths.py --callgrind, decode_payload) the content split took 28.4k of 115.4k
+instructions; 23.6k of 110.1k now: strings copied while scanned and no call per white space or member
+sort (a bench message's canonical text 5.4k -> 3.6k), an ASCII body's str made without decoding it, a
+span's content values read in its one walk over the keys. Most of what is left is the work itself:
+BLAKE2b of the new items (7.5k), the memo's lookups (2.6k, Python's hash of each element's text).
+
 `message_said` reads what a stored message body says for the trace list's previews (`previews._said`:
 whether it is a user message, its first line, the tools it calls) from its canonical text, without
 Python objects: decoding the picked spans' bodies to dicts and walking them in Python was most of the
@@ -40,11 +46,12 @@ SplitItems = tuple[list[Hashed | bytes] | None, list[ContentRef] | None, int, bo
 SplitArray = Callable[[str, dict[bytes, Hashed] | None, int, int, str, str], SplitItems]
 SpanTables = tuple[
     set[str],
-    frozenset[str],
+    dict[str, int],
     tuple[tuple[str, str], ...],
     tuple[tuple[str, str, bool], ...],
     dict[str, Hashed],
     dict[bytes, Hashed],
+    int,
 ]
 SplitSpan = tuple[dict[str, Any] | None, list[ContentRef] | None, list[Hashed] | None, int]
 SpanSplit = Callable[[dict[str, Any], SpanTables, int, int], SplitSpan]
@@ -133,13 +140,15 @@ counts the characters it took, `full` says a pair did not fit. Without the exten
 
 `split_span(attrs, tables, room, limit)`: `messages._split(attrs, copy=False)` as `(light, refs, items,
 added)` where the extension decides the whole span, else `(None, None, None, added)` (the caller splits
-it). `tables` is `(not_flat, value_keys, whole, messages, whole_memo, message_memo)`: the set of keys
-known not to be flattened content, the opaque-value keys, `((key, kind), ...)` of the JSON-valued keys
-and `((key, kind, memo), ...)` of the message-list keys in the split's order, and the two memos. It
-decides a span whose keys are all in `not_flat`, none in `value_keys`: `light` is `attrs` itself when
-no content key is there, else its copy without them, with the items of each key (a whole value from
-its JSON text through `whole_memo`, a message list as `split_array` splits it through `message_memo`
-where `memo`) when every value is a str the extension decides. A new pair is remembered as
+it). `tables` is `(not_flat, positions, whole, messages, whole_memo, message_memo, bits)`: the set of
+keys known not to be flattened content, each content key's index in `whole + messages` (-1 for the
+opaque-value keys), `((key, kind), ...)` of the JSON-valued keys and `((key, kind, memo), ...)` of the
+message-list keys in the split's order (at most 16 in all), the two memos, and the bits `1 << (hash(key)
+& 63)` of the keys of `positions` or'ed (only a key whose bit is set is looked up there; the hashes are
+this process's). It decides a span whose keys are all in `not_flat`, none an opaque value's: `light` is
+`attrs` itself when no content key is there, else its copy without them, with the items of each key (a
+whole value from its JSON text through `whole_memo`, a message list as `split_array` splits it through
+`message_memo` where `memo`) when every value is a str the extension decides. A new pair is remembered as
 `split_array` remembers it (`room`, `limit`; `added` counts the characters taken, also when it leaves
 the span to the caller), except one that would not fit: there it leaves the span to the caller, which
 clears the memos as it does; so what it leaves behind is the memo entries the caller's split makes

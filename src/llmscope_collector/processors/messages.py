@@ -373,16 +373,22 @@ def split_hashed(attrs: dict[str, Any]) -> tuple[dict[str, Any], list[ContentRef
 # Every whole-attribute content key: a span holding none of them (and no flattened key) has no content.
 _CONTENT_KEYS = frozenset((*_JSON_WHOLE_KEYS, *_JSON_MESSAGE_KEYS, *_VALUE_KEYS))
 _VALUE_KEY_SET = frozenset(_VALUE_KEYS)
+_CONTENT_POSITIONS = {
+    **dict.fromkeys(_VALUE_KEYS, -1),
+    **{key: i for i, key in enumerate((*_JSON_WHOLE_KEYS, *_JSON_MESSAGE_KEYS))},
+}
 _SPAN_TABLES: canonical_native.SpanTables = (
     _NOT_FLAT,
-    _VALUE_KEY_SET,
+    _CONTENT_POSITIONS,
     tuple(_JSON_WHOLE_KEYS.items()),
     tuple((key, kind, key in _MEMO_MESSAGE_KEYS) for key, kind in _JSON_MESSAGE_KEYS.items()),
     _WHOLE_MEMO,
     _MESSAGE_MEMO,
+    sum({1 << (hash(key) & 63) for key in _CONTENT_POSITIONS}),
 )
 """What `split_span` reads of this module's tables, in `_split`'s order (the same objects: the memos and
-`_NOT_FLAT` only change in place)."""
+`_NOT_FLAT` only change in place), and the content keys' hash bits (distinct powers of two: their sum is
+their or)."""
 
 
 def _split(attrs: Mapping[str, Any], *, copy: bool) -> tuple[dict[str, Any], list[ContentRef], list[Hashed]]:
