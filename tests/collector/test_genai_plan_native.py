@@ -106,7 +106,8 @@ def test_it_decides_the_dialects_spans_as_the_python_path(attrs: dict[str, Any])
     decided = _native(normalize._KEYED_PLANS, attrs)
     assert decided is not None
     pure = normalize._python_apply_plan(normalize._KEYED_PLANS, attrs)
-    assert [(c, type(v), v) for c, v in decided.items()] == [(c, type(v), v) for c, v in pure.items()]
+    assert len(decided) == len(normalize.GENAI_COLUMNS)
+    assert [(type(v), v) for v in decided] == [(type(v), v) for v in pure]
 
 
 @settings(max_examples=40, deadline=None)
@@ -135,12 +136,20 @@ def test_what_it_does_not_decide_goes_to_the_python_path() -> None:
     [
         (),
         ("not a row",) * 7,
-        ({}, "strs", (), (), (), ("t", "i", "o", None), frozenset()),
-        ({}, (("c", "k"),), (), (), (), ("t", "i", "o", None), frozenset()),
-        ({}, (), (("c", "k", None, None),), (), (), ("t", "i", "o", None), frozenset()),
-        ({}, (), (), (("c", "keys", str),), (), ("t", "i", "o", None), frozenset()),
-        ({}, (), (), (), (("c",),), ("t", "i", "o", None), frozenset()),
-        ({}, (), (), (), (), ("t", "i", "o"), frozenset()),
+        ({}, (), (), (), (), (0, 1, 2, None), frozenset()),  # (a dict row: format 1's)
+        ([None] * 3, "strs", (), (), (), (0, 1, 2, None), frozenset()),
+        ([None] * 3, ((0, "k"),), (), (), (), (0, 1, 2, None), frozenset()),
+        ([None] * 3, (), ((0, "k", None, None),), (), (), (0, 1, 2, None), frozenset()),
+        ([None] * 3, (), (), ((0, "keys", str),), (), (0, 1, 2, None), frozenset()),
+        ([None] * 3, (), (), (), ((0,),), (0, 1, 2, None), frozenset()),
+        ([None] * 3, (), (), (), (), (0, 1, 2), frozenset()),
+        # columns that are no position in the row: out of its range, negative, not an int, a name
+        ([None] * 3, ((3, "k", str),), (), (), (), (0, 1, 2, None), frozenset()),
+        ([None] * 3, ((-1, "k", str),), (), (), (), (0, 1, 2, None), frozenset()),
+        ([None] * 3, (), (), (), ((2**70, len),), (0, 1, 2, None), frozenset()),
+        ([None] * 3, (), (), (), (), (0, 1, "o", None), frozenset()),
+        ([None] * 3, (), (), (), (), (0, 3, 2, None), frozenset()),
+        ([None] * 3, (), (), (), ((1.0, len),), (0, 1, 2, None), frozenset()),
     ],
 )
 def test_a_malformed_plan_is_refused_not_read_out_of_bounds(plan: tuple[Any, ...]) -> None:
@@ -165,7 +174,7 @@ def test_calls_leave_no_reference_behind() -> None:
         {"gen_ai.usage.total_tokens": "9", "gen_ai.usage.prompt_tokens": tokens, "llm.token_count.prompt": model},
         {"gen_ai.response.model": unequal, "gen_ai.usage.prompt_tokens": _Unequal(), "llm.token_count.prompt": 1},
     ]
-    bad: dict[tuple[str, ...], Any] = {("k",): ({}, (("c", "k"),), (), (), (), ("t", "i", "o", None), frozenset())}
+    bad: dict[tuple[str, ...], Any] = {("k",): ([None] * 3, ((0, "k"),), (), (), (), (0, 1, 2, None), frozenset())}
 
     def calls(n: int) -> None:
         for _ in range(n):
@@ -194,3 +203,18 @@ def test_calls_leave_no_reference_behind() -> None:
     before = [sys.getrefcount(o) for o in held]
     calls(1000)
     assert [sys.getrefcount(o) for o in held] == before
+
+
+def test_a_remembered_plan_reads_the_spans_own_key_objects() -> None:
+    """The plan remembered for a key tuple holds that span's key strs (the decoder's shared ones), so the
+    next span finds them by identity; a span with equal keys that are other objects gets the same row."""
+    keys = ["gen_ai.request.model", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "llm.model_name"]
+    own = ["".join(k) for k in keys]  # (new str objects, equal to the table's literals)
+    attrs = dict(zip(own, ["m", 3, 4, "n"], strict=True))
+    first = normalize._python_apply_plan(normalize._KEYED_PLANS, attrs)
+    plan = normalize._KEYED_PLANS[tuple(own)]
+    read = [key for _, key, _ in (*plan.strs, *plan.ints)] + [k for _, aliases, _ in plan.multi for k in aliases]
+    assert read and all(any(key is k for k in own) for key in read)
+    others = {"".join(k): v for k, v in attrs.items()}
+    assert _native(normalize._KEYED_PLANS, attrs) == first == _native(normalize._KEYED_PLANS, others)
+    assert first[normalize._AT["input_tokens"]] == 3 and first[normalize._AT["total_tokens"]] == 7

@@ -372,6 +372,71 @@ def test_cached_keys_and_values_are_the_strings_sent_whatever_their_slot() -> No
     assert [(span[0][4], span[1]) for span in read] == [(t, {t: t}) for t in texts]
 
 
+def _span_with(*fields: bytes) -> bytes:
+    """A request of one span (valid ids) with these fields besides."""
+    return _ld(1, _ld(2, _ld(2, _ld(1, b"\x01" * 16) + _ld(2, b"\x01" * 8) + b"".join(fields))))
+
+
+def test_key_values_in_the_usual_shape_or_not_read_alike() -> None:
+    """The usual KeyValue (key, then one string or int; read without the field loops) and every encoding
+    next to it that is not that shape (merged, reordered, repeated, other oneof cases, trailing fields)."""
+    long = "\u00e9" * 100  # (lengths of two bytes)
+    values = [
+        _ld(1, b"s"),
+        _ld(1, b""),
+        _ld(1, long.encode()),
+        _tag(3, 0) + _varint(2**64 - 5),  # (-5)
+        _tag(3, 0) + _varint(300),
+        b"",  # no value: None
+        _tag(2, 0) + b"\x01",
+        _tag(4, 1) + struct.pack("<d", 1.5),
+        _ld(7, b"\x00\xff"),
+        _ld(1, b"a") + _ld(1, b"b"),  # repeated: the last
+        _ld(1, b"a") + _tag(3, 0) + b"\x07",  # the oneof switched
+        _tag(3, 0) + b"\x07" + _tag(9, 0) + b"\x01",  # an unknown field after
+        _tag(3, 1) + struct.pack("<q", 7),  # int_value sent with another wire type: unknown
+    ]
+    kvs = [_ld(9, _ld(1, f"k{i}".encode()) + _ld(2, v)) for i, v in enumerate(values)]
+    odd = [
+        _ld(9, _ld(2, _ld(1, b"v")) + _ld(1, b"first.value")),  # value before key
+        _ld(9, _ld(1, b"twice") + _ld(2, _ld(1, b"a")) + _ld(2, _tag(3, 0) + b"\x02")),  # the value merged
+        _ld(9, _ld(1, b"x") + _ld(1, b"key.twice") + _ld(2, _ld(1, b"v"))),
+        _ld(9, _ld(1, b"trailing") + _ld(2, _ld(1, b"v")) + _tag(5, 0) + b"\x01"),
+        _ld(9, _ld(1, b"no.value")),
+        _ld(9, _ld(2, _ld(1, b"v"))),  # no key: ""
+    ]
+    payload = _span_with(*kvs, *odd)
+    _same_reading(payload, DEFAULT_LIMITS)
+    ((_, [(_, _, [span])]),) = native.parse_request(payload, DEFAULT_LIMITS)
+    assert [span[1][f"k{i}"] for i in range(5)] == ["s", "", long, -5, 300]
+    assert span[1]["k5"] is None and span[1]["twice"] == 2 and span[1]["key.twice"] == "v"
+
+
+def test_many_attributes_and_repeated_keys_keep_protobufs_order_and_last_value() -> None:
+    """A span's attributes are read in batches (its dict made at their count): past a batch, with keys
+    repeated across batches, the dict is the one Python builds (insertion order, the last value)."""
+    keys = [f"key.{i % 90}" for i in range(200)]
+    payload = _span_with(*(_ld(9, _ld(1, k.encode()) + _ld(2, _tag(3, 0) + _varint(i))) for i, k in enumerate(keys)))
+    _same_reading(payload, DEFAULT_LIMITS)
+    ((_, [(_, _, [span])]),) = native.parse_request(payload, DEFAULT_LIMITS)
+    assert list(span[1].items()) == list({k: i for i, k in enumerate(keys)}.items())
+
+
+def test_spans_without_events_or_links_have_the_empty_tuple() -> None:
+    event = _ld(11, _tag(1, 1) + struct.pack("<Q", 5) + _ld(2, b"e"))
+    link = _ld(13, _ld(1, b"\x02" * 16) + _ld(2, b"\x03" * 8))
+    for fields, events, links in (
+        ((), (), ()),
+        ((event,), [{"time_ns": 5, "name": "e", "attributes": {}}], ()),
+        ((link,), (), [{"trace_id": "02" * 16, "span_id": "03" * 8, "attributes": {}}]),
+    ):
+        payload = _span_with(*fields)
+        _same_reading(payload, DEFAULT_LIMITS)
+        ((_, [(_, _, [span])]),) = native.parse_request(payload, DEFAULT_LIMITS)
+        assert (span[2], span[4]) == (events, links)
+        assert type(span[2]) is type(events) and type(span[4]) is type(links)
+
+
 def test_memoryviews_and_bytearrays_are_read_too() -> None:
     payload = _request_with_value(_ld(1, b"v"))
     expected = native.parse_request(payload, DEFAULT_LIMITS)

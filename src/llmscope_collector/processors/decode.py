@@ -38,7 +38,7 @@ from llmscope_collector.processors.limits import (
 )
 from llmscope_collector.processors.messages import split_hashed
 from llmscope_collector.processors.native import STATUS_ERROR, ResourceParts, ScopeParts, SpanFields, span_head
-from llmscope_collector.processors.normalize import GENAI_COLUMNS, canonical_genai
+from llmscope_collector.processors.normalize import GENAI_COLUMNS, SESSION_ID, genai_values
 from llmscope_collector.processors.previews import preview_candidates
 from llmscope_collector.processors.pricing import PricesNeeded, PriceTable, price_rows
 from llmscope_collector.processors.scores import CARRIER_SCOPE, EVALUATION_EVENT, score_row
@@ -65,7 +65,7 @@ _json_any = msgspec.json.Encoder(enc_hook=repr)  # whatever a row holds, it is s
 
 Columns = dict[str, list[Any]]
 # The values of a decoded row, in this order: the span's own fields, the cost columns (filled by
-# `price_rows`), then `canonical_genai`'s columns (its dict is always in `GENAI_COLUMNS` order).
+# `price_rows`), then `genai_values`' columns (`GENAI_COLUMNS` order).
 _SPAN_FIELDS = (
     "trace_id",
     "span_id",
@@ -163,11 +163,11 @@ def _span_fields(span: Any, limits: SpanLimits, all_events: bool) -> SpanFields:
     events = [
         {"time_ns": e.time_unix_nano, "name": e.name, "attributes": attributes_dict(e.attributes)}
         for e in (sent if all_events else span_events(sent, limits))
-    ]
+    ] or ()
     links = [
         {"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex(), "attributes": attributes_dict(link.attributes)}
         for link in span.links
-    ]
+    ] or ()
     status = span.status
     name, kind, start, end, code = span.name, span.kind, span.start_time_unix_nano, span.end_time_unix_nano, status.code
     attrs = attributes_dict(span.attributes)
@@ -459,10 +459,10 @@ def _decode_span(
             if not within:
                 head = (*head[:4], cut_name(name, limits), *head[5:])
     start = head[6]
-    genai = canonical_genai(attrs, events, start_ns=start, failed=code == STATUS_ERROR)
+    genai = genai_values(attrs, events, start, code == STATUS_ERROR)
     light, refs, items = split_hashed(attrs)
     if events:
-        _span_scores(scores, project, events, (head[0], head[1], genai.get("session_id")))
+        _span_scores(scores, project, events, (head[0], head[1], genai[SESSION_ID]))
     row = (
         *head,
         *scope,
@@ -472,7 +472,7 @@ def _decode_span(
         refs or None,
         sum(map(_REF_SIZE, refs)) if refs else None,
         items,
-        *genai.values(),
+        *genai,
     )
     day = start // _NS_PER_DAY  # `utc_date`'s memo, inline (a call per span): away from midnight, by the day
     date = _dates.get(day) if start < (day + 1) * _NS_PER_DAY - _MIDNIGHT_MARGIN_NS else None

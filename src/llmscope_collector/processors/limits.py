@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -135,7 +136,7 @@ def span_events(events: Any, limits: SpanLimits) -> Any:
     return events[:limit] if limit and len(events) > limit else events
 
 
-def limit_events(events: list[dict[str, Any]], sent: int, limits: SpanLimits) -> dict[str, Any]:
+def limit_events(events: Sequence[dict[str, Any]], sent: int, limits: SpanLimits) -> dict[str, Any]:
     """Cut the names and attribute keys of a span's decoded `events` (of `sent`) in place; their marks."""
     marks: dict[str, Any] = {}
     if sent > len(events):

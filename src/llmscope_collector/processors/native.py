@@ -15,7 +15,9 @@ duration from them (0 when the end is not after the start). Made by the decoder,
 handles no per-span value it only passes on. The rest are what `decode.py` still reads: attributes by
 OTel's AnyValue rules (`decode.attributes_dict`), events as `{"time_ns", "name", "attributes"}` dicts
 (the first `max_events` of `events_sent`; all of them on the scores carrier scope), links as
-`{"trace_id", "span_id", "attributes"}` with hex ids, `within_limits` as `limits.within_limits` answers
+`{"trace_id", "span_id", "attributes"}` with hex ids (either, when there is none, the empty tuple: most
+spans have neither, and two empty lists per span were made, tracked by the collector and torn down for
+nothing), `within_limits` as `limits.within_limits` answers
 for the span (made while its attributes are at hand, so that `decode.py` skips the per-attribute walk
 of `limit_span` for the usual span), `ids_valid` the id rule (a 16-byte trace id and an 8-byte span id,
 neither all zero), and the kind, status code and times as sent (for `limit_span`'s marks).
@@ -39,7 +41,9 @@ from llmscope_collector.processors.limits import MAX_TIME_NS, SpanLimits
 from llmscope_collector.processors.scores import CARRIER_SCOPE
 
 SpanHead = tuple[str, str, str | None, str | None, str, str, int, int, int, str, str | None]
-SpanFields = tuple[SpanHead, dict[str, Any], list[dict[str, Any]], int, list[Any], bool, bool, int, int, int, int]
+Events = list[dict[str, Any]] | tuple[()]
+"""A span's decoded events, or the empty tuple when it has none (no list made per span for nothing)."""
+SpanFields = tuple[SpanHead, dict[str, Any], Events, int, list[Any] | tuple[()], bool, bool, int, int, int, int]
 ScopeParts = tuple[str, str, list[SpanFields]]
 ResourceParts = tuple[dict[str, Any], list[ScopeParts]]
 
@@ -56,8 +60,8 @@ STATUS_NAMES = ("UNSET", "OK", "ERROR")
 STATUS_ERROR = STATUS_NAMES.index("ERROR")
 
 # The C functions and the shape of their arguments and values this module expects (3: `check_ids`; 4: it
-# takes how many names to keep; 5: a span's head, and the names handed in).
-_FORMAT = 5
+# takes how many names to keep; 5: a span's head, and the names handed in; 6: no events or links: `()`).
+_FORMAT = 6
 
 
 def _load() -> tuple[ModuleType | None, str]:

@@ -465,13 +465,13 @@ def _reported_cost(attrs: Mapping[str, Any]) -> Decimal | None:
     return cost.quantize(_COST_QUANTUM, ROUND_HALF_EVEN)
 
 
-def _total_tokens(attrs: Mapping[str, Any], out: Mapping[str, Any]) -> int | None:
+def _total_tokens(attrs: Mapping[str, Any], out: Sequence[Any]) -> int | None:
     explicit = _as_int(_first(attrs, _TOTAL_TOKEN_KEYS))
     if explicit is not None:
         return explicit
-    if out["input_tokens"] is None and out["output_tokens"] is None:
+    if out[_INPUT] is None and out[_OUTPUT] is None:
         return None
-    return (out["input_tokens"] or 0) + (out["output_tokens"] or 0)
+    return (out[_INPUT] or 0) + (out[_OUTPUT] or 0)
 
 
 def _traceloop_entity(attrs: Mapping[str, Any], kind: str) -> str | None:
@@ -587,6 +587,11 @@ _SCANNED_PREFIXES: dict[str, tuple[str, ...]] = {
 _SCAN_ANY = tuple(p for prefixes in _SCANNED_PREFIXES.values() for p in prefixes)
 
 GENAI_COLUMNS: tuple[str, ...] = (*_STR_COLUMNS, *_INT_COLUMNS, *_DERIVED, "total_tokens")
+_AT = {column: i for i, column in enumerate(GENAI_COLUMNS)}
+"""Each column's position in a row list (`genai_values`)."""
+SESSION_ID = _AT["session_id"]
+_INPUT, _OUTPUT, _TTFT, _ERROR_TYPE = _AT["input_tokens"], _AT["output_tokens"], _AT["ttft_s"], _AT["error_type"]
+_OPERATION, _CACHE_READ, _CACHE_WRITE = _AT["operation"], _AT["cache_read_tokens"], _AT["cache_write_tokens"]
 
 
 def _first_chunk_s(events: Sequence[Mapping[str, Any]], start_ns: int | None) -> float | None:
@@ -616,23 +621,24 @@ def _exception_type(events: Sequence[Mapping[str, Any]]) -> str | None:
 
 _Slow = Callable[[Mapping[str, Any], Any], Any]
 """A plan's column when its value is not the usual kind: (attrs, value) → the column's value."""
-_Total = tuple[str, str, str, Callable[[Mapping[str, Any], Mapping[str, Any]], Any] | None]
+_Total = tuple[int, int, int, Callable[[Mapping[str, Any], Sequence[Any]], Any] | None]
 
 
 class _Plan(NamedTuple):
     """What one set of present table keys needs, built once per key set so that a span probes no
     absent alias: per column its present keys in priority order, and the derived columns to run.
+    Columns are positions in the row list (`GENAI_COLUMNS` order, `_AT`).
 
     Its first six fields are what `apply_plan` (the C extension `_genai_plan.c`) reads, by position:
     change them together with it (and `_FORMAT`)."""
 
-    row: dict[str, Any]  # the row to start from: every column None (`_EMPTY_ROW`)
-    strs: tuple[tuple[str, str, _Slow], ...]  # (column, key, slow): a non-empty `str` is the value, else slow's
-    ints: tuple[tuple[str, str, _Slow], ...]  # (column, key, slow): an int64 `int` is the value, else slow's
-    multi: tuple[tuple[str, tuple[str, ...], Callable[[Any], Any]], ...]  # (column, keys, convert): first present
-    derived: tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...]
+    row: list[Any]  # the row to start from: every column None (`_EMPTY_ROW`)
+    strs: tuple[tuple[int, str, _Slow], ...]  # (column, key, slow): a non-empty `str` is the value, else slow's
+    ints: tuple[tuple[int, str, _Slow], ...]  # (column, key, slow): an int64 `int` is the value, else slow's
+    multi: tuple[tuple[int, tuple[str, ...], Callable[[Any], Any]], ...]  # (column, keys, convert): first present
+    derived: tuple[tuple[int, Callable[[Mapping[str, Any]], Any]], ...]
     total: _Total  # (column, input column, output column, from the attributes' totals or None: the sum)
-    derived_columns: frozenset[str]
+    derived_columns: frozenset[str]  # (by name)
 
 
 _TABLE_COLUMNS = {**{c: (k, False) for c, k in _STR_COLUMNS.items()}, **{c: (k, True) for c, k in _INT_COLUMNS.items()}}
@@ -641,7 +647,7 @@ _KNOWN_KEYS = frozenset(
     for keys in (*_STR_COLUMNS.values(), *_INT_COLUMNS.values(), *(r for _, r in _DERIVED.values()), _TOTAL_TOKEN_KEYS)
     for k in keys
 )
-_EMPTY_ROW = dict.fromkeys(GENAI_COLUMNS)
+_EMPTY_ROW = [None] * len(GENAI_COLUMNS)
 _PLANS: dict[frozenset[str], _Plan] = {}
 _MAX_PLANS = 4096  # distinct table-key sets are few per deployment; the bound only stops a pathological sender
 # The plan of a span's whole key tuple (scanned-family columns included): an instrumentation sends its spans'
@@ -679,11 +685,11 @@ def _plan(known: frozenset[str]) -> _Plan:
     total = None if known.isdisjoint(_TOTAL_TOKEN_KEYS) else _total_tokens  # else the sum of the row's counts
     return _Plan(
         _EMPTY_ROW,
-        tuple((c, k, slow) for c, (k, slow) in str_keys.items()),
-        tuple((c, k, _int_value) for c, k in int_keys.items()),
-        tuple((c, keys, _as_int if is_int else _as_str) for c, (keys, is_int) in present.items() if len(keys) > 1),
-        tuple(runs.items()),
-        ("total_tokens", "input_tokens", "output_tokens", total),
+        tuple((_AT[c], k, slow) for c, (k, slow) in str_keys.items()),
+        tuple((_AT[c], k, _int_value) for c, k in int_keys.items()),
+        tuple((_AT[c], keys, _as_int if is_int else _as_str) for c, (keys, is_int) in present.items() if len(keys) > 1),
+        tuple((_AT[c], derive) for c, derive in runs.items()),
+        (_AT["total_tokens"], _INPUT, _OUTPUT, total),
         frozenset(c for c, (_, reads) in _DERIVED.items() if not known.isdisjoint(reads)),
     )
 
@@ -697,16 +703,29 @@ def _keyed_plan(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> _Plan:
             _PLANS.clear()
         plan = _PLANS[known] = _plan(known)
     if len(keys) > len(known):  # only keys outside the table can belong to a scanned family
-        extra = tuple((c, _DERIVED[c][0]) for c in _scanned_columns(attrs) if c not in plan.derived_columns)
+        extra = tuple(c for c in _scanned_columns(attrs) if c not in plan.derived_columns)
         if extra:
             plan = plan._replace(
-                derived=plan.derived + extra, derived_columns=plan.derived_columns.union(c for c, _ in extra)
+                derived=plan.derived + tuple((_AT[c], _DERIVED[c][0]) for c in extra),
+                derived_columns=plan.derived_columns.union(extra),
             )
     if len(keys) <= _MAX_KEYED_ATTRS:
         if len(_KEYED_PLANS) >= _MAX_PLANS:
             _KEYED_PLANS.clear()
-        _KEYED_PLANS[keys] = plan
+        plan = _KEYED_PLANS[keys] = _own_keys(plan, keys)
     return plan
+
+
+def _own_keys(plan: _Plan, keys: tuple[str, ...]) -> _Plan:
+    """`plan` reading the span's own key objects. The native decoder hands out one str per distinct key
+    (its key cache), so the next spans with these keys find each in their attributes by identity instead
+    of comparing its characters with the table's literal (~7 lookups a bench span); equal either way."""
+    own = dict(zip(keys, keys, strict=True))
+    return plan._replace(
+        strs=tuple((column, own[key], slow) for column, key, slow in plan.strs),
+        ints=tuple((column, own[key], slow) for column, key, slow in plan.ints),
+        multi=tuple((column, tuple(own[k] for k in aliases), convert) for column, aliases, convert in plan.multi),
+    )
 
 
 def _scanned_columns(attrs: Mapping[str, Any]) -> dict[str, None]:
@@ -725,7 +744,7 @@ def _scanned_columns(attrs: Mapping[str, Any]) -> dict[str, None]:
     return found
 
 
-def _python_apply_plan(plans: Mapping[tuple[str, ...], _Plan], attrs: Mapping[str, Any]) -> dict[str, Any]:
+def _python_apply_plan(plans: Mapping[tuple[str, ...], _Plan], attrs: Mapping[str, Any]) -> list[Any]:
     """The table's and the derived columns of `attrs` by the plan of its keys (made when `plans` has none):
     the pure-Python path, and the one that decides whatever the C extension's `apply_plan` leaves."""
     keys = tuple(attrs)
@@ -757,10 +776,10 @@ def _python_apply_plan(plans: Mapping[tuple[str, ...], _Plan], attrs: Mapping[st
     return out
 
 
-_ApplyPlan = Callable[[Mapping[tuple[str, ...], _Plan], Mapping[str, Any]], dict[str, Any] | None]
+_ApplyPlan = Callable[[Mapping[tuple[str, ...], _Plan], Mapping[str, Any]], list[Any] | None]
 # The shape of `_Plan` and of `apply_plan`'s arguments the C extension must have been built for (a tree's build
 # left from an older `_genai_plan.c` is not used).
-_FORMAT = 1
+_FORMAT = 2  # (2: the row a list, its columns positions)
 
 
 def _load_apply_plan() -> tuple[_ApplyPlan, bool]:
@@ -787,21 +806,31 @@ def canonical_genai(
     start_ns: int | None = None,
     failed: bool = False,
 ) -> dict[str, Any]:
-    """Canonical GenAI column values for one span's attributes (None where absent).
+    """Canonical GenAI column values for one span's attributes (None where absent), by column name.
 
     `events` are the span's events as `{"time_ns", "name", "attributes"}`; `start_ns` its start and
     `failed` whether its status is ERROR (an `exception` event on a span that succeeded was handled,
     so it names no error type)."""
+    return dict(zip(GENAI_COLUMNS, genai_values(attrs, events, start_ns, failed), strict=True))
+
+
+def genai_values(
+    attrs: Mapping[str, Any], events: Sequence[Mapping[str, Any]], start_ns: int | None, failed: bool
+) -> list[Any]:
+    """`canonical_genai`'s values in `GENAI_COLUMNS` order: the decoder's, which puts them in a span's row.
+
+    A list filled by position, not a dict by name: no 50-column dict copied, filled by hash, viewed and
+    torn down per span (decode_payload's instructions a bench span: `decode._decode_span`)."""
     out = _apply_plan(_KEYED_PLANS, attrs) or _python_apply_plan(_KEYED_PLANS, attrs)
     if events:
-        if out["ttft_s"] is None:
-            out["ttft_s"] = _first_chunk_s(events, start_ns)
-        if out["error_type"] is None and failed:
-            out["error_type"] = _exception_type(events)
-    if out["cache_read_tokens"] is None and _USAGE_REPR_KEYS[0] in attrs:
+        if out[_TTFT] is None:
+            out[_TTFT] = _first_chunk_s(events, start_ns)
+        if out[_ERROR_TYPE] is None and failed:
+            out[_ERROR_TYPE] = _exception_type(events)
+    if out[_CACHE_READ] is None and _USAGE_REPR_KEYS[0] in attrs:
         _usage_repr_cache(attrs[_USAGE_REPR_KEYS[0]], out)
-    if out["operation"] in _LLM_SET and out["input_tokens"] is None and not _is_call(attrs, out, failed):
-        out["operation"] = None
+    if out[_OPERATION] in _LLM_SET and out[_INPUT] is None and not _is_call(attrs, out, failed):
+        out[_OPERATION] = None
     return out
 
 
@@ -816,20 +845,23 @@ _OUTPUT_KEYS = (
     "ai.response.object",
 )
 _OUTPUT_PREFIXES = ("llm.output_messages.", "gen_ai.completion.", "llm.choices.")
-_EVIDENCE_COLUMNS = (
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "finish_reasons",
-    "response_id",
-    "error_type",
-    "ttft_s",
-    "stream_ended_by",
+_EVIDENCE_COLUMNS = tuple(
+    _AT[column]
+    for column in (
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+        "finish_reasons",
+        "response_id",
+        "error_type",
+        "ttft_s",
+        "stream_ended_by",
+    )
 )
 
 
-def _is_call(attrs: Mapping[str, Any], out: Mapping[str, Any], failed: bool) -> bool:
+def _is_call(attrs: Mapping[str, Any], out: Sequence[Any], failed: bool) -> bool:
     """Whether an LLM-kind span with no input count stands for a model call: it has usage, an output, a
     finish reason, a response id or an error. Without any, it is a framework's wrapper or preparation
     step (no request went out under it): counting it would add a call of unknown cost to the trace."""
@@ -843,7 +875,7 @@ def _is_call(attrs: Mapping[str, Any], out: Mapping[str, Any], failed: bool) -> 
 _MAX_USAGE_REPR = 16_384
 
 
-def _usage_repr_cache(value: Any, out: dict[str, Any]) -> None:
+def _usage_repr_cache(value: Any, out: list[Any]) -> None:
     """Cache tokens from LiteLLM's `metadata.usage_object`, a Python repr of its usage dict (OpenAI's
     `prompt_tokens_details.cached_tokens`, or Anthropic's `cache_read/creation_input_tokens`)."""
     if not isinstance(value, str) or len(value) > _MAX_USAGE_REPR:
@@ -858,6 +890,6 @@ def _usage_repr_cache(value: Any, out: dict[str, Any]) -> None:
     read = usage.get("cache_read_input_tokens")
     if read is None and isinstance(details, dict):
         read = details.get("cached_tokens")
-    out["cache_read_tokens"] = _as_int(read)
-    if out["cache_write_tokens"] is None:
-        out["cache_write_tokens"] = _as_int(usage.get("cache_creation_input_tokens"))
+    out[_CACHE_READ] = _as_int(read)
+    if out[_CACHE_WRITE] is None:
+        out[_CACHE_WRITE] = _as_int(usage.get("cache_creation_input_tokens"))
