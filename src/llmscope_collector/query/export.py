@@ -29,7 +29,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-import duckdb
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,6 +37,7 @@ from llmscope_collector.query.backend import QueryBackend
 from llmscope_collector.query.db import Database, bind
 from llmscope_collector.query.filters import TimeRange, TraceQuery
 from llmscope_collector.query.models import TraceSummary
+from llmscope_collector.query.vanished import until_read
 from llmscope_collector.storage.content_items import display_value, dumps
 from llmscope_collector.storage.layout import CONTENT_DIR, LLM_DUPS_DIR, SPANS_DIR, project_date_globs
 from llmscope_collector.storage.schema import SPAN_COLUMNS, TRACE_COLUMNS, Column, names
@@ -268,14 +268,8 @@ class ExportReader:
 
     def _arrow(self, query: str, params: dict[str, Any]) -> pa.Table:
         cur = self._db.cursor()
-        try:
-            for attempt in range(3):  # a file compacted away between the glob and the read: glob again
-                try:
-                    return cur.sql(query, params=bind(query, params)).to_arrow_table()
-                except duckdb.IOException:
-                    if attempt == 2:
-                        raise
-            raise AssertionError("unreachable")
+        try:  # a file compacted away between the glob and the read: glob again
+            return until_read(lambda: cur.sql(query, params=bind(query, params)).to_arrow_table())
         finally:
             cur.close()
 

@@ -18,22 +18,20 @@ import json
 import logging
 import os
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import duckdb
 import pyarrow.parquet as pq
 
 from llmscope_collector.query import sql
 from llmscope_collector.query.db import Database, bind
+from llmscope_collector.query.vanished import until_read
 from llmscope_collector.storage.layout import LLM_DUPS_DIR, TRACES_DIR
 
 log = logging.getLogger(__name__)
 
 COMPACTED_FROM = b"llmscope.compacted_from"
-_RETRIES = 3
 
 
 class DatasetFiles:
@@ -131,15 +129,14 @@ class SummaryIndex:
             yield frozenset(self._loaded[LLM_DUPS_DIR])
 
     def _refresh_all(self) -> None:
-        for attempt in range(_RETRIES + 1):
-            try:
-                for dataset in self._files:
-                    self._refresh(dataset)
-                return
-            except duckdb.IOException:  # a file vanished between listing and reading
-                if attempt == _RETRIES:
-                    raise
-                time.sleep(0.01 * (attempt + 1))
+        """Every dataset's table brought up to date, listed again where a file vanished between its listing
+        and its read (`vanished.until_read`)."""
+
+        def refresh() -> None:
+            for dataset in self._files:
+                self._refresh(dataset)
+
+        until_read(refresh)
 
     def invalidate(self) -> None:
         """Forget what was loaded: the next refresh rebuilds the tables (after a deletion)."""

@@ -20,23 +20,20 @@ import dataclasses
 import datetime as dt
 import os
 import threading
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
-
 from llmscope_collector.query import sql
 from llmscope_collector.query.db import Database
 from llmscope_collector.query.index import DatasetFiles
+from llmscope_collector.query.vanished import until_read
 from llmscope_collector.storage.layout import SPANS_DIR
 
 if TYPE_CHECKING:
     from llmscope_collector.query.index import SummaryIndex
 
 HOUR_NS = 3600 * 10**9
-_RETRIES = 3
 _SKEW_NS = 10**6  # span partitions are dated from a float of the start time: look a millisecond beyond
 PARTIAL_GROUPS = frozenset(sql.PARTIAL_KEYS)
 PARTIAL_FILTERS = frozenset(sql.PARTIAL_FILTERS)
@@ -114,14 +111,7 @@ class CostPartials:
     def refresh(self) -> None:
         """Bring the partials (and the summary index they depend on) up to date with the files on disk."""
         with self._lock:
-            for attempt in range(_RETRIES + 1):
-                try:
-                    self._refresh()
-                    return
-                except duckdb.IOException:  # a file vanished between listing and reading: list again
-                    if attempt == _RETRIES:
-                        raise
-                    time.sleep(0.01 * (attempt + 1))
+            until_read(self._refresh)  # listed again where a file vanished between listing and reading
 
     def _refresh(self) -> None:
         with self._index.held() as dup_files:

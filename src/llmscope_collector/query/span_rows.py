@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from llmscope_collector.query.index import parquet_names, subdirs
+from llmscope_collector.query.vanished import until_read
 from llmscope_collector.storage.layout import SPANS_DIR
-
-_RETRIES = 3
 
 
 class SpanRows:
@@ -36,14 +34,7 @@ class SpanRows:
         """Spans in the files now. A file compaction or retention deleted between the listing and its
         footer's read is listed again; a file that cannot be read raises (the store is unhealthy)."""
         with self._lock:
-            for attempt in range(_RETRIES + 1):
-                try:
-                    return self._count()
-                except FileNotFoundError:
-                    if attempt == _RETRIES:
-                        raise
-                    time.sleep(0.01 * (attempt + 1))
-        raise AssertionError("unreachable")
+            return until_read(self._count)
 
     def _count(self) -> int:
         files = set(_span_files(self._root))

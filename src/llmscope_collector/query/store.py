@@ -59,6 +59,7 @@ from llmscope_collector.query.models import (
 from llmscope_collector.query.partials import CostPartials
 from llmscope_collector.query.rows import money, reported_cost_differs, trace_summary
 from llmscope_collector.query.span_rows import SpanRows
+from llmscope_collector.query.vanished import until_read
 from llmscope_collector.query.waterfall import build_waterfall
 from llmscope_collector.storage.content_items import display_value, rehydrate_attributes
 from llmscope_collector.storage.layout import (
@@ -78,13 +79,6 @@ if TYPE_CHECKING:
 
 _TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _SPAN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
-_VANISHED_FILE_RETRIES = 3
-# How long a read keeps listing again while the files it listed vanish. A compaction retires its inputs one
-# by one after renaming its output in, and a trace read opens the listed files in the same (name) order: on a
-# loaded host each of four attempts over ~60 ms met the next input just unlinked (HTTP 500 on
-# GET /v1/traces/{id} in the 40-kill crash test, 3 runs of 5). Every retry lists anew, so the retries end
-# when the compaction does; this bounds them should a listed file never open.
-_VANISHED_FILE_PATIENCE_S = 2.0
 _json = msgspec.json.Decoder()
 _GENAI_FIELDS = genai_names(SPAN_COLUMNS)  # what a span detail serves in `genai`
 _COSTS = [(c.name, pa.types.is_decimal(c.type)) for c in SPAN_COLUMNS if c.role == "cost"]  # (name, is money)
@@ -96,11 +90,6 @@ _sizes_json = msgspec.json.Decoder(list[tuple[str | None, int | None] | None])
 # 10M spans (36 columns, 21 row groups a day's file). Row groups are still pruned by the scan's own filter.
 _POINT_PLAN_SKIPPED = ("join_order", "statistics_propagation")
 _UNSIZED_KEPT = 4096  # partition states remembered without `content_sizes` (a few per date, dropped all when full)
-
-
-def _is_vanished_file(exc: Exception) -> bool:
-    text = str(exc)
-    return "No such file" in text or "No files found" in text or "Cannot open file" in text
 
 
 class InvalidTraceId(ValueError):
@@ -195,12 +184,10 @@ class TraceStore:
     def _retried(
         self, query: str, params_of: Callable[[], dict[str, Any] | None], db: Database | None = None
     ) -> list[dict[str, Any]]:
-        """Run `query` with `params_of()` (None: no rows). Compaction and retention delete files; a file globbed
-        or listed just before its removal makes DuckDB fail to open it. The data is in the replacement file by
-        then, so globbing (or listing: `params_of` again) succeeds, within `_VANISHED_FILE_PATIENCE_S`."""
-        deadline = time.monotonic() + _VANISHED_FILE_PATIENCE_S
-        attempt = 0
-        while True:
+        """Run `query` with `params_of()` (None: no rows), listed and run again while a file it names has just
+        been removed by a compaction or retention (`vanished.until_read`)."""
+
+        def read() -> list[dict[str, Any]]:
             params = params_of()
             if params is None:
                 return []
@@ -209,13 +196,10 @@ class TraceStore:
                 result = cur.execute(query, bind(query, params))
                 names = [d[0] for d in result.description or ()]
                 return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
-            except duckdb.IOException as exc:
-                if not _is_vanished_file(exc) or time.monotonic() >= deadline:
-                    raise
             finally:
                 cur.close()
-            attempt += 1
-            time.sleep(min(0.01 * attempt, 0.05))
+
+        return until_read(read)
 
     def rows(
         self, project: str, query: str, params: dict[str, Any], dataset: str = SPANS_DIR, *, point: bool = False
@@ -335,15 +319,13 @@ class TraceStore:
 
     def _located_spans(self, project: str, trace_id: str, dates: dict[str, Any]) -> list[dict[str, Any]]:
         """The trace's rows with their refs' kinds and sizes read from the refs (`query.content_kinds`)."""
-        for attempt in range(_VANISHED_FILE_RETRIES + 1):
+
+        def read() -> list[dict[str, Any]]:
             rows = self.trace_rows(project, sql.TRACE_SPANS_LOCATED, {"trace_id": trace_id, **dates})
-            try:
-                self._content_kinds.fill(rows)
-                return rows
-            except FileNotFoundError:  # compacted away since DuckDB read it: the rows are in its replacement
-                if attempt == _VANISHED_FILE_RETRIES:
-                    raise
-        raise AssertionError("unreachable")
+            self._content_kinds.fill(rows)  # a ref's file compacted away since DuckDB read the rows: read again
+            return rows
+
+        return until_read(read)
 
     @staticmethod
     def _in_trace_dates(

@@ -13,8 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from llmscope_collector.query import store as store_module
+from llmscope_collector.query import vanished
 from llmscope_collector.query.store import TraceStore
+from llmscope_collector.query.vanished import is_vanished_file, until_read
 
 _QUERY = "SELECT sum(n) AS total FROM read_parquet($files)"
 
@@ -71,7 +72,7 @@ def test_a_read_lists_again_while_files_keep_vanishing(data: Path, trace_store: 
 def test_a_file_that_never_opens_fails_after_the_patience(
     data: Path, trace_store: TraceStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "_VANISHED_FILE_PATIENCE_S", 0.2)
+    monkeypatch.setattr(vanished, "VANISHED_FILE_PATIENCE_S", 0.2)
     (present,) = _files(data, 1)
     calls: list[int] = []
 
@@ -96,3 +97,50 @@ def test_other_io_errors_are_not_retried(data: Path, trace_store: TraceStore) ->
     with pytest.raises(duckdb.Error):
         trace_store._retried(_QUERY, params_of)
     assert calls == [1]
+
+
+def _footer_rows(directory: Path, vanish: int, calls: list[int]) -> int:
+    """The rows of the directory's files by their footers (as `SpanRows` counts them), the first listed file
+    removed right after each of the first `vanish` listings (a compaction retiring its inputs meanwhile)."""
+    listed = sorted(directory.glob("*.parquet"))
+    calls.append(len(listed))
+    if len(calls) <= vanish:
+        listed[0].unlink()
+    return sum(pq.read_metadata(path).num_rows for path in listed)
+
+
+def test_footer_reads_list_again_while_files_vanish(data: Path) -> None:
+    _files(data, 10)
+    calls: list[int] = []
+    assert until_read(lambda: _footer_rows(data, 6, calls)) == 4  # pyarrow's FileNotFoundError, 6 times
+    assert calls == [10, 9, 8, 7, 6, 5, 4]
+
+
+def test_a_footer_that_never_opens_fails_after_the_patience(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vanished, "VANISHED_FILE_PATIENCE_S", 0.2)
+    calls: list[int] = []
+
+    def read() -> int:
+        calls.append(1)
+        return pq.read_metadata(data / "never-there.parquet").num_rows
+
+    with pytest.raises(FileNotFoundError):
+        until_read(read)
+    assert len(calls) >= 2
+
+
+def _duckdb_error(path: Path) -> duckdb.Error:
+    with pytest.raises(duckdb.Error) as caught:
+        duckdb.connect().execute("SELECT * FROM read_parquet($p)", {"p": str(path)}).fetchall()
+    return caught.value
+
+
+def test_what_counts_as_a_vanished_file(data: Path) -> None:
+    bad = data / "bad.parquet"
+    bad.write_bytes(b"not parquet at all")
+    assert is_vanished_file(_duckdb_error(data / "gone.parquet"))  # named, not there
+    assert is_vanished_file(_duckdb_error(data / "gone-*.parquet"))  # a glob matching nothing
+    assert is_vanished_file(FileNotFoundError(2, "No such file or directory"))
+    assert not is_vanished_file(_duckdb_error(bad))  # there, but not Parquet: not retried
+    assert not is_vanished_file(OSError(28, "No space left on device"))
+    assert not is_vanished_file(ValueError("No such file"))  # only I/O errors say a file vanished
