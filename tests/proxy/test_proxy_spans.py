@@ -259,8 +259,11 @@ class _GatedUpstream:
                     "model": CHAT_MODEL,
                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
                 }
-                self.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
-                self.wfile.flush()
+                try:
+                    self.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the proxy closed this call because its client went away (the disconnect test)
 
             def log_message(self, *args: Any) -> None:
                 pass
