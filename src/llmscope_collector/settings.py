@@ -77,7 +77,7 @@ class Settings:
     # about a core busy), at least 1, up to 4. On 2 cores (the ingest bench, 2 runs each, alternating),
     # 1 worker against 2: spans written per second 36.3k / 35.1k -> 41.6k / 39.5k, CPU per written span
     # 43.6 / 44.9 -> 40.5 / 42.3 us, the tree's peak RSS 504 / 502 -> 417 / 415 MB (a third process on two
-    # cores only added switching and its ~66 MB).
+    # cores only added switching and its ~66 MB). 0 decodes inline, in the collector's own process.
     decode_workers: int = dataclasses.field(default_factory=lambda: max(1, min(4, (os.cpu_count() or 1) - 1)))
     # Read OTLP protobuf with the native decoder when it is built (processors/native.py); false forces
     # the pure-Python path (upb), which gives the same results with more CPU per span.

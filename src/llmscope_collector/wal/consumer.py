@@ -80,8 +80,9 @@ class ConsumerOptions:
     flush_interval_s: float = 1.0
     # Reads being decoded while earlier ones are written, each of up to `max_read_bytes` of payload. What
     # they hold is in memory at once: the payloads and, as they come back, the decoded batches (~1.3x the
-    # payload). 3 x 4 MiB keeps two decode workers busy (each read is 4 tasks of ~1 MiB); 3 x 8 MiB held
-    # ~20 MB more at the ingest bench's peak for the same throughput (docs/memory.md).
+    # payload). 3 x 4 MiB keeps the decode workers busy (a read goes out as about one task per worker,
+    # `decode_pool._chunks`); 3 x 8 MiB held ~20 MB more at the ingest bench's peak for the same throughput,
+    # and 2 reads in flight with one worker no less (docs/memory.md).
     max_read_bytes: int = 4 * 1024 * 1024
     stop_timeout_s: float = 60.0
     reads_in_flight: int = 3
