@@ -122,21 +122,23 @@ class SummaryIndex:
         """Refresh, then keep the tables as they are (no refresh, no invalidation) until the block ends.
 
         Yields the `llm_dups` files loaded: a cache derived from `llm_dups` (query.partials) records
-        which marks it was computed with, and this is the only way to know they are the table's.
+        which marks it was computed with, and this is the only way to know they are the table's. Its refresh
+        is not retried: a vanished file raises, and the caller retries its whole read (`CostPartials.refresh`
+        does), so the two share one patience instead of one nested in the other.
         """
         with self._lock:
-            self._refresh_all()
+            self._refresh_datasets()
             yield frozenset(self._loaded[LLM_DUPS_DIR])
 
     def _refresh_all(self) -> None:
         """Every dataset's table brought up to date, listed again where a file vanished between its listing
         and its read (`vanished.until_read`)."""
+        until_read(self._refresh_datasets)
 
-        def refresh() -> None:
-            for dataset in self._files:
-                self._refresh(dataset)
-
-        until_read(refresh)
+    def _refresh_datasets(self) -> None:
+        """Every dataset's table brought up to date, once (a vanished file raises)."""
+        for dataset in self._files:
+            self._refresh(dataset)
 
     def invalidate(self) -> None:
         """Forget what was loaded: the next refresh rebuilds the tables (after a deletion)."""

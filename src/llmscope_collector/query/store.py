@@ -186,20 +186,22 @@ class TraceStore:
     ) -> list[dict[str, Any]]:
         """Run `query` with `params_of()` (None: no rows), listed and run again while a file it names has just
         been removed by a compaction or retention (`vanished.until_read`)."""
+        return until_read(lambda: self._read_once(query, params_of, db))
 
-        def read() -> list[dict[str, Any]]:
-            params = params_of()
-            if params is None:
-                return []
-            cur = (db or self._db).cursor()
-            try:
-                result = cur.execute(query, bind(query, params))
-                names = [d[0] for d in result.description or ()]
-                return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
-            finally:
-                cur.close()
-
-        return until_read(read)
+    def _read_once(
+        self, query: str, params_of: Callable[[], dict[str, Any] | None], db: Database | None = None
+    ) -> list[dict[str, Any]]:
+        """Run `query` with `params_of()` (None: no rows), once: a vanished file raises (`_retried` retries)."""
+        params = params_of()
+        if params is None:
+            return []
+        cur = (db or self._db).cursor()
+        try:
+            result = cur.execute(query, bind(query, params))
+            names = [d[0] for d in result.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+        finally:
+            cur.close()
 
     def rows(
         self, project: str, query: str, params: dict[str, Any], dataset: str = SPANS_DIR, *, point: bool = False
@@ -216,16 +218,22 @@ class TraceStore:
             return []
         return self._rows(query, {**params, "glob": glob}, db)
 
-    def trace_rows(self, project: str, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    def trace_rows(
+        self, project: str, query: str, params: dict[str, Any], *, retry: bool = True
+    ) -> list[dict[str, Any]]:
         """Run `query`, a read of one trace's span rows from `$files`, over the project's span files of the dates
         `from_date`..`to_date` of `params`, named one by one (listed again where one vanished), on the
-        single-threaded connection; `$by_name` tells DuckDB to match columns by name across several files."""
+        single-threaded connection; `$by_name` tells DuckDB to match columns by name across several files.
+        `retry=False`: listed and run once, for a caller that retries a larger read itself (one patience,
+        not one inside another)."""
 
         def bound() -> dict[str, Any] | None:
             files = self._span_files(project, params["from_date"], params["to_date"])
             return {**params, "files": files, "by_name": len(files) > 1} if files else None
 
-        return self._retried(query, bound, self._lookups)
+        if retry:
+            return self._retried(query, bound, self._lookups)
+        return self._read_once(query, bound, self._lookups)
 
     def _span_files(self, project: str, first: dt.date, last: dt.date) -> list[str]:
         """The project's span files dated `first`..`last` (the partitions of a few dates, else every date's)."""
@@ -321,8 +329,11 @@ class TraceStore:
         """The trace's rows with their refs' kinds and sizes read from the refs (`query.content_kinds`)."""
 
         def read() -> list[dict[str, Any]]:
-            rows = self.trace_rows(project, sql.TRACE_SPANS_LOCATED, {"trace_id": trace_id, **dates})
-            self._content_kinds.fill(rows)  # a ref's file compacted away since DuckDB read the rows: read again
+            # Both reads once, retried together: a ref's file compacted away since DuckDB read the rows means
+            # reading the rows again, within the one patience of `until_read`.
+            params = {"trace_id": trace_id, **dates}
+            rows = self.trace_rows(project, sql.TRACE_SPANS_LOCATED, params, retry=False)
+            self._content_kinds.fill(rows)
             return rows
 
         return until_read(read)

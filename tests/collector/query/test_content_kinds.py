@@ -218,9 +218,9 @@ def test_a_store_remembers_partitions_without_the_sizes_until_they_change(
     queries: list[str] = []
     rows = store.trace_rows
 
-    def logged(project: str, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    def logged(project: str, query: str, params: dict[str, Any], **how: Any) -> list[dict[str, Any]]:
         queries.append(query)
-        return rows(project, query, params)
+        return rows(project, query, params, **how)
 
     store.trace_rows = logged  # type: ignore[method-assign]
     try:

@@ -144,3 +144,61 @@ def test_what_counts_as_a_vanished_file(data: Path) -> None:
     assert not is_vanished_file(_duckdb_error(bad))  # there, but not Parquet: not retried
     assert not is_vanished_file(OSError(28, "No space left on device"))
     assert not is_vanished_file(ValueError("No such file"))  # only I/O errors say a file vanished
+
+
+@pytest.fixture
+def read_depths(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How deep in `until_read` each of its calls started (1: not inside another), for every reader module."""
+    from llmscope_collector.query import index, partials, store
+
+    depths: list[int] = []
+    active = [0]
+    original = vanished.until_read
+
+    def tracked(read: Any) -> Any:
+        active[0] += 1
+        depths.append(active[0])
+        try:
+            return original(read)
+        finally:
+            active[0] -= 1
+
+    for module in (vanished, store, index, partials):
+        monkeypatch.setattr(module, "until_read", tracked)
+    monkeypatch.setattr(vanished, "VANISHED_FILE_PATIENCE_S", 0.2)
+    return depths
+
+
+def _dangling(data: Path, dataset: str) -> Path:
+    """A listed Parquet file that never opens (a symlink to nothing) in a partition of `dataset`."""
+    partition = data / dataset / "project=default" / "date=2026-12-05"
+    partition.mkdir(parents=True)
+    link = partition / "gone.parquet"
+    link.symlink_to(data / "nowhere.parquet")
+    return link
+
+
+def test_a_waterfall_read_and_its_refs_share_one_patience(
+    data: Path, trace_store: TraceStore, read_depths: list[int]
+) -> None:
+    """The located spans' read retries the rows and the refs together: the rows' read inside is not retried
+    on its own (a file that never opens fails after one patience, not one within another)."""
+    import datetime as dt
+
+    _dangling(data, "spans")
+    day = dt.date(2026, 12, 5)
+    with pytest.raises(duckdb.IOException, match=r"gone\.parquet"):
+        trace_store._located_spans("default", "ab" * 16, {"from_date": day, "to_date": day})
+    assert read_depths == [1]
+
+
+def test_the_cost_partials_and_the_index_they_hold_share_one_patience(
+    data: Path, trace_store: TraceStore, read_depths: list[int]
+) -> None:
+    _dangling(data, "traces")
+    with pytest.raises(duckdb.IOException, match=r"gone\.parquet"):
+        trace_store.partials.refresh()
+    assert read_depths == [1]
+    with pytest.raises(duckdb.IOException, match=r"gone\.parquet"):
+        trace_store.index.refresh()  # on its own, the index retries its refresh itself
+    assert read_depths == [1, 1]
