@@ -920,9 +920,10 @@ def _tag_sets(spans: pa.Table, trace_ids: pa.ChunkedArray, starts: pa.Array | No
 def _tag_runs(tags: pa.ListArray, starts: pa.Array) -> pa.ListArray | None:
     """`_tag_sets` when the rows come as runs of trace ids (`run_starts`): the flattened tags of a run are
     one run too (they start where its first row's do, by a cumulative count of the rows' tags), so
-    `run_sets` unions them. Acero's group-by (and the take of a trace id per tag, the lookup and the
-    take that aligned its groups) was ~0.35 ms a flush whatever its size (cProfile, benchmarks/writer_thread.py
-    at 1,000-row flushes). None (the caller's Acero path) without the extension."""
+    `run_sets` unions them, in the order of their first row as Acero's "distinct" lists them. Acero's
+    group-by (with the take of a trace id per tag, and the lookup and take that aligned its groups) cost the
+    flush thread ~0.13 ms a flush without any tag, ~0.56 ms with 1,000 spans of 0-2 tags, ~1.4 with 10,000;
+    this ~0.03, ~0.15, ~0.54 (thread CPU, best of 7). None (the caller's Acero path) without the extension."""
     flat = _present(pc.list_flatten(tags))
     if not len(flat):
         return pa.nulls(len(starts) - 1, pa.list_(pa.string()))
