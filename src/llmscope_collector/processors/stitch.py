@@ -894,7 +894,9 @@ def _aligned(trace_ids: pa.ChunkedArray, keyed: pa.Table, column: str) -> pa.Chu
     return pc.take(keyed.column(column), where)
 
 
-def _tag_sets(spans: pa.Table, trace_ids: pa.ChunkedArray, starts: pa.Array | None = None) -> Any:
+def _tag_sets(
+    spans: pa.Table, trace_ids: pa.ChunkedArray, starts: pa.Array | None = None
+) -> pa.Array | pa.ChunkedArray:
     """Per trace (`trace_ids`), the distinct non-empty tags of its rows in the order of their first row (null
     for none); by the traces' runs of rows when `_grouped` found them (`starts`: `_tag_runs`), else by
     Acero's group-by and an alignment to `trace_ids`."""
