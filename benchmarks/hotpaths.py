@@ -43,6 +43,7 @@ from ingest import build_templates  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 from otlp_traces import CONTENT_MARKER  # noqa: E402
 
+from llmscope_collector.process_memory import tune_gc  # noqa: E402
 from llmscope_collector.processors import cost, decode, limits, messages, native, normalize, pricing  # noqa: E402
 from llmscope_collector.processors import limits as lim  # noqa: E402
 from llmscope_collector.processors.decode import attributes_dict  # noqa: E402
@@ -279,6 +280,7 @@ def callgrind_run(stage: str, passes: int, most: int, requests: int, per_request
     protos, _, _ = build_templates(requests, per_request, 3)
     fresh = _fresh(protos, most + 1)
     if stage == "decode_payload":
+        tune_gc()  # as a decode worker runs (its initializer): no collections counted that production skips
         for ps in fresh[: passes + 1]:
             for body in ps:
                 decode_payload("default", body)
@@ -294,6 +296,7 @@ def callgrind_run(stage: str, passes: int, most: int, requests: int, per_request
         finally:
             decode.to_part = to_part
         captured.append(rows)
+    tune_gc()
     for rows in captured[: passes + 1]:
         for cols in rows:
             decode._previews(cols, cols[decode.CONTENT_ITEMS], None)
