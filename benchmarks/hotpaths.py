@@ -16,7 +16,9 @@ stage (`CALLGRIND_STAGES`: the whole `decode_payload`, the preview candidates of
 this script under valgrind twice, with 0 and `--passes` passes of the stage after the same set-up and
 warm-up pass, and divides the difference of their main threads' counts by the spans decoded. Every
 pass has new content (as the timed whole decode above), so the content split's memo hits only what a
-request resends itself.
+request resends itself. After its set-up a run tunes the GC as a decode worker does (`tune_gc`): with
+CPython's defaults the count included collections production does not run (base decode_payload 104.2k
+instructions a span, 93.4k tuned).
 """
 
 from __future__ import annotations
