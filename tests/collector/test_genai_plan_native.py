@@ -218,3 +218,30 @@ def test_a_remembered_plan_reads_the_spans_own_key_objects() -> None:
     others = {"".join(k): v for k, v in attrs.items()}
     assert _native(normalize._KEYED_PLANS, attrs) == first == _native(normalize._KEYED_PLANS, others)
     assert first[normalize._AT["input_tokens"]] == 3 and first[normalize._AT["total_tokens"]] == 7
+
+
+_REASONS = st.one_of(
+    st.sampled_from(["stop", "end_turn", "max_tokens", "STOP", "Length", "tool_use", "", "\u017ftop", "stop ", "x"]),
+    st.text(max_size=4),
+    st.builds(_Str, st.sampled_from(["stop", "end_turn"])),
+    st.integers(),
+    st.none(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(st.lists(_REASONS, max_size=4), _REASONS),
+    st.one_of(st.sampled_from(["openai", "OpenAI", "anthropic", "Azure.AI.OpenAI", "", "vertex_ai"]), _ODD),
+)
+def test_the_derived_fast_paths_answer_as_their_functions(reasons: Any, provider: Any) -> None:
+    """`_provider`'s memo and `_finish_reasons`' usual list, which the C answers without calling them (a
+    reason in lowercase ASCII, a provider the memo holds; the functions decide the rest): the same rows."""
+    attrs = {"gen_ai.provider.name": provider, "gen_ai.response.finish_reasons": reasons, "gen_ai.request.model": "m"}
+    for _ in range(2):  # the second time, the memo holds the provider the first normalized
+        pure, native = _both(attrs)
+        assert native == pure
+    usual = isinstance(reasons, list) and reasons and all(type(r) is str and r and r.isascii() for r in reasons)
+    if usual and pure[0] == "row":  # (a provider whose comparison raises: raised either way, above)
+        row = dict(zip(normalize.GENAI_COLUMNS, _native(normalize._KEYED_PLANS, attrs), strict=True))
+        assert row["finish_reasons"] == [normalize.FINISH_REASONS.get(r.lower(), r) for r in reasons]

@@ -17,14 +17,18 @@
  *   strs  = ((column, key, slow), ...)     slow(attrs, value) unless value is a non-empty str
  *   ints  = ((column, key, slow), ...)     slow(attrs, value) unless value is an int64 int; None skipped
  *   multi = ((column, keys, convert), ...) convert(first present value) when one is present
- *   derived = ((column, derive), ...)      derive(attrs)
+ *   derived = ((column, derive, fast), ...) derive(attrs), unless fast (kind, key, table) answers:
+ *                                          MEMO: table[attrs[key]] for an exact str there (not None);
+ *                                          LIST: [table.get(r, r) for r in attrs[key]], a non-empty list
+ *                                          of non-empty lowercase ASCII exact str (r.lower() is r)
  *   total = (column, input, output, fn)    fn(attrs, row) if fn is not None, else input + output
  * Every tuple's shape is checked (a TypeError names a plan this module was not built for).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#define FORMAT 2 /* normalize._FORMAT: the shape of a plan this file reads (2: a list row, columns by position) */
+#define FORMAT 3 /* normalize._FORMAT: the shape of a plan this file reads (2: a list row, columns by position; 3: a
+                    * derived step's fast path) */
 
 enum { P_ROW, P_STRS, P_INTS, P_MULTI, P_DERIVED, P_TOTAL, P_FIELDS };
 enum { DONE = 0, FAILED = -1, UNDECIDED = -2 };
@@ -159,12 +163,66 @@ static int multi_columns(PyObject *steps, PyObject *attrs, PyObject *out) {
     return DONE;
 }
 
+enum { FAST_MEMO = 0, FAST_LIST = 1 }; /* normalize._FAST_MEMO, _FAST_LIST */
+
+/* An exact str, not empty, of ASCII with no uppercase letter: its lower() is equal to it. */
+static int lower_ascii(PyObject *v) {
+    if (!PyUnicode_CheckExact(v) || !PyUnicode_IS_ASCII(v) || PyUnicode_GET_LENGTH(v) == 0) return 0;
+    const Py_UCS1 *c = PyUnicode_1BYTE_DATA(v);
+    for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(v); i++)
+        if (c[i] >= 'A' && c[i] <= 'Z') return 0;
+    return 1;
+}
+
+/* `[table.get(r, r) for r in list]` (a new reference) when every item of the non-empty `list` is lower_ascii,
+ * else NULL (with an error or not). */
+static PyObject *list_mapped(PyObject *list, PyObject *table) {
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    if (n == 0) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!lower_ascii(PyList_GET_ITEM(list, i))) return NULL;
+    PyObject *mapped = PyList_New(n);
+    for (Py_ssize_t i = 0; mapped != NULL && i < n; i++) {
+        PyObject *r = PyList_GET_ITEM(list, i), *to = PyDict_GetItemWithError(table, r);
+        if (to == NULL && PyErr_Occurred()) Py_CLEAR(mapped);
+        else PyList_SET_ITEM(mapped, i, Py_NewRef(to != NULL ? to : r));
+    }
+    return mapped;
+}
+
+/* The value a derived step's fast path `fast` ((kind, key, table): normalize._Fast, or None) gives `attrs`, as
+ * a new reference; NULL where its function decides (an error set: FAILED). The function's own usual case, without
+ * its call: ~2.2k instructions a bench span of decode_payload's. */
+static PyObject *fast_value(PyObject *fast, PyObject *attrs) {
+    if (fast == Py_None) return NULL;
+    if (!tuple_of(fast, 3, "derived step's fast path") || !PyLong_CheckExact(PyTuple_GET_ITEM(fast, 0)) ||
+        !PyDict_CheckExact(PyTuple_GET_ITEM(fast, 2))) {
+        if (!PyErr_Occurred()) bad_plan("derived step's fast path");
+        return NULL;
+    }
+    long kind = PyLong_AsLong(PyTuple_GET_ITEM(fast, 0));
+    PyObject *table = PyTuple_GET_ITEM(fast, 2), *v = PyDict_GetItemWithError(attrs, PyTuple_GET_ITEM(fast, 1));
+    if (v == NULL) return NULL;
+    if (kind == FAST_MEMO && PyUnicode_CheckExact(v)) {
+        PyObject *to = PyDict_GetItemWithError(table, v);
+        return to != NULL && to != Py_None ? Py_NewRef(to) : NULL;
+    }
+    if (kind == FAST_LIST && PyList_CheckExact(v)) return list_mapped(v, table);
+    return NULL;
+}
+
+/* derived: (column, derive, fast) each: the fast path's value, else derive(attrs). */
 static int derived_columns(PyObject *steps, PyObject *attrs, PyObject *out) {
     if (!tuple_of(steps, -1, "derived")) return FAILED;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(steps); i++) {
-        PyObject *step = tuple_of(PyTuple_GET_ITEM(steps, i), 2, "derived step");
+        PyObject *step = tuple_of(PyTuple_GET_ITEM(steps, i), 3, "derived step");
         if (step == NULL) return FAILED;
-        int status = set_new(out, PyTuple_GET_ITEM(step, 0), PyObject_CallOneArg(PyTuple_GET_ITEM(step, 1), attrs));
+        PyObject *value = fast_value(PyTuple_GET_ITEM(step, 2), attrs);
+        if (value == NULL) {
+            if (PyErr_Occurred()) return FAILED;
+            value = PyObject_CallOneArg(PyTuple_GET_ITEM(step, 1), attrs);
+        }
+        int status = set_new(out, PyTuple_GET_ITEM(step, 0), value);
         if (status != DONE) return status;
     }
     return DONE;

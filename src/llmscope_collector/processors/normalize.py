@@ -620,6 +620,9 @@ def _exception_type(events: Sequence[Mapping[str, Any]]) -> str | None:
 
 
 _Slow = Callable[[Mapping[str, Any], Any], Any]
+_Fast = tuple[int, str, Mapping[str, str]]
+"""A derived column's usual case, which the C extension answers without calling its function: (`_FAST_MEMO`
+or `_FAST_LIST`, key, table); its function answers the same (and everything else)."""
 """A plan's column when its value is not the usual kind: (attrs, value) → the column's value."""
 _Total = tuple[int, int, int, Callable[[Mapping[str, Any], Sequence[Any]], Any] | None]
 
@@ -636,7 +639,7 @@ class _Plan(NamedTuple):
     strs: tuple[tuple[int, str, _Slow], ...]  # (column, key, slow): a non-empty `str` is the value, else slow's
     ints: tuple[tuple[int, str, _Slow], ...]  # (column, key, slow): an int64 `int` is the value, else slow's
     multi: tuple[tuple[int, tuple[str, ...], Callable[[Any], Any]], ...]  # (column, keys, convert): first present
-    derived: tuple[tuple[int, Callable[[Mapping[str, Any]], Any]], ...]
+    derived: tuple[tuple[int, Callable[[Mapping[str, Any]], Any], _Fast | None], ...]  # (column, derive, fast)
     total: _Total  # (column, input column, output column, from the attributes' totals or None: the sum)
     derived_columns: frozenset[str]  # (by name)
 
@@ -673,6 +676,20 @@ def _run(derive: Callable[[Mapping[str, Any]], Any]) -> _Slow:
     return lambda attrs, value: derive(attrs)
 
 
+_FAST_MEMO = 0  # attrs[key] an exact str that `table` maps to a value (not None): that value
+_FAST_LIST = 1  # attrs[key] a non-empty list of non-empty lowercase ASCII exact str: [table.get(r, r) for r in it]
+# The derived columns' fast paths (`_Fast`): `_provider`'s memo and `_finish_reasons`' usual list. Their calls
+# from the C extension took ~2.2k instructions a bench span of decode_payload's (hotpaths.py --callgrind).
+_FAST: dict[Callable[[Mapping[str, Any]], Any], _Fast] = {
+    _provider: (_FAST_MEMO, _PROVIDER_KEYS[0], _PROVIDERS),
+    _finish_reasons: (_FAST_LIST, _FINISH_REASON_KEYS[0], FINISH_REASONS),
+}
+
+
+def _derived_step(column: str, derive: Callable[[Mapping[str, Any]], Any]) -> tuple[int, Any, _Fast | None]:
+    return (_AT[column], derive, _FAST.get(derive))
+
+
 def _plan(known: frozenset[str]) -> _Plan:
     present = {c: (tuple(k for k in keys if k in known), is_int) for c, (keys, is_int) in _TABLE_COLUMNS.items()}
     singles = {c: (keys[0], is_int) for c, (keys, is_int) in present.items() if len(keys) == 1}
@@ -688,7 +705,7 @@ def _plan(known: frozenset[str]) -> _Plan:
         tuple((_AT[c], k, slow) for c, (k, slow) in str_keys.items()),
         tuple((_AT[c], k, _int_value) for c, k in int_keys.items()),
         tuple((_AT[c], keys, _as_int if is_int else _as_str) for c, (keys, is_int) in present.items() if len(keys) > 1),
-        tuple((_AT[c], derive) for c, derive in runs.items()),
+        tuple(_derived_step(c, derive) for c, derive in runs.items()),
         (_AT["total_tokens"], _INPUT, _OUTPUT, total),
         frozenset(c for c, (_, reads) in _DERIVED.items() if not known.isdisjoint(reads)),
     )
@@ -706,7 +723,7 @@ def _keyed_plan(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> _Plan:
         extra = tuple(c for c in _scanned_columns(attrs) if c not in plan.derived_columns)
         if extra:
             plan = plan._replace(
-                derived=plan.derived + tuple((_AT[c], _DERIVED[c][0]) for c in extra),
+                derived=plan.derived + tuple(_derived_step(c, _DERIVED[c][0]) for c in extra),
                 derived_columns=plan.derived_columns.union(extra),
             )
     if len(keys) <= _MAX_KEYED_ATTRS:
@@ -766,7 +783,7 @@ def _python_apply_plan(plans: Mapping[tuple[str, ...], _Plan], attrs: Mapping[st
         value = _first(attrs, keys)
         if value is not None:
             out[column] = convert(value)
-    for column, derive in plan.derived:
+    for column, derive, _ in plan.derived:
         out[column] = derive(attrs)
     column, inputs, outputs, total = plan.total
     if total is not None:
@@ -779,7 +796,7 @@ def _python_apply_plan(plans: Mapping[tuple[str, ...], _Plan], attrs: Mapping[st
 _ApplyPlan = Callable[[Mapping[tuple[str, ...], _Plan], Mapping[str, Any]], list[Any] | None]
 # The shape of `_Plan` and of `apply_plan`'s arguments the C extension must have been built for (a tree's build
 # left from an older `_genai_plan.c` is not used).
-_FORMAT = 2  # (2: the row a list, its columns positions)
+_FORMAT = 3  # (2: the row a list, its columns positions; 3: a derived step's fast path)
 
 
 def _load_apply_plan() -> tuple[_ApplyPlan, bool]:
