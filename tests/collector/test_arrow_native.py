@@ -539,3 +539,52 @@ def test_delta_aggregates_by_runs_are_acero_s(rows: list[tuple[Any, ...]], skip:
     for name, column in hashed.items():
         assert got[name].type == column.type, name
         assert got[name].to_pylist() == column.to_pylist(), name
+
+
+_ROW_VALUES = st.one_of(st.none(), st.integers(), st.text(max_size=3), st.lists(st.integers(), max_size=2))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=6).flatmap(
+        lambda w: st.tuples(st.just(w), st.lists(st.tuples(*[_ROW_VALUES] * w), max_size=6))
+    )
+)
+def test_rows_are_transposed_as_zip_transposes_them(drawn: tuple[int, list[tuple[Any, ...]]]) -> None:
+    width, rows = drawn
+    columns = arrow_native.transpose(rows, width)
+    assert columns == ([[] for _ in range(width)] if not rows else [list(c) for c in zip(*rows, strict=True)])
+    assert all(type(c) is list for c in columns) and len(columns) == width
+    if rows and width:  # the Python path decides what is not a list of tuples of `width`
+        assert arrow_native.transpose([*rows[:-1], list(rows[-1])], width) == columns
+        with pytest.raises(ValueError):
+            arrow_native.transpose([*rows, (*rows[0], None)], width)
+
+
+_PAIRS = st.lists(
+    st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.text(max_size=2)), max_size=4), max_size=5
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_PAIRS)
+def test_content_pairs_are_deduplicated_as_a_dict_deduplicates_them(per_span: list[list[tuple[str, str]]]) -> None:
+    items = dict(itertools.chain.from_iterable(per_span))  # (a key's first place, its last value)
+    assert arrow_native.unique_pairs(per_span) == (list(items), list(items.values()))
+    if per_span and per_span[0]:  # not lists of 2-tuples: the dict decides (and raises what it raises)
+        as_lists = [[list(pair) for pair in per_span[0]], *per_span[1:]]
+        assert arrow_native.unique_pairs(as_lists) == (list(items), list(items.values()))
+        with pytest.raises(TypeError):
+            arrow_native.unique_pairs([[([], "x")]])
+
+
+def test_the_extension_transposes_and_deduplicates_where_it_is_built() -> None:
+    if not arrow_native.AVAILABLE:
+        pytest.skip("the C extension is not built")
+    assert arrow_native._transpose is not None and arrow_native._transpose([(1, 2)], 2) == [[1], [2]]
+    assert arrow_native._transpose([(1, 2), [3, 4]], 2) is None
+    assert arrow_native._unique_pairs is not None and arrow_native._unique_pairs([[("a", "1")], [("a", "2")]]) == (
+        ["a"],
+        ["2"],
+    )
+    assert arrow_native._unique_pairs([[["a", "1"]]]) is None

@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from llmscope_collector.processors import native as native_decoder
-from llmscope_collector.processors.arrow_native import RowArrays
+from llmscope_collector.processors.arrow_native import RowArrays, transpose, unique_pairs
 from llmscope_collector.processors.limits import (
     DEFAULT_LIMITS,
     MAX_TIME_NS,
@@ -104,7 +104,7 @@ _ScoreParts = dict[PartitionKey, list[dict[str, Any]]]  # score rows (`SCORE_SCH
 
 def _columns(rows: list[tuple[Any, ...]]) -> Columns:
     """Row tuples → column lists, with the cost columns (all None until `price_rows`)."""
-    cols = dict(zip(_DECODED_FIELDS, map(list, zip(*rows, strict=True)), strict=True))
+    cols = dict(zip(_DECODED_FIELDS, transpose(rows, len(_DECODED_FIELDS)), strict=True))
     for name in _COST_FIELDS:
         cols[name] = [None] * len(rows)
     return cols
@@ -420,8 +420,7 @@ def _content_table(per_span: list[list[tuple[str, str]]]) -> pa.Table:
     """One row per hash, built by the C extension where it answers, else hashes and bodies converted
     apart (chained into one conversion, as `_arrays_of_type` does for the span columns, the bodies'
     bytes cost more than the call saved)."""
-    items = dict(chain.from_iterable(per_span))
-    columns = (list(items), list(items.values()))
+    columns = unique_pairs(per_span)
     table = _CONTENT_NATIVE.table(columns)
     if table is not None:
         return table
