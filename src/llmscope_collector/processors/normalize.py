@@ -620,10 +620,10 @@ def _exception_type(events: Sequence[Mapping[str, Any]]) -> str | None:
 
 
 _Slow = Callable[[Mapping[str, Any], Any], Any]
+"""A plan's column when its value is not the usual kind: (attrs, value) → the column's value."""
 _Fast = tuple[int, str, Mapping[str, str]]
 """A derived column's usual case, which the C extension answers without calling its function: (`_FAST_MEMO`
 or `_FAST_LIST`, key, table); its function answers the same (and everything else)."""
-"""A plan's column when its value is not the usual kind: (attrs, value) → the column's value."""
 _Total = tuple[int, int, int, Callable[[Mapping[str, Any], Sequence[Any]], Any] | None]
 
 
