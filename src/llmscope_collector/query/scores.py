@@ -15,11 +15,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from llmscope_collector.query.db import Database, bind
 from llmscope_collector.query.filters import InvalidFilter
 from llmscope_collector.query.models import Score
+from llmscope_collector.query.vanished import until_read
 from llmscope_collector.storage.layout import SCORES_DIR, project_glob
 from llmscope_collector.storage.schema import SCORE_COLUMNS, names
 
@@ -177,18 +176,18 @@ class ScoreStore:
         glob = project_glob(self._data_dir, SCORES_DIR, project)
         if glob is None:
             return []
-        cur = self._db.cursor()
-        try:
-            params = {**params, "glob": glob}
-            result = cur.execute(query, bind(query, params))
-            columns = [d[0] for d in result.description or ()]
-            return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
-        except duckdb.IOException:  # a file removed (retention) between the glob and the read: once more
-            result = cur.execute(query, bind(query, params))
-            columns = [d[0] for d in result.description or ()]
-            return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
-        finally:
-            cur.close()
+        bound = bind(query, {**params, "glob": glob})
+
+        def read() -> list[dict[str, Any]]:
+            cur = self._db.cursor()
+            try:
+                result = cur.execute(query, bound)
+                columns = [d[0] for d in result.description or ()]
+                return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
+            finally:
+                cur.close()
+
+        return until_read(read)  # a file removed (retention) between the glob and the read: glob again
 
     def close(self) -> None:
         if self._owns_db:
